@@ -1,0 +1,297 @@
+/**
+ * The environment contract between the charts and the trainer.
+ *
+ * Charts call {@link toEnv} to render a container's env; the trainer calls
+ * {@link parseTrainerEnv} on process.env. Both walk the same field table, so a
+ * variable's name, type, bounds and default are written exactly once.
+ *
+ * This module imports nothing: it is safe to load from charts/ and trainer/.
+ */
+import { DEFAULT_MAX_PAYLOAD_BYTES, PORTS } from './ports';
+import { PATHS } from './paths';
+
+export const ROLES = ['ddp', 'fl-server', 'fl-client', 'split-server', 'split-client', 'api'] as const;
+export type Role = (typeof ROLES)[number];
+
+export const DATASETS = ['mnist', 'fashion-mnist', 'cifar10'] as const;
+export type DatasetName = (typeof DATASETS)[number];
+
+export const MODELS = ['mlp', 'cnn', 'resnet'] as const;
+export type ModelName = (typeof MODELS)[number];
+
+export const OPTIMIZERS = ['sgd', 'momentum', 'adam'] as const;
+export type OptimizerName = (typeof OPTIMIZERS)[number];
+
+export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Variable names. torchrun/Kubeflow and MLflow names are kept where they exist. */
+export const ENV = {
+  role: 'TENSORFLEET_ROLE',
+  jobName: 'TENSORFLEET_JOB_NAME',
+  rank: 'RANK',
+  worldSize: 'WORLD_SIZE',
+  masterAddr: 'MASTER_ADDR',
+  masterPort: 'MASTER_PORT',
+  peers: 'TENSORFLEET_PEERS',
+  generation: 'TENSORFLEET_GENERATION',
+  listenPort: 'TENSORFLEET_PORT',
+  healthPort: 'TENSORFLEET_HEALTH_PORT',
+  authToken: 'TENSORFLEET_AUTH_TOKEN',
+  maxPayloadBytes: 'TENSORFLEET_MAX_PAYLOAD_BYTES',
+  timeoutMs: 'TENSORFLEET_TIMEOUT_MS',
+  dataset: 'TENSORFLEET_DATASET',
+  datasetUri: 'TENSORFLEET_DATASET_URI',
+  datasetSize: 'TENSORFLEET_DATASET_SIZE',
+  model: 'TENSORFLEET_MODEL',
+  epochs: 'TENSORFLEET_EPOCHS',
+  batchSize: 'TENSORFLEET_BATCH_SIZE',
+  learningRate: 'TENSORFLEET_LEARNING_RATE',
+  optimizer: 'TENSORFLEET_OPTIMIZER',
+  seed: 'TENSORFLEET_SEED',
+  dataDir: 'TENSORFLEET_DATA_DIR',
+  checkpointDir: 'TENSORFLEET_CHECKPOINT_DIR',
+  outputDir: 'TENSORFLEET_OUTPUT_DIR',
+  trackingUri: 'MLFLOW_TRACKING_URI',
+  experimentName: 'MLFLOW_EXPERIMENT_NAME',
+  s3Endpoint: 'AWS_ENDPOINT_URL_S3',
+  logLevel: 'TENSORFLEET_LOG_LEVEL',
+} as const;
+
+/** Variables that must come from a Secret (never rendered as plain values by charts). */
+export const SECRET_ENV: ReadonlyArray<string> = [ENV.authToken];
+
+/** Everything a trainer process needs to know, whatever its role. */
+export interface TrainerConfig {
+  readonly role: Role;
+  /** The training job's name; names MLflow runs and checkpoints. */
+  readonly jobName: string;
+  /** This process's rank (client index for federated/split clients). */
+  readonly rank: number;
+  /** Ranks in the group (clients for federated/split). */
+  readonly worldSize: number;
+  /** Address of rank 0 / the server. */
+  readonly masterAddr: string;
+  readonly masterPort: number;
+  /**
+   * Peer addresses: either a template with `{rank}` (`job-{rank}.job-ring:29500`,
+   * the headless Service's DNS names) or a comma list of `host:port`, one per rank.
+   */
+  readonly peers: string;
+  /** Incremented on every restart of the group; peers of another generation are refused. */
+  readonly generation: number;
+  readonly listenPort: number;
+  readonly healthPort: number;
+  /** Bearer token checked at the WebSocket upgrade. */
+  readonly authToken?: string;
+  readonly maxPayloadBytes: number;
+  /** Timeout of every wait (connect, collective step, round). */
+  readonly timeoutMs: number;
+  readonly dataset: DatasetName;
+  /** file path, http(s):// or s3:// location of the dataset files. */
+  readonly datasetUri?: string;
+  /** Train on this many examples (0 = all). */
+  readonly datasetSize: number;
+  readonly model: ModelName;
+  readonly epochs: number;
+  readonly batchSize: number;
+  readonly learningRate: number;
+  readonly optimizer: OptimizerName;
+  readonly seed: number;
+  readonly dataDir: string;
+  readonly checkpointDir: string;
+  readonly outputDir: string;
+  /** MLflow tracking server; unset writes an mlruns/ file store under outputDir. */
+  readonly trackingUri?: string;
+  readonly experimentName: string;
+  /** S3-compatible endpoint for s3:// dataset URIs. */
+  readonly s3Endpoint?: string;
+  readonly logLevel: LogLevel;
+}
+
+/** What a caller must provide; everything else has a default. */
+export type TrainerConfigInput = Pick<TrainerConfig, 'role' | 'jobName'> & Partial<TrainerConfig>;
+
+/** Thrown by {@link parseTrainerEnv} with every problem found, one per variable. */
+export class TrainerEnvError extends Error {
+  readonly code = 'TRAINER_ERR_INVALID_ENV';
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid trainer environment: ${problems.join('; ')}`);
+    this.name = 'TrainerEnvError';
+  }
+}
+
+type Parsed<T> = { ok: true; value: T } | { ok: false; allowed: string };
+
+interface Field<K extends keyof TrainerConfig> {
+  readonly key: K;
+  readonly parse: (raw: string) => Parsed<NonNullable<TrainerConfig[K]>>;
+  /** Default when the variable is unset; `undefined` means optional with no value. */
+  readonly fallback?: NonNullable<TrainerConfig[K]>;
+  readonly required?: boolean;
+}
+
+const DNS_1123_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+function int(min: number, max = Number.MAX_SAFE_INTEGER): (raw: string) => Parsed<number> {
+  const allowed = max === Number.MAX_SAFE_INTEGER ? `an integer >= ${min}` : `an integer from ${min} to ${max}`;
+  return (raw) => {
+    if (!/^-?\d+$/.test(raw.trim())) return { ok: false, allowed };
+    const value = Number(raw);
+    return Number.isSafeInteger(value) && value >= min && value <= max ? { ok: true, value } : { ok: false, allowed };
+  };
+}
+
+function positiveNumber(raw: string): Parsed<number> {
+  const value = Number(raw);
+  return raw.trim() !== '' && Number.isFinite(value) && value > 0
+    ? { ok: true, value }
+    : { ok: false, allowed: 'a number > 0' };
+}
+
+function oneOf<T extends string>(values: readonly T[]): (raw: string) => Parsed<T> {
+  return (raw) =>
+    (values as readonly string[]).includes(raw)
+      ? { ok: true, value: raw as T }
+      : { ok: false, allowed: `one of ${values.join(', ')}` };
+}
+
+function nonEmpty(raw: string): Parsed<string> {
+  return raw.trim() !== '' ? { ok: true, value: raw } : { ok: false, allowed: 'a non-empty string' };
+}
+
+function dnsLabel(raw: string): Parsed<string> {
+  return DNS_1123_LABEL.test(raw)
+    ? { ok: true, value: raw }
+    : { ok: false, allowed: 'a DNS-1123 label (lowercase letters, digits and -, at most 63 characters)' };
+}
+
+function url(schemes: readonly string[]): (raw: string) => Parsed<string> {
+  const allowed = `a URL with scheme ${schemes.join(', ')}`;
+  return (raw) => {
+    try {
+      return schemes.includes(new URL(raw).protocol.slice(0, -1)) ? { ok: true, value: raw } : { ok: false, allowed };
+    } catch {
+      return { ok: false, allowed };
+    }
+  };
+}
+
+function datasetLocation(raw: string): Parsed<string> {
+  if (raw.startsWith('/')) return { ok: true, value: raw };
+  return url(['http', 'https', 's3', 'file'])(raw).ok
+    ? { ok: true, value: raw }
+    : { ok: false, allowed: 'an absolute path or an http://, https://, s3:// or file:// URL' };
+}
+
+const PORT = int(1, 65535);
+
+/** The field table: one row per variable, in the order they are rendered. */
+const FIELDS: { [K in keyof TrainerConfig]-?: Field<K> } = {
+  role: { key: 'role', parse: oneOf(ROLES), required: true },
+  jobName: { key: 'jobName', parse: dnsLabel, required: true },
+  rank: { key: 'rank', parse: int(0), fallback: 0 },
+  worldSize: { key: 'worldSize', parse: int(1, 4096), fallback: 1 },
+  masterAddr: { key: 'masterAddr', parse: nonEmpty, fallback: '127.0.0.1' },
+  masterPort: { key: 'masterPort', parse: PORT, fallback: PORTS.ring },
+  peers: { key: 'peers', parse: nonEmpty, fallback: `127.0.0.1:${PORTS.ring}` },
+  generation: { key: 'generation', parse: int(0), fallback: 0 },
+  listenPort: { key: 'listenPort', parse: int(0, 65535), fallback: PORTS.ring },
+  healthPort: { key: 'healthPort', parse: int(0, 65535), fallback: PORTS.health },
+  authToken: { key: 'authToken', parse: nonEmpty },
+  maxPayloadBytes: { key: 'maxPayloadBytes', parse: int(1024, 2 ** 31 - 1), fallback: DEFAULT_MAX_PAYLOAD_BYTES },
+  timeoutMs: { key: 'timeoutMs', parse: int(1), fallback: 60_000 },
+  dataset: { key: 'dataset', parse: oneOf(DATASETS), fallback: 'mnist' },
+  datasetUri: { key: 'datasetUri', parse: datasetLocation },
+  datasetSize: { key: 'datasetSize', parse: int(0), fallback: 0 },
+  model: { key: 'model', parse: oneOf(MODELS), fallback: 'mlp' },
+  epochs: { key: 'epochs', parse: int(1, 100_000), fallback: 1 },
+  batchSize: { key: 'batchSize', parse: int(1, 1 << 20), fallback: 64 },
+  learningRate: { key: 'learningRate', parse: positiveNumber, fallback: 0.01 },
+  optimizer: { key: 'optimizer', parse: oneOf(OPTIMIZERS), fallback: 'sgd' },
+  seed: { key: 'seed', parse: int(0, 2 ** 32 - 1), fallback: 42 },
+  dataDir: { key: 'dataDir', parse: nonEmpty, fallback: PATHS.data },
+  checkpointDir: { key: 'checkpointDir', parse: nonEmpty, fallback: PATHS.checkpoints },
+  outputDir: { key: 'outputDir', parse: nonEmpty, fallback: PATHS.output },
+  trackingUri: { key: 'trackingUri', parse: url(['http', 'https']) },
+  experimentName: { key: 'experimentName', parse: nonEmpty, fallback: 'tensorfleet' },
+  s3Endpoint: { key: 's3Endpoint', parse: url(['http', 'https']) },
+  logLevel: { key: 'logLevel', parse: oneOf(LOG_LEVELS), fallback: 'info' },
+};
+
+const FIELD_LIST = Object.values(FIELDS) as Field<keyof TrainerConfig>[];
+
+function describe(raw: string): string {
+  return JSON.stringify(raw);
+}
+
+/**
+ * Parse and validate a trainer environment. Every problem is reported at once:
+ * `invalid trainer environment: WORLD_SIZE must be an integer from 1 to 4096, got "two"; TENSORFLEET_ROLE is missing`.
+ */
+export function parseTrainerEnv(env: Readonly<Record<string, string | undefined>>): TrainerConfig {
+  const problems: string[] = [];
+  const config: Record<string, unknown> = {};
+  for (const field of FIELD_LIST) {
+    const name = ENV[field.key];
+    const raw = env[name];
+    if (raw === undefined || raw === '') {
+      if (field.required) problems.push(`${name} is missing`);
+      else if (field.fallback !== undefined) config[field.key] = field.fallback;
+      continue;
+    }
+    const parsed = field.parse(raw);
+    if (parsed.ok) config[field.key] = parsed.value;
+    else problems.push(`${name} must be ${parsed.allowed}, got ${describe(raw)}`);
+  }
+  if (problems.length === 0) {
+    const rank = config.rank as number;
+    const worldSize = config.worldSize as number;
+    if (rank >= worldSize) problems.push(`${ENV.rank} must be less than ${ENV.worldSize} (${worldSize}), got "${rank}"`);
+    const peers = config.peers as string;
+    if (!peers.includes('{rank}')) {
+      const count = peers.split(',').filter((p) => p.trim() !== '').length;
+      if (count !== worldSize) {
+        problems.push(
+          `${ENV.peers} must be a template containing {rank} or a list of ${worldSize} host:port entries (${ENV.worldSize}), got ${count} entries`,
+        );
+      }
+    }
+  }
+  if (problems.length > 0) throw new TrainerEnvError(problems);
+  return config as unknown as TrainerConfig;
+}
+
+/** Resolve defaults for a partial config, validating it the same way the trainer will. */
+export function resolveTrainerConfig(input: TrainerConfigInput): TrainerConfig {
+  return parseTrainerEnv(toEnvUnchecked(input));
+}
+
+function toEnvUnchecked(config: Partial<TrainerConfig>): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const field of FIELD_LIST) {
+    const value = config[field.key];
+    if (value !== undefined) env[ENV[field.key]] = String(value);
+  }
+  return env;
+}
+
+/**
+ * Render the env for a trainer container. Values are validated first (a chart
+ * never emits an env the trainer would reject); defaults are rendered too, so
+ * the manifest says exactly what the trainer will do. Secret-backed variables
+ * (see {@link SECRET_ENV}) are left out: charts bind them from Secrets.
+ */
+export function toEnv(input: TrainerConfigInput): Record<string, string> {
+  const env = toEnvUnchecked(resolveTrainerConfig(input));
+  for (const name of SECRET_ENV) delete env[name];
+  return env;
+}
+
+/** The address of `rank` from a peers spec (see {@link TrainerConfig.peers}). */
+export function peerAddress(peers: string, rank: number): { host: string; port: number } {
+  const entry = peers.includes('{rank}') ? peers.split('{rank}').join(String(rank)) : peers.split(',')[rank]?.trim();
+  const match = entry ? /^(.*):(\d+)$/.exec(entry) : null;
+  if (!match) throw new TrainerEnvError([`${ENV.peers} has no host:port for rank ${rank}, got ${describe(peers)}`]);
+  return { host: match[1].replace(/^\[(.*)\]$/, '$1'), port: Number(match[2]) };
+}

@@ -1,0 +1,21 @@
+/** Volume mount paths inside the trainer image (root filesystem is read-only). */
+export const PATHS = {
+  /** Dataset cache (emptyDir or PVC). */
+  data: '/var/lib/tensorfleet/data',
+  /** Atomic per-epoch/per-round checkpoints (PVC so a restarted pod resumes). */
+  checkpoints: '/var/lib/tensorfleet/checkpoints',
+  /** Model export before upload. */
+  output: '/var/lib/tensorfleet/output',
+  /** Scratch space. */
+  tmp: '/tmp',
+} as const;
+
+/** The trainer image's working directory and entrypoint. */
+export const TRAINER_IMAGE = {
+  repository: 'ghcr.io/tensorfleet/trainer',
+  tag: '0.1.0',
+  workdir: '/app',
+  /** UID/GID of the non-root user baked into the image. */
+  uid: 10001,
+  gid: 10001,
+} as const;
