@@ -1,0 +1,55 @@
+# Tensorfleet: every target installs what it needs (npm ci when node_modules is missing or stale).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+export CDK8S_CHECK_UPGRADE := false
+NODE_MODULES := node_modules/.package-lock.json
+SHARED ?= ../shared
+
+.PHONY: help install build imports synth check-dist test test-unit test-integration validate demo bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(NODE_MODULES): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+install: $(NODE_MODULES) ## npm ci, when node_modules is missing or older than the lockfile
+
+build: install ## type-check (strict) and compile everything into build/
+	npx tsc -p tsconfig.json
+
+imports: install ## regenerate imports/ from the CRDs in ../shared/crds (cdk8s import)
+	rm -rf imports && npx cdk8s import --language typescript --output imports
+
+synth: install ## synthesize every chart into dist/ (deterministic)
+	rm -rf dist && npx cdk8s synth
+
+check-dist: synth ## fail if dist/ differs from what is committed
+	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+	  if ! git diff --exit-code --stat -- dist || [ -n "$$(git status --porcelain -- dist)" ]; then \
+	    git status --short -- dist; echo "dist/ is stale: commit what 'make synth' writes"; exit 1; \
+	  fi; echo "dist/ matches what make synth writes"; \
+	else echo "not a git checkout: check-dist skipped"; fi
+
+test: check-dist ## the whole suite: strict build, dist check, unit + integration tests, manifest validation
+	rm -rf build && $(MAKE) --no-print-directory build
+	bash tools/run-tests.sh
+
+test-unit: build ## unit tests only
+	bash tools/run-tests.sh unit
+
+test-integration: build ## multi-process tests only
+	bash tools/run-tests.sh integration
+
+validate: synth build ## validate every object in dist/ against the Kubernetes 1.27 schema, the CRDs and the security baseline
+	node build/tools/validate/cli.js dist
+
+demo: synth build ## synthesize and run the demo topology locally
+	node bin/tensorfleet run mlflow
+
+bench: build ## benchmarks: ratios against a baseline measured in the same run
+	node bin/tensorfleet bench allreduce
+
+clean: ## remove build output (not dist/)
+	rm -rf build

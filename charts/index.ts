@@ -1,0 +1,3 @@
+export * from './gitops-application';
+export * from './mlflow-stack';
+export type { ResourceSpec } from './lib/workload';

@@ -1,0 +1,62 @@
+import { Construct } from 'constructs';
+
+/** The one error a construct throws for a bad prop: names the construct, the prop, the value and what is allowed. */
+export class PropError extends Error {
+  constructor(scope: Construct, prop: string, value: unknown, allowed: string) {
+    super(`${scope.constructor.name} '${scope.node.id}': '${prop}' must be ${allowed}, got ${show(value)}`);
+    this.name = 'PropError';
+  }
+}
+
+function show(value: unknown): string {
+  return typeof value === 'string' ? JSON.stringify(value) : String(value);
+}
+
+const DNS_1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+/** name[:tag][@sha256:digest] with an explicit tag or digest (never implicitly `latest`). */
+const IMAGE_REF =
+  /^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?\/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*(?::([\w][\w.-]{0,127}))?(?:@sha256:[a-f0-9]{64})?$/;
+
+export function checkInt(scope: Construct, prop: string, value: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    const allowed = max === Number.MAX_SAFE_INTEGER ? `an integer >= ${min}` : `an integer from ${min} to ${max}`;
+    throw new PropError(scope, prop, value, allowed);
+  }
+  return value;
+}
+
+export function checkPositive(scope: Construct, prop: string, value: number): number {
+  if (!Number.isFinite(value) || value <= 0) throw new PropError(scope, prop, value, 'a number > 0');
+  return value;
+}
+
+export function checkDnsLabel(scope: Construct, prop: string, value: string, maxLength = 63): string {
+  if (!DNS_1123_LABEL.test(value) || value.length > maxLength) {
+    throw new PropError(scope, prop, value, `a DNS-1123 label (lowercase letters, digits and '-', at most ${maxLength} characters)`);
+  }
+  return value;
+}
+
+/** An image reference pinned to a tag other than `latest`, or to a digest. */
+export function checkImage(scope: Construct, prop: string, value: string): string {
+  const match = IMAGE_REF.exec(value);
+  const pinned = match !== null && (value.includes('@sha256:') || (match[1] !== undefined && match[1] !== 'latest'));
+  if (!pinned) {
+    throw new PropError(scope, prop, value, 'an image reference pinned to a version, like "registry/name:1.2.3" or "name@sha256:<64 hex>" (not "latest")');
+  }
+  return value;
+}
+
+export function checkOneOf<T extends string>(scope: Construct, prop: string, value: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(value)) throw new PropError(scope, prop, value, `one of ${allowed.join(', ')}`);
+  return value as T;
+}
+
+/** kebab-case a construct id: 'MlflowStack' -> 'mlflow-stack'. */
+export function kebab(id: string): string {
+  return id
+    .replace(/([a-z0-9])([A-Z])/g, '$1-$2')
+    .replace(/[^A-Za-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .toLowerCase();
+}

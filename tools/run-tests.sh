@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs the compiled tests with node's test runner. Usage: run-tests.sh [unit|integration]
+# Unit tests run two files at a time; multi-process integration tests run one file at a time
+# so their ranks are not starved of the machine's cores. Ends with one "N passed, N failed" line.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+which=${1:-all}
+mapfile -t unit < <(find build -name '*.test.js' ! -name '*.integration.test.js' -not -path '*/node_modules/*' | sort)
+mapfile -t integration < <(find build -name '*.integration.test.js' -not -path '*/node_modules/*' | sort)
+mkdir -p build/test-results
+status=0
+run() { # name concurrency files...
+  local name=$1 concurrency=$2; shift 2
+  [ $# -eq 0 ] && return 0
+  node --test --test-concurrency="$concurrency" \
+    --test-reporter=spec --test-reporter-destination=stdout \
+    --test-reporter=tap --test-reporter-destination="build/test-results/$name.tap" "$@" || status=1
+}
+start=$(date +%s)
+[ "$which" = integration ] || run unit 2 "${unit[@]}"
+[ "$which" = unit ] || run integration 1 "${integration[@]}"
+pass=0; fail=0; skip=0
+for f in build/test-results/*.tap; do
+  [ -f "$f" ] || continue
+  p=$(grep -E '^# pass ' "$f" | tail -1 | awk '{print $3}'); pass=$((pass + ${p:-0}))
+  x=$(grep -E '^# fail ' "$f" | tail -1 | awk '{print $3}'); fail=$((fail + ${x:-0}))
+  s=$(grep -E '^# skipped ' "$f" | tail -1 | awk '{print $3}'); skip=$((skip + ${s:-0}))
+done
+echo "wall time: $(( $(date +%s) - start ))s"
+echo "tests: ${pass} passed, ${fail} failed, ${skip} skipped"
+[ "$fail" -eq 0 ] && [ "$status" -eq 0 ]

@@ -1,0 +1,64 @@
+import { parseArgs } from 'node:util';
+
+/** A usage mistake: the CLI prints it with the valid choices and exits 2. */
+export class UsageError extends Error {
+  readonly exitCode = 2;
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export interface FlagSpec {
+  readonly type: 'string' | 'boolean';
+  readonly description: string;
+  readonly default?: string;
+}
+
+export interface ParsedCommandLine {
+  readonly values: Record<string, string | boolean | undefined>;
+  readonly positionals: string[];
+  readonly help: boolean;
+}
+
+/** Parse flags strictly: an unknown flag names itself and lists the valid ones. */
+export function parseFlags(command: string, argv: readonly string[], flags: Readonly<Record<string, FlagSpec>>): ParsedCommandLine {
+  const options: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' } };
+  for (const [name, spec] of Object.entries(flags)) options[name] = { type: spec.type };
+  try {
+    const { values, positionals } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: true });
+    const { help, ...rest } = values as Record<string, string | boolean | undefined>;
+    return { values: rest, positionals, help: help === true };
+  } catch (err) {
+    const valid = ['--help', ...Object.keys(flags).map((f) => `--${f}`)].join(', ');
+    const what = (err as Error).message.split('\n')[0].replace(/\. To specify a positional.*$/, '');
+    throw new UsageError(`${command}: ${what}; valid flags: ${valid}`);
+  }
+}
+
+/** `--name` parsed as an integer within bounds, or a UsageError naming flag, value and range. */
+export function intFlag(
+  command: string,
+  values: Readonly<Record<string, string | boolean | undefined>>,
+  name: string,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
+  const raw = values[name];
+  if (raw === undefined) return fallback;
+  const value = typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new UsageError(`${command}: --${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+  }
+  return value;
+}
+
+export function formatFlags(flags: Readonly<Record<string, FlagSpec>>): string {
+  const rows = Object.entries(flags).map(([name, spec]) => {
+    const arg = spec.type === 'string' ? ` <value>` : '';
+    const def = spec.default !== undefined ? ` (default ${spec.default})` : '';
+    return `  --${name}${arg}`.padEnd(28) + `${spec.description}${def}`;
+  });
+  return [...rows, '  --help'.padEnd(28) + 'show this help'].join('\n');
+}

@@ -1,0 +1,173 @@
+#!/usr/bin/env node
+/**
+ * `tensorfleet`: the one entry point of the trainer image and of the developer CLI.
+ * Each subcommand only composes; the work lives in the modules it calls.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { BENCHES } from '../bench';
+import { ENSURE_SECRETS_ENV, ROLES, TrainerError, parseSecretSpecs, parseTrainerEnv } from '../contract';
+import { KubeApi } from '../kube/api-client';
+import { ensureSecrets } from '../kube/ensure-secrets';
+import { FlagSpec, ParsedCommandLine, UsageError, formatFlags, parseFlags } from './args';
+import { describeTopology, listCharts, loadChart } from './topology';
+
+interface Command {
+  readonly summary: string;
+  readonly usage: string;
+  readonly flags: Readonly<Record<string, FlagSpec>>;
+  run(parsed: ParsedCommandLine, rest: readonly string[]): Promise<number>;
+}
+
+const out = (line: string): void => void process.stdout.write(`${line}\n`);
+const err = (line: string): void => void process.stderr.write(`${line}\n`);
+
+/** The repository checkout this CLI runs from (synth and run need it; the image does not). */
+function repoRoot(): string {
+  let dir = __dirname;
+  while (!existsSync(join(dir, 'cdk8s.yaml'))) {
+    const parent = dirname(dir);
+    if (parent === dir) throw new UsageError('this command needs a Tensorfleet repository checkout (no cdk8s.yaml found above the CLI)');
+    dir = parent;
+  }
+  return dir;
+}
+
+const COMMANDS: Record<string, Command> = {
+  synth: {
+    summary: 'synthesize every chart into dist/ (cdk8s synth)',
+    usage: 'tensorfleet synth',
+    flags: {},
+    async run() {
+      const root = repoRoot();
+      const result = spawnSync(join(root, 'node_modules', '.bin', 'cdk8s'), ['synth'], {
+        cwd: root,
+        stdio: 'inherit',
+        env: { ...process.env, CDK8S_CHECK_UPGRADE: 'false' },
+      });
+      return result.status ?? 1;
+    },
+  },
+  run: {
+    summary: 'run a synthesized chart locally: its topology, and its trainers as local processes',
+    usage: 'tensorfleet run <chart> [--dist <dir>]',
+    flags: { dist: { type: 'string', description: 'folder of synthesized charts', default: 'dist' } },
+    async run({ values, positionals }) {
+      const dist = resolve(String(values.dist ?? join(repoRoot(), 'dist')));
+      const charts = listCharts(dist);
+      const [chart] = positionals;
+      if (!chart || !charts.includes(chart)) {
+        throw new UsageError(
+          `run: ${chart ? `unknown chart ${JSON.stringify(chart)}` : 'missing <chart>'}; charts in ${dist}: ${charts.join(', ') || '(none: run make synth)'}`,
+        );
+      }
+      const objects = loadChart(dist, chart);
+      out(describeTopology(chart, objects));
+      const trainers = objects.filter((o) => o.metadata.labels?.['tensorfleet.io/trainer'] === 'true');
+      if (trainers.length === 0) {
+        out(`\n${chart} has no trainer workloads: it runs in a cluster only (kubectl apply -f dist/${chart}.k8s.yaml).`);
+      }
+      return 0;
+    },
+  },
+  trainer: {
+    summary: 'run one trainer role, configured by the environment (the image entrypoint)',
+    usage: `tensorfleet trainer <${ROLES.join('|')}>`,
+    flags: {},
+    async run({ positionals }) {
+      const [role] = positionals;
+      if (!role || !(ROLES as readonly string[]).includes(role)) {
+        throw new UsageError(`trainer: ${role ? `unknown role ${JSON.stringify(role)}` : 'missing <role>'}; valid roles: ${ROLES.join(', ')}`);
+      }
+      const config = parseTrainerEnv({ ...process.env, TENSORFLEET_ROLE: role });
+      throw new TrainerError('TRAINER_ERR_INVALID_ENV', `role ${config.role} is not available in this build of the trainer`);
+    },
+  },
+  'ensure-secrets': {
+    summary: 'create the Secrets named in TENSORFLEET_ENSURE_SECRETS that do not exist yet (in-cluster)',
+    usage: 'tensorfleet ensure-secrets',
+    flags: {},
+    async run() {
+      const specs = parseSecretSpecs(process.env[ENSURE_SECRETS_ENV.spec]);
+      const namespace = process.env[ENSURE_SECRETS_ENV.namespace];
+      if (!namespace) throw new UsageError(`ensure-secrets: ${ENSURE_SECRETS_ENV.namespace} is not set`);
+      await ensureSecrets(KubeApi.inCluster(), namespace, specs, out);
+      return 0;
+    },
+  },
+  bench: {
+    summary: 'run a benchmark and print its table',
+    usage: `tensorfleet bench <${BENCHES.map((b) => b.name).join('|') || 'name'}> [flags]`,
+    flags: {},
+    async run(_parsed, rest) {
+      const [name, ...argv] = rest;
+      const bench = BENCHES.find((b) => b.name === name);
+      if (!bench) {
+        throw new UsageError(`bench: ${name ? `unknown benchmark ${JSON.stringify(name)}` : 'missing <name>'}; valid: ${BENCHES.map((b) => b.name).join(', ') || '(none)'}`);
+      }
+      const parsed = parseFlags(`bench ${bench.name}`, argv, bench.options);
+      if (parsed.help) {
+        out(`tensorfleet bench ${bench.name}: ${bench.summary}\n\n${formatFlags(bench.options)}`);
+        return 0;
+      }
+      await bench.run(parsed.values);
+      return 0;
+    },
+  },
+  eval: {
+    summary: 'evaluate a saved model on a dataset\'s test split',
+    usage: 'tensorfleet eval --model <dir> --dataset <name>',
+    flags: {
+      model: { type: 'string', description: 'folder with model.json and weights' },
+      dataset: { type: 'string', description: 'mnist, fashion-mnist or cifar10' },
+    },
+    async run() {
+      throw new TrainerError('TRAINER_ERR_INVALID_ENV', 'eval is not available in this build of the trainer');
+    },
+  },
+};
+
+function usage(): string {
+  const rows = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(16)}${c.summary}`);
+  return `usage: tensorfleet <command> [flags]\n\ncommands:\n${rows.join('\n')}\n\nRun 'tensorfleet <command> --help' for a command's flags.`;
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    out(usage());
+    return name === undefined ? 2 : 0;
+  }
+  const command = COMMANDS[name];
+  try {
+    if (!command) throw new UsageError(`unknown command ${JSON.stringify(name)}; valid commands: ${Object.keys(COMMANDS).join(', ')}`);
+    // `bench` parses its own flags per benchmark.
+    const parsed = name === 'bench' && rest[0] !== '--help' ? { values: {}, positionals: [], help: false } : parseFlags(name, rest, command.flags);
+    if (parsed.help) {
+      out(`${command.usage}\n\n${command.summary}\n\nflags:\n${formatFlags(command.flags)}`);
+      return 0;
+    }
+    return await command.run(parsed, rest);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      err(`tensorfleet: ${e.message}`);
+      return e.exitCode;
+    }
+    const error = e as Error & { code?: string };
+    err(`tensorfleet ${name}: ${error.code ? `${error.code}: ` : ''}${error.message}`);
+    return 1;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e) => {
+      err(String(e?.stack ?? e));
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,51 @@
+/**
+ * Secrets generated in the cluster (never committed to dist/): the charts name
+ * them, the trainer's `ensure-secrets` command creates the missing ones.
+ */
+export const SECRET_KEYS = {
+  /** PostgreSQL password. */
+  password: 'password',
+  /** S3 credentials, in the names AWS SDKs, MLflow and boto3 read from env. */
+  accessKeyId: 'AWS_ACCESS_KEY_ID',
+  secretAccessKey: 'AWS_SECRET_ACCESS_KEY',
+  /** Bearer token trainers present at the WebSocket upgrade. */
+  authToken: 'token',
+} as const;
+
+/** Env of the ensure-secrets command. */
+export const ENSURE_SECRETS_ENV = {
+  /** JSON: [{ "name": "mlflow-postgres", "keys": ["password"] }, ...]. */
+  spec: 'TENSORFLEET_ENSURE_SECRETS',
+  /** The namespace to create them in (downward API metadata.namespace). */
+  namespace: 'POD_NAMESPACE',
+} as const;
+
+export interface SecretSpec {
+  readonly name: string;
+  readonly keys: readonly string[];
+}
+
+/** Parse the ensure-secrets spec, naming the variable and the problem. */
+export function parseSecretSpecs(raw: string | undefined): SecretSpec[] {
+  const fail = (why: string): never => {
+    throw new Error(`invalid ${ENSURE_SECRETS_ENV.spec}: ${why}, got ${JSON.stringify(raw)}`);
+  };
+  if (raw === undefined || raw === '') return fail('it is missing');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    return fail('it must be JSON');
+  }
+  if (!Array.isArray(parsed) || parsed.length === 0) return fail('it must be a non-empty array of {name, keys}');
+  return parsed.map((entry: unknown, i) => {
+    const e = entry as Partial<SecretSpec> | null;
+    if (!e || typeof e.name !== 'string' || !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(e.name)) {
+      return fail(`entry ${i} needs a DNS-1123 "name"`);
+    }
+    if (!Array.isArray(e.keys) || e.keys.length === 0 || !e.keys.every((k) => typeof k === 'string' && /^[-._a-zA-Z0-9]+$/.test(k))) {
+      return fail(`entry ${i} needs "keys", a non-empty array of Secret key names`);
+    }
+    return { name: e.name, keys: [...e.keys] };
+  });
+}

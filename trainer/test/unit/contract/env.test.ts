@@ -1,0 +1,104 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import {
+  DEFAULT_MAX_PAYLOAD_BYTES,
+  ENV,
+  PATHS,
+  PORTS,
+  TrainerConfig,
+  TrainerEnvError,
+  parseTrainerEnv,
+  peerAddress,
+  resolveTrainerConfig,
+  toEnv,
+} from '../../../src/contract';
+
+describe('trainer env contract', () => {
+  test('parseTrainerEnv(toEnv(c)) deep-equals the resolved config', () => {
+    const config: TrainerConfig = resolveTrainerConfig({
+      role: 'ddp',
+      jobName: 'ddp-mnist',
+      rank: 2,
+      worldSize: 4,
+      masterAddr: 'ddp-mnist-0.ddp-mnist-ring',
+      peers: `ddp-mnist-{rank}.ddp-mnist-ring:${PORTS.ring}`,
+      generation: 3,
+      dataset: 'fashion-mnist',
+      datasetUri: 's3://datasets/fashion-mnist/',
+      datasetSize: 20000,
+      model: 'cnn',
+      epochs: 2,
+      batchSize: 128,
+      learningRate: 0.05,
+      optimizer: 'adam',
+      seed: 7,
+      trackingUri: 'http://mlflow:5000',
+      experimentName: 'ddp',
+      s3Endpoint: 'http://seaweedfs:8333',
+    });
+    assert.deepEqual(parseTrainerEnv(toEnv(config)), config);
+  });
+
+  test('defaults are what the chart renders and the trainer assumes', () => {
+    const config = parseTrainerEnv({ [ENV.role]: 'fl-server', [ENV.jobName]: 'fl' });
+    assert.equal(config.worldSize, 1);
+    assert.equal(config.rank, 0);
+    assert.equal(config.listenPort, PORTS.ring);
+    assert.equal(config.maxPayloadBytes, DEFAULT_MAX_PAYLOAD_BYTES);
+    assert.equal(config.dataDir, PATHS.data);
+    assert.equal(config.trackingUri, undefined);
+    assert.equal(toEnv({ role: 'ddp', jobName: 'x' })[ENV.batchSize], '64');
+  });
+
+  test('fails with every problem at once, naming each variable, value and what is allowed', () => {
+    assert.throws(
+      () =>
+        parseTrainerEnv({
+          [ENV.jobName]: 'Bad_Name',
+          [ENV.worldSize]: 'two',
+          [ENV.learningRate]: '-1',
+          [ENV.dataset]: 'imagenet',
+          [ENV.trackingUri]: 'mlflow:5000',
+        }),
+      (e: unknown) => {
+        assert.ok(e instanceof TrainerEnvError);
+        assert.equal(e.code, 'TRAINER_ERR_INVALID_ENV');
+        assert.equal(
+          e.message,
+          'invalid trainer environment: TENSORFLEET_ROLE is missing; ' +
+            'TENSORFLEET_JOB_NAME must be a DNS-1123 label (lowercase letters, digits and -, at most 63 characters), got "Bad_Name"; ' +
+            'WORLD_SIZE must be an integer from 1 to 4096, got "two"; ' +
+            'TENSORFLEET_DATASET must be one of mnist, fashion-mnist, cifar10, got "imagenet"; ' +
+            'TENSORFLEET_LEARNING_RATE must be a number > 0, got "-1"; ' +
+            'MLFLOW_TRACKING_URI must be a URL with scheme http, https, got "mlflow:5000"',
+        );
+        return true;
+      },
+    );
+  });
+
+  test('fails if the rank is outside the world or the peer list does not match the world size', () => {
+    assert.throws(
+      () => parseTrainerEnv({ [ENV.role]: 'ddp', [ENV.jobName]: 'j', [ENV.rank]: '2', [ENV.worldSize]: '2', [ENV.peers]: 'a:1,b:2' }),
+      /RANK must be less than WORLD_SIZE \(2\), got "2"/,
+    );
+    assert.throws(
+      () => parseTrainerEnv({ [ENV.role]: 'ddp', [ENV.jobName]: 'j', [ENV.worldSize]: '3', [ENV.peers]: 'a:1,b:2' }),
+      /TENSORFLEET_PEERS must be a template containing \{rank\} or a list of 3 host:port entries \(WORLD_SIZE\), got 2 entries/,
+    );
+  });
+
+  test('toEnv refuses a config the trainer would refuse, and never renders the auth token', () => {
+    assert.throws(() => toEnv({ role: 'ddp', jobName: 'j', epochs: 0 }), /TENSORFLEET_EPOCHS must be an integer from 1 to 100000, got "0"/);
+    const env = toEnv({ role: 'ddp', jobName: 'j', authToken: 's3cret' });
+    assert.equal(env[ENV.authToken], undefined);
+    assert.ok(!Object.values(env).includes('s3cret'));
+  });
+
+  test('peerAddress resolves templates (cluster DNS) and lists (local runs)', () => {
+    assert.deepEqual(peerAddress('ddp-{rank}.ring:29500', 3), { host: 'ddp-3.ring', port: 29500 });
+    assert.deepEqual(peerAddress('127.0.0.1:4000, 127.0.0.1:4001', 1), { host: '127.0.0.1', port: 4001 });
+    assert.deepEqual(peerAddress('[::1]:4000', 0), { host: '::1', port: 4000 });
+    assert.throws(() => peerAddress('a:1', 1), /TENSORFLEET_PEERS has no host:port for rank 1, got "a:1"/);
+  });
+});
