@@ -160,7 +160,16 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
+/** `tensorfleet run x | head` closes stdout early: that is not an error. */
+export function exitQuietlyOnClosedStdout(): void {
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+    process.exit(0);
+  });
+}
+
 if (require.main === module) {
+  exitQuietlyOnClosedStdout();
   main(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;

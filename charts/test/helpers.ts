@@ -1,0 +1,33 @@
+import { Chart, Testing } from 'cdk8s';
+
+export type KubeObject = {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  spec?: any;
+  [key: string]: any;
+};
+
+/** A chart with stable names, as main.ts builds them. */
+export function testChart(): Chart {
+  return new Chart(Testing.app(), 'test', { disableResourceNameHashes: true });
+}
+
+export function synth(chart: Chart): KubeObject[] {
+  return Testing.synth(chart) as KubeObject[];
+}
+
+export function find(objects: KubeObject[], kind: string, name: string): KubeObject {
+  const found = objects.find((o) => o.kind === kind && o.metadata.name === name);
+  if (!found) throw new Error(`no ${kind}/${name} among ${objects.map((o) => `${o.kind}/${o.metadata.name}`).join(', ')}`);
+  return found;
+}
+
+export function podSpec(o: KubeObject): any {
+  return o.spec?.template?.spec;
+}
+
+export function containers(o: KubeObject): any[] {
+  const spec = podSpec(o);
+  return [...(spec?.initContainers ?? []), ...(spec?.containers ?? [])];
+}

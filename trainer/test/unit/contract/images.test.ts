@@ -1,0 +1,21 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { TRAINER_IMAGE } from '../../../src/contract';
+import { CLI_JS, REPO_ROOT } from '../../../../tools/test-support/paths';
+
+test("the trainer Dockerfile's user and entrypoint are the contract's", () => {
+  const dockerfile = readFileSync(join(REPO_ROOT, 'trainer', 'Dockerfile'), 'utf8');
+  assert.match(dockerfile, new RegExp(`^USER ${TRAINER_IMAGE.uid}:${TRAINER_IMAGE.gid}$`, 'm'));
+  assert.match(dockerfile, new RegExp(`^WORKDIR ${TRAINER_IMAGE.workdir}$`, 'm'));
+  const entry = CLI_JS.replace(REPO_ROOT, TRAINER_IMAGE.workdir);
+  assert.match(dockerfile, new RegExp(`^ENTRYPOINT \\["node", "${entry}"\\]$`, 'm'));
+  assert.match(dockerfile, new RegExp(`-t ${TRAINER_IMAGE.repository}:${TRAINER_IMAGE.tag} `));
+});
+
+test('the MLflow image runs as the non-root user the MlflowStack pod declares', () => {
+  const dockerfile = readFileSync(join(REPO_ROOT, 'images', 'mlflow', 'Dockerfile'), 'utf8');
+  assert.match(dockerfile, new RegExp(`^USER ${TRAINER_IMAGE.uid}:${TRAINER_IMAGE.gid}$`, 'm'));
+  assert.match(dockerfile, /^FROM ghcr\.io\/mlflow\/mlflow:v2\.10\.2$/m);
+});
