@@ -43,7 +43,7 @@ test-integration: build ## multi-process tests only
 	bash tools/run-tests.sh integration
 
 validate: synth build ## validate every object in dist/ against the Kubernetes 1.27 schema, the CRDs and the security baseline
-	node build/tools/validate/cli.js dist
+	node build/tools/validate-dist.js dist
 
 demo: synth build ## synthesize and run the demo topology locally
 	node bin/tensorfleet run mlflow

@@ -22,4 +22,8 @@ export const ANNOTATIONS = {
   argoSyncOptions: 'argocd.argoproj.io/sync-options',
   /** Set by the Indexed Job controller on each pod: its completion index, which is the rank. */
   jobCompletionIndex: 'batch.kubernetes.io/job-completion-index',
+  /** Secrets/ConfigMaps/PVCs a workload references that live outside its chart: `secret/a,configmap/b`. */
+  externalRefs: 'tensorfleet.io/external-refs',
+  /** Set on workloads whose pods call the Kubernetes API (they get a service-account token). */
+  usesKubernetesApi: 'tensorfleet.io/uses-kubernetes-api',
 } as const;
