@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { App, Chart } from 'cdk8s';
-import { GitOpsApplication, MlflowStack } from './charts';
+import { DdpCluster, GitOpsApplication, MlflowStack } from './charts';
 
 const outdir = process.env.CDK8S_OUTDIR ?? 'dist';
 /** The repository Argo CD syncs: point it at your fork. */
@@ -13,7 +13,33 @@ const REPO_URL = 'https://github.com/tensorfleet/tensorfleet.git';
 
 export function buildApp(dir: string): App {
   const app = new App({ outdir: dir });
-  new MlflowStack(new Chart(app, 'mlflow', { disableResourceNameHashes: true }), 'Mlflow');
+  const chart = (id: string): Chart => new Chart(app, id, { disableResourceNameHashes: true });
+  // One tracking stack for every training chart of the namespace.
+  const tracking = new MlflowStack(chart('mlflow'), 'Mlflow');
+  new DdpCluster(chart('ddp-mnist'), 'DdpMnist', {
+    worldSize: 2,
+    model: 'mlp',
+    dataset: 'mnist',
+    epochs: 12,
+    batchSize: 64,
+    learningRate: 0.001,
+    optimizer: 'adam',
+    tracking,
+  });
+  new DdpCluster(chart('ddp-cifar'), 'DdpCifar', {
+    worldSize: 2,
+    model: 'resnet',
+    dataset: 'cifar10',
+    datasetClaimName: 'datasets',
+    datasetUri: '/var/lib/tensorfleet/datasets/cifar-10-batches-bin',
+    epochs: 30,
+    batchSize: 128,
+    learningRate: 0.001,
+    optimizer: 'adam',
+    spreadOverNodes: true,
+    resources: { cpuRequestMillis: 2000, cpuLimitMillis: 4000, memoryRequestMiB: 4096, memoryLimitMiB: 8192 },
+    tracking,
+  });
   return app;
 }
 

@@ -1,3 +1,4 @@
 export * from './gitops-application';
 export * from './mlflow-stack';
 export type { ResourceSpec } from './lib/workload';
+export * from './ddp-cluster';

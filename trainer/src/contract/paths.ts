@@ -6,6 +6,8 @@ export const PATHS = {
   checkpoints: '/var/lib/tensorfleet/checkpoints',
   /** Model export before upload. */
   output: '/var/lib/tensorfleet/output',
+  /** Read-only dataset volume (an existing PVC), when a chart mounts one. */
+  datasets: '/var/lib/tensorfleet/datasets',
   /** Scratch space. */
   tmp: '/tmp',
 } as const;

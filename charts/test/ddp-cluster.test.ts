@@ -1,0 +1,151 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { DdpCluster, DdpClusterProps } from '../ddp-cluster';
+import { MlflowStack } from '../mlflow-stack';
+import { ANNOTATIONS, ENV, LABELS, PORTS, parseTrainerEnv, peerAddress } from '../../trainer/src/contract';
+import { KubeObject, find, podSpec, synth, testChart } from './helpers';
+
+function ddp(props: DdpClusterProps = {}, withTracking = false): { cluster: DdpCluster; objects: KubeObject[]; stack?: MlflowStack } {
+  const chart = testChart();
+  const stack = withTracking ? new MlflowStack(testChart(), 'Mlflow') : undefined;
+  const cluster = new DdpCluster(chart, 'Train', { ...props, ...(stack ? { tracking: stack } : {}) });
+  return { cluster, objects: synth(chart), stack };
+}
+
+function envOf(job: KubeObject, rank: number): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const e of podSpec(job).containers[0].env) {
+    if (e.value !== undefined) env[e.name] = e.value;
+    else if (e.valueFrom?.fieldRef?.fieldPath === `metadata.annotations['${ANNOTATIONS.jobCompletionIndex}']`) env[e.name] = String(rank);
+  }
+  return env;
+}
+
+describe('DdpCluster', () => {
+  test('an Indexed Job of worldSize ranks behind a headless Service that publishes not-ready addresses', () => {
+    const { objects } = ddp({ worldSize: 4 });
+    const job = find(objects, 'Job', 'train');
+    assert.equal(job.spec.completionMode, 'Indexed');
+    assert.equal(job.spec.completions, 4);
+    assert.equal(job.spec.parallelism, 4);
+    assert.equal(job.metadata.annotations![ANNOTATIONS.argoSyncOptions], 'Replace=true');
+    const svc = find(objects, 'Service', 'train-ring');
+    assert.equal(svc.spec.clusterIP, 'None');
+    assert.equal(svc.spec.publishNotReadyAddresses, true);
+    assert.equal(podSpec(job).subdomain, 'train-ring');
+    for (const [k, v] of Object.entries(svc.spec.selector)) assert.equal(job.spec.template.metadata.labels[k], v);
+  });
+
+  test("every rank's env parses, with its rank from the completion index and peers at the ring's DNS names", () => {
+    const { objects } = ddp({ worldSize: 3, epochs: 2, batchSize: 32 });
+    const job = find(objects, 'Job', 'train');
+    for (const rank of [0, 1, 2]) {
+      const config = parseTrainerEnv(envOf(job, rank));
+      assert.equal(config.rank, rank);
+      assert.equal(config.worldSize, 3);
+      assert.equal(config.batchSize, 32);
+      assert.deepEqual(peerAddress(config.peers, 2), { host: 'train-2.train-ring', port: PORTS.ring });
+      assert.equal(config.masterAddr, 'train-0.train-ring');
+    }
+    const names = podSpec(job).containers[0].env.map((e: any) => e.name);
+    for (const torchrun of ['MASTER_ADDR', 'MASTER_PORT', 'WORLD_SIZE', 'RANK']) assert.ok(names.includes(torchrun));
+  });
+
+  test('tracking wires the MLflow URI into env and an egress rule to the MLflow pods', () => {
+    const { objects, stack } = ddp({}, true);
+    const job = find(objects, 'Job', 'train');
+    assert.equal(envOf(job, 0)[ENV.trackingUri], stack!.trackingUri);
+    assert.equal(job.spec.template.metadata.labels[LABELS.trainer], 'true');
+    const policy = find(objects, 'NetworkPolicy', 'train');
+    assert.deepEqual(policy.spec.ingress, [
+      { from: [{ podSelector: { matchLabels: { [LABELS.job]: 'train', [LABELS.role]: 'ddp' } } }], ports: [{ protocol: 'TCP', port: PORTS.ring }] },
+    ]);
+    assert.ok(
+      policy.spec.egress.some(
+        (r: any) => r.to?.[0]?.podSelector?.matchLabels?.[LABELS.component] === 'tracking-server' && r.ports[0].port === PORTS.mlflow,
+      ),
+    );
+  });
+
+  test('scheduling props: resources with GPUs, node selector, tolerations, spread, deadline, TTL, suspend, backoff', () => {
+    const { objects } = ddp({
+      resources: { cpuRequestMillis: 2000, cpuLimitMillis: 4000, memoryRequestMiB: 4096, memoryLimitMiB: 8192, gpus: 1 },
+      nodeSelector: { 'nvidia.com/gpu.present': 'true' },
+      tolerations: [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }],
+      spreadOverNodes: true,
+      activeDeadlineSeconds: 3600,
+      ttlSecondsAfterFinished: 600,
+      suspend: true,
+      backoffLimit: 2,
+    });
+    const job = find(objects, 'Job', 'train');
+    const pod = podSpec(job);
+    assert.deepEqual(pod.containers[0].resources.limits, { cpu: '4000m', memory: '8192Mi', 'nvidia.com/gpu': 1 });
+    assert.deepEqual(pod.nodeSelector, { 'nvidia.com/gpu.present': 'true' });
+    assert.equal(pod.tolerations[0].key, 'nvidia.com/gpu');
+    assert.equal(pod.topologySpreadConstraints[0].topologyKey, 'kubernetes.io/hostname');
+    assert.equal(pod.topologySpreadConstraints[0].whenUnsatisfiable, 'DoNotSchedule');
+    assert.equal(job.spec.activeDeadlineSeconds, 3600);
+    assert.equal(job.spec.ttlSecondsAfterFinished, 600);
+    assert.equal(job.spec.suspend, true);
+    assert.equal(job.spec.backoffLimit, 2);
+  });
+
+  test('gang scheduling: Volcano scheduler and a PodGroup of worldSize members', () => {
+    const { objects } = ddp({ worldSize: 4, gangScheduling: true, volcanoQueue: 'training' });
+    const group = find(objects, 'PodGroup', 'train');
+    assert.equal(group.apiVersion, 'scheduling.volcano.sh/v1beta1');
+    assert.equal(group.spec.minMember, 4);
+    assert.equal(group.spec.queue, 'training');
+    assert.deepEqual(group.spec.minResources, { cpu: '4000m', memory: '4096Mi' });
+    const job = find(objects, 'Job', 'train');
+    assert.equal(podSpec(job).schedulerName, 'volcano');
+    assert.equal(job.spec.template.metadata.annotations['scheduling.k8s.io/group-name'], 'train');
+  });
+
+  test('dataset and checkpoint volumes from existing claims', () => {
+    const { objects } = ddp({
+      dataset: 'cifar10',
+      model: 'resnet',
+      datasetClaimName: 'datasets',
+      datasetUri: '/var/lib/tensorfleet/datasets/cifar-10-batches-bin',
+      checkpointClaimName: 'ckpt',
+    });
+    const job = find(objects, 'Job', 'train');
+    const volumes = Object.fromEntries(podSpec(job).volumes.map((v: any) => [v.name, v]));
+    assert.deepEqual(volumes.datasets.persistentVolumeClaim, { claimName: 'datasets', readOnly: true });
+    assert.deepEqual(volumes.checkpoints.persistentVolumeClaim, { claimName: 'ckpt' });
+    assert.equal(job.metadata.annotations![ANNOTATIONS.externalRefs], 'pvc/ckpt,pvc/datasets');
+    // A dataset on a volume needs no egress beyond the ring, DNS and (no) tracking.
+    assert.equal(find(objects, 'NetworkPolicy', 'train').spec.egress.length, 2);
+  });
+
+  describe('fails at synth on bad props, naming construct, prop, value and what is allowed', () => {
+    const cases: Array<[string, DdpClusterProps, string]> = [
+      ['zero ranks', { worldSize: 0 }, `DdpCluster 'Train': 'worldSize' must be an integer from 1 to 1024, got 0`],
+      ['an unknown model', { model: 'vit' as never }, `DdpCluster 'Train': 'model' must be one of mlp, cnn, resnet, got "vit"`],
+      ['a negative learning rate', { learningRate: -0.1 }, `DdpCluster 'Train': 'learningRate' must be a number > 0, got -0.1`],
+      ['zero epochs', { epochs: 0 }, `DdpCluster 'Train': 'epochs' must be an integer from 1 to 100000, got 0`],
+      [
+        'CIFAR-10 without a dataset location',
+        { dataset: 'cifar10' },
+        `DdpCluster 'Train': 'datasetUri' must be set for cifar10: a folder holding its files (no public mirror serves them unpacked), got undefined`,
+      ],
+      [
+        'a local path without a dataset volume',
+        { datasetUri: '/data/mnist' },
+        `DdpCluster 'Train': 'datasetUri' must be an http(s):// or s3:// URL, or a path under /var/lib/tensorfleet/datasets/ together with 'datasetClaimName', got "/data/mnist"`,
+      ],
+      [
+        'a limit below the request',
+        { resources: { cpuRequestMillis: 1000, cpuLimitMillis: 500, memoryRequestMiB: 512, memoryLimitMiB: 512 } },
+        `DdpCluster 'Train': 'resources.cpuLimitMillis' must be an integer >= 1000, got 500`,
+      ],
+    ];
+    for (const [what, props, message] of cases) {
+      test(`fails if given ${what}`, () => {
+        assert.throws(() => new DdpCluster(testChart(), 'Train', props), { message });
+      });
+    }
+  });
+});
