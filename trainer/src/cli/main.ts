@@ -7,10 +7,13 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { BENCHES } from '../bench';
-import { ENSURE_SECRETS_ENV, ROLES, TrainerError, parseSecretSpecs, parseTrainerEnv } from '../contract';
+import { ENSURE_SECRETS_ENV, ROLES, TrainerError, TrainerEvent, parseSecretSpecs, parseTrainerEnv } from '../contract';
 import { KubeApi } from '../kube/api-client';
 import { ensureSecrets } from '../kube/ensure-secrets';
-import { FlagSpec, ParsedCommandLine, UsageError, formatFlags, parseFlags } from './args';
+import { ROLE_RUNNERS } from '../roles';
+import { FlagSpec, ParsedCommandLine, UsageError, formatFlags, intFlag, parseFlags } from './args';
+import { createProgress } from '../local/progress';
+import { runWorkloadLocally, trainerWorkloads } from '../local/run-chart';
 import { describeTopology, listCharts, loadChart } from './topology';
 
 interface Command {
@@ -51,10 +54,20 @@ const COMMANDS: Record<string, Command> = {
   },
   run: {
     summary: 'run a synthesized chart locally: its topology, and its trainers as local processes',
-    usage: 'tensorfleet run <chart> [--dist <dir>]',
-    flags: { dist: { type: 'string', description: 'folder of synthesized charts', default: 'dist' } },
+    usage: 'tensorfleet run <chart> [--data-dir <dir>] [--out <dir>] [--json]',
+    flags: {
+      dist: { type: 'string', description: 'folder of synthesized charts', default: 'dist' },
+      'data-dir': { type: 'string', description: 'local dataset folder instead of the chart\'s datasetUri (e.g. ../shared/data)' },
+      out: { type: 'string', description: 'where checkpoints, the model and the MLflow file store go', default: '.tensorfleet/<chart>' },
+      'tracking-uri': { type: 'string', description: 'log to this MLflow server instead of <out>/mlruns' },
+      epochs: { type: 'string', description: 'override the chart\'s epochs' },
+      'dataset-size': { type: 'string', description: 'override the chart\'s dataset size (0 = all)' },
+      json: { type: 'boolean', description: 'end with one JSON line of results' },
+      'topology-only': { type: 'boolean', description: 'print the topology and start nothing' },
+    },
     async run({ values, positionals }) {
-      const dist = resolve(String(values.dist ?? join(repoRoot(), 'dist')));
+      const root = values.dist === undefined ? repoRoot() : process.cwd();
+      const dist = resolve(root, String(values.dist ?? 'dist'));
       const charts = listCharts(dist);
       const [chart] = positionals;
       if (!chart || !charts.includes(chart)) {
@@ -63,10 +76,48 @@ const COMMANDS: Record<string, Command> = {
         );
       }
       const objects = loadChart(dist, chart);
-      out(describeTopology(chart, objects));
-      const trainers = objects.filter((o) => o.metadata.labels?.['tensorfleet.io/trainer'] === 'true');
-      if (trainers.length === 0) {
-        out(`\n${chart} has no trainer workloads: it runs in a cluster only (kubectl apply -f dist/${chart}.k8s.yaml).`);
+      const json = values.json === true;
+      const say = json ? err : out;
+      say(describeTopology(chart, objects));
+      const workloads = trainerWorkloads(objects);
+      if (workloads.length === 0 || values['topology-only'] === true) {
+        if (workloads.length === 0) say(`\n${chart} has no trainer workloads: it runs in a cluster only (kubectl apply -f dist/${chart}.k8s.yaml).`);
+        return 0;
+      }
+      const outDir = resolve(String(values.out ?? join(root, '.tensorfleet', chart)));
+      let final: TrainerEvent | undefined;
+      for (const workload of workloads) {
+        say(`\nrunning ${workload.kind}/${workload.name}: ${workload.worldSize} ${workload.role} process(es) on 127.0.0.1, output in ${outDir}`);
+        const progress = createProgress(json ? { write: (t) => process.stderr.write(t) } : process.stdout);
+        const result = await runWorkloadLocally(workload, {
+          outDir,
+          dataDir: values['data-dir'] as string | undefined,
+          trackingUri: values['tracking-uri'] as string | undefined,
+          epochs: values.epochs === undefined ? undefined : intFlag('run', values, 'epochs', 1, 1, 100_000),
+          datasetSize: values['dataset-size'] === undefined ? undefined : intFlag('run', values, 'dataset-size', 0, 0, 1e9),
+          onEvent: (e) => {
+            progress(e);
+            if (e.event === 'done' && e.rank === 0) final = e;
+          },
+          onLine: (rank, line) => err(`[rank ${rank}] ${line}`),
+        });
+        const failed = result.exitCodes.map((c, rank) => ({ c, rank })).filter((x) => x.c !== 0);
+        if (failed.length > 0) {
+          throw new TrainerError('TRAINER_ERR_PEER_CLOSED', `${workload.name}: ${failed.map((f) => `rank ${f.rank} exited with ${f.c}`).join(', ')}`);
+        }
+      }
+      if (json && final?.event === 'done') {
+        out(
+          JSON.stringify({
+            chart,
+            test_accuracy: final.testAccuracy,
+            epochs: final.epochs,
+            world_size: final.worldSize,
+            samples_per_second: final.samplesPerSecond,
+            wall_seconds: final.wallSeconds,
+            model_path: final.modelPath,
+          }),
+        );
       }
       return 0;
     },
@@ -81,7 +132,10 @@ const COMMANDS: Record<string, Command> = {
         throw new UsageError(`trainer: ${role ? `unknown role ${JSON.stringify(role)}` : 'missing <role>'}; valid roles: ${ROLES.join(', ')}`);
       }
       const config = parseTrainerEnv({ ...process.env, TENSORFLEET_ROLE: role });
-      throw new TrainerError('TRAINER_ERR_INVALID_ENV', `role ${config.role} is not available in this build of the trainer`);
+      const load = ROLE_RUNNERS[config.role];
+      if (!load) throw new TrainerError('TRAINER_ERR_INVALID_ENV', `role ${config.role} is not available in this build of the trainer`);
+      await (await load())(config);
+      return 0;
     },
   },
   'ensure-secrets': {
@@ -156,7 +210,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     const error = e as Error & { code?: string };
     err(`tensorfleet ${name}: ${error.code ? `${error.code}: ` : ''}${error.message}`);
-    return 1;
+    // A bad flag value is a usage mistake too.
+    return error.code === 'TRAINER_ERR_INVALID_ARGUMENT' ? 2 : 1;
   }
 }
 

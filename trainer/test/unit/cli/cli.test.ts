@@ -18,7 +18,10 @@ describe('tensorfleet CLI', () => {
   test('an unknown flag exits 2 and lists the valid flags', () => {
     const r = cli('run', 'mlflow', '--fast');
     assert.equal(r.code, 2);
-    assert.equal(r.stderr.trim(), "tensorfleet: run: Unknown option '--fast'; valid flags: --help, --dist");
+    assert.equal(
+      r.stderr.trim(),
+      "tensorfleet: run: Unknown option '--fast'; valid flags: --help, --dist, --data-dir, --out, --tracking-uri, --epochs, --dataset-size, --json, --topology-only",
+    );
   });
 
   test('--help works for the CLI and every subcommand', () => {

@@ -1,0 +1,57 @@
+/**
+ * Structured progress events: every trainer role writes one JSON object per line
+ * on stdout (`{"event":"epoch",...}`), which `kubectl logs` shows as is and the
+ * local runner (`tensorfleet run`) parses to draw progress and print the result.
+ */
+export interface EventBase {
+  /** Milliseconds since the epoch. */
+  readonly ts: number;
+  readonly rank: number;
+}
+
+export type TrainerEvent =
+  | (EventBase & { event: 'start'; role: string; worldSize: number; epochs: number; stepsPerEpoch: number; backend: string; resumeEpoch: number })
+  | (EventBase & { event: 'step'; epoch: number; step: number; stepsPerEpoch: number; loss: number })
+  | (EventBase & {
+      event: 'epoch';
+      epoch: number;
+      loss: number;
+      trainAccuracy: number;
+      samplesPerSecond: number;
+      /** Share of step time spent in all-reduce, 0..1. */
+      allreduceShare: number;
+    })
+  | (EventBase & { event: 'checkpoint'; epoch: number; path: string })
+  | (EventBase & { event: 'eval'; epoch: number; testAccuracy: number; testLoss: number })
+  | (EventBase & {
+      event: 'done';
+      testAccuracy: number;
+      epochs: number;
+      worldSize: number;
+      samplesPerSecond: number;
+      wallSeconds: number;
+      modelPath: string;
+    })
+  | (EventBase & { event: 'error'; code: string; message: string });
+
+export type TrainerEventName = TrainerEvent['event'];
+
+/** Distributes Omit over the union members. */
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+export type TrainerEventInput = DistributiveOmit<TrainerEvent, 'ts' | 'rank'>;
+
+/** One line of output: the event as JSON. */
+export function formatEvent(rank: number, event: TrainerEventInput, now = Date.now()): string {
+  return JSON.stringify({ ts: now, rank, ...event });
+}
+
+/** The event on a line of trainer output, or undefined for any other line. */
+export function parseEvent(line: string): TrainerEvent | undefined {
+  if (!line.startsWith('{"ts":')) return undefined;
+  try {
+    const value = JSON.parse(line) as Partial<TrainerEvent>;
+    return typeof value.event === 'string' && typeof value.rank === 'number' ? (value as TrainerEvent) : undefined;
+  } catch {
+    return undefined;
+  }
+}

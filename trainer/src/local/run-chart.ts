@@ -1,0 +1,89 @@
+/**
+ * `tensorfleet run <chart>`: the trainer workloads of a synthesized chart as local
+ * processes. The env comes from the manifests themselves; only what only a
+ * cluster has is remapped (addresses, volumes, the tracking server, the data source).
+ */
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { ENV, LABELS, ROLES, Role, SECRET_ENV, TrainerEvent, parseTrainerEnv } from '../contract';
+import { randomSecretValue } from '../kube/ensure-secrets';
+import { LocalGroupResult, runLocalGroup } from './run-group';
+
+/** A trainer workload found in a chart: its role, world size and rendered env. */
+export interface LocalWorkload {
+  readonly kind: string;
+  readonly name: string;
+  readonly role: Role;
+  readonly worldSize: number;
+  readonly env: Record<string, string>;
+}
+
+export interface LocalRunOptions {
+  /** Folder holding the dataset (or one folder per dataset name); replaces the chart's datasetUri. */
+  readonly dataDir?: string;
+  /** Where checkpoints, the dataset cache, the model and the MLflow file store go. */
+  readonly outDir: string;
+  /** Keep the chart's MLflow tracking URI (otherwise runs go to <outDir>/mlruns). */
+  readonly trackingUri?: string;
+  readonly epochs?: number;
+  readonly datasetSize?: number;
+  readonly onEvent?: (event: TrainerEvent) => void;
+  readonly onLine?: (rank: number, line: string, stream: 'stdout' | 'stderr') => void;
+}
+
+interface ManifestLike {
+  kind: string;
+  metadata: { name: string; labels?: Record<string, string> };
+  spec?: any;
+}
+
+/** The trainer workloads of a chart (pods labelled as trainers). */
+export function trainerWorkloads(objects: readonly ManifestLike[]): LocalWorkload[] {
+  const out: LocalWorkload[] = [];
+  for (const o of objects) {
+    const template = o.spec?.template;
+    const labels: Record<string, string> = template?.metadata?.labels ?? {};
+    if (labels[LABELS.trainer] !== 'true') continue;
+    const role = labels[LABELS.role] as Role;
+    if (!(ROLES as readonly string[]).includes(role)) continue;
+    const container = template.spec.containers[0];
+    const env: Record<string, string> = {};
+    for (const e of container.env ?? []) if (typeof e.value === 'string') env[e.name] = e.value;
+    const worldSize = Number(env[ENV.worldSize] ?? o.spec?.completions ?? o.spec?.replicas ?? 1);
+    out.push({ kind: o.kind, name: o.metadata.name, role, worldSize, env });
+  }
+  return out;
+}
+
+/** The workload's env with cluster-only settings replaced by local ones. */
+export function localEnv(workload: LocalWorkload, options: LocalRunOptions): Record<string, string> {
+  const env = { ...workload.env };
+  const out = resolve(options.outDir);
+  env[ENV.dataDir] = join(out, 'cache');
+  env[ENV.checkpointDir] = join(out, 'checkpoints');
+  env[ENV.outputDir] = out;
+  if (options.trackingUri) env[ENV.trackingUri] = options.trackingUri;
+  else delete env[ENV.trackingUri];
+  if (options.dataDir) {
+    const dataset = env[ENV.dataset] ?? 'mnist';
+    const dir = resolve(options.dataDir);
+    env[ENV.datasetUri] = existsSync(join(dir, dataset)) ? join(dir, dataset) : dir;
+  }
+  if (options.epochs !== undefined) env[ENV.epochs] = String(options.epochs);
+  if (options.datasetSize !== undefined) env[ENV.datasetSize] = String(options.datasetSize);
+  // What a Secret gives a pod: a fresh token shared by the local ranks.
+  for (const name of SECRET_ENV) env[name] = randomSecretValue(32);
+  // Fail here, naming the variable, rather than in every rank.
+  parseTrainerEnv({ ...env, [ENV.rank]: '0', [ENV.peers]: Array(workload.worldSize).fill('127.0.0.1:1').join(',') });
+  return env;
+}
+
+export function runWorkloadLocally(workload: LocalWorkload, options: LocalRunOptions): Promise<LocalGroupResult> {
+  return runLocalGroup({
+    role: workload.role,
+    worldSize: workload.worldSize,
+    baseEnv: localEnv(workload, options),
+    onEvent: options.onEvent,
+    onLine: options.onLine,
+  });
+}
