@@ -4,6 +4,8 @@ SHELL := /bin/bash
 export CDK8S_CHECK_UPGRADE := false
 NODE_MODULES := node_modules/.package-lock.json
 SHARED ?= ../shared
+# Local datasets for the demo (../shared/data when present; otherwise the chart's mirror is downloaded).
+DATA_DIR ?= $(if $(wildcard $(SHARED)/data/mnist),$(SHARED)/data,)
 
 .PHONY: help install build imports synth check-dist test test-unit test-integration validate demo bench clean
 
@@ -45,8 +47,8 @@ test-integration: build ## multi-process tests only
 validate: synth build ## validate every object in dist/ against the Kubernetes 1.27 schema, the CRDs and the security baseline
 	node build/tools/validate-dist.js dist
 
-demo: synth build ## synthesize and run the demo topology locally
-	node bin/tensorfleet run mlflow
+demo: synth build ## synthesize, then train the ddp-mnist chart locally (2 ranks, real MNIST) and print its test accuracy
+	node bin/tensorfleet run ddp-mnist $(if $(DATA_DIR),--data-dir $(DATA_DIR),)
 
 bench: build ## benchmarks: ratios against a baseline measured in the same run
 	node bin/tensorfleet bench allreduce

@@ -4,6 +4,7 @@ import { PodGroup, PodGroupSpecMinResources } from '../imports/scheduling.volcan
 import {
   ANNOTATIONS,
   DATASETS,
+  DATASET_MIRRORS,
   DatasetName,
   ENV,
   LABELS,
@@ -27,14 +28,6 @@ import {
   trainerVolumes,
 } from './lib/trainer-container';
 import { ResourceSpec, objectLabels, selectorLabels } from './lib/workload';
-
-/** Where each dataset is downloaded from when no datasetUri is given (the mirrors torchvision uses). */
-export const DATASET_MIRRORS: Readonly<Record<DatasetName, string | undefined>> = {
-  mnist: 'https://ossci-datasets.s3.amazonaws.com/mnist/',
-  'fashion-mnist': 'http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/',
-  // Only a tarball is published: extract it into a bucket or volume and pass datasetUri.
-  cifar10: undefined,
-};
 
 export interface DdpClusterProps {
   /**

@@ -4,16 +4,26 @@
  * Each subcommand only composes; the work lives in the modules it calls.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { BENCHES } from '../bench';
-import { ENSURE_SECRETS_ENV, ROLES, TrainerError, TrainerEvent, parseSecretSpecs, parseTrainerEnv } from '../contract';
+import {
+  DATASETS,
+  DATASET_MIRRORS,
+  DatasetName,
+  ENSURE_SECRETS_ENV,
+  ROLES,
+  TrainerError,
+  TrainerEvent,
+  parseSecretSpecs,
+  parseTrainerEnv,
+} from '../contract';
 import { KubeApi } from '../kube/api-client';
 import { ensureSecrets } from '../kube/ensure-secrets';
 import { ROLE_RUNNERS } from '../roles';
 import { FlagSpec, ParsedCommandLine, UsageError, formatFlags, intFlag, parseFlags } from './args';
 import { createProgress } from '../local/progress';
-import { runWorkloadLocally, trainerWorkloads } from '../local/run-chart';
+import { resolveDataDir, runWorkloadLocally, trainerWorkloads } from '../local/run-chart';
 import { describeTopology, listCharts, loadChart } from './topology';
 
 interface Command {
@@ -35,6 +45,12 @@ function repoRoot(): string {
     dir = parent;
   }
   return dir;
+}
+
+/** metadata.json of a saved model ({} when absent). */
+function readModelMetadata(dir: string): { dataset?: string } {
+  const path = join(dir, 'metadata.json');
+  return existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as { dataset?: string }) : {};
 }
 
 const COMMANDS: Record<string, Command> = {
@@ -170,14 +186,33 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   eval: {
-    summary: 'evaluate a saved model on a dataset\'s test split',
-    usage: 'tensorfleet eval --model <dir> --dataset <name>',
+    summary: "evaluate a saved model (model.json + weights) on a dataset's test split",
+    usage: 'tensorfleet eval --model <dir> [--dataset <name>] [--data-dir <dir>] [--json]',
     flags: {
-      model: { type: 'string', description: 'folder with model.json and weights' },
-      dataset: { type: 'string', description: 'mnist, fashion-mnist or cifar10' },
+      model: { type: 'string', description: 'folder with model.json, weights.bin and metadata.json' },
+      dataset: { type: 'string', description: `${DATASETS.join(', ')}`, default: "the model's metadata" },
+      'data-dir': { type: 'string', description: "folder or URL of the dataset's files", default: 'the public mirror' },
+      'cache-dir': { type: 'string', description: 'download cache', default: '.tensorfleet/cache' },
+      json: { type: 'boolean', description: 'print one JSON line' },
     },
-    async run() {
-      throw new TrainerError('TRAINER_ERR_INVALID_ENV', 'eval is not available in this build of the trainer');
+    async run({ values }) {
+      if (typeof values.model !== 'string') throw new UsageError('eval: --model <dir> is required');
+      const modelDir = resolve(values.model);
+      const metadata = readModelMetadata(modelDir);
+      const dataset = String(values.dataset ?? metadata.dataset ?? 'mnist');
+      if (!(DATASETS as readonly string[]).includes(dataset)) {
+        throw new UsageError(`eval: --dataset must be one of ${DATASETS.join(', ')}, got ${JSON.stringify(dataset)}`);
+      }
+      const name = dataset as DatasetName;
+      const location = values['data-dir'] !== undefined ? resolveDataDir(String(values['data-dir']), name) : DATASET_MIRRORS[name];
+      const { evaluateSavedModel } = await import('../model/evaluate');
+      const result = await evaluateSavedModel(modelDir, name, location, resolve(String(values['cache-dir'] ?? '.tensorfleet/cache')));
+      out(
+        values.json === true
+          ? JSON.stringify({ dataset, test_accuracy: result.testAccuracy, test_loss: result.testLoss, count: result.count })
+          : `${dataset} test split: accuracy ${(result.testAccuracy * 100).toFixed(2)}%, loss ${result.testLoss.toFixed(4)} over ${result.count} examples`,
+      );
+      return 0;
     },
   },
 };

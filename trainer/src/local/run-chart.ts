@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ENV, LABELS, ROLES, Role, SECRET_ENV, TrainerEvent, parseTrainerEnv } from '../contract';
+import { DatasetName, ENV, LABELS, ROLES, Role, SECRET_ENV, TrainerEvent, parseTrainerEnv } from '../contract';
 import { randomSecretValue } from '../kube/ensure-secrets';
 import { LocalGroupResult, runLocalGroup } from './run-group';
 
@@ -55,6 +55,13 @@ export function trainerWorkloads(objects: readonly ManifestLike[]): LocalWorkloa
   return out;
 }
 
+/** A data folder holds the dataset's files, or one folder per dataset (like ../shared/data); URLs pass through. */
+export function resolveDataDir(dir: string, dataset: DatasetName): string {
+  if (/^[a-z0-9]+:\/\//.test(dir)) return dir;
+  const abs = resolve(dir);
+  return existsSync(join(abs, dataset)) ? join(abs, dataset) : abs;
+}
+
 /** The workload's env with cluster-only settings replaced by local ones. */
 export function localEnv(workload: LocalWorkload, options: LocalRunOptions): Record<string, string> {
   const env = { ...workload.env };
@@ -64,11 +71,7 @@ export function localEnv(workload: LocalWorkload, options: LocalRunOptions): Rec
   env[ENV.outputDir] = out;
   if (options.trackingUri) env[ENV.trackingUri] = options.trackingUri;
   else delete env[ENV.trackingUri];
-  if (options.dataDir) {
-    const dataset = env[ENV.dataset] ?? 'mnist';
-    const dir = resolve(options.dataDir);
-    env[ENV.datasetUri] = existsSync(join(dir, dataset)) ? join(dir, dataset) : dir;
-  }
+  if (options.dataDir) env[ENV.datasetUri] = resolveDataDir(options.dataDir, (env[ENV.dataset] ?? 'mnist') as DatasetName);
   if (options.epochs !== undefined) env[ENV.epochs] = String(options.epochs);
   if (options.datasetSize !== undefined) env[ENV.datasetSize] = String(options.datasetSize);
   // What a Secret gives a pod: a fresh token shared by the local ranks.

@@ -3,5 +3,7 @@ import type { Role, TrainerConfig } from '../contract';
 /** Runs one trainer role to completion; throws (a TrainerError) on failure. */
 export type RoleRunner = (config: TrainerConfig) => Promise<void>;
 
-/** The roles this build of the trainer can run. */
-export const ROLE_RUNNERS: Partial<Record<Role, () => Promise<RoleRunner>>> = {};
+/** The roles this build of the trainer can run (lazy imports: only the chosen role loads tfjs). */
+export const ROLE_RUNNERS: Partial<Record<Role, () => Promise<RoleRunner>>> = {
+  ddp: async () => (await import('./ddp-worker')).runDdpWorker,
+};

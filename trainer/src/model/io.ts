@@ -1,0 +1,134 @@
+/**
+ * Save and load a model in the TensorFlow.js layers format (model.json +
+ * weights.bin, what tf.loadLayersModel and tensorflowjs_converter read) plus a
+ * metadata.json describing the run.
+ *
+ * Saving is atomic: everything is written and fsynced in a temp folder next to
+ * the target, then renamed over it. The previous model stays in place (moved
+ * aside) until the rename has succeeded, so a crash leaves either the old or
+ * the new model, never a mix.
+ */
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import type { DatasetName, ModelName } from '../contract/env';
+import { TrainerError } from '../contract/errors';
+
+export const MODEL_FILES = { topology: 'model.json', weights: 'weights.bin', metadata: 'metadata.json' } as const;
+
+/** What metadata.json records about a saved model. */
+export interface ModelMetadata {
+  readonly dataset: DatasetName;
+  readonly model: ModelName;
+  readonly epochs: number;
+  readonly worldSize: number;
+  readonly testAccuracy: number;
+  /** Height, width, channels. */
+  readonly inputShape: readonly number[];
+  readonly classes: number;
+  /** ISO 8601. */
+  readonly createdAt: string;
+}
+
+async function writeSynced(path: string, data: string | Uint8Array): Promise<void> {
+  const handle = await fs.open(path, 'w');
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** fsync a directory so a rename inside it is durable. */
+export async function syncDir(path: string): Promise<void> {
+  const handle = await fs.open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+function concatWeightData(data: tf.io.WeightData | undefined): Uint8Array {
+  if (data === undefined) return new Uint8Array(0);
+  const buffers = Array.isArray(data) ? data : [data];
+  return Buffer.concat(buffers.map((b) => new Uint8Array(b)));
+}
+
+/** Prefix of the temp and backup folders next to `dir`. */
+export function stagingPrefix(dir: string): string {
+  return `.${basename(dir)}.`;
+}
+
+/** Save `model` and `metadata` into folder `dir`, replacing what is there atomically. */
+export async function saveModel(model: tf.LayersModel, dir: string, metadata: ModelMetadata): Promise<void> {
+  const parent = dirname(dir);
+  const suffix = `${process.pid}-${randomBytes(4).toString('hex')}`;
+  const staging = join(parent, `${stagingPrefix(dir)}tmp-${suffix}`);
+  const backup = join(parent, `${stagingPrefix(dir)}old-${suffix}`);
+  try {
+    await fs.mkdir(staging, { recursive: true });
+    await model.save(
+      tf.io.withSaveHandler(async (artifacts) => {
+        const weights = concatWeightData(artifacts.weightData);
+        const json = {
+          modelTopology: artifacts.modelTopology,
+          format: artifacts.format ?? 'layers-model',
+          generatedBy: artifacts.generatedBy,
+          convertedBy: artifacts.convertedBy ?? null,
+          weightsManifest: [{ paths: [`./${MODEL_FILES.weights}`], weights: artifacts.weightSpecs ?? [] }],
+        };
+        await writeSynced(join(staging, MODEL_FILES.topology), JSON.stringify(json));
+        await writeSynced(join(staging, MODEL_FILES.weights), weights);
+        return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
+      }),
+    );
+    await writeSynced(join(staging, MODEL_FILES.metadata), `${JSON.stringify(metadata, null, 2)}\n`);
+    await syncDir(staging);
+    let hadPrevious = true;
+    try {
+      await fs.rename(dir, backup);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      hadPrevious = false;
+    }
+    try {
+      await fs.rename(staging, dir);
+    } catch (err) {
+      if (hadPrevious) await fs.rename(backup, dir).catch(() => undefined);
+      throw err;
+    }
+    await syncDir(parent);
+    if (hadPrevious) await fs.rm(backup, { recursive: true, force: true });
+  } catch (err) {
+    await fs.rm(staging, { recursive: true, force: true }).catch(() => undefined);
+    throw new TrainerError('TRAINER_ERR_CHECKPOINT', `saving the model to ${dir} failed: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+export interface LoadedModel {
+  readonly model: tf.LayersModel;
+  readonly metadata: ModelMetadata;
+}
+
+/** Load a model saved by {@link saveModel}. */
+export async function loadModel(dir: string): Promise<LoadedModel> {
+  try {
+    const json = JSON.parse(await fs.readFile(join(dir, MODEL_FILES.topology), 'utf8')) as {
+      modelTopology: tf.io.ModelArtifacts['modelTopology'];
+      weightsManifest: tf.io.WeightsManifestConfig;
+    };
+    const weightSpecs = json.weightsManifest.flatMap((group) => group.weights);
+    const paths = json.weightsManifest.flatMap((group) => group.paths);
+    const buffers = await Promise.all(paths.map((p) => fs.readFile(join(dir, p))));
+    const bytes = Buffer.concat(buffers);
+    const weightData = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+    const model = await tf.loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs, weightData }));
+    const metadata = JSON.parse(await fs.readFile(join(dir, MODEL_FILES.metadata), 'utf8')) as ModelMetadata;
+    return { model, metadata };
+  } catch (err) {
+    throw new TrainerError('TRAINER_ERR_CHECKPOINT', `loading the model from ${dir} failed: ${(err as Error).message}`, { cause: err });
+  }
+}

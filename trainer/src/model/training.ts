@@ -1,0 +1,148 @@
+/**
+ * The tfjs side of one data-parallel step, split around the all-reduce:
+ * {@link TrainStep.computeGradients} writes the local batch's mean-loss
+ * gradients into one flat buffer; the caller sums it across ranks; then
+ * {@link TrainStep.applyGradients} averages and applies it. Also batched
+ * evaluation. Everything runs in tf.tidy: the tensor count stays flat.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { TrainerError } from '../contract/errors';
+import { trainableVariables } from './weights';
+
+/** Examples in the dataset layout: NHWC floats and class labels. */
+export interface Examples {
+  readonly images: Float32Array;
+  readonly labels: Int32Array;
+  readonly height: number;
+  readonly width: number;
+  readonly channels: number;
+  readonly numClasses: number;
+}
+
+/** A reusable batch buffer (sized for the largest batch). */
+export interface Batch {
+  readonly images: Float32Array;
+  readonly labels: Int32Array;
+  /** Examples currently held (the tail batch may be smaller than the buffer). */
+  count: number;
+}
+
+export function allocateBatch(examples: Examples, maxCount: number): Batch {
+  const size = examples.height * examples.width * examples.channels;
+  return { images: new Float32Array(maxCount * size), labels: new Int32Array(maxCount), count: 0 };
+}
+
+/** Copy the examples `indices[start..end)` into `batch`. */
+export function gatherBatch(examples: Examples, indices: Int32Array, start: number, end: number, batch: Batch): Batch {
+  const size = examples.height * examples.width * examples.channels;
+  const count = end - start;
+  if (count > batch.labels.length) {
+    throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `gatherBatch: ${count} examples do not fit a batch buffer of ${batch.labels.length}`);
+  }
+  for (let i = 0; i < count; i++) {
+    const index = indices[start + i];
+    batch.images.set(examples.images.subarray(index * size, (index + 1) * size), i * size);
+    batch.labels[i] = examples.labels[index];
+  }
+  batch.count = count;
+  return batch;
+}
+
+function batchTensors(examples: Examples, batch: Batch): { xs: tf.Tensor4D; labels: tf.Tensor1D; ys: tf.Tensor2D } {
+  const size = examples.height * examples.width * examples.channels;
+  const xs = tf.tensor4d(batch.images.subarray(0, batch.count * size), [batch.count, examples.height, examples.width, examples.channels]);
+  const labels = tf.tensor1d(batch.labels.subarray(0, batch.count), 'int32');
+  const ys = tf.oneHot(labels, examples.numClasses) as tf.Tensor2D;
+  return { xs, labels, ys };
+}
+
+function countCorrect(logits: tf.Tensor, labels: tf.Tensor1D): tf.Scalar {
+  return tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), labels), 'float32'));
+}
+
+export interface StepResult {
+  /** Mean cross-entropy over the local batch. */
+  readonly loss: number;
+  /** Correctly classified examples of the local batch (before the update). */
+  readonly correct: number;
+}
+
+/** Gradient computation and application for one model and optimizer. */
+export class TrainStep {
+  readonly variables: tf.Variable[];
+  /** Flat gradients of the last {@link computeGradients}, in trainable-weight order. */
+  readonly gradients: Float32Array;
+
+  constructor(
+    readonly model: tf.LayersModel,
+    readonly optimizer: tf.Optimizer,
+    readonly examples: Examples,
+  ) {
+    this.variables = trainableVariables(model);
+    this.gradients = new Float32Array(this.variables.reduce((sum, v) => sum + v.size, 0));
+  }
+
+  /** Gradients of the mean loss over `batch`, written into {@link gradients}. */
+  computeGradients(batch: Batch): StepResult {
+    let correctTensor: tf.Scalar | undefined;
+    const loss = tf.tidy(() => {
+      const { xs, labels, ys } = batchTensors(this.examples, batch);
+      const { value, grads } = tf.variableGrads(() => {
+        const logits = this.model.apply(xs, { training: true }) as tf.Tensor;
+        correctTensor = tf.keep(countCorrect(logits, labels));
+        return tf.losses.softmaxCrossEntropy(ys, logits) as tf.Scalar;
+      }, this.variables);
+      let offset = 0;
+      for (const variable of this.variables) {
+        this.gradients.set(grads[variable.name].dataSync() as Float32Array, offset);
+        offset += variable.size;
+      }
+      return value.dataSync()[0];
+    });
+    const correct = correctTensor!.dataSync()[0];
+    correctTensor!.dispose();
+    return { loss, correct };
+  }
+
+  /** Divide `flat` by `divisor` in place (exact IEEE division: identical on every rank), then apply it. */
+  applyGradients(flat: Float32Array, divisor = 1): void {
+    if (flat.length !== this.gradients.length) {
+      throw new TrainerError('TRAINER_ERR_SHAPE_MISMATCH', `applyGradients: the model has ${this.gradients.length} parameters, got ${flat.length} gradients`);
+    }
+    if (divisor !== 1) for (let i = 0; i < flat.length; i++) flat[i] /= divisor;
+    tf.tidy(() => {
+      const named: tf.NamedTensorMap = {};
+      let offset = 0;
+      for (const variable of this.variables) {
+        named[variable.name] = tf.tensor(flat.slice(offset, offset + variable.size), variable.shape, 'float32');
+        offset += variable.size;
+      }
+      this.optimizer.applyGradients(named);
+    });
+  }
+}
+
+/** Sums over evaluated examples (sums, so ranks can all-reduce them). */
+export interface EvalSums {
+  lossSum: number;
+  correct: number;
+  count: number;
+}
+
+/** Add the cross-entropy sum and correct count of `examples[indices]` to `sums`, in batches. */
+export function evaluateExamples(model: tf.LayersModel, examples: Examples, indices: Int32Array, batchSize = 500, sums: EvalSums = { lossSum: 0, correct: 0, count: 0 }): EvalSums {
+  const batch = allocateBatch(examples, batchSize);
+  for (let start = 0; start < indices.length; start += batchSize) {
+    gatherBatch(examples, indices, start, Math.min(indices.length, start + batchSize), batch);
+    const [lossSum, correct] = tf.tidy(() => {
+      const { xs, labels, ys } = batchTensors(examples, batch);
+      const logits = model.predict(xs) as tf.Tensor;
+      const loss = tf.losses.softmaxCrossEntropy(ys, logits, undefined, undefined, tf.Reduction.SUM);
+      return [loss.dataSync()[0], countCorrect(logits, labels).dataSync()[0]];
+    });
+    sums.lossSum += lossSum;
+    sums.correct += correct;
+    sums.count += batch.count;
+  }
+  return sums;
+}

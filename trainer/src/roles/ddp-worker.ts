@@ -1,0 +1,278 @@
+/**
+ * The `ddp` role: one rank of synchronous data-parallel training. Composition
+ * only: data (shards), model (tfjs step), collectives (ring all-reduce over the
+ * rendezvous transport), checkpoint, tracking, health.
+ *
+ * Life of a rank:
+ *  1. health endpoint up (/livez); backend; train + test data; model, optimizer.
+ *  2. Read this rank's newest checkpoint BEFORE the rendezvous: the group's
+ *     generation is TENSORFLEET_GENERATION + its completed epoch, so processes
+ *     of an older incarnation (which would resume from an older epoch) are
+ *     refused by the transport instead of joining this ring.
+ *  3. Rendezvous (/readyz turns 200). Rank 0 broadcasts the resume epoch, the
+ *     weights and the optimizer state (its checkpoint's, or its fresh seeded
+ *     ones): every rank starts bit-identical.
+ *  4. Each epoch: DistributedSampler shard -> batches -> local gradients ->
+ *     ring all-reduce (sum) -> divide by worldSize -> optimizer step. Then
+ *     every rank writes its checkpoint (the weights are identical everywhere).
+ *  5. Test-set evaluation (each rank a slice, sums all-reduced), rank 0 saves
+ *     the model and logs to tracking, final barrier, `done`.
+ * Any failure (a dead peer surfaces as TRAINER_ERR_PEER_* within timeoutMs):
+ * `error` event, abort the transport (peers fail fast), throw -> exit non-zero;
+ * the Job restarts the ranks and they resume from the checkpoint.
+ */
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { checkpointFingerprint, loadLatestCheckpoint, writeCheckpoint } from '../checkpoint/checkpoint';
+import { barrier } from '../collectives/barrier';
+import { broadcast } from '../collectives/broadcast';
+import { ringAllReduce } from '../collectives/ring-all-reduce';
+import type { TrainerConfig } from '../contract/env';
+import { TrainerError, isTrainerError } from '../contract/errors';
+import { formatEvent, type TrainerEventInput } from '../contract/events';
+import { loadDataset } from '../data/datasets';
+import { shardIndices, shardLength } from '../data/sampler';
+import { initBackend } from '../model/backend';
+import { MODEL_FILES, saveModel } from '../model/io';
+import { buildModel, hasConvolutions, trainingBackends } from '../model/models';
+import { createOptimizer, getOptimizerState, optimizerStateLayout, setOptimizerState, stateLength } from '../model/optimizer';
+import { TrainStep, allocateBatch, evaluateExamples, gatherBatch } from '../model/training';
+import { getFlatWeights, setFlatWeights } from '../model/weights';
+import { rendezvous } from '../rendezvous/rendezvous';
+import { createTracker, finishOnSignals, type Tracker } from '../tracking';
+import type { Transport } from '../transport/transport';
+import { startHealthServer } from './health';
+
+/** Folder under outputDir that rank 0 saves the trained model into. */
+export const MODEL_DIR = 'model';
+/** Batch size of the test-set evaluation. */
+const EVAL_BATCH_SIZE = 500;
+/** Step events per epoch (about every 10%). */
+const STEP_EVENTS_PER_EPOCH = 10;
+/** Give up on a clean exit this long after a failure (a stuck handle must not keep a failed rank alive). */
+const EXIT_GRACE_MS = 10_000;
+
+/** Tags collectives with a step number every rank advances identically. */
+class CollectiveSteps {
+  private value = 0;
+  next(): { step: number } {
+    return { step: this.value++ };
+  }
+}
+
+/** Sum `values` across ranks (small float vectors: epoch totals, eval sums). */
+async function allReduceSums(transport: Transport, steps: CollectiveSteps, values: readonly number[]): Promise<Float32Array> {
+  const buffer = Float32Array.from(values);
+  await ringAllReduce(transport, buffer, steps.next());
+  return buffer;
+}
+
+export async function runDdpWorker(config: TrainerConfig): Promise<void> {
+  const { rank, worldSize } = config;
+  const startedMs = Date.now();
+  const emit = (event: TrainerEventInput): void => {
+    process.stdout.write(`${formatEvent(rank, event)}\n`);
+  };
+  const log = (line: string): void => {
+    process.stderr.write(`ddp rank ${rank}: ${line}\n`);
+  };
+  const health = await startHealthServer(config.healthPort);
+  log(`health endpoint on port ${health.port}`);
+  let transport: Transport | undefined;
+  let tracker: Tracker | undefined;
+  let removeSignalHooks: (() => void) | undefined;
+  try {
+    // 1. Backend, data, model.
+    const { backend } = await initBackend(trainingBackends(config.model), log);
+    if (hasConvolutions(config.model) && backend !== 'tensorflow') {
+      log(
+        `warning: model ${config.model} trains on the ${backend} backend, which is orders of magnitude slower than tfjs-node ` +
+          `(wasm cannot train convolutions: it has no Conv2DBackpropFilter kernel); install @tensorflow/tfjs-node or use the mlp model`,
+      );
+    }
+    const [train, test] = await Promise.all([
+      loadDataset(config.dataset, config.datasetUri, { cacheDir: config.dataDir, split: 'train', datasetSize: config.datasetSize }),
+      loadDataset(config.dataset, config.datasetUri, { cacheDir: config.dataDir, split: 'test' }),
+    ]);
+    const inputShape = [train.height, train.width, train.channels] as const;
+    const model = buildModel(config.model, inputShape, train.numClasses, config.seed);
+    const optimizer = createOptimizer(config.optimizer, config.learningRate);
+    const trainStep = new TrainStep(model, optimizer, train);
+    const layout = optimizerStateLayout(config.optimizer, trainStep.variables);
+
+    // 2. This rank's checkpoint decides the generation it joins.
+    const fingerprint = checkpointFingerprint(config);
+    const own = await loadLatestCheckpoint(config.checkpointDir, rank, fingerprint, { onWarning: log });
+    if (own && (own.weights.length !== trainStep.gradients.length || own.optimizerState.length !== stateLength(layout))) {
+      throw new TrainerError(
+        'TRAINER_ERR_CHECKPOINT',
+        `rank ${rank} cannot resume from checkpoint ${own.path}: it holds ${own.weights.length} weights and ${own.optimizerState.length} optimizer values, ` +
+          `model ${config.model} has ${trainStep.gradients.length} and ${stateLength(layout)}`,
+      );
+    }
+    const generation = config.generation + (own?.epoch ?? 0);
+
+    // 3. Ring up; rank 0's state becomes everyone's.
+    transport = await rendezvous({ ...config, generation });
+    health.setReady();
+    const ring = transport;
+    const steps = new CollectiveSteps();
+    const resume = new Float32Array([own?.epoch ?? 0]);
+    await broadcast(ring, resume, steps.next());
+    const resumeEpoch = resume[0];
+    if (rank !== 0 && resumeEpoch !== (own?.epoch ?? 0)) log(`warning: rank 0 resumes from epoch ${resumeEpoch}, this rank's checkpoint says ${own?.epoch ?? 0}`);
+    const weights = rank === 0 && own ? own.weights : getFlatWeights(model);
+    const optimizerState = rank === 0 && own ? own.optimizerState : new Float32Array(stateLength(layout));
+    await broadcast(ring, weights, steps.next());
+    await broadcast(ring, optimizerState, steps.next());
+    setFlatWeights(model, weights);
+    await setOptimizerState(optimizer, layout, optimizerState);
+    if (resumeEpoch > 0) log(`resuming after epoch ${resumeEpoch} (${own?.path ?? 'rank 0 checkpoint'}), generation ${generation}`);
+
+    const samplesPerRank = shardLength(train.count, worldSize);
+    const stepsPerEpoch = Math.ceil(samplesPerRank / config.batchSize);
+    const stepEvery = Math.max(1, Math.round(stepsPerEpoch / STEP_EVENTS_PER_EPOCH));
+    emit({ event: 'start', role: 'ddp', worldSize, epochs: config.epochs, stepsPerEpoch, backend, resumeEpoch });
+
+    if (rank === 0) {
+      tracker = createTracker({ trackingUri: config.trackingUri, experimentName: config.experimentName, outputDir: config.outputDir });
+      try {
+        await tracker.startRun(config.jobName, { 'tensorfleet.role': 'ddp', 'tensorfleet.generation': String(generation), 'tensorfleet.resumeEpoch': String(resumeEpoch) });
+        removeSignalHooks = finishOnSignals(tracker);
+        tracker.logParams({
+          model: config.model,
+          dataset: config.dataset,
+          datasetSize: train.count,
+          worldSize,
+          batchSize: config.batchSize,
+          globalBatchSize: config.batchSize * worldSize,
+          epochs: config.epochs,
+          optimizer: config.optimizer,
+          learningRate: config.learningRate,
+          seed: config.seed,
+          backend,
+          resumeEpoch,
+        });
+      } catch (err) {
+        log(`warning: tracking is off for this run: ${(err as Error).message}`);
+        tracker = undefined;
+      }
+    }
+
+    // 4. Train.
+    const batch = allocateBatch(train, config.batchSize);
+    let globalStep = resumeEpoch * stepsPerEpoch;
+    let trainedSamples = 0;
+    let trainedSeconds = 0;
+    for (let epoch = resumeEpoch + 1; epoch <= config.epochs; epoch++) {
+      const indices = shardIndices({ datasetSize: train.count, rank, worldSize, epoch, seed: config.seed });
+      let lossSum = 0;
+      let correct = 0;
+      let seen = 0;
+      let allreduceMs = 0;
+      const epochStart = performance.now();
+      for (let s = 0; s < stepsPerEpoch; s++) {
+        gatherBatch(train, indices, s * config.batchSize, Math.min(indices.length, (s + 1) * config.batchSize), batch);
+        const result = trainStep.computeGradients(batch);
+        const reduceStart = performance.now();
+        await ringAllReduce(ring, trainStep.gradients, steps.next());
+        allreduceMs += performance.now() - reduceStart;
+        trainStep.applyGradients(trainStep.gradients, worldSize);
+        lossSum += result.loss * batch.count;
+        correct += result.correct;
+        seen += batch.count;
+        globalStep++;
+        tracker?.logMetric('train_loss', result.loss, globalStep);
+        if ((s + 1) % stepEvery === 0 || s + 1 === stepsPerEpoch) {
+          emit({ event: 'step', epoch, step: s + 1, stepsPerEpoch, loss: result.loss });
+        }
+      }
+      const [totalLoss, totalCorrect, totalSeen] = await allReduceSums(ring, steps, [lossSum, correct, seen]);
+      const epochMs = performance.now() - epochStart;
+      trainedSamples += totalSeen;
+      trainedSeconds += epochMs / 1000;
+      const summary = {
+        epoch,
+        loss: totalLoss / totalSeen,
+        trainAccuracy: totalCorrect / totalSeen,
+        samplesPerSecond: totalSeen / (epochMs / 1000),
+        allreduceShare: allreduceMs / epochMs,
+      };
+      emit({ event: 'epoch', ...summary });
+      tracker?.logMetric('epoch_loss', summary.loss, epoch);
+      tracker?.logMetric('train_accuracy', summary.trainAccuracy, epoch);
+      tracker?.logMetric('samples_per_second', summary.samplesPerSecond, epoch);
+      tracker?.logMetric('allreduce_share', summary.allreduceShare, epoch);
+      const path = await writeCheckpoint(config.checkpointDir, rank, {
+        epoch,
+        fingerprint,
+        weights: getFlatWeights(model),
+        optimizerState: await getOptimizerState(optimizer, layout),
+      });
+      emit({ event: 'checkpoint', epoch, path });
+    }
+
+    // 5. Evaluate (rank r takes test examples r, r + worldSize, ...), save, report.
+    const testIndices = Int32Array.from({ length: Math.ceil((test.count - rank) / worldSize) }, (_, i) => rank + i * worldSize);
+    const local = evaluateExamples(model, test, testIndices, EVAL_BATCH_SIZE);
+    const [testLossSum, testCorrect, testCount] = await allReduceSums(ring, steps, [local.lossSum, local.correct, local.count]);
+    const testAccuracy = testCorrect / testCount;
+    const testLoss = testLossSum / testCount;
+    emit({ event: 'eval', epoch: config.epochs, testAccuracy, testLoss });
+
+    const modelPath = join(config.outputDir, MODEL_DIR);
+    if (rank === 0) {
+      await saveModel(model, modelPath, {
+        dataset: config.dataset,
+        model: config.model,
+        epochs: config.epochs,
+        worldSize,
+        testAccuracy,
+        inputShape: [...inputShape],
+        classes: train.numClasses,
+        createdAt: new Date().toISOString(),
+      });
+      log(`model saved to ${modelPath}`);
+      if (tracker) {
+        tracker.logMetric('test_accuracy', testAccuracy, config.epochs);
+        tracker.logMetric('test_loss', testLoss, config.epochs);
+        for (const file of Object.values(MODEL_FILES)) await tracker.logArtifact(join(modelPath, file), `${MODEL_DIR}/${file}`);
+      }
+    }
+    // Nobody leaves before rank 0 has saved: a failed save fails every rank (and the Job retries).
+    await barrier(ring, steps.next());
+    if (tracker) {
+      removeSignalHooks?.();
+      await tracker.finish('FINISHED');
+      tracker = undefined;
+    }
+    emit({
+      event: 'done',
+      testAccuracy,
+      epochs: config.epochs,
+      worldSize,
+      samplesPerSecond: trainedSeconds > 0 ? trainedSamples / trainedSeconds : 0,
+      wallSeconds: (Date.now() - startedMs) / 1000,
+      modelPath,
+    });
+    await ring.close();
+    model.dispose();
+    optimizer.dispose();
+  } catch (err) {
+    const error = isTrainerError(err) ? err : new TrainerError('TRAINER_ERR_PEER_ABORTED', `rank ${rank} failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+    emit({ event: 'error', code: error.code, message: error.message });
+    if (transport) {
+      transport.abort(error);
+      // abort() fails the group and tells the peers, but keeps listening: close frees the port and the event loop.
+      await transport.close().catch(() => undefined);
+    }
+    if (tracker) {
+      removeSignalHooks?.();
+      await tracker.finish('FAILED').catch((e: Error) => log(`warning: tracking finish failed: ${e.message}`));
+    }
+    setTimeout(() => process.exit(process.exitCode || 1), EXIT_GRACE_MS).unref();
+    throw err;
+  } finally {
+    await health.close();
+  }
+}
