@@ -7,7 +7,9 @@ SHARED ?= ../shared
 # Local datasets for the demo (../shared/data when present; otherwise the chart's mirror is downloaded).
 DATA_DIR ?= $(if $(wildcard $(SHARED)/data/mnist),$(SHARED)/data,)
 
-.PHONY: help install build imports synth check-dist test test-unit test-integration validate demo bench clean
+.PHONY: help install build imports synth check-dist test test-unit test-integration validate demo bench image clean
+TRAINER_IMAGE ?= ghcr.io/tensorfleet/trainer:0.1.0
+MLFLOW_IMAGE ?= ghcr.io/tensorfleet/mlflow:2.10.2
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -51,7 +53,13 @@ demo: synth build ## synthesize, then train the ddp-mnist chart locally (2 ranks
 	node bin/tensorfleet run ddp-mnist $(if $(DATA_DIR),--data-dir $(DATA_DIR),)
 
 bench: build ## benchmarks: ratios against a baseline measured in the same run
-	node bin/tensorfleet bench allreduce
+	node bin/tensorfleet bench allreduce --world-size 2
+	node bin/tensorfleet bench allreduce --world-size 4
+	node bin/tensorfleet bench ddp
+
+image: ## build the trainer and MLflow images (needs a Docker engine)
+	docker build -f trainer/Dockerfile -t $(TRAINER_IMAGE) .
+	docker build -t $(MLFLOW_IMAGE) images/mlflow
 
 clean: ## remove build output (not dist/)
 	rm -rf build

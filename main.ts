@@ -21,9 +21,10 @@ export function buildApp(dir: string): App {
     model: 'mlp',
     dataset: 'mnist',
     epochs: 12,
-    batchSize: 64,
+    batchSize: 128,
     learningRate: 0.001,
     optimizer: 'adam',
+    learningRateSchedule: 'cosine',
     tracking,
   });
   new DdpCluster(chart('ddp-cifar'), 'DdpCifar', {

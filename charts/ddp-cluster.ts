@@ -8,6 +8,8 @@ import {
   DatasetName,
   ENV,
   LABELS,
+  LR_SCHEDULES,
+  LrSchedule,
   MODELS,
   ModelName,
   OPTIMIZERS,
@@ -86,6 +88,12 @@ export interface DdpClusterProps {
   readonly learningRate?: number;
   /** @default "adam" */
   readonly optimizer?: OptimizerName;
+  /**
+   * Learning rate per epoch: "constant", or "cosine" decay from learningRate towards 0.
+   *
+   * @default "constant"
+   */
+  readonly learningRateSchedule?: LrSchedule;
   /** @default 42 */
   readonly seed?: number;
   /** @default - 1000m/2000m CPU, 1024/2048 MiB per rank */
@@ -209,6 +217,7 @@ export class DdpCluster extends Construct {
       batchSize: checkInt(this, 'batchSize', props.batchSize ?? 64, 1, 1 << 20),
       learningRate: checkPositive(this, 'learningRate', props.learningRate ?? 0.001),
       optimizer: checkOneOf(this, 'optimizer', props.optimizer ?? 'adam', OPTIMIZERS),
+      lrSchedule: checkOneOf(this, 'learningRateSchedule', props.learningRateSchedule ?? 'constant', LR_SCHEDULES),
       seed: checkInt(this, 'seed', props.seed ?? 42, 0, 2 ** 32 - 1),
       trackingUri: props.tracking?.trackingUri,
       experimentName: this.name,

@@ -22,6 +22,9 @@ export type ModelName = (typeof MODELS)[number];
 export const OPTIMIZERS = ['sgd', 'momentum', 'adam'] as const;
 export type OptimizerName = (typeof OPTIMIZERS)[number];
 
+export const LR_SCHEDULES = ['constant', 'cosine'] as const;
+export type LrSchedule = (typeof LR_SCHEDULES)[number];
+
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -48,6 +51,7 @@ export const ENV = {
   batchSize: 'TENSORFLEET_BATCH_SIZE',
   learningRate: 'TENSORFLEET_LEARNING_RATE',
   optimizer: 'TENSORFLEET_OPTIMIZER',
+  lrSchedule: 'TENSORFLEET_LR_SCHEDULE',
   seed: 'TENSORFLEET_SEED',
   dataDir: 'TENSORFLEET_DATA_DIR',
   checkpointDir: 'TENSORFLEET_CHECKPOINT_DIR',
@@ -97,6 +101,8 @@ export interface TrainerConfig {
   readonly batchSize: number;
   readonly learningRate: number;
   readonly optimizer: OptimizerName;
+  /** Learning rate per epoch: constant, or cosine decay from learningRate towards 0 over the run. */
+  readonly lrSchedule: LrSchedule;
   readonly seed: number;
   readonly dataDir: string;
   readonly checkpointDir: string;
@@ -209,6 +215,7 @@ const FIELDS: { [K in keyof TrainerConfig]-?: Field<K> } = {
   batchSize: { key: 'batchSize', parse: int(1, 1 << 20), fallback: 64 },
   learningRate: { key: 'learningRate', parse: positiveNumber, fallback: 0.01 },
   optimizer: { key: 'optimizer', parse: oneOf(OPTIMIZERS), fallback: 'sgd' },
+  lrSchedule: { key: 'lrSchedule', parse: oneOf(LR_SCHEDULES), fallback: 'constant' },
   seed: { key: 'seed', parse: int(0, 2 ** 32 - 1), fallback: 42 },
   dataDir: { key: 'dataDir', parse: nonEmpty, fallback: PATHS.data },
   checkpointDir: { key: 'checkpointDir', parse: nonEmpty, fallback: PATHS.checkpoints },

@@ -35,6 +35,7 @@ import { shardIndices, shardLength } from '../data/sampler';
 import { initBackend } from '../model/backend';
 import { MODEL_FILES, saveModel } from '../model/io';
 import { buildModel, hasConvolutions, trainingBackends } from '../model/models';
+import { learningRateAt, setLearningRate } from '../model/schedule';
 import { createOptimizer, getOptimizerState, optimizerStateLayout, setOptimizerState, stateLength } from '../model/optimizer';
 import { TrainStep, allocateBatch, evaluateExamples, gatherBatch } from '../model/training';
 import { getFlatWeights, setFlatWeights } from '../model/weights';
@@ -149,6 +150,7 @@ export async function runDdpWorker(config: TrainerConfig): Promise<void> {
           epochs: config.epochs,
           optimizer: config.optimizer,
           learningRate: config.learningRate,
+          lrSchedule: config.lrSchedule,
           seed: config.seed,
           backend,
           resumeEpoch,
@@ -165,6 +167,9 @@ export async function runDdpWorker(config: TrainerConfig): Promise<void> {
     let trainedSamples = 0;
     let trainedSeconds = 0;
     for (let epoch = resumeEpoch + 1; epoch <= config.epochs; epoch++) {
+      const learningRate = learningRateAt(config.learningRate, config.lrSchedule, epoch, config.epochs);
+      setLearningRate(optimizer, learningRate);
+      tracker?.logMetric('learning_rate', learningRate, epoch);
       const indices = shardIndices({ datasetSize: train.count, rank, worldSize, epoch, seed: config.seed });
       let lossSum = 0;
       let correct = 0;
