@@ -2,4 +2,8 @@ export * from './env';
 export * from './errors';
 export * from './labels';
 export * from './paths';
+export * from './protocol';
 export * from './ports';
+export * from './secrets';
+export * from './events';
+export * from './mirrors';

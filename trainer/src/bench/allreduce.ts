@@ -1,0 +1,179 @@
+/**
+ * `tensorfleet bench allreduce [--world-size N] [--mib M] [--json]`
+ *
+ * Spawns N ranks on loopback and times the ring all-reduce for 1, 4, 16 and
+ * 64 MiB (or just M) after warm-up, plus two baselines measured in the same
+ * run: a naive all-reduce (everyone -> rank 0 -> everyone, same ws transport)
+ * and plain loopback TCP throughput between one process pair.
+ *
+ * algbw = bytes / time (GB/s = 1e9 B/s); busbw = algbw x 2(N-1)/N (nccl-tests).
+ */
+import { connect } from 'node:net';
+import { fork } from 'node:child_process';
+import { join } from 'node:path';
+import { TrainerError } from '../contract/errors';
+import type { BenchDefinition } from './bench';
+import { spawnRankGroup, waitForGroup } from './allreduce-group';
+
+const MIB = 1024 * 1024;
+const DEFAULT_SIZES_MIB = [1, 4, 16, 64];
+const WORKER = join(__dirname, 'allreduce-worker.js');
+const WARMUP = 2;
+
+interface SizeResult {
+  readonly world_size: number;
+  readonly bytes: number;
+  readonly iterations: number;
+  readonly median_ms: number;
+  readonly algbw_gbps: number;
+  readonly busbw_gbps: number;
+  readonly naive_median_ms: number;
+  readonly naive_busbw_gbps: number;
+  readonly ratio_vs_naive: number;
+  readonly tcp_gbps: number;
+  readonly chunk_bytes: number;
+}
+
+interface WorkerReport {
+  readonly algo: string;
+  readonly bytes: number;
+  readonly timesMs: number[];
+}
+
+function fail(flag: string, raw: unknown, allowed: string): never {
+  throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `bench allreduce: --${flag} must be ${allowed}, got ${JSON.stringify(raw)}`);
+}
+
+function integerFlag(values: Readonly<Record<string, string | boolean | undefined>>, flag: string, fallback: number, min: number, max: number): number {
+  const raw = values[flag];
+  if (raw === undefined) return fallback;
+  if (typeof raw !== 'string' || !/^\d+$/.test(raw.trim())) fail(flag, raw, `an integer from ${min} to ${max}`);
+  const value = Number(raw);
+  if (value < min || value > max) fail(flag, raw, `an integer from ${min} to ${max}`);
+  return value;
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+function iterationsFor(bytes: number, algo: 'ring' | 'naive'): number {
+  const budget = algo === 'ring' ? 512 * MIB : 128 * MIB;
+  return Math.max(algo === 'ring' ? 6 : 3, Math.min(30, Math.round(budget / bytes)));
+}
+
+/** Per size: the median over iterations of the slowest rank's time. */
+async function timeAlgo(worldSize: number, sizes: readonly number[], algo: 'ring' | 'naive', chunkBytes: number): Promise<Map<number, number[]>> {
+  const iters = sizes.map((b) => iterationsFor(b, algo));
+  const group = await spawnRankGroup({
+    entry: WORKER,
+    worldSize,
+    timeoutMs: 120_000,
+    inheritStderr: false,
+    args: ['--sizes', sizes.join(','), '--iters', iters.join(','), '--warmup', String(WARMUP), '--algos', algo, '--chunk-bytes', String(chunkBytes)],
+  });
+  await waitForGroup(group, 600_000);
+  const perSize = new Map<number, number[]>();
+  for (const [i, bytes] of sizes.entries()) {
+    const reports = group.ranks.map((r) => (r.messages as WorkerReport[]).find((m) => m.bytes === bytes && m.algo === algo));
+    const slowest = Array.from({ length: iters[i] }, (_, iter) => Math.max(...reports.map((r) => r?.timesMs[iter] ?? Number.NaN)));
+    perSize.set(bytes, slowest);
+  }
+  return perSize;
+}
+
+/** Loopback TCP throughput (GB/s): this process streams into a forked sink. */
+async function tcpThroughput(): Promise<number> {
+  const blockBytes = 256 * MIB;
+  const rounds = 4;
+  const sink = fork(WORKER, ['--tcp-sink', '--tcp-bytes', String(blockBytes)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  try {
+    const { port } = await new Promise<{ port: number }>((resolve) => sink.once('message', (m) => resolve(m as { port: number })));
+    const socket = connect(port, '127.0.0.1');
+    socket.setNoDelay(true);
+    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+    const block = Buffer.alloc(8 * MIB, 1);
+    const times: number[] = [];
+    for (let round = 0; round < rounds; round++) {
+      const acked = new Promise<void>((resolve) => socket.once('data', () => resolve()));
+      const start = process.hrtime.bigint();
+      for (let sent = 0; sent < blockBytes; sent += block.length) {
+        if (!socket.write(block)) await new Promise<void>((resolve) => socket.once('drain', resolve));
+      }
+      await acked;
+      times.push(Number(process.hrtime.bigint() - start) / 1e9);
+    }
+    socket.end();
+    return blockBytes / median(times.slice(1)) / 1e9;
+  } finally {
+    sink.kill();
+  }
+}
+
+function formatTable(results: readonly SizeResult[]): string {
+  const header = ['size', 'iters', 'median_ms', 'algbw_GB/s', 'busbw_GB/s', 'naive_busbw', 'vs_naive', 'tcp_GB/s'];
+  const rows = results.map((r) => [
+    `${r.bytes / MIB} MiB`,
+    String(r.iterations),
+    r.median_ms.toFixed(2),
+    r.algbw_gbps.toFixed(3),
+    r.busbw_gbps.toFixed(3),
+    r.naive_busbw_gbps.toFixed(3),
+    `${r.ratio_vs_naive.toFixed(1)}x`,
+    r.tcp_gbps.toFixed(2),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i])).join('  ');
+  const first = results[0];
+  return [
+    `all-reduce (ring, ws transport) world_size=${first.world_size} chunk=${first.chunk_bytes / 1024} KiB warmup=${WARMUP}; GB/s = 1e9 B/s, busbw = algbw x 2(N-1)/N`,
+    line(header),
+    ...rows.map(line),
+  ].join('\n');
+}
+
+export const allreduceBench: BenchDefinition = {
+  name: 'allreduce',
+  summary: 'Ring all-reduce bandwidth across N local processes vs a naive all-reduce and loopback TCP',
+  options: {
+    'world-size': { type: 'string', description: 'Number of rank processes (2 to 64)', default: '2' },
+    mib: { type: 'string', description: 'Time only this size, in MiB (1 to 1024)', default: '1,4,16,64' },
+    'chunk-kib': { type: 'string', description: 'Ring chunk size in KiB (4 to 65536)', default: '1024' },
+    json: { type: 'boolean', description: 'Print one JSON object per line per size' },
+  },
+  async run(values) {
+    const worldSize = integerFlag(values, 'world-size', 2, 2, 64);
+    const mib = values.mib === undefined ? undefined : integerFlag(values, 'mib', 1, 1, 1024);
+    const chunkBytes = integerFlag(values, 'chunk-kib', 1024, 4, 65536) * 1024;
+    const json = values.json === true;
+    const sizes = (mib === undefined ? DEFAULT_SIZES_MIB : [mib]).map((m) => m * MIB);
+    const ring = await timeAlgo(worldSize, sizes, 'ring', chunkBytes);
+    const naive = await timeAlgo(worldSize, sizes, 'naive', chunkBytes);
+    const tcpGbps = await tcpThroughput();
+    const factor = (2 * (worldSize - 1)) / worldSize;
+    const results: SizeResult[] = sizes.map((bytes) => {
+      const ringTimes = ring.get(bytes) ?? [];
+      const medianMs = median(ringTimes);
+      const naiveMs = median(naive.get(bytes) ?? []);
+      const algbw = bytes / (medianMs / 1000) / 1e9;
+      const naiveBusbw = (bytes / (naiveMs / 1000) / 1e9) * factor;
+      const round = (v: number) => Math.round(v * 1e4) / 1e4;
+      return {
+        world_size: worldSize,
+        bytes,
+        iterations: ringTimes.length,
+        median_ms: round(medianMs),
+        algbw_gbps: round(algbw),
+        busbw_gbps: round(algbw * factor),
+        naive_median_ms: round(naiveMs),
+        naive_busbw_gbps: round(naiveBusbw),
+        ratio_vs_naive: round((algbw * factor) / naiveBusbw),
+        tcp_gbps: round(tcpGbps),
+        chunk_bytes: chunkBytes,
+      };
+    });
+    process.stdout.write(json ? results.map((r) => JSON.stringify(r)).join('\n') + '\n' : formatTable(results) + '\n');
+  },
+};

@@ -1,0 +1,58 @@
+/**
+ * The hello exchanged as the first frame on every connection (both directions):
+ * rank, world size and generation. A group that restarted gets a new generation,
+ * so a process of the old group can never join the new one.
+ */
+import { TrainerError } from '../contract/errors';
+import { MESSAGE_TYPES } from '../contract/protocol';
+import type { Frame, Message } from './codec';
+
+export interface HelloFields {
+  readonly rank: number;
+  readonly worldSize: number;
+  readonly generation: number;
+}
+
+export function helloMessage(fields: HelloFields): Message {
+  return { type: MESSAGE_TYPES.hello, step: 0, seq: 0, meta: { worldSize: fields.worldSize, generation: fields.generation } };
+}
+
+/** Read the hello fields out of a decoded frame, or throw TRAINER_ERR_HANDSHAKE. */
+export function parseHello(frame: Frame, from: string): HelloFields {
+  if (frame.type !== MESSAGE_TYPES.hello) {
+    throw new TrainerError('TRAINER_ERR_HANDSHAKE', `expected a hello frame first from ${from}, got message type ${frame.type}`);
+  }
+  const worldSize = frame.meta?.worldSize;
+  const generation = frame.meta?.generation;
+  if (typeof worldSize !== 'number' || !Number.isSafeInteger(worldSize) || worldSize < 1) {
+    throw new TrainerError('TRAINER_ERR_HANDSHAKE', `hello from ${from} has no valid worldSize, got ${String(worldSize)}`);
+  }
+  if (typeof generation !== 'number' || !Number.isSafeInteger(generation) || generation < 0) {
+    throw new TrainerError('TRAINER_ERR_HANDSHAKE', `hello from ${from} has no valid generation, got ${String(generation)}`);
+  }
+  return { rank: frame.rank, worldSize, generation };
+}
+
+/**
+ * Check a peer's hello against ours. Throws TRAINER_ERR_STALE_GENERATION when
+ * generations differ and TRAINER_ERR_HANDSHAKE when world sizes differ or the
+ * rank is not the one expected.
+ */
+export function checkHello(local: HelloFields, remote: HelloFields, expectedRank: (rank: number) => boolean, from: string): void {
+  if (remote.generation !== local.generation) {
+    const stale = remote.generation < local.generation ? `${from} is stale` : `this rank (${local.rank}) is stale`;
+    throw new TrainerError(
+      'TRAINER_ERR_STALE_GENERATION',
+      `rank ${local.rank} (generation ${local.generation}) refused ${from} of generation ${remote.generation}: ${stale}`,
+    );
+  }
+  if (remote.worldSize !== local.worldSize) {
+    throw new TrainerError(
+      'TRAINER_ERR_HANDSHAKE',
+      `rank ${local.rank} (worldSize ${local.worldSize}) refused ${from}: it has worldSize ${remote.worldSize}`,
+    );
+  }
+  if (!expectedRank(remote.rank)) {
+    throw new TrainerError('TRAINER_ERR_HANDSHAKE', `rank ${local.rank} refused ${from}: rank ${remote.rank} is not expected on this connection`);
+  }
+}

@@ -1,0 +1,5 @@
+export * from './codec';
+export * from './handshake';
+export * from './in-memory-transport';
+export * from './transport';
+export * from './ws-transport';
