@@ -36,3 +36,10 @@ test('the image installs the lockfile with the native backend, which package.jso
     assert.match(dockerfile, new RegExp(`^COPY .*\\b${top.replace('.', '\\.')}\\b`, 'm'), `Dockerfile copies ${top}`);
   }
 });
+
+test('trainer/README.md documents every error code', () => {
+  const readme = readFileSync(join(REPO_ROOT, 'trainer', 'README.md'), 'utf8');
+  const { ERROR_CODES } = require('../../../src/contract') as typeof import('../../../src/contract');
+  const missing = ERROR_CODES.filter((code) => !readme.includes(`| \`${code}\` |`));
+  assert.deepEqual(missing, []);
+});
