@@ -25,6 +25,23 @@ export type OptimizerName = (typeof OPTIMIZERS)[number];
 export const LR_SCHEDULES = ['constant', 'cosine'] as const;
 export type LrSchedule = (typeof LR_SCHEDULES)[number];
 
+export const STRATEGIES = [
+  'fedavg',
+  'fedavgm',
+  'fedprox',
+  'fedadam',
+  'fedyogi',
+  'fedadagrad',
+  'fedmedian',
+  'fedtrimmedavg',
+  'krum',
+  'multikrum',
+] as const;
+export type StrategyName = (typeof STRATEGIES)[number];
+
+export const PARTITIONS = ['iid', 'dirichlet', 'shards'] as const;
+export type PartitionName = (typeof PARTITIONS)[number];
+
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -60,6 +77,22 @@ export const ENV = {
   experimentName: 'MLFLOW_EXPERIMENT_NAME',
   s3Endpoint: 'AWS_ENDPOINT_URL_S3',
   logLevel: 'TENSORFLEET_LOG_LEVEL',
+  // Federated learning (fl-server / fl-client; Flower's names where it has them).
+  rounds: 'TENSORFLEET_FL_ROUNDS',
+  minFitClients: 'TENSORFLEET_FL_MIN_FIT_CLIENTS',
+  minAvailableClients: 'TENSORFLEET_FL_MIN_AVAILABLE_CLIENTS',
+  fractionFit: 'TENSORFLEET_FL_FRACTION_FIT',
+  roundTimeoutMs: 'TENSORFLEET_FL_ROUND_TIMEOUT_MS',
+  strategy: 'TENSORFLEET_FL_STRATEGY',
+  proximalMu: 'TENSORFLEET_FL_PROXIMAL_MU',
+  serverLearningRate: 'TENSORFLEET_FL_SERVER_LEARNING_RATE',
+  serverMomentum: 'TENSORFLEET_FL_SERVER_MOMENTUM',
+  trimBeta: 'TENSORFLEET_FL_TRIM_BETA',
+  byzantineClients: 'TENSORFLEET_FL_BYZANTINE_CLIENTS',
+  dpClipNorm: 'TENSORFLEET_FL_DP_CLIP_NORM',
+  dpNoiseMultiplier: 'TENSORFLEET_FL_DP_NOISE_MULTIPLIER',
+  partition: 'TENSORFLEET_FL_PARTITION',
+  dirichletAlpha: 'TENSORFLEET_FL_DIRICHLET_ALPHA',
 } as const;
 
 /** Variables that must come from a Secret (never rendered as plain values by charts). */
@@ -113,6 +146,35 @@ export interface TrainerConfig {
   /** S3-compatible endpoint for s3:// dataset URIs. */
   readonly s3Endpoint?: string;
   readonly logLevel: LogLevel;
+  // Federated learning. worldSize is the number of clients and rank a client's partition index;
+  // epochs and batchSize are the clients' local epochs and batch size.
+  /** Rounds the server runs. */
+  readonly rounds: number;
+  /** Fewest clients a round trains (and fewest results it accepts). */
+  readonly minFitClients: number;
+  /** Clients that must be connected before round 1. */
+  readonly minAvailableClients: number;
+  /** Share of the connected clients sampled each round. */
+  readonly fractionFit: number;
+  readonly roundTimeoutMs: number;
+  readonly strategy: StrategyName;
+  /** FedProx proximal term (0 = plain local SGD). */
+  readonly proximalMu: number;
+  /** Server-side learning rate (FedAvgM, FedAdam, FedYogi, FedAdagrad). */
+  readonly serverLearningRate: number;
+  /** Server momentum (FedAvgM). */
+  readonly serverMomentum: number;
+  /** Share trimmed from each end (FedTrimmedAvg). */
+  readonly trimBeta: number;
+  /** Byzantine clients tolerated (Krum, Multi-Krum). */
+  readonly byzantineClients: number;
+  /** Central DP: clip each update to this L2 norm (0 = off). */
+  readonly dpClipNorm: number;
+  /** Central DP: noise standard deviation as a multiple of the clip norm. */
+  readonly dpNoiseMultiplier: number;
+  readonly partition: PartitionName;
+  /** Dirichlet concentration for label-skewed partitions. */
+  readonly dirichletAlpha: number;
 }
 
 /** What a caller must provide; everything else has a default. */
@@ -135,6 +197,8 @@ interface Field<K extends keyof TrainerConfig> {
   /** Default when the variable is unset; `undefined` means optional with no value. */
   readonly fallback?: NonNullable<TrainerConfig[K]>;
   readonly required?: boolean;
+  /** Roles that use the variable; charts render it only for them. @default - every role */
+  readonly roles?: readonly Role[];
 }
 
 const DNS_1123_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -153,6 +217,16 @@ function positiveNumber(raw: string): Parsed<number> {
   return raw.trim() !== '' && Number.isFinite(value) && value > 0
     ? { ok: true, value }
     : { ok: false, allowed: 'a number > 0' };
+}
+
+function nonNegative(raw: string): Parsed<number> {
+  const value = Number(raw);
+  return raw.trim() !== '' && Number.isFinite(value) && value >= 0 ? { ok: true, value } : { ok: false, allowed: 'a number >= 0' };
+}
+
+function fraction(raw: string): Parsed<number> {
+  const value = Number(raw);
+  return raw.trim() !== '' && value > 0 && value <= 1 ? { ok: true, value } : { ok: false, allowed: 'a number in (0, 1]' };
 }
 
 function oneOf<T extends string>(values: readonly T[]): (raw: string) => Parsed<T> {
@@ -191,6 +265,7 @@ function datasetLocation(raw: string): Parsed<string> {
 }
 
 const PORT = int(1, 65535);
+const FL: readonly Role[] = ['fl-server', 'fl-client'];
 
 /** The field table: one row per variable, in the order they are rendered. */
 const FIELDS: { [K in keyof TrainerConfig]-?: Field<K> } = {
@@ -224,6 +299,21 @@ const FIELDS: { [K in keyof TrainerConfig]-?: Field<K> } = {
   experimentName: { key: 'experimentName', parse: nonEmpty, fallback: 'tensorfleet' },
   s3Endpoint: { key: 's3Endpoint', parse: url(['http', 'https']) },
   logLevel: { key: 'logLevel', parse: oneOf(LOG_LEVELS), fallback: 'info' },
+  rounds: { key: 'rounds', parse: int(1, 1_000_000), fallback: 5, roles: FL },
+  minFitClients: { key: 'minFitClients', parse: int(1, 100_000), fallback: 2, roles: FL },
+  minAvailableClients: { key: 'minAvailableClients', parse: int(1, 100_000), fallback: 2, roles: FL },
+  fractionFit: { key: 'fractionFit', parse: fraction, fallback: 1, roles: FL },
+  roundTimeoutMs: { key: 'roundTimeoutMs', parse: int(1), fallback: 600_000, roles: FL },
+  strategy: { key: 'strategy', parse: oneOf(STRATEGIES), fallback: 'fedavg', roles: FL },
+  proximalMu: { key: 'proximalMu', parse: nonNegative, fallback: 0, roles: FL },
+  serverLearningRate: { key: 'serverLearningRate', parse: positiveNumber, fallback: 1, roles: FL },
+  serverMomentum: { key: 'serverMomentum', parse: nonNegative, fallback: 0, roles: FL },
+  trimBeta: { key: 'trimBeta', parse: nonNegative, fallback: 0.2, roles: FL },
+  byzantineClients: { key: 'byzantineClients', parse: int(0, 100_000), fallback: 0, roles: FL },
+  dpClipNorm: { key: 'dpClipNorm', parse: nonNegative, fallback: 0, roles: FL },
+  dpNoiseMultiplier: { key: 'dpNoiseMultiplier', parse: nonNegative, fallback: 0, roles: FL },
+  partition: { key: 'partition', parse: oneOf(PARTITIONS), fallback: 'iid', roles: FL },
+  dirichletAlpha: { key: 'dirichletAlpha', parse: positiveNumber, fallback: 0.5, roles: FL },
 };
 
 const FIELD_LIST = Object.values(FIELDS) as Field<keyof TrainerConfig>[];
@@ -277,6 +367,7 @@ export function resolveTrainerConfig(input: TrainerConfigInput): TrainerConfig {
 function toEnvUnchecked(config: Partial<TrainerConfig>): Record<string, string> {
   const env: Record<string, string> = {};
   for (const field of FIELD_LIST) {
+    if (field.roles && config.role !== undefined && !field.roles.includes(config.role)) continue;
     const value = config[field.key];
     if (value !== undefined) env[ENV[field.key]] = String(value);
   }
