@@ -2,14 +2,14 @@ import { k8s } from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
 import {
   ANNOTATIONS,
-  ENSURE_SECRETS_ENV,
   LABELS,
   PORTS,
   SECRET_KEYS,
   SecretSpec,
   TRAINER_IMAGE,
 } from '../trainer/src/contract';
-import { apiServerEgress, dnsEgress, podPeer, tcpPorts } from './lib/network';
+import { GeneratedSecrets, SECRET_SYNC_WAVES } from './lib/generated-secrets';
+import { dnsEgress, podPeer, tcpPorts } from './lib/network';
 import { PropError, checkDnsLabel, checkImage, checkInt, kebab } from './lib/props';
 import {
   ResourceSpec,
@@ -24,7 +24,7 @@ import {
 } from './lib/workload';
 
 /** Argo CD sync waves: credentials, then storage, then the tracking server. */
-export const MLFLOW_SYNC_WAVES = { rbac: -3, secrets: -2, storage: -1, server: 0 } as const;
+export const MLFLOW_SYNC_WAVES = { rbac: SECRET_SYNC_WAVES.rbac, secrets: SECRET_SYNC_WAVES.job, storage: -1, server: 0 } as const;
 
 const POSTGRES_PORT = 5432;
 const S3_PORT = 8333;
@@ -368,68 +368,12 @@ export class MlflowStack extends Construct {
   }
 
   private addSecretsJob(): void {
-    const name = `${this.name}-secrets`;
-    const selector = selectorLabels(this.name, 'secrets');
-    const labels = this.labels('secrets', this.secretsJobImage);
-    const rbacWave = syncWave(MLFLOW_SYNC_WAVES.rbac);
-    new k8s.KubeServiceAccount(this, 'SecretsAccount', {
-      metadata: { name, labels, annotations: rbacWave },
-      automountServiceAccountToken: false,
-    });
-    new k8s.KubeRole(this, 'SecretsRole', {
-      metadata: { name, labels, annotations: rbacWave },
-      rules: [
-        // `create` cannot be narrowed by name; `get` can.
-        { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
-        { apiGroups: [''], resources: ['secrets'], verbs: ['get'], resourceNames: this.generatedSecrets.map((s) => s.name) },
-      ],
-    });
-    new k8s.KubeRoleBinding(this, 'SecretsRoleBinding', {
-      metadata: { name, labels, annotations: rbacWave },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
-      subjects: [{ kind: 'ServiceAccount', name }],
-    });
-    new k8s.KubeJob(this, 'SecretsJob', {
-      metadata: {
-        name,
-        labels,
-        annotations: { ...syncWave(MLFLOW_SYNC_WAVES.secrets), [ANNOTATIONS.usesKubernetesApi]: 'true' },
-      },
-      spec: {
-        backoffLimit: 6,
-        template: {
-          metadata: { labels },
-          spec: {
-            serviceAccountName: name,
-            automountServiceAccountToken: true,
-            enableServiceLinks: false,
-            restartPolicy: 'OnFailure',
-            securityContext: podSecurityContext(TRAINER_IMAGE.uid, TRAINER_IMAGE.gid),
-            containers: [
-              {
-                name: 'ensure-secrets',
-                image: this.secretsJobImage,
-                args: ['ensure-secrets'],
-                env: [
-                  { name: ENSURE_SECRETS_ENV.spec, value: JSON.stringify(this.generatedSecrets) },
-                  { name: ENSURE_SECRETS_ENV.namespace, valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
-                ],
-                resources: resources({ cpuRequestMillis: 50, cpuLimitMillis: 500, memoryRequestMiB: 64, memoryLimitMiB: 256 }),
-                securityContext: containerSecurityContext(),
-              },
-            ],
-          },
-        },
-      },
-    });
-    new k8s.KubeNetworkPolicy(this, 'SecretsPolicy', {
-      metadata: { name, labels, annotations: syncWave(MLFLOW_SYNC_WAVES.secrets) },
-      spec: {
-        podSelector: { matchLabels: selector },
-        policyTypes: ['Ingress', 'Egress'],
-        ingress: [],
-        egress: [apiServerEgress(), dnsEgress()],
-      },
+    new GeneratedSecrets(this, 'Secrets', {
+      name: `${this.name}-secrets`,
+      secrets: this.generatedSecrets,
+      image: this.secretsJobImage,
+      labels: this.labels('secrets', this.secretsJobImage),
+      selector: selectorLabels(this.name, 'secrets'),
     });
   }
 
