@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { App, Chart } from 'cdk8s';
-import { DdpCluster, GitOpsApplication, MlflowStack } from './charts';
+import { DdpCluster, FederatedFleet, GitOpsApplication, MlflowStack } from './charts';
 
 const outdir = process.env.CDK8S_OUTDIR ?? 'dist';
 /** The repository Argo CD syncs: point it at your fork. */
@@ -39,6 +39,36 @@ export function buildApp(dir: string): App {
     optimizer: 'adam',
     spreadOverNodes: true,
     resources: { cpuRequestMillis: 2000, cpuLimitMillis: 4000, memoryRequestMiB: 4096, memoryLimitMiB: 8192 },
+    tracking,
+  });
+  // Flower's defaults: 2 clients, 5 rounds.
+  new FederatedFleet(chart('fl-mnist'), 'FlMnist', {
+    clients: 2,
+    minFitClients: 2,
+    minAvailableClients: 2,
+    rounds: 5,
+    strategy: 'fedavg',
+    localEpochs: 1,
+    batchSize: 32,
+    learningRate: 0.05,
+    model: 'mlp',
+    dataset: 'mnist',
+    tracking,
+  });
+  // Clients on Liqo-peered clusters, the server here; FedProx for heterogeneous sites.
+  new FederatedFleet(chart('fl-liqo'), 'FlLiqo', {
+    clients: 4,
+    minFitClients: 3,
+    minAvailableClients: 3,
+    fractionFit: 0.75,
+    rounds: 20,
+    strategy: 'fedprox',
+    proximalMu: 0.01,
+    partition: 'dirichlet',
+    dirichletAlpha: 0.5,
+    model: 'mlp',
+    dataset: 'mnist',
+    multiCluster: true,
     tracking,
   });
   return app;

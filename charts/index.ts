@@ -2,3 +2,4 @@ export * from './gitops-application';
 export * from './mlflow-stack';
 export type { ResourceSpec } from './lib/workload';
 export * from './ddp-cluster';
+export * from './federated-fleet';

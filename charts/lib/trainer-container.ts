@@ -23,6 +23,8 @@ export interface TrainerContainerOptions {
   readonly ports?: readonly k8s.ContainerPort[];
   /** Variables whose value the pod supplies at run time (a fieldRef for RANK, a Secret for the token). */
   readonly envFrom?: Readonly<Partial<Record<(typeof ENV)[keyof typeof ENV], k8s.EnvVarSource>>>;
+  /** Variables to leave out (RANK for StatefulSet pods, whose rank is their ordinal). */
+  readonly omit?: readonly (typeof ENV)[keyof typeof ENV][];
 }
 
 /** Labels every trainer pod carries: MLflow admits them, NetworkPolicies select them. */
@@ -39,7 +41,7 @@ export function trainerContainer(options: TrainerContainerOptions): k8s.Containe
   const rendered = toEnv(options.config);
   const fromPod = options.envFrom ?? {};
   const env: k8s.EnvVar[] = Object.entries(rendered)
-    .filter(([name]) => !(name in fromPod))
+    .filter(([name]) => !(name in fromPod) && !(options.omit ?? []).includes(name as (typeof ENV)[keyof typeof ENV]))
     .map(([name, value]) => ({ name, value }));
   for (const [name, valueFrom] of Object.entries(fromPod)) env.push({ name, valueFrom });
   const health = k8s.IntOrString.fromString('health');

@@ -19,7 +19,7 @@ describe('dist/', () => {
 
   test('holds every chart main.ts synthesizes, and nothing else', () => {
     const files = manifestFiles(DIST).map((p) => p.slice(DIST.length + 1));
-    assert.deepEqual(files, ['argocd/application.k8s.yaml', 'ddp-cifar.k8s.yaml', 'ddp-mnist.k8s.yaml', 'mlflow.k8s.yaml']);
+    assert.deepEqual(files, ['argocd/application.k8s.yaml', 'ddp-cifar.k8s.yaml', 'ddp-mnist.k8s.yaml', 'fl-liqo.k8s.yaml', 'fl-mnist.k8s.yaml', 'mlflow.k8s.yaml']);
   });
 
   test('every object passes schema, CRD, semantic and security-baseline validation', (t) => {
@@ -34,8 +34,12 @@ describe('dist/', () => {
         const pod = o.spec?.template;
         if (pod?.metadata?.labels?.[LABELS.trainer] !== 'true') continue;
         for (const c of pod.spec.containers) {
+          // What the kubelet supplies: the completion index or the pod name, and Secret values.
           const env = Object.fromEntries(
-            (c.env ?? []).map((e: any) => [e.name, e.value ?? (e.name === ENV.rank ? '0' : 'from-secret')]),
+            (c.env ?? []).map((e: any) => [
+              e.name,
+              e.value ?? (e.name === ENV.rank ? '0' : e.name === ENV.podName ? `${o.metadata.name}-0` : 'from-secret'),
+            ]),
           );
           assert.doesNotThrow(() => parseTrainerEnv(env), `${file.file} ${o.kind}/${o.metadata.name} ${c.name}`);
         }

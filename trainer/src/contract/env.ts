@@ -50,6 +50,8 @@ export const ENV = {
   role: 'TENSORFLEET_ROLE',
   jobName: 'TENSORFLEET_JOB_NAME',
   rank: 'RANK',
+  /** The pod's name (downward API): a StatefulSet pod's ordinal is its rank when RANK is unset. */
+  podName: 'TENSORFLEET_POD_NAME',
   worldSize: 'WORLD_SIZE',
   masterAddr: 'MASTER_ADDR',
   masterPort: 'MASTER_PORT',
@@ -105,6 +107,8 @@ export interface TrainerConfig {
   readonly jobName: string;
   /** This process's rank (client index for federated/split clients). */
   readonly rank: number;
+  /** The pod's name, when the chart passes it (StatefulSet clients take their rank from its ordinal). */
+  readonly podName?: string;
   /** Ranks in the group (clients for federated/split). */
   readonly worldSize: number;
   /** Address of rank 0 / the server. */
@@ -272,10 +276,11 @@ const FIELDS: { [K in keyof TrainerConfig]-?: Field<K> } = {
   role: { key: 'role', parse: oneOf(ROLES), required: true },
   jobName: { key: 'jobName', parse: dnsLabel, required: true },
   rank: { key: 'rank', parse: int(0), fallback: 0 },
+  podName: { key: 'podName', parse: dnsLabel },
   worldSize: { key: 'worldSize', parse: int(1, 4096), fallback: 1 },
   masterAddr: { key: 'masterAddr', parse: nonEmpty, fallback: '127.0.0.1' },
   masterPort: { key: 'masterPort', parse: PORT, fallback: PORTS.ring },
-  peers: { key: 'peers', parse: nonEmpty, fallback: `127.0.0.1:${PORTS.ring}` },
+  peers: { key: 'peers', parse: nonEmpty, fallback: `127.0.0.1:${PORTS.ring}`, roles: ['ddp'] },
   generation: { key: 'generation', parse: int(0), fallback: 0 },
   listenPort: { key: 'listenPort', parse: int(0, 65535), fallback: PORTS.ring },
   healthPort: { key: 'healthPort', parse: int(0, 65535), fallback: PORTS.health },
@@ -341,12 +346,16 @@ export function parseTrainerEnv(env: Readonly<Record<string, string | undefined>
     if (parsed.ok) config[field.key] = parsed.value;
     else problems.push(`${name} must be ${parsed.allowed}, got ${describe(raw)}`);
   }
+  // A StatefulSet pod's ordinal (name-<n>) is its rank unless RANK says otherwise.
+  const ordinal = /-(\d+)$/.exec(String(env[ENV.podName] ?? ''));
+  if ((env[ENV.rank] === undefined || env[ENV.rank] === '') && ordinal) config.rank = Number(ordinal[1]);
   if (problems.length === 0) {
     const rank = config.rank as number;
     const worldSize = config.worldSize as number;
     if (rank >= worldSize) problems.push(`${ENV.rank} must be less than ${ENV.worldSize} (${worldSize}), got "${rank}"`);
     const peers = config.peers as string;
-    if (!peers.includes('{rank}')) {
+    // Only the ring addresses every peer; the other roles dial MASTER_ADDR:MASTER_PORT.
+    if (config.role === 'ddp' && !peers.includes('{rank}')) {
       const count = peers.split(',').filter((p) => p.trim() !== '').length;
       if (count !== worldSize) {
         problems.push(

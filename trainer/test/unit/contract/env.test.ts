@@ -102,3 +102,10 @@ describe('trainer env contract', () => {
     assert.throws(() => peerAddress('a:1', 1), /TENSORFLEET_PEERS has no host:port for rank 1, got "a:1"/);
   });
 });
+
+test("a StatefulSet pod's ordinal is its rank when RANK is unset", () => {
+  const base = { [ENV.role]: 'fl-client', [ENV.jobName]: 'fl', [ENV.worldSize]: '4', [ENV.peers]: 's:1,s:1,s:1,s:1' };
+  assert.equal(parseTrainerEnv({ ...base, [ENV.podName]: 'fl-mnist-client-3' }).rank, 3);
+  assert.equal(parseTrainerEnv({ ...base, [ENV.podName]: 'fl-mnist-client-3', [ENV.rank]: '1' }).rank, 1);
+  assert.throws(() => parseTrainerEnv({ ...base, [ENV.podName]: 'fl-mnist-client-7' }), /RANK must be less than WORLD_SIZE \(4\), got "7"/);
+});

@@ -1,0 +1,376 @@
+import { k8s } from 'cdk8s-plus-27';
+import { Construct } from 'constructs';
+import {
+  NamespaceOffloading,
+  NamespaceOffloadingSpecNamespaceMappingStrategy,
+  NamespaceOffloadingSpecPodOffloadingStrategy,
+} from '../imports/offloading.liqo.io';
+import {
+  DATASETS,
+  DATASET_MIRRORS,
+  DatasetName,
+  ENV,
+  MODELS,
+  ModelName,
+  OPTIMIZERS,
+  OptimizerName,
+  PARTITIONS,
+  PORTS,
+  PartitionName,
+  SECRET_KEYS,
+  STRATEGIES,
+  StrategyName,
+  TrainerConfigInput,
+  resolveTrainerConfig,
+} from '../trainer/src/contract';
+import { MlflowStack } from './mlflow-stack';
+import { GeneratedSecrets } from './lib/generated-secrets';
+import { dnsEgress, podPeer, tcpPorts } from './lib/network';
+import { PropError, checkDnsLabel, checkImage, checkInt, checkOneOf, checkPositive, kebab } from './lib/props';
+import { DEFAULT_TRAINER_IMAGE, trainerContainer, trainerPodLabels, trainerPodSecurityContext, trainerVolumes } from './lib/trainer-container';
+import { ResourceSpec, objectLabels, selectorLabels } from './lib/workload';
+
+/** Liqo's virtual nodes: the label they carry and the taint that keeps ordinary pods off them. */
+export const LIQO = {
+  virtualNodeLabel: 'liqo.io/type',
+  virtualNodeValue: 'virtual-node',
+  taintKey: 'virtual-node.liqo.io/not-allowed',
+  /** Liqo only acts on a NamespaceOffloading of this name. */
+  offloadingName: 'offloading',
+} as const;
+
+export interface FederatedFleetProps {
+  /** @default - the construct id in kebab-case */
+  readonly name?: string;
+  /** @default - the Tensorfleet trainer image */
+  readonly image?: string;
+  /**
+   * Client pods (a StatefulSet: ordinal i trains on partition i).
+   *
+   * @default 2
+   */
+  readonly clients?: number;
+  /** @default 2 */
+  readonly minFitClients?: number;
+  /** @default 2 */
+  readonly minAvailableClients?: number;
+  /**
+   * Share of the connected clients sampled each round.
+   *
+   * @default 1
+   */
+  readonly fractionFit?: number;
+  /** @default 5 */
+  readonly rounds?: number;
+  /** @default 600 */
+  readonly roundTimeoutSeconds?: number;
+  /** @default "fedavg" */
+  readonly strategy?: StrategyName;
+  /** FedProx proximal term. @default 0 */
+  readonly proximalMu?: number;
+  /** Server learning rate (FedAvgM, FedAdam, FedYogi, FedAdagrad). @default 1 */
+  readonly serverLearningRate?: number;
+  /** FedAvgM momentum. @default 0 */
+  readonly serverMomentum?: number;
+  /** FedTrimmedAvg: share trimmed from each end. @default 0.2 */
+  readonly trimBeta?: number;
+  /** Krum / Multi-Krum: Byzantine clients tolerated. @default 0 */
+  readonly byzantineClients?: number;
+  /** Central differential privacy: clip each update to this L2 norm (0 = off). @default 0 */
+  readonly dpClipNorm?: number;
+  /** Central differential privacy: noise standard deviation over the clip norm. @default 0 */
+  readonly dpNoiseMultiplier?: number;
+  /** @default 1 */
+  readonly localEpochs?: number;
+  /** @default 32 */
+  readonly batchSize?: number;
+  /** Clients' local learning rate. @default 0.05 */
+  readonly learningRate?: number;
+  /** @default "sgd" */
+  readonly optimizer?: OptimizerName;
+  /** @default "iid" */
+  readonly partition?: PartitionName;
+  /** Dirichlet concentration for label skew. @default 0.5 */
+  readonly dirichletAlpha?: number;
+  /** @default "mlp" */
+  readonly model?: ModelName;
+  /** @default "mnist" */
+  readonly dataset?: DatasetName;
+  /** @default - the public mirror (MNIST, Fashion-MNIST) */
+  readonly datasetUri?: string;
+  /** Training examples shared out among the clients (0 = all). @default 0 */
+  readonly datasetSize?: number;
+  /** @default 42 */
+  readonly seed?: number;
+  /** @default - no tracking server; the server writes an MLflow file store */
+  readonly tracking?: MlflowStack;
+  /** @default - 500m/2000m CPU, 1024/2048 MiB */
+  readonly serverResources?: ResourceSpec;
+  /** @default - 500m/2000m CPU, 1024/2048 MiB */
+  readonly clientResources?: ResourceSpec;
+  /**
+   * Size of the server's volume for its per-round checkpoint (it resumes after a restart).
+   *
+   * @default 1
+   */
+  readonly serverStateGiB?: number;
+  /**
+   * Spread the clients over Liqo peered clusters: a NamespaceOffloading for the
+   * namespace, clients scheduled on virtual nodes only, the server on local nodes.
+   *
+   * @default false
+   */
+  readonly multiCluster?: boolean;
+  /**
+   * With multiCluster: labels of the remote clusters' virtual nodes that may run clients.
+   *
+   * @default - every peered cluster
+   */
+  readonly remoteClusterLabels?: Readonly<Record<string, string>>;
+}
+
+const DEFAULT_RESOURCES: ResourceSpec = { cpuRequestMillis: 500, cpuLimitMillis: 2000, memoryRequestMiB: 1024, memoryLimitMiB: 2048 };
+
+/**
+ * Federated learning: one aggregation server (Deployment + ClusterIP Service)
+ * and N clients (a StatefulSet, ordinal = data partition) that register with a
+ * bearer token, train locally and send their weights back each round.
+ */
+export class FederatedFleet extends Construct {
+  public readonly name: string;
+  public readonly clients: number;
+  public readonly serverServiceName: string;
+  public readonly serverPodLabels: Readonly<Record<string, string>>;
+  public readonly clientPodLabels: Readonly<Record<string, string>>;
+
+  constructor(scope: Construct, id: string, props: FederatedFleetProps = {}) {
+    super(scope, id);
+    this.name = checkDnsLabel(this, 'name', props.name ?? kebab(id), 40);
+    const image = checkImage(this, 'image', props.image ?? DEFAULT_TRAINER_IMAGE);
+    this.clients = checkInt(this, 'clients', props.clients ?? 2, 1, 10_000);
+    const minAvailableClients = checkInt(this, 'minAvailableClients', props.minAvailableClients ?? Math.min(2, this.clients), 1, this.clients);
+    const minFitClients = checkInt(this, 'minFitClients', props.minFitClients ?? Math.min(2, this.clients), 1, minAvailableClients);
+    const fractionFit = props.fractionFit ?? 1;
+    if (!(fractionFit > 0 && fractionFit <= 1)) throw new PropError(this, 'fractionFit', fractionFit, 'a number in (0, 1]');
+    const dataset = checkOneOf(this, 'dataset', props.dataset ?? 'mnist', DATASETS);
+    const datasetUri = props.datasetUri ?? DATASET_MIRRORS[dataset];
+    if (datasetUri === undefined) throw new PropError(this, 'datasetUri', undefined, `set for ${dataset}: a URL of a folder holding its files`);
+    for (const [prop, value] of Object.entries({
+      proximalMu: props.proximalMu,
+      serverMomentum: props.serverMomentum,
+      dpClipNorm: props.dpClipNorm,
+      dpNoiseMultiplier: props.dpNoiseMultiplier,
+    })) {
+      if (value !== undefined && !(Number.isFinite(value) && value >= 0)) throw new PropError(this, prop, value, 'a number >= 0');
+    }
+    const trimBeta = props.trimBeta ?? 0.2;
+    if (!(trimBeta >= 0 && trimBeta < 0.5)) throw new PropError(this, 'trimBeta', trimBeta, 'a number in [0, 0.5)');
+    if ((props.dpNoiseMultiplier ?? 0) > 0 && !(props.dpClipNorm && props.dpClipNorm > 0)) {
+      throw new PropError(this, 'dpClipNorm', props.dpClipNorm, "a number > 0 when 'dpNoiseMultiplier' is set (noise is scaled by the clip norm)");
+    }
+    const strategy = checkOneOf(this, 'strategy', props.strategy ?? 'fedavg', STRATEGIES);
+    const byzantineClients = checkInt(this, 'byzantineClients', props.byzantineClients ?? 0, 0, this.clients);
+    if ((strategy === 'krum' || strategy === 'multikrum') && minFitClients < 2 * byzantineClients + 3) {
+      throw new PropError(this, 'minFitClients', minFitClients, `at least 2 x byzantineClients + 3 (${2 * byzantineClients + 3}) for ${strategy}`);
+    }
+    const stateGiB = checkInt(this, 'serverStateGiB', props.serverStateGiB ?? 1, 1);
+
+    this.serverServiceName = `${this.name}-server`;
+    const tokenSecret = `${this.name}-token`;
+    const common: Omit<TrainerConfigInput, 'role'> = {
+      jobName: this.name,
+      worldSize: this.clients,
+      masterAddr: this.serverServiceName,
+      masterPort: PORTS.federated,
+      listenPort: PORTS.federated,
+      model: checkOneOf(this, 'model', props.model ?? 'mlp', MODELS),
+      dataset,
+      datasetUri,
+      datasetSize: checkInt(this, 'datasetSize', props.datasetSize ?? 0, 0),
+      epochs: checkInt(this, 'localEpochs', props.localEpochs ?? 1, 1, 10_000),
+      batchSize: checkInt(this, 'batchSize', props.batchSize ?? 32, 1, 1 << 20),
+      learningRate: checkPositive(this, 'learningRate', props.learningRate ?? 0.05),
+      optimizer: checkOneOf(this, 'optimizer', props.optimizer ?? 'sgd', OPTIMIZERS),
+      seed: checkInt(this, 'seed', props.seed ?? 42, 0, 2 ** 32 - 1),
+      experimentName: this.name,
+      rounds: checkInt(this, 'rounds', props.rounds ?? 5, 1, 1_000_000),
+      minFitClients,
+      minAvailableClients,
+      fractionFit,
+      roundTimeoutMs: checkInt(this, 'roundTimeoutSeconds', props.roundTimeoutSeconds ?? 600, 1) * 1000,
+      strategy,
+      proximalMu: props.proximalMu ?? 0,
+      serverLearningRate: checkPositive(this, 'serverLearningRate', props.serverLearningRate ?? 1),
+      serverMomentum: props.serverMomentum ?? 0,
+      trimBeta,
+      byzantineClients,
+      dpClipNorm: props.dpClipNorm ?? 0,
+      dpNoiseMultiplier: props.dpNoiseMultiplier ?? 0,
+      partition: checkOneOf(this, 'partition', props.partition ?? 'iid', PARTITIONS),
+      dirichletAlpha: checkPositive(this, 'dirichletAlpha', props.dirichletAlpha ?? 0.5),
+    };
+    // Both configs must be ones the trainer accepts.
+    resolveTrainerConfig({ ...common, role: 'fl-server', trackingUri: props.tracking?.trackingUri });
+    resolveTrainerConfig({ ...common, role: 'fl-client' });
+
+    this.serverPodLabels = { ...trainerPodLabels(this.name, 'fl-server'), ...selectorLabels(this.name, 'server') };
+    this.clientPodLabels = { ...trainerPodLabels(this.name, 'fl-client'), ...selectorLabels(this.name, 'client') };
+    const serverSelector = selectorLabels(this.name, 'server');
+    const clientSelector = selectorLabels(this.name, 'client');
+    const serverLabels = { ...objectLabels('federated-fleet', this.name, 'server'), ...this.serverPodLabels };
+    const clientLabels = { ...objectLabels('federated-fleet', this.name, 'client'), ...this.clientPodLabels };
+    const token = { [ENV.authToken]: { secretKeyRef: { name: tokenSecret, key: SECRET_KEYS.authToken } } };
+
+    const secrets = new GeneratedSecrets(this, 'Token', {
+      name: `${this.name}-secrets`,
+      secrets: [{ name: tokenSecret, keys: [SECRET_KEYS.authToken] }],
+      image,
+      labels: objectLabels('federated-fleet', this.name, 'secrets'),
+      selector: selectorLabels(this.name, 'secrets'),
+    });
+
+    // --- server ---------------------------------------------------------------
+    new k8s.KubeService(this, 'ServerService', {
+      metadata: { name: this.serverServiceName, labels: serverLabels },
+      spec: { selector: serverSelector, ports: [{ name: 'fl', port: PORTS.federated, targetPort: k8s.IntOrString.fromString('fl') }] },
+    });
+    const stateClaim = `${this.name}-server-state`;
+    new k8s.KubePersistentVolumeClaim(this, 'ServerState', {
+      metadata: { name: stateClaim, labels: serverLabels },
+      spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: k8s.Quantity.fromString(`${stateGiB}Gi`) } } },
+    });
+    const serverPod: k8s.PodSpec = {
+      automountServiceAccountToken: false,
+      enableServiceLinks: false,
+      securityContext: trainerPodSecurityContext(),
+      ...(props.multiCluster ? { affinity: nodeAffinity('NotIn') } : {}),
+      containers: [
+        trainerContainer({
+          name: 'server',
+          image,
+          config: { ...common, role: 'fl-server', trackingUri: props.tracking?.trackingUri },
+          resources: props.serverResources ?? DEFAULT_RESOURCES,
+          ports: [{ name: 'fl', containerPort: PORTS.federated }],
+          envFrom: token,
+        }),
+      ],
+      volumes: trainerVolumes({ persistentVolumeClaim: { claimName: stateClaim } }),
+    };
+    new k8s.KubeDeployment(this, 'Server', {
+      metadata: { name: this.serverServiceName, labels: serverLabels, annotations: secrets.externalRefs },
+      spec: {
+        replicas: 1,
+        // One writer of the checkpoint volume at a time.
+        strategy: { type: 'Recreate' },
+        selector: { matchLabels: serverSelector },
+        template: { metadata: { labels: serverLabels }, spec: serverPod },
+      },
+    });
+
+    // --- clients --------------------------------------------------------------
+    const clientsName = `${this.name}-client`;
+    new k8s.KubeService(this, 'ClientsService', {
+      metadata: { name: clientsName, labels: clientLabels },
+      spec: { clusterIp: 'None', selector: clientSelector, ports: [{ name: 'health', port: PORTS.health, targetPort: k8s.IntOrString.fromString('health') }] },
+    });
+    const clientPod: k8s.PodSpec = {
+      automountServiceAccountToken: false,
+      enableServiceLinks: false,
+      securityContext: trainerPodSecurityContext(),
+      ...(props.multiCluster
+        ? {
+            affinity: nodeAffinity('In', props.remoteClusterLabels),
+            tolerations: [{ key: LIQO.taintKey, operator: 'Exists', effect: 'NoExecute' }],
+          }
+        : {}),
+      containers: [
+        trainerContainer({
+          name: 'client',
+          image,
+          config: { ...common, role: 'fl-client' },
+          resources: props.clientResources ?? DEFAULT_RESOURCES,
+          envFrom: { ...token, [ENV.podName]: { fieldRef: { fieldPath: 'metadata.name' } } },
+          // The rank is the pod's ordinal (parsed from its name).
+          omit: [ENV.rank],
+        }),
+      ],
+      volumes: trainerVolumes(),
+    };
+    new k8s.KubeStatefulSet(this, 'Clients', {
+      metadata: { name: clientsName, labels: clientLabels, annotations: secrets.externalRefs },
+      spec: {
+        serviceName: clientsName,
+        replicas: this.clients,
+        podManagementPolicy: 'Parallel',
+        selector: { matchLabels: clientSelector },
+        template: { metadata: { labels: clientLabels }, spec: clientPod },
+      },
+    });
+
+    if (props.multiCluster) {
+      new NamespaceOffloading(this, 'Offloading', {
+        metadata: { name: LIQO.offloadingName, labels: objectLabels('federated-fleet', this.name, 'offloading') },
+        spec: {
+          namespaceMappingStrategy: NamespaceOffloadingSpecNamespaceMappingStrategy.DEFAULT_NAME,
+          // Placement is up to each pod's affinity: server local, clients remote.
+          podOffloadingStrategy: NamespaceOffloadingSpecPodOffloadingStrategy.LOCAL_AND_REMOTE,
+          ...(props.remoteClusterLabels
+            ? {
+                clusterSelector: {
+                  nodeSelectorTerms: [
+                    {
+                      matchExpressions: Object.entries(props.remoteClusterLabels).map(([key, value]) => ({ key, operator: 'In', values: [value] })),
+                    },
+                  ],
+                },
+              }
+            : {}),
+        },
+      });
+    }
+
+    // --- network policies -----------------------------------------------------
+    const sourcePorts = datasetPorts(datasetUri);
+    const datasetEgress: k8s.NetworkPolicyEgressRule[] =
+      sourcePorts.length > 0 ? [{ to: [{ ipBlock: { cidr: '0.0.0.0/0' } }], ports: tcpPorts(...sourcePorts) }] : [];
+    const serverEgress: k8s.NetworkPolicyEgressRule[] = [dnsEgress(), ...datasetEgress];
+    if (props.tracking) serverEgress.push({ to: [podPeer(props.tracking.serverPodLabels)], ports: tcpPorts(PORTS.mlflow) });
+    new k8s.KubeNetworkPolicy(this, 'ServerPolicy', {
+      metadata: { name: this.serverServiceName, labels: serverLabels },
+      spec: {
+        podSelector: { matchLabels: serverSelector },
+        policyTypes: ['Ingress', 'Egress'],
+        // Offloaded clients arrive through Liqo's gateway with remapped addresses: pod
+        // selectors cannot name them, so the bearer token is the gate in that case.
+        ingress: [{ ...(props.multiCluster ? {} : { from: [podPeer(clientSelector)] }), ports: tcpPorts(PORTS.federated) }],
+        egress: serverEgress,
+      },
+    });
+    new k8s.KubeNetworkPolicy(this, 'ClientPolicy', {
+      metadata: { name: clientsName, labels: clientLabels },
+      spec: {
+        podSelector: { matchLabels: clientSelector },
+        policyTypes: ['Ingress', 'Egress'],
+        ingress: [],
+        egress: [{ to: [podPeer(serverSelector)], ports: tcpPorts(PORTS.federated) }, dnsEgress(), ...datasetEgress],
+      },
+    });
+  }
+}
+
+/** Required node affinity on (In) or off (NotIn) Liqo's virtual nodes, plus cluster labels. */
+function nodeAffinity(operator: 'In' | 'NotIn', clusterLabels?: Readonly<Record<string, string>>): k8s.Affinity {
+  const virtual = { key: LIQO.virtualNodeLabel, operator, values: [LIQO.virtualNodeValue] };
+  const extra = Object.entries(clusterLabels ?? {}).map(([key, value]) => ({ key, operator: 'In', values: [value] }));
+  return {
+    nodeAffinity: {
+      requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [virtual, ...extra] }] },
+    },
+  };
+}
+
+function datasetPorts(uri: string): number[] {
+  if (uri.startsWith('/')) return [];
+  const url = new URL(uri);
+  return [url.port ? Number(url.port) : url.protocol === 'http:' ? 80 : 443];
+}
