@@ -68,7 +68,7 @@ export interface FederatedFleetProps {
   readonly strategy?: StrategyName;
   /** FedProx proximal term. @default 0 */
   readonly proximalMu?: number;
-  /** Server learning rate (FedAvgM, FedAdam, FedYogi, FedAdagrad). @default 1 */
+  /** Server learning rate (FedAvgM, FedAdam, FedYogi, FedAdagrad). @default - 0.1 for FedAdam, FedYogi and FedAdagrad (Flower's eta), else 1 */
   readonly serverLearningRate?: number;
   /** FedAvgM momentum. @default 0 */
   readonly serverMomentum?: number;
@@ -200,7 +200,7 @@ export class FederatedFleet extends Construct {
       roundTimeoutMs: checkInt(this, 'roundTimeoutSeconds', props.roundTimeoutSeconds ?? 600, 1) * 1000,
       strategy,
       proximalMu: props.proximalMu ?? 0,
-      serverLearningRate: checkPositive(this, 'serverLearningRate', props.serverLearningRate ?? 1),
+      serverLearningRate: checkPositive(this, 'serverLearningRate', props.serverLearningRate ?? (['fedadam', 'fedyogi', 'fedadagrad'].includes(strategy) ? 0.1 : 1)),
       serverMomentum: props.serverMomentum ?? 0,
       trimBeta,
       byzantineClients,

@@ -1,0 +1,125 @@
+/**
+ * The federated client's loop (no tfjs, no sockets): connect, then serve each
+ * flFit by calling `fit(weights, config)` and answering flFitResult with the
+ * same round and attempt. A dropped connection (server restart, network) is
+ * dialed again; the loop ends when the server says goodbye (TRAINER_ERR_CLOSED).
+ * A `fit` that throws answers an `error` frame, so the server records a failure
+ * at once instead of waiting for its round timeout, and the loop goes on.
+ */
+import { isTrainerError, TrainerError } from '../contract/errors';
+import { MESSAGE_TYPES } from '../contract/protocol';
+import type { Frame, Message } from '../transport/codec';
+import type { FitConfig } from './strategy';
+
+/** What the loop needs from the client's transport (hub-client.ts implements it). */
+export interface ServerLink {
+  /** Dial (or dial again) until connected; throws when the connect timeout passes. */
+  connect(): Promise<void>;
+  /** The next frame; TRAINER_ERR_CLOSED when the server finished, another code when the connection dropped. */
+  recv(): Promise<Frame>;
+  send(message: Message): Promise<void>;
+}
+
+export interface LocalFit {
+  readonly weights: Float32Array;
+  readonly numExamples: number;
+  readonly metrics: Readonly<Record<string, number>>;
+}
+
+export interface ClientLoopOptions {
+  readonly link: ServerLink;
+  /** Train on the local data from the global `weights`; `round` is 1-based. */
+  readonly fit: (weights: Float32Array, config: FitConfig, round: number) => LocalFit | Promise<LocalFit>;
+  /**
+   * Reconnections allowed over the whole run (a flapping server must not keep a client alive forever).
+   *
+   * @default 100
+   */
+  readonly maxReconnects?: number;
+  /** Called after every successful (re)connect. @default - nothing */
+  readonly onConnect?: () => void;
+  /** Called after each answered fit request. @default - nothing */
+  readonly onFit?: (round: number, result: LocalFit) => void;
+  /** @default - silent */
+  readonly log?: (line: string) => void;
+}
+
+export interface ClientLoopResult {
+  /** Fit requests answered with a result. */
+  readonly fits: number;
+  readonly reconnects: number;
+}
+
+function fitConfigOf(frame: Frame): FitConfig {
+  const raw = frame.meta?.config;
+  if (raw === undefined) return {};
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new TrainerError('TRAINER_ERR_BAD_FRAME', `invalid frame: fit config of round ${frame.step} must be a map`);
+  }
+  const config: Record<string, number | string | boolean> = {};
+  for (const [key, value] of Object.entries(raw as Record<string, unknown>)) {
+    if (typeof value === 'number' || typeof value === 'string' || typeof value === 'boolean') config[key] = value;
+  }
+  return config;
+}
+
+function weightsOf(frame: Frame): Float32Array {
+  const tensor = frame.tensors[0];
+  if (frame.tensors.length !== 1 || tensor.dtype !== 'float32') {
+    throw new TrainerError('TRAINER_ERR_BAD_FRAME', `invalid frame: fit request of round ${frame.step} must carry one float32 tensor`);
+  }
+  return tensor.data as Float32Array;
+}
+
+/** Serve fit requests until the server finishes. Throws when it cannot (re)connect. */
+export async function runClientLoop(options: ClientLoopOptions): Promise<ClientLoopResult> {
+  const { link, fit } = options;
+  const maxReconnects = options.maxReconnects ?? 100;
+  const log = options.log ?? (() => undefined);
+  let fits = 0;
+  let reconnects = 0;
+  await link.connect();
+  options.onConnect?.();
+  for (;;) {
+    let frame: Frame;
+    try {
+      frame = await link.recv();
+    } catch (err) {
+      if (isTrainerError(err, 'TRAINER_ERR_CLOSED')) return { fits, reconnects };
+      if (reconnects >= maxReconnects) throw err;
+      reconnects++;
+      log(`connection lost (${(err as Error).message}); reconnecting (${reconnects}/${maxReconnects})`);
+      await link.connect();
+      options.onConnect?.();
+      continue;
+    }
+    if (frame.type !== MESSAGE_TYPES.flFit) {
+      log(`ignoring message type ${frame.type} (step ${frame.step})`);
+      continue;
+    }
+    const round = frame.step;
+    let answer: Message;
+    try {
+      const result = await fit(weightsOf(frame), fitConfigOf(frame), round);
+      answer = {
+        type: MESSAGE_TYPES.flFitResult,
+        step: round,
+        seq: frame.seq,
+        tensors: [{ dtype: 'float32', shape: [result.weights.length], data: result.weights }],
+        meta: { numExamples: result.numExamples, metrics: { ...result.metrics } },
+      };
+      fits++;
+      options.onFit?.(round, result);
+    } catch (err) {
+      const error = isTrainerError(err) ? err : new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', (err as Error)?.message ?? String(err), { cause: err });
+      log(`fit of round ${round} failed: ${error.code}: ${error.message}`);
+      answer = { type: MESSAGE_TYPES.error, step: round, seq: frame.seq, meta: { code: error.code, message: error.message } };
+    }
+    try {
+      await link.send(answer);
+    } catch (err) {
+      // The connection dropped while we trained: the next recv reports it and we reconnect.
+      log(`could not send the answer of round ${round}: ${(err as Error).message}`);
+    }
+  }
+}

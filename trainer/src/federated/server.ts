@@ -1,0 +1,312 @@
+/**
+ * The federated server's round loop (Flower's `Server.fit`), with no tfjs and
+ * no sockets: a {@link Strategy} decides who trains and how to aggregate, a
+ * {@link FitHub} carries frames to clients, and an `evaluate` callback scores
+ * the global weights.
+ *
+ * A round: wait for minAvailableClients (bounded) -> strategy.configureFit ->
+ * flFit (global weights + config) to each sampled client -> collect flFitResult
+ * under roundTimeoutMs. A timeout, a disconnect, an error frame or a malformed
+ * result is a {@link FitFailure} (data, not an exception). strategy.aggregateFit
+ * returning undefined keeps the old model and the round is retried, at most
+ * maxRoundAttempts times. Clients that join late are sampled from the next round.
+ *
+ * Wire: flFit `{ step: round, seq: attempt, tensors: [weights], meta: { config } }`;
+ * flFitResult `{ step: round, seq: attempt, tensors: [weights], meta: { numExamples, metrics } }`;
+ * a client that cannot fit answers `error` `{ step: round, seq: attempt, meta: { code, message } }`.
+ */
+import { TrainerError } from '../contract/errors';
+import { MESSAGE_TYPES } from '../contract/protocol';
+import type { Frame, Message } from '../transport/codec';
+import type { FitConfig, FitFailure, FitPlan, FitResult, Strategy } from './strategy';
+
+/** What the round loop needs from the server's transport (hub.ts implements it). */
+export interface FitHub {
+  /** Ids of the clients connected now. */
+  clientIds(): string[];
+  /** Resolve with the connected ids once `count` are connected; reject after `timeoutMs`. */
+  waitForClients(count: number, timeoutMs: number): Promise<readonly string[]>;
+  send(clientId: string, message: Message, options?: { timeoutMs?: number; what?: string }): Promise<void>;
+  recv(clientId: string, options?: { timeoutMs?: number; what?: string }): Promise<Frame>;
+}
+
+export interface Evaluation {
+  readonly accuracy: number;
+  readonly loss: number;
+}
+
+/** One completed round. */
+export interface RoundSummary {
+  readonly round: number;
+  /** The global weights after the round. */
+  readonly weights: Float32Array;
+  /** Clients whose results were aggregated. */
+  readonly results: readonly FitResult[];
+  readonly failures: readonly FitFailure[];
+  /** Attempts the round took (1 unless aggregation kept the old model). */
+  readonly attempts: number;
+  readonly evaluation: Evaluation;
+  /** Example-weighted mean of each numeric metric the clients reported. */
+  readonly metrics: Readonly<Record<string, number>>;
+}
+
+export interface FederatedServerOptions {
+  readonly strategy: Strategy;
+  readonly hub: FitHub;
+  /** Score global weights (test set). */
+  readonly evaluate: (weights: Float32Array) => Evaluation | Promise<Evaluation>;
+  /** Global weights to start from (fresh, or from a checkpoint). */
+  readonly initialWeights: Float32Array;
+  /** Rounds to run in total. */
+  readonly rounds: number;
+  /**
+   * Rounds already completed (resume from a checkpoint).
+   *
+   * @default 0
+   */
+  readonly startRound?: number;
+  /** Clients that must be connected before a round starts. */
+  readonly minAvailableClients: number;
+  /** Time allowed for each round's fit results, in milliseconds. */
+  readonly roundTimeoutMs: number;
+  /**
+   * How long to wait for minAvailableClients before failing, in milliseconds.
+   *
+   * @default - roundTimeoutMs
+   */
+  readonly availableTimeoutMs?: number;
+  /**
+   * Clients the fleet has (worldSize). Before the first round the server waits up
+   * to startupGraceMs for all of them, so round 1 is not run by whoever dialed first.
+   *
+   * @default - no startup grace: rounds start at minAvailableClients
+   */
+  readonly expectedClients?: number;
+  /**
+   * Longest wait for expectedClients before the first round, in milliseconds.
+   *
+   * @default 0
+   */
+  readonly startupGraceMs?: number;
+  /**
+   * Attempts per round when the strategy keeps the old model (too few results).
+   *
+   * @default 3
+   */
+  readonly maxRoundAttempts?: number;
+  /**
+   * Seed of the client sampling.
+   *
+   * @default 0
+   */
+  readonly seed?: number;
+  /**
+   * Called after the evaluation of the starting weights (before the first round).
+   *
+   * @default - nothing
+   */
+  readonly onStart?: (evaluation: Evaluation) => void | Promise<void>;
+  /**
+   * Called after each round (events, tracking, checkpoint); awaited before the next round.
+   *
+   * @default - nothing
+   */
+  readonly onRound?: (summary: RoundSummary) => void | Promise<void>;
+  /** @default - silent */
+  readonly log?: (line: string) => void;
+}
+
+export interface FederatedRunResult {
+  readonly weights: Float32Array;
+  /** Evaluation of the starting weights. */
+  readonly initial: Evaluation;
+  /** The rounds run by this call (after startRound). */
+  readonly rounds: readonly RoundSummary[];
+}
+
+/** Seeded [0, 1) generator (mulberry32), advanced once per draw. */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Check a frame is a usable fit result for `clientId`; returns the FitResult or a failure reason. */
+export function parseFitResult(clientId: string, frame: Frame, weightsLength: number): FitResult | string {
+  if (frame.type === MESSAGE_TYPES.error) return `client reported ${String(frame.meta?.code ?? 'an error')}: ${String(frame.meta?.message ?? '')}`;
+  if (frame.type !== MESSAGE_TYPES.flFitResult) return `expected a fit result (message type ${MESSAGE_TYPES.flFitResult}), got message type ${frame.type}`;
+  const tensor = frame.tensors[0];
+  if (frame.tensors.length !== 1 || tensor.dtype !== 'float32') return `a fit result carries one float32 tensor, got ${frame.tensors.map((t) => t.dtype).join(', ') || 'none'}`;
+  const weights = tensor.data as Float32Array;
+  if (weights.length !== weightsLength) return `fit result has ${weights.length} weights, the model has ${weightsLength}`;
+  for (let i = 0; i < weights.length; i++) {
+    if (!Number.isFinite(weights[i])) return `fit result weight ${i} is ${weights[i]}`;
+  }
+  const numExamples = frame.meta?.numExamples;
+  if (typeof numExamples !== 'number' || !Number.isSafeInteger(numExamples) || numExamples < 1) {
+    return `fit result numExamples must be an integer >= 1, got ${JSON.stringify(numExamples ?? null)}`;
+  }
+  const metrics: Record<string, number> = {};
+  const raw = frame.meta?.metrics;
+  if (raw !== undefined) {
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return 'fit result metrics must be a map of numbers';
+    for (const [key, value] of Object.entries(raw as Record<string, unknown>)) {
+      if (typeof value === 'number' && Number.isFinite(value)) metrics[key] = value;
+    }
+  }
+  return { clientId, weights, numExamples, metrics };
+}
+
+/** Example-weighted mean of every metric the results report. */
+export function weightedMetrics(results: readonly FitResult[]): Record<string, number> {
+  const sums: Record<string, { value: number; weight: number }> = {};
+  for (const result of results) {
+    for (const [key, value] of Object.entries(result.metrics)) {
+      const entry = (sums[key] ??= { value: 0, weight: 0 });
+      entry.value += value * result.numExamples;
+      entry.weight += result.numExamples;
+    }
+  }
+  return Object.fromEntries(Object.entries(sums).map(([key, { value, weight }]) => [key, value / weight]));
+}
+
+/** The flFit message of `round` (attempt `seq`). */
+export function fitMessage(round: number, attempt: number, weights: Float32Array, config: FitConfig): Message {
+  return { type: MESSAGE_TYPES.flFit, step: round, seq: attempt, tensors: [{ dtype: 'float32', shape: [weights.length], data: weights }], meta: { config } };
+}
+
+/** Run one attempt of a round with the sampled clients: failures are collected, never thrown. */
+export async function fitRound(
+  hub: FitHub,
+  round: number,
+  attempt: number,
+  weights: Float32Array,
+  clientIds: readonly string[],
+  config: FitConfig,
+  roundTimeoutMs: number,
+): Promise<{ results: FitResult[]; failures: FitFailure[] }> {
+  const deadline = Date.now() + roundTimeoutMs;
+  const message = fitMessage(round, attempt, weights, config);
+  const results: FitResult[] = [];
+  const failures: FitFailure[] = [];
+  const what = `the fit result of round ${round}`;
+  await Promise.all(
+    clientIds.map(async (clientId) => {
+      try {
+        await hub.send(clientId, message, { timeoutMs: Math.max(1, deadline - Date.now()), what: `the weights of round ${round}` });
+        for (;;) {
+          const remaining = deadline - Date.now();
+          if (remaining <= 0) throw new TrainerError('TRAINER_ERR_PEER_TIMEOUT', `no fit result within the round timeout of ${roundTimeoutMs}ms`);
+          const frame = await hub.recv(clientId, { timeoutMs: remaining, what });
+          // A late answer to an earlier round or attempt: skip it.
+          if (frame.step !== round || frame.seq !== attempt) continue;
+          const parsed = parseFitResult(clientId, frame, weights.length);
+          if (typeof parsed === 'string') failures.push({ clientId, reason: parsed });
+          else results.push(parsed);
+          return;
+        }
+      } catch (err) {
+        failures.push({ clientId, reason: err instanceof TrainerError ? `${err.code}: ${err.message}` : String(err) });
+      }
+    }),
+  );
+  // Deterministic order whatever the arrival order (aggregation sums in this order).
+  const order = new Map(clientIds.map((id, i) => [id, i]));
+  results.sort((a, b) => order.get(a.clientId)! - order.get(b.clientId)!);
+  failures.sort((a, b) => order.get(a.clientId)! - order.get(b.clientId)!);
+  return { results, failures };
+}
+
+/**
+ * Wait (at most `timeoutMs`) until minAvailableClients are connected and the
+ * strategy samples a plan from them; every membership change is a new chance.
+ */
+async function planRound(options: FederatedServerOptions, round: number, random: () => number, timeoutMs: number): Promise<FitPlan> {
+  const deadline = Date.now() + timeoutMs;
+  let available = await options.hub.waitForClients(options.minAvailableClients, timeoutMs);
+  for (;;) {
+    const plan = options.strategy.configureFit(round, available, random);
+    if (plan && plan.clientIds.length > 0) return plan;
+    const remaining = deadline - Date.now();
+    try {
+      if (remaining <= 0) throw new Error('deadline passed');
+      available = await options.hub.waitForClients(available.length + 1, remaining);
+    } catch {
+      throw new TrainerError(
+        'TRAINER_ERR_CONNECT_TIMEOUT',
+        `round ${round}: strategy ${options.strategy.name} could not sample clients within ${timeoutMs}ms; ` +
+          `${options.hub.clientIds().length} connected (${options.hub.clientIds().join(', ') || 'none'}), minAvailableClients ${options.minAvailableClients}`,
+      );
+    }
+  }
+}
+
+/** Run rounds startRound+1 .. rounds. Throws a TrainerError when a round cannot be completed. */
+export async function runFederatedServer(options: FederatedServerOptions): Promise<FederatedRunResult> {
+  const { strategy, hub, rounds, minAvailableClients, roundTimeoutMs } = options;
+  const startRound = options.startRound ?? 0;
+  const maxRoundAttempts = options.maxRoundAttempts ?? 3;
+  const availableTimeoutMs = options.availableTimeoutMs ?? roundTimeoutMs;
+  const log = options.log ?? (() => undefined);
+  for (const [name, value] of Object.entries({ rounds, minAvailableClients, roundTimeoutMs, maxRoundAttempts, availableTimeoutMs })) {
+    if (!Number.isInteger(value) || value < 1) throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `runFederatedServer: '${name}' must be an integer >= 1, got ${value}`);
+  }
+  if (!Number.isInteger(startRound) || startRound < 0 || startRound > rounds) {
+    throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `runFederatedServer: 'startRound' must be an integer from 0 to rounds (${rounds}), got ${startRound}`);
+  }
+  // Resumed runs continue the sampling sequence from a seed that depends on the round.
+  const random = seededRandom((options.seed ?? 0) + startRound * 7919);
+  let weights = options.initialWeights;
+  const expected = options.expectedClients ?? 0;
+  const graceMs = options.startupGraceMs ?? 0;
+  if (expected > 0 && graceMs > 0 && startRound < rounds) {
+    try {
+      await hub.waitForClients(expected, graceMs);
+    } catch {
+      log(`starting with ${hub.clientIds().length} of ${expected} expected client(s) after a ${graceMs}ms startup grace`);
+    }
+  }
+  const initial = await options.evaluate(weights);
+  await options.onStart?.(initial);
+  const summaries: RoundSummary[] = [];
+  for (let round = startRound + 1; round <= rounds; round++) {
+    let next: Float32Array | undefined;
+    let outcome: { results: FitResult[]; failures: FitFailure[] } = { results: [], failures: [] };
+    let attempt = 0;
+    while (next === undefined) {
+      attempt++;
+      if (attempt > maxRoundAttempts) {
+        const reasons = outcome.failures.map((f) => `client ${f.clientId}: ${f.reason}`).join('; ');
+        throw new TrainerError(
+          'TRAINER_ERR_PEER_TIMEOUT',
+          `round ${round} failed ${maxRoundAttempts} times: strategy ${strategy.name} kept the old model ` +
+            `(${outcome.results.length} result(s), ${outcome.failures.length} failure(s)${reasons ? `: ${reasons}` : ''})`,
+        );
+      }
+      const plan = await planRound(options, round, random, availableTimeoutMs);
+      outcome = await fitRound(hub, round, attempt, weights, plan.clientIds, plan.config, roundTimeoutMs);
+      for (const failure of outcome.failures) log(`round ${round} attempt ${attempt}: client ${failure.clientId} failed: ${failure.reason}`);
+      next = strategy.aggregateFit(round, weights, outcome.results, outcome.failures);
+      if (next === undefined) log(`round ${round} attempt ${attempt}: strategy ${strategy.name} kept the old model (${outcome.results.length} result(s)); retrying`);
+    }
+    weights = next;
+    const evaluation = await options.evaluate(weights);
+    const summary: RoundSummary = {
+      round,
+      weights,
+      results: outcome.results,
+      failures: outcome.failures,
+      attempts: attempt,
+      evaluation,
+      metrics: weightedMetrics(outcome.results),
+    };
+    summaries.push(summary);
+    await options.onRound?.(summary);
+  }
+  return { weights, initial, rounds: summaries };
+}

@@ -1,0 +1,289 @@
+/**
+ * The round loop over a real Hub on 127.0.0.1 with in-process clients
+ * (HubClient + runClientLoop) whose `fit` is a small deterministic function.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { isTrainerError, MESSAGE_TYPES } from '../../../src/contract';
+import { type LocalFit, runClientLoop } from '../../../src/federated/client-loop';
+import { FedAvg } from '../../../src/federated/strategies/fed-avg';
+import { parseFitResult, runFederatedServer, type RoundSummary, weightedMetrics } from '../../../src/federated/server';
+import type { FitConfig, Strategy } from '../../../src/federated/strategy';
+import { Hub } from '../../../src/transport/hub';
+import { HubClient } from '../../../src/transport/hub-client';
+
+const LOOPBACK = '127.0.0.1';
+const TOKEN = 't0ken';
+
+type Fit = (weights: Float32Array, config: FitConfig, round: number) => LocalFit | Promise<LocalFit>;
+
+interface Fleet {
+  readonly hub: Hub;
+  readonly clients: HubClient[];
+  readonly loops: Promise<unknown>[];
+  add(rank: number, fit: Fit): HubClient;
+  close(): Promise<void>;
+}
+
+async function fleet(): Promise<Fleet> {
+  const hub = new Hub({ listenHost: LOOPBACK, listenPort: 0, authToken: TOKEN, timeoutMs: 3000 });
+  await hub.listen();
+  const clients: HubClient[] = [];
+  const loops: Promise<unknown>[] = [];
+  return {
+    hub,
+    clients,
+    loops,
+    add(rank, fit) {
+      const link = new HubClient({ host: LOOPBACK, port: hub.port, rank, worldSize: 4, authToken: TOKEN, connectTimeoutMs: 2000 });
+      clients.push(link);
+      const loop = runClientLoop({ link, fit });
+      loop.catch(() => undefined);
+      loops.push(loop);
+      return link;
+    },
+    async close() {
+      await hub.close();
+      // Loops stuck in a never-ending fit are abandoned (their links are closed below).
+      await Promise.race([Promise.allSettled(loops), new Promise((r) => setTimeout(r, 300))]);
+      await Promise.all(clients.map((c) => c.close()));
+    },
+  };
+}
+
+/** Client `rank` returns weights + (rank + 1) trained on (rank + 1) x 10 examples. */
+function shiftFit(rank: number): Fit {
+  return (weights) => ({ weights: weights.map((w) => w + rank + 1), numExamples: (rank + 1) * 10, metrics: { valAccuracy: rank / 10 } });
+}
+
+function fedAvg(minFitClients: number, minAvailableClients = minFitClients): Strategy {
+  return new FedAvg({ minFitClients, minAvailableClients, fractionFit: 1, localEpochs: 1, localBatchSize: 8, localLearningRate: 0.1 });
+}
+
+const evaluateMean = (weights: Float32Array) => ({ accuracy: weights[0], loss: -weights[0] });
+
+describe('runFederatedServer', () => {
+  test('runs every round: flFit to the sampled clients, example-weighted FedAvg, evaluation before and after each round', async () => {
+    const f = await fleet();
+    try {
+      [0, 1, 2].forEach((rank) => f.add(rank, shiftFit(rank)));
+      const rounds: RoundSummary[] = [];
+      const result = await runFederatedServer({
+        strategy: fedAvg(3),
+        hub: f.hub,
+        evaluate: evaluateMean,
+        initialWeights: new Float32Array([0, 10]),
+        rounds: 2,
+        minAvailableClients: 3,
+        roundTimeoutMs: 3000,
+        onRound: (s) => void rounds.push(s),
+      });
+      // (1x10 + 2x20 + 3x30) / 60 = 140/60 per round.
+      const step = 140 / 60;
+      assert.ok(Math.abs(result.weights[0] - 2 * step) < 1e-5, `got ${result.weights[0]}`);
+      assert.ok(Math.abs(result.weights[1] - (10 + 2 * step)) < 1e-5);
+      assert.deepEqual(result.initial, { accuracy: 0, loss: -0 });
+      assert.deepEqual(rounds.map((r) => [r.round, r.results.map((x) => x.clientId).sort(), r.failures.length, r.attempts]), [
+        [1, ['0', '1', '2'], 0, 1],
+        [2, ['0', '1', '2'], 0, 1],
+      ]);
+      assert.ok(Math.abs(rounds[1].evaluation.accuracy - 2 * step) < 1e-5);
+      assert.ok(Math.abs(rounds[0].metrics.valAccuracy - (0 * 10 + 0.1 * 20 + 0.2 * 30) / 60) < 1e-9);
+    } finally {
+      await f.close();
+    }
+  });
+
+  test('a client that fails, disconnects or stays silent is a failure of the round, not of the server', async () => {
+    const f = await fleet();
+    try {
+      f.add(0, shiftFit(0));
+      f.add(1, () => {
+        throw new Error('out of memory');
+      });
+      const dropper = f.add(2, () => new Promise<LocalFit>(() => undefined));
+      f.add(3, () => new Promise<LocalFit>(() => undefined));
+      await f.hub.waitForClients(4, 2000);
+      setTimeout(() => dropper.terminate(), 100);
+      const started = Date.now();
+      const result = await runFederatedServer({
+        strategy: fedAvg(1, 4),
+        hub: f.hub,
+        evaluate: evaluateMean,
+        initialWeights: new Float32Array([1]),
+        rounds: 1,
+        minAvailableClients: 4,
+        roundTimeoutMs: 600,
+      });
+      assert.ok(Date.now() - started < 2000);
+      const [round] = result.rounds;
+      assert.deepEqual(round.results.map((r) => r.clientId), ['0']);
+      assert.deepEqual(round.failures.map((x) => x.clientId).sort(), ['1', '2', '3']);
+      const failures = [...round.failures].sort((a, b) => a.clientId.localeCompare(b.clientId));
+      assert.match(failures[0].reason, /client reported TRAINER_ERR_INVALID_ARGUMENT: out of memory/);
+      assert.match(failures[1].reason, /^TRAINER_ERR_PEER_CLOSED/);
+      assert.match(failures[2].reason, /^TRAINER_ERR_PEER_TIMEOUT: .*round 1 from client 3/);
+      assert.equal(result.weights[0], 2);
+    } finally {
+      await f.close();
+    }
+  });
+
+  test('a round the strategy keeps the old model for is retried', async () => {
+    const f = await fleet();
+    try {
+      let calls = 0;
+      f.add(0, (w) => {
+        calls++;
+        // First attempt fails; the retry succeeds.
+        if (calls === 1) throw new Error('flaky');
+        return { weights: w.map((x) => x + 1), numExamples: 1, metrics: {} };
+      });
+      const rounds: RoundSummary[] = [];
+      const result = await runFederatedServer({
+        strategy: fedAvg(1),
+        hub: f.hub,
+        evaluate: evaluateMean,
+        initialWeights: new Float32Array([0]),
+        rounds: 1,
+        minAvailableClients: 1,
+        roundTimeoutMs: 1000,
+        onRound: (s) => void rounds.push(s),
+      });
+      assert.equal(rounds[0].attempts, 2);
+      assert.equal(result.weights[0], 1);
+
+    } finally {
+      await f.close();
+    }
+  });
+
+  test('fails after maxRoundAttempts when every attempt is kept', async () => {
+    const f = await fleet();
+    try {
+      f.add(0, () => {
+        throw new Error('always broken');
+      });
+      await assert.rejects(
+        runFederatedServer({ strategy: fedAvg(1), hub: f.hub, evaluate: evaluateMean, initialWeights: new Float32Array([0]), rounds: 1, minAvailableClients: 1, roundTimeoutMs: 1000, maxRoundAttempts: 2 }),
+        (err: unknown) => {
+          assert.ok(isTrainerError(err, 'TRAINER_ERR_PEER_TIMEOUT'), String(err));
+          assert.match(err.message, /^round 1 failed 2 times: strategy fedavg kept the old model \(0 result\(s\), 1 failure\(s\): client 0: client reported .*always broken\)/);
+          return true;
+        },
+      );
+    } finally {
+      await f.close();
+    }
+  });
+
+  test('a late client joins from the next round; a resumed run starts after startRound', async () => {
+    const f = await fleet();
+    try {
+      f.add(0, shiftFit(0));
+      const rounds: RoundSummary[] = [];
+      await runFederatedServer({
+        strategy: fedAvg(1),
+        hub: f.hub,
+        evaluate: evaluateMean,
+        initialWeights: new Float32Array([0]),
+        rounds: 4,
+        startRound: 1,
+        minAvailableClients: 1,
+        roundTimeoutMs: 2000,
+        onRound: async (s) => {
+          rounds.push(s);
+          if (s.round === 2) {
+            f.add(1, shiftFit(1));
+            await f.hub.waitForClients(2, 2000);
+          }
+        },
+      });
+      assert.deepEqual(rounds.map((r) => [r.round, r.results.map((x) => x.clientId).sort()]), [
+        [2, ['0']],
+        [3, ['0', '1']],
+        [4, ['0', '1']],
+      ]);
+    } finally {
+      await f.close();
+    }
+  });
+
+  test('round 1 waits up to startupGraceMs for every expected client, not only minAvailableClients', async () => {
+    const f = await fleet();
+    try {
+      f.add(0, shiftFit(0));
+      await f.hub.waitForClients(1, 2000);
+      setTimeout(() => f.add(1, shiftFit(1)), 150);
+      const rounds: RoundSummary[] = [];
+      await runFederatedServer({
+        strategy: fedAvg(1),
+        hub: f.hub,
+        evaluate: evaluateMean,
+        initialWeights: new Float32Array([0]),
+        rounds: 1,
+        minAvailableClients: 1,
+        expectedClients: 2,
+        startupGraceMs: 3000,
+        roundTimeoutMs: 2000,
+        onRound: (s) => void rounds.push(s),
+      });
+      assert.deepEqual(rounds[0].results.map((r) => r.clientId).sort(), ['0', '1']);
+    } finally {
+      await f.close();
+    }
+  });
+
+  test('fails if minAvailableClients never connect, naming who is there', async () => {
+    const f = await fleet();
+    try {
+      f.add(0, shiftFit(0));
+      await f.hub.waitForClients(1, 2000);
+      await assert.rejects(
+        runFederatedServer({ strategy: fedAvg(2), hub: f.hub, evaluate: evaluateMean, initialWeights: new Float32Array([0]), rounds: 1, minAvailableClients: 2, roundTimeoutMs: 1000, availableTimeoutMs: 200 }),
+        (err: unknown) => {
+          assert.ok(isTrainerError(err, 'TRAINER_ERR_CONNECT_TIMEOUT'), String(err));
+          assert.match(err.message, /timed out after 200ms waiting for 2 client\(s\) to connect; 1 connected \(0\)/);
+          return true;
+        },
+      );
+    } finally {
+      await f.close();
+    }
+  });
+});
+
+describe('parseFitResult', () => {
+  const frame = (meta: Record<string, unknown>, values = [1, 2]) => ({
+    version: 1,
+    type: MESSAGE_TYPES.flFitResult,
+    step: 1,
+    seq: 1,
+    rank: 0,
+    tensors: [{ dtype: 'float32' as const, shape: [values.length], data: Float32Array.from(values) }],
+    meta,
+  });
+
+  test('accepts weights of the right length with numExamples and numeric metrics', () => {
+    const result = parseFitResult('a', frame({ numExamples: 5, metrics: { acc: 0.5, name: 'x' } }), 2);
+    assert.ok(typeof result !== 'string');
+    assert.deepEqual(result.metrics, { acc: 0.5 });
+    assert.equal(result.numExamples, 5);
+  });
+
+  test('fails on a wrong length, a NaN weight or a missing numExamples', () => {
+    assert.equal(parseFitResult('a', frame({ numExamples: 5 }), 3), 'fit result has 2 weights, the model has 3');
+    assert.equal(parseFitResult('a', frame({ numExamples: 5 }, [1, NaN]), 2), 'fit result weight 1 is NaN');
+    assert.equal(parseFitResult('a', frame({}), 2), 'fit result numExamples must be an integer >= 1, got null');
+  });
+
+  test('weightedMetrics weights each metric by numExamples', () => {
+    assert.deepEqual(
+      weightedMetrics([
+        { clientId: 'a', weights: new Float32Array(0), numExamples: 1, metrics: { acc: 1 } },
+        { clientId: 'b', weights: new Float32Array(0), numExamples: 3, metrics: { acc: 0 } },
+      ]),
+      { acc: 0.25 },
+    );
+  });
+});
