@@ -23,7 +23,7 @@ import { ensureSecrets } from '../kube/ensure-secrets';
 import { ROLE_RUNNERS } from '../roles';
 import { FlagSpec, ParsedCommandLine, UsageError, formatFlags, intFlag, parseFlags } from './args';
 import { createProgress } from '../local/progress';
-import { resolveDataDir, runWorkloadLocally, trainerWorkloads } from '../local/run-chart';
+import { resolveDataDir, runFleetLocally, runWorkloadLocally, trainerWorkloads } from '../local/run-chart';
 import { describeTopology, listCharts, loadChart } from './topology';
 
 interface Command {
@@ -70,7 +70,7 @@ const COMMANDS: Record<string, Command> = {
   },
   run: {
     summary: 'run a synthesized chart locally: its topology, and its trainers as local processes',
-    usage: 'tensorfleet run <chart> [--data-dir <dir>] [--out <dir>] [--json]',
+    usage: 'tensorfleet run <chart> [--data-dir <dir>] [--out <dir>] [--clients K] [--rounds R] [--json]',
     flags: {
       dist: { type: 'string', description: 'folder of synthesized charts', default: 'dist' },
       'data-dir': { type: 'string', description: 'local dataset folder instead of the chart\'s datasetUri (e.g. ../shared/data)' },
@@ -78,6 +78,8 @@ const COMMANDS: Record<string, Command> = {
       'tracking-uri': { type: 'string', description: 'log to this MLflow server instead of <out>/mlruns' },
       epochs: { type: 'string', description: 'override the chart\'s epochs' },
       'dataset-size': { type: 'string', description: 'override the chart\'s dataset size (0 = all)' },
+      clients: { type: 'string', description: 'federated charts: number of client processes' },
+      rounds: { type: 'string', description: 'federated charts: override the rounds' },
       json: { type: 'boolean', description: 'end with one JSON line of results' },
       'topology-only': { type: 'boolean', description: 'print the topology and start nothing' },
     },
@@ -102,37 +104,40 @@ const COMMANDS: Record<string, Command> = {
       }
       const outDir = resolve(String(values.out ?? join(root, '.tensorfleet', chart)));
       let final: TrainerEvent | undefined;
-      for (const workload of workloads) {
-        say(`\nrunning ${workload.kind}/${workload.name}: ${workload.worldSize} ${workload.role} process(es) on 127.0.0.1, output in ${outDir}`);
-        const progress = createProgress(json ? { write: (t) => process.stderr.write(t) } : process.stdout);
-        const result = await runWorkloadLocally(workload, {
-          outDir,
-          dataDir: values['data-dir'] as string | undefined,
-          trackingUri: values['tracking-uri'] as string | undefined,
-          epochs: values.epochs === undefined ? undefined : intFlag('run', values, 'epochs', 1, 1, 100_000),
-          datasetSize: values['dataset-size'] === undefined ? undefined : intFlag('run', values, 'dataset-size', 0, 0, 1e9),
-          onEvent: (e) => {
-            progress(e);
-            if (e.event === 'done' && e.rank === 0) final = e;
-          },
-          onLine: (rank, line) => err(`[rank ${rank}] ${line}`),
-        });
-        const failed = result.exitCodes.map((c, rank) => ({ c, rank })).filter((x) => x.c !== 0);
+      const progress = createProgress(json ? { write: (t) => process.stderr.write(t) } : process.stdout);
+      const options = {
+        outDir,
+        dataDir: values['data-dir'] as string | undefined,
+        trackingUri: values['tracking-uri'] as string | undefined,
+        epochs: values.epochs === undefined ? undefined : intFlag('run', values, 'epochs', 1, 1, 100_000),
+        datasetSize: values['dataset-size'] === undefined ? undefined : intFlag('run', values, 'dataset-size', 0, 0, 1e9),
+        clients: values.clients === undefined ? undefined : intFlag('run', values, 'clients', 1, 1, 1000),
+        rounds: values.rounds === undefined ? undefined : intFlag('run', values, 'rounds', 1, 1, 1_000_000),
+        onEvent: (e: TrainerEvent) => {
+          progress(e);
+          if (e.event === 'done' && e.rank === 0) final = e;
+        },
+        onLine: (rank: number, line: string) => err(`[${rank < 0 ? 'server' : `rank ${rank}`}] ${line}`),
+      };
+      const server = workloads.find((w) => w.role === 'fl-server');
+      const client = workloads.find((w) => w.role === 'fl-client');
+      const groups = server && client ? [{ name: server.name, run: () => runFleetLocally(server, client, options) }] : workloads.map((w) => ({ name: w.name, run: () => runWorkloadLocally(w, options) }));
+      for (const group of groups) {
+        say(`\nrunning ${group.name} as local processes on 127.0.0.1, output in ${outDir}`);
+        const { exitCodes } = await group.run();
+        const failed = exitCodes.map((c, i) => ({ c, i })).filter((x) => x.c !== 0);
         if (failed.length > 0) {
-          throw new TrainerError('TRAINER_ERR_PEER_CLOSED', `${workload.name}: ${failed.map((f) => `rank ${f.rank} exited with ${f.c}`).join(', ')}`);
+          throw new TrainerError('TRAINER_ERR_PEER_CLOSED', `${group.name}: ${failed.map((f) => `process ${f.i} exited with ${f.c}`).join(', ')}`);
         }
       }
       if (json && final?.event === 'done') {
+        const common = { chart, test_accuracy: final.testAccuracy, wall_seconds: final.wallSeconds, model_path: final.modelPath };
         out(
-          JSON.stringify({
-            chart,
-            test_accuracy: final.testAccuracy,
-            epochs: final.epochs,
-            world_size: final.worldSize,
-            samples_per_second: final.samplesPerSecond,
-            wall_seconds: final.wallSeconds,
-            model_path: final.modelPath,
-          }),
+          JSON.stringify(
+            final.rounds !== undefined
+              ? { ...common, rounds: final.rounds, accuracy_per_round: final.accuracyPerRound, clients_per_round: final.clientsPerRound, clients: final.worldSize }
+              : { ...common, epochs: final.epochs, world_size: final.worldSize, samples_per_second: final.samplesPerSecond },
+          ),
         );
       }
       return 0;

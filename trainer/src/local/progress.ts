@@ -27,8 +27,11 @@ export function createProgress(sink: ProgressSink): (event: TrainerEvent) => voi
       case 'start':
         epochs = event.epochs;
         line(
-          `${event.role}: ${event.worldSize} rank(s), ${event.epochs} epoch(s) of ${event.stepsPerEpoch} steps, backend ${event.backend}` +
-            (event.resumeEpoch > 0 ? `, resuming after epoch ${event.resumeEpoch}` : ''),
+          event.role === 'fl-server'
+            ? `${event.role}: ${event.worldSize} client(s), ${event.epochs} round(s), backend ${event.backend}` +
+                (event.resumeEpoch > 0 ? `, resuming after round ${event.resumeEpoch}` : '')
+            : `${event.role}: ${event.worldSize} rank(s), ${event.epochs} epoch(s) of ${event.stepsPerEpoch} steps, backend ${event.backend}` +
+                (event.resumeEpoch > 0 ? `, resuming after epoch ${event.resumeEpoch}` : ''),
         );
         break;
       case 'step':
@@ -43,6 +46,12 @@ export function createProgress(sink: ProgressSink): (event: TrainerEvent) => voi
         line(
           `epoch ${event.epoch}/${epochs}: loss ${event.loss.toFixed(4)}, train accuracy ${(event.trainAccuracy * 100).toFixed(2)}%, ` +
             `${Math.round(event.samplesPerSecond)} samples/s, all-reduce ${(event.allreduceShare * 100).toFixed(1)}% of step time`,
+        );
+        break;
+      case 'round':
+        line(
+          `round ${event.round}: test accuracy ${(event.testAccuracy * 100).toFixed(2)}% (loss ${event.testLoss.toFixed(4)}), ` +
+            `${event.clients} client(s) aggregated${event.failures > 0 ? `, ${event.failures} failed` : ''}`,
         );
         break;
       case 'eval':

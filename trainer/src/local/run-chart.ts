@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { DatasetName, ENV, LABELS, ROLES, Role, SECRET_ENV, TrainerEvent, parseTrainerEnv } from '../contract';
 import { randomSecretValue } from '../kube/ensure-secrets';
+import { runFleet } from './run-fleet';
 import { LocalGroupResult, runLocalGroup } from './run-group';
 
 /** A trainer workload found in a chart: its role, world size and rendered env. */
@@ -27,6 +28,10 @@ export interface LocalRunOptions {
   readonly trackingUri?: string;
   readonly epochs?: number;
   readonly datasetSize?: number;
+  /** Federated charts: number of client processes. */
+  readonly clients?: number;
+  /** Federated charts: rounds. */
+  readonly rounds?: number;
   readonly onEvent?: (event: TrainerEvent) => void;
   readonly onLine?: (rank: number, line: string, stream: 'stdout' | 'stderr') => void;
 }
@@ -62,8 +67,8 @@ export function resolveDataDir(dir: string, dataset: DatasetName): string {
   return existsSync(join(abs, dataset)) ? join(abs, dataset) : abs;
 }
 
-/** The workload's env with cluster-only settings replaced by local ones. */
-export function localEnv(workload: LocalWorkload, options: LocalRunOptions): Record<string, string> {
+/** The workload's env with cluster-only settings replaced by local ones; `token` stands in for the Secret. */
+export function localEnv(workload: LocalWorkload, options: LocalRunOptions, token = randomSecretValue(32)): Record<string, string> {
   const env = { ...workload.env };
   const out = resolve(options.outDir);
   env[ENV.dataDir] = join(out, 'cache');
@@ -74,10 +79,18 @@ export function localEnv(workload: LocalWorkload, options: LocalRunOptions): Rec
   if (options.dataDir) env[ENV.datasetUri] = resolveDataDir(options.dataDir, (env[ENV.dataset] ?? 'mnist') as DatasetName);
   if (options.epochs !== undefined) env[ENV.epochs] = String(options.epochs);
   if (options.datasetSize !== undefined) env[ENV.datasetSize] = String(options.datasetSize);
-  // What a Secret gives a pod: a fresh token shared by the local ranks.
-  for (const name of SECRET_ENV) env[name] = randomSecretValue(32);
-  // Fail here, naming the variable, rather than in every rank.
-  parseTrainerEnv({ ...env, [ENV.rank]: '0', [ENV.peers]: Array(workload.worldSize).fill('127.0.0.1:1').join(',') });
+  if (options.rounds !== undefined) env[ENV.rounds] = String(options.rounds);
+  if (options.clients !== undefined && workload.role.startsWith('fl-')) {
+    env[ENV.worldSize] = String(options.clients);
+    // Fewer clients than the chart expects must still make a round.
+    for (const key of [ENV.minAvailableClients, ENV.minFitClients]) {
+      if (env[key] !== undefined) env[key] = String(Math.min(Number(env[key]), options.clients));
+    }
+  }
+  // What a Secret gives a pod: the same token for every local process of the chart.
+  for (const name of SECRET_ENV) env[name] = token;
+  // Fail here, naming the variable, rather than in every process.
+  parseTrainerEnv({ ...env, [ENV.rank]: '0', [ENV.peers]: Array(Number(env[ENV.worldSize] ?? 1)).fill('127.0.0.1:1').join(',') });
   return env;
 }
 
@@ -89,4 +102,21 @@ export function runWorkloadLocally(workload: LocalWorkload, options: LocalRunOpt
     onEvent: options.onEvent,
     onLine: options.onLine,
   });
+}
+
+/** A federated chart's server and clients as local processes sharing one token. */
+export async function runFleetLocally(server: LocalWorkload, client: LocalWorkload, options: LocalRunOptions): Promise<{ exitCodes: number[] }> {
+  const token = randomSecretValue(32);
+  const clientEnv = localEnv(client, options, token);
+  const result = await runFleet({
+    serverEnv: localEnv(server, options, token),
+    clientEnv,
+    clients: Number(clientEnv[ENV.worldSize]),
+    // The server speaks for the fleet; a client's events matter only when it fails.
+    onEvent: (event, source) => {
+      if (source === 'server' || event.event === 'error') options.onEvent?.(event);
+    },
+    onLine: (source, line, stream) => options.onLine?.(source === 'server' ? -1 : source, line, stream),
+  });
+  return { exitCodes: [result.serverExit, ...result.clientExits] };
 }
