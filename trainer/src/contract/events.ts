@@ -23,6 +23,8 @@ export type TrainerEvent =
     })
   | (EventBase & { event: 'checkpoint'; epoch: number; path: string })
   | (EventBase & { event: 'eval'; epoch: number; testAccuracy: number; testLoss: number })
+  /** Federated server: one completed round (clients = results aggregated, failures = sampled clients without a usable result). */
+  | (EventBase & { event: 'round'; round: number; clients: number; failures: number; testAccuracy: number; testLoss: number })
   | (EventBase & {
       event: 'done';
       testAccuracy: number;
@@ -31,6 +33,12 @@ export type TrainerEvent =
       samplesPerSecond: number;
       wallSeconds: number;
       modelPath: string;
+      /** Federated runs: rounds completed. */
+      rounds?: number;
+      /** Federated runs: test accuracy after each round (index 0 = round 1). */
+      accuracyPerRound?: number[];
+      /** Federated runs: clients aggregated in each round. */
+      clientsPerRound?: number[];
     })
   | (EventBase & { event: 'error'; code: string; message: string });
 

@@ -78,8 +78,18 @@ export async function runClientLoop(options: ClientLoopOptions): Promise<ClientL
   const log = options.log ?? (() => undefined);
   let fits = 0;
   let reconnects = 0;
-  await link.connect();
-  options.onConnect?.();
+  /** Connect; false when the server said goodbye instead (it finished). */
+  const connect = async (): Promise<boolean> => {
+    try {
+      await link.connect();
+    } catch (err) {
+      if (isTrainerError(err, 'TRAINER_ERR_CLOSED')) return false;
+      throw err;
+    }
+    options.onConnect?.();
+    return true;
+  };
+  if (!(await connect())) return { fits, reconnects };
   for (;;) {
     let frame: Frame;
     try {
@@ -89,8 +99,7 @@ export async function runClientLoop(options: ClientLoopOptions): Promise<ClientL
       if (reconnects >= maxReconnects) throw err;
       reconnects++;
       log(`connection lost (${(err as Error).message}); reconnecting (${reconnects}/${maxReconnects})`);
-      await link.connect();
-      options.onConnect?.();
+      if (!(await connect())) return { fits, reconnects };
       continue;
     }
     if (frame.type !== MESSAGE_TYPES.flFit) {

@@ -9,3 +9,5 @@ export * from './strategies/fed-avg-m';
 export * from './strategies/fed-opt';
 export * from './strategies/robust';
 export * from './strategy';
+export * from './server';
+export * from './client-loop';

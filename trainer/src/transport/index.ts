@@ -3,3 +3,5 @@ export * from './handshake';
 export * from './in-memory-transport';
 export * from './transport';
 export * from './ws-transport';
+export * from './hub';
+export * from './hub-client';

@@ -4,8 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { isTrainerError, MESSAGE_TYPES } from '../../../src/contract';
-import { type LocalFit, runClientLoop } from '../../../src/federated/client-loop';
+import { isTrainerError, MESSAGE_TYPES, TrainerError } from '../../../src/contract';
+import { type LocalFit, runClientLoop, type ServerLink } from '../../../src/federated/client-loop';
+import type { Frame, Message } from '../../../src/transport/codec';
 import { FedAvg } from '../../../src/federated/strategies/fed-avg';
 import { parseFitResult, runFederatedServer, type RoundSummary, weightedMetrics } from '../../../src/federated/server';
 import type { FitConfig, Strategy } from '../../../src/federated/strategy';
@@ -285,5 +286,73 @@ describe('parseFitResult', () => {
       ]),
       { acc: 0.25 },
     );
+  });
+});
+
+describe('runClientLoop', () => {
+  /** A scripted link: each recv takes the next step (a frame or an error). */
+  function scripted(steps: Array<Frame | TrainerError>): ServerLink & { sent: Message[]; connects: number } {
+    const link = {
+      sent: [] as Message[],
+      connects: 0,
+      connect: async () => void link.connects++,
+      recv: async () => {
+        const step = steps.shift() ?? new TrainerError('TRAINER_ERR_CLOSED', 'done');
+        if (step instanceof TrainerError) throw step;
+        return step;
+      },
+      send: async (message: Message) => void link.sent.push(message),
+    };
+    return link;
+  }
+  const fitFrame = (round: number, seq: number): Frame => ({
+    version: 1,
+    type: MESSAGE_TYPES.flFit,
+    step: round,
+    seq,
+    rank: 0,
+    tensors: [{ dtype: 'float32', shape: [2], data: new Float32Array([1, 2]) }],
+    meta: { config: { epochs: 2, name: 'x' } },
+  });
+
+  test('answers each flFit with the same round and attempt, reconnects after a drop, ends on the goodbye', async () => {
+    const link = scripted([fitFrame(1, 1), new TrainerError('TRAINER_ERR_PEER_CLOSED', 'dropped'), fitFrame(2, 3)]);
+    const configs: FitConfig[] = [];
+    const result = await runClientLoop({
+      link,
+      fit: (w, config) => {
+        configs.push(config);
+        return { weights: w.map((x) => x * 2), numExamples: 7, metrics: { valAccuracy: 0.5 } };
+      },
+    });
+    assert.deepEqual(result, { fits: 2, reconnects: 1 });
+    assert.equal(link.connects, 2);
+    assert.deepEqual(configs[0], { epochs: 2, name: 'x' });
+    assert.deepEqual(link.sent.map((m) => [m.type, m.step, m.seq, m.meta]), [
+      [MESSAGE_TYPES.flFitResult, 1, 1, { numExamples: 7, metrics: { valAccuracy: 0.5 } }],
+      [MESSAGE_TYPES.flFitResult, 2, 3, { numExamples: 7, metrics: { valAccuracy: 0.5 } }],
+    ]);
+    assert.deepEqual([...(link.sent[0].tensors![0].data as Float32Array)], [2, 4]);
+  });
+
+  test('a failed fit answers an error frame and the loop goes on', async () => {
+    const link = scripted([fitFrame(1, 1), fitFrame(2, 1)]);
+    let calls = 0;
+    const result = await runClientLoop({
+      link,
+      fit: (w) => {
+        if (calls++ === 0) throw new TrainerError('TRAINER_ERR_DATASET', 'no examples');
+        return { weights: w, numExamples: 1, metrics: {} };
+      },
+    });
+    assert.equal(result.fits, 1);
+    assert.deepEqual(link.sent[0], { type: MESSAGE_TYPES.error, step: 1, seq: 1, meta: { code: 'TRAINER_ERR_DATASET', message: 'no examples' } });
+  });
+
+  test('fails once maxReconnects drops are used up', async () => {
+    const drop = () => new TrainerError('TRAINER_ERR_PEER_TIMEOUT', 'no heartbeat');
+    const link = scripted([drop(), drop(), drop()]);
+    await assert.rejects(runClientLoop({ link, fit: (w) => ({ weights: w, numExamples: 1, metrics: {} }), maxReconnects: 2 }), /no heartbeat/);
+    assert.equal(link.connects, 3);
   });
 });

@@ -1,0 +1,612 @@
+/**
+ * The federated server's transport: a STAR with dynamic membership. Clients dial
+ * the hub (see hub-client.ts), present a bearer token at the upgrade (HTTP 401
+ * before any frame is read) and name their client id in their hello. A second
+ * connection with the same id replaces the first one (a restarted pod). Every
+ * client has its own bounded receive queue; a malformed frame, a silent
+ * heartbeat or an overfull queue closes only that client.
+ *
+ * Binary frames only (codec.ts), no compression, an explicit maxPayload, and
+ * sends that wait (with a timeout) while a client's socket is backed up.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import WebSocket, { WebSocketServer } from 'ws';
+import { type ErrorCode, TrainerError } from '../contract/errors';
+import { DEFAULT_MAX_PAYLOAD_BYTES, PORTS, WS_PATH } from '../contract/ports';
+import { CLOSE_CODES, MESSAGE_TYPES } from '../contract/protocol';
+import { decodeFrame, encodeFrame, type Frame, type Message } from './codec';
+import { parseHello } from './handshake';
+
+/** The hub's own rank on the wire (the server of a star). */
+export const HUB_RANK = 0;
+/** Close reason the hub sends to every client when training is over (with CLOSE_CODES.normal). */
+export const HUB_DONE_REASON = 'training finished';
+/** Largest close reason in bytes (WebSocket limit). */
+const MAX_CLOSE_REASON_BYTES = 123;
+
+export interface HubOptions {
+  /**
+   * Interface to listen on.
+   *
+   * @default '0.0.0.0'
+   */
+  readonly listenHost?: string;
+  /**
+   * Port to listen on (0 picks a free port; see {@link Hub.port}).
+   *
+   * @default PORTS.federated (8080)
+   */
+  readonly listenPort?: number;
+  /**
+   * Bearer token every client must present at the upgrade (HTTP 401 otherwise).
+   *
+   * @default - no token is required
+   */
+  readonly authToken?: string;
+  /**
+   * Clients of another generation are refused at the hello.
+   *
+   * @default 0
+   */
+  readonly generation?: number;
+  /**
+   * Default timeout of recv and of a blocked send, in milliseconds.
+   *
+   * @default 60000
+   */
+  readonly timeoutMs?: number;
+  /**
+   * An accepted connection must send its hello within this many milliseconds.
+   *
+   * @default 10000
+   */
+  readonly helloTimeoutMs?: number;
+  /**
+   * Ping interval, in milliseconds.
+   *
+   * @default 5000
+   */
+  readonly heartbeatIntervalMs?: number;
+  /**
+   * A client silent (no message, ping or pong) for this long is dropped.
+   *
+   * @default - 3 x heartbeatIntervalMs
+   */
+  readonly heartbeatTimeoutMs?: number;
+  /**
+   * Largest WebSocket message accepted, in bytes (ws `maxPayload`; clients set the same).
+   *
+   * @default DEFAULT_MAX_PAYLOAD_BYTES (128 MiB)
+   */
+  readonly maxPayloadBytes?: number;
+  /**
+   * Sends wait while more than this many bytes are queued to one client.
+   *
+   * @default 16 MiB
+   */
+  readonly highWaterBytes?: number;
+  /**
+   * Unread frames held per client; one more closes that client (TRAINER_ERR_BAD_FRAME).
+   *
+   * @default 8
+   */
+  readonly maxQueuedFrames?: number;
+  /**
+   * Called when a client joins, is replaced by a newer connection, or leaves.
+   *
+   * @default - nothing is reported
+   */
+  readonly onMembership?: (change: MembershipChange) => void;
+}
+
+export interface MembershipChange {
+  readonly kind: 'join' | 'replace' | 'leave';
+  readonly clientId: string;
+  /** Why a client left (close code and reason, heartbeat, bad frame). */
+  readonly reason?: string;
+}
+
+export interface HubWaitOptions {
+  /** @default - the hub's timeoutMs */
+  readonly timeoutMs?: number;
+  /** What is awaited, for error messages ("the fit result of round 3"). @default 'a message' */
+  readonly what?: string;
+}
+
+interface Waiter {
+  readonly resolve: (frame: Frame) => void;
+  readonly reject: (err: TrainerError) => void;
+}
+
+interface Connection {
+  readonly ws: WebSocket;
+  readonly remote: string;
+  /** Set by the hello. */
+  clientId?: string;
+  /** The rank the client declared (its partition index). */
+  rank: number;
+  lastSeenMs: number;
+  pendingBytes: number;
+  readonly drainWaiters: Array<() => void>;
+  readonly queue: Frame[];
+  readonly waiters: Waiter[];
+  /** Set once refused or closed: nothing more is read from it; pending work fails with it. */
+  closedError?: TrainerError;
+  lastError?: Error & { code?: string };
+  helloTimer?: NodeJS.Timeout;
+}
+
+function sha256(value: string): Buffer {
+  return createHash('sha256').update(value).digest();
+}
+
+/** `CODE: message`, cut to the WebSocket close-reason limit. */
+export function closeReason(err: TrainerError): string {
+  const reason = `${err.code}: ${err.message}`;
+  return Buffer.byteLength(reason) <= MAX_CLOSE_REASON_BYTES
+    ? reason
+    : Buffer.from(reason).subarray(0, MAX_CLOSE_REASON_BYTES).toString().replace(/\uFFFD$/, '');
+}
+
+function closeCodeFor(code: ErrorCode): number {
+  if (code === 'TRAINER_ERR_STALE_GENERATION') return CLOSE_CODES.staleGeneration;
+  if (code === 'TRAINER_ERR_HANDSHAKE') return CLOSE_CODES.handshakeRefused;
+  if (code === 'TRAINER_ERR_PEER_TIMEOUT' || code === 'TRAINER_ERR_PEER_CLOSED' || code === 'TRAINER_ERR_PEER_ABORTED') return CLOSE_CODES.aborted;
+  return CLOSE_CODES.badFrame;
+}
+
+function asTrainerError(err: unknown, code: ErrorCode): TrainerError {
+  return err instanceof TrainerError ? err : new TrainerError(code, err instanceof Error ? err.message : String(err), { cause: err });
+}
+
+function checkPositiveInteger(owner: string, values: Readonly<Record<string, number>>): void {
+  for (const [name, value] of Object.entries(values)) {
+    if (!Number.isInteger(value) || value < 1) {
+      throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `${owner}: '${name}' must be an integer >= 1, got ${value}`);
+    }
+  }
+}
+
+/** The hello a client sends: its id, rank (partition index) and generation. */
+export function clientHelloMessage(fields: { clientId: string; rank: number; worldSize: number; generation: number }): Message {
+  return {
+    type: MESSAGE_TYPES.hello,
+    step: 0,
+    seq: 0,
+    meta: { clientId: fields.clientId, worldSize: fields.worldSize, generation: fields.generation },
+  };
+}
+
+/** The hub's answer to a valid client hello. */
+export function hubHelloMessage(generation: number, clients: number): Message {
+  return { type: MESSAGE_TYPES.hello, step: 0, seq: 0, meta: { worldSize: Math.max(1, clients), generation } };
+}
+
+export class Hub {
+  readonly generation: number;
+  readonly timeoutMs: number;
+  readonly helloTimeoutMs: number;
+  readonly heartbeatIntervalMs: number;
+  readonly heartbeatTimeoutMs: number;
+  readonly maxPayloadBytes: number;
+  readonly highWaterBytes: number;
+  readonly maxQueuedFrames: number;
+
+  private readonly options: HubOptions;
+  private readonly clients = new Map<string, Connection>();
+  private readonly pending = new Set<Connection>();
+  private readonly membershipWaiters = new Set<() => void>();
+  private server: Server | undefined;
+  private wss: WebSocketServer | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private lastBeatMs = Date.now();
+  private closing = false;
+
+  constructor(options: HubOptions = {}) {
+    this.options = options;
+    this.generation = options.generation ?? 0;
+    this.timeoutMs = options.timeoutMs ?? 60_000;
+    this.helloTimeoutMs = options.helloTimeoutMs ?? 10_000;
+    this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? 5000;
+    this.heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 3 * this.heartbeatIntervalMs;
+    this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
+    this.highWaterBytes = options.highWaterBytes ?? 16 * 1024 * 1024;
+    this.maxQueuedFrames = options.maxQueuedFrames ?? 8;
+    checkPositiveInteger('Hub', {
+      timeoutMs: this.timeoutMs,
+      helloTimeoutMs: this.helloTimeoutMs,
+      heartbeatIntervalMs: this.heartbeatIntervalMs,
+      heartbeatTimeoutMs: this.heartbeatTimeoutMs,
+      maxPayloadBytes: this.maxPayloadBytes,
+      highWaterBytes: this.highWaterBytes,
+      maxQueuedFrames: this.maxQueuedFrames,
+    });
+  }
+
+  /** The bound port once {@link listen} resolved. */
+  get port(): number {
+    const address = this.server?.address() as AddressInfo | null | undefined;
+    if (!address) throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', 'Hub.port read before listen()');
+    return address.port;
+  }
+
+  /** Ids of the clients connected now (hello done), sorted. */
+  clientIds(): string[] {
+    return [...this.clients.keys()].sort(compareIds);
+  }
+
+  /** `client 2 (10.0.0.7:51234)` for messages. */
+  describeClient(clientId: string): string {
+    const conn = this.clients.get(clientId);
+    return conn ? `client ${clientId} (${conn.remote})` : `client ${clientId}`;
+  }
+
+  /** Start accepting clients. Resolves with the bound port. */
+  async listen(): Promise<number> {
+    if (this.server) return this.port;
+    const server = createServer();
+    const wss = new WebSocketServer({ noServer: true, maxPayload: this.maxPayloadBytes, perMessageDeflate: false, skipUTF8Validation: true });
+    server.on('request', (_req, res) => {
+      res.writeHead(426, { 'content-type': 'text/plain' }).end(`tensorfleet federated server: connect with a WebSocket to ${WS_PATH}\n`);
+    });
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(wss, req, socket, head));
+    server.on('clientError', (_err, socket) => socket.destroy());
+    this.server = server;
+    this.wss = wss;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.options.listenPort ?? PORTS.federated, this.options.listenHost ?? '0.0.0.0', () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.heartbeat = setInterval(() => this.beat(), this.heartbeatIntervalMs);
+    this.heartbeat.unref();
+    return this.port;
+  }
+
+  /**
+   * Resolve with the connected client ids once at least `count` are connected;
+   * reject with TRAINER_ERR_CONNECT_TIMEOUT after `timeoutMs`, naming who is there.
+   */
+  waitForClients(count: number, timeoutMs: number = this.timeoutMs): Promise<string[]> {
+    return new Promise<string[]>((resolve, reject) => {
+      const check = (): void => {
+        if (this.closing) {
+          finish();
+          reject(new TrainerError('TRAINER_ERR_CLOSED', `hub closed while waiting for ${count} client(s)`));
+        } else if (this.clients.size >= count) {
+          finish();
+          resolve(this.clientIds());
+        }
+      };
+      const timer = setTimeout(() => {
+        finish();
+        const have = this.clientIds();
+        reject(
+          new TrainerError(
+            'TRAINER_ERR_CONNECT_TIMEOUT',
+            `federated server on port ${this.server ? this.port : '?'} timed out after ${timeoutMs}ms waiting for ${count} client(s) to connect; ` +
+              `${have.length} connected${have.length > 0 ? ` (${have.join(', ')})` : ''}`,
+          ),
+        );
+      }, timeoutMs);
+      const finish = (): void => {
+        clearTimeout(timer);
+        this.membershipWaiters.delete(check);
+      };
+      this.membershipWaiters.add(check);
+      check();
+    });
+  }
+
+  /** Encode and send `message` to a client (see {@link sendFrame}). */
+  send(clientId: string, message: Message, options: HubWaitOptions = {}): Promise<void> {
+    return this.sendFrame(clientId, encodeFrame(HUB_RANK, message), options);
+  }
+
+  /**
+   * Send an encoded frame to a client (one frame may go to many clients). Waits,
+   * up to timeoutMs, while more than highWaterBytes are queued to it; rejects with
+   * TRAINER_ERR_PEER_CLOSED when the client is not connected.
+   */
+  async sendFrame(clientId: string, frame: Buffer, options: HubWaitOptions = {}): Promise<void> {
+    const conn = this.connected(clientId, options);
+    if (conn.pendingBytes > this.highWaterBytes) await this.drain(conn, options);
+    if (conn.closedError) throw conn.closedError;
+    const bytes = frame.byteLength;
+    conn.pendingBytes += bytes;
+    await new Promise<void>((resolve, reject) => {
+      conn.ws.send(frame, { binary: true }, (err) => {
+        conn.pendingBytes -= bytes;
+        if (conn.pendingBytes <= this.highWaterBytes) for (const wake of conn.drainWaiters.splice(0)) wake();
+        if (err) reject(new TrainerError('TRAINER_ERR_PEER_CLOSED', `send of ${options.what ?? 'a message'} to ${this.describeClient(clientId)} failed: ${err.message}`));
+        else resolve();
+      });
+    });
+  }
+
+  /**
+   * The next frame from a client, in order. Rejects with TRAINER_ERR_PEER_TIMEOUT
+   * after timeoutMs, or TRAINER_ERR_PEER_CLOSED (or the refusal's code) when that
+   * connection goes away or is replaced.
+   */
+  recv(clientId: string, options: HubWaitOptions = {}): Promise<Frame> {
+    let conn: Connection;
+    try {
+      conn = this.connected(clientId, options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const queued = conn.queue.shift();
+    if (queued) return Promise.resolve(queued);
+    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
+    return new Promise<Frame>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const index = conn.waiters.indexOf(waiter);
+        if (index >= 0) conn.waiters.splice(index, 1);
+        reject(new TrainerError('TRAINER_ERR_PEER_TIMEOUT', `federated server timed out after ${timeoutMs}ms waiting for ${options.what ?? 'a message'} from ${this.describeClient(clientId)}`));
+      }, timeoutMs);
+      const waiter: Waiter = {
+        resolve: (frame) => {
+          clearTimeout(timer);
+          resolve(frame);
+        },
+        reject: (err) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      };
+      conn.waiters.push(waiter);
+    });
+  }
+
+  /** Close one client's connection (its pending recv/send fail with `error`). */
+  disconnect(clientId: string, error: TrainerError): void {
+    const conn = this.clients.get(clientId);
+    if (conn) this.reject(conn, error);
+  }
+
+  /**
+   * Say goodbye to every client (close code 1000, {@link HUB_DONE_REASON}: clients
+   * stop instead of reconnecting) and stop listening.
+   */
+  async close(reason: string = HUB_DONE_REASON): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    for (const check of [...this.membershipWaiters]) check();
+    const all = [...this.clients.values(), ...this.pending];
+    await Promise.all(
+      all.map(
+        (conn) =>
+          new Promise<void>((resolve) => {
+            this.fail(conn, new TrainerError('TRAINER_ERR_CLOSED', `federated server closed: ${reason}`));
+            if (conn.ws.readyState === WebSocket.CLOSED) return resolve();
+            const timer = setTimeout(() => conn.ws.terminate(), 1000);
+            conn.ws.once('close', () => {
+              clearTimeout(timer);
+              resolve();
+            });
+            conn.ws.close(CLOSE_CODES.normal, reason);
+          }),
+      ),
+    );
+    await this.stopServer();
+  }
+
+  /** Drop every connection without a close handshake (what clients see when the server dies). */
+  async terminate(): Promise<void> {
+    this.closing = true;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    for (const check of [...this.membershipWaiters]) check();
+    for (const conn of [...this.clients.values(), ...this.pending]) {
+      this.fail(conn, new TrainerError('TRAINER_ERR_CLOSED', 'federated server was terminated'));
+      conn.ws.terminate();
+    }
+    await this.stopServer();
+  }
+
+  // ---- connections ---------------------------------------------------------
+
+  private async stopServer(): Promise<void> {
+    this.wss?.close();
+    const server = this.server;
+    if (server) {
+      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await stopped;
+    }
+  }
+
+  private connected(clientId: string, options: HubWaitOptions): Connection {
+    const conn = this.clients.get(clientId);
+    if (!conn || conn.closedError) {
+      throw new TrainerError('TRAINER_ERR_PEER_CLOSED', `cannot exchange ${options.what ?? 'a message'} with client ${clientId}: it is not connected`);
+    }
+    return conn;
+  }
+
+  private membershipChanged(change: MembershipChange): void {
+    this.options.onMembership?.(change);
+    for (const check of [...this.membershipWaiters]) check();
+  }
+
+  private upgrade(wss: WebSocketServer, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => socket.destroy());
+    const path = (req.url ?? '').split('?')[0];
+    const refuse = (status: number, text: string): void => {
+      socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`);
+    };
+    if (path !== WS_PATH) return refuse(404, 'Not Found');
+    if (!this.authorized(req.headers.authorization)) return refuse(401, 'Unauthorized');
+    if (this.closing) return refuse(503, 'Service Unavailable');
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      const conn: Connection = {
+        ws,
+        remote: `${req.socket.remoteAddress}:${req.socket.remotePort}`,
+        rank: -1,
+        lastSeenMs: Date.now(),
+        pendingBytes: 0,
+        drainWaiters: [],
+        queue: [],
+        waiters: [],
+      };
+      this.pending.add(conn);
+      ws.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(conn, data, isBinary));
+      ws.on('ping', () => (conn.lastSeenMs = Date.now()));
+      ws.on('pong', () => (conn.lastSeenMs = Date.now()));
+      ws.on('error', (err: Error) => (conn.lastError = err));
+      ws.on('close', (code: number, reason: Buffer) => this.onClose(conn, code, reason.toString()));
+      conn.helloTimer = setTimeout(
+        () => this.reject(conn, new TrainerError('TRAINER_ERR_HANDSHAKE', `no hello from ${conn.remote} within ${this.helloTimeoutMs}ms`)),
+        this.helloTimeoutMs,
+      );
+    });
+  }
+
+  private authorized(header: string | undefined): boolean {
+    const token = this.options.authToken;
+    if (token === undefined) return true;
+    const match = /^Bearer (.+)$/.exec(header ?? '');
+    return match !== null && timingSafeEqual(sha256(match[1]), sha256(token));
+  }
+
+  private onMessage(conn: Connection, data: Buffer, isBinary: boolean): void {
+    if (conn.closedError) return;
+    conn.lastSeenMs = Date.now();
+    let frame: Frame;
+    try {
+      if (!isBinary) throw new TrainerError('TRAINER_ERR_BAD_FRAME', 'invalid frame: text message (frames are binary)');
+      frame = decodeFrame(data, { maxPayloadBytes: this.maxPayloadBytes });
+    } catch (err) {
+      return this.reject(conn, asTrainerError(err, 'TRAINER_ERR_BAD_FRAME'));
+    }
+    if (conn.clientId === undefined) return this.onHello(conn, frame);
+    if (frame.type === MESSAGE_TYPES.hello) return this.reject(conn, new TrainerError('TRAINER_ERR_BAD_FRAME', 'invalid frame: second hello'));
+    if (frame.rank !== conn.rank) {
+      return this.reject(conn, new TrainerError('TRAINER_ERR_BAD_FRAME', `invalid frame: sender rank ${frame.rank} on the connection of ${this.describeClient(conn.clientId)} (rank ${conn.rank})`));
+    }
+    const waiter = conn.waiters.shift();
+    if (waiter) return waiter.resolve(frame);
+    if (conn.queue.length >= this.maxQueuedFrames) {
+      return this.reject(conn, new TrainerError('TRAINER_ERR_BAD_FRAME', `client ${conn.clientId} sent more than ${this.maxQueuedFrames} unrequested frames`));
+    }
+    conn.queue.push(frame);
+  }
+
+  private onHello(conn: Connection, frame: Frame): void {
+    let clientId: string;
+    try {
+      const hello = parseHello(frame, conn.remote);
+      const raw = frame.meta?.clientId;
+      if (typeof raw !== 'string' || raw === '' || raw.length > 253) {
+        throw new TrainerError('TRAINER_ERR_HANDSHAKE', `hello from ${conn.remote} has no valid clientId, got ${JSON.stringify(raw ?? null)}`);
+      }
+      if (hello.generation !== this.generation) {
+        throw new TrainerError(
+          'TRAINER_ERR_STALE_GENERATION',
+          `federated server (generation ${this.generation}) refused client ${raw} (${conn.remote}) of generation ${hello.generation}`,
+        );
+      }
+      clientId = raw;
+    } catch (err) {
+      return this.reject(conn, asTrainerError(err, 'TRAINER_ERR_HANDSHAKE'));
+    }
+    clearTimeout(conn.helloTimer);
+    conn.clientId = clientId;
+    conn.rank = frame.rank;
+    this.pending.delete(conn);
+    const previous = this.clients.get(clientId);
+    this.clients.set(clientId, conn);
+    if (previous) {
+      this.reject(previous, new TrainerError('TRAINER_ERR_PEER_CLOSED', `client ${clientId} (${previous.remote}) was replaced by a new connection from ${conn.remote}`));
+    }
+    conn.ws.send(encodeFrame(HUB_RANK, hubHelloMessage(this.generation, this.clients.size)));
+    this.membershipChanged({ kind: previous ? 'replace' : 'join', clientId });
+  }
+
+  /** Fail a connection's pending work with `error` (once). */
+  private fail(conn: Connection, error: TrainerError): void {
+    if (conn.closedError) return;
+    conn.closedError = error;
+    clearTimeout(conn.helloTimer);
+    for (const waiter of conn.waiters.splice(0)) waiter.reject(error);
+    for (const wake of conn.drainWaiters.splice(0)) wake();
+    conn.queue.length = 0;
+  }
+
+  /** Refuse or drop one connection: close it with a code and a reason naming the error code. */
+  private reject(conn: Connection, error: TrainerError): void {
+    if (conn.closedError) return;
+    this.fail(conn, error);
+    this.forget(conn, error.message);
+    conn.ws.close(closeCodeFor(error.code), closeReason(error));
+    // Nothing more is read from it; terminate if the close handshake stalls.
+    setTimeout(() => conn.ws.terminate(), 1000).unref();
+  }
+
+  private forget(conn: Connection, reason: string): void {
+    this.pending.delete(conn);
+    if (conn.clientId !== undefined && this.clients.get(conn.clientId) === conn) {
+      this.clients.delete(conn.clientId);
+      if (!this.closing) this.membershipChanged({ kind: 'leave', clientId: conn.clientId, reason });
+    }
+  }
+
+  private onClose(conn: Connection, code: number, reason: string): void {
+    const detail = [reason, conn.lastError && `${conn.lastError.code ?? 'error'}: ${conn.lastError.message}`].filter(Boolean).join('; ');
+    const why = `connection closed (code ${code}${detail ? `: ${detail}` : ''})`;
+    this.fail(conn, new TrainerError('TRAINER_ERR_PEER_CLOSED', `${conn.clientId === undefined ? conn.remote : this.describeClient(conn.clientId)}: ${why}`));
+    this.forget(conn, why);
+  }
+
+  private drain(conn: Connection, options: HubWaitOptions): Promise<void> {
+    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const index = conn.drainWaiters.indexOf(wake);
+        if (index >= 0) conn.drainWaiters.splice(index, 1);
+        reject(
+          new TrainerError(
+            'TRAINER_ERR_PEER_TIMEOUT',
+            `federated server timed out after ${timeoutMs}ms waiting to send ${options.what ?? 'a message'} to ${this.describeClient(conn.clientId ?? conn.remote)}: ${conn.pendingBytes} bytes still queued`,
+          ),
+        );
+      }, timeoutMs);
+      const wake = (): void => {
+        clearTimeout(timer);
+        resolve();
+      };
+      conn.drainWaiters.push(wake);
+    });
+  }
+
+  private beat(): void {
+    const now = Date.now();
+    // A stalled event loop here (a long evaluation) is nobody else's silence.
+    const lagMs = now - this.lastBeatMs - this.heartbeatIntervalMs;
+    this.lastBeatMs = now;
+    for (const conn of this.clients.values()) {
+      if (conn.ws.readyState !== WebSocket.OPEN) continue;
+      if (lagMs > this.heartbeatIntervalMs) conn.lastSeenMs = now;
+      if (now - conn.lastSeenMs > this.heartbeatTimeoutMs) {
+        this.reject(conn, new TrainerError('TRAINER_ERR_PEER_TIMEOUT', `client ${conn.clientId}: no heartbeat for ${now - conn.lastSeenMs}ms (limit ${this.heartbeatTimeoutMs}ms)`));
+        conn.ws.terminate();
+        continue;
+      }
+      conn.ws.ping();
+    }
+  }
+}
+
+/** Numeric ids in numeric order ("2" before "10"), then the rest. */
+function compareIds(a: string, b: string): number {
+  const na = Number(a);
+  const nb = Number(b);
+  if (Number.isInteger(na) && Number.isInteger(nb)) return na - nb;
+  return a < b ? -1 : a > b ? 1 : 0;
+}

@@ -1,0 +1,205 @@
+/**
+ * Multi-process federated learning: a real `fl-server` and real `fl-client`s
+ * (runFleet) on 127.0.0.1 with real MNIST (6000 training examples, mlp, iid).
+ * A run completes and learns; killing 3 of 10 clients mid-run costs less than
+ * a point of accuracy against the same seeded run undisturbed; a client with a
+ * wrong token is refused while the others train; a restarted server resumes
+ * from its checkpoint round and the running clients reconnect to it.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { after, before, describe, test } from 'node:test';
+import { ENV, parseEvent, type TrainerEvent } from '../../src/contract';
+import { CLI_ENTRY, freePorts } from '../../src/local/run-group';
+import { type FleetEvent, type FleetOptions, type FleetResult, fleetServerEnv, runFleet } from '../../src/local/run-fleet';
+import { SHARED_DIR } from '../../../tools/test-support/paths';
+
+const MNIST = join(SHARED_DIR, 'data', 'mnist');
+const TOKEN = 'fl-it-token';
+/** The undisturbed and the killed runs: 10 small clients (600 examples each), 3 of them killed. */
+const FLEET_CLIENTS = 10;
+const KILLED = [7, 8, 9];
+/** The token and restart runs. */
+const CLIENTS = 3;
+const ROUNDS = 3;
+
+function baseEnv(dir: string, overrides: Record<string, string> = {}): Record<string, string> {
+  return {
+    [ENV.jobName]: 'fl-it',
+    [ENV.dataset]: 'mnist',
+    [ENV.datasetUri]: MNIST,
+    [ENV.datasetSize]: '6000',
+    [ENV.model]: 'mlp',
+    [ENV.seed]: '7',
+    [ENV.batchSize]: '32',
+    [ENV.learningRate]: '0.1',
+    [ENV.timeoutMs]: '20000',
+    [ENV.authToken]: TOKEN,
+    [ENV.dataDir]: join(dir, 'data'),
+    [ENV.checkpointDir]: join(dir, 'checkpoints'),
+    [ENV.outputDir]: join(dir, 'out'),
+    [ENV.rounds]: String(ROUNDS),
+    [ENV.minFitClients]: '2',
+    [ENV.minAvailableClients]: String(CLIENTS),
+    [ENV.roundTimeoutMs]: '30000',
+    ...overrides,
+  };
+}
+
+function ofType<E extends TrainerEvent['event']>(events: readonly FleetEvent[], name: E, source?: 'server' | number): Extract<FleetEvent, { event: E }>[] {
+  return events.filter((e) => e.event === name && (source === undefined || e.source === source)) as Extract<FleetEvent, { event: E }>[];
+}
+
+/** Run a fleet, keeping the last stderr lines to show when it fails. */
+async function fleet(options: Omit<FleetOptions, 'onLine'>): Promise<FleetResult & { log: string }> {
+  const lines: string[] = [];
+  const result = await runFleet({ timeoutMs: 60_000, ...options, onLine: (source, line) => lines.push(`[${source}] ${line}`) });
+  return { ...result, log: lines.slice(-40).join('\n') };
+}
+
+/** One `fl-server` process (the restarted pod). */
+function startServer(env: Record<string, string>): Promise<{ exit: number; events: TrainerEvent[]; log: string }> {
+  const child = spawn(process.execPath, [CLI_ENTRY, 'trainer', 'fl-server'], {
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const events: TrainerEvent[] = [];
+  const lines: string[] = [];
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    const event = parseEvent(line);
+    if (event) events.push(event);
+  });
+  createInterface({ input: child.stderr }).on('line', (line) => lines.push(`[restarted server] ${line}`));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  return new Promise((resolve) =>
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ exit: code ?? 128, events, log: lines.slice(-40).join('\n') });
+    }),
+  );
+}
+
+describe('fl-server + fl-client (multi-process)', () => {
+  let root: string;
+  let undisturbedAccuracy: number | undefined;
+  let undisturbedPerRound: number[] = [];
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'tf-fl-it-'));
+  });
+  after(() => rm(root, { recursive: true, force: true }));
+
+  test('a run completes every round and the global model learns', async () => {
+    const dir = join(root, 'undisturbed');
+    const env = baseEnv(dir, { [ENV.minAvailableClients]: '5' });
+    const run = await fleet({ serverEnv: env, clientEnv: env, clients: FLEET_CLIENTS });
+    assert.equal(run.serverExit, 0, run.log);
+    assert.deepEqual(run.clientExits, Array(FLEET_CLIENTS).fill(0), run.log);
+    const rounds = ofType(run.events, 'round', 'server');
+    assert.deepEqual(rounds.map((r) => [r.round, r.clients, r.failures]), [[1, 10, 0], [2, 10, 0], [3, 10, 0]]);
+    const [initial] = ofType(run.events, 'eval', 'server');
+    assert.ok(initial.testAccuracy < 0.2, `untrained accuracy ${initial.testAccuracy}`);
+    const [done] = ofType(run.events, 'done', 'server');
+    assert.equal(done.rounds, ROUNDS);
+    assert.deepEqual(done.clientsPerRound, [10, 10, 10]);
+    assert.deepEqual(done.accuracyPerRound, rounds.map((r) => r.testAccuracy));
+    assert.equal(done.testAccuracy, rounds[2].testAccuracy);
+    assert.ok(done.testAccuracy > 0.8, `test accuracy ${done.testAccuracy} after ${ROUNDS} rounds`);
+    assert.ok(rounds[2].testAccuracy > rounds[0].testAccuracy, 'accuracy rises over the rounds');
+    assert.equal(done.modelPath, join(dir, 'out', 'model'));
+    assert.deepEqual((await readdir(done.modelPath)).sort(), ['metadata.json', 'model.json', 'weights.bin']);
+    // Every client served every round and reports its held-out accuracy.
+    for (let rank = 0; rank < FLEET_CLIENTS; rank++) {
+      const [clientDone] = ofType(run.events, 'done', rank);
+      assert.equal(clientDone.rounds, ROUNDS);
+      assert.ok(clientDone.testAccuracy > 0.5, `client ${rank} validation accuracy ${clientDone.testAccuracy}`);
+    }
+    undisturbedAccuracy = done.testAccuracy;
+    undisturbedPerRound = done.accuracyPerRound ?? [];
+  });
+
+  test('killing 3 of 10 clients after round 2: every round completes, accuracy within 1 point of the undisturbed run', async () => {
+    const dir = join(root, 'killed');
+    const env = baseEnv(dir, { [ENV.minAvailableClients]: '5' });
+    let clients: readonly ChildProcess[] = [];
+    const run = await fleet({
+      serverEnv: env,
+      clientEnv: env,
+      clients: FLEET_CLIENTS,
+      onSpawn: (p) => (clients = p.clients),
+      onEvent: (event, source) => {
+        if (source === 'server' && event.event === 'round' && event.round === 2) KILLED.forEach((rank) => clients[rank].kill('SIGKILL'));
+      },
+    });
+    assert.equal(run.serverExit, 0, run.log);
+    assert.deepEqual(run.clientExits, [0, 0, 0, 0, 0, 0, 0, 137, 137, 137], run.log);
+    const rounds = ofType(run.events, 'round', 'server');
+    assert.deepEqual(rounds.map((r) => r.round), [1, 2, 3]);
+    assert.deepEqual(rounds.map((r) => r.clients), [10, 10, 7]);
+    const [done] = ofType(run.events, 'done', 'server');
+    assert.equal(done.rounds, ROUNDS);
+    assert.ok(undisturbedAccuracy !== undefined, 'needs the undisturbed run of the first test');
+    assert.ok(Math.abs(done.testAccuracy - undisturbedAccuracy) <= 0.01, `accuracy per round ${done.accuracyPerRound} vs ${undisturbedPerRound} undisturbed`);
+  });
+
+  test('a client with a wrong token is refused (401) and the others train', async () => {
+    const dir = join(root, 'wrong-token');
+    const env = baseEnv(dir, { [ENV.rounds]: '1', [ENV.minAvailableClients]: '2' });
+    const run = await fleet({ serverEnv: env, clientEnv: env, clients: CLIENTS, clientOverrides: (rank) => (rank === 2 ? { [ENV.authToken]: 'wrong' } : undefined) });
+    assert.equal(run.serverExit, 0, run.log);
+    assert.deepEqual(run.clientExits.slice(0, 2), [0, 0], run.log);
+    assert.notEqual(run.clientExits[2], 0);
+    const [refused] = ofType(run.events, 'error', 2);
+    assert.equal(refused.code, 'TRAINER_ERR_UNAUTHORIZED');
+    assert.match(refused.message, /^client 2 was refused by the federated server at 127\.0\.0\.1:\d+: HTTP 401/);
+    assert.deepEqual(ofType(run.events, 'round', 'server').map((r) => [r.round, r.clients]), [[1, 2]]);
+    assert.match(run.log, /\[server\] .*client 0 join/);
+    assert.doesNotMatch(run.log, /\[server\] .*client 2 join/);
+  });
+
+  test('a restarted server resumes from its checkpoint round and the clients reconnect to it', async () => {
+    const dir = join(root, 'restart');
+    const env = baseEnv(dir, { [ENV.rounds]: '4' });
+    const [serverPort] = await freePorts(1);
+    let processes: { server: ChildProcess; clients: readonly ChildProcess[] } | undefined;
+    let restarted: Promise<{ exit: number; events: TrainerEvent[]; log: string }> | undefined;
+    // The first server dies after its round-2 checkpoint; a new one starts on the same port while the clients keep running.
+    const first = await fleet({
+      serverEnv: env,
+      clientEnv: env,
+      clients: CLIENTS,
+      serverPort,
+      onSpawn: (p) => (processes = p),
+      onEvent: (event, source) => {
+        if (source === 'server' && event.event === 'checkpoint' && event.epoch === 2) {
+          processes!.server.once('exit', () => (restarted = startServer(fleetServerEnv(env, CLIENTS, serverPort))));
+          processes!.server.kill('SIGKILL');
+        }
+      },
+    });
+    assert.equal(first.serverExit, 137, first.log);
+    assert.ok(restarted, first.log);
+    const second = await restarted;
+    assert.equal(second.exit, 0, second.log);
+    assert.deepEqual(first.clientExits, [0, 0, 0], `${first.log}\n${second.log}`);
+    assert.deepEqual(ofType(first.events, 'round', 'server').map((r) => r.round), [1, 2]);
+    const round2 = ofType(first.events, 'round', 'server')[1];
+    const events = second.events.map((e) => ({ ...e, source: 'server' as const }));
+    const [start] = ofType(events, 'start');
+    assert.equal(start.resumeEpoch, 2);
+    const [resumedEval] = ofType(events, 'eval');
+    assert.equal(resumedEval.testAccuracy, round2.testAccuracy, 'the resumed weights are the checkpointed ones');
+    assert.deepEqual(ofType(events, 'round').map((r) => [r.round, r.clients]), [[3, 3], [4, 3]]);
+    const [done] = ofType(events, 'done');
+    assert.equal(done.rounds, 4);
+    assert.ok(done.testAccuracy > round2.testAccuracy - 0.01, `accuracy ${done.testAccuracy} after resuming from ${round2.testAccuracy}`);
+    // The clients served all 4 rounds across the restart (round 3 possibly twice).
+    for (let rank = 0; rank < CLIENTS; rank++) {
+      const [clientDone] = ofType(first.events, 'done', rank);
+      assert.ok(clientDone.rounds! >= 4, `client ${rank} served ${clientDone.rounds} fits`);
+    }
+  });
+});

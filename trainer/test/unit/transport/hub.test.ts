@@ -1,0 +1,223 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import WebSocket from 'ws';
+import { CLOSE_CODES, isTrainerError, MESSAGE_TYPES, WS_PATH } from '../../../src/contract';
+import { encodeFrame, type Message } from '../../../src/transport/codec';
+import { clientHelloMessage, Hub, type HubOptions, type MembershipChange } from '../../../src/transport/hub';
+import { HubClient, type HubClientOptions } from '../../../src/transport/hub-client';
+
+const LOOPBACK = '127.0.0.1';
+const TOKEN = 'fleet-token';
+
+async function startHub(options: HubOptions = {}): Promise<Hub> {
+  const hub = new Hub({ listenHost: LOOPBACK, listenPort: 0, authToken: TOKEN, timeoutMs: 3000, ...options });
+  await hub.listen();
+  return hub;
+}
+
+function client(hub: Hub, rank: number, options: Partial<HubClientOptions> = {}): HubClient {
+  return new HubClient({ host: LOOPBACK, port: hub.port, rank, worldSize: 4, authToken: TOKEN, connectTimeoutMs: 2000, ...options });
+}
+
+function tensorMessage(step: number, values: number[]): Message {
+  return { type: MESSAGE_TYPES.flFitResult, step, seq: 0, tensors: [{ dtype: 'float32', shape: [values.length], data: Float32Array.from(values) }] };
+}
+
+function rawClient(port: number, headers: Record<string, string>): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`ws://${LOOPBACK}:${port}${WS_PATH}`, { perMessageDeflate: false, headers });
+    ws.once('open', () => resolve(ws));
+    ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
+    ws.once('error', reject);
+  });
+}
+
+/** `promise`, marked as handled now (it is asserted on later). */
+function later<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => undefined);
+  return promise;
+}
+
+function closed(ws: WebSocket): Promise<{ code: number; reason: string }> {
+  return new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+}
+
+describe('Hub', () => {
+  test('fails if the token is wrong or missing: HTTP 401 before any frame is read', async () => {
+    const changes: MembershipChange[] = [];
+    const hub = await startHub({ onMembership: (c) => changes.push(c) });
+    try {
+      await assert.rejects(rawClient(hub.port, {}), /HTTP 401/);
+      await assert.rejects(rawClient(hub.port, { authorization: 'Bearer wrong' }), /HTTP 401/);
+      const wrong = client(hub, 1, { authToken: 'wrong' });
+      const started = Date.now();
+      await assert.rejects(wrong.connect(), (err: unknown) => {
+        assert.ok(isTrainerError(err, 'TRAINER_ERR_UNAUTHORIZED'), String(err));
+        assert.match(err.message, /^client 1 was refused by the federated server at 127\.0\.0\.1:\d+: HTTP 401/);
+        return true;
+      });
+      assert.ok(Date.now() - started < 1000, '401 is fatal at once, not retried until the connect timeout');
+      assert.deepEqual(hub.clientIds(), []);
+      assert.deepEqual(changes, []);
+      await wrong.close();
+    } finally {
+      await hub.close();
+    }
+  });
+
+  test('registers clients by the id in their hello and exchanges frames both ways', async () => {
+    const hub = await startHub();
+    const a = client(hub, 0);
+    const b = client(hub, 1, { clientId: 'edge-b' });
+    try {
+      await Promise.all([a.connect(), b.connect()]);
+      assert.deepEqual(await hub.waitForClients(2, 1000), ['0', 'edge-b']);
+      await hub.send('edge-b', { type: MESSAGE_TYPES.flFit, step: 3, seq: 1, meta: { config: { epochs: 1 } } });
+      const request = await b.recv();
+      assert.equal(request.type, MESSAGE_TYPES.flFit);
+      assert.deepEqual(request.meta, { config: { epochs: 1 } });
+      await b.send(tensorMessage(3, [1, 2, 3]));
+      const reply = await hub.recv('edge-b');
+      assert.equal(reply.rank, 1);
+      assert.deepEqual([...(reply.tensors[0].data as Float32Array)], [1, 2, 3]);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+      await hub.close();
+    }
+  });
+
+  test('a malformed frame closes only that client; the others keep working', async () => {
+    const hub = await startHub();
+    const good = client(hub, 0);
+    try {
+      await good.connect();
+      const bad = await rawClient(hub.port, { authorization: `Bearer ${TOKEN}` });
+      bad.send(encodeFrame(1, clientHelloMessage({ clientId: '1', rank: 1, worldSize: 4, generation: 0 })));
+      await hub.waitForClients(2, 1000);
+      const pending = later(hub.recv('1'));
+      const badClosed = closed(bad);
+      bad.send(Buffer.from([9, 0, 0, 0, 1, 2, 3]));
+      const { code, reason } = await badClosed;
+      assert.equal(code, CLOSE_CODES.badFrame);
+      assert.match(reason, /^TRAINER_ERR_BAD_FRAME: invalid frame/);
+      await assert.rejects(pending, (err: unknown) => isTrainerError(err, 'TRAINER_ERR_BAD_FRAME'));
+      assert.deepEqual(hub.clientIds(), ['0']);
+      await hub.send('0', { type: MESSAGE_TYPES.flFit, step: 1, seq: 0 });
+      assert.equal((await good.recv()).step, 1);
+      await good.send(tensorMessage(1, [4]));
+      assert.equal((await hub.recv('0')).step, 1);
+    } finally {
+      await good.close();
+      await hub.close();
+    }
+  });
+
+  test('a reconnecting client is accepted under the same id and replaces the old connection', async () => {
+    const changes: string[] = [];
+    const hub = await startHub({ onMembership: (c) => changes.push(`${c.kind} ${c.clientId}`) });
+    const first = client(hub, 2);
+    const second = client(hub, 2);
+    try {
+      await first.connect();
+      await hub.waitForClients(1, 1000);
+      const pending = later(hub.recv('2', { what: 'a result' }));
+      await second.connect();
+      await assert.rejects(pending, (err: unknown) => {
+        assert.ok(isTrainerError(err, 'TRAINER_ERR_PEER_CLOSED'), String(err));
+        assert.match(err.message, /client 2 .* was replaced by a new connection/);
+        return true;
+      });
+      await assert.rejects(later(first.recv()), (err: unknown) => isTrainerError(err, 'TRAINER_ERR_PEER_CLOSED'));
+      assert.deepEqual(hub.clientIds(), ['2']);
+      await hub.send('2', { type: MESSAGE_TYPES.flFit, step: 5, seq: 0 });
+      assert.equal((await second.recv()).step, 5);
+      // A dropped client that dials again is accepted too.
+      second.terminate();
+      await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual(hub.clientIds(), []);
+      const third = client(hub, 2);
+      await third.connect();
+      assert.deepEqual(await hub.waitForClients(1, 1000), ['2']);
+      await third.close();
+      assert.deepEqual(changes.slice(0, 3), ['join 2', 'replace 2', 'leave 2']);
+    } finally {
+      await Promise.all([first.close(), second.close()]);
+      await hub.close();
+    }
+  });
+
+  test('the client reconnects after a server restart on the same port', async () => {
+    let hub = await startHub();
+    const port = hub.port;
+    const c = client(hub, 0, { connectTimeoutMs: 3000 });
+    try {
+      await c.connect();
+      await hub.waitForClients(1, 1000);
+      const dropped = later(c.recv());
+      await hub.terminate();
+      await assert.rejects(dropped, (err: unknown) => isTrainerError(err, 'TRAINER_ERR_PEER_CLOSED'));
+      const reconnect = c.connect();
+      await new Promise((r) => setTimeout(r, 200));
+      hub = await startHub({ listenPort: port });
+      await reconnect;
+      assert.deepEqual(await hub.waitForClients(1, 1000), ['0']);
+      const goodbye = later(c.recv());
+      await hub.close();
+      await assert.rejects(goodbye, (err: unknown) => isTrainerError(err, 'TRAINER_ERR_CLOSED'));
+    } finally {
+      await c.close();
+      await hub.close();
+    }
+  });
+
+  test('heartbeats drop a silent client; recv and waits time out naming the client', async () => {
+    const hub = await startHub({ heartbeatIntervalMs: 50, heartbeatTimeoutMs: 200 });
+    try {
+      const silent = await rawClient(hub.port, { authorization: `Bearer ${TOKEN}` });
+      // Stop answering pings: pause the socket so nothing is read or written back.
+      silent.send(encodeFrame(3, clientHelloMessage({ clientId: '3', rank: 3, worldSize: 4, generation: 0 })));
+      await hub.waitForClients(1, 1000);
+      await assert.rejects(hub.recv('3', { timeoutMs: 30, what: 'the fit result of round 1' }), (err: unknown) => {
+        assert.ok(isTrainerError(err, 'TRAINER_ERR_PEER_TIMEOUT'), String(err));
+        assert.match(err.message, /timed out after 30ms waiting for the fit result of round 1 from client 3 \(127\.0\.0\.1:\d+\)/);
+        return true;
+      });
+      (silent as unknown as { _socket: { pause(): void } })._socket.pause();
+      const pending = later(hub.recv('3', { timeoutMs: 5000 }));
+      await assert.rejects(pending, (err: unknown) => isTrainerError(err, 'TRAINER_ERR_PEER_TIMEOUT') && /no heartbeat/.test(err.message));
+      assert.deepEqual(hub.clientIds(), []);
+      silent.terminate();
+      await assert.rejects(hub.waitForClients(1, 50), /timed out after 50ms waiting for 1 client\(s\) to connect; 0 connected/);
+    } finally {
+      await hub.close();
+    }
+  });
+
+  test('fails if the server is not there: connect times out naming the server address', async () => {
+    const hub = await startHub();
+    const port = hub.port;
+    await hub.close();
+    const c = new HubClient({ host: LOOPBACK, port, rank: 0, worldSize: 1, connectTimeoutMs: 300 });
+    await assert.rejects(c.connect(), (err: unknown) => {
+      assert.ok(isTrainerError(err, 'TRAINER_ERR_CONNECT_TIMEOUT'), String(err));
+      assert.match(err.message, new RegExp(`^client 0 could not connect to the federated server at 127\\.0\\.0\\.1:${port} within 300ms`));
+      return true;
+    });
+  });
+
+  test('fails if a client of another generation says hello', async () => {
+    const hub = await startHub({ generation: 2 });
+    try {
+      const stale = client(hub, 0, { generation: 1 });
+      await assert.rejects(stale.connect(), (err: unknown) => isTrainerError(err, 'TRAINER_ERR_STALE_GENERATION'));
+      assert.deepEqual(hub.clientIds(), []);
+    } finally {
+      await hub.close();
+    }
+  });
+
+  test('fails on bad options', () => {
+    assert.throws(() => new Hub({ maxQueuedFrames: 0 }), /Hub: 'maxQueuedFrames' must be an integer >= 1, got 0/);
+    assert.throws(() => new HubClient({ host: LOOPBACK, port: 1, rank: 0, worldSize: 1, connectTimeoutMs: -1 }), /HubClient: 'connectTimeoutMs' must be an integer >= 1, got -1/);
+  });
+});
