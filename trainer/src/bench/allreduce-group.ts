@@ -4,27 +4,11 @@
  * all-reduce bench and the multi-process tests.
  */
 import { type ChildProcess, fork } from 'node:child_process';
-import { createServer } from 'node:net';
+import { freePorts } from '../local/run-group';
 import { ENV, toEnv } from '../contract/env';
 import { TrainerError } from '../contract/errors';
 
-/** Ask the kernel for `count` distinct free ports on 127.0.0.1 (all held open at once, then released). */
-export async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: count },
-      () =>
-        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
-          const server = createServer();
-          server.once('error', reject);
-          server.listen(0, '127.0.0.1', () => resolve(server));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => (s.address() as { port: number }).port);
-  await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-  return ports;
-}
+export { freePorts } from '../local/run-group';
 
 export interface RankGroupOptions {
   /** Compiled JS entry each rank runs. */

@@ -42,6 +42,9 @@ export type StrategyName = (typeof STRATEGIES)[number];
 export const PARTITIONS = ['iid', 'dirichlet', 'shards'] as const;
 export type PartitionName = (typeof PARTITIONS)[number];
 
+export const SPLIT_MODES = ['vanilla', 'u-shaped', 'sequential', 'splitfed'] as const;
+export type SplitMode = (typeof SPLIT_MODES)[number];
+
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -95,6 +98,10 @@ export const ENV = {
   dpNoiseMultiplier: 'TENSORFLEET_FL_DP_NOISE_MULTIPLIER',
   partition: 'TENSORFLEET_FL_PARTITION',
   dirichletAlpha: 'TENSORFLEET_FL_DIRICHLET_ALPHA',
+  // Split learning (split-server / split-client).
+  cutLayer: 'TENSORFLEET_SPLIT_CUT_LAYER',
+  splitMode: 'TENSORFLEET_SPLIT_MODE',
+  noiseSigma: 'TENSORFLEET_SPLIT_NOISE_SIGMA',
 } as const;
 
 /** Variables that must come from a Secret (never rendered as plain values by charts). */
@@ -179,6 +186,12 @@ export interface TrainerConfig {
   readonly partition: PartitionName;
   /** Dirichlet concentration for label-skewed partitions. */
   readonly dirichletAlpha: number;
+  // Split learning. worldSize is the number of clients and rank a client's index.
+  /** Layers of the model on the client (the rest, minus a U-shaped head, on the server). */
+  readonly cutLayer: number;
+  readonly splitMode: SplitMode;
+  /** Standard deviation of Gaussian noise added to the smashed data (0 = none). */
+  readonly noiseSigma: number;
 }
 
 /** What a caller must provide; everything else has a default. */
@@ -270,6 +283,7 @@ function datasetLocation(raw: string): Parsed<string> {
 
 const PORT = int(1, 65535);
 const FL: readonly Role[] = ['fl-server', 'fl-client'];
+const SPLIT: readonly Role[] = ['split-server', 'split-client'];
 
 /** The field table: one row per variable, in the order they are rendered. */
 const FIELDS: { [K in keyof TrainerConfig]-?: Field<K> } = {
@@ -319,6 +333,9 @@ const FIELDS: { [K in keyof TrainerConfig]-?: Field<K> } = {
   dpNoiseMultiplier: { key: 'dpNoiseMultiplier', parse: nonNegative, fallback: 0, roles: FL },
   partition: { key: 'partition', parse: oneOf(PARTITIONS), fallback: 'iid', roles: FL },
   dirichletAlpha: { key: 'dirichletAlpha', parse: positiveNumber, fallback: 0.5, roles: FL },
+  cutLayer: { key: 'cutLayer', parse: int(1, 1000), fallback: 1, roles: SPLIT },
+  splitMode: { key: 'splitMode', parse: oneOf(SPLIT_MODES), fallback: 'vanilla', roles: SPLIT },
+  noiseSigma: { key: 'noiseSigma', parse: nonNegative, fallback: 0, roles: SPLIT },
 };
 
 const FIELD_LIST = Object.values(FIELDS) as Field<keyof TrainerConfig>[];

@@ -19,6 +19,7 @@ import { TrainerError } from '../contract/errors';
 import { MESSAGE_TYPES } from '../contract/protocol';
 import type { Frame, Message } from '../transport/codec';
 import type { FitConfig, FitFailure, FitPlan, FitResult, Strategy } from './strategy';
+import { mulberry32 } from '../data/sampler';
 
 /** What the round loop needs from the server's transport (hub.ts implements it). */
 export interface FitHub {
@@ -122,18 +123,6 @@ export interface FederatedRunResult {
   readonly initial: Evaluation;
   /** The rounds run by this call (after startRound). */
   readonly rounds: readonly RoundSummary[];
-}
-
-/** Seeded [0, 1) generator (mulberry32), advanced once per draw. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Check a frame is a usable fit result for `clientId`; returns the FitResult or a failure reason. */
@@ -260,7 +249,7 @@ export async function runFederatedServer(options: FederatedServerOptions): Promi
     throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `runFederatedServer: 'startRound' must be an integer from 0 to rounds (${rounds}), got ${startRound}`);
   }
   // Resumed runs continue the sampling sequence from a seed that depends on the round.
-  const random = seededRandom((options.seed ?? 0) + startRound * 7919);
+  const random = mulberry32((options.seed ?? 0) + startRound * 7919);
   let weights = options.initialWeights;
   const expected = options.expectedClients ?? 0;
   const graceMs = options.startupGraceMs ?? 0;

@@ -1,14 +1,6 @@
 /** Seeded pseudo-random numbers (mulberry32) so failing cases can be replayed. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 as seededRandom } from '../../src/data/sampler';
+import { mulberry32 as seededRandom } from '../../src/data/sampler';
 
 /** `length` float32 values in [-scale, scale) from `seed`. */
 export function randomFloat32(seed: number, length: number, scale = 1): Float32Array {
