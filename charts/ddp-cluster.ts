@@ -20,7 +20,7 @@ import {
   resolveTrainerConfig,
 } from '../trainer/src/contract';
 import { MlflowStack } from './mlflow-stack';
-import { dnsEgress, podPeer, tcpPorts } from './lib/network';
+import { datasetEgress, dnsEgress, podPeer, tcpPorts } from './lib/network';
 import { PropError, checkDnsLabel, checkImage, checkInt, checkOneOf, checkPositive, kebab } from './lib/props';
 import {
   DEFAULT_TRAINER_IMAGE,
@@ -323,9 +323,7 @@ export class DdpCluster extends Construct {
       { to: [podPeer(jobSelector)], ports: tcpPorts(PORTS.ring) },
       dnsEgress(),
     ];
-    const sourcePorts = datasetPorts(datasetUri, props.datasetS3Endpoint);
-    // The dataset source: a public mirror or an S3 endpoint outside the cluster.
-    if (sourcePorts.length > 0) egress.push({ to: [{ ipBlock: { cidr: '0.0.0.0/0' } }], ports: tcpPorts(...sourcePorts) });
+    egress.push(...datasetEgress(datasetUri, props.datasetS3Endpoint));
     if (props.tracking) egress.push({ to: [podPeer(props.tracking.serverPodLabels)], ports: tcpPorts(PORTS.mlflow) });
     new k8s.KubeNetworkPolicy(this, 'RingPolicy', {
       metadata: { name: this.name, labels },
@@ -337,12 +335,4 @@ export class DdpCluster extends Construct {
       },
     });
   }
-}
-
-function datasetPorts(uri: string, s3Endpoint: string | undefined): number[] {
-  const portOf = (u: URL): number => (u.port ? Number(u.port) : u.protocol === 'http:' ? 80 : 443);
-  if (uri.startsWith('/')) return [];
-  const url = new URL(uri);
-  if (url.protocol === 's3:') return [s3Endpoint ? portOf(new URL(s3Endpoint)) : 443];
-  return [portOf(url)];
 }

@@ -25,7 +25,7 @@ import {
 } from '../trainer/src/contract';
 import { MlflowStack } from './mlflow-stack';
 import { GeneratedSecrets } from './lib/generated-secrets';
-import { dnsEgress, podPeer, tcpPorts } from './lib/network';
+import { datasetEgress, dnsEgress, podPeer, tcpPorts } from './lib/network';
 import { PropError, checkDnsLabel, checkImage, checkInt, checkOneOf, checkPositive, kebab } from './lib/props';
 import { DEFAULT_TRAINER_IMAGE, trainerContainer, trainerPodLabels, trainerPodSecurityContext, trainerVolumes } from './lib/trainer-container';
 import { ResourceSpec, objectLabels, selectorLabels } from './lib/workload';
@@ -330,10 +330,8 @@ export class FederatedFleet extends Construct {
     }
 
     // --- network policies -----------------------------------------------------
-    const sourcePorts = datasetPorts(datasetUri);
-    const datasetEgress: k8s.NetworkPolicyEgressRule[] =
-      sourcePorts.length > 0 ? [{ to: [{ ipBlock: { cidr: '0.0.0.0/0' } }], ports: tcpPorts(...sourcePorts) }] : [];
-    const serverEgress: k8s.NetworkPolicyEgressRule[] = [dnsEgress(), ...datasetEgress];
+    const sourceEgress = datasetEgress(datasetUri);
+    const serverEgress: k8s.NetworkPolicyEgressRule[] = [dnsEgress(), ...sourceEgress];
     if (props.tracking) serverEgress.push({ to: [podPeer(props.tracking.serverPodLabels)], ports: tcpPorts(PORTS.mlflow) });
     new k8s.KubeNetworkPolicy(this, 'ServerPolicy', {
       metadata: { name: this.serverServiceName, labels: serverLabels },
@@ -352,7 +350,7 @@ export class FederatedFleet extends Construct {
         podSelector: { matchLabels: clientSelector },
         policyTypes: ['Ingress', 'Egress'],
         ingress: [],
-        egress: [{ to: [podPeer(serverSelector)], ports: tcpPorts(PORTS.federated) }, dnsEgress(), ...datasetEgress],
+        egress: [{ to: [podPeer(serverSelector)], ports: tcpPorts(PORTS.federated) }, dnsEgress(), ...sourceEgress],
       },
     });
   }
@@ -367,10 +365,4 @@ function nodeAffinity(operator: 'In' | 'NotIn', clusterLabels?: Readonly<Record<
       requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [virtual, ...extra] }] },
     },
   };
-}
-
-function datasetPorts(uri: string): number[] {
-  if (uri.startsWith('/')) return [];
-  const url = new URL(uri);
-  return [url.port ? Number(url.port) : url.protocol === 'http:' ? 80 : 443];
 }

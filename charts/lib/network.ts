@@ -29,3 +29,16 @@ export function podPeer(labels: Record<string, string>): k8s.NetworkPolicyPeer {
 export function apiServerEgress(): k8s.NetworkPolicyEgressRule {
   return { to: [{ ipBlock: { cidr: '0.0.0.0/0' } }], ports: tcpPorts(443, 6443) };
 }
+
+/**
+ * Egress to where a dataset is downloaded from: its URL's port (or the S3 endpoint's
+ * for s3://) anywhere, since mirrors and object stores live outside the cluster.
+ * A path on a mounted volume needs none.
+ */
+export function datasetEgress(uri: string, s3Endpoint?: string): k8s.NetworkPolicyEgressRule[] {
+  if (uri.startsWith('/')) return [];
+  const portOf = (u: URL): number => (u.port ? Number(u.port) : u.protocol === 'http:' ? 80 : 443);
+  const url = new URL(uri);
+  const port = url.protocol === 's3:' ? (s3Endpoint ? portOf(new URL(s3Endpoint)) : 443) : portOf(url);
+  return [{ to: [{ ipBlock: { cidr: '0.0.0.0/0' } }], ports: tcpPorts(port) }];
+}
