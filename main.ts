@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { App, Chart } from 'cdk8s';
-import { DdpCluster, FederatedFleet, GitOpsApplication, MlflowStack } from './charts';
+import { DdpCluster, FederatedFleet, GitOpsApplication, MlflowStack, SplitLearning } from './charts';
 
 const outdir = process.env.CDK8S_OUTDIR ?? 'dist';
 /** The repository Argo CD syncs: point it at your fork. */
@@ -69,6 +69,19 @@ export function buildApp(dir: string): App {
     model: 'mlp',
     dataset: 'mnist',
     multiCluster: true,
+    tracking,
+  });
+  // One client holds MNIST and the first layers; the server trains the rest.
+  new SplitLearning(chart('split-mnist'), 'SplitMnist', {
+    clients: 1,
+    mode: 'vanilla',
+    cutLayer: 2,
+    model: 'mlp',
+    dataset: 'mnist',
+    epochs: 12,
+    batchSize: 64,
+    learningRate: 0.001,
+    optimizer: 'adam',
     tracking,
   });
   return app;

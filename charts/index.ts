@@ -3,3 +3,4 @@ export * from './mlflow-stack';
 export type { ResourceSpec } from './lib/workload';
 export * from './ddp-cluster';
 export * from './federated-fleet';
+export * from './split-learning';
