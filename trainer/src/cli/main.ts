@@ -4,7 +4,7 @@
  * Each subcommand only composes; the work lives in the modules it calls.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { BENCHES } from '../bench';
 import {
@@ -81,6 +81,7 @@ const COMMANDS: Record<string, Command> = {
       clients: { type: 'string', description: 'federated charts: number of client processes' },
       rounds: { type: 'string', description: 'federated charts: override the rounds' },
       json: { type: 'boolean', description: 'end with one JSON line of results' },
+      resume: { type: 'boolean', description: "continue from the last local run's checkpoints (default: start over)" },
       'topology-only': { type: 'boolean', description: 'print the topology and start nothing' },
     },
     async run({ values, positionals }) {
@@ -103,6 +104,8 @@ const COMMANDS: Record<string, Command> = {
         return 0;
       }
       const outDir = resolve(String(values.out ?? join(root, '.tensorfleet', chart)));
+      // A pod restarted by Kubernetes resumes; a new local run starts over unless asked not to.
+      if (values.resume !== true) rmSync(join(outDir, 'checkpoints'), { recursive: true, force: true });
       let final: TrainerEvent | undefined;
       const progress = createProgress(json ? { write: (t) => process.stderr.write(t) } : process.stdout);
       const options = {

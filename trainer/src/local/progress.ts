@@ -55,7 +55,7 @@ export function createProgress(sink: ProgressSink): (event: TrainerEvent) => voi
         );
         break;
       case 'eval':
-        line(`test accuracy ${(event.testAccuracy * 100).toFixed(2)}% (loss ${event.testLoss.toFixed(4)})`);
+        line(`${event.epoch === 0 ? 'initial model: ' : ''}test accuracy ${(event.testAccuracy * 100).toFixed(2)}% (loss ${event.testLoss.toFixed(4)})`);
         break;
       case 'done':
         line(`model saved to ${event.modelPath} (${event.wallSeconds.toFixed(1)} s)`);

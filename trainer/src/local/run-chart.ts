@@ -117,6 +117,11 @@ export async function runFleetLocally(server: LocalWorkload, client: LocalWorklo
       if (source === 'server' || event.event === 'error') options.onEvent?.(event);
     },
     onLine: (source, line, stream) => options.onLine?.(source === 'server' ? -1 : source, line, stream),
+    // Clients of a failed server would wait out their connect timeout: stop them with it.
+    onSpawn: ({ server, clients }) =>
+      server.once('exit', (code) => {
+        if (code !== 0) clients.forEach((c) => c.exitCode === null && c.kill('SIGTERM'));
+      }),
   });
   return { exitCodes: [result.serverExit, ...result.clientExits] };
 }

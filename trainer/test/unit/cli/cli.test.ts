@@ -20,7 +20,7 @@ describe('tensorfleet CLI', () => {
     assert.equal(r.code, 2);
     assert.equal(
       r.stderr.trim(),
-      "tensorfleet: run: Unknown option '--fast'; valid flags: --help, --dist, --data-dir, --out, --tracking-uri, --epochs, --dataset-size, --clients, --rounds, --json, --topology-only",
+      "tensorfleet: run: Unknown option '--fast'; valid flags: --help, --dist, --data-dir, --out, --tracking-uri, --epochs, --dataset-size, --clients, --rounds, --json, --resume, --topology-only",
     );
   });
 
