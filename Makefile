@@ -57,6 +57,7 @@ bench: build ## benchmarks: ratios against a baseline measured in the same run
 	node bin/tensorfleet bench allreduce --world-size 4
 	node bin/tensorfleet bench ddp
 	node bin/tensorfleet bench fedavg --partition iid
+	node bin/tensorfleet bench smashed
 
 image: ## build the trainer and MLflow images (needs a Docker engine)
 	docker build -f trainer/Dockerfile -t $(TRAINER_IMAGE) .

@@ -2,7 +2,8 @@ import { allreduceBench } from './allreduce';
 import { BenchDefinition } from './bench';
 import { ddpBench } from './ddp';
 import { fedavgBench } from './fedavg';
+import { smashedBench } from './smashed';
 
 /** Every benchmark `tensorfleet bench <name>` can run. */
-export const BENCHES: readonly BenchDefinition[] = [allreduceBench, ddpBench, fedavgBench];
+export const BENCHES: readonly BenchDefinition[] = [allreduceBench, ddpBench, fedavgBench, smashedBench];
 export type { BenchDefinition } from './bench';

@@ -39,6 +39,10 @@ export type TrainerEvent =
       accuracyPerRound?: number[];
       /** Federated runs: clients aggregated in each round. */
       clientsPerRound?: number[];
+      /** Split runs: bytes this endpoint sent (clients: tensor payloads; server: whole frames). */
+      bytesSent?: number;
+      /** Split runs: completed forward/backward round trips per second of training. */
+      roundTripsPerSecond?: number;
     })
   | (EventBase & { event: 'error'; code: string; message: string });
 

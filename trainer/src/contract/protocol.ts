@@ -38,6 +38,18 @@ export const MESSAGE_TYPES = {
   splitForward: 32,
   /** Reserved: split server -> client gradients at the cut layer. */
   splitBackward: 33,
+  /** U-shaped split: server -> client activations of the server's last layer (the client's head input). */
+  splitOutput: 34,
+  /** U-shaped split: client -> server gradient of the loss with respect to the server's output. */
+  splitHeadGradient: 35,
+  /** Split client -> server: score these test activations (no weight update). */
+  splitEvaluate: 36,
+  /** Split server -> client: evaluation sums (vanilla) or server outputs (U-shaped). */
+  splitEvaluateResult: 37,
+  /** Split client <-> server: client-side weights at an epoch boundary (splitfed averaging, sequential hand-over). */
+  splitSync: 38,
+  /** Split client -> server: this client finished (meta carries its final test metrics). */
+  splitDone: 39,
 } as const;
 export type MessageTypeName = keyof typeof MESSAGE_TYPES;
 export type MessageType = (typeof MESSAGE_TYPES)[MessageTypeName];

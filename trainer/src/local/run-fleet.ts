@@ -38,6 +38,18 @@ export interface FleetOptions {
   readonly onSpawn?: (processes: { server: ChildProcess; clients: readonly ChildProcess[] }) => void;
   /** @default the compiled CLI */
   readonly entry?: string;
+  /**
+   * Role of the server process.
+   *
+   * @default 'fl-server'
+   */
+  readonly serverRole?: 'fl-server' | 'split-server';
+  /**
+   * Role of every client process.
+   *
+   * @default 'fl-client'
+   */
+  readonly clientRole?: 'fl-client' | 'split-client';
 }
 
 export interface FleetResult {
@@ -86,14 +98,14 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
   }
   const serverPort = options.serverPort ?? (await freePorts(1))[0];
   const events: FleetEvent[] = [];
-  const start = (role: 'fl-server' | 'fl-client', env: Record<string, string>): ChildProcess =>
+  const start = (role: string, env: Record<string, string>): ChildProcess =>
     spawn(process.execPath, [options.entry ?? CLI_ENTRY, 'trainer', role], {
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-  const server = start('fl-server', fleetServerEnv(options.serverEnv, options.clients, serverPort));
+  const server = start(options.serverRole ?? 'fl-server', fleetServerEnv(options.serverEnv, options.clients, serverPort));
   const clients = Array.from({ length: options.clients }, (_, rank) =>
-    start('fl-client', { ...fleetClientEnv(options.clientEnv, rank, options.clients, serverPort), ...(options.clientOverrides?.(rank) ?? {}) }),
+    start(options.clientRole ?? 'fl-client', { ...fleetClientEnv(options.clientEnv, rank, options.clients, serverPort), ...(options.clientOverrides?.(rank) ?? {}) }),
   );
   options.onSpawn?.({ server, clients });
   const all = [server, ...clients];

@@ -8,4 +8,6 @@ export const ROLE_RUNNERS: Partial<Record<Role, () => Promise<RoleRunner>>> = {
   ddp: async () => (await import('./ddp-worker')).runDdpWorker,
   'fl-server': async () => (await import('./fl-server')).runFlServer,
   'fl-client': async () => (await import('./fl-client')).runFlClient,
+  'split-server': async () => (await import('./split-server')).runSplitServer,
+  'split-client': async () => (await import('./split-client')).runSplitClientRole,
 };

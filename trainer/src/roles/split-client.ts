@@ -1,0 +1,143 @@
+/**
+ * The `split-client` role: one client of split learning. Composition only:
+ * data (its shard: shardIndices with rank/worldSize/seed/epoch), model (the
+ * split bottom, and the head in U-shaped mode), the client loop
+ * (split/client.ts) over a hub client (transport/hub-client.ts), health.
+ *
+ * Events: start, step (every few steps), epoch, eval (the test set scored
+ * through the server), done (with bytesSent and roundTripsPerSecond). The
+ * client's parts are saved under outputDir/model/client-<rank>.
+ */
+import { join } from 'node:path';
+import type { TrainerConfig } from '../contract/env';
+import { isTrainerError, TrainerError } from '../contract/errors';
+import { formatEvent, type TrainerEventInput } from '../contract/events';
+import { loadDataset } from '../data/datasets';
+import { shardIndices } from '../data/sampler';
+import { initBackend } from '../model/backend';
+import { buildModel, trainingBackends } from '../model/models';
+import { savePart, splitModel } from '../model/split-model';
+import { allocateBatch, type Examples, gatherBatch } from '../model/training';
+import { type SplitBatch, type SplitClientModel, runSplitClient } from '../split/client';
+import { gaussianNoise } from '../split/noise';
+import { HubClient } from '../transport/hub-client';
+import { startHealthServer } from './health';
+
+const EVAL_BATCH_SIZE = 500;
+const EXIT_GRACE_MS = 10_000;
+/** Step events per epoch (about). */
+const STEP_EVENTS_PER_EPOCH = 10;
+
+function* batchesOf(examples: Examples, indices: Int32Array, batchSize: number): Generator<SplitBatch> {
+  const batch = allocateBatch(examples, batchSize);
+  for (let start = 0; start < indices.length; start += batchSize) {
+    yield gatherBatch(examples, indices, start, Math.min(indices.length, start + batchSize), batch);
+  }
+}
+
+export async function runSplitClientRole(config: TrainerConfig): Promise<void> {
+  const { rank, worldSize } = config;
+  const startedMs = Date.now();
+  const emit = (event: TrainerEventInput): void => {
+    process.stdout.write(`${formatEvent(rank, event)}\n`);
+  };
+  const log = (line: string): void => {
+    process.stderr.write(`split-client ${rank}: ${line}\n`);
+  };
+  const health = await startHealthServer(config.healthPort);
+  let link: HubClient | undefined;
+  try {
+    const { backend } = await initBackend(trainingBackends(config.model), log);
+    const train = await loadDataset(config.dataset, config.datasetUri, { cacheDir: config.dataDir, split: 'train', datasetSize: config.datasetSize });
+    const test = await loadDataset(config.dataset, config.datasetUri, { cacheDir: config.dataDir, split: 'test' });
+    const model = buildModel(config.model, [train.height, train.width, train.channels], train.numClasses, config.seed);
+    const parts = splitModel(model, { cutLayer: config.cutLayer, mode: config.splitMode, optimizer: config.optimizer, learningRate: config.learningRate });
+    const shard = (epoch: number): Int32Array => shardIndices({ datasetSize: train.count, rank, worldSize, epoch, seed: config.seed });
+    const examplesPerEpoch = shard(0).length;
+    const stepsPerEpoch = Math.ceil(examplesPerEpoch / config.batchSize);
+    const stepEvery = Math.max(1, Math.floor(stepsPerEpoch / STEP_EVENTS_PER_EPOCH));
+    const { bottom, head } = parts;
+    const clientModel: SplitClientModel = {
+      bottom: {
+        inputSize: bottom.inputSize,
+        outputSize: bottom.outputSize,
+        parameterCount: bottom.parameterCount,
+        forward: (x) => bottom.forward(x),
+        backward: (x, dy) => void bottom.backward(x, dy, false),
+        getWeights: () => bottom.getWeights(),
+        setWeights: (w) => bottom.setWeights(w),
+      },
+      ...(head
+        ? {
+            head: {
+              inputSize: head.inputSize,
+              trainWithLabels: (x, labels) => {
+                const result = head.backwardFromLabels(x, labels, true);
+                return { loss: result.loss, correct: result.correct, inputGradient: result.inputGradient! };
+              },
+              score: (x, labels) => head.score(x, labels),
+            },
+          }
+        : {}),
+    };
+
+    link = new HubClient({
+      host: config.masterAddr,
+      port: config.masterPort,
+      rank,
+      worldSize,
+      generation: config.generation,
+      authToken: config.authToken,
+      connectTimeoutMs: config.timeoutMs,
+      timeoutMs: config.timeoutMs,
+      maxPayloadBytes: config.maxPayloadBytes,
+    });
+    const client = link;
+    await client.connect();
+    health.setReady();
+    emit({ event: 'start', role: 'split-client', worldSize, epochs: config.epochs, stepsPerEpoch, backend, resumeEpoch: 0 });
+    const testIndices = Int32Array.from({ length: test.count }, (_, i) => i);
+    const result = await runSplitClient({
+      link: client,
+      mode: config.splitMode,
+      model: clientModel,
+      epochs: config.epochs,
+      batches: (epoch) => batchesOf(train, shard(epoch), config.batchSize),
+      testBatches: () => batchesOf(test, testIndices, EVAL_BATCH_SIZE),
+      examplesPerEpoch,
+      noise: gaussianNoise(config.noiseSigma, (config.seed + 7919 * (rank + 1)) >>> 0),
+      log,
+      onStep: ({ epoch, stepInEpoch, loss }) => {
+        if ((stepInEpoch + 1) % stepEvery === 0 || stepInEpoch + 1 === stepsPerEpoch) emit({ event: 'step', epoch: epoch + 1, step: stepInEpoch + 1, stepsPerEpoch, loss });
+      },
+      onEpoch: ({ epoch, loss, trainAccuracy, examples, seconds }) =>
+        emit({ event: 'epoch', epoch: epoch + 1, loss, trainAccuracy, samplesPerSecond: seconds > 0 ? examples / seconds : 0, allreduceShare: 0 }),
+    });
+    emit({ event: 'eval', epoch: config.epochs, testAccuracy: result.testAccuracy, testLoss: result.testLoss });
+    const partDir = join(config.outputDir, 'model', `client-${rank}`);
+    await savePart(bottom, join(partDir, 'bottom'), { cutLayer: config.cutLayer, splitMode: config.splitMode });
+    if (head) await savePart(head, join(partDir, 'head'), { cutLayer: config.cutLayer, splitMode: config.splitMode });
+    emit({
+      event: 'done',
+      testAccuracy: result.testAccuracy,
+      epochs: config.epochs,
+      worldSize,
+      samplesPerSecond: result.trainSeconds > 0 ? result.trainedExamples / result.trainSeconds : 0,
+      wallSeconds: (Date.now() - startedMs) / 1000,
+      modelPath: partDir,
+      bytesSent: result.bytesSent,
+      roundTripsPerSecond: result.roundTripsPerSecond,
+    });
+    health.setReady(false);
+    await client.close();
+    model.dispose();
+  } catch (err) {
+    const error = isTrainerError(err) ? err : new TrainerError('TRAINER_ERR_PEER_ABORTED', `split-client ${rank} failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+    emit({ event: 'error', code: error.code, message: error.message });
+    link?.terminate();
+    setTimeout(() => process.exit(process.exitCode || 1), EXIT_GRACE_MS).unref();
+    throw err;
+  } finally {
+    await health.close();
+  }
+}

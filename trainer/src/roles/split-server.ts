@@ -1,0 +1,176 @@
+/**
+ * The `split-server` role: the server side of split learning. Composition only:
+ * model (the split top, model/split-model.ts), the sessions (split/server.ts)
+ * over the hub (transport/hub.ts), tracking, health.
+ *
+ *  1. health; backend; test-set shapes; the model built from the seed and split
+ *     at cutLayer (its top is the server's part).
+ *  2. Listen (/readyz 200), wait for worldSize clients (bounded by timeoutMs).
+ *  3. Serve every client until it sends splitDone or fails (vanilla/u-shaped:
+ *     one shared top, arrival order; sequential: turns; splitfed: averaging).
+ *     Per-step losses go to tracking (`loss_client_<id>`).
+ *  4. Save the top under outputDir/model/server, log each client's test
+ *     accuracy, `done` (testAccuracy = mean over clients), goodbye.
+ */
+import { join } from 'node:path';
+import type { TrainerConfig } from '../contract/env';
+import { isTrainerError, TrainerError } from '../contract/errors';
+import { formatEvent, type TrainerEventInput } from '../contract/events';
+import { loadDataset } from '../data/datasets';
+import { initBackend } from '../model/backend';
+import { buildModel, trainingBackends } from '../model/models';
+import { savePart, splitModel } from '../model/split-model';
+import { runSplitSessions, type SplitTopModel } from '../split/server';
+import { createTracker, finishOnSignals, type Tracker } from '../tracking';
+import { encodeFrame } from '../transport/codec';
+import { Hub, HUB_RANK } from '../transport/hub';
+import { startHealthServer } from './health';
+
+/** Folder under outputDir the server saves its part into. */
+export const SERVER_PART_DIR = join('model', 'server');
+const EXIT_GRACE_MS = 10_000;
+
+export async function runSplitServer(config: TrainerConfig): Promise<void> {
+  const startedMs = Date.now();
+  const rank = 0;
+  const emit = (event: TrainerEventInput): void => {
+    process.stdout.write(`${formatEvent(rank, event)}\n`);
+  };
+  const log = (line: string): void => {
+    process.stderr.write(`split-server: ${line}\n`);
+  };
+  const health = await startHealthServer(config.healthPort);
+  let hub: Hub | undefined;
+  let tracker: Tracker | undefined;
+  let removeSignalHooks: (() => void) | undefined;
+  try {
+    // 1. Backend, shapes, model.
+    const { backend } = await initBackend(trainingBackends(config.model), log);
+    const test = await loadDataset(config.dataset, config.datasetUri, { cacheDir: config.dataDir, split: 'test' });
+    const model = buildModel(config.model, [test.height, test.width, test.channels], test.numClasses, config.seed);
+    const parts = splitModel(model, { cutLayer: config.cutLayer, mode: config.splitMode, optimizer: config.optimizer, learningRate: config.learningRate });
+    const { top } = parts;
+    const topModel: SplitTopModel = {
+      inputSize: top.inputSize,
+      outputSize: top.outputSize,
+      numClasses: test.numClasses,
+      trainWithLabels: (x, labels) => {
+        const result = top.backwardFromLabels(x, labels, true);
+        return { loss: result.loss, correct: result.correct, inputGradient: result.inputGradient! };
+      },
+      forward: (x) => top.forward(x),
+      backward: (x, dy) => top.backward(x, dy, true)!,
+      score: (x, labels) => top.score(x, labels),
+    };
+    log(`${config.splitMode} split of ${config.model} at layer ${config.cutLayer}: server layers ${top.layers.map((l) => l.name).join(', ')} (${top.inputSize} -> ${top.outputSize})`);
+
+    // 2. Listen, wait for the clients.
+    hub = new Hub({
+      listenPort: config.listenPort,
+      authToken: config.authToken,
+      generation: config.generation,
+      timeoutMs: config.timeoutMs,
+      maxPayloadBytes: config.maxPayloadBytes,
+      // A sequential client waits its turn without sending; the heartbeat keeps it.
+      heartbeatTimeoutMs: Math.max(15_000, config.timeoutMs),
+      onMembership: (change) => log(`client ${change.clientId} ${change.kind}${change.reason ? `: ${change.reason}` : ''}`),
+    });
+    const port = await hub.listen();
+    health.setReady();
+    log(`listening on port ${port}; waiting for ${config.worldSize} client(s)`);
+    emit({ event: 'start', role: 'split-server', worldSize: config.worldSize, epochs: config.epochs, stepsPerEpoch: 0, backend, resumeEpoch: 0 });
+    tracker = createTracker({ trackingUri: config.trackingUri, experimentName: config.experimentName, outputDir: config.outputDir });
+    try {
+      await tracker.startRun(config.jobName, { 'tensorfleet.role': 'split-server' });
+      removeSignalHooks = finishOnSignals(tracker);
+      tracker.logParams({
+        model: config.model,
+        dataset: config.dataset,
+        datasetSize: config.datasetSize,
+        clients: config.worldSize,
+        epochs: config.epochs,
+        batchSize: config.batchSize,
+        learningRate: config.learningRate,
+        optimizer: config.optimizer,
+        cutLayer: config.cutLayer,
+        splitMode: config.splitMode,
+        noiseSigma: config.noiseSigma,
+        seed: config.seed,
+        backend,
+      });
+    } catch (err) {
+      log(`warning: tracking is off for this run: ${(err as Error).message}`);
+      tracker = undefined;
+    }
+    const clientIds = await hub.waitForClients(config.worldSize, config.timeoutMs);
+
+    // 3. Serve.
+    const liveHub = hub;
+    const result = await runSplitSessions({
+      link: liveHub,
+      mode: config.splitMode,
+      top: topModel,
+      clientIds,
+      clientWeightsLength: parts.bottom.parameterCount,
+      encode: (message) => encodeFrame(HUB_RANK, message),
+      timeoutMs: config.timeoutMs,
+      log,
+      onStep: (clientId, step, loss) => tracker?.logMetric(`loss_client_${clientId}`, loss, step),
+    });
+
+    // 4. Save, report, goodbye.
+    const accuracies: number[] = [];
+    for (const report of result.clients) {
+      const accuracy = report.done?.testAccuracy;
+      if (typeof accuracy === 'number') {
+        accuracies.push(accuracy);
+        tracker?.logMetric(`test_accuracy_client_${report.clientId}`, accuracy, report.steps);
+        const loss = report.done?.testLoss;
+        if (typeof loss === 'number') tracker?.logMetric(`test_loss_client_${report.clientId}`, loss, report.steps);
+        emit({ event: 'eval', epoch: config.epochs, testAccuracy: accuracy, testLoss: typeof loss === 'number' ? loss : NaN });
+      }
+    }
+    const failed = result.clients.filter((c) => c.failure);
+    if (accuracies.length === 0) {
+      throw new TrainerError('TRAINER_ERR_PEER_ABORTED', `split-server: no client finished; ${failed.map((c) => `client ${c.clientId}: ${c.failure!.message}`).join('; ')}`);
+    }
+    const testAccuracy = accuracies.reduce((a, b) => a + b, 0) / accuracies.length;
+    tracker?.logMetric('test_accuracy', testAccuracy, config.epochs);
+    tracker?.logMetric('failed_clients', failed.length, config.epochs);
+    const partDir = join(config.outputDir, SERVER_PART_DIR);
+    await savePart(top, partDir, { model: config.model, dataset: config.dataset, cutLayer: config.cutLayer, splitMode: config.splitMode, testAccuracy });
+    log(`server part saved to ${partDir}`);
+    const wallSeconds = (Date.now() - startedMs) / 1000;
+    if (tracker) {
+      for (const file of ['part.json', 'weights.bin']) await tracker.logArtifact(join(partDir, file), `${SERVER_PART_DIR}/${file}`);
+      removeSignalHooks?.();
+      await tracker.finish('FINISHED');
+      tracker = undefined;
+    }
+    emit({
+      event: 'done',
+      testAccuracy,
+      epochs: config.epochs,
+      worldSize: config.worldSize,
+      samplesPerSecond: 0,
+      wallSeconds,
+      modelPath: partDir,
+      bytesSent: result.bytesSent,
+      roundTripsPerSecond: result.trainingSeconds > 0 ? result.roundTrips / result.trainingSeconds : 0,
+    });
+    await hub.close();
+    model.dispose();
+  } catch (err) {
+    const error = isTrainerError(err) ? err : new TrainerError('TRAINER_ERR_PEER_ABORTED', `split-server failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+    emit({ event: 'error', code: error.code, message: error.message });
+    await hub?.terminate().catch(() => undefined);
+    if (tracker) {
+      removeSignalHooks?.();
+      await tracker.finish('FAILED').catch((e: Error) => log(`warning: tracking finish failed: ${e.message}`));
+    }
+    setTimeout(() => process.exit(process.exitCode || 1), EXIT_GRACE_MS).unref();
+    throw err;
+  } finally {
+    await health.close();
+  }
+}
