@@ -23,7 +23,7 @@ import { ensureSecrets } from '../kube/ensure-secrets';
 import { ROLE_RUNNERS } from '../roles';
 import { FlagSpec, ParsedCommandLine, UsageError, formatFlags, intFlag, parseFlags } from './args';
 import { createProgress } from '../local/progress';
-import { resolveDataDir, runFleetLocally, runWorkloadLocally, trainerWorkloads } from '../local/run-chart';
+import { FLEET_ROLES, FleetRunResult, LocalWorkload, resolveDataDir, runFleetLocally, runWorkloadLocally, trainerWorkloads } from '../local/run-chart';
 import { describeTopology, listCharts, loadChart } from './topology';
 
 interface Command {
@@ -78,7 +78,7 @@ const COMMANDS: Record<string, Command> = {
       'tracking-uri': { type: 'string', description: 'log to this MLflow server instead of <out>/mlruns' },
       epochs: { type: 'string', description: 'override the chart\'s epochs' },
       'dataset-size': { type: 'string', description: 'override the chart\'s dataset size (0 = all)' },
-      clients: { type: 'string', description: 'federated charts: number of client processes' },
+      clients: { type: 'string', description: 'federated and split charts: number of client processes' },
       rounds: { type: 'string', description: 'federated charts: override the rounds' },
       json: { type: 'boolean', description: 'end with one JSON line of results' },
       resume: { type: 'boolean', description: "continue from the last local run's checkpoints (default: start over)" },
@@ -122,9 +122,22 @@ const COMMANDS: Record<string, Command> = {
         },
         onLine: (rank: number, line: string) => err(`[${rank < 0 ? 'server' : `rank ${rank}`}] ${line}`),
       };
-      const server = workloads.find((w) => w.role === 'fl-server');
-      const client = workloads.find((w) => w.role === 'fl-client');
-      const groups = server && client ? [{ name: server.name, run: () => runFleetLocally(server, client, options) }] : workloads.map((w) => ({ name: w.name, run: () => runWorkloadLocally(w, options) }));
+      const fleet = FLEET_ROLES.map((r) => ({ server: workloads.find((w) => w.role === r.server), client: workloads.find((w) => w.role === r.client) })).find(
+        (f): f is { server: LocalWorkload; client: LocalWorkload } => f.server !== undefined && f.client !== undefined,
+      );
+      let clientDone: FleetRunResult['clientDone'] = new Map();
+      const groups = fleet
+        ? [
+            {
+              name: fleet.server.name,
+              run: async () => {
+                const result = await runFleetLocally(fleet.server, fleet.client, options);
+                clientDone = result.clientDone;
+                return result;
+              },
+            },
+          ]
+        : workloads.map((w) => ({ name: w.name, run: () => runWorkloadLocally(w, options) }));
       for (const group of groups) {
         say(`\nrunning ${group.name} as local processes on 127.0.0.1, output in ${outDir}`);
         const { exitCodes } = await group.run();
@@ -139,7 +152,16 @@ const COMMANDS: Record<string, Command> = {
           JSON.stringify(
             final.rounds !== undefined
               ? { ...common, rounds: final.rounds, accuracy_per_round: final.accuracyPerRound, clients_per_round: final.clientsPerRound, clients: final.worldSize }
-              : { ...common, epochs: final.epochs, world_size: final.worldSize, samples_per_second: final.samplesPerSecond },
+              : final.bytesSent !== undefined
+                ? {
+                    ...common,
+                    epochs: final.epochs,
+                    clients: final.worldSize,
+                    // Both directions: the server's frames and every client's.
+                    bytes_sent: [...clientDone.values()].reduce((sum, e) => sum + (e.bytesSent ?? 0), final.bytesSent),
+                    round_trips_per_second: final.roundTripsPerSecond,
+                  }
+                : { ...common, epochs: final.epochs, world_size: final.worldSize, samples_per_second: final.samplesPerSecond },
           ),
         );
       }

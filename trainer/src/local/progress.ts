@@ -26,6 +26,10 @@ export function createProgress(sink: ProgressSink): (event: TrainerEvent) => voi
     switch (event.event) {
       case 'start':
         epochs = event.epochs;
+        if (event.role === 'split-server') {
+          line(`${event.role}: ${event.worldSize} client(s), ${event.epochs} epoch(s), backend ${event.backend}`);
+          break;
+        }
         line(
           event.role === 'fl-server'
             ? `${event.role}: ${event.worldSize} client(s), ${event.epochs} round(s), backend ${event.backend}` +
@@ -45,7 +49,8 @@ export function createProgress(sink: ProgressSink): (event: TrainerEvent) => voi
       case 'epoch':
         line(
           `epoch ${event.epoch}/${epochs}: loss ${event.loss.toFixed(4)}, train accuracy ${(event.trainAccuracy * 100).toFixed(2)}%, ` +
-            `${Math.round(event.samplesPerSecond)} samples/s, all-reduce ${(event.allreduceShare * 100).toFixed(1)}% of step time`,
+            `${Math.round(event.samplesPerSecond)} samples/s` +
+            (event.allreduceShare > 0 ? `, all-reduce ${(event.allreduceShare * 100).toFixed(1)}% of step time` : ''),
         );
         break;
       case 'round':

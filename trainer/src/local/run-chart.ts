@@ -28,7 +28,7 @@ export interface LocalRunOptions {
   readonly trackingUri?: string;
   readonly epochs?: number;
   readonly datasetSize?: number;
-  /** Federated charts: number of client processes. */
+  /** Federated and split charts: number of client processes. */
   readonly clients?: number;
   /** Federated charts: rounds. */
   readonly rounds?: number;
@@ -80,7 +80,7 @@ export function localEnv(workload: LocalWorkload, options: LocalRunOptions, toke
   if (options.epochs !== undefined) env[ENV.epochs] = String(options.epochs);
   if (options.datasetSize !== undefined) env[ENV.datasetSize] = String(options.datasetSize);
   if (options.rounds !== undefined) env[ENV.rounds] = String(options.rounds);
-  if (options.clients !== undefined && workload.role.startsWith('fl-')) {
+  if (options.clients !== undefined && FLEET_ROLES.some((r) => r.server === workload.role || r.client === workload.role)) {
     env[ENV.worldSize] = String(options.clients);
     // Fewer clients than the chart expects must still make a round.
     for (const key of [ENV.minAvailableClients, ENV.minFitClients]) {
@@ -104,17 +104,40 @@ export function runWorkloadLocally(workload: LocalWorkload, options: LocalRunOpt
   });
 }
 
-/** A federated chart's server and clients as local processes sharing one token. */
-export async function runFleetLocally(server: LocalWorkload, client: LocalWorkload, options: LocalRunOptions): Promise<{ exitCodes: number[] }> {
+/** The server and client roles of the charts that run as a fleet (one server, N clients dialing it). */
+export const FLEET_ROLES = [
+  { server: 'fl-server', client: 'fl-client' },
+  { server: 'split-server', client: 'split-client' },
+] as const;
+
+export interface FleetRunResult {
+  readonly exitCodes: number[];
+  /** The `done` event of every client that finished, by client index. */
+  readonly clientDone: ReadonlyMap<number, Extract<TrainerEvent, { event: 'done' }>>;
+}
+
+/**
+ * A federated or split chart's server and clients as local processes sharing one token.
+ * The server speaks for the fleet; in a split run client 0 also reports its epochs
+ * (the server never sees them). Any process's error is reported.
+ */
+export async function runFleetLocally(server: LocalWorkload, client: LocalWorkload, options: LocalRunOptions): Promise<FleetRunResult> {
+  const roles = FLEET_ROLES.find((r) => r.server === server.role && r.client === client.role);
+  if (!roles) throw new TypeError(`runFleetLocally: ${server.role} and ${client.role} are not a server and client pair`);
+  const split = roles.server === 'split-server';
   const token = randomSecretValue(32);
   const clientEnv = localEnv(client, options, token);
+  const clientDone = new Map<number, Extract<TrainerEvent, { event: 'done' }>>();
   const result = await runFleet({
     serverEnv: localEnv(server, options, token),
     clientEnv,
     clients: Number(clientEnv[ENV.worldSize]),
-    // The server speaks for the fleet; a client's events matter only when it fails.
+    serverRole: roles.server,
+    clientRole: roles.client,
     onEvent: (event, source) => {
-      if (source === 'server' || event.event === 'error') options.onEvent?.(event);
+      if (source !== 'server' && event.event === 'done') clientDone.set(source, event);
+      const clientProgress = split && source === 0 && (event.event === 'step' || event.event === 'epoch');
+      if (source === 'server' || event.event === 'error' || clientProgress) options.onEvent?.(event);
     },
     onLine: (source, line, stream) => options.onLine?.(source === 'server' ? -1 : source, line, stream),
     // Clients of a failed server would wait out their connect timeout: stop them with it.
@@ -123,5 +146,5 @@ export async function runFleetLocally(server: LocalWorkload, client: LocalWorklo
         if (code !== 0) clients.forEach((c) => c.exitCode === null && c.kill('SIGTERM'));
       }),
   });
-  return { exitCodes: [result.serverExit, ...result.clientExits] };
+  return { exitCodes: [result.serverExit, ...result.clientExits], clientDone };
 }

@@ -202,8 +202,10 @@ export class HubClient {
     if (this.closing) return;
     this.closing = true;
     const link = this.link;
-    this.dropLink(new TrainerError('TRAINER_ERR_CLOSED', `client ${this.clientId} is closed`));
-    if (!link || link.ws.readyState === WebSocket.CLOSED) return;
+    if (!link) return;
+    // Fail what still waits, then close with a close frame (dropLink would terminate: the server would see 1006).
+    this.failLink(link, new TrainerError('TRAINER_ERR_CLOSED', `client ${this.clientId} is closed`));
+    if (link.ws.readyState === WebSocket.CLOSED) return;
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => link.ws.terminate(), 1000);
       link.ws.once('close', () => {
