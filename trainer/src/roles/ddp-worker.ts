@@ -28,8 +28,7 @@ import { barrier } from '../collectives/barrier';
 import { broadcast } from '../collectives/broadcast';
 import { ringAllReduce } from '../collectives/ring-all-reduce';
 import type { TrainerConfig } from '../contract/env';
-import { TrainerError, isTrainerError } from '../contract/errors';
-import { formatEvent, type TrainerEventInput } from '../contract/events';
+import { TrainerError } from '../contract/errors';
 import { loadDataset } from '../data/datasets';
 import { shardIndices, shardLength } from '../data/sampler';
 import { initBackend } from '../model/backend';
@@ -42,6 +41,7 @@ import { getFlatWeights, setFlatWeights } from '../model/weights';
 import { rendezvous } from '../rendezvous/rendezvous';
 import { createTracker, finishOnSignals, type Tracker } from '../tracking';
 import type { Transport } from '../transport/transport';
+import { roleOutput } from './role-output';
 import { startHealthServer } from './health';
 
 /** Folder under outputDir that rank 0 saves the trained model into. */
@@ -51,7 +51,6 @@ const EVAL_BATCH_SIZE = 500;
 /** Step events per epoch (about every 10%). */
 const STEP_EVENTS_PER_EPOCH = 10;
 /** Give up on a clean exit this long after a failure (a stuck handle must not keep a failed rank alive). */
-const EXIT_GRACE_MS = 10_000;
 
 /** Tags collectives with a step number every rank advances identically. */
 class CollectiveSteps {
@@ -71,12 +70,7 @@ async function allReduceSums(transport: Transport, steps: CollectiveSteps, value
 export async function runDdpWorker(config: TrainerConfig): Promise<void> {
   const { rank, worldSize } = config;
   const startedMs = Date.now();
-  const emit = (event: TrainerEventInput): void => {
-    process.stdout.write(`${formatEvent(rank, event)}\n`);
-  };
-  const log = (line: string): void => {
-    process.stderr.write(`ddp rank ${rank}: ${line}\n`);
-  };
+  const { emit, log, fail } = roleOutput(`ddp rank ${rank}`, rank);
   const health = await startHealthServer(config.healthPort);
   log(`health endpoint on port ${health.port}`);
   let transport: Transport | undefined;
@@ -264,8 +258,7 @@ export async function runDdpWorker(config: TrainerConfig): Promise<void> {
     model.dispose();
     optimizer.dispose();
   } catch (err) {
-    const error = isTrainerError(err) ? err : new TrainerError('TRAINER_ERR_PEER_ABORTED', `rank ${rank} failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
-    emit({ event: 'error', code: error.code, message: error.message });
+    const error = fail(err);
     if (transport) {
       transport.abort(error);
       // abort() fails the group and tells the peers, but keeps listening: close frees the port and the event loop.
@@ -275,7 +268,6 @@ export async function runDdpWorker(config: TrainerConfig): Promise<void> {
       removeSignalHooks?.();
       await tracker.finish('FAILED').catch((e: Error) => log(`warning: tracking finish failed: ${e.message}`));
     }
-    setTimeout(() => process.exit(process.exitCode || 1), EXIT_GRACE_MS).unref();
     throw err;
   } finally {
     await health.close();

@@ -13,8 +13,7 @@
  * again for up to timeoutMs.
  */
 import type { TrainerConfig } from '../contract/env';
-import { isTrainerError, TrainerError } from '../contract/errors';
-import { formatEvent, type TrainerEventInput } from '../contract/events';
+import { TrainerError } from '../contract/errors';
 import { loadDataset } from '../data/datasets';
 import { permutation } from '../data/sampler';
 import { type LocalFit, runClientLoop } from '../federated/client-loop';
@@ -25,12 +24,12 @@ import { trainLocally } from '../model/local-training';
 import { buildModel, trainingBackends } from '../model/models';
 import { evaluateExamples } from '../model/training';
 import { HubClient } from '../transport/hub-client';
+import { roleOutput } from './role-output';
 import { startHealthServer } from './health';
 
 /** Share of the client's partition held out for its own validation. */
 export const VALIDATION_SHARE = 0.1;
 const EVAL_BATCH_SIZE = 500;
-const EXIT_GRACE_MS = 10_000;
 
 /** Split a partition into train and validation indices (seeded; validation gets ceil(share x n) when n >= 2). */
 export function holdOut(indices: Int32Array, share: number, seed: number): { train: Int32Array; validation: Int32Array } {
@@ -48,12 +47,7 @@ function numberSetting(config: FitConfig, key: string, fallback: number): number
 export async function runFlClient(config: TrainerConfig): Promise<void> {
   const { rank, worldSize } = config;
   const startedMs = Date.now();
-  const emit = (event: TrainerEventInput): void => {
-    process.stdout.write(`${formatEvent(rank, event)}\n`);
-  };
-  const log = (line: string): void => {
-    process.stderr.write(`fl-client ${rank}: ${line}\n`);
-  };
+  const { emit, log, fail } = roleOutput(`fl-client ${rank}`, rank);
   const health = await startHealthServer(config.healthPort);
   let link: HubClient | undefined;
   try {
@@ -132,10 +126,8 @@ export async function runFlClient(config: TrainerConfig): Promise<void> {
     await client.close();
     model.dispose();
   } catch (err) {
-    const error = isTrainerError(err) ? err : new TrainerError('TRAINER_ERR_PEER_ABORTED', `fl-client ${rank} failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
-    emit({ event: 'error', code: error.code, message: error.message });
+    fail(err);
     link?.terminate();
-    setTimeout(() => process.exit(process.exitCode || 1), EXIT_GRACE_MS).unref();
     throw err;
   } finally {
     await health.close();

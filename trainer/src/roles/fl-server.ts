@@ -19,8 +19,7 @@
 import { join } from 'node:path';
 import { checkpointFingerprint, loadLatestCheckpoint, writeCheckpoint } from '../checkpoint/checkpoint';
 import type { TrainerConfig } from '../contract/env';
-import { isTrainerError, TrainerError } from '../contract/errors';
-import { formatEvent, type TrainerEventInput } from '../contract/events';
+import { TrainerError } from '../contract/errors';
 import { loadDataset } from '../data/datasets';
 import { createStrategy } from '../federated/create-strategy';
 import { type Evaluation, runFederatedServer } from '../federated/server';
@@ -31,6 +30,7 @@ import { evaluateExamples } from '../model/training';
 import { getFlatWeights, setFlatWeights } from '../model/weights';
 import { createTracker, finishOnSignals, type Tracker } from '../tracking';
 import { Hub } from '../transport/hub';
+import { roleOutput } from './role-output';
 import { startHealthServer } from './health';
 
 /** Folder under outputDir that the server saves the global model into. */
@@ -38,7 +38,6 @@ export const MODEL_DIR = 'model';
 /** The server's checkpoints are those of "rank 0" in checkpointDir. */
 const CHECKPOINT_RANK = 0;
 const EVAL_BATCH_SIZE = 500;
-const EXIT_GRACE_MS = 10_000;
 /** Longest wait for all worldSize clients before round 1 (once minAvailableClients are there, rounds could start). */
 const STARTUP_GRACE_MS = 10_000;
 /** Largest state array length that survives the float32 length header exactly. */
@@ -83,12 +82,7 @@ export function unpackStrategyState(flat: Float32Array, source: string): Float32
 export async function runFlServer(config: TrainerConfig): Promise<void> {
   const startedMs = Date.now();
   const rank = CHECKPOINT_RANK;
-  const emit = (event: TrainerEventInput): void => {
-    process.stdout.write(`${formatEvent(rank, event)}\n`);
-  };
-  const log = (line: string): void => {
-    process.stderr.write(`fl-server: ${line}\n`);
-  };
+  const { emit, log, fail } = roleOutput('fl-server', rank);
   const health = await startHealthServer(config.healthPort);
   let hub: Hub | undefined;
   let tracker: Tracker | undefined;
@@ -257,15 +251,13 @@ export async function runFlServer(config: TrainerConfig): Promise<void> {
     await hub.close();
     model.dispose();
   } catch (err) {
-    const error = isTrainerError(err) ? err : new TrainerError('TRAINER_ERR_PEER_ABORTED', `fl-server failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
-    emit({ event: 'error', code: error.code, message: error.message });
+    fail(err);
     // Drop, not goodbye: clients keep dialing until a restarted server resumes.
     await hub?.terminate().catch(() => undefined);
     if (tracker) {
       removeSignalHooks?.();
       await tracker.finish('FAILED').catch((e: Error) => log(`warning: tracking finish failed: ${e.message}`));
     }
-    setTimeout(() => process.exit(process.exitCode || 1), EXIT_GRACE_MS).unref();
     throw err;
   } finally {
     await health.close();

@@ -10,8 +10,6 @@
  */
 import { join } from 'node:path';
 import type { TrainerConfig } from '../contract/env';
-import { isTrainerError, TrainerError } from '../contract/errors';
-import { formatEvent, type TrainerEventInput } from '../contract/events';
 import { loadDataset } from '../data/datasets';
 import { shardIndices } from '../data/sampler';
 import { initBackend } from '../model/backend';
@@ -21,10 +19,10 @@ import { allocateBatch, type Examples, gatherBatch } from '../model/training';
 import { type SplitBatch, type SplitClientModel, runSplitClient } from '../split/client';
 import { gaussianNoise } from '../split/noise';
 import { HubClient } from '../transport/hub-client';
+import { roleOutput } from './role-output';
 import { startHealthServer } from './health';
 
 const EVAL_BATCH_SIZE = 500;
-const EXIT_GRACE_MS = 10_000;
 /** Step events per epoch (about). */
 const STEP_EVENTS_PER_EPOCH = 10;
 
@@ -38,12 +36,7 @@ function* batchesOf(examples: Examples, indices: Int32Array, batchSize: number):
 export async function runSplitClientRole(config: TrainerConfig): Promise<void> {
   const { rank, worldSize } = config;
   const startedMs = Date.now();
-  const emit = (event: TrainerEventInput): void => {
-    process.stdout.write(`${formatEvent(rank, event)}\n`);
-  };
-  const log = (line: string): void => {
-    process.stderr.write(`split-client ${rank}: ${line}\n`);
-  };
+  const { emit, log, fail } = roleOutput(`split-client ${rank}`, rank);
   const health = await startHealthServer(config.healthPort);
   let link: HubClient | undefined;
   try {
@@ -132,10 +125,8 @@ export async function runSplitClientRole(config: TrainerConfig): Promise<void> {
     await client.close();
     model.dispose();
   } catch (err) {
-    const error = isTrainerError(err) ? err : new TrainerError('TRAINER_ERR_PEER_ABORTED', `split-client ${rank} failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
-    emit({ event: 'error', code: error.code, message: error.message });
+    fail(err);
     link?.terminate();
-    setTimeout(() => process.exit(process.exitCode || 1), EXIT_GRACE_MS).unref();
     throw err;
   } finally {
     await health.close();

@@ -14,8 +14,7 @@
  */
 import { join } from 'node:path';
 import type { TrainerConfig } from '../contract/env';
-import { isTrainerError, TrainerError } from '../contract/errors';
-import { formatEvent, type TrainerEventInput } from '../contract/events';
+import { TrainerError } from '../contract/errors';
 import { loadDataset } from '../data/datasets';
 import { initBackend } from '../model/backend';
 import { buildModel, trainingBackends } from '../model/models';
@@ -24,21 +23,16 @@ import { runSplitSessions, type SplitTopModel } from '../split/server';
 import { createTracker, finishOnSignals, type Tracker } from '../tracking';
 import { encodeFrame } from '../transport/codec';
 import { Hub, HUB_RANK } from '../transport/hub';
+import { roleOutput } from './role-output';
 import { startHealthServer } from './health';
 
 /** Folder under outputDir the server saves its part into. */
 export const SERVER_PART_DIR = join('model', 'server');
-const EXIT_GRACE_MS = 10_000;
 
 export async function runSplitServer(config: TrainerConfig): Promise<void> {
   const startedMs = Date.now();
   const rank = 0;
-  const emit = (event: TrainerEventInput): void => {
-    process.stdout.write(`${formatEvent(rank, event)}\n`);
-  };
-  const log = (line: string): void => {
-    process.stderr.write(`split-server: ${line}\n`);
-  };
+  const { emit, log, fail } = roleOutput('split-server', rank);
   const health = await startHealthServer(config.healthPort);
   let hub: Hub | undefined;
   let tracker: Tracker | undefined;
@@ -161,14 +155,12 @@ export async function runSplitServer(config: TrainerConfig): Promise<void> {
     await hub.close();
     model.dispose();
   } catch (err) {
-    const error = isTrainerError(err) ? err : new TrainerError('TRAINER_ERR_PEER_ABORTED', `split-server failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
-    emit({ event: 'error', code: error.code, message: error.message });
+    fail(err);
     await hub?.terminate().catch(() => undefined);
     if (tracker) {
       removeSignalHooks?.();
       await tracker.finish('FAILED').catch((e: Error) => log(`warning: tracking finish failed: ${e.message}`));
     }
-    setTimeout(() => process.exit(process.exitCode || 1), EXIT_GRACE_MS).unref();
     throw err;
   } finally {
     await health.close();
