@@ -12,7 +12,7 @@ import { MESSAGE_TYPES } from '../../../src/contract/protocol';
 import { type SplitBatch, type SplitClientModel, runSplitClient } from '../../../src/split/client';
 import { activationsMessage, errorFromFrame, type Matrix, metaMessage } from '../../../src/split/protocol';
 import { runSplitSessions, type SplitModeName, type SplitSessionsResult, type SplitTopModel } from '../../../src/split/server';
-import { encodeFrame } from '../../../src/transport/codec';
+import { encodeFrame, type Frame } from '../../../src/transport/codec';
 import { Hub, HUB_RANK } from '../../../src/transport/hub';
 import { HubClient } from '../../../src/transport/hub-client';
 
@@ -74,7 +74,7 @@ describe('split sessions over a hub', () => {
     for (const fn of cleanup.splice(0).reverse()) await fn();
   });
 
-  async function setup(mode: SplitModeName, clients: number, top = fakeTop()) {
+  async function setup(mode: SplitModeName, clients: number, top = fakeTop(), received: Frame[] = []) {
     const hub = new Hub({ listenHost: '127.0.0.1', listenPort: 0, timeoutMs: 5000 });
     const port = await hub.listen();
     cleanup.push(() => hub.close());
@@ -83,7 +83,16 @@ describe('split sessions over a hub', () => {
     await Promise.all(links.map((l) => l.connect()));
     const stepsSeen: Array<[string, number]> = [];
     const sessions: Promise<SplitSessionsResult> = runSplitSessions({
-      link: hub,
+      // The hub as the server sees it, recording every frame that reaches the server.
+      link: {
+        clientIds: () => hub.clientIds(),
+        sendFrame: (id, frame, options) => hub.sendFrame(id, frame, options),
+        recv: async (id, options) => {
+          const frame = await hub.recv(id, options);
+          received.push(frame);
+          return frame;
+        },
+      },
       mode,
       top,
       clientIds: await hub.waitForClients(clients, 5000),
@@ -139,13 +148,18 @@ describe('split sessions over a hub', () => {
     assert.deepEqual(stepsSeen.map(([, s]) => s), [0, 1, 2]);
   });
 
-  test('u-shaped: the server returns its output, the head gradient comes back, then dL/dacts', async () => {
-    const { links, sessions, top } = await setup('u-shaped', 1);
+  test('u-shaped: the server returns its output, the head gradient comes back, then dL/dacts; no label reaches the server', async () => {
+    const received: Frame[] = [];
+    const { links, sessions, top } = await setup('u-shaped', 1, fakeTop(), received);
     const result = await runSplitClient({ link: links[0], mode: 'u-shaped', model: fakeClientModel(0), epochs: 2, batches: () => batches(4), testBatches: () => batches(1), examplesPerEpoch: 8 });
     assert.equal(result.steps, 8);
     assert.equal(result.testAccuracy, 1);
     await sessions;
     assert.equal(top.steps, 8);
+    const forwards = received.filter((f) => f.type === MESSAGE_TYPES.splitForward || f.type === MESSAGE_TYPES.splitEvaluate);
+    assert.equal(forwards.length, 9, '8 training steps and 1 evaluation batch');
+    // Labels are int32 tensors; in u-shaped mode the client sends activations (float32) only.
+    for (const frame of received) assert.ok(frame.tensors.every((t) => t.dtype === 'float32'), `frame type ${frame.type} carries ${frame.tensors.map((t) => t.dtype).join(', ')}`);
   });
 
   test('splitfed: the client-side weights are averaged after every epoch', async () => {
