@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { App, Chart } from 'cdk8s';
-import { DdpCluster, FederatedFleet, GitOpsApplication, MlflowStack, SplitLearning } from './charts';
+import { DdpCluster, FederatedFleet, GitOpsApplication, MlflowStack, SplitLearning, TrainingApi } from './charts';
 
 const outdir = process.env.CDK8S_OUTDIR ?? 'dist';
 /** The repository Argo CD syncs: point it at your fork. */
@@ -84,6 +84,8 @@ export function buildApp(dir: string): App {
     optimizer: 'adam',
     tracking,
   });
+  // POST /jobs builds any of the above in this namespace; jobs report to the same tracking stack.
+  new TrainingApi(chart('training-api'), 'TrainingApi', { tracking });
   return app;
 }
 

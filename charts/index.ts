@@ -4,3 +4,4 @@ export type { ResourceSpec } from './lib/workload';
 export * from './ddp-cluster';
 export * from './federated-fleet';
 export * from './split-learning';
+export * from './training-api';

@@ -10,7 +10,7 @@ import {
 } from '../trainer/src/contract';
 import { GeneratedSecrets, SECRET_SYNC_WAVES } from './lib/generated-secrets';
 import { dnsEgress, podPeer, tcpPorts } from './lib/network';
-import { PropError, checkDnsLabel, checkImage, checkInt, kebab } from './lib/props';
+import { PropError, checkDnsLabel, checkHttpUrl, checkImage, checkInt, checkResources, kebab } from './lib/props';
 import {
   ResourceSpec,
   containerSecurityContext,
@@ -523,29 +523,11 @@ function claim(name: string, sizeGiB: number, storageClassName: string | undefin
   };
 }
 
-function checkResources(scope: Construct, prop: string, spec: ResourceSpec): void {
-  checkInt(scope, `${prop}.cpuRequestMillis`, spec.cpuRequestMillis, 1);
-  checkInt(scope, `${prop}.cpuLimitMillis`, spec.cpuLimitMillis, spec.cpuRequestMillis);
-  checkInt(scope, `${prop}.memoryRequestMiB`, spec.memoryRequestMiB, 1);
-  checkInt(scope, `${prop}.memoryLimitMiB`, spec.memoryLimitMiB, spec.memoryRequestMiB);
-  if (spec.gpus !== undefined) checkInt(scope, `${prop}.gpus`, spec.gpus, 0);
-}
-
 function checkHost(scope: Construct, prop: string, value: string): string {
   if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(value) || value.length > 253) {
     throw new PropError(scope, prop, value, 'a DNS name or IP address');
   }
   return value;
-}
-
-function checkHttpUrl(scope: Construct, prop: string, value: string): string {
-  try {
-    const url = new URL(value);
-    if (url.protocol === 'http:' || url.protocol === 'https:') return value;
-  } catch {
-    // fall through
-  }
-  throw new PropError(scope, prop, value, 'an http:// or https:// URL');
 }
 
 function portOf(endpoint: string): number {

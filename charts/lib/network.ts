@@ -25,9 +25,12 @@ export function podPeer(labels: Record<string, string>): k8s.NetworkPolicyPeer {
   return { podSelector: { matchLabels: labels } };
 }
 
-/** The Kubernetes API server: its address is not selectable by labels, so allow HTTPS ports anywhere. */
-export function apiServerEgress(): k8s.NetworkPolicyEgressRule {
-  return { to: [{ ipBlock: { cidr: '0.0.0.0/0' } }], ports: tcpPorts(443, 6443) };
+/**
+ * The Kubernetes API server: its address is not selectable by labels, so allow its HTTPS
+ * ports (443 on the kubernetes Service, 6443 on the control-plane endpoints) to `cidr`.
+ */
+export function apiServerEgress(cidr = '0.0.0.0/0'): k8s.NetworkPolicyEgressRule {
+  return { to: [{ ipBlock: { cidr } }], ports: tcpPorts(443, 6443) };
 }
 
 /**

@@ -1,4 +1,6 @@
+import { isIP } from 'node:net';
 import { Construct } from 'constructs';
+import type { ResourceSpec } from './workload';
 
 /** The one error a construct throws for a bad prop: names the construct, the prop, the value and what is allowed. */
 export class PropError extends Error {
@@ -9,7 +11,8 @@ export class PropError extends Error {
 }
 
 function show(value: unknown): string {
-  return typeof value === 'string' ? JSON.stringify(value) : String(value);
+  if (typeof value === 'string') return JSON.stringify(value);
+  return typeof value === 'object' && value !== null ? JSON.stringify(value) : String(value);
 }
 
 const DNS_1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -50,6 +53,49 @@ export function checkImage(scope: Construct, prop: string, value: string): strin
 export function checkOneOf<T extends string>(scope: Construct, prop: string, value: string, allowed: readonly T[]): T {
   if (!(allowed as readonly string[]).includes(value)) throw new PropError(scope, prop, value, `one of ${allowed.join(', ')}`);
   return value as T;
+}
+
+/** Requests of at least 1 and limits no lower than the requests. */
+export function checkResources(scope: Construct, prop: string, spec: ResourceSpec): ResourceSpec {
+  checkInt(scope, `${prop}.cpuRequestMillis`, spec.cpuRequestMillis, 1);
+  checkInt(scope, `${prop}.cpuLimitMillis`, spec.cpuLimitMillis, spec.cpuRequestMillis);
+  checkInt(scope, `${prop}.memoryRequestMiB`, spec.memoryRequestMiB, 1);
+  checkInt(scope, `${prop}.memoryLimitMiB`, spec.memoryLimitMiB, spec.memoryRequestMiB);
+  if (spec.gpus !== undefined) checkInt(scope, `${prop}.gpus`, spec.gpus, 0);
+  return spec;
+}
+
+export function checkHttpUrl(scope: Construct, prop: string, value: string): string {
+  try {
+    const url = new URL(value);
+    if (url.protocol === 'http:' || url.protocol === 'https:') return value;
+  } catch {
+    // fall through
+  }
+  throw new PropError(scope, prop, value, 'an http:// or https:// URL');
+}
+
+/** An IPv4 or IPv6 CIDR block, as a NetworkPolicy ipBlock takes it. */
+export function checkCidr(scope: Construct, prop: string, value: string): string {
+  const match = /^([^/]+)\/(\d{1,3})$/.exec(value);
+  const family = match ? isIP(match[1]) : 0;
+  if (!match || family === 0 || Number(match[2]) > (family === 4 ? 32 : 128)) {
+    throw new PropError(scope, prop, value, 'a CIDR block like "10.96.0.1/32" or "fd00::/8"');
+  }
+  return value;
+}
+
+const LABEL_KEY = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
+
+/** A non-empty label selector (matchLabels): valid keys and values. */
+export function checkLabelSelector(scope: Construct, prop: string, value: Readonly<Record<string, string>>): Record<string, string> {
+  const entries = Object.entries(value);
+  const bad = entries.find(([k, v]) => !LABEL_KEY.test(k) || k.length > 316 || typeof v !== 'string' || !LABEL_VALUE.test(v));
+  if (entries.length === 0 || bad) {
+    throw new PropError(scope, prop, value, 'at least one label, each with a valid Kubernetes label key and value');
+  }
+  return { ...value };
 }
 
 /** kebab-case a construct id: 'MlflowStack' -> 'mlflow-stack'. */

@@ -7,3 +7,4 @@ export * from './ports';
 export * from './secrets';
 export * from './events';
 export * from './mirrors';
+export * from './api';

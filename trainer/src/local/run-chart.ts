@@ -42,7 +42,7 @@ interface ManifestLike {
   spec?: any;
 }
 
-/** The trainer workloads of a chart (pods labelled as trainers). */
+/** The trainer workloads of a chart (pods labelled as trainers) that can run as local processes. */
 export function trainerWorkloads(objects: readonly ManifestLike[]): LocalWorkload[] {
   const out: LocalWorkload[] = [];
   for (const o of objects) {
@@ -50,7 +50,8 @@ export function trainerWorkloads(objects: readonly ManifestLike[]): LocalWorkloa
     const labels: Record<string, string> = template?.metadata?.labels ?? {};
     if (labels[LABELS.trainer] !== 'true') continue;
     const role = labels[LABELS.role] as Role;
-    if (!(ROLES as readonly string[]).includes(role)) continue;
+    // The TrainingApi serves the Kubernetes API's clients: it has nothing to run without a cluster.
+    if (!(ROLES as readonly string[]).includes(role) || role === 'api') continue;
     const container = template.spec.containers[0];
     const env: Record<string, string> = {};
     for (const e of container.env ?? []) if (typeof e.value === 'string') env[e.name] = e.value;

@@ -1,0 +1,231 @@
+import { k8s } from 'cdk8s-plus-27';
+import { Construct } from 'constructs';
+import {
+  ANNOTATIONS,
+  API_ENV,
+  API_PATHS,
+  DEFAULT_API_MAX_BODY_BYTES,
+  ENV,
+  PATHS,
+  PORTS,
+  SECRET_KEYS,
+  toEnv,
+} from '../trainer/src/contract';
+import { MlflowStack } from './mlflow-stack';
+import { RbacRule, trainingApiRules } from './lib/emitted-kinds';
+import { GeneratedSecrets } from './lib/generated-secrets';
+import { apiServerEgress, dnsEgress, podPeer, tcpPorts } from './lib/network';
+import {
+  PropError,
+  checkCidr,
+  checkDnsLabel,
+  checkHttpUrl,
+  checkImage,
+  checkInt,
+  checkLabelSelector,
+  checkResources,
+  kebab,
+} from './lib/props';
+import { DEFAULT_TRAINER_IMAGE, trainerPodLabels, trainerPodSecurityContext } from './lib/trainer-container';
+import { ResourceSpec, containerSecurityContext, imageVersion, objectLabels, resources, scratchVolume, selectorLabels } from './lib/workload';
+
+export interface TrainingApiProps {
+  /**
+   * Name of the Deployment, Service, ServiceAccount, Role and NetworkPolicy (a DNS-1123 label).
+   *
+   * @default - the construct id in kebab-case
+   */
+  readonly name?: string;
+  /**
+   * Image of the API (the trainer image runs it as role `api`).
+   *
+   * @default - the Tensorfleet trainer image
+   */
+  readonly image?: string;
+  /** @default 1 */
+  readonly replicas?: number;
+  /** @default - 100m/1000m CPU, 256/512 MiB */
+  readonly resources?: ResourceSpec;
+  /**
+   * Tracking stack the submitted jobs report to; the API also gets egress to it.
+   *
+   * @default - no tracking server; each job writes an MLflow file store in its pods
+   */
+  readonly tracking?: MlflowStack;
+  /**
+   * Base URL of the MLflow UI, for the run links in job status.
+   *
+   * @default - job status carries no MLflow link
+   */
+  readonly mlflowUiUrl?: string;
+  /**
+   * Image a job gets when its request names none.
+   *
+   * @default - the API's own image
+   */
+  readonly defaultImage?: string;
+  /**
+   * Largest request body the API accepts (413 past it).
+   *
+   * @default 65536
+   */
+  readonly maxBodyBytes?: number;
+  /**
+   * Where the Kubernetes API server is: egress on 443 and 6443 is allowed to this block.
+   * A NetworkPolicy cannot select the API server by pod labels; narrow this to the
+   * control plane's addresses where they are known.
+   *
+   * @default "0.0.0.0/0"
+   */
+  readonly kubernetesApiCidr?: string;
+  /**
+   * Label selectors of the pods in the namespace that may call the API; each selects pods
+   * by matchLabels.
+   *
+   * @default - any pod in the namespace
+   */
+  readonly allowedClients?: readonly Readonly<Record<string, string>>[];
+}
+
+const DEFAULT_RESOURCES: ResourceSpec = { cpuRequestMillis: 100, cpuLimitMillis: 1000, memoryRequestMiB: 256, memoryLimitMiB: 512 };
+/** Largest body the API can be told to accept. */
+const MAX_BODY_BYTES_LIMIT = 16 * 1024 * 1024;
+
+/**
+ * The TrainingApi: an HTTP API (trainer role `api`) that builds DdpCluster,
+ * FederatedFleet and SplitLearning jobs from POST /jobs and applies them to its own
+ * namespace, behind a bearer token generated in the cluster. Its Role grants exactly
+ * what those constructs emit (see lib/emitted-kinds.ts), plus reading pods and logs.
+ */
+export class TrainingApi extends Construct {
+  public readonly name: string;
+  public readonly image: string;
+  public readonly replicas: number;
+  /** Image of jobs whose request names none. */
+  public readonly defaultImage: string;
+  public readonly maxBodyBytes: number;
+  /** The Service clients call, on {@link PORTS.api}. */
+  public readonly serviceName: string;
+  /** The Secret holding the bearer token under the key `token` (generated in the cluster). */
+  public readonly tokenSecretName: string;
+  /** Labels of the API pods. */
+  public readonly podLabels: Readonly<Record<string, string>>;
+  /** The rules of the API's Role. */
+  public readonly rules: readonly RbacRule[];
+
+  constructor(scope: Construct, id: string, props: TrainingApiProps = {}) {
+    super(scope, id);
+    this.name = checkDnsLabel(this, 'name', props.name ?? kebab(id), 40);
+    this.image = checkImage(this, 'image', props.image ?? DEFAULT_TRAINER_IMAGE);
+    this.replicas = checkInt(this, 'replicas', props.replicas ?? 1, 1, 100);
+    const resourceSpec = checkResources(this, 'resources', props.resources ?? DEFAULT_RESOURCES);
+    this.defaultImage = checkImage(this, 'defaultImage', props.defaultImage ?? this.image);
+    this.maxBodyBytes = checkInt(this, 'maxBodyBytes', props.maxBodyBytes ?? DEFAULT_API_MAX_BODY_BYTES, 1024, MAX_BODY_BYTES_LIMIT);
+    const mlflowUiUrl = props.mlflowUiUrl === undefined ? undefined : checkHttpUrl(this, 'mlflowUiUrl', props.mlflowUiUrl);
+    const kubernetesApiCidr = checkCidr(this, 'kubernetesApiCidr', props.kubernetesApiCidr ?? '0.0.0.0/0');
+    if (props.allowedClients !== undefined && props.allowedClients.length === 0) {
+      // An ingress rule with an empty `from` admits every source, the opposite of what [] suggests.
+      throw new PropError(this, 'allowedClients', props.allowedClients, 'at least one label selector (leave it unset to admit any pod in the namespace)');
+    }
+    const allowedClients = props.allowedClients?.map((selector, i) => checkLabelSelector(this, `allowedClients[${i}]`, selector));
+
+    this.serviceName = this.name;
+    this.tokenSecretName = `${this.name}-token`;
+    this.rules = trainingApiRules();
+    const selector = selectorLabels(this.name, 'api');
+    this.podLabels = { ...trainerPodLabels(this.name, 'api'), ...selector };
+    const labels = { ...objectLabels('training-api', this.name, 'api', imageVersion(this.image)), ...this.podLabels };
+
+    const secrets = new GeneratedSecrets(this, 'Token', {
+      name: `${this.name}-secrets`,
+      secrets: [{ name: this.tokenSecretName, keys: [SECRET_KEYS.authToken] }],
+      image: this.image,
+      labels: objectLabels('training-api', this.name, 'secrets'),
+      selector: selectorLabels(this.name, 'secrets'),
+    });
+
+    new k8s.KubeServiceAccount(this, 'Account', {
+      metadata: { name: this.name, labels },
+      // Mounted by the pod spec, which is the only place that needs it.
+      automountServiceAccountToken: false,
+    });
+    new k8s.KubeRole(this, 'Role', {
+      metadata: { name: this.name, labels },
+      rules: this.rules.map((r) => ({ apiGroups: [...(r.apiGroups ?? [])], resources: [...(r.resources ?? [])], verbs: [...r.verbs] })),
+    });
+    new k8s.KubeRoleBinding(this, 'RoleBinding', {
+      metadata: { name: this.name, labels },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: this.name },
+      subjects: [{ kind: 'ServiceAccount', name: this.name }],
+    });
+
+    // Only the common variables the `api` role reads: it builds each job's trainer env itself.
+    const common = toEnv({ role: 'api', jobName: this.name, listenPort: PORTS.api, trackingUri: props.tracking?.trackingUri });
+    const keep: string[] = [ENV.role, ENV.jobName, ENV.listenPort, ENV.trackingUri, ENV.logLevel];
+    const env: k8s.EnvVar[] = Object.entries(common)
+      .filter(([name]) => keep.includes(name))
+      .map(([name, value]) => ({ name, value }));
+    env.push(
+      { name: API_ENV.namespace, valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+      { name: API_ENV.defaultImage, value: this.defaultImage },
+      { name: API_ENV.maxBodyBytes, value: String(this.maxBodyBytes) },
+      ...(props.tracking ? [{ name: API_ENV.mlflowStack, value: props.tracking.name }] : []),
+      ...(mlflowUiUrl !== undefined ? [{ name: API_ENV.mlflowUiUrl, value: mlflowUiUrl }] : []),
+      { name: ENV.authToken, valueFrom: { secretKeyRef: { name: this.tokenSecretName, key: SECRET_KEYS.authToken } } },
+    );
+
+    const http = k8s.IntOrString.fromString('http');
+    new k8s.KubeService(this, 'Service', {
+      metadata: { name: this.serviceName, labels },
+      spec: { selector, ports: [{ name: 'http', port: PORTS.api, targetPort: http }] },
+    });
+    new k8s.KubeDeployment(this, 'Deployment', {
+      metadata: {
+        name: this.name,
+        labels,
+        annotations: { ...secrets.externalRefs, [ANNOTATIONS.usesKubernetesApi]: 'true' },
+      },
+      spec: {
+        replicas: this.replicas,
+        selector: { matchLabels: selector },
+        template: {
+          metadata: { labels },
+          spec: {
+            serviceAccountName: this.name,
+            // The one workload with a service-account token: it calls the Kubernetes API.
+            automountServiceAccountToken: true,
+            enableServiceLinks: false,
+            securityContext: trainerPodSecurityContext(),
+            containers: [
+              {
+                name: 'api',
+                image: this.image,
+                args: ['trainer', 'api'],
+                env,
+                ports: [{ name: 'http', containerPort: PORTS.api }],
+                readinessProbe: { httpGet: { path: API_PATHS.health, port: http }, periodSeconds: 5 },
+                livenessProbe: { httpGet: { path: API_PATHS.health, port: http }, initialDelaySeconds: 10, periodSeconds: 10 },
+                resources: resources(resourceSpec),
+                securityContext: containerSecurityContext(),
+                volumeMounts: [{ name: 'tmp', mountPath: PATHS.tmp }],
+              },
+            ],
+            volumes: [scratchVolume('tmp', 256)],
+          },
+        },
+      },
+    });
+
+    const egress: k8s.NetworkPolicyEgressRule[] = [apiServerEgress(kubernetesApiCidr), dnsEgress()];
+    if (props.tracking) egress.push({ to: [podPeer(props.tracking.serverPodLabels)], ports: tcpPorts(PORTS.mlflow) });
+    new k8s.KubeNetworkPolicy(this, 'Policy', {
+      metadata: { name: this.name, labels },
+      spec: {
+        podSelector: { matchLabels: selector },
+        policyTypes: ['Ingress', 'Egress'],
+        ingress: [{ from: allowedClients ? allowedClients.map(podPeer) : [{ podSelector: {} }], ports: tcpPorts(PORTS.api) }],
+        egress,
+      },
+    });
+  }
+}
