@@ -160,7 +160,8 @@ export interface DdpClusterProps {
   readonly tracking?: MlflowStack;
 }
 
-const DEFAULT_RESOURCES: ResourceSpec = { cpuRequestMillis: 1000, cpuLimitMillis: 2000, memoryRequestMiB: 1024, memoryLimitMiB: 2048 };
+/** Requests and limits of each rank unless the props say otherwise. */
+export const DDP_DEFAULT_RESOURCES: ResourceSpec = { cpuRequestMillis: 1000, cpuLimitMillis: 2000, memoryRequestMiB: 1024, memoryLimitMiB: 2048 };
 
 /**
  * Data-parallel training: an Indexed Job of worldSize ranks that sum their gradients
@@ -189,7 +190,7 @@ export class DdpCluster extends Construct {
     if (datasetUri === undefined) {
       throw new PropError(this, 'datasetUri', undefined, `set for ${dataset}: a folder holding its files (no public mirror serves them unpacked)`);
     }
-    const resourcesSpec = props.resources ?? DEFAULT_RESOURCES;
+    const resourcesSpec = props.resources ?? DDP_DEFAULT_RESOURCES;
     checkInt(this, 'resources.cpuLimitMillis', resourcesSpec.cpuLimitMillis, resourcesSpec.cpuRequestMillis);
     checkInt(this, 'resources.memoryLimitMiB', resourcesSpec.memoryLimitMiB, resourcesSpec.memoryRequestMiB);
     const backoffLimit = checkInt(this, 'backoffLimit', props.backoffLimit ?? 6, 0);

@@ -4,7 +4,14 @@ import type { ResourceSpec } from './workload';
 
 /** The one error a construct throws for a bad prop: names the construct, the prop, the value and what is allowed. */
 export class PropError extends Error {
-  constructor(scope: Construct, prop: string, value: unknown, allowed: string) {
+  constructor(
+    scope: Construct,
+    /** The prop, as named in the construct's props (e.g. "cutLayer", "resources.gpus"). */
+    readonly prop: string,
+    readonly value: unknown,
+    /** What is allowed, e.g. "an integer from 1 to 2". */
+    readonly allowed: string,
+  ) {
     super(`${scope.constructor.name} '${scope.node.id}': '${prop}' must be ${allowed}, got ${show(value)}`);
     this.name = 'PropError';
   }

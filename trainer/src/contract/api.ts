@@ -142,7 +142,7 @@ export const JOB_FIELDS = {
   dataset_uri: { type: 'string', pattern: URI, description: "Folder of the dataset's files; defaults to the public mirror (MNIST, Fashion-MNIST)." },
   model: { type: 'string', enum: MODELS, description: 'Model architecture.' },
   learning_rate: { type: 'number', minimum: 0, maximum: 10, description: 'Learning rate (client learning rate for federated).' },
-  optimizer: { type: 'string', enum: OPTIMIZERS, kinds: ['ddp', 'split'], description: 'Optimizer.' },
+  optimizer: { type: 'string', enum: OPTIMIZERS, description: 'Optimizer (the clients\' local optimizer for federated).' },
   seed: { type: 'integer', minimum: 0, maximum: 2 ** 31 - 1, description: 'Seed of initialization, shuffling and partitioning.' },
   learning_rate_schedule: { type: 'string', enum: LR_SCHEDULES, kinds: ['ddp'], description: 'Learning-rate schedule over the epochs.' },
   gpus: { type: 'integer', minimum: 0, maximum: 16, kinds: ['ddp'], description: 'nvidia.com/gpu per rank.' },

@@ -10,4 +10,5 @@ export const ROLE_RUNNERS: Partial<Record<Role, () => Promise<RoleRunner>>> = {
   'fl-client': async () => (await import('./fl-client')).runFlClient,
   'split-server': async () => (await import('./split-server')).runSplitServer,
   'split-client': async () => (await import('./split-client')).runSplitClientRole,
+  api: async () => (await import('./api')).runApi,
 };

@@ -1,0 +1,256 @@
+/**
+ * The API's view of the cluster, through @kubernetes/client-node with the pod's
+ * service account: server-side apply of a job's objects, the job's status from
+ * its workloads, its pods' logs, and deleting it. Every call stays in one namespace.
+ */
+import {
+  ApiException,
+  CoreV1Api,
+  KubeConfig,
+  KubernetesObject,
+  KubernetesObjectApi,
+  PatchStrategy,
+  V1Pod,
+} from '@kubernetes/client-node';
+import { jobConstructManifests } from '../../../charts/lib/emitted-kinds';
+import { API_FIELD_MANAGER, ApiErrorCode, JobKind, JobPhase, JobStatus, LABELS, Role } from '../contract';
+import { KubeObject } from './objects';
+
+/** A refusal or failure of the Kubernetes API, mapped to what the TrainingApi answers. */
+export class KubeFailure extends Error {
+  constructor(
+    /** The status the TrainingApi answers with. */
+    readonly status: number,
+    readonly code: ApiErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'KubeFailure';
+  }
+}
+
+/** The workload whose role marks a job's kind (its "main" object). */
+const MAIN_ROLES: Readonly<Record<JobKind, { role: Role; apiVersion: string; kind: string }>> = {
+  ddp: { role: 'ddp', apiVersion: 'batch/v1', kind: 'Job' },
+  federated: { role: 'fl-server', apiVersion: 'apps/v1', kind: 'Deployment' },
+  split: { role: 'split-server', apiVersion: 'apps/v1', kind: 'Deployment' },
+};
+
+/** Every (apiVersion, kind) a job construct can emit, from the constructs themselves. */
+function jobObjectTypes(): Array<{ apiVersion: string; kind: string }> {
+  const seen = new Map<string, { apiVersion: string; kind: string }>();
+  for (const m of jobConstructManifests()) for (const o of m.objects) seen.set(`${o.apiVersion} ${o.kind}`, { apiVersion: o.apiVersion, kind: o.kind });
+  return [...seen.values()];
+}
+
+const instanceSelector = (name: string): string => `${LABELS.instance}=${name}`;
+
+interface KubeStatusBody {
+  message?: string;
+  reason?: string;
+  details?: { causes?: Array<{ field?: string; message?: string }> };
+}
+
+function statusBody(body: unknown): KubeStatusBody {
+  if (typeof body === 'string') {
+    try {
+      return JSON.parse(body) as KubeStatusBody;
+    } catch {
+      return { message: body };
+    }
+  }
+  return (body ?? {}) as KubeStatusBody;
+}
+
+/** What `doing` met at the Kubernetes API, as the TrainingApi reports it. */
+export function kubeFailure(err: unknown, doing: string): KubeFailure {
+  if (err instanceof KubeFailure) return err;
+  if (err instanceof ApiException) {
+    const body = statusBody(err.body);
+    const said = body.message ?? `HTTP ${err.code}`;
+    switch (err.code) {
+      case 409:
+        return new KubeFailure(409, 'ALREADY_EXISTS', `${doing}: the Kubernetes API answered 409 Conflict: ${said}`);
+      case 403:
+        return new KubeFailure(403, 'KUBERNETES_FORBIDDEN', `${doing}: the Kubernetes API refused the API's service account (403 Forbidden): ${said}`);
+      case 404:
+        return new KubeFailure(404, 'NOT_FOUND', `${doing}: not found: ${said}`);
+      case 422: {
+        const causes = (body.details?.causes ?? []).map((c) => `${c.field ?? '?'}: ${c.message ?? ''}`).join('; ');
+        return new KubeFailure(422, 'KUBERNETES_INVALID', `${doing}: the Kubernetes API found the object invalid (422): ${causes || said}`);
+      }
+      default:
+        return new KubeFailure(503, 'KUBERNETES_UNAVAILABLE', `${doing}: the Kubernetes API answered ${err.code}: ${said}`);
+    }
+  }
+  return new KubeFailure(503, 'KUBERNETES_UNAVAILABLE', `${doing}: the Kubernetes API is unreachable: ${(err as Error)?.message ?? String(err)}`);
+}
+
+type Workload = KubernetesObject & {
+  spec?: { completions?: number; parallelism?: number; replicas?: number };
+  status?: {
+    active?: number;
+    ready?: number;
+    succeeded?: number;
+    failed?: number;
+    readyReplicas?: number;
+    availableReplicas?: number;
+    conditions?: Array<{ type: string; status: string }>;
+  };
+};
+
+/** A job's status from its main workload (and, for federated and split, its client StatefulSet). */
+export function jobStatusOf(kind: JobKind, main: Workload, clients: Workload | undefined, mlflowRunUrl?: string): Omit<JobStatus, 'objects'> {
+  const name = main.metadata?.labels?.[LABELS.instance] ?? main.metadata?.name ?? '';
+  const createdAt = main.metadata?.creationTimestamp ? new Date(main.metadata.creationTimestamp as unknown as string).toISOString() : undefined;
+  const conditions = main.status?.conditions ?? [];
+  const has = (type: string): boolean => conditions.some((c) => c.type === type && c.status === 'True');
+  if (kind === 'ddp') {
+    const desired = main.spec?.completions ?? 1;
+    const succeeded = main.status?.succeeded ?? 0;
+    const ready = main.status?.ready ?? 0;
+    const phase: JobPhase = has('Complete') ? 'Succeeded' : has('Failed') ? 'Failed' : (main.status?.active ?? 0) > 0 ? 'Running' : 'Pending';
+    return { name, kind, phase, ready, desired, progress: succeeded / desired, mlflowRunUrl, createdAt };
+  }
+  const desired = clients?.spec?.replicas ?? 0;
+  const ready = clients?.status?.readyReplicas ?? 0;
+  const serverUp = (main.status?.availableReplicas ?? 0) > 0;
+  const phase: JobPhase = serverUp ? 'Running' : has('ReplicaFailure') ? 'Failed' : 'Pending';
+  return { name, kind, phase, ready, desired, mlflowRunUrl, createdAt };
+}
+
+export interface KubeJobsOptions {
+  readonly namespace: string;
+  /** The job's MLflow link (undefined: none), looked up when a status is built. */
+  readonly mlflowLink?: (jobName: string) => Promise<string | undefined>;
+}
+
+export class KubeJobs {
+  private readonly objects: KubernetesObjectApi;
+  private readonly core: CoreV1Api;
+
+  constructor(
+    kubeConfig: KubeConfig,
+    private readonly options: KubeJobsOptions,
+  ) {
+    this.objects = KubernetesObjectApi.makeApiClient(kubeConfig);
+    this.core = kubeConfig.makeApiClient(CoreV1Api);
+  }
+
+  /** The client of the pod's service account (token and CA mounted by Kubernetes). */
+  static inCluster(options: KubeJobsOptions): KubeJobs {
+    const kc = new KubeConfig();
+    kc.loadFromCluster();
+    return new KubeJobs(kc, options);
+  }
+
+  private get namespace(): string {
+    return this.options.namespace;
+  }
+
+  /** Whether a job of this name exists (its main workload, whatever its kind). */
+  async exists(name: string): Promise<boolean> {
+    return (await this.mainWorkload(name)) !== undefined;
+  }
+
+  /** The workload that marks a job (the ranks' Job, or the server Deployment), found by the job's labels. */
+  private async mainWorkload(name: string): Promise<{ kind: JobKind; workload: Workload } | undefined> {
+    for (const [kind, main] of Object.entries(MAIN_ROLES) as Array<[JobKind, (typeof MAIN_ROLES)[JobKind]]>) {
+      const found = await this.listKind(main.apiVersion, main.kind, `${instanceSelector(name)},${LABELS.role}=${main.role}`);
+      if (found.length > 0) return { kind, workload: found[0] };
+    }
+    return undefined;
+  }
+
+  /** Server-side apply, object by object, in the order given; stops at the first refusal. */
+  async apply(objects: readonly KubeObject[]): Promise<void> {
+    for (const o of objects) {
+      const spec = { ...o, metadata: { ...o.metadata, namespace: this.namespace } } as KubernetesObject;
+      try {
+        await this.objects.patch(spec, undefined, undefined, API_FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+      } catch (err) {
+        throw kubeFailure(err, `applying ${o.kind} ${o.metadata.name}`);
+      }
+    }
+  }
+
+  private async listKind(apiVersion: string, kind: string, labelSelector: string): Promise<Workload[]> {
+    try {
+      const list = await this.objects.list<Workload>(apiVersion, kind, this.namespace, undefined, undefined, undefined, undefined, labelSelector);
+      return list.items;
+    } catch (err) {
+      throw kubeFailure(err, `listing ${kind} objects (${labelSelector})`);
+    }
+  }
+
+  private async statusOf(kind: JobKind, main: Workload): Promise<JobStatus> {
+    const name = main.metadata?.labels?.[LABELS.instance] ?? main.metadata?.name ?? '';
+    const clients = kind === 'ddp' ? undefined : (await this.listKind('apps/v1', 'StatefulSet', instanceSelector(name)))[0];
+    const link = await this.options.mlflowLink?.(name).catch(() => undefined);
+    const objects = [main, ...(clients ? [clients] : [])].map((o) => `${o.kind ?? ''}/${o.metadata?.name ?? ''}`);
+    return { ...jobStatusOf(kind, main, clients, link), objects };
+  }
+
+  /** Every job in the namespace, by name. */
+  async list(): Promise<JobStatus[]> {
+    const out: JobStatus[] = [];
+    for (const [kind, main] of Object.entries(MAIN_ROLES) as Array<[JobKind, (typeof MAIN_ROLES)[JobKind]]>) {
+      for (const w of await this.listKind(main.apiVersion, main.kind, `${LABELS.role}=${main.role}`)) out.push(await this.statusOf(kind, w));
+    }
+    return out.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async status(name: string): Promise<JobStatus | undefined> {
+    const main = await this.mainWorkload(name);
+    return main && this.statusOf(main.kind, main.workload);
+  }
+
+  /** The last `tail` lines of each of the job's pods, each under a header line naming the pod. */
+  async logs(name: string, tail?: number): Promise<string> {
+    let pods: V1Pod[];
+    try {
+      pods = (await this.core.listNamespacedPod({ namespace: this.namespace, labelSelector: instanceSelector(name) })).items;
+    } catch (err) {
+      throw kubeFailure(err, `listing the pods of ${name}`);
+    }
+    const parts: string[] = [];
+    for (const pod of [...pods].sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''))) {
+      const podName = pod.metadata?.name ?? '';
+      try {
+        const text = await this.core.readNamespacedPodLog({ name: podName, namespace: this.namespace, tailLines: tail });
+        parts.push(`==> pod/${podName} <==\n${String(text).replace(/\n?$/, '\n')}`);
+      } catch (err) {
+        const failure = kubeFailure(err, `reading the log of pod ${podName}`);
+        // A pod not started yet has no log: say so and go on with the others.
+        if (failure.status === 403) throw failure;
+        parts.push(`==> pod/${podName} <==\n(${failure.message})\n`);
+      }
+    }
+    return parts.join('');
+  }
+
+  /** Delete every object of the job (workloads' pods in the background); the Kind/name of each. */
+  async delete(name: string): Promise<string[]> {
+    const deleted: string[] = [];
+    for (const type of jobObjectTypes()) {
+      let items: Workload[];
+      try {
+        items = (await this.objects.list<Workload>(type.apiVersion, type.kind, this.namespace, undefined, undefined, undefined, undefined, instanceSelector(name))).items;
+      } catch (err) {
+        // A custom resource whose CRD is not installed (Volcano, Liqo) holds nothing of this job.
+        if ((err instanceof ApiException && err.code === 404) || /Unrecognized API version and kind/.test((err as Error)?.message ?? '')) continue;
+        throw kubeFailure(err, `listing ${type.kind} objects of ${name}`);
+      }
+      for (const item of items) {
+        try {
+          await this.objects.delete({ apiVersion: type.apiVersion, kind: type.kind, metadata: { name: item.metadata?.name, namespace: this.namespace } }, undefined, undefined, undefined, undefined, 'Background');
+          deleted.push(`${type.kind}/${item.metadata?.name ?? ''}`);
+        } catch (err) {
+          if (err instanceof ApiException && err.code === 404) continue;
+          throw kubeFailure(err, `deleting ${type.kind} ${item.metadata?.name ?? ''}`);
+        }
+      }
+    }
+    return deleted;
+  }
+}

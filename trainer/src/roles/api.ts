@@ -1,0 +1,60 @@
+/**
+ * Role `api`: the TrainingApi. Serves the HTTP API on TENSORFLEET_PORT with the
+ * bearer token from its Secret, and talks to the Kubernetes API as the pod's
+ * service account, in its own namespace. Stops cleanly on SIGTERM.
+ */
+import { API_ENV, DEFAULT_API_MAX_BODY_BYTES, TRAINER_IMAGE, TrainerConfig, TrainerError } from '../contract';
+import { KubeJobs } from '../api/kube';
+import { createApiServer } from '../api/server';
+import { MlflowClient } from '../tracking/mlflow-client';
+import { roleOutput } from './role-output';
+
+function required(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new TrainerError('TRAINER_ERR_INVALID_ENV', `the api role needs ${name}`);
+  return value;
+}
+
+export async function runApi(config: TrainerConfig): Promise<void> {
+  const { log, fail } = roleOutput('api', 0);
+  try {
+    if (!config.authToken) throw new TrainerError('TRAINER_ERR_INVALID_ENV', 'the api role needs its bearer token (TENSORFLEET_AUTH_TOKEN, from its Secret)');
+    const namespace = required(API_ENV.namespace);
+    const maxRaw = process.env[API_ENV.maxBodyBytes];
+    const maxBodyBytes = maxRaw === undefined ? DEFAULT_API_MAX_BODY_BYTES : Number(maxRaw);
+    if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes < 1) {
+      throw new TrainerError('TRAINER_ERR_INVALID_ENV', `${API_ENV.maxBodyBytes} must be a positive integer, got ${JSON.stringify(maxRaw)}`);
+    }
+    const uiUrl = process.env[API_ENV.mlflowUiUrl]?.replace(/\/+$/, '');
+    const mlflow = config.trackingUri && uiUrl ? new MlflowClient({ trackingUri: config.trackingUri }) : undefined;
+    const jobs = KubeJobs.inCluster({
+      namespace,
+      // The job's experiment in the MLflow UI (trainers name it after the job).
+      mlflowLink: mlflow ? async (job) => ((id) => (id ? `${uiUrl}/#/experiments/${id}` : undefined))(await mlflow.getExperimentByName(job)) : undefined,
+    });
+    const server = createApiServer({
+      jobs,
+      token: config.authToken,
+      maxBodyBytes,
+      version: TRAINER_IMAGE.tag,
+      build: { defaultImage: process.env[API_ENV.defaultImage], mlflowStack: process.env[API_ENV.mlflowStack] },
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.listenPort, '0.0.0.0', () => resolve());
+    });
+    log(`listening on port ${config.listenPort}, namespace ${namespace}`);
+    await new Promise<void>((resolve) => {
+      const stop = (): void => {
+        log('stopping');
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      };
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+    });
+  } catch (err) {
+    fail(err);
+    throw err;
+  }
+}
