@@ -21,6 +21,17 @@ export interface ParsedCommandLine {
   readonly help: boolean;
 }
 
+/** One `tensorfleet <command>`. */
+export interface Command {
+  readonly summary: string;
+  readonly usage: string;
+  readonly flags: Readonly<Record<string, FlagSpec>>;
+  run(parsed: ParsedCommandLine, rest: readonly string[]): Promise<number>;
+}
+
+export const out = (line: string): void => void process.stdout.write(`${line}\n`);
+export const err = (line: string): void => void process.stderr.write(`${line}\n`);
+
 /** Parse flags strictly: an unknown flag names itself and lists the valid ones. */
 export function parseFlags(command: string, argv: readonly string[], flags: Readonly<Record<string, FlagSpec>>): ParsedCommandLine {
   const options: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' } };

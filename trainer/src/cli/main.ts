@@ -21,20 +21,12 @@ import {
 import { KubeApi } from '../kube/api-client';
 import { ensureSecrets } from '../kube/ensure-secrets';
 import { ROLE_RUNNERS } from '../roles';
-import { FlagSpec, ParsedCommandLine, UsageError, formatFlags, intFlag, parseFlags } from './args';
+import { API_COMMANDS } from './api-commands';
+import { Command, UsageError, err, formatFlags, intFlag, out, parseFlags } from './args';
 import { createProgress } from '../local/progress';
 import { FLEET_ROLES, FleetRunResult, LocalWorkload, resolveDataDir, runFleetLocally, runWorkloadLocally, trainerWorkloads } from '../local/run-chart';
 import { describeTopology, listCharts, loadChart } from './topology';
 
-interface Command {
-  readonly summary: string;
-  readonly usage: string;
-  readonly flags: Readonly<Record<string, FlagSpec>>;
-  run(parsed: ParsedCommandLine, rest: readonly string[]): Promise<number>;
-}
-
-const out = (line: string): void => void process.stdout.write(`${line}\n`);
-const err = (line: string): void => void process.stderr.write(`${line}\n`);
 
 /** The repository checkout this CLI runs from (synth and run need it; the image does not). */
 function repoRoot(): string {
@@ -245,6 +237,7 @@ const COMMANDS: Record<string, Command> = {
       return 0;
     },
   },
+  ...API_COMMANDS,
 };
 
 function usage(): string {

@@ -12,7 +12,7 @@ describe('tensorfleet CLI', () => {
   test('an unknown subcommand exits 2 and lists the valid ones', () => {
     const r = cli('frobnicate');
     assert.equal(r.code, 2);
-    assert.equal(r.stderr.trim(), 'tensorfleet: unknown command "frobnicate"; valid commands: synth, run, trainer, ensure-secrets, bench, eval');
+    assert.equal(r.stderr.trim(), 'tensorfleet: unknown command "frobnicate"; valid commands: synth, run, trainer, ensure-secrets, bench, eval, submit, jobs, logs, cancel');
   });
 
   test('an unknown flag exits 2 and lists the valid flags', () => {
@@ -27,7 +27,7 @@ describe('tensorfleet CLI', () => {
   test('--help works for the CLI and every subcommand', () => {
     const top = cli('--help');
     assert.equal(top.code, 0);
-    for (const command of ['synth', 'run', 'trainer', 'ensure-secrets', 'bench', 'eval']) {
+    for (const command of ['synth', 'run', 'trainer', 'ensure-secrets', 'bench', 'eval', 'submit', 'jobs', 'logs', 'cancel']) {
       assert.match(top.stdout, new RegExp(`\\n  ${command} `));
       const r = cli(command, '--help');
       assert.equal(r.code, 0, `${command} --help: ${r.stderr}`);
@@ -55,5 +55,24 @@ describe('tensorfleet CLI', () => {
     const unknown = cli('run', 'nope');
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /unknown chart "nope"; charts in .*dist: .*mlflow/);
+  });
+
+  test('submit takes every POST /jobs field as a kebab-case flag, and refuses a bad kind before calling the API', () => {
+    const help = cli('submit', '--help');
+    for (const flag of ['--job-name', '--batch-size', '--dataset-uri', '--world-size', '--cut-layer', '--min-fit-clients', '--dry-run', '--api', '--token']) {
+      assert.match(help.stdout, new RegExp(`\\n  ${flag} `), flag);
+    }
+    const bad = cli('submit', 'horovod', '--job-name', 'x');
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /submit: expected one <kind> of ddp, federated, split, got "horovod"/);
+  });
+
+  test('jobs against an API that does not listen fails with the URL it tried', () => {
+    const r = cli('jobs', '--api', 'http://127.0.0.1:1');
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /GET http:\/\/127\.0\.0\.1:1\/jobs: ECONNREFUSED/);
+    const badUrl = cli('cancel', 'x', '--api', 'ftp://host');
+    assert.equal(badUrl.code, 2);
+    assert.match(badUrl.stderr, /--api: the API URL must be an http:\/\/ or https:\/\/ URL, got "ftp:\/\/host"/);
   });
 });
