@@ -12,7 +12,7 @@ import {
   PatchStrategy,
   V1Pod,
 } from '@kubernetes/client-node';
-import { jobConstructManifests } from '../../../charts/lib/emitted-kinds';
+import { apiGroupOf, jobConstructManifests, resourceOf } from '../../../charts/lib/emitted-kinds';
 import { API_FIELD_MANAGER, ApiErrorCode, JobKind, JobPhase, JobStatus, LABELS, Role } from '../contract';
 import { KubeObject } from './objects';
 
@@ -43,7 +43,26 @@ function jobObjectTypes(): Array<{ apiVersion: string; kind: string }> {
   return [...seen.values()];
 }
 
-const instanceSelector = (name: string): string => `${LABELS.instance}=${name}`;
+/** The `app.kubernetes.io/name` of every job construct (ddp-cluster, federated-fleet, split-learning), from their objects. */
+function jobConstructNames(): string[] {
+  const names = new Set<string>();
+  for (const m of jobConstructManifests()) for (const o of m.objects as readonly KubeObject[]) if (o.metadata.labels?.[LABELS.name]) names.add(o.metadata.labels[LABELS.name]);
+  return [...names].sort();
+}
+
+/**
+ * Every object (and pod) of the job `name`: its instance label, and a job construct's name
+ * label, so the TrainingApi's own objects or the MLflow stack never match a job of the same name.
+ */
+export function jobSelector(name: string): string {
+  return `${LABELS.instance}=${name},${LABELS.name} in (${jobConstructNames().join(',')})`;
+}
+
+/** What RBAC calls the kind of `o`: "deployments.apps", "services" (core group), "podgroups.scheduling.volcano.sh". */
+export function resourceRef(o: { apiVersion: string; kind: string }): string {
+  const group = apiGroupOf(o.apiVersion);
+  return group ? `${resourceOf(o.kind)}.${group}` : resourceOf(o.kind);
+}
 
 interface KubeStatusBody {
   message?: string;
@@ -156,20 +175,40 @@ export class KubeJobs {
   /** The workload that marks a job (the ranks' Job, or the server Deployment), found by the job's labels. */
   private async mainWorkload(name: string): Promise<{ kind: JobKind; workload: Workload } | undefined> {
     for (const [kind, main] of Object.entries(MAIN_ROLES) as Array<[JobKind, (typeof MAIN_ROLES)[JobKind]]>) {
-      const found = await this.listKind(main.apiVersion, main.kind, `${instanceSelector(name)},${LABELS.role}=${main.role}`);
+      const found = await this.listKind(main.apiVersion, main.kind, `${jobSelector(name)},${LABELS.role}=${main.role}`);
       if (found.length > 0) return { kind, workload: found[0] };
     }
     return undefined;
   }
 
-  /** Server-side apply, object by object, in the order given; stops at the first refusal. */
+  /**
+   * Server-side apply, object by object, in the order given; stops at the first refusal.
+   * Apply is forced (the API owns every field it sets), so first each name is read: an
+   * object that exists but is not this job's (another job, the TrainingApi itself, anything
+   * applied by hand) is never taken over: 409 ALREADY_EXISTS naming it. The job's own
+   * objects (left by an apply that stopped half-way) are applied again.
+   */
   async apply(objects: readonly KubeObject[]): Promise<void> {
+    const job = objects[0]?.metadata.labels?.[LABELS.instance];
+    for (const o of objects) {
+      let existing: KubernetesObject | undefined;
+      try {
+        existing = await this.objects.read({ apiVersion: o.apiVersion, kind: o.kind, metadata: { name: o.metadata.name, namespace: this.namespace } });
+      } catch (err) {
+        if (!(err instanceof ApiException && err.code === 404)) throw kubeFailure(err, `reading ${o.kind} ${o.metadata.name} (get ${resourceRef(o)})`);
+      }
+      const labels = existing?.metadata?.labels ?? {};
+      if (existing && (labels[LABELS.instance] !== job || labels[LABELS.name] !== o.metadata.labels?.[LABELS.name])) {
+        const owner = [LABELS.instance, LABELS.name].map((l) => `${l}=${labels[l] ?? '(none)'}`).join(', ');
+        throw new KubeFailure(409, 'ALREADY_EXISTS', `${o.kind} ${o.metadata.name} exists and is not part of job ${JSON.stringify(job)} (${owner}); choose another job_name`);
+      }
+    }
     for (const o of objects) {
       const spec = { ...o, metadata: { ...o.metadata, namespace: this.namespace } } as KubernetesObject;
       try {
         await this.objects.patch(spec, undefined, undefined, API_FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
       } catch (err) {
-        throw kubeFailure(err, `applying ${o.kind} ${o.metadata.name}`);
+        throw kubeFailure(err, `applying ${o.kind} ${o.metadata.name} (server-side apply: patch ${resourceRef(o)})`);
       }
     }
   }
@@ -179,13 +218,13 @@ export class KubeJobs {
       const list = await this.objects.list<Workload>(apiVersion, kind, this.namespace, undefined, undefined, undefined, undefined, labelSelector);
       return list.items;
     } catch (err) {
-      throw kubeFailure(err, `listing ${kind} objects (${labelSelector})`);
+      throw kubeFailure(err, `listing ${kind} objects (list ${resourceRef({ apiVersion, kind })}, ${labelSelector})`);
     }
   }
 
   private async statusOf(kind: JobKind, main: Workload): Promise<JobStatus> {
     const name = main.metadata?.labels?.[LABELS.instance] ?? main.metadata?.name ?? '';
-    const clients = kind === 'ddp' ? undefined : (await this.listKind('apps/v1', 'StatefulSet', instanceSelector(name)))[0];
+    const clients = kind === 'ddp' ? undefined : (await this.listKind('apps/v1', 'StatefulSet', jobSelector(name)))[0];
     const link = await this.options.mlflowLink?.(name).catch(() => undefined);
     const objects = [main, ...(clients ? [clients] : [])].map((o) => `${o.kind ?? ''}/${o.metadata?.name ?? ''}`);
     return { ...jobStatusOf(kind, main, clients, link), objects };
@@ -209,9 +248,9 @@ export class KubeJobs {
   async logs(name: string, tail?: number): Promise<string> {
     let pods: V1Pod[];
     try {
-      pods = (await this.core.listNamespacedPod({ namespace: this.namespace, labelSelector: instanceSelector(name) })).items;
+      pods = (await this.core.listNamespacedPod({ namespace: this.namespace, labelSelector: jobSelector(name) })).items;
     } catch (err) {
-      throw kubeFailure(err, `listing the pods of ${name}`);
+      throw kubeFailure(err, `listing the pods of ${name} (list pods)`);
     }
     const parts: string[] = [];
     for (const pod of [...pods].sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''))) {
@@ -220,7 +259,7 @@ export class KubeJobs {
         const text = await this.core.readNamespacedPodLog({ name: podName, namespace: this.namespace, tailLines: tail });
         parts.push(`==> pod/${podName} <==\n${String(text).replace(/\n?$/, '\n')}`);
       } catch (err) {
-        const failure = kubeFailure(err, `reading the log of pod ${podName}`);
+        const failure = kubeFailure(err, `reading the log of pod ${podName} (get pods/log)`);
         // A pod not started yet has no log: say so and go on with the others.
         if (failure.status === 403) throw failure;
         parts.push(`==> pod/${podName} <==\n(${failure.message})\n`);
@@ -235,11 +274,11 @@ export class KubeJobs {
     for (const type of jobObjectTypes()) {
       let items: Workload[];
       try {
-        items = (await this.objects.list<Workload>(type.apiVersion, type.kind, this.namespace, undefined, undefined, undefined, undefined, instanceSelector(name))).items;
+        items = (await this.objects.list<Workload>(type.apiVersion, type.kind, this.namespace, undefined, undefined, undefined, undefined, jobSelector(name))).items;
       } catch (err) {
         // A custom resource whose CRD is not installed (Volcano, Liqo) holds nothing of this job.
         if ((err instanceof ApiException && err.code === 404) || /Unrecognized API version and kind/.test((err as Error)?.message ?? '')) continue;
-        throw kubeFailure(err, `listing ${type.kind} objects of ${name}`);
+        throw kubeFailure(err, `listing the ${type.kind} objects of ${name} (list ${resourceRef(type)})`);
       }
       for (const item of items) {
         try {
@@ -247,7 +286,7 @@ export class KubeJobs {
           deleted.push(`${type.kind}/${item.metadata?.name ?? ''}`);
         } catch (err) {
           if (err instanceof ApiException && err.code === 404) continue;
-          throw kubeFailure(err, `deleting ${type.kind} ${item.metadata?.name ?? ''}`);
+          throw kubeFailure(err, `deleting ${type.kind} ${item.metadata?.name ?? ''} (delete ${resourceRef(type)})`);
         }
       }
     }

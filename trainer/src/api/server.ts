@@ -200,8 +200,10 @@ export function createApiServer(options: ApiServerOptions): Server {
       return 200;
     }
     if (method === 'DELETE') {
-      if (!(await options.jobs.exists(name))) throw notFound();
-      sendJson(res, 200, { name, deleted: await options.jobs.delete(name) });
+      // Whatever of the job is there goes, even what an apply that stopped half-way left.
+      const deleted = await options.jobs.delete(name);
+      if (deleted.length === 0) throw notFound();
+      sendJson(res, 200, { name, deleted });
       return 200;
     }
     return methodNotAllowed(['GET', 'DELETE']);

@@ -127,7 +127,7 @@ describe('TrainingApi against the Kubernetes API request contract (recording ser
     const r = await call('POST', '/jobs', { job_name: 'conflicted', kind: 'ddp' });
     assert.equal(r.status, 409, r.text);
     assert.equal(r.json.error.code, 'ALREADY_EXISTS');
-    assert.match(r.json.error.message, /applying Job conflicted: the Kubernetes API answered 409 Conflict: Apply failed with 1 conflict/);
+    assert.match(r.json.error.message, /applying Job conflicted \(server-side apply: patch jobs\.batch\): the Kubernetes API answered 409 Conflict: Apply failed with 1 conflict/);
   });
 
   test('the Kubernetes API\'s 403 Forbidden becomes 403 KUBERNETES_FORBIDDEN naming the object', async () => {
@@ -140,7 +140,7 @@ describe('TrainingApi against the Kubernetes API request contract (recording ser
     const r = await call('POST', '/jobs', { job_name: 'fl-forbidden', kind: 'federated', clients: 2, rounds: 1 });
     assert.equal(r.status, 403, r.text);
     assert.equal(r.json.error.code, 'KUBERNETES_FORBIDDEN');
-    assert.match(r.json.error.message, /applying Deployment fl-forbidden-server: .*cannot patch resource "deployments"/);
+    assert.match(r.json.error.message, /applying Deployment fl-forbidden-server \(server-side apply: patch deployments\.apps\): .*cannot patch resource "deployments"/);
   });
 
   test('the Kubernetes API\'s 422 Invalid becomes 422 KUBERNETES_INVALID with its causes', async () => {
@@ -154,7 +154,7 @@ describe('TrainingApi against the Kubernetes API request contract (recording ser
     const r = await call('POST', '/jobs', { job_name: 'sl-invalid', kind: 'split', clients: 1 });
     assert.equal(r.status, 422, r.text);
     assert.equal(r.json.error.code, 'KUBERNETES_INVALID');
-    assert.match(r.json.error.message, /StatefulSet sl-invalid-client: .*spec\.replicas: Invalid value: -1/);
+    assert.match(r.json.error.message, /StatefulSet sl-invalid-client \(server-side apply: patch statefulsets\.apps\): .*spec\.replicas: Invalid value: -1/);
   });
 
   test('a Kubernetes API that answers 500 becomes 503 KUBERNETES_UNAVAILABLE', async () => {
@@ -253,15 +253,27 @@ describe('TrainingApi against the Kubernetes API request contract (recording ser
     assert.equal((await call('GET', '/jobs/nope')).status, 404);
   });
 
-  test('GET /jobs/{name}/logs reads each pod\'s log with tailLines', async () => {
-    kube.put(`/api/v1/namespaces/${NS}/pods/mnist-a-0-abcde`, { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'mnist-a-0-abcde', labels: { 'app.kubernetes.io/instance': 'mnist-a' } } });
+  test('GET /jobs/{name}/logs reads each pod\'s log with tailLines, only of the job\'s pods', async () => {
+    const template = kube.store.get(`/apis/batch/v1/namespaces/${NS}/jobs/mnist-a`).spec.template.metadata.labels;
+    kube.put(`/api/v1/namespaces/${NS}/pods/mnist-a-0-abcde`, { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'mnist-a-0-abcde', labels: template } });
     kube.podLogs.set('mnist-a-0-abcde', 'line 1\nline 2\nline 3\n');
+    // Another app's pod with the same instance label (say, a TrainingApi named mnist-a) is not the job's.
+    kube.put(`/api/v1/namespaces/${NS}/pods/mnist-a-api`, { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'mnist-a-api', labels: { 'app.kubernetes.io/instance': 'mnist-a', 'app.kubernetes.io/name': 'training-api' } } });
+    kube.podLogs.set('mnist-a-api', 'not a trainer\n');
     const r = await call('GET', '/jobs/mnist-a/logs?tail=2');
     assert.equal(r.status, 200, r.text);
     assert.equal(r.text, '==> pod/mnist-a-0-abcde <==\nline 2\nline 3\n');
     const logCall = kube.calls().find((c) => c.path.endsWith('/log'));
+    assert.equal(logCall?.path, `/api/v1/namespaces/${NS}/pods/mnist-a-0-abcde/log`);
     assert.equal(logCall?.query.get('tailLines'), '2');
-    assert.equal(kube.calls().find((c) => c.path.endsWith('/pods'))?.query.get('labelSelector'), 'app.kubernetes.io/instance=mnist-a');
+    assert.equal(
+      kube.calls().find((c) => c.path === `/api/v1/namespaces/${NS}/pods`)?.query.get('labelSelector'),
+      'app.kubernetes.io/instance=mnist-a,app.kubernetes.io/name in (ddp-cluster,federated-fleet,split-learning)',
+    );
+    kube.store.delete(`/api/v1/namespaces/${NS}/pods/mnist-a-api`);
+    const bad = await call('GET', '/jobs/mnist-a/logs?tail=zero');
+    assert.equal(bad.status, 400);
+    assert.deepEqual(bad.json.error.fields.map((f: { field: string }) => f.field), ['tail']);
   });
 
   test('the CLI submits, lists, reads logs and cancels through the API', async () => {
@@ -292,7 +304,7 @@ describe('TrainingApi against the Kubernetes API request contract (recording ser
     assert.equal(jobs.code, 0, jobs.stderr);
     assert.match(jobs.stdout, /^NAME +KIND +PHASE/);
     assert.match(jobs.stdout, /\nfl-cli +federated +Pending +0\/3/);
-    kube.put(`/api/v1/namespaces/${NS}/pods/fl-cli-client-0`, { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'fl-cli-client-0', labels: { 'app.kubernetes.io/instance': 'fl-cli' } } });
+    kube.put(`/api/v1/namespaces/${NS}/pods/fl-cli-client-0`, { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'fl-cli-client-0', labels: sts.spec.template.metadata.labels } });
     kube.podLogs.set('fl-cli-client-0', 'joined\nround 1 fit\n');
     const logs = await cli('logs', 'fl-cli', '--tail', '1');
     assert.equal(logs.code, 0, logs.stderr);

@@ -61,6 +61,29 @@ export interface Failure {
   readonly causes?: Array<{ field: string; message: string; reason?: string }>;
 }
 
+/**
+ * Whether `labels` satisfy a label selector, in the syntax the API documents
+ * (https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors):
+ * comma-separated requirements `k=v`, `k==v`, `k!=v`, `k in (a,b)`, `k notin (a,b)`, `k`, `!k`.
+ */
+export function matchesSelector(labels: Readonly<Record<string, string>>, selector: string): boolean {
+  const requirements = selector.match(/[^,(]+(\([^)]*\))?/g) ?? [];
+  return requirements.every((raw) => {
+    const r = raw.trim();
+    const set = /^(\S+)\s+(in|notin)\s+\(([^)]*)\)$/.exec(r);
+    if (set) {
+      const values = set[3].split(',').map((v) => v.trim());
+      const has = set[1] in labels && values.includes(labels[set[1]]);
+      return set[2] === 'in' ? has : !has;
+    }
+    const eq = /^([^!=\s]+)\s*(==|=|!=)\s*(\S*)$/.exec(r);
+    if (eq) return eq[2] === '!=' ? labels[eq[1]] !== eq[3] : labels[eq[1]] === eq[3];
+    if (r.startsWith('!')) return !(r.slice(1) in labels);
+    if (/^\S+$/.test(r)) return r in labels;
+    throw new Error(`the recorder cannot parse the label selector requirement ${JSON.stringify(r)}`);
+  });
+}
+
 const REASONS: Record<number, string> = { 403: 'Forbidden', 404: 'NotFound', 409: 'Conflict', 422: 'Invalid', 500: 'InternalError' };
 
 export class KubeApiRecorder {
@@ -166,11 +189,11 @@ export class KubeApiRecorder {
     const [, resource, name] = m;
     if (!name) {
       if (method !== 'GET') return this.status(res, 404, 'unsupported in this stand-in');
-      const selector = (url.searchParams.get('labelSelector') ?? '').split(',').filter(Boolean).map((s) => s.split('='));
+      const selector = url.searchParams.get('labelSelector') ?? '';
       const items = [...this.store.entries()]
         .filter(([path]) => path.startsWith(`${url.pathname}/`) && !path.slice(url.pathname.length + 1).includes('/'))
         .map(([, o]) => o)
-        .filter((o) => selector.every(([k, v]) => o.metadata?.labels?.[k] === v));
+        .filter((o) => matchesSelector(o.metadata?.labels ?? {}, selector));
       return this.json(res, 200, { kind: `${resource}List`, apiVersion: 'v1', metadata: { resourceVersion: String(this.generation) }, items });
     }
     const existing = this.store.get(url.pathname);
