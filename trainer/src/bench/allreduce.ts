@@ -12,6 +12,7 @@ import { connect } from 'node:net';
 import { fork } from 'node:child_process';
 import { join } from 'node:path';
 import { TrainerError } from '../contract/errors';
+import { DEFAULT_CHUNK_BYTES } from '../collectives/common';
 import type { BenchDefinition } from './bench';
 import { spawnRankGroup, waitForGroup } from './allreduce-group';
 
@@ -140,13 +141,13 @@ export const allreduceBench: BenchDefinition = {
   options: {
     'world-size': { type: 'string', description: 'Number of rank processes (2 to 64)', default: '2' },
     mib: { type: 'string', description: 'Time only this size, in MiB (1 to 1024)', default: '1,4,16,64' },
-    'chunk-kib': { type: 'string', description: 'Ring chunk size in KiB (4 to 65536)', default: '1024' },
+    'chunk-kib': { type: 'string', description: 'Ring chunk size in KiB (4 to 65536)', default: String(DEFAULT_CHUNK_BYTES / 1024) },
     json: { type: 'boolean', description: 'Print one JSON object per line per size' },
   },
   async run(values) {
     const worldSize = integerFlag(values, 'world-size', 2, 2, 64);
     const mib = values.mib === undefined ? undefined : integerFlag(values, 'mib', 1, 1, 1024);
-    const chunkBytes = integerFlag(values, 'chunk-kib', 1024, 4, 65536) * 1024;
+    const chunkBytes = integerFlag(values, 'chunk-kib', DEFAULT_CHUNK_BYTES / 1024, 4, 65536) * 1024;
     const json = values.json === true;
     const sizes = (mib === undefined ? DEFAULT_SIZES_MIB : [mib]).map((m) => m * MIB);
     const ring = await timeAlgo(worldSize, sizes, 'ring', chunkBytes);

@@ -2,17 +2,26 @@
  * Ring all-reduce (sum) in place: reduce-scatter, then all-gather.
  *
  * The buffer is split into `worldSize` segments, each into the same number of
- * chunks of at most chunkBytes. Every chunk is sent as soon as it is ready, so
- * summing chunk c overlaps the socket I/O of chunks c+1.... Each element's
+ * chunks of at most chunkBytes. Every receive of the collective is posted up
+ * front, with a sink that sums (reduce-scatter) or copies (all-gather) the
+ * incoming payload straight into `data` as the transport reads it; each chunk
+ * is then sent on from `data` itself (no copy) as soon as it is complete, so
+ * the sum of chunk c overlaps the socket I/O of the others. Each element's
  * final value is computed by exactly one rank (the segment owner) and then
  * copied around the ring, so all ranks end bit-identical.
+ *
+ * Sending views of `data` is safe: a region is only overwritten after the
+ * chunk sent from it has come back around the ring (so it left this process),
+ * and the collective returns only once every send was written.
  */
 import { MESSAGE_TYPES } from '../contract/protocol';
-import type { Transport } from '../transport/transport';
-import { type CollectiveOptions, guarded, mod, partRange, recvFloat32, resolveOptions } from './common';
-import { addInPlace, addInto } from './sum-kernel';
+import type { Float32Sink, Transport } from '../transport/transport';
+import { type CollectiveOptions, guarded, mod, partRange, resolveOptions } from './common';
+import { addBytesInPlace, copyBytes } from './sum-kernel';
 
 export type AllReduceOptions = CollectiveOptions;
+
+const ignore = (): void => undefined;
 
 /** Sum `data` across all ranks, in place. Every rank must call it with the same length and step. */
 export async function ringAllReduce(transport: Transport, data: Float32Array, options: AllReduceOptions = {}): Promise<void> {
@@ -28,49 +37,47 @@ export async function ringAllReduce(transport: Transport, data: Float32Array, op
     const [start, end] = partRange(segEnd - segStart, chunks, chunk);
     return [segStart + start, segStart + end];
   };
+  // Message stage s < stages: reduce-scatter of segment rank-s-1; s >= stages: all-gather of segment rank-(s-stages).
+  const segmentOf = (stage: number): number => mod(stage < stages ? rank - stage - 1 : rank - (stage - stages), worldSize);
   const header = (stage: number, chunk: number) => ({ type: MESSAGE_TYPES.chunk, step, seq: stage * chunks + chunk });
-  const expect = (stage: number, chunk: number, length: number) => ({
-    ...header(stage, chunk),
-    length,
-    what:
-      stage < stages
-        ? `chunk ${chunk + 1}/${chunks} of reduce-scatter ${stage + 1}/${stages} of step ${step}`
-        : `chunk ${chunk + 1}/${chunks} of all-gather ${stage - stages + 1}/${stages} of step ${step}`,
-  });
+  const what = (stage: number, chunk: number): string =>
+    stage < stages
+      ? `chunk ${chunk + 1}/${chunks} of reduce-scatter ${stage + 1}/${stages} of step ${step}`
+      : `chunk ${chunk + 1}/${chunks} of all-gather ${stage - stages + 1}/${stages} of step ${step}`;
   const wait = { timeoutMs };
 
   await guarded(transport, async () => {
+    // Post every receive, in the order prev sends them.
+    const received: Array<Promise<void>> = [];
+    for (let stage = 0; stage < 2 * stages; stage++) {
+      for (let c = 0; c < chunks; c++) {
+        const [a, b] = range(segmentOf(stage), c);
+        const target = data.subarray(a, b);
+        const sink: Float32Sink =
+          stage < stages
+            ? (index, bytes) => addBytesInPlace(target.subarray(index, index + bytes.length / 4), bytes)
+            : (index, bytes) => copyBytes(target.subarray(index, index + bytes.length / 4), bytes);
+        const done = transport.recvFloat32Into(prev, { ...header(stage, c), length: b - a }, sink, { timeoutMs, what: what(stage, c) });
+        done.catch(ignore); // awaited below; a failure before then must not count as unhandled
+        received.push(done);
+      }
+    }
     // Reduce-scatter, stage 0: send our own copy of segment `rank`.
     for (let c = 0; c < chunks; c++) {
       const [a, b] = range(rank, c);
-      await transport.sendFloat32(next, header(0, c), b - a, (out) => out.set(data.subarray(a, b)), wait);
+      await transport.sendFloat32View(next, header(0, c), data.subarray(a, b), wait);
     }
-    // Stages 1..N-1: add the incoming partial sum to ours and pass it on; the last
-    // stage yields the final value of segment rank+1, which starts the all-gather.
-    for (let stage = 0; stage < stages; stage++) {
-      const segment = mod(rank - stage - 1, worldSize);
-      const last = stage === stages - 1;
+    // Each received chunk is summed (or, in the all-gather, copied) into place; pass it on.
+    // The last reduce-scatter stage yields the final value of segment rank+1, which starts the all-gather;
+    // the last all-gather stage is not forwarded.
+    for (let stage = 0; stage < 2 * stages - 1; stage++) {
       for (let c = 0; c < chunks; c++) {
-        const [a, b] = range(segment, c);
-        const incoming = await recvFloat32(transport, prev, expect(stage, c, b - a), timeoutMs);
-        if (!last) {
-          await transport.sendFloat32(next, header(stage + 1, c), b - a, (out) => addInto(out, data.subarray(a, b), incoming), wait);
-        } else {
-          addInPlace(data.subarray(a, b), incoming);
-          await transport.sendFloat32(next, header(stages, c), b - a, (out) => out.set(data.subarray(a, b)), wait);
-        }
+        await received[stage * chunks + c];
+        const [a, b] = range(segmentOf(stage), c);
+        await transport.sendFloat32View(next, header(stage + 1, c), data.subarray(a, b), wait);
       }
     }
-    // All-gather: copy each final segment in and forward it, N-2 times.
-    for (let stage = 0; stage < stages; stage++) {
-      const segment = mod(rank - stage, worldSize);
-      const forward = stage < stages - 1;
-      for (let c = 0; c < chunks; c++) {
-        const [a, b] = range(segment, c);
-        const incoming = await recvFloat32(transport, prev, expect(stages + stage, c, b - a), timeoutMs);
-        data.set(incoming, a);
-        if (forward) await transport.sendFloat32(next, header(stages + stage + 1, c), b - a, (out) => out.set(incoming), wait);
-      }
-    }
+    for (let c = 0; c < chunks; c++) await received[(2 * stages - 1) * chunks + c];
+    await transport.flush();
   });
 }

@@ -101,3 +101,34 @@ export function addInto(out: Float32Array, a: Float32Array, b: Float32Array): vo
 export function addInPlace(target: Float32Array, incoming: Float32Array): void {
   addInto(target, target, incoming);
 }
+
+/**
+ * target[i] += the float32 at bytes[4i..4i+4) (little-endian; `bytes` need not
+ * be 4-aligned in memory). `bytes` holds exactly target.length elements.
+ * For summing a payload straight from socket reads, without assembling it first.
+ */
+export function addBytesInPlace(target: Float32Array, bytes: Uint8Array): void {
+  const n = target.length;
+  if (simd === undefined || n < SIMD_MIN_ELEMENTS) {
+    const incoming = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    for (let i = 0; i < n; i++) target[i] = target[i] + incoming.getFloat32(4 * i, true);
+    return;
+  }
+  const block = Math.min(n, BLOCK_ELEMENTS);
+  const mem = scratch(block);
+  const memBytes = new Uint8Array(mem.buffer, block * 4, block * 4);
+  for (let start = 0; start < n; start += block) {
+    const end = Math.min(n, start + block);
+    const vector = (end - start) & ~3;
+    mem.set(target.subarray(start, end), 0);
+    memBytes.set(bytes.subarray(start * 4, end * 4), 0);
+    simd.add(0, 0, block * 4, vector * 4);
+    target.set(mem.subarray(0, vector), start);
+    for (let i = start + vector; i < end; i++) target[i] = target[i] + mem[block + i - start];
+  }
+}
+
+/** target[i] = the float32 at bytes[4i..4i+4) (a byte copy). */
+export function copyBytes(target: Float32Array, bytes: Uint8Array): void {
+  new Uint8Array(target.buffer, target.byteOffset, target.byteLength).set(bytes);
+}

@@ -173,6 +173,17 @@ export function allocateFloat32Frame(
   return { frame, data: new Float32Array(frame.buffer, frame.byteOffset + offsets[0], length) };
 }
 
+/**
+ * The bytes of a one-float32-tensor frame that come before its payload (length
+ * prefix, header, padding): send them followed by the `length` elements.
+ */
+export function float32FrameHead(rank: number, message: Omit<Message, 'tensors'>, length: number): Buffer {
+  const { header, offsets } = layout(rank, { ...message, tensors: [{ dtype: 'float32', shape: [length], data: byteLengthOnly(length) }] });
+  const head = Buffer.allocUnsafe(offsets[0]);
+  writeHeader(head, header);
+  return head;
+}
+
 /** A stand-in with the right byteLength for layout() without allocating. */
 function byteLengthOnly(length: number): Float32Array {
   return { byteLength: length * 4 } as Float32Array;
@@ -212,25 +223,41 @@ function view(dtype: Dtype, bytes: Uint8Array, offset: number, byteLength: numbe
   }
 }
 
+/** A validated frame header: everything but the tensor bytes. */
+export interface FrameHeader {
+  readonly version: number;
+  readonly type: MessageType;
+  readonly step: number;
+  readonly seq: number;
+  readonly rank: number;
+  readonly meta?: Readonly<Record<string, unknown>>;
+  /** Each tensor's dtype, shape and where its bytes lie in the frame. */
+  readonly tensors: ReadonlyArray<{ readonly dtype: Dtype; readonly shape: number[]; readonly offset: number; readonly byteLength: number }>;
+}
+
+/** Bytes of a frame needed to decode its header: the length prefix, then `4 + headerLength`. */
+export function headerBytesNeeded(prefix: Uint8Array): number {
+  return PREFIX_BYTES + new DataView(prefix.buffer, prefix.byteOffset, PREFIX_BYTES).getUint32(0, true);
+}
+
 /**
- * Decode and validate a frame. Throws a TrainerError whose code names the
- * problem: BAD_FRAME (truncated, malformed msgpack, missing fields),
- * UNKNOWN_VERSION, UNKNOWN_TYPE, UNKNOWN_DTYPE, SHAPE_MISMATCH (bad dimensions
- * or shape x item size != bytes) or PAYLOAD_TOO_LARGE.
+ * Decode and validate the header of a `frameBytes`-byte frame from its first
+ * bytes (at least min(frameBytes, headerBytesNeeded) of them): every check of
+ * {@link decodeFrame}, none of which looks at tensor bytes. Throws the same errors.
  */
-export function decodeFrame(bytes: Uint8Array, options: DecodeOptions = {}): Frame {
+export function decodeFrameHeader(bytes: Uint8Array, frameBytes: number, options: DecodeOptions = {}): FrameHeader {
   const maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
-  if (bytes.byteLength > maxPayloadBytes) {
-    throw frameError('TRAINER_ERR_PAYLOAD_TOO_LARGE', `frame is ${bytes.byteLength} bytes, more than maxPayloadBytes ${maxPayloadBytes}`);
+  if (frameBytes > maxPayloadBytes) {
+    throw frameError('TRAINER_ERR_PAYLOAD_TOO_LARGE', `frame is ${frameBytes} bytes, more than maxPayloadBytes ${maxPayloadBytes}`);
   }
-  if (bytes.byteLength < PREFIX_BYTES + 1) {
-    throw frameError('TRAINER_ERR_BAD_FRAME', `frame is ${bytes.byteLength} bytes, shorter than the ${PREFIX_BYTES + 1}-byte minimum`);
+  if (frameBytes < PREFIX_BYTES + 1) {
+    throw frameError('TRAINER_ERR_BAD_FRAME', `frame is ${frameBytes} bytes, shorter than the ${PREFIX_BYTES + 1}-byte minimum`);
   }
   const headerLength = new DataView(bytes.buffer, bytes.byteOffset, PREFIX_BYTES).getUint32(0, true);
-  if (headerLength === 0 || PREFIX_BYTES + headerLength > Math.min(bytes.byteLength, MAX_HEADER_BYTES)) {
+  if (headerLength === 0 || PREFIX_BYTES + headerLength > Math.min(frameBytes, MAX_HEADER_BYTES)) {
     throw frameError(
       'TRAINER_ERR_BAD_FRAME',
-      `header length ${headerLength} does not fit a ${bytes.byteLength}-byte frame (at most ${MAX_HEADER_BYTES - PREFIX_BYTES} bytes)`,
+      `header length ${headerLength} does not fit a ${frameBytes}-byte frame (at most ${MAX_HEADER_BYTES - PREFIX_BYTES} bytes)`,
     );
   }
   let header: unknown;
@@ -255,7 +282,7 @@ export function decodeFrame(bytes: Uint8Array, options: DecodeOptions = {}): Fra
   if (!Array.isArray(specs) || specs.length > MAX_TENSORS_PER_FRAME) {
     throw frameError('TRAINER_ERR_BAD_FRAME', `tensors must be a list of at most ${MAX_TENSORS_PER_FRAME} [dtype, shape] pairs`);
   }
-  const tensors: Tensor[] = [];
+  const tensors: Array<FrameHeader['tensors'][number]> = [];
   let offset = align(PREFIX_BYTES + headerLength);
   for (let i = 0; i < specs.length; i++) {
     const spec: unknown = specs[i];
@@ -271,23 +298,35 @@ export function decodeFrame(bytes: Uint8Array, options: DecodeOptions = {}): Fra
         throw frameError('TRAINER_ERR_SHAPE_MISMATCH', `tensor ${i} has dimension ${describeValue(dim)}; dimensions must be integers from 0 to ${MAX_DIMENSION}`);
       }
       elements *= dim;
-      if (elements * size > bytes.byteLength) {
-        throw frameError('TRAINER_ERR_SHAPE_MISMATCH', `tensor ${i} shape [${shape.join(', ')}] needs more bytes than the ${bytes.byteLength}-byte frame holds`);
+      if (elements * size > frameBytes) {
+        throw frameError('TRAINER_ERR_SHAPE_MISMATCH', `tensor ${i} shape [${shape.join(', ')}] needs more bytes than the ${frameBytes}-byte frame holds`);
       }
     }
     const byteLength = elements * size;
     if (i > 0) offset = align(offset);
-    if (offset + byteLength > bytes.byteLength) {
-      throw frameError('TRAINER_ERR_SHAPE_MISMATCH', `tensor ${i} (${dtype} [${shape.join(', ')}], ${byteLength} bytes) runs past the end of the ${bytes.byteLength}-byte frame`);
+    if (offset + byteLength > frameBytes) {
+      throw frameError('TRAINER_ERR_SHAPE_MISMATCH', `tensor ${i} (${dtype} [${shape.join(', ')}], ${byteLength} bytes) runs past the end of the ${frameBytes}-byte frame`);
     }
-    tensors.push({ dtype: dtype as Dtype, shape: shape as number[], data: view(dtype as Dtype, bytes, offset, byteLength) });
+    tensors.push({ dtype: dtype as Dtype, shape: shape as number[], offset, byteLength });
     offset += byteLength;
   }
   const end = specs.length === 0 ? PREFIX_BYTES + headerLength : offset;
-  if (end !== bytes.byteLength && !(specs.length === 0 && bytes.byteLength === align(end))) {
-    throw frameError('TRAINER_ERR_SHAPE_MISMATCH', `tensors declare ${end} bytes in total but the frame has ${bytes.byteLength}`);
+  if (end !== frameBytes && !(specs.length === 0 && frameBytes === align(end))) {
+    throw frameError('TRAINER_ERR_SHAPE_MISMATCH', `tensors declare ${end} bytes in total but the frame has ${frameBytes}`);
   }
   return { version: v, type: t as MessageType, step: s, seq: q, rank: r, tensors, ...(m === undefined ? {} : { meta: m }) };
+}
+
+/**
+ * Decode and validate a frame. Throws a TrainerError whose code names the
+ * problem: BAD_FRAME (truncated, malformed msgpack, missing fields),
+ * UNKNOWN_VERSION, UNKNOWN_TYPE, UNKNOWN_DTYPE, SHAPE_MISMATCH (bad dimensions
+ * or shape x item size != bytes) or PAYLOAD_TOO_LARGE.
+ */
+export function decodeFrame(bytes: Uint8Array, options: DecodeOptions = {}): Frame {
+  const header = decodeFrameHeader(bytes, bytes.byteLength, options);
+  const tensors = header.tensors.map(({ dtype, shape, offset, byteLength }) => ({ dtype, shape, data: view(dtype, bytes, offset, byteLength) }));
+  return { ...header, tensors };
 }
 
 function describeValue(value: unknown): string {

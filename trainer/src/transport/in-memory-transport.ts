@@ -8,7 +8,7 @@ import { CLOSE_CODES } from '../contract/protocol';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../contract/ports';
 import { allocateFloat32Frame, decodeFrame, encodeFrame, type Frame, type Message } from './codec';
 import { PeerGroup } from './peer-group';
-import type { Float32MessageHeader, Transport, WaitOptions } from './transport';
+import type { Float32Expectation, Float32MessageHeader, Float32Sink, Transport, WaitOptions } from './transport';
 
 export interface InMemoryTransportOptions {
   /**
@@ -63,6 +63,16 @@ export class InMemoryTransport implements Transport {
     const { frame, data } = allocateFloat32Frame(this.rank, header, length);
     fill(data);
     this.post(peer, frame);
+  }
+
+  async sendFloat32View(peer: number, header: Float32MessageHeader, data: Float32Array): Promise<void> {
+    return this.sendFloat32(peer, header, data.length, (out) => out.set(data));
+  }
+
+  async flush(): Promise<void> {}
+
+  recvFloat32Into(peer: number, expected: Float32Expectation, sink: Float32Sink, options?: WaitOptions): Promise<void> {
+    return this.group.recvInto(peer, expected, sink, options);
   }
 
   recv(peer: number, options?: WaitOptions): Promise<Frame> {

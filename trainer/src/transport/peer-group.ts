@@ -5,12 +5,53 @@
  */
 import { type ErrorCode, TrainerError } from '../contract/errors';
 import type { Frame } from './codec';
-import type { WaitOptions } from './transport';
+import type { Float32Expectation, Float32Sink, WaitOptions } from './transport';
 
+/**
+ * A pending receive. Its timer runs only while it is first in line: a receive
+ * posted ahead does not time out while earlier ones are still being served.
+ */
 interface Waiter {
-  readonly resolve: (frame: Frame) => void;
+  readonly timeoutMs: number;
+  readonly onTimeout: () => TrainerError;
+  /** Hands a whole frame to the waiter (for a sink: checks it, feeds the sink, settles). */
+  readonly take: (frame: Frame) => void;
   readonly reject: (err: TrainerError) => void;
-  readonly timer: NodeJS.Timeout;
+  /** Set for recvInto: the payload may be streamed to `sink` before the frame is complete. */
+  readonly stream?: StreamTarget;
+  timer?: NodeJS.Timeout;
+}
+
+/** A receive that consumes a float32 payload piece by piece (see Transport.recvFloat32Into). */
+export interface StreamTarget {
+  readonly expected: Float32Expectation;
+  readonly sink: Float32Sink;
+  /** Settle the receive once the whole payload went to the sink. */
+  readonly done: () => void;
+  /** Whether a transport has started streaming into it. */
+  streaming: boolean;
+}
+
+/** What a header declares about a message, as far as {@link float32Problem} checks it. */
+export interface MessageShape {
+  readonly type: number;
+  readonly step: number;
+  readonly seq: number;
+  readonly tensors: ReadonlyArray<{ readonly dtype: string; readonly byteLength: number }>;
+}
+
+/** Why `message` is not the single float32 tensor `expected`, or undefined if it is. */
+export function float32Problem(message: MessageShape, expected: Float32Expectation): string | undefined {
+  const tensor = message.tensors[0];
+  return message.type !== expected.type
+    ? `message type ${message.type} instead of ${expected.type}`
+    : message.step !== expected.step || message.seq !== expected.seq
+      ? `step ${message.step} seq ${message.seq} instead of step ${expected.step} seq ${expected.seq}`
+      : message.tensors.length !== 1 || tensor.dtype !== 'float32'
+        ? `${message.tensors.length} tensors (${message.tensors.map((t) => t.dtype).join(', ')}) instead of one float32 tensor`
+        : tensor.byteLength / 4 !== expected.length
+          ? `${tensor.byteLength / 4} elements instead of ${expected.length}`
+          : undefined;
 }
 
 class Mailbox {
@@ -22,10 +63,10 @@ class Mailbox {
   private ended: (() => TrainerError) | undefined;
 
   push(frame: Frame): void {
-    const waiter = this.waiters.shift();
-    if (waiter) {
-      clearTimeout(waiter.timer);
-      waiter.resolve(frame);
+    const waiter = this.waiters[0];
+    if (waiter && !waiter.stream?.streaming) {
+      this.shift();
+      waiter.take(frame);
       return;
     }
     this.frames.push(frame);
@@ -39,14 +80,64 @@ class Mailbox {
       return Promise.resolve(frame);
     }
     if (this.ended) return Promise.reject(this.ended());
-    return new Promise<Frame>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const index = this.waiters.findIndex((w) => w.timer === timer);
-        if (index >= 0) this.waiters.splice(index, 1);
-        reject(onTimeout());
-      }, timeoutMs);
-      this.waiters.push({ resolve, reject, timer });
+    return new Promise<Frame>((resolve, reject) => this.wait({ timeoutMs, onTimeout, take: resolve, reject }));
+  }
+
+  /** A receive into a sink; `check` turns a whole frame into an error or feeds the sink. */
+  takeInto(timeoutMs: number, onTimeout: () => TrainerError, expected: Float32Expectation, sink: Float32Sink, check: (frame: Frame) => TrainerError | undefined): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const take = (frame: Frame): void => {
+        const error = check(frame);
+        if (error) return reject(error);
+        const data = frame.tensors[0].data;
+        if (data.byteLength > 0) sink(0, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+        resolve();
+      };
+      const frame = this.frames.shift();
+      if (frame) {
+        this.queuedBytes -= frameBytes(frame);
+        return take(frame);
+      }
+      if (this.ended) return reject(this.ended());
+      const stream: StreamTarget = { expected, sink, streaming: false, done: () => this.finish(waiter) && resolve() };
+      const waiter: Waiter = { timeoutMs, onTimeout, take, reject, stream };
+      this.wait(waiter);
     });
+  }
+
+  /** The receive a transport may stream the next message into, if the first in line is one. */
+  streamTarget(): StreamTarget | undefined {
+    const stream = this.waiters[0]?.stream;
+    return stream && !stream.streaming ? stream : undefined;
+  }
+
+  private wait(waiter: Waiter): void {
+    this.waiters.push(waiter);
+    if (this.waiters.length === 1) this.arm(waiter);
+  }
+
+  private arm(waiter: Waiter): void {
+    waiter.timer = setTimeout(() => {
+      const index = this.waiters.indexOf(waiter);
+      if (index < 0) return;
+      this.waiters.splice(index, 1);
+      if (index === 0 && this.waiters.length > 0) this.arm(this.waiters[0]);
+      waiter.reject(waiter.onTimeout());
+    }, waiter.timeoutMs);
+  }
+
+  /** Remove the first waiter (it is being served) and start the next one's timer. */
+  private shift(): void {
+    const waiter = this.waiters.shift();
+    clearTimeout(waiter?.timer);
+    if (this.waiters.length > 0) this.arm(this.waiters[0]);
+  }
+
+  /** A streamed receive completed: true if it was still pending. */
+  private finish(waiter: Waiter): boolean {
+    if (this.waiters[0] !== waiter) return false;
+    this.shift();
+    return true;
   }
 
   /** The peer closed normally: keep what arrived, fail waits beyond it. */
@@ -158,6 +249,48 @@ export class PeerGroup {
     return this.mailboxes[peer].take(timeoutMs, () =>
       this.timeoutError(`rank ${this.rank} timed out after ${timeoutMs}ms waiting for ${what} from ${this.describePeer(peer)}`),
     );
+  }
+
+  /**
+   * Receive the next message from `peer` into `sink` (Transport.recvFloat32Into).
+   * A message that is not `expected` fails with TRAINER_ERR_SHAPE_MISMATCH.
+   */
+  recvInto(peer: number, expected: Float32Expectation, sink: Float32Sink, options: WaitOptions = {}): Promise<void> {
+    try {
+      this.check(peer, 'receive from');
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
+    const what = options.what ?? 'a message';
+    return this.mailboxes[peer].takeInto(
+      timeoutMs,
+      () => this.timeoutError(`rank ${this.rank} timed out after ${timeoutMs}ms waiting for ${what} from ${this.describePeer(peer)}`),
+      expected,
+      sink,
+      (frame) => {
+        const problem = float32Problem({ ...frame, tensors: frame.tensors.map((t) => ({ dtype: t.dtype, byteLength: t.data.byteLength })) }, expected);
+        return problem === undefined ? undefined : this.mismatch(peer, what, problem);
+      },
+    );
+  }
+
+  /**
+   * Where a transport may stream the payload of the message from `peer` whose
+   * header it just read, or undefined (then deliver the whole frame as usual).
+   * Only when that header is what the first pending receive expects.
+   */
+  streamTarget(peer: number, header: MessageShape): StreamTarget | undefined {
+    if (this.failure) return undefined;
+    const target = this.mailboxes[peer].streamTarget();
+    if (!target || float32Problem(header, target.expected) !== undefined) return undefined;
+    target.streaming = true;
+    return target;
+  }
+
+  /** TRAINER_ERR_SHAPE_MISMATCH: the message from `peer` is not the one expected. */
+  mismatch(peer: number, what: string, problem: string): TrainerError {
+    return new TrainerError('TRAINER_ERR_SHAPE_MISMATCH', `rank ${this.rank} expected ${what} from ${this.describePeer(peer)}, got ${problem}`);
   }
 
   /** A PEER_TIMEOUT error; it also fails the group (a collective cannot continue without the peer). */

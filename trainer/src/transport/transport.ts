@@ -39,6 +39,18 @@ export interface Float32MessageHeader {
   readonly seq: number;
 }
 
+/** What a {@link Transport.recvFloat32Into} expects: a message with this header and one float32 tensor of `length` elements. */
+export interface Float32Expectation extends Float32MessageHeader {
+  readonly length: number;
+}
+
+/**
+ * Consumes an incoming float32 payload in order, as it arrives: `bytes` holds
+ * whole elements (little-endian, possibly not 4-aligned in memory) starting at
+ * element `index`. Called once per piece, pieces in order, covering the payload exactly.
+ */
+export type Float32Sink = (index: number, bytes: Uint8Array) => void;
+
 export interface Transport {
   readonly rank: number;
   readonly worldSize: number;
@@ -54,6 +66,21 @@ export interface Transport {
    * `fill` runs synchronously before this returns its promise.
    */
   sendFloat32(peer: number, header: Float32MessageHeader, length: number, fill: (out: Float32Array) => void, options?: WaitOptions): Promise<void>;
+  /**
+   * Like sendFloat32, but the payload is `data` itself, not a copy: `data`
+   * must stay unchanged until {@link flush} resolves.
+   */
+  sendFloat32View(peer: number, header: Float32MessageHeader, data: Float32Array, options?: WaitOptions): Promise<void>;
+  /** Resolves once everything sent so far has left this process (handed to the OS), so views passed to sendFloat32View may change. */
+  flush(): Promise<void>;
+  /**
+   * Receive the next message from `peer`, which must be `expected` (else it
+   * fails with TRAINER_ERR_SHAPE_MISMATCH), handing its payload to `sink` as it
+   * arrives (where the implementation allows: no intermediate message buffer).
+   * Calls may be posted ahead; they complete in order. The timeout of a call
+   * starts when every earlier receive from `peer` has completed.
+   */
+  recvFloat32Into(peer: number, expected: Float32Expectation, sink: Float32Sink, options?: WaitOptions): Promise<void>;
   /** The next message from `peer`. */
   recv(peer: number, options?: WaitOptions): Promise<Frame>;
   /** Fail the group: reject everything pending here and tell the peers why. Idempotent. */

@@ -13,11 +13,12 @@ import WebSocket, { WebSocketServer } from 'ws';
 import { type ErrorCode, TrainerError } from '../contract/errors';
 import { DEFAULT_MAX_PAYLOAD_BYTES, PORTS, WS_PATH } from '../contract/ports';
 import { CLOSE_CODES, MESSAGE_TYPES } from '../contract/protocol';
-import { allocateFloat32Frame, decodeFrame, encodeFrame, type Frame, type Message } from './codec';
+import { allocateFloat32Frame, decodeFrame, decodeFrameHeader, encodeFrame, float32FrameHead, type Frame, type Message } from './codec';
 import { FramePool } from './frame-pool';
 import { checkHello, type HelloFields, helloMessage, parseHello } from './handshake';
 import { PeerGroup } from './peer-group';
-import type { Float32MessageHeader, Transport, WaitOptions } from './transport';
+import type { Float32Expectation, Float32MessageHeader, Float32Sink, Transport, WaitOptions } from './transport';
+import { type PayloadStream, WsFrameReader } from './ws-frame-reader';
 
 export interface PeerAddress {
   readonly host: string;
@@ -120,7 +121,8 @@ interface Connection {
   pendingBytes: number;
   /** The last ws error on this connection (e.g. WS_ERR_UNSUPPORTED_MESSAGE_LENGTH), reported on close. */
   lastError?: Error & { code?: string };
-  readonly drainWaiters: Array<() => void>;
+  /** Woken when pendingBytes drops to their threshold (or the connection closes). */
+  readonly drainWaiters: Array<{ readonly threshold: number; readonly wake: () => void }>;
   /** Set once refused: nothing more is read from it. */
   rejected: boolean;
   /** Settles when the hello exchange is done (or failed). */
@@ -317,6 +319,22 @@ export class WsTransport implements Transport {
     await this.write(peer, frame, options, true);
   }
 
+  async sendFloat32View(peer: number, header: Float32MessageHeader, data: Float32Array, options?: WaitOptions): Promise<void> {
+    this.group.check(peer, 'send to');
+    const head = float32FrameHead(this.rank, header, data.length);
+    await this.write(peer, head, options, false, Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+  }
+
+  async flush(options: WaitOptions = {}): Promise<void> {
+    for (const conn of this.peers) {
+      if (conn && conn.pendingBytes > 0) await this.drain(conn, { what: 'the rest of its queued messages', ...options }, 0);
+    }
+  }
+
+  recvFloat32Into(peer: number, expected: Float32Expectation, sink: Float32Sink, options?: WaitOptions): Promise<void> {
+    return this.group.recvInto(peer, expected, sink, options);
+  }
+
   recv(peer: number, options?: WaitOptions): Promise<Frame> {
     return this.group.recv(peer, options);
   }
@@ -428,7 +446,47 @@ export class WsTransport implements Transport {
     ws.on('pong', () => (conn.lastSeenMs = Date.now()));
     ws.on('error', (err: Error) => (conn.lastError = err));
     ws.on('close', (code: number, reason: Buffer) => this.onClose(conn, code, reason.toString()));
+    this.readDirectly(conn);
     return conn;
+  }
+
+  /**
+   * Take over reading the socket from ws (see ws-frame-reader.ts): data frames
+   * are parsed here and large tensor payloads streamed into posted receives;
+   * everything else still goes through ws's receiver. Called right after the
+   * upgrade, before ws read anything.
+   */
+  private readDirectly(conn: Connection): void {
+    const internals = conn.ws as unknown as { _socket?: Duplex; _receiver?: NodeJS.WritableStream & { destroyed?: boolean; writableEnded?: boolean } };
+    const socket = internals._socket;
+    const receiver = internals._receiver;
+    const wsOnData = socket?.listeners('data').find((listener) => listener.name === 'socketOnData') as ((chunk: Buffer) => void) | undefined;
+    if (!socket || !receiver || !wsOnData) return;
+    const reader = new WsFrameReader({
+      peerIsClient: conn.expected < 0,
+      maxPayloadBytes: this.maxPayloadBytes,
+      header: (head, frameBytes) => this.streamTarget(conn, head, frameBytes),
+      reject: (err) => this.reject(conn, err),
+      message: (frame) => this.onMessage(conn, frame, true),
+      forward: (bytes) => {
+        if (receiver.destroyed || receiver.writableEnded || socket.listenerCount('data') === 0) return false;
+        if (!receiver.write(bytes)) socket.pause();
+        return true;
+      },
+    });
+    socket.removeListener('data', wsOnData);
+    socket.on('data', (chunk: Buffer) => {
+      conn.lastSeenMs = Date.now();
+      reader.push(chunk);
+    });
+  }
+
+  /** Where to stream a large frame from `conn`: a posted receive expecting exactly this message, if any. */
+  private streamTarget(conn: Connection, head: Uint8Array, frameBytes: number): PayloadStream | undefined {
+    const header = decodeFrameHeader(head, frameBytes, { maxPayloadBytes: this.maxPayloadBytes });
+    if (conn.rejected || conn.peer < 0 || header.rank !== conn.peer || header.tensors.length !== 1) return undefined;
+    const target = this.group.streamTarget(conn.peer, header);
+    return target && { offset: header.tensors[0].offset, sink: target.sink, done: target.done };
   }
 
   private onMessage(conn: Connection, data: Buffer, isBinary: boolean): void {
@@ -497,7 +555,7 @@ export class WsTransport implements Transport {
 
   private onClose(conn: Connection, code: number, reason: string): void {
     this.pending.delete(conn);
-    for (const wake of conn.drainWaiters.splice(0)) wake();
+    for (const { wake } of conn.drainWaiters.splice(0)) wake();
     const peer = conn.peer;
     if (peer >= 0 && this.peers[peer] === conn && !this.closing) {
       const detail = [reason, conn.lastError && `${conn.lastError.code ?? 'error'}: ${conn.lastError.message}`].filter(Boolean).join('; ');
@@ -599,30 +657,67 @@ export class WsTransport implements Transport {
 
   // ---- sending and heartbeats ----------------------------------------------
 
-  /** Queue `frame` to `peer`; with `pooled`, the frame returns to the pool once written. */
-  private async write(peer: number, frame: Buffer, options: WaitOptions = {}, pooled = false): Promise<void> {
+  /**
+   * Queue `frame` to `peer`; with `pooled`, the frame returns to the pool once
+   * written. With `payload`, `frame` is only the start of the message and
+   * `payload` follows it in the same WebSocket frame (written without a copy).
+   */
+  private async write(peer: number, frame: Buffer, options: WaitOptions = {}, pooled = false, payload?: Buffer): Promise<void> {
     const conn = this.peers[peer];
     if (!conn) throw this.group.lostPeer('TRAINER_ERR_PEER_CLOSED', peer, 'not connected');
-    if (conn.pendingBytes > this.highWaterBytes) await this.drain(conn, options);
+    if (conn.pendingBytes > this.highWaterBytes) await this.drain(conn, options, this.highWaterBytes);
     this.group.check(peer, 'send to');
-    const bytes = frame.byteLength;
+    const bytes = frame.byteLength + (payload?.byteLength ?? 0);
     conn.pendingBytes += bytes;
-    conn.ws.send(frame, { binary: true }, (err) => {
+    const written = (err?: Error | null): void => {
       conn.pendingBytes -= bytes;
       if (pooled && !err) this.framePool.release(frame);
-      if (conn.pendingBytes <= this.highWaterBytes) for (const wake of conn.drainWaiters.splice(0)) wake();
+      const waiters = conn.drainWaiters;
+      if (waiters.length > 0) {
+        const ready = waiters.filter((w) => conn.pendingBytes <= w.threshold);
+        if (ready.length > 0) {
+          conn.drainWaiters.splice(0, waiters.length, ...waiters.filter((w) => conn.pendingBytes > w.threshold));
+          for (const { wake } of ready) wake();
+        }
+      }
       if (err && !this.closing) {
         this.group.failGroup(this.group.lostPeer('TRAINER_ERR_PEER_CLOSED', peer, `send failed: ${err.message}`));
         this.peersChanged();
       }
-    });
+    };
+    if (payload === undefined) return conn.ws.send(frame, { binary: true }, written);
+    const socket = (conn.ws as unknown as { _socket?: Duplex })._socket;
+    if (conn.ws.readyState !== WebSocket.OPEN || !socket) return written(new Error(`WebSocket is not open (readyState ${conn.ws.readyState})`));
+    // One binary WebSocket frame, written the way ws writes its own (cork + two writes = one writev).
+    // A client masks with a zero key (see ZERO_MASK), which leaves the payload as is.
+    const masked = conn.expected >= 0;
+    const length = bytes;
+    const lengthBytes = length < 126 ? 0 : length < 65536 ? 2 : 8;
+    const info = Buffer.allocUnsafe(2 + lengthBytes + (masked ? 4 : 0) + frame.byteLength);
+    info[0] = 0x82;
+    info[1] = (masked ? 0x80 : 0) | (lengthBytes === 0 ? length : lengthBytes === 2 ? 126 : 127);
+    if (lengthBytes === 2) info.writeUInt16BE(length, 2);
+    else if (lengthBytes === 8) {
+      info.writeUInt32BE(Math.floor(length / 2 ** 32), 2);
+      info.writeUInt32BE(length >>> 0, 6);
+    }
+    let at = 2 + lengthBytes;
+    if (masked) {
+      info.fill(0, at, at + 4);
+      at += 4;
+    }
+    frame.copy(info, at);
+    socket.cork();
+    socket.write(info);
+    socket.write(payload, written);
+    socket.uncork();
   }
 
-  private drain(conn: Connection, options: WaitOptions): Promise<void> {
+  private drain(conn: Connection, options: WaitOptions, threshold: number): Promise<void> {
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
-        const index = conn.drainWaiters.indexOf(wake);
+        const index = conn.drainWaiters.indexOf(waiter);
         if (index >= 0) conn.drainWaiters.splice(index, 1);
         reject(
           this.group.timeoutError(
@@ -630,11 +725,14 @@ export class WsTransport implements Transport {
           ),
         );
       }, timeoutMs);
-      const wake = (): void => {
-        clearTimeout(timer);
-        resolve();
+      const waiter = {
+        threshold,
+        wake: (): void => {
+          clearTimeout(timer);
+          resolve();
+        },
       };
-      conn.drainWaiters.push(wake);
+      conn.drainWaiters.push(waiter);
     });
   }
 

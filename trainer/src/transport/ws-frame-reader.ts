@@ -1,0 +1,252 @@
+/**
+ * Reads the data plane of a WebSocket connection straight from its socket.
+ *
+ * `ws` assembles every message into a fresh Buffer (one copy of every byte and
+ * an allocation per message) before we can decode it. This reader parses the
+ * RFC 6455 framing itself for the one kind of frame the data plane uses (a
+ * single unfragmented binary frame, masked iff it comes from a client, no
+ * larger than maxPayload) and, for a large tensor frame whose receive is
+ * already posted, hands the payload to that receive's sink as the socket
+ * delivers it: the bytes are summed or copied into place with no intermediate
+ * message buffer. Other binary frames are assembled into an 8-aligned Buffer
+ * and decoded as usual.
+ *
+ * Everything else (ping, pong, close, text, fragmented or malformed frames,
+ * oversized lengths) is forwarded untouched to ws's own receiver, at a frame
+ * boundary, so ws keeps answering pings, running the close handshake and
+ * rejecting protocol errors with its usual close codes. After a close frame
+ * or anything unusual, every later byte goes to ws.
+ */
+import { MAX_HEADER_BYTES } from '../contract/protocol';
+import type { TrainerError } from '../contract/errors';
+import type { Float32Sink } from './transport';
+
+/** Frames at least this large are streamed when a receive is waiting for them. */
+const STREAM_MIN_BYTES = 16 * 1024;
+const OPCODE_BINARY = 0x2;
+const OPCODE_CLOSE = 0x8;
+const OPCODE_PING = 0x9;
+const OPCODE_PONG = 0xa;
+
+/** Where to stream the payload of the frame whose header was just read. */
+export interface PayloadStream {
+  /** Offset of the payload in the frame (it runs to the end of the frame). */
+  readonly offset: number;
+  readonly sink: Float32Sink;
+  /** Called once the whole payload went to the sink. */
+  readonly done: () => void;
+}
+
+export interface FrameReaderHandlers {
+  /** Frames from the peer must be masked iff it is the client, i.e. iff we accepted the connection. */
+  readonly peerIsClient: boolean;
+  readonly maxPayloadBytes: number;
+  /**
+   * The first `headerBytes` of a large binary frame of `frameBytes` bytes:
+   * return where to stream its payload, or undefined to have it assembled and
+   * passed to {@link message}. Throw (a TrainerError) if the header is invalid.
+   */
+  header(head: Uint8Array, frameBytes: number): PayloadStream | undefined;
+  /** The header of a frame was invalid: the rest of that frame is skipped. */
+  reject(err: TrainerError): void;
+  /** A complete binary message, in its own 8-aligned Buffer. */
+  message(frame: Buffer): void;
+  /** Bytes for ws's receiver. Returns false once ws reads no more (then nothing else is read). */
+  forward(bytes: Buffer): boolean;
+}
+
+type Mode = 'info' | 'payload' | 'control' | 'forward' | 'closed';
+
+export class WsFrameReader {
+  private mode: Mode = 'info';
+  /** Frame header (2 to 14 bytes) being gathered. */
+  private readonly info = Buffer.alloc(14);
+  private infoHave = 0;
+  private infoNeed = 2;
+  /** Control frame bytes still to forward, and what comes after it. */
+  private controlLeft = 0;
+  private afterControl: Mode = 'info';
+
+  // ---- the binary frame being read
+  private frameBytes = 0;
+  /** Bytes of the frame read so far. */
+  private pos = 0;
+  /** Non-zero masking key (then the frame is assembled and unmasked at the end). */
+  private mask: Buffer | undefined;
+  /** Header bytes being gathered before deciding to stream (length prefix first). */
+  private head: Buffer | undefined;
+  private assembled: Buffer | undefined;
+  private stream: PayloadStream | undefined;
+  private skipping = false;
+  /** Bytes of an element split across socket reads. */
+  private readonly carry = new Uint8Array(4);
+  private carryLength = 0;
+
+  constructor(private readonly handlers: FrameReaderHandlers) {}
+
+  push(chunk: Buffer): void {
+    let at = 0;
+    while (at < chunk.length) {
+      switch (this.mode) {
+        case 'closed':
+          return;
+        case 'forward':
+          if (!this.handlers.forward(chunk.subarray(at))) this.mode = 'closed';
+          return;
+        case 'control': {
+          const n = Math.min(this.controlLeft, chunk.length - at);
+          this.controlLeft -= n;
+          if (!this.handlers.forward(chunk.subarray(at, at + n))) this.mode = 'closed';
+          else if (this.controlLeft === 0) this.mode = this.afterControl;
+          at += n;
+          break;
+        }
+        case 'info': {
+          const n = Math.min(this.infoNeed - this.infoHave, chunk.length - at);
+          chunk.copy(this.info, this.infoHave, at, at + n);
+          this.infoHave += n;
+          at += n;
+          if (this.infoHave === 2) this.infoNeed = 2 + ((this.info[1] & 0x7f) === 126 ? 2 : (this.info[1] & 0x7f) === 127 ? 8 : 0) + (this.info[1] & 0x80 ? 4 : 0);
+          if (this.infoHave === this.infoNeed) this.frameStart();
+          break;
+        }
+        case 'payload': {
+          const n = Math.min(this.frameBytes - this.pos, chunk.length - at);
+          this.payload(chunk.subarray(at, at + n));
+          at += n;
+          if (this.pos === this.frameBytes) this.frameEnd();
+          break;
+        }
+      }
+    }
+  }
+
+  /** A complete frame header is in `info`: decide how to read the frame. */
+  private frameStart(): void {
+    const info = this.info;
+    const fin = (info[0] & 0x80) !== 0;
+    const rsv = info[0] & 0x70;
+    const opcode = info[0] & 0x0f;
+    const masked = (info[1] & 0x80) !== 0;
+    const short = info[1] & 0x7f;
+    const length = short === 126 ? info.readUInt16BE(2) : short === 127 ? info.readUInt32BE(2) * 2 ** 32 + info.readUInt32BE(6) : short;
+    const headerBytes = this.infoHave;
+    this.infoHave = 0;
+    this.infoNeed = 2;
+    const wellFormed = fin && rsv === 0 && masked === this.handlers.peerIsClient;
+    if (wellFormed && opcode === OPCODE_BINARY && length <= this.handlers.maxPayloadBytes) {
+      const key = masked ? info.subarray(headerBytes - 4, headerBytes) : undefined;
+      this.mask = key && (key[0] | key[1] | key[2] | key[3]) !== 0 ? Buffer.from(key) : undefined;
+      this.frameBytes = length;
+      this.pos = 0;
+      if (length < STREAM_MIN_BYTES || this.mask) this.assembled = Buffer.allocUnsafeSlow(length);
+      else this.head = Buffer.allocUnsafe(4);
+      if (length === 0) this.frameEnd();
+      else this.mode = 'payload';
+      return;
+    }
+    // Not a data frame we read ourselves: ws handles it (and everything after it, unless it is a ping or pong).
+    const header = Buffer.from(info.subarray(0, headerBytes));
+    if (!this.handlers.forward(header)) {
+      this.mode = 'closed';
+      return;
+    }
+    const control = wellFormed && (opcode === OPCODE_PING || opcode === OPCODE_PONG || opcode === OPCODE_CLOSE) && short <= 125;
+    if (!control) {
+      this.mode = 'forward';
+      return;
+    }
+    this.afterControl = opcode === OPCODE_CLOSE ? 'closed' : 'info';
+    this.controlLeft = length;
+    this.mode = length > 0 ? 'control' : this.afterControl;
+  }
+
+  private payload(piece: Buffer): void {
+    const start = this.pos;
+    this.pos += piece.length;
+    if (this.assembled) {
+      this.assembled.set(piece, start);
+    } else if (this.stream) {
+      this.feed(piece, start);
+    } else if (this.head && !this.skipping) {
+      const head = this.head;
+      const n = Math.min(head.length - start, piece.length);
+      head.set(piece.subarray(0, n), start);
+      if (start + n < head.length) return;
+      const rest = piece.subarray(n);
+      if (head.length === 4) {
+        // Length prefix read: gather the whole header (or assemble the frame if it cannot fit, for decodeFrame to reject).
+        const need = 4 + head.readUInt32LE(0);
+        if (need > Math.min(this.frameBytes, MAX_HEADER_BYTES) || need === 4) return this.assemble(head, rest);
+        this.head = Buffer.allocUnsafe(need);
+        head.copy(this.head);
+        this.pos = 4;
+        return this.payload(rest);
+      }
+      this.head = undefined;
+      let stream: PayloadStream | undefined;
+      try {
+        stream = this.handlers.header(head, this.frameBytes);
+      } catch (err) {
+        this.skipping = true;
+        return this.handlers.reject(err as TrainerError);
+      }
+      if (!stream) return this.assemble(head, rest);
+      this.stream = stream;
+      this.carryLength = 0;
+      this.pos = head.length;
+      if (rest.length > 0) this.payload(rest);
+    }
+  }
+
+  /** Assemble the rest of the frame after the `head` bytes already read. */
+  private assemble(head: Buffer, rest: Buffer): void {
+    this.head = undefined;
+    this.assembled = Buffer.allocUnsafeSlow(this.frameBytes);
+    head.copy(this.assembled);
+    this.pos = head.length;
+    if (rest.length > 0) this.payload(rest);
+  }
+
+  /** Hand `piece` (frame bytes from `start`) to the stream in whole elements. */
+  private feed(piece: Buffer, start: number): void {
+    const { offset, sink } = this.stream!;
+    let bytes: Uint8Array = piece;
+    let at = start - offset;
+    if (at < 0) {
+      // Padding between the header and the payload.
+      bytes = bytes.subarray(Math.min(-at, bytes.length));
+      at = 0;
+    }
+    if (this.carryLength > 0 && bytes.length > 0) {
+      const n = Math.min(4 - this.carryLength, bytes.length);
+      this.carry.set(bytes.subarray(0, n), this.carryLength);
+      this.carryLength += n;
+      bytes = bytes.subarray(n);
+      at += n;
+      if (this.carryLength < 4) return;
+      this.carryLength = 0;
+      sink(at / 4 - 1, this.carry);
+    }
+    const whole = bytes.length & ~3;
+    if (whole > 0) sink(at / 4, bytes.subarray(0, whole));
+    if (whole < bytes.length) {
+      this.carry.set(bytes.subarray(whole));
+      this.carryLength = bytes.length - whole;
+    }
+  }
+
+  private frameEnd(): void {
+    const { assembled, stream, mask } = this;
+    this.assembled = undefined;
+    this.stream = undefined;
+    this.head = undefined;
+    this.mask = undefined;
+    this.skipping = false;
+    this.mode = 'info';
+    if (stream) return stream.done();
+    if (!assembled) return;
+    if (mask) for (let i = 0; i < assembled.length; i++) assembled[i] ^= mask[i & 3];
+    this.handlers.message(assembled);
+  }
+}

@@ -1,0 +1,176 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { isTrainerError, MESSAGE_TYPES, TrainerError } from '../../../src/contract';
+import { addBytesInPlace } from '../../../src/collectives/sum-kernel';
+import { decodeFrame, decodeFrameHeader, encodeFrame, float32Tensor } from '../../../src/transport/codec';
+import { type FrameReaderHandlers, type PayloadStream, WsFrameReader } from '../../../src/transport/ws-frame-reader';
+import { createWsGroup } from '../../support/ws-group';
+import { randomFloat32, seededRandom } from '../../support/random';
+
+/** One RFC 6455 frame: FIN + opcode, the payload masked with `mask` when given. */
+function wsFrame(opcode: number, payload: Uint8Array, mask?: readonly number[]): Buffer {
+  const lengthBytes = payload.length < 126 ? 0 : payload.length < 65536 ? 2 : 8;
+  const info = Buffer.alloc(2 + lengthBytes + (mask ? 4 : 0));
+  info[0] = 0x80 | opcode;
+  info[1] = (mask ? 0x80 : 0) | (lengthBytes === 0 ? payload.length : lengthBytes === 2 ? 126 : 127);
+  if (lengthBytes === 2) info.writeUInt16BE(payload.length, 2);
+  if (lengthBytes === 8) info.writeBigUInt64BE(BigInt(payload.length), 2);
+  const body = Buffer.from(payload);
+  if (mask) {
+    info.set(mask, 2 + lengthBytes);
+    for (let i = 0; i < body.length; i++) body[i] ^= mask[i & 3];
+  }
+  return Buffer.concat([info, body]);
+}
+
+interface Seen {
+  readonly streamed: Float32Array[];
+  readonly messages: Buffer[];
+  readonly forwarded: Buffer[];
+  readonly rejected: TrainerError[];
+}
+
+/** A reader whose large float32 frames stream into fresh arrays when `stream` says so. */
+function reader(peerIsClient: boolean, stream: (seq: number) => boolean): { reader: WsFrameReader; seen: Seen } {
+  const seen: Seen = { streamed: [], messages: [], forwarded: [], rejected: [] };
+  const handlers: FrameReaderHandlers = {
+    peerIsClient,
+    maxPayloadBytes: 1 << 22,
+    header: (head, frameBytes): PayloadStream | undefined => {
+      const header = decodeFrameHeader(head, frameBytes);
+      if (!stream(header.seq)) return undefined;
+      const target = new Float32Array(header.tensors[0].byteLength / 4);
+      let next = 0;
+      return {
+        offset: header.tensors[0].offset,
+        sink: (index, bytes) => {
+          assert.equal(index, next, 'pieces arrive in order');
+          assert.equal(bytes.length % 4, 0, 'pieces hold whole elements');
+          new Uint8Array(target.buffer, index * 4, bytes.length).set(bytes);
+          next += bytes.length / 4;
+        },
+        done: () => {
+          assert.equal(next, target.length, 'the whole payload was streamed');
+          seen.streamed.push(target);
+        },
+      };
+    },
+    reject: (err) => seen.rejected.push(err),
+    message: (frame) => {
+      assert.equal(frame.byteOffset % 8, 0, 'assembled frames are 8-aligned');
+      seen.messages.push(frame);
+    },
+    forward: (bytes) => {
+      seen.forwarded.push(Buffer.from(bytes));
+      return true;
+    },
+  };
+  return { reader: new WsFrameReader(handlers), seen };
+}
+
+/** Feed `bytes` in random-sized pieces (1 byte to 70 KiB). */
+function feed(target: WsFrameReader, bytes: Buffer, seed: number): void {
+  const random = seededRandom(seed);
+  for (let at = 0; at < bytes.length; ) {
+    const n = 1 + Math.floor(random() ** 3 * 70_000);
+    target.push(bytes.subarray(at, at + n));
+    at += n;
+  }
+}
+
+const tensorFrame = (seq: number, data: Float32Array): Buffer => encodeFrame(1, { type: MESSAGE_TYPES.chunk, step: 2, seq, tensors: [float32Tensor(data)] });
+
+describe('WsFrameReader', () => {
+  const big = [randomFloat32(1, 50_001), randomFloat32(2, 20_000), randomFloat32(3, 4096 * 4)];
+  const small = tensorFrame(9, Float32Array.from([1, 2, 3]));
+  const ping = wsFrame(0x9, Buffer.from('hi'));
+
+  for (const seed of [1, 2, 3, 4, 5]) {
+    test(`streams large frames and assembles the rest, whatever the read boundaries (seed ${seed})`, () => {
+      const { reader: r, seen } = reader(false, (seq) => seq !== 1);
+      const wire = Buffer.concat([
+        wsFrame(0x2, tensorFrame(0, big[0])),
+        ping,
+        wsFrame(0x2, tensorFrame(1, big[1])),
+        wsFrame(0x2, small),
+        wsFrame(0x2, tensorFrame(2, big[2])),
+        ping,
+      ]);
+      feed(r, wire, seed);
+      assert.deepEqual(seen.streamed, [big[0], big[2]]);
+      assert.equal(seen.messages.length, 2);
+      assert.deepEqual(decodeFrame(seen.messages[0]).tensors[0].data, big[1]);
+      assert.deepEqual(decodeFrame(seen.messages[1]).tensors[0].data, Float32Array.from([1, 2, 3]));
+      assert.deepEqual(Buffer.concat(seen.forwarded), Buffer.concat([ping, ping]));
+      assert.deepEqual(seen.rejected, []);
+    });
+  }
+
+  test('unmasks client frames (a zero key streams, another key is assembled and unmasked)', () => {
+    const { reader: r, seen } = reader(true, () => true);
+    feed(r, Buffer.concat([wsFrame(0x2, tensorFrame(0, big[0]), [0, 0, 0, 0]), wsFrame(0x2, tensorFrame(1, big[1]), [7, 0, 255, 3]), wsFrame(0x2, small, [1, 2, 3, 4])]), 9);
+    assert.deepEqual(seen.streamed, [big[0]]);
+    assert.deepEqual(decodeFrame(seen.messages[0]).tensors[0].data, big[1]);
+    assert.deepEqual(decodeFrame(seen.messages[1]).tensors[0].data, Float32Array.from([1, 2, 3]));
+  });
+
+  test('hands ws everything from an unmasked client frame, a text frame or a fragment on, and nothing after a close', () => {
+    for (const [peerIsClient, odd] of [
+      [true, wsFrame(0x2, small)],
+      [false, wsFrame(0x1, Buffer.from('text'))],
+      [false, Buffer.concat([Buffer.from([0x02, 3]), Buffer.from('abc')])],
+    ] as const) {
+      const { reader: r, seen } = reader(peerIsClient, () => true);
+      const after = wsFrame(0x2, small, peerIsClient ? [0, 0, 0, 0] : undefined);
+      feed(r, Buffer.concat([odd, after]), 3);
+      assert.deepEqual(Buffer.concat(seen.forwarded), Buffer.concat([odd, after]));
+      assert.equal(seen.messages.length, 0);
+    }
+    const { reader: r, seen } = reader(false, () => true);
+    const close = wsFrame(0x8, Buffer.from([0x03, 0xe8]));
+    feed(r, Buffer.concat([close, wsFrame(0x2, small)]), 4);
+    assert.deepEqual(Buffer.concat(seen.forwarded), close);
+    assert.equal(seen.messages.length, 0);
+  });
+
+  test('rejects a large frame with a bad header once, skips its payload, and reads on', () => {
+    const bad = tensorFrame(0, big[0]);
+    bad.writeUInt32LE(3, 0); // header length 3: not valid msgpack for a header map
+    const { reader: r, seen } = reader(false, () => true);
+    feed(r, Buffer.concat([wsFrame(0x2, bad), wsFrame(0x2, small)]), 5);
+    assert.equal(seen.rejected.length, 1);
+    assert.ok(isTrainerError(seen.rejected[0], 'TRAINER_ERR_BAD_FRAME'), String(seen.rejected[0]));
+    assert.equal(seen.messages.length, 1);
+  });
+});
+
+describe('WsTransport.recvFloat32Into', () => {
+  test('sums large payloads into place whether the receive was posted before or after they arrived; flush waits for sends', async () => {
+    const group = await createWsGroup(2, { timeoutMs: 5000 });
+    try {
+      const [a, b] = group.transports;
+      const sent = [randomFloat32(11, 300_001), randomFloat32(12, 70_000), randomFloat32(13, 5)];
+      const into = sent.map((s, i) => randomFloat32(20 + i, s.length));
+      const expected = into.map((t, i) => t.map((v, j) => Math.fround(v + sent[i][j])));
+      const header = (seq: number) => ({ type: MESSAGE_TYPES.chunk, step: 0, seq });
+      const sum = (target: Float32Array) => (index: number, bytes: Uint8Array) => addBytesInPlace(target.subarray(index, index + bytes.length / 4), bytes);
+      const first = b.recvFloat32Into(0, { ...header(0), length: sent[0].length }, sum(into[0]));
+      for (const [seq, data] of sent.entries()) await a.sendFloat32View(1, header(seq), data);
+      await a.flush();
+      await first;
+      await new Promise((resolve) => setTimeout(resolve, 50)); // the rest arrives before its receive is posted
+      await b.recvFloat32Into(0, { ...header(1), length: sent[1].length }, sum(into[1]));
+      await b.recvFloat32Into(0, { ...header(2), length: sent[2].length }, sum(into[2]));
+      assert.deepEqual(into, expected);
+
+      await a.sendFloat32View(1, header(7), sent[0]);
+      await assert.rejects(b.recvFloat32Into(0, { ...header(3), length: sent[0].length }, sum(into[0]), { what: 'chunk 4' }), (err: unknown) => {
+        assert.ok(isTrainerError(err, 'TRAINER_ERR_SHAPE_MISMATCH'));
+        assert.match(err.message, /^rank 1 expected chunk 4 from rank 0 \(127\.0\.0\.1:\d+\), got step 0 seq 7 instead of step 0 seq 3$/);
+        return true;
+      });
+    } finally {
+      await group.close();
+    }
+  });
+});
