@@ -1,7 +1,7 @@
 /**
  * One rank of the all-reduce bench (forked by allreduce.ts). Config comes from
  * the contract env; bench parameters from argv:
- *   --sizes <bytes,...> --iters <n,...> --warmup <n> --algos ring,naive [--chunk-bytes <n> (ring only)]
+ *   --sizes <bytes,...> --iters <n,...> --warmup <n> --algos ring,star,plain-ws [--chunk-bytes <n> (ring only)]
  * Sends `{ algo, bytes, timesMs }` to the parent over IPC for every size.
  *
  * With `--tcp-sink`, it instead listens on a plain TCP port, reports it, and
@@ -14,8 +14,23 @@ import { barrier } from '../collectives/barrier';
 import { naiveAllReduce } from '../collectives/naive-all-reduce';
 import { ringAllReduce } from '../collectives/ring-all-reduce';
 import { rendezvous } from '../rendezvous/rendezvous';
+import type { Transport } from '../transport/transport';
+import { PlainWsAllReduce } from './plain-ws-all-reduce';
 
-const ALGOS = { ring: ringAllReduce, naive: naiveAllReduce } as const;
+type AllReduce = (data: Float32Array, step: number) => Promise<void>;
+
+/** Each algorithm, set up on the group's transport. `star` is the naive algorithm over our transport; `plain-ws`, over plain ws. */
+const ALGOS: Record<string, (transport: Transport, chunkBytes: number | undefined, step: number) => Promise<{ run: AllReduce; close(): Promise<void> }>> = {
+  ring: async (transport, chunkBytes) => ({
+    run: (data, step) => ringAllReduce(transport, data, { step, ...(chunkBytes === undefined ? {} : { chunkBytes }) }),
+    close: async () => undefined,
+  }),
+  star: async (transport) => ({ run: (data, step) => naiveAllReduce(transport, data, { step }), close: async () => undefined }),
+  'plain-ws': async (transport, _chunkBytes, step) => {
+    const plain = await PlainWsAllReduce.connect(transport, step);
+    return { run: (data) => plain.allReduce(data), close: () => plain.close() };
+  },
+};
 
 function send(message: unknown): Promise<void> {
   return new Promise((resolve, reject) => process.send!(message, (err: Error | null) => (err ? reject(err) : resolve())));
@@ -38,6 +53,13 @@ async function runTcpSink(totalBytes: number): Promise<void> {
   await send({ port: (server.address() as { port: number }).port });
 }
 
+/** After one all-reduce of 1/worldSize everywhere, every element is 1 (up to float32 rounding). */
+function checkSum(data: Float32Array, algo: string): void {
+  for (let i = 0; i < data.length; i++) {
+    if (!(Math.abs(data[i] - 1) < 1e-5)) throw new Error(`${algo} all-reduce of ${data.length} elements is wrong at element ${i}: ${data[i]} instead of 1`);
+  }
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -58,20 +80,26 @@ async function main(): Promise<void> {
   const chunkBytes = values['chunk-bytes'] === undefined ? undefined : Number(values['chunk-bytes']);
   const transport = await rendezvous(config, { listenHost: '127.0.0.1' });
   let step = 0;
-  for (const algo of values.algos.split(',') as Array<keyof typeof ALGOS>) {
-    const allReduce = ALGOS[algo];
+  for (const algo of values.algos.split(',')) {
+    const setup = ALGOS[algo];
+    if (!setup) throw new Error(`unknown --algos entry ${JSON.stringify(algo)}; known: ${Object.keys(ALGOS).join(', ')}`);
+    const allReduce = await setup(transport, chunkBytes, step++);
     for (const [i, bytes] of sizes.entries()) {
+      // Filled once, as nccl-tests does: refilling 64 MiB between iterations would steal a core from
+      // ranks still timing theirs when ranks outnumber cores. The first sum is checked; later ones
+      // grow the values by worldSize each time (to Infinity at worst, which sums at full speed).
       const data = new Float32Array(bytes / 4).fill(1 / config.worldSize);
       const timesMs: number[] = [];
       for (let iter = 0; iter < warmup + (iters[i] ?? iters[0]); iter++) {
         await barrier(transport, { step: step++ });
         const start = process.hrtime.bigint();
-        await allReduce(transport, data, { step: step++, ...(chunkBytes === undefined || algo !== 'ring' ? {} : { chunkBytes }) });
+        await allReduce.run(data, step++);
         if (iter >= warmup) timesMs.push(Number(process.hrtime.bigint() - start) / 1e6);
-        data.fill(1 / config.worldSize);
+        if (iter === 0) checkSum(data, algo);
       }
       await send({ algo, bytes, timesMs });
     }
+    await allReduce.close();
   }
   await barrier(transport, { step: step++ });
   await transport.close();

@@ -2,15 +2,22 @@
  * `tensorfleet bench allreduce [--world-size N] [--mib M] [--json]`
  *
  * Spawns N ranks on loopback and times the ring all-reduce for 1, 4, 16 and
- * 64 MiB (or just M) after warm-up, plus two baselines measured in the same
- * run: a naive all-reduce (everyone -> rank 0 -> everyone, same ws transport)
- * and plain loopback TCP throughput between one process pair.
+ * 64 MiB (or just M) after warm-up, plus baselines measured in the same run:
+ *  - naive: the gather-and-send-back teams write by hand (everyone -> rank 0
+ *    -> everyone over plain ws + msgpackr, summed in a JS loop; plain-ws-all-reduce.ts);
+ *  - star: the same algorithm over our transport (what the ring's algorithm
+ *    alone is worth, apart from the transport);
+ *  - plain loopback TCP throughput between one process pair;
+ *  - gloo, PyTorch's CPU backend, through tools/bench/gloo_allreduce.py, when
+ *    a python3 with torch is there (Debian's python3-torch; make bench installs it).
  *
  * algbw = bytes / time (GB/s = 1e9 B/s); busbw = algbw x 2(N-1)/N (nccl-tests).
  */
 import { connect } from 'node:net';
-import { fork } from 'node:child_process';
+import { execFile, fork } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { TrainerError } from '../contract/errors';
 import { DEFAULT_CHUNK_BYTES } from '../collectives/common';
 import type { BenchDefinition } from './bench';
@@ -20,6 +27,10 @@ const MIB = 1024 * 1024;
 const DEFAULT_SIZES_MIB = [1, 4, 16, 64];
 const WORKER = join(__dirname, 'allreduce-worker.js');
 const WARMUP = 2;
+/** From build/trainer/src/bench (compiled) or trainer/src/bench (tsx) to the checkout's tools/. */
+const GLOO_SCRIPT = [join(__dirname, '../../../../tools/bench/gloo_allreduce.py'), join(__dirname, '../../../tools/bench/gloo_allreduce.py')].find((p) => existsSync(p));
+/** Debian's python3-torch installs for the system python. */
+const GLOO_PYTHON = process.env.TENSORFLEET_GLOO_PYTHON ?? '/usr/bin/python3';
 
 interface SizeResult {
   readonly world_size: number;
@@ -28,9 +39,15 @@ interface SizeResult {
   readonly median_ms: number;
   readonly algbw_gbps: number;
   readonly busbw_gbps: number;
+  /** The plain-ws gather-and-send-back. */
   readonly naive_median_ms: number;
   readonly naive_busbw_gbps: number;
   readonly ratio_vs_naive: number;
+  /** The same star algorithm over our transport. */
+  readonly star_busbw_gbps: number;
+  /** gloo (PyTorch CPU) on the same sizes, or null where no python3 with torch is installed. */
+  readonly gloo_busbw_gbps: number | null;
+  readonly ratio_vs_gloo: number | null;
   readonly tcp_gbps: number;
   readonly chunk_bytes: number;
 }
@@ -60,13 +77,15 @@ function median(values: readonly number[]): number {
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
-function iterationsFor(bytes: number, algo: 'ring' | 'naive'): number {
+type Algo = 'ring' | 'star' | 'plain-ws';
+
+function iterationsFor(bytes: number, algo: Algo): number {
   const budget = algo === 'ring' ? 512 * MIB : 128 * MIB;
   return Math.max(algo === 'ring' ? 6 : 3, Math.min(30, Math.round(budget / bytes)));
 }
 
 /** Per size: the median over iterations of the slowest rank's time. */
-async function timeAlgo(worldSize: number, sizes: readonly number[], algo: 'ring' | 'naive', chunkBytes: number): Promise<Map<number, number[]>> {
+async function timeAlgo(worldSize: number, sizes: readonly number[], algo: Algo, chunkBytes: number): Promise<Map<number, number[]>> {
   const iters = sizes.map((b) => iterationsFor(b, algo));
   const group = await spawnRankGroup({
     entry: WORKER,
@@ -83,6 +102,24 @@ async function timeAlgo(worldSize: number, sizes: readonly number[], algo: 'ring
     perSize.set(bytes, slowest);
   }
   return perSize;
+}
+
+/**
+ * gloo's per-size times (slowest rank per iteration), or a reason it was not
+ * measured: no python3 with torch here, or the script is not in this checkout.
+ */
+async function timeGloo(worldSize: number, sizes: readonly number[]): Promise<Map<number, number[]> | string> {
+  if (!GLOO_SCRIPT) return 'tools/bench/gloo_allreduce.py is not in this checkout';
+  const iters = sizes.map((b) => iterationsFor(b, 'ring'));
+  try {
+    const args = [GLOO_SCRIPT, '--world-size', String(worldSize), '--sizes', sizes.join(','), '--iters', iters.join(','), '--warmup', String(WARMUP)];
+    const { stdout } = await promisify(execFile)(GLOO_PYTHON, args, { timeout: 600_000, maxBuffer: 1 << 24 });
+    const rows = stdout.trim().split('\n').map((line) => JSON.parse(line) as { bytes: number; times_ms: number[] });
+    return new Map(rows.map((r) => [r.bytes, r.times_ms]));
+  } catch (err) {
+    const detail = String((err as { stderr?: string }).stderr ?? (err as Error).message).trim().split('\n').pop();
+    return `${GLOO_PYTHON} could not run it (${detail}); install Debian's python3-torch (make bench does)`;
+  }
 }
 
 /** Loopback TCP throughput (GB/s): this process streams into a forked sink. */
@@ -113,16 +150,19 @@ async function tcpThroughput(): Promise<number> {
   }
 }
 
-function formatTable(results: readonly SizeResult[]): string {
-  const header = ['size', 'iters', 'median_ms', 'algbw_GB/s', 'busbw_GB/s', 'naive_busbw', 'vs_naive', 'tcp_GB/s'];
+function formatTable(results: readonly SizeResult[], glooNote: string | undefined): string {
+  const header = ['size', 'iters', 'median_ms', 'algbw_GB/s', 'busbw_GB/s', 'gloo_busbw', 'vs_gloo', 'naive_busbw', 'vs_naive', 'star_busbw', 'tcp_GB/s'];
   const rows = results.map((r) => [
     `${r.bytes / MIB} MiB`,
     String(r.iterations),
     r.median_ms.toFixed(2),
     r.algbw_gbps.toFixed(3),
     r.busbw_gbps.toFixed(3),
+    r.gloo_busbw_gbps === null ? '-' : r.gloo_busbw_gbps.toFixed(3),
+    r.ratio_vs_gloo === null ? '-' : `${r.ratio_vs_gloo.toFixed(2)}x`,
     r.naive_busbw_gbps.toFixed(3),
     `${r.ratio_vs_naive.toFixed(1)}x`,
+    r.star_busbw_gbps.toFixed(3),
     r.tcp_gbps.toFixed(2),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
@@ -130,14 +170,16 @@ function formatTable(results: readonly SizeResult[]): string {
   const first = results[0];
   return [
     `all-reduce (ring, ws transport) world_size=${first.world_size} chunk=${first.chunk_bytes / 1024} KiB warmup=${WARMUP}; GB/s = 1e9 B/s, busbw = algbw x 2(N-1)/N`,
+    'gloo = PyTorch CPU backend on the same machine; naive = gather to rank 0 and send back over plain ws + msgpackr; star = the same over our transport',
     line(header),
     ...rows.map(line),
+    ...(glooNote ? [`gloo not measured: ${glooNote}`] : []),
   ].join('\n');
 }
 
 export const allreduceBench: BenchDefinition = {
   name: 'allreduce',
-  summary: 'Ring all-reduce bandwidth across N local processes vs a naive all-reduce and loopback TCP',
+  summary: 'Ring all-reduce bandwidth across N local processes vs a plain-ws naive all-reduce, the same star over our transport, and loopback TCP',
   options: {
     'world-size': { type: 'string', description: 'Number of rank processes (2 to 64)', default: '2' },
     mib: { type: 'string', description: 'Time only this size, in MiB (1 to 1024)', default: '1,4,16,64' },
@@ -151,7 +193,9 @@ export const allreduceBench: BenchDefinition = {
     const json = values.json === true;
     const sizes = (mib === undefined ? DEFAULT_SIZES_MIB : [mib]).map((m) => m * MIB);
     const ring = await timeAlgo(worldSize, sizes, 'ring', chunkBytes);
-    const naive = await timeAlgo(worldSize, sizes, 'naive', chunkBytes);
+    const naive = await timeAlgo(worldSize, sizes, 'plain-ws', chunkBytes);
+    const star = await timeAlgo(worldSize, sizes, 'star', chunkBytes);
+    const gloo = await timeGloo(worldSize, sizes);
     const tcpGbps = await tcpThroughput();
     const factor = (2 * (worldSize - 1)) / worldSize;
     const results: SizeResult[] = sizes.map((bytes) => {
@@ -160,7 +204,10 @@ export const allreduceBench: BenchDefinition = {
       const naiveMs = median(naive.get(bytes) ?? []);
       const algbw = bytes / (medianMs / 1000) / 1e9;
       const naiveBusbw = (bytes / (naiveMs / 1000) / 1e9) * factor;
+      const starBusbw = (bytes / (median(star.get(bytes) ?? []) / 1000) / 1e9) * factor;
       const round = (v: number) => Math.round(v * 1e4) / 1e4;
+      const glooTimes = typeof gloo === 'string' ? undefined : gloo.get(bytes);
+      const glooBusbw = glooTimes ? (bytes / (median(glooTimes) / 1000) / 1e9) * factor : null;
       return {
         world_size: worldSize,
         bytes,
@@ -171,10 +218,13 @@ export const allreduceBench: BenchDefinition = {
         naive_median_ms: round(naiveMs),
         naive_busbw_gbps: round(naiveBusbw),
         ratio_vs_naive: round((algbw * factor) / naiveBusbw),
+        star_busbw_gbps: round(starBusbw),
+        gloo_busbw_gbps: glooBusbw === null ? null : round(glooBusbw),
+        ratio_vs_gloo: glooBusbw === null ? null : round((algbw * factor) / glooBusbw),
         tcp_gbps: round(tcpGbps),
         chunk_bytes: chunkBytes,
       };
     });
-    process.stdout.write(json ? results.map((r) => JSON.stringify(r)).join('\n') + '\n' : formatTable(results) + '\n');
+    process.stdout.write(json ? results.map((r) => JSON.stringify(r)).join('\n') + '\n' : formatTable(results, typeof gloo === 'string' ? gloo : undefined) + '\n');
   },
 };

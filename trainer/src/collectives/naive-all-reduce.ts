@@ -5,7 +5,7 @@
  */
 import { MESSAGE_TYPES } from '../contract/protocol';
 import type { Transport } from '../transport/transport';
-import { addInPlace } from './sum-kernel';
+import { addInPlace } from '../kernels/sum';
 import { type CollectiveOptions, guarded, partRange, recvFloat32, resolveOptions } from './common';
 
 /** Largest naive message: the whole buffer, up to 64 MiB (under the default 128 MiB maxPayloadBytes). */

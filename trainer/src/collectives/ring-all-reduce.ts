@@ -17,7 +17,7 @@
 import { MESSAGE_TYPES } from '../contract/protocol';
 import type { Float32Sink, Transport } from '../transport/transport';
 import { type CollectiveOptions, guarded, mod, partRange, resolveOptions } from './common';
-import { addBytesInPlace, copyBytes } from './sum-kernel';
+import { addBytesInPlace, copyBytes } from '../kernels/sum';
 
 export type AllReduceOptions = CollectiveOptions;
 

@@ -7,7 +7,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer } from 'ws';
 import { type ErrorCode, TrainerError } from '../contract/errors';
@@ -18,6 +18,7 @@ import { FramePool } from './frame-pool';
 import { checkHello, type HelloFields, helloMessage, parseHello } from './handshake';
 import { PeerGroup } from './peer-group';
 import type { Float32Expectation, Float32MessageHeader, Float32Sink, Transport, WaitOptions } from './transport';
+import { readIntoSharedBuffer } from './socket-reads';
 import { type PayloadStream, WsFrameReader } from './ws-frame-reader';
 
 export interface PeerAddress {
@@ -470,14 +471,25 @@ export class WsTransport implements Transport {
       message: (frame) => this.onMessage(conn, frame, true),
       forward: (bytes) => {
         if (receiver.destroyed || receiver.writableEnded || socket.listenerCount('data') === 0) return false;
-        if (!receiver.write(bytes)) socket.pause();
+        // ws keeps what it is given until it parsed it; reads may land in a reused buffer: hand it a copy.
+        if (!receiver.write(Buffer.from(bytes))) socket.pause();
         return true;
       },
     });
-    socket.removeListener('data', wsOnData);
-    socket.on('data', (chunk: Buffer) => {
+    const onBytes = (chunk: Buffer): void => {
       conn.lastSeenMs = Date.now();
       reader.push(chunk);
+    };
+    socket.removeListener('data', wsOnData);
+    socket.on('data', onBytes);
+    // What the socket already buffered (bytes that came with the upgrade) goes first, through 'data';
+    // later reads land in one reused buffer where this Node allows it (socket-reads.ts). On the next
+    // tick, so that the caller has set the connection up before its first bytes are handled; no read
+    // can happen before then (reads happen in the event loop's poll phase).
+    process.nextTick(() => {
+      if (socket.destroyed) return;
+      while (socket.readableLength > 0 && socket.read() !== null) continue;
+      readIntoSharedBuffer(socket as Socket, onBytes);
     });
   }
 

@@ -17,7 +17,7 @@ describe('bench allreduce', () => {
     const [row] = lines;
     assert.equal(row.world_size, 2);
     assert.equal(row.bytes, 1024 * 1024);
-    for (const key of ['median_ms', 'algbw_gbps', 'busbw_gbps', 'naive_busbw_gbps', 'tcp_gbps', 'ratio_vs_naive']) {
+    for (const key of ['median_ms', 'algbw_gbps', 'busbw_gbps', 'naive_busbw_gbps', 'star_busbw_gbps', 'tcp_gbps', 'ratio_vs_naive']) {
       assert.ok(Number.isFinite(row[key]) && row[key] > 0, `${key} = ${row[key]}`);
     }
     assert.ok(Math.abs(row.busbw_gbps - row.algbw_gbps) < 1e-3, 'busbw = algbw x 2(N-1)/N = algbw for N=2');

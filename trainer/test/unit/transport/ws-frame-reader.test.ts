@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { isTrainerError, MESSAGE_TYPES, TrainerError } from '../../../src/contract';
-import { addBytesInPlace } from '../../../src/collectives/sum-kernel';
+import { addBytesInPlace } from '../../../src/kernels/sum';
 import { decodeFrame, decodeFrameHeader, encodeFrame, float32Tensor } from '../../../src/transport/codec';
 import { type FrameReaderHandlers, type PayloadStream, WsFrameReader } from '../../../src/transport/ws-frame-reader';
 import { createWsGroup } from '../../support/ws-group';

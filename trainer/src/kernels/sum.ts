@@ -6,6 +6,11 @@
  * copies into and out of its memory. The JS loop stays as the fallback (and
  * for the < 4 element tail). Results are identical: both do one IEEE float32
  * add per element, in the same operand order.
+ *
+ * The kernel's memory has a fixed layout, sized once at load and never grown
+ * (growing would detach every view of it): two scratch blocks, then
+ * {@link kernelReadBuffer}, where the transport has sockets read into. Bytes
+ * that already lie in that memory are summed in place, without being copied in.
  */
 
 /** `add(out, a, b, bytes)`: out[i] = a[i] + b[i] over `bytes` (a multiple of 16) in wasm memory. */
@@ -61,18 +66,33 @@ const simd = loadSimd();
 const PAGE_BYTES = 65536;
 /** Below this many elements the JS loop wins (no copies). */
 const SIMD_MIN_ELEMENTS = 256;
-/** Elements per SIMD block: 3 x 128 KiB of copies stay in L2. */
+/** Elements per SIMD block: the copies stay in L2. */
 const BLOCK_ELEMENTS = 32 * 1024;
+const BLOCK_BYTES = BLOCK_ELEMENTS * 4;
+/** Size of {@link kernelReadBuffer}: large enough that a socket read rarely stops short, small enough to stay in L2. */
+const READ_BUFFER_BYTES = 256 * 1024;
+/** Byte offsets in the kernel's memory: scratch block A, scratch block B, the read buffer. */
+const A = 0;
+const B = BLOCK_BYTES;
+const READ = 2 * BLOCK_BYTES;
 
 /** Whether the WebAssembly SIMD kernel is in use. */
 export const simdEnabled = simd !== undefined;
 
-function scratch(elements: number): Float32Array {
-  const kernel = simd!;
-  const bytes = elements * 4 * 2;
-  if (kernel.mem.buffer.byteLength < bytes) kernel.mem.grow(Math.ceil((bytes - kernel.mem.buffer.byteLength) / PAGE_BYTES));
-  return new Float32Array(kernel.mem.buffer, 0, elements * 2);
+if (simd) {
+  const need = READ + READ_BUFFER_BYTES;
+  if (simd.mem.buffer.byteLength < need) simd.mem.grow(Math.ceil((need - simd.mem.buffer.byteLength) / PAGE_BYTES));
 }
+const memory: ArrayBuffer | undefined = simd?.mem.buffer;
+const scratchA = memory && new Float32Array(memory, A, BLOCK_ELEMENTS);
+const scratchB = memory && new Float32Array(memory, B, BLOCK_ELEMENTS);
+
+/**
+ * One buffer per process for socket reads to land in (see transport/socket-reads.ts):
+ * inside the kernel's memory when SIMD is on, so {@link addBytesInPlace} sums
+ * straight from it. Whoever reads into it must consume the bytes before the next read.
+ */
+export const kernelReadBuffer: Uint8Array = memory ? new Uint8Array(memory, READ, READ_BUFFER_BYTES) : new Uint8Array(READ_BUFFER_BYTES);
 
 /**
  * out[i] = a[i] + b[i] (out may alias a). All three have the same length.
@@ -84,15 +104,13 @@ export function addInto(out: Float32Array, a: Float32Array, b: Float32Array): vo
     for (let i = 0; i < n; i++) out[i] = a[i] + b[i];
     return;
   }
-  const block = Math.min(n, BLOCK_ELEMENTS);
-  const mem = scratch(block);
-  for (let start = 0; start < n; start += block) {
-    const end = Math.min(n, start + block);
+  for (let start = 0; start < n; start += BLOCK_ELEMENTS) {
+    const end = Math.min(n, start + BLOCK_ELEMENTS);
     const vector = (end - start) & ~3;
-    mem.set(a.subarray(start, end), 0);
-    mem.set(b.subarray(start, end), block);
-    simd.add(0, 0, block * 4, vector * 4);
-    out.set(mem.subarray(0, vector), start);
+    scratchA!.set(a.subarray(start, end));
+    scratchB!.set(b.subarray(start, end));
+    simd.add(A, A, B, vector * 4);
+    out.set(scratchA!.subarray(0, vector), start);
     for (let i = start + vector; i < end; i++) out[i] = a[i] + b[i];
   }
 }
@@ -105,7 +123,8 @@ export function addInPlace(target: Float32Array, incoming: Float32Array): void {
 /**
  * target[i] += the float32 at bytes[4i..4i+4) (little-endian; `bytes` need not
  * be 4-aligned in memory). `bytes` holds exactly target.length elements.
- * For summing a payload straight from socket reads, without assembling it first.
+ * For summing a payload straight from socket reads, without assembling it
+ * first; bytes in {@link kernelReadBuffer} are not even copied into the kernel.
  */
 export function addBytesInPlace(target: Float32Array, bytes: Uint8Array): void {
   const n = target.length;
@@ -114,17 +133,18 @@ export function addBytesInPlace(target: Float32Array, bytes: Uint8Array): void {
     for (let i = 0; i < n; i++) target[i] = target[i] + incoming.getFloat32(4 * i, true);
     return;
   }
-  const block = Math.min(n, BLOCK_ELEMENTS);
-  const mem = scratch(block);
-  const memBytes = new Uint8Array(mem.buffer, block * 4, block * 4);
-  for (let start = 0; start < n; start += block) {
-    const end = Math.min(n, start + block);
+  const resident = bytes.buffer === memory;
+  const incoming = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let start = 0; start < n; start += BLOCK_ELEMENTS) {
+    const end = Math.min(n, start + BLOCK_ELEMENTS);
     const vector = (end - start) & ~3;
-    mem.set(target.subarray(start, end), 0);
-    memBytes.set(bytes.subarray(start * 4, end * 4), 0);
-    simd.add(0, 0, block * 4, vector * 4);
-    target.set(mem.subarray(0, vector), start);
-    for (let i = start + vector; i < end; i++) target[i] = target[i] + mem[block + i - start];
+    scratchA!.set(target.subarray(start, end));
+    let from = B;
+    if (resident) from = bytes.byteOffset + start * 4;
+    else new Uint8Array(memory!, B, vector * 4).set(bytes.subarray(start * 4, start * 4 + vector * 4));
+    simd.add(A, A, from, vector * 4);
+    target.set(scratchA!.subarray(0, vector), start);
+    for (let i = start + vector; i < end; i++) target[i] = target[i] + incoming.getFloat32(4 * i, true);
   }
 }
 

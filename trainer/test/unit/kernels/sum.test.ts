@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { addInPlace, addInto, simdEnabled } from '../../../src/collectives/sum-kernel';
+import { addInPlace, addInto, simdEnabled } from '../../../src/kernels/sum';
 import { randomFloat32 } from '../../support/random';
 
 describe('sum kernel', () => {
