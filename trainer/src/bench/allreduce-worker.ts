@@ -13,6 +13,7 @@ import { parseTrainerEnv } from '../contract/env';
 import { barrier } from '../collectives/barrier';
 import { naiveAllReduce } from '../collectives/naive-all-reduce';
 import { ringAllReduce } from '../collectives/ring-all-reduce';
+import { allocateFloat32 } from '../kernels/sum';
 import { rendezvous } from '../rendezvous/rendezvous';
 import type { Transport } from '../transport/transport';
 import { PlainWsAllReduce } from './plain-ws-all-reduce';
@@ -88,7 +89,8 @@ async function main(): Promise<void> {
       // Filled once, as nccl-tests does: refilling 64 MiB between iterations would steal a core from
       // ranks still timing theirs when ranks outnumber cores. The first sum is checked; later ones
       // grow the values by worldSize each time (to Infinity at worst, which sums at full speed).
-      const data = new Float32Array(bytes / 4).fill(1 / config.worldSize);
+      // The ring's buffer is resident in the sum kernel's memory, as the DDP gradient buffer is (kernels/sum.ts).
+      const data = (algo === 'ring' ? allocateFloat32(bytes / 4) : new Float32Array(bytes / 4)).fill(1 / config.worldSize);
       const timesMs: number[] = [];
       for (let iter = 0; iter < warmup + (iters[i] ?? iters[0]); iter++) {
         await barrier(transport, { step: step++ });

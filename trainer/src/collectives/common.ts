@@ -23,12 +23,12 @@ export interface CollectiveOptions {
   /**
    * Largest tensor payload per message, in bytes (keep it well under maxPayloadBytes).
    *
-   * @default 4 MiB
+   * @default 16 MiB
    */
   readonly chunkBytes?: number;
 }
 
-export const DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024;
+export const DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024;
 
 export interface ResolvedOptions {
   readonly step: number;

@@ -15,9 +15,8 @@
  * and the collective returns only once every send was written.
  */
 import { MESSAGE_TYPES } from '../contract/protocol';
-import type { Float32Sink, Transport } from '../transport/transport';
+import type { Float32Target, Transport } from '../transport/transport';
 import { type CollectiveOptions, guarded, mod, partRange, resolveOptions } from './common';
-import { addBytesInPlace, copyBytes } from '../kernels/sum';
 
 export type AllReduceOptions = CollectiveOptions;
 
@@ -53,11 +52,9 @@ export async function ringAllReduce(transport: Transport, data: Float32Array, op
       for (let c = 0; c < chunks; c++) {
         const [a, b] = range(segmentOf(stage), c);
         const target = data.subarray(a, b);
-        const sink: Float32Sink =
-          stage < stages
-            ? (index, bytes) => addBytesInPlace(target.subarray(index, index + bytes.length / 4), bytes)
-            : (index, bytes) => copyBytes(target.subarray(index, index + bytes.length / 4), bytes);
-        const done = transport.recvFloat32Into(prev, { ...header(stage, c), length: b - a }, sink, { timeoutMs, what: what(stage, c) });
+        // Reduce-scatter sums each piece in; the all-gather copies, which a transport may do by reading straight into `target`.
+        const into: Float32Target = stage < stages ? { addTo: target } : target;
+        const done = transport.recvFloat32Into(prev, { ...header(stage, c), length: b - a }, into, { timeoutMs, what: what(stage, c) });
         done.catch(ignore); // awaited below; a failure before then must not count as unhandled
         received.push(done);
       }

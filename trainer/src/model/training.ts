@@ -8,6 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { TrainerError } from '../contract/errors';
 import { trainableVariables } from './weights';
+import { allocateFloat32 } from '../kernels/sum';
 
 /** Examples in the dataset layout: NHWC floats and class labels. */
 export interface Examples {
@@ -79,7 +80,8 @@ export class TrainStep {
     readonly examples: Examples,
   ) {
     this.variables = trainableVariables(model);
-    this.gradients = new Float32Array(this.variables.reduce((sum, v) => sum + v.size, 0));
+    // Resident in the sum kernel's memory: the ring all-reduce sums into it without copying.
+    this.gradients = allocateFloat32(this.variables.reduce((sum, v) => sum + v.size, 0));
   }
 
   /** Gradients of the mean loss over `batch`, written into {@link gradients}. */

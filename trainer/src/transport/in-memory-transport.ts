@@ -8,7 +8,7 @@ import { CLOSE_CODES } from '../contract/protocol';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../contract/ports';
 import { allocateFloat32Frame, decodeFrame, encodeFrame, type Frame, type Message } from './codec';
 import { PeerGroup } from './peer-group';
-import type { Float32Expectation, Float32MessageHeader, Float32Sink, Transport, WaitOptions } from './transport';
+import type { Float32Expectation, Float32MessageHeader, Float32Target, Transport, WaitOptions } from './transport';
 
 export interface InMemoryTransportOptions {
   /**
@@ -71,8 +71,8 @@ export class InMemoryTransport implements Transport {
 
   async flush(): Promise<void> {}
 
-  recvFloat32Into(peer: number, expected: Float32Expectation, sink: Float32Sink, options?: WaitOptions): Promise<void> {
-    return this.group.recvInto(peer, expected, sink, options);
+  recvFloat32Into(peer: number, expected: Float32Expectation, target: Float32Target, options?: WaitOptions): Promise<void> {
+    return this.group.recvInto(peer, expected, target, options);
   }
 
   recv(peer: number, options?: WaitOptions): Promise<Frame> {

@@ -5,7 +5,8 @@
  */
 import { type ErrorCode, TrainerError } from '../contract/errors';
 import type { Frame } from './codec';
-import type { Float32Expectation, Float32Sink, WaitOptions } from './transport';
+import { addBytesInPlace, readAreaFor } from '../kernels/sum';
+import type { Float32Expectation, Float32Sink, Float32Target, WaitOptions } from './transport';
 
 /**
  * A pending receive. Its timer runs only while it is first in line: a receive
@@ -26,6 +27,10 @@ interface Waiter {
 export interface StreamTarget {
   readonly expected: Float32Expectation;
   readonly sink: Float32Sink;
+  /** When the receive copies into an array: its bytes, which a transport may also read into directly. */
+  readonly destination?: Uint8Array;
+  /** When the receive sums into a resident array (kernels/sum.ts): where reads should land for the sum to copy nothing. */
+  readonly readArea?: Buffer;
   /** Settle the receive once the whole payload went to the sink. */
   readonly done: () => void;
   /** Whether a transport has started streaming into it. */
@@ -84,7 +89,15 @@ class Mailbox {
   }
 
   /** A receive into a sink; `check` turns a whole frame into an error or feeds the sink. */
-  takeInto(timeoutMs: number, onTimeout: () => TrainerError, expected: Float32Expectation, sink: Float32Sink, check: (frame: Frame) => TrainerError | undefined): Promise<void> {
+  takeInto(timeoutMs: number, onTimeout: () => TrainerError, expected: Float32Expectation, target: Float32Target, check: (frame: Frame) => TrainerError | undefined): Promise<void> {
+    const destination = target instanceof Float32Array ? new Uint8Array(target.buffer, target.byteOffset, target.byteLength) : undefined;
+    const addTo = typeof target === 'object' && !(target instanceof Float32Array) ? target.addTo : undefined;
+    const readArea = addTo && readAreaFor(addTo);
+    const sink: Float32Sink = destination
+      ? (index, bytes) => destination.set(bytes, index * 4)
+      : addTo
+        ? (index, bytes) => addBytesInPlace(addTo.subarray(index, index + bytes.length / 4), bytes)
+        : (target as Float32Sink);
     return new Promise<void>((resolve, reject) => {
       const take = (frame: Frame): void => {
         const error = check(frame);
@@ -99,7 +112,14 @@ class Mailbox {
         return take(frame);
       }
       if (this.ended) return reject(this.ended());
-      const stream: StreamTarget = { expected, sink, streaming: false, done: () => this.finish(waiter) && resolve() };
+      const stream: StreamTarget = {
+        expected,
+        sink,
+        ...(destination ? { destination } : {}),
+        ...(readArea ? { readArea } : {}),
+        streaming: false,
+        done: () => this.finish(waiter) && resolve(),
+      };
       const waiter: Waiter = { timeoutMs, onTimeout, take, reject, stream };
       this.wait(waiter);
     });
@@ -255,7 +275,7 @@ export class PeerGroup {
    * Receive the next message from `peer` into `sink` (Transport.recvFloat32Into).
    * A message that is not `expected` fails with TRAINER_ERR_SHAPE_MISMATCH.
    */
-  recvInto(peer: number, expected: Float32Expectation, sink: Float32Sink, options: WaitOptions = {}): Promise<void> {
+  recvInto(peer: number, expected: Float32Expectation, target: Float32Target, options: WaitOptions = {}): Promise<void> {
     try {
       this.check(peer, 'receive from');
     } catch (err) {
@@ -267,7 +287,7 @@ export class PeerGroup {
       timeoutMs,
       () => this.timeoutError(`rank ${this.rank} timed out after ${timeoutMs}ms waiting for ${what} from ${this.describePeer(peer)}`),
       expected,
-      sink,
+      target,
       (frame) => {
         const problem = float32Problem({ ...frame, tensors: frame.tensors.map((t) => ({ dtype: t.dtype, byteLength: t.data.byteLength })) }, expected);
         return problem === undefined ? undefined : this.mismatch(peer, what, problem);

@@ -20,8 +20,7 @@ import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { kernelReadBuffer } from '../kernels/sum';
 
-/** {@link kernelReadBuffer} as a Buffer (the same memory). */
-const sharedReadBuffer = Buffer.from(kernelReadBuffer.buffer, kernelReadBuffer.byteOffset, kernelReadBuffer.byteLength);
+const sharedReadBuffer = kernelReadBuffer;
 
 interface UserBufferHandle {
   useUserBuffer(buffer: Uint8Array): void;
@@ -31,12 +30,28 @@ function symbolNamed(target: object, name: string): symbol | undefined {
   return Object.getOwnPropertySymbols(target).find((s) => s.description === name);
 }
 
+/** Where a read should land: a staging buffer to hand to onBytes, or (`direct`) the bytes' final place. */
+export interface NextRead {
+  readonly buffer: Uint8Array;
+  readonly direct: boolean;
+}
+
+export interface SocketReadHandlers {
+  /** A read that landed in a staging buffer (the shared one, or one nextRead named): a view of it, valid until this returns. */
+  readonly onBytes: (bytes: Buffer) => void;
+  /** A read of `length` bytes that landed in a `direct` buffer nextRead named. */
+  readonly onBytesInPlace: (length: number) => void;
+  /** Where the next read should land, if not in the shared buffer; asked after every read. */
+  readonly nextRead: () => NextRead | undefined;
+}
+
 /**
- * From now on, hand every read of `socket` to `onBytes` as a view of the shared
- * read buffer. Bytes the socket had already buffered are not touched: drain them first.
- * Returns false (and changes nothing) where this is not possible.
+ * From now on, hand every read of `socket` to the handlers: into the shared
+ * read buffer, or where `nextBuffer` says. Bytes the socket had already
+ * buffered are not touched: drain them first. Returns false (and changes
+ * nothing) where this is not possible.
  */
-export function readIntoSharedBuffer(socket: Socket, onBytes: (bytes: Buffer) => void): boolean {
+export function readIntoSharedBuffer(socket: Socket, handlers: SocketReadHandlers): boolean {
   if (process.env.TENSORFLEET_SOCKET_READS === 'stream' || socket instanceof TLSSocket) return false;
   const kBuffer = symbolNamed(socket, 'kBuffer');
   const kBufferCb = symbolNamed(socket, 'kBufferCb');
@@ -45,8 +60,17 @@ export function readIntoSharedBuffer(socket: Socket, onBytes: (bytes: Buffer) =>
   const handle = fields._handle;
   if (!kBuffer || !kBufferCb || !kBufferGen || fields[kBuffer] || typeof handle?.useUserBuffer !== 'function') return false;
   fields[kBuffer] = sharedReadBuffer;
-  fields[kBufferGen] = null;
-  fields[kBufferCb] = (bytesRead: number): void => onBytes(sharedReadBuffer.subarray(0, bytesRead));
+  // Node asks kBufferGen for the next read's buffer after every read, and hands kBufferCb the buffer the read went into.
+  let direct = false;
+  fields[kBufferGen] = (): Uint8Array => {
+    const next = handlers.nextRead();
+    direct = next?.direct ?? false;
+    return next?.buffer ?? sharedReadBuffer;
+  };
+  fields[kBufferCb] = (bytesRead: number, buffer: Uint8Array): void => {
+    if (direct) handlers.onBytesInPlace(bytesRead);
+    else handlers.onBytes(Buffer.from(buffer.buffer, buffer.byteOffset, bytesRead));
+  };
   handle.useUserBuffer(sharedReadBuffer);
   return true;
 }

@@ -51,6 +51,12 @@ export interface Float32Expectation extends Float32MessageHeader {
  */
 export type Float32Sink = (index: number, bytes: Uint8Array) => void;
 
+/**
+ * Where a received float32 payload goes: copied into an array (exactly its
+ * length), summed into one (`{ addTo }`: addTo[i] += payload[i]), or handed to a sink.
+ */
+export type Float32Target = Float32Sink | Float32Array | { readonly addTo: Float32Array };
+
 export interface Transport {
   readonly rank: number;
   readonly worldSize: number;
@@ -75,12 +81,15 @@ export interface Transport {
   flush(): Promise<void>;
   /**
    * Receive the next message from `peer`, which must be `expected` (else it
-   * fails with TRAINER_ERR_SHAPE_MISMATCH), handing its payload to `sink` as it
+   * fails with TRAINER_ERR_SHAPE_MISMATCH), handing its payload to `target` as it
    * arrives (where the implementation allows: no intermediate message buffer).
+   * A Float32Array target gets a copy of the payload, `{ addTo }` the sum; a
+   * transport may have the socket read straight into (or next to) the array,
+   * so its contents are undefined until this resolves.
    * Calls may be posted ahead; they complete in order. The timeout of a call
    * starts when every earlier receive from `peer` has completed.
    */
-  recvFloat32Into(peer: number, expected: Float32Expectation, sink: Float32Sink, options?: WaitOptions): Promise<void>;
+  recvFloat32Into(peer: number, expected: Float32Expectation, target: Float32Target, options?: WaitOptions): Promise<void>;
   /** The next message from `peer`. */
   recv(peer: number, options?: WaitOptions): Promise<Frame>;
   /** Fail the group: reject everything pending here and tell the peers why. Idempotent. */

@@ -19,10 +19,13 @@
  */
 import { MAX_HEADER_BYTES } from '../contract/protocol';
 import type { TrainerError } from '../contract/errors';
+import type { NextRead } from './socket-reads';
 import type { Float32Sink } from './transport';
 
 /** Frames at least this large are streamed when a receive is waiting for them. */
 const STREAM_MIN_BYTES = 16 * 1024;
+/** A socket read goes straight into a destination only for at least this many payload bytes. */
+const DIRECT_MIN_BYTES = 64 * 1024;
 const OPCODE_BINARY = 0x2;
 const OPCODE_CLOSE = 0x8;
 const OPCODE_PING = 0x9;
@@ -33,6 +36,14 @@ export interface PayloadStream {
   /** Offset of the payload in the frame (it runs to the end of the frame). */
   readonly offset: number;
   readonly sink: Float32Sink;
+  /**
+   * Where the payload goes, when it is only copied: then bytes are copied
+   * there as they are (no element bookkeeping), and {@link WsFrameReader.directTarget}
+   * lets the socket read straight into it.
+   */
+  readonly destination?: Uint8Array;
+  /** Where socket reads should land while this payload streams, for the sink to read them without a copy. */
+  readonly readArea?: Buffer;
   /** Called once the whole payload went to the sink. */
   readonly done: () => void;
 }
@@ -119,6 +130,29 @@ export class WsFrameReader {
         }
       }
     }
+  }
+
+  /**
+   * Where the next socket read should land, if not in the shared read buffer:
+   * straight into the destination of the payload being streamed (`direct`:
+   * the rest of it, when at least DIRECT_MIN_BYTES remain; the read cannot run
+   * past the payload), or into its sink's read area.
+   */
+  nextRead(): NextRead | undefined {
+    const stream = this.stream;
+    if (this.mode !== 'payload' || !stream) return undefined;
+    if (stream.destination) {
+      const at = this.pos - stream.offset;
+      const remaining = this.frameBytes - this.pos;
+      return at >= 0 && remaining >= DIRECT_MIN_BYTES ? { buffer: stream.destination.subarray(at, at + remaining), direct: true } : undefined;
+    }
+    return stream.readArea && { buffer: stream.readArea, direct: false };
+  }
+
+  /** `length` bytes were read straight into the `direct` buffer {@link nextRead} handed out before the read. */
+  pushInPlace(length: number): void {
+    this.pos += length;
+    if (this.pos === this.frameBytes) this.frameEnd();
   }
 
   /** A complete frame header is in `info`: decide how to read the frame. */
@@ -210,7 +244,7 @@ export class WsFrameReader {
 
   /** Hand `piece` (frame bytes from `start`) to the stream in whole elements. */
   private feed(piece: Buffer, start: number): void {
-    const { offset, sink } = this.stream!;
+    const { offset, sink, destination } = this.stream!;
     let bytes: Uint8Array = piece;
     let at = start - offset;
     if (at < 0) {
@@ -218,6 +252,7 @@ export class WsFrameReader {
       bytes = bytes.subarray(Math.min(-at, bytes.length));
       at = 0;
     }
+    if (destination) return destination.set(bytes, at);
     if (this.carryLength > 0 && bytes.length > 0) {
       const n = Math.min(4 - this.carryLength, bytes.length);
       this.carry.set(bytes.subarray(0, n), this.carryLength);

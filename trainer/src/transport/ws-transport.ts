@@ -17,7 +17,7 @@ import { allocateFloat32Frame, decodeFrame, decodeFrameHeader, encodeFrame, floa
 import { FramePool } from './frame-pool';
 import { checkHello, type HelloFields, helloMessage, parseHello } from './handshake';
 import { PeerGroup } from './peer-group';
-import type { Float32Expectation, Float32MessageHeader, Float32Sink, Transport, WaitOptions } from './transport';
+import type { Float32Expectation, Float32MessageHeader, Float32Target, Transport, WaitOptions } from './transport';
 import { readIntoSharedBuffer } from './socket-reads';
 import { type PayloadStream, WsFrameReader } from './ws-frame-reader';
 
@@ -332,8 +332,8 @@ export class WsTransport implements Transport {
     }
   }
 
-  recvFloat32Into(peer: number, expected: Float32Expectation, sink: Float32Sink, options?: WaitOptions): Promise<void> {
-    return this.group.recvInto(peer, expected, sink, options);
+  recvFloat32Into(peer: number, expected: Float32Expectation, target: Float32Target, options?: WaitOptions): Promise<void> {
+    return this.group.recvInto(peer, expected, target, options);
   }
 
   recv(peer: number, options?: WaitOptions): Promise<Frame> {
@@ -480,6 +480,10 @@ export class WsTransport implements Transport {
       conn.lastSeenMs = Date.now();
       reader.push(chunk);
     };
+    const onBytesInPlace = (length: number): void => {
+      conn.lastSeenMs = Date.now();
+      reader.pushInPlace(length);
+    };
     socket.removeListener('data', wsOnData);
     socket.on('data', onBytes);
     // What the socket already buffered (bytes that came with the upgrade) goes first, through 'data';
@@ -489,7 +493,7 @@ export class WsTransport implements Transport {
     process.nextTick(() => {
       if (socket.destroyed) return;
       while (socket.readableLength > 0 && socket.read() !== null) continue;
-      readIntoSharedBuffer(socket as Socket, onBytes);
+      readIntoSharedBuffer(socket as Socket, { onBytes, onBytesInPlace, nextRead: () => reader.nextRead() });
     });
   }
 
@@ -498,7 +502,9 @@ export class WsTransport implements Transport {
     const header = decodeFrameHeader(head, frameBytes, { maxPayloadBytes: this.maxPayloadBytes });
     if (conn.rejected || conn.peer < 0 || header.rank !== conn.peer || header.tensors.length !== 1) return undefined;
     const target = this.group.streamTarget(conn.peer, header);
-    return target && { offset: header.tensors[0].offset, sink: target.sink, done: target.done };
+    if (!target) return undefined;
+    const { sink, destination, readArea, done } = target;
+    return { offset: header.tensors[0].offset, sink, ...(destination ? { destination } : {}), ...(readArea ? { readArea } : {}), done };
   }
 
   private onMessage(conn: Connection, data: Buffer, isBinary: boolean): void {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { isTrainerError, MESSAGE_TYPES, TrainerError } from '../../../src/contract';
-import { addBytesInPlace } from '../../../src/kernels/sum';
+import { addBytesInPlace, allocateFloat32 } from '../../../src/kernels/sum';
 import { decodeFrame, decodeFrameHeader, encodeFrame, float32Tensor } from '../../../src/transport/codec';
 import { type FrameReaderHandlers, type PayloadStream, WsFrameReader } from '../../../src/transport/ws-frame-reader';
 import { createWsGroup } from '../../support/ws-group';
@@ -145,6 +145,38 @@ describe('WsFrameReader', () => {
 });
 
 describe('WsTransport.recvFloat32Into', () => {
+  test('copies into arrays and sums into resident and plain arrays, reading straight into them, whatever the sizes', async () => {
+    const group = await createWsGroup(2, { timeoutMs: 5000 });
+    try {
+      const [a, b] = group.transports;
+      const header = (seq: number) => ({ type: MESSAGE_TYPES.chunk, step: 1, seq });
+      // Sizes around the 64 KiB direct-read threshold and the 256 KiB read areas, odd element counts.
+      const lengths = [1, 3, 16_383, 16_384, 16_385, 65_537, 300_001, 1_000_003];
+      for (const [i, length] of lengths.entries()) {
+        const payload = randomFloat32(40 + i, length);
+        const start = randomFloat32(60 + i, length);
+        const sum = start.map((v, j) => Math.fround(v + payload[j]));
+        const copy = new Float32Array(length);
+        const plain = Float32Array.from(start);
+        const resident = allocateFloat32(length);
+        resident.set(start);
+        const received = [
+          b.recvFloat32Into(0, { ...header(3 * i), length }, copy),
+          b.recvFloat32Into(0, { ...header(3 * i + 1), length }, { addTo: plain }),
+          b.recvFloat32Into(0, { ...header(3 * i + 2), length }, { addTo: resident }),
+        ];
+        for (let k = 0; k < 3; k++) await a.sendFloat32View(1, header(3 * i + k), payload);
+        await a.flush();
+        await Promise.all(received);
+        assert.deepEqual(copy, payload, `copy of ${length}`);
+        assert.deepEqual(plain, sum, `sum into a plain array of ${length}`);
+        assert.deepEqual(resident, sum, `sum into a resident array of ${length}`);
+      }
+    } finally {
+      await group.close();
+    }
+  });
+
   test('sums large payloads into place whether the receive was posted before or after they arrived; flush waits for sends', async () => {
     const group = await createWsGroup(2, { timeoutMs: 5000 });
     try {
