@@ -149,7 +149,9 @@ export interface DdpClusterProps {
    * Existing ReadWriteMany PersistentVolumeClaim for checkpoints, so a rank rescheduled
    * to another node resumes too.
    *
-   * @default - an emptyDir per pod: a restarted container resumes, a rescheduled pod starts over
+   * @default - an emptyDir per pod: a restarted container resumes from its own checkpoint, a
+   * rescheduled pod from its peers' (the group resumes from the newest checkpoint any rank holds);
+   * only when every pod is rescheduled at once does the group start over
    */
   readonly checkpointClaimName?: string;
   /**

@@ -5,13 +5,14 @@
  *
  * Life of a rank:
  *  1. health endpoint up (/livez); backend; train + test data; model, optimizer.
- *  2. Read this rank's newest checkpoint BEFORE the rendezvous: the group's
- *     generation is TENSORFLEET_GENERATION + its completed epoch, so processes
- *     of an older incarnation (which would resume from an older epoch) are
- *     refused by the transport instead of joining this ring.
- *  3. Rendezvous (/readyz turns 200). Rank 0 broadcasts the resume epoch, the
- *     weights and the optimizer state (its checkpoint's, or its fresh seeded
- *     ones): every rank starts bit-identical.
+ *  2. Read this rank's newest checkpoint.
+ *  3. Rendezvous (/readyz turns 200). The ranks tell each other their newest
+ *     checkpoint epoch; the group resumes from the newest of them, and the
+ *     lowest rank holding it broadcasts its weights and optimizer state (with
+ *     no checkpoint anywhere, rank 0 broadcasts its fresh seeded ones): every
+ *     rank starts bit-identical. A rank whose checkpoints are gone (a pod
+ *     rescheduled onto a new emptyDir) or older (it died between the others'
+ *     checkpoint writes) resumes from its peers'.
  *  4. Each epoch: DistributedSampler shard -> batches -> local gradients ->
  *     ring all-reduce (sum) -> divide by worldSize -> optimizer step. Then
  *     every rank writes its checkpoint (the weights are identical everywhere).
@@ -95,7 +96,7 @@ export async function runDdpWorker(config: TrainerConfig): Promise<void> {
     const trainStep = new TrainStep(model, optimizer, train);
     const layout = optimizerStateLayout(config.optimizer, trainStep.variables);
 
-    // 2. This rank's checkpoint decides the generation it joins.
+    // 2. This rank's newest checkpoint.
     const fingerprint = checkpointFingerprint(config);
     const own = await loadLatestCheckpoint(config.checkpointDir, rank, fingerprint, { onWarning: log });
     if (own && (own.weights.length !== trainStep.gradients.length || own.optimizerState.length !== stateLength(layout))) {
@@ -105,24 +106,28 @@ export async function runDdpWorker(config: TrainerConfig): Promise<void> {
           `model ${config.model} has ${trainStep.gradients.length} and ${stateLength(layout)}`,
       );
     }
-    const generation = config.generation + (own?.epoch ?? 0);
+    const { generation } = config;
 
-    // 3. Ring up; rank 0's state becomes everyone's.
-    transport = await rendezvous({ ...config, generation });
+    // 3. Ring up; the newest checkpoint among the ranks (or rank 0's fresh state) becomes everyone's.
+    transport = await rendezvous(config);
     health.setReady();
     const ring = transport;
     const steps = new CollectiveSteps();
-    const resume = new Float32Array([own?.epoch ?? 0]);
-    await broadcast(ring, resume, steps.next());
-    const resumeEpoch = resume[0];
-    if (rank !== 0 && resumeEpoch !== (own?.epoch ?? 0)) log(`warning: rank 0 resumes from epoch ${resumeEpoch}, this rank's checkpoint says ${own?.epoch ?? 0}`);
-    const weights = rank === 0 && own ? own.weights : getFlatWeights(model);
-    const optimizerState = rank === 0 && own ? own.optimizerState : new Float32Array(stateLength(layout));
-    await broadcast(ring, weights, steps.next());
-    await broadcast(ring, optimizerState, steps.next());
+    const epochs = new Float32Array(worldSize);
+    epochs[rank] = own?.epoch ?? 0;
+    await ringAllReduce(ring, epochs, steps.next());
+    const resumeEpoch = Math.max(...epochs);
+    const source = resumeEpoch > 0 ? epochs.indexOf(resumeEpoch) : 0;
+    if (resumeEpoch !== (own?.epoch ?? 0)) {
+      log(`this rank's newest checkpoint is ${own ? `after epoch ${own.epoch}` : 'missing'}; the group resumes after epoch ${resumeEpoch} from rank ${source}'s`);
+    }
+    const weights = rank === source && own ? own.weights : getFlatWeights(model);
+    const optimizerState = rank === source && own ? own.optimizerState : new Float32Array(stateLength(layout));
+    await broadcast(ring, weights, { ...steps.next(), root: source });
+    await broadcast(ring, optimizerState, { ...steps.next(), root: source });
     setFlatWeights(model, weights);
     await setOptimizerState(optimizer, layout, optimizerState);
-    if (resumeEpoch > 0) log(`resuming after epoch ${resumeEpoch} (${own?.path ?? 'rank 0 checkpoint'}), generation ${generation}`);
+    if (resumeEpoch > 0) log(`resuming after epoch ${resumeEpoch} (rank ${source}'s checkpoint${rank === source ? ` ${own?.path}` : ''}), generation ${generation}`);
 
     const samplesPerRank = shardLength(train.count, worldSize);
     const stepsPerEpoch = Math.ceil(samplesPerRank / config.batchSize);

@@ -121,12 +121,15 @@ describe('ddp role (multi-process)', () => {
     assert.deepEqual(ofType(first.events, 'checkpoint', 0).map((e) => e.epoch), [1]);
     assert.ok(Date.now() - started < 60_000);
 
-    // The test plays the Job controller: restart both ranks with the same env.
+    // The test plays the Job controller: restart both ranks with the same env. Rank 0's pod was
+    // rescheduled meanwhile: its checkpoints are gone (a new emptyDir), so it resumes from rank 1's.
+    for (const file of await readdir(join(dir, 'checkpoints'))) if (file.includes('.rank-0.')) await rm(join(dir, 'checkpoints', file));
     const log2 = stderrLog();
     const second = await runLocalGroup({ role: 'ddp', worldSize: 2, baseEnv: env, timeoutMs: 60_000, onLine: log2.onLine });
     assert.deepEqual(second.exitCodes, [0, 0], log2.text());
     assert.deepEqual(ofType(second.events, 'start').map((e) => e.resumeEpoch), [1, 1]);
-    assert.match(log2.text(), /resuming after epoch 1 .*generation 1/);
+    assert.match(log2.text(), /\[rank 0\] .*this rank's newest checkpoint is missing; the group resumes after epoch 1 from rank 1's/);
+    assert.match(log2.text(), /\[rank 1\] .*resuming after epoch 1 \(rank 1's checkpoint .*epoch-000001\.rank-1\.ckpt\), generation 0/);
     for (const rank of [0, 1]) {
       const epochs = [...ofType(first.events, 'epoch', rank), ...ofType(second.events, 'epoch', rank)].map((e) => e.epoch);
       assert.deepEqual(epochs, [1, 2, 3], `rank ${rank}`);
