@@ -97,8 +97,9 @@ export class GitOpsApplication extends Construct {
         destination: { server: props.destinationServer ?? 'https://kubernetes.default.svc', namespace: this.destinationNamespace },
         syncPolicy: {
           ...(automated ? { automated: { prune: true, selfHeal: true } } : {}),
-          // Server-side apply: no last-applied annotation, large objects apply fine.
-          syncOptions: ['CreateNamespace=true', 'ServerSideApply=true'],
+          // Server-side apply: no last-applied annotation, large objects apply fine. Only what is out of
+          // sync is applied: a training Job that did not change is left alone (Jobs are recreated when they do).
+          syncOptions: ['CreateNamespace=true', 'ServerSideApply=true', 'ApplyOutOfSyncOnly=true'],
           retry: { limit: 5, backoff: { duration: '10s', factor: 2, maxDuration: '3m' } },
         },
       },

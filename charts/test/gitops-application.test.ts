@@ -25,6 +25,7 @@ test('GitOpsApplication syncs the repository path into the destination namespace
   assert.equal(app.spec.destination.namespace, 'ml');
   assert.deepEqual(app.spec.syncPolicy.automated, { prune: true, selfHeal: true });
   assert.ok(app.spec.syncPolicy.syncOptions.includes('CreateNamespace=true'));
+  assert.ok(app.spec.syncPolicy.syncOptions.includes('ApplyOutOfSyncOnly=true'), 'unchanged training Jobs are not recreated on every sync');
 });
 
 test('GitOpsApplication without automated sync leaves syncing to people', () => {
