@@ -16,6 +16,7 @@ import {
   OptimizerName,
   PATHS,
   PORTS,
+  S3_CREDENTIAL_ENV,
   TrainerConfigInput,
   resolveTrainerConfig,
 } from '../trainer/src/contract';
@@ -51,8 +52,8 @@ export interface DdpClusterProps {
   /** @default "mnist" */
   readonly dataset?: DatasetName;
   /**
-   * Folder of the dataset's files: https://, http://, s3:// (endpoint from the tracking
-   * stack's S3 or datasetS3Endpoint) or an absolute path on a mounted volume.
+   * Folder of the dataset's files: https://, http://, s3:// (at datasetS3Endpoint, with the
+   * credentials in datasetS3CredentialsSecret) or an absolute path on a mounted volume.
    *
    * @default - the public mirror of MNIST and Fashion-MNIST; required for CIFAR-10
    */
@@ -63,6 +64,14 @@ export interface DdpClusterProps {
    * @default - AWS S3
    */
   readonly datasetS3Endpoint?: string;
+  /**
+   * Existing Secret with the credentials for an s3:// datasetUri, in the keys
+   * AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (AWS_SESSION_TOKEN and AWS_REGION
+   * are read too when present).
+   *
+   * @default - no credentials: anonymous requests (a public bucket), or whatever the pod's environment provides
+   */
+  readonly datasetS3CredentialsSecret?: string;
   /**
    * Train on the first N examples (0 = the whole training set).
    *
@@ -200,6 +209,11 @@ export class DdpCluster extends Construct {
     if (props.ttlSecondsAfterFinished !== undefined) checkInt(this, 'ttlSecondsAfterFinished', props.ttlSecondsAfterFinished, 0);
     if (props.checkpointClaimName !== undefined) checkDnsLabel(this, 'checkpointClaimName', props.checkpointClaimName, 253);
     if (props.datasetClaimName !== undefined) checkDnsLabel(this, 'datasetClaimName', props.datasetClaimName, 253);
+    const s3Secret = props.datasetS3CredentialsSecret;
+    if (s3Secret !== undefined) {
+      checkDnsLabel(this, 'datasetS3CredentialsSecret', s3Secret, 253);
+      if (!datasetUri.startsWith('s3://')) throw new PropError(this, 'datasetUri', datasetUri, `an s3:// URI when 'datasetS3CredentialsSecret' is set`);
+    }
     if (datasetUri.startsWith('/') && !(props.datasetClaimName && datasetUri.startsWith(`${PATHS.datasets}/`))) {
       throw new PropError(this, 'datasetUri', datasetUri, `an http(s):// or s3:// URL, or a path under ${PATHS.datasets}/ together with 'datasetClaimName'`);
     }
@@ -249,7 +263,10 @@ export class DdpCluster extends Construct {
       config: input,
       resources: resourcesSpec,
       ports: [{ name: 'ring', containerPort: PORTS.ring }],
-      envFrom: { [ENV.rank]: { fieldRef: { fieldPath: `metadata.annotations['${ANNOTATIONS.jobCompletionIndex}']` } } },
+      envFrom: {
+        [ENV.rank]: { fieldRef: { fieldPath: `metadata.annotations['${ANNOTATIONS.jobCompletionIndex}']` } },
+        ...(s3Secret === undefined ? {} : s3CredentialsEnv(s3Secret)),
+      },
     });
     const volumes = trainerVolumes(props.checkpointClaimName ? { persistentVolumeClaim: { claimName: props.checkpointClaimName } } : undefined);
     if (props.datasetClaimName) {
@@ -287,8 +304,9 @@ export class DdpCluster extends Construct {
         name: this.name,
         labels,
         annotations: {
-          // Job specs are immutable: Argo CD replaces the Job when its spec changes.
-          [ANNOTATIONS.argoSyncOptions]: 'Replace=true',
+          // Job specs are immutable: when the Job changed, Argo CD deletes and recreates it (Replace alone
+          // is a PUT, which the API refuses for a changed pod template). The ranks resume from their checkpoints.
+          [ANNOTATIONS.argoSyncOptions]: 'Force=true,Replace=true',
           ...(externalClaims.length > 0 ? { [ANNOTATIONS.externalRefs]: externalClaims.map((c) => `pvc/${c}`).join(',') } : {}),
         },
       },
@@ -338,4 +356,15 @@ export class DdpCluster extends Construct {
       },
     });
   }
+}
+
+/** The S3 credential env of the trainer, from `secret` (the session token and region only when present). */
+function s3CredentialsEnv(secret: string): Record<string, k8s.EnvVarSource> {
+  const ref = (key: string, optional: boolean): k8s.EnvVarSource => ({ secretKeyRef: { name: secret, key, ...(optional ? { optional: true } : {}) } });
+  return {
+    [S3_CREDENTIAL_ENV.accessKeyId]: ref(S3_CREDENTIAL_ENV.accessKeyId, false),
+    [S3_CREDENTIAL_ENV.secretAccessKey]: ref(S3_CREDENTIAL_ENV.secretAccessKey, false),
+    [S3_CREDENTIAL_ENV.sessionToken]: ref(S3_CREDENTIAL_ENV.sessionToken, true),
+    [S3_CREDENTIAL_ENV.region]: ref(S3_CREDENTIAL_ENV.region, true),
+  };
 }

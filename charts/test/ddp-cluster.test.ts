@@ -28,7 +28,7 @@ describe('DdpCluster', () => {
     assert.equal(job.spec.completionMode, 'Indexed');
     assert.equal(job.spec.completions, 4);
     assert.equal(job.spec.parallelism, 4);
-    assert.equal(job.metadata.annotations![ANNOTATIONS.argoSyncOptions], 'Replace=true');
+    assert.equal(job.metadata.annotations![ANNOTATIONS.argoSyncOptions], 'Force=true,Replace=true');
     const svc = find(objects, 'Service', 'train-ring');
     assert.equal(svc.spec.clusterIP, 'None');
     assert.equal(svc.spec.publishNotReadyAddresses, true);
@@ -120,6 +120,22 @@ describe('DdpCluster', () => {
     assert.equal(find(objects, 'NetworkPolicy', 'train').spec.egress.length, 2);
   });
 
+  test('an s3:// dataset gets its endpoint, an egress rule to it, and its credentials from a Secret (never inline)', () => {
+    const { objects } = ddp({ datasetUri: 's3://datasets/mnist', datasetS3Endpoint: 'https://minio.storage:9000', datasetS3CredentialsSecret: 'dataset-s3' });
+    const job = find(objects, 'Job', 'train');
+    const env = podSpec(job).containers[0].env as Array<{ name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string; optional?: boolean } } }>;
+    const byName = Object.fromEntries(env.map((e) => [e.name, e]));
+    assert.equal(byName[ENV.s3Endpoint].value, 'https://minio.storage:9000');
+    assert.deepEqual(byName.AWS_ACCESS_KEY_ID.valueFrom?.secretKeyRef, { name: 'dataset-s3', key: 'AWS_ACCESS_KEY_ID' });
+    assert.deepEqual(byName.AWS_SECRET_ACCESS_KEY.valueFrom?.secretKeyRef, { name: 'dataset-s3', key: 'AWS_SECRET_ACCESS_KEY' });
+    assert.deepEqual(byName.AWS_SESSION_TOKEN.valueFrom?.secretKeyRef, { name: 'dataset-s3', key: 'AWS_SESSION_TOKEN', optional: true });
+    assert.deepEqual(env.filter((e) => e.name.startsWith('AWS_') && e.value !== undefined).map((e) => e.name), [ENV.s3Endpoint], 'no credential value inline');
+    const egress = find(objects, 'NetworkPolicy', 'train').spec.egress as Array<{ ports?: Array<{ port: number }> }>;
+    assert.ok(egress.some((rule) => rule.ports?.some((p) => p.port === 9000)), JSON.stringify(egress));
+    const parsed = parseTrainerEnv(envOf(job, 0));
+    assert.equal(parsed.datasetUri, 's3://datasets/mnist');
+  });
+
   describe('fails at synth on bad props, naming construct, prop, value and what is allowed', () => {
     const cases: Array<[string, DdpClusterProps, string]> = [
       ['zero ranks', { worldSize: 0 }, `DdpCluster 'Train': 'worldSize' must be an integer from 1 to 1024, got 0`],
@@ -135,6 +151,16 @@ describe('DdpCluster', () => {
         'a local path without a dataset volume',
         { datasetUri: '/data/mnist' },
         `DdpCluster 'Train': 'datasetUri' must be an http(s):// or s3:// URL, or a path under /var/lib/tensorfleet/datasets/ together with 'datasetClaimName', got "/data/mnist"`,
+      ],
+      [
+        'S3 credentials for a dataset that is not on S3',
+        { datasetS3CredentialsSecret: 'dataset-s3' },
+        `DdpCluster 'Train': 'datasetUri' must be an s3:// URI when 'datasetS3CredentialsSecret' is set, got "https://ossci-datasets.s3.amazonaws.com/mnist/"`,
+      ],
+      [
+        'a credentials Secret name that is not a DNS name',
+        { datasetUri: 's3://datasets/mnist', datasetS3CredentialsSecret: 'Dataset_S3' },
+        `DdpCluster 'Train': 'datasetS3CredentialsSecret' must be a DNS-1123 label (lowercase letters, digits and '-', at most 253 characters), got "Dataset_S3"`,
       ],
       [
         'a limit below the request',

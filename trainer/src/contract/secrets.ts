@@ -12,6 +12,17 @@ export const SECRET_KEYS = {
   authToken: 'token',
 } as const;
 
+/**
+ * Env names of S3 credentials, the standard AWS SDK ones: the trainer reads them
+ * for s3:// dataset URIs; charts fill them from a Secret with the same keys.
+ */
+export const S3_CREDENTIAL_ENV = {
+  accessKeyId: 'AWS_ACCESS_KEY_ID',
+  secretAccessKey: 'AWS_SECRET_ACCESS_KEY',
+  sessionToken: 'AWS_SESSION_TOKEN',
+  region: 'AWS_REGION',
+} as const;
+
 /** Env of the ensure-secrets command. */
 export const ENSURE_SECRETS_ENV = {
   /** JSON: [{ "name": "mlflow-postgres", "keys": ["password"] }, ...]. */

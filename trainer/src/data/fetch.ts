@@ -8,17 +8,11 @@ import { readFile } from 'node:fs/promises';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { fileURLToPath } from 'node:url';
-import { ENV, TrainerError } from '../contract';
+import { ENV, S3_CREDENTIAL_ENV, TrainerError } from '../contract';
 import { EMPTY_SHA256, signV4, toAmzDate, uriEncodeSegment } from './sigv4';
 
 /** Env names of the S3 settings besides {@link ENV.s3Endpoint} (standard AWS SDK names). */
-export const S3_ENV = {
-  endpoint: ENV.s3Endpoint,
-  region: 'AWS_REGION',
-  accessKeyId: 'AWS_ACCESS_KEY_ID',
-  secretAccessKey: 'AWS_SECRET_ACCESS_KEY',
-  sessionToken: 'AWS_SESSION_TOKEN',
-} as const;
+export const S3_ENV = { endpoint: ENV.s3Endpoint, ...S3_CREDENTIAL_ENV } as const;
 
 export interface FetchOptions {
   /**
