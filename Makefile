@@ -7,7 +7,7 @@ SHARED ?= ../shared
 # Local datasets for the demo (../shared/data when present; otherwise the chart's mirror is downloaded).
 DATA_DIR ?= $(if $(wildcard $(SHARED)/data/mnist),$(SHARED)/data,)
 
-.PHONY: help install build imports synth check-dist test test-unit test-integration validate demo bench image clean
+.PHONY: help install build imports synth check-dist test test-unit test-integration validate demo bench bench-deps image clean
 TRAINER_IMAGE ?= ghcr.io/tensorfleet/trainer:0.1.0
 MLFLOW_IMAGE ?= ghcr.io/tensorfleet/mlflow:2.10.2
 
@@ -52,9 +52,16 @@ validate: synth build ## validate every object in dist/ against the Kubernetes 1
 demo: synth build ## synthesize, then train the ddp-mnist chart locally (2 ranks, real MNIST) and print its test accuracy
 	node bin/tensorfleet run ddp-mnist $(if $(DATA_DIR),--data-dir $(DATA_DIR),)
 
-bench: build ## benchmarks: ratios against a baseline measured in the same run
-	node bin/tensorfleet bench allreduce --world-size 2
-	node bin/tensorfleet bench allreduce --world-size 4
+# gloo (PyTorch's CPU backend), the all-reduce bench's reference: Debian's python3-torch for /usr/bin/python3.
+GLOO_PYTHON ?= /usr/bin/python3
+bench-deps: ## install what the benchmarks compare against (python3-torch via apt-get, when it is missing)
+	@if $(GLOO_PYTHON) -c 'import torch.distributed as d; assert d.is_gloo_available()' 2>/dev/null; then echo "gloo: $$($(GLOO_PYTHON) -c 'import torch; print(torch.__version__)')"; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch >/dev/null; \
+	else echo "gloo baseline skipped: install Debian's python3-torch to compare against it"; fi
+
+bench: build bench-deps ## benchmarks: ratios against a baseline measured in the same run
+	TENSORFLEET_GLOO_PYTHON=$(GLOO_PYTHON) node bin/tensorfleet bench allreduce --world-size 2
+	TENSORFLEET_GLOO_PYTHON=$(GLOO_PYTHON) node bin/tensorfleet bench allreduce --world-size 4
 	node bin/tensorfleet bench ddp
 	node bin/tensorfleet bench fedavg --partition iid
 	node bin/tensorfleet bench smashed
