@@ -208,6 +208,8 @@ export class FederatedFleet extends Construct {
       dpNoiseMultiplier: props.dpNoiseMultiplier ?? 0,
       partition: checkOneOf(this, 'partition', props.partition ?? 'iid', PARTITIONS),
       dirichletAlpha: checkPositive(this, 'dirichletAlpha', props.dirichletAlpha ?? 0.5),
+      // A Deployment and a StatefulSet restart a process that exits: once the rounds are over, idle.
+      afterDone: 'idle',
     };
     // Both configs must be ones the trainer accepts.
     resolveTrainerConfig({ ...common, role: 'fl-server', trackingUri: props.tracking?.trackingUri });

@@ -35,6 +35,7 @@ describe('FederatedFleet', () => {
     assert.equal(serverConfig.strategy, 'fedadam');
     assert.equal(serverConfig.serverLearningRate, 0.1);
     assert.equal(serverConfig.minAvailableClients, 3);
+    assert.equal(serverConfig.afterDone, 'idle', 'a Deployment would restart a server that exits after the last round');
     const clients = find(objects, 'StatefulSet', 'fl-client');
     assert.equal(clients.spec.replicas, 3);
     for (const ordinal of [0, 2]) {
@@ -44,6 +45,7 @@ describe('FederatedFleet', () => {
       assert.equal(config.worldSize, 3);
       assert.equal(`${config.masterAddr}:${config.masterPort}`, `fl-server:${PORTS.federated}`);
       assert.equal(config.authToken, 'token-from-secret');
+      assert.equal(config.afterDone, 'idle');
     }
   });
 

@@ -46,6 +46,13 @@ export const SPLIT_MODES = ['vanilla', 'u-shaped', 'sequential', 'splitfed'] as 
 export type SplitMode = (typeof SPLIT_MODES)[number];
 
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+/**
+ * What a long-running role (federated and split server and clients) does once
+ * training is over: `exit` (0), or `idle` until SIGTERM, still healthy: what a
+ * Deployment or StatefulSet needs, which would restart a process that exits.
+ */
+export const AFTER_DONE = ['exit', 'idle'] as const;
+export type AfterDone = (typeof AFTER_DONE)[number];
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** Variable names. torchrun/Kubeflow and MLflow names are kept where they exist. */
@@ -102,6 +109,7 @@ export const ENV = {
   cutLayer: 'TENSORFLEET_SPLIT_CUT_LAYER',
   splitMode: 'TENSORFLEET_SPLIT_MODE',
   noiseSigma: 'TENSORFLEET_SPLIT_NOISE_SIGMA',
+  afterDone: 'TENSORFLEET_AFTER_DONE',
 } as const;
 
 /** Variables that must come from a Secret (never rendered as plain values by charts). */
@@ -192,6 +200,8 @@ export interface TrainerConfig {
   readonly splitMode: SplitMode;
   /** Standard deviation of Gaussian noise added to the smashed data (0 = none). */
   readonly noiseSigma: number;
+  /** Federated and split roles: exit when training is over, or idle until terminated (see {@link AFTER_DONE}). */
+  readonly afterDone: AfterDone;
 }
 
 /** What a caller must provide; everything else has a default. */
@@ -336,6 +346,7 @@ const FIELDS: { [K in keyof TrainerConfig]-?: Field<K> } = {
   cutLayer: { key: 'cutLayer', parse: int(1, 1000), fallback: 1, roles: SPLIT },
   splitMode: { key: 'splitMode', parse: oneOf(SPLIT_MODES), fallback: 'vanilla', roles: SPLIT },
   noiseSigma: { key: 'noiseSigma', parse: nonNegative, fallback: 0, roles: SPLIT },
+  afterDone: { key: 'afterDone', parse: oneOf(AFTER_DONE), fallback: 'exit', roles: [...FL, ...SPLIT] },
 };
 
 const FIELD_LIST = Object.values(FIELDS) as Field<keyof TrainerConfig>[];

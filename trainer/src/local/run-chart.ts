@@ -88,6 +88,8 @@ export function localEnv(workload: LocalWorkload, options: LocalRunOptions, toke
       if (env[key] !== undefined) env[key] = String(Math.min(Number(env[key]), options.clients));
     }
   }
+  // A local run ends when training does (in a cluster, servers and clients idle instead of being restarted).
+  if (env[ENV.afterDone] !== undefined) env[ENV.afterDone] = 'exit';
   // What a Secret gives a pod: the same token for every local process of the chart.
   for (const name of SECRET_ENV) env[name] = token;
   // Fail here, naming the variable, rather than in every process.

@@ -9,8 +9,9 @@
  * result's metrics). Each flFit trains from the global weights with
  * trainLocally (the round's fit config overrides local epochs, batch size,
  * learning rate and proximal mu) and answers weights + numExamples + metrics.
- * The server's goodbye ends the role (`done`); a dropped connection is dialed
- * again for up to timeoutMs.
+ * The server's goodbye ends the role (`done`; with afterDone `idle`, the
+ * chart's StatefulSet, the process then idles until terminated); a dropped
+ * connection is dialed again for up to timeoutMs.
  */
 import type { TrainerConfig } from '../contract/env';
 import { TrainerError } from '../contract/errors';
@@ -24,6 +25,7 @@ import { trainLocally } from '../model/local-training';
 import { buildModel, trainingBackends } from '../model/models';
 import { evaluateExamples } from '../model/training';
 import { HubClient } from '../transport/hub-client';
+import { afterDone } from './after-done';
 import { roleOutput } from './role-output';
 import { startHealthServer } from './health';
 
@@ -125,6 +127,7 @@ export async function runFlClient(config: TrainerConfig): Promise<void> {
     });
     await client.close();
     model.dispose();
+    await afterDone(config, health, log);
   } catch (err) {
     fail(err);
     link?.terminate();

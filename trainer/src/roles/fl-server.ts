@@ -12,7 +12,11 @@
  *     (bounded by timeoutMs), evaluates the starting weights, then runs rounds.
  *  4. After each round: `round` event, metrics to tracking, an atomic checkpoint.
  *  5. Save the final model to outputDir/model, `done`, say goodbye to the
- *     clients (close code 1000: they exit instead of reconnecting).
+ *     clients (close code 1000: they stop instead of reconnecting).
+ *  6. With afterDone `idle` (the chart's Deployment, which would restart an
+ *     exited server), stay up until terminated and tell any client that dials
+ *     goodbye. A server restarted after the last round finds its final
+ *     checkpoint and goes straight to 6: no new MLflow run, no new upload.
  * A failure: `error` event, tracking FAILED, the hub is dropped (clients keep
  * reconnecting until a restarted server takes over or their connect timeout).
  */
@@ -29,7 +33,9 @@ import { buildModel, trainingBackends } from '../model/models';
 import { evaluateExamples } from '../model/training';
 import { getFlatWeights, setFlatWeights } from '../model/weights';
 import { createTracker, finishOnSignals, type Tracker } from '../tracking';
+import { listenFinished } from '../transport/finished-listener';
 import { Hub } from '../transport/hub';
+import { afterDone } from './after-done';
 import { roleOutput } from './role-output';
 import { startHealthServer } from './health';
 
@@ -100,6 +106,21 @@ export async function runFlServer(config: TrainerConfig): Promise<void> {
       return { accuracy: sums.correct / sums.count, loss: sums.lossSum / sums.count };
     };
     const strategy = createStrategy(config);
+    const saveFinalModel = async (m: typeof model, finalWeights: Float32Array, testAccuracy: number): Promise<string> => {
+      setFlatWeights(m, finalWeights);
+      const modelPath = join(config.outputDir, MODEL_DIR);
+      await saveModel(m, modelPath, {
+        dataset: config.dataset,
+        model: config.model,
+        epochs: config.rounds,
+        worldSize: config.worldSize,
+        testAccuracy,
+        inputShape: [...inputShape],
+        classes: test.numClasses,
+        createdAt: new Date().toISOString(),
+      });
+      return modelPath;
+    };
 
     // 2. Resume from the newest checkpoint.
     const fingerprint = checkpointFingerprint(config);
@@ -116,6 +137,18 @@ export async function runFlServer(config: TrainerConfig): Promise<void> {
       weights = own.weights.slice();
       strategy.setState(unpackStrategyState(own.optimizerState, own.path));
       log(`resuming after round ${own.epoch} from ${own.path}`);
+    }
+    const finishedClients = (): ReturnType<typeof listenFinished> => listenFinished({ port: config.listenPort, authToken: config.authToken });
+    if (own && startRound >= config.rounds) {
+      // Restarted after the last round: the run was tracked and its model uploaded then.
+      const evaluation = evaluate(weights);
+      const modelPath = await saveFinalModel(model, weights, evaluation.accuracy);
+      log(`all ${config.rounds} rounds were done before this restart (${own.path}); model saved to ${modelPath} again, nothing else to do`);
+      emit({ event: 'eval', epoch: startRound, testAccuracy: evaluation.accuracy, testLoss: evaluation.loss });
+      emit({ event: 'done', testAccuracy: evaluation.accuracy, epochs: config.rounds, worldSize: config.worldSize, samplesPerSecond: 0, wallSeconds: (Date.now() - startedMs) / 1000, modelPath, rounds: config.rounds, accuracyPerRound: [], clientsPerRound: [] });
+      await afterDone(config, health, log, finishedClients);
+      model.dispose();
+      return;
     }
 
     // 3. Listen.
@@ -216,19 +249,8 @@ export async function runFlServer(config: TrainerConfig): Promise<void> {
     });
 
     // 5. Save, report, say goodbye.
-    setFlatWeights(model, result.weights);
     const testAccuracy = final?.accuracy ?? result.initial.accuracy;
-    const modelPath = join(config.outputDir, MODEL_DIR);
-    await saveModel(model, modelPath, {
-      dataset: config.dataset,
-      model: config.model,
-      epochs: config.rounds,
-      worldSize: config.worldSize,
-      testAccuracy,
-      inputShape: [...inputShape],
-      classes: test.numClasses,
-      createdAt: new Date().toISOString(),
-    });
+    const modelPath = await saveFinalModel(model, result.weights, testAccuracy);
     log(`model saved to ${modelPath}`);
     if (tracker) {
       for (const file of Object.values(MODEL_FILES)) await tracker.logArtifact(join(modelPath, file), `${MODEL_DIR}/${file}`);
@@ -249,6 +271,8 @@ export async function runFlServer(config: TrainerConfig): Promise<void> {
       clientsPerRound,
     });
     await hub.close();
+    // 6. Idle if asked (the chart's Deployment), telling late clients goodbye.
+    await afterDone(config, health, log, finishedClients);
     model.dispose();
   } catch (err) {
     fail(err);

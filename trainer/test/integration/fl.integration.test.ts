@@ -15,7 +15,7 @@ import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import { ENV, parseEvent, type TrainerEvent } from '../../src/contract';
 import { CLI_ENTRY, freePorts } from '../../src/local/run-group';
-import { type FleetEvent, type FleetOptions, type FleetResult, fleetServerEnv, runFleet } from '../../src/local/run-fleet';
+import { type FleetEvent, type FleetOptions, type FleetResult, fleetClientEnv, fleetServerEnv, runFleet } from '../../src/local/run-fleet';
 import { SHARED_DIR } from '../../../tools/test-support/paths';
 
 const MNIST = join(SHARED_DIR, 'data', 'mnist');
@@ -59,6 +59,71 @@ async function fleet(options: Omit<FleetOptions, 'onLine'>): Promise<FleetResult
   const lines: string[] = [];
   const result = await runFleet({ timeoutMs: 60_000, ...options, onLine: (source, line) => lines.push(`[${source}] ${line}`) });
   return { ...result, log: lines.slice(-40).join('\n') };
+}
+
+interface Started {
+  readonly child: ChildProcess;
+  readonly events: TrainerEvent[];
+  /** Resolves with the first event of this type. */
+  next(name: TrainerEvent['event']): Promise<TrainerEvent>;
+  /** Resolves once the process logged its idling line (its SIGTERM handler is in place). */
+  idling(): Promise<void>;
+  readonly exited: Promise<{ exit: number; events: TrainerEvent[]; log: string }>;
+}
+
+/** One trainer process of `role` (a restarted pod), with its events as they come. */
+function startRole(role: 'fl-server' | 'fl-client', env: Record<string, string>, label: string): Started {
+  const child = spawn(process.execPath, [CLI_ENTRY, 'trainer', role], {
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const events: TrainerEvent[] = [];
+  const lines: string[] = [];
+  const waiters: Array<{ name: string; resolve: (e: TrainerEvent) => void }> = [];
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    const event = parseEvent(line);
+    if (!event) return;
+    events.push(event);
+    for (const w of waiters.filter((x) => x.name === event.event)) {
+      waiters.splice(waiters.indexOf(w), 1);
+      w.resolve(event);
+    }
+  });
+  let markIdle: () => void = () => undefined;
+  const idle = new Promise<void>((resolve) => (markIdle = resolve));
+  createInterface({ input: child.stderr }).on('line', (line) => {
+    lines.push(`[${label}] ${line}`);
+    if (/idling until terminated/.test(line)) markIdle();
+  });
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  const exited = new Promise<{ exit: number; events: TrainerEvent[]; log: string }>((resolve) =>
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ exit: code ?? 128, events, log: lines.slice(-40).join('\n') });
+    }),
+  );
+  const next = (name: TrainerEvent['event']): Promise<TrainerEvent> => {
+    const seen = events.find((e) => e.event === name);
+    if (seen) return Promise.resolve(seen);
+    return Promise.race([
+      new Promise<TrainerEvent>((resolve) => waiters.push({ name, resolve })),
+      exited.then((r) => Promise.reject(new Error(`${label} exited with ${r.exit} before a ${name} event:\n${r.log}`))),
+    ]);
+  };
+  const idling = (): Promise<void> => Promise.race([idle, exited.then((r) => Promise.reject(new Error(`${label} exited with ${r.exit} before idling:\n${r.log}`)))]);
+  return { child, events, next, idling, exited };
+}
+
+/** MLflow file-store runs under `outputDir` (mlruns/<experiment>/<run>/meta.yaml). */
+async function trackedRuns(outputDir: string): Promise<number> {
+  let runs = 0;
+  const mlruns = join(outputDir, 'mlruns');
+  for (const experiment of await readdir(mlruns).catch(() => [] as string[])) {
+    for (const run of await readdir(join(mlruns, experiment)).catch(() => [] as string[])) {
+      if ((await readdir(join(mlruns, experiment, run)).catch(() => [] as string[])).includes('meta.yaml') && run !== 'meta.yaml') runs++;
+    }
+  }
+  return runs;
 }
 
 /** One `fl-server` process (the restarted pod). */
@@ -158,6 +223,51 @@ describe('fl-server + fl-client (multi-process)', () => {
     assert.deepEqual(ofType(run.events, 'round', 'server').map((r) => [r.round, r.clients]), [[1, 2]]);
     assert.match(run.log, /\[server\] .*client 0 join/);
     assert.doesNotMatch(run.log, /\[server\] .*client 2 join/);
+  });
+
+  test("with afterDone idle (the chart's Deployment and StatefulSet) everyone idles after the last round until SIGTERM; late clients are told goodbye; a server restarted after the end starts no new run", async () => {
+    const dir = join(root, 'idle');
+    const env = baseEnv(dir, { [ENV.afterDone]: 'idle', [ENV.rounds]: '2', [ENV.datasetSize]: '3000' });
+    const [serverPort] = await freePorts(1);
+    const server = startRole('fl-server', fleetServerEnv(env, CLIENTS, serverPort), 'server');
+    const clients = Array.from({ length: CLIENTS }, (_, rank) => startRole('fl-client', fleetClientEnv(env, rank, CLIENTS, serverPort), `client ${rank}`));
+    try {
+      await server.next('done');
+      for (const client of clients) await client.next('done');
+      for (const p of [server, ...clients]) await p.idling();
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      for (const p of [server, ...clients]) assert.equal(p.child.exitCode, null, 'idles after done instead of exiting');
+      assert.equal(await trackedRuns(join(dir, 'out')), 1);
+
+      // A client pod restarted after the end is told goodbye at once and idles too.
+      const late = startRole('fl-client', fleetClientEnv(env, 0, CLIENTS, serverPort), 'late client');
+      const lateDone = await late.next('done');
+      assert.equal(lateDone.event === 'done' && lateDone.rounds, 0);
+      await late.idling();
+      late.child.kill('SIGTERM');
+      assert.equal((await late.exited).exit, 0);
+
+      // The server pod restarted after the last round: done at once from its checkpoint, no second tracked run.
+      server.child.kill('SIGTERM');
+      assert.equal((await server.exited).exit, 0);
+      const again = startRole('fl-server', fleetServerEnv(env, CLIENTS, serverPort), 'restarted server');
+      const againDone = await again.next('done');
+      assert.equal(againDone.event === 'done' && againDone.rounds, 2);
+      assert.deepEqual(again.events.filter((e) => e.event === 'start' || e.event === 'round'), [], 'no rounds and no start after the end');
+      await again.idling();
+      again.child.kill('SIGTERM');
+      const againExit = await again.exited;
+      assert.equal(againExit.exit, 0, againExit.log);
+      assert.match(againExit.log, /all 2 rounds were done before this restart/);
+      assert.equal(await trackedRuns(join(dir, 'out')), 1, 'the restarted server tracked no new run');
+      for (const client of clients) {
+        client.child.kill('SIGTERM');
+        const { exit, log } = await client.exited;
+        assert.equal(exit, 0, log);
+      }
+    } finally {
+      for (const p of [server, ...clients]) p.child.kill('SIGKILL');
+    }
   });
 
   test('a restarted server resumes from its checkpoint round and the clients reconnect to it', async () => {
