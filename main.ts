@@ -30,9 +30,7 @@ export function buildApp(dir: string): App {
   new DdpCluster(chart('ddp-cifar'), 'DdpCifar', {
     worldSize: 2,
     model: 'resnet',
-    dataset: 'cifar10',
-    datasetClaimName: 'datasets',
-    datasetUri: '/var/lib/tensorfleet/datasets/cifar-10-batches-bin',
+    dataset: 'cifar10', // from its authors' cifar-10-binary.tar.gz, unpacked into each rank's cache
     epochs: 30,
     batchSize: 128,
     learningRate: 0.001,

@@ -53,9 +53,10 @@ export interface DdpClusterProps {
   readonly dataset?: DatasetName;
   /**
    * Folder of the dataset's files: https://, http://, s3:// (at datasetS3Endpoint, with the
-   * credentials in datasetS3CredentialsSecret) or an absolute path on a mounted volume.
+   * credentials in datasetS3CredentialsSecret) or an absolute path on a mounted volume; for
+   * CIFAR-10 also the URL of the binary version's .tar.gz, which the ranks unpack into their cache.
    *
-   * @default - the public mirror of MNIST and Fashion-MNIST; required for CIFAR-10
+   * @default - the public mirror of each dataset (CIFAR-10: its authors' cifar-10-binary.tar.gz)
    */
   readonly datasetUri?: string;
   /**

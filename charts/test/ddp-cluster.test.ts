@@ -103,6 +103,15 @@ describe('DdpCluster', () => {
     assert.equal(job.spec.template.metadata.annotations['scheduling.k8s.io/group-name'], 'train');
   });
 
+  test('CIFAR-10 comes from its authors\' tarball by default, through an egress rule on 443 and no volume', () => {
+    const { objects } = ddp({ dataset: 'cifar10', model: 'resnet' });
+    const job = find(objects, 'Job', 'train');
+    assert.equal(parseTrainerEnv(envOf(job, 0)).datasetUri, 'https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz');
+    assert.ok(!podSpec(job).volumes.some((v: any) => v.persistentVolumeClaim), 'needs no claim');
+    const egress = find(objects, 'NetworkPolicy', 'train').spec.egress as Array<{ ports?: Array<{ port: number }> }>;
+    assert.ok(egress.some((rule) => rule.ports?.some((p) => p.port === 443)));
+  });
+
   test('dataset and checkpoint volumes from existing claims', () => {
     const { objects } = ddp({
       dataset: 'cifar10',
@@ -142,11 +151,6 @@ describe('DdpCluster', () => {
       ['an unknown model', { model: 'vit' as never }, `DdpCluster 'Train': 'model' must be one of mlp, cnn, resnet, got "vit"`],
       ['a negative learning rate', { learningRate: -0.1 }, `DdpCluster 'Train': 'learningRate' must be a number > 0, got -0.1`],
       ['zero epochs', { epochs: 0 }, `DdpCluster 'Train': 'epochs' must be an integer from 1 to 100000, got 0`],
-      [
-        'CIFAR-10 without a dataset location',
-        { dataset: 'cifar10' },
-        `DdpCluster 'Train': 'datasetUri' must be set for cifar10: a folder holding its files (no public mirror serves them unpacked), got undefined`,
-      ],
       [
         'a local path without a dataset volume',
         { datasetUri: '/data/mnist' },

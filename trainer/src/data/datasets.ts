@@ -1,14 +1,15 @@
 /**
  * Load a dataset split into normalized NHWC floats: MNIST / Fashion-MNIST
- * (gzipped IDX) and CIFAR-10 (binary batches), fetched from a location prefix
- * and cached under a folder per dataset.
+ * (gzipped IDX) and CIFAR-10 (binary batches, from a folder or from the
+ * upstream .tar.gz), fetched from a location and cached under a folder per dataset.
  */
 import { join } from 'node:path';
 import { DatasetName, ENV, TrainerError } from '../contract';
-import { loadCachedFile } from './cache';
+import { loadCachedFile, maybeGunzip, writeAtomically } from './cache';
 import { CIFAR_CHANNELS, CIFAR_CLASSES, CIFAR_SIDE, CifarBatch, decodeCifarInto, parseCifarBatch } from './cifar';
-import { FetchOptions, joinLocation } from './fetch';
+import { FetchOptions, fetchBytes, joinLocation } from './fetch';
 import { parseIdxImages, parseIdxLabels } from './idx';
+import { readTar } from './tar';
 
 export type DatasetSplit = 'train' | 'test';
 
@@ -188,12 +189,14 @@ async function loadCifar(
   datasetSize: number,
   fetch: FetchOptions | undefined,
 ): Promise<Dataset> {
+  const tarball = location !== undefined && isTarball(location);
+  if (tarball) await unpackCifarTarball(location, dir, fetch);
   const batches: CifarBatch[] = [];
   let available = 0;
   for (const fileName of CIFAR_FILES[split]) {
     if (datasetSize > 0 && available >= datasetSize) break; // later batches are not needed
     const file = await loadCachedFile({
-      source: location === undefined ? undefined : joinLocation(location, fileName),
+      source: location === undefined || tarball ? undefined : joinLocation(location, fileName),
       cachePath: join(dir, fileName),
       fetch,
     });
@@ -222,4 +225,29 @@ async function loadCifar(
     channels: CIFAR_CHANNELS,
     numClasses: CIFAR_CLASSES,
   };
+}
+
+/** A location naming a gzipped tar archive (the form CIFAR-10 is published in), not a folder. */
+export function isTarball(location: string): boolean {
+  return /\.(tar\.gz|tgz)$/i.test(location.split('?')[0]);
+}
+
+/**
+ * Make sure every CIFAR-10 batch is in the cache: if one is missing, fetch the
+ * tarball once, and write each batch it holds (under any folder inside it) to
+ * the cache atomically. A tarball without one of the batches is an error naming it.
+ */
+async function unpackCifarTarball(location: string, dir: string, fetch: FetchOptions | undefined): Promise<void> {
+  const names = [...CIFAR_FILES.train, ...CIFAR_FILES.test];
+  const cached = await Promise.all(names.map((name) => loadCachedFile({ cachePath: join(dir, name) }).then(() => true, () => false)));
+  if (cached.every(Boolean)) return;
+  const archive = await maybeGunzip(await fetchBytes(location, fetch), location.replace(/\.tgz$/i, '.tar.gz'));
+  const entries = new Map(readTar(archive, location).map((e) => [e.name.split('/').pop() ?? e.name, e.bytes]));
+  const missing = names.filter((name) => !entries.has(name));
+  if (missing.length > 0) throw datasetError(`${location}: the archive holds no ${missing.join(', ')} (a CIFAR-10 binary tarball has cifar-10-batches-bin/${names.join(', ')})`);
+  for (const name of names) {
+    const bytes = entries.get(name)!;
+    parseCifarBatch(bytes, `${location}: ${name}`);
+    await writeAtomically(join(dir, name), bytes);
+  }
 }

@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, normalize } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { Dataset, loadDataset, parseIdxLabels } from '../../../src/data';
+import { TrainerError } from '../../../src/contract';
+import { CIFAR_FILES, Dataset, loadDataset, parseIdxLabels } from '../../../src/data';
 import { SHARED_DIR } from '../../../../tools/test-support/paths';
 import { cifarRecord, trainerError } from './fixtures';
 import { LocalServer, startServer } from './server';
@@ -173,6 +175,70 @@ describe('CIFAR-10 (synthetic batches)', () => {
     const ds = await loadDataset('cifar10', src, { cacheDir: join(dir, 'cache-partial'), split: 'train', datasetSize: 4 });
     assert.equal(ds.count, 4);
     assert.deepEqual([...ds.labels], [3, 4, 5, 6]);
+  });
+
+  test('loads from a .tar.gz made by GNU tar, served over http, unpacked into the cache once', async () => {
+    // The upstream layout: cifar-10-batches-bin/<batch>.bin (and batches.meta.txt) inside a gzipped tar.
+    const tree = join(dir, 'tree', 'cifar-10-batches-bin');
+    await mkdir(tree, { recursive: true });
+    for (const name of await readdir(join(dir, 'src'))) await writeFile(join(tree, name), await readFile(join(dir, 'src', name)));
+    await writeFile(join(tree, 'batches.meta.txt'), 'airplane\nautomobile\n');
+    const tarball = join(dir, 'cifar-10-binary.tar.gz');
+    execFileSync('tar', ['-czf', tarball, '-C', join(dir, 'tree'), 'cifar-10-batches-bin']);
+    const bytes = await readFile(tarball);
+    const server = await startServer((_req, res) => res.writeHead(200, { 'content-length': bytes.length }).end(bytes));
+    try {
+      const url = `${server.url}/~kriz/cifar-10-binary.tar.gz`;
+      const train = await loadDataset('cifar10', url, { cacheDir: join(dir, 'cache-tar'), split: 'train' });
+      assert.deepEqual([...train.labels], [3, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3, 4, 5, 6, 7]);
+      const test = await loadDataset('cifar10', url, { cacheDir: join(dir, 'cache-tar'), split: 'test' });
+      assert.deepEqual([...test.labels], [7, 2]);
+      assert.equal(server.requests.length, 1, 'the tarball is fetched once; both splits come from the cache');
+      assert.deepEqual((await readdir(join(dir, 'cache-tar', 'cifar10'))).sort(), [...CIFAR_FILES.train, ...CIFAR_FILES.test].sort());
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('fails if the tarball is truncated or lacks a batch, naming it', async () => {
+    const tree = join(dir, 'tree-partial', 'cifar-10-batches-bin');
+    await mkdir(tree, { recursive: true });
+    await writeFile(join(tree, 'data_batch_1.bin'), await readFile(join(dir, 'src', 'data_batch_1.bin')));
+    const partial = join(dir, 'partial.tar');
+    execFileSync('tar', ['-cf', partial, '-C', join(dir, 'tree-partial'), 'cifar-10-batches-bin']);
+    const whole = await readFile(partial);
+    const gz = (b: Buffer): Buffer => gzipSync(b);
+    const served = new Map([
+      ['/partial.tar.gz', gz(whole)],
+      ['/truncated.tgz', gz(whole.subarray(0, 1024 + 100))],
+    ]);
+    const server = await startServer((req, res) => {
+      const body = served.get(req.url ?? '');
+      if (!body) {
+        res.writeHead(404).end();
+        return;
+      }
+      res.writeHead(200, { 'content-length': body.length }).end(body);
+    });
+    try {
+      await assert.rejects(
+        loadDataset('cifar10', `${server.url}/partial.tar.gz`, { cacheDir: join(dir, 'cache-partial-tar'), split: 'test' }),
+        trainerError(
+          'TRAINER_ERR_DATASET',
+          `${server.url}/partial.tar.gz: the archive holds no data_batch_2.bin, data_batch_3.bin, data_batch_4.bin, data_batch_5.bin, test_batch.bin (a CIFAR-10 binary tarball has cifar-10-batches-bin/data_batch_1.bin, data_batch_2.bin, data_batch_3.bin, data_batch_4.bin, data_batch_5.bin, test_batch.bin)`,
+        ),
+      );
+      await assert.rejects(
+        loadDataset('cifar10', `${server.url}/truncated.tgz`, { cacheDir: join(dir, 'cache-truncated-tar'), split: 'test' }),
+        (err: unknown) => {
+          assert.ok(err instanceof TrainerError && err.code === 'TRAINER_ERR_DATASET', String(err));
+          assert.match(err.message, /truncated\.tgz: not a readable tar archive: entry at byte 512 declares 9219 bytes, the archive ends 100 bytes later/);
+          return true;
+        },
+      );
+    } finally {
+      await server.close();
+    }
   });
 
   test('fails if datasetSize is larger than the train split', async () => {
