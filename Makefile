@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 export CDK8S_CHECK_UPGRADE := false
 NODE_MODULES := node_modules/.package-lock.json
-SHARED ?= ../shared
+SHARED ?= $(or $(TENSORFLEET_SHARED_DIR),../shared)
 # Local datasets for the demo (../shared/data when present; otherwise the chart's mirror is downloaded).
 DATA_DIR ?= $(if $(wildcard $(SHARED)/data/mnist),$(SHARED)/data,)
 
@@ -52,19 +52,27 @@ validate: synth build ## validate every object in dist/ against the Kubernetes 1
 demo: synth build ## synthesize, then train the ddp-mnist chart locally (2 ranks, real MNIST) and print its test accuracy
 	node bin/tensorfleet run ddp-mnist $(if $(DATA_DIR),--data-dir $(DATA_DIR),)
 
-# gloo (PyTorch's CPU backend), the all-reduce bench's reference: Debian's python3-torch for /usr/bin/python3.
+# What the benchmarks compare against, from Debian for /usr/bin/python3: gloo (PyTorch's CPU backend,
+# python3-torch) for the all-reduce bench; FastAPI + requests with JSON lists (python3-fastapi,
+# python3-uvicorn, python3-requests) for the smashed bench. apt-get installs whichever is missing.
 GLOO_PYTHON ?= /usr/bin/python3
-bench-deps: ## install what the benchmarks compare against (python3-torch via apt-get, when it is missing)
-	@if $(GLOO_PYTHON) -c 'import torch.distributed as d; assert d.is_gloo_available()' 2>/dev/null; then echo "gloo: $$($(GLOO_PYTHON) -c 'import torch; print(torch.__version__)')"; \
-	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch >/dev/null; \
-	else echo "gloo baseline skipped: install Debian's python3-torch to compare against it"; fi
+FASTAPI_PYTHON ?= /usr/bin/python3
+bench-deps: ## install what the benchmarks compare against (python3-torch, python3-fastapi, python3-uvicorn, python3-requests via apt-get, when missing)
+	@missing=""; \
+	if $(GLOO_PYTHON) -c 'import torch.distributed as d; assert d.is_gloo_available()' 2>/dev/null; then echo "gloo: $$($(GLOO_PYTHON) -c 'import torch; print(torch.__version__)')"; \
+	else missing="python3-torch"; fi; \
+	if $(FASTAPI_PYTHON) -c 'import fastapi, uvicorn, requests' 2>/dev/null; then echo "fastapi: $$($(FASTAPI_PYTHON) -c 'import fastapi; print(fastapi.__version__)')"; \
+	else missing="$$missing python3-fastapi python3-uvicorn python3-requests"; fi; \
+	if [ -z "$$missing" ]; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else echo "baselines skipped: install Debian's$$(printf ' %s' $$missing) to compare against them"; fi
 
 bench: build bench-deps ## benchmarks: ratios against a baseline measured in the same run
 	TENSORFLEET_GLOO_PYTHON=$(GLOO_PYTHON) node bin/tensorfleet bench allreduce --world-size 2
 	TENSORFLEET_GLOO_PYTHON=$(GLOO_PYTHON) node bin/tensorfleet bench allreduce --world-size 4
 	node bin/tensorfleet bench ddp
 	node bin/tensorfleet bench fedavg --partition iid
-	node bin/tensorfleet bench smashed
+	TENSORFLEET_FASTAPI_PYTHON=$(FASTAPI_PYTHON) node bin/tensorfleet bench smashed
 
 image: ## build the trainer and MLflow images (needs a Docker engine)
 	docker build -f trainer/Dockerfile -t $(TRAINER_IMAGE) .
