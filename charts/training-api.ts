@@ -1,3 +1,4 @@
+import { Chart } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
 import {
@@ -12,7 +13,7 @@ import {
   toEnv,
 } from '../trainer/src/contract';
 import { MlflowStack } from './mlflow-stack';
-import { RbacRule, trainingApiRules } from './lib/emitted-kinds';
+import { RbacRule, trainingApiRoleRules } from './lib/emitted-kinds';
 import { GeneratedSecrets } from './lib/generated-secrets';
 import { apiServerEgress, dnsEgress, podPeer, tcpPorts } from './lib/network';
 import {
@@ -53,9 +54,10 @@ export interface TrainingApiProps {
    */
   readonly tracking?: MlflowStack;
   /**
-   * Base URL of the MLflow UI, for the run links in job status.
+   * Base URL of the MLflow UI, for the run links in job status (e.g. an Ingress in front of
+   * the tracking server).
    *
-   * @default - job status carries no MLflow link
+   * @default - the tracking stack's own address (its Service serves the UI); no links without `tracking`
    */
   readonly mlflowUiUrl?: string;
   /**
@@ -94,8 +96,9 @@ const MAX_BODY_BYTES_LIMIT = 16 * 1024 * 1024;
 /**
  * The TrainingApi: an HTTP API (trainer role `api`) that builds DdpCluster,
  * FederatedFleet and SplitLearning jobs from POST /jobs and applies them to its own
- * namespace, behind a bearer token generated in the cluster. Its Role grants exactly
- * what those constructs emit (see lib/emitted-kinds.ts), plus reading pods and logs.
+ * namespace, behind a bearer token generated in the cluster. Its Role grants what those
+ * constructs emit (see {@link trainingApiRoleRules}), reading pods and logs, and no Secret
+ * access. Its jobs run in its namespace, so its tracking stack must be there too.
  */
 export class TrainingApi extends Construct {
   public readonly name: string;
@@ -112,6 +115,8 @@ export class TrainingApi extends Construct {
   public readonly podLabels: Readonly<Record<string, string>>;
   /** The rules of the API's Role. */
   public readonly rules: readonly RbacRule[];
+  /** Base URL of the MLflow UI in run links (undefined: none). */
+  public readonly mlflowUiUrl?: string;
 
   constructor(scope: Construct, id: string, props: TrainingApiProps = {}) {
     super(scope, id);
@@ -121,7 +126,22 @@ export class TrainingApi extends Construct {
     const resourceSpec = checkResources(this, 'resources', props.resources ?? DEFAULT_RESOURCES);
     this.defaultImage = checkImage(this, 'defaultImage', props.defaultImage ?? this.image);
     this.maxBodyBytes = checkInt(this, 'maxBodyBytes', props.maxBodyBytes ?? DEFAULT_API_MAX_BODY_BYTES, 1024, MAX_BODY_BYTES_LIMIT);
-    const mlflowUiUrl = props.mlflowUiUrl === undefined ? undefined : checkHttpUrl(this, 'mlflowUiUrl', props.mlflowUiUrl);
+    if (props.tracking) {
+      const own = Chart.of(this).namespace;
+      const theirs = Chart.of(props.tracking).namespace;
+      if (own !== theirs) {
+        const where = (ns: string | undefined): string => (ns === undefined ? 'the namespace it is applied to' : `namespace ${JSON.stringify(ns)}`);
+        throw new PropError(
+          this,
+          'tracking',
+          props.tracking.name,
+          `an MlflowStack in the TrainingApi's namespace (${where(own)}): the jobs run there and reach MLflow by its Service name, which MLflow's NetworkPolicy admits from its own namespace only; it is in ${where(theirs)}`,
+        );
+      }
+    }
+    // The tracking server serves its UI too: links work wherever its Service does (port-forward, in-cluster).
+    this.mlflowUiUrl = props.mlflowUiUrl !== undefined ? checkHttpUrl(this, 'mlflowUiUrl', props.mlflowUiUrl) : props.tracking?.trackingUri;
+    const mlflowUiUrl = this.mlflowUiUrl;
     const kubernetesApiCidr = checkCidr(this, 'kubernetesApiCidr', props.kubernetesApiCidr ?? '0.0.0.0/0');
     if (props.allowedClients !== undefined && props.allowedClients.length === 0) {
       // An ingress rule with an empty `from` admits every source, the opposite of what [] suggests.
@@ -131,7 +151,7 @@ export class TrainingApi extends Construct {
 
     this.serviceName = this.name;
     this.tokenSecretName = `${this.name}-token`;
-    this.rules = trainingApiRules();
+    this.rules = trainingApiRoleRules();
     const selector = selectorLabels(this.name, 'api');
     this.podLabels = { ...trainerPodLabels(this.name, 'api'), ...selector };
     const labels = { ...objectLabels('training-api', this.name, 'api', imageVersion(this.image)), ...this.podLabels };

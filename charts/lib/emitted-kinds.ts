@@ -146,14 +146,6 @@ export function jobEmittedKinds(): EmittedKind[] {
   return kindsOf(jobConstructManifests().flatMap((m) => m.objects));
 }
 
-/** The rules of every Role the job constructs emit. */
-export function jobRoleRules(): RbacRule[] {
-  return jobConstructManifests()
-    .flatMap((m) => m.objects)
-    .filter((o) => o.kind === 'Role' && apiGroupOf(o.apiVersion) === 'rbac.authorization.k8s.io')
-    .flatMap((o) => o.rules ?? []);
-}
-
 /**
  * Verbs on every emitted kind. The API applies objects with server-side apply, which is
  * a PATCH (`patch`) that creates a missing object (`create`); it gets and lists them for
@@ -167,48 +159,81 @@ export const POD_READ_RULES: readonly RbacRule[] = [
   { apiGroups: [''], resources: ['pods/log'], verbs: ['get'] },
 ];
 
-const VERB_ORDER = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete', 'deletecollection'];
+const RBAC_GROUP = 'rbac.authorization.k8s.io';
+const VERB_ORDER = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete', 'deletecollection', 'bind', 'escalate'];
+const verbRank = (verb: string): number => (VERB_ORDER.includes(verb) ? VERB_ORDER.indexOf(verb) : VERB_ORDER.length);
 
 /**
- * The TrainingApi's Role rules, one per (API group, verbs), sorted:
- * - {@link JOB_OBJECT_VERBS} on every kind a job construct emits;
- * - {@link POD_READ_RULES};
- * - every rule of the Roles the job constructs emit (the ensure-secrets Jobs' Roles).
- *   Kubernetes refuses to create a Role that grants anything its creator does not hold
- *   (privilege-escalation prevention; the alternative, the `escalate` verb, would let
- *   the API grant itself anything). Their `resourceNames` are dropped: they name each
- *   job's own Secrets, which exist only once a request names the job, and RBAC has no
- *   wildcards, so the API holds those verbs on the whole resource in its namespace.
+ * Whether `held` grants every request `needed` grants, as RBAC's privilege-escalation check
+ * compares them: per API group, resource, verb and object name, `*` matching anything and a
+ * rule with resourceNames only those names.
  */
-export function trainingApiRules(): RbacRule[] {
-  const verbs = new Map<string, Set<string>>();
-  const grant = (apiGroup: string, resource: string, granted: readonly string[]): void => {
-    const key = `${apiGroup}\u0000${resource}`;
-    const set = verbs.get(key) ?? new Set<string>();
-    for (const v of granted) set.add(v);
-    verbs.set(key, set);
+export function rulesCover(held: readonly RbacRule[], needed: readonly RbacRule[]): boolean {
+  const matches = (values: readonly string[] | undefined, value: string): boolean => (values ?? []).some((v) => v === value || v === '*');
+  return needed.every((rule) =>
+    (rule.apiGroups ?? []).every((group) =>
+      (rule.resources ?? []).every((resource) =>
+        rule.verbs.every((verb) =>
+          (rule.resourceNames?.length ? rule.resourceNames : [undefined]).every((name) =>
+            held.some(
+              (h) =>
+                matches(h.apiGroups, group) &&
+                matches(h.resources, resource) &&
+                matches(h.verbs, verb) &&
+                (!h.resourceNames?.length || (name !== undefined && h.resourceNames.includes(name))),
+            ),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
+/**
+ * The rules of the TrainingApi's Role, derived from what the job constructs emit:
+ * - create, get, list, patch (server-side apply) and delete on every kind they emit;
+ * - get and list pods, get pods/log;
+ * - `escalate` and `bind` on Roles, when a job construct emits a Role (or binds one) granting
+ *   what the above does not (the ensure-secrets Roles: create Secrets, get the job's own).
+ *   Kubernetes lets a user create such a Role only if it holds those permissions itself
+ *   or may `escalate` Roles, and bind it only if it holds them or may `bind` Roles. With
+ *   these two verbs the API holds no Secret permission at all.
+ * A construct that starts emitting a new kind, or a Role with new rules, changes this Role.
+ */
+export function trainingApiRoleRules(): RbacRule[] {
+  const grants = new Map<string, Set<string>>();
+  const grant = (group: string, resource: string, verbs: readonly string[]): void => {
+    const key = `${group}\u0000${resource}`;
+    const set = grants.get(key) ?? new Set<string>();
+    for (const v of verbs) set.add(v);
+    grants.set(key, set);
   };
   for (const k of jobEmittedKinds()) grant(k.apiGroup, k.resource, JOB_OBJECT_VERBS);
-  for (const rule of [...POD_READ_RULES, ...jobRoleRules()]) {
-    if (rule.nonResourceURLs?.length) throw new Error(`a Role rule cannot hold nonResourceURLs, got ${JSON.stringify(rule)}`);
-    for (const apiGroup of rule.apiGroups ?? []) for (const resource of rule.resources ?? []) grant(apiGroup, resource, rule.verbs);
-  }
-  // Group resources that share an API group and the same verbs into one rule.
+  for (const rule of POD_READ_RULES) for (const g of rule.apiGroups ?? []) for (const r of rule.resources ?? []) grant(g, r, rule.verbs);
+  const held = group(grants);
+  const objects = jobConstructManifests().flatMap((m) => m.objects);
+  const roles = objects.filter((o) => o.kind === 'Role' && apiGroupOf(o.apiVersion) === RBAC_GROUP);
+  const bindings = objects.filter((o) => o.kind === 'RoleBinding' && apiGroupOf(o.apiVersion) === RBAC_GROUP) as unknown as Array<{ roleRef: { kind: string; name: string } }>;
+  const ruleOf = (name: string): readonly RbacRule[] | undefined => roles.find((r) => r.metadata.name === name)?.rules;
+  const delegate: string[] = [];
+  if (bindings.some((b) => b.roleRef.kind !== 'Role' || !rulesCover(held, ruleOf(b.roleRef.name) ?? [{ apiGroups: ['*'], resources: ['*'], verbs: ['*'] }]))) delegate.push('bind');
+  if (roles.some((r) => !rulesCover(held, r.rules ?? []))) delegate.push('escalate');
+  if (delegate.length > 0) grant(RBAC_GROUP, 'roles', delegate);
+  return group(grants);
+}
+
+/** One rule per (API group, verbs), resources sorted; rules sorted by group, then first resource. */
+function group(grants: ReadonlyMap<string, ReadonlySet<string>>): RbacRule[] {
   const rules = new Map<string, { apiGroup: string; verbs: string[]; resources: string[] }>();
-  for (const [key, set] of verbs) {
+  for (const [key, set] of grants) {
     const [apiGroup, resource] = key.split('\u0000');
-    const sorted = [...set].sort((a, b) => verbRank(a) - verbRank(b) || a.localeCompare(b));
-    const ruleKey = `${apiGroup}\u0000${sorted.join(',')}`;
-    const rule = rules.get(ruleKey) ?? { apiGroup, verbs: sorted, resources: [] };
+    const verbs = [...set].sort((a, b) => verbRank(a) - verbRank(b) || a.localeCompare(b));
+    const ruleKey = `${apiGroup}\u0000${verbs.join(',')}`;
+    const rule = rules.get(ruleKey) ?? { apiGroup, verbs, resources: [] };
     rule.resources.push(resource);
     rules.set(ruleKey, rule);
   }
   return [...rules.values()]
     .map((r) => ({ apiGroups: [r.apiGroup], resources: r.resources.sort(), verbs: r.verbs }))
-    .sort((a, b) => a.apiGroups[0].localeCompare(b.apiGroups[0]) || a.resources[0].localeCompare(b.resources[0]));
-}
-
-function verbRank(verb: string): number {
-  const i = VERB_ORDER.indexOf(verb);
-  return i < 0 ? VERB_ORDER.length : i;
+    .sort((a, b) => a.apiGroups[0].localeCompare(b.apiGroups[0]) || a.resources[0].localeCompare(b.resources[0]) || a.verbs.length - b.verbs.length);
 }

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { App, Chart } from 'cdk8s';
 import { MlflowStack } from '../mlflow-stack';
 import { TrainingApi, TrainingApiProps } from '../training-api';
-import { trainingApiRules } from '../lib/emitted-kinds';
+import { RbacRule, jobConstructManifests, rulesCover, trainingApiRoleRules } from '../lib/emitted-kinds';
+import { formatFinding, validateObjects } from '../../tools/validate';
 import {
   ANNOTATIONS,
   API_ENV,
@@ -111,10 +113,78 @@ describe('TrainingApi', () => {
 
   test('the Role is the derived rules, verbatim', () => {
     const role = find(api(), 'Role', 'api');
-    assert.deepEqual(role.rules, trainingApiRules());
+    assert.deepEqual(role.rules, trainingApiRoleRules());
     const apps = role.rules.find((r: any) => r.apiGroups[0] === 'apps');
     assert.deepEqual(apps, { apiGroups: ['apps'], resources: ['deployments', 'statefulsets'], verbs: ['get', 'list', 'create', 'patch', 'delete'] });
     assert.deepEqual(role.rules.find((r: any) => r.resources.includes('pods/log')), { apiGroups: [''], resources: ['pods/log'], verbs: ['get'] });
+    assert.deepEqual(role.rules.find((r: any) => r.resources.includes('roles')), {
+      apiGroups: ['rbac.authorization.k8s.io'],
+      resources: ['roles'],
+      verbs: ['get', 'list', 'create', 'patch', 'delete', 'bind', 'escalate'],
+    });
+  });
+
+  test('the Role grants no Secret access, no wildcard, and bind/escalate on Roles only', () => {
+    const rules: RbacRule[] = find(api(), 'Role', 'api').rules;
+    for (const r of rules) {
+      assert.ok(!(r.resources ?? []).some((x) => x === 'secrets' || x === '*'), JSON.stringify(r));
+      assert.ok(!(r.apiGroups ?? []).includes('*') && !r.verbs.includes('*'), JSON.stringify(r));
+      assert.equal(r.resourceNames, undefined);
+      if (r.verbs.includes('bind') || r.verbs.includes('escalate')) assert.deepEqual([r.apiGroups, r.resources], [['rbac.authorization.k8s.io'], ['roles']]);
+    }
+  });
+
+  test("with it the API may create every Role and RoleBinding a job construct emits (Kubernetes' escalation check: it holds their permissions, or may escalate / bind Roles)", () => {
+    const held: RbacRule[] = find(api(), 'Role', 'api').rules;
+    const may = (verb: string): boolean => held.some((r) => r.apiGroups?.includes('rbac.authorization.k8s.io') && r.resources?.includes('roles') && r.verbs.includes(verb));
+    let checked = 0;
+    for (const m of jobConstructManifests()) {
+      const objects = m.objects as unknown as KubeObject[];
+      for (const role of objects.filter((o) => o.kind === 'Role')) {
+        assert.ok(rulesCover(held, role.rules) || may('escalate'), `${m.construct} Role/${role.metadata.name}`);
+        checked++;
+      }
+      for (const binding of objects.filter((o) => o.kind === 'RoleBinding')) {
+        const bound = objects.find((o) => o.kind === 'Role' && o.metadata.name === binding.roleRef.name);
+        assert.ok(bound, `${m.construct} RoleBinding/${binding.metadata.name} binds a Role of the same construct`);
+        assert.ok(rulesCover(held, bound.rules) || may('bind'), `${m.construct} RoleBinding/${binding.metadata.name}`);
+        checked++;
+      }
+    }
+    assert.ok(checked >= 4, `checked ${checked}`);
+    // Without them it could not: the ensure-secrets Roles grant Secret access the API does not hold.
+    assert.equal(may('escalate') && may('bind'), true);
+    const secretsRole = jobConstructManifests().flatMap((m) => m.objects).find((o) => o.kind === 'Role')!;
+    assert.equal(rulesCover(held, secretsRole.rules!), false);
+  });
+
+  test('rulesCover compares as RBAC does: groups, resources, verbs, names and wildcards', () => {
+    const held: RbacRule[] = [{ apiGroups: [''], resources: ['secrets'], verbs: ['get'], resourceNames: ['a'] }, { apiGroups: ['apps'], resources: ['*'], verbs: ['list'] }];
+    assert.equal(rulesCover(held, [{ apiGroups: [''], resources: ['secrets'], verbs: ['get'], resourceNames: ['a'] }]), true);
+    assert.equal(rulesCover(held, [{ apiGroups: [''], resources: ['secrets'], verbs: ['get'], resourceNames: ['a', 'b'] }]), false);
+    assert.equal(rulesCover(held, [{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }]), false, 'a named grant does not cover every name');
+    assert.equal(rulesCover(held, [{ apiGroups: ['apps'], resources: ['deployments', 'statefulsets'], verbs: ['list'] }]), true);
+    assert.equal(rulesCover(held, [{ apiGroups: ['apps'], resources: ['deployments'], verbs: ['list', 'get'] }]), false);
+  });
+
+  test('its manifests are valid Kubernetes 1.27 objects (schema, cross-object references, security baseline)', () => {
+    const findings = validateObjects(tracked({ mlflowUiUrl: 'https://mlflow.example.com' }), { file: 'training-api.k8s.yaml' });
+    assert.deepEqual(findings.map(formatFinding), []);
+  });
+
+  test('the MLflow UI URL comes from the tracking stack; mlflowUiUrl overrides it; no tracking, no URL', () => {
+    assert.equal(envOf(tracked())[API_ENV.mlflowUiUrl], 'http://mlflow:5000');
+    assert.equal(envOf(tracked({ mlflowUiUrl: 'https://mlflow.example.com' }))[API_ENV.mlflowUiUrl], 'https://mlflow.example.com');
+    assert.equal(envOf(api())[API_ENV.mlflowUiUrl], undefined);
+  });
+
+  test('fails if its tracking stack is in another namespace than the API (its jobs could not reach MLflow)', () => {
+    const app = new App({ outdir: 'unused' });
+    const tracking = new MlflowStack(new Chart(app, 'mlflow', { namespace: 'tensorfleet' }), 'Mlflow');
+    assert.throws(() => new TrainingApi(new Chart(app, 'api', { namespace: 'training' }), 'Api', { tracking }), {
+      message: `TrainingApi 'Api': 'tracking' must be an MlflowStack in the TrainingApi's namespace (namespace "training"): the jobs run there and reach MLflow by its Service name, which MLflow's NetworkPolicy admits from its own namespace only; it is in namespace "tensorfleet", got "mlflow"`,
+    });
+    assert.doesNotThrow(() => new TrainingApi(new Chart(app, 'same', { namespace: 'tensorfleet' }), 'Api', { tracking }));
   });
 
   test('env: parsed by the trainer as role api; the API settings; defaults', () => {

@@ -1,7 +1,8 @@
 /**
  * The API's view of the cluster, through @kubernetes/client-node with the pod's
  * service account: server-side apply of a job's objects, the job's status from
- * its workloads, its pods' logs, and deleting it. Every call stays in one namespace.
+ * its workloads (and its MLflow run, when there is a tracking server), its pods'
+ * logs, and deleting it. Every call stays in one namespace; none touches a Secret.
  */
 import {
   ApiException,
@@ -13,7 +14,8 @@ import {
   V1Pod,
 } from '@kubernetes/client-node';
 import { apiGroupOf, jobConstructManifests, resourceOf } from '../../../charts/lib/emitted-kinds';
-import { API_FIELD_MANAGER, ApiErrorCode, JobKind, JobPhase, JobStatus, LABELS, Role } from '../contract';
+import { API_FIELD_MANAGER, ApiErrorCode, ENV, JOB_PROGRESS, JobKind, JobPhase, JobStatus, LABELS, Role } from '../contract';
+import { JobRun, JobRunLookup, JobTracking, mlflowUiLink } from './mlflow';
 import { KubeObject } from './objects';
 
 /** A refusal or failure of the Kubernetes API, mapped to what the TrainingApi answers. */
@@ -106,7 +108,13 @@ export function kubeFailure(err: unknown, doing: string): KubeFailure {
 }
 
 type Workload = KubernetesObject & {
-  spec?: { completions?: number; parallelism?: number; replicas?: number };
+  spec?: {
+    completions?: number;
+    parallelism?: number;
+    replicas?: number;
+    suspend?: boolean;
+    template?: { spec?: { containers?: Array<{ env?: Array<{ name: string; value?: string }> }> } };
+  };
   status?: {
     active?: number;
     ready?: number;
@@ -118,30 +126,79 @@ type Workload = KubernetesObject & {
   };
 };
 
-/** A job's status from its main workload (and, for federated and split, its client StatefulSet). */
-export function jobStatusOf(kind: JobKind, main: Workload, clients: Workload | undefined, mlflowRunUrl?: string): Omit<JobStatus, 'objects'> {
+/** A plain env value of the workload's first container (what the construct rendered). */
+function envOf(workload: Workload, name: string): string | undefined {
+  return workload.spec?.template?.spec?.containers?.[0]?.env?.find((e) => e.name === name)?.value;
+}
+
+/**
+ * Progress of a job from its MLflow run: the step of the metric its main role logs per
+ * finished epoch or round (or where a restarted run resumed, if later) over the total
+ * the construct gave it. 1 once it succeeded or its run finished; undefined while unknown.
+ */
+export function progressOf(kind: JobKind, phase: JobPhase, run: JobRun | undefined, total: number | undefined): number | undefined {
+  if (phase === 'Succeeded' || run?.status === 'FINISHED') return 1;
+  if (!run || !total || !(total > 0)) return undefined;
+  const measure = JOB_PROGRESS[kind];
+  const step = run.metrics[measure.metric]?.step;
+  // Split learning's server logs its metric only at the end: before that, nothing is known.
+  if (kind === 'split') return step === undefined ? undefined : Math.min(1, step / total);
+  const resumed = measure.resumeTag ? Number(run.tags[measure.resumeTag]) : NaN;
+  const done = Math.max(step ?? 0, Number.isFinite(resumed) ? resumed : 0);
+  return Math.min(1, Math.max(0, done / total));
+}
+
+/** What the status takes from MLflow: the job's run (or experiment) and the UI to link to. */
+export interface StatusTracking {
+  readonly found: JobTracking;
+  readonly uiUrl?: string;
+}
+
+/** A job's status from its main workload (and, for federated and split, its client StatefulSet) and its MLflow run. */
+export function jobStatusOf(kind: JobKind, main: Workload, clients: Workload | undefined, tracking?: StatusTracking): Omit<JobStatus, 'objects'> {
   const name = main.metadata?.labels?.[LABELS.instance] ?? main.metadata?.name ?? '';
   const createdAt = main.metadata?.creationTimestamp ? new Date(main.metadata.creationTimestamp as unknown as string).toISOString() : undefined;
   const conditions = main.status?.conditions ?? [];
   const has = (type: string): boolean => conditions.some((c) => c.type === type && c.status === 'True');
+  const run = tracking?.found.run;
+  const link = tracking?.uiUrl ? mlflowUiLink(tracking.uiUrl, tracking.found) : undefined;
+  const mlflow = { ...(link ? { mlflowRunUrl: link } : {}), ...(run ? { mlflowRunId: run.runId } : {}) };
+  const totalRaw = envOf(main, JOB_PROGRESS[kind].totalEnv);
+  const total = totalRaw === undefined ? undefined : Number(totalRaw);
+  let phase: JobPhase;
+  let ready: number;
+  let desired: number;
   if (kind === 'ddp') {
-    const desired = main.spec?.completions ?? 1;
-    const succeeded = main.status?.succeeded ?? 0;
-    const ready = main.status?.ready ?? 0;
-    const phase: JobPhase = has('Complete') ? 'Succeeded' : has('Failed') ? 'Failed' : (main.status?.active ?? 0) > 0 ? 'Running' : 'Pending';
-    return { name, kind, phase, ready, desired, progress: succeeded / desired, mlflowRunUrl, createdAt };
+    desired = main.spec?.completions ?? 1;
+    ready = main.status?.ready ?? 0;
+    phase = has('Complete')
+      ? 'Succeeded'
+      : has('Failed')
+        ? 'Failed'
+        : has('Suspended') || (main.spec?.suspend === true && (main.status?.active ?? 0) === 0)
+          ? 'Suspended'
+          : (main.status?.active ?? 0) > 0
+            ? 'Running'
+            : 'Pending';
+  } else {
+    desired = clients?.spec?.replicas ?? 0;
+    ready = clients?.status?.readyReplicas ?? 0;
+    const serverUp = (main.status?.availableReplicas ?? 0) > 0;
+    // A server and its clients idle once training is over: the run says how it ended.
+    phase =
+      run?.status === 'FINISHED' ? 'Succeeded' : run?.status === 'FAILED' || run?.status === 'KILLED' ? 'Failed' : serverUp ? 'Running' : has('ReplicaFailure') ? 'Failed' : 'Pending';
   }
-  const desired = clients?.spec?.replicas ?? 0;
-  const ready = clients?.status?.readyReplicas ?? 0;
-  const serverUp = (main.status?.availableReplicas ?? 0) > 0;
-  const phase: JobPhase = serverUp ? 'Running' : has('ReplicaFailure') ? 'Failed' : 'Pending';
-  return { name, kind, phase, ready, desired, mlflowRunUrl, createdAt };
+  const progress = progressOf(kind, phase, run, total);
+  return { name, kind, phase, ready, desired, ...(progress !== undefined ? { progress } : {}), ...mlflow, createdAt };
 }
+
+/** How far a trainer's clock may lag the Kubernetes API server's when a run is matched to its job. */
+const RUN_CLOCK_SKEW_MS = 5000;
 
 export interface KubeJobsOptions {
   readonly namespace: string;
-  /** The job's MLflow link (undefined: none), looked up when a status is built. */
-  readonly mlflowLink?: (jobName: string) => Promise<string | undefined>;
+  /** Where the jobs' MLflow runs are looked up, and the UI to link to (undefined: no MLflow). */
+  readonly tracking?: { readonly runs: JobRunLookup; readonly uiUrl?: string };
 }
 
 export class KubeJobs {
@@ -222,21 +279,40 @@ export class KubeJobs {
     }
   }
 
+  /** The job's run in MLflow; an unreachable or failing MLflow leaves the status without it. */
+  private async trackingOf(kind: JobKind, main: Workload): Promise<StatusTracking | undefined> {
+    const tracking = this.options.tracking;
+    if (!tracking) return undefined;
+    const experimentName = envOf(main, ENV.experimentName) ?? main.metadata?.labels?.[LABELS.instance];
+    if (!experimentName) return undefined;
+    const created = main.metadata?.creationTimestamp ? new Date(main.metadata.creationTimestamp as unknown as string).getTime() : NaN;
+    try {
+      // A run started before the job existed is an earlier job's of the same name (a little slack for clock skew).
+      const since = Number.isFinite(created) ? { startedAfterMs: created - RUN_CLOCK_SKEW_MS } : {};
+      const found = await tracking.runs.lookup({ experimentName, role: MAIN_ROLES[kind].role, ...since });
+      return { found, uiUrl: tracking.uiUrl };
+    } catch {
+      return undefined;
+    }
+  }
+
   private async statusOf(kind: JobKind, main: Workload): Promise<JobStatus> {
     const name = main.metadata?.labels?.[LABELS.instance] ?? main.metadata?.name ?? '';
-    const clients = kind === 'ddp' ? undefined : (await this.listKind('apps/v1', 'StatefulSet', jobSelector(name)))[0];
-    const link = await this.options.mlflowLink?.(name).catch(() => undefined);
+    const [clients, tracking] = await Promise.all([
+      kind === 'ddp' ? Promise.resolve(undefined) : this.listKind('apps/v1', 'StatefulSet', jobSelector(name)).then((found) => found[0]),
+      this.trackingOf(kind, main),
+    ]);
     const objects = [main, ...(clients ? [clients] : [])].map((o) => `${o.kind ?? ''}/${o.metadata?.name ?? ''}`);
-    return { ...jobStatusOf(kind, main, clients, link), objects };
+    return { ...jobStatusOf(kind, main, clients, tracking), objects };
   }
 
   /** Every job in the namespace, by name. */
   async list(): Promise<JobStatus[]> {
-    const out: JobStatus[] = [];
+    const out: Array<Promise<JobStatus>> = [];
     for (const [kind, main] of Object.entries(MAIN_ROLES) as Array<[JobKind, (typeof MAIN_ROLES)[JobKind]]>) {
-      for (const w of await this.listKind(main.apiVersion, main.kind, `${LABELS.role}=${main.role}`)) out.push(await this.statusOf(kind, w));
+      for (const w of await this.listKind(main.apiVersion, main.kind, `${LABELS.role}=${main.role}`)) out.push(this.statusOf(kind, w));
     }
-    return out.sort((a, b) => a.name.localeCompare(b.name));
+    return (await Promise.all(out)).sort((a, b) => a.name.localeCompare(b.name));
   }
 
   async status(name: string): Promise<JobStatus | undefined> {

@@ -9,8 +9,9 @@ import { FederatedFleet } from '../../../charts/federated-fleet';
 import { PropError } from '../../../charts/lib/props';
 import { MlflowStack } from '../../../charts/mlflow-stack';
 import { SplitLearning } from '../../../charts/split-learning';
-import { ANNOTATIONS, FieldProblem, JobRequest } from '../contract';
-import { constructProps, fieldOfProp } from './request';
+import { ResourceSpec } from '../../../charts/lib/workload';
+import { ANNOTATIONS, ENV, FieldProblem, JobKind, JobRequest, TrainerEnvError } from '../contract';
+import { PROP_FIELDS, constructProps, fieldOfProp, topField } from './request';
 
 /** A manifest as synthesized (the fields the API reads). */
 export interface KubeObject {
@@ -38,35 +39,105 @@ export class JobPropsError extends Error {
 /** The construct id every job's construct gets; the job name is its `name` prop. */
 export const JOB_CONSTRUCT_ID = 'Job';
 
-/**
- * The objects of `request`, in apply order (Argo CD sync waves, then as the
- * construct emits them). Throws JobPropsError when a construct refuses the props.
- */
-export function buildJobObjects(request: JobRequest, options: BuildOptions = {}): KubeObject[] {
+/** Synthesize the construct of `request` (throws what the construct throws). */
+function synthesize(request: JobRequest, options: BuildOptions): KubeObject[] {
   const app = new App({ outdir: 'tensorfleet-api.unused' });
   const tracking = options.mlflowStack ? new MlflowStack(new Chart(app, 'mlflow', { disableResourceNameHashes: true }), 'Mlflow', { name: options.mlflowStack }) : undefined;
   const chart = new Chart(app, request.job_name, { disableResourceNameHashes: true });
-  const props = { ...constructProps(request, options.defaultImage), name: request.job_name, tracking };
-  try {
-    switch (request.kind) {
-      case 'ddp':
-        new DdpCluster(chart, JOB_CONSTRUCT_ID, request.gpus === undefined ? props : { ...props, resources: { ...DDP_DEFAULT_RESOURCES, gpus: request.gpus } });
-        break;
-      case 'federated':
-        new FederatedFleet(chart, JOB_CONSTRUCT_ID, props);
-        break;
-      case 'split':
-        new SplitLearning(chart, JOB_CONSTRUCT_ID, props);
-        break;
+  const props: Record<string, unknown> = { ...constructProps(request, options.defaultImage), name: request.job_name, tracking };
+  switch (request.kind) {
+    case 'ddp': {
+      const resources = (props.resources as ResourceSpec | undefined) ?? DDP_DEFAULT_RESOURCES;
+      new DdpCluster(chart, JOB_CONSTRUCT_ID, request.gpus === undefined ? props : { ...props, resources: { ...resources, gpus: request.gpus } });
+      break;
     }
-  } catch (err) {
-    if (err instanceof PropError) {
-      const field = fieldOfProp(request.kind, err.prop);
-      throw new JobPropsError([{ field: field ?? err.prop, value: err.value, allowed: err.allowed }]);
-    }
-    throw err;
+    case 'federated':
+      new FederatedFleet(chart, JOB_CONSTRUCT_ID, props);
+      break;
+    case 'split':
+      new SplitLearning(chart, JOB_CONSTRUCT_ID, props);
+      break;
   }
-  return applyOrder(chart.toJson() as KubeObject[]);
+  return chart.toJson() as KubeObject[];
+}
+
+/** A construct's words with its prop names replaced by the request's field names. */
+function inFieldNames(kind: JobKind, text: string): string {
+  const props = Object.keys(PROP_FIELDS[kind]).filter((p) => !p.includes('.')).sort((a, b) => b.length - a.length);
+  return props.reduce((t, prop) => t.replace(new RegExp(`'?\\b${prop}\\b'?`, 'g'), fieldOfProp(kind, prop) ?? prop), text);
+}
+
+/** Where a trainer variable comes from in the request (a construct that passes a value the trainer refuses). */
+function fieldOfEnv(kind: JobKind, variable: string): string | undefined {
+  const key = (Object.entries(ENV) as Array<[string, string]>).find(([, name]) => name === variable)?.[0];
+  if (key === undefined) return undefined;
+  // The trainer's names where they differ from the construct's props.
+  const prop = ({ worldSize: kind === 'ddp' ? 'worldSize' : 'clients', epochs: kind === 'federated' ? 'localEpochs' : 'epochs', lrSchedule: 'learningRateSchedule', splitMode: 'mode' } as Record<string, string>)[key] ?? key;
+  return fieldOfProp(kind, prop);
+}
+
+/** The field of the request a problem is about: `clients` is whichever of clients and world_size the request gave. */
+function requestField(request: JobRequest, field: string): string {
+  const values = request as unknown as Record<string, unknown>;
+  return field === 'clients' && values.clients === undefined && values.world_size !== undefined ? 'world_size' : field;
+}
+
+/**
+ * The objects of `request`, in apply order (Argo CD sync waves, then as the
+ * construct emits them). Throws JobPropsError when the construct refuses the props,
+ * with every problem it reports: constructs stop at their first bad prop, so the
+ * request is built again without each refused field (the construct's default in
+ * its place) until it passes or a refusal cannot be set aside. A problem found that
+ * way says which fields were left to their defaults, since it may depend on them.
+ */
+export function buildJobObjects(request: JobRequest, options: BuildOptions = {}): KubeObject[] {
+  const problems: FieldProblem[] = [];
+  const setAside: string[] = [];
+  let attempt: JobRequest = request;
+  for (;;) {
+    try {
+      const objects = synthesize(attempt, options);
+      if (problems.length > 0) throw new JobPropsError(problems);
+      return applyOrder(objects);
+    } catch (err) {
+      if (err instanceof JobPropsError) throw err;
+      const found = constructProblems(request, err);
+      if (found === undefined) throw err;
+      const fields = [...new Set(found.map((p) => topField(p.field)))];
+      // A refusal of a field already set aside is about the construct's default in its place: not the request's.
+      if (problems.length > 0 && fields.some((f) => setAside.includes(f))) throw new JobPropsError(problems);
+      const note = setAside.length > 0 ? ` (found with ${setAside.join(', ')} left to the construct's default)` : '';
+      problems.push(...found.map((p) => ({ ...p, allowed: `${p.allowed}${note}` })));
+      const values = attempt as unknown as Record<string, unknown>;
+      // A refusal of a field the request did not give (or of several at once) cannot be set aside: the search ends.
+      if (found.length !== 1 || fields.some((f) => values[f] === undefined)) throw new JobPropsError(problems);
+      setAside.push(...fields);
+      const next: Record<string, unknown> = { ...values };
+      for (const f of fields) delete next[f];
+      // world_size stands for clients in federated and split requests.
+      if (request.kind !== 'ddp' && fields.includes('world_size')) delete next.clients;
+      if (request.kind !== 'ddp' && fields.includes('clients')) delete next.world_size;
+      attempt = next as unknown as JobRequest;
+    }
+  }
+}
+
+/** The problems of a construct's refusal, in the request's field names; undefined when it is no refusal of the props. */
+export function constructProblems(request: JobRequest, err: unknown): FieldProblem[] | undefined {
+  const kind = request.kind;
+  if (err instanceof PropError) {
+    const field = requestField(request, fieldOfProp(kind, err.prop) ?? err.prop);
+    return [{ field, value: err.value, allowed: inFieldNames(kind, err.allowed) }];
+  }
+  if (err instanceof TrainerEnvError) {
+    // The trainer's own check of the env the construct renders: every problem at once.
+    return err.problems.map((text) => {
+      const m = /^(\S+) must be (.*), got (.*)$/.exec(text);
+      const field = m ? fieldOfEnv(kind, m[1]) : undefined;
+      return field ? { field: requestField(request, field), value: (request as unknown as Record<string, unknown>)[topField(field)], allowed: inFieldNames(kind, m![2]) } : { field: '(job)', value: null, allowed: text };
+    });
+  }
+  return undefined;
 }
 
 /** Lower Argo CD sync waves first (RBAC and Secrets before the workloads that use them); stable otherwise. */

@@ -2,17 +2,39 @@
  * The OpenAPI 3.0 document of the TrainingApi, derived from JOB_FIELDS and the
  * contract's response types: what /docs renders and clients generate from.
  */
-import { API_ERROR_CODES, API_PATHS, JOB_FIELDS, JOB_KINDS, JobFieldSpec } from '../contract';
+import { API_ERROR_CODES, API_PATHS, JOB_FIELDS, JOB_KINDS, JOB_PHASES, JobFieldSpec } from '../contract';
 import { allowedText } from './request';
 
 type Schema = Record<string, unknown>;
 
 function fieldSchema(spec: JobFieldSpec): Schema {
   const schema: Schema = { type: spec.type, description: spec.kinds ? `${spec.description} Only for ${spec.kinds.join(', ')}.` : spec.description };
+  if (spec.requires) schema.description = `${String(schema.description)} Only with ${spec.requires}: true.`;
   if (spec.enum) schema.enum = [...spec.enum];
   if (spec.minimum !== undefined) schema.minimum = spec.minimum;
   if (spec.maximum !== undefined) schema.maximum = spec.maximum;
+  // OpenAPI 3.0: booleans beside minimum and maximum.
+  if (spec.exclusiveMinimum) schema.exclusiveMinimum = true;
+  if (spec.exclusiveMaximum) schema.exclusiveMaximum = true;
   if (spec.pattern) schema.pattern = spec.pattern.regex;
+  if (spec.type === 'string' && spec.maxLength !== undefined) schema.maxLength = spec.maxLength;
+  if (spec.type === 'object') {
+    if (spec.properties) {
+      schema.properties = Object.fromEntries(Object.entries(spec.properties).map(([k, s]) => [k, fieldSchema(s)]));
+      const required = Object.entries(spec.properties).filter(([, s]) => s.required).map(([k]) => k);
+      if (required.length > 0) schema.required = required;
+      schema.additionalProperties = false;
+    } else {
+      schema.additionalProperties = spec.values ? fieldSchema(spec.values) : true;
+      if (spec.maxEntries !== undefined) schema.maxProperties = spec.maxEntries;
+      // OpenAPI 3.0 has no propertyNames: the key rule is in words and in x-key-pattern.
+      if (spec.keyPattern) schema['x-key-pattern'] = spec.keyPattern.regex;
+    }
+  }
+  if (spec.type === 'array') {
+    if (spec.items) schema.items = fieldSchema(spec.items);
+    if (spec.maxEntries !== undefined) schema.maxItems = spec.maxEntries;
+  }
   schema['x-allowed'] = allowedText(spec);
   return schema;
 }
@@ -64,6 +86,8 @@ export function openApiDocument(version: string): Schema {
         },
         delete: {
           summary: 'Cancel a job: delete every object it created',
+          description:
+            "Every object labelled with the job, in the background. The Secrets generated for it (its bearer token) are owned by its ensure-secrets ServiceAccount: Kubernetes' garbage collector deletes them with it. A Secret that existed before the job is never the job's and stays.",
           operationId: 'cancelJob',
           parameters: [nameParam],
           responses: { 200: { description: 'Deleted.', content: json('JobDeleted') }, 404: error('No such job.') },
@@ -98,11 +122,17 @@ export function openApiDocument(version: string): Schema {
           properties: {
             name: { type: 'string' },
             kind: { type: 'string', enum: [...JOB_KINDS] },
-            phase: { type: 'string', enum: ['Pending', 'Running', 'Succeeded', 'Failed', 'Unknown'] },
+            phase: { type: 'string', enum: [...JOB_PHASES] },
             ready: { type: 'integer', description: 'Ranks (ddp) or clients whose pods are ready.' },
             desired: { type: 'integer' },
-            progress: { type: 'number', description: 'Finished ranks / world size (ddp).' },
-            mlflowRunUrl: { type: 'string' },
+            progress: {
+              type: 'number',
+              minimum: 0,
+              maximum: 1,
+              description: "Finished epochs (ddp) or rounds (federated) over the job's total, from its MLflow run; 1 once succeeded; absent while unknown.",
+            },
+            mlflowRunUrl: { type: 'string', description: "The job's MLflow run in the UI (its experiment until the run starts)." },
+            mlflowRunId: { type: 'string' },
             createdAt: { type: 'string', format: 'date-time' },
             objects: { type: 'array', items: { type: 'string' } },
           },

@@ -3,7 +3,8 @@
  * submit flags are JOB_FIELDS in kebab-case, so the CLI, the API's validation
  * and its OpenAPI document never disagree; the API does the validating.
  */
-import { API_CLIENT_ENV, JOB_FIELDS, JOB_KINDS, JobFieldName, JobStatus, PORTS } from '../contract';
+import { API_CLIENT_ENV, JOB_FIELDS, JOB_KINDS, JobFieldName, JobFieldSpec, JobStatus, PORTS } from '../contract';
+import { topField } from '../api/request';
 import { ApiCallError, ApiClient } from './api-client';
 import { Command, FlagSpec, UsageError, err, intFlag, out } from './args';
 
@@ -14,16 +15,29 @@ const CONNECTION_FLAGS: Record<string, FlagSpec> = {
 
 const flagName = (field: string): string => field.replace(/_/g, '-');
 
+/** The flag of a field problem: "server_resources.cpu_limit_millis" -> "--server-resources.cpu_limit_millis". */
+const flagOfField = (field: string): string => {
+  const top = topField(field);
+  return `--${flagName(top)}${field.slice(top.length)}`;
+};
+
 /** Every request field but kind (the positional) as a flag. */
 const SUBMIT_FIELDS = (Object.keys(JOB_FIELDS) as JobFieldName[]).filter((f) => f !== 'kind');
+
+/** How a flag takes a field's value, in its help line. */
+function valueHint(spec: JobFieldSpec): string {
+  if (spec.enum) return ` (${spec.enum.join('|')})`;
+  if (spec.type === 'array') return ' (JSON array)';
+  if (spec.type === 'object') return spec.properties ? ' (JSON object)' : ' (k=v,k=v or JSON)';
+  return '';
+}
 
 function submitFlags(): Record<string, FlagSpec> {
   const flags: Record<string, FlagSpec> = {};
   for (const field of SUBMIT_FIELDS) {
-    const spec = JOB_FIELDS[field];
-    const kinds = 'kinds' in spec ? ` [${spec.kinds.join(', ')}]` : '';
-    const choices = 'enum' in spec ? ` (${spec.enum.join('|')})` : '';
-    flags[flagName(field)] = { type: 'string', description: `${spec.description}${choices}${kinds}` };
+    const spec: JobFieldSpec = JOB_FIELDS[field];
+    const kinds = spec.kinds ? ` [${spec.kinds.join(', ')}]` : '';
+    flags[flagName(field)] = { type: spec.type === 'boolean' ? 'boolean' : 'string', description: `${spec.description}${valueHint(spec)}${kinds}` };
   }
   return {
     ...flags,
@@ -31,6 +45,25 @@ function submitFlags(): Record<string, FlagSpec> {
     json: { type: 'boolean', description: 'print the API answer as JSON' },
     ...CONNECTION_FLAGS,
   };
+}
+
+/**
+ * A flag's text as the field's JSON value: numbers for numeric fields, JSON for objects and
+ * arrays (maps also as k=v,k=v). Text that is none of these goes as it is: the API names
+ * the field and what it allows.
+ */
+export function flagValue(spec: JobFieldSpec, raw: string | boolean): unknown {
+  if (typeof raw === 'boolean') return raw;
+  if ((spec.type === 'integer' || spec.type === 'number') && raw.trim() !== '' && Number.isFinite(Number(raw))) return Number(raw);
+  if (spec.type === 'object' || spec.type === 'array') {
+    try {
+      return JSON.parse(raw) as unknown;
+    } catch {
+      const pairs = raw.split(',').map((p) => /^([^=]+)=(.*)$/.exec(p.trim()));
+      if (spec.type === 'object' && !spec.properties && pairs.every((m) => m !== null)) return Object.fromEntries(pairs.map((m) => [m![1].trim(), m![2].trim()]));
+    }
+  }
+  return raw;
 }
 
 function client(values: Readonly<Record<string, string | boolean | undefined>>): ApiClient {
@@ -51,7 +84,7 @@ async function reportingApiErrors(command: string, run: () => Promise<number>): 
     if (!(e instanceof ApiCallError)) throw e;
     err(`tensorfleet ${command}: ${e.message}`);
     for (const p of e.body?.error.fields ?? []) {
-      err(`  --${flagName(p.field)} ${JSON.stringify(p.value)}: must be ${p.allowed}`);
+      err(`  ${flagOfField(p.field)} ${JSON.stringify(p.value)}: must be ${p.allowed}`);
     }
     return e.status === 400 || e.status === 404 || e.status === 409 || e.status === 413 ? 2 : 1;
   }
@@ -92,10 +125,7 @@ export const API_COMMANDS: Record<string, Command> = {
       const body: Record<string, unknown> = { kind };
       for (const field of SUBMIT_FIELDS) {
         const raw = values[flagName(field)];
-        if (typeof raw !== 'string') continue;
-        const numeric = JOB_FIELDS[field].type !== 'string' && raw.trim() !== '' && Number.isFinite(Number(raw));
-        // A value that is not a number goes as it is: the API names the field and what it allows.
-        body[field] = numeric ? Number(raw) : raw;
+        if (raw !== undefined) body[field] = flagValue(JOB_FIELDS[field], raw);
       }
       return reportingApiErrors('submit', async () => {
         const answer = await client(values).submit(body, values['dry-run'] === true);

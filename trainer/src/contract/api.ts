@@ -6,7 +6,7 @@
  * One table, {@link JOB_FIELDS}, describes every field of POST /jobs: the
  * request validation, the OpenAPI schema and the CLI's flags all derive from it.
  */
-import { DATASETS, LR_SCHEDULES, MODELS, OPTIMIZERS, PARTITIONS, SPLIT_MODES, STRATEGIES } from './env';
+import { DATASETS, ENV, LR_SCHEDULES, MODELS, OPTIMIZERS, PARTITIONS, SPLIT_MODES, STRATEGIES } from './env';
 
 /** What kind of training a job is, and the construct that builds it. */
 export const JOB_KINDS = ['ddp', 'federated', 'split'] as const;
@@ -30,7 +30,10 @@ export const API_ENV = {
   namespace: 'POD_NAMESPACE',
   /** Name of the MlflowStack the jobs report to; unset: jobs track to a file store in the pod. */
   mlflowStack: 'TENSORFLEET_API_MLFLOW_STACK',
-  /** Base URL of the MLflow UI for run links (e.g. http://mlflow.example.com). */
+  /**
+   * Base URL of the MLflow UI for run links (e.g. http://mlflow.example.com); the TrainingApi
+   * construct sets it from its MlflowStack. Unset: the tracking URI (the UI is served there too).
+   */
   mlflowUiUrl: 'TENSORFLEET_API_MLFLOW_UI_URL',
   /** Image a job gets when the request names none. */
   defaultImage: 'TENSORFLEET_API_DEFAULT_IMAGE',
@@ -84,7 +87,8 @@ export interface ApiErrorBody {
   };
 }
 
-export type JobPhase = 'Pending' | 'Running' | 'Succeeded' | 'Failed' | 'Unknown';
+export const JOB_PHASES = ['Pending', 'Running', 'Suspended', 'Succeeded', 'Failed', 'Unknown'] as const;
+export type JobPhase = (typeof JOB_PHASES)[number];
 
 /** GET /jobs/{name} (and each item of GET /jobs). */
 export interface JobStatus {
@@ -95,10 +99,20 @@ export interface JobStatus {
   readonly ready: number;
   /** Ranks or clients the job asked for. */
   readonly desired: number;
-  /** Succeeded ranks / world size for ddp; undefined when unknown. */
+  /**
+   * Share of the training done, from 0 to 1: finished epochs (ddp) or rounds (federated) over
+   * the job's epochs or rounds, read from the job's MLflow run (see {@link JOB_PROGRESS}); 1 once
+   * the job succeeded; undefined while unknown (no tracking server, no run yet, or split before
+   * its end).
+   */
   readonly progress?: number;
-  /** The job's MLflow experiment in the UI, when the API knows the UI's URL. */
+  /**
+   * The job's MLflow run in the UI (the newest run of the job's experiment started by its main
+   * role since the job was created), else its experiment; undefined without a tracking server.
+   */
   readonly mlflowRunUrl?: string;
+  /** The id of that MLflow run. */
+  readonly mlflowRunId?: string;
   /** ISO 8601. */
   readonly createdAt?: string;
   /** Kind/name of every object of the job. */
@@ -112,21 +126,100 @@ export interface JobCreated {
   readonly objects: readonly string[];
 }
 
+export interface JobFieldPattern {
+  readonly regex: string;
+  readonly meaning: string;
+}
+
 export interface JobFieldSpec {
-  readonly type: 'string' | 'integer' | 'number';
+  /**
+   * JSON type. `object` is either a fixed set of `properties` or a map whose keys match
+   * `keyPattern` and whose values are `values`; `array` holds `items`.
+   */
+  readonly type: 'string' | 'integer' | 'number' | 'boolean' | 'object' | 'array';
   readonly description: string;
-  /** Kinds the field applies to. @default every kind */
+  /** Kinds the field applies to (top-level fields only). @default every kind */
   readonly kinds?: readonly JobKind[];
   readonly required?: boolean;
   readonly enum?: readonly string[];
   readonly minimum?: number;
   readonly maximum?: number;
+  /** Numbers: `minimum` itself is not allowed. @default false */
+  readonly exclusiveMinimum?: boolean;
+  /** Numbers: `maximum` itself is not allowed. @default false */
+  readonly exclusiveMaximum?: boolean;
   /** Strings: a regular expression the value must match, and its meaning in words. */
-  readonly pattern?: { readonly regex: string; readonly meaning: string };
+  readonly pattern?: JobFieldPattern;
+  /** Strings: longest value. @default 2048 */
+  readonly maxLength?: number;
+  /** Objects with a fixed shape: their fields. */
+  readonly properties?: Readonly<Record<string, JobFieldSpec>>;
+  /** Maps: what every key must be. */
+  readonly keyPattern?: JobFieldPattern;
+  /** Maps: what every value must be. */
+  readonly values?: JobFieldSpec;
+  /** Maps: most entries; arrays: most items. */
+  readonly maxEntries?: number;
+  /** Arrays: what every item must be. */
+  readonly items?: JobFieldSpec;
+  /** Words for one item or value, in what-is-allowed texts (e.g. "toleration"). */
+  readonly noun?: string;
+  /** Properties of an object: the sibling property this one must be at least (a limit and its request). */
+  readonly atLeast?: string;
+  /** Top-level fields: the boolean field that must be true for this one to be given. */
+  readonly requires?: string;
 }
 
 const NAME = { regex: '^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$', meaning: 'a DNS label: lowercase letters, digits and "-", starting with a letter, at most 40 characters' };
 const URI = { regex: '^(s3|https?)://[^\\s]+$', meaning: 'an s3://, https:// or http:// URI' };
+/** A Kubernetes label key: an optional DNS-subdomain prefix and "/", then a name of at most 63 characters. */
+const LABEL_KEY = {
+  regex: '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$',
+  meaning: 'a label key: an optional DNS prefix and "/", then at most 63 letters, digits, "-", "_" or ".", starting and ending alphanumeric',
+};
+const LABEL_VALUE = {
+  regex: '^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$',
+  meaning: 'a label value: at most 63 letters, digits, "-", "_" or ".", starting and ending alphanumeric (or empty)',
+};
+/** An object name such as a Volcano queue (a DNS-1123 subdomain). */
+const OBJECT_NAME = { regex: '^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$', meaning: 'a DNS-1123 subdomain: lowercase letters, digits, "-" and ".", at most 253 characters' };
+const INT32_MAX = 2 ** 31 - 1;
+
+/** Requests and limits of a pod's container, as the constructs' ResourceSpec takes them. */
+const RESOURCES = (whose: string): JobFieldSpec & { readonly type: 'object'; readonly properties: Readonly<Record<string, JobFieldSpec>> } => ({
+  type: 'object',
+  description: `CPU and memory of ${whose}: all four of cpu_request_millis, cpu_limit_millis, memory_request_mib, memory_limit_mib (limits at least the requests).`,
+  properties: {
+    cpu_request_millis: { type: 'integer', required: true, minimum: 1, maximum: 1_000_000, description: 'CPU request in millicores.' },
+    cpu_limit_millis: { type: 'integer', required: true, minimum: 1, maximum: 1_000_000, atLeast: 'cpu_request_millis', description: 'CPU limit in millicores.' },
+    memory_request_mib: { type: 'integer', required: true, minimum: 1, maximum: 4_194_304, description: 'Memory request in MiB.' },
+    memory_limit_mib: { type: 'integer', required: true, minimum: 1, maximum: 4_194_304, atLeast: 'memory_request_mib', description: 'Memory limit in MiB.' },
+  },
+});
+
+/** String-to-string label maps (node selectors, Liqo cluster labels). */
+const LABEL_MAP = (description: string): JobFieldSpec & { readonly type: 'object'; readonly keyPattern: JobFieldPattern; readonly values: JobFieldSpec } => ({
+  type: 'object',
+  description,
+  keyPattern: LABEL_KEY,
+  values: { type: 'string', pattern: LABEL_VALUE, maxLength: 63, description: 'Label value.' },
+  maxEntries: 32,
+  noun: 'label',
+});
+
+/** A pod toleration, in the Kubernetes API's own shape (core/v1 Toleration). */
+const TOLERATION: JobFieldSpec = {
+  type: 'object',
+  noun: 'toleration',
+  description: 'A Kubernetes toleration (core/v1 Toleration, camelCase as in a pod spec).',
+  properties: {
+    key: { type: 'string', pattern: LABEL_KEY, description: 'Taint key; empty with operator Exists tolerates every taint.' },
+    operator: { type: 'string', enum: ['Exists', 'Equal'], description: 'Equal (the default) or Exists.' },
+    value: { type: 'string', pattern: LABEL_VALUE, maxLength: 63, description: 'Taint value (operator Equal).' },
+    effect: { type: 'string', enum: ['NoSchedule', 'PreferNoSchedule', 'NoExecute'], description: 'Taint effect; empty matches every effect.' },
+    tolerationSeconds: { type: 'integer', minimum: 0, maximum: INT32_MAX, description: 'With effect NoExecute: how long the pod stays bound after the taint appears.' },
+  },
+};
 
 /** Every field of POST /jobs, in snake_case as on the wire. */
 export const JOB_FIELDS = {
@@ -141,11 +234,21 @@ export const JOB_FIELDS = {
   dataset_type: { type: 'string', enum: DATASETS, description: 'Dataset format.' },
   dataset_uri: { type: 'string', pattern: URI, description: "Folder of the dataset's files; defaults to the public mirror (MNIST, Fashion-MNIST)." },
   model: { type: 'string', enum: MODELS, description: 'Model architecture.' },
-  learning_rate: { type: 'number', minimum: 0, maximum: 10, description: 'Learning rate (client learning rate for federated).' },
+  learning_rate: { type: 'number', minimum: 0, exclusiveMinimum: true, maximum: 10, description: 'Learning rate (client learning rate for federated).' },
   optimizer: { type: 'string', enum: OPTIMIZERS, description: 'Optimizer (the clients\' local optimizer for federated).' },
   seed: { type: 'integer', minimum: 0, maximum: 2 ** 31 - 1, description: 'Seed of initialization, shuffling and partitioning.' },
   learning_rate_schedule: { type: 'string', enum: LR_SCHEDULES, kinds: ['ddp'], description: 'Learning-rate schedule over the epochs.' },
   gpus: { type: 'integer', minimum: 0, maximum: 16, kinds: ['ddp'], description: 'nvidia.com/gpu per rank.' },
+  resources: { ...RESOURCES('each rank'), kinds: ['ddp'] },
+  node_selector: { ...LABEL_MAP('Node labels the ranks must run on.'), kinds: ['ddp'] },
+  tolerations: { type: 'array', items: TOLERATION, maxEntries: 32, kinds: ['ddp'], description: 'Tolerations of the rank pods.' },
+  spread_over_nodes: { type: 'boolean', kinds: ['ddp'], description: 'Spread the ranks over nodes (at most one rank more on any node than on another).' },
+  active_deadline_seconds: { type: 'integer', minimum: 1, maximum: INT32_MAX, kinds: ['ddp'], description: 'Fail the job after this many seconds.' },
+  ttl_seconds_after_finished: { type: 'integer', minimum: 0, maximum: INT32_MAX, kinds: ['ddp'], description: 'Kubernetes deletes the finished Job (and its pods) this many seconds after it ends; the job then leaves GET /jobs.' },
+  suspend: { type: 'boolean', kinds: ['ddp'], description: 'Create the Job suspended (phase Suspended); it starts once spec.suspend is set to false.' },
+  backoff_limit: { type: 'integer', minimum: 0, maximum: 10_000, kinds: ['ddp'], description: 'Failed rank restarts before the job fails (a failed rank restarts every rank).' },
+  gang_scheduling: { type: 'boolean', kinds: ['ddp'], description: 'Gang scheduling with Volcano: every rank starts together or none does.' },
+  volcano_queue: { type: 'string', pattern: OBJECT_NAME, requires: 'gang_scheduling', kinds: ['ddp'], description: 'Volcano queue of the gang (with gang_scheduling).' },
   rounds: { type: 'integer', minimum: 1, maximum: 100_000, kinds: ['federated'], description: 'Federated rounds.' },
   strategy: { type: 'string', enum: STRATEGIES, kinds: ['federated'], description: 'Aggregation strategy.' },
   min_fit_clients: { type: 'integer', minimum: 1, maximum: 1000, kinds: ['federated'], description: 'Fewest client updates a round aggregates.' },
@@ -154,17 +257,80 @@ export const JOB_FIELDS = {
   partition: { type: 'string', enum: PARTITIONS, kinds: ['federated'], description: 'How the data is split between clients.' },
   dirichlet_alpha: { type: 'number', minimum: 0.001, maximum: 1000, kinds: ['federated'], description: 'Concentration of the Dirichlet label skew.' },
   proximal_mu: { type: 'number', minimum: 0, maximum: 100, kinds: ['federated'], description: "FedProx's proximal term." },
+  round_timeout_seconds: { type: 'integer', minimum: 1, maximum: 86_400, kinds: ['federated'], description: 'How long a round waits for client updates.' },
+  server_learning_rate: {
+    type: 'number',
+    minimum: 0,
+    exclusiveMinimum: true,
+    maximum: 10,
+    kinds: ['federated'],
+    description: 'Server learning rate of FedAvgM, FedAdam, FedYogi and FedAdagrad (default 0.1 for the adaptive ones, else 1).',
+  },
+  server_momentum: { type: 'number', minimum: 0, maximum: 1, kinds: ['federated'], description: 'FedAvgM server momentum.' },
+  trim_beta: { type: 'number', minimum: 0, maximum: 0.5, exclusiveMaximum: true, kinds: ['federated'], description: 'FedTrimmedAvg: share of updates trimmed from each end.' },
+  byzantine_clients: { type: 'integer', minimum: 0, maximum: 1000, kinds: ['federated'], description: 'Krum and Multi-Krum: Byzantine clients tolerated (min_fit_clients must be at least 2 x this + 3).' },
+  dp_clip_norm: { type: 'number', minimum: 0, maximum: 1_000_000, kinds: ['federated'], description: 'Central differential privacy: clip each client update to this L2 norm (0 = off).' },
+  dp_noise_multiplier: { type: 'number', minimum: 0, maximum: 100, kinds: ['federated'], description: 'Central differential privacy: noise standard deviation over the clip norm (needs dp_clip_norm).' },
+  multi_cluster: { type: 'boolean', kinds: ['federated'], description: "Clients on Liqo-peered clusters, the server here. Liqo's NamespaceOffloading is one per namespace: 409 while another job holds it." },
+  remote_cluster_labels: { ...LABEL_MAP('With multi_cluster: labels of the virtual nodes (peered clusters) that may run clients.'), requires: 'multi_cluster', kinds: ['federated'] },
+  server_state_gib: { type: 'integer', minimum: 1, maximum: 1000, kinds: ['federated'], description: "Size of the server's checkpoint volume in GiB." },
   mode: { type: 'string', enum: SPLIT_MODES, kinds: ['split'], description: 'Split-learning mode.' },
   cut_layer: { type: 'integer', minimum: 1, maximum: 1000, kinds: ['split'], description: 'Layers of the model kept on the client.' },
   noise_sigma: { type: 'number', minimum: 0, maximum: 100, kinds: ['split'], description: 'Gaussian noise added to the smashed data.' },
+  server_resources: { ...RESOURCES('the server pod'), kinds: ['federated', 'split'] },
+  client_resources: { ...RESOURCES('each client pod'), kinds: ['federated', 'split'] },
 } as const satisfies Record<string, JobFieldSpec>;
 
 export type JobFieldName = keyof typeof JOB_FIELDS;
 
+/** Requests and limits as a request carries them (see the `resources` fields). */
+export interface JobResources {
+  readonly cpu_request_millis: number;
+  readonly cpu_limit_millis: number;
+  readonly memory_request_mib: number;
+  readonly memory_limit_mib: number;
+}
+
+/** A toleration as a request carries it (core/v1 Toleration). */
+export interface JobToleration {
+  readonly key?: string;
+  readonly operator?: 'Exists' | 'Equal';
+  readonly value?: string;
+  readonly effect?: 'NoSchedule' | 'PreferNoSchedule' | 'NoExecute';
+  readonly tolerationSeconds?: number;
+}
+
+type FieldValue<S extends JobFieldSpec> = S['type'] extends 'string'
+  ? string
+  : S['type'] extends 'boolean'
+    ? boolean
+    : S['type'] extends 'array'
+      ? readonly JobToleration[]
+      : S['type'] extends 'object'
+        ? S extends { readonly properties: object }
+          ? JobResources
+          : Readonly<Record<string, string>>
+        : number;
+
 /** A POST /jobs body once validated. */
 export type JobRequest = { readonly job_name: string; readonly kind: JobKind } & {
-  readonly [K in Exclude<JobFieldName, 'job_name' | 'kind'>]?: (typeof JOB_FIELDS)[K]['type'] extends 'string' ? string : number;
+  readonly [K in Exclude<JobFieldName, 'job_name' | 'kind'>]?: FieldValue<(typeof JOB_FIELDS)[K]>;
 };
+
+/**
+ * How GET /jobs/{name} measures a job's progress: the MLflow metric its main role logs with
+ * the finished epoch (ddp) or round (federated) as the step, the run tag saying where a
+ * restarted run resumed, and the trainer variable holding the total. Split learning logs
+ * no per-epoch metric on its server: its `test_accuracy` (step = epochs) only says it is done.
+ */
+export const JOB_PROGRESS: { readonly [K in JobKind]: { readonly metric: string; readonly resumeTag?: string; readonly totalEnv: string } } = {
+  ddp: { metric: 'epoch_loss', resumeTag: 'tensorfleet.resumeEpoch', totalEnv: ENV.epochs },
+  federated: { metric: 'test_accuracy', resumeTag: 'tensorfleet.resumeRound', totalEnv: ENV.rounds },
+  split: { metric: 'test_accuracy', totalEnv: ENV.epochs },
+};
+
+/** The MLflow run tag every trainer sets to its role (the API finds a job's run by it). */
+export const MLFLOW_ROLE_TAG = 'tensorfleet.role';
 
 /** The API path of one job. */
 export function jobPath(name: string, sub: 'job' | 'logs' = 'job'): string {

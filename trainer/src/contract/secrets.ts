@@ -34,6 +34,21 @@ export const ENSURE_SECRETS_ENV = {
 export interface SecretSpec {
   readonly name: string;
   readonly keys: readonly string[];
+  /**
+   * Keep the Secret when the ensure-secrets ServiceAccount (the job) is deleted. Otherwise
+   * ensure-secrets makes that ServiceAccount the Secret's owner, and Kubernetes' garbage
+   * collector deletes the Secret with it.
+   *
+   * @default - kept unless its only key is the bearer token ({@link SECRET_KEYS.authToken}): a
+   * token authenticates the workload's own pods to each other, so nothing needs it once they
+   * are gone; a password or S3 key guards stored data (a database volume) that outlives them
+   */
+  readonly retain?: boolean;
+}
+
+/** Whether a generated Secret outlives the workload it was generated for (see {@link SecretSpec.retain}). */
+export function retainsSecret(spec: SecretSpec): boolean {
+  return spec.retain ?? !(spec.keys.length === 1 && spec.keys[0] === SECRET_KEYS.authToken);
 }
 
 /** Parse the ensure-secrets spec, naming the variable and the problem. */
@@ -57,6 +72,7 @@ export function parseSecretSpecs(raw: string | undefined): SecretSpec[] {
     if (!Array.isArray(e.keys) || e.keys.length === 0 || !e.keys.every((k) => typeof k === 'string' && /^[-._a-zA-Z0-9]+$/.test(k))) {
       return fail(`entry ${i} needs "keys", a non-empty array of Secret key names`);
     }
-    return { name: e.name, keys: [...e.keys] };
+    if (e.retain !== undefined && typeof e.retain !== 'boolean') return fail(`entry ${i} has a "retain" that is not true or false`);
+    return { name: e.name, keys: [...e.keys], ...(e.retain !== undefined ? { retain: e.retain } : {}) };
   });
 }

@@ -20,9 +20,45 @@ export interface KubeApiOptions {
   readonly timeoutMs?: number;
 }
 
+/** The service account a token was issued to. */
+export interface ServiceAccountIdentity {
+  readonly namespace?: string;
+  readonly name: string;
+  readonly uid: string;
+}
+
+/**
+ * The service account of a Kubernetes service-account token, from its JWT claims, without a
+ * call to the API: bound tokens (projected, the default) carry `kubernetes.io.serviceaccount`,
+ * legacy Secret-based tokens `kubernetes.io/serviceaccount/service-account.{name,uid}`.
+ * Undefined for a token that is no such JWT. The signature is not checked: the identity is
+ * only used to name ourselves (an owner reference), never to trust a caller.
+ */
+export function serviceAccountOfToken(token: string): ServiceAccountIdentity | undefined {
+  const parts = token.split('.');
+  if (parts.length !== 3) return undefined;
+  let claims: Record<string, unknown>;
+  try {
+    claims = JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8')) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+  const bound = claims['kubernetes.io'] as { namespace?: unknown; serviceaccount?: { name?: unknown; uid?: unknown } } | undefined;
+  const name = bound?.serviceaccount?.name ?? claims['kubernetes.io/serviceaccount/service-account.name'];
+  const uid = bound?.serviceaccount?.uid ?? claims['kubernetes.io/serviceaccount/service-account.uid'];
+  const namespace = bound?.namespace ?? claims['kubernetes.io/serviceaccount/namespace'];
+  if (typeof name !== 'string' || typeof uid !== 'string' || !name || !uid) return undefined;
+  return { name, uid, ...(typeof namespace === 'string' ? { namespace } : {}) };
+}
+
 /** A minimal Kubernetes REST client: JSON in, JSON out, bearer-token auth. */
 export class KubeApi {
   constructor(private readonly options: KubeApiOptions) {}
+
+  /** The service account this client authenticates as, when its token says (see {@link serviceAccountOfToken}). */
+  serviceAccount(): ServiceAccountIdentity | undefined {
+    return this.options.token ? serviceAccountOfToken(this.options.token) : undefined;
+  }
 
   /** The in-cluster client of the pod's service account. */
   static inCluster(env: NodeJS.ProcessEnv = process.env, dir = SERVICE_ACCOUNT_DIR): KubeApi {

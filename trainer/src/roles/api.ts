@@ -6,7 +6,7 @@
 import { API_ENV, DEFAULT_API_MAX_BODY_BYTES, TRAINER_IMAGE, TrainerConfig, TrainerError } from '../contract';
 import { KubeJobs } from '../api/kube';
 import { createApiServer } from '../api/server';
-import { MlflowClient } from '../tracking/mlflow-client';
+import { MlflowRuns } from '../api/mlflow';
 import { roleOutput } from './role-output';
 
 function required(name: string): string {
@@ -25,12 +25,12 @@ export async function runApi(config: TrainerConfig): Promise<void> {
     if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes < 1) {
       throw new TrainerError('TRAINER_ERR_INVALID_ENV', `${API_ENV.maxBodyBytes} must be a positive integer, got ${JSON.stringify(maxRaw)}`);
     }
-    const uiUrl = process.env[API_ENV.mlflowUiUrl]?.replace(/\/+$/, '');
-    const mlflow = config.trackingUri && uiUrl ? new MlflowClient({ trackingUri: config.trackingUri }) : undefined;
+    // The UI is served by the tracking server itself unless the chart names another address (an Ingress).
+    const uiUrl = (process.env[API_ENV.mlflowUiUrl] || config.trackingUri)?.replace(/\/+$/, '');
     const jobs = KubeJobs.inCluster({
       namespace,
-      // The job's experiment in the MLflow UI (trainers name it after the job).
-      mlflowLink: mlflow ? async (job) => ((id) => (id ? `${uiUrl}/#/experiments/${id}` : undefined))(await mlflow.getExperimentByName(job)) : undefined,
+      // Each job's run: progress, how a federated or split job ended, and its link in the MLflow UI.
+      tracking: config.trackingUri ? { runs: new MlflowRuns({ trackingUri: config.trackingUri }), uiUrl } : undefined,
     });
     const server = createApiServer({
       jobs,

@@ -10,23 +10,36 @@ import { AddressInfo } from 'node:net';
 import { Server } from 'node:http';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { KubeConfig } from '@kubernetes/client-node';
+import { App, Chart } from 'cdk8s';
 import { parseAllDocuments } from 'yaml';
-import { API_CLIENT_ENV, API_FIELD_MANAGER, ApiErrorBody, JobStatus } from '../../src/contract';
+import { TrainingApi } from '../../../charts/training-api';
+import { API_CLIENT_ENV, API_FIELD_MANAGER, ApiErrorBody, ENSURE_SECRETS_ENV, JobStatus, parseSecretSpecs } from '../../src/contract';
 import { KubeJobs } from '../../src/api/kube';
+import { MlflowRuns } from '../../src/api/mlflow';
 import { buildJobObjects } from '../../src/api/objects';
 import { createApiServer } from '../../src/api/server';
+import { KubeApi } from '../../src/kube/api-client';
+import { ensureSecrets } from '../../src/kube/ensure-secrets';
 import { CLI_JS, REPO_ROOT } from '../../../tools/test-support/paths';
 import { KubeApiRecorder } from '../support/kube-api-recorder';
+import { FakeMlflow } from '../unit/api/fake-mlflow';
 
 const NS = 'training';
 const TOKEN = 'api-test-token';
-const KUBE_TOKEN = 'service-account-token';
+const MLFLOW_UI = 'http://mlflow.example';
 
-function kubeConfig(server: string): KubeConfig {
+/** The TrainingApi's ServiceAccount, Role and RoleBinding, as the training-api chart applies them. */
+function trainingApiRbac(): any[] {
+  const app = new App({ outdir: 'unused' });
+  new TrainingApi(new Chart(app, 'training-api', { disableResourceNameHashes: true }), 'TrainingApi');
+  return (app.charts[0].toJson() as any[]).filter((o) => ['ServiceAccount', 'Role', 'RoleBinding'].includes(o.kind) && o.metadata.name === 'training-api');
+}
+
+function kubeConfig(server: string, token: string): KubeConfig {
   const kc = new KubeConfig();
   kc.loadFromOptions({
     clusters: [{ name: 'recorder', server, skipTLSVerify: true }],
-    users: [{ name: 'api', token: KUBE_TOKEN }],
+    users: [{ name: 'api', token }],
     contexts: [{ name: 'recorder', cluster: 'recorder', user: 'api', namespace: NS }],
     currentContext: 'recorder',
   });
@@ -43,6 +56,9 @@ interface Answer {
 
 describe('TrainingApi against the Kubernetes API request contract (recording server; no API server runs here)', () => {
   let kube: KubeApiRecorder;
+  let kubeUrl: string;
+  let kubeToken: string;
+  let mlflow: FakeMlflow;
   let api: Server;
   let base: string;
   const logLines: string[] = [];
@@ -65,9 +81,14 @@ describe('TrainingApi against the Kubernetes API request contract (recording ser
 
   before(async () => {
     kube = new KubeApiRecorder();
-    const kubeUrl = await kube.start();
+    kubeUrl = await kube.start();
+    // The API calls as its own ServiceAccount, authorized by the Role the chart gives it.
+    kube.seed(trainingApiRbac(), NS);
+    kubeToken = kube.issueToken(NS, 'training-api');
+    mlflow = new FakeMlflow();
+    const mlflowUrl = await mlflow.start();
     api = createApiServer({
-      jobs: new KubeJobs(kubeConfig(kubeUrl), { namespace: NS, mlflowLink: async (job) => `http://mlflow.example/#/experiments/by-name/${job}` }),
+      jobs: new KubeJobs(kubeConfig(kubeUrl, kubeToken), { namespace: NS, tracking: { runs: new MlflowRuns({ trackingUri: mlflowUrl }), uiUrl: MLFLOW_UI } }),
       token: TOKEN,
       maxBodyBytes: 4096,
       version: 'test',
@@ -80,6 +101,7 @@ describe('TrainingApi against the Kubernetes API request contract (recording ser
   after(async () => {
     await new Promise<void>((resolve) => api.close(() => resolve()));
     await kube.stop();
+    await mlflow.stop();
   });
   afterEach(() => {
     kube.requests.length = 0;
@@ -101,7 +123,7 @@ describe('TrainingApi against the Kubernetes API request contract (recording ser
       assert.equal(p.contentType, 'application/apply-patch+yaml');
       assert.equal(p.query.get('fieldManager'), API_FIELD_MANAGER);
       assert.equal(p.query.get('force'), 'true');
-      assert.equal(p.authorization, `Bearer ${KUBE_TOKEN}`);
+      assert.equal(p.authorization, `Bearer ${kubeToken}`);
       assert.equal(p.body.metadata.namespace, NS);
     }
     // What was applied is the construct's object, namespaced.
@@ -232,25 +254,132 @@ describe('TrainingApi against the Kubernetes API request contract (recording ser
     assert.ok(lines.some((l) => l.status === 401 && l.who === '127.0.0.1 (no token)'));
   });
 
-  test('GET /jobs/{name} and GET /jobs read the documented workload status: phase, ready, progress, MLflow link', async () => {
+  const pick = (s: JobStatus) => ({ phase: s.phase, ready: s.ready, desired: s.desired, progress: s.progress, link: s.mlflowRunUrl, runId: s.mlflowRunId });
+
+  test("GET /jobs/{name} and GET /jobs: phase and ready from the workload's documented status; progress, run link and run id from the job's MLflow run", async () => {
     const jobPath = `/apis/batch/v1/namespaces/${NS}/jobs/mnist-a`;
     const job = kube.store.get(jobPath);
-    kube.put(jobPath, { ...job, status: { active: 1, ready: 1, succeeded: 1 } });
-    const one = await call('GET', '/jobs/mnist-a');
+    const created = Date.parse(job.metadata.creationTimestamp);
+    kube.put(jobPath, { ...job, status: { active: 2, ready: 2 } });
+    // No experiment yet: no link, progress unknown.
+    let one = await call('GET', '/jobs/mnist-a');
     assert.equal(one.status, 200, one.text);
-    const status = one.json as JobStatus;
-    assert.deepEqual(
-      { name: status.name, kind: status.kind, phase: status.phase, ready: status.ready, desired: status.desired, progress: status.progress, link: status.mlflowRunUrl },
-      { name: 'mnist-a', kind: 'ddp', phase: 'Running', ready: 1, desired: 2, progress: 0.5, link: 'http://mlflow.example/#/experiments/by-name/mnist-a' },
-    );
+    assert.deepEqual(pick(one.json), { phase: 'Running', ready: 2, desired: 2, progress: undefined, link: undefined, runId: undefined });
+    // The experiment, no run of this job yet: an earlier job of the same name finished one before this job was created.
+    mlflow.addExperiment('mnist-a', '7');
+    mlflow.runs.push({ experimentName: 'mnist-a', runId: 'earlier', startTime: created - 3_600_000, status: 'FINISHED', tags: { 'tensorfleet.role': 'ddp' }, metrics: { epoch_loss: { value: 0.1, step: 2 } } });
+    one = await call('GET', '/jobs/mnist-a');
+    assert.deepEqual(pick(one.json), { phase: 'Running', ready: 2, desired: 2, progress: undefined, link: `${MLFLOW_UI}/#/experiments/7`, runId: undefined });
+    // Rank 0's run, one of the job's two epochs done.
+    mlflow.runs.push({
+      experimentName: 'mnist-a',
+      runId: 'run-1',
+      startTime: created + 4000,
+      tags: { 'tensorfleet.role': 'ddp', 'tensorfleet.resumeEpoch': '0' },
+      metrics: { epoch_loss: { value: 0.3, step: 1 }, train_loss: { value: 0.2, step: 313 } },
+    });
+    one = await call('GET', '/jobs/mnist-a');
+    assert.deepEqual(pick(one.json), { phase: 'Running', ready: 2, desired: 2, progress: 0.5, link: `${MLFLOW_UI}/#/experiments/7/runs/run-1`, runId: 'run-1' });
+    const search = mlflow.requests.filter((r) => r.path === '/api/2.0/mlflow/runs/search').at(-1);
+    assert.deepEqual(search?.body.experiment_ids, ['7']);
+    assert.equal(search?.body.filter, "tags.`tensorfleet.role` = 'ddp'");
     kube.put(jobPath, { ...job, status: { succeeded: 2, conditions: [{ type: 'Complete', status: 'True' }] } });
     const list = await call('GET', '/jobs');
     const listed = (list.json.jobs as JobStatus[]).find((j) => j.name === 'mnist-a');
-    assert.equal(listed?.phase, 'Succeeded');
-    assert.equal(listed?.progress, 1);
+    assert.deepEqual(pick(listed!), { phase: 'Succeeded', ready: 0, desired: 2, progress: 1, link: `${MLFLOW_UI}/#/experiments/7/runs/run-1`, runId: 'run-1' });
     const selectors = kube.calls().filter((c) => c.method === 'GET' && c.path.endsWith('/jobs')).map((c) => c.query.get('labelSelector'));
     assert.ok(selectors.includes('tensorfleet.io/role=ddp'), `label selectors: ${selectors.join(' | ')}`);
     assert.equal((await call('GET', '/jobs/nope')).status, 404);
+  });
+
+  test('a federated job: progress is rounds done over rounds; its server idles once done, so the finished run says Succeeded', async () => {
+    const r = await call('POST', '/jobs', { job_name: 'fl-rounds', kind: 'federated', clients: 2, rounds: 4 });
+    assert.equal(r.status, 201, r.text);
+    const path = `/apis/apps/v1/namespaces/${NS}/deployments/fl-rounds-server`;
+    const server = kube.store.get(path);
+    kube.put(path, { ...server, status: { availableReplicas: 1 } });
+    mlflow.addExperiment('fl-rounds', '9');
+    const run = { experimentName: 'fl-rounds', runId: 'fl-run', startTime: Date.parse(server.metadata.creationTimestamp) + 1000, tags: { 'tensorfleet.role': 'fl-server', 'tensorfleet.resumeRound': '0' } };
+    mlflow.runs.push({ ...run, metrics: { test_accuracy: { value: 0.8, step: 3 } } });
+    assert.deepEqual(pick((await call('GET', '/jobs/fl-rounds')).json), { phase: 'Running', ready: 0, desired: 2, progress: 0.75, link: `${MLFLOW_UI}/#/experiments/9/runs/fl-run`, runId: 'fl-run' });
+    mlflow.runs.splice(mlflow.runs.findIndex((x) => x.runId === 'fl-run'), 1, { ...run, status: 'FINISHED', metrics: { test_accuracy: { value: 0.9, step: 4 } } });
+    assert.deepEqual(pick((await call('GET', '/jobs/fl-rounds')).json), { phase: 'Succeeded', ready: 0, desired: 2, progress: 1, link: `${MLFLOW_UI}/#/experiments/9/runs/fl-run`, runId: 'fl-run' });
+    assert.equal((await call('DELETE', '/jobs/fl-rounds')).status, 200);
+  });
+
+  test("RBAC: the chart's Role lets the API create every kind a job construct emits, its Roles and RoleBindings included, without any Secret permission", async () => {
+    const role = kube.store.get(`/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/roles/training-api`);
+    assert.equal(role.rules.some((r: any) => r.resources.includes('secrets')), false, 'no Secret permission');
+    const gang = await call('POST', '/jobs', { job_name: 'gang', kind: 'ddp', world_size: 2, gang_scheduling: true, volcano_queue: 'research' });
+    assert.equal(gang.status, 201, gang.text);
+    assert.equal(kube.store.get(`/apis/scheduling.volcano.sh/v1beta1/namespaces/${NS}/podgroups/gang`).spec.queue, 'research');
+    const fl = await call('POST', '/jobs', { job_name: 'fl-rbac', kind: 'federated', clients: 2 });
+    assert.equal(fl.status, 201, fl.text);
+    const jobRole = kube.store.get(`/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/roles/fl-rbac-secrets`);
+    assert.ok(jobRole.rules.some((r: any) => r.resources.includes('secrets') && r.resourceNames?.includes('fl-rbac-token')), 'the job Role grants what the API does not hold');
+    assert.ok(kube.store.get(`/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/rolebindings/fl-rbac-secrets`));
+    for (const name of ['gang', 'fl-rbac']) assert.equal((await call('DELETE', `/jobs/${name}`)).status, 200);
+  });
+
+  test("RBAC: without escalate (or bind) on Roles the Kubernetes API refuses the job's Role (RoleBinding) as an escalation; the caller gets 403 KUBERNETES_FORBIDDEN", async () => {
+    const path = `/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/roles/training-api`;
+    const original = kube.store.get(path);
+    const without = (...verbs: string[]) => ({ ...original, rules: original.rules.map((r: any) => ({ ...r, verbs: r.verbs.filter((v: string) => !verbs.includes(v)) })) });
+    try {
+      kube.put(path, without('escalate', 'bind'));
+      const r = await call('POST', '/jobs', { job_name: 'fl-esc', kind: 'federated', clients: 2 });
+      assert.equal(r.status, 403, r.text);
+      assert.equal(r.json.error.code, 'KUBERNETES_FORBIDDEN');
+      assert.match(r.json.error.message, /applying Role fl-esc-secrets \(server-side apply: patch roles\.rbac\.authorization\.k8s\.io\): .*is attempting to grant RBAC permissions not currently held:\n\{APIGroups:\[""\], Resources:\["secrets"\], Verbs:\["create"\]\}/);
+      kube.put(path, without('bind'));
+      // The same name again: what the refused apply left is the job's own and is applied again.
+      const again = await call('POST', '/jobs', { job_name: 'fl-esc', kind: 'federated', clients: 2 });
+      assert.equal(again.status, 403, again.text);
+      assert.match(again.json.error.message, /applying RoleBinding fl-esc-secrets .*attempting to grant RBAC permissions not currently held/);
+    } finally {
+      kube.put(path, original);
+    }
+    assert.equal((await call('DELETE', '/jobs/fl-esc')).status, 200);
+  });
+
+  test("DELETE removes the Secrets generated for the job (owned by its ensure-secrets ServiceAccount, the garbage collector deletes them with it), never a Secret that is not the job's", async () => {
+    // Made by hand before the job, under the name the job's token would have: not the job's.
+    kube.seed([{ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'fl-keep-token' }, type: 'Opaque', data: { token: 'aGFuZC1tYWRl' } }], NS);
+    const outcomes: Record<string, string> = {};
+    for (const name of ['fl-gc', 'fl-keep']) {
+      const r = await call('POST', '/jobs', { job_name: name, kind: 'federated', clients: 2, rounds: 1 });
+      assert.equal(r.status, 201, r.text);
+      // What the job's ensure-secrets Job runs, as its own ServiceAccount, authorized by the Role the API created.
+      const secretsJob = kube.store.get(`/apis/batch/v1/namespaces/${NS}/jobs/${name}-secrets`);
+      const specs = parseSecretSpecs(secretsJob.spec.template.spec.containers[0].env.find((e: any) => e.name === ENSURE_SECRETS_ENV.spec).value);
+      Object.assign(outcomes, await ensureSecrets(new KubeApi({ baseUrl: kubeUrl, token: kube.issueToken(NS, `${name}-secrets`) }), NS, specs));
+    }
+    assert.deepEqual(outcomes, { 'fl-gc-token': 'created', 'fl-keep-token': 'exists' });
+    const secret = (name: string) => kube.store.get(`/api/v1/namespaces/${NS}/secrets/${name}`);
+    const account = kube.store.get(`/api/v1/namespaces/${NS}/serviceaccounts/fl-gc-secrets`);
+    assert.deepEqual(secret('fl-gc-token').metadata.ownerReferences, [{ apiVersion: 'v1', kind: 'ServiceAccount', name: 'fl-gc-secrets', uid: account.metadata.uid }]);
+    assert.equal(secret('fl-keep-token').metadata.ownerReferences, undefined, 'an existing Secret is never adopted');
+    kube.requests.length = 0;
+    const deleted = await call('DELETE', '/jobs/fl-gc');
+    assert.equal(deleted.status, 200, deleted.text);
+    assert.ok(deleted.json.deleted.includes('ServiceAccount/fl-gc-secrets'));
+    assert.equal(secret('fl-gc-token'), undefined, 'the garbage collector deleted the job token with its owner');
+    assert.equal((await call('DELETE', '/jobs/fl-keep')).status, 200);
+    assert.deepEqual(secret('fl-keep-token').data, { token: 'aGFuZC1tYWRl' }, 'the hand-made Secret is still there');
+    assert.equal(kube.calls().filter((c) => c.path.includes('/secrets') && c.authorization === `Bearer ${kubeToken}`).length, 0, 'the API itself never touches a Secret');
+  });
+
+  test("a construct's refusals come back together, each under its request field, over HTTP", async () => {
+    const r = await call('POST', '/jobs', { job_name: 'sl-bad', kind: 'split', model: 'mlp', cut_layer: 3, mode: 'splitfed', clients: 1 });
+    assert.equal(r.status, 400, r.text);
+    assert.deepEqual(
+      r.json.error.fields.map((f: { field: string; value: unknown }) => [f.field, f.value]),
+      [
+        ['cut_layer', 3],
+        ['clients', 1],
+      ],
+    );
+    assert.equal(kube.calls().length, 0);
   });
 
   test('GET /jobs/{name}/logs reads each pod\'s log with tailLines, only of the job\'s pods', async () => {
@@ -276,17 +405,40 @@ describe('TrainingApi against the Kubernetes API request contract (recording ser
     assert.deepEqual(bad.json.error.fields.map((f: { field: string }) => f.field), ['tail']);
   });
 
-  test('the CLI submits, lists, reads logs and cancels through the API', async () => {
+  /** The `tensorfleet` CLI against this API. */
+  const cli = (...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> => {
     const env = { ...process.env, [API_CLIENT_ENV.url]: base, [API_CLIENT_ENV.token]: TOKEN };
-    const cli = (...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> =>
-      new Promise((resolve) => {
-        const child = spawn(process.execPath, [CLI_JS, ...args], { cwd: REPO_ROOT, env });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-        child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-        child.on('exit', (code) => resolve({ code, stdout, stderr }));
-      });
+    return new Promise((resolve) => {
+      const child = spawn(process.execPath, [CLI_JS, ...args], { cwd: REPO_ROOT, env });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+      child.on('exit', (code) => resolve({ code, stdout, stderr }));
+    });
+  };
+
+  test('the CLI sends the construct options: booleans as bare flags, label maps as k=v, objects and arrays as JSON; a nested problem names its flag', async () => {
+    const resources = '{"cpu_request_millis":500,"cpu_limit_millis":1000,"memory_request_mib":512,"memory_limit_mib":1024}';
+    const dry = await cli(
+      'submit', 'ddp', '--job-name', 'cli-ddp', '--world-size', '2', '--gang-scheduling', '--volcano-queue', 'research',
+      '--node-selector', 'kubernetes.io/arch=amd64,pool=gpu', '--tolerations', '[{"key":"gpu","operator":"Exists","effect":"NoSchedule"}]',
+      '--resources', resources, '--active-deadline-seconds', '3600', '--dry-run',
+    );
+    assert.equal(dry.code, 0, dry.stderr);
+    const job = parseAllDocuments(dry.stdout).map((d) => d.toJSON()).find((o) => o.kind === 'Job' && o.metadata.name === 'cli-ddp');
+    assert.equal(job.spec.activeDeadlineSeconds, 3600);
+    assert.equal(job.spec.template.spec.schedulerName, 'volcano');
+    assert.deepEqual(job.spec.template.spec.nodeSelector, { 'kubernetes.io/arch': 'amd64', pool: 'gpu' });
+    assert.deepEqual(job.spec.template.spec.tolerations, [{ key: 'gpu', operator: 'Exists', effect: 'NoSchedule' }]);
+    assert.deepEqual(job.spec.template.spec.containers[0].resources, { requests: { cpu: '500m', memory: '512Mi' }, limits: { cpu: '1000m', memory: '1024Mi' } });
+    const bad = await cli('submit', 'ddp', '--job-name', 'cli-bad', '--resources', resources.replace('"cpu_limit_millis":1000', '"cpu_limit_millis":100'), '--tolerations', 'gpu', '--spread-over-nodes');
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--resources\.cpu_limit_millis 100: must be at least cpu_request_millis \(500\)/);
+    assert.match(bad.stderr, /--tolerations "gpu": must be an array of at most 32 tolerations/);
+  });
+
+  test('the CLI submits, lists, reads logs and cancels through the API', async () => {
     const submitted = await cli('submit', 'federated', '--job-name', 'fl-cli', '--clients', '3', '--rounds', '2', '--strategy', 'fedprox', '--proximal-mu', '0.01');
     assert.equal(submitted.code, 0, submitted.stderr);
     assert.match(submitted.stdout, /^submitted federated job fl-cli: \d+ objects applied/);

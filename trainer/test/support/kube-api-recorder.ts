@@ -3,13 +3,26 @@
  * server that records every request and answers as the Kubernetes API documents
  * (https://kubernetes.io/docs/reference/using-api/api-concepts/): discovery
  * (APIResourceList), server-side apply (PATCH application/apply-patch+yaml; 201
- * when created, 200 when updated), GET of objects and of label-selected
- * collections (kind List), DELETE (Status Success), pod logs (text/plain), and
- * the documented Status bodies for 404 NotFound, 409 Conflict, 403 Forbidden
- * and 422 Invalid. The resource names below are the API's, typed from its reference.
+ * when created, 200 when updated), POST (201, 409 AlreadyExists), GET of objects
+ * and of label-selected collections (kind List), DELETE (Status Success), pod logs
+ * (text/plain), and the documented Status bodies for 401 Unauthorized, 404 NotFound,
+ * 409 Conflict, 403 Forbidden and 422 Invalid. The resource names below are the API's,
+ * typed from its reference.
+ *
+ * Callers authenticate with service-account tokens it issues (JWTs with the claims of
+ * bound tokens) and are authorized as RBAC documents
+ * (https://kubernetes.io/docs/reference/access-authn-authz/rbac/): the rules of the Roles
+ * bound to the account by RoleBindings in the store; the request verb from the method
+ * (get, list, create, patch, delete; a server-side apply that creates an object needs
+ * create too); and privilege-escalation prevention: a Role may be written only by one
+ * holding its permissions or the `escalate` verb on it, a RoleBinding only by one holding
+ * the bound Role's permissions or the `bind` verb on it. Deleting an object deletes its
+ * dependents (ownerReferences naming its uid), as the garbage collector does for the
+ * Background and Foreground propagation policies.
  */
 import { IncomingMessage, Server, ServerResponse, createServer } from 'node:http';
 import { AddressInfo } from 'node:net';
+import type { RbacRule } from '../../../charts/lib/emitted-kinds';
 
 export interface RecordedRequest {
   readonly method: string;
@@ -84,7 +97,54 @@ export function matchesSelector(labels: Readonly<Record<string, string>>, select
   });
 }
 
-const REASONS: Record<number, string> = { 403: 'Forbidden', 404: 'NotFound', 409: 'Conflict', 422: 'Invalid', 500: 'InternalError' };
+const REASONS: Record<number, string> = { 401: 'Unauthorized', 403: 'Forbidden', 404: 'NotFound', 409: 'Conflict', 422: 'Invalid', 500: 'InternalError' };
+
+const RBAC_GROUP = 'rbac.authorization.k8s.io';
+
+/** A caller the recorder authenticated: a service account, or the admin that passes every check. */
+interface Identity {
+  readonly user: string;
+  readonly namespace?: string;
+  readonly serviceAccount?: string;
+}
+
+/** The parts of a request path RBAC authorizes on. */
+interface RequestAttributes {
+  readonly verb: string;
+  readonly group: string;
+  readonly resource: string;
+  readonly namespace: string;
+  readonly name?: string;
+  /** The request path (the object's, for a request on one object). */
+  readonly path: string;
+}
+
+/** Whether `rules` allow one request (RBAC: group, resource, verb, and the name for rules with resourceNames). */
+export function rbacAllows(rules: readonly RbacRule[], verb: string, group: string, resource: string, name?: string): boolean {
+  const has = (values: readonly string[] | undefined, value: string): boolean => (values ?? []).some((v) => v === value || v === '*');
+  return rules.some(
+    (r) => has(r.apiGroups, group) && has(r.resources, resource) && has(r.verbs, verb) && (!r.resourceNames?.length || (name !== undefined && r.resourceNames.includes(name))),
+  );
+}
+
+/** The permissions of `needed` that `held` does not grant, one per (group, resource, verb, name), as Kubernetes lists them. */
+function notHeld(held: readonly RbacRule[], needed: readonly RbacRule[]): string[] {
+  const missing: string[] = [];
+  for (const r of needed) {
+    for (const group of r.apiGroups ?? []) {
+      for (const resource of r.resources ?? []) {
+        for (const verb of r.verbs) {
+          for (const name of r.resourceNames?.length ? r.resourceNames : [undefined]) {
+            if (!rbacAllows(held, verb, group, resource, name)) {
+              missing.push(`{APIGroups:["${group}"], Resources:["${resource}"],${name ? ` ResourceNames:["${name}"],` : ''} Verbs:["${verb}"]}`);
+            }
+          }
+        }
+      }
+    }
+  }
+  return missing;
+}
 
 export class KubeApiRecorder {
   readonly requests: RecordedRequest[] = [];
@@ -93,8 +153,58 @@ export class KubeApiRecorder {
   /** Pod name -> its log text. */
   readonly podLogs = new Map<string, string>();
   private readonly failures: Failure[] = [];
+  private readonly tokens = new Map<string, Identity>();
   private server?: Server;
   private generation = 0;
+
+  /** A token that passes every authorization check (what a cluster admin holds). */
+  readonly adminToken = 'recorder-cluster-admin';
+
+  constructor() {
+    this.tokens.set(this.adminToken, { user: 'kubernetes-admin' });
+  }
+
+  /**
+   * A bound service-account token of `namespace/name` (the ServiceAccount must be in the
+   * store): a JWT whose claims name the account and its uid, as the API server issues them.
+   */
+  issueToken(namespace: string, name: string): string {
+    const account = this.store.get(`/api/v1/namespaces/${namespace}/serviceaccounts/${name}`);
+    if (!account) throw new Error(`the recorder has no ServiceAccount ${namespace}/${name} to issue a token for`);
+    const b64 = (o: unknown): string => Buffer.from(JSON.stringify(o)).toString('base64url');
+    const claims = {
+      iss: 'https://kubernetes.default.svc.cluster.local',
+      sub: `system:serviceaccount:${namespace}:${name}`,
+      'kubernetes.io': { namespace, serviceaccount: { name, uid: account.metadata.uid } },
+    };
+    const token = `${b64({ alg: 'RS256', kid: 'recorder' })}.${b64(claims)}.${Buffer.from(`sig-${this.tokens.size}`).toString('base64url')}`;
+    this.tokens.set(token, { user: claims.sub, namespace, serviceAccount: name });
+    return token;
+  }
+
+  /** Store objects as `kubectl apply` would (a uid each), in `namespace`. */
+  seed(objects: readonly any[], namespace: string): void {
+    for (const o of objects) {
+      const path = this.objectPath(o.apiVersion, o.kind, namespace, o.metadata.name);
+      this.generation += 1;
+      this.store.set(path, { ...o, metadata: { ...o.metadata, namespace, uid: `uid-${this.generation}`, creationTimestamp: '2026-11-23T11:00:00Z' } });
+    }
+  }
+
+  /** The store path of an object, from discovery. */
+  objectPath(apiVersion: string, kind: string, namespace: string, name: string): string {
+    const resource = DISCOVERY[apiVersion]?.find((r) => r.kind === kind && !r.name.includes('/'));
+    if (!resource) throw new Error(`the recorder's discovery has no ${kind} in ${apiVersion}`);
+    return `${apiVersion === 'v1' ? '/api/v1' : `/apis/${apiVersion}`}/namespaces/${namespace}/${resource.name}/${name}`;
+  }
+
+  /** The rules RBAC gives a service account: those of every Role a RoleBinding of its namespace binds it to. */
+  rulesOf(namespace: string, serviceAccount: string): RbacRule[] {
+    const bindings = [...this.store.entries()].filter(([path]) => path.startsWith(`/apis/${RBAC_GROUP}/v1/namespaces/${namespace}/rolebindings/`)).map(([, b]) => b);
+    return bindings
+      .filter((b) => (b.subjects ?? []).some((s: any) => s.kind === 'ServiceAccount' && s.name === serviceAccount && (s.namespace ?? namespace) === namespace))
+      .flatMap((b) => (b.roleRef?.kind === 'Role' ? (this.store.get(`/apis/${RBAC_GROUP}/v1/namespaces/${namespace}/roles/${b.roleRef.name}`)?.rules ?? []) : []));
+  }
 
   /** Answer the next request matching `failure` with its documented error Status. */
   failNext(failure: Failure): void {
@@ -138,6 +248,58 @@ export class KubeApiRecorder {
     res.writeHead(code, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
   }
 
+  /** The garbage collector: dependents of a deleted owner go too (Orphan: they lose the reference instead). */
+  private collectGarbage(uid: string | undefined, policy: string): void {
+    if (uid === undefined) return;
+    for (const [path, o] of [...this.store.entries()]) {
+      const refs: any[] = o.metadata?.ownerReferences ?? [];
+      if (!refs.some((r) => r.uid === uid)) continue;
+      const rest = refs.filter((r) => r.uid !== uid);
+      if (policy === 'Orphan' || rest.length > 0) {
+        this.store.set(path, { ...o, metadata: { ...o.metadata, ownerReferences: rest.length > 0 ? rest : undefined } });
+        continue;
+      }
+      this.store.delete(path);
+      this.collectGarbage(o.metadata?.uid, policy);
+    }
+  }
+
+  /** RBAC's view of a request: verb, group, resource (with subresource), namespace, name. */
+  private attributesOf(method: string, url: URL): RequestAttributes | undefined {
+    const m = /^\/(?:api\/v1|apis\/([^/]+)\/[^/]+)\/namespaces\/([^/]+)\/([^/]+)(?:\/([^/]+))?(?:\/([^/]+))?$/.exec(url.pathname);
+    if (!m) return undefined;
+    const [, group = '', namespace, plural, name, sub] = m;
+    const verbs: Record<string, string> = { GET: name ? 'get' : url.searchParams.get('watch') === 'true' ? 'watch' : 'list', POST: 'create', PUT: 'update', PATCH: 'patch', DELETE: name ? 'delete' : 'deletecollection' };
+    return { verb: verbs[method] ?? method.toLowerCase(), group, resource: sub ? `${plural}/${sub}` : plural, namespace, name, path: url.pathname };
+  }
+
+  /** Undefined when RBAC allows the request; else the Forbidden message the API server gives. */
+  private authorize(identity: Identity, a: RequestAttributes, body: any): string | undefined {
+    const rules = identity.namespace === a.namespace ? this.rulesOf(a.namespace, identity.serviceAccount!) : [];
+    const object = a.name ? `${a.resource.split('/')[0]}${a.group ? `.${a.group}` : ''} "${a.name}"` : `${a.resource}${a.group ? `.${a.group}` : ''}`;
+    const cannot = (verb: string): string => `${object} is forbidden: User "${identity.user}" cannot ${verb} resource "${a.resource}" in API group "${a.group}" in the namespace "${a.namespace}"`;
+    if (!rbacAllows(rules, a.verb, a.group, a.resource, a.name)) return cannot(a.verb);
+    // A server-side apply that creates the object is authorized for create as well.
+    if (a.verb === 'patch' && !this.store.has(a.path) && !rbacAllows(rules, 'create', a.group, a.resource, a.name)) return cannot('create');
+    if (a.group !== RBAC_GROUP || !['create', 'patch', 'update'].includes(a.verb)) return undefined;
+    const grantsMore = (needed: readonly RbacRule[]): string | undefined => {
+      const missing = notHeld(rules, needed);
+      return missing.length === 0
+        ? undefined
+        : `${object} is forbidden: user "${identity.user}" (groups=["system:serviceaccounts" "system:serviceaccounts:${a.namespace}" "system:authenticated"]) is attempting to grant RBAC permissions not currently held:\n${missing.join('\n')}`;
+    };
+    if (a.resource === 'roles' && !rbacAllows(rules, 'escalate', RBAC_GROUP, 'roles', a.name)) return grantsMore(body?.rules ?? []);
+    if (a.resource === 'rolebindings') {
+      const ref = body?.roleRef ?? {};
+      const boundResource = ref.kind === 'ClusterRole' ? 'clusterroles' : 'roles';
+      if (rbacAllows(rules, 'bind', RBAC_GROUP, boundResource, ref.name)) return undefined;
+      const bound = ref.kind === 'Role' ? this.store.get(`/apis/${RBAC_GROUP}/v1/namespaces/${a.namespace}/roles/${ref.name}`) : undefined;
+      if (!bound) return `${object} is forbidden: ${ref.kind ?? 'Role'} "${ref.name}" not found, and the user may not bind it`;
+      return grantsMore(bound.rules ?? []);
+    }
+    return undefined;
+  }
+
   private handle(req: IncomingMessage, res: ServerResponse, text: string): void {
     const url = new URL(req.url ?? '/', 'http://kube');
     const method = req.method ?? 'GET';
@@ -151,6 +313,10 @@ export class KubeApiRecorder {
       }
     }
     this.requests.push({ method, path: url.pathname, query: url.searchParams, contentType, authorization: req.headers.authorization, body });
+
+    const auth = req.headers.authorization ?? '';
+    const identity = auth.startsWith('Bearer ') ? this.tokens.get(auth.slice(7)) : undefined;
+    if (!identity) return this.status(res, 401, 'Unauthorized');
 
     // Discovery.
     const discovery = /^\/(?:api\/(v1)|apis\/([^/]+\/[^/]+))$/.exec(url.pathname);
@@ -172,6 +338,12 @@ export class KubeApiRecorder {
       return this.status(res, f.code, f.message, f.causes ? { causes: f.causes } : {});
     }
 
+    const attributes = this.attributesOf(method, url);
+    if (attributes && identity.serviceAccount !== undefined) {
+      const refusal = this.authorize(identity, attributes, body);
+      if (refusal) return this.status(res, 403, refusal, { name: attributes.name, group: attributes.group, kind: attributes.resource });
+    }
+
     const log = /^\/api\/v1\/namespaces\/[^/]+\/pods\/([^/]+)\/log$/.exec(url.pathname);
     if (log && method === 'GET') {
       const all = this.podLogs.get(log[1]);
@@ -187,6 +359,14 @@ export class KubeApiRecorder {
     const m = /^\/(?:api\/v1|apis\/[^/]+\/[^/]+)\/namespaces\/[^/]+\/([^/]+)(?:\/([^/]+))?$/.exec(url.pathname);
     if (!m) return this.status(res, 404, 'the server could not find the requested resource');
     const [, resource, name] = m;
+    if (!name && method === 'POST') {
+      const path = `${url.pathname}/${body?.metadata?.name}`;
+      if (this.store.has(path)) return this.status(res, 409, `${resource} "${body.metadata.name}" already exists`, { name: body.metadata.name, kind: resource });
+      this.generation += 1;
+      const object = { ...body, metadata: { ...body.metadata, uid: `uid-${this.generation}`, creationTimestamp: '2026-11-23T12:00:00Z' } };
+      this.store.set(path, object);
+      return this.json(res, 201, object);
+    }
     if (!name) {
       if (method !== 'GET') return this.status(res, 404, 'unsupported in this stand-in');
       const selector = url.searchParams.get('labelSelector') ?? '';
@@ -213,6 +393,7 @@ export class KubeApiRecorder {
       case 'DELETE':
         if (!existing) return this.status(res, 404, `${resource} "${name}" not found`, { name, kind: resource });
         this.store.delete(url.pathname);
+        this.collectGarbage(existing.metadata?.uid, url.searchParams.get('propagationPolicy') ?? body?.propagationPolicy ?? 'Background');
         return this.status(res, 200, '', { name, kind: resource });
       default:
         return this.status(res, 404, 'unsupported in this stand-in');

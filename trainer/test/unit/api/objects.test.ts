@@ -7,8 +7,9 @@ import { describe, test } from 'node:test';
 import { App, Chart } from 'cdk8s';
 import { DdpCluster, FederatedFleet, MlflowStack, SplitLearning } from '../../../../charts';
 import { DDP_DEFAULT_RESOURCES } from '../../../../charts/ddp-cluster';
-import { JobPropsError, buildJobObjects } from '../../../src/api/objects';
-import { JobRequest } from '../../../src/contract';
+import { JobPropsError, buildJobObjects, constructProblems } from '../../../src/api/objects';
+import { validateJobRequest } from '../../../src/api/request';
+import { ENV, JobRequest, TrainerEnvError } from '../../../src/contract';
 
 /** What main.ts does: a chart per job, the shared MLflow stack in its own chart. */
 function chartObjects(name: string, build: (chart: Chart, tracking: MlflowStack) => void): unknown[] {
@@ -79,6 +80,158 @@ describe('API objects equal the chart objects', () => {
     const kinds = buildJobObjects({ job_name: 'fl', kind: 'federated' }, options).map((o) => o.kind);
     assert.ok(kinds.indexOf('Role') < kinds.indexOf('Deployment'));
     assert.ok(kinds.indexOf('Job') < kinds.indexOf('StatefulSet'), 'the ensure-secrets Job before the clients');
+  });
+
+  const resources = { cpu_request_millis: 500, cpu_limit_millis: 1500, memory_request_mib: 768, memory_limit_mib: 1536 };
+  const resourceSpec = { cpuRequestMillis: 500, cpuLimitMillis: 1500, memoryRequestMiB: 768, memoryLimitMiB: 1536 };
+
+  test('ddp with every scheduling and lifecycle option', () => {
+    const tolerations = [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }] as const;
+    const request: JobRequest = {
+      job_name: 'ddp-all',
+      kind: 'ddp',
+      world_size: 4,
+      resources,
+      gpus: 2,
+      node_selector: { 'kubernetes.io/arch': 'amd64' },
+      tolerations,
+      spread_over_nodes: true,
+      active_deadline_seconds: 7200,
+      ttl_seconds_after_finished: 600,
+      suspend: true,
+      backoff_limit: 2,
+      gang_scheduling: true,
+      volcano_queue: 'research',
+    };
+    const expected = chartObjects('ddp-all', (chart, tracking) => {
+      new DdpCluster(chart, 'DdpAll', {
+        name: 'ddp-all',
+        image: 'ghcr.io/tensorfleet/trainer:0.1.0',
+        worldSize: 4,
+        resources: { ...resourceSpec, gpus: 2 },
+        nodeSelector: { 'kubernetes.io/arch': 'amd64' },
+        tolerations: [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }],
+        spreadOverNodes: true,
+        activeDeadlineSeconds: 7200,
+        ttlSecondsAfterFinished: 600,
+        suspend: true,
+        backoffLimit: 2,
+        gangScheduling: true,
+        volcanoQueue: 'research',
+        tracking,
+      });
+    });
+    const got = buildJobObjects(request, options);
+    assert.deepEqual(sortByRef(got), sortByRef(expected));
+    assert.ok(got.some((o) => o.kind === 'PodGroup'), 'gang scheduling adds the PodGroup');
+  });
+
+  test('federated with the server options, central DP, Liqo and resources', () => {
+    const request: JobRequest = {
+      job_name: 'fl-all',
+      kind: 'federated',
+      clients: 6,
+      min_fit_clients: 5,
+      min_available_clients: 6,
+      strategy: 'krum',
+      byzantine_clients: 1,
+      round_timeout_seconds: 120,
+      server_learning_rate: 0.5,
+      server_momentum: 0.9,
+      trim_beta: 0.1,
+      dp_clip_norm: 1.5,
+      dp_noise_multiplier: 0.8,
+      multi_cluster: true,
+      remote_cluster_labels: { 'liqo.io/provider': 'gke' },
+      server_state_gib: 3,
+      server_resources: resources,
+      client_resources: { ...resources, cpu_limit_millis: 3000 },
+    };
+    const expected = chartObjects('fl-all', (chart, tracking) => {
+      new FederatedFleet(chart, 'FlAll', {
+        name: 'fl-all',
+        image: 'ghcr.io/tensorfleet/trainer:0.1.0',
+        clients: 6,
+        minFitClients: 5,
+        minAvailableClients: 6,
+        strategy: 'krum',
+        byzantineClients: 1,
+        roundTimeoutSeconds: 120,
+        serverLearningRate: 0.5,
+        serverMomentum: 0.9,
+        trimBeta: 0.1,
+        dpClipNorm: 1.5,
+        dpNoiseMultiplier: 0.8,
+        multiCluster: true,
+        remoteClusterLabels: { 'liqo.io/provider': 'gke' },
+        serverStateGiB: 3,
+        serverResources: resourceSpec,
+        clientResources: { ...resourceSpec, cpuLimitMillis: 3000 },
+        tracking,
+      });
+    });
+    const got = buildJobObjects(request, options);
+    assert.deepEqual(sortByRef(got), sortByRef(expected));
+    assert.ok(got.some((o) => o.kind === 'NamespaceOffloading'), 'multi_cluster adds the NamespaceOffloading');
+  });
+
+  test('split with server and client resources', () => {
+    const request: JobRequest = { job_name: 'sl-res', kind: 'split', clients: 2, server_resources: resources, client_resources: resources };
+    const expected = chartObjects('sl-res', (chart, tracking) => {
+      new SplitLearning(chart, 'SlRes', { name: 'sl-res', image: 'ghcr.io/tensorfleet/trainer:0.1.0', clients: 2, serverResources: resourceSpec, clientResources: resourceSpec, tracking });
+    });
+    assert.deepEqual(sortByRef(buildJobObjects(request, options)), sortByRef(expected));
+  });
+
+  /** The problems buildJobObjects reports for a request the field check passed. */
+  function refusals(request: JobRequest): Array<{ field: string; value: unknown; allowed: string }> {
+    assert.ok(validateJobRequest(request).ok, 'the field check passes it');
+    try {
+      buildJobObjects(request, options);
+    } catch (err) {
+      assert.ok(err instanceof JobPropsError, String(err));
+      return err.problems.map(({ field, value, allowed }) => ({ field, value, allowed }));
+    }
+    return assert.fail('the construct accepted it');
+  }
+
+  test("every problem a construct reports, one build at a time: each refused field is left to the construct's default and the request built again", () => {
+    assert.deepEqual(refusals({ job_name: 'sl', kind: 'split', model: 'mlp', cut_layer: 3, mode: 'splitfed', clients: 1 }), [
+      { field: 'cut_layer', value: 3, allowed: 'an integer from 1 to 2' },
+      { field: 'clients', value: 1, allowed: "at least 2 for mode splitfed (found with cut_layer left to the construct's default)" },
+    ]);
+    // The clients of a split job given as world_size are reported as world_size.
+    assert.deepEqual(refusals({ job_name: 'sl', kind: 'split', mode: 'sequential', world_size: 1 }), [{ field: 'world_size', value: 1, allowed: 'at least 2 for mode sequential' }]);
+    assert.deepEqual(refusals({ job_name: 'sl', kind: 'split', image: 'trainer:latest', model: 'cnn', cut_layer: 4 }), [
+      { field: 'image', value: 'trainer:latest', allowed: 'an image reference pinned to a version, like "registry/name:1.2.3" or "name@sha256:<64 hex>" (not "latest")' },
+      { field: 'cut_layer', value: 4, allowed: "an integer from 1 to 3 (found with image left to the construct's default)" },
+    ]);
+  });
+
+  test("a refusal caused by the default put in place of a refused field is not reported; the construct's prop names become field names", () => {
+    // krum needs min_fit_clients >= 2 x byzantine_clients + 3; the default in its place fails the same way.
+    assert.deepEqual(refusals({ job_name: 'fl', kind: 'federated', clients: 4, min_available_clients: 4, min_fit_clients: 4, strategy: 'krum', byzantine_clients: 1 }), [
+      { field: 'min_fit_clients', value: 4, allowed: 'at least 2 x byzantine_clients + 3 (5) for krum' },
+    ]);
+    assert.deepEqual(refusals({ job_name: 'fl', kind: 'federated', dp_noise_multiplier: 1 }), [
+      { field: 'dp_clip_norm', value: undefined, allowed: 'a number > 0 when dp_noise_multiplier is set (noise is scaled by the clip norm)' },
+    ]);
+    // A later problem may depend on the field left to its default: it says so.
+    assert.deepEqual(refusals({ job_name: 'fl', kind: 'federated', clients: 2, min_available_clients: 3, min_fit_clients: 3 }), [
+      { field: 'min_available_clients', value: 3, allowed: 'an integer from 1 to 2' },
+      { field: 'min_fit_clients', value: 3, allowed: "an integer from 1 to 2 (found with min_available_clients left to the construct's default)" },
+    ]);
+  });
+
+  test("the trainer's own check of the env a construct renders maps each variable to its field", () => {
+    const request: JobRequest = { job_name: 'fl', kind: 'federated', rounds: 3 };
+    const err = new TrainerEnvError([`${ENV.rounds} must be an integer from 1 to 1000000, got "3"`, `${ENV.epochs} must be an integer from 1 to 100000, got "0"`, 'TENSORFLEET_ROLE is missing']);
+    assert.deepEqual(constructProblems(request, err), [
+      { field: 'rounds', value: 3, allowed: 'an integer from 1 to 1000000' },
+      { field: 'epochs', value: undefined, allowed: 'an integer from 1 to 100000' },
+      { field: '(job)', value: null, allowed: 'TENSORFLEET_ROLE is missing' },
+    ]);
+    assert.equal(constructProblems(request, new Error('boom')), undefined);
   });
 
   test("a construct's refusal becomes a problem naming the request field", () => {
