@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -46,6 +46,23 @@ describe('tensorfleet run <chart> --json (local processes, real MNIST subset)', 
     dir = await mkdtemp(join(tmpdir(), 'tf-run-chart-'));
   });
   after(() => rm(dir, { recursive: true, force: true }));
+
+  test('ddp-mnist (the README\'s main command): its 2 ranks, one epoch, end with the documented JSON line and a saved model', async () => {
+    const out = join(dir, 'ddp');
+    const r = await run('ddp-mnist', out, '--epochs', '1', '--dataset-size', '4096');
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.result.world_size, 2);
+    assert.equal(r.result.epochs, 1);
+    // One epoch of 4096 examples (the full demo's 98% takes 12 epochs of 60000).
+    assert.ok((r.result.test_accuracy as number) > 0.75, `test accuracy ${r.result.test_accuracy}`);
+    assert.ok((r.result.samples_per_second as number) > 0);
+    assert.ok((r.result.wall_seconds as number) > 0);
+    assert.equal(r.result.model_path, join(out, 'model'));
+    const metadata = JSON.parse(await readFile(join(out, 'model', 'metadata.json'), 'utf8')) as { testAccuracy: number; worldSize: number };
+    assert.equal(metadata.testAccuracy, r.result.test_accuracy);
+    assert.equal(metadata.worldSize, 2);
+    assert.match(r.stderr, /epoch 1\/1: loss/);
+  });
 
   test('split-mnist: one epoch ends with test_accuracy, epochs, bytes_sent, round_trips_per_second, wall_seconds', async () => {
     const r = await run('split-mnist', join(dir, 'split'), '--epochs', '1', '--dataset-size', '3000');
