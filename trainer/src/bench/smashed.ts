@@ -1,39 +1,64 @@
 /**
  * `tensorfleet bench smashed`: round trips per second of one split-learning
  * exchange of a batch of smashed activations (default 64 x 1568 float32, the
- * output of a small conv stem on MNIST) on 127.0.0.1, three ways, in one process:
+ * output of a small conv stem on MNIST) on 127.0.0.1, four ways:
  *
  *  - ours: the split protocol over the hub (HubClient -> Hub): encode a
  *    splitForward frame (activations + labels), send, decode, validate the
  *    shapes, reply with a same-size splitBackward gradient, decode and validate it.
- *  - JSON: node:http POST of the tensor as a JSON number list
- *    (JSON.stringify(Array.from(...))); the server parses it and replies with a
- *    same-size JSON list, which the client parses.
  *  - raw ws: ws + msgpackr, a Float32Array packed each way (no framing of ours).
+ *  - FastAPI: the usual method, as teams write it in Python
+ *    (tools/bench/fastapi_smashed.py): a FastAPI endpoint under uvicorn taking
+ *    the activations and labels as nested JSON lists (tensor.tolist()), replying
+ *    with a same-size gradient as JSON; a requests client posting in a loop
+ *    (about 3 round trips/s on this kind of machine). Needs Debian's
+ *    python3-fastapi, python3-uvicorn and python3-requests (make bench
+ *    installs them); without them the row says why it is missing.
+ *  - JSON over node:http: the same exchange in Node (JSON.stringify(Array.from(...))
+ *    each way), an extra row: a faster JSON baseline than the usual one.
  *
- * Prints round trips/s for each and the ratios ours/JSON and ours/raw ws
- * (targets: >= 250x and >= 0.8); `--json` prints one JSON object instead.
+ * Ours and raw ws run in this process, FastAPI in two Python processes (server,
+ * client). Prints round trips/s for each and the ratios ours/JSON (against
+ * FastAPI when it ran, else against JSON over node:http; the output says which)
+ * and ours/raw ws (targets: >= 250x and >= 0.8); `--json` prints one JSON object instead.
  */
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createServer, request, Agent } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { Packr, Unpackr } from 'msgpackr';
 import WebSocket, { WebSocketServer } from 'ws';
 import { TrainerError } from '../contract/errors';
 import { MESSAGE_TYPES } from '../contract/protocol';
 import { activationsMessage, expectType, matrixMessage, readLabels, readMatrix } from '../split/protocol';
-import { encodeFrame } from '../transport/codec';
-import { Hub, HUB_RANK } from '../transport/hub';
+import { Hub } from '../transport/hub';
 import { HubClient } from '../transport/hub-client';
 import type { BenchDefinition } from './bench';
+
+/** Which JSON-over-HTTP measurement `ours_over_json` is against. */
+export type JsonBaselineName = 'fastapi' | 'node-http';
 
 export interface SmashedBenchResult {
   readonly rows: number;
   readonly cols: number;
   readonly payload_bytes: number;
+  readonly seconds_per_method: number;
   readonly ours_round_trips_per_second: number;
-  readonly json_round_trips_per_second: number;
   readonly raw_ws_round_trips_per_second: number;
+  /** FastAPI + requests with JSON lists, or null when it could not run (see fastapi_not_measured). */
+  readonly fastapi_round_trips_per_second: number | null;
+  /** Versions of the FastAPI stack that ran (fastapi, uvicorn, pydantic, requests, tensors, python). */
+  readonly fastapi_versions: Readonly<Record<string, string>> | null;
+  /** Why FastAPI was not measured, or null. */
+  readonly fastapi_not_measured: string | null;
+  readonly node_http_json_round_trips_per_second: number;
+  /** The baseline of ours_over_json: FastAPI when it ran, else JSON over node:http. */
+  readonly json_baseline: JsonBaselineName;
   readonly ours_over_json: number;
+  readonly ours_over_fastapi: number | null;
+  readonly ours_over_node_http_json: number;
   readonly ours_over_raw_ws: number;
   readonly target_ours_over_json: number;
   readonly target_ours_over_raw_ws: number;
@@ -42,6 +67,10 @@ export interface SmashedBenchResult {
 const TARGET_OVER_JSON = 250;
 const TARGET_OVER_RAW_WS = 0.8;
 const WARMUP_MS = 300;
+/** From build/trainer/src/bench (compiled) or trainer/src/bench (tsx) to the checkout's tools/. */
+const FASTAPI_SCRIPT = [join(__dirname, '../../../../tools/bench/fastapi_smashed.py'), join(__dirname, '../../../tools/bench/fastapi_smashed.py')].find((p) => existsSync(p));
+/** Debian's python3-fastapi, python3-uvicorn and python3-requests install for the system python. */
+const FASTAPI_PYTHON = process.env.TENSORFLEET_FASTAPI_PYTHON ?? '/usr/bin/python3';
 
 function fail(message: string): never {
   throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `bench smashed: ${message}`);
@@ -90,7 +119,7 @@ export async function benchOurs(rows: number, cols: number, seconds: number): Pr
         expectType(frame, MESSAGE_TYPES.splitForward, ctx);
         const acts = readMatrix(frame, 0, { cols, what: 'activations' }, ctx);
         readLabels(frame, 1, acts.rows, 10, ctx);
-        await hub.sendFrame(clientId, encodeFrame(HUB_RANK, matrixMessage('splitBackward', frame.step, gradient, { loss: 1, correct: 0 })));
+        await hub.send(clientId, matrixMessage('splitBackward', frame.step, gradient, { loss: 1, correct: 0 }));
       }
     })().catch(() => undefined);
     const acts = { data: randomData(rows * cols), rows, cols };
@@ -205,29 +234,88 @@ export async function benchRawWs(rows: number, cols: number, seconds: number): P
   }
 }
 
-/** Run the three exchanges and compare them. */
-export async function runSmashedBench(options: { rows: number; cols: number; seconds: number }): Promise<SmashedBenchResult> {
+export interface FastApiMeasurement {
+  readonly roundTripsPerSecond: number;
+  readonly versions: Readonly<Record<string, string>>;
+}
+
+/**
+ * FastAPI + requests with JSON lists (tools/bench/fastapi_smashed.py), or why
+ * it was not measured: no python3 with fastapi/uvicorn/requests here, or the
+ * script is not in this checkout.
+ */
+export async function benchFastApi(rows: number, cols: number, seconds: number, python: string = FASTAPI_PYTHON): Promise<FastApiMeasurement | string> {
+  if (!FASTAPI_SCRIPT) return 'tools/bench/fastapi_smashed.py is not in this checkout';
+  const install = "install Debian's python3-fastapi, python3-uvicorn and python3-requests (make bench does)";
+  try {
+    const args = [FASTAPI_SCRIPT, '--rows', String(rows), '--cols', String(cols), '--seconds', String(seconds), '--warmup-seconds', String(WARMUP_MS / 1000)];
+    // At about 3 round trips/s a 3 s run is quick; allow for a slow start of the server process.
+    const { stdout } = await promisify(execFile)(python, args, { timeout: seconds * 1000 + 120_000, maxBuffer: 1 << 20 });
+    const line = stdout.trim().split('\n').pop() ?? '';
+    const parsed = JSON.parse(line) as { round_trips_per_second?: unknown; versions?: Record<string, string> };
+    if (typeof parsed.round_trips_per_second !== 'number' || !(parsed.round_trips_per_second > 0)) {
+      return `${FASTAPI_SCRIPT} printed no round_trips_per_second, got ${JSON.stringify(line.slice(0, 200))}`;
+    }
+    return { roundTripsPerSecond: parsed.round_trips_per_second, versions: parsed.versions ?? {} };
+  } catch (err) {
+    const detail = String((err as { stderr?: string }).stderr || (err as Error).message).trim().split('\n').pop();
+    return `${python} could not run it (${detail}); ${install}`;
+  }
+}
+
+/** Run the four exchanges, one after the other, and compare them. */
+export async function runSmashedBench(options: { rows: number; cols: number; seconds: number; python?: string }): Promise<SmashedBenchResult> {
   const { rows, cols, seconds } = options;
   const ours = await benchOurs(rows, cols, seconds);
   const rawWs = await benchRawWs(rows, cols, seconds);
-  const json = await benchJson(rows, cols, seconds);
+  const fastapi = await benchFastApi(rows, cols, seconds, options.python);
+  const nodeJson = await benchJson(rows, cols, seconds);
+  const fastapiRate = typeof fastapi === 'string' ? null : fastapi.roundTripsPerSecond;
   return {
     rows,
     cols,
     payload_bytes: rows * cols * 4,
+    seconds_per_method: seconds,
     ours_round_trips_per_second: ours,
-    json_round_trips_per_second: json,
     raw_ws_round_trips_per_second: rawWs,
-    ours_over_json: ours / json,
+    fastapi_round_trips_per_second: fastapiRate,
+    fastapi_versions: typeof fastapi === 'string' ? null : fastapi.versions,
+    fastapi_not_measured: typeof fastapi === 'string' ? fastapi : null,
+    node_http_json_round_trips_per_second: nodeJson,
+    json_baseline: fastapiRate === null ? 'node-http' : 'fastapi',
+    ours_over_json: ours / (fastapiRate ?? nodeJson),
+    ours_over_fastapi: fastapiRate === null ? null : ours / fastapiRate,
+    ours_over_node_http_json: ours / nodeJson,
     ours_over_raw_ws: ours / rawWs,
     target_ours_over_json: TARGET_OVER_JSON,
     target_ours_over_raw_ws: TARGET_OVER_RAW_WS,
   };
 }
 
+/** The bench's table. */
+export function formatSmashedTable(result: SmashedBenchResult): string {
+  const fmt = (n: number): string => n.toFixed(1).padStart(10);
+  const versions = result.fastapi_versions ? ` (${Object.entries(result.fastapi_versions).map(([k, v]) => (k === 'tensors' ? v : `${k} ${v}`)).join(', ')})` : '';
+  const fastapiRow =
+    result.fastapi_round_trips_per_second === null
+      ? `  FastAPI + requests, JSON lists              - not measured: ${result.fastapi_not_measured}`
+      : `  FastAPI + requests, JSON lists     ${fmt(result.fastapi_round_trips_per_second)} round trips/s${versions}`;
+  const againstFastApi = result.ours_over_fastapi === null ? 'FastAPI not measured, so against JSON over node:http' : 'against FastAPI + requests';
+  return [
+    `smashed activations ${result.rows}x${result.cols} float32 (${(result.payload_bytes / 1024).toFixed(0)} KiB each way), 127.0.0.1, ${result.seconds_per_method}s per method`,
+    `  ours (split protocol over the hub) ${fmt(result.ours_round_trips_per_second)} round trips/s`,
+    `  raw ws + msgpackr                  ${fmt(result.raw_ws_round_trips_per_second)} round trips/s`,
+    fastapiRow,
+    `  JSON over node:http                ${fmt(result.node_http_json_round_trips_per_second)} round trips/s`,
+    `  ours / JSON   ${result.ours_over_json.toFixed(1)}x ${againstFastApi} (target >= ${TARGET_OVER_JSON}x); ${result.ours_over_node_http_json.toFixed(1)}x against JSON over node:http`,
+    `  ours / raw ws ${(result.ours_over_raw_ws * 100).toFixed(0)}% (target >= ${TARGET_OVER_RAW_WS * 100}%)`,
+    '',
+  ].join('\n');
+}
+
 export const smashedBench: BenchDefinition = {
   name: 'smashed',
-  summary: 'split-learning round trips/s of a 64x1568 float32 batch: our protocol over the hub vs JSON over HTTP vs raw ws + msgpackr',
+  summary: 'split-learning round trips/s of a 64x1568 float32 batch: our protocol over the hub vs raw ws + msgpackr vs FastAPI with JSON lists vs JSON over node:http',
   options: {
     rows: { type: 'string', description: 'batch size (rows of the activations)', default: '64' },
     cols: { type: 'string', description: 'features per example at the cut layer', default: '1568' },
@@ -243,17 +331,6 @@ export const smashedBench: BenchDefinition = {
       process.stdout.write(`${JSON.stringify(result)}\n`);
       return;
     }
-    const fmt = (n: number): string => n.toFixed(1).padStart(10);
-    process.stdout.write(
-      [
-        `smashed activations ${rows}x${cols} float32 (${(result.payload_bytes / 1024).toFixed(0)} KiB each way), 127.0.0.1, ${seconds}s per method`,
-        `  ours (split protocol over the hub) ${fmt(result.ours_round_trips_per_second)} round trips/s`,
-        `  raw ws + msgpackr                  ${fmt(result.raw_ws_round_trips_per_second)} round trips/s`,
-        `  JSON over HTTP                     ${fmt(result.json_round_trips_per_second)} round trips/s`,
-        `  ours / JSON   ${result.ours_over_json.toFixed(1)}x (target >= ${TARGET_OVER_JSON}x)`,
-        `  ours / raw ws ${(result.ours_over_raw_ws * 100).toFixed(0)}% (target >= ${TARGET_OVER_RAW_WS * 100}%)`,
-        '',
-      ].join('\n'),
-    );
+    process.stdout.write(formatSmashedTable(result));
   },
 };

@@ -21,8 +21,7 @@ import { buildModel, trainingBackends } from '../model/models';
 import { savePart, splitModel } from '../model/split-model';
 import { runSplitSessions, type SplitTopModel } from '../split/server';
 import { createTracker, finishOnSignals, type Tracker } from '../tracking';
-import { encodeFrame } from '../transport/codec';
-import { Hub, HUB_RANK } from '../transport/hub';
+import { encodeOutgoingFrame, Hub, HUB_RANK } from '../transport/hub';
 import { roleOutput } from './role-output';
 import { startHealthServer } from './health';
 
@@ -106,7 +105,7 @@ export async function runSplitServer(config: TrainerConfig): Promise<void> {
       top: topModel,
       clientIds,
       clientWeightsLength: parts.bottom.parameterCount,
-      encode: (message) => encodeFrame(HUB_RANK, message),
+      encode: (message) => encodeOutgoingFrame(HUB_RANK, message),
       timeoutMs: config.timeoutMs,
       log,
       onStep: (clientId, step, loss) => tracker?.logMetric(`loss_client_${clientId}`, loss, step),

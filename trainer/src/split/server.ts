@@ -19,6 +19,7 @@
 import { isTrainerError, TrainerError } from '../contract/errors';
 import { MESSAGE_TYPES, type MessageTypeName } from '../contract/protocol';
 import type { Frame, Message } from '../transport/codec';
+import type { OutgoingFrame } from '../transport/hub';
 import { weightedAverage } from './noise';
 import {
   errorMessage,
@@ -40,7 +41,8 @@ export type SplitModeName = 'vanilla' | 'u-shaped' | 'sequential' | 'splitfed';
 export interface SplitServerLink {
   clientIds(): string[];
   recv(clientId: string, options?: { timeoutMs?: number; what?: string }): Promise<Frame>;
-  sendFrame(clientId: string, frame: Buffer, options?: { timeoutMs?: number; what?: string }): Promise<void>;
+  /** Send an encoded frame (one Buffer, or pieces viewing the tensors); resolves once written. */
+  sendFrame(clientId: string, frame: OutgoingFrame, options?: { timeoutMs?: number; what?: string }): Promise<void>;
 }
 
 /** The server's part of the model, seen through Float32Arrays. */
@@ -74,8 +76,12 @@ export interface SplitSessionsOptions {
   readonly clientIds: readonly string[];
   /** Length of the client-side weights vector (sequential, splitfed). */
   readonly clientWeightsLength: number;
-  /** Encodes a message (transport/codec encodeFrame with the hub's rank). */
-  readonly encode: (message: Message) => Buffer;
+  /**
+   * Encodes a message (transport/hub encodeOutgoingFrame with the hub's rank).
+   * The last reply to each client is kept to answer a retried step: the
+   * pieces may view the reply's tensors, which the server never changes.
+   */
+  readonly encode: (message: Message) => OutgoingFrame;
   /** Per-frame receive timeout, in milliseconds. */
   readonly timeoutMs: number;
   /**
@@ -104,6 +110,10 @@ export interface SplitSessionsResult {
 }
 
 const POLL_MS = 25;
+
+function frameBytes(frame: OutgoingFrame): number {
+  return Buffer.isBuffer(frame) ? frame.byteLength : frame.reduce((sum, part) => sum + part.byteLength, 0);
+}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -170,10 +180,11 @@ export async function runSplitSessions(options: SplitSessionsOptions): Promise<S
   // splitfed: contributions per epoch.
   const averages = new Map<number, AverageRound>();
 
-  const send = async (clientId: string, message: Message | Buffer, what: string): Promise<Buffer> => {
-    const frame = Buffer.isBuffer(message) ? message : encode(message);
+  /** Send a message, or an already encoded frame (a repeated reply). */
+  const send = async (clientId: string, message: Message | OutgoingFrame, what: string): Promise<OutgoingFrame> => {
+    const frame = Buffer.isBuffer(message) || Array.isArray(message) ? (message as OutgoingFrame) : encode(message as Message);
     await link.sendFrame(clientId, frame, { what });
-    bytesSent += frame.byteLength;
+    bytesSent += frameBytes(frame);
     return frame;
   };
 
@@ -205,7 +216,7 @@ export async function runSplitSessions(options: SplitSessionsOptions): Promise<S
   const serve = async (clientId: string): Promise<ClientReport> => {
     const ctx: FrameContext = { from: `client ${clientId}` };
     let steps = 0;
-    let last: { step: number; reply: Buffer } | undefined;
+    let last: { step: number; reply: OutgoingFrame } | undefined;
     const recv = (what: string): Promise<Frame> => link.recv(clientId, { timeoutMs: options.timeoutMs, what: `${what} from client ${clientId}` });
 
     const onForward = async (frame: Frame): Promise<void> => {

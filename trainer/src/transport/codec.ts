@@ -156,6 +156,28 @@ export function encodeFrame(rank: number, message: Message): Buffer {
 }
 
 /**
+ * The same bytes as {@link encodeFrame}, as pieces to write one after the other
+ * (a writev): the length prefix, header and padding in a fresh Buffer, then
+ * each tensor's bytes as a *view* of its data (no copy), with zero padding
+ * between tensors. The tensors must not change until the pieces are written.
+ */
+export function encodeFrameParts(rank: number, message: Message): Buffer[] {
+  const { header, offsets, totalBytes } = layout(rank, message);
+  const tensors = message.tensors ?? [];
+  const head = Buffer.allocUnsafe(tensors.length > 0 ? offsets[0] : totalBytes);
+  writeHeader(head, header);
+  const parts: Buffer[] = [head];
+  tensors.forEach((tensor, i) => {
+    if (i > 0) {
+      const previousEnd = offsets[i - 1] + tensors[i - 1].data.byteLength;
+      if (offsets[i] > previousEnd) parts.push(Buffer.alloc(offsets[i] - previousEnd));
+    }
+    if (tensor.data.byteLength > 0) parts.push(Buffer.from(tensor.data.buffer, tensor.data.byteOffset, tensor.data.byteLength));
+  });
+  return parts;
+}
+
+/**
  * Allocate a frame carrying one float32 tensor of `length` elements and return
  * it with a view of its payload: fill the view, then send the frame. This is
  * the zero-copy path for collectives (the sum is written straight into the frame).

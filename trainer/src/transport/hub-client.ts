@@ -3,7 +3,9 @@
  * bearer token, retrying with backoff until connectTimeoutMs (a server pod may
  * start after its clients), says hello with its client id, then exchanges frames.
  * After a drop, {@link HubClient.connect} dials again; the server accepts the new
- * connection under the same id.
+ * connection under the same id. As on the hub, tensor bytes are not copied
+ * (ws-direct.ts): frames go out as a header plus views of the tensors, and come
+ * in read by the kernel straight into each frame's own buffer.
  */
 import WebSocket from 'ws';
 import { type ErrorCode, TrainerError } from '../contract/errors';
@@ -11,7 +13,8 @@ import { DEFAULT_MAX_PAYLOAD_BYTES, WS_PATH } from '../contract/ports';
 import { CLOSE_CODES } from '../contract/protocol';
 import { decodeFrame, encodeFrame, type Frame, type Message } from './codec';
 import { parseHello } from './handshake';
-import { clientHelloMessage, HUB_RANK } from './hub';
+import { clientHelloMessage, encodeOutgoingFrame, HUB_RANK, outgoingFrameBytes } from './hub';
+import { readFramesDirectly, sendBinaryParts } from './ws-direct';
 
 export interface HubClientOptions {
   /** Server host (MASTER_ADDR). */
@@ -172,21 +175,28 @@ export class HubClient {
     return new Promise<Frame>((resolve, reject) => link.waiters.push({ resolve, reject }));
   }
 
-  /** Send a message; waits (up to timeoutMs) while the socket is backed up. */
+  /**
+   * Send a message; waits (up to timeoutMs) while the socket is backed up.
+   * Resolves once it was handed to the kernel; its tensors must not change before.
+   */
   async send(message: Message): Promise<void> {
     const link = this.link;
     if (!link || link.closedError) throw link?.closedError ?? new TrainerError('TRAINER_ERR_PEER_CLOSED', `client ${this.clientId} is not connected to ${this.serverAddress}`);
     if (link.pendingBytes > this.highWaterBytes) await this.drain(link);
     if (link.closedError) throw link.closedError;
-    const frame = encodeFrame(this.options.rank, message);
-    link.pendingBytes += frame.byteLength;
+    const frame = encodeOutgoingFrame(this.options.rank, message);
+    const bytes = outgoingFrameBytes(frame);
+    link.pendingBytes += bytes;
     await new Promise<void>((resolve, reject) => {
-      link.ws.send(frame, { binary: true }, (err) => {
-        link.pendingBytes -= frame.byteLength;
+      const written = (err?: Error | null): void => {
+        link.pendingBytes -= bytes;
         if (link.pendingBytes <= this.highWaterBytes) for (const wake of link.drainWaiters.splice(0)) wake();
         if (err) reject(new TrainerError('TRAINER_ERR_PEER_CLOSED', `client ${this.clientId}: send to ${this.serverAddress} failed: ${err.message}`));
         else resolve();
-      });
+      };
+      // A client masks its frames, with a zero key (ZERO_MASK): the pieces go out as they are.
+      if (Buffer.isBuffer(frame)) link.ws.send(frame, { binary: true }, written);
+      else sendBinaryParts(link.ws, frame as readonly Buffer[], true, written);
     });
   }
 
@@ -272,10 +282,7 @@ export class HubClient {
       ws.on('error', (err) => settle(new TrainerError('TRAINER_ERR_CONNECT_TIMEOUT', err.message)));
       ws.on('ping', () => (link.lastSeenMs = Date.now()));
       ws.on('pong', () => (link.lastSeenMs = Date.now()));
-      ws.once('open', () => {
-        ws.send(encodeFrame(this.options.rank, clientHelloMessage({ clientId: this.clientId, rank: this.options.rank, worldSize: this.options.worldSize, generation: this.generation })));
-      });
-      ws.on('message', (data: Buffer, isBinary: boolean) => {
+      const onMessage = (data: Buffer, isBinary: boolean): void => {
         if (link.closedError) return;
         link.lastSeenMs = Date.now();
         let frame: Frame;
@@ -301,6 +308,16 @@ export class HubClient {
         const waiter = link.waiters.shift();
         if (waiter) waiter.resolve(frame);
         else link.queue.push(frame);
+      };
+      ws.on('message', onMessage);
+      ws.once('open', () => {
+        readFramesDirectly(ws, {
+          peerIsClient: false,
+          maxPayloadBytes: this.maxPayloadBytes,
+          message: (frame) => onMessage(frame, true),
+          activity: () => (link.lastSeenMs = Date.now()),
+        });
+        ws.send(encodeFrame(this.options.rank, clientHelloMessage({ clientId: this.clientId, rank: this.options.rank, worldSize: this.options.worldSize, generation: this.generation })));
       });
       ws.on('close', (code: number, reason: Buffer) => {
         const text = reason.toString();

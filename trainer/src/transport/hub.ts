@@ -8,6 +8,10 @@
  *
  * Binary frames only (codec.ts), no compression, an explicit maxPayload, and
  * sends that wait (with a timeout) while a client's socket is backed up.
+ * Tensor bytes are not copied on either side (ws-direct.ts): a frame with
+ * tensors is written as its header plus views of the tensors, and a received
+ * frame is read by the kernel straight into its own buffer, which the decoded
+ * tensors view.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
@@ -17,8 +21,9 @@ import WebSocket, { WebSocketServer } from 'ws';
 import { type ErrorCode, TrainerError } from '../contract/errors';
 import { DEFAULT_MAX_PAYLOAD_BYTES, PORTS, WS_PATH } from '../contract/ports';
 import { CLOSE_CODES, MESSAGE_TYPES } from '../contract/protocol';
-import { decodeFrame, encodeFrame, type Frame, type Message } from './codec';
+import { decodeFrame, encodeFrame, encodeFrameParts, type Frame, type Message } from './codec';
 import { parseHello } from './handshake';
+import { readFramesDirectly, sendBinaryParts } from './ws-direct';
 
 /** The hub's own rank on the wire (the server of a star). */
 export const HUB_RANK = 0;
@@ -26,6 +31,33 @@ export const HUB_RANK = 0;
 export const HUB_DONE_REASON = 'training finished';
 /** Largest close reason in bytes (WebSocket limit). */
 const MAX_CLOSE_REASON_BYTES = 123;
+/** Frames with at least this many tensor bytes are written as pieces (no copy); smaller ones as one Buffer. */
+const PARTS_MIN_TENSOR_BYTES = 16 * 1024;
+
+/**
+ * An encoded frame ready to send: one Buffer, or its pieces in order
+ * (codec.ts encodeFrameParts), whose tensor views must not change until sent.
+ */
+export type OutgoingFrame = Buffer | readonly Buffer[];
+
+/**
+ * Encode `message` from `rank` for {@link Hub.sendFrame} or a hub client: as
+ * pieces when it carries enough tensor bytes for a copy to matter (the pieces
+ * view the tensors: keep them unchanged while the frame may be sent), else as one Buffer.
+ */
+export function encodeOutgoingFrame(rank: number, message: Message): OutgoingFrame {
+  let tensorBytes = 0;
+  for (const tensor of message.tensors ?? []) tensorBytes += tensor.data.byteLength;
+  return tensorBytes >= PARTS_MIN_TENSOR_BYTES ? encodeFrameParts(rank, message) : encodeFrame(rank, message);
+}
+
+/** Bytes of an encoded frame. */
+export function outgoingFrameBytes(frame: OutgoingFrame): number {
+  if (Buffer.isBuffer(frame)) return frame.byteLength;
+  let bytes = 0;
+  for (const part of frame as readonly Buffer[]) bytes += part.byteLength;
+  return bytes;
+}
 
 export interface HubOptions {
   /**
@@ -303,29 +335,35 @@ export class Hub {
     });
   }
 
-  /** Encode and send `message` to a client (see {@link sendFrame}). */
+  /**
+   * Encode and send `message` to a client (see {@link sendFrame}); its tensors
+   * must not change until this resolves.
+   */
   send(clientId: string, message: Message, options: HubWaitOptions = {}): Promise<void> {
-    return this.sendFrame(clientId, encodeFrame(HUB_RANK, message), options);
+    return this.sendFrame(clientId, encodeOutgoingFrame(HUB_RANK, message), options);
   }
 
   /**
-   * Send an encoded frame to a client (one frame may go to many clients). Waits,
-   * up to timeoutMs, while more than highWaterBytes are queued to it; rejects with
-   * TRAINER_ERR_PEER_CLOSED when the client is not connected.
+   * Send an encoded frame (see {@link encodeOutgoingFrame}) to a client; one
+   * frame may go to many clients. Resolves once it was handed to the kernel.
+   * Waits, up to timeoutMs, while more than highWaterBytes are queued to it;
+   * rejects with TRAINER_ERR_PEER_CLOSED when the client is not connected.
    */
-  async sendFrame(clientId: string, frame: Buffer, options: HubWaitOptions = {}): Promise<void> {
+  async sendFrame(clientId: string, frame: OutgoingFrame, options: HubWaitOptions = {}): Promise<void> {
     const conn = this.connected(clientId, options);
     if (conn.pendingBytes > this.highWaterBytes) await this.drain(conn, options);
     if (conn.closedError) throw conn.closedError;
-    const bytes = frame.byteLength;
+    const bytes = outgoingFrameBytes(frame);
     conn.pendingBytes += bytes;
     await new Promise<void>((resolve, reject) => {
-      conn.ws.send(frame, { binary: true }, (err) => {
+      const written = (err?: Error | null): void => {
         conn.pendingBytes -= bytes;
         if (conn.pendingBytes <= this.highWaterBytes) for (const wake of conn.drainWaiters.splice(0)) wake();
         if (err) reject(new TrainerError('TRAINER_ERR_PEER_CLOSED', `send of ${options.what ?? 'a message'} to ${this.describeClient(clientId)} failed: ${err.message}`));
         else resolve();
-      });
+      };
+      if (Buffer.isBuffer(frame)) conn.ws.send(frame, { binary: true }, written);
+      else sendBinaryParts(conn.ws, frame as readonly Buffer[], false, written);
     });
   }
 
@@ -461,6 +499,12 @@ export class Hub {
       ws.on('pong', () => (conn.lastSeenMs = Date.now()));
       ws.on('error', (err: Error) => (conn.lastError = err));
       ws.on('close', (code: number, reason: Buffer) => this.onClose(conn, code, reason.toString()));
+      readFramesDirectly(ws, {
+        peerIsClient: true,
+        maxPayloadBytes: this.maxPayloadBytes,
+        message: (frame) => this.onMessage(conn, frame, true),
+        activity: () => (conn.lastSeenMs = Date.now()),
+      });
       conn.helloTimer = setTimeout(
         () => this.reject(conn, new TrainerError('TRAINER_ERR_HANDSHAKE', `no hello from ${conn.remote} within ${this.helloTimeoutMs}ms`)),
         this.helloTimeoutMs,

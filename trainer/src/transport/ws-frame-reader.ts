@@ -9,7 +9,7 @@
  * already posted, hands the payload to that receive's sink as the socket
  * delivers it: the bytes are summed or copied into place with no intermediate
  * message buffer. Other binary frames are assembled into an 8-aligned Buffer
- * and decoded as usual.
+ * (the socket reads the rest of a large one straight into it) and decoded as usual.
  *
  * Everything else (ping, pong, close, text, fragmented or malformed frames,
  * oversized lengths) is forwarded untouched to ws's own receiver, at a frame
@@ -18,7 +18,7 @@
  * or anything unusual, every later byte goes to ws.
  */
 import { MAX_HEADER_BYTES } from '../contract/protocol';
-import type { TrainerError } from '../contract/errors';
+import { TrainerError } from '../contract/errors';
 import type { NextRead } from './socket-reads';
 import type { Float32Sink } from './transport';
 
@@ -52,6 +52,15 @@ export interface FrameReaderHandlers {
   /** Frames from the peer must be masked iff it is the client, i.e. iff we accepted the connection. */
   readonly peerIsClient: boolean;
   readonly maxPayloadBytes: number;
+  /**
+   * Reads at a frame boundary, or while a frame's header is gathered, land in
+   * a staging buffer of this many bytes: a read then takes little more than
+   * the headers, and the kernel reads the rest of a large assembled frame
+   * straight into place instead of into the shared buffer first.
+   *
+   * @default - such reads land in the shared read buffer (a large first read, copied out)
+   */
+  readonly headerReadBytes?: number;
   /**
    * The first `headerBytes` of a large binary frame of `frameBytes` bytes:
    * return where to stream its payload, or undefined to have it assembled and
@@ -92,8 +101,16 @@ export class WsFrameReader {
   /** Bytes of an element split across socket reads. */
   private readonly carry = new Uint8Array(4);
   private carryLength = 0;
+  /** Where reads of headers land (see FrameReaderHandlers.headerReadBytes). */
+  private readonly staging: Buffer | undefined;
 
-  constructor(private readonly handlers: FrameReaderHandlers) {}
+  constructor(private readonly handlers: FrameReaderHandlers) {
+    const stagingBytes = handlers.headerReadBytes;
+    if (stagingBytes !== undefined && (!Number.isInteger(stagingBytes) || stagingBytes < 16)) {
+      throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `WsFrameReader: 'headerReadBytes' must be an integer >= 16, got ${stagingBytes}`);
+    }
+    this.staging = stagingBytes === undefined ? undefined : Buffer.allocUnsafe(stagingBytes);
+  }
 
   push(chunk: Buffer): void {
     let at = 0;
@@ -134,13 +151,20 @@ export class WsFrameReader {
 
   /**
    * Where the next socket read should land, if not in the shared read buffer:
-   * straight into the destination of the payload being streamed (`direct`:
-   * the rest of it, when at least DIRECT_MIN_BYTES remain; the read cannot run
-   * past the payload), or into its sink's read area.
+   * the staging buffer while headers are read (with headerReadBytes);
+   * straight into the destination of the payload being streamed, or into the
+   * frame being assembled (`direct`: the rest of it, when at least
+   * DIRECT_MIN_BYTES remain; the read cannot run past the frame), or into the
+   * stream's read area.
    */
   nextRead(): NextRead | undefined {
+    const staging = this.staging;
+    if (staging && (this.mode === 'info' || (this.mode === 'payload' && this.head !== undefined))) return { buffer: staging, direct: false };
+    if (this.mode !== 'payload') return undefined;
+    const assembled = this.assembled;
+    if (assembled) return this.frameBytes - this.pos >= DIRECT_MIN_BYTES ? { buffer: assembled.subarray(this.pos, this.frameBytes), direct: true } : undefined;
     const stream = this.stream;
-    if (this.mode !== 'payload' || !stream) return undefined;
+    if (!stream) return undefined;
     if (stream.destination) {
       const at = this.pos - stream.offset;
       const remaining = this.frameBytes - this.pos;
@@ -149,7 +173,7 @@ export class WsFrameReader {
     return stream.readArea && { buffer: stream.readArea, direct: false };
   }
 
-  /** `length` bytes were read straight into the `direct` buffer {@link nextRead} handed out before the read. */
+  /** `length` bytes were read straight into the `direct` buffer {@link nextRead} handed out before the read (a masked frame is unmasked at its end). */
   pushInPlace(length: number): void {
     this.pos += length;
     if (this.pos === this.frameBytes) this.frameEnd();

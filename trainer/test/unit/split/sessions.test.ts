@@ -12,18 +12,18 @@ import { MESSAGE_TYPES } from '../../../src/contract/protocol';
 import { type SplitBatch, type SplitClientModel, runSplitClient } from '../../../src/split/client';
 import { activationsMessage, errorFromFrame, type Matrix, metaMessage } from '../../../src/split/protocol';
 import { runSplitSessions, type SplitModeName, type SplitSessionsResult, type SplitTopModel } from '../../../src/split/server';
-import { encodeFrame, type Frame } from '../../../src/transport/codec';
-import { Hub, HUB_RANK } from '../../../src/transport/hub';
+import type { Frame } from '../../../src/transport/codec';
+import { encodeOutgoingFrame, Hub, HUB_RANK } from '../../../src/transport/hub';
 import { HubClient } from '../../../src/transport/hub-client';
 
 const FEATURES = 4;
 const CLASSES = 3;
 
 /** A top whose input gradient is 0.5 x its input; it counts its training steps. */
-function fakeTop(): SplitTopModel & { steps: number } {
+function fakeTop(features = FEATURES): SplitTopModel & { steps: number } {
   const top = {
     steps: 0,
-    inputSize: FEATURES,
+    inputSize: features,
     outputSize: CLASSES,
     numClasses: CLASSES,
     trainWithLabels: (x: Matrix) => {
@@ -33,7 +33,7 @@ function fakeTop(): SplitTopModel & { steps: number } {
     forward: (x: Matrix) => ({ data: new Float32Array(x.rows * CLASSES).fill(1), rows: x.rows, cols: CLASSES }),
     backward: (x: Matrix) => {
       top.steps += 1;
-      return { data: new Float32Array(x.rows * FEATURES), rows: x.rows, cols: FEATURES };
+      return { data: new Float32Array(x.rows * features), rows: x.rows, cols: features };
     },
     score: (x: Matrix) => ({ lossSum: x.rows, correct: x.rows, count: x.rows }),
   };
@@ -97,7 +97,7 @@ describe('split sessions over a hub', () => {
       top,
       clientIds: await hub.waitForClients(clients, 5000),
       clientWeightsLength: FEATURES,
-      encode: (m) => encodeFrame(HUB_RANK, m),
+      encode: (m) => encodeOutgoingFrame(HUB_RANK, m),
       timeoutMs: 5000,
       reconnectTimeoutMs: 3000,
       onStep: (id, step) => stepsSeen.push([id, step]),
@@ -146,6 +146,33 @@ describe('split sessions over a hub', () => {
     assert.equal(clients[0].failure, undefined);
     assert.equal(top.steps, 3);
     assert.deepEqual(stepsSeen.map(([, s]) => s), [0, 1, 2]);
+  });
+
+  test('batches as wide as the bench (64 x 1568) go as pieces: gradients come back bit-exact, a retried step from the kept pieces', async () => {
+    const rows = 64;
+    const cols = 1568;
+    const { links, sessions, top, port } = await setup('vanilla', 1, fakeTop(cols));
+    const step = (n: number) => activationsMessage('splitForward', n, { data: Float32Array.from({ length: rows * cols }, (_, i) => (i % 977) - n), rows, cols }, new Int32Array(rows).fill(2));
+    const expected = (n: number) => Float32Array.from({ length: rows * cols }, (_, i) => ((i % 977) - n) * 0.5);
+    for (let n = 0; n < 3; n++) {
+      await links[0].send(step(n));
+      const reply = await links[0].recv();
+      assert.equal(reply.type, MESSAGE_TYPES.splitBackward);
+      assert.deepEqual(reply.tensors[0].shape, [rows, cols]);
+      assert.deepEqual(reply.tensors[0].data, expected(n), `gradient of step ${n}`);
+    }
+    links[0].terminate();
+    const again = new HubClient({ host: '127.0.0.1', port, rank: 0, worldSize: 1, connectTimeoutMs: 5000 });
+    cleanup.push(() => again.close());
+    await again.connect();
+    await again.send(step(2));
+    assert.deepEqual((await again.recv()).tensors[0].data, expected(2), 'the repeated reply of step 2');
+    assert.equal(top.steps, 3, 'step 2 was not trained twice');
+    await again.send(metaMessage('splitDone', 3, { testAccuracy: 1 }));
+    const result = await sessions;
+    // 4 gradients of rows x cols float32 each, plus their headers.
+    assert.ok(result.bytesSent > 4 * rows * cols * 4 && result.bytesSent < 4 * (rows * cols * 4 + 256), `bytesSent ${result.bytesSent}`);
+    assert.equal(result.roundTrips, 3);
   });
 
   test('u-shaped: the server returns its output, the head gradient comes back, then dL/dacts; no label reaches the server', async () => {

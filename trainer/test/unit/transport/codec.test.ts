@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Packr } from 'msgpackr';
 import { type ErrorCode, isTrainerError, MESSAGE_TYPES, PROTOCOL_VERSION } from '../../../src/contract';
-import { allocateFloat32Frame, codecStats, decodeFrame, encodeFrame, float32Tensor } from '../../../src/transport/codec';
+import { allocateFloat32Frame, codecStats, decodeFrame, encodeFrame, encodeFrameParts, float32Tensor, type Message } from '../../../src/transport/codec';
 
 const packr = new Packr({ useRecords: false });
 
@@ -91,6 +91,27 @@ describe('codec', () => {
     data.set([1, 2, 3, 4]);
     const decoded = decodeFrame(frame);
     assert.deepEqual([decoded.rank, decoded.step, decoded.seq, Array.from(decoded.tensors[0].data)], [2, 5, 9, [1, 2, 3, 4]]);
+  });
+
+  test('encodeFrameParts: the same bytes as encodeFrame, tensors as views of their data, zero padding between them', () => {
+    const acts = new Float32Array(new ArrayBuffer(4 * 999 + 12), 12, 999);
+    acts.forEach((_, i) => (acts[i] = i / 7));
+    const messages: Message[] = [
+      { type: MESSAGE_TYPES.splitForward, step: 3, seq: 0, tensors: [{ dtype: 'float32', shape: [9, 111], data: acts }, { dtype: 'int32', shape: [3], data: Int32Array.from([1, 2, 3]) }], meta: { epoch: 1 } },
+      { type: MESSAGE_TYPES.tensor, step: 0, seq: 1, tensors: [{ dtype: 'uint8', shape: [5], data: Uint8Array.from([1, 2, 3, 4, 5]) }, { dtype: 'float16', shape: [0], data: new Uint16Array(0) }, float32Tensor(Float32Array.from([9]))] },
+      { type: MESSAGE_TYPES.splitDone, step: 9, seq: 0, meta: { testAccuracy: 0.98 } },
+    ];
+    for (const message of messages) {
+      const parts = encodeFrameParts(4, message);
+      assert.deepEqual(Buffer.concat(parts), encodeFrame(4, message), `type ${message.type}`);
+      assert.deepEqual(decodeFrame(Buffer.concat(parts)).tensors.map((t) => t.data), (message.tensors ?? []).map((t) => t.data));
+    }
+    const [head, actsView, padding, labelsView] = encodeFrameParts(4, messages[0]);
+    assert.equal(head.byteLength % 8, 0, 'the first tensor starts 8-aligned');
+    assert.equal(actsView.buffer, acts.buffer, 'no copy of the activations');
+    assert.equal(actsView.byteOffset, 12);
+    assert.deepEqual([...padding], [0, 0, 0, 0], '999 floats end 4 bytes short of the next 8-byte boundary');
+    assert.equal(labelsView.byteLength, 12);
   });
 
   test('fails to encode a tensor whose shape does not match its data', () => {

@@ -2,9 +2,10 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { CLOSE_CODES, isTrainerError, MESSAGE_TYPES, WS_PATH } from '../../../src/contract';
-import { encodeFrame, type Message } from '../../../src/transport/codec';
-import { clientHelloMessage, Hub, type HubOptions, type MembershipChange } from '../../../src/transport/hub';
+import { codecStats, decodeFrame, encodeFrame, type Frame, type Message } from '../../../src/transport/codec';
+import { clientHelloMessage, encodeOutgoingFrame, Hub, type HubOptions, type MembershipChange } from '../../../src/transport/hub';
 import { HubClient, type HubClientOptions } from '../../../src/transport/hub-client';
+import { randomFloat32 } from '../../support/random';
 
 const LOOPBACK = '127.0.0.1';
 const TOKEN = 'fleet-token';
@@ -219,5 +220,150 @@ describe('Hub', () => {
   test('fails on bad options', () => {
     assert.throws(() => new Hub({ maxQueuedFrames: 0 }), /Hub: 'maxQueuedFrames' must be an integer >= 1, got 0/);
     assert.throws(() => new HubClient({ host: LOOPBACK, port: 1, rank: 0, worldSize: 1, connectTimeoutMs: -1 }), /HubClient: 'connectTimeoutMs' must be an integer >= 1, got -1/);
+  });
+});
+
+/** A splitForward-like message: a float32 [rows, cols] matrix and `rows` int32 labels. */
+function batchMessage(step: number, data: Float32Array, rows: number): Message {
+  const labels = Int32Array.from({ length: rows }, (_, i) => (i * 7 + step) % 10);
+  return {
+    type: MESSAGE_TYPES.splitForward,
+    step,
+    seq: 0,
+    tensors: [
+      { dtype: 'float32', shape: [rows, data.length / rows], data },
+      { dtype: 'int32', shape: [rows], data: labels },
+    ],
+    meta: { epoch: 0 },
+  };
+}
+
+function assertBatch(frame: Frame, step: number, data: Float32Array, rows: number, from: string): void {
+  assert.equal(frame.step, step, `${from}: step`);
+  const [matrix, labels] = frame.tensors;
+  assert.deepEqual(matrix.shape, [rows, data.length / rows], `${from}: shape of step ${step}`);
+  assert.ok(matrix.data instanceof Float32Array && Buffer.from(matrix.data.buffer, matrix.data.byteOffset, matrix.data.byteLength).equals(Buffer.from(data.buffer, data.byteOffset, data.byteLength)), `${from}: the bytes of step ${step}`);
+  assert.deepEqual([...labels.data], Array.from({ length: rows }, (_, i) => (i * 7 + step) % 10), `${from}: labels of step ${step}`);
+}
+
+describe('Hub data plane (frames read in place, sent without copies)', () => {
+  // Element counts around the 16 KiB pieces threshold, the 64 KiB direct-read threshold, the 4 KiB
+  // header reads and the 256 KiB shared read buffer; 64 x 1568 is the bench's batch.
+  const sizes: Array<[rows: number, cols: number]> = [[1, 3], [1, 4095], [1, 4097], [2, 8191], [3, 5462], [64, 1568], [61, 20_001]];
+
+  test('frames of every size cross both ways bit-exact, as views of 8-aligned buffers, with nothing copied', async () => {
+    const hub = await startHub();
+    const c = client(hub, 0);
+    try {
+      await c.connect();
+      await hub.waitForClients(1, 1000);
+      const copies = codecStats.copies;
+      for (const [i, [rows, cols]] of sizes.entries()) {
+        const up = randomFloat32(100 + i, rows * cols);
+        await c.send(batchMessage(i, up, rows));
+        const got = await hub.recv('0');
+        assertBatch(got, i, up, rows, 'client -> hub');
+        assert.equal(got.tensors[0].data.byteOffset % 8, 0);
+        const down = randomFloat32(200 + i, rows * cols);
+        await hub.send('0', batchMessage(i, down, rows));
+        assertBatch(await c.recv(), i, down, rows, 'hub -> client');
+      }
+      assert.equal(codecStats.copies, copies, 'every payload decoded to a view');
+    } finally {
+      await c.close();
+      await hub.close();
+    }
+  });
+
+  test('frames sent back to back (many in the socket at once) arrive whole and in order; one encoded frame goes to many clients', async () => {
+    const hub = await startHub({ maxQueuedFrames: 64 });
+    const a = client(hub, 0);
+    const b = client(hub, 1);
+    try {
+      await Promise.all([a.connect(), b.connect()]);
+      await hub.waitForClients(2, 1000);
+      const payloads = sizes.flatMap(([rows, cols], i) => [randomFloat32(300 + i, rows * cols), randomFloat32(400 + i, rows * cols)]);
+      const rowsOf = (k: number): number => sizes[Math.floor(k / 2)][0];
+      await Promise.all(payloads.map((data, k) => a.send(batchMessage(k, data, rowsOf(k)))));
+      for (const [k, data] of payloads.entries()) assertBatch(await hub.recv('0'), k, data, rowsOf(k), 'client -> hub');
+      const frames = payloads.map((data, k) => encodeOutgoingFrame(0, batchMessage(k, data, rowsOf(k))));
+      await Promise.all(frames.flatMap((frame) => [hub.sendFrame('0', frame), hub.sendFrame('1', frame)]));
+      for (const link of [a, b]) for (const [k, data] of payloads.entries()) assertBatch(await link.recv(), k, data, rowsOf(k), 'hub -> client');
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+      await hub.close();
+    }
+  });
+
+  test('pings and pongs still flow while large frames are read directly: a busy client is not dropped', async () => {
+    const changes: MembershipChange[] = [];
+    const hub = await startHub({ heartbeatIntervalMs: 20, heartbeatTimeoutMs: 120, onMembership: (change) => changes.push(change) });
+    const c = client(hub, 0, { heartbeatIntervalMs: 20, heartbeatTimeoutMs: 120 });
+    try {
+      await c.connect();
+      await hub.waitForClients(1, 1000);
+      const data = randomFloat32(7, 64 * 1568);
+      for (let step = 0, end = Date.now() + 600; Date.now() < end; step++) {
+        await c.send(batchMessage(step, data, 64));
+        await hub.recv('0');
+        await hub.send('0', batchMessage(step, data, 64));
+        await c.recv();
+        // Idle gaps longer than the heartbeat timeout would drop the client if pongs were lost.
+        if (step % 10 === 0) await new Promise((r) => setTimeout(r, 150));
+      }
+      assert.deepEqual(changes.map((change) => change.kind), ['join']);
+      assert.ok(c.connected);
+    } finally {
+      await c.close();
+      await hub.close();
+    }
+  });
+
+  test('a client masking with random keys (a plain ws client) is unmasked', async () => {
+    const hub = await startHub();
+    try {
+      const raw = await rawClient(hub.port, { authorization: `Bearer ${TOKEN}` });
+      raw.send(encodeFrame(2, clientHelloMessage({ clientId: '2', rank: 2, worldSize: 4, generation: 0 })));
+      await hub.waitForClients(1, 1000);
+      for (const [i, [rows, cols]] of sizes.entries()) {
+        const data = randomFloat32(500 + i, rows * cols);
+        raw.send(encodeFrame(2, batchMessage(i, data, rows)));
+        assertBatch(await hub.recv('2'), i, data, rows, 'plain ws client -> hub');
+      }
+      raw.terminate();
+    } finally {
+      await hub.close();
+    }
+  });
+
+  test('fails if a frame is over maxPayloadBytes: ws refuses it, the client sees close code 1009', async () => {
+    const hub = await startHub({ maxPayloadBytes: 100_000 });
+    const c = client(hub, 0, { maxPayloadBytes: 1_000_000 });
+    try {
+      await c.connect();
+      await hub.waitForClients(1, 1000);
+      const pending = later(hub.recv('0'));
+      const dropped = later(c.recv());
+      await c.send(batchMessage(0, randomFloat32(1, 64 * 1568), 64));
+      await assert.rejects(pending, (err: unknown) => isTrainerError(err, 'TRAINER_ERR_PEER_CLOSED') && /WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: Max payload size exceeded/.test(err.message));
+      await assert.rejects(dropped, (err: unknown) => isTrainerError(err, 'TRAINER_ERR_PEER_CLOSED') && /code 1009/.test(err.message));
+    } finally {
+      await c.close();
+      await hub.close();
+    }
+  });
+});
+
+describe('encodeOutgoingFrame', () => {
+  test('frames with 16 KiB of tensors or more are pieces viewing the tensors; smaller ones one Buffer; both decode alike', () => {
+    const small = batchMessage(1, randomFloat32(1, 4000), 1);
+    const large = batchMessage(2, randomFloat32(2, 4096 * 2), 2);
+    const smallFrame = encodeOutgoingFrame(0, small);
+    const largeFrame = encodeOutgoingFrame(0, large);
+    assert.ok(Buffer.isBuffer(smallFrame));
+    assert.ok(Array.isArray(largeFrame));
+    assert.equal((largeFrame as Buffer[])[1].buffer, large.tensors![0].data.buffer);
+    assert.deepEqual(decodeFrame(Buffer.concat(largeFrame as Buffer[])).tensors[0].data, large.tensors![0].data);
+    assert.deepEqual(decodeFrame(smallFrame as Buffer).tensors[0].data, small.tensors![0].data);
   });
 });

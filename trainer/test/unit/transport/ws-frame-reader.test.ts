@@ -144,6 +144,99 @@ describe('WsFrameReader', () => {
   });
 });
 
+/**
+ * Play the kernel's part for `target` as socket-reads.ts drives it: before each
+ * read ask nextRead() where it lands (the 256 KiB shared buffer by default),
+ * copy at most `chunk()` bytes of `wire` there, then push() what landed in a
+ * staging buffer or pushInPlace() what landed in place. Returns the bytes that
+ * landed in each kind of buffer.
+ */
+function kernelReads(target: WsFrameReader, wire: Buffer, chunk: () => number): { staged: number; shared: number; direct: number } {
+  const shared = Buffer.alloc(256 * 1024);
+  const landed = { staged: 0, shared: 0, direct: 0 };
+  for (let at = 0; at < wire.length; ) {
+    const next = target.nextRead();
+    const buffer = next?.buffer ?? shared;
+    const n = Math.min(buffer.length, wire.length - at, chunk());
+    wire.copy(buffer, 0, at, at + n);
+    at += n;
+    if (next?.direct) {
+      landed.direct += n;
+      target.pushInPlace(n);
+    } else {
+      landed[next ? 'staged' : 'shared'] += n;
+      target.push(Buffer.from(buffer.buffer, buffer.byteOffset, n));
+    }
+  }
+  return landed;
+}
+
+describe('WsFrameReader with headerReadBytes (the hub)', () => {
+  /** A hub-style reader: nothing is streamed, every binary frame is assembled. */
+  function hubReader(peerIsClient: boolean, headerReadBytes?: number): { reader: WsFrameReader; messages: Buffer[]; forwarded: Buffer[] } {
+    const messages: Buffer[] = [];
+    const forwarded: Buffer[] = [];
+    const r = new WsFrameReader({
+      peerIsClient,
+      maxPayloadBytes: 1 << 24,
+      ...(headerReadBytes === undefined ? {} : { headerReadBytes }),
+      header: () => undefined,
+      reject: (err) => assert.fail(String(err)),
+      message: (frame) => {
+        assert.equal(frame.byteOffset % 8, 0, 'assembled frames are 8-aligned');
+        messages.push(frame);
+      },
+      forward: (bytes) => {
+        forwarded.push(Buffer.from(bytes));
+        return true;
+      },
+    });
+    return { reader: r, messages, forwarded };
+  }
+  const payloads = [randomFloat32(11, 100_000), randomFloat32(12, 3), randomFloat32(13, 20_000), randomFloat32(14, 1_000_003)];
+
+  for (const [peerIsClient, mask] of [
+    [false, undefined],
+    [true, [0, 0, 0, 0]],
+    [true, [9, 200, 0, 17]],
+  ] as const) {
+    test(`reads headers apart and the rest of large frames in place, bit-exact, whatever the read sizes (${peerIsClient ? `client frames, mask ${mask!.join('.')}` : 'server frames'})`, () => {
+      const frames = payloads.map((data, seq) => tensorFrame(seq, data));
+      const ping = wsFrame(0x9, Buffer.from('hi'), mask);
+      const wire = Buffer.concat(frames.flatMap((frame, i) => (i === 1 ? [wsFrame(0x2, frame, mask), ping] : [wsFrame(0x2, frame, mask)])));
+      for (const seed of [1, 2, 3]) {
+        const random = seededRandom(seed);
+        const { reader: r, messages, forwarded } = hubReader(peerIsClient, 1024);
+        // Reads of 1 byte to 600 KiB: the kernel gives what has arrived, at most the buffer.
+        const landed = kernelReads(r, wire, () => 1 + Math.floor(random() ** 2 * 600_000));
+        assert.equal(messages.length, payloads.length);
+        messages.forEach((frame, i) => assert.deepEqual(decodeFrame(frame).tensors[0].data, payloads[i], `frame ${i} (seed ${seed})`));
+        assert.deepEqual(Buffer.concat(forwarded), ping, 'the ping goes to ws');
+        assert.equal(landed.staged + landed.shared + landed.direct, wire.length);
+        // Only the 20 000-element frame is small enough to end in the shared buffer (under 64 KiB left after its header).
+        assert.ok(landed.direct > 0.9 * (payloads[0].byteLength + payloads[3].byteLength), `direct ${landed.direct} of ${wire.length} (seed ${seed})`);
+      }
+    });
+  }
+
+  test('without headerReadBytes the first read of a frame lands in the shared buffer, the rest in place', () => {
+    const wire = wsFrame(0x2, tensorFrame(0, payloads[3]));
+    const { reader: r, messages } = hubReader(false);
+    const landed = kernelReads(r, wire, () => 1 << 30);
+    assert.deepEqual(decodeFrame(messages[0]).tensors[0].data, payloads[3]);
+    assert.deepEqual(landed, { staged: 0, shared: 256 * 1024, direct: wire.length - 256 * 1024 });
+  });
+
+  test('fails if headerReadBytes is not an integer >= 16', () => {
+    for (const bad of [8, 100.5]) {
+      assert.throws(
+        () => hubReader(false, bad),
+        (err: unknown) => isTrainerError(err, 'TRAINER_ERR_INVALID_ARGUMENT') && err.message === `WsFrameReader: 'headerReadBytes' must be an integer >= 16, got ${bad}`,
+      );
+    }
+  });
+});
+
 describe('WsTransport.recvFloat32Into', () => {
   test('copies into arrays and sums into resident and plain arrays, reading straight into them, whatever the sizes', async () => {
     const group = await createWsGroup(2, { timeoutMs: 5000 });
