@@ -128,6 +128,8 @@ export class SplitLearning extends Construct {
       cutLayer,
       splitMode: mode,
       noiseSigma,
+      // A Deployment and a StatefulSet restart a process that exits: once training is over, idle.
+      afterDone: 'idle',
     };
     resolveTrainerConfig({ ...common, role: 'split-server', trackingUri: props.tracking?.trackingUri });
     resolveTrainerConfig({ ...common, role: 'split-client' });

@@ -37,6 +37,7 @@ describe('SplitLearning', () => {
     assert.equal(`${client.masterAddr}:${client.masterPort}`, `split-server:${PORTS.split}`);
     assert.equal(client.trackingUri, undefined, 'only the server reports to MLflow');
     assert.equal(podEnv(clients, 'split-client-0')[ENV.authToken], 'from-secret');
+    assert.deepEqual([server.afterDone, client.afterDone], ['idle', 'idle'], 'a Deployment and a StatefulSet would restart processes that exit when training is over');
   });
 
   test('NetworkPolicy: clients reach the server port only', () => {

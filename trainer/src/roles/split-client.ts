@@ -19,7 +19,9 @@ import { allocateBatch, type Examples, gatherBatch } from '../model/training';
 import { type SplitBatch, type SplitClientModel, runSplitClient } from '../split/client';
 import { gaussianNoise } from '../split/noise';
 import { HubClient } from '../transport/hub-client';
+import { afterDone } from './after-done';
 import { roleOutput } from './role-output';
+import { isTrainerError } from '../contract/errors';
 import { startHealthServer } from './health';
 
 const EVAL_BATCH_SIZE = 500;
@@ -86,7 +88,17 @@ export async function runSplitClientRole(config: TrainerConfig): Promise<void> {
       maxPayloadBytes: config.maxPayloadBytes,
     });
     const client = link;
-    await client.connect();
+    try {
+      await client.connect();
+    } catch (err) {
+      if (!isTrainerError(err, 'TRAINER_ERR_CLOSED')) throw err;
+      // The server said goodbye instead of hello: training ended before this (restarted) client joined.
+      log(`the split server has finished training (${err.message}); nothing to do`);
+      emit({ event: 'done', testAccuracy: 0, epochs: 0, worldSize, samplesPerSecond: 0, wallSeconds: (Date.now() - startedMs) / 1000, modelPath: '' });
+      model.dispose();
+      await afterDone(config, health, log);
+      return;
+    }
     health.setReady();
     emit({ event: 'start', role: 'split-client', worldSize, epochs: config.epochs, stepsPerEpoch, backend, resumeEpoch: 0 });
     const testIndices = Int32Array.from({ length: test.count }, (_, i) => i);
@@ -124,6 +136,7 @@ export async function runSplitClientRole(config: TrainerConfig): Promise<void> {
     health.setReady(false);
     await client.close();
     model.dispose();
+    await afterDone(config, health, log);
   } catch (err) {
     fail(err);
     link?.terminate();

@@ -10,8 +10,14 @@
  *     one shared top, arrival order; sequential: turns; splitfed: averaging).
  *     Per-step losses go to tracking (`loss_client_<id>`).
  *  4. Save the top under outputDir/model/server, log each client's test
- *     accuracy, `done` (testAccuracy = mean over clients), goodbye.
+ *     accuracy, `done` (testAccuracy = mean over clients), goodbye, and a
+ *     marker in checkpointDir that training is over.
+ *  5. With afterDone `idle` (the chart's Deployment), stay up until terminated
+ *     and tell any client that dials goodbye. A server restarted after the end
+ *     finds the marker and goes straight to 5 (no new MLflow run). Training
+ *     itself has no checkpoint: a server restarted mid-training starts over.
  */
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TrainerConfig } from '../contract/env';
 import { TrainerError } from '../contract/errors';
@@ -22,6 +28,8 @@ import { savePart, splitModel } from '../model/split-model';
 import { runSplitSessions, type SplitTopModel } from '../split/server';
 import { createTracker, finishOnSignals, type Tracker } from '../tracking';
 import { encodeOutgoingFrame, Hub, HUB_RANK } from '../transport/hub';
+import { listenFinished } from '../transport/finished-listener';
+import { afterDone } from './after-done';
 import { roleOutput } from './role-output';
 import { startHealthServer } from './health';
 
@@ -55,6 +63,15 @@ export async function runSplitServer(config: TrainerConfig): Promise<void> {
       backward: (x, dy) => top.backward(x, dy, true)!,
       score: (x, labels) => top.score(x, labels),
     };
+    const finishedClients = (): ReturnType<typeof listenFinished> => listenFinished({ port: config.listenPort, authToken: config.authToken });
+    const finished = await readDoneMarker(config.checkpointDir);
+    if (finished) {
+      log(`training finished before this restart (${doneMarkerPath(config.checkpointDir)}, ${finished.finishedAt}); nothing else to do`);
+      emit({ event: 'done', testAccuracy: finished.testAccuracy, epochs: config.epochs, worldSize: config.worldSize, samplesPerSecond: 0, wallSeconds: (Date.now() - startedMs) / 1000, modelPath: join(config.outputDir, SERVER_PART_DIR) });
+      model.dispose();
+      await afterDone(config, health, log, finishedClients);
+      return;
+    }
     log(`${config.splitMode} split of ${config.model} at layer ${config.cutLayer}: server layers ${top.layers.map((l) => l.name).join(', ')} (${top.inputSize} -> ${top.outputSize})`);
 
     // 2. Listen, wait for the clients.
@@ -152,6 +169,9 @@ export async function runSplitServer(config: TrainerConfig): Promise<void> {
       roundTripsPerSecond: result.trainingSeconds > 0 ? result.roundTrips / result.trainingSeconds : 0,
     });
     await hub.close();
+    await writeDoneMarker(config.checkpointDir, { testAccuracy, finishedAt: new Date().toISOString() });
+    // 5. Idle if asked (the chart's Deployment), telling late clients goodbye.
+    await afterDone(config, health, log, finishedClients);
     model.dispose();
   } catch (err) {
     fail(err);
@@ -164,4 +184,31 @@ export async function runSplitServer(config: TrainerConfig): Promise<void> {
   } finally {
     await health.close();
   }
+}
+
+interface DoneMarker {
+  readonly testAccuracy: number;
+  readonly finishedAt: string;
+}
+
+function doneMarkerPath(dir: string): string {
+  return join(dir, 'split-server.done.json');
+}
+
+/** The marker of a finished training, if this checkpoint folder holds one. */
+async function readDoneMarker(dir: string): Promise<DoneMarker | undefined> {
+  try {
+    const marker = JSON.parse(await readFile(doneMarkerPath(dir), 'utf8')) as Partial<DoneMarker>;
+    return typeof marker.testAccuracy === 'number' && typeof marker.finishedAt === 'string' ? { testAccuracy: marker.testAccuracy, finishedAt: marker.finishedAt } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Written atomically (temp file + rename): a crash leaves no marker or a whole one. */
+async function writeDoneMarker(dir: string, marker: DoneMarker): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const tmp = `${doneMarkerPath(dir)}.${process.pid}.tmp`;
+  await writeFile(tmp, JSON.stringify(marker));
+  await rename(tmp, doneMarkerPath(dir));
 }
