@@ -14,7 +14,7 @@ import { CLOSE_CODES } from '../contract/protocol';
 import { decodeFrame, encodeFrame, type Frame, type Message } from './codec';
 import { parseHello } from './handshake';
 import { clientHelloMessage, encodeOutgoingFrame, HUB_RANK, outgoingFrameBytes } from './hub';
-import { readFramesDirectly, sendBinaryParts } from './ws-direct';
+import { HEADER_READ_BYTES, readFramesDirectly, sendBinaryParts } from './ws-direct';
 
 export interface HubClientOptions {
   /** Server host (MASTER_ADDR). */
@@ -312,6 +312,7 @@ export class HubClient {
       ws.on('message', onMessage);
       ws.once('open', () => {
         readFramesDirectly(ws, {
+          headerReadBytes: HEADER_READ_BYTES,
           peerIsClient: false,
           maxPayloadBytes: this.maxPayloadBytes,
           message: (frame) => onMessage(frame, true),

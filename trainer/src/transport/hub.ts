@@ -23,7 +23,7 @@ import { DEFAULT_MAX_PAYLOAD_BYTES, PORTS, WS_PATH } from '../contract/ports';
 import { CLOSE_CODES, MESSAGE_TYPES } from '../contract/protocol';
 import { decodeFrame, encodeFrame, encodeFrameParts, type Frame, type Message } from './codec';
 import { parseHello } from './handshake';
-import { readFramesDirectly, sendBinaryParts } from './ws-direct';
+import { HEADER_READ_BYTES, readFramesDirectly, sendBinaryParts } from './ws-direct';
 
 /** The hub's own rank on the wire (the server of a star). */
 export const HUB_RANK = 0;
@@ -500,6 +500,7 @@ export class Hub {
       ws.on('error', (err: Error) => (conn.lastError = err));
       ws.on('close', (code: number, reason: Buffer) => this.onClose(conn, code, reason.toString()));
       readFramesDirectly(ws, {
+        headerReadBytes: HEADER_READ_BYTES,
         peerIsClient: true,
         maxPayloadBytes: this.maxPayloadBytes,
         message: (frame) => this.onMessage(conn, frame, true),

@@ -13,14 +13,14 @@
  *   several pieces (codec.ts encodeFrameParts: the header, then views of the
  *   tensors) with one writev, so tensor bytes are not copied into a frame first.
  *
- * ws-transport.ts does the same for the DDP ring, with receives that stream
- * payloads into place.
+ * ws-transport.ts uses both for the DDP ring, with a `header` handler that
+ * streams payloads into posted receives.
  */
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import WebSocket from 'ws';
 import { readIntoSharedBuffer } from './socket-reads';
-import { WsFrameReader } from './ws-frame-reader';
+import { type FrameReaderHandlers, WsFrameReader } from './ws-frame-reader';
 
 export interface DirectReadHandlers {
   /** Frames from the peer are masked iff it is the client, i.e. iff we accepted the connection. */
@@ -28,6 +28,20 @@ export interface DirectReadHandlers {
   readonly maxPayloadBytes: number;
   /** A complete binary message, in its own 8-aligned Buffer (views of it stay valid). */
   readonly message: (frame: Buffer) => void;
+  /**
+   * Where to stream a large frame's payload (see FrameReaderHandlers.header).
+   *
+   * @default - nowhere: every frame is assembled and handed to `message`
+   */
+  readonly header?: FrameReaderHandlers['header'];
+  /** @default - nothing (with no `header`, no header is refused) */
+  readonly reject?: FrameReaderHandlers['reject'];
+  /**
+   * See FrameReaderHandlers.headerReadBytes ({@link HEADER_READ_BYTES} suits assembled frames).
+   *
+   * @default - reads at frame boundaries land in the shared read buffer
+   */
+  readonly headerReadBytes?: number;
   /** Bytes arrived from the peer (for heartbeats). */
   readonly activity: () => void;
 }
@@ -37,7 +51,7 @@ export interface DirectReadHandlers {
  * headers of a split or federated message (a few hundred bytes) and the start
  * of its payload; the kernel then reads the rest straight into the frame.
  */
-const HEADER_READ_BYTES = 4096;
+export const HEADER_READ_BYTES = 4096;
 
 interface WsInternals {
   readonly _socket?: Duplex;
@@ -58,11 +72,11 @@ export function readFramesDirectly(ws: WebSocket, handlers: DirectReadHandlers):
   const reader = new WsFrameReader({
     peerIsClient: handlers.peerIsClient,
     maxPayloadBytes: handlers.maxPayloadBytes,
-    headerReadBytes: HEADER_READ_BYTES,
-    // Hub frames are assembled (no receive is posted for them) and the caller decodes and
+    ...(handlers.headerReadBytes === undefined ? {} : { headerReadBytes: handlers.headerReadBytes }),
+    // Without a header handler every frame is assembled, and the caller decodes and
     // validates each whole frame, so no header is refused here.
-    header: () => undefined,
-    reject: () => undefined,
+    header: handlers.header ?? (() => undefined),
+    reject: handlers.reject ?? (() => undefined),
     message: handlers.message,
     forward: (bytes) => {
       if (receiver.destroyed || receiver.writableEnded || socket.listenerCount('data') === 0) return false;

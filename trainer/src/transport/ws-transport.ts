@@ -7,7 +7,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer } from 'ws';
 import { type ErrorCode, TrainerError } from '../contract/errors';
@@ -18,8 +18,8 @@ import { FramePool } from './frame-pool';
 import { checkHello, type HelloFields, helloMessage, parseHello } from './handshake';
 import { PeerGroup } from './peer-group';
 import type { Float32Expectation, Float32MessageHeader, Float32Target, Transport, WaitOptions } from './transport';
-import { readIntoSharedBuffer } from './socket-reads';
-import { type PayloadStream, WsFrameReader } from './ws-frame-reader';
+import { readFramesDirectly, sendBinaryParts } from './ws-direct';
+import type { PayloadStream } from './ws-frame-reader';
 
 export interface PeerAddress {
   readonly host: string;
@@ -458,42 +458,13 @@ export class WsTransport implements Transport {
    * upgrade, before ws read anything.
    */
   private readDirectly(conn: Connection): void {
-    const internals = conn.ws as unknown as { _socket?: Duplex; _receiver?: NodeJS.WritableStream & { destroyed?: boolean; writableEnded?: boolean } };
-    const socket = internals._socket;
-    const receiver = internals._receiver;
-    const wsOnData = socket?.listeners('data').find((listener) => listener.name === 'socketOnData') as ((chunk: Buffer) => void) | undefined;
-    if (!socket || !receiver || !wsOnData) return;
-    const reader = new WsFrameReader({
+    readFramesDirectly(conn.ws, {
       peerIsClient: conn.expected < 0,
       maxPayloadBytes: this.maxPayloadBytes,
       header: (head, frameBytes) => this.streamTarget(conn, head, frameBytes),
       reject: (err) => this.reject(conn, err),
       message: (frame) => this.onMessage(conn, frame, true),
-      forward: (bytes) => {
-        if (receiver.destroyed || receiver.writableEnded || socket.listenerCount('data') === 0) return false;
-        // ws keeps what it is given until it parsed it; reads may land in a reused buffer: hand it a copy.
-        if (!receiver.write(Buffer.from(bytes))) socket.pause();
-        return true;
-      },
-    });
-    const onBytes = (chunk: Buffer): void => {
-      conn.lastSeenMs = Date.now();
-      reader.push(chunk);
-    };
-    const onBytesInPlace = (length: number): void => {
-      conn.lastSeenMs = Date.now();
-      reader.pushInPlace(length);
-    };
-    socket.removeListener('data', wsOnData);
-    socket.on('data', onBytes);
-    // What the socket already buffered (bytes that came with the upgrade) goes first, through 'data';
-    // later reads land in one reused buffer where this Node allows it (socket-reads.ts). On the next
-    // tick, so that the caller has set the connection up before its first bytes are handled; no read
-    // can happen before then (reads happen in the event loop's poll phase).
-    process.nextTick(() => {
-      if (socket.destroyed) return;
-      while (socket.readableLength > 0 && socket.read() !== null) continue;
-      readIntoSharedBuffer(socket as Socket, { onBytes, onBytesInPlace, nextRead: () => reader.nextRead() });
+      activity: () => (conn.lastSeenMs = Date.now()),
     });
   }
 
@@ -704,31 +675,9 @@ export class WsTransport implements Transport {
       }
     };
     if (payload === undefined) return conn.ws.send(frame, { binary: true }, written);
-    const socket = (conn.ws as unknown as { _socket?: Duplex })._socket;
-    if (conn.ws.readyState !== WebSocket.OPEN || !socket) return written(new Error(`WebSocket is not open (readyState ${conn.ws.readyState})`));
-    // One binary WebSocket frame, written the way ws writes its own (cork + two writes = one writev).
+    // One binary WebSocket frame, head then payload, with one writev (no copy of the payload).
     // A client masks with a zero key (see ZERO_MASK), which leaves the payload as is.
-    const masked = conn.expected >= 0;
-    const length = bytes;
-    const lengthBytes = length < 126 ? 0 : length < 65536 ? 2 : 8;
-    const info = Buffer.allocUnsafe(2 + lengthBytes + (masked ? 4 : 0) + frame.byteLength);
-    info[0] = 0x82;
-    info[1] = (masked ? 0x80 : 0) | (lengthBytes === 0 ? length : lengthBytes === 2 ? 126 : 127);
-    if (lengthBytes === 2) info.writeUInt16BE(length, 2);
-    else if (lengthBytes === 8) {
-      info.writeUInt32BE(Math.floor(length / 2 ** 32), 2);
-      info.writeUInt32BE(length >>> 0, 6);
-    }
-    let at = 2 + lengthBytes;
-    if (masked) {
-      info.fill(0, at, at + 4);
-      at += 4;
-    }
-    frame.copy(info, at);
-    socket.cork();
-    socket.write(info);
-    socket.write(payload, written);
-    socket.uncork();
+    sendBinaryParts(conn.ws, [frame, payload], conn.expected >= 0, written);
   }
 
   private drain(conn: Connection, options: WaitOptions, threshold: number): Promise<void> {

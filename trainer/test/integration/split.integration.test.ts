@@ -23,6 +23,27 @@ function ofType<E extends TrainerEvent['event']>(events: readonly FleetEvent[], 
   return events.filter((e) => e.event === name && (source === undefined || e.source === source)) as Extract<FleetEvent, { event: E }>[];
 }
 
+/** The env of a short split run (mlp cut after dense1, 1 epoch of 6000 examples) writing under `out`. */
+function splitEnv(dir: string, out: string, overrides: Record<string, string>): Record<string, string> {
+  return {
+    [ENV.jobName]: 'split-it',
+    [ENV.dataset]: 'mnist',
+    [ENV.datasetUri]: MNIST,
+    [ENV.datasetSize]: '6000',
+    [ENV.model]: 'mlp',
+    [ENV.epochs]: '1',
+    [ENV.batchSize]: '32',
+    [ENV.learningRate]: '0.1',
+    [ENV.timeoutMs]: '20000',
+    [ENV.authToken]: 'split-it-token',
+    [ENV.cutLayer]: '2',
+    [ENV.dataDir]: join(dir, 'data'),
+    [ENV.checkpointDir]: join(out, 'checkpoints'),
+    [ENV.outputDir]: out,
+    ...overrides,
+  };
+}
+
 describe('split learning fleet (2 clients, real MNIST)', () => {
   let dir: string;
   before(async () => {
@@ -32,23 +53,7 @@ describe('split learning fleet (2 clients, real MNIST)', () => {
 
   test("with afterDone idle (the chart's Deployment and StatefulSet) server and client idle until SIGTERM; a late client is told goodbye; a server restarted after the end trains nothing", async () => {
     const out = join(dir, 'idle');
-    const env = {
-      [ENV.jobName]: 'split-idle',
-      [ENV.dataset]: 'mnist',
-      [ENV.datasetUri]: MNIST,
-      [ENV.datasetSize]: '2000',
-      [ENV.model]: 'mlp',
-      [ENV.epochs]: '1',
-      [ENV.batchSize]: '32',
-      [ENV.learningRate]: '0.1',
-      [ENV.timeoutMs]: '20000',
-      [ENV.authToken]: 'split-it-token',
-      [ENV.cutLayer]: '2',
-      [ENV.afterDone]: 'idle',
-      [ENV.dataDir]: join(dir, 'data'),
-      [ENV.checkpointDir]: join(out, 'checkpoints'),
-      [ENV.outputDir]: out,
-    };
+    const env = splitEnv(dir, out, { [ENV.jobName]: 'split-idle', [ENV.datasetSize]: '2000', [ENV.afterDone]: 'idle' });
     const [port] = await freePorts(1);
     const server = startRole('split-server', fleetServerEnv(env, 1, port), 'server');
     const client = startRole('split-client', fleetClientEnv(env, 0, 1, port), 'client');
@@ -90,24 +95,7 @@ describe('split learning fleet (2 clients, real MNIST)', () => {
   for (const mode of ['vanilla', 'u-shaped', 'splitfed', 'sequential'] as const) {
     test(`${mode}: trains, evaluates through the server and saves the parts`, async () => {
       const out = join(dir, mode);
-      const env = {
-        [ENV.jobName]: 'split-it',
-        [ENV.dataset]: 'mnist',
-        [ENV.datasetUri]: MNIST,
-        [ENV.datasetSize]: '6000',
-        [ENV.model]: 'mlp',
-        [ENV.seed]: '5',
-        [ENV.epochs]: '1',
-        [ENV.batchSize]: '32',
-        [ENV.learningRate]: '0.1',
-        [ENV.timeoutMs]: '20000',
-        [ENV.authToken]: 'split-it-token',
-        [ENV.cutLayer]: '2',
-        [ENV.splitMode]: mode,
-        [ENV.dataDir]: join(dir, 'data'),
-        [ENV.checkpointDir]: join(out, 'checkpoints'),
-        [ENV.outputDir]: out,
-      };
+      const env = splitEnv(dir, out, { [ENV.seed]: '5', [ENV.splitMode]: mode });
       const lines: string[] = [];
       const result = await runFleet({
         serverEnv: env,
