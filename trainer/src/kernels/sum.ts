@@ -228,8 +228,3 @@ export function addBytesInPlace(target: Float32Array, bytes: Uint8Array): void {
   }
   for (let i = vector; i < n; i++) target[i] = target[i] + incoming.getFloat32(4 * i, true);
 }
-
-/** target[i] = the float32 at bytes[4i..4i+4) (a byte copy). */
-export function copyBytes(target: Float32Array, bytes: Uint8Array): void {
-  new Uint8Array(target.buffer, target.byteOffset, target.byteLength).set(bytes);
-}

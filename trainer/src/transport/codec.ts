@@ -257,14 +257,9 @@ export interface FrameHeader {
   readonly tensors: ReadonlyArray<{ readonly dtype: Dtype; readonly shape: number[]; readonly offset: number; readonly byteLength: number }>;
 }
 
-/** Bytes of a frame needed to decode its header: the length prefix, then `4 + headerLength`. */
-export function headerBytesNeeded(prefix: Uint8Array): number {
-  return PREFIX_BYTES + new DataView(prefix.buffer, prefix.byteOffset, PREFIX_BYTES).getUint32(0, true);
-}
-
 /**
  * Decode and validate the header of a `frameBytes`-byte frame from its first
- * bytes (at least min(frameBytes, headerBytesNeeded) of them): every check of
+ * bytes (its length prefix and msgpack header at least): every check of
  * {@link decodeFrame}, none of which looks at tensor bytes. Throws the same errors.
  */
 export function decodeFrameHeader(bytes: Uint8Array, frameBytes: number, options: DecodeOptions = {}): FrameHeader {
