@@ -6,13 +6,13 @@
  * as the others did instead of dialing until its connect timeout. The token is
  * still checked (401 without it); plain HTTP gets 410 Gone.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
 import { WS_PATH } from '../contract/ports';
 import { CLOSE_CODES } from '../contract/protocol';
 import { HUB_DONE_REASON } from './hub';
+import { bearerAuthorized, refuseUpgrade } from './upgrade-auth';
 
 export interface FinishedListenerOptions {
   /** Port 0 picks a free one. */
@@ -28,20 +28,14 @@ export interface FinishedListener {
   close(): Promise<void>;
 }
 
-const sha256 = (text: string): Buffer => createHash('sha256').update(text).digest();
-
 export async function listenFinished(options: FinishedListenerOptions): Promise<FinishedListener> {
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 1024 });
   const server: Server = createServer((_req, res) => res.writeHead(410, { 'content-type': 'text/plain' }).end(`training finished: nothing to join\n`));
   server.on('upgrade', (req, socket, head) => {
     socket.on('error', () => socket.destroy());
-    const refuse = (status: number, text: string): void => {
-      socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`);
-    };
+    const refuse = (status: number, text: string): void => refuseUpgrade(socket, status, text);
     if ((req.url ?? '').split('?')[0] !== WS_PATH) return refuse(404, 'Not Found');
-    const token = options.authToken;
-    const presented = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
-    if (token !== undefined && (presented === undefined || !timingSafeEqual(sha256(presented), sha256(token)))) return refuse(401, 'Unauthorized');
+    if (!bearerAuthorized(req.headers.authorization, options.authToken)) return refuse(401, 'Unauthorized');
     wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
       ws.on('error', () => ws.terminate());
       ws.close(CLOSE_CODES.normal, HUB_DONE_REASON);

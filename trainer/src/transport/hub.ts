@@ -13,7 +13,6 @@
  * frame is read by the kernel straight into its own buffer, which the decoded
  * tensors view.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -24,6 +23,7 @@ import { CLOSE_CODES, MESSAGE_TYPES } from '../contract/protocol';
 import { decodeFrame, encodeFrame, encodeFrameParts, type Frame, type Message } from './codec';
 import { parseHello } from './handshake';
 import { HEADER_READ_BYTES, readFramesDirectly, sendBinaryParts } from './ws-direct';
+import { bearerAuthorized, refuseUpgrade } from './upgrade-auth';
 
 /** The hub's own rank on the wire (the server of a star). */
 export const HUB_RANK = 0;
@@ -169,10 +169,6 @@ interface Connection {
   closedError?: TrainerError;
   lastError?: Error & { code?: string };
   helloTimer?: NodeJS.Timeout;
-}
-
-function sha256(value: string): Buffer {
-  return createHash('sha256').update(value).digest();
 }
 
 /** `CODE: message`, cut to the WebSocket close-reason limit. */
@@ -476,9 +472,7 @@ export class Hub {
   private upgrade(wss: WebSocketServer, req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy());
     const path = (req.url ?? '').split('?')[0];
-    const refuse = (status: number, text: string): void => {
-      socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`);
-    };
+    const refuse = (status: number, text: string): void => refuseUpgrade(socket, status, text);
     if (path !== WS_PATH) return refuse(404, 'Not Found');
     if (!this.authorized(req.headers.authorization)) return refuse(401, 'Unauthorized');
     if (this.closing) return refuse(503, 'Service Unavailable');
@@ -514,10 +508,7 @@ export class Hub {
   }
 
   private authorized(header: string | undefined): boolean {
-    const token = this.options.authToken;
-    if (token === undefined) return true;
-    const match = /^Bearer (.+)$/.exec(header ?? '');
-    return match !== null && timingSafeEqual(sha256(match[1]), sha256(token));
+    return bearerAuthorized(header, this.options.authToken);
   }
 
   private onMessage(conn: Connection, data: Buffer, isBinary: boolean): void {

@@ -264,11 +264,16 @@ export class PeerGroup {
     } catch (err) {
       return Promise.reject(err);
     }
+    const { timeoutMs, onTimeout } = this.waitFor(peer, options);
+    return this.mailboxes[peer].take(timeoutMs, onTimeout);
+  }
+
+  /** The timeout of a receive from `peer` and the PEER_TIMEOUT error it fails with, naming what it waited for. */
+  private waitFor(peer: number, options: WaitOptions): { timeoutMs: number; what: string; onTimeout: () => TrainerError } {
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     const what = options.what ?? 'a message';
-    return this.mailboxes[peer].take(timeoutMs, () =>
-      this.timeoutError(`rank ${this.rank} timed out after ${timeoutMs}ms waiting for ${what} from ${this.describePeer(peer)}`),
-    );
+    const onTimeout = (): TrainerError => this.timeoutError(`rank ${this.rank} timed out after ${timeoutMs}ms waiting for ${what} from ${this.describePeer(peer)}`);
+    return { timeoutMs, what, onTimeout };
   }
 
   /**
@@ -281,11 +286,10 @@ export class PeerGroup {
     } catch (err) {
       return Promise.reject(err);
     }
-    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
-    const what = options.what ?? 'a message';
+    const { timeoutMs, what, onTimeout } = this.waitFor(peer, options);
     return this.mailboxes[peer].takeInto(
       timeoutMs,
-      () => this.timeoutError(`rank ${this.rank} timed out after ${timeoutMs}ms waiting for ${what} from ${this.describePeer(peer)}`),
+      onTimeout,
       expected,
       target,
       (frame) => {

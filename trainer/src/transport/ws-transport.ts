@@ -4,7 +4,6 @@
  * an explicit maxPayload on both ends, heartbeats, bounded send queues, optional
  * TLS and a bearer token checked before the upgrade.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -20,6 +19,7 @@ import { PeerGroup } from './peer-group';
 import type { Float32Expectation, Float32MessageHeader, Float32Target, Transport, WaitOptions } from './transport';
 import { readFramesDirectly, sendBinaryParts } from './ws-direct';
 import type { PayloadStream } from './ws-frame-reader';
+import { bearerAuthorized, refuseUpgrade } from './upgrade-auth';
 
 export interface PeerAddress {
   readonly host: string;
@@ -139,10 +139,6 @@ const ZERO_MASK = (mask: Buffer): void => {
 const RETRY_INITIAL_MS = 50;
 const RETRY_MAX_MS = 1000;
 const MAX_CLOSE_REASON_BYTES = 123;
-
-function sha256(value: string): Buffer {
-  return createHash('sha256').update(value).digest();
-}
 
 function closeReason(err: TrainerError): string {
   const reason = `${err.code}: ${err.message}`;
@@ -418,9 +414,7 @@ export class WsTransport implements Transport {
   private upgrade(wss: WebSocketServer, req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy());
     const path = (req.url ?? '').split('?')[0];
-    const refuse = (status: number, text: string): void => {
-      socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`);
-    };
+    const refuse = (status: number, text: string): void => refuseUpgrade(socket, status, text);
     if (path !== WS_PATH) return refuse(404, 'Not Found');
     if (!this.authorized(req.headers.authorization)) return refuse(401, 'Unauthorized');
     if (this.closing) return refuse(503, 'Service Unavailable');
@@ -433,10 +427,7 @@ export class WsTransport implements Transport {
   }
 
   private authorized(header: string | undefined): boolean {
-    const token = this.options.authToken;
-    if (token === undefined) return true;
-    const match = /^Bearer (.+)$/.exec(header ?? '');
-    return match !== null && timingSafeEqual(sha256(match[1]), sha256(token));
+    return bearerAuthorized(header, this.options.authToken);
   }
 
   private track(ws: WebSocket, remote: string, expected: number): Connection {

@@ -22,7 +22,7 @@ import { KubeApi } from '../../src/kube/api-client';
 import { ensureSecrets } from '../../src/kube/ensure-secrets';
 import { CLI_JS, REPO_ROOT } from '../../../tools/test-support/paths';
 import { KubeApiRecorder } from '../support/kube-api-recorder';
-import { FakeMlflow } from '../unit/api/fake-mlflow';
+import { FakeMlflow } from '../support/mlflow-stand-in';
 
 const NS = 'training';
 const TOKEN = 'api-test-token';

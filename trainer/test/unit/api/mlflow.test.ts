@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { MlflowRuns, runFilter } from '../../../src/api/mlflow';
-import { FakeMlflow } from './fake-mlflow';
+import { FakeMlflow } from '../../support/mlflow-stand-in';
 
 describe('MlflowRuns against the MLflow REST API contract (stand-in server; no MLflow runs here)', () => {
   const mlflow = new FakeMlflow();

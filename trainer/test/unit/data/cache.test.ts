@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { loadCachedFile } from '../../../src/data';
 import { BUILD_DIR } from '../../../../tools/test-support/paths';
 import { trainerError } from './fixtures';
-import { LocalServer, startServer } from './server';
+import { LocalServer, startServer } from '../../support/local-server';
 
 const CONTENT = Buffer.from('tensorfleet '.repeat(1000));
 const SHA = createHash('sha256').update(CONTENT).digest('hex');

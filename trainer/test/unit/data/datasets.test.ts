@@ -11,7 +11,7 @@ import { TrainerError } from '../../../src/contract';
 import { CIFAR_FILES, Dataset, loadDataset, parseIdxLabels } from '../../../src/data';
 import { SHARED_DIR } from '../../../../tools/test-support/paths';
 import { cifarRecord, trainerError } from './fixtures';
-import { LocalServer, startServer } from './server';
+import { LocalServer, startServer } from '../../support/local-server';
 
 const DATA = join(SHARED_DIR, 'data');
 const MNIST_TRAIN_PER_CLASS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949];

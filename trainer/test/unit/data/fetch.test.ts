@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { ENV } from '../../../src/contract';
 import { EMPTY_SHA256, fetchBytes, signV4 } from '../../../src/data';
 import { trainerError } from './fixtures';
-import { LocalServer, startServer } from './server';
+import { LocalServer, startServer } from '../../support/local-server';
 
 const FAST = { retryDelayMs: 5, timeoutMs: 2000 };
 

@@ -1,4 +1,4 @@
-/** A local HTTP server on 127.0.0.1 (port 0) for the data tests; not a test file itself. */
+/** A local HTTP server on 127.0.0.1 (port 0) for tests that need one; not a test file itself. */
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import { AddressInfo } from 'node:net';
 

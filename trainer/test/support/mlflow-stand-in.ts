@@ -5,8 +5,8 @@
  * RESOURCE_DOES_NOT_EXIST for an unknown name) and runs/search (runs with info and data,
  * each metric its latest value and step, order_by start_time DESC, max_results).
  */
-import { IncomingMessage, Server, ServerResponse, createServer } from 'node:http';
-import { AddressInfo } from 'node:net';
+import { IncomingMessage, ServerResponse } from 'node:http';
+import { type LocalServer, startServer } from './local-server';
 
 export interface FakeRun {
   readonly experimentName: string;
@@ -24,27 +24,23 @@ export class FakeMlflow {
   readonly requests: Array<{ method: string; path: string; body?: any }> = [];
   /** Milliseconds before each answer (a slow server). */
   delayMs = 0;
-  private server?: Server;
+  private server?: LocalServer;
 
   addExperiment(name: string, id: string): void {
     this.experiments.set(name, id);
   }
 
   async start(): Promise<string> {
-    this.server = createServer((req, res) => {
+    this.server = await startServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => setTimeout(() => this.handle(req, res, Buffer.concat(chunks).toString('utf8')), this.delayMs));
     });
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    return this.server.url;
   }
 
   async stop(): Promise<void> {
-    await new Promise<void>((resolve) => {
-      this.server?.close(() => resolve());
-      this.server?.closeAllConnections();
-    });
+    await this.server?.close();
   }
 
   private send(res: ServerResponse, code: number, body: unknown): void {
