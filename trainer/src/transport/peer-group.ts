@@ -66,6 +66,25 @@ class Mailbox {
   queuedBytes = 0;
   /** Set when the peer closed normally: queued frames stay readable, then takes fail with it. */
   private ended: (() => TrainerError) | undefined;
+  /** Called once the next receive is posted (or the mailbox fails or ends). */
+  private awaited: Array<() => void> = [];
+
+  /** Nothing is queued and nobody waits: the peer's next message is ahead of its receive. */
+  get idle(): boolean {
+    return this.frames.length === 0 && this.waiters.length === 0 && this.ended === undefined;
+  }
+
+  /** Call `callback` once a receive is posted (or the mailbox fails or ends). */
+  whenAwaited(callback: () => void): void {
+    this.awaited.push(callback);
+  }
+
+  private wake(): void {
+    if (this.awaited.length === 0) return;
+    const callbacks = this.awaited;
+    this.awaited = [];
+    for (const callback of callbacks) callback();
+  }
 
   push(frame: Frame): void {
     const waiter = this.waiters[0];
@@ -134,6 +153,7 @@ class Mailbox {
   private wait(waiter: Waiter): void {
     this.waiters.push(waiter);
     if (this.waiters.length === 1) this.arm(waiter);
+    this.wake();
   }
 
   private arm(waiter: Waiter): void {
@@ -167,6 +187,7 @@ class Mailbox {
       clearTimeout(waiter.timer);
       waiter.reject(makeError());
     }
+    this.wake();
   }
 
   fail(makeError: () => TrainerError): void {
@@ -176,6 +197,7 @@ class Mailbox {
     }
     this.frames.length = 0;
     this.queuedBytes = 0;
+    this.wake();
   }
 }
 
@@ -310,6 +332,20 @@ export class PeerGroup {
     if (!target || float32Problem(header, target.expected) !== undefined) return undefined;
     target.streaming = true;
     return target;
+  }
+
+  /**
+   * Whether nothing from `peer` is queued or awaited: a large message arriving
+   * now is ahead of the receive that will take it (see {@link whenAwaited}).
+   */
+  idle(peer: number): boolean {
+    return !this.failure && this.mailboxes[peer].idle;
+  }
+
+  /** Call `callback` once a receive from `peer` is posted, or the group fails or the peer ends. */
+  whenAwaited(peer: number, callback: () => void): void {
+    if (this.failure) return callback();
+    this.mailboxes[peer].whenAwaited(callback);
   }
 
   /** TRAINER_ERR_SHAPE_MISMATCH: the message from `peer` is not the one expected. */

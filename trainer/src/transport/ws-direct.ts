@@ -78,6 +78,9 @@ export function readFramesDirectly(ws: WebSocket, handlers: DirectReadHandlers):
     header: handlers.header ?? (() => undefined),
     reject: handlers.reject ?? (() => undefined),
     message: handlers.message,
+    // A held frame stops reads: in onread mode socket.pause() stops the handle reading (readStop).
+    pause: () => socket.pause(),
+    resume: () => socket.resume(),
     forward: (bytes) => {
       if (receiver.destroyed || receiver.writableEnded || socket.listenerCount('data') === 0) return false;
       // ws keeps what it is given until it parsed it; reads may land in a reused buffer: hand it a copy.

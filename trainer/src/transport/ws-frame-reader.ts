@@ -48,6 +48,17 @@ export interface PayloadStream {
   readonly done: () => void;
 }
 
+/**
+ * The answer to a header whose receive is not posted yet (the peer is ahead):
+ * reading stops, and resumes once `whenReady` calls back, when the header is
+ * asked about again. The payload then streams into that receive instead of
+ * being assembled in a fresh buffer first; until then it waits in the kernel's
+ * socket buffer (TCP backpressure on the sender).
+ */
+export interface HeldFrame {
+  readonly whenReady: (resume: () => void) => void;
+}
+
 export interface FrameReaderHandlers {
   /** Frames from the peer must be masked iff it is the client, i.e. iff we accepted the connection. */
   readonly peerIsClient: boolean;
@@ -64,9 +75,14 @@ export interface FrameReaderHandlers {
   /**
    * The first `headerBytes` of a large binary frame of `frameBytes` bytes:
    * return where to stream its payload, or undefined to have it assembled and
-   * passed to {@link message}. Throw (a TrainerError) if the header is invalid.
+   * passed to {@link message}, or a {@link HeldFrame} to wait until it can
+   * stream. Throw (a TrainerError) if the header is invalid.
    */
-  header(head: Uint8Array, frameBytes: number): PayloadStream | undefined;
+  header(head: Uint8Array, frameBytes: number): PayloadStream | HeldFrame | undefined;
+  /** Stop reading the socket (while a frame is held). @default - nothing: bytes read meanwhile wait in memory */
+  readonly pause?: () => void;
+  /** Read the socket again. */
+  readonly resume?: () => void;
   /** The header of a frame was invalid: the rest of that frame is skipped. */
   reject(err: TrainerError): void;
   /** A complete binary message, in its own 8-aligned Buffer. */
@@ -75,7 +91,7 @@ export interface FrameReaderHandlers {
   forward(bytes: Buffer): boolean;
 }
 
-type Mode = 'info' | 'payload' | 'control' | 'forward' | 'closed';
+type Mode = 'info' | 'payload' | 'held' | 'control' | 'forward' | 'closed';
 
 export class WsFrameReader {
   private mode: Mode = 'info';
@@ -103,6 +119,9 @@ export class WsFrameReader {
   private carryLength = 0;
   /** Where reads of headers land (see FrameReaderHandlers.headerReadBytes). */
   private readonly staging: Buffer | undefined;
+  /** While held: the frame's header, and the bytes after it that were already read. */
+  private heldHead: Buffer | undefined;
+  private heldBytes: Buffer[] = [];
 
   constructor(private readonly handlers: FrameReaderHandlers) {
     const stagingBytes = handlers.headerReadBytes;
@@ -117,6 +136,9 @@ export class WsFrameReader {
     while (at < chunk.length) {
       switch (this.mode) {
         case 'closed':
+          return;
+        case 'held':
+          this.heldBytes.push(Buffer.from(chunk.subarray(at)));
           return;
         case 'forward':
           if (!this.handlers.forward(chunk.subarray(at))) this.mode = 'closed';
@@ -142,6 +164,10 @@ export class WsFrameReader {
           const n = Math.min(this.frameBytes - this.pos, chunk.length - at);
           this.payload(chunk.subarray(at, at + n));
           at += n;
+          if (this.holding()) {
+            if (at < chunk.length) this.heldBytes.push(Buffer.from(chunk.subarray(at)));
+            return;
+          }
           if (this.pos === this.frameBytes) this.frameEnd();
           break;
         }
@@ -242,19 +268,60 @@ export class WsFrameReader {
         return this.payload(rest);
       }
       this.head = undefined;
-      let stream: PayloadStream | undefined;
-      try {
-        stream = this.handlers.header(head, this.frameBytes);
-      } catch (err) {
-        this.skipping = true;
-        return this.handlers.reject(err as TrainerError);
-      }
-      if (!stream) return this.assemble(head, rest);
-      this.stream = stream;
-      this.carryLength = 0;
       this.pos = head.length;
-      if (rest.length > 0) this.payload(rest);
+      this.startPayload(head, rest);
     }
+  }
+
+  /** The frame's header (`head`, read up to pos) is complete: stream, assemble, skip or hold the payload. */
+  private startPayload(head: Buffer, rest: Buffer): void {
+    let answer: PayloadStream | HeldFrame | undefined;
+    try {
+      answer = this.handlers.header(head, this.frameBytes);
+    } catch (err) {
+      this.skipping = true;
+      this.handlers.reject(err as TrainerError);
+      if (rest.length > 0) this.payload(rest);
+      return;
+    }
+    if (!answer) return this.assemble(head, rest);
+    if ('whenReady' in answer) return this.hold(head, rest, answer);
+    this.stream = answer;
+    this.carryLength = 0;
+    if (rest.length > 0) this.payload(rest);
+  }
+
+  /** Stop here until `held` says the frame's receive is posted; keep what was read past the header. */
+  private hold(head: Buffer, rest: Buffer, held: HeldFrame): void {
+    this.mode = 'held';
+    this.heldHead = Buffer.from(head);
+    this.heldBytes = rest.length > 0 ? [Buffer.from(rest)] : [];
+    this.handlers.pause?.();
+    held.whenReady(() => this.release());
+  }
+
+  private release(): void {
+    if (this.mode !== 'held') return;
+    const head = this.heldHead!;
+    const bytes = this.heldBytes.length === 1 ? this.heldBytes[0] : Buffer.concat(this.heldBytes);
+    this.heldHead = undefined;
+    this.heldBytes = [];
+    this.mode = 'payload';
+    // The payload of this frame first (it may be held again), then whatever followed it.
+    const own = bytes.subarray(0, this.frameBytes - this.pos);
+    this.startPayload(head, own);
+    if (this.holding()) {
+      if (own.length < bytes.length) this.heldBytes.push(bytes.subarray(own.length));
+      return;
+    }
+    if (this.pos === this.frameBytes) this.frameEnd();
+    if (own.length < bytes.length) this.push(bytes.subarray(own.length));
+    if (!this.holding()) this.handlers.resume?.();
+  }
+
+  /** Whether a frame is held (a method: the mode changes under calls TypeScript cannot see into). */
+  private holding(): boolean {
+    return this.mode === 'held';
   }
 
   /** Assemble the rest of the frame after the `head` bytes already read. */

@@ -18,7 +18,7 @@ import { checkHello, type HelloFields, helloMessage, parseHello } from './handsh
 import { PeerGroup } from './peer-group';
 import type { Float32Expectation, Float32MessageHeader, Float32Target, Transport, WaitOptions } from './transport';
 import { readFramesDirectly, sendBinaryParts } from './ws-direct';
-import type { PayloadStream } from './ws-frame-reader';
+import type { HeldFrame, PayloadStream } from './ws-frame-reader';
 import { bearerAuthorized, refuseUpgrade } from './upgrade-auth';
 
 export interface PeerAddress {
@@ -126,6 +126,8 @@ interface Connection {
   readonly drainWaiters: Array<{ readonly threshold: number; readonly wake: () => void }>;
   /** Set once refused: nothing more is read from it. */
   rejected: boolean;
+  /** Reading is paused on a frame that arrived before its receive (see streamTarget). */
+  held?: boolean;
   /** Settles when the hello exchange is done (or failed). */
   onHello?: (err?: TrainerError) => void;
 }
@@ -459,11 +461,30 @@ export class WsTransport implements Transport {
     });
   }
 
-  /** Where to stream a large frame from `conn`: a posted receive expecting exactly this message, if any. */
-  private streamTarget(conn: Connection, head: Uint8Array, frameBytes: number): PayloadStream | undefined {
+  /**
+   * Where to stream a large frame from `conn`: a posted receive expecting
+   * exactly this message. When nothing from that peer is awaited yet (it is
+   * ahead of us, as a neighbour in the ring often is), the frame is held until
+   * a receive is posted, rather than assembled in a fresh buffer and copied
+   * again; while held, the connection's silence is ours, not the peer's.
+   */
+  private streamTarget(conn: Connection, head: Uint8Array, frameBytes: number): PayloadStream | HeldFrame | undefined {
     const header = decodeFrameHeader(head, frameBytes, { maxPayloadBytes: this.maxPayloadBytes });
     if (conn.rejected || conn.peer < 0 || header.rank !== conn.peer || header.tensors.length !== 1) return undefined;
-    const target = this.group.streamTarget(conn.peer, header);
+    const peer = conn.peer;
+    const target = this.group.streamTarget(peer, header);
+    if (!target && this.group.idle(peer)) {
+      return {
+        whenReady: (resume) => {
+          conn.held = true;
+          this.group.whenAwaited(peer, () => {
+            conn.held = false;
+            conn.lastSeenMs = Date.now();
+            resume();
+          });
+        },
+      };
+    }
     if (!target) return undefined;
     const { sink, destination, readArea, done } = target;
     return { offset: header.tensors[0].offset, sink, ...(destination ? { destination } : {}), ...(readArea ? { readArea } : {}), done };
@@ -703,7 +724,7 @@ export class WsTransport implements Transport {
     this.lastBeatMs = now;
     for (const conn of this.peers) {
       if (!conn || conn.ws.readyState !== WebSocket.OPEN) continue;
-      if (lagMs > this.heartbeatIntervalMs) conn.lastSeenMs = now;
+      if (lagMs > this.heartbeatIntervalMs || conn.held) conn.lastSeenMs = now;
       if (now - conn.lastSeenMs > this.heartbeatTimeoutMs) {
         this.group.failGroup(this.group.lostPeer('TRAINER_ERR_PEER_TIMEOUT', conn.peer, `no heartbeat for ${now - conn.lastSeenMs}ms (limit ${this.heartbeatTimeoutMs}ms)`));
         this.peersChanged();

@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import { isTrainerError, MESSAGE_TYPES, TrainerError } from '../../../src/contract';
 import { addBytesInPlace, allocateFloat32 } from '../../../src/kernels/sum';
 import { decodeFrame, decodeFrameHeader, encodeFrame, float32Tensor } from '../../../src/transport/codec';
-import { type FrameReaderHandlers, type PayloadStream, WsFrameReader } from '../../../src/transport/ws-frame-reader';
+import { type FrameReaderHandlers, type HeldFrame, type PayloadStream, WsFrameReader } from '../../../src/transport/ws-frame-reader';
 import { createWsGroup } from '../../support/ws-group';
 import { randomFloat32, seededRandom } from '../../support/random';
 
@@ -31,12 +31,19 @@ interface Seen {
 }
 
 /** A reader whose large float32 frames stream into fresh arrays when `stream` says so. */
-function reader(peerIsClient: boolean, stream: (seq: number) => boolean): { reader: WsFrameReader; seen: Seen } {
+function reader(
+  peerIsClient: boolean,
+  stream: (seq: number) => boolean,
+  hold?: Pick<FrameReaderHandlers, 'pause' | 'resume'> & { readonly frame: () => HeldFrame | undefined },
+): { reader: WsFrameReader; seen: Seen } {
   const seen: Seen = { streamed: [], messages: [], forwarded: [], rejected: [] };
   const handlers: FrameReaderHandlers = {
     peerIsClient,
     maxPayloadBytes: 1 << 22,
-    header: (head, frameBytes): PayloadStream | undefined => {
+    ...(hold ? { pause: hold.pause, resume: hold.resume } : {}),
+    header: (head, frameBytes): PayloadStream | HeldFrame | undefined => {
+      const held = hold?.frame();
+      if (held) return held;
       const header = decodeFrameHeader(head, frameBytes);
       if (!stream(header.seq)) return undefined;
       const target = new Float32Array(header.tensors[0].byteLength / 4);
@@ -131,6 +138,29 @@ describe('WsFrameReader', () => {
     feed(r, Buffer.concat([close, wsFrame(0x2, small)]), 4);
     assert.deepEqual(Buffer.concat(seen.forwarded), close);
     assert.equal(seen.messages.length, 0);
+  });
+
+  test('holds a large frame whose receive is not posted: pauses, keeps the bytes read past it, streams it once released', () => {
+    let ready = false;
+    let release: (() => void) | undefined;
+    const calls: string[] = [];
+    const { reader: r, seen } = reader(false, () => true, {
+      frame: () => (ready ? undefined : { whenReady: (resume) => (release = resume) }),
+      pause: () => calls.push('pause'),
+      resume: () => calls.push('resume'),
+    });
+    // Bytes keep coming after the pause (already read, or read by ws meanwhile): none may be lost.
+    feed(r, Buffer.concat([wsFrame(0x2, small), wsFrame(0x2, tensorFrame(0, big[0])), ping, wsFrame(0x2, small)]), 6);
+    assert.deepEqual(calls, ['pause']);
+    assert.equal(seen.messages.length, 1, 'the frame before the held one was delivered');
+    assert.deepEqual(seen.streamed, []);
+    assert.deepEqual(seen.forwarded, [], 'nothing after the held frame is read on');
+    ready = true;
+    release!();
+    assert.deepEqual(seen.streamed, [big[0]]);
+    assert.equal(seen.messages.length, 2);
+    assert.deepEqual(Buffer.concat(seen.forwarded), ping);
+    assert.deepEqual(calls, ['pause', 'resume']);
   });
 
   test('rejects a large frame with a bad header once, skips its payload, and reads on', () => {
@@ -271,7 +301,7 @@ describe('WsTransport.recvFloat32Into', () => {
   });
 
   test('sums large payloads into place whether the receive was posted before or after they arrived; flush waits for sends', async () => {
-    const group = await createWsGroup(2, { timeoutMs: 5000 });
+    const group = await createWsGroup(2, { timeoutMs: 5000, heartbeatIntervalMs: 50, heartbeatTimeoutMs: 200 });
     try {
       const [a, b] = group.transports;
       const sent = [randomFloat32(11, 300_001), randomFloat32(12, 70_000), randomFloat32(13, 5)];
@@ -287,6 +317,14 @@ describe('WsTransport.recvFloat32Into', () => {
       await b.recvFloat32Into(0, { ...header(1), length: sent[1].length }, sum(into[1]));
       await b.recvFloat32Into(0, { ...header(2), length: sent[2].length }, sum(into[2]));
       assert.deepEqual(into, expected);
+
+      // A payload that waits for its receive longer than the heartbeat timeout: the silence is ours, not the peer's.
+      const late = randomFloat32(14, 200_000);
+      await a.sendFloat32View(1, header(4), late);
+      await new Promise((resolve) => setTimeout(resolve, 700));
+      const copy = new Float32Array(late.length);
+      await b.recvFloat32Into(0, { ...header(4), length: late.length }, copy);
+      assert.deepEqual(copy, late);
 
       await a.sendFloat32View(1, header(7), sent[0]);
       await assert.rejects(b.recvFloat32Into(0, { ...header(3), length: sent[0].length }, sum(into[0]), { what: 'chunk 4' }), (err: unknown) => {
