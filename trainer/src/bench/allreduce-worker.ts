@@ -1,8 +1,11 @@
 /**
  * One rank of the all-reduce bench (forked by allreduce.ts). Config comes from
  * the contract env; bench parameters from argv:
- *   --sizes <bytes,...> --iters <n,...> --warmup <n> --algos ring,star,plain-ws [--chunk-bytes <n> (ring only)]
- * Sends `{ algo, bytes, timesMs }` to the parent over IPC for every size.
+ *   --sizes <bytes,...> --iters <n,...> --warmup <n> --algos ring,star,plain-ws [--chunk-bytes <n> (ring only)] [--rounds <n>]
+ * Sends `{ algo, bytes, round, timesMs }` to the parent over IPC for every size
+ * and round. Rounds after the first start when the parent sends `{ round }`:
+ * the processes stay up (warm, as a training job's are) while the parent runs
+ * a baseline in between.
  *
  * With `--tcp-sink`, it instead listens on a plain TCP port, reports it, and
  * acknowledges each `--tcp-bytes` received (the loopback TCP baseline).
@@ -69,6 +72,7 @@ async function main(): Promise<void> {
       warmup: { type: 'string', default: '2' },
       algos: { type: 'string', default: 'ring' },
       'chunk-bytes': { type: 'string' },
+      rounds: { type: 'string', default: '1' },
       'tcp-sink': { type: 'boolean', default: false },
       'tcp-bytes': { type: 'string', default: String(64 << 20) },
     },
@@ -79,30 +83,47 @@ async function main(): Promise<void> {
   const iters = values.iters.split(',').map(Number);
   const warmup = Number(values.warmup);
   const chunkBytes = values['chunk-bytes'] === undefined ? undefined : Number(values['chunk-bytes']);
+  const rounds = Number(values.rounds);
   const transport = await rendezvous(config, { listenHost: '127.0.0.1' });
+  const started: number[] = [];
+  let wake: (() => void) | undefined;
+  const onMessage = (message: { round?: number }): void => {
+    if (typeof message?.round === 'number') started.push(message.round);
+    wake?.();
+  };
+  process.on('message', onMessage);
+  const roundStarted = async (round: number): Promise<void> => {
+    while (!started.includes(round)) await new Promise<void>((resolve) => (wake = resolve));
+  };
   let step = 0;
   for (const algo of values.algos.split(',')) {
     const setup = ALGOS[algo];
     if (!setup) throw new Error(`unknown --algos entry ${JSON.stringify(algo)}; known: ${Object.keys(ALGOS).join(', ')}`);
     const allReduce = await setup(transport, chunkBytes, step++);
-    for (const [i, bytes] of sizes.entries()) {
-      // Filled once, as nccl-tests does: refilling 64 MiB between iterations would steal a core from
-      // ranks still timing theirs when ranks outnumber cores. The first sum is checked; later ones
-      // grow the values by worldSize each time (to Infinity at worst, which sums at full speed).
-      // The ring's buffer is resident in the sum kernel's memory, as the DDP gradient buffer is (kernels/sum.ts).
-      const data = (algo === 'ring' ? allocateFloat32(bytes / 4) : new Float32Array(bytes / 4)).fill(1 / config.worldSize);
-      const timesMs: number[] = [];
-      for (let iter = 0; iter < warmup + (iters[i] ?? iters[0]); iter++) {
-        await barrier(transport, { step: step++ });
-        const start = process.hrtime.bigint();
-        await allReduce.run(data, step++);
-        if (iter >= warmup) timesMs.push(Number(process.hrtime.bigint() - start) / 1e6);
-        if (iter === 0) checkSum(data, algo);
+    // Filled once, as nccl-tests does: refilling 64 MiB between iterations would steal a core from
+    // ranks still timing theirs when ranks outnumber cores. The first sum is checked; later ones
+    // grow the values by worldSize each time (to Infinity at worst, which sums at full speed).
+    // The ring's buffers are resident in the sum kernel's memory, as the DDP gradient buffer is (kernels/sum.ts).
+    const buffers = sizes.map((bytes) => (algo === 'ring' ? allocateFloat32(bytes / 4) : new Float32Array(bytes / 4)).fill(1 / config.worldSize));
+    for (let round = 0; round < rounds; round++) {
+      if (round > 0) await roundStarted(round);
+      for (const [i, bytes] of sizes.entries()) {
+        const data = buffers[i];
+        const warm = round === 0 ? warmup : 0;
+        const timesMs: number[] = [];
+        for (let iter = 0; iter < warm + (iters[i] ?? iters[0]); iter++) {
+          await barrier(transport, { step: step++ });
+          const start = process.hrtime.bigint();
+          await allReduce.run(data, step++);
+          if (iter >= warm) timesMs.push(Number(process.hrtime.bigint() - start) / 1e6);
+          if (round === 0 && iter === 0) checkSum(data, algo);
+        }
+        await send({ algo, bytes, round, timesMs });
       }
-      await send({ algo, bytes, timesMs });
     }
     await allReduce.close();
   }
+  process.off('message', onMessage); // the IPC channel must not keep this process alive
   await barrier(transport, { step: step++ });
   await transport.close();
 }

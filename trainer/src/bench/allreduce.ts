@@ -21,7 +21,7 @@ import { promisify } from 'node:util';
 import { TrainerError } from '../contract/errors';
 import { DEFAULT_CHUNK_BYTES } from '../collectives/common';
 import type { BenchDefinition } from './bench';
-import { spawnRankGroup, waitForGroup } from './allreduce-group';
+import { type RankGroup, spawnRankGroup, waitForGroup } from './allreduce-group';
 
 const MIB = 1024 * 1024;
 const DEFAULT_SIZES_MIB = [1, 4, 16, 64];
@@ -55,6 +55,7 @@ interface SizeResult {
 interface WorkerReport {
   readonly algo: string;
   readonly bytes: number;
+  readonly round: number;
   readonly timesMs: number[];
 }
 
@@ -82,7 +83,10 @@ type Algo = 'ring' | 'star' | 'plain-ws';
 /**
  * Ring and gloo run in this many alternating rounds: this kind of machine's
  * speed drifts by tens of percent over tens of seconds (other tenants), and
- * alternating makes the two see the same drift.
+ * alternating makes the two see the same drift. The ring's processes stay up
+ * between its rounds (as a training job's do) after one untimed warm-up round
+ * (V8 compiles the hot paths meanwhile); gloo, compiled C++, starts afresh
+ * each round and skips WARMUP iterations per size.
  */
 const ROUNDS = 3;
 
@@ -100,21 +104,66 @@ function appendTimes(into: Map<number, number[]>, from: Map<number, number[]>): 
   for (const [bytes, times] of from) into.set(bytes, [...(into.get(bytes) ?? []), ...times]);
 }
 
-/** Per size: the median over iterations of the slowest rank's time. */
-async function timeAlgo(worldSize: number, sizes: readonly number[], algo: Algo, chunkBytes: number, iterations = iterationsFor): Promise<Map<number, number[]>> {
-  const iters = sizes.map((b) => iterations(b, algo));
+interface AlgoRounds {
+  /** Iterations per size per round. @default iterationsFor */
+  readonly iterations?: (bytes: number, algo: Algo) => number;
+  /** @default 1 */
+  readonly rounds?: number;
+  /** Runs after each round but the last, while the ranks wait. @default - nothing */
+  readonly between?: (round: number) => Promise<void>;
+  /** The first round only warms up: its times are dropped. @default false */
+  readonly warmupRound?: boolean;
+}
+
+/** Resolves once every rank reported every size of `round`; rejects if the group fails first. */
+function roundReported(group: RankGroup, algo: Algo, round: number, sizes: number, failed: Promise<never>): Promise<void> {
+  const done = (): boolean =>
+    group.ranks.every((r) => (r.messages as WorkerReport[]).filter((m) => m.algo === algo && m.round === round).length === sizes);
+  let check = (): void => undefined;
+  const reported = new Promise<void>((resolve) => {
+    check = () => {
+      if (done()) resolve();
+    };
+    for (const r of group.ranks) r.child.on('message', check);
+    check();
+  });
+  return Promise.race([reported, failed]).finally(() => {
+    for (const r of group.ranks) r.child.off('message', check);
+  });
+}
+
+/** Per size: every timed iteration's slowest-rank time, over the rounds. */
+async function timeAlgo(worldSize: number, sizes: readonly number[], algo: Algo, chunkBytes: number, options: AlgoRounds = {}): Promise<Map<number, number[]>> {
+  const iters = sizes.map((b) => (options.iterations ?? iterationsFor)(b, algo));
+  const rounds = (options.rounds ?? 1) + (options.warmupRound ? 1 : 0);
   const group = await spawnRankGroup({
     entry: WORKER,
     worldSize,
     timeoutMs: 120_000,
     inheritStderr: false,
-    args: ['--sizes', sizes.join(','), '--iters', iters.join(','), '--warmup', String(WARMUP), '--algos', algo, '--chunk-bytes', String(chunkBytes)],
+    args: ['--sizes', sizes.join(','), '--iters', iters.join(','), '--warmup', String(WARMUP), '--algos', algo, '--chunk-bytes', String(chunkBytes), '--rounds', String(rounds)],
   });
-  await waitForGroup(group, 600_000);
+  const finished = waitForGroup(group, 1_200_000);
+  const failed = finished.then(() => Promise.reject(new TrainerError('TRAINER_ERR_PEER_CLOSED', `the ${algo} ranks exited before reporting every round`)));
+  failed.catch(() => undefined);
+  try {
+    for (let round = 0; round < rounds; round++) {
+      if (round > 0) for (const r of group.ranks) r.child.send({ round });
+      await roundReported(group, algo, round, sizes.length, failed);
+      const timed = round - (options.warmupRound ? 1 : 0);
+      if (round < rounds - 1 && timed >= 0) await options.between?.(timed);
+    }
+    await finished;
+  } finally {
+    group.kill();
+  }
   const perSize = new Map<number, number[]>();
   for (const [i, bytes] of sizes.entries()) {
-    const reports = group.ranks.map((r) => (r.messages as WorkerReport[]).find((m) => m.bytes === bytes && m.algo === algo));
-    const slowest = Array.from({ length: iters[i] }, (_, iter) => Math.max(...reports.map((r) => r?.timesMs[iter] ?? Number.NaN)));
+    const slowest: number[] = [];
+    for (let round = options.warmupRound ? 1 : 0; round < rounds; round++) {
+      const reports = group.ranks.map((r) => (r.messages as WorkerReport[]).find((m) => m.bytes === bytes && m.algo === algo && m.round === round));
+      for (let iter = 0; iter < iters[i]; iter++) slowest.push(Math.max(...reports.map((r) => r?.timesMs[iter] ?? Number.NaN)));
+    }
     perSize.set(bytes, slowest);
   }
   return perSize;
@@ -208,15 +257,16 @@ export const allreduceBench: BenchDefinition = {
     const chunkBytes = integerFlag(values, 'chunk-kib', DEFAULT_CHUNK_BYTES / 1024, 4, 65536) * 1024;
     const json = values.json === true;
     const sizes = (mib === undefined ? DEFAULT_SIZES_MIB : [mib]).map((m) => m * MIB);
-    const ring = new Map<number, number[]>();
     let gloo: Map<number, number[]> | string = new Map();
-    for (let round = 0; round < ROUNDS; round++) {
-      appendTimes(ring, await timeAlgo(worldSize, sizes, 'ring', chunkBytes, roundIterations));
-      if (typeof gloo === 'string') continue;
-      const glooRound = await timeGloo(worldSize, sizes);
-      if (typeof glooRound === 'string') gloo = glooRound;
-      else appendTimes(gloo, glooRound);
-    }
+    const glooRound = async (): Promise<void> => {
+      if (typeof gloo === 'string') return;
+      const times = await timeGloo(worldSize, sizes);
+      if (typeof times === 'string') gloo = times;
+      else appendTimes(gloo, times);
+    };
+    // ring round, gloo round, ... : gloo runs while the ring's ranks wait between their rounds, and after the last.
+    const ring = await timeAlgo(worldSize, sizes, 'ring', chunkBytes, { iterations: roundIterations, rounds: ROUNDS, warmupRound: true, between: glooRound });
+    await glooRound();
     const naive = await timeAlgo(worldSize, sizes, 'plain-ws', chunkBytes);
     const star = await timeAlgo(worldSize, sizes, 'star', chunkBytes);
     const tcpGbps = await tcpThroughput();
