@@ -109,8 +109,8 @@ interface AlgoRounds {
   readonly iterations?: (bytes: number, algo: Algo) => number;
   /** @default 1 */
   readonly rounds?: number;
-  /** Runs after each round but the last, while the ranks wait. @default - nothing */
-  readonly between?: (round: number) => Promise<void>;
+  /** Runs after each timed round but the last, while the ranks wait. @default - nothing */
+  readonly between?: () => Promise<void>;
   /** The first round only warms up: its times are dropped. @default false */
   readonly warmupRound?: boolean;
 }
@@ -135,7 +135,8 @@ function roundReported(group: RankGroup, algo: Algo, round: number, sizes: numbe
 /** Per size: every timed iteration's slowest-rank time, over the rounds. */
 async function timeAlgo(worldSize: number, sizes: readonly number[], algo: Algo, chunkBytes: number, options: AlgoRounds = {}): Promise<Map<number, number[]>> {
   const iters = sizes.map((b) => (options.iterations ?? iterationsFor)(b, algo));
-  const rounds = (options.rounds ?? 1) + (options.warmupRound ? 1 : 0);
+  const firstTimed = options.warmupRound ? 1 : 0;
+  const rounds = (options.rounds ?? 1) + firstTimed;
   const group = await spawnRankGroup({
     entry: WORKER,
     worldSize,
@@ -150,8 +151,7 @@ async function timeAlgo(worldSize: number, sizes: readonly number[], algo: Algo,
     for (let round = 0; round < rounds; round++) {
       if (round > 0) for (const r of group.ranks) r.child.send({ round });
       await roundReported(group, algo, round, sizes.length, failed);
-      const timed = round - (options.warmupRound ? 1 : 0);
-      if (round < rounds - 1 && timed >= 0) await options.between?.(timed);
+      if (round >= firstTimed && round < rounds - 1) await options.between?.();
     }
     await finished;
   } finally {
@@ -160,7 +160,7 @@ async function timeAlgo(worldSize: number, sizes: readonly number[], algo: Algo,
   const perSize = new Map<number, number[]>();
   for (const [i, bytes] of sizes.entries()) {
     const slowest: number[] = [];
-    for (let round = options.warmupRound ? 1 : 0; round < rounds; round++) {
+    for (let round = firstTimed; round < rounds; round++) {
       const reports = group.ranks.map((r) => (r.messages as WorkerReport[]).find((m) => m.bytes === bytes && m.algo === algo && m.round === round));
       for (let iter = 0; iter < iters[i]; iter++) slowest.push(Math.max(...reports.map((r) => r?.timesMs[iter] ?? Number.NaN)));
     }

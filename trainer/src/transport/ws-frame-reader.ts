@@ -297,7 +297,8 @@ export class WsFrameReader {
     this.heldHead = Buffer.from(head);
     this.heldBytes = rest.length > 0 ? [Buffer.from(rest)] : [];
     this.handlers.pause?.();
-    held.whenReady(() => this.release());
+    // Never release from inside whenReady: that may call back at once (a failed group), while push() is on the stack.
+    held.whenReady(() => queueMicrotask(() => this.release()));
   }
 
   private release(): void {

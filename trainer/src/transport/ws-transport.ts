@@ -473,19 +473,18 @@ export class WsTransport implements Transport {
     if (conn.rejected || conn.peer < 0 || header.rank !== conn.peer || header.tensors.length !== 1) return undefined;
     const peer = conn.peer;
     const target = this.group.streamTarget(peer, header);
-    if (!target && this.group.idle(peer)) {
-      return {
-        whenReady: (resume) => {
-          conn.held = true;
-          this.group.whenAwaited(peer, () => {
-            conn.held = false;
-            conn.lastSeenMs = Date.now();
-            resume();
-          });
-        },
+    if (!target) {
+      if (!this.group.idle(peer)) return undefined;
+      const whenReady = (resume: () => void): void => {
+        conn.held = true;
+        this.group.whenAwaited(peer, () => {
+          conn.held = false;
+          conn.lastSeenMs = Date.now();
+          resume();
+        });
       };
+      return { whenReady };
     }
-    if (!target) return undefined;
     const { sink, destination, readArea, done } = target;
     return { offset: header.tensors[0].offset, sink, ...(destination ? { destination } : {}), ...(readArea ? { readArea } : {}), done };
   }

@@ -21,6 +21,7 @@ describe('bench allreduce', () => {
       assert.ok(Number.isFinite(row[key]) && row[key] > 0, `${key} = ${row[key]}`);
     }
     assert.ok(Math.abs(row.busbw_gbps - row.algbw_gbps) < 1e-3, 'busbw = algbw x 2(N-1)/N = algbw for N=2');
+    assert.equal(row.iterations, 3 * 15, 'three timed rounds of 15 iterations at 1 MiB; the warm-up round is not counted');
   });
 
   for (const [flag, value, allowed] of [

@@ -140,7 +140,7 @@ describe('WsFrameReader', () => {
     assert.equal(seen.messages.length, 0);
   });
 
-  test('holds a large frame whose receive is not posted: pauses, keeps the bytes read past it, streams it once released', () => {
+  test('holds a large frame whose receive is not posted: pauses, keeps the bytes read past it, streams it once released', async () => {
     let ready = false;
     let release: (() => void) | undefined;
     const calls: string[] = [];
@@ -157,10 +157,24 @@ describe('WsFrameReader', () => {
     assert.deepEqual(seen.forwarded, [], 'nothing after the held frame is read on');
     ready = true;
     release!();
+    await Promise.resolve(); // the release runs as a microtask
     assert.deepEqual(seen.streamed, [big[0]]);
     assert.equal(seen.messages.length, 2);
     assert.deepEqual(Buffer.concat(seen.forwarded), ping);
     assert.deepEqual(calls, ['pause', 'resume']);
+  });
+
+  test('a hold released at once (the group had failed) still reads every frame once, in order', async () => {
+    let held = 0;
+    const { reader: r, seen } = reader(false, () => true, {
+      frame: () => (held++ === 0 ? { whenReady: (resume) => resume() } : undefined),
+    });
+    feed(r, Buffer.concat([wsFrame(0x2, tensorFrame(0, big[0])), ping, wsFrame(0x2, small), wsFrame(0x2, tensorFrame(2, big[2]))]), 8);
+    await Promise.resolve();
+    assert.deepEqual(seen.streamed, [big[0], big[2]]);
+    assert.equal(seen.messages.length, 1);
+    assert.deepEqual(Buffer.concat(seen.forwarded), ping);
+    assert.deepEqual(seen.rejected, []);
   });
 
   test('rejects a large frame with a bad header once, skips its payload, and reads on', () => {
