@@ -5,8 +5,9 @@
 Spawns N processes on 127.0.0.1 (torch.distributed, backend gloo), times
 dist.all_reduce(SUM) on a float32 tensor per size after warm-up, each
 iteration after a barrier, as the Node bench does, and prints one JSON line
-per size: {"bytes": ..., "times_ms": [...]} with, per iteration, the slowest
-rank's time. Needs Debian's python3-torch (make bench installs it).
+per size: {"bytes": ..., "times_ms": [...], "cpu_ms": ...} with, per iteration,
+the slowest rank's time, and the CPU time (user + system, all threads) of all
+ranks over the timed all-reduces. Needs Debian's python3-torch (make bench installs it).
 """
 import argparse
 import json
@@ -33,13 +34,16 @@ def rank_main(rank, world_size, port, sizes, iters, warmup, queue):
     for size, count in zip(sizes, iters):
         data = torch.full((size // 4,), 1.0 / world_size, dtype=torch.float32)
         times = []
+        cpu = 0.0
         for i in range(warmup + count):
             dist.barrier()
+            cpu_start = time.process_time()
             start = time.perf_counter()
             dist.all_reduce(data, op=dist.ReduceOp.SUM)
             if i >= warmup:
                 times.append((time.perf_counter() - start) * 1000)
-        queue.put((rank, size, times))
+                cpu += (time.process_time() - cpu_start) * 1000
+        queue.put((rank, size, times, cpu))
     dist.barrier()
     dist.destroy_process_group()
 
@@ -61,16 +65,17 @@ def main():
         p.start()
     results = {}
     for _ in range(args.world_size * len(sizes)):
-        rank, size, times = queue.get(timeout=600)
-        results.setdefault(size, []).append(times)
+        rank, size, times, cpu = queue.get(timeout=600)
+        results.setdefault(size, []).append((times, cpu))
     for p in procs:
         p.join()
         if p.exitcode != 0:
             sys.exit(f"gloo rank exited with {p.exitcode}")
     for size in sizes:
-        per_rank = results[size]
+        per_rank = [times for times, _ in results[size]]
         slowest = [max(t[i] for t in per_rank) for i in range(len(per_rank[0]))]
-        print(json.dumps({"bytes": size, "times_ms": slowest}), flush=True)
+        cpu_ms = sum(cpu for _, cpu in results[size])
+        print(json.dumps({"bytes": size, "times_ms": slowest, "cpu_ms": cpu_ms}), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,15 @@
 /**
  * One rank of the all-reduce bench (forked by allreduce.ts). Config comes from
  * the contract env; bench parameters from argv:
- *   --sizes <bytes,...> --iters <n,...> --warmup <n> --algos ring,star,plain-ws [--chunk-bytes <n> (ring only)] [--rounds <n>]
- * Sends `{ algo, bytes, round, timesMs }` to the parent over IPC for every size
- * and round. Rounds after the first start when the parent sends `{ round }`:
+ *   --sizes <bytes,...> --iters <n,...> --warmup <n> --algos ring,star,plain-ws [--chunk-bytes <n> (ring only)] [--rounds <n>] [--jit-warmup <n>]
+ * With `--jit-warmup n`, each algorithm first runs n untimed all-reduces of
+ * JIT_WARMUP_BYTES: V8 tiers a function up after enough calls, and an
+ * all-reduce makes few calls, so it takes hundreds of them (a training job
+ * runs thousands) before the hot paths are compiled and compiling stops
+ * taking CPU from the ranks.
+ * Sends `{ algo, bytes, round, timesMs, cpuMs }` to the parent over IPC for
+ * every size and round (cpuMs: this process's CPU time, user + system, over the
+ * timed all-reduces). Rounds after the first start when the parent sends `{ round }`:
  * the processes stay up (warm, as a training job's are) while the parent runs
  * a baseline in between.
  *
@@ -22,6 +28,9 @@ import type { Transport } from '../transport/transport';
 import { PlainWsAllReduce } from './plain-ws-all-reduce';
 
 type AllReduce = (data: Float32Array, step: number) => Promise<void>;
+
+/** Size of the JIT warm-up all-reduces: its segments take the large-frame paths (over 64 KiB) up to 8 ranks. */
+const JIT_WARMUP_BYTES = 1024 * 1024;
 
 /** Each algorithm, set up on the group's transport. `star` is the naive algorithm over our transport; `plain-ws`, over plain ws. */
 const ALGOS: Record<string, (transport: Transport, chunkBytes: number | undefined, step: number) => Promise<{ run: AllReduce; close(): Promise<void> }>> = {
@@ -73,6 +82,7 @@ async function main(): Promise<void> {
       algos: { type: 'string', default: 'ring' },
       'chunk-bytes': { type: 'string' },
       rounds: { type: 'string', default: '1' },
+      'jit-warmup': { type: 'string', default: '0' },
       'tcp-sink': { type: 'boolean', default: false },
       'tcp-bytes': { type: 'string', default: String(64 << 20) },
     },
@@ -84,6 +94,7 @@ async function main(): Promise<void> {
   const warmup = Number(values.warmup);
   const chunkBytes = values['chunk-bytes'] === undefined ? undefined : Number(values['chunk-bytes']);
   const rounds = Number(values.rounds);
+  const jitWarmup = Number(values['jit-warmup']);
   const transport = await rendezvous(config, { listenHost: '127.0.0.1' });
   const started: number[] = [];
   let wake: (() => void) | undefined;
@@ -104,21 +115,33 @@ async function main(): Promise<void> {
     // ranks still timing theirs when ranks outnumber cores. The first sum is checked; later ones
     // grow the values by worldSize each time (to Infinity at worst, which sums at full speed).
     // The ring's buffers are resident in the sum kernel's memory, as the DDP gradient buffer is (kernels/sum.ts).
-    const buffers = sizes.map((bytes) => (algo === 'ring' ? allocateFloat32(bytes / 4) : new Float32Array(bytes / 4)).fill(1 / config.worldSize));
+    const allocate = (elements: number): Float32Array => (algo === 'ring' ? allocateFloat32(elements) : new Float32Array(elements));
+    const buffers = sizes.map((bytes) => allocate(bytes / 4).fill(1 / config.worldSize));
+    const warmupBuffer = allocate(JIT_WARMUP_BYTES / 4);
+    for (let iter = 0; iter < jitWarmup; iter++) {
+      await barrier(transport, { step: step++ });
+      await allReduce.run(warmupBuffer, step++);
+    }
     for (let round = 0; round < rounds; round++) {
       if (round > 0) await roundStarted(round);
       for (const [i, bytes] of sizes.entries()) {
         const data = buffers[i];
         const warm = round === 0 ? warmup : 0;
         const timesMs: number[] = [];
+        let cpuMicros = 0;
         for (let iter = 0; iter < warm + (iters[i] ?? iters[0]); iter++) {
           await barrier(transport, { step: step++ });
+          const cpu = process.cpuUsage();
           const start = process.hrtime.bigint();
           await allReduce.run(data, step++);
-          if (iter >= warm) timesMs.push(Number(process.hrtime.bigint() - start) / 1e6);
+          if (iter >= warm) {
+            timesMs.push(Number(process.hrtime.bigint() - start) / 1e6);
+            const used = process.cpuUsage(cpu);
+            cpuMicros += used.user + used.system;
+          }
           if (round === 0 && iter === 0) checkSum(data, algo);
         }
-        await send({ algo, bytes, round, timesMs });
+        await send({ algo, bytes, round, timesMs, cpuMs: cpuMicros / 1000 });
       }
     }
     await allReduce.close();

@@ -12,6 +12,9 @@
  *    a python3 with torch is there (Debian's python3-torch; make bench installs it).
  *
  * algbw = bytes / time (GB/s = 1e9 B/s); busbw = algbw x 2(N-1)/N (nccl-tests).
+ * Ring and gloo also report their ratio round by round (how far the machine
+ * drifted) and the CPU time of all ranks per all-reduce: when ranks outnumber
+ * cores, time >= that CPU / cores, and the two compete on CPU alone.
  */
 import { connect } from 'node:net';
 import { execFile, fork } from 'node:child_process';
@@ -27,6 +30,8 @@ const MIB = 1024 * 1024;
 const DEFAULT_SIZES_MIB = [1, 4, 16, 64];
 const WORKER = join(__dirname, 'allreduce-worker.js');
 const WARMUP = 2;
+/** Untimed all-reduces of 1 MiB each JS algorithm runs first, so that V8 has compiled its hot paths (allreduce-worker.ts). */
+const DEFAULT_JIT_WARMUP = 1000;
 /** From build/trainer/src/bench (compiled) or trainer/src/bench (tsx) to the checkout's tools/. */
 const GLOO_SCRIPT = [join(__dirname, '../../../../tools/bench/gloo_allreduce.py'), join(__dirname, '../../../tools/bench/gloo_allreduce.py')].find((p) => existsSync(p));
 /** Debian's python3-torch installs for the system python. */
@@ -48,8 +53,15 @@ interface SizeResult {
   /** gloo (PyTorch CPU) on the same sizes, or null where no python3 with torch is installed. */
   readonly gloo_busbw_gbps: number | null;
   readonly ratio_vs_gloo: number | null;
+  /** ratio_vs_gloo of each round alone (each ring round against the gloo round after it). */
+  readonly ratio_vs_gloo_rounds: number[] | null;
+  /** CPU time (user + system) of all ranks per all-reduce. */
+  readonly cpu_ms_per_iter: number;
+  readonly gloo_cpu_ms_per_iter: number | null;
   readonly tcp_gbps: number;
   readonly chunk_bytes: number;
+  /** Untimed 1 MiB all-reduces each JS algorithm ran first. */
+  readonly jit_warmup: number;
 }
 
 interface WorkerReport {
@@ -57,7 +69,17 @@ interface WorkerReport {
   readonly bytes: number;
   readonly round: number;
   readonly timesMs: number[];
+  readonly cpuMs: number;
 }
+
+/** One round at one size: the slowest rank's time per iteration, and the CPU time of all ranks over them. */
+export interface RoundTimes {
+  readonly timesMs: readonly number[];
+  readonly cpuMs: number;
+}
+
+/** Per size, its rounds in order. */
+type Timings = Map<number, RoundTimes[]>;
 
 function fail(flag: string, raw: unknown, allowed: string): never {
   throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `bench allreduce: --${flag} must be ${allowed}, got ${JSON.stringify(raw)}`);
@@ -84,9 +106,9 @@ type Algo = 'ring' | 'star' | 'plain-ws';
  * Ring and gloo run in this many alternating rounds: this kind of machine's
  * speed drifts by tens of percent over tens of seconds (other tenants), and
  * alternating makes the two see the same drift. The ring's processes stay up
- * between its rounds (as a training job's do) after one untimed warm-up round
- * (V8 compiles the hot paths meanwhile); gloo, compiled C++, starts afresh
- * each round and skips WARMUP iterations per size.
+ * between its rounds (as a training job's do) after the JIT warm-up and one
+ * untimed warm-up round; gloo, compiled C++, starts afresh each round and
+ * skips WARMUP iterations per size.
  */
 const ROUNDS = 3;
 
@@ -100,8 +122,21 @@ function roundIterations(bytes: number): number {
   return Math.max(3, Math.ceil(iterationsFor(bytes, 'ring') / ROUNDS));
 }
 
-function appendTimes(into: Map<number, number[]>, from: Map<number, number[]>): void {
-  for (const [bytes, times] of from) into.set(bytes, [...(into.get(bytes) ?? []), ...times]);
+function appendRounds(into: Timings, from: Timings): void {
+  for (const [bytes, rounds] of from) into.set(bytes, [...(into.get(bytes) ?? []), ...rounds]);
+}
+
+const allTimes = (rounds: readonly RoundTimes[]): number[] => rounds.flatMap((r) => r.timesMs);
+
+/** CPU time of all ranks per iteration, over every round. */
+export function cpuPerIteration(rounds: readonly RoundTimes[]): number {
+  const iterations = rounds.reduce((n, r) => n + r.timesMs.length, 0);
+  return rounds.reduce((sum, r) => sum + r.cpuMs, 0) / iterations;
+}
+
+/** Round by round, how much faster `ours` was than `baseline` (baseline median / ours); pairs the rounds in order. */
+export function roundRatios(ours: readonly RoundTimes[], baseline: readonly RoundTimes[]): number[] {
+  return ours.slice(0, baseline.length).map((round, i) => median(baseline[i].timesMs) / median(round.timesMs));
 }
 
 interface AlgoRounds {
@@ -113,6 +148,8 @@ interface AlgoRounds {
   readonly between?: () => Promise<void>;
   /** The first round only warms up: its times are dropped. @default false */
   readonly warmupRound?: boolean;
+  /** Untimed 1 MiB all-reduces before the first round (V8 compiles meanwhile). @default 0 */
+  readonly jitWarmup?: number;
 }
 
 /** Resolves once every rank reported every size of `round`; rejects if the group fails first. */
@@ -132,8 +169,8 @@ function roundReported(group: RankGroup, algo: Algo, round: number, sizes: numbe
   });
 }
 
-/** Per size: every timed iteration's slowest-rank time, over the rounds. */
-async function timeAlgo(worldSize: number, sizes: readonly number[], algo: Algo, chunkBytes: number, options: AlgoRounds = {}): Promise<Map<number, number[]>> {
+/** Per size, per timed round: every iteration's slowest-rank time, and the CPU time of all ranks. */
+async function timeAlgo(worldSize: number, sizes: readonly number[], algo: Algo, chunkBytes: number, options: AlgoRounds = {}): Promise<Timings> {
   const iters = sizes.map((b) => (options.iterations ?? iterationsFor)(b, algo));
   const firstTimed = options.warmupRound ? 1 : 0;
   const rounds = (options.rounds ?? 1) + firstTimed;
@@ -142,7 +179,7 @@ async function timeAlgo(worldSize: number, sizes: readonly number[], algo: Algo,
     worldSize,
     timeoutMs: 120_000,
     inheritStderr: false,
-    args: ['--sizes', sizes.join(','), '--iters', iters.join(','), '--warmup', String(WARMUP), '--algos', algo, '--chunk-bytes', String(chunkBytes), '--rounds', String(rounds)],
+    args: ['--sizes', sizes.join(','), '--iters', iters.join(','), '--warmup', String(WARMUP), '--algos', algo, '--chunk-bytes', String(chunkBytes), '--rounds', String(rounds), '--jit-warmup', String(options.jitWarmup ?? 0)],
   });
   const finished = waitForGroup(group, 1_200_000);
   const failed = finished.then(() => Promise.reject(new TrainerError('TRAINER_ERR_PEER_CLOSED', `the ${algo} ranks exited before reporting every round`)));
@@ -157,14 +194,15 @@ async function timeAlgo(worldSize: number, sizes: readonly number[], algo: Algo,
   } finally {
     group.kill();
   }
-  const perSize = new Map<number, number[]>();
+  const perSize: Timings = new Map();
   for (const [i, bytes] of sizes.entries()) {
-    const slowest: number[] = [];
+    const timed: RoundTimes[] = [];
     for (let round = firstTimed; round < rounds; round++) {
       const reports = group.ranks.map((r) => (r.messages as WorkerReport[]).find((m) => m.bytes === bytes && m.algo === algo && m.round === round));
-      for (let iter = 0; iter < iters[i]; iter++) slowest.push(Math.max(...reports.map((r) => r?.timesMs[iter] ?? Number.NaN)));
+      const timesMs = Array.from({ length: iters[i] }, (_, iter) => Math.max(...reports.map((r) => r?.timesMs[iter] ?? Number.NaN)));
+      timed.push({ timesMs, cpuMs: reports.reduce((sum, r) => sum + (r?.cpuMs ?? Number.NaN), 0) });
     }
-    perSize.set(bytes, slowest);
+    perSize.set(bytes, timed);
   }
   return perSize;
 }
@@ -173,14 +211,14 @@ async function timeAlgo(worldSize: number, sizes: readonly number[], algo: Algo,
  * gloo's per-size times (slowest rank per iteration), or a reason it was not
  * measured: no python3 with torch here, or the script is not in this checkout.
  */
-async function timeGloo(worldSize: number, sizes: readonly number[]): Promise<Map<number, number[]> | string> {
+async function timeGloo(worldSize: number, sizes: readonly number[]): Promise<Timings | string> {
   if (!GLOO_SCRIPT) return 'tools/bench/gloo_allreduce.py is not in this checkout';
   const iters = sizes.map(roundIterations);
   try {
     const args = [GLOO_SCRIPT, '--world-size', String(worldSize), '--sizes', sizes.join(','), '--iters', iters.join(','), '--warmup', String(WARMUP)];
     const { stdout } = await promisify(execFile)(GLOO_PYTHON, args, { timeout: 600_000, maxBuffer: 1 << 24 });
-    const rows = stdout.trim().split('\n').map((line) => JSON.parse(line) as { bytes: number; times_ms: number[] });
-    return new Map(rows.map((r) => [r.bytes, r.times_ms]));
+    const rows = stdout.trim().split('\n').map((line) => JSON.parse(line) as { bytes: number; times_ms: number[]; cpu_ms: number });
+    return new Map(rows.map((r) => [r.bytes, [{ timesMs: r.times_ms, cpuMs: r.cpu_ms }]]));
   } catch (err) {
     const detail = String((err as { stderr?: string }).stderr ?? (err as Error).message).trim().split('\n').pop();
     return `${GLOO_PYTHON} could not run it (${detail}); install Debian's python3-torch (make bench does)`;
@@ -215,8 +253,8 @@ async function tcpThroughput(): Promise<number> {
   }
 }
 
-function formatTable(results: readonly SizeResult[], glooNote: string | undefined): string {
-  const header = ['size', 'iters', 'median_ms', 'algbw_GB/s', 'busbw_GB/s', 'gloo_busbw', 'vs_gloo', 'naive_busbw', 'vs_naive', 'star_busbw', 'tcp_GB/s'];
+function formatTable(results: readonly SizeResult[], glooNote: string | undefined, jitWarmup: number): string {
+  const header = ['size', 'iters', 'median_ms', 'algbw_GB/s', 'busbw_GB/s', 'gloo_busbw', 'vs_gloo', 'by_round', 'cpu_ms', 'gloo_cpu_ms', 'naive_busbw', 'vs_naive', 'star_busbw', 'tcp_GB/s'];
   const rows = results.map((r) => [
     `${r.bytes / MIB} MiB`,
     String(r.iterations),
@@ -225,6 +263,9 @@ function formatTable(results: readonly SizeResult[], glooNote: string | undefine
     r.busbw_gbps.toFixed(3),
     r.gloo_busbw_gbps === null ? '-' : r.gloo_busbw_gbps.toFixed(3),
     r.ratio_vs_gloo === null ? '-' : `${r.ratio_vs_gloo.toFixed(2)}x`,
+    r.ratio_vs_gloo_rounds === null ? '-' : r.ratio_vs_gloo_rounds.map((x) => x.toFixed(2)).join('/'),
+    r.cpu_ms_per_iter.toFixed(1),
+    r.gloo_cpu_ms_per_iter === null ? '-' : r.gloo_cpu_ms_per_iter.toFixed(1),
     r.naive_busbw_gbps.toFixed(3),
     `${r.ratio_vs_naive.toFixed(1)}x`,
     r.star_busbw_gbps.toFixed(3),
@@ -234,8 +275,10 @@ function formatTable(results: readonly SizeResult[], glooNote: string | undefine
   const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i])).join('  ');
   const first = results[0];
   return [
-    `all-reduce (ring, ws transport) world_size=${first.world_size} chunk=${first.chunk_bytes / 1024} KiB warmup=${WARMUP}, ring and gloo in ${ROUNDS} alternating rounds; GB/s = 1e9 B/s, busbw = algbw x 2(N-1)/N`,
-    'gloo = PyTorch CPU backend on the same machine; naive = gather to rank 0 and send back over plain ws + msgpackr; star = the same over our transport',
+    `all-reduce (ring, ws transport) world_size=${first.world_size} chunk=${first.chunk_bytes / 1024} KiB, ring and gloo in ${ROUNDS} alternating rounds; GB/s = 1e9 B/s, busbw = algbw x 2(N-1)/N`,
+    `warm-up: ring, naive and star first run ${jitWarmup} untimed 1 MiB all-reduces (V8 compiles their hot paths), the ring one untimed round; gloo (C++) skips ${WARMUP} iterations`,
+    'gloo = PyTorch CPU backend on the same machine; by_round = vs_gloo of each round; cpu_ms = CPU time of all ranks per all-reduce',
+    'naive = gather to rank 0 and send back over plain ws + msgpackr; star = the same over our transport',
     line(header),
     ...rows.map(line),
     ...(glooNote ? [`gloo not measured: ${glooNote}`] : []),
@@ -249,38 +292,41 @@ export const allreduceBench: BenchDefinition = {
     'world-size': { type: 'string', description: 'Number of rank processes (2 to 64)', default: '2' },
     mib: { type: 'string', description: 'Time only this size, in MiB (1 to 1024)', default: '1,4,16,64' },
     'chunk-kib': { type: 'string', description: 'Ring chunk size in KiB (4 to 65536)', default: String(DEFAULT_CHUNK_BYTES / 1024) },
+    'jit-warmup': { type: 'string', description: 'Untimed 1 MiB all-reduces each JS algorithm runs first, while V8 compiles (0 to 100000)', default: String(DEFAULT_JIT_WARMUP) },
     json: { type: 'boolean', description: 'Print one JSON object per line per size' },
   },
   async run(values) {
     const worldSize = integerFlag(values, 'world-size', 2, 2, 64);
     const mib = values.mib === undefined ? undefined : integerFlag(values, 'mib', 1, 1, 1024);
     const chunkBytes = integerFlag(values, 'chunk-kib', DEFAULT_CHUNK_BYTES / 1024, 4, 65536) * 1024;
+    const jitWarmup = integerFlag(values, 'jit-warmup', DEFAULT_JIT_WARMUP, 0, 100_000);
     const json = values.json === true;
     const sizes = (mib === undefined ? DEFAULT_SIZES_MIB : [mib]).map((m) => m * MIB);
-    let gloo: Map<number, number[]> | string = new Map();
+    let gloo: Timings | string = new Map();
     const glooRound = async (): Promise<void> => {
       if (typeof gloo === 'string') return;
       const times = await timeGloo(worldSize, sizes);
       if (typeof times === 'string') gloo = times;
-      else appendTimes(gloo, times);
+      else appendRounds(gloo, times);
     };
     // ring round, gloo round, ... : gloo runs while the ring's ranks wait between their rounds, and after the last.
-    const ring = await timeAlgo(worldSize, sizes, 'ring', chunkBytes, { iterations: roundIterations, rounds: ROUNDS, warmupRound: true, between: glooRound });
+    const ring = await timeAlgo(worldSize, sizes, 'ring', chunkBytes, { iterations: roundIterations, rounds: ROUNDS, warmupRound: true, between: glooRound, jitWarmup });
     await glooRound();
-    const naive = await timeAlgo(worldSize, sizes, 'plain-ws', chunkBytes);
-    const star = await timeAlgo(worldSize, sizes, 'star', chunkBytes);
+    const naive = await timeAlgo(worldSize, sizes, 'plain-ws', chunkBytes, { jitWarmup });
+    const star = await timeAlgo(worldSize, sizes, 'star', chunkBytes, { jitWarmup });
     const tcpGbps = await tcpThroughput();
     const factor = (2 * (worldSize - 1)) / worldSize;
     const results: SizeResult[] = sizes.map((bytes) => {
-      const ringTimes = ring.get(bytes) ?? [];
+      const ringRounds = ring.get(bytes) ?? [];
+      const ringTimes = allTimes(ringRounds);
       const medianMs = median(ringTimes);
-      const naiveMs = median(naive.get(bytes) ?? []);
+      const naiveMs = median(allTimes(naive.get(bytes) ?? []));
       const algbw = bytes / (medianMs / 1000) / 1e9;
       const naiveBusbw = (bytes / (naiveMs / 1000) / 1e9) * factor;
-      const starBusbw = (bytes / (median(star.get(bytes) ?? []) / 1000) / 1e9) * factor;
+      const starBusbw = (bytes / (median(allTimes(star.get(bytes) ?? [])) / 1000) / 1e9) * factor;
       const round = (v: number) => Math.round(v * 1e4) / 1e4;
-      const glooTimes = typeof gloo === 'string' ? undefined : gloo.get(bytes);
-      const glooBusbw = glooTimes ? (bytes / (median(glooTimes) / 1000) / 1e9) * factor : null;
+      const glooRounds = typeof gloo === 'string' ? undefined : gloo.get(bytes);
+      const glooBusbw = glooRounds ? (bytes / (median(allTimes(glooRounds)) / 1000) / 1e9) * factor : null;
       return {
         world_size: worldSize,
         bytes,
@@ -294,10 +340,14 @@ export const allreduceBench: BenchDefinition = {
         star_busbw_gbps: round(starBusbw),
         gloo_busbw_gbps: glooBusbw === null ? null : round(glooBusbw),
         ratio_vs_gloo: glooBusbw === null ? null : round((algbw * factor) / glooBusbw),
+        ratio_vs_gloo_rounds: glooRounds ? roundRatios(ringRounds, glooRounds).map(round) : null,
+        cpu_ms_per_iter: round(cpuPerIteration(ringRounds)),
+        gloo_cpu_ms_per_iter: glooRounds ? round(cpuPerIteration(glooRounds)) : null,
         tcp_gbps: round(tcpGbps),
         chunk_bytes: chunkBytes,
+        jit_warmup: jitWarmup,
       };
     });
-    process.stdout.write(json ? results.map((r) => JSON.stringify(r)).join('\n') + '\n' : formatTable(results, typeof gloo === 'string' ? gloo : undefined) + '\n');
+    process.stdout.write(json ? results.map((r) => JSON.stringify(r)).join('\n') + '\n' : formatTable(results, typeof gloo === 'string' ? gloo : undefined, jitWarmup) + '\n');
   },
 };
