@@ -117,10 +117,12 @@ async function main(): Promise<void> {
     // The ring's buffers are resident in the sum kernel's memory, as the DDP gradient buffer is (kernels/sum.ts).
     const allocate = (elements: number): Float32Array => (algo === 'ring' ? allocateFloat32(elements) : new Float32Array(elements));
     const buffers = sizes.map((bytes) => allocate(bytes / 4).fill(1 / config.worldSize));
-    const warmupBuffer = allocate(JIT_WARMUP_BYTES / 4);
-    for (let iter = 0; iter < jitWarmup; iter++) {
-      await barrier(transport, { step: step++ });
-      await allReduce.run(warmupBuffer, step++);
+    if (jitWarmup > 0) {
+      const warmupBuffer = allocate(JIT_WARMUP_BYTES / 4);
+      for (let iter = 0; iter < jitWarmup; iter++) {
+        await barrier(transport, { step: step++ });
+        await allReduce.run(warmupBuffer, step++);
+      }
     }
     for (let round = 0; round < rounds; round++) {
       if (round > 0) await roundStarted(round);
