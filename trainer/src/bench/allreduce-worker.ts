@@ -7,11 +7,13 @@
  * all-reduce makes few calls, so it takes hundreds of them (a training job
  * runs thousands) before the hot paths are compiled and compiling stops
  * taking CPU from the ranks.
- * Sends `{ algo, bytes, round, timesMs, cpuMs }` to the parent over IPC for
- * every size and round (cpuMs: this process's CPU time, user + system, over the
- * timed all-reduces). Rounds after the first start when the parent sends `{ round }`:
- * the processes stay up (warm, as a training job's are) while the parent runs
- * a baseline in between.
+ * Runs `--rounds` rounds at each size, size after size, and sends
+ * `{ algo, bytes, round, timesMs, cpuMs }` to the parent over IPC after each
+ * (cpuMs: this process's CPU time, user + system, over the timed all-reduces;
+ * the first round at each size also runs --warmup untimed ones). Every round
+ * after the first, and the exit, waits for the parent's go, `{ round: k }`
+ * (k counts rounds over all sizes): the processes stay up (warm, as a
+ * training job's are) while the parent runs a baseline in between.
  *
  * With `--tcp-sink`, it instead listens on a plain TCP port, reports it, and
  * acknowledges each `--tcp-bytes` received (the loopback TCP baseline).
@@ -96,15 +98,18 @@ async function main(): Promise<void> {
   const rounds = Number(values.rounds);
   const jitWarmup = Number(values['jit-warmup']);
   const transport = await rendezvous(config, { listenHost: '127.0.0.1' });
-  const started: number[] = [];
+  let go = 0;
   let wake: (() => void) | undefined;
   const onMessage = (message: { round?: number }): void => {
-    if (typeof message?.round === 'number') started.push(message.round);
+    if (typeof message?.round === 'number') go = Math.max(go, message.round);
     wake?.();
   };
   process.on('message', onMessage);
-  const roundStarted = async (round: number): Promise<void> => {
-    while (!started.includes(round)) await new Promise<void>((resolve) => (wake = resolve));
+  let next = 0;
+  /** Wait for the parent's go for the next round (the first needs none). */
+  const nextRound = async (): Promise<void> => {
+    while (go < next) await new Promise<void>((resolve) => (wake = resolve));
+    next++;
   };
   let step = 0;
   for (const algo of values.algos.split(',')) {
@@ -124,9 +129,9 @@ async function main(): Promise<void> {
         await allReduce.run(warmupBuffer, step++);
       }
     }
-    for (let round = 0; round < rounds; round++) {
-      if (round > 0) await roundStarted(round);
-      for (const [i, bytes] of sizes.entries()) {
+    for (const [i, bytes] of sizes.entries()) {
+      for (let round = 0; round < rounds; round++) {
+        await nextRound();
         const data = buffers[i];
         const warm = round === 0 ? warmup : 0;
         const timesMs: number[] = [];
@@ -148,6 +153,7 @@ async function main(): Promise<void> {
     }
     await allReduce.close();
   }
+  await nextRound();
   process.off('message', onMessage); // the IPC channel must not keep this process alive
   await barrier(transport, { step: step++ });
   await transport.close();

@@ -17,14 +17,15 @@
  * cores, time >= that CPU / cores, and the two compete on CPU alone.
  */
 import { connect } from 'node:net';
-import { execFile, fork } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { fork } from 'node:child_process';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { TrainerError } from '../contract/errors';
 import { DEFAULT_CHUNK_BYTES } from '../collectives/common';
 import type { BenchDefinition } from './bench';
 import { type RankGroup, spawnRankGroup, waitForGroup } from './allreduce-group';
+import { GlooRanks, type RoundTimes } from './gloo';
+
+export type { RoundTimes } from './gloo';
 
 const MIB = 1024 * 1024;
 const DEFAULT_SIZES_MIB = [1, 4, 16, 64];
@@ -32,10 +33,6 @@ const WORKER = join(__dirname, 'allreduce-worker.js');
 const WARMUP = 2;
 /** Untimed all-reduces of 1 MiB each JS algorithm runs first, so that V8 has compiled its hot paths (allreduce-worker.ts). */
 const DEFAULT_JIT_WARMUP = 1000;
-/** From build/trainer/src/bench (compiled) or trainer/src/bench (tsx) to the checkout's tools/. */
-const GLOO_SCRIPT = [join(__dirname, '../../../../tools/bench/gloo_allreduce.py'), join(__dirname, '../../../tools/bench/gloo_allreduce.py')].find((p) => existsSync(p));
-/** Debian's python3-torch installs for the system python. */
-const GLOO_PYTHON = process.env.TENSORFLEET_GLOO_PYTHON ?? '/usr/bin/python3';
 
 interface SizeResult {
   readonly world_size: number;
@@ -72,12 +69,6 @@ interface WorkerReport {
   readonly cpuMs: number;
 }
 
-/** One round at one size: the slowest rank's time per iteration, and the CPU time of all ranks over them. */
-export interface RoundTimes {
-  readonly timesMs: readonly number[];
-  readonly cpuMs: number;
-}
-
 /** Per size, its rounds in order. */
 type Timings = Map<number, RoundTimes[]>;
 
@@ -103,14 +94,15 @@ function median(values: readonly number[]): number {
 type Algo = 'ring' | 'star' | 'plain-ws';
 
 /**
- * Ring and gloo run in this many alternating rounds: this kind of machine's
- * speed drifts by tens of percent over tens of seconds (other tenants), and
- * alternating makes the two see the same drift. The ring's processes stay up
- * between its rounds (as a training job's do) after the JIT warm-up and one
- * untimed warm-up round; gloo, compiled C++, starts afresh each round and
- * skips WARMUP iterations per size.
+ * Ring and gloo run this many alternating rounds at each size, one size
+ * after the other (ring, gloo, ring, gloo, ... at 1 MiB, then at 4 MiB ...):
+ * this kind of machine's speed drifts by tens of percent over seconds (other
+ * tenants), and a ring round and the gloo round after it are a second apart,
+ * so the two see the same drift. The ranks of both stay up for the whole
+ * bench (as a training job's do) and run one untimed round at each size
+ * first; the ring also runs its JIT warm-up before any of it.
  */
-const ROUNDS = 3;
+const ROUNDS = 5;
 
 function iterationsFor(bytes: number, algo: Algo): number {
   const budget = algo === 'ring' ? 1536 * MIB : 128 * MIB;
@@ -120,10 +112,6 @@ function iterationsFor(bytes: number, algo: Algo): number {
 /** Iterations per round for ring and gloo (ROUNDS of them make up iterationsFor). */
 function roundIterations(bytes: number): number {
   return Math.max(3, Math.ceil(iterationsFor(bytes, 'ring') / ROUNDS));
-}
-
-function appendRounds(into: Timings, from: Timings): void {
-  for (const [bytes, rounds] of from) into.set(bytes, [...(into.get(bytes) ?? []), ...rounds]);
 }
 
 const allTimes = (rounds: readonly RoundTimes[]): number[] => rounds.flatMap((r) => r.timesMs);
@@ -142,20 +130,20 @@ export function roundRatios(ours: readonly RoundTimes[], baseline: readonly Roun
 interface AlgoRounds {
   /** Iterations per size per round. @default iterationsFor */
   readonly iterations?: (bytes: number, algo: Algo) => number;
-  /** @default 1 */
+  /** Rounds at each size. @default 1 */
   readonly rounds?: number;
-  /** Runs after each timed round but the last, while the ranks wait. @default - nothing */
-  readonly between?: () => Promise<void>;
-  /** The first round only warms up: its times are dropped. @default false */
+  /** Runs after each round at `bytes` (`timed` false for the warm-up round), while the ranks wait. @default - nothing */
+  readonly after?: (bytes: number, timed: boolean) => Promise<void>;
+  /** The first round at each size only warms up: its times are dropped. @default false */
   readonly warmupRound?: boolean;
   /** Untimed 1 MiB all-reduces before the first round (V8 compiles meanwhile). @default 0 */
   readonly jitWarmup?: number;
 }
 
-/** Resolves once every rank reported every size of `round`; rejects if the group fails first. */
-function roundReported(group: RankGroup, algo: Algo, round: number, sizes: number, failed: Promise<never>): Promise<void> {
+/** Resolves once every rank reported `round` at `bytes`; rejects if the group fails first. */
+function roundReported(group: RankGroup, algo: Algo, bytes: number, round: number, failed: Promise<never>): Promise<void> {
   const done = (): boolean =>
-    group.ranks.every((r) => (r.messages as WorkerReport[]).filter((m) => m.algo === algo && m.round === round).length === sizes);
+    group.ranks.every((r) => (r.messages as WorkerReport[]).some((m) => m.algo === algo && m.bytes === bytes && m.round === round));
   let check = (): void => undefined;
   const reported = new Promise<void>((resolve) => {
     check = () => {
@@ -185,11 +173,17 @@ async function timeAlgo(worldSize: number, sizes: readonly number[], algo: Algo,
   const failed = finished.then(() => Promise.reject(new TrainerError('TRAINER_ERR_PEER_CLOSED', `the ${algo} ranks exited before reporting every round`)));
   failed.catch(() => undefined);
   try {
-    for (let round = 0; round < rounds; round++) {
-      if (round > 0) for (const r of group.ranks) r.child.send({ round });
-      await roundReported(group, algo, round, sizes.length, failed);
-      if (round >= firstTimed && round < rounds - 1) await options.between?.();
+    // Rounds run size by size; each after the first (and the ranks' exit) waits for the go of its number.
+    let next = 0;
+    for (const bytes of sizes) {
+      for (let round = 0; round < rounds; round++) {
+        if (next > 0) for (const r of group.ranks) r.child.send({ round: next });
+        next++;
+        await roundReported(group, algo, bytes, round, failed);
+        await options.after?.(bytes, round >= firstTimed);
+      }
     }
+    for (const r of group.ranks) r.child.send({ round: next });
     await finished;
   } finally {
     group.kill();
@@ -205,24 +199,6 @@ async function timeAlgo(worldSize: number, sizes: readonly number[], algo: Algo,
     perSize.set(bytes, timed);
   }
   return perSize;
-}
-
-/**
- * gloo's per-size times (slowest rank per iteration), or a reason it was not
- * measured: no python3 with torch here, or the script is not in this checkout.
- */
-async function timeGloo(worldSize: number, sizes: readonly number[]): Promise<Timings | string> {
-  if (!GLOO_SCRIPT) return 'tools/bench/gloo_allreduce.py is not in this checkout';
-  const iters = sizes.map(roundIterations);
-  try {
-    const args = [GLOO_SCRIPT, '--world-size', String(worldSize), '--sizes', sizes.join(','), '--iters', iters.join(','), '--warmup', String(WARMUP)];
-    const { stdout } = await promisify(execFile)(GLOO_PYTHON, args, { timeout: 600_000, maxBuffer: 1 << 24 });
-    const rows = stdout.trim().split('\n').map((line) => JSON.parse(line) as { bytes: number; times_ms: number[]; cpu_ms: number });
-    return new Map(rows.map((r) => [r.bytes, [{ timesMs: r.times_ms, cpuMs: r.cpu_ms }]]));
-  } catch (err) {
-    const detail = String((err as { stderr?: string }).stderr ?? (err as Error).message).trim().split('\n').pop();
-    return `${GLOO_PYTHON} could not run it (${detail}); install Debian's python3-torch (make bench does)`;
-  }
 }
 
 /** Loopback TCP throughput (GB/s): this process streams into a forked sink. */
@@ -275,8 +251,8 @@ function formatTable(results: readonly SizeResult[], glooNote: string | undefine
   const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i])).join('  ');
   const first = results[0];
   return [
-    `all-reduce (ring, ws transport) world_size=${first.world_size} chunk=${first.chunk_bytes / 1024} KiB, ring and gloo in ${ROUNDS} alternating rounds; GB/s = 1e9 B/s, busbw = algbw x 2(N-1)/N`,
-    `warm-up: ring, naive and star first run ${jitWarmup} untimed 1 MiB all-reduces (V8 compiles their hot paths), the ring one untimed round; gloo (C++) skips ${WARMUP} iterations`,
+    `all-reduce (ring, ws transport) world_size=${first.world_size} chunk=${first.chunk_bytes / 1024} KiB, ring and gloo in ${ROUNDS} alternating rounds per size; GB/s = 1e9 B/s, busbw = algbw x 2(N-1)/N`,
+    `warm-up: ring, naive and star first run ${jitWarmup} untimed 1 MiB all-reduces (V8 compiles their hot paths); ring and gloo (C++) one untimed round per size`,
     'gloo = PyTorch CPU backend on the same machine; by_round = vs_gloo of each round; cpu_ms = CPU time of all ranks per all-reduce',
     'naive = gather to rank 0 and send back over plain ws + msgpackr; star = the same over our transport',
     line(header),
@@ -302,16 +278,25 @@ export const allreduceBench: BenchDefinition = {
     const jitWarmup = integerFlag(values, 'jit-warmup', DEFAULT_JIT_WARMUP, 0, 100_000);
     const json = values.json === true;
     const sizes = (mib === undefined ? DEFAULT_SIZES_MIB : [mib]).map((m) => m * MIB);
-    let gloo: Timings | string = new Map();
-    const glooRound = async (): Promise<void> => {
-      if (typeof gloo === 'string') return;
-      const times = await timeGloo(worldSize, sizes);
-      if (typeof times === 'string') gloo = times;
-      else appendRounds(gloo, times);
+    const glooRanks = await GlooRanks.start(worldSize);
+    let gloo: Timings | string = typeof glooRanks === 'string' ? glooRanks : new Map();
+    // After each ring round (the ring's ranks wait meanwhile), gloo's round at the same size.
+    const glooRound = async (bytes: number, timed: boolean): Promise<void> => {
+      if (typeof gloo === 'string' || typeof glooRanks === 'string') return;
+      try {
+        const times = await glooRanks.time(bytes, roundIterations(bytes));
+        if (timed) gloo.set(bytes, [...(gloo.get(bytes) ?? []), times]);
+      } catch (err) {
+        gloo = `gloo failed: ${(err as Error).message}`;
+        glooRanks.kill();
+      }
     };
-    // ring round, gloo round, ... : gloo runs while the ring's ranks wait between their rounds, and after the last.
-    const ring = await timeAlgo(worldSize, sizes, 'ring', chunkBytes, { iterations: roundIterations, rounds: ROUNDS, warmupRound: true, between: glooRound, jitWarmup });
-    await glooRound();
+    let ring: Timings;
+    try {
+      ring = await timeAlgo(worldSize, sizes, 'ring', chunkBytes, { iterations: roundIterations, rounds: ROUNDS, warmupRound: true, after: glooRound, jitWarmup });
+    } finally {
+      if (typeof glooRanks !== 'string') await glooRanks.close();
+    }
     const naive = await timeAlgo(worldSize, sizes, 'plain-ws', chunkBytes, { jitWarmup });
     const star = await timeAlgo(worldSize, sizes, 'star', chunkBytes, { jitWarmup });
     const tcpGbps = await tcpThroughput();

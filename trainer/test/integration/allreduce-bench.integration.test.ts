@@ -22,15 +22,28 @@ describe('bench allreduce', () => {
     }
     assert.ok(Math.abs(row.busbw_gbps - row.algbw_gbps) < 1e-3, 'busbw = algbw x 2(N-1)/N = algbw for N=2');
     assert.equal(row.jit_warmup, 20);
-    assert.equal(row.iterations, 3 * 15, 'three timed rounds of 15 iterations at 1 MiB; the warm-up round is not counted');
+    assert.equal(row.iterations, 5 * 9, 'five timed rounds of 9 iterations at 1 MiB; the warm-up round is not counted');
     // gloo runs where a python3 with torch is installed (make bench-deps), not in CI.
     if (row.gloo_busbw_gbps === null) {
       assert.equal(row.ratio_vs_gloo_rounds, null);
       assert.equal(row.gloo_cpu_ms_per_iter, null);
     } else {
-      assert.equal(row.ratio_vs_gloo_rounds?.length, 3, 'one ratio per round');
+      assert.equal(row.ratio_vs_gloo_rounds?.length, 5, 'one ratio per round');
       assert.ok(row.gloo_cpu_ms_per_iter > 0);
     }
+  });
+
+  test('without gloo it still prints the table, saying why gloo was not measured', async () => {
+    const env = { ...process.env, TENSORFLEET_GLOO_PYTHON: '/nonexistent/python3' };
+    const { stdout } = await execFileAsync(process.execPath, [CLI_JS, 'bench', 'allreduce', '--world-size', '2', '--mib', '1', '--jit-warmup', '0'], { timeout: 60_000, env });
+    const lines = stdout.trim().split('\n');
+    assert.match(lines[0], /ring and gloo in 5 alternating rounds per size/);
+    const row = lines.find((line) => line.trimStart().startsWith('1 MiB'));
+    assert.ok(row, stdout);
+    const cells = row.trim().split(/\s+/); // '1', 'MiB', iters, median_ms, algbw, busbw, gloo_busbw, vs_gloo, by_round, cpu_ms, gloo_cpu_ms, ...
+    assert.deepEqual([cells[6], cells[7], cells[8], cells[10]], ['-', '-', '-', '-'], 'gloo_busbw, vs_gloo, by_round and gloo_cpu_ms are empty');
+    assert.ok(Number(cells[9]) > 0, `cpu_ms = ${cells[9]}`);
+    assert.equal(lines.at(-1), "gloo not measured: /nonexistent/python3 could not run it (spawn /nonexistent/python3 ENOENT); install Debian's python3-torch (make bench does)");
   });
 
   test('pairs each ring round with the gloo round after it, and spreads CPU time over every iteration', () => {
