@@ -7,13 +7,14 @@
  * all-reduce makes few calls, so it takes hundreds of them (a training job
  * runs thousands) before the hot paths are compiled and compiling stops
  * taking CPU from the ranks.
- * Runs `--rounds` rounds at each size, size after size, and sends
- * `{ algo, bytes, round, timesMs, cpuMs }` to the parent over IPC after each
- * (cpuMs: this process's CPU time, user + system, over the timed all-reduces;
- * the first round at each size also runs --warmup untimed ones). Every round
- * after the first, and the exit, waits for the parent's go, `{ round: k }`
- * (k counts rounds over all sizes): the processes stay up (warm, as a
- * training job's are) while the parent runs a baseline in between.
+ * After its JIT warm-up it sends `{ ready: algo }`. It then runs `--rounds`
+ * rounds at each size, size after size, each when the parent sends its go,
+ * `{ round: k }` (k counts rounds over all sizes from 1; k = their number
+ * + 1 lets the process exit), and after each sends `{ algo, bytes, round,
+ * timesMs, cpuMs }` (cpuMs: this process's CPU time, user + system, over the
+ * timed all-reduces; the first round at each size also runs --warmup untimed
+ * ones). The processes stay up (warm, as a training job's are) while the
+ * parent times others in between (allreduce.ts, algo-ranks.ts).
  *
  * With `--tcp-sink`, it instead listens on a plain TCP port, reports it, and
  * acknowledges each `--tcp-bytes` received (the loopback TCP baseline).
@@ -106,10 +107,10 @@ async function main(): Promise<void> {
   };
   process.on('message', onMessage);
   let next = 0;
-  /** Wait for the parent's go for the next round (the first needs none). */
+  /** Wait for the parent's go for the next round (or the exit). */
   const nextRound = async (): Promise<void> => {
-    while (go < next) await new Promise<void>((resolve) => (wake = resolve));
     next++;
+    while (go < next) await new Promise<void>((resolve) => (wake = resolve));
   };
   let step = 0;
   for (const algo of values.algos.split(',')) {
@@ -129,6 +130,7 @@ async function main(): Promise<void> {
         await allReduce.run(warmupBuffer, step++);
       }
     }
+    await send({ ready: algo });
     for (const [i, bytes] of sizes.entries()) {
       for (let round = 0; round < rounds; round++) {
         await nextRound();

@@ -11,6 +11,7 @@
  *  - gloo, PyTorch's CPU backend, through tools/bench/gloo_allreduce.py, when
  *    a python3 with torch is there (Debian's python3-torch; make bench installs it).
  *
+ * The algorithms take turns round by round at each size (see ROUNDS).
  * algbw = bytes / time (GB/s = 1e9 B/s); busbw = algbw x 2(N-1)/N (nccl-tests).
  * Ring and gloo also report their ratio round by round (how far the machine
  * drifted) and the CPU time of all ranks per all-reduce: when ranks outnumber
@@ -22,7 +23,7 @@ import { join } from 'node:path';
 import { TrainerError } from '../contract/errors';
 import { DEFAULT_CHUNK_BYTES } from '../collectives/common';
 import type { BenchDefinition } from './bench';
-import { type RankGroup, spawnRankGroup, waitForGroup } from './allreduce-group';
+import { AlgoRanks, type Timings } from './algo-ranks';
 import { GlooRanks, type RoundTimes } from './gloo';
 
 export type { RoundTimes } from './gloo';
@@ -61,17 +62,6 @@ interface SizeResult {
   readonly jit_warmup: number;
 }
 
-interface WorkerReport {
-  readonly algo: string;
-  readonly bytes: number;
-  readonly round: number;
-  readonly timesMs: number[];
-  readonly cpuMs: number;
-}
-
-/** Per size, its rounds in order. */
-type Timings = Map<number, RoundTimes[]>;
-
 function fail(flag: string, raw: unknown, allowed: string): never {
   throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `bench allreduce: --${flag} must be ${allowed}, got ${JSON.stringify(raw)}`);
 }
@@ -94,13 +84,13 @@ function median(values: readonly number[]): number {
 type Algo = 'ring' | 'star' | 'plain-ws';
 
 /**
- * Ring and gloo run this many alternating rounds at each size, one size
- * after the other (ring, gloo, ring, gloo, ... at 1 MiB, then at 4 MiB ...):
- * this kind of machine's speed drifts by tens of percent over seconds (other
- * tenants), and a ring round and the gloo round after it are a second apart,
- * so the two see the same drift. The ranks of both stay up for the whole
- * bench (as a training job's do) and run one untimed round at each size
- * first; the ring also runs its JIT warm-up before any of it.
+ * Rounds at each size. Sizes run one after the other; at each, ring, gloo,
+ * naive and star take turns round by round (ring, gloo, naive, star, ring,
+ * ...): this kind of machine's speed drifts by tens of percent over seconds
+ * (other tenants), and the rounds compared are seconds apart, so they see the
+ * same drift. The ranks of every algorithm stay up for the whole bench (as a
+ * training job's do); ring and gloo also run one untimed round at each size
+ * first, the JS algorithms their JIT warm-up before anything is timed.
  */
 const ROUNDS = 5;
 
@@ -112,6 +102,11 @@ function iterationsFor(bytes: number, algo: Algo): number {
 /** Iterations per round for ring and gloo (ROUNDS of them make up iterationsFor). */
 function roundIterations(bytes: number): number {
   return Math.max(3, Math.ceil(iterationsFor(bytes, 'ring') / ROUNDS));
+}
+
+/** Iterations per round for the naive and star baselines (slow at large sizes: one per round at 64 MiB). */
+function baselineRoundIterations(algo: Algo): (bytes: number) => number {
+  return (bytes) => Math.max(1, Math.ceil(iterationsFor(bytes, algo) / ROUNDS));
 }
 
 const allTimes = (rounds: readonly RoundTimes[]): number[] => rounds.flatMap((r) => r.timesMs);
@@ -127,78 +122,20 @@ export function roundRatios(ours: readonly RoundTimes[], baseline: readonly Roun
   return ours.slice(0, baseline.length).map((round, i) => median(baseline[i].timesMs) / median(round.timesMs));
 }
 
-interface AlgoRounds {
-  /** Iterations per size per round. @default iterationsFor */
-  readonly iterations?: (bytes: number, algo: Algo) => number;
-  /** Rounds at each size. @default 1 */
-  readonly rounds?: number;
-  /** Runs after each round at `bytes` (`timed` false for the warm-up round), while the ranks wait. @default - nothing */
-  readonly after?: (bytes: number, timed: boolean) => Promise<void>;
-  /** The first round at each size only warms up: its times are dropped. @default false */
-  readonly warmupRound?: boolean;
-  /** Untimed 1 MiB all-reduces before the first round (V8 compiles meanwhile). @default 0 */
-  readonly jitWarmup?: number;
-}
-
-/** Resolves once every rank reported `round` at `bytes`; rejects if the group fails first. */
-function roundReported(group: RankGroup, algo: Algo, bytes: number, round: number, failed: Promise<never>): Promise<void> {
-  const done = (): boolean =>
-    group.ranks.every((r) => (r.messages as WorkerReport[]).some((m) => m.algo === algo && m.bytes === bytes && m.round === round));
-  let check = (): void => undefined;
-  const reported = new Promise<void>((resolve) => {
-    check = () => {
-      if (done()) resolve();
-    };
-    for (const r of group.ranks) r.child.on('message', check);
-    check();
-  });
-  return Promise.race([reported, failed]).finally(() => {
-    for (const r of group.ranks) r.child.off('message', check);
-  });
-}
-
-/** Per size, per timed round: every iteration's slowest-rank time, and the CPU time of all ranks. */
-async function timeAlgo(worldSize: number, sizes: readonly number[], algo: Algo, chunkBytes: number, options: AlgoRounds = {}): Promise<Timings> {
-  const iters = sizes.map((b) => (options.iterations ?? iterationsFor)(b, algo));
-  const firstTimed = options.warmupRound ? 1 : 0;
-  const rounds = (options.rounds ?? 1) + firstTimed;
-  const group = await spawnRankGroup({
+function startAlgo(worldSize: number, sizes: readonly number[], algo: Algo, chunkBytes: number, jitWarmup: number): Promise<AlgoRanks> {
+  const ring = algo === 'ring';
+  return AlgoRanks.start({
     entry: WORKER,
     worldSize,
-    timeoutMs: 120_000,
-    inheritStderr: false,
-    args: ['--sizes', sizes.join(','), '--iters', iters.join(','), '--warmup', String(WARMUP), '--algos', algo, '--chunk-bytes', String(chunkBytes), '--rounds', String(rounds), '--jit-warmup', String(options.jitWarmup ?? 0)],
+    algo,
+    sizes,
+    iterations: ring ? roundIterations : baselineRoundIterations(algo),
+    rounds: ROUNDS,
+    warmupRound: ring,
+    warmupIterations: WARMUP,
+    jitWarmup,
+    chunkBytes,
   });
-  const finished = waitForGroup(group, 1_200_000);
-  const failed = finished.then(() => Promise.reject(new TrainerError('TRAINER_ERR_PEER_CLOSED', `the ${algo} ranks exited before reporting every round`)));
-  failed.catch(() => undefined);
-  try {
-    // Rounds run size by size; each after the first (and the ranks' exit) waits for the go of its number.
-    let next = 0;
-    for (const bytes of sizes) {
-      for (let round = 0; round < rounds; round++) {
-        if (next > 0) for (const r of group.ranks) r.child.send({ round: next });
-        next++;
-        await roundReported(group, algo, bytes, round, failed);
-        await options.after?.(bytes, round >= firstTimed);
-      }
-    }
-    for (const r of group.ranks) r.child.send({ round: next });
-    await finished;
-  } finally {
-    group.kill();
-  }
-  const perSize: Timings = new Map();
-  for (const [i, bytes] of sizes.entries()) {
-    const timed: RoundTimes[] = [];
-    for (let round = firstTimed; round < rounds; round++) {
-      const reports = group.ranks.map((r) => (r.messages as WorkerReport[]).find((m) => m.bytes === bytes && m.algo === algo && m.round === round));
-      const timesMs = Array.from({ length: iters[i] }, (_, iter) => Math.max(...reports.map((r) => r?.timesMs[iter] ?? Number.NaN)));
-      timed.push({ timesMs, cpuMs: reports.reduce((sum, r) => sum + (r?.cpuMs ?? Number.NaN), 0) });
-    }
-    perSize.set(bytes, timed);
-  }
-  return perSize;
 }
 
 /** Loopback TCP throughput (GB/s): this process streams into a forked sink. */
@@ -251,7 +188,7 @@ function formatTable(results: readonly SizeResult[], glooNote: string | undefine
   const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i])).join('  ');
   const first = results[0];
   return [
-    `all-reduce (ring, ws transport) world_size=${first.world_size} chunk=${first.chunk_bytes / 1024} KiB, ring and gloo in ${ROUNDS} alternating rounds per size; GB/s = 1e9 B/s, busbw = algbw x 2(N-1)/N`,
+    `all-reduce (ring, ws transport) world_size=${first.world_size} chunk=${first.chunk_bytes / 1024} KiB, ring, gloo, naive and star take turns in ${ROUNDS} rounds per size; GB/s = 1e9 B/s, busbw = algbw x 2(N-1)/N`,
     `warm-up: ring, naive and star first run ${jitWarmup} untimed 1 MiB all-reduces (V8 compiles their hot paths); ring and gloo (C++) one untimed round per size`,
     'gloo = PyTorch CPU backend on the same machine; by_round = vs_gloo of each round; cpu_ms = CPU time of all ranks per all-reduce',
     'naive = gather to rank 0 and send back over plain ws + msgpackr; star = the same over our transport',
@@ -278,9 +215,11 @@ export const allreduceBench: BenchDefinition = {
     const jitWarmup = integerFlag(values, 'jit-warmup', DEFAULT_JIT_WARMUP, 0, 100_000);
     const json = values.json === true;
     const sizes = (mib === undefined ? DEFAULT_SIZES_MIB : [mib]).map((m) => m * MIB);
+    // gloo first (its ranks take seconds to import torch), then the JS algorithms, whose JIT warm-ups overlap.
     const glooRanks = await GlooRanks.start(worldSize);
+    const algos: AlgoRanks[] = [];
     let gloo: Timings | string = typeof glooRanks === 'string' ? glooRanks : new Map();
-    // After each ring round (the ring's ranks wait meanwhile), gloo's round at the same size.
+    /** gloo's round at `bytes` (while the JS ranks wait). */
     const glooRound = async (bytes: number, timed: boolean): Promise<void> => {
       if (typeof gloo === 'string' || typeof glooRanks === 'string') return;
       try {
@@ -291,14 +230,31 @@ export const allreduceBench: BenchDefinition = {
         glooRanks.kill();
       }
     };
-    let ring: Timings;
+    let ringRanks: AlgoRanks, naiveRanks: AlgoRanks, starRanks: AlgoRanks;
     try {
-      ring = await timeAlgo(worldSize, sizes, 'ring', chunkBytes, { iterations: roundIterations, rounds: ROUNDS, warmupRound: true, after: glooRound, jitWarmup });
+      const started = await Promise.allSettled((['ring', 'plain-ws', 'star'] as const).map((algo) => startAlgo(worldSize, sizes, algo, chunkBytes, jitWarmup)));
+      for (const s of started) if (s.status === 'fulfilled') algos.push(s.value);
+      const failure = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+      if (failure) throw failure.reason;
+      [ringRanks, naiveRanks, starRanks] = algos;
+      for (const bytes of sizes) {
+        await ringRanks.round(bytes);
+        await glooRound(bytes, false);
+        for (let round = 0; round < ROUNDS; round++) {
+          await ringRanks.round(bytes);
+          await glooRound(bytes, true);
+          await naiveRanks.round(bytes);
+          await starRanks.round(bytes);
+        }
+      }
+      for (const ranks of algos) await ranks.close();
     } finally {
+      for (const ranks of algos) ranks.kill();
       if (typeof glooRanks !== 'string') await glooRanks.close();
     }
-    const naive = await timeAlgo(worldSize, sizes, 'plain-ws', chunkBytes, { jitWarmup });
-    const star = await timeAlgo(worldSize, sizes, 'star', chunkBytes, { jitWarmup });
+    const ring = ringRanks.timings();
+    const naive = naiveRanks.timings();
+    const star = starRanks.timings();
     const tcpGbps = await tcpThroughput();
     const factor = (2 * (worldSize - 1)) / worldSize;
     const results: SizeResult[] = sizes.map((bytes) => {

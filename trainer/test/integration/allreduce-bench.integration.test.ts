@@ -37,7 +37,7 @@ describe('bench allreduce', () => {
     const env = { ...process.env, TENSORFLEET_GLOO_PYTHON: '/nonexistent/python3' };
     const { stdout } = await execFileAsync(process.execPath, [CLI_JS, 'bench', 'allreduce', '--world-size', '2', '--mib', '1', '--jit-warmup', '0'], { timeout: 60_000, env });
     const lines = stdout.trim().split('\n');
-    assert.match(lines[0], /ring and gloo in 5 alternating rounds per size/);
+    assert.match(lines[0], /ring, gloo, naive and star take turns in 5 rounds per size/);
     const row = lines.find((line) => line.trimStart().startsWith('1 MiB'));
     assert.ok(row, stdout);
     const cells = row.trim().split(/\s+/); // '1', 'MiB', iters, median_ms, algbw, busbw, gloo_busbw, vs_gloo, by_round, cpu_ms, gloo_cpu_ms, ...
