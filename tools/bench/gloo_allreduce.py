@@ -4,14 +4,14 @@
 
 Spawns N processes on 127.0.0.1 (torch.distributed, backend gloo) that stay
 up, as the bench's ring ranks do, prints {"ready": true} once every rank
-joined the group, and times blocks of all-reduces on request:
+joined the group, and times rounds of all-reduces on request:
 each line on stdin, {"bytes": B, "iters": K}, runs K timed dist.all_reduce(SUM)
-of a float32 tensor of B bytes (kept per size; its first block also runs
+of a float32 tensor of B bytes (kept per size; its first round also runs
 --warmup untimed ones), each after a barrier, as the Node bench does, and
 prints one JSON line, {"bytes": B, "times_ms": [...], "cpu_ms": ...}: per
 iteration the slowest rank's time, and the CPU time (user + system, all
-threads) of all ranks over the block. End of stdin ends the ranks. Between
-blocks the ranks wait (the bench times its own ring meanwhile). Needs
+threads) of all ranks over the round. End of stdin ends the ranks. Between
+rounds the ranks wait (the bench times the JS algorithms meanwhile). Needs
 Debian's python3-torch (make bench installs it).
 """
 import argparse
