@@ -56,6 +56,8 @@ export class GlooRanks {
       this.waiting = undefined;
     });
     child.stderr.on('data', (chunk: Buffer) => (this.stderr = (this.stderr + chunk.toString()).slice(-4096)));
+    // A write to ranks that died fails with EPIPE; their exit, reported below, says why.
+    child.stdin.on('error', () => undefined);
     const end = (why: string): void => {
       this.ended ??= new Error(this.stderr.trim().split('\n').pop() || why);
       this.waiting?.reject(this.ended);
