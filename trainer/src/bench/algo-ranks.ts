@@ -104,16 +104,15 @@ export class AlgoRanks {
 
   /** Per size, the timed rounds: every iteration's slowest-rank time, and the CPU time of all ranks. */
   timings(): Timings {
-    const { algo, sizes, iterations } = this.options;
+    const { algo, iterations, warmupRound } = this.options;
     const perSize: Timings = new Map();
-    for (const { bytes, round } of this.order) {
-      if (this.options.warmupRound && round === 0) continue;
-      const reports = this.group.ranks.map((r) => (r.messages as WorkerReport[]).find((m) => m.bytes === bytes && m.algo === algo && m.round === round));
-      if (reports.some((r) => r === undefined)) continue;
-      const timesMs = Array.from({ length: iterations(bytes) }, (_, iter) => Math.max(...reports.map((r) => r!.timesMs[iter])));
-      perSize.set(bytes, [...(perSize.get(bytes) ?? []), { timesMs, cpuMs: reports.reduce((sum, r) => sum + r!.cpuMs, 0) }]);
+    for (const { bytes, round } of this.order.slice(0, this.started)) {
+      if (warmupRound && round === 0) continue;
+      // round() waited for every rank's report of each round it started.
+      const reports = this.group.ranks.map((r) => (r.messages as WorkerReport[]).find((m) => m.bytes === bytes && m.algo === algo && m.round === round)!);
+      const timesMs = Array.from({ length: iterations(bytes) }, (_, iter) => Math.max(...reports.map((r) => r.timesMs[iter])));
+      perSize.set(bytes, [...(perSize.get(bytes) ?? []), { timesMs, cpuMs: reports.reduce((sum, r) => sum + r.cpuMs, 0) }]);
     }
-    for (const bytes of sizes) if (!perSize.has(bytes)) perSize.set(bytes, []);
     return perSize;
   }
 

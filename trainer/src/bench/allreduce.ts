@@ -189,7 +189,7 @@ function formatTable(results: readonly SizeResult[], glooNote: string | undefine
   const first = results[0];
   return [
     `all-reduce (ring, ws transport) world_size=${first.world_size} chunk=${first.chunk_bytes / 1024} KiB, ring, gloo, naive and star take turns in ${ROUNDS} rounds per size; GB/s = 1e9 B/s, busbw = algbw x 2(N-1)/N`,
-    `warm-up: ring, naive and star first run ${jitWarmup} untimed 1 MiB all-reduces (V8 compiles their hot paths); ring and gloo (C++) one untimed round per size`,
+    `warm-up: ring, naive and star first run ${jitWarmup} untimed 1 MiB all-reduces (V8 compiles their hot paths); at each size ring and gloo (C++) one untimed round, every algorithm ${WARMUP} untimed iterations`,
     'gloo = PyTorch CPU backend on the same machine; by_round = vs_gloo of each round; cpu_ms = CPU time of all ranks per all-reduce',
     'naive = gather to rank 0 and send back over plain ws + msgpackr; star = the same over our transport',
     line(header),
@@ -216,7 +216,7 @@ export const allreduceBench: BenchDefinition = {
     const json = values.json === true;
     const sizes = (mib === undefined ? DEFAULT_SIZES_MIB : [mib]).map((m) => m * MIB);
     // gloo first (its ranks take seconds to import torch), then the JS algorithms, whose JIT warm-ups overlap.
-    const glooRanks = await GlooRanks.start(worldSize);
+    const glooRanks = await GlooRanks.start(worldSize, WARMUP);
     const algos: AlgoRanks[] = [];
     let gloo: Timings | string = typeof glooRanks === 'string' ? glooRanks : new Map();
     /** gloo's round at `bytes` (while the JS ranks wait). */

@@ -13,8 +13,6 @@ import { createInterface } from 'node:readline';
 const GLOO_SCRIPT = [join(__dirname, '../../../../tools/bench/gloo_allreduce.py'), join(__dirname, '../../../tools/bench/gloo_allreduce.py')].find((p) => existsSync(p));
 /** Debian's python3-torch installs for the system python. */
 const GLOO_PYTHON = process.env.TENSORFLEET_GLOO_PYTHON ?? '/usr/bin/python3';
-/** Untimed all-reduces in the first round at each size. */
-const GLOO_WARMUP = 2;
 const BLOCK_TIMEOUT_MS = 600_000;
 
 /** One round at one size: the slowest rank's time per iteration, and the CPU time of all ranks over them. */
@@ -27,12 +25,13 @@ export class GlooRanks {
   /**
    * Start `worldSize` gloo ranks and wait until they joined their group; or
    * say why gloo cannot run here (no python3 with torch, or the script is
-   * not in this checkout).
+   * not in this checkout). The first round at each size also runs
+   * `warmupIterations` untimed all-reduces.
    */
-  static async start(worldSize: number): Promise<GlooRanks | string> {
+  static async start(worldSize: number, warmupIterations: number): Promise<GlooRanks | string> {
     if (!GLOO_SCRIPT) return 'tools/bench/gloo_allreduce.py is not in this checkout';
     // Its own process group, so that kill() takes the rank processes with it.
-    const child = spawn(GLOO_PYTHON, [GLOO_SCRIPT, '--world-size', String(worldSize), '--warmup', String(GLOO_WARMUP)], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    const child = spawn(GLOO_PYTHON, [GLOO_SCRIPT, '--world-size', String(worldSize), '--warmup', String(warmupIterations)], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     const ranks = new GlooRanks(child);
     try {
       const ready = JSON.parse(await ranks.nextLine()) as { ready?: boolean };
