@@ -108,7 +108,7 @@ export const fedavgBench: BenchDefinition = {
       const parts = partitionAll({ labels: train.labels, numClients: NUM_CLIENTS, scheme: partition, seed });
       const clientIds = parts.map((_, k) => String(k));
       const testIndices = Int32Array.from({ length: test.count }, (_, i) => i);
-      const model = buildTwoNN([train.height, train.width, train.channels], train.numClasses, seed);
+      const model = buildTwoNN(train.featureShape, train.numClasses, seed);
       const strategy = new FedAvg({
         fractionFit: FRACTION_FIT,
         minFitClients: Math.round(FRACTION_FIT * NUM_CLIENTS),

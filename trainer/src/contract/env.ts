@@ -13,8 +13,27 @@ import { PATHS } from './paths';
 export const ROLES = ['ddp', 'fl-server', 'fl-client', 'split-server', 'split-client', 'api'] as const;
 export type Role = (typeof ROLES)[number];
 
-export const DATASETS = ['mnist', 'fashion-mnist', 'cifar10'] as const;
+/** The built-in benchmark datasets: shorthands for their format, files and public mirror. */
+export const BUILTIN_DATASETS = ['mnist', 'fashion-mnist', 'cifar10'] as const;
+export type BuiltinDatasetName = (typeof BUILTIN_DATASETS)[number];
+/**
+ * Formats users hold their own data in: `idx` (gzipped or plain IDX files under MNIST's file
+ * names, any count and size), `csv` (a header row, numeric features, one label column), `npz`
+ * (NumPy, Keras's x_train/y_train/x_test/y_test layout), `image-folder` (one sub-folder of
+ * PNG/JPEG files per class).
+ */
+export const DATASET_FORMATS = ['idx', 'csv', 'npz', 'image-folder'] as const;
+export type DatasetFormat = (typeof DATASET_FORMATS)[number];
+/** What `dataset_type` takes: a built-in dataset or a format of the user's own data. */
+export const DATASETS = [...BUILTIN_DATASETS, ...DATASET_FORMATS] as const;
 export type DatasetName = (typeof DATASETS)[number];
+
+/** classification: cross-entropy, accuracy; regression: mean squared error, RMSE, MAE and R². */
+export const TASKS = ['classification', 'regression'] as const;
+export type Task = (typeof TASKS)[number];
+
+/** The placeholder a federated client replaces with its index in a dataset URI (per-site data). */
+export const CLIENT_PLACEHOLDER = '{client}';
 
 export const MODELS = ['mlp', 'cnn', 'resnet'] as const;
 export type ModelName = (typeof MODELS)[number];
@@ -74,8 +93,15 @@ export const ENV = {
   timeoutMs: 'TENSORFLEET_TIMEOUT_MS',
   dataset: 'TENSORFLEET_DATASET',
   datasetUri: 'TENSORFLEET_DATASET_URI',
+  testDatasetUri: 'TENSORFLEET_TEST_DATASET_URI',
   datasetSize: 'TENSORFLEET_DATASET_SIZE',
+  labelColumn: 'TENSORFLEET_LABEL_COLUMN',
+  featureColumns: 'TENSORFLEET_FEATURE_COLUMNS',
+  testFraction: 'TENSORFLEET_TEST_FRACTION',
+  imageSize: 'TENSORFLEET_IMAGE_SIZE',
+  task: 'TENSORFLEET_TASK',
   model: 'TENSORFLEET_MODEL',
+  modelUri: 'TENSORFLEET_MODEL_URI',
   epochs: 'TENSORFLEET_EPOCHS',
   batchSize: 'TENSORFLEET_BATCH_SIZE',
   learningRate: 'TENSORFLEET_LEARNING_RATE',
@@ -107,6 +133,7 @@ export const ENV = {
   dirichletAlpha: 'TENSORFLEET_FL_DIRICHLET_ALPHA',
   // Split learning (split-server / split-client).
   cutLayer: 'TENSORFLEET_SPLIT_CUT_LAYER',
+  cutLayerName: 'TENSORFLEET_SPLIT_CUT_LAYER_NAME',
   splitMode: 'TENSORFLEET_SPLIT_MODE',
   noiseSigma: 'TENSORFLEET_SPLIT_NOISE_SIGMA',
   afterDone: 'TENSORFLEET_AFTER_DONE',
@@ -143,12 +170,34 @@ export interface TrainerConfig {
   readonly maxPayloadBytes: number;
   /** Timeout of every wait (connect, collective step, round). */
   readonly timeoutMs: number;
+  /** A built-in dataset, or the format of the user's own data (see {@link DATASETS}). */
   readonly dataset: DatasetName;
-  /** file path, http(s):// or s3:// location of the dataset files. */
+  /**
+   * Absolute path, file://, http(s):// or s3:// location of the dataset: the folder of a built-in
+   * dataset's or an `idx`/`image-folder` dataset's files, or the `csv`/`npz` file itself. A
+   * federated client replaces {@link CLIENT_PLACEHOLDER} with its index (each site its own data).
+   */
   readonly datasetUri?: string;
+  /** The test split as a file or folder of its own (`csv`, `npz`, `image-folder`); else a holdout of the training data. */
+  readonly testDatasetUri?: string;
   /** Train on this many examples (0 = all). */
   readonly datasetSize: number;
+  /** `csv`: the column holding the label (class names or integers) or, for regression, the target. */
+  readonly labelColumn?: string;
+  /** `csv`: the feature columns, comma-separated. @default - every column but the label */
+  readonly featureColumns?: string;
+  /** Share of the examples held out (seeded, stratified) as the test split when there is no test file. */
+  readonly testFraction: number;
+  /** `image-folder`: images are resized to this, `<height>x<width>` or one side for both. */
+  readonly imageSize: string;
+  readonly task: Task;
+  /** A built-in architecture; ignored when {@link modelUri} is set. */
   readonly model: ModelName;
+  /**
+   * The user's own TensorFlow.js LayersModel: the location of its model.json (absolute path,
+   * file://, http(s)://, s3://, or runs:/<run_id>/<path> of the MLflow tracking server).
+   */
+  readonly modelUri?: string;
   readonly epochs: number;
   readonly batchSize: number;
   readonly learningRate: number;
@@ -197,6 +246,8 @@ export interface TrainerConfig {
   // Split learning. worldSize is the number of clients and rank a client's index.
   /** Layers of the model on the client (the rest, minus a U-shaped head, on the server). */
   readonly cutLayer: number;
+  /** The name of the last layer on the client (instead of {@link cutLayer}'s count). */
+  readonly cutLayerName?: string;
   readonly splitMode: SplitMode;
   /** Standard deviation of Gaussian noise added to the smashed data (0 = none). */
   readonly noiseSigma: number;
@@ -291,6 +342,57 @@ function datasetLocation(raw: string): Parsed<string> {
     : { ok: false, allowed: 'an absolute path or an http://, https://, s3:// or file:// URL' };
 }
 
+/** A dataset location: an absolute path or URL; {@link CLIENT_PLACEHOLDER} may stand in it. */
+function datasetTemplate(raw: string): Parsed<string> {
+  return datasetLocation(raw.split(CLIENT_PLACEHOLDER).join('0')).ok
+    ? { ok: true, value: raw }
+    : { ok: false, allowed: `an absolute path or an http://, https://, s3:// or file:// URL (${CLIENT_PLACEHOLDER} may stand for the client index)` };
+}
+
+function modelLocation(raw: string): Parsed<string> {
+  if (/^runs:\/[^/\s]+\/\S+$/.test(raw)) return { ok: true, value: raw };
+  return datasetLocation(raw).ok
+    ? { ok: true, value: raw }
+    : { ok: false, allowed: "an absolute path, an http://, https://, s3:// or file:// URL, or runs:/<run_id>/<path> of a model.json" };
+}
+
+/** A comma list of column names, none empty. */
+function columnList(raw: string): Parsed<string> {
+  const names = raw.split(',').map((n) => n.trim());
+  return names.every((n) => n !== '') && new Set(names).size === names.length
+    ? { ok: true, value: names.join(',') }
+    : { ok: false, allowed: 'a comma-separated list of distinct, non-empty column names' };
+}
+
+function testShare(raw: string): Parsed<number> {
+  const value = Number(raw);
+  return raw.trim() !== '' && value > 0 && value < 1 ? { ok: true, value } : { ok: false, allowed: 'a number in (0, 1)' };
+}
+
+/** `<height>x<width>` or one side, each from 1 to 4096. */
+function imageSize(raw: string): Parsed<string> {
+  const match = /^(\d{1,4})(?:x(\d{1,4}))?$/.exec(raw.trim());
+  const sides = match ? [Number(match[1]), Number(match[2] ?? match[1])] : [];
+  return sides.length === 2 && sides.every((n) => n >= 1 && n <= 4096)
+    ? { ok: true, value: `${sides[0]}x${sides[1]}` }
+    : { ok: false, allowed: 'an image size <height>x<width> or <side>, each from 1 to 4096' };
+}
+
+/** A Keras/tfjs layer name. */
+function layerName(raw: string): Parsed<string> {
+  return /^[A-Za-z0-9_][A-Za-z0-9_.\/-]{0,127}$/.test(raw)
+    ? { ok: true, value: raw }
+    : { ok: false, allowed: 'a layer name (letters, digits, _, ., / and -, at most 128 characters)' };
+}
+
+/** Height and width of a {@link TrainerConfig.imageSize} value. */
+export function parseImageSize(value: string): readonly [number, number] {
+  const parsed = imageSize(value);
+  if (!parsed.ok) throw new TrainerEnvError([`${ENV.imageSize} must be ${parsed.allowed}, got ${JSON.stringify(value)}`]);
+  const [h, w] = parsed.value.split('x').map(Number);
+  return [h, w];
+}
+
 const PORT = int(1, 65535);
 const FL: readonly Role[] = ['fl-server', 'fl-client'];
 const SPLIT: readonly Role[] = ['split-server', 'split-client'];
@@ -312,9 +414,16 @@ const FIELDS: { [K in keyof TrainerConfig]-?: Field<K> } = {
   maxPayloadBytes: { key: 'maxPayloadBytes', parse: int(1024, 2 ** 31 - 1), fallback: DEFAULT_MAX_PAYLOAD_BYTES },
   timeoutMs: { key: 'timeoutMs', parse: int(1), fallback: 60_000 },
   dataset: { key: 'dataset', parse: oneOf(DATASETS), fallback: 'mnist' },
-  datasetUri: { key: 'datasetUri', parse: datasetLocation },
+  datasetUri: { key: 'datasetUri', parse: datasetTemplate },
+  testDatasetUri: { key: 'testDatasetUri', parse: datasetLocation },
   datasetSize: { key: 'datasetSize', parse: int(0), fallback: 0 },
+  labelColumn: { key: 'labelColumn', parse: nonEmpty },
+  featureColumns: { key: 'featureColumns', parse: columnList },
+  testFraction: { key: 'testFraction', parse: testShare, fallback: 0.2 },
+  imageSize: { key: 'imageSize', parse: imageSize, fallback: '28x28' },
+  task: { key: 'task', parse: oneOf(TASKS), fallback: 'classification' },
   model: { key: 'model', parse: oneOf(MODELS), fallback: 'mlp' },
+  modelUri: { key: 'modelUri', parse: modelLocation },
   epochs: { key: 'epochs', parse: int(1, 100_000), fallback: 1 },
   batchSize: { key: 'batchSize', parse: int(1, 1 << 20), fallback: 64 },
   learningRate: { key: 'learningRate', parse: positiveNumber, fallback: 0.01 },
@@ -344,6 +453,7 @@ const FIELDS: { [K in keyof TrainerConfig]-?: Field<K> } = {
   partition: { key: 'partition', parse: oneOf(PARTITIONS), fallback: 'iid', roles: FL },
   dirichletAlpha: { key: 'dirichletAlpha', parse: positiveNumber, fallback: 0.5, roles: FL },
   cutLayer: { key: 'cutLayer', parse: int(1, 1000), fallback: 1, roles: SPLIT },
+  cutLayerName: { key: 'cutLayerName', parse: layerName, roles: SPLIT },
   splitMode: { key: 'splitMode', parse: oneOf(SPLIT_MODES), fallback: 'vanilla', roles: SPLIT },
   noiseSigma: { key: 'noiseSigma', parse: nonNegative, fallback: 0, roles: SPLIT },
   afterDone: { key: 'afterDone', parse: oneOf(AFTER_DONE), fallback: 'exit', roles: [...FL, ...SPLIT] },
@@ -381,6 +491,15 @@ export function parseTrainerEnv(env: Readonly<Record<string, string | undefined>
     const rank = config.rank as number;
     const worldSize = config.worldSize as number;
     if (rank >= worldSize) problems.push(`${ENV.rank} must be less than ${ENV.worldSize} (${worldSize}), got "${rank}"`);
+    if (config.dataset === 'csv' && config.labelColumn === undefined) {
+      problems.push(`${ENV.labelColumn} is missing: a csv dataset (${ENV.dataset}) names its label column`);
+    }
+    if (config.featureColumns !== undefined && config.dataset !== 'csv') {
+      problems.push(`${ENV.featureColumns} applies to csv datasets only (${ENV.dataset} is ${JSON.stringify(config.dataset)})`);
+    }
+    if (config.task === 'regression' && config.dataset !== 'csv' && config.dataset !== 'npz') {
+      problems.push(`${ENV.task} regression needs a csv or npz dataset with a numeric target, got ${ENV.dataset} ${JSON.stringify(config.dataset)}`);
+    }
     const peers = config.peers as string;
     // Only the ring addresses every peer; the other roles dial MASTER_ADDR:MASTER_PORT.
     if (config.role === 'ddp' && !peers.includes('{rank}')) {

@@ -9,6 +9,28 @@ export interface EventBase {
   readonly rank: number;
 }
 
+/**
+ * What a test evaluation measured, by task: classification reports `testAccuracy`, regression
+ * `testRmse`, `testMae` and `testR2`; both report `testLoss` (mean cross-entropy or mean squared error).
+ */
+export interface TestMetrics {
+  readonly task?: 'classification' | 'regression';
+  readonly testAccuracy?: number;
+  readonly testLoss: number;
+  readonly testRmse?: number;
+  readonly testMae?: number;
+  readonly testR2?: number;
+}
+
+/** "test accuracy 97.12% (loss 0.0912)" or "test RMSE 0.41, MAE 0.30, R² 0.83 (MSE 0.1681)". */
+export function formatTestMetrics(m: Partial<TestMetrics>): string {
+  const loss = m.testLoss === undefined ? '' : ` (${m.task === 'regression' ? 'MSE' : 'loss'} ${m.testLoss.toFixed(4)})`;
+  if (m.task === 'regression') {
+    return `test RMSE ${m.testRmse?.toPrecision(4)}, MAE ${m.testMae?.toPrecision(4)}, R² ${m.testR2?.toFixed(4)}${loss}`;
+  }
+  return `test accuracy ${((m.testAccuracy ?? NaN) * 100).toFixed(2)}%${loss}`;
+}
+
 export type TrainerEvent =
   | (EventBase & { event: 'start'; role: string; worldSize: number; epochs: number; stepsPerEpoch: number; backend: string; resumeEpoch: number })
   | (EventBase & { event: 'step'; epoch: number; step: number; stepsPerEpoch: number; loss: number })
@@ -22,12 +44,11 @@ export type TrainerEvent =
       allreduceShare: number;
     })
   | (EventBase & { event: 'checkpoint'; epoch: number; path: string })
-  | (EventBase & { event: 'eval'; epoch: number; testAccuracy: number; testLoss: number })
+  | (EventBase & TestMetrics & { event: 'eval'; epoch: number })
   /** Federated server: one completed round (clients = results aggregated, failures = sampled clients without a usable result). */
-  | (EventBase & { event: 'round'; round: number; clients: number; failures: number; testAccuracy: number; testLoss: number })
-  | (EventBase & {
+  | (EventBase & TestMetrics & { event: 'round'; round: number; clients: number; failures: number })
+  | (EventBase & Partial<TestMetrics> & {
       event: 'done';
-      testAccuracy: number;
       epochs: number;
       worldSize: number;
       samplesPerSecond: number;

@@ -4,28 +4,16 @@
  * upstream .tar.gz), fetched from a location and cached under a folder per dataset.
  */
 import { join } from 'node:path';
-import { DatasetName, ENV, TrainerError } from '../contract';
+import { BuiltinDatasetName, ENV, TrainerError } from '../contract';
 import { loadCachedFile, maybeGunzip, writeAtomically } from './cache';
 import { CIFAR_CHANNELS, CIFAR_CLASSES, CIFAR_SIDE, CifarBatch, decodeCifarInto, parseCifarBatch } from './cifar';
 import { FetchOptions, fetchBytes, joinLocation } from './fetch';
 import { parseIdxImages, parseIdxLabels } from './idx';
 import { readTar } from './tar';
 
-export type DatasetSplit = 'train' | 'test';
+import type { Dataset, DatasetSplit } from './examples';
 
-export interface Dataset {
-  readonly name: DatasetName;
-  readonly split: DatasetSplit;
-  /** count x height x width x channels, each pixel in [0, 1]. */
-  readonly images: Float32Array;
-  /** Class index of each example, 0 to numClasses - 1. */
-  readonly labels: Int32Array;
-  readonly count: number;
-  readonly height: number;
-  readonly width: number;
-  readonly channels: number;
-  readonly numClasses: number;
-}
+export type { Dataset, DatasetSplit } from './examples';
 
 export interface LoadDatasetOptions {
   /** Cache folder (the contract's dataDir); files land in `<cacheDir>/<dataset>/`. */
@@ -106,7 +94,7 @@ const UNIT = Float32Array.from({ length: 256 }, (_, v) => v / 255);
  * path, file://, http(s):// or s3://) holding the upstream file names. With no
  * location, only the cache is used.
  */
-export async function loadDataset(name: DatasetName, location: string | undefined, opts: LoadDatasetOptions): Promise<Dataset> {
+export async function loadDataset(name: BuiltinDatasetName, location: string | undefined, opts: LoadDatasetOptions): Promise<Dataset> {
   const datasetSize = opts.split === 'train' ? (opts.datasetSize ?? 0) : 0;
   if (!Number.isSafeInteger(datasetSize) || datasetSize < 0) {
     throw new TrainerError(
@@ -120,7 +108,7 @@ export async function loadDataset(name: DatasetName, location: string | undefine
     : loadIdx(name, location, dir, opts.split, datasetSize, opts.fetch);
 }
 
-function checkSubset(name: DatasetName, split: DatasetSplit, available: number, datasetSize: number): number {
+function checkSubset(name: BuiltinDatasetName, split: DatasetSplit, available: number, datasetSize: number): number {
   if (datasetSize > available) {
     throw datasetError(
       `${name} ${split} has ${available} examples: datasetSize (${ENV.datasetSize}) must be at most ${available}, got ${datasetSize}`,
@@ -172,13 +160,13 @@ async function loadIdx(
   return {
     name,
     split,
-    images: outImages,
+    features: outImages,
+    featureShape: [IDX_SIDE, IDX_SIDE, 1],
     labels: outLabels,
     count,
-    height: IDX_SIDE,
-    width: IDX_SIDE,
-    channels: 1,
     numClasses: IDX_CLASSES,
+    task: 'classification',
+    classNames: Array.from({ length: IDX_CLASSES }, (_, i) => String(i)),
   };
 }
 
@@ -217,13 +205,13 @@ async function loadCifar(
   return {
     name: 'cifar10',
     split,
-    images,
+    features: images,
+    featureShape: [CIFAR_SIDE, CIFAR_SIDE, CIFAR_CHANNELS],
     labels,
     count,
-    height: CIFAR_SIDE,
-    width: CIFAR_SIDE,
-    channels: CIFAR_CHANNELS,
     numClasses: CIFAR_CLASSES,
+    task: 'classification',
+    classNames: Array.from({ length: CIFAR_CLASSES }, (_, i) => String(i)),
   };
 }
 

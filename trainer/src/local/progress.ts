@@ -2,7 +2,7 @@
  * Progress of a local run, drawn from rank 0's events: a redrawn bar on a
  * terminal, one plain line per epoch otherwise (CI logs, pipes).
  */
-import { TrainerEvent } from '../contract';
+import { TrainerEvent, formatTestMetrics } from '../contract';
 
 export interface ProgressSink {
   readonly isTTY?: boolean;
@@ -55,12 +55,12 @@ export function createProgress(sink: ProgressSink): (event: TrainerEvent) => voi
         break;
       case 'round':
         line(
-          `round ${event.round}: test accuracy ${(event.testAccuracy * 100).toFixed(2)}% (loss ${event.testLoss.toFixed(4)}), ` +
+          `round ${event.round}: ${formatTestMetrics(event)}, ` +
             `${event.clients} client(s) aggregated${event.failures > 0 ? `, ${event.failures} failed` : ''}`,
         );
         break;
       case 'eval':
-        line(`${event.epoch === 0 ? 'initial model: ' : ''}test accuracy ${(event.testAccuracy * 100).toFixed(2)}% (loss ${event.testLoss.toFixed(4)})`);
+        line(`${event.epoch === 0 ? 'initial model: ' : ''}${formatTestMetrics(event)}`);
         break;
       case 'done':
         line(`model saved to ${event.modelPath} (${event.wallSeconds.toFixed(1)} s)`);

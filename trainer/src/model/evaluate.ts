@@ -1,6 +1,6 @@
 /** Evaluate a saved model on a dataset's test split (`tensorfleet eval`). */
 import type { DatasetName } from '../contract/env';
-import { loadDataset } from '../data/datasets';
+import { isBuiltinDataset, loadTrainerData } from '../data/load';
 import { initBackend, type BackendName } from './backend';
 import { loadModel } from './io';
 import { evaluateExamples } from './training';
@@ -36,7 +36,13 @@ export async function evaluateSavedModel(
   options: EvaluateOptions = {},
 ): Promise<EvaluationResult> {
   await initBackend(options.backends ?? ['tensorflow', 'wasm', 'cpu'], options.log);
-  const test = await loadDataset(dataset, location, { cacheDir, split: 'test' });
+  if (!isBuiltinDataset(dataset)) throw new TypeError(`evaluateSavedModel: dataset ${dataset} is not supported yet`);
+  const test = (
+    await loadTrainerData(
+      { dataset, datasetUri: location, datasetSize: 0, testFraction: 0.2, imageSize: '28x28', task: 'classification', seed: 0, dataDir: cacheDir },
+      { train: false, test: true },
+    )
+  ).test!;
   const { model } = await loadModel(modelDir);
   try {
     const indices = Int32Array.from({ length: test.count }, (_, i) => i);

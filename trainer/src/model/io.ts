@@ -12,21 +12,37 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import type { DatasetName, ModelName } from '../contract/env';
+import type { DatasetName, ModelName, Task } from '../contract/env';
+import type { TestMetrics } from '../contract/events';
+import type { Standardization } from '../data/examples';
 import { TrainerError } from '../contract/errors';
 
 export const MODEL_FILES = { topology: 'model.json', weights: 'weights.bin', metadata: 'metadata.json' } as const;
 
 /** What metadata.json records about a saved model. */
 export interface ModelMetadata {
+  /** The built-in dataset or the format of the user's data. */
   readonly dataset: DatasetName;
-  readonly model: ModelName;
+  /** The built-in architecture, or the URI of the user's model.json. */
+  readonly model: ModelName | string;
   readonly epochs: number;
   readonly worldSize: number;
-  readonly testAccuracy: number;
-  /** Height, width, channels. */
+  /** Classification: test accuracy; regression: absent (see {@link testMetrics}). */
+  readonly testAccuracy?: number;
+  /** Every test metric of the task. */
+  readonly testMetrics?: TestMetrics;
+  /** Shape of one example: [height, width, channels] or [features]. */
   readonly inputShape: readonly number[];
+  /** Classification: number of classes; regression: 0. */
   readonly classes: number;
+  /** @default 'classification' */
+  readonly task?: Task;
+  /** Classification: the name of each class index. */
+  readonly classNames?: readonly string[];
+  /** Tables: the name of each feature column, in input order. */
+  readonly featureNames?: readonly string[];
+  /** How inputs are standardized before the model sees them (absent: built-in image sets, scaled to [0, 1]). */
+  readonly standardization?: Standardization;
   /** ISO 8601. */
   readonly createdAt: string;
 }

@@ -15,6 +15,7 @@ import { TrainerError } from '../contract/errors';
 import { permutation } from '../data/sampler';
 import type { InputShape } from './models';
 import { createOptimizer } from './optimizer';
+import { featureSize } from '../data/examples';
 import { type Examples, allocateBatch, gatherBatch } from './training';
 import { getFlatWeights, setFlatWeights, trainableVariables } from './weights';
 
@@ -93,7 +94,7 @@ export function trainLocally(
   // The global weights as tensors, for the proximal term only.
   const anchors = mu > 0 ? variables.map((v) => v.clone()) : [];
   const batch = allocateBatch(data, Math.min(opts.batchSize, indices.length));
-  const size = data.height * data.width * data.channels;
+  const size = featureSize(data);
   const shuffled = new Int32Array(indices.length);
   let lossSum = 0;
   let correct = 0;
@@ -106,7 +107,7 @@ export function trainLocally(
       for (let start = 0; start < shuffled.length; start += opts.batchSize) {
         gatherBatch(data, shuffled, start, Math.min(shuffled.length, start + opts.batchSize), batch);
         const [stepLoss, stepCorrect] = tf.tidy(() => {
-          const xs = tf.tensor4d(batch.images.subarray(0, batch.count * size), [batch.count, data.height, data.width, data.channels]);
+          const xs = tf.tensor(batch.features.subarray(0, batch.count * size), [batch.count, ...data.featureShape]);
           const labels = tf.tensor1d(batch.labels.subarray(0, batch.count), 'int32');
           const ys = tf.oneHot(labels, data.numClasses);
           let hits: tf.Scalar | undefined;

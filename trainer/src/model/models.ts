@@ -12,8 +12,8 @@ import type { ModelName } from '../contract/env';
 import { TrainerError } from '../contract/errors';
 import type { BackendName } from './backend';
 
-/** Height, width, channels of one example. */
-export type InputShape = readonly [number, number, number];
+/** Shape of one example: [height, width, channels] for images, [features] for tables. */
+export type InputShape = readonly number[];
 
 type Initializer = ReturnType<typeof tf.initializers.heNormal>;
 

@@ -9,49 +9,50 @@ import * as tf from '@tensorflow/tfjs';
 import { TrainerError } from '../contract/errors';
 import { trainableVariables } from './weights';
 import { allocateFloat32 } from '../kernels/sum';
+import { type Examples, featureSize } from '../data/examples';
 
-/** Examples in the dataset layout: NHWC floats and class labels. */
-export interface Examples {
-  readonly images: Float32Array;
-  readonly labels: Int32Array;
-  readonly height: number;
-  readonly width: number;
-  readonly channels: number;
-  readonly numClasses: number;
-}
+export type { Examples } from '../data/examples';
 
 /** A reusable batch buffer (sized for the largest batch). */
 export interface Batch {
-  readonly images: Float32Array;
+  readonly features: Float32Array;
   readonly labels: Int32Array;
+  /** Regression targets (when the examples have them). */
+  readonly targets?: Float32Array;
   /** Examples currently held (the tail batch may be smaller than the buffer). */
   count: number;
 }
 
 export function allocateBatch(examples: Examples, maxCount: number): Batch {
-  const size = examples.height * examples.width * examples.channels;
-  return { images: new Float32Array(maxCount * size), labels: new Int32Array(maxCount), count: 0 };
+  const size = featureSize(examples);
+  return {
+    features: new Float32Array(maxCount * size),
+    labels: new Int32Array(maxCount),
+    targets: examples.targets ? new Float32Array(maxCount) : undefined,
+    count: 0,
+  };
 }
 
 /** Copy the examples `indices[start..end)` into `batch`. */
 export function gatherBatch(examples: Examples, indices: Int32Array, start: number, end: number, batch: Batch): Batch {
-  const size = examples.height * examples.width * examples.channels;
+  const size = featureSize(examples);
   const count = end - start;
   if (count > batch.labels.length) {
     throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `gatherBatch: ${count} examples do not fit a batch buffer of ${batch.labels.length}`);
   }
   for (let i = 0; i < count; i++) {
     const index = indices[start + i];
-    batch.images.set(examples.images.subarray(index * size, (index + 1) * size), i * size);
+    batch.features.set(examples.features.subarray(index * size, (index + 1) * size), i * size);
     batch.labels[i] = examples.labels[index];
+    if (batch.targets) batch.targets[i] = examples.targets![index];
   }
   batch.count = count;
   return batch;
 }
 
-function batchTensors(examples: Examples, batch: Batch): { xs: tf.Tensor4D; labels: tf.Tensor1D; ys: tf.Tensor2D } {
-  const size = examples.height * examples.width * examples.channels;
-  const xs = tf.tensor4d(batch.images.subarray(0, batch.count * size), [batch.count, examples.height, examples.width, examples.channels]);
+function batchTensors(examples: Examples, batch: Batch): { xs: tf.Tensor; labels: tf.Tensor1D; ys: tf.Tensor2D } {
+  const size = featureSize(examples);
+  const xs = tf.tensor(batch.features.subarray(0, batch.count * size), [batch.count, ...examples.featureShape]);
   const labels = tf.tensor1d(batch.labels.subarray(0, batch.count), 'int32');
   const ys = tf.oneHot(labels, examples.numClasses) as tf.Tensor2D;
   return { xs, labels, ys };

@@ -30,11 +30,12 @@ import { broadcast } from '../collectives/broadcast';
 import { ringAllReduce } from '../collectives/ring-all-reduce';
 import type { TrainerConfig } from '../contract/env';
 import { TrainerError } from '../contract/errors';
-import { loadDataset } from '../data/datasets';
+import { loadTrainerData } from '../data/load';
 import { shardIndices, shardLength } from '../data/sampler';
 import { initBackend } from '../model/backend';
+import { createModel } from '../model/source';
 import { MODEL_FILES, saveModel } from '../model/io';
-import { buildModel, hasConvolutions, trainingBackends } from '../model/models';
+import { hasConvolutions, trainingBackends } from '../model/models';
 import { learningRateAt, setLearningRate } from '../model/schedule';
 import { createOptimizer, getOptimizerState, optimizerStateLayout, setOptimizerState, stateLength } from '../model/optimizer';
 import { TrainStep, allocateBatch, evaluateExamples, gatherBatch } from '../model/training';
@@ -86,12 +87,11 @@ export async function runDdpWorker(config: TrainerConfig): Promise<void> {
           `(wasm cannot train convolutions: it has no Conv2DBackpropFilter kernel); install @tensorflow/tfjs-node or use the mlp model`,
       );
     }
-    const [train, test] = await Promise.all([
-      loadDataset(config.dataset, config.datasetUri, { cacheDir: config.dataDir, split: 'train', datasetSize: config.datasetSize }),
-      loadDataset(config.dataset, config.datasetUri, { cacheDir: config.dataDir, split: 'test' }),
-    ]);
-    const inputShape = [train.height, train.width, train.channels] as const;
-    const model = buildModel(config.model, inputShape, train.numClasses, config.seed);
+    const data = await loadTrainerData(config, { train: true, test: true, log });
+    const train = data.train!;
+    const test = data.test!;
+    const inputShape = train.featureShape;
+    const { model } = await createModel(config, train, { log });
     const optimizer = createOptimizer(config.optimizer, config.learningRate);
     const trainStep = new TrainStep(model, optimizer, train);
     const layout = optimizerStateLayout(config.optimizer, trainStep.variables);

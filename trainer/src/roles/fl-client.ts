@@ -15,14 +15,15 @@
  */
 import type { TrainerConfig } from '../contract/env';
 import { TrainerError } from '../contract/errors';
-import { loadDataset } from '../data/datasets';
+import { loadTrainerData } from '../data/load';
 import { permutation } from '../data/sampler';
 import { type LocalFit, runClientLoop } from '../federated/client-loop';
 import { partitionIndices } from '../federated/partition';
 import type { FitConfig } from '../federated/strategy';
 import { initBackend } from '../model/backend';
+import { createModel } from '../model/source';
 import { trainLocally } from '../model/local-training';
-import { buildModel, trainingBackends } from '../model/models';
+import { trainingBackends } from '../model/models';
 import { evaluateExamples } from '../model/training';
 import { HubClient } from '../transport/hub-client';
 import { afterDone } from './after-done';
@@ -55,7 +56,7 @@ export async function runFlClient(config: TrainerConfig): Promise<void> {
   try {
     // 1. Backend, this client's data, model.
     const { backend } = await initBackend(trainingBackends(config.model), log);
-    const train = await loadDataset(config.dataset, config.datasetUri, { cacheDir: config.dataDir, split: 'train', datasetSize: config.datasetSize });
+    const train = (await loadTrainerData(config, { train: true, test: false, client: rank, log })).train!;
     const partition = partitionIndices({
       labels: train.labels,
       numClients: worldSize,
@@ -69,7 +70,7 @@ export async function runFlClient(config: TrainerConfig): Promise<void> {
       throw new TrainerError('TRAINER_ERR_DATASET', `fl-client ${rank}: partition ${config.partition} of ${train.count} examples over ${worldSize} clients left this client no training examples`);
     }
     log(`partition ${config.partition}: ${split.train.length} training and ${split.validation.length} validation examples`);
-    const model = buildModel(config.model, [train.height, train.width, train.channels], train.numClasses, config.seed);
+    const { model } = await createModel(config, train, { log });
 
     // 2. Connect and serve fit requests.
     link = new HubClient({

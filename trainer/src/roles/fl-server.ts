@@ -24,12 +24,13 @@ import { join } from 'node:path';
 import { checkpointFingerprint, loadLatestCheckpoint, writeCheckpoint } from '../checkpoint/checkpoint';
 import type { TrainerConfig } from '../contract/env';
 import { TrainerError } from '../contract/errors';
-import { loadDataset } from '../data/datasets';
+import { loadTrainerData } from '../data/load';
 import { createStrategy } from '../federated/create-strategy';
 import { type Evaluation, runFederatedServer } from '../federated/server';
 import { initBackend } from '../model/backend';
+import { createModel } from '../model/source';
 import { MODEL_FILES, saveModel } from '../model/io';
-import { buildModel, trainingBackends } from '../model/models';
+import { trainingBackends } from '../model/models';
 import { evaluateExamples } from '../model/training';
 import { getFlatWeights, setFlatWeights } from '../model/weights';
 import { createTracker, finishOnSignals, type Tracker } from '../tracking';
@@ -96,9 +97,9 @@ export async function runFlServer(config: TrainerConfig): Promise<void> {
   try {
     // 1. Backend, test set, model.
     const { backend } = await initBackend(trainingBackends(config.model), log);
-    const test = await loadDataset(config.dataset, config.datasetUri, { cacheDir: config.dataDir, split: 'test' });
-    const inputShape = [test.height, test.width, test.channels] as const;
-    const model = buildModel(config.model, inputShape, test.numClasses, config.seed);
+    const test = (await loadTrainerData(config, { train: false, test: true, log })).test!;
+    const inputShape = test.featureShape;
+    const { model } = await createModel(config, test, { log });
     const testIndices = Int32Array.from({ length: test.count }, (_, i) => i);
     const evaluate = (weights: Float32Array): Evaluation => {
       setFlatWeights(model, weights);

@@ -10,10 +10,11 @@
  */
 import { join } from 'node:path';
 import type { TrainerConfig } from '../contract/env';
-import { loadDataset } from '../data/datasets';
+import { loadTrainerData } from '../data/load';
 import { shardIndices } from '../data/sampler';
 import { initBackend } from '../model/backend';
-import { buildModel, trainingBackends } from '../model/models';
+import { createModel } from '../model/source';
+import { trainingBackends } from '../model/models';
 import { savePart, splitModel } from '../model/split-model';
 import { allocateBatch, type Examples, gatherBatch } from '../model/training';
 import { type SplitBatch, type SplitClientModel, runSplitClient } from '../split/client';
@@ -43,9 +44,10 @@ export async function runSplitClientRole(config: TrainerConfig): Promise<void> {
   let link: HubClient | undefined;
   try {
     const { backend } = await initBackend(trainingBackends(config.model), log);
-    const train = await loadDataset(config.dataset, config.datasetUri, { cacheDir: config.dataDir, split: 'train', datasetSize: config.datasetSize });
-    const test = await loadDataset(config.dataset, config.datasetUri, { cacheDir: config.dataDir, split: 'test' });
-    const model = buildModel(config.model, [train.height, train.width, train.channels], train.numClasses, config.seed);
+    const data = await loadTrainerData(config, { train: true, test: true, log });
+    const train = data.train!;
+    const test = data.test!;
+    const { model } = await createModel(config, train, { log });
     const parts = splitModel(model, { cutLayer: config.cutLayer, mode: config.splitMode, optimizer: config.optimizer, learningRate: config.learningRate });
     const shard = (epoch: number): Int32Array => shardIndices({ datasetSize: train.count, rank, worldSize, epoch, seed: config.seed });
     const examplesPerEpoch = shard(0).length;

@@ -21,9 +21,10 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TrainerConfig } from '../contract/env';
 import { TrainerError } from '../contract/errors';
-import { loadDataset } from '../data/datasets';
+import { loadTrainerData } from '../data/load';
 import { initBackend } from '../model/backend';
-import { buildModel, trainingBackends } from '../model/models';
+import { createModel } from '../model/source';
+import { trainingBackends } from '../model/models';
 import { savePart, splitModel } from '../model/split-model';
 import { runSplitSessions, type SplitTopModel } from '../split/server';
 import { createTracker, finishOnSignals, type Tracker } from '../tracking';
@@ -47,8 +48,8 @@ export async function runSplitServer(config: TrainerConfig): Promise<void> {
   try {
     // 1. Backend, shapes, model.
     const { backend } = await initBackend(trainingBackends(config.model), log);
-    const test = await loadDataset(config.dataset, config.datasetUri, { cacheDir: config.dataDir, split: 'test' });
-    const model = buildModel(config.model, [test.height, test.width, test.channels], test.numClasses, config.seed);
+    const test = (await loadTrainerData(config, { train: false, test: true, log })).test!;
+    const { model } = await createModel(config, test, { log });
     const parts = splitModel(model, { cutLayer: config.cutLayer, mode: config.splitMode, optimizer: config.optimizer, learningRate: config.learningRate });
     const { top } = parts;
     const topModel: SplitTopModel = {

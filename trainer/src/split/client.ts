@@ -57,9 +57,9 @@ export interface SplitClientModel {
   };
 }
 
-/** One batch; `images` may be longer than count x inputSize (a reused buffer). */
+/** One batch; `features` may be longer than count x inputSize (a reused buffer). */
 export interface SplitBatch {
-  readonly images: Float32Array;
+  readonly features: Float32Array;
   readonly labels: Int32Array;
   readonly count: number;
 }
@@ -131,7 +131,7 @@ export async function runSplitClient(options: SplitClientOptions): Promise<Split
       }
     }
   };
-  const rows = (batch: SplitBatch, cols: number): Matrix => ({ data: batch.images.subarray(0, batch.count * cols), rows: batch.count, cols });
+  const rows = (batch: SplitBatch, cols: number): Matrix => ({ data: batch.features.subarray(0, batch.count * cols), rows: batch.count, cols });
 
   let step = 0;
   let trainMs = 0;

@@ -88,7 +88,7 @@ describe('ddp role (multi-process)', () => {
     assert.ok(maxDiff < 1e-5, `max |2 ranks - 1 rank| = ${maxDiff}`);
     const [evalTwo] = ofType(two.result.events, 'eval', 0);
     const [evalOne] = ofType(one.result.events, 'eval', 0);
-    assert.ok(Math.abs(evalTwo.testAccuracy - evalOne.testAccuracy) < 0.002, `${evalTwo.testAccuracy} vs ${evalOne.testAccuracy}`);
+    assert.ok(Math.abs(evalTwo.testAccuracy! - evalOne.testAccuracy!) < 0.002, `${evalTwo.testAccuracy!} vs ${evalOne.testAccuracy!}`);
   });
 
   test('a rank killed in epoch 2 fails the group; the restarted group resumes after epoch 1 and runs epochs 2 and 3 once', async () => {
@@ -136,7 +136,7 @@ describe('ddp role (multi-process)', () => {
     }
     const [done] = ofType(second.events, 'done', 0);
     assert.equal(done.epochs, 3);
-    assert.ok(done.testAccuracy > 0.8, `test accuracy ${done.testAccuracy}`);
+    assert.ok(done.testAccuracy! > 0.8, `test accuracy ${done.testAccuracy!}`);
     assert.deepEqual((await readdir(join(dir, 'checkpoints'))).sort(), [2, 3].flatMap((e) => [checkpointFileName(e, 0), checkpointFileName(e, 1)]).sort());
   });
 
@@ -178,7 +178,7 @@ describe('ddp role (multi-process)', () => {
     assert.equal(statuses[0].at(-1), 200);
     const done = ofType(result.events, 'done');
     assert.equal(done.length, 2);
-    assert.ok(done[0].testAccuracy > 0.85, `test accuracy ${done[0].testAccuracy}`);
+    assert.ok(done[0].testAccuracy! > 0.85, `test accuracy ${done[0].testAccuracy}`);
     assert.equal(done[0].testAccuracy, done[1].testAccuracy);
     assert.equal(done[0].modelPath, join(dir, 'out', 'model'));
     const epochs = ofType(result.events, 'epoch', 0);
@@ -187,7 +187,7 @@ describe('ddp role (multi-process)', () => {
     const steps = ofType(result.events, 'step', 0).filter((e) => e.epoch === 1);
     assert.ok(steps.length >= 10 && steps.length <= 12, `${steps.length} step events in epoch 1`);
     const metadata = JSON.parse(await readFile(join(dir, 'out', 'model', 'metadata.json'), 'utf8'));
-    assert.equal(metadata.testAccuracy, done[0].testAccuracy);
+    assert.equal(metadata.testAccuracy!, done[0].testAccuracy);
     assert.deepEqual([metadata.dataset, metadata.model, metadata.epochs, metadata.worldSize, metadata.classes], ['mnist', 'mlp', 2, 2, 10]);
     // Rank 0 logged the run to the file store under outputDir/mlruns, with the model as artifacts.
     const files = (await readdir(join(dir, 'out', 'mlruns'), { recursive: true })).map(String);

@@ -102,23 +102,23 @@ describe('fl-server + fl-client (multi-process)', () => {
     const rounds = ofType(run.events, 'round', 'server');
     assert.deepEqual(rounds.map((r) => [r.round, r.clients, r.failures]), [[1, 10, 0], [2, 10, 0], [3, 10, 0]]);
     const [initial] = ofType(run.events, 'eval', 'server');
-    assert.ok(initial.testAccuracy < 0.2, `untrained accuracy ${initial.testAccuracy}`);
+    assert.ok(initial.testAccuracy! < 0.2, `untrained accuracy ${initial.testAccuracy!}`);
     const [done] = ofType(run.events, 'done', 'server');
     assert.equal(done.rounds, ROUNDS);
     assert.deepEqual(done.clientsPerRound, [10, 10, 10]);
-    assert.deepEqual(done.accuracyPerRound, rounds.map((r) => r.testAccuracy));
-    assert.equal(done.testAccuracy, rounds[2].testAccuracy);
-    assert.ok(done.testAccuracy > 0.8, `test accuracy ${done.testAccuracy} after ${ROUNDS} rounds`);
-    assert.ok(rounds[2].testAccuracy > rounds[0].testAccuracy, 'accuracy rises over the rounds');
+    assert.deepEqual(done.accuracyPerRound, rounds.map((r) => r.testAccuracy!));
+    assert.equal(done.testAccuracy!, rounds[2].testAccuracy);
+    assert.ok(done.testAccuracy! > 0.8, `test accuracy ${done.testAccuracy!} after ${ROUNDS} rounds`);
+    assert.ok(rounds[2].testAccuracy! > rounds[0].testAccuracy!, 'accuracy rises over the rounds');
     assert.equal(done.modelPath, join(dir, 'out', 'model'));
     assert.deepEqual((await readdir(done.modelPath)).sort(), ['metadata.json', 'model.json', 'weights.bin']);
     // Every client served every round and reports its held-out accuracy.
     for (let rank = 0; rank < FLEET_CLIENTS; rank++) {
       const [clientDone] = ofType(run.events, 'done', rank);
       assert.equal(clientDone.rounds, ROUNDS);
-      assert.ok(clientDone.testAccuracy > 0.5, `client ${rank} validation accuracy ${clientDone.testAccuracy}`);
+      assert.ok(clientDone.testAccuracy! > 0.5, `client ${rank} validation accuracy ${clientDone.testAccuracy!}`);
     }
-    undisturbedAccuracy = done.testAccuracy;
+    undisturbedAccuracy = done.testAccuracy!;
     undisturbedPerRound = done.accuracyPerRound ?? [];
   });
 
@@ -143,7 +143,7 @@ describe('fl-server + fl-client (multi-process)', () => {
     const [done] = ofType(run.events, 'done', 'server');
     assert.equal(done.rounds, ROUNDS);
     assert.ok(undisturbedAccuracy !== undefined, 'needs the undisturbed run of the first test');
-    assert.ok(Math.abs(done.testAccuracy - undisturbedAccuracy) <= 0.01, `accuracy per round ${done.accuracyPerRound} vs ${undisturbedPerRound} undisturbed`);
+    assert.ok(Math.abs(done.testAccuracy! - undisturbedAccuracy) <= 0.01, `accuracy per round ${done.accuracyPerRound} vs ${undisturbedPerRound} undisturbed`);
   });
 
   test('a client with a wrong token is refused (401) and the others train', async () => {
@@ -237,11 +237,11 @@ describe('fl-server + fl-client (multi-process)', () => {
     const [start] = ofType(events, 'start');
     assert.equal(start.resumeEpoch, 2);
     const [resumedEval] = ofType(events, 'eval');
-    assert.equal(resumedEval.testAccuracy, round2.testAccuracy, 'the resumed weights are the checkpointed ones');
+    assert.equal(resumedEval.testAccuracy!, round2.testAccuracy!, 'the resumed weights are the checkpointed ones');
     assert.deepEqual(ofType(events, 'round').map((r) => [r.round, r.clients]), [[3, 3], [4, 3]]);
     const [done] = ofType(events, 'done');
     assert.equal(done.rounds, 4);
-    assert.ok(done.testAccuracy > round2.testAccuracy - 0.01, `accuracy ${done.testAccuracy} after resuming from ${round2.testAccuracy}`);
+    assert.ok(done.testAccuracy! > round2.testAccuracy! - 0.01, `accuracy ${done.testAccuracy!} after resuming from ${round2.testAccuracy!}`);
     // The clients served all 4 rounds across the restart (round 3 possibly twice).
     for (let rank = 0; rank < CLIENTS; rank++) {
       const [clientDone] = ofType(first.events, 'done', rank);

@@ -77,7 +77,7 @@ describe('split learning fleet (2 clients, real MNIST)', () => {
       assert.equal((await server.exited).exit, 0);
       const again = startRole('split-server', fleetServerEnv(env, 1, port), 'restarted server');
       const againDone = await again.next('done');
-      assert.equal(againDone.event === 'done' && againDone.testAccuracy, serverDone.event === 'done' && serverDone.testAccuracy);
+      assert.equal(againDone.event === 'done' && againDone.testAccuracy!, serverDone.event === 'done' && serverDone.testAccuracy!);
       assert.deepEqual(again.events.filter((e) => e.event === 'start'), [], 'no new training after the end');
       await again.idling();
       again.child.kill('SIGTERM');
@@ -112,7 +112,7 @@ describe('split learning fleet (2 clients, real MNIST)', () => {
       for (let rank = 0; rank < CLIENTS; rank++) {
         const [done] = ofType(result.events, 'done', rank);
         assert.ok(done, `client ${rank} sent no done\n${log}`);
-        assert.ok(done.testAccuracy > 0.8, `client ${rank} test accuracy ${done.testAccuracy}`);
+        assert.ok(done.testAccuracy! > 0.8, `client ${rank} test accuracy ${done.testAccuracy!}`);
         assert.ok((done.bytesSent ?? 0) > 1000 * 256 * 4, `client ${rank} bytesSent ${done.bytesSent}`);
         assert.ok((done.roundTripsPerSecond ?? 0) > 0);
         assert.equal(ofType(result.events, 'epoch', rank).length, 1);
@@ -120,7 +120,7 @@ describe('split learning fleet (2 clients, real MNIST)', () => {
         if (mode === 'u-shaped') await stat(join(out, 'model', `client-${rank}`, 'head', 'weights.bin'));
       }
       const [serverDone] = ofType(result.events, 'done', 'server');
-      assert.ok(serverDone && serverDone.testAccuracy > 0.8, log);
+      assert.ok(serverDone && serverDone.testAccuracy! > 0.8, log);
       await stat(join(out, 'model', 'server', 'weights.bin'));
     });
   }

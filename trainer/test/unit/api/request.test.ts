@@ -48,7 +48,7 @@ describe('POST /jobs validation', () => {
       { field: 'batch_size', allowed: 'an integer from 1 to 65536' },
       { field: 'dataset_size', allowed: 'an integer from 0 to 100000000' },
       { field: 'world_size', allowed: 'an integer from 1 to 1000' },
-      { field: 'dataset_type', allowed: 'one of mnist, fashion-mnist, cifar10' },
+      { field: 'dataset_type', allowed: 'one of mnist, fashion-mnist, cifar10, idx, csv, npz, image-folder' },
       { field: 'dataset_uri', allowed: "an s3://, https:// or http:// URI" },
       { field: 'learning_rate', allowed: 'a number > 0 and <= 10' },
     ]);

@@ -68,7 +68,7 @@ describe('trainer env contract', () => {
           'invalid trainer environment: TENSORFLEET_ROLE is missing; ' +
             'TENSORFLEET_JOB_NAME must be a DNS-1123 label (lowercase letters, digits and -, at most 63 characters), got "Bad_Name"; ' +
             'WORLD_SIZE must be an integer from 1 to 4096, got "two"; ' +
-            'TENSORFLEET_DATASET must be one of mnist, fashion-mnist, cifar10, got "imagenet"; ' +
+            'TENSORFLEET_DATASET must be one of mnist, fashion-mnist, cifar10, idx, csv, npz, image-folder, got "imagenet"; ' +
             'TENSORFLEET_LEARNING_RATE must be a number > 0, got "-1"; ' +
             'MLFLOW_TRACKING_URI must be a URL with scheme http, https, got "mlflow:5000"',
         );

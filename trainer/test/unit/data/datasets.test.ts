@@ -26,12 +26,12 @@ function perClass(labels: ArrayLike<number>): number[] {
 function assertPixelRange(ds: Dataset): void {
   let min = Infinity;
   let max = -Infinity;
-  for (const v of ds.images) {
+  for (const v of ds.features) {
     if (v < min) min = v;
     if (v > max) max = v;
   }
   assert.deepEqual([min, max], [0, 1]);
-  assert.equal(ds.images.length, ds.count * ds.height * ds.width * ds.channels);
+  assert.equal(ds.features.length, ds.count * ds.featureShape.reduce((a, b) => a * b, 1));
 }
 
 describe('shared datasets', () => {
@@ -69,7 +69,7 @@ describe('shared datasets', () => {
 
   test('loads MNIST test from a path: counts, shape, per-class labels, pixel range', async () => {
     const ds = await loadDataset('mnist', join(DATA, 'mnist'), { cacheDir, split: 'test' });
-    assert.deepEqual([ds.count, ds.height, ds.width, ds.channels, ds.numClasses], [10000, 28, 28, 1, 10]);
+    assert.deepEqual([ds.count, ...ds.featureShape, ds.numClasses], [10000, 28, 28, 1, 10]);
     assert.deepEqual(perClass(ds.labels), MNIST_TEST_PER_CLASS);
     assertPixelRange(ds);
   });
@@ -81,9 +81,9 @@ describe('shared datasets', () => {
     assertPixelRange(ds);
     const subset = await loadDataset('mnist', undefined, { cacheDir, split: 'train', datasetSize: 1000 });
     assert.equal(subset.count, 1000);
-    assert.equal(subset.images.length, 1000 * 784);
+    assert.equal(subset.features.length, 1000 * 784);
     assert.deepEqual(subset.labels, ds.labels.subarray(0, 1000));
-    assert.deepEqual(subset.images.subarray(-784), ds.images.subarray(999 * 784, 1000 * 784));
+    assert.deepEqual(subset.features.subarray(-784), ds.features.subarray(999 * 784, 1000 * 784));
   });
 
   test('Fashion-MNIST train labels are balanced (6000 per class)', async () => {
@@ -159,10 +159,10 @@ describe('CIFAR-10 (synthetic batches)', () => {
 
   test('loads all train batches as 32x32x3 NHWC', async () => {
     const ds = await loadDataset('cifar10', join(dir, 'src'), { cacheDir: join(dir, 'cache'), split: 'train' });
-    assert.deepEqual([ds.count, ds.height, ds.width, ds.channels, ds.numClasses], [15, 32, 32, 3, 10]);
+    assert.deepEqual([ds.count, ...ds.featureShape, ds.numClasses], [15, 32, 32, 3, 10]);
     assert.deepEqual([...ds.labels], [3, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3, 4, 5, 6, 7]);
     // example 4 = batch 2, record 1: R 20, G 50, B 255 at every pixel
-    const px = ds.images.subarray(4 * 3072, 4 * 3072 + 3);
+    const px = ds.features.subarray(4 * 3072, 4 * 3072 + 3);
     assert.deepEqual([...px], [Math.fround(20 / 255), Math.fround(50 / 255), 1]);
     const test = await loadDataset('cifar10', join(dir, 'src'), { cacheDir: join(dir, 'cache'), split: 'test' });
     assert.deepEqual([...test.labels], [7, 2]);

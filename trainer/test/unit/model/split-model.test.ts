@@ -37,7 +37,7 @@ function wire(rank: number, message: Message): Frame {
 describe('split model', () => {
   let cacheDir: string;
   let train: Dataset;
-  const shape = (): [number, number, number] => [train.height, train.width, train.channels];
+  const shape = (): number[] => [...train.featureShape];
   before(async () => {
     await initBackend(['wasm', 'cpu'], () => {});
     cacheDir = await mkdtemp(join(tmpdir(), 'tf-split-model-'));
@@ -69,7 +69,7 @@ describe('split model', () => {
     const tensorsBefore = tf.memory().numTensors;
     for (let s = 0; s < STEPS; s++) {
       gatherBatch(train, indices, s * BATCH, (s + 1) * BATCH, batch);
-      const x = { data: batch.images, rows: batch.count, cols: parts.bottom.inputSize };
+      const x = { data: batch.features, rows: batch.count, cols: parts.bottom.inputSize };
       const acts = parts.bottom.forward(x);
       // Client -> server.
       const fwd = wire(1, activationsMessage('splitForward', s, acts, mode === 'vanilla' ? batch.labels.subarray(0, batch.count) : undefined));

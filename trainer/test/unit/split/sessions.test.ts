@@ -65,7 +65,7 @@ function fakeClientModel(start: number): SplitClientModel & { weights: Float32Ar
 }
 
 function batches(count: number, rows = 2): SplitBatch[] {
-  return Array.from({ length: count }, (_, i) => ({ images: new Float32Array(rows * FEATURES).fill(i), labels: new Int32Array(rows).fill(i % CLASSES), count: rows }));
+  return Array.from({ length: count }, (_, i) => ({ features: new Float32Array(rows * FEATURES).fill(i), labels: new Int32Array(rows).fill(i % CLASSES), count: rows }));
 }
 
 describe('split sessions over a hub', () => {
