@@ -10,6 +10,8 @@ import { TrainerError } from '../contract/errors';
 import { trainableVariables } from './weights';
 import { allocateFloat32 } from '../kernels/sum';
 import { type Examples, featureSize } from '../data/examples';
+import type { Task } from '../contract/env';
+import type { TestMetrics } from '../contract/events';
 
 export type { Examples } from '../data/examples';
 
@@ -125,11 +127,56 @@ export class TrainStep {
   }
 }
 
-/** Sums over evaluated examples (sums, so ranks can all-reduce them). */
+/**
+ * Sums over evaluated examples (sums, so ranks and federated sites can add them up):
+ * the loss (cross-entropy or squared error), correct predictions (classification), and
+ * for regression the absolute error and the targets' sum and sum of squares (for R²).
+ */
 export interface EvalSums {
   lossSum: number;
   correct: number;
   count: number;
+  absErrorSum?: number;
+  targetSum?: number;
+  targetSquareSum?: number;
+}
+
+/** The order {@link evalSumsToArray} packs sums in (for one all-reduce). */
+const EVAL_SUM_KEYS = ['lossSum', 'correct', 'count', 'absErrorSum', 'targetSum', 'targetSquareSum'] as const;
+
+export function evalSumsToArray(sums: EvalSums): number[] {
+  return EVAL_SUM_KEYS.map((key) => sums[key] ?? 0);
+}
+
+export function evalSumsFromArray(values: ArrayLike<number>): EvalSums {
+  const [lossSum, correct, count, absErrorSum, targetSum, targetSquareSum] = EVAL_SUM_KEYS.map((_, i) => values[i] ?? 0);
+  return { lossSum, correct, count, absErrorSum, targetSum, targetSquareSum };
+}
+
+/** Add `b` into `a`. */
+export function addEvalSums(a: EvalSums, b: EvalSums): EvalSums {
+  return evalSumsFromArray(evalSumsToArray(a).map((v, i) => v + evalSumsToArray(b)[i]));
+}
+
+/**
+ * The task's test metrics from evaluation sums: accuracy and mean cross-entropy, or RMSE, MAE,
+ * R² and mean squared error (for regression lossSum is the squared-error sum).
+ */
+export function testMetrics(sums: EvalSums, task: Task): TestMetrics {
+  const n = sums.count;
+  if (task === 'regression') {
+    const mse = sums.lossSum / n;
+    const mean = (sums.targetSum ?? 0) / n;
+    const totalVariance = (sums.targetSquareSum ?? 0) - n * mean * mean;
+    return {
+      task,
+      testLoss: mse,
+      testRmse: Math.sqrt(mse),
+      testMae: (sums.absErrorSum ?? 0) / n,
+      testR2: totalVariance > 0 ? 1 - sums.lossSum / totalVariance : 0,
+    };
+  }
+  return { task, testAccuracy: sums.correct / n, testLoss: sums.lossSum / n };
 }
 
 /** Add the cross-entropy sum and correct count of `examples[indices]` to `sums`, in batches. */
