@@ -6,11 +6,21 @@
  * their [0, 1] scaling), labels as class indices with their names, or
  * regression targets.
  */
-import { BUILTIN_DATASETS, type BuiltinDatasetName, CLIENT_PLACEHOLDER, type TrainerConfig } from '../contract/env';
+import {
+  BUILTIN_DATASETS,
+  type BuiltinDatasetName,
+  CLIENT_PLACEHOLDER,
+  DATASET_FORMATS,
+  DATASETS,
+  type DatasetFormat,
+  ENV,
+  type TrainerConfig,
+} from '../contract/env';
 import { TrainerError } from '../contract/errors';
 import { loadDataset } from './datasets';
 import type { Dataset } from './examples';
 import type { FetchOptions } from './fetch';
+import { loadUserData } from './user-data';
 
 /** What a role needs of its data. */
 export interface LoadDataOptions {
@@ -55,6 +65,10 @@ export function isBuiltinDataset(name: string): name is BuiltinDatasetName {
   return (BUILTIN_DATASETS as readonly string[]).includes(name);
 }
 
+export function isDatasetFormat(name: string): name is DatasetFormat {
+  return (DATASET_FORMATS as readonly string[]).includes(name);
+}
+
 /** The dataset URI with {@link CLIENT_PLACEHOLDER} replaced by `client` (when given). */
 export function resolveDatasetUri(uri: string | undefined, client: number | undefined): string | undefined {
   if (uri === undefined || client === undefined) return uri;
@@ -78,5 +92,9 @@ export async function loadTrainerData(config: DataConfig, options: LoadDataOptio
     ]);
     return { train, test };
   }
-  throw new TrainerError('TRAINER_ERR_DATASET', `dataset format ${JSON.stringify(config.dataset)} is not supported yet`);
+  if (isDatasetFormat(config.dataset)) return loadUserData(config.dataset, uri, config, options);
+  throw new TrainerError(
+    'TRAINER_ERR_DATASET',
+    `${ENV.dataset} must be one of ${DATASETS.join(', ')}, got ${JSON.stringify(config.dataset)}`,
+  );
 }
