@@ -22,3 +22,33 @@ export function trainerError(code: string, message: string): (err: unknown) => t
     return true;
   };
 }
+
+/** A .npy file (format 1.0) of `data` with numpy dtype `dtype` (e.g. `<f4`, `|u1`, `<i8`) and `shape`. */
+export function npy(dtype: string, shape: readonly number[], data: ArrayBufferView): Buffer {
+  const shapeText = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`;
+  let header = `{'descr': '${dtype}', 'fortran_order': False, 'shape': ${shapeText}, }`;
+  const unpadded = 10 + header.length + 1;
+  header += ' '.repeat((64 - (unpadded % 64)) % 64) + '\n';
+  const prefix = Buffer.alloc(10);
+  Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]).copy(prefix);
+  prefix.writeUInt16LE(header.length, 8);
+  return Buffer.concat([prefix, Buffer.from(header, 'latin1'), Buffer.from(data.buffer, data.byteOffset, data.byteLength)]);
+}
+
+/** An IDX images file (magic 2051) of count images of rows x cols bytes. */
+export function idxImagesFile(count: number, rows: number, cols: number, pixels: Uint8Array): Buffer {
+  const header = Buffer.alloc(16);
+  header.writeUInt32BE(0x803, 0);
+  header.writeUInt32BE(count, 4);
+  header.writeUInt32BE(rows, 8);
+  header.writeUInt32BE(cols, 12);
+  return Buffer.concat([header, pixels]);
+}
+
+/** An IDX labels file (magic 2049). */
+export function idxLabelsFile(labels: readonly number[]): Buffer {
+  const header = Buffer.alloc(8);
+  header.writeUInt32BE(0x801, 0);
+  header.writeUInt32BE(labels.length, 4);
+  return Buffer.concat([header, Buffer.from(labels)]);
+}
