@@ -73,6 +73,7 @@ bench: build bench-deps ## benchmarks: ratios against a baseline measured in the
 	node bin/tensorfleet bench ddp
 	node bin/tensorfleet bench fedavg --partition iid
 	TENSORFLEET_FASTAPI_PYTHON=$(FASTAPI_PYTHON) node bin/tensorfleet bench smashed
+	node bin/tensorfleet bench data
 
 image: ## build the trainer and MLflow images (needs a Docker engine)
 	docker build -f trainer/Dockerfile -t $(TRAINER_IMAGE) .
