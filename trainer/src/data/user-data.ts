@@ -43,6 +43,9 @@ function datasetError(message: string): TrainerError {
 /** Load the user's dataset `uri` (the client's, {client} already replaced) in format `format`. */
 export async function loadUserData(format: DatasetFormat, uri: string | undefined, config: DataConfig, options: LoadDataOptions): Promise<TrainerData> {
   if (uri === undefined) throw datasetError(`${ENV.datasetUri} is missing: a ${format} dataset (${ENV.dataset}) is read from it`);
+  if (format === 'csv' && config.labelColumn === undefined) {
+    throw datasetError(`${ENV.labelColumn} is missing: a csv dataset (${ENV.dataset}) names its label column`);
+  }
   const source: SourceOptions = { dataDir: config.dataDir, fetch: options.fetch };
   const log = options.log ?? (() => undefined);
   const main = await readSource(format, uri, config, source, 'train');

@@ -248,6 +248,13 @@ describe('csv datasets', () => {
       );
     });
 
+    test('a csv dataset without a label column', async () => {
+      await assert.rejects(
+        loadTrainerData(config(dir, { datasetUri: IRIS }), both),
+        trainerError('TRAINER_ERR_DATASET', 'TENSORFLEET_LABEL_COLUMN is missing: a csv dataset (TENSORFLEET_DATASET) names its label column'),
+      );
+    });
+
     test('an unknown format', async () => {
       await assert.rejects(
         loadTrainerData(config(dir, { dataset: 'parquet' as TrainerConfig['dataset'], datasetUri: IRIS }), both),
