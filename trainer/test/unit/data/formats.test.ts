@@ -10,6 +10,7 @@ import { PNG } from 'pngjs';
 import { parseIdxImages, parseIdxLabels, resizeBilinear } from '../../../src/data';
 import { DataConfig, loadTrainerData } from '../../../src/data/load';
 import { SHARED_DIR } from '../../../../tools/test-support/paths';
+import { startServer } from '../../support/local-server';
 import { idxImagesFile, idxLabelsFile, npy, trainerError } from './fixtures';
 
 const DATA = join(SHARED_DIR, 'data');
@@ -118,6 +119,36 @@ describe('npz, idx and image-folder datasets', () => {
     const fashion = await loadTrainerData(config(dir, { dataset: 'idx', datasetUri: join(DATA, 'fashion-mnist'), datasetSize: 1000 }), both);
     assert.equal(fashion.train!.count, 1000);
     assert.equal(fashion.test!.count, 10000);
+  });
+
+  test('generic idx over http: fetched once into the cache; a URI that cannot be read is named', async () => {
+    const files = new Map<string, Buffer>([
+      ['/idx/train-images-idx3-ubyte.gz', gzipSync(idxImagesFile(20, 2, 3, Uint8Array.from({ length: 120 }, (_, i) => i)))],
+      ['/idx/train-labels-idx1-ubyte.gz', gzipSync(idxLabelsFile(Array.from({ length: 20 }, (_, i) => i % 2)))],
+    ]);
+    const server = await startServer((req, res) => {
+      const body = files.get(req.url ?? '');
+      if (body === undefined) res.writeHead(404).end();
+      else res.writeHead(200, { 'content-length': body.length }).end(body);
+    });
+    try {
+      const cfg = config(join(dir, 'idx-cache'), { dataset: 'idx', datasetUri: `${server.url}/idx/` });
+      const first = await loadTrainerData(cfg, both);
+      assert.deepEqual(first.train!.featureShape, [2, 3, 1]);
+      assert.equal(first.train!.count + first.test!.count, 20);
+      const fetched = server.requests.filter((r) => files.has(r.url ?? '')).length;
+      assert.equal(fetched, 2);
+      const again = await loadTrainerData(cfg, both);
+      assert.deepEqual(again.test!.features, first.test!.features);
+      assert.equal(server.requests.filter((r) => files.has(r.url ?? '')).length, 2, 'the cached files are not fetched again');
+      const missing = `${server.url}/nowhere/data.csv`;
+      await assert.rejects(
+        loadTrainerData(config(join(dir, 'idx-cache'), { dataset: 'csv', datasetUri: missing, labelColumn: 'y' }), both),
+        trainerError('TRAINER_ERR_DATASET', `GET ${missing} failed: HTTP 404 Not Found`),
+      );
+    } finally {
+      await server.close();
+    }
   });
 
   test('bilinear resize samples at pixel centres', () => {
