@@ -96,6 +96,25 @@ describe('npz, idx and image-folder datasets', () => {
     );
   });
 
+  test('an npz array in Fortran order or big-endian is refused, naming the array', async () => {
+    const file = join(dir, 'odd.npz');
+    const fortran = npy('<f4', [2, 2], new Float32Array(4));
+    const patched = Buffer.from(fortran.toString('latin1').replace("'fortran_order': False", "'fortran_order': True "), 'latin1');
+    await writeFile(file, zipSync({ 'x_train.npy': patched, 'y_train.npy': npy('|u1', [2], new Uint8Array(2)) }));
+    await assert.rejects(
+      loadTrainerData(config(dir, { dataset: 'npz', datasetUri: file }), both),
+      trainerError('TRAINER_ERR_DATASET', `${file}: x_train.npy: the array is in Fortran order; save it in C order (numpy.ascontiguousarray)`),
+    );
+    await writeFile(file, zipSync({ 'x_train.npy': npy('>f4', [2, 2], new Float32Array(4)), 'y_train.npy': npy('|u1', [2], new Uint8Array(2)) }));
+    await assert.rejects(
+      loadTrainerData(config(dir, { dataset: 'npz', datasetUri: file }), both),
+      trainerError(
+        'TRAINER_ERR_DATASET',
+        `${file}: x_train.npy: dtype ">f4" is not supported (allowed: little-endian bool, int8-64, uint8-64, float32, float64)`,
+      ),
+    );
+  });
+
   test('generic idx: any count and image size, gzipped or not, no t10k files -> the holdout', async () => {
     const folder = join(dir, 'idx');
     await mkdir(folder, { recursive: true });
