@@ -1,7 +1,7 @@
 /**
  * Model state <-> one flat Float32Array. The state is every weight of the
  * model in `model.weights` order (the order model.json's weight manifest and
- * weights.bin use): trainable weights and non-trainable ones such as
+ * weights.bin use): the trainable weights, then the non-trainable ones such as
  * BatchNormalization's moving mean and variance, so a broadcast, a checkpoint,
  * a saved model and a federated average carry the whole model. Gradients cover
  * the trainable weights only, in `model.trainableWeights` order.
