@@ -1,11 +1,13 @@
 /**
  * Multi-process DDP on the user's own model (a model.json made here, as
- * tf.LayersModel.save writes it) over real MNIST: a Dense + softmax model
- * trains to a good accuracy and is saved with its softmax and full metadata;
- * a model with BatchNormalization ends with bit-identical moving statistics
- * on both ranks.
+ * tf.LayersModel.save writes it): the breast-cancer CSV with a Dense +
+ * softmax model (the issue's acceptance figure, test accuracy > 0.93) and as
+ * a regression; MNIST with a Dense + softmax model saved with its softmax
+ * and full metadata; a model with BatchNormalization ends with bit-identical
+ * moving statistics on both ranks.
  */
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +22,9 @@ import { writeUserModel } from '../support/user-model';
 import { SHARED_DIR } from '../../../tools/test-support/paths';
 
 const MNIST = join(SHARED_DIR, 'data', 'mnist');
+const BREAST_CANCER = join(SHARED_DIR, 'data', 'tabular', 'breast-cancer-wisconsin.csv');
+/** The csv reader (data/csv.ts) comes with the user-data loaders; until they are merged the CSV cases skip. */
+const CSV = existsSync(join(__dirname, '..', '..', 'src', 'data', 'csv.js')) ? {} : { skip: 'the csv loader (data/csv.ts) is not in this build yet' };
 
 function baseEnv(dir: string, modelUri: string, overrides: Record<string, string>): Record<string, string> {
   return {
@@ -52,6 +57,63 @@ describe('ddp role on a user model.json (multi-process)', () => {
     root = await mkdtemp(join(tmpdir(), 'tf-ddp-byo-it-'));
   });
   after(() => rm(root, { recursive: true, force: true }));
+
+  test('breast-cancer CSV, Dense + softmax model.json, 2 ranks: test accuracy > 0.93 on the holdout', CSV, async (t) => {
+    const dir = join(root, 'csv');
+    const user = tf.sequential({
+      layers: [tf.layers.dense({ inputShape: [30], units: 16, activation: 'relu' }), tf.layers.dense({ units: 2, activation: 'softmax' })],
+    });
+    const { modelJson } = await writeUserModel(user, join(dir, 'user-model'), false);
+    user.dispose();
+    const log = stderrLog();
+    const env = {
+      ...baseEnv(dir, modelJson, { [ENV.epochs]: '20', [ENV.batchSize]: '16', [ENV.optimizer]: 'adam', [ENV.learningRate]: '0.003' }),
+      [ENV.dataset]: 'csv',
+      [ENV.datasetUri]: BREAST_CANCER,
+      [ENV.labelColumn]: 'diagnosis',
+    };
+    const result = await runLocalGroup({ role: 'ddp', worldSize: 2, baseEnv: env, onLine: log.onLine, timeoutMs: 120_000 });
+    assert.deepEqual(result.exitCodes, [0, 0], log.text());
+    const [done] = ofType(result.events, 'done', 0);
+    t.diagnostic(`breast cancer: test accuracy ${done.testAccuracy}, loss ${done.testLoss}`);
+    assert.ok(done.testAccuracy! > 0.93, `test accuracy ${done.testAccuracy}`);
+    const metadata = JSON.parse(await readFile(join(dir, 'out', 'model', 'metadata.json'), 'utf8')) as ModelMetadata;
+    assert.deepEqual(metadata.classNames, ['benign', 'malignant']);
+    assert.equal(metadata.featureNames?.length, 30);
+    assert.equal(metadata.featureNames?.[0], 'mean_radius');
+    assert.equal(metadata.standardization?.mode, 'global');
+    assert.deepEqual(metadata.inputShape, [30]);
+  });
+
+  test('regression on the breast-cancer CSV (target mean_area from the other columns), linear 1-unit model.json: RMSE and R² reported', CSV, async (t) => {
+    const dir = join(root, 'regression');
+    // A linear model: the targets are raw (hundreds), which Adam's per-step size reaches in a few hundred steps.
+    const user = tf.sequential({ layers: [tf.layers.dense({ inputShape: [29], units: 1 })] });
+    const { modelJson } = await writeUserModel(user, join(dir, 'user-model'), false);
+    user.dispose();
+    const log = stderrLog();
+    const features = 'mean_radius,mean_texture,mean_perimeter,mean_smoothness,mean_compactness,mean_concavity,mean_concave_points,mean_symmetry,mean_fractal_dimension,se_radius,se_texture,se_perimeter,se_area,se_smoothness,se_compactness,se_concavity,se_concave_points,se_symmetry,se_fractal_dimension,worst_radius,worst_texture,worst_perimeter,worst_area,worst_smoothness,worst_compactness,worst_concavity,worst_concave_points,worst_symmetry,worst_fractal_dimension';
+    const env = {
+      ...baseEnv(dir, modelJson, { [ENV.epochs]: '40', [ENV.batchSize]: '8', [ENV.optimizer]: 'adam', [ENV.learningRate]: '3' }),
+      [ENV.dataset]: 'csv',
+      [ENV.datasetUri]: BREAST_CANCER,
+      [ENV.labelColumn]: 'mean_area',
+      [ENV.featureColumns]: features,
+      [ENV.task]: 'regression',
+    };
+    const result = await runLocalGroup({ role: 'ddp', worldSize: 2, baseEnv: env, onLine: log.onLine, timeoutMs: 120_000 });
+    assert.deepEqual(result.exitCodes, [0, 0], log.text());
+    const [done] = ofType(result.events, 'done', 0);
+    t.diagnostic(`regression: test RMSE ${done.testRmse}, MAE ${done.testMae}, R² ${done.testR2}`);
+    assert.equal(done.task, 'regression');
+    assert.equal(done.testAccuracy, undefined);
+    assert.ok(done.testRmse! > 0 && done.testMae! > 0, `RMSE ${done.testRmse}, MAE ${done.testMae}`);
+    // mean_area follows from mean_radius and mean_perimeter almost exactly.
+    assert.ok(done.testR2! > 0.9, `R² ${done.testR2}`);
+    const metadata = JSON.parse(await readFile(join(dir, 'out', 'model', 'metadata.json'), 'utf8')) as ModelMetadata;
+    assert.equal(metadata.task, 'regression');
+    assert.equal(metadata.testMetrics?.testR2, done.testR2);
+  });
 
   test('Dense + softmax model.json (topology only), 2 ranks on MNIST: test accuracy > 0.9, saved with its softmax and metadata', async (t) => {
     const dir = join(root, 'softmax');
