@@ -3,6 +3,7 @@ import { before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import type { Examples } from '../../../src/data/examples';
 import { initBackend } from '../../../src/model/backend';
+import { trainLocally } from '../../../src/model/local-training';
 import { TrainStep, allocateBatch, gatherBatch } from '../../../src/model/training';
 import { countParameters, countStateValues, getFlatWeights, nonTrainableVariables, setFlatWeights } from '../../../src/model/weights';
 
@@ -62,5 +63,24 @@ describe('model state with BatchNormalization', () => {
     assert.deepEqual(after[0], [...movingMean].map((v) => Math.fround((Math.fround(v + 1)) / 2)));
     model.dispose();
     optimizer.dispose();
+  });
+
+  test('trainLocally starts from and returns the whole state, moving statistics included (what FedAvg averages)', () => {
+    const model = bnModel(3);
+    const global = getFlatWeights(model);
+    global.fill(0.25, 29, 32); // the global model's moving mean
+    const result = trainLocally(model, global, DATA, Int32Array.from([0, 1, 2, 3, 4, 5, 6, 7]), {
+      epochs: 1,
+      batchSize: 4,
+      learningRate: 0.01,
+      optimizer: 'sgd',
+      proximalMu: 0.1,
+      seed: 1,
+    });
+    assert.equal(result.weights.length, countStateValues(model));
+    assert.deepEqual(result.weights, getFlatWeights(model));
+    // momentum 0.5, two batches: the mean moved from 0.25 towards the batches' means.
+    assert.ok([...result.weights.subarray(29, 32)].every((v) => v !== 0.25), `${result.weights.subarray(29, 32)}`);
+    model.dispose();
   });
 });
