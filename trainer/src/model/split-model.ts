@@ -224,7 +224,14 @@ export interface SplitParts {
 }
 
 export interface SplitModelOptions {
+  /** Layers on the client (the bottom part). Ignored when {@link cutLayerName} is set. */
   readonly cutLayer: number;
+  /**
+   * The name of the bottom part's last layer (the cut is after it).
+   *
+   * @default - the cut is after {@link cutLayer} layers
+   */
+  readonly cutLayerName?: string;
   readonly mode: SplitMode;
   readonly optimizer: OptimizerName;
   readonly learningRate: number;
@@ -249,7 +256,18 @@ function exampleShape(shape: tf.Shape | tf.Shape[], layer: string): number[] {
  */
 export function splitModel(model: tf.LayersModel, options: SplitModelOptions): SplitParts {
   const layers = model.layers;
-  const { cutLayer, mode } = options;
+  const { mode } = options;
+  let cutLayer = options.cutLayer;
+  if (options.cutLayerName !== undefined) {
+    const index = layers.findIndex((l) => l.name === options.cutLayerName);
+    if (index < 0) {
+      throw new TrainerError(
+        'TRAINER_ERR_INVALID_ARGUMENT',
+        `splitModel: 'cutLayerName' must name a layer of model ${model.name} (${layers.map((l) => l.name).join(', ')}), got ${JSON.stringify(options.cutLayerName)}`,
+      );
+    }
+    cutLayer = index + 1;
+  }
   const headLayers = mode === 'u-shaped' ? 1 : 0;
   const maxCut = layers.length - 1 - headLayers;
   if (!Number.isInteger(cutLayer) || cutLayer < 1 || cutLayer > maxCut) {
