@@ -267,4 +267,25 @@ describe('createModel with a user model.json', () => {
       });
     });
   });
+
+  test('a topology with convolutions moves training off wasm (no Conv2DBackpropFilter) and says so', async () => {
+    const conv = tf.sequential({
+      layers: [tf.layers.conv2d({ inputShape: [28, 28, 1], filters: 2, kernelSize: 3 }), tf.layers.flatten(), tf.layers.dense({ units: 10 })],
+    });
+    const { modelJson } = await writeUserModel(conv, join(dir, 'conv'), false);
+    conv.dispose();
+    assert.equal(tf.getBackend(), 'wasm');
+    const lines: string[] = [];
+    try {
+      const created = await createModel(config(modelJson), MNIST_SHAPE, { log: (l) => lines.push(l) });
+      assert.notEqual(tf.getBackend(), 'wasm');
+      assert.ok(
+        lines.some((l) => l === `model ${modelJson} has convolutions, which the wasm backend cannot train (no Conv2DBackpropFilter kernel): switched to the ${tf.getBackend()} backend`),
+        lines.join('\n'),
+      );
+      created.model.dispose();
+    } finally {
+      await initBackend(['wasm'], () => {});
+    }
+  });
 });
