@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
+import { ENV } from '../../../src/contract/env';
 import { type Dataset, loadDataset } from '../../../src/data/datasets';
 import { subset } from '../../../src/data/examples';
 import { initBackend } from '../../../src/model/backend';
@@ -116,6 +117,27 @@ describe('createModel with a user model.json', () => {
         assert.match(err.message, /^TENSORFLEET_MODEL_URI="http:\/\/127\.0\.0\.1:\d+\/models\/v2\/model\.json": cannot read the model's model\.json at http:\/\/127\.0\.0\.1:\d+\/models\/v2\/model\.json: /);
         return true;
       });
+    } finally {
+      await server.close();
+      original.dispose();
+    }
+  });
+
+  test('from s3:// through an S3-compatible endpoint on 127.0.0.1: path-style, SigV4-signed GETs of model.json and its shard', async () => {
+    const original = userModel(10, 'linear', 23);
+    const { files } = await writeUserModel(original, join(dir, 's3'));
+    const server = await startServer((req, res) => {
+      const file = files[(req.url ?? '').replace(/^\/models\/team\/v3\//, '')];
+      if (file === undefined) res.writeHead(404).end();
+      else res.writeHead(200, { 'content-length': file.length }).end(file);
+    });
+    try {
+      const env = { AWS_ACCESS_KEY_ID: 'AKIDTEST', AWS_SECRET_ACCESS_KEY: 'secret', AWS_REGION: 'eu-west-1', [ENV.s3Endpoint]: server.url };
+      const created = await createModel(config('s3://models/team/v3/model.json'), MNIST_SHAPE, { fetch: { env } });
+      assert.deepEqual(getFlatWeights(created.model), getFlatWeights(original));
+      assert.deepEqual(server.requests.map((r) => r.url).sort(), ['/models/team/v3/group1-shard1of1.bin', '/models/team/v3/model.json']);
+      for (const r of server.requests) assert.match(String(r.headers.authorization), /^AWS4-HMAC-SHA256 Credential=AKIDTEST\//);
+      created.model.dispose();
     } finally {
       await server.close();
       original.dispose();
