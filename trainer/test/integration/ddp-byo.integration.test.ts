@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -152,6 +152,40 @@ describe('ddp role on a user model.json (multi-process)', () => {
     assert.equal(metadata.pretrained, false);
     assert.deepEqual(metadata.inputShape, [28, 28, 1]);
     assert.equal(metadata.testMetrics?.testAccuracy, done.testAccuracy);
+  });
+
+  test('a model trained by one job is fine-tuned by the next through runs:/<run_id>/model (local MLflow file store)', async (t) => {
+    const dir = join(root, 'fine-tune');
+    const user = tf.sequential({
+      layers: [tf.layers.flatten({ inputShape: [28, 28, 1] }), tf.layers.dense({ units: 32, activation: 'relu' }), tf.layers.dense({ units: 10, activation: 'softmax' })],
+    });
+    const { modelJson } = await writeUserModel(user, join(dir, 'user-model'), false);
+    user.dispose();
+    const common = { [ENV.datasetSize]: '3000', [ENV.batchSize]: '32', [ENV.optimizer]: 'adam', [ENV.learningRate]: '0.002', [ENV.experimentName]: 'fine-tune' };
+    const log = stderrLog();
+    const first = await runLocalGroup({ role: 'ddp', worldSize: 1, baseEnv: { ...baseEnv(dir, modelJson, { ...common, [ENV.epochs]: '2' }), [ENV.checkpointDir]: join(dir, 'ckpt-1') }, onLine: log.onLine, timeoutMs: 120_000 });
+    assert.deepEqual(first.exitCodes, [0], log.text());
+    const mlruns = join(dir, 'out', 'mlruns');
+    const experiments = (await readdir(mlruns)).filter((e) => e !== '0' && e !== '.trash');
+    const runs = (await readdir(join(mlruns, experiments[0]))).filter((r) => r !== 'meta.yaml');
+    assert.equal(runs.length, 1);
+    const second = await runLocalGroup({
+      role: 'ddp',
+      worldSize: 2,
+      baseEnv: { ...baseEnv(dir, `runs:/${runs[0]}/model`, { ...common, [ENV.epochs]: '1', [ENV.seed]: '6' }), [ENV.checkpointDir]: join(dir, 'ckpt-2') },
+      onLine: log.onLine,
+      timeoutMs: 120_000,
+    });
+    assert.deepEqual(second.exitCodes, [0, 0], log.text());
+    const [before] = ofType(first.events, 'done', 0);
+    const [after] = ofType(second.events, 'done', 0);
+    t.diagnostic(`job 1 (2 epochs from the seed): ${before.testAccuracy}; job 2 (1 more epoch from job 1's weights): ${after.testAccuracy}`);
+    // One epoch from job 1's weights is at least as good as job 1 (starting from the seed, one epoch would not be).
+    assert.ok(after.testAccuracy! > before.testAccuracy! - 0.01, `${after.testAccuracy} after ${before.testAccuracy}`);
+    const metadata = JSON.parse(await readFile(join(dir, 'out', 'model', 'metadata.json'), 'utf8')) as ModelMetadata;
+    assert.equal(metadata.model, `runs:/${runs[0]}/model`);
+    assert.equal(metadata.pretrained, true);
+    assert.equal(metadata.outputActivation, 'softmax');
   });
 
   for (const source of BN_SOURCES) {
