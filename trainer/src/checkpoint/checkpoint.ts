@@ -30,6 +30,10 @@ export interface CheckpointFingerprint {
   readonly seed: number;
   readonly optimizer: TrainerConfig['optimizer'];
   readonly learningRate: number;
+  /** The user's model.json, when it replaces the built-in {@link model}. */
+  readonly modelUri?: string;
+  /** Absent in checkpoints written before tasks existed (classification). */
+  readonly task?: TrainerConfig['task'];
 }
 
 export interface Checkpoint {
@@ -50,11 +54,24 @@ const VERSION = 1;
 export const DEFAULT_KEEP = 2;
 const FILE_PATTERN = /^epoch-(\d{6,})\.rank-(\d+)\.ckpt$/;
 
-const FINGERPRINT_KEYS = ['model', 'dataset', 'datasetSize', 'worldSize', 'batchSize', 'seed', 'optimizer', 'learningRate'] as const;
+const FINGERPRINT_KEYS = ['model', 'dataset', 'datasetSize', 'worldSize', 'batchSize', 'seed', 'optimizer', 'learningRate', 'modelUri', 'task'] as const;
 
-export function checkpointFingerprint(config: Pick<TrainerConfig, (typeof FINGERPRINT_KEYS)[number]>): CheckpointFingerprint {
-  const { model, dataset, datasetSize, worldSize, batchSize, seed, optimizer, learningRate } = config;
-  return { model, dataset, datasetSize, worldSize, batchSize, seed, optimizer, learningRate };
+export function checkpointFingerprint(
+  config: Pick<TrainerConfig, Exclude<(typeof FINGERPRINT_KEYS)[number], 'modelUri' | 'task'>> & Partial<Pick<TrainerConfig, 'modelUri' | 'task'>>,
+): CheckpointFingerprint {
+  const { model, dataset, datasetSize, worldSize, batchSize, seed, optimizer, learningRate, modelUri, task } = config;
+  return {
+    model,
+    dataset,
+    datasetSize,
+    worldSize,
+    batchSize,
+    seed,
+    optimizer,
+    learningRate,
+    ...(modelUri !== undefined ? { modelUri } : {}),
+    ...(task !== undefined && task !== 'classification' ? { task } : {}),
+  };
 }
 
 /** `worldSize is 2 in the checkpoint, 4 now` for each field that differs. */

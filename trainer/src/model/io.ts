@@ -16,6 +16,7 @@ import type { DatasetName, ModelName, Task } from '../contract/env';
 import type { TestMetrics } from '../contract/events';
 import type { Standardization } from '../data/examples';
 import { TrainerError } from '../contract/errors';
+import { type OutputActivation, restoreOutputActivation, stripOutputActivation } from './topology';
 
 export const MODEL_FILES = { topology: 'model.json', weights: 'weights.bin', metadata: 'metadata.json' } as const;
 
@@ -43,6 +44,15 @@ export interface ModelMetadata {
   readonly featureNames?: readonly string[];
   /** How inputs are standardized before the model sees them (absent: built-in image sets, scaled to [0, 1]). */
   readonly standardization?: Standardization;
+  /**
+   * The softmax or sigmoid the user's output layer applies: it trained on logits, and the saved
+   * model.json has the activation back, so the saved model predicts probabilities as the user's did.
+   *
+   * @default - none: the saved model outputs logits (built-in models) or regression values
+   */
+  readonly outputActivation?: OutputActivation;
+  /** A user model: whether it started from its own weights (else from the seed). */
+  readonly pretrained?: boolean;
   /** ISO 8601. */
   readonly createdAt: string;
 }
@@ -89,8 +99,10 @@ export async function saveModel(model: tf.LayersModel, dir: string, metadata: Mo
     await model.save(
       tf.io.withSaveHandler(async (artifacts) => {
         const weights = concatWeightData(artifacts.weightData);
+        const topology = structuredClone(artifacts.modelTopology);
+        if (metadata.outputActivation !== undefined) restoreOutputActivation(topology, metadata.outputActivation);
         const json = {
-          modelTopology: artifacts.modelTopology,
+          modelTopology: topology,
           format: artifacts.format ?? 'layers-model',
           generatedBy: artifacts.generatedBy,
           convertedBy: artifacts.convertedBy ?? null,
@@ -129,8 +141,18 @@ export interface LoadedModel {
   readonly metadata: ModelMetadata;
 }
 
+export interface LoadModelOptions {
+  /**
+   * Load a classification model with a linear output layer (logits) even when it was saved with
+   * its softmax or sigmoid (what evaluation and the training heads need).
+   *
+   * @default false
+   */
+  readonly logits?: boolean;
+}
+
 /** Load a model saved by {@link saveModel}. */
-export async function loadModel(dir: string): Promise<LoadedModel> {
+export async function loadModel(dir: string, options: LoadModelOptions = {}): Promise<LoadedModel> {
   try {
     const json = JSON.parse(await fs.readFile(join(dir, MODEL_FILES.topology), 'utf8')) as {
       modelTopology: tf.io.ModelArtifacts['modelTopology'];
@@ -141,8 +163,9 @@ export async function loadModel(dir: string): Promise<LoadedModel> {
     const buffers = await Promise.all(paths.map((p) => fs.readFile(join(dir, p))));
     const bytes = Buffer.concat(buffers);
     const weightData = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
-    const model = await tf.loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs, weightData }));
     const metadata = JSON.parse(await fs.readFile(join(dir, MODEL_FILES.metadata), 'utf8')) as ModelMetadata;
+    if (options.logits === true && (metadata.task ?? 'classification') === 'classification') stripOutputActivation(json.modelTopology);
+    const model = await tf.loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs, weightData }));
     return { model, metadata };
   } catch (err) {
     throw new TrainerError('TRAINER_ERR_CHECKPOINT', `loading the model from ${dir} failed: ${(err as Error).message}`, { cause: err });

@@ -2,8 +2,9 @@
  * A federated client's round of local training: load the global weights, run
  * `epochs` epochs of minibatch training over a seeded shuffle of the client's
  * examples with a fresh optimizer (as Flower clients do each round), and
- * return the new flat weights. FedProx adds mu * (w - w_global) to every
- * gradient, the gradient of (mu / 2) ||w - w_global||^2.
+ * return the new flat model state (trainable and non-trainable weights, so
+ * BatchNormalization's moving statistics are averaged too). FedProx adds mu * (w - w_global) to every
+ * gradient, the gradient of (mu / 2) ||w - w_global||^2 (trainable weights only).
  *
  * Each step runs in one tf.tidy on the model's variables (gradients never leave
  * the backend), unlike {@link TrainStep}, which copies gradients out for the
@@ -18,6 +19,7 @@ import { createOptimizer } from './optimizer';
 import { featureSize } from '../data/examples';
 import { type Examples, allocateBatch, gatherBatch } from './training';
 import { getFlatWeights, setFlatWeights, trainableVariables } from './weights';
+import { headFor } from './head';
 
 export interface LocalTrainingOptions {
   /** Local epochs over the client's examples (`epochs` in the fit config). */
@@ -32,13 +34,13 @@ export interface LocalTrainingOptions {
 }
 
 export interface LocalTrainingResult {
-  /** The trained weights (a new array, the model's trainable-weights order). */
+  /** The trained model state (a new array: every weight, trainable and non-trainable, `model.weights` order, as getFlatWeights gives it). */
   readonly weights: Float32Array;
   /** Examples trained on per epoch (the result's weight in FedAvg). */
   readonly numExamples: number;
-  /** Mean training cross-entropy over the last epoch (measured before each step's update). */
+  /** Mean training loss over the last epoch (cross-entropy or squared error; measured before each step's update). */
   readonly loss: number;
-  /** Training accuracy over the last epoch (before each step's update). */
+  /** Training accuracy over the last epoch (before each step's update; 0 for regression). */
   readonly accuracy: number;
 }
 
@@ -89,6 +91,7 @@ export function trainLocally(
   if (indices.length === 0) return { weights: globalWeights.slice(), numExamples: 0, loss: NaN, accuracy: NaN };
 
   const variables = trainableVariables(model);
+  const head = headFor(model, data);
   const optimizer = createOptimizer(opts.optimizer, opts.learningRate);
   const mu = opts.proximalMu;
   // The global weights as tensors, for the proximal term only.
@@ -109,12 +112,12 @@ export function trainLocally(
         const [stepLoss, stepCorrect] = tf.tidy(() => {
           const xs = tf.tensor(batch.features.subarray(0, batch.count * size), [batch.count, ...data.featureShape]);
           const labels = tf.tensor1d(batch.labels.subarray(0, batch.count), 'int32');
-          const ys = tf.oneHot(labels, data.numClasses);
+          const targets = batch.targets ? tf.tensor1d(batch.targets.subarray(0, batch.count), 'float32') : undefined;
           let hits: tf.Scalar | undefined;
           const { value, grads } = tf.variableGrads(() => {
-            const logits = model.apply(xs, { training: true }) as tf.Tensor;
-            hits = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), labels), 'float32'))) as tf.Scalar;
-            return tf.losses.softmaxCrossEntropy(ys, logits) as tf.Scalar;
+            const outputs = model.apply(xs, { training: true }) as tf.Tensor;
+            hits = tf.keep(head.correct(outputs, { labels, targets }));
+            return head.meanLoss(outputs, { labels, targets });
           }, variables);
           if (mu > 0) {
             variables.forEach((v, i) => {

@@ -3,9 +3,9 @@
  * and its initial weights depend only on the seed: each layer's kernel
  * initializer is seeded with `seed + layer index`, biases start at zero.
  *
- * There is no batch normalization: its moving statistics are non-trainable
- * weights that data-parallel ranks would update from different batches, so
- * ranks would drift apart (the all-reduce only keeps trainable weights equal).
+ * The built-ins have no batch normalization. A user's model may: its moving
+ * statistics are non-trainable weights that TrainStep carries through the
+ * all-reduce, so data-parallel ranks keep them identical (see training.ts).
  */
 import * as tf from '@tensorflow/tfjs';
 import type { ModelName } from '../contract/env';

@@ -15,9 +15,11 @@
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import type { OptimizerName, SplitMode } from '../contract/env';
+import type { OptimizerName, SplitMode, Task } from '../contract/env';
 import { TrainerError } from '../contract/errors';
 import { createOptimizer } from './optimizer';
+import { Head, type HeadTargets } from './head';
+import type { EvalSums } from './training';
 
 /** A row-major float32 matrix (rows = examples), as split/protocol.ts carries it. */
 export interface PartMatrix {
@@ -59,10 +61,25 @@ export class ModelPart {
     readonly outputSize: number,
     optimizer: OptimizerName,
     learningRate: number,
+    /**
+     * What the last part is trained for: with `outputSize` it picks the head (softmax on K logits,
+     * binary on 1 logit, regression on 1 output).
+     *
+     * @default 'classification'
+     */
+    readonly task: Task = 'classification',
   ) {
     this.variables = layers.flatMap((layer) => layer.trainableWeights.map((w) => w.read() as tf.Variable));
     this.parameterCount = this.variables.reduce((sum, v) => sum + v.size, 0);
     this.optimizer = createOptimizer(optimizer, learningRate);
+  }
+
+  private headCache?: Head;
+
+  /** The loss head of the last part (see {@link task}). */
+  get head(): Head {
+    this.headCache ??= Head.for(this.task, 0, this.outputSize);
+    return this.headCache;
   }
 
   /** Features of one input example. */
@@ -106,18 +123,20 @@ export class ModelPart {
     });
   }
 
-  /** Backward from labels (the last part): mean cross-entropy, weight update, optional dL/dinput. */
-  backwardFromLabels(x: PartMatrix, labels: Int32Array, wantInputGradient: boolean): LossResult {
+  /**
+   * Backward from labels (the last part): the head's mean loss (cross-entropy, or squared error
+   * against `targets` for regression), weight update, optional dL/dinput.
+   */
+  backwardFromLabels(x: PartMatrix, labels: Int32Array, wantInputGradient: boolean, targets?: Float32Array): LossResult {
     if (labels.length !== x.rows) throw new TrainerError('TRAINER_ERR_SHAPE_MISMATCH', `${this.name}: ${labels.length} labels for a batch of ${x.rows}`);
     return scoped(() => {
-      const labelTensor = tf.tensor1d(labels, 'int32');
-      const ys = tf.oneHot(labelTensor, this.outputSize);
+      const y = this.targetsOf(labels, targets);
       let correct: tf.Scalar | undefined;
       const result = this.differentiate(
         x,
-        (logits) => {
-          correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), labelTensor), 'float32')) as tf.Scalar);
-          return tf.losses.softmaxCrossEntropy(ys, logits) as tf.Scalar;
+        (outputs) => {
+          correct = tf.keep(this.head.correct(outputs, y));
+          return this.head.meanLoss(outputs, y);
         },
         wantInputGradient,
       );
@@ -127,15 +146,25 @@ export class ModelPart {
     });
   }
 
-  /** Loss sum and correct count of `x` against `labels` (no update). */
-  score(x: PartMatrix, labels: Int32Array): { lossSum: number; correct: number; count: number } {
+  /** Evaluation sums of `x` against `labels` (or regression `targets`), no update. */
+  score(x: PartMatrix, labels: Int32Array, targets?: Float32Array): EvalSums {
     return scoped(() => {
-      const logits = this.apply(this.input(x));
-      const labelTensor = tf.tensor1d(labels, 'int32');
-      const loss = tf.losses.softmaxCrossEntropy(tf.oneHot(labelTensor, this.outputSize), logits, undefined, undefined, tf.Reduction.SUM);
-      const correct = tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), labelTensor), 'float32'));
-      return { lossSum: loss.dataSync()[0], correct: correct.dataSync()[0], count: x.rows };
+      const sums = this.head.sums(this.apply(this.input(x)), this.targetsOf(labels, targets));
+      const value = (t: tf.Scalar | undefined) => (t ? t.dataSync()[0] : undefined);
+      return {
+        lossSum: value(sums.lossSum)!,
+        correct: value(sums.correct)!,
+        count: x.rows,
+        ...(this.head.kind === 'regression' ? { absErrorSum: value(sums.absErrorSum), targetSum: value(sums.targetSum), targetSquareSum: value(sums.targetSquareSum) } : {}),
+      };
     });
+  }
+
+  private targetsOf(labels: Int32Array, targets: Float32Array | undefined): HeadTargets {
+    if (targets !== undefined && targets.length !== labels.length) {
+      throw new TrainerError('TRAINER_ERR_SHAPE_MISMATCH', `${this.name}: ${targets.length} targets for ${labels.length} labels`);
+    }
+    return { labels: tf.tensor1d(labels, 'int32'), targets: targets ? tf.tensor1d(targets, 'float32') : undefined };
   }
 
   /** Trainable weights as one flat vector (variable order). */
@@ -195,10 +224,23 @@ export interface SplitParts {
 }
 
 export interface SplitModelOptions {
+  /** Layers on the client (the bottom part). Ignored when {@link cutLayerName} is set. */
   readonly cutLayer: number;
+  /**
+   * The name of the bottom part's last layer (the cut is after it).
+   *
+   * @default - the cut is after {@link cutLayer} layers
+   */
+  readonly cutLayerName?: string;
   readonly mode: SplitMode;
   readonly optimizer: OptimizerName;
   readonly learningRate: number;
+  /**
+   * What the model is trained for (picks the last part's head).
+   *
+   * @default 'classification'
+   */
+  readonly task?: Task;
 }
 
 function exampleShape(shape: tf.Shape | tf.Shape[], layer: string): number[] {
@@ -214,7 +256,18 @@ function exampleShape(shape: tf.Shape | tf.Shape[], layer: string): number[] {
  */
 export function splitModel(model: tf.LayersModel, options: SplitModelOptions): SplitParts {
   const layers = model.layers;
-  const { cutLayer, mode } = options;
+  const { mode } = options;
+  let cutLayer = options.cutLayer;
+  if (options.cutLayerName !== undefined) {
+    const index = layers.findIndex((l) => l.name === options.cutLayerName);
+    if (index < 0) {
+      throw new TrainerError(
+        'TRAINER_ERR_INVALID_ARGUMENT',
+        `splitModel: 'cutLayerName' must name a layer of model ${model.name} (${layers.map((l) => l.name).join(', ')}), got ${JSON.stringify(options.cutLayerName)}`,
+      );
+    }
+    cutLayer = index + 1;
+  }
   const headLayers = mode === 'u-shaped' ? 1 : 0;
   const maxCut = layers.length - 1 - headLayers;
   if (!Number.isInteger(cutLayer) || cutLayer < 1 || cutLayer > maxCut) {
@@ -226,7 +279,7 @@ export function splitModel(model: tf.LayersModel, options: SplitModelOptions): S
   const part = (name: string, from: number, to: number): ModelPart => {
     const inputShape = from === 0 ? exampleShape(model.inputs[0].shape, layers[0].name) : exampleShape(layers[from - 1].outputShape, layers[from - 1].name);
     const outputShape = exampleShape(layers[to - 1].outputShape, layers[to - 1].name);
-    return new ModelPart(name, layers.slice(from, to), inputShape, outputShape.reduce((a, b) => a * b, 1), options.optimizer, options.learningRate);
+    return new ModelPart(name, layers.slice(from, to), inputShape, outputShape.reduce((a, b) => a * b, 1), options.optimizer, options.learningRate, options.task ?? 'classification');
   };
   const end = layers.length - headLayers;
   return {

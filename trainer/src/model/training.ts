@@ -7,7 +7,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { TrainerError } from '../contract/errors';
-import { trainableVariables } from './weights';
+import { assignVariables, nonTrainableVariables, trainableVariables } from './weights';
+import { Head, type HeadTargets, headFor } from './head';
 import { allocateFloat32 } from '../kernels/sum';
 import { type Examples, featureSize } from '../data/examples';
 import type { Task } from '../contract/env';
@@ -52,30 +53,42 @@ export function gatherBatch(examples: Examples, indices: Int32Array, start: numb
   return batch;
 }
 
-function batchTensors(examples: Examples, batch: Batch): { xs: tf.Tensor; labels: tf.Tensor1D; ys: tf.Tensor2D } {
+/** The batch as tensors: features [count, ...featureShape], class indices, and regression targets when the examples have them. */
+function batchTensors(examples: Examples, batch: Batch): { xs: tf.Tensor; y: HeadTargets } {
   const size = featureSize(examples);
   const xs = tf.tensor(batch.features.subarray(0, batch.count * size), [batch.count, ...examples.featureShape]);
   const labels = tf.tensor1d(batch.labels.subarray(0, batch.count), 'int32');
-  const ys = tf.oneHot(labels, examples.numClasses) as tf.Tensor2D;
-  return { xs, labels, ys };
-}
-
-function countCorrect(logits: tf.Tensor, labels: tf.Tensor1D): tf.Scalar {
-  return tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), labels), 'float32'));
+  const targets = batch.targets ? tf.tensor1d(batch.targets.subarray(0, batch.count), 'float32') : undefined;
+  return { xs, y: { labels, targets } };
 }
 
 export interface StepResult {
-  /** Mean cross-entropy over the local batch. */
+  /** Mean loss over the local batch (cross-entropy, or squared error for regression). */
   readonly loss: number;
-  /** Correctly classified examples of the local batch (before the update). */
+  /** Correctly classified examples of the local batch (before the update; 0 for regression). */
   readonly correct: number;
 }
 
-/** Gradient computation and application for one model and optimizer. */
+/**
+ * Gradient computation and application for one model and optimizer.
+ *
+ * The step buffer {@link gradients} holds the trainable weights' gradients,
+ * then the model's non-trainable weights (BatchNormalization's moving
+ * statistics, which `model.apply(x, { training: true })` updates from the local
+ * batch). Summed across ranks and divided by worldSize, the first part is the
+ * mean gradient and the second the ranks' mean statistics: one all-reduce keeps
+ * the buffers identical on every rank, as PyTorch DDP's broadcast_buffers does.
+ */
 export class TrainStep {
+  /** The trainable variables, in gradient order. */
   readonly variables: tf.Variable[];
-  /** Flat gradients of the last {@link computeGradients}, in trainable-weight order. */
+  /** The non-trainable variables, carried after the gradients in {@link gradients}. */
+  readonly buffers: tf.Variable[];
+  /** Flat gradients of the last {@link computeGradients} (trainable-weight order), then the non-trainable weights' values. */
   readonly gradients: Float32Array;
+  /** Gradient values at the start of {@link gradients} (the rest are non-trainable weights). */
+  readonly gradientCount: number;
+  readonly head: Head;
 
   constructor(
     readonly model: tf.LayersModel,
@@ -83,24 +96,31 @@ export class TrainStep {
     readonly examples: Examples,
   ) {
     this.variables = trainableVariables(model);
+    this.buffers = nonTrainableVariables(model);
+    this.gradientCount = this.variables.reduce((sum, v) => sum + v.size, 0);
     // Resident in the sum kernel's memory: the ring all-reduce sums into it without copying.
-    this.gradients = allocateFloat32(this.variables.reduce((sum, v) => sum + v.size, 0));
+    this.gradients = allocateFloat32(this.gradientCount + this.buffers.reduce((sum, v) => sum + v.size, 0));
+    this.head = headFor(model, examples);
   }
 
-  /** Gradients of the mean loss over `batch`, written into {@link gradients}. */
+  /** Gradients of the mean loss over `batch`, then the updated non-trainable weights, written into {@link gradients}. */
   computeGradients(batch: Batch): StepResult {
     let correctTensor: tf.Scalar | undefined;
     const loss = tf.tidy(() => {
-      const { xs, labels, ys } = batchTensors(this.examples, batch);
+      const { xs, y } = batchTensors(this.examples, batch);
       const { value, grads } = tf.variableGrads(() => {
-        const logits = this.model.apply(xs, { training: true }) as tf.Tensor;
-        correctTensor = tf.keep(countCorrect(logits, labels));
-        return tf.losses.softmaxCrossEntropy(ys, logits) as tf.Scalar;
+        const outputs = this.model.apply(xs, { training: true }) as tf.Tensor;
+        correctTensor = tf.keep(this.head.correct(outputs, y));
+        return this.head.meanLoss(outputs, y);
       }, this.variables);
       let offset = 0;
       for (const variable of this.variables) {
         this.gradients.set(grads[variable.name].dataSync() as Float32Array, offset);
         offset += variable.size;
+      }
+      for (const buffer of this.buffers) {
+        this.gradients.set(buffer.dataSync() as Float32Array, offset);
+        offset += buffer.size;
       }
       return value.dataSync()[0];
     });
@@ -109,10 +129,16 @@ export class TrainStep {
     return { loss, correct };
   }
 
-  /** Divide `flat` by `divisor` in place (exact IEEE division: identical on every rank), then apply it. */
+  /**
+   * Divide `flat` by `divisor` in place (exact IEEE division: identical on every rank), then apply
+   * its gradients and set the non-trainable weights to its remaining values.
+   */
   applyGradients(flat: Float32Array, divisor = 1): void {
     if (flat.length !== this.gradients.length) {
-      throw new TrainerError('TRAINER_ERR_SHAPE_MISMATCH', `applyGradients: the model has ${this.gradients.length} parameters, got ${flat.length} gradients`);
+      throw new TrainerError(
+        'TRAINER_ERR_SHAPE_MISMATCH',
+        `applyGradients: the model has ${this.gradientCount} parameters and ${this.gradients.length - this.gradientCount} non-trainable values, got ${flat.length} values`,
+      );
     }
     if (divisor !== 1) for (let i = 0; i < flat.length; i++) flat[i] /= divisor;
     tf.tidy(() => {
@@ -124,6 +150,7 @@ export class TrainStep {
       }
       this.optimizer.applyGradients(named);
     });
+    if (this.buffers.length > 0) assignVariables(this.buffers, flat, this.gradientCount);
   }
 }
 
@@ -179,20 +206,28 @@ export function testMetrics(sums: EvalSums, task: Task): TestMetrics {
   return { task, testAccuracy: sums.correct / n, testLoss: sums.lossSum / n };
 }
 
-/** Add the cross-entropy sum and correct count of `examples[indices]` to `sums`, in batches. */
+/**
+ * Add the evaluation sums of `examples[indices]` to `sums`, in batches: loss and correct count,
+ * and for regression the absolute error and target sums (see {@link testMetrics}).
+ */
 export function evaluateExamples(model: tf.LayersModel, examples: Examples, indices: Int32Array, batchSize = 500, sums: EvalSums = { lossSum: 0, correct: 0, count: 0 }): EvalSums {
+  const head = headFor(model, examples);
   const batch = allocateBatch(examples, batchSize);
   for (let start = 0; start < indices.length; start += batchSize) {
     gatherBatch(examples, indices, start, Math.min(indices.length, start + batchSize), batch);
-    const [lossSum, correct] = tf.tidy(() => {
-      const { xs, labels, ys } = batchTensors(examples, batch);
-      const logits = model.predict(xs) as tf.Tensor;
-      const loss = tf.losses.softmaxCrossEntropy(ys, logits, undefined, undefined, tf.Reduction.SUM);
-      return [loss.dataSync()[0], countCorrect(logits, labels).dataSync()[0]];
+    const values = tf.tidy(() => {
+      const { xs, y } = batchTensors(examples, batch);
+      const out = head.sums(model.predict(xs) as tf.Tensor, y);
+      return [out.lossSum, out.correct, out.absErrorSum, out.targetSum, out.targetSquareSum].map((t) => (t ? t.dataSync()[0] : undefined));
     });
-    sums.lossSum += lossSum;
-    sums.correct += correct;
+    sums.lossSum += values[0]!;
+    sums.correct += values[1]!;
     sums.count += batch.count;
+    if (head.kind === 'regression') {
+      sums.absErrorSum = (sums.absErrorSum ?? 0) + values[2]!;
+      sums.targetSum = (sums.targetSum ?? 0) + values[3]!;
+      sums.targetSquareSum = (sums.targetSquareSum ?? 0) + values[4]!;
+    }
   }
   return sums;
 }

@@ -13,22 +13,28 @@
  *     rank starts bit-identical. A rank whose checkpoints are gone (a pod
  *     rescheduled onto a new emptyDir) or older (it died between the others'
  *     checkpoint writes) resumes from its peers'.
- *  4. Each epoch: DistributedSampler shard -> batches -> local gradients ->
- *     ring all-reduce (sum) -> divide by worldSize -> optimizer step. Then
+ *  4. Each epoch: DistributedSampler shard -> batches -> local gradients
+ *     (followed in the same buffer by the non-trainable weights, e.g.
+ *     BatchNormalization's moving statistics) -> ring all-reduce (sum) ->
+ *     divide by worldSize -> optimizer step, statistics set to the ranks'
+ *     mean (identical on every rank, as DDP's broadcast_buffers keeps them). Then
  *     every rank writes its checkpoint (the weights are identical everywhere).
- *  5. Test-set evaluation (each rank a slice, sums all-reduced), rank 0 saves
- *     the model and logs to tracking, final barrier, `done`.
+ *  5. Test-set evaluation (each rank a slice, sums all-reduced) -> the task's
+ *     metrics; rank 0 saves the model with its metadata and logs to tracking,
+ *     final barrier, `done`.
  * Any failure (a dead peer surfaces as TRAINER_ERR_PEER_* within timeoutMs):
  * `error` event, abort the transport (peers fail fast), throw -> exit non-zero;
  * the Job restarts the ranks and they resume from the checkpoint.
  */
 import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
 import { performance } from 'node:perf_hooks';
 import { checkpointFingerprint, loadLatestCheckpoint, writeCheckpoint } from '../checkpoint/checkpoint';
 import { barrier } from '../collectives/barrier';
 import { broadcast } from '../collectives/broadcast';
 import { ringAllReduce } from '../collectives/ring-all-reduce';
 import type { TrainerConfig } from '../contract/env';
+import type { TestMetrics } from '../contract/events';
 import { TrainerError } from '../contract/errors';
 import { loadTrainerData } from '../data/load';
 import { shardIndices, shardLength } from '../data/sampler';
@@ -38,8 +44,8 @@ import { MODEL_FILES, saveModel } from '../model/io';
 import { hasConvolutions, trainingBackends } from '../model/models';
 import { learningRateAt, setLearningRate } from '../model/schedule';
 import { createOptimizer, getOptimizerState, optimizerStateLayout, setOptimizerState, stateLength } from '../model/optimizer';
-import { TrainStep, allocateBatch, evaluateExamples, gatherBatch } from '../model/training';
-import { getFlatWeights, setFlatWeights } from '../model/weights';
+import { TrainStep, allocateBatch, evalSumsFromArray, evalSumsToArray, evaluateExamples, gatherBatch, testMetrics } from '../model/training';
+import { countStateValues, getFlatWeights, setFlatWeights } from '../model/weights';
 import { rendezvous } from '../rendezvous/rendezvous';
 import { createTracker, finishOnSignals, type Tracker } from '../tracking';
 import type { Transport } from '../transport/transport';
@@ -53,6 +59,18 @@ const EVAL_BATCH_SIZE = 500;
 /** Step events per epoch (about every 10%). */
 const STEP_EVENTS_PER_EPOCH = 10;
 /** Give up on a clean exit this long after a failure (a stuck handle must not keep a failed rank alive). */
+
+/** The tracker's names of the test metrics: test_accuracy or test_rmse/test_mae/test_r2, and test_loss. */
+function trackerTestMetrics(m: TestMetrics): [string, number][] {
+  const named: [string, number | undefined][] = [
+    ['test_accuracy', m.testAccuracy],
+    ['test_rmse', m.testRmse],
+    ['test_mae', m.testMae],
+    ['test_r2', m.testR2],
+    ['test_loss', m.testLoss],
+  ];
+  return named.filter((entry): entry is [string, number] => entry[1] !== undefined);
+}
 
 /** Tags collectives with a step number every rank advances identically. */
 class CollectiveSteps {
@@ -80,10 +98,10 @@ export async function runDdpWorker(config: TrainerConfig): Promise<void> {
   let removeSignalHooks: (() => void) | undefined;
   try {
     // 1. Backend, data, model.
-    const { backend } = await initBackend(trainingBackends(config.model), log);
-    if (hasConvolutions(config.model) && backend !== 'tensorflow') {
+    await initBackend(trainingBackends(config.model), log);
+    if (config.modelUri === undefined && hasConvolutions(config.model) && tf.getBackend() !== 'tensorflow') {
       log(
-        `warning: model ${config.model} trains on the ${backend} backend, which is orders of magnitude slower than tfjs-node ` +
+        `warning: model ${config.model} trains on the ${tf.getBackend()} backend, which is orders of magnitude slower than tfjs-node ` +
           `(wasm cannot train convolutions: it has no Conv2DBackpropFilter kernel); install @tensorflow/tfjs-node or use the mlp model`,
       );
     }
@@ -91,7 +109,11 @@ export async function runDdpWorker(config: TrainerConfig): Promise<void> {
     const train = data.train!;
     const test = data.test!;
     const inputShape = train.featureShape;
-    const { model } = await createModel(config, train, { log });
+    // A user model with convolutions moves off wasm here (see createModel).
+    const created = await createModel(config, train, { log });
+    const { model } = created;
+    const backend = tf.getBackend();
+    const modelSource = created.source;
     const optimizer = createOptimizer(config.optimizer, config.learningRate);
     const trainStep = new TrainStep(model, optimizer, train);
     const layout = optimizerStateLayout(config.optimizer, trainStep.variables);
@@ -99,11 +121,12 @@ export async function runDdpWorker(config: TrainerConfig): Promise<void> {
     // 2. This rank's newest checkpoint.
     const fingerprint = checkpointFingerprint(config);
     const own = await loadLatestCheckpoint(config.checkpointDir, rank, fingerprint, { onWarning: log });
-    if (own && (own.weights.length !== trainStep.gradients.length || own.optimizerState.length !== stateLength(layout))) {
+    const stateValues = countStateValues(model);
+    if (own && (own.weights.length !== stateValues || own.optimizerState.length !== stateLength(layout))) {
       throw new TrainerError(
         'TRAINER_ERR_CHECKPOINT',
         `rank ${rank} cannot resume from checkpoint ${own.path}: it holds ${own.weights.length} weights and ${own.optimizerState.length} optimizer values, ` +
-          `model ${config.model} has ${trainStep.gradients.length} and ${stateLength(layout)}`,
+          `model ${modelSource} has ${stateValues} (trainable and non-trainable) and ${stateLength(layout)}`,
       );
     }
     const { generation } = config;
@@ -140,8 +163,9 @@ export async function runDdpWorker(config: TrainerConfig): Promise<void> {
         await tracker.startRun(config.jobName, { 'tensorfleet.role': 'ddp', 'tensorfleet.generation': String(generation), 'tensorfleet.resumeEpoch': String(resumeEpoch) });
         removeSignalHooks = finishOnSignals(tracker);
         tracker.logParams({
-          model: config.model,
+          model: modelSource,
           dataset: config.dataset,
+          task: train.task,
           datasetSize: train.count,
           worldSize,
           batchSize: config.batchSize,
@@ -219,27 +243,31 @@ export async function runDdpWorker(config: TrainerConfig): Promise<void> {
     // 5. Evaluate (rank r takes test examples r, r + worldSize, ...), save, report.
     const testIndices = Int32Array.from({ length: Math.ceil((test.count - rank) / worldSize) }, (_, i) => rank + i * worldSize);
     const local = evaluateExamples(model, test, testIndices, EVAL_BATCH_SIZE);
-    const [testLossSum, testCorrect, testCount] = await allReduceSums(ring, steps, [local.lossSum, local.correct, local.count]);
-    const testAccuracy = testCorrect / testCount;
-    const testLoss = testLossSum / testCount;
-    emit({ event: 'eval', epoch: config.epochs, testAccuracy, testLoss });
+    const metrics = testMetrics(evalSumsFromArray(await allReduceSums(ring, steps, evalSumsToArray(local))), train.task);
+    emit({ event: 'eval', epoch: config.epochs, ...metrics });
 
     const modelPath = join(config.outputDir, MODEL_DIR);
     if (rank === 0) {
       await saveModel(model, modelPath, {
         dataset: config.dataset,
-        model: config.model,
+        model: modelSource,
         epochs: config.epochs,
         worldSize,
-        testAccuracy,
+        ...(metrics.testAccuracy !== undefined ? { testAccuracy: metrics.testAccuracy } : {}),
+        testMetrics: metrics,
         inputShape: [...inputShape],
         classes: train.numClasses,
+        task: train.task,
+        ...(train.classNames ? { classNames: train.classNames } : {}),
+        ...(train.featureNames ? { featureNames: train.featureNames } : {}),
+        ...(train.standardization ? { standardization: train.standardization } : {}),
+        ...(created.outputActivation ? { outputActivation: created.outputActivation } : {}),
+        ...(config.modelUri !== undefined ? { pretrained: created.pretrained } : {}),
         createdAt: new Date().toISOString(),
       });
       log(`model saved to ${modelPath}`);
       if (tracker) {
-        tracker.logMetric('test_accuracy', testAccuracy, config.epochs);
-        tracker.logMetric('test_loss', testLoss, config.epochs);
+        for (const [name, value] of trackerTestMetrics(metrics)) tracker.logMetric(name, value, config.epochs);
         for (const file of Object.values(MODEL_FILES)) await tracker.logArtifact(join(modelPath, file), `${MODEL_DIR}/${file}`);
       }
     }
@@ -252,7 +280,7 @@ export async function runDdpWorker(config: TrainerConfig): Promise<void> {
     }
     emit({
       event: 'done',
-      testAccuracy,
+      ...metrics,
       epochs: config.epochs,
       worldSize,
       samplesPerSecond: trainedSeconds > 0 ? trainedSamples / trainedSeconds : 0,

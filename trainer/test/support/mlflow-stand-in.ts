@@ -1,6 +1,7 @@
 /**
  * A stand-in for an MLflow tracking server (none runs here): the two REST API 2.0 calls
- * the TrainingApi makes, answered as MLflow documents them
+ * the TrainingApi makes, plus runs/get and the artifact proxy's download (for runs:/ model
+ * URIs), answered as MLflow documents them
  * (https://mlflow.org/docs/latest/rest-api.html): experiments/get-by-name (404
  * RESOURCE_DOES_NOT_EXIST for an unknown name) and runs/search (runs with info and data,
  * each metric its latest value and step, order_by start_time DESC, max_results).
@@ -16,12 +17,16 @@ export interface FakeRun {
   readonly tags: Record<string, string>;
   /** Latest value and step per metric. */
   readonly metrics?: Record<string, { value: number; step: number }>;
+  /** The run's artifact_uri (runs/get). @default `mlflow-artifacts:/<experiment id>/<run id>/artifacts` */
+  readonly artifactUri?: string;
 }
 
 export class FakeMlflow {
   readonly experiments = new Map<string, string>();
   readonly runs: FakeRun[] = [];
   readonly requests: Array<{ method: string; path: string; body?: any }> = [];
+  /** Files the artifact proxy serves (GET /api/2.0/mlflow-artifacts/artifacts/<path>), by path. */
+  readonly artifacts = new Map<string, Buffer>();
   /** Milliseconds before each answer (a slow server). */
   delayMs = 0;
   private server?: LocalServer;
@@ -57,6 +62,33 @@ export class FakeMlflow {
       const id = this.experiments.get(name);
       if (id === undefined) return this.send(res, 404, { error_code: 'RESOURCE_DOES_NOT_EXIST', message: `Could not find experiment with name '${name}'` });
       return this.send(res, 200, { experiment: { experiment_id: id, name, lifecycle_stage: 'active' } });
+    }
+    if (req.method === 'GET' && url.pathname === '/api/2.0/mlflow/runs/get') {
+      const id = url.searchParams.get('run_id') ?? '';
+      const run = this.runs.find((r) => r.runId === id);
+      if (run === undefined) return this.send(res, 404, { error_code: 'RESOURCE_DOES_NOT_EXIST', message: `Run '${id}' not found` });
+      const experimentId = this.experiments.get(run.experimentName);
+      return this.send(res, 200, {
+        run: {
+          info: {
+            run_id: run.runId,
+            run_uuid: run.runId,
+            experiment_id: experimentId,
+            status: run.status ?? 'RUNNING',
+            start_time: run.startTime,
+            artifact_uri: run.artifactUri ?? `mlflow-artifacts:/${experimentId}/${run.runId}/artifacts`,
+            lifecycle_stage: 'active',
+          },
+          data: { metrics: [], params: [], tags: Object.entries(run.tags).map(([k, v]) => ({ key: k, value: v })) },
+        },
+      });
+    }
+    const artifactPrefix = '/api/2.0/mlflow-artifacts/artifacts/';
+    if (req.method === 'GET' && url.pathname.startsWith(artifactPrefix)) {
+      const file = this.artifacts.get(decodeURIComponent(url.pathname.slice(artifactPrefix.length)));
+      if (file === undefined) return this.send(res, 404, { error_code: 'RESOURCE_DOES_NOT_EXIST', message: `no artifact ${url.pathname}` });
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': file.length }).end(file);
+      return;
     }
     if (req.method === 'POST' && url.pathname === '/api/2.0/mlflow/runs/search') {
       // The one filter form the API sends: tags.`key` = 'value'.

@@ -7,6 +7,7 @@ import {
   type Checkpoint,
   type CheckpointFingerprint,
   checkpointFileName,
+  checkpointFingerprint,
   decodeCheckpoint,
   encodeCheckpoint,
   loadLatestCheckpoint,
@@ -88,6 +89,22 @@ describe('checkpoint', () => {
         '(worldSize (WORLD_SIZE) is 2 in the checkpoint, 4 now; batchSize (TENSORFLEET_BATCH_SIZE) is 32 in the checkpoint, 64 now); ' +
         'restore the original settings, or point TENSORFLEET_CHECKPOINT_DIR at an empty folder to start over',
     });
+  });
+
+  test("a user model's URI and a regression task are part of the fingerprint; a classification run matches an older checkpoint", async () => {
+    const dir = fresh();
+    await writeCheckpoint(dir, 0, { ...checkpoint(1), fingerprint: checkpointFingerprint({ ...FINGERPRINT, modelUri: '/models/a/model.json', task: 'classification' }) });
+    assert.equal((await loadLatestCheckpoint(dir, 0, checkpointFingerprint({ ...FINGERPRINT, modelUri: '/models/a/model.json', task: 'classification' })))?.epoch, 1);
+    await assert.rejects(loadLatestCheckpoint(dir, 0, checkpointFingerprint({ ...FINGERPRINT, modelUri: '/models/b/model.json', task: 'regression' })), {
+      code: 'TRAINER_ERR_CHECKPOINT',
+      message:
+        `rank 0 cannot resume from checkpoint ${join(dir, 'epoch-000001.rank-0.ckpt')}: it was written by a different configuration ` +
+        '(modelUri (TENSORFLEET_MODEL_URI) is "/models/a/model.json" in the checkpoint, "/models/b/model.json" now; task (TENSORFLEET_TASK) is undefined in the checkpoint, "regression" now); ' +
+        'restore the original settings, or point TENSORFLEET_CHECKPOINT_DIR at an empty folder to start over',
+    });
+    const old = fresh();
+    await writeCheckpoint(old, 0, checkpoint(1));
+    assert.equal((await loadLatestCheckpoint(old, 0, checkpointFingerprint({ ...FINGERPRINT, task: 'classification' })))?.epoch, 1);
   });
 
   test('a corrupt newest file is skipped, with a warning, for the previous epoch', async () => {

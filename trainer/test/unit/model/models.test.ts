@@ -68,7 +68,7 @@ describe('flat weights', () => {
     const model = buildModel('mlp', [28, 28, 1], 10, 1);
     assert.throws(() => setFlatWeights(model, new Float32Array(3)), {
       code: 'TRAINER_ERR_SHAPE_MISMATCH',
-      message: /setFlatWeights: model mlp has 235146 trainable parameters, got 3 values/,
+      message: /setFlatWeights: model mlp has 235146 weight values \(trainable and non-trainable\), got 3 values/,
     });
     model.dispose();
   });

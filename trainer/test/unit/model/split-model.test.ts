@@ -137,6 +137,29 @@ describe('split model', () => {
     model.dispose();
   });
 
+  test('cuts after a layer named by cutLayerName, and refuses an unknown name listing the layers', () => {
+    const model = buildModel('mlp', shape(), train.numClasses, SEED);
+    const named = splitModel(model, { cutLayer: 1, cutLayerName: 'dense2', mode: 'vanilla', optimizer: 'sgd', learningRate: LR });
+    assert.deepEqual(named.bottom.layers.map((l) => l.name), ['flatten', 'dense1', 'dense2']);
+    assert.deepEqual(named.top.layers.map((l) => l.name), ['logits']);
+    assert.throws(() => splitModel(model, { cutLayer: 1, cutLayerName: 'dense9', mode: 'vanilla', optimizer: 'sgd', learningRate: LR }), {
+      code: 'TRAINER_ERR_INVALID_ARGUMENT',
+      message: `splitModel: 'cutLayerName' must name a layer of model mlp (flatten, dense1, dense2, logits), got "dense9"`,
+    });
+    model.dispose();
+  });
+
+  test('a regression top part: squared-error loss and the regression sums', () => {
+    const model = tf.sequential({ layers: [tf.layers.dense({ inputShape: [3], units: 4, name: 'a' }), tf.layers.dense({ units: 1, name: 'b', kernelInitializer: 'ones', useBias: false })] });
+    const { top } = splitModel(model, { cutLayer: 1, mode: 'vanilla', optimizer: 'sgd', learningRate: 0, task: 'regression' });
+    assert.equal(top.head.kind, 'regression');
+    // b sums its 4 inputs: outputs 4 and 0 for targets 1 and 2.
+    const x = { data: Float32Array.from([1, 1, 1, 1, 0, 0, 0, 0]), rows: 2, cols: 4 };
+    assert.deepEqual(top.score(x, new Int32Array(2), Float32Array.from([1, 2])), { lossSum: 13, correct: 0, count: 2, absErrorSum: 5, targetSum: 3, targetSquareSum: 5 });
+    assert.equal(top.backwardFromLabels(x, new Int32Array(2), false, Float32Array.from([1, 2])).loss, 6.5);
+    model.dispose();
+  });
+
   test('fails if cutLayer leaves the server no layer', () => {
     const model = buildModel('mlp', shape(), train.numClasses, SEED);
     assert.throws(
