@@ -25,6 +25,7 @@
  */
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type * as tf from '@tensorflow/tfjs';
 import type { TrainerConfig } from '../contract/env';
 import { TrainerError } from '../contract/errors';
 import type { TestMetrics } from '../contract/events';
@@ -35,7 +36,6 @@ import { createModel } from '../model/source';
 import { trainingBackends } from '../model/models';
 import { MODEL_FILES, saveModel } from '../model/io';
 import { savePart, type SplitParts, splitModel } from '../model/split-model';
-import type * as tf from '@tensorflow/tfjs';
 import { resolveCutLayer } from '../split/cut-layer';
 import { type ClientReport, runSplitSessions, type SplitTopModel } from '../split/server';
 import { createTracker, finishOnSignals, type Tracker } from '../tracking';
