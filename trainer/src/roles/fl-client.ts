@@ -21,7 +21,7 @@
  * connection is dialed again for up to timeoutMs.
  */
 import type { TrainerConfig } from '../contract/env';
-import { TrainerError } from '../contract/errors';
+import { isTrainerError, TrainerError } from '../contract/errors';
 import type { TestMetrics } from '../contract/events';
 import type { Dataset } from '../data/examples';
 import { isPerSiteData, loadTrainerData, resolveDatasetUri } from '../data/load';
@@ -115,7 +115,10 @@ export async function runFlClient(config: TrainerConfig): Promise<void> {
     const { backend } = await initBackend(trainingBackends(config.model), log);
     const data = await clientData(config, log);
     const { train, trainIndices, test, testIndices } = data;
-    const { model } = await createModel(config, train, { log });
+    const { model } = await createModel(config, train, { log }).catch((err: unknown) => {
+      // Name the client and its data: the model is the same everywhere, the data is this site's.
+      throw isTrainerError(err) ? new TrainerError(err.code, `fl-client ${rank} (data ${data.source}): ${err.message}`, { cause: err }) : err;
+    });
 
     // 2. Connect (declaring the data) and serve fit and evaluation requests.
     link = new HubClient({

@@ -36,7 +36,7 @@
 import { join } from 'node:path';
 import { checkpointFingerprint, loadLatestCheckpoint, writeCheckpoint } from '../checkpoint/checkpoint';
 import type { TrainerConfig } from '../contract/env';
-import { TrainerError } from '../contract/errors';
+import { isTrainerError, TrainerError } from '../contract/errors';
 import type { TestMetrics } from '../contract/events';
 import type { Dataset, Standardization } from '../data/examples';
 import { isPerSiteData, loadTrainerData } from '../data/load';
@@ -195,7 +195,9 @@ export async function runFlServer(config: TrainerConfig): Promise<void> {
       modelData = describeData(test!, config.datasetUri ?? config.dataset);
       modelDataSource = `dataset ${config.dataset}`;
     }
-    const { model, source } = await createModel(config, modelData, { log });
+    const { model, source } = await createModel(config, modelData, { log }).catch((err: unknown) => {
+      throw isTrainerError(err) && perSite ? new TrainerError(err.code, `fl-server (the model for ${modelDataSource}): ${err.message}`, { cause: err }) : err;
+    });
     const modelName = `${source}, built for ${modelDataSource}`;
     if (test && perSite) {
       const mismatch = dataMismatch('server', describeData(test, config.testDatasetUri!), modelData, modelName);
