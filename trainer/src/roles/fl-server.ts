@@ -292,11 +292,14 @@ export async function runFlServer(config: TrainerConfig): Promise<void> {
       log(`warning: tracking is off for this run: ${(err as Error).message}`);
       tracker = undefined;
     }
-    /** MLflow: the run's test metrics, the other evaluation beside them, and every site's own figures. */
+    /**
+     * MLflow: the run's test metrics, the other evaluation beside them, and every site's own figures.
+     * test_accuracy is logged by the callers: the API's job progress reads it by round (JOB_PROGRESS).
+     */
     const track = (e: Evaluations, step: number): void => {
       if (!tracker) return;
       const primary = primaryMetrics(perSite, e);
-      const entries = primary ? testMetricEntries(primary) : [];
+      const entries = primary ? testMetricEntries({ ...primary, testAccuracy: undefined }) : [];
       if (perSite && e.evaluation) entries.push(...testMetricEntries(e.evaluation, 'central_'));
       if (!perSite && e.federated?.metrics) entries.push(...testMetricEntries(e.federated.metrics, 'federated_'));
       for (const site of e.federated?.sites ?? []) if (site.metrics) entries.push(...testMetricEntries(site.metrics, `site${site.clientId}_`));
@@ -327,6 +330,7 @@ export async function runFlServer(config: TrainerConfig): Promise<void> {
         final = evaluations;
         const metrics = primaryMetrics(perSite, evaluations);
         if (metrics) emit({ event: 'eval', epoch: startRound, ...metrics });
+        if (metrics?.testAccuracy !== undefined) tracker?.logMetric('test_accuracy', metrics.testAccuracy, startRound);
         track(evaluations, startRound);
       },
       onRound: async (summary) => {
@@ -342,6 +346,7 @@ export async function runFlServer(config: TrainerConfig): Promise<void> {
           ...metrics,
           siteMetrics: siteMetricsOf(summary.federated),
         });
+        if (metrics.testAccuracy !== undefined) tracker?.logMetric('test_accuracy', metrics.testAccuracy, summary.round);
         track(summary, summary.round);
         if (tracker) {
           tracker.logMetric('clients', summary.results.length, summary.round);
