@@ -7,15 +7,17 @@
  * The server holds no data: it builds the model for client 0's data and the
  * run's test metrics are the federated evaluation's (each site scores the
  * global model on its own holdout after every round; the example-weighted
- * mean), reported per round beside each site's own figures. A site whose file
- * has another feature set is refused with a message naming the client, its
- * data and the model, while the others train.
+ * mean), reported per round beside each site's own figures. The model is the
+ * user's own model.json (Dense layers, written by the test). A site whose file
+ * has another class set is refused with a message naming the client, its data
+ * and the model, while the others train.
  */
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import * as tf from '@tensorflow/tfjs';
 import { ENV, type TrainerEvent } from '../../src/contract';
 import { type FleetEvent, runFleet } from '../../src/local/run-fleet';
 import type { ModelMetadata } from '../../src/model/io';
@@ -37,16 +39,27 @@ function ofType<E extends TrainerEvent['event']>(events: readonly FleetEvent[], 
   return events.filter((e) => e.event === name && (source === undefined || e.source === source)) as Extract<FleetEvent, { event: E }>[];
 }
 
-/** Write site-<k>.csv for every site from iris.csv (rows sorted by class); `dropColumn` leaves a column out of `dropAt`'s file. */
-async function writeSites(dir: string, options: { dropColumn?: string; dropAt?: number } = {}): Promise<string> {
+/** The user's model.json (topology only, initialized from the job's seed): 4 features -> 16 -> 3 classes (softmax). */
+async function writeIrisModel(dir: string): Promise<string> {
+  const model = tf.sequential({
+    name: 'iris_mlp',
+    layers: [tf.layers.dense({ name: 'hidden', units: 16, activation: 'relu', inputShape: [4] }), tf.layers.dense({ name: 'species', units: 3, activation: 'softmax' })],
+  });
+  const path = join(dir, 'iris-model.json');
+  await writeFile(path, JSON.stringify({ format: 'layers-model', generatedBy: 'test', convertedBy: null, modelTopology: model.toJSON(null, false), weightsManifest: [] }));
+  model.dispose();
+  return path;
+}
+
+/** Write site-<k>.csv for every site from iris.csv (rows sorted by class); `renameAt`'s file calls virginica `renamedClass`. */
+async function writeSites(dir: string, options: { renamedClass?: string; renameAt?: number } = {}): Promise<string> {
   const [header, ...rows] = (await readFile(IRIS, 'utf8')).trim().split('\n');
   const columns = header.split(',');
   const byClass = new Map<string, string[]>(CLASSES.map((c) => [c, []]));
   for (const row of rows) byClass.get(row.split(',')[columns.indexOf('species')])!.push(row);
   const taken = new Map<string, number>(CLASSES.map((c) => [c, 0]));
   for (let site = 0; site < CLIENTS; site++) {
-    const drop = site === options.dropAt ? columns.indexOf(options.dropColumn!) : -1;
-    const keep = (cells: string[]): string => cells.filter((_, i) => i !== drop).join(',');
+    const keep = (cells: string[]): string => cells.map((cell) => (site === options.renameAt && cell === 'virginica' ? options.renamedClass! : cell)).join(',');
     const lines = [keep(columns)];
     CLASSES.forEach((c, k) => {
       const start = taken.get(c)!;
@@ -58,17 +71,17 @@ async function writeSites(dir: string, options: { dropColumn?: string; dropAt?: 
   return join(dir, 'site-{client}.csv');
 }
 
-function sitesEnv(dir: string, datasetUri: string, overrides: Record<string, string> = {}): Record<string, string> {
+async function sitesEnv(dir: string, datasetUri: string, overrides: Record<string, string> = {}): Promise<Record<string, string>> {
   return {
     [ENV.jobName]: 'fl-sites-it',
     [ENV.dataset]: 'csv',
     [ENV.datasetUri]: datasetUri,
     [ENV.labelColumn]: 'species',
-    [ENV.model]: 'mlp',
+    [ENV.modelUri]: await writeIrisModel(dir),
     [ENV.seed]: '3',
-    [ENV.epochs]: '5',
+    [ENV.epochs]: '10',
     [ENV.batchSize]: '8',
-    [ENV.learningRate]: '0.05',
+    [ENV.learningRate]: '0.1',
     [ENV.timeoutMs]: '20000',
     [ENV.dataDir]: join(dir, 'data'),
     [ENV.checkpointDir]: join(dir, 'checkpoints'),
@@ -94,10 +107,10 @@ describe('federated learning on per-site data (iris, 3 sites with their own file
   });
   after(() => rm(root, { recursive: true, force: true }));
 
-  test('every site trains on its own file; each round reports the federated test metrics beside each site figures', async () => {
+  test('every site trains on its own file; each round reports the federated test metrics beside each site figures', async (t) => {
     const dir = join(root, 'iris');
     await mkdir(dir, { recursive: true });
-    const env = sitesEnv(dir, await writeSites(dir));
+    const env = await sitesEnv(dir, await writeSites(dir));
     const run = await fleet(env);
     assert.equal(run.serverExit, 0, run.log);
     assert.deepEqual(run.clientExits, [0, 0, 0], run.log);
@@ -123,6 +136,7 @@ describe('federated learning on per-site data (iris, 3 sites with their own file
     assert.deepEqual(done.siteMetrics, rounds[ROUNDS - 1].siteMetrics);
     assert.ok(done.testAccuracy! > 0.8, `federated test accuracy ${done.testAccuracy} after ${ROUNDS} rounds (untrained ${initial.testAccuracy})`);
     assert.ok(done.testAccuracy! > initial.testAccuracy!, 'the global model learns');
+    t.diagnostic(`federated test accuracy per round ${done.accuracyPerRound!.join(', ')} (untrained ${initial.testAccuracy}); sites ${JSON.stringify(done.siteMetrics)}`);
     // Every client reports its own holdout's figures for the final global model.
     for (let rank = 0; rank < CLIENTS; rank++) {
       const [clientDone] = ofType(run.events, 'done', rank);
@@ -138,21 +152,21 @@ describe('federated learning on per-site data (iris, 3 sites with their own file
     assert.equal(metadata.testAccuracy, done.testAccuracy);
   });
 
-  test('a site whose data has another feature set is refused, naming the client, its data and the model; the others train', async () => {
+  test('a site whose data has another class set is refused, naming the client, its data and the model; the others train', async () => {
     const dir = join(root, 'refused');
     await mkdir(dir, { recursive: true });
-    const env = sitesEnv(dir, await writeSites(dir, { dropColumn: 'petal_width', dropAt: 2 }), { [ENV.rounds]: '2' });
+    const env = await sitesEnv(dir, await writeSites(dir, { renamedClass: 'virginica_x', renameAt: 2 }), { [ENV.rounds]: '2' });
     const run = await fleet(env);
     assert.equal(run.serverExit, 0, run.log);
     assert.deepEqual(run.clientExits.slice(0, 2), [0, 0], run.log);
     assert.notEqual(run.clientExits[2], 0);
     const [refused] = ofType(run.events, 'error', 2);
     assert.equal(refused.code, 'TRAINER_ERR_DATASET');
-    const features = (names: readonly string[]): string => `features (${names.join(', ')})`;
+    const features = `features (${FEATURES.join(', ')})`;
     assert.equal(
       refused.message,
-      `the federated server refused this client: fl-client 2's data ${join(dir, 'site-2.csv')} (input shape [3], ${features(FEATURES.slice(0, 3))}, 3 classes (${CLASSES.join(', ')})) ` +
-        `does not fit the model (mlp, built for client 0's data: input shape [4], ${features(FEATURES)}, 3 classes (${CLASSES.join(', ')}))`,
+      `the federated server refused this client: fl-client 2's data ${join(dir, 'site-2.csv')} (input shape [4], ${features}, 3 classes (setosa, versicolor, virginica_x)) ` +
+        `does not fit the model (${join(dir, 'iris-model.json')}, built for client 0's data: input shape [4], ${features}, 3 classes (${CLASSES.join(', ')}))`,
     );
     assert.deepEqual(ofType(run.events, 'round', 'server').map((r) => [r.round, r.clients, Object.keys(r.siteMetrics ?? {}).sort()]), [
       [1, 2, ['0', '1']],
