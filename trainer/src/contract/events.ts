@@ -22,6 +22,9 @@ export interface TestMetrics {
   readonly testR2?: number;
 }
 
+/** A federated site's evaluation of the global model on its own test split. */
+export type SiteMetrics = TestMetrics & { readonly numExamples: number };
+
 /** "test accuracy 97.12% (loss 0.0912)" or "test RMSE 0.41, MAE 0.30, R² 0.83 (MSE 0.1681)". */
 export function formatTestMetrics(m: Partial<TestMetrics>): string {
   const loss = m.testLoss === undefined ? '' : ` (${m.task === 'regression' ? 'MSE' : 'loss'} ${m.testLoss.toFixed(4)})`;
@@ -46,7 +49,7 @@ export type TrainerEvent =
   | (EventBase & { event: 'checkpoint'; epoch: number; path: string })
   | (EventBase & TestMetrics & { event: 'eval'; epoch: number })
   /** Federated server: one completed round (clients = results aggregated, failures = sampled clients without a usable result). */
-  | (EventBase & TestMetrics & { event: 'round'; round: number; clients: number; failures: number })
+  | (EventBase & TestMetrics & { event: 'round'; round: number; clients: number; failures: number; siteMetrics?: Readonly<Record<string, SiteMetrics>> })
   | (EventBase & Partial<TestMetrics> & {
       event: 'done';
       epochs: number;
@@ -60,6 +63,12 @@ export type TrainerEvent =
       accuracyPerRound?: number[];
       /** Federated runs: clients aggregated in each round. */
       clientsPerRound?: number[];
+      /** Federated runs: each site's evaluation of the final global model on its own test split, by client id. */
+      siteMetrics?: Readonly<Record<string, SiteMetrics>>;
+      /** Federated runs with per-site data: the server's own test set (testDatasetUri), beside the federated test metrics. */
+      centralTestMetrics?: TestMetrics;
+      /** Federated simulation runs: the example-weighted federated evaluation, beside the central test metrics. */
+      federatedTestMetrics?: TestMetrics;
       /** Split runs: bytes this endpoint sent (clients: tensor payloads; server: whole frames). */
       bytesSent?: number;
       /** Split runs: completed forward/backward round trips per second of training. */

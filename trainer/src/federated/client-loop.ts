@@ -5,10 +5,16 @@
  * dialed again; the loop ends when the server says goodbye (TRAINER_ERR_CLOSED).
  * A `fit` that throws answers an `error` frame, so the server records a failure
  * at once instead of waiting for its round timeout, and the loop goes on.
+ * Each flEvaluate is answered with the evaluation sums of `evaluate` on the
+ * client's own test split (flEvaluateResult, see evaluate.ts). An `error` frame
+ * from the server is its refusal (the client's data does not fit the model):
+ * the loop ends with that error.
  */
-import { isTrainerError, TrainerError } from '../contract/errors';
+import { ERROR_CODES, type ErrorCode, isTrainerError, TrainerError } from '../contract/errors';
 import { MESSAGE_TYPES } from '../contract/protocol';
 import type { Frame, Message } from '../transport/codec';
+import type { EvalSums } from '../model/training';
+import { EVALUATE_SEQ, evaluateResultMessage } from './evaluate';
 import type { FitConfig } from './strategy';
 
 /** What the loop needs from the client's transport (hub-client.ts implements it). */
@@ -31,6 +37,12 @@ export interface ClientLoopOptions {
   /** Train on the local data from the global `weights`; `round` is 1-based. */
   readonly fit: (weights: Float32Array, config: FitConfig, round: number) => LocalFit | Promise<LocalFit>;
   /**
+   * Evaluate the global `weights` after `round` (0: the starting weights) on the client's own test split.
+   *
+   * @default - evaluation requests are answered with an error (this client cannot evaluate)
+   */
+  readonly evaluate?: (weights: Float32Array, round: number) => EvalSums | Promise<EvalSums>;
+  /**
    * Reconnections allowed over the whole run (a flapping server must not keep a client alive forever).
    *
    * @default 100
@@ -47,6 +59,8 @@ export interface ClientLoopOptions {
 export interface ClientLoopResult {
   /** Fit requests answered with a result. */
   readonly fits: number;
+  /** Evaluation requests answered with a result. */
+  readonly evaluations: number;
   readonly reconnects: number;
 }
 
@@ -63,10 +77,17 @@ function fitConfigOf(frame: Frame): FitConfig {
   return config;
 }
 
+/** The server's `error` frame as the error that ends the loop (its code when it is one of ours). */
+function refusal(frame: Frame): TrainerError {
+  const code = frame.meta?.code;
+  const known = typeof code === 'string' && (ERROR_CODES as readonly string[]).includes(code) ? (code as ErrorCode) : 'TRAINER_ERR_PEER_ABORTED';
+  return new TrainerError(known, `the federated server refused this client: ${String(frame.meta?.message ?? 'no reason given')}`);
+}
+
 function weightsOf(frame: Frame): Float32Array {
   const tensor = frame.tensors[0];
   if (frame.tensors.length !== 1 || tensor.dtype !== 'float32') {
-    throw new TrainerError('TRAINER_ERR_BAD_FRAME', `invalid frame: fit request of round ${frame.step} must carry one float32 tensor`);
+    throw new TrainerError('TRAINER_ERR_BAD_FRAME', `invalid frame: the request of round ${frame.step} must carry one float32 tensor`);
   }
   return tensor.data as Float32Array;
 }
@@ -77,6 +98,7 @@ export async function runClientLoop(options: ClientLoopOptions): Promise<ClientL
   const maxReconnects = options.maxReconnects ?? 100;
   const log = options.log ?? (() => undefined);
   let fits = 0;
+  let evaluations = 0;
   let reconnects = 0;
   /** Connect; false when the server said goodbye instead (it finished). */
   const connect = async (): Promise<boolean> => {
@@ -89,17 +111,33 @@ export async function runClientLoop(options: ClientLoopOptions): Promise<ClientL
     options.onConnect?.();
     return true;
   };
-  if (!(await connect())) return { fits, reconnects };
+  if (!(await connect())) return { fits, evaluations, reconnects };
   for (;;) {
     let frame: Frame;
     try {
       frame = await link.recv();
     } catch (err) {
-      if (isTrainerError(err, 'TRAINER_ERR_CLOSED')) return { fits, reconnects };
+      if (isTrainerError(err, 'TRAINER_ERR_CLOSED')) return { fits, evaluations, reconnects };
       if (reconnects >= maxReconnects) throw err;
       reconnects++;
       log(`connection lost (${(err as Error).message}); reconnecting (${reconnects}/${maxReconnects})`);
-      if (!(await connect())) return { fits, reconnects };
+      if (!(await connect())) return { fits, evaluations, reconnects };
+      continue;
+    }
+    if (frame.type === MESSAGE_TYPES.error) throw refusal(frame);
+    if (frame.type === MESSAGE_TYPES.flEvaluate) {
+      const round = frame.step;
+      let answer: Message;
+      try {
+        if (!options.evaluate) throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', 'this client has no test split to evaluate on');
+        answer = evaluateResultMessage(round, await options.evaluate(weightsOf(frame), round));
+        evaluations++;
+      } catch (err) {
+        const error = isTrainerError(err) ? err : new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', (err as Error)?.message ?? String(err), { cause: err });
+        log(`evaluation after round ${round} failed: ${error.code}: ${error.message}`);
+        answer = { type: MESSAGE_TYPES.error, step: round, seq: EVALUATE_SEQ, meta: { code: error.code, message: error.message } };
+      }
+      await link.send(answer).catch((err: Error) => log(`could not send the evaluation of round ${round}: ${err.message}`));
       continue;
     }
     if (frame.type !== MESSAGE_TYPES.flFit) {

@@ -11,3 +11,5 @@ export * from './strategies/robust';
 export * from './strategy';
 export * from './server';
 export * from './client-loop';
+export * from './evaluate';
+export * from './site-data';

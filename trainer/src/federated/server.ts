@@ -10,16 +10,24 @@
  * result is a {@link FitFailure} (data, not an exception). strategy.aggregateFit
  * returning undefined keeps the old model and the round is retried, at most
  * maxRoundAttempts times. Clients that join late are sampled from the next round.
+ * With `federatedEvaluation`, the starting weights and every round's new global
+ * weights are also evaluated by every connected client on its own test split
+ * (federated/evaluate.ts). An `admit` hook refuses clients (their data does not
+ * fit the model): a refused client is never sampled and is told why with an
+ * `error` frame, which ends its client loop.
  *
  * Wire: flFit `{ step: round, seq: attempt, tensors: [weights], meta: { config } }`;
  * flFitResult `{ step: round, seq: attempt, tensors: [weights], meta: { numExamples, metrics } }`;
  * a client that cannot fit answers `error` `{ step: round, seq: attempt, meta: { code, message } }`.
  */
+import type { Task } from '../contract/env';
 import { TrainerError } from '../contract/errors';
+import type { TestMetrics } from '../contract/events';
 import { MESSAGE_TYPES } from '../contract/protocol';
 import type { Frame, Message } from '../transport/codec';
 import type { FitConfig, FitFailure, FitPlan, FitResult, Strategy } from './strategy';
 import { mulberry32 } from '../data/sampler';
+import { evaluateRound, type FederatedEvaluation } from './evaluate';
 
 /** What the round loop needs from the server's transport (hub.ts implements it). */
 export interface FitHub {
@@ -31,9 +39,15 @@ export interface FitHub {
   recv(clientId: string, options?: { timeoutMs?: number; what?: string }): Promise<Frame>;
 }
 
-export interface Evaluation {
-  readonly accuracy: number;
-  readonly loss: number;
+/** The central evaluation of global weights: the task's test metrics. */
+export type Evaluation = TestMetrics;
+
+/** The evaluations of one set of global weights: central and/or federated. */
+export interface Evaluations {
+  /** On the server's test set (absent without `evaluate`). */
+  readonly evaluation?: Evaluation;
+  /** By the clients on their own test splits (absent without `federatedEvaluation`). */
+  readonly federated?: FederatedEvaluation;
 }
 
 /** One completed round. */
@@ -46,7 +60,10 @@ export interface RoundSummary {
   readonly failures: readonly FitFailure[];
   /** Attempts the round took (1 unless aggregation kept the old model). */
   readonly attempts: number;
-  readonly evaluation: Evaluation;
+  /** On the server's test set (absent without `evaluate`). */
+  readonly evaluation?: Evaluation;
+  /** By the clients on their own test splits (absent without `federatedEvaluation`). */
+  readonly federated?: FederatedEvaluation;
   /** Example-weighted mean of each numeric metric the clients reported. */
   readonly metrics: Readonly<Record<string, number>>;
 }
@@ -54,8 +71,25 @@ export interface RoundSummary {
 export interface FederatedServerOptions {
   readonly strategy: Strategy;
   readonly hub: FitHub;
-  /** Score global weights (test set). */
-  readonly evaluate: (weights: Float32Array) => Evaluation | Promise<Evaluation>;
+  /**
+   * Score global weights on the server's test set.
+   *
+   * @default - no central evaluation
+   */
+  readonly evaluate?: (weights: Float32Array) => Evaluation | Promise<Evaluation>;
+  /**
+   * Federated evaluation: after every round (and of the starting weights) every connected,
+   * admitted client evaluates the global weights on its own test split, within roundTimeoutMs.
+   *
+   * @default - no federated evaluation
+   */
+  readonly federatedEvaluation?: { readonly task: Task };
+  /**
+   * Why `clientId` may not take part (its data does not fit the model), or undefined to admit it.
+   *
+   * @default - every client is admitted
+   */
+  readonly admit?: (clientId: string) => string | undefined;
   /** Global weights to start from (fresh, or from a checkpoint). */
   readonly initialWeights: Float32Array;
   /** Rounds to run in total. */
@@ -106,7 +140,7 @@ export interface FederatedServerOptions {
    *
    * @default - nothing
    */
-  readonly onStart?: (evaluation: Evaluation) => void | Promise<void>;
+  readonly onStart?: (evaluations: Evaluations) => void | Promise<void>;
   /**
    * Called after each round (events, tracking, checkpoint); awaited before the next round.
    *
@@ -119,8 +153,8 @@ export interface FederatedServerOptions {
 
 export interface FederatedRunResult {
   readonly weights: Float32Array;
-  /** Evaluation of the starting weights. */
-  readonly initial: Evaluation;
+  /** Evaluations of the starting weights. */
+  readonly initial: Evaluations;
   /** The rounds run by this call (after startRound). */
   readonly rounds: readonly RoundSummary[];
 }
@@ -219,7 +253,7 @@ async function planRound(options: FederatedServerOptions, round: number, random:
   const deadline = Date.now() + timeoutMs;
   let available = await options.hub.waitForClients(options.minAvailableClients, timeoutMs);
   for (;;) {
-    const plan = options.strategy.configureFit(round, available, random);
+    const plan = options.strategy.configureFit(round, await admitted(options, available, round), random);
     if (plan && plan.clientIds.length > 0) return plan;
     const remaining = deadline - Date.now();
     try {
@@ -233,6 +267,33 @@ async function planRound(options: FederatedServerOptions, round: number, random:
       );
     }
   }
+}
+
+/** The admitted ones of `clientIds`; every refused one is told why (an `error` frame; its loop ends). */
+async function admitted(options: FederatedServerOptions, clientIds: readonly string[], round: number): Promise<string[]> {
+  const { admit } = options;
+  if (!admit) return [...clientIds];
+  const ok: string[] = [];
+  await Promise.all(
+    clientIds.map(async (clientId) => {
+      const reason = admit(clientId);
+      if (reason === undefined) return void ok.push(clientId);
+      options.log?.(`refusing client ${clientId}: ${reason}`);
+      const refusal: Message = { type: MESSAGE_TYPES.error, step: round, seq: 0, meta: { code: 'TRAINER_ERR_DATASET', message: reason } };
+      await options.hub.send(clientId, refusal, { timeoutMs: 1000, what: 'a refusal' }).catch(() => undefined);
+    }),
+  );
+  return clientIds.filter((id) => ok.includes(id));
+}
+
+/** Evaluate `weights` centrally and/or by the admitted connected clients, as the options ask. */
+async function evaluateAll(options: FederatedServerOptions, round: number, weights: Float32Array): Promise<Evaluations> {
+  const evaluation = options.evaluate ? await options.evaluate(weights) : undefined;
+  if (!options.federatedEvaluation) return { evaluation };
+  const clients = await admitted(options, options.hub.clientIds(), round);
+  const federated = await evaluateRound(options.hub, round, weights, clients, options.federatedEvaluation.task, options.roundTimeoutMs);
+  for (const failure of federated.failures) options.log?.(`evaluation after round ${round}: client ${failure.clientId} failed: ${failure.reason}`);
+  return { evaluation, federated };
 }
 
 /** Run rounds startRound+1 .. rounds. Throws a TrainerError when a round cannot be completed. */
@@ -260,7 +321,7 @@ export async function runFederatedServer(options: FederatedServerOptions): Promi
       log(`starting with ${hub.clientIds().length} of ${expected} expected client(s) after a ${graceMs}ms startup grace`);
     }
   }
-  const initial = await options.evaluate(weights);
+  const initial = await evaluateAll(options, startRound, weights);
   await options.onStart?.(initial);
   const summaries: RoundSummary[] = [];
   for (let round = startRound + 1; round <= rounds; round++) {
@@ -284,7 +345,7 @@ export async function runFederatedServer(options: FederatedServerOptions): Promi
       if (next === undefined) log(`round ${round} attempt ${attempt}: strategy ${strategy.name} kept the old model (${outcome.results.length} result(s)); retrying`);
     }
     weights = next;
-    const evaluation = await options.evaluate(weights);
+    const { evaluation, federated } = await evaluateAll(options, round, weights);
     const summary: RoundSummary = {
       round,
       weights,
@@ -292,6 +353,7 @@ export async function runFederatedServer(options: FederatedServerOptions): Promi
       failures: outcome.failures,
       attempts: attempt,
       evaluation,
+      federated,
       metrics: weightedMetrics(outcome.results),
     };
     summaries.push(summary);

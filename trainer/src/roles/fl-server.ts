@@ -4,12 +4,25 @@
  * (createStrategy), the round loop (federated/server.ts) over the hub
  * (transport/hub.ts), checkpoint, tracking, health.
  *
+ * Two modes of data. Simulation (the dataset URI has no {client}): every
+ * client takes a partition of one dataset and the server evaluates on that
+ * dataset's test split, the run's test metrics. Per-site (the URI holds
+ * {client}): each client reads its own file and the server holds no data; it
+ * builds the model for the data the first client (lowest id) declares in its
+ * hello and refuses any client whose data does not fit (federated/site-data.ts).
+ * Either way every round ends with a federated evaluation (every client scores
+ * the global model on its own test split, federated/evaluate.ts); in per-site
+ * mode its example-weighted result is the run's test metrics, beside each
+ * site's figures, and a central test set (testDatasetUri) is optional.
+ *
  * Life of the server:
- *  1. health (/livez); backend; test set; model (seeded initial weights).
- *  2. The newest checkpoint in checkpointDir (round, global weights, strategy
- *     state) if any: a restarted server resumes after its last completed round.
- *  3. Listen (/readyz turns 200); the loop waits for minAvailableClients
- *     (bounded by timeoutMs), evaluates the starting weights, then runs rounds.
+ *  1. health (/livez); backend; test set (when there is one).
+ *  2. The newest checkpoint; a per-site server finished before a restart stops here.
+ *  3. Listen (/readyz turns 200); per-site: wait for the clients' data
+ *     descriptions. The model (seeded initial weights, or the checkpoint's).
+ *     A restarted server resumes after its last completed round. The loop waits
+ *     for minAvailableClients (bounded by timeoutMs), evaluates the starting
+ *     weights, then runs rounds.
  *  4. After each round: `round` event, metrics to tracking, an atomic checkpoint.
  *  5. Save the final model to outputDir/model, `done`, say goodbye to the
  *     clients (close code 1000: they stop instead of reconnecting).
@@ -23,15 +36,19 @@
 import { join } from 'node:path';
 import { checkpointFingerprint, loadLatestCheckpoint, writeCheckpoint } from '../checkpoint/checkpoint';
 import type { TrainerConfig } from '../contract/env';
-import { TrainerError } from '../contract/errors';
-import { loadTrainerData } from '../data/load';
+import { isTrainerError, TrainerError } from '../contract/errors';
+import type { TestMetrics } from '../contract/events';
+import type { Dataset, Standardization } from '../data/examples';
+import { isPerSiteData, loadTrainerData } from '../data/load';
 import { createStrategy } from '../federated/create-strategy';
-import { type Evaluation, runFederatedServer } from '../federated/server';
+import { type FederatedEvaluation, testMetricEntries } from '../federated/evaluate';
+import { type Evaluation, type Evaluations, runFederatedServer } from '../federated/server';
+import { type DataDescription, dataMismatch, describeData, parseDataDescription } from '../federated/site-data';
 import { initBackend } from '../model/backend';
 import { createModel } from '../model/source';
 import { MODEL_FILES, saveModel } from '../model/io';
 import { trainingBackends } from '../model/models';
-import { evaluateExamples } from '../model/training';
+import { evaluateExamples, testMetrics } from '../model/training';
 import { getFlatWeights, setFlatWeights } from '../model/weights';
 import { createTracker, finishOnSignals, type Tracker } from '../tracking';
 import { listenFinished } from '../transport/finished-listener';
@@ -86,86 +103,165 @@ export function unpackStrategyState(flat: Float32Array, source: string): Float32
   return parts;
 }
 
+/** The per-site model's data: the description of the first client (lowest id) with a valid one. */
+async function firstSiteData(hub: Hub, config: TrainerConfig, log: (line: string) => void): Promise<{ clientId: string; data: DataDescription }> {
+  try {
+    await hub.waitForClients(config.worldSize, Math.min(config.timeoutMs, STARTUP_GRACE_MS));
+  } catch {
+    // Not all of them yet: the first that came declares the data.
+  }
+  const deadline = Date.now() + config.timeoutMs;
+  for (;;) {
+    const ids = await hub.waitForClients(1, Math.max(1, deadline - Date.now()));
+    for (const clientId of ids) {
+      const data = parseDataDescription(hub.clientInfo(clientId));
+      if (typeof data !== 'string') return { clientId, data };
+      log(`client ${clientId}: ${data}`);
+    }
+    if (Date.now() >= deadline) {
+      throw new TrainerError('TRAINER_ERR_CONNECT_TIMEOUT', `fl-server: no client declared its data within ${config.timeoutMs}ms (per-site data, ${config.datasetUri}); connected: ${ids.join(', ')}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** The run's test metrics of one evaluation: federated in per-site mode, else central. */
+function primaryMetrics(perSite: boolean, e: Evaluations): TestMetrics | undefined {
+  return perSite ? e.federated?.metrics ?? e.evaluation : e.evaluation ?? e.federated?.metrics;
+}
+
+/** Each answering site's figures, by client id. */
+function siteMetricsOf(federated: FederatedEvaluation | undefined): Record<string, TestMetrics & { numExamples: number }> {
+  const out: Record<string, TestMetrics & { numExamples: number }> = {};
+  for (const site of federated?.sites ?? []) if (site.metrics) out[site.clientId] = { ...site.metrics, numExamples: site.numExamples };
+  return out;
+}
+
 export async function runFlServer(config: TrainerConfig): Promise<void> {
   const startedMs = Date.now();
   const rank = CHECKPOINT_RANK;
   const { emit, log, fail } = roleOutput('fl-server', rank);
   const health = await startHealthServer(config.healthPort);
+  const perSite = isPerSiteData(config);
   let hub: Hub | undefined;
   let tracker: Tracker | undefined;
   let removeSignalHooks: (() => void) | undefined;
   try {
-    // 1. Backend, test set, model.
+    // 1. Backend, the central test set (per-site mode: only a testDatasetUri of its own).
     const { backend } = await initBackend(trainingBackends(config.model), log);
-    const test = (await loadTrainerData(config, { train: false, test: true, log })).test!;
-    const inputShape = test.featureShape;
-    const { model } = await createModel(config, test, { log });
-    const testIndices = Int32Array.from({ length: test.count }, (_, i) => i);
-    const evaluate = (weights: Float32Array): Evaluation => {
-      setFlatWeights(model, weights);
-      const sums = evaluateExamples(model, test, testIndices, EVAL_BATCH_SIZE);
-      return { accuracy: sums.correct / sums.count, loss: sums.lossSum / sums.count };
+    const test: Dataset | undefined = !perSite || config.testDatasetUri !== undefined ? (await loadTrainerData(config, { train: false, test: true, log })).test : undefined;
+
+    // 2. The newest checkpoint.
+    const fingerprint = checkpointFingerprint(config);
+    const own = await loadLatestCheckpoint(config.checkpointDir, CHECKPOINT_RANK, fingerprint, { onWarning: log });
+    const startRound = Math.min(own?.epoch ?? 0, config.rounds);
+    const finishedClients = (): ReturnType<typeof listenFinished> => listenFinished({ port: config.listenPort, authToken: config.authToken });
+    if (own && startRound >= config.rounds && test === undefined) {
+      // Per-site data and no test set: nothing to evaluate the final weights on here, and the model was saved then.
+      log(`all ${config.rounds} rounds were done before this restart (${own.path}); the model was saved to ${join(config.outputDir, MODEL_DIR)} then, nothing else to do`);
+      emit({ event: 'done', epochs: config.rounds, worldSize: config.worldSize, samplesPerSecond: 0, wallSeconds: (Date.now() - startedMs) / 1000, modelPath: join(config.outputDir, MODEL_DIR), rounds: config.rounds, accuracyPerRound: [], clientsPerRound: [] });
+      await afterDone(config, health, log, finishedClients);
+      return;
+    }
+
+    // 3. Listen (per-site mode: before the model, which the clients' data describes).
+    const newHub = (): Hub =>
+      new Hub({
+        listenPort: config.listenPort,
+        authToken: config.authToken,
+        generation: config.generation,
+        timeoutMs: config.timeoutMs,
+        maxPayloadBytes: config.maxPayloadBytes,
+        // A client trains synchronously and cannot answer pings meanwhile: a fit may take up to the round timeout.
+        heartbeatTimeoutMs: Math.max(15_000, config.roundTimeoutMs),
+        onMembership: (change) => log(`client ${change.clientId} ${change.kind}${change.reason ? `: ${change.reason}` : ''}`),
+      });
+    const listen = async (): Promise<Hub> => {
+      const h = newHub();
+      const port = await h.listen();
+      health.setReady();
+      log(`listening on port ${port}; waiting for ${config.minAvailableClients} of ${config.worldSize} client(s)`);
+      return h;
     };
+    let modelData: Omit<DataDescription, 'source'>;
+    let modelDataSource: string;
+    if (perSite) {
+      hub = await listen();
+      const first = await firstSiteData(hub, config, log);
+      modelData = first.data;
+      modelDataSource = `client ${first.clientId}'s data`;
+      log(`per-site data: the model is built for ${modelDataSource} ${first.data.source}`);
+    } else {
+      modelData = describeData(test!, config.datasetUri ?? config.dataset);
+      modelDataSource = `dataset ${config.dataset}`;
+    }
+    const { model, source } = await createModel(config, modelData, { log }).catch((err: unknown) => {
+      throw isTrainerError(err) && perSite ? new TrainerError(err.code, `fl-server (the model for ${modelDataSource}): ${err.message}`, { cause: err }) : err;
+    });
+    const modelName = `${source}, built for ${modelDataSource}`;
+    if (test && perSite) {
+      const mismatch = dataMismatch('server', describeData(test, config.testDatasetUri!), modelData, modelName);
+      if (mismatch) throw new TrainerError('TRAINER_ERR_DATASET', `the server's test set ${config.testDatasetUri} does not fit the model: ${mismatch}`);
+    }
+    const testIndices = test ? Int32Array.from({ length: test.count }, (_, i) => i) : undefined;
+    const evaluate = test
+      ? (weights: Float32Array): Evaluation => {
+          setFlatWeights(model, weights);
+          return testMetrics(evaluateExamples(model, test, testIndices!, EVAL_BATCH_SIZE), modelData.task);
+        }
+      : undefined;
+    const admit = perSite
+      ? (clientId: string): string | undefined => dataMismatch(clientId, parseDataDescription(hub?.clientInfo(clientId)), modelData, modelName)
+      : undefined;
+    const standardization: Standardization | undefined = perSite ? { mode: 'per-site' } : test?.standardization;
     const strategy = createStrategy(config);
-    const saveFinalModel = async (m: typeof model, finalWeights: Float32Array, testAccuracy: number): Promise<string> => {
-      setFlatWeights(m, finalWeights);
+    const saveFinalModel = async (finalWeights: Float32Array, metrics: TestMetrics | undefined): Promise<string> => {
+      setFlatWeights(model, finalWeights);
       const modelPath = join(config.outputDir, MODEL_DIR);
-      await saveModel(m, modelPath, {
+      await saveModel(model, modelPath, {
         dataset: config.dataset,
-        model: config.model,
+        model: source,
         epochs: config.rounds,
         worldSize: config.worldSize,
-        testAccuracy,
-        inputShape: [...inputShape],
-        classes: test.numClasses,
+        ...(metrics?.testAccuracy === undefined ? {} : { testAccuracy: metrics.testAccuracy }),
+        ...(metrics === undefined ? {} : { testMetrics: metrics }),
+        inputShape: [...modelData.featureShape],
+        classes: modelData.numClasses,
+        task: modelData.task,
+        ...(modelData.classNames === undefined ? {} : { classNames: modelData.classNames }),
+        ...(modelData.featureNames === undefined ? {} : { featureNames: modelData.featureNames }),
+        ...(standardization === undefined ? {} : { standardization }),
         createdAt: new Date().toISOString(),
       });
       return modelPath;
     };
 
-    // 2. Resume from the newest checkpoint.
-    const fingerprint = checkpointFingerprint(config);
-    const own = await loadLatestCheckpoint(config.checkpointDir, CHECKPOINT_RANK, fingerprint, { onWarning: log });
     let weights = getFlatWeights(model);
-    const startRound = Math.min(own?.epoch ?? 0, config.rounds);
     if (own) {
       if (own.weights.length !== weights.length) {
         throw new TrainerError(
           'TRAINER_ERR_CHECKPOINT',
-          `fl-server cannot resume from checkpoint ${own.path}: it holds ${own.weights.length} weights, model ${config.model} has ${weights.length}`,
+          `fl-server cannot resume from checkpoint ${own.path}: it holds ${own.weights.length} weights, model ${source} has ${weights.length}`,
         );
       }
       weights = own.weights.slice();
       strategy.setState(unpackStrategyState(own.optimizerState, own.path));
       log(`resuming after round ${own.epoch} from ${own.path}`);
     }
-    const finishedClients = (): ReturnType<typeof listenFinished> => listenFinished({ port: config.listenPort, authToken: config.authToken });
     if (own && startRound >= config.rounds) {
       // Restarted after the last round: the run was tracked and its model uploaded then.
-      const evaluation = evaluate(weights);
-      const modelPath = await saveFinalModel(model, weights, evaluation.accuracy);
+      await hub?.close();
+      const evaluation = evaluate!(weights);
+      const modelPath = await saveFinalModel(weights, evaluation);
       log(`all ${config.rounds} rounds were done before this restart (${own.path}); model saved to ${modelPath} again, nothing else to do`);
-      emit({ event: 'eval', epoch: startRound, testAccuracy: evaluation.accuracy, testLoss: evaluation.loss });
-      emit({ event: 'done', testAccuracy: evaluation.accuracy, epochs: config.rounds, worldSize: config.worldSize, samplesPerSecond: 0, wallSeconds: (Date.now() - startedMs) / 1000, modelPath, rounds: config.rounds, accuracyPerRound: [], clientsPerRound: [] });
+      emit({ event: 'eval', epoch: startRound, ...evaluation });
+      emit({ event: 'done', ...evaluation, epochs: config.rounds, worldSize: config.worldSize, samplesPerSecond: 0, wallSeconds: (Date.now() - startedMs) / 1000, modelPath, rounds: config.rounds, accuracyPerRound: [], clientsPerRound: [] });
       await afterDone(config, health, log, finishedClients);
       model.dispose();
       return;
     }
-
-    // 3. Listen.
-    hub = new Hub({
-      listenPort: config.listenPort,
-      authToken: config.authToken,
-      generation: config.generation,
-      timeoutMs: config.timeoutMs,
-      maxPayloadBytes: config.maxPayloadBytes,
-      // A client trains synchronously and cannot answer pings meanwhile: a fit may take up to the round timeout.
-      heartbeatTimeoutMs: Math.max(15_000, config.roundTimeoutMs),
-      onMembership: (change) => log(`client ${change.clientId} ${change.kind}${change.reason ? `: ${change.reason}` : ''}`),
-    });
-    const port = await hub.listen();
-    health.setReady();
-    log(`listening on port ${port}; waiting for ${config.minAvailableClients} of ${config.worldSize} client(s)`);
+    hub ??= await listen();
+    const activeHub = hub;
     emit({ event: 'start', role: 'fl-server', worldSize: config.worldSize, epochs: config.rounds, stepsPerEpoch: 0, backend, resumeEpoch: startRound });
 
     tracker = createTracker({ trackingUri: config.trackingUri, experimentName: config.experimentName, outputDir: config.outputDir });
@@ -173,9 +269,11 @@ export async function runFlServer(config: TrainerConfig): Promise<void> {
       await tracker.startRun(config.jobName, { 'tensorfleet.role': 'fl-server', 'tensorfleet.resumeRound': String(startRound) });
       removeSignalHooks = finishOnSignals(tracker);
       tracker.logParams({
-        model: config.model,
+        model: source,
         dataset: config.dataset,
         datasetSize: config.datasetSize,
+        task: modelData.task,
+        perSiteData: perSite,
         clients: config.worldSize,
         rounds: config.rounds,
         strategy: strategy.name,
@@ -185,7 +283,7 @@ export async function runFlServer(config: TrainerConfig): Promise<void> {
         localEpochs: config.epochs,
         batchSize: config.batchSize,
         learningRate: config.learningRate,
-        partition: config.partition,
+        partition: perSite ? 'per-site' : config.partition,
         seed: config.seed,
         backend,
         resumeRound: startRound,
@@ -194,15 +292,30 @@ export async function runFlServer(config: TrainerConfig): Promise<void> {
       log(`warning: tracking is off for this run: ${(err as Error).message}`);
       tracker = undefined;
     }
+    /**
+     * MLflow: the run's test metrics, the other evaluation beside them, and every site's own figures.
+     * test_accuracy is logged by the callers: the API's job progress reads it by round (JOB_PROGRESS).
+     */
+    const track = (e: Evaluations, step: number): void => {
+      if (!tracker) return;
+      const primary = primaryMetrics(perSite, e);
+      const entries = primary ? testMetricEntries({ ...primary, testAccuracy: undefined }) : [];
+      if (perSite && e.evaluation) entries.push(...testMetricEntries(e.evaluation, 'central_'));
+      if (!perSite && e.federated?.metrics) entries.push(...testMetricEntries(e.federated.metrics, 'federated_'));
+      for (const site of e.federated?.sites ?? []) if (site.metrics) entries.push(...testMetricEntries(site.metrics, `site${site.clientId}_`));
+      for (const [name, value] of entries) tracker.logMetric(name, value, step);
+    };
 
     // 4. Rounds.
     const accuracyPerRound: number[] = [];
     const clientsPerRound: number[] = [];
-    let final: Evaluation | undefined;
+    let final: Evaluations | undefined;
     const result = await runFederatedServer({
       strategy,
-      hub,
+      hub: activeHub,
       evaluate,
+      federatedEvaluation: { task: modelData.task },
+      admit,
       initialWeights: weights,
       rounds: config.rounds,
       startRound,
@@ -213,27 +326,29 @@ export async function runFlServer(config: TrainerConfig): Promise<void> {
       startupGraceMs: Math.min(config.timeoutMs, STARTUP_GRACE_MS),
       seed: config.seed,
       log,
-      onStart: (evaluation) => {
-        final = evaluation;
-        emit({ event: 'eval', epoch: startRound, testAccuracy: evaluation.accuracy, testLoss: evaluation.loss });
-        tracker?.logMetric('test_accuracy', evaluation.accuracy, startRound);
-        tracker?.logMetric('test_loss', evaluation.loss, startRound);
+      onStart: (evaluations) => {
+        final = evaluations;
+        const metrics = primaryMetrics(perSite, evaluations);
+        if (metrics) emit({ event: 'eval', epoch: startRound, ...metrics });
+        if (metrics?.testAccuracy !== undefined) tracker?.logMetric('test_accuracy', metrics.testAccuracy, startRound);
+        track(evaluations, startRound);
       },
       onRound: async (summary) => {
-        final = summary.evaluation;
-        accuracyPerRound.push(summary.evaluation.accuracy);
+        final = summary;
+        const metrics = primaryMetrics(perSite, summary) ?? { testLoss: NaN };
+        accuracyPerRound.push(metrics.testAccuracy ?? NaN);
         clientsPerRound.push(summary.results.length);
         emit({
           event: 'round',
           round: summary.round,
           clients: summary.results.length,
           failures: summary.failures.length,
-          testAccuracy: summary.evaluation.accuracy,
-          testLoss: summary.evaluation.loss,
+          ...metrics,
+          siteMetrics: siteMetricsOf(summary.federated),
         });
+        if (metrics.testAccuracy !== undefined) tracker?.logMetric('test_accuracy', metrics.testAccuracy, summary.round);
+        track(summary, summary.round);
         if (tracker) {
-          tracker.logMetric('test_accuracy', summary.evaluation.accuracy, summary.round);
-          tracker.logMetric('test_loss', summary.evaluation.loss, summary.round);
           tracker.logMetric('clients', summary.results.length, summary.round);
           tracker.logMetric('failures', summary.failures.length, summary.round);
           tracker.logMetric('attempts', summary.attempts, summary.round);
@@ -250,8 +365,9 @@ export async function runFlServer(config: TrainerConfig): Promise<void> {
     });
 
     // 5. Save, report, say goodbye.
-    const testAccuracy = final?.accuracy ?? result.initial.accuracy;
-    const modelPath = await saveFinalModel(model, result.weights, testAccuracy);
+    const last = final ?? result.initial;
+    const metrics = primaryMetrics(perSite, last);
+    const modelPath = await saveFinalModel(result.weights, metrics);
     log(`model saved to ${modelPath}`);
     if (tracker) {
       for (const file of Object.values(MODEL_FILES)) await tracker.logArtifact(join(modelPath, file), `${MODEL_DIR}/${file}`);
@@ -261,7 +377,7 @@ export async function runFlServer(config: TrainerConfig): Promise<void> {
     }
     emit({
       event: 'done',
-      testAccuracy,
+      ...metrics,
       epochs: config.rounds,
       worldSize: config.worldSize,
       samplesPerSecond: 0,
@@ -270,8 +386,11 @@ export async function runFlServer(config: TrainerConfig): Promise<void> {
       rounds: config.rounds,
       accuracyPerRound,
       clientsPerRound,
+      siteMetrics: siteMetricsOf(last.federated),
+      ...(perSite && last.evaluation ? { centralTestMetrics: last.evaluation } : {}),
+      ...(!perSite && last.federated?.metrics ? { federatedTestMetrics: last.federated.metrics } : {}),
     });
-    await hub.close();
+    await activeHub.close();
     // 6. Idle if asked (the chart's Deployment), telling late clients goodbye.
     await afterDone(config, health, log, finishedClients);
     model.dispose();

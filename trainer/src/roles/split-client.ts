@@ -4,9 +4,12 @@
  * split bottom, and the head in U-shaped mode), the client loop
  * (split/client.ts) over a hub client (transport/hub-client.ts), health.
  *
- * Events: start, step (every few steps), epoch, eval (the test set scored
- * through the server), done (with bytesSent and roundTripsPerSecond). The
- * client's parts are saved under outputDir/model/client-<rank>.
+ * The model is cut after cutLayer layers, or after the layer named
+ * cutLayerName (split/cut-layer.ts). Events: start, step (every few steps),
+ * epoch, eval (the test set scored through the server), done (with bytesSent
+ * and roundTripsPerSecond). The client's parts are saved under
+ * outputDir/model/client-<rank>; client 0 also hands its client-side weights
+ * to the server with its splitDone, for the assembled whole model.
  */
 import { join } from 'node:path';
 import type { TrainerConfig } from '../contract/env';
@@ -18,6 +21,7 @@ import { trainingBackends } from '../model/models';
 import { savePart, splitModel } from '../model/split-model';
 import { allocateBatch, type Examples, gatherBatch } from '../model/training';
 import { type SplitBatch, type SplitClientModel, runSplitClient } from '../split/client';
+import { resolveCutLayer } from '../split/cut-layer';
 import { gaussianNoise } from '../split/noise';
 import { HubClient } from '../transport/hub-client';
 import { afterDone } from './after-done';
@@ -26,6 +30,8 @@ import { isTrainerError } from '../contract/errors';
 import { startHealthServer } from './health';
 
 const EVAL_BATCH_SIZE = 500;
+/** The client whose client-side weights the server assembles the whole model with. */
+export const ASSEMBLING_CLIENT = 0;
 /** Step events per epoch (about). */
 const STEP_EVENTS_PER_EPOCH = 10;
 
@@ -47,8 +53,9 @@ export async function runSplitClientRole(config: TrainerConfig): Promise<void> {
     const data = await loadTrainerData(config, { train: true, test: true, log });
     const train = data.train!;
     const test = data.test!;
-    const { model } = await createModel(config, train, { log });
-    const parts = splitModel(model, { cutLayer: config.cutLayer, mode: config.splitMode, optimizer: config.optimizer, learningRate: config.learningRate });
+    const { model, source } = await createModel(config, train, { log });
+    const cutLayer = resolveCutLayer(model.layers.map((l) => l.name), config, source);
+    const parts = splitModel(model, { cutLayer, mode: config.splitMode, optimizer: config.optimizer, learningRate: config.learningRate });
     const shard = (epoch: number): Int32Array => shardIndices({ datasetSize: train.count, rank, worldSize, epoch, seed: config.seed });
     const examplesPerEpoch = shard(0).length;
     const stepsPerEpoch = Math.ceil(examplesPerEpoch / config.batchSize);
@@ -73,6 +80,7 @@ export async function runSplitClientRole(config: TrainerConfig): Promise<void> {
                 return { loss: result.loss, correct: result.correct, inputGradient: result.inputGradient! };
               },
               score: (x, labels) => head.score(x, labels),
+              getWeights: () => head.getWeights(),
             },
           }
         : {}),
@@ -113,6 +121,7 @@ export async function runSplitClientRole(config: TrainerConfig): Promise<void> {
       testBatches: () => batchesOf(test, testIndices, EVAL_BATCH_SIZE),
       examplesPerEpoch,
       noise: gaussianNoise(config.noiseSigma, (config.seed + 7919 * (rank + 1)) >>> 0),
+      handOverWeights: rank === ASSEMBLING_CLIENT,
       log,
       onStep: ({ epoch, stepInEpoch, loss }) => {
         if ((stepInEpoch + 1) % stepEvery === 0 || stepInEpoch + 1 === stepsPerEpoch) emit({ event: 'step', epoch: epoch + 1, step: stepInEpoch + 1, stepsPerEpoch, loss });
@@ -120,10 +129,10 @@ export async function runSplitClientRole(config: TrainerConfig): Promise<void> {
       onEpoch: ({ epoch, loss, trainAccuracy, examples, seconds }) =>
         emit({ event: 'epoch', epoch: epoch + 1, loss, trainAccuracy, samplesPerSecond: seconds > 0 ? examples / seconds : 0, allreduceShare: 0 }),
     });
-    emit({ event: 'eval', epoch: config.epochs, testAccuracy: result.testAccuracy, testLoss: result.testLoss });
+    emit({ event: 'eval', epoch: config.epochs, task: 'classification', testAccuracy: result.testAccuracy, testLoss: result.testLoss });
     const partDir = join(config.outputDir, 'model', `client-${rank}`);
-    await savePart(bottom, join(partDir, 'bottom'), { cutLayer: config.cutLayer, splitMode: config.splitMode });
-    if (head) await savePart(head, join(partDir, 'head'), { cutLayer: config.cutLayer, splitMode: config.splitMode });
+    await savePart(bottom, join(partDir, 'bottom'), { cutLayer, splitMode: config.splitMode });
+    if (head) await savePart(head, join(partDir, 'head'), { cutLayer, splitMode: config.splitMode });
     emit({
       event: 'done',
       testAccuracy: result.testAccuracy,

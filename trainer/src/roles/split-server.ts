@@ -3,30 +3,41 @@
  * model (the split top, model/split-model.ts), the sessions (split/server.ts)
  * over the hub (transport/hub.ts), tracking, health.
  *
- *  1. health; backend; test-set shapes; the model built from the seed and split
- *     at cutLayer (its top is the server's part).
+ *  1. health; backend; test-set shapes; the model (built-in or the user's) and
+ *     split at cutLayer or after the layer named cutLayerName (its top is the
+ *     server's part).
  *  2. Listen (/readyz 200), wait for worldSize clients (bounded by timeoutMs).
  *  3. Serve every client until it sends splitDone or fails (vanilla/u-shaped:
  *     one shared top, arrival order; sequential: turns; splitfed: averaging).
  *     Per-step losses go to tracking (`loss_client_<id>`).
- *  4. Save the top under outputDir/model/server, log each client's test
- *     accuracy, `done` (testAccuracy = mean over clients), goodbye, and a
- *     marker in checkpointDir that training is over.
+ *  4. Save the top under outputDir/model/server, and the assembled whole model
+ *     (the same architecture with client 0's bottom (+ head), which it hands
+ *     over with its splitDone, and the trained top) as a normal saved model
+ *     in outputDir/model (model.json, weights.bin, metadata.json beside the
+ *     parts' folders), which `tensorfleet eval` and `predict` load; log each
+ *     client's test accuracy, `done` (testAccuracy = mean over clients,
+ *     modelPath = the assembled model), goodbye, and a marker in
+ *     checkpointDir that training is over.
  *  5. With afterDone `idle` (the chart's Deployment), stay up until terminated
  *     and tell any client that dials goodbye. A server restarted after the end
  *     finds the marker and goes straight to 5 (no new MLflow run). Training
  *     itself has no checkpoint: a server restarted mid-training starts over.
  */
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type * as tf from '@tensorflow/tfjs';
 import type { TrainerConfig } from '../contract/env';
 import { TrainerError } from '../contract/errors';
+import type { TestMetrics } from '../contract/events';
+import type { Dataset } from '../data/examples';
 import { loadTrainerData } from '../data/load';
 import { initBackend } from '../model/backend';
 import { createModel } from '../model/source';
 import { trainingBackends } from '../model/models';
-import { savePart, splitModel } from '../model/split-model';
-import { runSplitSessions, type SplitTopModel } from '../split/server';
+import { MODEL_FILES, saveModel } from '../model/io';
+import { savePart, type SplitParts, splitModel } from '../model/split-model';
+import { resolveCutLayer } from '../split/cut-layer';
+import { type ClientReport, runSplitSessions, type SplitTopModel } from '../split/server';
 import { createTracker, finishOnSignals, type Tracker } from '../tracking';
 import { encodeOutgoingFrame, Hub, HUB_RANK } from '../transport/hub';
 import { listenFinished } from '../transport/finished-listener';
@@ -36,6 +47,56 @@ import { startHealthServer } from './health';
 
 /** Folder under outputDir the server saves its part into. */
 export const SERVER_PART_DIR = join('model', 'server');
+/** Folder under outputDir of the assembled whole model (beside the parts' folders). */
+export const ASSEMBLED_MODEL_DIR = 'model';
+
+/**
+ * Save `model` (whose layers the parts share) with the client-side weights of `report` set into
+ * its bottom (and head) as a normal saved model in `dir`: staged whole by saveModel next to it,
+ * then its files moved in one by one (metadata last), so the parts' folders in `dir` stay.
+ */
+async function saveAssembledModel(
+  model: tf.LayersModel,
+  parts: SplitParts,
+  report: ClientReport,
+  dir: string,
+  metadata: Parameters<typeof saveModel>[2],
+): Promise<void> {
+  const weights = report.weights!;
+  parts.bottom.setWeights(weights.bottom);
+  if (parts.head && weights.head) parts.head.setWeights(weights.head);
+  const staging = join(dir, '..', `.${ASSEMBLED_MODEL_DIR}-assembled-${process.pid}`);
+  await saveModel(model, staging, metadata);
+  await mkdir(dir, { recursive: true });
+  for (const file of [MODEL_FILES.topology, MODEL_FILES.weights, MODEL_FILES.metadata]) await rename(join(staging, file), join(dir, file));
+  await rm(staging, { recursive: true, force: true });
+}
+
+/** The test metrics a client reported in its splitDone. */
+function reportedMetrics(report: ClientReport): TestMetrics | undefined {
+  const accuracy = report.done?.testAccuracy;
+  const loss = report.done?.testLoss;
+  return typeof accuracy === 'number' ? { task: 'classification', testAccuracy: accuracy, testLoss: typeof loss === 'number' ? loss : NaN } : undefined;
+}
+
+/** The metadata of the assembled model, trained on data shaped as `data`. */
+function assembledMetadata(config: TrainerConfig, source: string, data: Dataset, metrics: TestMetrics | undefined): Parameters<typeof saveModel>[2] {
+  return {
+    dataset: config.dataset,
+    model: source,
+    epochs: config.epochs,
+    worldSize: config.worldSize,
+    ...(metrics?.testAccuracy === undefined ? {} : { testAccuracy: metrics.testAccuracy }),
+    ...(metrics === undefined ? {} : { testMetrics: metrics }),
+    inputShape: [...data.featureShape],
+    classes: data.numClasses,
+    task: data.task,
+    ...(data.classNames === undefined ? {} : { classNames: data.classNames }),
+    ...(data.featureNames === undefined ? {} : { featureNames: data.featureNames }),
+    ...(data.standardization === undefined ? {} : { standardization: data.standardization }),
+    createdAt: new Date().toISOString(),
+  };
+}
 
 export async function runSplitServer(config: TrainerConfig): Promise<void> {
   const startedMs = Date.now();
@@ -49,8 +110,9 @@ export async function runSplitServer(config: TrainerConfig): Promise<void> {
     // 1. Backend, shapes, model.
     const { backend } = await initBackend(trainingBackends(config.model), log);
     const test = (await loadTrainerData(config, { train: false, test: true, log })).test!;
-    const { model } = await createModel(config, test, { log });
-    const parts = splitModel(model, { cutLayer: config.cutLayer, mode: config.splitMode, optimizer: config.optimizer, learningRate: config.learningRate });
+    const { model, source } = await createModel(config, test, { log });
+    const cutLayer = resolveCutLayer(model.layers.map((l) => l.name), config, source);
+    const parts = splitModel(model, { cutLayer, mode: config.splitMode, optimizer: config.optimizer, learningRate: config.learningRate });
     const { top } = parts;
     const topModel: SplitTopModel = {
       inputSize: top.inputSize,
@@ -73,7 +135,7 @@ export async function runSplitServer(config: TrainerConfig): Promise<void> {
       await afterDone(config, health, log, finishedClients);
       return;
     }
-    log(`${config.splitMode} split of ${config.model} at layer ${config.cutLayer}: server layers ${top.layers.map((l) => l.name).join(', ')} (${top.inputSize} -> ${top.outputSize})`);
+    log(`${config.splitMode} split of ${source} after layer ${cutLayer} (${model.layers[cutLayer - 1].name}): server layers ${top.layers.map((l) => l.name).join(', ')} (${top.inputSize} -> ${top.outputSize})`);
 
     // 2. Listen, wait for the clients.
     hub = new Hub({
@@ -95,7 +157,7 @@ export async function runSplitServer(config: TrainerConfig): Promise<void> {
       await tracker.startRun(config.jobName, { 'tensorfleet.role': 'split-server' });
       removeSignalHooks = finishOnSignals(tracker);
       tracker.logParams({
-        model: config.model,
+        model: source,
         dataset: config.dataset,
         datasetSize: config.datasetSize,
         clients: config.worldSize,
@@ -103,7 +165,7 @@ export async function runSplitServer(config: TrainerConfig): Promise<void> {
         batchSize: config.batchSize,
         learningRate: config.learningRate,
         optimizer: config.optimizer,
-        cutLayer: config.cutLayer,
+        cutLayer,
         splitMode: config.splitMode,
         noiseSigma: config.noiseSigma,
         seed: config.seed,
@@ -123,6 +185,7 @@ export async function runSplitServer(config: TrainerConfig): Promise<void> {
       top: topModel,
       clientIds,
       clientWeightsLength: parts.bottom.parameterCount,
+      headWeightsLength: parts.head?.parameterCount,
       encode: (message) => encodeOutgoingFrame(HUB_RANK, message),
       timeoutMs: config.timeoutMs,
       log,
@@ -138,7 +201,7 @@ export async function runSplitServer(config: TrainerConfig): Promise<void> {
         tracker?.logMetric(`test_accuracy_client_${report.clientId}`, accuracy, report.steps);
         const loss = report.done?.testLoss;
         if (typeof loss === 'number') tracker?.logMetric(`test_loss_client_${report.clientId}`, loss, report.steps);
-        emit({ event: 'eval', epoch: config.epochs, testAccuracy: accuracy, testLoss: typeof loss === 'number' ? loss : NaN });
+        emit({ event: 'eval', epoch: config.epochs, task: 'classification', testAccuracy: accuracy, testLoss: typeof loss === 'number' ? loss : NaN });
       }
     }
     const failed = result.clients.filter((c) => c.failure);
@@ -149,11 +212,20 @@ export async function runSplitServer(config: TrainerConfig): Promise<void> {
     tracker?.logMetric('test_accuracy', testAccuracy, config.epochs);
     tracker?.logMetric('failed_clients', failed.length, config.epochs);
     const partDir = join(config.outputDir, SERVER_PART_DIR);
-    await savePart(top, partDir, { model: config.model, dataset: config.dataset, cutLayer: config.cutLayer, splitMode: config.splitMode, testAccuracy });
+    await savePart(top, partDir, { model: source, dataset: config.dataset, cutLayer, splitMode: config.splitMode, testAccuracy });
     log(`server part saved to ${partDir}`);
+    const assembler = result.clients.find((c) => c.weights !== undefined);
+    const modelDir = join(config.outputDir, ASSEMBLED_MODEL_DIR);
+    if (assembler) {
+      await saveAssembledModel(model, parts, assembler, modelDir, assembledMetadata(config, source, test, reportedMetrics(assembler)));
+      log(`assembled model (client ${assembler.clientId}'s client-side weights and the server's) saved to ${modelDir}`);
+    } else {
+      log(`no client handed over its client-side weights: only the parts are saved, no assembled model in ${modelDir}`);
+    }
     const wallSeconds = (Date.now() - startedMs) / 1000;
     if (tracker) {
       for (const file of ['part.json', 'weights.bin']) await tracker.logArtifact(join(partDir, file), `${SERVER_PART_DIR}/${file}`);
+      if (assembler) for (const file of Object.values(MODEL_FILES)) await tracker.logArtifact(join(modelDir, file), `${ASSEMBLED_MODEL_DIR}/${file}`);
       removeSignalHooks?.();
       await tracker.finish('FINISHED');
       tracker = undefined;
@@ -165,7 +237,7 @@ export async function runSplitServer(config: TrainerConfig): Promise<void> {
       worldSize: config.worldSize,
       samplesPerSecond: 0,
       wallSeconds,
-      modelPath: partDir,
+      modelPath: assembler ? modelDir : partDir,
       bytesSent: result.bytesSent,
       roundTripsPerSecond: result.trainingSeconds > 0 ? result.roundTrips / result.trainingSeconds : 0,
     });

@@ -22,7 +22,7 @@ import {
   type FrameContext,
   type Matrix,
   matrixMessage,
-  metaMessage,
+  doneMessage,
   metaNumber,
   readMatrix,
   readSyncWeights,
@@ -54,6 +54,8 @@ export interface SplitClientModel {
     readonly inputSize: number;
     trainWithLabels(x: Matrix, labels: Int32Array): { loss: number; correct: number; inputGradient: Matrix };
     score(x: Matrix, labels: Int32Array): { lossSum: number; correct: number; count: number };
+    /** The head's weights, for {@link SplitClientOptions.handOverWeights}. @default - none are handed over */
+    getWeights?(): Float32Array;
   };
 }
 
@@ -77,6 +79,13 @@ export interface SplitClientOptions {
   readonly examplesPerEpoch: number;
   /** @default - no noise */
   readonly noise?: NoiseSource;
+  /**
+   * Send the client-side weights (bottom, and head) with splitDone, for the server to assemble
+   * and save the whole model (one client does: client 0).
+   *
+   * @default false
+   */
+  readonly handOverWeights?: boolean;
   /**
    * Reconnect-and-retry attempts per step.
    *
@@ -231,6 +240,7 @@ export async function runSplitClient(options: SplitClientOptions): Promise<Split
   const testLoss = sums.count > 0 ? sums.lossSum / sums.count : 0;
   const trainSeconds = trainMs / 1000;
   const roundTripsPerSecond = trainSeconds > 0 ? step / trainSeconds : 0;
-  await send(metaMessage('splitDone', step, { testAccuracy, testLoss, steps: step, roundTripsPerSecond }));
+  const handOver = options.handOverWeights ? { bottom: bottom.getWeights(), ...(head?.getWeights ? { head: head.getWeights() } : {}) } : undefined;
+  await send(doneMessage(step, { testAccuracy, testLoss, steps: step, roundTripsPerSecond }, handOver));
   return { testAccuracy, testLoss, steps: step, bytesSent, roundTripsPerSecond, trainSeconds, trainedExamples };
 }

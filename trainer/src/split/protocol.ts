@@ -12,7 +12,8 @@
  *              client <--splitBackward [dL/dacts B x F]-- server
  * Evaluation: splitEvaluate (like splitForward) answered by splitEvaluateResult
  * ({lossSum, correct, count} in vanilla, [out B x G] in u-shaped).
- * splitSync carries client-side weights (1-D) at epoch boundaries; splitDone ends a client.
+ * splitSync carries client-side weights (1-D) at epoch boundaries; splitDone ends a client
+ * (and may carry its client-side weights, for the server to assemble the whole model).
  * A frame the server cannot use is answered by an `error` frame {code, message}.
  */
 import { type ErrorCode, ERROR_CODES, TrainerError } from '../contract/errors';
@@ -105,6 +106,35 @@ export function matrixMessage(
 /** A message with metadata only (splitEvaluateResult sums, splitDone). */
 export function metaMessage(type: 'splitEvaluateResult' | 'splitDone', step: number, meta: Record<string, unknown>): Message {
   return { type: MESSAGE_TYPES[type], step, seq: 0, meta };
+}
+
+/** The client-side weights a client hands over with its splitDone, for the assembled model. */
+export interface ClientSideWeights {
+  readonly bottom: Float32Array;
+  /** U-shaped: the head's weights. */
+  readonly head?: Float32Array;
+}
+
+/** splitDone: the client's final figures, and optionally its client-side weights (tensor 0 the bottom, 1 the head). */
+export function doneMessage(step: number, meta: Record<string, unknown>, weights?: ClientSideWeights): Message {
+  const tensors = weights ? [weights.bottom, ...(weights.head ? [weights.head] : [])].map((data) => ({ dtype: 'float32' as const, shape: [data.length], data })) : [];
+  return { type: MESSAGE_TYPES.splitDone, step, seq: 0, tensors, meta };
+}
+
+/** The client-side weights of a splitDone frame (undefined when it carries none), checked against the parts' lengths. */
+export function readDoneWeights(frame: Frame, bottomLength: number, headLength: number | undefined, ctx: FrameContext): ClientSideWeights | undefined {
+  if (frame.tensors.length === 0) return undefined;
+  const expected = headLength === undefined ? [bottomLength] : [bottomLength, headLength];
+  const shapes = frame.tensors.map((t) => `${t.dtype} [${t.shape.join(', ')}]`);
+  if (frame.tensors.length !== expected.length || frame.tensors.some((t, i) => t.dtype !== 'float32' || t.shape.length !== 1 || t.shape[0] !== expected[i])) {
+    throw shapeError(ctx, frame, `client-side weights: expected ${expected.map((n) => `float32 [${n}]`).join(' and ')}, got ${shapes.join(' and ')}`);
+  }
+  const [bottom, head] = frame.tensors.map((t) => t.data as Float32Array);
+  for (const [name, values] of [['bottom', bottom], ['head', head]] as const) {
+    const bad = values ? values.findIndex((v) => !Number.isFinite(v)) : -1;
+    if (bad >= 0) throw shapeError(ctx, frame, `client-side ${name} weight ${bad} is ${values![bad]}`);
+  }
+  return { bottom, ...(head ? { head } : {}) };
 }
 
 /** splitSync: client-side weights as one flat vector (or none: "nothing to hand over yet"). */

@@ -22,6 +22,7 @@ import type { Frame, Message } from '../transport/codec';
 import type { OutgoingFrame } from '../transport/hub';
 import { weightedAverage } from './noise';
 import {
+  type ClientSideWeights,
   errorMessage,
   expectType,
   type FrameContext,
@@ -29,6 +30,7 @@ import {
   matrixMessage,
   metaMessage,
   metaNumber,
+  readDoneWeights,
   readLabels,
   readMatrix,
   readSyncWeights,
@@ -65,6 +67,8 @@ export interface ClientReport {
   readonly steps: number;
   /** The client's splitDone meta (testAccuracy, testLoss, ...). */
   readonly done?: Readonly<Record<string, unknown>>;
+  /** The client-side weights it handed over with splitDone (for the assembled model). */
+  readonly weights?: ClientSideWeights;
   readonly failure?: TrainerError;
 }
 
@@ -74,8 +78,14 @@ export interface SplitSessionsOptions {
   readonly top: SplitTopModel;
   /** The clients to serve (ids as they said hello). */
   readonly clientIds: readonly string[];
-  /** Length of the client-side weights vector (sequential, splitfed). */
+  /** Length of the client-side weights vector (sequential, splitfed, and the bottom handed over with splitDone). */
   readonly clientWeightsLength: number;
+  /**
+   * U-shaped: length of the head's weights a client may hand over with splitDone.
+   *
+   * @default - no head weights are accepted
+   */
+  readonly headWeightsLength?: number;
   /**
    * Encodes a message (transport/hub encodeOutgoingFrame with the hub's rank).
    * The last reply to each client is kept to answer a retried step: the
@@ -320,7 +330,8 @@ export async function runSplitSessions(options: SplitSessionsOptions): Promise<S
         throw err;
       }
       if (frame.type === MESSAGE_TYPES.splitDone) {
-        return { clientId, steps, done: frame.meta ?? {} };
+        const weights = readDoneWeights(frame, options.clientWeightsLength, options.headWeightsLength, ctx);
+        return { clientId, steps, done: frame.meta ?? {}, ...(weights ? { weights } : {}) };
       }
       const name = (Object.keys(MESSAGE_TYPES) as MessageTypeName[]).find((key) => MESSAGE_TYPES[key] === frame.type);
       const handler = name ? handlers[name] : undefined;

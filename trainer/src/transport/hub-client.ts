@@ -55,6 +55,12 @@ export interface HubClientOptions {
   readonly maxPayloadBytes?: number;
   /** Sends wait while more than this many bytes are queued. @default 16 MiB */
   readonly highWaterBytes?: number;
+  /**
+   * What the client declares about itself in every hello (the server reads it with Hub.clientInfo).
+   *
+   * @default - nothing
+   */
+  readonly helloInfo?: Readonly<Record<string, unknown>>;
 }
 
 const RETRY_INITIAL_MS = 50;
@@ -318,7 +324,7 @@ export class HubClient {
           message: (frame) => onMessage(frame, true),
           activity: () => (link.lastSeenMs = Date.now()),
         });
-        ws.send(encodeFrame(this.options.rank, clientHelloMessage({ clientId: this.clientId, rank: this.options.rank, worldSize: this.options.worldSize, generation: this.generation })));
+        ws.send(encodeFrame(this.options.rank, clientHelloMessage({ clientId: this.clientId, rank: this.options.rank, worldSize: this.options.worldSize, generation: this.generation, info: this.options.helloInfo })));
       });
       ws.on('close', (code: number, reason: Buffer) => {
         const text = reason.toString();

@@ -160,6 +160,8 @@ interface Connection {
   clientId?: string;
   /** The rank the client declared (its partition index). */
   rank: number;
+  /** What the client declared about itself in its hello (unchecked: a peer's claim). */
+  info?: unknown;
   lastSeenMs: number;
   pendingBytes: number;
   readonly drainWaiters: Array<() => void>;
@@ -198,13 +200,17 @@ function checkPositiveInteger(owner: string, values: Readonly<Record<string, num
   }
 }
 
-/** The hello a client sends: its id, rank (partition index) and generation. */
-export function clientHelloMessage(fields: { clientId: string; rank: number; worldSize: number; generation: number }): Message {
+/**
+ * The hello a client sends: its id, rank (partition index) and generation, and
+ * optionally what it declares about itself (`info`, e.g. its data's description),
+ * which the hub keeps for {@link Hub.clientInfo}.
+ */
+export function clientHelloMessage(fields: { clientId: string; rank: number; worldSize: number; generation: number; info?: Readonly<Record<string, unknown>> }): Message {
   return {
     type: MESSAGE_TYPES.hello,
     step: 0,
     seq: 0,
-    meta: { clientId: fields.clientId, worldSize: fields.worldSize, generation: fields.generation },
+    meta: { clientId: fields.clientId, worldSize: fields.worldSize, generation: fields.generation, ...(fields.info === undefined ? {} : { info: fields.info }) },
   };
 }
 
@@ -264,6 +270,11 @@ export class Hub {
   /** Ids of the clients connected now (hello done), sorted. */
   clientIds(): string[] {
     return [...this.clients.keys()].sort(compareIds);
+  }
+
+  /** What `clientId` declared in its hello's `info` (a peer's claim, unchecked), if connected. */
+  clientInfo(clientId: string): unknown {
+    return this.clients.get(clientId)?.info;
   }
 
   /** `client 2 (10.0.0.7:51234)` for messages. */
@@ -555,6 +566,7 @@ export class Hub {
     clearTimeout(conn.helloTimer);
     conn.clientId = clientId;
     conn.rank = frame.rank;
+    conn.info = frame.meta?.info;
     this.pending.delete(conn);
     const previous = this.clients.get(clientId);
     this.clients.set(clientId, conn);

@@ -61,7 +61,7 @@ function fedAvg(minFitClients: number, minAvailableClients = minFitClients): Str
   return new FedAvg({ minFitClients, minAvailableClients, fractionFit: 1, localEpochs: 1, localBatchSize: 8, localLearningRate: 0.1 });
 }
 
-const evaluateMean = (weights: Float32Array) => ({ accuracy: weights[0], loss: -weights[0] });
+const evaluateMean = (weights: Float32Array) => ({ testAccuracy: weights[0], testLoss: -weights[0] });
 
 describe('runFederatedServer', () => {
   test('runs every round: flFit to the sampled clients, example-weighted FedAvg, evaluation before and after each round', async () => {
@@ -83,12 +83,12 @@ describe('runFederatedServer', () => {
       const step = 140 / 60;
       assert.ok(Math.abs(result.weights[0] - 2 * step) < 1e-5, `got ${result.weights[0]}`);
       assert.ok(Math.abs(result.weights[1] - (10 + 2 * step)) < 1e-5);
-      assert.deepEqual(result.initial, { accuracy: 0, loss: -0 });
+      assert.deepEqual(result.initial, { evaluation: { testAccuracy: 0, testLoss: -0 } });
       assert.deepEqual(rounds.map((r) => [r.round, r.results.map((x) => x.clientId).sort(), r.failures.length, r.attempts]), [
         [1, ['0', '1', '2'], 0, 1],
         [2, ['0', '1', '2'], 0, 1],
       ]);
-      assert.ok(Math.abs(rounds[1].evaluation.accuracy - 2 * step) < 1e-5);
+      assert.ok(Math.abs(rounds[1].evaluation!.testAccuracy! - 2 * step) < 1e-5);
       assert.ok(Math.abs(rounds[0].metrics.valAccuracy - (0 * 10 + 0.1 * 20 + 0.2 * 30) / 60) < 1e-9);
     } finally {
       await f.close();
@@ -325,7 +325,7 @@ describe('runClientLoop', () => {
         return { weights: w.map((x) => x * 2), numExamples: 7, metrics: { valAccuracy: 0.5 } };
       },
     });
-    assert.deepEqual(result, { fits: 2, reconnects: 1 });
+    assert.deepEqual(result, { fits: 2, evaluations: 0, reconnects: 1 });
     assert.equal(link.connects, 2);
     assert.deepEqual(configs[0], { epochs: 2, name: 'x' });
     assert.deepEqual(link.sent.map((m) => [m.type, m.step, m.seq, m.meta]), [

@@ -13,6 +13,8 @@ import {
   readMatrix,
   readSyncWeights,
   syncMessage,
+  doneMessage,
+  readDoneWeights,
 } from '../../../src/split/protocol';
 import { decodeFrame, encodeFrame, type Message } from '../../../src/transport/codec';
 
@@ -52,6 +54,20 @@ describe('split protocol', () => {
     assert.equal(readSyncWeights(wire(syncMessage(0, undefined, { phase: 'acquire', epoch: 0 })), 4, ctx), undefined);
     assert.deepEqual(Array.from(readSyncWeights(wire(syncMessage(0, Float32Array.of(1, 2, 3, 4), {})), 4, ctx)!), [1, 2, 3, 4]);
     assert.throws(() => readSyncWeights(wire(syncMessage(0, Float32Array.of(1), {})), 4, ctx), /weights: expected float32 \[4\], got float32 \[1\]/);
+  });
+
+  test('a done frame may hand over the client-side weights (bottom, and head), checked in length and value', () => {
+    const meta = { testAccuracy: 0.9 };
+    assert.equal(readDoneWeights(wire(doneMessage(5, meta)), 3, undefined, ctx), undefined);
+    const both = readDoneWeights(wire(doneMessage(5, meta, { bottom: Float32Array.of(1, 2, 3), head: Float32Array.of(4, 5) })), 3, 2, ctx)!;
+    assert.deepEqual([Array.from(both.bottom), Array.from(both.head!)], [[1, 2, 3], [4, 5]]);
+    assert.deepEqual(Array.from(readDoneWeights(wire(doneMessage(5, meta, { bottom: Float32Array.of(1, 2, 3) })), 3, undefined, ctx)!.bottom), [1, 2, 3]);
+    assert.throws(
+      () => readDoneWeights(wire(doneMessage(5, meta, { bottom: Float32Array.of(1, 2) })), 3, undefined, ctx),
+      (err: unknown) => isTrainerError(err, 'TRAINER_ERR_SHAPE_MISMATCH') && /client-side weights: expected float32 \[3\], got float32 \[2\]/.test(err.message),
+    );
+    assert.throws(() => readDoneWeights(wire(doneMessage(5, meta, { bottom: Float32Array.of(1, 2, 3) })), 3, 2, ctx), /expected float32 \[3\] and float32 \[2\], got float32 \[3\]/);
+    assert.throws(() => readDoneWeights(wire(doneMessage(5, meta, { bottom: Float32Array.of(1, NaN, 3) })), 3, undefined, ctx), /client-side bottom weight 1 is NaN/);
   });
 
   test('gaussian noise is seeded, zero-mean with the requested sigma; sigma 0 changes nothing', () => {
