@@ -12,7 +12,10 @@ import {
   DATASET_MIRRORS,
   DatasetName,
   ENSURE_SECRETS_ENV,
+  JOB_KINDS,
+  JobKind,
   ROLES,
+  TestMetrics,
   TrainerError,
   TrainerEvent,
   parseSecretSpecs,
@@ -21,10 +24,11 @@ import {
 import { KubeApi } from '../kube/api-client';
 import { ensureSecrets } from '../kube/ensure-secrets';
 import { ROLE_RUNNERS } from '../roles';
-import { API_COMMANDS } from './api-commands';
-import { Command, UsageError, err, formatFlags, intFlag, out, parseFlags } from './args';
+import { API_COMMANDS, flagOfField, jobBodyFromFlags, jobFieldFlags } from './api-commands';
+import { Command, FlagSpec, ParsedCommandLine, UsageError, err, formatFlags, intFlag, out, parseFlags } from './args';
 import { createProgress } from '../local/progress';
-import { FLEET_ROLES, FleetRunResult, LocalWorkload, resolveDataDir, runFleetLocally, runWorkloadLocally, trainerWorkloads } from '../local/run-chart';
+import { FLEET_ROLES, FleetRunResult, LocalRunOptions, LocalWorkload, resolveDataDir, runFleetLocally, runWorkloadLocally, trainerWorkloads } from '../local/run-chart';
+import { LocalJob, LocalJobError, buildLocalJob } from '../local/run-job';
 import { describeTopology, listCharts, loadChart } from './topology';
 
 
@@ -45,6 +49,131 @@ function readModelMetadata(dir: string): { dataset?: string } {
   return existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as { dataset?: string }) : {};
 }
 
+/** The flags of `run <chart>`. */
+const RUN_CHART_FLAGS: Record<string, FlagSpec> = {
+  dist: { type: 'string', description: 'folder of synthesized charts', default: 'dist' },
+  'data-dir': { type: 'string', description: "local dataset folder instead of the chart's datasetUri (e.g. ../shared/data)" },
+  out: { type: 'string', description: 'where checkpoints, the model and the MLflow file store go', default: '.tensorfleet/<chart or job name>' },
+  'tracking-uri': { type: 'string', description: 'log to this MLflow server instead of <out>/mlruns' },
+  epochs: { type: 'string', description: "override the chart's epochs" },
+  'dataset-size': { type: 'string', description: "override the chart's dataset size (0 = all)" },
+  clients: { type: 'string', description: 'federated and split charts: number of client processes' },
+  rounds: { type: 'string', description: 'federated charts: override the rounds' },
+  json: { type: 'boolean', description: 'end with one JSON line of results' },
+  resume: { type: 'boolean', description: "continue from the last local run's checkpoints (default: start over)" },
+  'topology-only': { type: 'boolean', description: 'print the topology and start nothing' },
+};
+
+/** The submit flags `run <chart>` does not have: they only make sense for `run ddp|federated|split`. */
+const JOB_ONLY_FLAGS: Record<string, FlagSpec> = Object.fromEntries(Object.entries(jobFieldFlags()).filter(([name]) => !(name in RUN_CHART_FLAGS)));
+
+const RUN_FLAGS: Record<string, FlagSpec> = { ...RUN_CHART_FLAGS, ...JOB_ONLY_FLAGS };
+
+type DoneEvent = Extract<TrainerEvent, { event: 'done' }>;
+
+/** The task's test metrics of a done event, as the JSON line names them. */
+export function testMetricsJson(done: Partial<TestMetrics>): Record<string, unknown> {
+  const loss = done.testLoss === undefined ? {} : { test_loss: done.testLoss };
+  if (done.task === 'regression') return { task: 'regression', test_rmse: done.testRmse, test_mae: done.testMae, test_r2: done.testR2, ...loss };
+  return { test_accuracy: done.testAccuracy, ...loss };
+}
+
+/** The one JSON line a local run ends with. */
+function resultLine(label: string, final: DoneEvent, clientDone: ReadonlyMap<number, DoneEvent>): Record<string, unknown> {
+  const common = { chart: label, ...testMetricsJson(final), wall_seconds: final.wallSeconds, model_path: final.modelPath };
+  if (final.rounds !== undefined) {
+    return { ...common, rounds: final.rounds, accuracy_per_round: final.accuracyPerRound, clients_per_round: final.clientsPerRound, clients: final.worldSize };
+  }
+  if (final.bytesSent !== undefined) {
+    return {
+      ...common,
+      epochs: final.epochs,
+      clients: final.worldSize,
+      // Both directions: the server's frames and every client's.
+      bytes_sent: [...clientDone.values()].reduce((sum, e) => sum + (e.bytesSent ?? 0), final.bytesSent),
+      round_trips_per_second: final.roundTripsPerSecond,
+    };
+  }
+  return { ...common, epochs: final.epochs, world_size: final.worldSize, samples_per_second: final.samplesPerSecond };
+}
+
+/** `run ddp|federated|split`: the job the submit flags describe, built by the API's construct, run locally. */
+async function runJob(kind: JobKind, values: ParsedCommandLine['values']): Promise<number> {
+  const body = jobBodyFromFlags(kind, values);
+  let job: LocalJob;
+  try {
+    job = buildLocalJob(body);
+  } catch (e) {
+    if (!(e instanceof LocalJobError)) throw e;
+    throw new UsageError(`run ${kind}: refused:\n${e.problems.map((p) => `  ${flagOfField(p.field)} ${JSON.stringify(p.value)}: must be ${p.allowed}`).join('\n')}`);
+  }
+  if (job.request.model_uri?.startsWith('runs:/') && values['tracking-uri'] === undefined) {
+    throw new UsageError(`run ${kind}: --model-uri ${JSON.stringify(job.request.model_uri)} is a run's artifact: give --tracking-uri <the MLflow server holding it>`);
+  }
+  const name = job.request.job_name;
+  return runTrainers(name, job.objects, values, resolve(String(values.out ?? join('.tensorfleet', name))), { sources: job.sources });
+}
+
+/** Print the topology of `objects`, run their trainers as local processes, and end with the JSON line when asked. */
+async function runTrainers(
+  label: string,
+  objects: Parameters<typeof trainerWorkloads>[0],
+  values: ParsedCommandLine['values'],
+  outDir: string,
+  overrides: Pick<LocalRunOptions, 'epochs' | 'datasetSize' | 'clients' | 'rounds' | 'sources'>,
+): Promise<number> {
+  const json = values.json === true;
+  const say = json ? err : out;
+  say(describeTopology(label, objects as Parameters<typeof describeTopology>[1]));
+  const workloads = trainerWorkloads(objects);
+  if (workloads.length === 0 || values['topology-only'] === true) {
+    if (workloads.length === 0) say(`\n${label} has no trainer workloads: it runs in a cluster only (kubectl apply -f dist/${label}.k8s.yaml).`);
+    return 0;
+  }
+  // A pod restarted by Kubernetes resumes; a new local run starts over unless asked not to.
+  if (values.resume !== true) rmSync(join(outDir, 'checkpoints'), { recursive: true, force: true });
+  let final: DoneEvent | undefined;
+  const progress = createProgress(json ? { write: (t) => process.stderr.write(t) } : process.stdout);
+  const options: LocalRunOptions = {
+    ...overrides,
+    outDir,
+    dataDir: values['data-dir'] as string | undefined,
+    trackingUri: values['tracking-uri'] as string | undefined,
+    onEvent: (e: TrainerEvent) => {
+      progress(e);
+      if (e.event === 'done' && e.rank === 0) final = e;
+    },
+    onLine: (rank: number, line: string) => err(`[${rank < 0 ? 'server' : `rank ${rank}`}] ${line}`),
+  };
+  const fleet = FLEET_ROLES.map((r) => ({ server: workloads.find((w) => w.role === r.server), client: workloads.find((w) => w.role === r.client) })).find(
+    (f): f is { server: LocalWorkload; client: LocalWorkload } => f.server !== undefined && f.client !== undefined,
+  );
+  let clientDone: FleetRunResult['clientDone'] = new Map();
+  const groups = fleet
+    ? [
+        {
+          name: fleet.server.name,
+          run: async () => {
+            const result = await runFleetLocally(fleet.server, fleet.client, options);
+            clientDone = result.clientDone;
+            return result;
+          },
+        },
+      ]
+    : workloads.map((w) => ({ name: w.name, run: () => runWorkloadLocally(w, options) }));
+  for (const group of groups) {
+    say(`\nrunning ${group.name} as local processes on 127.0.0.1, output in ${outDir}`);
+    const { exitCodes } = await group.run();
+    const failed = exitCodes.map((c, i) => ({ c, i })).filter((x) => x.c !== 0);
+    if (failed.length > 0) {
+      throw new TrainerError('TRAINER_ERR_PEER_CLOSED', `${group.name}: ${failed.map((f) => `process ${f.i} exited with ${f.c}`).join(', ')}`);
+    }
+  }
+  const done = final as DoneEvent | undefined;
+  if (json && done !== undefined) out(JSON.stringify(resultLine(label, done, clientDone)));
+  return 0;
+}
+
 const COMMANDS: Record<string, Command> = {
   synth: {
     summary: 'synthesize every chart into dist/ (cdk8s synth)',
@@ -61,103 +190,37 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   run: {
-    summary: 'run a synthesized chart locally: its topology, and its trainers as local processes',
-    usage: 'tensorfleet run <chart> [--data-dir <dir>] [--out <dir>] [--clients K] [--rounds R] [--json]',
-    flags: {
-      dist: { type: 'string', description: 'folder of synthesized charts', default: 'dist' },
-      'data-dir': { type: 'string', description: 'local dataset folder instead of the chart\'s datasetUri (e.g. ../shared/data)' },
-      out: { type: 'string', description: 'where checkpoints, the model and the MLflow file store go', default: '.tensorfleet/<chart>' },
-      'tracking-uri': { type: 'string', description: 'log to this MLflow server instead of <out>/mlruns' },
-      epochs: { type: 'string', description: 'override the chart\'s epochs' },
-      'dataset-size': { type: 'string', description: 'override the chart\'s dataset size (0 = all)' },
-      clients: { type: 'string', description: 'federated and split charts: number of client processes' },
-      rounds: { type: 'string', description: 'federated charts: override the rounds' },
-      json: { type: 'boolean', description: 'end with one JSON line of results' },
-      resume: { type: 'boolean', description: "continue from the last local run's checkpoints (default: start over)" },
-      'topology-only': { type: 'boolean', description: 'print the topology and start nothing' },
-    },
+    summary: 'run a synthesized chart, or an ad-hoc ddp|federated|split job from the submit flags, as local processes',
+    usage:
+      'tensorfleet run <chart> [--data-dir <dir>] [--out <dir>] [--clients K] [--rounds R] [--json]\n' +
+      `       tensorfleet run <${JOB_KINDS.join('|')}> --job-name <name> [--dataset-type csv --dataset-uri <path> --label-column <column> ...every submit flag] [--out <dir>] [--json]`,
+    flags: RUN_FLAGS,
     async run({ values, positionals }) {
+      const [target, ...extra] = positionals;
+      if (target !== undefined && (JOB_KINDS as readonly string[]).includes(target)) {
+        if (extra.length > 0) throw new UsageError(`run ${target}: unexpected ${extra.map((p) => JSON.stringify(p)).join(' ')}`);
+        return runJob(target as JobKind, values);
+      }
       const root = values.dist === undefined ? repoRoot() : process.cwd();
       const dist = resolve(root, String(values.dist ?? 'dist'));
       const charts = listCharts(dist);
-      const [chart] = positionals;
+      const chart = target;
       if (!chart || !charts.includes(chart)) {
         throw new UsageError(
-          `run: ${chart ? `unknown chart ${JSON.stringify(chart)}` : 'missing <chart>'}; charts in ${dist}: ${charts.join(', ') || '(none: run make synth)'}`,
+          `run: ${chart ? `unknown chart ${JSON.stringify(chart)}` : 'missing <chart>'}; charts in ${dist}: ${charts.join(', ') || '(none: run make synth)'} (or a job kind: ${JOB_KINDS.join(', ')})`,
         );
       }
-      const objects = loadChart(dist, chart);
-      const json = values.json === true;
-      const say = json ? err : out;
-      say(describeTopology(chart, objects));
-      const workloads = trainerWorkloads(objects);
-      if (workloads.length === 0 || values['topology-only'] === true) {
-        if (workloads.length === 0) say(`\n${chart} has no trainer workloads: it runs in a cluster only (kubectl apply -f dist/${chart}.k8s.yaml).`);
-        return 0;
+      const jobOnly = Object.keys(JOB_ONLY_FLAGS).filter((f) => values[f] !== undefined);
+      if (jobOnly.length > 0) {
+        throw new UsageError(`run ${chart}: ${jobOnly.map((f) => `--${f}`).join(', ')} apply to run ${JOB_KINDS.join('|')} only (a chart has its own settings)`);
       }
-      const outDir = resolve(String(values.out ?? join(root, '.tensorfleet', chart)));
-      // A pod restarted by Kubernetes resumes; a new local run starts over unless asked not to.
-      if (values.resume !== true) rmSync(join(outDir, 'checkpoints'), { recursive: true, force: true });
-      let final: TrainerEvent | undefined;
-      const progress = createProgress(json ? { write: (t) => process.stderr.write(t) } : process.stdout);
-      const options = {
-        outDir,
-        dataDir: values['data-dir'] as string | undefined,
-        trackingUri: values['tracking-uri'] as string | undefined,
+      const objects = loadChart(dist, chart);
+      return runTrainers(chart, objects, values, resolve(String(values.out ?? join(root, '.tensorfleet', chart))), {
         epochs: values.epochs === undefined ? undefined : intFlag('run', values, 'epochs', 1, 1, 100_000),
         datasetSize: values['dataset-size'] === undefined ? undefined : intFlag('run', values, 'dataset-size', 0, 0, 1e9),
         clients: values.clients === undefined ? undefined : intFlag('run', values, 'clients', 1, 1, 1000),
         rounds: values.rounds === undefined ? undefined : intFlag('run', values, 'rounds', 1, 1, 1_000_000),
-        onEvent: (e: TrainerEvent) => {
-          progress(e);
-          if (e.event === 'done' && e.rank === 0) final = e;
-        },
-        onLine: (rank: number, line: string) => err(`[${rank < 0 ? 'server' : `rank ${rank}`}] ${line}`),
-      };
-      const fleet = FLEET_ROLES.map((r) => ({ server: workloads.find((w) => w.role === r.server), client: workloads.find((w) => w.role === r.client) })).find(
-        (f): f is { server: LocalWorkload; client: LocalWorkload } => f.server !== undefined && f.client !== undefined,
-      );
-      let clientDone: FleetRunResult['clientDone'] = new Map();
-      const groups = fleet
-        ? [
-            {
-              name: fleet.server.name,
-              run: async () => {
-                const result = await runFleetLocally(fleet.server, fleet.client, options);
-                clientDone = result.clientDone;
-                return result;
-              },
-            },
-          ]
-        : workloads.map((w) => ({ name: w.name, run: () => runWorkloadLocally(w, options) }));
-      for (const group of groups) {
-        say(`\nrunning ${group.name} as local processes on 127.0.0.1, output in ${outDir}`);
-        const { exitCodes } = await group.run();
-        const failed = exitCodes.map((c, i) => ({ c, i })).filter((x) => x.c !== 0);
-        if (failed.length > 0) {
-          throw new TrainerError('TRAINER_ERR_PEER_CLOSED', `${group.name}: ${failed.map((f) => `process ${f.i} exited with ${f.c}`).join(', ')}`);
-        }
-      }
-      if (json && final?.event === 'done') {
-        const common = { chart, test_accuracy: final.testAccuracy, wall_seconds: final.wallSeconds, model_path: final.modelPath };
-        out(
-          JSON.stringify(
-            final.rounds !== undefined
-              ? { ...common, rounds: final.rounds, accuracy_per_round: final.accuracyPerRound, clients_per_round: final.clientsPerRound, clients: final.worldSize }
-              : final.bytesSent !== undefined
-                ? {
-                    ...common,
-                    epochs: final.epochs,
-                    clients: final.worldSize,
-                    // Both directions: the server's frames and every client's.
-                    bytes_sent: [...clientDone.values()].reduce((sum, e) => sum + (e.bytesSent ?? 0), final.bytesSent),
-                    round_trips_per_second: final.roundTripsPerSecond,
-                  }
-                : { ...common, epochs: final.epochs, world_size: final.worldSize, samples_per_second: final.samplesPerSecond },
-          ),
-        );
-      }
-      return 0;
+      });
     },
   },
   trainer: {
