@@ -29,6 +29,7 @@ import { Command, FlagSpec, ParsedCommandLine, UsageError, err, formatFlags, int
 import { createProgress } from '../local/progress';
 import { FLEET_ROLES, FleetRunResult, LocalRunOptions, LocalWorkload, resolveDataDir, runFleetLocally, runWorkloadLocally, trainerWorkloads } from '../local/run-chart';
 import { LocalJob, LocalJobError, buildLocalJob } from '../local/run-job';
+import { PREDICT_COMMAND } from './predict';
 import { describeTopology, listCharts, loadChart } from './topology';
 
 
@@ -300,6 +301,7 @@ const COMMANDS: Record<string, Command> = {
       return 0;
     },
   },
+  predict: PREDICT_COMMAND,
   ...API_COMMANDS,
 };
 

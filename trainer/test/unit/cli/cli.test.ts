@@ -24,7 +24,7 @@ describe('tensorfleet CLI', () => {
   test('an unknown subcommand exits 2 and lists the valid ones', () => {
     const r = cli('frobnicate');
     assert.equal(r.code, 2);
-    assert.equal(r.stderr.trim(), 'tensorfleet: unknown command "frobnicate"; valid commands: synth, run, trainer, ensure-secrets, bench, eval, submit, jobs, logs, cancel');
+    assert.equal(r.stderr.trim(), 'tensorfleet: unknown command "frobnicate"; valid commands: synth, run, trainer, ensure-secrets, bench, eval, predict, submit, jobs, logs, cancel');
   });
 
   test('an unknown flag exits 2 and lists the valid flags', () => {
@@ -39,7 +39,7 @@ describe('tensorfleet CLI', () => {
   test('--help works for the CLI and every subcommand', () => {
     const top = cli('--help');
     assert.equal(top.code, 0);
-    for (const command of ['synth', 'run', 'trainer', 'ensure-secrets', 'bench', 'eval', 'submit', 'jobs', 'logs', 'cancel']) {
+    for (const command of ['synth', 'run', 'trainer', 'ensure-secrets', 'bench', 'eval', 'predict', 'submit', 'jobs', 'logs', 'cancel']) {
       assert.match(top.stdout, new RegExp(`\\n  ${command} `));
       const r = cli(command, '--help');
       assert.equal(r.code, 0, `${command} --help: ${r.stderr}`);
