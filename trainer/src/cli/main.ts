@@ -4,18 +4,14 @@
  * Each subcommand only composes; the work lives in the modules it calls.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { BENCHES } from '../bench';
 import {
-  DATASETS,
-  DATASET_MIRRORS,
-  DatasetName,
   ENSURE_SECRETS_ENV,
   JOB_KINDS,
   JobKind,
   ROLES,
-  TestMetrics,
   TrainerError,
   TrainerEvent,
   parseSecretSpecs,
@@ -27,8 +23,10 @@ import { ROLE_RUNNERS } from '../roles';
 import { API_COMMANDS, flagOfField, jobBodyFromFlags, jobFieldFlags } from './api-commands';
 import { Command, FlagSpec, ParsedCommandLine, UsageError, err, formatFlags, intFlag, out, parseFlags } from './args';
 import { createProgress } from '../local/progress';
-import { FLEET_ROLES, FleetRunResult, LocalRunOptions, LocalWorkload, resolveDataDir, runFleetLocally, runWorkloadLocally, trainerWorkloads } from '../local/run-chart';
+import { FLEET_ROLES, FleetRunResult, LocalRunOptions, LocalWorkload, runFleetLocally, runWorkloadLocally, trainerWorkloads } from '../local/run-chart';
 import { LocalJob, LocalJobError, buildLocalJob } from '../local/run-job';
+import { EVAL_COMMAND } from './eval';
+import { testMetricsJson } from './metrics-json';
 import { PREDICT_COMMAND } from './predict';
 import { describeTopology, listCharts, loadChart } from './topology';
 
@@ -42,12 +40,6 @@ function repoRoot(): string {
     dir = parent;
   }
   return dir;
-}
-
-/** metadata.json of a saved model ({} when absent). */
-function readModelMetadata(dir: string): { dataset?: string } {
-  const path = join(dir, 'metadata.json');
-  return existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as { dataset?: string }) : {};
 }
 
 /** The flags of `run <chart>`. */
@@ -71,13 +63,6 @@ const JOB_ONLY_FLAGS: Record<string, FlagSpec> = Object.fromEntries(Object.entri
 const RUN_FLAGS: Record<string, FlagSpec> = { ...RUN_CHART_FLAGS, ...JOB_ONLY_FLAGS };
 
 type DoneEvent = Extract<TrainerEvent, { event: 'done' }>;
-
-/** The task's test metrics of a done event, as the JSON line names them. */
-export function testMetricsJson(done: Partial<TestMetrics>): Record<string, unknown> {
-  const loss = done.testLoss === undefined ? {} : { test_loss: done.testLoss };
-  if (done.task === 'regression') return { task: 'regression', test_rmse: done.testRmse, test_mae: done.testMae, test_r2: done.testR2, ...loss };
-  return { test_accuracy: done.testAccuracy, ...loss };
-}
 
 /** The one JSON line a local run ends with. */
 function resultLine(label: string, final: DoneEvent, clientDone: ReadonlyMap<number, DoneEvent>): Record<string, unknown> {
@@ -271,36 +256,7 @@ const COMMANDS: Record<string, Command> = {
       return 0;
     },
   },
-  eval: {
-    summary: "evaluate a saved model (model.json + weights) on a dataset's test split",
-    usage: 'tensorfleet eval --model <dir> [--dataset <name>] [--data-dir <dir>] [--json]',
-    flags: {
-      model: { type: 'string', description: 'folder with model.json, weights.bin and metadata.json' },
-      dataset: { type: 'string', description: `${DATASETS.join(', ')}`, default: "the model's metadata" },
-      'data-dir': { type: 'string', description: "folder or URL of the dataset's files", default: 'the public mirror' },
-      'cache-dir': { type: 'string', description: 'download cache', default: '.tensorfleet/cache' },
-      json: { type: 'boolean', description: 'print one JSON line' },
-    },
-    async run({ values }) {
-      if (typeof values.model !== 'string') throw new UsageError('eval: --model <dir> is required');
-      const modelDir = resolve(values.model);
-      const metadata = readModelMetadata(modelDir);
-      const dataset = String(values.dataset ?? metadata.dataset ?? 'mnist');
-      if (!(DATASETS as readonly string[]).includes(dataset)) {
-        throw new UsageError(`eval: --dataset must be one of ${DATASETS.join(', ')}, got ${JSON.stringify(dataset)}`);
-      }
-      const name = dataset as DatasetName;
-      const location = values['data-dir'] !== undefined ? resolveDataDir(String(values['data-dir']), name) : DATASET_MIRRORS[name];
-      const { evaluateSavedModel } = await import('../model/evaluate');
-      const result = await evaluateSavedModel(modelDir, name, location, resolve(String(values['cache-dir'] ?? '.tensorfleet/cache')));
-      out(
-        values.json === true
-          ? JSON.stringify({ dataset, test_accuracy: result.testAccuracy, test_loss: result.testLoss, count: result.count })
-          : `${dataset} test split: accuracy ${(result.testAccuracy * 100).toFixed(2)}%, loss ${result.testLoss.toFixed(4)} over ${result.count} examples`,
-      );
-      return 0;
-    },
-  },
+  eval: EVAL_COMMAND,
   predict: PREDICT_COMMAND,
   ...API_COMMANDS,
 };

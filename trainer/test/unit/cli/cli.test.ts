@@ -141,4 +141,17 @@ describe('tensorfleet CLI', () => {
       assert.match(chart.stderr, /run ddp-mnist: --label-column apply to run ddp\|federated\|split only/);
     });
   });
+
+  test('eval takes the data flags of the job fields and names the flag a bad value came from', () => {
+    const help = cli('eval', '--help');
+    for (const flag of ['--dataset-type', '--dataset-uri', '--test-dataset-uri', '--label-column', '--feature-columns', '--test-fraction', '--image-size', '--task']) {
+      assert.match(help.stdout, new RegExp(`\\n  ${flag} `), flag);
+    }
+    const csv = cli('eval', '--model', 'no-such-model', '--dataset-type', 'csv', '--dataset-uri', 'x.csv');
+    assert.equal(csv.code, 2);
+    assert.equal(csv.stderr.trim(), 'tensorfleet: eval: --label-column is missing: a csv dataset (--dataset-type) names its label column');
+    const fraction = cli('eval', '--model', 'no-such-model', '--dataset-type', 'npz', '--dataset-uri', 'x.npz', '--test-fraction', '2');
+    assert.equal(fraction.code, 2);
+    assert.equal(fraction.stderr.trim(), 'tensorfleet: eval: --test-fraction must be a number in (0, 1), got "2"');
+  });
 });
