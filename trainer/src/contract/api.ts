@@ -355,10 +355,18 @@ export type JobRequest = { readonly job_name: string; readonly kind: JobKind } &
  * restarted run resumed, and the trainer variable holding the total. Split learning logs
  * no per-epoch metric on its server: its `test_accuracy` (step = epochs) only says it is done.
  */
-export const JOB_PROGRESS: { readonly [K in JobKind]: { readonly metric: string; readonly resumeTag?: string; readonly totalEnv: string } } = {
+export const JOB_PROGRESS: {
+  readonly [K in JobKind]: {
+    readonly metric: string;
+    /** What a regression job logs in place of `metric` (its test metrics are RMSE, MAE and R², not accuracy). */
+    readonly regressionMetric?: string;
+    readonly resumeTag?: string;
+    readonly totalEnv: string;
+  };
+} = {
   ddp: { metric: 'epoch_loss', resumeTag: 'tensorfleet.resumeEpoch', totalEnv: ENV.epochs },
-  federated: { metric: 'test_accuracy', resumeTag: 'tensorfleet.resumeRound', totalEnv: ENV.rounds },
-  split: { metric: 'test_accuracy', totalEnv: ENV.epochs },
+  federated: { metric: 'test_accuracy', regressionMetric: 'test_rmse', resumeTag: 'tensorfleet.resumeRound', totalEnv: ENV.rounds },
+  split: { metric: 'test_accuracy', regressionMetric: 'test_rmse', totalEnv: ENV.epochs },
 };
 
 /** The MLflow run tag every trainer sets to its role (the API finds a job's run by it). */
