@@ -6,7 +6,7 @@
  */
 import { createWriteStream, existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { DATASETS, DatasetName } from '../contract';
+import { DATASETS, DatasetName, JOB_FIELDS } from '../contract';
 import type { Standardization } from '../data/examples';
 import type { ModelMetadata } from '../model/io';
 import { Command, UsageError, out } from './args';
@@ -85,8 +85,8 @@ export const PREDICT_COMMAND: Command = {
     input: { type: 'string', description: "the examples, in the model's dataset format (csv, npz, image-folder, idx)" },
     output: { type: 'string', description: 'where the predictions go', default: 'stdout' },
     format: { type: 'string', description: PREDICT_FORMATS.join(' or '), default: 'csv (jsonl when --output ends in .jsonl)' },
-    'dataset-type': { type: 'string', description: `the input's format (${DATASETS.join(', ')})`, default: "the model's" },
-    'label-column': { type: 'string', description: 'csv: a label column to leave out of the features', default: "the model's" },
+    'dataset-type': { type: 'string', description: `the input's format: ${JOB_FIELDS.dataset_type.description}`, default: "the model's" },
+    'label-column': { type: 'string', description: 'csv: the label column, left out of the features when the input has it', default: "the model's" },
     'cache-dir': { type: 'string', description: 'download cache for remote input', default: '.tensorfleet/cache' },
   },
   async run({ values }) {
