@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { App, Chart } from 'cdk8s';
-import { DdpCluster, FederatedFleet, GitOpsApplication, MlflowStack, SplitLearning, TrainingApi } from './charts';
+import { Dataset, DdpCluster, FederatedFleet, GitOpsApplication, MlflowStack, Model, SplitLearning, TrainingApi } from './charts';
 
 const outdir = process.env.CDK8S_OUTDIR ?? 'dist';
 /** The repository Argo CD syncs: point it at your fork. */
@@ -37,6 +37,20 @@ export function buildApp(dir: string): App {
     optimizer: 'adam',
     spreadOverNodes: true,
     resources: { cpuRequestMillis: 2000, cpuLimitMillis: 4000, memoryRequestMiB: 4096, memoryLimitMiB: 8192 },
+    tracking,
+  });
+  // Your own model on your own data: a Keras model converted to model.json (topology only: initialized
+  // from the seed on every rank) trained on a CSV in a bucket, 20% of it held out as the test split.
+  new DdpCluster(chart('ddp-tabular'), 'DdpTabular', {
+    worldSize: 2,
+    dataset: Dataset.csv('s3://tensorfleet-data/tabular/breast-cancer-wisconsin.csv', { labelColumn: 'diagnosis', testFraction: 0.2 }),
+    model: Model.fromUri('s3://tensorfleet-data/models/breast-cancer/model.json'),
+    datasetS3Endpoint: 'https://s3.eu-central-1.amazonaws.com',
+    epochs: 30,
+    batchSize: 32,
+    learningRate: 0.001,
+    optimizer: 'adam',
+    resources: { cpuRequestMillis: 500, cpuLimitMillis: 1000, memoryRequestMiB: 512, memoryLimitMiB: 1024 },
     tracking,
   });
   // Flower's defaults: 2 clients, 5 rounds.

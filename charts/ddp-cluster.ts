@@ -3,15 +3,10 @@ import { Construct } from 'constructs';
 import { PodGroup, PodGroupSpecMinResources } from '../imports/scheduling.volcano.sh';
 import {
   ANNOTATIONS,
-  DATASETS,
-  DATASET_MIRRORS,
-  DatasetName,
   ENV,
   LABELS,
   LR_SCHEDULES,
   LrSchedule,
-  MODELS,
-  ModelName,
   OPTIMIZERS,
   OptimizerName,
   PATHS,
@@ -21,7 +16,8 @@ import {
   resolveTrainerConfig,
 } from '../trainer/src/contract';
 import { MlflowStack } from './mlflow-stack';
-import { datasetEgress, dnsEgress, podPeer, tcpPorts } from './lib/network';
+import { dnsEgress, podPeer, sourcesEgress, tcpPorts } from './lib/network';
+import { SourceProps, resolveSources } from './lib/sources';
 import { PropError, checkDnsLabel, checkImage, checkInt, checkOneOf, checkPositive, kebab } from './lib/props';
 import {
   DEFAULT_TRAINER_IMAGE,
@@ -32,7 +28,7 @@ import {
 } from './lib/trainer-container';
 import { ResourceSpec, objectLabels, selectorLabels } from './lib/workload';
 
-export interface DdpClusterProps {
+export interface DdpClusterProps extends SourceProps {
   /**
    * Name of the Job and prefix of every object (a DNS-1123 label).
    *
@@ -47,26 +43,23 @@ export interface DdpClusterProps {
   readonly worldSize?: number;
   /** @default - the Tensorfleet trainer image */
   readonly image?: string;
-  /** @default "mlp" */
-  readonly model?: ModelName;
-  /** @default "mnist" */
-  readonly dataset?: DatasetName;
   /**
-   * Folder of the dataset's files: https://, http://, s3:// (at datasetS3Endpoint, with the
-   * credentials in datasetS3CredentialsSecret) or an absolute path on a mounted volume; for
-   * CIFAR-10 also the URL of the binary version's .tar.gz, which the ranks unpack into their cache.
+   * Where the dataset is: https://, http://, s3:// (at datasetS3Endpoint, with the credentials in
+   * datasetS3CredentialsSecret) or an absolute path on the datasetClaimName volume; for CIFAR-10
+   * also the URL of the binary version's .tar.gz, which the ranks unpack into their cache. A
+   * {@link Dataset} may carry it instead.
    *
-   * @default - the public mirror of each dataset (CIFAR-10: its authors' cifar-10-binary.tar.gz)
+   * @default - the public mirror of a built-in dataset (CIFAR-10: its authors' cifar-10-binary.tar.gz)
    */
   readonly datasetUri?: string;
   /**
-   * S3-compatible endpoint for s3:// dataset URIs.
+   * S3-compatible endpoint for s3:// dataset and model URIs.
    *
    * @default - AWS S3
    */
   readonly datasetS3Endpoint?: string;
   /**
-   * Existing Secret with the credentials for an s3:// datasetUri, in the keys
+   * Existing Secret with the credentials for s3:// dataset and model URIs, in the keys
    * AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (AWS_SESSION_TOKEN and AWS_REGION
    * are read too when present).
    *
@@ -197,11 +190,6 @@ export class DdpCluster extends Construct {
     this.worldSize = checkInt(this, 'worldSize', props.worldSize ?? 2, 1, 1024);
     this.image = checkImage(this, 'image', props.image ?? DEFAULT_TRAINER_IMAGE);
     this.ringServiceName = `${this.name}-ring`;
-    const dataset = checkOneOf(this, 'dataset', props.dataset ?? 'mnist', DATASETS);
-    const datasetUri = props.datasetUri ?? DATASET_MIRRORS[dataset];
-    if (datasetUri === undefined) {
-      throw new PropError(this, 'datasetUri', undefined, `set for ${dataset}: a folder holding its files (no public mirror serves them unpacked)`);
-    }
     const resourcesSpec = props.resources ?? DDP_DEFAULT_RESOURCES;
     checkInt(this, 'resources.cpuLimitMillis', resourcesSpec.cpuLimitMillis, resourcesSpec.cpuRequestMillis);
     checkInt(this, 'resources.memoryLimitMiB', resourcesSpec.memoryLimitMiB, resourcesSpec.memoryRequestMiB);
@@ -210,13 +198,13 @@ export class DdpCluster extends Construct {
     if (props.ttlSecondsAfterFinished !== undefined) checkInt(this, 'ttlSecondsAfterFinished', props.ttlSecondsAfterFinished, 0);
     if (props.checkpointClaimName !== undefined) checkDnsLabel(this, 'checkpointClaimName', props.checkpointClaimName, 253);
     if (props.datasetClaimName !== undefined) checkDnsLabel(this, 'datasetClaimName', props.datasetClaimName, 253);
+    const sources = resolveSources(this, props, { tracking: props.tracking !== undefined, claimProp: true, datasetClaimName: props.datasetClaimName });
     const s3Secret = props.datasetS3CredentialsSecret;
     if (s3Secret !== undefined) {
       checkDnsLabel(this, 'datasetS3CredentialsSecret', s3Secret, 253);
-      if (!datasetUri.startsWith('s3://')) throw new PropError(this, 'datasetUri', datasetUri, `an s3:// URI when 'datasetS3CredentialsSecret' is set`);
-    }
-    if (datasetUri.startsWith('/') && !(props.datasetClaimName && datasetUri.startsWith(`${PATHS.datasets}/`))) {
-      throw new PropError(this, 'datasetUri', datasetUri, `an http(s):// or s3:// URL, or a path under ${PATHS.datasets}/ together with 'datasetClaimName'`);
+      if (!sources.remoteUris.some((u) => u.startsWith('s3://'))) {
+        throw new PropError(this, 'datasetUri', sources.datasetUri, `an s3:// URI when 'datasetS3CredentialsSecret' is set`);
+      }
     }
 
     const input: TrainerConfigInput = {
@@ -227,9 +215,7 @@ export class DdpCluster extends Construct {
       masterPort: PORTS.ring,
       peers: `${this.name}-{rank}.${this.ringServiceName}:${PORTS.ring}`,
       listenPort: PORTS.ring,
-      model: checkOneOf(this, 'model', props.model ?? 'mlp', MODELS),
-      dataset,
-      datasetUri,
+      ...sources.config,
       datasetSize: checkInt(this, 'datasetSize', props.datasetSize ?? 0, 0),
       epochs: checkInt(this, 'epochs', props.epochs ?? 1, 1, 100_000),
       batchSize: checkInt(this, 'batchSize', props.batchSize ?? 64, 1, 1 << 20),
@@ -345,7 +331,7 @@ export class DdpCluster extends Construct {
       { to: [podPeer(jobSelector)], ports: tcpPorts(PORTS.ring) },
       dnsEgress(),
     ];
-    egress.push(...datasetEgress(datasetUri, props.datasetS3Endpoint));
+    egress.push(...sourcesEgress(sources.remoteUris, props.datasetS3Endpoint));
     if (props.tracking) egress.push({ to: [podPeer(props.tracking.serverPodLabels)], ports: tcpPorts(PORTS.mlflow) });
     new k8s.KubeNetworkPolicy(this, 'RingPolicy', {
       metadata: { name: this.name, labels },

@@ -6,12 +6,7 @@ import {
   NamespaceOffloadingSpecPodOffloadingStrategy,
 } from '../imports/offloading.liqo.io';
 import {
-  DATASETS,
-  DATASET_MIRRORS,
-  DatasetName,
   ENV,
-  MODELS,
-  ModelName,
   OPTIMIZERS,
   OptimizerName,
   PARTITIONS,
@@ -25,7 +20,8 @@ import {
 } from '../trainer/src/contract';
 import { MlflowStack } from './mlflow-stack';
 import { GeneratedSecrets } from './lib/generated-secrets';
-import { datasetEgress, dnsEgress, podPeer, tcpPorts } from './lib/network';
+import { dnsEgress, podPeer, sourcesEgress, tcpPorts } from './lib/network';
+import { SourceProps, resolveSources } from './lib/sources';
 import { PropError, checkDnsLabel, checkImage, checkInt, checkOneOf, checkPositive, kebab } from './lib/props';
 import { DEFAULT_TRAINER_IMAGE, trainerContainer, trainerPodLabels, trainerPodSecurityContext, trainerVolumes } from './lib/trainer-container';
 import { ResourceSpec, objectLabels, selectorLabels } from './lib/workload';
@@ -39,7 +35,7 @@ export const LIQO = {
   offloadingName: 'offloading',
 } as const;
 
-export interface FederatedFleetProps {
+export interface FederatedFleetProps extends SourceProps {
   /** @default - the construct id in kebab-case */
   readonly name?: string;
   /** @default - the Tensorfleet trainer image */
@@ -92,11 +88,14 @@ export interface FederatedFleetProps {
   readonly partition?: PartitionName;
   /** Dirichlet concentration for label skew. @default 0.5 */
   readonly dirichletAlpha?: number;
-  /** @default "mlp" */
-  readonly model?: ModelName;
-  /** @default "mnist" */
-  readonly dataset?: DatasetName;
-  /** @default - the public mirror (MNIST, Fashion-MNIST) */
+  /**
+   * Where the dataset is (https://, http:// or s3://). With `{client}` in it, each client
+   * replaces that with its index (its StatefulSet ordinal) and trains on its own data, e.g.
+   * `s3://hospital-data/site-{client}/records.csv`; without, the clients share one dataset
+   * out by `partition` (a simulation). A {@link Dataset} may carry it instead.
+   *
+   * @default - the public mirror of a built-in dataset
+   */
   readonly datasetUri?: string;
   /** Training examples shared out among the clients (0 = all). @default 0 */
   readonly datasetSize?: number;
@@ -152,9 +151,7 @@ export class FederatedFleet extends Construct {
     const minFitClients = checkInt(this, 'minFitClients', props.minFitClients ?? Math.min(2, this.clients), 1, minAvailableClients);
     const fractionFit = props.fractionFit ?? 1;
     if (!(fractionFit > 0 && fractionFit <= 1)) throw new PropError(this, 'fractionFit', fractionFit, 'a number in (0, 1]');
-    const dataset = checkOneOf(this, 'dataset', props.dataset ?? 'mnist', DATASETS);
-    const datasetUri = props.datasetUri ?? DATASET_MIRRORS[dataset];
-    if (datasetUri === undefined) throw new PropError(this, 'datasetUri', undefined, `set for ${dataset}: a URL of a folder holding its files`);
+    const sources = resolveSources(this, props, { tracking: props.tracking !== undefined, perClientData: true });
     for (const [prop, value] of Object.entries({
       proximalMu: props.proximalMu,
       serverMomentum: props.serverMomentum,
@@ -183,9 +180,7 @@ export class FederatedFleet extends Construct {
       masterAddr: this.serverServiceName,
       masterPort: PORTS.federated,
       listenPort: PORTS.federated,
-      model: checkOneOf(this, 'model', props.model ?? 'mlp', MODELS),
-      dataset,
-      datasetUri,
+      ...sources.config,
       datasetSize: checkInt(this, 'datasetSize', props.datasetSize ?? 0, 0),
       epochs: checkInt(this, 'localEpochs', props.localEpochs ?? 1, 1, 10_000),
       batchSize: checkInt(this, 'batchSize', props.batchSize ?? 32, 1, 1 << 20),
@@ -332,7 +327,7 @@ export class FederatedFleet extends Construct {
     }
 
     // --- network policies -----------------------------------------------------
-    const sourceEgress = datasetEgress(datasetUri);
+    const sourceEgress = sourcesEgress(sources.remoteUris);
     const serverEgress: k8s.NetworkPolicyEgressRule[] = [dnsEgress(), ...sourceEgress];
     if (props.tracking) serverEgress.push({ to: [podPeer(props.tracking.serverPodLabels)], ports: tcpPorts(PORTS.mlflow) });
     new k8s.KubeNetworkPolicy(this, 'ServerPolicy', {

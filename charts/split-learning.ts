@@ -1,11 +1,7 @@
 import { k8s } from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
 import {
-  DATASETS,
-  DATASET_MIRRORS,
-  DatasetName,
   ENV,
-  MODELS,
   ModelName,
   OPTIMIZERS,
   OptimizerName,
@@ -18,7 +14,8 @@ import {
 } from '../trainer/src/contract';
 import { MlflowStack } from './mlflow-stack';
 import { GeneratedSecrets } from './lib/generated-secrets';
-import { datasetEgress, dnsEgress, podPeer, tcpPorts } from './lib/network';
+import { dnsEgress, podPeer, sourcesEgress, tcpPorts } from './lib/network';
+import { SourceProps, resolveSources } from './lib/sources';
 import { PropError, checkDnsLabel, checkImage, checkInt, checkOneOf, checkPositive, kebab } from './lib/props';
 import { DEFAULT_TRAINER_IMAGE, trainerContainer, trainerPodLabels, trainerPodSecurityContext, trainerVolumes } from './lib/trainer-container';
 import { ResourceSpec, objectLabels, selectorLabels } from './lib/workload';
@@ -26,7 +23,7 @@ import { ResourceSpec, objectLabels, selectorLabels } from './lib/workload';
 /** Layers of each model that can be split between them (dense/conv blocks, not counting the output layer). */
 export const SPLITTABLE_LAYERS: Readonly<Record<ModelName, number>> = { mlp: 3, cnn: 4, resnet: 6 };
 
-export interface SplitLearningProps {
+export interface SplitLearningProps extends SourceProps {
   /** @default - the construct id in kebab-case */
   readonly name?: string;
   /** @default - the Tensorfleet trainer image */
@@ -44,13 +41,20 @@ export interface SplitLearningProps {
    * @default 1
    */
   readonly cutLayer?: number;
+  /**
+   * The name of the last layer kept on the client: the user's model cut by name (exclusive
+   * with cutLayer).
+   *
+   * @default - cut by cutLayer
+   */
+  readonly cutLayerName?: string;
   /** @default 1 */
   readonly clients?: number;
-  /** @default "mlp" */
-  readonly model?: ModelName;
-  /** @default "mnist" */
-  readonly dataset?: DatasetName;
-  /** @default - the public mirror (MNIST, Fashion-MNIST) */
+  /**
+   * Where the dataset is (https://, http:// or s3://); a {@link Dataset} may carry it instead.
+   *
+   * @default - the public mirror of a built-in dataset
+   */
   readonly datasetUri?: string;
   /** @default 0 (all) */
   readonly datasetSize?: number;
@@ -96,16 +100,21 @@ export class SplitLearning extends Construct {
     const image = checkImage(this, 'image', props.image ?? DEFAULT_TRAINER_IMAGE);
     this.clients = checkInt(this, 'clients', props.clients ?? 1, 1, 10_000);
     const mode = checkOneOf(this, 'mode', props.mode ?? 'vanilla', SPLIT_MODES);
-    const model = checkOneOf(this, 'model', props.model ?? 'mlp', MODELS);
-    const cutLayer = checkInt(this, 'cutLayer', props.cutLayer ?? 1, 1, SPLITTABLE_LAYERS[model] - 1);
+    const sources = resolveSources(this, props, { tracking: props.tracking !== undefined });
+    // The user's model is checked by the trainer once loaded: its layers are not known here.
+    const maxCut = sources.modelUri === undefined ? SPLITTABLE_LAYERS[sources.config.model as ModelName] - 1 : 1000;
+    if (props.cutLayerName !== undefined && props.cutLayer !== undefined) {
+      throw new PropError(this, 'cutLayerName', props.cutLayerName, "absent when 'cutLayer' is set (cut by count or by name, not both)");
+    }
+    if (props.cutLayerName !== undefined && !/^[A-Za-z0-9_][A-Za-z0-9_./-]{0,127}$/.test(props.cutLayerName)) {
+      throw new PropError(this, 'cutLayerName', props.cutLayerName, 'a layer name (letters, digits, _, ., / and -, at most 128 characters)');
+    }
+    const cutLayer = checkInt(this, 'cutLayer', props.cutLayer ?? 1, 1, maxCut);
     if ((mode === 'sequential' || mode === 'splitfed') && this.clients < 2) {
       throw new PropError(this, 'clients', this.clients, `at least 2 for mode ${mode}`);
     }
     const noiseSigma = props.noiseSigma ?? 0;
     if (!(Number.isFinite(noiseSigma) && noiseSigma >= 0)) throw new PropError(this, 'noiseSigma', noiseSigma, 'a number >= 0');
-    const dataset = checkOneOf(this, 'dataset', props.dataset ?? 'mnist', DATASETS);
-    const datasetUri = props.datasetUri ?? DATASET_MIRRORS[dataset];
-    if (datasetUri === undefined) throw new PropError(this, 'datasetUri', undefined, `set for ${dataset}: a URL of a folder holding its files`);
 
     this.serverServiceName = `${this.name}-server`;
     const tokenSecret = `${this.name}-token`;
@@ -115,9 +124,7 @@ export class SplitLearning extends Construct {
       masterAddr: this.serverServiceName,
       masterPort: PORTS.split,
       listenPort: PORTS.split,
-      model,
-      dataset,
-      datasetUri,
+      ...sources.config,
       datasetSize: checkInt(this, 'datasetSize', props.datasetSize ?? 0, 0),
       epochs: checkInt(this, 'epochs', props.epochs ?? 12, 1, 100_000),
       batchSize: checkInt(this, 'batchSize', props.batchSize ?? 64, 1, 1 << 20),
@@ -126,6 +133,7 @@ export class SplitLearning extends Construct {
       seed: checkInt(this, 'seed', props.seed ?? 42, 0, 2 ** 32 - 1),
       experimentName: this.name,
       cutLayer,
+      cutLayerName: props.cutLayerName,
       splitMode: mode,
       noiseSigma,
       // A Deployment and a StatefulSet restart a process that exits: once training is over, idle.
@@ -213,7 +221,7 @@ export class SplitLearning extends Construct {
       },
     });
 
-    const sourceEgress = datasetEgress(datasetUri);
+    const sourceEgress = sourcesEgress(sources.remoteUris);
     const serverEgress: k8s.NetworkPolicyEgressRule[] = [dnsEgress(), ...sourceEgress];
     if (props.tracking) serverEgress.push({ to: [podPeer(props.tracking.serverPodLabels)], ports: tcpPorts(PORTS.mlflow) });
     new k8s.KubeNetworkPolicy(this, 'ServerPolicy', {

@@ -45,3 +45,13 @@ export function datasetEgress(uri: string, s3Endpoint?: string): k8s.NetworkPoli
   const port = url.protocol === 's3:' ? (s3Endpoint ? portOf(new URL(s3Endpoint)) : 443) : portOf(url);
   return [{ to: [{ ipBlock: { cidr: '0.0.0.0/0' } }], ports: tcpPorts(port) }];
 }
+
+/** {@link datasetEgress} for every remote location a job reads (dataset, test split, model), one rule per port. */
+export function sourcesEgress(uris: readonly string[], s3Endpoint?: string): k8s.NetworkPolicyEgressRule[] {
+  const rules = uris.flatMap((u) => datasetEgress(u, s3Endpoint));
+  const seen = new Set<string>();
+  return rules.filter((r) => {
+    const key = JSON.stringify(r);
+    return seen.has(key) ? false : (seen.add(key), true);
+  });
+}

@@ -140,7 +140,7 @@ export function progressOf(kind: JobKind, phase: JobPhase, run: JobRun | undefin
   if (phase === 'Succeeded' || run?.status === 'FINISHED') return 1;
   if (!run || !total || !(total > 0)) return undefined;
   const measure = JOB_PROGRESS[kind];
-  const step = run.metrics[measure.metric]?.step;
+  const step = (run.metrics[measure.metric] ?? (measure.regressionMetric === undefined ? undefined : run.metrics[measure.regressionMetric]))?.step;
   // Split learning's server logs its metric only at the end: before that, nothing is known.
   if (kind === 'split') return step === undefined ? undefined : Math.min(1, step / total);
   const resumed = measure.resumeTag ? Number(run.tags[measure.resumeTag]) : NaN;

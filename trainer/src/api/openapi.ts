@@ -10,6 +10,8 @@ type Schema = Record<string, unknown>;
 function fieldSchema(spec: JobFieldSpec): Schema {
   const schema: Schema = { type: spec.type, description: spec.kinds ? `${spec.description} Only for ${spec.kinds.join(', ')}.` : spec.description };
   if (spec.requires) schema.description = `${String(schema.description)} Only with ${spec.requires}: true.`;
+  if (spec.excludes) schema.description = `${String(schema.description)} Not with ${spec.excludes}.`;
+  if (spec.datasets) schema.description = `${String(schema.description)} Only for dataset_type ${spec.datasets.join(', ')}.`;
   if (spec.enum) schema.enum = [...spec.enum];
   if (spec.minimum !== undefined) schema.minimum = spec.minimum;
   if (spec.maximum !== undefined) schema.maximum = spec.maximum;

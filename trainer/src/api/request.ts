@@ -143,6 +143,7 @@ export function validateJobRequest(body: unknown): Validated {
   const input = body;
   const problems: FieldProblem[] = [];
   const kind = typeof input.kind === 'string' && (JOB_KINDS as readonly string[]).includes(input.kind) ? (input.kind as JobKind) : undefined;
+  const datasetType = typeof input.dataset_type === 'string' ? input.dataset_type : 'mnist';
   for (const [field, value] of Object.entries(input)) {
     const spec: JobFieldSpec | undefined = (JOB_FIELDS as Record<string, JobFieldSpec>)[field];
     if (!spec) {
@@ -157,6 +158,15 @@ export function validateJobRequest(body: unknown): Validated {
     if (spec.requires && input[spec.requires] !== true) {
       problems.push({ field, value, allowed: `absent unless ${spec.requires} is true` });
     }
+    if (spec.excludes && input[spec.excludes] !== undefined) {
+      problems.push({ field, value, allowed: `absent when ${spec.excludes} is given (${spec.excludes} and ${field} are exclusive)` });
+    }
+    if (spec.datasets && !spec.datasets.includes(datasetType)) {
+      problems.push({ field, value, allowed: `absent for dataset_type ${datasetType} (it applies to ${spec.datasets.join(', ')})` });
+    }
+  }
+  if (datasetType === 'csv' && input.label_column === undefined) {
+    problems.push({ field: 'label_column', value: null, allowed: `present for dataset_type csv: ${allowedText(JOB_FIELDS.label_column)}` });
   }
   for (const [field, spec] of Object.entries(JOB_FIELDS) as Array<[JobFieldName, JobFieldSpec]>) {
     if (spec.required && input[field] === undefined) problems.push({ field, value: null, allowed: `present: ${allowedText(spec)}` });
@@ -188,7 +198,14 @@ export const PROP_FIELDS: { readonly [K in JobKind]: Readonly<PropTable<PropsOf<
     datasetSize: 'dataset_size',
     dataset: 'dataset_type',
     datasetUri: 'dataset_uri',
+    testDatasetUri: 'test_dataset_uri',
+    labelColumn: 'label_column',
+    featureColumns: 'feature_columns',
+    testFraction: 'test_fraction',
+    imageSize: 'image_size',
+    task: 'task',
     model: 'model',
+    modelUri: 'model_uri',
     learningRate: 'learning_rate',
     optimizer: 'optimizer',
     seed: 'seed',
@@ -213,7 +230,14 @@ export const PROP_FIELDS: { readonly [K in JobKind]: Readonly<PropTable<PropsOf<
     datasetSize: 'dataset_size',
     dataset: 'dataset_type',
     datasetUri: 'dataset_uri',
+    testDatasetUri: 'test_dataset_uri',
+    labelColumn: 'label_column',
+    featureColumns: 'feature_columns',
+    testFraction: 'test_fraction',
+    imageSize: 'image_size',
+    task: 'task',
     model: 'model',
+    modelUri: 'model_uri',
     learningRate: 'learning_rate',
     optimizer: 'optimizer',
     seed: 'seed',
@@ -246,12 +270,20 @@ export const PROP_FIELDS: { readonly [K in JobKind]: Readonly<PropTable<PropsOf<
     datasetSize: 'dataset_size',
     dataset: 'dataset_type',
     datasetUri: 'dataset_uri',
+    testDatasetUri: 'test_dataset_uri',
+    labelColumn: 'label_column',
+    featureColumns: 'feature_columns',
+    testFraction: 'test_fraction',
+    imageSize: 'image_size',
+    task: 'task',
     model: 'model',
+    modelUri: 'model_uri',
     learningRate: 'learning_rate',
     optimizer: 'optimizer',
     seed: 'seed',
     mode: 'mode',
     cutLayer: 'cut_layer',
+    cutLayerName: 'cut_layer_name',
     noiseSigma: 'noise_sigma',
     serverResources: 'server_resources',
     clientResources: 'client_resources',

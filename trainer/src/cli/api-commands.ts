@@ -13,16 +13,16 @@ const CONNECTION_FLAGS: Record<string, FlagSpec> = {
   token: { type: 'string', description: `bearer token (or ${API_CLIENT_ENV.token})` },
 };
 
-const flagName = (field: string): string => field.replace(/_/g, '-');
+export const flagName = (field: string): string => field.replace(/_/g, '-');
 
 /** The flag of a field problem: "server_resources.cpu_limit_millis" -> "--server-resources.cpu_limit_millis". */
-const flagOfField = (field: string): string => {
+export const flagOfField = (field: string): string => {
   const top = topField(field);
   return `--${flagName(top)}${field.slice(top.length)}`;
 };
 
 /** Every request field but kind (the positional) as a flag. */
-const SUBMIT_FIELDS = (Object.keys(JOB_FIELDS) as JobFieldName[]).filter((f) => f !== 'kind');
+export const SUBMIT_FIELDS = (Object.keys(JOB_FIELDS) as JobFieldName[]).filter((f) => f !== 'kind');
 
 /** How a flag takes a field's value, in its help line. */
 function valueHint(spec: JobFieldSpec): string {
@@ -32,15 +32,30 @@ function valueHint(spec: JobFieldSpec): string {
   return '';
 }
 
-function submitFlags(): Record<string, FlagSpec> {
+/** The flags of the job fields (what `submit` and `run <kind>` share). */
+export function jobFieldFlags(): Record<string, FlagSpec> {
   const flags: Record<string, FlagSpec> = {};
   for (const field of SUBMIT_FIELDS) {
     const spec: JobFieldSpec = JOB_FIELDS[field];
     const kinds = spec.kinds ? ` [${spec.kinds.join(', ')}]` : '';
     flags[flagName(field)] = { type: spec.type === 'boolean' ? 'boolean' : 'string', description: `${spec.description}${valueHint(spec)}${kinds}` };
   }
+  return flags;
+}
+
+/** The request body the job-field flags stand for (values as the API takes them; the API or the caller validates). */
+export function jobBodyFromFlags(kind: string, values: Readonly<Record<string, string | boolean | undefined>>): Record<string, unknown> {
+  const body: Record<string, unknown> = { kind };
+  for (const field of SUBMIT_FIELDS) {
+    const raw = values[flagName(field)];
+    if (raw !== undefined) body[field] = flagValue(JOB_FIELDS[field], raw);
+  }
+  return body;
+}
+
+function submitFlags(): Record<string, FlagSpec> {
   return {
-    ...flags,
+    ...jobFieldFlags(),
     'dry-run': { type: 'boolean', description: 'print the YAML the API would apply; apply nothing' },
     json: { type: 'boolean', description: 'print the API answer as JSON' },
     ...CONNECTION_FLAGS,
@@ -122,11 +137,7 @@ export const API_COMMANDS: Record<string, Command> = {
       if (!kind || !(JOB_KINDS as readonly string[]).includes(kind) || extra.length > 0) {
         throw new UsageError(`submit: expected one <kind> of ${JOB_KINDS.join(', ')}, got ${positionals.length ? positionals.map((p) => JSON.stringify(p)).join(' ') : 'none'}`);
       }
-      const body: Record<string, unknown> = { kind };
-      for (const field of SUBMIT_FIELDS) {
-        const raw = values[flagName(field)];
-        if (raw !== undefined) body[field] = flagValue(JOB_FIELDS[field], raw);
-      }
+      const body = jobBodyFromFlags(kind, values);
       return reportingApiErrors('submit', async () => {
         const answer = await client(values).submit(body, values['dry-run'] === true);
         if (typeof answer === 'string') out(answer.trimEnd());

@@ -4,14 +4,13 @@
  * Each subcommand only composes; the work lives in the modules it calls.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { BENCHES } from '../bench';
 import {
-  DATASETS,
-  DATASET_MIRRORS,
-  DatasetName,
   ENSURE_SECRETS_ENV,
+  JOB_KINDS,
+  JobKind,
   ROLES,
   TrainerError,
   TrainerEvent,
@@ -21,10 +20,14 @@ import {
 import { KubeApi } from '../kube/api-client';
 import { ensureSecrets } from '../kube/ensure-secrets';
 import { ROLE_RUNNERS } from '../roles';
-import { API_COMMANDS } from './api-commands';
-import { Command, UsageError, err, formatFlags, intFlag, out, parseFlags } from './args';
+import { API_COMMANDS, flagOfField, jobBodyFromFlags, jobFieldFlags } from './api-commands';
+import { Command, FlagSpec, ParsedCommandLine, UsageError, err, formatFlags, intFlag, out, parseFlags } from './args';
 import { createProgress } from '../local/progress';
-import { FLEET_ROLES, FleetRunResult, LocalWorkload, resolveDataDir, runFleetLocally, runWorkloadLocally, trainerWorkloads } from '../local/run-chart';
+import { FLEET_ROLES, FleetRunResult, LocalRunOptions, LocalWorkload, runFleetLocally, runWorkloadLocally, trainerWorkloads } from '../local/run-chart';
+import { LocalJob, LocalJobError, buildLocalJob } from '../local/run-job';
+import { EVAL_COMMAND } from './eval';
+import { testMetricsJson } from './metrics-json';
+import { PREDICT_COMMAND } from './predict';
 import { describeTopology, listCharts, loadChart } from './topology';
 
 
@@ -39,10 +42,122 @@ function repoRoot(): string {
   return dir;
 }
 
-/** metadata.json of a saved model ({} when absent). */
-function readModelMetadata(dir: string): { dataset?: string } {
-  const path = join(dir, 'metadata.json');
-  return existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as { dataset?: string }) : {};
+/** The flags of `run <chart>`. */
+const RUN_CHART_FLAGS: Record<string, FlagSpec> = {
+  dist: { type: 'string', description: 'folder of synthesized charts', default: 'dist' },
+  'data-dir': { type: 'string', description: "local dataset folder instead of the chart's datasetUri (e.g. ../shared/data)" },
+  out: { type: 'string', description: 'where checkpoints, the model and the MLflow file store go', default: '.tensorfleet/<chart or job name>' },
+  'tracking-uri': { type: 'string', description: 'log to this MLflow server instead of <out>/mlruns' },
+  epochs: { type: 'string', description: "override the chart's epochs" },
+  'dataset-size': { type: 'string', description: "override the chart's dataset size (0 = all)" },
+  clients: { type: 'string', description: 'federated and split charts: number of client processes' },
+  rounds: { type: 'string', description: 'federated charts: override the rounds' },
+  json: { type: 'boolean', description: 'end with one JSON line of results' },
+  resume: { type: 'boolean', description: "continue from the last local run's checkpoints (default: start over)" },
+  'topology-only': { type: 'boolean', description: 'print the topology and start nothing' },
+};
+
+/** The submit flags `run <chart>` does not have: they only make sense for `run ddp|federated|split`. */
+const JOB_ONLY_FLAGS: Record<string, FlagSpec> = Object.fromEntries(Object.entries(jobFieldFlags()).filter(([name]) => !(name in RUN_CHART_FLAGS)));
+
+const RUN_FLAGS: Record<string, FlagSpec> = { ...RUN_CHART_FLAGS, ...JOB_ONLY_FLAGS };
+
+type DoneEvent = Extract<TrainerEvent, { event: 'done' }>;
+
+/** The one JSON line a local run ends with. */
+function resultLine(label: string, final: DoneEvent, clientDone: ReadonlyMap<number, DoneEvent>): Record<string, unknown> {
+  const common = { chart: label, ...testMetricsJson(final), wall_seconds: final.wallSeconds, model_path: final.modelPath };
+  if (final.rounds !== undefined) {
+    return { ...common, rounds: final.rounds, accuracy_per_round: final.accuracyPerRound, clients_per_round: final.clientsPerRound, clients: final.worldSize };
+  }
+  if (final.bytesSent !== undefined) {
+    return {
+      ...common,
+      epochs: final.epochs,
+      clients: final.worldSize,
+      // Both directions: the server's frames and every client's.
+      bytes_sent: [...clientDone.values()].reduce((sum, e) => sum + (e.bytesSent ?? 0), final.bytesSent),
+      round_trips_per_second: final.roundTripsPerSecond,
+    };
+  }
+  return { ...common, epochs: final.epochs, world_size: final.worldSize, samples_per_second: final.samplesPerSecond };
+}
+
+/** `run ddp|federated|split`: the job the submit flags describe, built by the API's construct, run locally. */
+async function runJob(kind: JobKind, values: ParsedCommandLine['values']): Promise<number> {
+  const body = jobBodyFromFlags(kind, values);
+  let job: LocalJob;
+  try {
+    job = buildLocalJob(body);
+  } catch (e) {
+    if (!(e instanceof LocalJobError)) throw e;
+    throw new UsageError(`run ${kind}: refused:\n${e.problems.map((p) => `  ${flagOfField(p.field)} ${JSON.stringify(p.value)}: must be ${p.allowed}`).join('\n')}`);
+  }
+  if (job.request.model_uri?.startsWith('runs:/') && values['tracking-uri'] === undefined) {
+    throw new UsageError(`run ${kind}: --model-uri ${JSON.stringify(job.request.model_uri)} is a run's artifact: give --tracking-uri <the MLflow server holding it>`);
+  }
+  const name = job.request.job_name;
+  return runTrainers(name, job.objects, values, resolve(String(values.out ?? join('.tensorfleet', name))), { sources: job.sources });
+}
+
+/** Print the topology of `objects`, run their trainers as local processes, and end with the JSON line when asked. */
+async function runTrainers(
+  label: string,
+  objects: Parameters<typeof trainerWorkloads>[0],
+  values: ParsedCommandLine['values'],
+  outDir: string,
+  overrides: Pick<LocalRunOptions, 'epochs' | 'datasetSize' | 'clients' | 'rounds' | 'sources'>,
+): Promise<number> {
+  const json = values.json === true;
+  const say = json ? err : out;
+  say(describeTopology(label, objects as Parameters<typeof describeTopology>[1]));
+  const workloads = trainerWorkloads(objects);
+  if (workloads.length === 0 || values['topology-only'] === true) {
+    if (workloads.length === 0) say(`\n${label} has no trainer workloads: it runs in a cluster only (kubectl apply -f dist/${label}.k8s.yaml).`);
+    return 0;
+  }
+  // A pod restarted by Kubernetes resumes; a new local run starts over unless asked not to.
+  if (values.resume !== true) rmSync(join(outDir, 'checkpoints'), { recursive: true, force: true });
+  let final: DoneEvent | undefined;
+  const progress = createProgress(json ? { write: (t) => process.stderr.write(t) } : process.stdout);
+  const options: LocalRunOptions = {
+    ...overrides,
+    outDir,
+    dataDir: values['data-dir'] as string | undefined,
+    trackingUri: values['tracking-uri'] as string | undefined,
+    onEvent: (e: TrainerEvent) => {
+      progress(e);
+      if (e.event === 'done' && e.rank === 0) final = e;
+    },
+    onLine: (rank: number, line: string) => err(`[${rank < 0 ? 'server' : `rank ${rank}`}] ${line}`),
+  };
+  const fleet = FLEET_ROLES.map((r) => ({ server: workloads.find((w) => w.role === r.server), client: workloads.find((w) => w.role === r.client) })).find(
+    (f): f is { server: LocalWorkload; client: LocalWorkload } => f.server !== undefined && f.client !== undefined,
+  );
+  let clientDone: FleetRunResult['clientDone'] = new Map();
+  const groups = fleet
+    ? [
+        {
+          name: fleet.server.name,
+          run: async () => {
+            const result = await runFleetLocally(fleet.server, fleet.client, options);
+            clientDone = result.clientDone;
+            return result;
+          },
+        },
+      ]
+    : workloads.map((w) => ({ name: w.name, run: () => runWorkloadLocally(w, options) }));
+  for (const group of groups) {
+    say(`\nrunning ${group.name} as local processes on 127.0.0.1, output in ${outDir}`);
+    const { exitCodes } = await group.run();
+    const failed = exitCodes.map((c, i) => ({ c, i })).filter((x) => x.c !== 0);
+    if (failed.length > 0) {
+      throw new TrainerError('TRAINER_ERR_PEER_CLOSED', `${group.name}: ${failed.map((f) => `process ${f.i} exited with ${f.c}`).join(', ')}`);
+    }
+  }
+  const done = final as DoneEvent | undefined;
+  if (json && done !== undefined) out(JSON.stringify(resultLine(label, done, clientDone)));
+  return 0;
 }
 
 const COMMANDS: Record<string, Command> = {
@@ -61,103 +176,37 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   run: {
-    summary: 'run a synthesized chart locally: its topology, and its trainers as local processes',
-    usage: 'tensorfleet run <chart> [--data-dir <dir>] [--out <dir>] [--clients K] [--rounds R] [--json]',
-    flags: {
-      dist: { type: 'string', description: 'folder of synthesized charts', default: 'dist' },
-      'data-dir': { type: 'string', description: 'local dataset folder instead of the chart\'s datasetUri (e.g. ../shared/data)' },
-      out: { type: 'string', description: 'where checkpoints, the model and the MLflow file store go', default: '.tensorfleet/<chart>' },
-      'tracking-uri': { type: 'string', description: 'log to this MLflow server instead of <out>/mlruns' },
-      epochs: { type: 'string', description: 'override the chart\'s epochs' },
-      'dataset-size': { type: 'string', description: 'override the chart\'s dataset size (0 = all)' },
-      clients: { type: 'string', description: 'federated and split charts: number of client processes' },
-      rounds: { type: 'string', description: 'federated charts: override the rounds' },
-      json: { type: 'boolean', description: 'end with one JSON line of results' },
-      resume: { type: 'boolean', description: "continue from the last local run's checkpoints (default: start over)" },
-      'topology-only': { type: 'boolean', description: 'print the topology and start nothing' },
-    },
+    summary: 'run a synthesized chart, or an ad-hoc ddp|federated|split job from the submit flags, as local processes',
+    usage:
+      'tensorfleet run <chart> [--data-dir <dir>] [--out <dir>] [--clients K] [--rounds R] [--json]\n' +
+      `       tensorfleet run <${JOB_KINDS.join('|')}> --job-name <name> [--dataset-type csv --dataset-uri <path> --label-column <column> ...every submit flag] [--out <dir>] [--json]`,
+    flags: RUN_FLAGS,
     async run({ values, positionals }) {
+      const [target, ...extra] = positionals;
+      if (target !== undefined && (JOB_KINDS as readonly string[]).includes(target)) {
+        if (extra.length > 0) throw new UsageError(`run ${target}: unexpected ${extra.map((p) => JSON.stringify(p)).join(' ')}`);
+        return runJob(target as JobKind, values);
+      }
       const root = values.dist === undefined ? repoRoot() : process.cwd();
       const dist = resolve(root, String(values.dist ?? 'dist'));
       const charts = listCharts(dist);
-      const [chart] = positionals;
+      const chart = target;
       if (!chart || !charts.includes(chart)) {
         throw new UsageError(
-          `run: ${chart ? `unknown chart ${JSON.stringify(chart)}` : 'missing <chart>'}; charts in ${dist}: ${charts.join(', ') || '(none: run make synth)'}`,
+          `run: ${chart ? `unknown chart ${JSON.stringify(chart)}` : 'missing <chart>'}; charts in ${dist}: ${charts.join(', ') || '(none: run make synth)'} (or a job kind: ${JOB_KINDS.join(', ')})`,
         );
       }
-      const objects = loadChart(dist, chart);
-      const json = values.json === true;
-      const say = json ? err : out;
-      say(describeTopology(chart, objects));
-      const workloads = trainerWorkloads(objects);
-      if (workloads.length === 0 || values['topology-only'] === true) {
-        if (workloads.length === 0) say(`\n${chart} has no trainer workloads: it runs in a cluster only (kubectl apply -f dist/${chart}.k8s.yaml).`);
-        return 0;
+      const jobOnly = Object.keys(JOB_ONLY_FLAGS).filter((f) => values[f] !== undefined);
+      if (jobOnly.length > 0) {
+        throw new UsageError(`run ${chart}: ${jobOnly.map((f) => `--${f}`).join(', ')} apply to run ${JOB_KINDS.join('|')} only (a chart has its own settings)`);
       }
-      const outDir = resolve(String(values.out ?? join(root, '.tensorfleet', chart)));
-      // A pod restarted by Kubernetes resumes; a new local run starts over unless asked not to.
-      if (values.resume !== true) rmSync(join(outDir, 'checkpoints'), { recursive: true, force: true });
-      let final: TrainerEvent | undefined;
-      const progress = createProgress(json ? { write: (t) => process.stderr.write(t) } : process.stdout);
-      const options = {
-        outDir,
-        dataDir: values['data-dir'] as string | undefined,
-        trackingUri: values['tracking-uri'] as string | undefined,
+      const objects = loadChart(dist, chart);
+      return runTrainers(chart, objects, values, resolve(String(values.out ?? join(root, '.tensorfleet', chart))), {
         epochs: values.epochs === undefined ? undefined : intFlag('run', values, 'epochs', 1, 1, 100_000),
         datasetSize: values['dataset-size'] === undefined ? undefined : intFlag('run', values, 'dataset-size', 0, 0, 1e9),
         clients: values.clients === undefined ? undefined : intFlag('run', values, 'clients', 1, 1, 1000),
         rounds: values.rounds === undefined ? undefined : intFlag('run', values, 'rounds', 1, 1, 1_000_000),
-        onEvent: (e: TrainerEvent) => {
-          progress(e);
-          if (e.event === 'done' && e.rank === 0) final = e;
-        },
-        onLine: (rank: number, line: string) => err(`[${rank < 0 ? 'server' : `rank ${rank}`}] ${line}`),
-      };
-      const fleet = FLEET_ROLES.map((r) => ({ server: workloads.find((w) => w.role === r.server), client: workloads.find((w) => w.role === r.client) })).find(
-        (f): f is { server: LocalWorkload; client: LocalWorkload } => f.server !== undefined && f.client !== undefined,
-      );
-      let clientDone: FleetRunResult['clientDone'] = new Map();
-      const groups = fleet
-        ? [
-            {
-              name: fleet.server.name,
-              run: async () => {
-                const result = await runFleetLocally(fleet.server, fleet.client, options);
-                clientDone = result.clientDone;
-                return result;
-              },
-            },
-          ]
-        : workloads.map((w) => ({ name: w.name, run: () => runWorkloadLocally(w, options) }));
-      for (const group of groups) {
-        say(`\nrunning ${group.name} as local processes on 127.0.0.1, output in ${outDir}`);
-        const { exitCodes } = await group.run();
-        const failed = exitCodes.map((c, i) => ({ c, i })).filter((x) => x.c !== 0);
-        if (failed.length > 0) {
-          throw new TrainerError('TRAINER_ERR_PEER_CLOSED', `${group.name}: ${failed.map((f) => `process ${f.i} exited with ${f.c}`).join(', ')}`);
-        }
-      }
-      if (json && final?.event === 'done') {
-        const common = { chart, test_accuracy: final.testAccuracy, wall_seconds: final.wallSeconds, model_path: final.modelPath };
-        out(
-          JSON.stringify(
-            final.rounds !== undefined
-              ? { ...common, rounds: final.rounds, accuracy_per_round: final.accuracyPerRound, clients_per_round: final.clientsPerRound, clients: final.worldSize }
-              : final.bytesSent !== undefined
-                ? {
-                    ...common,
-                    epochs: final.epochs,
-                    clients: final.worldSize,
-                    // Both directions: the server's frames and every client's.
-                    bytes_sent: [...clientDone.values()].reduce((sum, e) => sum + (e.bytesSent ?? 0), final.bytesSent),
-                    round_trips_per_second: final.roundTripsPerSecond,
-                  }
-                : { ...common, epochs: final.epochs, world_size: final.worldSize, samples_per_second: final.samplesPerSecond },
-          ),
-        );
-      }
-      return 0;
+      });
     },
   },
   trainer: {
@@ -207,36 +256,8 @@ const COMMANDS: Record<string, Command> = {
       return 0;
     },
   },
-  eval: {
-    summary: "evaluate a saved model (model.json + weights) on a dataset's test split",
-    usage: 'tensorfleet eval --model <dir> [--dataset <name>] [--data-dir <dir>] [--json]',
-    flags: {
-      model: { type: 'string', description: 'folder with model.json, weights.bin and metadata.json' },
-      dataset: { type: 'string', description: `${DATASETS.join(', ')}`, default: "the model's metadata" },
-      'data-dir': { type: 'string', description: "folder or URL of the dataset's files", default: 'the public mirror' },
-      'cache-dir': { type: 'string', description: 'download cache', default: '.tensorfleet/cache' },
-      json: { type: 'boolean', description: 'print one JSON line' },
-    },
-    async run({ values }) {
-      if (typeof values.model !== 'string') throw new UsageError('eval: --model <dir> is required');
-      const modelDir = resolve(values.model);
-      const metadata = readModelMetadata(modelDir);
-      const dataset = String(values.dataset ?? metadata.dataset ?? 'mnist');
-      if (!(DATASETS as readonly string[]).includes(dataset)) {
-        throw new UsageError(`eval: --dataset must be one of ${DATASETS.join(', ')}, got ${JSON.stringify(dataset)}`);
-      }
-      const name = dataset as DatasetName;
-      const location = values['data-dir'] !== undefined ? resolveDataDir(String(values['data-dir']), name) : DATASET_MIRRORS[name];
-      const { evaluateSavedModel } = await import('../model/evaluate');
-      const result = await evaluateSavedModel(modelDir, name, location, resolve(String(values['cache-dir'] ?? '.tensorfleet/cache')));
-      out(
-        values.json === true
-          ? JSON.stringify({ dataset, test_accuracy: result.testAccuracy, test_loss: result.testLoss, count: result.count })
-          : `${dataset} test split: accuracy ${(result.testAccuracy * 100).toFixed(2)}%, loss ${result.testLoss.toFixed(4)} over ${result.count} examples`,
-      );
-      return 0;
-    },
-  },
+  eval: EVAL_COMMAND,
+  predict: PREDICT_COMMAND,
   ...API_COMMANDS,
 };
 

@@ -6,7 +6,7 @@
  * One table, {@link JOB_FIELDS}, describes every field of POST /jobs: the
  * request validation, the OpenAPI schema and the CLI's flags all derive from it.
  */
-import { DATASETS, ENV, LR_SCHEDULES, MODELS, OPTIMIZERS, PARTITIONS, SPLIT_MODES, STRATEGIES } from './env';
+import { DATASETS, ENV, LR_SCHEDULES, MODELS, OPTIMIZERS, PARTITIONS, SPLIT_MODES, STRATEGIES, TASKS } from './env';
 
 /** What kind of training a job is, and the construct that builds it. */
 export const JOB_KINDS = ['ddp', 'federated', 'split'] as const;
@@ -168,10 +168,24 @@ export interface JobFieldSpec {
   readonly atLeast?: string;
   /** Top-level fields: the boolean field that must be true for this one to be given. */
   readonly requires?: string;
+  /** Top-level fields: the field that must be absent when this one is given (two ways to say one thing). */
+  readonly excludes?: string;
+  /**
+   * Top-level fields: the `dataset_type` values the field applies to.
+   *
+   * @default every dataset type
+   */
+  readonly datasets?: readonly string[];
 }
 
 const NAME = { regex: '^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$', meaning: 'a DNS label: lowercase letters, digits and "-", starting with a letter, at most 40 characters' };
 const URI = { regex: '^(s3|https?)://[^\\s]+$', meaning: 'an s3://, https:// or http:// URI' };
+const DATASET_URI = { regex: '^(s3|https?)://[^\\s]+$', meaning: 'an s3://, https:// or http:// URI ({client} may stand for a federated client\'s index)' };
+const MODEL_URI = { regex: '^((s3|https?)://|runs:/[^/\\s]+/)[^\\s]+$', meaning: 'an s3://, https:// or http:// URI, or runs:/<run_id>/<path> of a model.json' };
+const COLUMN = { regex: '^[^,\\n\\r]+$', meaning: 'a column name (no comma, no line break)' };
+const COLUMNS = { regex: '^[^,\\n\\r]+(,[^,\\n\\r]+)*$', meaning: 'a comma-separated list of column names' };
+const IMAGE_SIZE = { regex: '^[1-9][0-9]{0,3}(x[1-9][0-9]{0,3})?$', meaning: 'an image size <height>x<width> or <side>, each from 1 to 4096' };
+const LAYER_NAME = { regex: '^[A-Za-z0-9_][A-Za-z0-9_./-]{0,127}$', meaning: 'a layer name (letters, digits, _, ., / and -, at most 128 characters)' };
 /** A Kubernetes label key: an optional DNS-subdomain prefix and "/", then a name of at most 63 characters. */
 const LABEL_KEY = {
   regex: '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$',
@@ -231,9 +245,26 @@ export const JOB_FIELDS = {
   dataset_size: { type: 'integer', minimum: 0, maximum: 100_000_000, description: 'Train on the first N examples; 0 means all.' },
   world_size: { type: 'integer', minimum: 1, maximum: 1000, description: 'Ranks (ddp); for federated and split, the same as clients.' },
   clients: { type: 'integer', minimum: 1, maximum: 1000, kinds: ['federated', 'split'], description: 'Client pods (federated, split).' },
-  dataset_type: { type: 'string', enum: DATASETS, description: 'Dataset format.' },
-  dataset_uri: { type: 'string', pattern: URI, description: "Folder of the dataset's files; defaults to the public mirror (MNIST, Fashion-MNIST)." },
-  model: { type: 'string', enum: MODELS, description: 'Model architecture.' },
+  dataset_type: { type: 'string', enum: DATASETS, description: 'A built-in dataset, or the format of your own data (idx, csv, npz, image-folder).' },
+  dataset_uri: {
+    type: 'string',
+    pattern: DATASET_URI,
+    description:
+      "Where the dataset is: the csv or npz file, or the folder of idx or image-folder files; defaults to the public mirror (MNIST, Fashion-MNIST, CIFAR-10). Federated: {client} in it gives each client its own data.",
+  },
+  test_dataset_uri: { type: 'string', pattern: URI, description: 'The test split as a file or folder of its own; default: a seeded, stratified holdout of test_fraction.' },
+  label_column: { type: 'string', pattern: COLUMN, maxLength: 256, datasets: ['csv'], description: 'csv: the column holding the label, or the regression target (required for csv).' },
+  feature_columns: { type: 'string', pattern: COLUMNS, datasets: ['csv'], description: 'csv: the feature columns, comma-separated; default: every column but the label.' },
+  test_fraction: { type: 'number', minimum: 0, exclusiveMinimum: true, maximum: 1, exclusiveMaximum: true, datasets: ['idx', 'csv', 'npz', 'image-folder'], description: 'Share held out as the test split when there is no test file (default 0.2).' },
+  image_size: { type: 'string', pattern: IMAGE_SIZE, maxLength: 9, datasets: ['image-folder'], description: 'image-folder: images are resized to <height>x<width> (default 28x28).' },
+  task: { type: 'string', enum: TASKS, description: 'classification (cross-entropy; accuracy) or regression (mean squared error; RMSE, MAE, R²; csv and npz).' },
+  model: { type: 'string', enum: MODELS, description: 'A built-in model architecture (exclusive with model_uri).' },
+  model_uri: {
+    type: 'string',
+    pattern: MODEL_URI,
+    excludes: 'model',
+    description: "Your TensorFlow.js model's model.json (topology, optionally weights); runs:/ URIs need the API's MLflow stack.",
+  },
   learning_rate: { type: 'number', minimum: 0, exclusiveMinimum: true, maximum: 10, description: 'Learning rate (client learning rate for federated).' },
   optimizer: { type: 'string', enum: OPTIMIZERS, description: 'Optimizer (the clients\' local optimizer for federated).' },
   seed: { type: 'integer', minimum: 0, maximum: 2 ** 31 - 1, description: 'Seed of initialization, shuffling and partitioning.' },
@@ -276,6 +307,7 @@ export const JOB_FIELDS = {
   server_state_gib: { type: 'integer', minimum: 1, maximum: 1000, kinds: ['federated'], description: "Size of the server's checkpoint volume in GiB." },
   mode: { type: 'string', enum: SPLIT_MODES, kinds: ['split'], description: 'Split-learning mode.' },
   cut_layer: { type: 'integer', minimum: 1, maximum: 1000, kinds: ['split'], description: 'Layers of the model kept on the client.' },
+  cut_layer_name: { type: 'string', pattern: LAYER_NAME, excludes: 'cut_layer', kinds: ['split'], description: 'The last layer kept on the client, by name (exclusive with cut_layer).' },
   noise_sigma: { type: 'number', minimum: 0, maximum: 100, kinds: ['split'], description: 'Gaussian noise added to the smashed data.' },
   server_resources: { ...RESOURCES('the server pod'), kinds: ['federated', 'split'] },
   client_resources: { ...RESOURCES('each client pod'), kinds: ['federated', 'split'] },
@@ -323,10 +355,18 @@ export type JobRequest = { readonly job_name: string; readonly kind: JobKind } &
  * restarted run resumed, and the trainer variable holding the total. Split learning logs
  * no per-epoch metric on its server: its `test_accuracy` (step = epochs) only says it is done.
  */
-export const JOB_PROGRESS: { readonly [K in JobKind]: { readonly metric: string; readonly resumeTag?: string; readonly totalEnv: string } } = {
+export const JOB_PROGRESS: {
+  readonly [K in JobKind]: {
+    readonly metric: string;
+    /** What a regression job logs in place of `metric` (its test metrics are RMSE, MAE and R², not accuracy). */
+    readonly regressionMetric?: string;
+    readonly resumeTag?: string;
+    readonly totalEnv: string;
+  };
+} = {
   ddp: { metric: 'epoch_loss', resumeTag: 'tensorfleet.resumeEpoch', totalEnv: ENV.epochs },
-  federated: { metric: 'test_accuracy', resumeTag: 'tensorfleet.resumeRound', totalEnv: ENV.rounds },
-  split: { metric: 'test_accuracy', totalEnv: ENV.epochs },
+  federated: { metric: 'test_accuracy', regressionMetric: 'test_rmse', resumeTag: 'tensorfleet.resumeRound', totalEnv: ENV.rounds },
+  split: { metric: 'test_accuracy', regressionMetric: 'test_rmse', totalEnv: ENV.epochs },
 };
 
 /** The MLflow run tag every trainer sets to its role (the API finds a job's run by it). */

@@ -32,6 +32,8 @@ export interface LocalRunOptions {
   readonly clients?: number;
   /** Federated charts: rounds. */
   readonly rounds?: number;
+  /** Local files in place of the workload's dataset, test split and model locations (`tensorfleet run <kind>`). */
+  readonly sources?: { readonly datasetUri?: string; readonly testDatasetUri?: string; readonly modelUri?: string };
   readonly onEvent?: (event: TrainerEvent) => void;
   readonly onLine?: (rank: number, line: string, stream: 'stdout' | 'stderr') => void;
 }
@@ -78,6 +80,10 @@ export function localEnv(workload: LocalWorkload, options: LocalRunOptions, toke
   if (options.trackingUri) env[ENV.trackingUri] = options.trackingUri;
   else delete env[ENV.trackingUri];
   if (options.dataDir) env[ENV.datasetUri] = resolveDataDir(options.dataDir, (env[ENV.dataset] ?? 'mnist') as DatasetName);
+  for (const key of ['datasetUri', 'testDatasetUri', 'modelUri'] as const) {
+    const path = options.sources?.[key];
+    if (path !== undefined) env[ENV[key]] = path;
+  }
   if (options.epochs !== undefined) env[ENV.epochs] = String(options.epochs);
   if (options.datasetSize !== undefined) env[ENV.datasetSize] = String(options.datasetSize);
   if (options.rounds !== undefined) env[ENV.rounds] = String(options.rounds);

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { App, Chart } from 'cdk8s';
-import { DdpCluster, FederatedFleet, MlflowStack, SplitLearning } from '../../../../charts';
+import { Dataset, DdpCluster, FederatedFleet, MlflowStack, Model, SplitLearning } from '../../../../charts';
 import { DDP_DEFAULT_RESOURCES } from '../../../../charts/ddp-cluster';
 import { JobPropsError, buildJobObjects, constructProblems } from '../../../src/api/objects';
 import { validateJobRequest } from '../../../src/api/request';
@@ -232,6 +232,68 @@ describe('API objects equal the chart objects', () => {
       { field: '(job)', value: null, allowed: 'TENSORFLEET_ROLE is missing' },
     ]);
     assert.equal(constructProblems(request, new Error('boom')), undefined);
+  });
+
+  test('a csv job with a user model equals the chart written with Dataset.csv and Model.fromUri', () => {
+    const request: JobRequest = {
+      job_name: 'cancer',
+      kind: 'ddp',
+      dataset_type: 'csv',
+      dataset_uri: 's3://tabular/breast-cancer.csv',
+      label_column: 'diagnosis',
+      test_fraction: 0.25,
+      model_uri: 'runs:/0123abcd/model/model.json',
+    };
+    const expected = chartObjects('cancer', (chart, tracking) => {
+      new DdpCluster(chart, 'Cancer', {
+        image: 'ghcr.io/tensorfleet/trainer:0.1.0',
+        dataset: Dataset.csv('s3://tabular/breast-cancer.csv', { labelColumn: 'diagnosis', testFraction: 0.25 }),
+        model: Model.fromUri('runs:/0123abcd/model/model.json'),
+        tracking,
+      });
+    });
+    assert.deepEqual(sortByRef(buildJobObjects(request, options)), sortByRef(expected));
+  });
+
+  test('per-site federated data and a split model cut by name', () => {
+    const fl = buildJobObjects({ job_name: 'sites', kind: 'federated', dataset_type: 'csv', dataset_uri: 's3://hospital-data/site-{client}/records.csv', label_column: 'diagnosis' }, options);
+    const clients = fl.find((o) => o.kind === 'StatefulSet') as any;
+    const env = Object.fromEntries(clients.spec.template.spec.containers[0].env.filter((e: any) => e.value !== undefined).map((e: any) => [e.name, e.value]));
+    assert.equal(env[ENV.datasetUri], 's3://hospital-data/site-{client}/records.csv');
+    assert.equal(env[ENV.labelColumn], 'diagnosis');
+    const sl = buildJobObjects({ job_name: 'sl', kind: 'split', model_uri: 'https://models.example/m/model.json', cut_layer_name: 'dense_1' }, options);
+    const server = sl.find((o) => o.kind === 'Deployment') as any;
+    const serverEnv = Object.fromEntries(server.spec.template.spec.containers[0].env.filter((e: any) => e.value !== undefined).map((e: any) => [e.name, e.value]));
+    assert.equal(serverEnv[ENV.cutLayerName], 'dense_1');
+    assert.equal(serverEnv[ENV.modelUri], 'https://models.example/m/model.json');
+  });
+
+  test('BYO refusals only a construct can make name the request field', () => {
+    assert.deepEqual(refusals({ job_name: 'a', kind: 'ddp', dataset_type: 'csv', dataset_uri: 's3://sites/site-{client}.csv', label_column: 'y' }), [
+      {
+        field: 'dataset_uri',
+        value: 's3://sites/site-{client}.csv',
+        allowed: "an http(s):// or s3:// URL, or a path under /var/lib/tensorfleet/datasets/ together with 'datasetClaimName', without {client} (only a FederatedFleet gives each client its own data)",
+      },
+    ]);
+    assert.deepEqual(refusals({ job_name: 'a', kind: 'ddp', task: 'regression' }), [
+      { field: 'task', value: 'regression', allowed: 'classification for dataset_type mnist (regression needs csv or npz data with a numeric target)' },
+    ]);
+    assert.deepEqual(refusals({ job_name: 'a', kind: 'ddp', dataset_type: 'csv', label_column: 'y' }), [
+      { field: 'dataset_uri', value: undefined, allowed: 'set for csv: where the csv data is' },
+    ]);
+  });
+
+  test('a runs:/ model_uri needs the MLflow stack', () => {
+    try {
+      buildJobObjects({ job_name: 'a', kind: 'ddp', model_uri: 'runs:/0123abcd/model/model.json' }, { defaultImage: options.defaultImage });
+      assert.fail('built');
+    } catch (err) {
+      assert.ok(err instanceof JobPropsError, String(err));
+      assert.deepEqual(err.problems, [
+        { field: 'model_uri', value: 'runs:/0123abcd/model/model.json', allowed: "a runs:/ URI only with 'tracking' set (the MlflowStack that serves the run's artifacts)" },
+      ]);
+    }
   });
 
   test("a construct's refusal becomes a problem naming the request field", () => {

@@ -49,7 +49,7 @@ describe('POST /jobs validation', () => {
       { field: 'dataset_size', allowed: 'an integer from 0 to 100000000' },
       { field: 'world_size', allowed: 'an integer from 1 to 1000' },
       { field: 'dataset_type', allowed: 'one of mnist, fashion-mnist, cifar10, idx, csv, npz, image-folder' },
-      { field: 'dataset_uri', allowed: "an s3://, https:// or http:// URI" },
+      { field: 'dataset_uri', allowed: "an s3://, https:// or http:// URI ({client} may stand for a federated client's index)" },
       { field: 'learning_rate', allowed: 'a number > 0 and <= 10' },
     ]);
   });
@@ -297,5 +297,105 @@ describe('OpenAPI document', () => {
     }
     assert.deepEqual(Object.keys(doc.paths).sort(), ['/jobs', '/jobs/{name}', '/jobs/{name}/logs']);
     assert.deepEqual(doc.components.securitySchemes.bearer, { type: 'http', scheme: 'bearer' });
+  });
+});
+
+describe('POST /jobs: your own model and data', () => {
+  test('every BYO field of a ddp csv job passes and becomes its construct prop', () => {
+    const body = {
+      job_name: 'cancer',
+      kind: 'ddp',
+      dataset_type: 'csv',
+      dataset_uri: 's3://tabular/breast-cancer.csv',
+      test_dataset_uri: 's3://tabular/breast-cancer-test.csv',
+      label_column: 'diagnosis',
+      feature_columns: 'radius_mean,texture_mean',
+      test_fraction: 0.25,
+      task: 'classification',
+      model_uri: 'runs:/0123abcd/model/model.json',
+    };
+    const r = validateJobRequest(body);
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.deepEqual(constructProps(r.request, undefined), {
+      dataset: 'csv',
+      datasetUri: 's3://tabular/breast-cancer.csv',
+      testDatasetUri: 's3://tabular/breast-cancer-test.csv',
+      labelColumn: 'diagnosis',
+      featureColumns: 'radius_mean,texture_mean',
+      testFraction: 0.25,
+      task: 'classification',
+      modelUri: 'runs:/0123abcd/model/model.json',
+    });
+  });
+
+  test('image_size for image-folder, {client} in a federated dataset_uri, cut_layer_name for split', () => {
+    assert.deepEqual(problems({ job_name: 'a', kind: 'ddp', dataset_type: 'image-folder', dataset_uri: 'https://data.example/fashion/', image_size: '64x48' }), []);
+    assert.deepEqual(problems({ job_name: 'a', kind: 'federated', dataset_type: 'csv', dataset_uri: 's3://hospital-data/site-{client}/records.csv', label_column: 'diagnosis' }), []);
+    assert.deepEqual(problems({ job_name: 'a', kind: 'split', model_uri: 'https://models.example/m/model.json', cut_layer_name: 'dense_1' }), []);
+    assert.deepEqual(problems({ job_name: 'a', kind: 'ddp', dataset_type: 'npz', dataset_uri: 's3://d/house.npz', task: 'regression' }), []);
+  });
+
+  test('bad BYO fields are refused field by field, every one at once', () => {
+    assert.deepEqual(
+      problems({
+        job_name: 'a',
+        kind: 'ddp',
+        dataset_type: 'parquet',
+        dataset_uri: '../shared/data/tabular/iris.csv',
+        test_dataset_uri: 'ftp://x/test.csv',
+        feature_columns: 'a,,b',
+        test_fraction: 1,
+        image_size: '0x28',
+        task: 'ranking',
+        model_uri: 'model.json',
+      }),
+      [
+        { field: 'dataset_type', allowed: 'one of mnist, fashion-mnist, cifar10, idx, csv, npz, image-folder' },
+        { field: 'dataset_uri', allowed: "an s3://, https:// or http:// URI ({client} may stand for a federated client's index)" },
+        { field: 'test_dataset_uri', allowed: 'an s3://, https:// or http:// URI' },
+        { field: 'feature_columns', allowed: 'a comma-separated list of column names' },
+        { field: 'feature_columns', allowed: 'absent for dataset_type parquet (it applies to csv)' },
+        { field: 'test_fraction', allowed: 'a number > 0 and < 1' },
+        { field: 'test_fraction', allowed: 'absent for dataset_type parquet (it applies to idx, csv, npz, image-folder)' },
+        { field: 'image_size', allowed: 'an image size <height>x<width> or <side>, each from 1 to 4096' },
+        { field: 'image_size', allowed: 'absent for dataset_type parquet (it applies to image-folder)' },
+        { field: 'task', allowed: 'one of classification, regression' },
+        { field: 'model_uri', allowed: 'an s3://, https:// or http:// URI, or runs:/<run_id>/<path> of a model.json' },
+      ],
+    );
+  });
+
+  test('model and model_uri are exclusive, as are cut_layer and cut_layer_name: the refusal names both', () => {
+    assert.deepEqual(problems({ job_name: 'a', kind: 'ddp', model: 'mlp', model_uri: 's3://models/m/model.json' }), [
+      { field: 'model_uri', allowed: 'absent when model is given (model and model_uri are exclusive)' },
+    ]);
+    assert.deepEqual(problems({ job_name: 'a', kind: 'split', cut_layer: 2, cut_layer_name: 'dense_1' }), [
+      { field: 'cut_layer_name', allowed: 'absent when cut_layer is given (cut_layer and cut_layer_name are exclusive)' },
+    ]);
+    assert.deepEqual(problems({ job_name: 'a', kind: 'split', cut_layer_name: 'dense 1' }), [
+      { field: 'cut_layer_name', allowed: 'a layer name (letters, digits, _, ., / and -, at most 128 characters)' },
+    ]);
+  });
+
+  test('a csv job names its label column; the csv-only fields are refused for other formats', () => {
+    assert.deepEqual(problems({ job_name: 'a', kind: 'ddp', dataset_type: 'csv', dataset_uri: 's3://t/iris.csv' }), [
+      { field: 'label_column', allowed: 'present for dataset_type csv: a column name (no comma, no line break)' },
+    ]);
+    assert.deepEqual(problems({ job_name: 'a', kind: 'ddp', dataset_type: 'npz', dataset_uri: 's3://t/x.npz', label_column: 'y', feature_columns: 'a,b' }), [
+      { field: 'label_column', allowed: 'absent for dataset_type npz (it applies to csv)' },
+      { field: 'feature_columns', allowed: 'absent for dataset_type npz (it applies to csv)' },
+    ]);
+    // No dataset_type: the built-in mnist, which has its own test split.
+    assert.deepEqual(problems({ job_name: 'a', kind: 'ddp', test_fraction: 0.1 }), [
+      { field: 'test_fraction', allowed: 'absent for dataset_type mnist (it applies to idx, csv, npz, image-folder)' },
+    ]);
+  });
+
+  test('the OpenAPI document says what the validation checks', () => {
+    const doc = openApiDocument('0.0.0') as any;
+    const schema = doc.components.schemas.JobRequest.properties;
+    assert.match(schema.model_uri.description, /Not with model\.$/);
+    assert.match(schema.label_column.description, /Only for dataset_type csv\.$/);
+    assert.deepEqual(schema.task.enum, ['classification', 'regression']);
   });
 });

@@ -37,6 +37,11 @@ describe('progress', () => {
     assert.equal(progressOf('federated', 'Running', run({ status: 'FINISHED' }), 5), 1);
   });
 
+  test('regression jobs: the step of test_rmse, which they log in place of test_accuracy', () => {
+    assert.equal(progressOf('federated', 'Running', run({ metrics: { test_rmse: { value: 0.4, step: 3 } } }), 5), 0.6);
+    assert.equal(progressOf('split', 'Running', run({ metrics: { test_rmse: { value: 0.4, step: 12 } } }), 12), 1);
+  });
+
   test('split: unknown until the server logs test_accuracy at the end', () => {
     assert.equal(progressOf('split', 'Running', run({ metrics: { loss_client_0: { value: 1, step: 800 } } }), 12), undefined);
     assert.equal(progressOf('split', 'Running', run({ metrics: { test_accuracy: { value: 0.97, step: 12 } } }), 12), 1);

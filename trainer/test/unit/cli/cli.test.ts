@@ -1,7 +1,19 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, test } from 'node:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { CLI_JS, REPO_ROOT } from '../../../../tools/test-support/paths';
+import { flagName } from '../../../src/cli/api-commands';
+import { JOB_FIELDS } from '../../../src/contract';
+
+/** The submit flags `run` adds for `run ddp|federated|split` (those `run <chart>` does not have already). */
+const JOB_ONLY = Object.keys(JOB_FIELDS)
+  .filter((f) => f !== 'kind')
+  .map(flagName)
+  .filter((f) => !['epochs', 'dataset-size', 'clients', 'rounds'].includes(f))
+  .map((f) => `--${f}`);
 
 function cli(...args: string[]): { code: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [CLI_JS, ...args], { cwd: REPO_ROOT, encoding: 'utf8', env: { ...process.env } });
@@ -12,7 +24,7 @@ describe('tensorfleet CLI', () => {
   test('an unknown subcommand exits 2 and lists the valid ones', () => {
     const r = cli('frobnicate');
     assert.equal(r.code, 2);
-    assert.equal(r.stderr.trim(), 'tensorfleet: unknown command "frobnicate"; valid commands: synth, run, trainer, ensure-secrets, bench, eval, submit, jobs, logs, cancel');
+    assert.equal(r.stderr.trim(), 'tensorfleet: unknown command "frobnicate"; valid commands: synth, run, trainer, ensure-secrets, bench, eval, predict, submit, jobs, logs, cancel');
   });
 
   test('an unknown flag exits 2 and lists the valid flags', () => {
@@ -20,14 +32,14 @@ describe('tensorfleet CLI', () => {
     assert.equal(r.code, 2);
     assert.equal(
       r.stderr.trim(),
-      "tensorfleet: run: Unknown option '--fast'; valid flags: --help, --dist, --data-dir, --out, --tracking-uri, --epochs, --dataset-size, --clients, --rounds, --json, --resume, --topology-only",
+      `tensorfleet: run: Unknown option '--fast'; valid flags: --help, --dist, --data-dir, --out, --tracking-uri, --epochs, --dataset-size, --clients, --rounds, --json, --resume, --topology-only, ${JOB_ONLY.join(', ')}`,
     );
   });
 
   test('--help works for the CLI and every subcommand', () => {
     const top = cli('--help');
     assert.equal(top.code, 0);
-    for (const command of ['synth', 'run', 'trainer', 'ensure-secrets', 'bench', 'eval', 'submit', 'jobs', 'logs', 'cancel']) {
+    for (const command of ['synth', 'run', 'trainer', 'ensure-secrets', 'bench', 'eval', 'predict', 'submit', 'jobs', 'logs', 'cancel']) {
       assert.match(top.stdout, new RegExp(`\\n  ${command} `));
       const r = cli(command, '--help');
       assert.equal(r.code, 0, `${command} --help: ${r.stderr}`);
@@ -74,5 +86,72 @@ describe('tensorfleet CLI', () => {
     const badUrl = cli('cancel', 'x', '--api', 'ftp://host');
     assert.equal(badUrl.code, 2);
     assert.match(badUrl.stderr, /--api: the API URL must be an http:\/\/ or https:\/\/ URL, got "ftp:\/\/host"/);
+  });
+
+  describe('run ddp|federated|split: the submit flags, checked before anything starts', () => {
+    function inDir(...args: string[]): { code: number | null; stdout: string; stderr: string } {
+      const dir = mkdtempSync(join(tmpdir(), 'tf-cli-run-'));
+      try {
+        const r = spawnSync(process.execPath, [CLI_JS, ...args], { cwd: dir, encoding: 'utf8' });
+        return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
+
+    test("run ddp with the README's one-liner builds the DdpCluster's objects (topology only)", () => {
+      const r = inDir('run', 'ddp', '--job-name', 'cancer', '--dataset-type', 'csv', '--dataset-uri', 'data/breast-cancer.csv', '--label-column', 'diagnosis', '--world-size', '2', '--epochs', '30', '--topology-only');
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^chart cancer: 3 objects/);
+      assert.match(r.stdout, /Job\/cancer  completions 2, parallelism 2/);
+    });
+
+    test('run federated and run split take their kinds\' flags', () => {
+      const fl = inDir('run', 'federated', '--job-name', 'sites', '--clients', '3', '--rounds', '2', '--dataset-type', 'csv', '--dataset-uri', 'site-{client}.csv', '--label-column', 'species', '--topology-only');
+      assert.equal(fl.code, 0, fl.stderr);
+      assert.match(fl.stdout, /StatefulSet\/sites-client  replicas 3/);
+      const sl = inDir('run', 'split', '--job-name', 'sl', '--model-uri', 'models/m/model.json', '--cut-layer-name', 'dense_1', '--topology-only');
+      assert.equal(sl.code, 0, sl.stderr);
+      assert.match(sl.stdout, /Deployment\/sl-server/);
+    });
+
+    test('bad flags are refused field by field, with the value as given (a path, not its stand-in)', () => {
+      const r = inDir('run', 'ddp', '--job-name', 'cancer', '--dataset-type', 'csv', '--dataset-uri', 'data/sites-{client}.csv', '--model', 'mlp', '--model-uri', 'm/model.json', '--rounds', '2');
+      assert.equal(r.code, 2);
+      assert.equal(
+        r.stderr.trim(),
+        [
+          'tensorfleet: run ddp: refused:',
+          '  --model-uri "m/model.json": must be absent when model is given (model and model_uri are exclusive)',
+          '  --rounds 2: must be absent for kind ddp (it applies to federated)',
+          '  --label-column null: must be present for dataset_type csv: a column name (no comma, no line break)',
+        ].join('\n'),
+      );
+      const client = inDir('run', 'ddp', '--job-name', 'cancer', '--dataset-type', 'csv', '--dataset-uri', 'data/sites-{client}.csv', '--label-column', 'y');
+      assert.equal(client.code, 2);
+      assert.match(client.stderr, /--dataset-uri "data\/sites-\{client\}\.csv": must be an http\(s\):\/\/ or s3:\/\/ URL, .*without \{client\} \(only a FederatedFleet gives each client its own data\)/);
+    });
+
+    test('a runs:/ model needs --tracking-uri; job flags are refused for a chart', () => {
+      const runs = inDir('run', 'ddp', '--job-name', 'tune', '--model-uri', 'runs:/abc123/model/model.json');
+      assert.equal(runs.code, 2);
+      assert.match(runs.stderr, /run ddp: --model-uri "runs:\/abc123\/model\/model.json" is a run's artifact: give --tracking-uri/);
+      const chart = cli('run', 'ddp-mnist', '--label-column', 'y', '--topology-only');
+      assert.equal(chart.code, 2);
+      assert.match(chart.stderr, /run ddp-mnist: --label-column apply to run ddp\|federated\|split only/);
+    });
+  });
+
+  test('eval takes the data flags of the job fields and names the flag a bad value came from', () => {
+    const help = cli('eval', '--help');
+    for (const flag of ['--dataset-type', '--dataset-uri', '--test-dataset-uri', '--label-column', '--feature-columns', '--test-fraction', '--image-size', '--task']) {
+      assert.match(help.stdout, new RegExp(`\\n  ${flag} `), flag);
+    }
+    const csv = cli('eval', '--model', 'no-such-model', '--dataset-type', 'csv', '--dataset-uri', 'x.csv');
+    assert.equal(csv.code, 2);
+    assert.equal(csv.stderr.trim(), 'tensorfleet: eval: --label-column is missing: a csv dataset (--dataset-type) names its label column');
+    const fraction = cli('eval', '--model', 'no-such-model', '--dataset-type', 'npz', '--dataset-uri', 'x.npz', '--test-fraction', '2');
+    assert.equal(fraction.code, 2);
+    assert.equal(fraction.stderr.trim(), 'tensorfleet: eval: --test-fraction must be a number in (0, 1), got "2"');
   });
 });
