@@ -34,7 +34,10 @@ function buildMlp(inputShape: InputShape, numClasses: number, seeds: Seeds): tf.
   return tf.sequential({
     name: 'mlp',
     layers: [
-      tf.layers.flatten({ name: 'flatten', inputShape: [...inputShape] }),
+      // Flatten needs examples of rank >= 2; a table's rows ([features]) pass through a reshape of the same name.
+      inputShape.length >= 2
+        ? tf.layers.flatten({ name: 'flatten', inputShape: [...inputShape] })
+        : tf.layers.reshape({ name: 'flatten', inputShape: [...inputShape], targetShape: [...inputShape] }),
       tf.layers.dense({ name: 'dense1', units: 256, activation: 'relu', kernelInitializer: seeds.kernel() }),
       tf.layers.dense({ name: 'dense2', units: 128, activation: 'relu', kernelInitializer: seeds.kernel() }),
       tf.layers.dense({ name: 'logits', units: numClasses, kernelInitializer: seeds.output() }),
