@@ -7,44 +7,12 @@
 import { createWriteStream, existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { DATASETS, DatasetName, JOB_FIELDS } from '../contract';
-import type { Standardization } from '../data/examples';
 import type { ModelMetadata } from '../model/io';
+import type { Predictions } from '../model/predict';
 import { Command, UsageError, out } from './args';
 
 export const PREDICT_FORMATS = ['csv', 'jsonl'] as const;
 export type PredictFormat = (typeof PREDICT_FORMATS)[number];
-
-/** What model/predict.ts returns: classes with their probabilities, or regression values. */
-export type Predictions = { readonly classes: Int32Array; readonly probabilities: Float32Array } | { readonly values: Float32Array };
-
-/** data/prediction-input.ts (see its PredictionInputSpec). */
-interface PredictionInputModule {
-  loadPredictionInput(spec: {
-    dataset: DatasetName;
-    uri: string;
-    featureShape: readonly number[];
-    featureNames?: readonly string[];
-    labelColumn?: string;
-    imageSize?: string;
-    standardization?: Standardization;
-    dataDir: string;
-  }): Promise<{ features: Float32Array; featureShape: number[]; count: number; ids: string[] }>;
-}
-
-/** model/predict.ts. */
-interface PredictModule {
-  predict(model: unknown, metadata: ModelMetadata, input: { features: Float32Array; featureShape: readonly number[]; count: number }): Predictions | Promise<Predictions>;
-}
-
-/**
- * Load a module of this build by its path relative to this file. The data and model modules
- * are written in parallel with this command; a build without them says so instead of crashing.
- */
-async function loadPart<T>(relative: string, what: string): Promise<T> {
-  const path = join(__dirname, relative);
-  if (!existsSync(`${path}.js`)) throw new UsageError(`predict: this build of the trainer has no ${what} (${relative}.js)`);
-  return (await import(path)) as T;
-}
 
 /** A CSV cell: quoted when it holds a comma, a quote or a line break. */
 function csvCell(value: string): string {
@@ -106,8 +74,8 @@ export const PREDICT_COMMAND: Command = {
       throw new UsageError(`predict: --dataset-type must be one of ${DATASETS.join(', ')}, got ${JSON.stringify(dataset)}`);
     }
     const input = /^[a-z0-9]+:\/\//.test(values.input) ? values.input : resolve(values.input);
-    const { loadPredictionInput } = await loadPart<PredictionInputModule>('../data/prediction-input', 'prediction input reader');
-    const { predict } = await loadPart<PredictModule>('../model/predict', 'prediction');
+    const { loadPredictionInput } = await import('../data/prediction-input');
+    const { predict } = await import('../model/predict');
     const examples = await loadPredictionInput({
       dataset: dataset as DatasetName,
       uri: input,
