@@ -89,6 +89,7 @@ export const ENV = {
   listenPort: 'TENSORFLEET_PORT',
   healthPort: 'TENSORFLEET_HEALTH_PORT',
   authToken: 'TENSORFLEET_AUTH_TOKEN',
+  tlsDir: 'TENSORFLEET_TLS_DIR',
   maxPayloadBytes: 'TENSORFLEET_MAX_PAYLOAD_BYTES',
   timeoutMs: 'TENSORFLEET_TIMEOUT_MS',
   dataset: 'TENSORFLEET_DATASET',
@@ -167,6 +168,12 @@ export interface TrainerConfig {
   readonly healthPort: number;
   /** Bearer token checked at the WebSocket upgrade. */
   readonly authToken?: string;
+  /**
+   * A folder holding {@link TLS_FILES} (a mounted `kubernetes.io/tls` Secret with its CA, as
+   * cert-manager writes it): every link this process serves is wss:// with that certificate, and
+   * every link it dials is wss:// and must chain to that CA. @default - plain ws://
+   */
+  readonly tlsDir?: string;
   readonly maxPayloadBytes: number;
   /** Timeout of every wait (connect, collective step, round). */
   readonly timeoutMs: number;
@@ -318,6 +325,12 @@ function nonEmpty(raw: string): Parsed<string> {
   return raw.trim() !== '' ? { ok: true, value: raw } : { ok: false, allowed: 'a non-empty string' };
 }
 
+function absolutePath(raw: string): Parsed<string> {
+  return raw.startsWith('/') && !raw.split('/').includes('..')
+    ? { ok: true, value: raw }
+    : { ok: false, allowed: 'an absolute path without ..' };
+}
+
 function dnsLabel(raw: string): Parsed<string> {
   return DNS_1123_LABEL.test(raw)
     ? { ok: true, value: raw }
@@ -411,6 +424,7 @@ const FIELDS: { [K in keyof TrainerConfig]-?: Field<K> } = {
   listenPort: { key: 'listenPort', parse: int(0, 65535), fallback: PORTS.ring },
   healthPort: { key: 'healthPort', parse: int(0, 65535), fallback: PORTS.health },
   authToken: { key: 'authToken', parse: nonEmpty },
+  tlsDir: { key: 'tlsDir', parse: absolutePath },
   maxPayloadBytes: { key: 'maxPayloadBytes', parse: int(1024, 2 ** 31 - 1), fallback: DEFAULT_MAX_PAYLOAD_BYTES },
   timeoutMs: { key: 'timeoutMs', parse: int(1), fallback: 60_000 },
   dataset: { key: 'dataset', parse: oneOf(DATASETS), fallback: 'mnist' },

@@ -8,6 +8,8 @@ export const PATHS = {
   output: '/var/lib/tensorfleet/output',
   /** Read-only dataset volume (an existing PVC), when a chart mounts one. */
   datasets: '/var/lib/tensorfleet/datasets',
+  /** The link certificate (a mounted Secret of {@link TLS_FILES}), when a chart turns TLS on. */
+  tls: '/var/run/tensorfleet/tls',
   /** Scratch space. */
   tmp: '/tmp',
 } as const;
@@ -20,4 +22,15 @@ export const TRAINER_IMAGE = {
   /** UID/GID of the non-root user baked into the image. */
   uid: 10001,
   gid: 10001,
+} as const;
+
+/**
+ * The files of a TLS folder ({@link PATHS.tls}): the keys of a `kubernetes.io/tls` Secret plus
+ * the CA that signed it, as cert-manager writes them. Every process presents tls.crt and trusts
+ * only certificates that chain to ca.crt.
+ */
+export const TLS_FILES = {
+  cert: 'tls.crt',
+  key: 'tls.key',
+  ca: 'ca.crt',
 } as const;
