@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import { parseTrainerEnv } from '../../src/contract/env';
 import { TrainerError } from '../../src/contract/errors';
 import { ringAllReduce } from '../../src/collectives/ring-all-reduce';
-import { allocateFloat32 } from '../../src/kernels/sum';
+import { allocateFloat32 } from '../../src/kernels/memory';
 import { rendezvous } from '../../src/rendezvous/rendezvous';
 import type { WsTransport } from '../../src/transport/ws-transport';
 import { randomFloat32 } from './random';
@@ -39,7 +39,7 @@ async function main(): Promise<void> {
   let step = 0;
   for (let round = 0; round < Number(values.repeat); round++) {
     for (const [i, length] of lengths.entries()) {
-      // Odd ranks sum into resident arrays (kernels/sum.ts), even ranks into plain ones: both paths, one result.
+      // Odd ranks sum into resident arrays (kernels/memory.ts), even ranks into plain ones: both paths, one result.
       const input = randomFloat32(seed * 1000 + i * 100 + config.rank, length, 10);
       const data = config.rank % 2 === 1 ? allocateFloat32(length) : input;
       data.set(input);

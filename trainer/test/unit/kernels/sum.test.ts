@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { addBytesInPlace, addInPlace, addInto, allocateFloat32, kernelReadBuffer, readAreaFor, simdEnabled } from '../../../src/kernels/sum';
+import { allocateFloat32, kernelReadBuffer, readAreaFor } from '../../../src/kernels/memory';
+import { simdEnabled } from '../../../src/kernels/simd-add';
+import { addBytesInPlace, addInPlace, addInto } from '../../../src/kernels/sum';
 import { randomFloat32 } from '../../support/random';
 
 /** The bytes of `values` copied into `area` at byte offset `at` (any alignment). */
@@ -56,16 +58,4 @@ describe('sum kernel', () => {
       }
     });
   }
-
-  test('allocateFloat32 gives zeroed arrays, each in its own kernel memory with its own read area', () => {
-    const a = allocateFloat32(10_000);
-    const b = allocateFloat32(10_000);
-    assert.equal(a.length, 10_000);
-    assert.ok(a.every((v) => v === 0));
-    assert.notEqual(a.buffer, b.buffer);
-    assert.equal(readAreaFor(a)?.buffer, a.buffer);
-    assert.equal(readAreaFor(a.subarray(5000)), readAreaFor(a));
-    assert.equal(readAreaFor(new Float32Array(10)), undefined);
-    assert.equal(allocateFloat32(3).length, 3, 'tiny arrays are plain');
-  });
 });
