@@ -111,6 +111,12 @@ export function privateInternalsProblem(ws: WebSocket): string | undefined {
 }
 
 let warned = false;
+let uses = 0;
+
+/** How many connections and sockets this process has taken past the public API so far (tests check the fallback with it). */
+export function privateInternalsUses(): number {
+  return uses;
+}
 
 /** Warn once per process that connections fall back to ws's public API, and why. */
 function warnOnce(problem: string): void {
@@ -135,6 +141,7 @@ export function takeOverWsReads(ws: WebSocket): WsTakeover | undefined {
   const { _socket, _receiver } = ws as unknown as WsFields;
   const socket = _socket as Duplex;
   socket.removeListener('data', wsListener(socket)!);
+  uses++;
   return { socket, receiver: _receiver as WsReceiver };
 }
 
@@ -149,6 +156,7 @@ export function wsSocket(ws: WebSocket): Duplex | undefined {
     warnOnce(wsChanged(`WebSocket#_socket (no writable socket, got ${typeof socket})`));
     return undefined;
   }
+  uses++;
   return socket as Duplex;
 }
 
@@ -182,5 +190,6 @@ export function readIntoUserBuffers(socket: Socket, first: Uint8Array, callbacks
   fields[kBufferGen] = callbacks.nextBuffer;
   fields[kBufferCb] = callbacks.onRead;
   fields._handle.useUserBuffer(first);
+  uses++;
   return true;
 }

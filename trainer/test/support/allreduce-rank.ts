@@ -3,7 +3,7 @@
  * Config from the contract env; argv: --lengths <n,...> --seed <s> --out <dir>
  * [--repeat <k>]. Step i all-reduces randomFloat32(seed * 1000 + i * 100 + rank,
  * lengths[i]) and writes the result to <dir>/rank-<rank>-step-<i>.bin; each step
- * is reported over IPC as { step }. Odd ranks use resident arrays (allocateFloat32). On failure it reports { code, message } and exits 2.
+ * is reported over IPC as { step, privateInternalsUses } (transport/internals.ts). Odd ranks use resident arrays (allocateFloat32). On failure it reports { code, message } and exits 2.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,6 +13,7 @@ import { TrainerError } from '../../src/contract/errors';
 import { ringAllReduce } from '../../src/collectives/ring-all-reduce';
 import { allocateFloat32 } from '../../src/kernels/memory';
 import { rendezvous } from '../../src/rendezvous/rendezvous';
+import { privateInternalsUses } from '../../src/transport/internals';
 import type { WsTransport } from '../../src/transport/ws-transport';
 import { randomFloat32 } from './random';
 
@@ -45,7 +46,7 @@ async function main(): Promise<void> {
       data.set(input);
       await ringAllReduce(transport, data, { step, chunkBytes: Number(values['chunk-bytes']) });
       if (values.out !== undefined && round === 0) writeFileSync(join(values.out, `rank-${config.rank}-step-${i}.bin`), new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-      await report({ step });
+      await report({ step, privateInternalsUses: privateInternalsUses() });
       step++;
     }
   }
