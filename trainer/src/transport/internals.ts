@@ -58,13 +58,18 @@ export function publicApiOnly(): boolean {
   return process.env[TUNING_ENV.socketReads] === 'stream';
 }
 
+/** `<library> changed <what>; update ... or set ...`: what an upgrade broke, and the two ways out. */
+function changed(library: string, what: string, pinned: string): string {
+  const fix = `update trainer/src/transport/internals.ts (checked against ${pinned}) or set ${TUNING_ENV.socketReads}=stream`;
+  return `${library} changed ${what}; ${fix}`;
+}
+
 function wsChanged(what: string): string {
-  return `ws ${WS_VERSION} changed ${what}; update trainer/src/transport/internals.ts (checked against ws ${PINNED_WS_VERSION}) or set ${TUNING_ENV.socketReads}=stream`;
+  return changed(`ws ${WS_VERSION}`, what, `ws ${PINNED_WS_VERSION}`);
 }
 
 function nodeChanged(what: string): string {
-  const pinned = PINNED_NODE_MAJORS.join(' and ');
-  return `Node ${process.version} changed ${what}; update trainer/src/transport/internals.ts (checked against Node ${pinned}) or set ${TUNING_ENV.socketReads}=stream`;
+  return changed(`Node ${process.version}`, what, `Node ${PINNED_NODE_MAJORS.join(' and ')}`);
 }
 
 function wsListener(socket: Duplex): ((chunk: Buffer) => void) | undefined {
@@ -82,7 +87,8 @@ function symbolNamed(target: object, name: string): symbol | undefined {
  */
 export function wsInternalsProblem(ws: WebSocket): string | undefined {
   const { _socket: socket, _receiver: receiver } = ws as unknown as WsFields;
-  if (typeof (socket as Partial<Duplex> | undefined)?.listeners !== 'function') return wsChanged(`WebSocket#_socket (no socket, got ${typeof socket})`);
+  if (typeof (socket as Partial<Duplex> | undefined)?.listeners !== 'function')
+    return wsChanged(`WebSocket#_socket (no socket, got ${typeof socket})`);
   if (typeof receiver?.write !== 'function') return wsChanged(`WebSocket#_receiver (no writable receiver, got ${typeof receiver})`);
   if (!wsListener(socket as Duplex)) return wsChanged(`the socket's '${WS_LISTENER}' data listener (not found on WebSocket#_socket)`);
   return undefined;
@@ -99,7 +105,8 @@ export function socketInternalsProblem(socket: Socket): string | undefined {
     if (!symbolNamed(socket, name)) return nodeChanged(`net.Socket's private ${name} symbol (not found on the socket)`);
   }
   const handle = (socket as unknown as { _handle?: { useUserBuffer?: unknown } | null })._handle;
-  if (typeof handle?.useUserBuffer !== 'function') return nodeChanged(`the TCP handle's useUserBuffer() (not a function on socket._handle)`);
+  if (typeof handle?.useUserBuffer !== 'function')
+    return nodeChanged(`the TCP handle's useUserBuffer() (not a function on socket._handle)`);
   return undefined;
 }
 

@@ -3,7 +3,8 @@
  * Config from the contract env; argv: --lengths <n,...> --seed <s> --out <dir>
  * [--repeat <k>]. Step i all-reduces randomFloat32(seed * 1000 + i * 100 + rank,
  * lengths[i]) and writes the result to <dir>/rank-<rank>-step-<i>.bin; each step
- * is reported over IPC as { step, privateInternalsUses } (transport/internals.ts). Odd ranks use resident arrays (allocateFloat32). On failure it reports { code, message } and exits 2.
+ * is reported over IPC as { step, privateInternalsUses } (transport/internals.ts).
+ * Odd ranks use resident arrays (allocateFloat32). On failure it reports { code, message } and exits 2.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -48,7 +48,8 @@ export async function runRingGroup(options: RingRunOptions): Promise<RankGroup> 
       const label = `worldSize ${worldSize}, length ${length}`;
       assert.equal(results[0].length, length, label);
       assert.equal(firstMismatch(results[0], float64Sum(inputs), 1e-4, 1e-5), -1, `${label}: differs from the float64 sum`);
-      for (let rank = 1; rank < worldSize; rank++) assert.ok(bitIdentical(results[rank], results[0]), `${label}: rank ${rank} differs from rank 0`);
+      for (let rank = 1; rank < worldSize; rank++)
+        assert.ok(bitIdentical(results[rank], results[0]), `${label}: rank ${rank} differs from rank 0`);
     }
     return group;
   } finally {

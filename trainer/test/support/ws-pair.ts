@@ -25,7 +25,11 @@ export async function connectedPair(onServerSocket?: (ws: WebSocket) => void): P
       resolve(ws);
     }),
   );
-  const client = new WebSocket(`ws://127.0.0.1:${(wss.address() as AddressInfo).port}`, { perMessageDeflate: false, maxPayload: 1 << 24, generateMask: ZERO_MASK });
+  const client = new WebSocket(`ws://127.0.0.1:${(wss.address() as AddressInfo).port}`, {
+    perMessageDeflate: false,
+    maxPayload: 1 << 24,
+    generateMask: ZERO_MASK,
+  });
   await new Promise<void>((resolve, reject) => client.once('open', resolve).once('error', reject));
   const server = await accepted;
   return {

@@ -23,8 +23,9 @@ import { seededRandom } from '../../support/random';
 import { connectedPair } from '../../support/ws-pair';
 
 const WS_VERSION = (require('ws/package.json') as { version: string }).version;
-const FIX = `update trainer/src/transport/internals.ts (checked against ws ${PINNED_WS_VERSION}) or set ${TUNING_ENV.socketReads}=stream`;
-const NODE_FIX = `update trainer/src/transport/internals.ts (checked against Node ${PINNED_NODE_MAJORS.join(' and ')}) or set ${TUNING_ENV.socketReads}=stream`;
+const STREAM = `or set ${TUNING_ENV.socketReads}=stream`;
+const FIX = `update trainer/src/transport/internals.ts (checked against ws ${PINNED_WS_VERSION}) ${STREAM}`;
+const NODE_FIX = `update trainer/src/transport/internals.ts (checked against Node ${PINNED_NODE_MAJORS.join(' and ')}) ${STREAM}`;
 
 /** Run `body` with TUNING_ENV.socketReads set to `value`, restoring it after. */
 async function withSocketReads(value: string, body: () => Promise<void>): Promise<void> {
@@ -40,9 +41,16 @@ async function withSocketReads(value: string, body: () => Promise<void>): Promis
 
 describe('private internals', () => {
   test('are pinned to the installed ws and this Node major', () => {
-    assert.equal(WS_VERSION, PINNED_WS_VERSION, `ws is ${WS_VERSION}: check this file's other tests pass, then set PINNED_WS_VERSION in transport/internals.ts`);
+    assert.equal(
+      WS_VERSION,
+      PINNED_WS_VERSION,
+      `ws is ${WS_VERSION}: check this file's other tests pass, then set PINNED_WS_VERSION in transport/internals.ts`,
+    );
     const major = Number(process.versions.node.split('.')[0]);
-    assert.ok(PINNED_NODE_MAJORS.includes(major), `Node ${process.version}: check this file's other tests pass, then add ${major} to PINNED_NODE_MAJORS`);
+    assert.ok(
+      PINNED_NODE_MAJORS.includes(major),
+      `Node ${process.version}: check this file's other tests pass, then add ${major} to PINNED_NODE_MAJORS`,
+    );
   });
 
   test('are all there on a fresh connection, at both ends', async () => {
@@ -71,9 +79,15 @@ describe('private internals', () => {
   });
 
   test('fails naming the Node field an upgrade removed, and what to do', () => {
-    assert.equal(socketInternalsProblem({} as Socket), `Node ${process.version} changed net.Socket's private kBuffer symbol (not found on the socket); ${NODE_FIX}`);
+    assert.equal(
+      socketInternalsProblem({} as Socket),
+      `Node ${process.version} changed net.Socket's private kBuffer symbol (not found on the socket); ${NODE_FIX}`,
+    );
     // An unconnected socket has the symbols but no TCP handle yet.
-    assert.equal(socketInternalsProblem(new Socket()), `Node ${process.version} changed the TCP handle's useUserBuffer() (not a function on socket._handle); ${NODE_FIX}`);
+    assert.equal(
+      socketInternalsProblem(new Socket()),
+      `Node ${process.version} changed the TCP handle's useUserBuffer() (not a function on socket._handle); ${NODE_FIX}`,
+    );
   });
 });
 
