@@ -100,8 +100,8 @@ export class WsFrameReader {
   /** Header bytes being gathered before deciding to stream (length prefix first). */
   private head: Buffer | undefined;
   private assembled: Buffer | undefined;
-  /** The receive the payload streams into, and where it goes: copied into `destination`, or handed to `sink`. */
-  private stream: Exclude<HeaderAnswer, { whenReady: unknown } | undefined> | undefined;
+  /** The receive the payload streams into; its plan, unpacked: copied into `destination`, or handed to `sink`. */
+  private stream: Extract<HeaderAnswer, { plan: ReceivePlan }> | undefined;
   private destination: Uint8Array | undefined;
   private sink: ((index: number, bytes: Uint8Array) => void) | undefined;
   private readArea: Buffer | undefined;
