@@ -25,7 +25,7 @@ import { parseTrainerEnv } from '../contract/env';
 import { barrier } from '../collectives/barrier';
 import { naiveAllReduce } from '../collectives/naive-all-reduce';
 import { ringAllReduce } from '../collectives/ring-all-reduce';
-import { allocateFloat32 } from '../kernels/sum';
+import { allocateFloat32 } from '../kernels/memory';
 import { rendezvous } from '../rendezvous/rendezvous';
 import type { Transport } from '../transport/transport';
 import { PlainWsAllReduce } from './plain-ws-all-reduce';
@@ -120,7 +120,7 @@ async function main(): Promise<void> {
     // Filled once, as nccl-tests does: refilling 64 MiB between iterations would steal a core from
     // ranks still timing theirs when ranks outnumber cores. The first sum is checked; later ones
     // grow the values by worldSize each time (to Infinity at worst, which sums at full speed).
-    // The ring's buffers are resident in the sum kernel's memory, as the DDP gradient buffer is (kernels/sum.ts).
+    // The ring's buffers are resident in the sum kernel's memory, as the DDP gradient buffer is (kernels/memory.ts).
     const allocate = (elements: number): Float32Array => (algo === 'ring' ? allocateFloat32(elements) : new Float32Array(elements));
     const buffers = sizes.map((bytes) => allocate(bytes / 4).fill(1 / config.worldSize));
     if (jitWarmup > 0) {

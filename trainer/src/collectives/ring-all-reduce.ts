@@ -15,8 +15,9 @@
  * and the collective returns only once every send was written.
  */
 import { MESSAGE_TYPES } from '../contract/protocol';
-import type { Float32Target, Transport } from '../transport/transport';
+import type { ReceivePlan, Transport } from '../transport/transport';
 import { type CollectiveOptions, guarded, mod, partRange, resolveOptions } from './common';
+import { sumPlan } from './sum-plan';
 
 export type AllReduceOptions = CollectiveOptions;
 
@@ -53,8 +54,8 @@ export async function ringAllReduce(transport: Transport, data: Float32Array, op
         const [a, b] = range(segmentOf(stage), c);
         const target = data.subarray(a, b);
         // Reduce-scatter sums each piece in; the all-gather copies, which a transport may do by reading straight into `target`.
-        const into: Float32Target = stage < stages ? { addTo: target } : target;
-        const done = transport.recvFloat32Into(prev, { ...header(stage, c), length: b - a }, into, { timeoutMs, what: what(stage, c) });
+        const plan: ReceivePlan = stage < stages ? sumPlan(target) : { kind: 'copy', into: target };
+        const done = transport.recvFloat32Into(prev, { ...header(stage, c), length: b - a }, plan, { timeoutMs, what: what(stage, c) });
         done.catch(ignore); // awaited below; a failure before then must not count as unhandled
         received.push(done);
       }

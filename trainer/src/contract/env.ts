@@ -563,3 +563,17 @@ export function peerAddress(peers: string, rank: number): { host: string; port: 
   if (!match) throw new TrainerEnvError([`${ENV.peers} has no host:port for rank ${rank}, got ${describe(peers)}`]);
   return { host: match[1].replace(/^\[(.*)\]$/, '$1'), port: Number(match[2]) };
 }
+
+/**
+ * Process-level tuning switches, read once where they apply; not part of the
+ * TrainerConfig (charts do not render them, and a pod runs without them).
+ */
+export const TUNING_ENV = {
+  /** `1`: sum with the plain JS loop instead of the WebAssembly SIMD kernel (kernels/simd-add.ts). Sums are identical. */
+  noSimd: 'TENSORFLEET_NO_SIMD',
+  /**
+   * `stream`: read WebSocket connections through ws's public API only ('message' events), touching no
+   * private ws or Node internal (transport/internals.ts). Unset: read data frames past ws's copies.
+   */
+  socketReads: 'TENSORFLEET_SOCKET_READS',
+} as const;

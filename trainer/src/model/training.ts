@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { TrainerError } from '../contract/errors';
 import { assignVariables, nonTrainableVariables, trainableVariables } from './weights';
 import { Head, type HeadTargets, headFor } from './head';
-import { allocateFloat32 } from '../kernels/sum';
+import { allocateFloat32 } from '../kernels/memory';
 import { type Examples, featureSize } from '../data/examples';
 import type { Task } from '../contract/env';
 import type { TestMetrics } from '../contract/events';

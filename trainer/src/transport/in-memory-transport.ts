@@ -8,7 +8,7 @@ import { CLOSE_CODES } from '../contract/protocol';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../contract/ports';
 import { allocateFloat32Frame, decodeFrame, encodeFrame, type Frame, type Message } from './codec';
 import { PeerGroup } from './peer-group';
-import type { Float32Expectation, Float32MessageHeader, Float32Target, Transport, WaitOptions } from './transport';
+import type { Float32Expectation, Float32MessageHeader, ReceivePlan, Transport, WaitOptions } from './transport';
 
 export interface InMemoryTransportOptions {
   /**
@@ -54,12 +54,12 @@ export class InMemoryTransport implements Transport {
   }
 
   async send(peer: number, message: Message): Promise<void> {
-    this.group.check(peer, 'send to');
+    this.group.check(peer, 'send');
     this.post(peer, encodeFrame(this.rank, message));
   }
 
   async sendFloat32(peer: number, header: Float32MessageHeader, length: number, fill: (out: Float32Array) => void): Promise<void> {
-    this.group.check(peer, 'send to');
+    this.group.check(peer, 'send');
     const { frame, data } = allocateFloat32Frame(this.rank, header, length);
     fill(data);
     this.post(peer, frame);
@@ -71,8 +71,8 @@ export class InMemoryTransport implements Transport {
 
   async flush(): Promise<void> {}
 
-  recvFloat32Into(peer: number, expected: Float32Expectation, target: Float32Target, options?: WaitOptions): Promise<void> {
-    return this.group.recvInto(peer, expected, target, options);
+  recvFloat32Into(peer: number, expected: Float32Expectation, plan: ReceivePlan, options?: WaitOptions): Promise<void> {
+    return this.group.recvInto(peer, expected, plan, options);
   }
 
   recv(peer: number, options?: WaitOptions): Promise<Frame> {

@@ -5,8 +5,7 @@
  */
 import { type ErrorCode, TrainerError } from '../contract/errors';
 import type { Frame } from './codec';
-import { addBytesInPlace, readAreaFor } from '../kernels/sum';
-import type { Float32Expectation, Float32Sink, Float32Target, WaitOptions } from './transport';
+import type { Float32Expectation, ReceivePlan, WaitOptions } from './transport';
 
 /**
  * A pending receive. Its timer runs only while it is first in line: a receive
@@ -15,27 +14,29 @@ import type { Float32Expectation, Float32Sink, Float32Target, WaitOptions } from
 interface Waiter {
   readonly timeoutMs: number;
   readonly onTimeout: () => TrainerError;
-  /** Hands a whole frame to the waiter (for a sink: checks it, feeds the sink, settles). */
+  /** Hands a whole frame to the waiter (for a plan: checks it, feeds the plan, settles). */
   readonly take: (frame: Frame) => void;
   readonly reject: (err: TrainerError) => void;
-  /** Set for recvInto: the payload may be streamed to `sink` before the frame is complete. */
-  readonly stream?: StreamTarget;
+  /** Set for recvInto: the payload may be streamed into the plan before the frame is complete. */
+  readonly stream?: {
+    readonly expected: Float32Expectation;
+    readonly plan: ReceivePlan;
+    /** Settle the receive once the whole payload went into the plan. */
+    readonly done: () => void;
+    /** Whether a transport has started streaming into it. */
+    streaming: boolean;
+  };
   timer?: NodeJS.Timeout;
 }
 
-/** A receive that consumes a float32 payload piece by piece (see Transport.recvFloat32Into). */
-export interface StreamTarget {
-  readonly expected: Float32Expectation;
-  readonly sink: Float32Sink;
-  /** When the receive copies into an array: its bytes, which a transport may also read into directly. */
-  readonly destination?: Uint8Array;
-  /** When the receive sums into a resident array (kernels/sum.ts): where reads should land for the sum to copy nothing. */
-  readonly readArea?: Buffer;
-  /** Settle the receive once the whole payload went to the sink. */
+/** A receive whose payload a transport streams: where it goes, and what to call once all of it went there. */
+export interface StreamedReceive {
+  readonly plan: ReceivePlan;
   readonly done: () => void;
-  /** Whether a transport has started streaming into it. */
-  streaming: boolean;
 }
+
+/** Whether {@link PeerGroup.check} guards a send or a receive: a peer that closed normally may still have frames to read. */
+export type PeerAction = 'send' | 'receive';
 
 /** What a header declares about a message, as far as {@link float32Problem} checks it. */
 export interface MessageShape {
@@ -107,22 +108,16 @@ class Mailbox {
     return new Promise<Frame>((resolve, reject) => this.wait({ timeoutMs, onTimeout, take: resolve, reject }));
   }
 
-  /** A receive into a sink; `check` turns a whole frame into an error or feeds the sink. */
-  takeInto(timeoutMs: number, onTimeout: () => TrainerError, expected: Float32Expectation, target: Float32Target, check: (frame: Frame) => TrainerError | undefined): Promise<void> {
-    const destination = target instanceof Float32Array ? new Uint8Array(target.buffer, target.byteOffset, target.byteLength) : undefined;
-    const addTo = typeof target === 'object' && !(target instanceof Float32Array) ? target.addTo : undefined;
-    const readArea = addTo && readAreaFor(addTo);
-    const sink: Float32Sink = destination
-      ? (index, bytes) => destination.set(bytes, index * 4)
-      : addTo
-        ? (index, bytes) => addBytesInPlace(addTo.subarray(index, index + bytes.length / 4), bytes)
-        : (target as Float32Sink);
+  /** A receive into a plan; `check` turns a whole frame into an error, else its payload goes into the plan. */
+  takeInto(timeoutMs: number, onTimeout: () => TrainerError, expected: Float32Expectation, plan: ReceivePlan, check: (frame: Frame) => TrainerError | undefined): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const take = (frame: Frame): void => {
         const error = check(frame);
         if (error) return reject(error);
         const data = frame.tensors[0].data;
-        if (data.byteLength > 0) sink(0, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+        const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+        if (plan.kind === 'copy') new Uint8Array(plan.into.buffer, plan.into.byteOffset, plan.into.byteLength).set(bytes);
+        else if (bytes.byteLength > 0) plan.sink(0, bytes);
         resolve();
       };
       const frame = this.frames.shift();
@@ -131,21 +126,14 @@ class Mailbox {
         return take(frame);
       }
       if (this.ended) return reject(this.ended());
-      const stream: StreamTarget = {
-        expected,
-        sink,
-        ...(destination ? { destination } : {}),
-        ...(readArea ? { readArea } : {}),
-        streaming: false,
-        done: () => this.finish(waiter) && resolve(),
-      };
+      const stream = { expected, plan, streaming: false, done: () => this.finish(waiter) && resolve() };
       const waiter: Waiter = { timeoutMs, onTimeout, take, reject, stream };
       this.wait(waiter);
     });
   }
 
   /** The receive a transport may stream the next message into, if the first in line is one. */
-  streamTarget(): StreamTarget | undefined {
+  streamTarget(): Waiter['stream'] {
     const stream = this.waiters[0]?.stream;
     return stream && !stream.streaming ? stream : undefined;
   }
@@ -242,15 +230,15 @@ export class PeerGroup {
   }
 
   /** Throws unless `peer` is another valid rank and the group is healthy. */
-  check(peer: number, action: string): void {
+  check(peer: number, action: PeerAction): void {
     if (!Number.isInteger(peer) || peer < 0 || peer >= this.worldSize || peer === this.rank) {
       throw new TrainerError(
         'TRAINER_ERR_INVALID_ARGUMENT',
-        `rank ${this.rank} cannot ${action} rank ${peer}: peer must be an integer from 0 to ${this.worldSize - 1} other than ${this.rank}`,
+        `rank ${this.rank} cannot ${action === 'send' ? 'send to' : 'receive from'} rank ${peer}: peer must be an integer from 0 to ${this.worldSize - 1} other than ${this.rank}`,
       );
     }
     if (this.failure) throw this.failure;
-    if (action === 'send to') {
+    if (action === 'send') {
       const closed = this.closedPeers.get(peer);
       if (closed) throw closed;
     }
@@ -282,7 +270,7 @@ export class PeerGroup {
 
   recv(peer: number, options: WaitOptions = {}): Promise<Frame> {
     try {
-      this.check(peer, 'receive from');
+      this.check(peer, 'receive');
     } catch (err) {
       return Promise.reject(err);
     }
@@ -299,12 +287,12 @@ export class PeerGroup {
   }
 
   /**
-   * Receive the next message from `peer` into `sink` (Transport.recvFloat32Into).
+   * Receive the next message from `peer` into `plan` (Transport.recvFloat32Into).
    * A message that is not `expected` fails with TRAINER_ERR_SHAPE_MISMATCH.
    */
-  recvInto(peer: number, expected: Float32Expectation, target: Float32Target, options: WaitOptions = {}): Promise<void> {
+  recvInto(peer: number, expected: Float32Expectation, plan: ReceivePlan, options: WaitOptions = {}): Promise<void> {
     try {
-      this.check(peer, 'receive from');
+      this.check(peer, 'receive');
     } catch (err) {
       return Promise.reject(err);
     }
@@ -313,7 +301,7 @@ export class PeerGroup {
       timeoutMs,
       onTimeout,
       expected,
-      target,
+      plan,
       (frame) => {
         const problem = float32Problem({ ...frame, tensors: frame.tensors.map((t) => ({ dtype: t.dtype, byteLength: t.data.byteLength })) }, expected);
         return problem === undefined ? undefined : this.mismatch(peer, what, problem);
@@ -326,7 +314,7 @@ export class PeerGroup {
    * header it just read, or undefined (then deliver the whole frame as usual).
    * Only when that header is what the first pending receive expects.
    */
-  streamTarget(peer: number, header: MessageShape): StreamTarget | undefined {
+  streamTarget(peer: number, header: MessageShape): StreamedReceive | undefined {
     if (this.failure) return undefined;
     const target = this.mailboxes[peer].streamTarget();
     if (!target || float32Problem(header, target.expected) !== undefined) return undefined;

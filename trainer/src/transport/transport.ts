@@ -45,17 +45,24 @@ export interface Float32Expectation extends Float32MessageHeader {
 }
 
 /**
- * Consumes an incoming float32 payload in order, as it arrives: `bytes` holds
- * whole elements (little-endian, possibly not 4-aligned in memory) starting at
- * element `index`. Called once per piece, pieces in order, covering the payload exactly.
+ * Where a received float32 payload goes: the one description of a receive
+ * along the DDP receive path. A collective posts it with
+ * {@link Transport.recvFloat32Into}; the peer group holds it until the
+ * message's header arrives; the frame reader (ws-frame-reader.ts) then feeds
+ * the payload to it as the socket delivers it, and asks it where the next
+ * socket read should land.
+ *
+ * - `copy`: the payload is copied into `into` (exactly its length); socket
+ *   reads may land straight in its bytes.
+ * - `sink`: `sink` consumes the payload in order, as it arrives: `bytes` holds
+ *   whole elements (little-endian, possibly not 4-aligned in memory) starting
+ *   at element `index`; called once per piece, pieces in order, covering the
+ *   payload exactly. With `readArea`, socket reads for it land there (for a
+ *   sum, inside the SIMD kernel's memory: collectives/sum-plan.ts).
  */
-export type Float32Sink = (index: number, bytes: Uint8Array) => void;
-
-/**
- * Where a received float32 payload goes: copied into an array (exactly its
- * length), summed into one (`{ addTo }`: addTo[i] += payload[i]), or handed to a sink.
- */
-export type Float32Target = Float32Sink | Float32Array | { readonly addTo: Float32Array };
+export type ReceivePlan =
+  | { readonly kind: 'copy'; readonly into: Float32Array }
+  | { readonly kind: 'sink'; readonly sink: (index: number, bytes: Uint8Array) => void; readonly readArea?: Buffer };
 
 export interface Transport {
   readonly rank: number;
@@ -81,15 +88,14 @@ export interface Transport {
   flush(): Promise<void>;
   /**
    * Receive the next message from `peer`, which must be `expected` (else it
-   * fails with TRAINER_ERR_SHAPE_MISMATCH), handing its payload to `target` as it
+   * fails with TRAINER_ERR_SHAPE_MISMATCH), handing its payload to `plan` as it
    * arrives (where the implementation allows: no intermediate message buffer).
-   * A Float32Array target gets a copy of the payload, `{ addTo }` the sum; a
-   * transport may have the socket read straight into (or next to) the array,
+   * A transport may have the socket read straight into a `copy` plan's array,
    * so its contents are undefined until this resolves.
    * Calls may be posted ahead; they complete in order. The timeout of a call
    * starts when every earlier receive from `peer` has completed.
    */
-  recvFloat32Into(peer: number, expected: Float32Expectation, target: Float32Target, options?: WaitOptions): Promise<void>;
+  recvFloat32Into(peer: number, expected: Float32Expectation, plan: ReceivePlan, options?: WaitOptions): Promise<void>;
   /** The next message from `peer`. */
   recv(peer: number, options?: WaitOptions): Promise<Frame>;
   /** Fail the group: reject everything pending here and tell the peers why. Idempotent. */

@@ -14,11 +14,13 @@
  *   tensors) with one writev, so tensor bytes are not copied into a frame first.
  *
  * ws-transport.ts uses both for the DDP ring, with a `header` handler that
- * streams payloads into posted receives.
+ * streams payloads into posted receives. The private ws and Node fields both
+ * need are reached through internals.ts only; where they are off or missing,
+ * both fall back to ws's public API.
  */
 import type { Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
 import WebSocket from 'ws';
+import { takeOverWsReads, wsSocket } from './internals';
 import { readIntoSharedBuffer } from './socket-reads';
 import { type FrameReaderHandlers, WsFrameReader } from './ws-frame-reader';
 
@@ -53,22 +55,17 @@ export interface DirectReadHandlers {
  */
 export const HEADER_READ_BYTES = 4096;
 
-interface WsInternals {
-  readonly _socket?: Duplex;
-  readonly _receiver?: NodeJS.WritableStream & { destroyed?: boolean; writableEnded?: boolean };
-}
-
 /**
  * Read `ws`'s binary data frames ourselves from now on (see the file comment).
  * Call it right after the upgrade, before ws read anything (in the upgrade
- * callback or on 'open'). Returns false, changing nothing, when this ws does
- * not have the internals it relies on: ws then keeps reading and its 'message'
- * events carry every frame.
+ * callback or on 'open'). Returns false, changing nothing, where private
+ * internals are off or missing (internals.ts): ws then keeps reading and its
+ * 'message' events carry every frame.
  */
 export function readFramesDirectly(ws: WebSocket, handlers: DirectReadHandlers): boolean {
-  const { _socket: socket, _receiver: receiver } = ws as unknown as WsInternals;
-  const wsOnData = socket?.listeners('data').find((listener) => listener.name === 'socketOnData') as ((chunk: Buffer) => void) | undefined;
-  if (!socket || !receiver || !wsOnData) return false;
+  const takeover = takeOverWsReads(ws);
+  if (!takeover) return false;
+  const { socket, receiver } = takeover;
   const reader = new WsFrameReader({
     peerIsClient: handlers.peerIsClient,
     maxPayloadBytes: handlers.maxPayloadBytes,
@@ -96,7 +93,6 @@ export function readFramesDirectly(ws: WebSocket, handlers: DirectReadHandlers):
     handlers.activity();
     reader.pushInPlace(length);
   };
-  socket.removeListener('data', wsOnData);
   socket.on('data', onBytes);
   // Bytes the socket already buffered go first, through 'data'; later reads land in the reused
   // buffer (or straight in a frame) where this Node allows it. On the next tick, so that the
@@ -116,12 +112,18 @@ export function readFramesDirectly(ws: WebSocket, handlers: DirectReadHandlers):
  * client end, which must mask: with a zero key (hub-client.ts's ZERO_MASK),
  * which leaves the bytes as they are. `callback` runs once every byte was
  * handed to the kernel (or with the error); the parts must not change before.
+ * Where private internals are off or missing (internals.ts), the parts are
+ * concatenated and sent with ws.send(): the same frame, one copy more.
  */
 export function sendBinaryParts(ws: WebSocket, parts: readonly Buffer[], masked: boolean, callback: (err?: Error | null) => void): void {
-  const socket = (ws as unknown as WsInternals)._socket;
-  if (ws.readyState !== WebSocket.OPEN || !socket || parts.length === 0) {
+  if (ws.readyState !== WebSocket.OPEN || parts.length === 0) {
     const why = parts.length === 0 ? 'nothing to send' : `WebSocket is not open (readyState ${ws.readyState})`;
     process.nextTick(() => callback(new Error(why)));
+    return;
+  }
+  const socket = wsSocket(ws);
+  if (!socket) {
+    ws.send(parts.length === 1 ? parts[0] : Buffer.concat(parts), { binary: true }, callback);
     return;
   }
   let length = 0;

@@ -6,7 +6,7 @@
  * RFC 6455 framing itself for the one kind of frame the data plane uses (a
  * single unfragmented binary frame, masked iff it comes from a client, no
  * larger than maxPayload) and, for a large tensor frame whose receive is
- * already posted, hands the payload to that receive's sink as the socket
+ * already posted, hands the payload to that receive's plan as the socket
  * delivers it: the bytes are summed or copied into place with no intermediate
  * message buffer. Other binary frames are assembled into an 8-aligned Buffer
  * (the socket reads the rest of a large one straight into it) and decoded as usual.
@@ -19,8 +19,8 @@
  */
 import { MAX_HEADER_BYTES } from '../contract/protocol';
 import { TrainerError } from '../contract/errors';
-import type { NextRead } from './socket-reads';
-import type { Float32Sink } from './transport';
+import type { SocketReadHandlers } from './socket-reads';
+import type { ReceivePlan } from './transport';
 
 /** Frames at least this large are streamed when a receive is waiting for them. */
 const STREAM_MIN_BYTES = 16 * 1024;
@@ -31,33 +31,22 @@ const OPCODE_CLOSE = 0x8;
 const OPCODE_PING = 0x9;
 const OPCODE_PONG = 0xa;
 
-/** Where to stream the payload of the frame whose header was just read. */
-export interface PayloadStream {
-  /** Offset of the payload in the frame (it runs to the end of the frame). */
-  readonly offset: number;
-  readonly sink: Float32Sink;
-  /**
-   * Where the payload goes, when it is only copied: then bytes are copied
-   * there as they are (no element bookkeeping), and {@link WsFrameReader.directTarget}
-   * lets the socket read straight into it.
-   */
-  readonly destination?: Uint8Array;
-  /** Where socket reads should land while this payload streams, for the sink to read them without a copy. */
-  readonly readArea?: Buffer;
-  /** Called once the whole payload went to the sink. */
-  readonly done: () => void;
-}
-
 /**
- * The answer to a header whose receive is not posted yet (the peer is ahead):
- * reading stops, and resumes once `whenReady` calls back, when the header is
- * asked about again. The payload then streams into that receive instead of
- * being assembled in a fresh buffer first; until then it waits in the kernel's
- * socket buffer (TCP backpressure on the sender).
+ * What to do with the payload of the large frame whose header was just read:
+ * - stream it into a posted receive: `plan` (transport.ts) gets the payload,
+ *   which starts at `offset` in the frame and runs to its end; `done` is
+ *   called once all of it went there;
+ * - hold the frame (the peer is ahead: its receive is not posted yet):
+ *   reading stops, and resumes once `whenReady` calls back, when the header is
+ *   asked about again. The payload then streams into that receive instead of
+ *   being assembled in a fresh buffer first; until then it waits in the
+ *   kernel's socket buffer (TCP backpressure on the sender);
+ * - undefined: assemble the frame and pass it to `message`.
  */
-export interface HeldFrame {
-  readonly whenReady: (resume: () => void) => void;
-}
+export type HeaderAnswer =
+  | { readonly plan: ReceivePlan; readonly offset: number; readonly done: () => void }
+  | { readonly whenReady: (resume: () => void) => void }
+  | undefined;
 
 export interface FrameReaderHandlers {
   /** Frames from the peer must be masked iff it is the client, i.e. iff we accepted the connection. */
@@ -74,11 +63,10 @@ export interface FrameReaderHandlers {
   readonly headerReadBytes?: number;
   /**
    * The first `headerBytes` of a large binary frame of `frameBytes` bytes:
-   * return where to stream its payload, or undefined to have it assembled and
-   * passed to {@link message}, or a {@link HeldFrame} to wait until it can
-   * stream. Throw (a TrainerError) if the header is invalid.
+   * say what to do with its payload ({@link HeaderAnswer}). Throw (a
+   * TrainerError) if the header is invalid.
    */
-  header(head: Uint8Array, frameBytes: number): PayloadStream | HeldFrame | undefined;
+  header(head: Uint8Array, frameBytes: number): HeaderAnswer;
   /** Stop reading the socket (while a frame is held). @default - nothing: bytes read meanwhile wait in memory */
   readonly pause?: () => void;
   /** Read the socket again. */
@@ -112,7 +100,11 @@ export class WsFrameReader {
   /** Header bytes being gathered before deciding to stream (length prefix first). */
   private head: Buffer | undefined;
   private assembled: Buffer | undefined;
-  private stream: PayloadStream | undefined;
+  /** The receive the payload streams into; its plan, unpacked: copied into `destination`, or handed to `sink`. */
+  private stream: Extract<HeaderAnswer, { plan: ReceivePlan }> | undefined;
+  private destination: Uint8Array | undefined;
+  private sink: ((index: number, bytes: Uint8Array) => void) | undefined;
+  private readArea: Buffer | undefined;
   private skipping = false;
   /** Bytes of an element split across socket reads. */
   private readonly carry = new Uint8Array(4);
@@ -183,7 +175,7 @@ export class WsFrameReader {
    * DIRECT_MIN_BYTES remain; the read cannot run past the frame), or into the
    * stream's read area.
    */
-  nextRead(): NextRead | undefined {
+  nextRead(): ReturnType<SocketReadHandlers['nextRead']> {
     const staging = this.staging;
     if (staging && (this.mode === 'info' || (this.mode === 'payload' && this.head !== undefined))) return { buffer: staging, direct: false };
     if (this.mode !== 'payload') return undefined;
@@ -191,12 +183,13 @@ export class WsFrameReader {
     if (assembled) return this.frameBytes - this.pos >= DIRECT_MIN_BYTES ? { buffer: assembled.subarray(this.pos, this.frameBytes), direct: true } : undefined;
     const stream = this.stream;
     if (!stream) return undefined;
-    if (stream.destination) {
+    const destination = this.destination;
+    if (destination) {
       const at = this.pos - stream.offset;
       const remaining = this.frameBytes - this.pos;
-      return at >= 0 && remaining >= DIRECT_MIN_BYTES ? { buffer: stream.destination.subarray(at, at + remaining), direct: true } : undefined;
+      return at >= 0 && remaining >= DIRECT_MIN_BYTES ? { buffer: destination.subarray(at, at + remaining), direct: true } : undefined;
     }
-    return stream.readArea && { buffer: stream.readArea, direct: false };
+    return this.readArea && { buffer: this.readArea, direct: false };
   }
 
   /** `length` bytes were read straight into the `direct` buffer {@link nextRead} handed out before the read (a masked frame is unmasked at its end). */
@@ -275,7 +268,7 @@ export class WsFrameReader {
 
   /** The frame's header (`head`, read up to pos) is complete: stream, assemble, skip or hold the payload. */
   private startPayload(head: Buffer, rest: Buffer): void {
-    let answer: PayloadStream | HeldFrame | undefined;
+    let answer: HeaderAnswer;
     try {
       answer = this.handlers.header(head, this.frameBytes);
     } catch (err) {
@@ -286,13 +279,17 @@ export class WsFrameReader {
     }
     if (!answer) return this.assemble(head, rest);
     if ('whenReady' in answer) return this.hold(head, rest, answer);
+    const { plan } = answer;
     this.stream = answer;
+    this.destination = plan.kind === 'copy' ? new Uint8Array(plan.into.buffer, plan.into.byteOffset, plan.into.byteLength) : undefined;
+    this.sink = plan.kind === 'sink' ? plan.sink : undefined;
+    this.readArea = plan.kind === 'sink' ? plan.readArea : undefined;
     this.carryLength = 0;
     if (rest.length > 0) this.payload(rest);
   }
 
   /** Stop here until `held` says the frame's receive is posted; keep what was read past the header. */
-  private hold(head: Buffer, rest: Buffer, held: HeldFrame): void {
+  private hold(head: Buffer, rest: Buffer, held: { readonly whenReady: (resume: () => void) => void }): void {
     this.mode = 'held';
     this.heldHead = Buffer.from(head);
     this.heldBytes = rest.length > 0 ? [Buffer.from(rest)] : [];
@@ -334,9 +331,10 @@ export class WsFrameReader {
     if (rest.length > 0) this.payload(rest);
   }
 
-  /** Hand `piece` (frame bytes from `start`) to the stream in whole elements. */
+  /** Hand `piece` (frame bytes from `start`) to the stream: copied into place, or to its sink in whole elements. */
   private feed(piece: Buffer, start: number): void {
-    const { offset, sink, destination } = this.stream!;
+    const { offset } = this.stream!;
+    const destination = this.destination;
     let bytes: Uint8Array = piece;
     let at = start - offset;
     if (at < 0) {
@@ -345,6 +343,7 @@ export class WsFrameReader {
       at = 0;
     }
     if (destination) return destination.set(bytes, at);
+    const sink = this.sink!;
     if (this.carryLength > 0 && bytes.length > 0) {
       const n = Math.min(4 - this.carryLength, bytes.length);
       this.carry.set(bytes.subarray(0, n), this.carryLength);
@@ -367,6 +366,9 @@ export class WsFrameReader {
     const { assembled, stream, mask } = this;
     this.assembled = undefined;
     this.stream = undefined;
+    this.destination = undefined;
+    this.sink = undefined;
+    this.readArea = undefined;
     this.head = undefined;
     this.mask = undefined;
     this.skipping = false;

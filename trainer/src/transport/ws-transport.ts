@@ -16,9 +16,9 @@ import { allocateFloat32Frame, decodeFrame, decodeFrameHeader, encodeFrame, floa
 import { FramePool } from './frame-pool';
 import { checkHello, type HelloFields, helloMessage, parseHello } from './handshake';
 import { PeerGroup } from './peer-group';
-import type { Float32Expectation, Float32MessageHeader, Float32Target, Transport, WaitOptions } from './transport';
+import type { Float32Expectation, Float32MessageHeader, ReceivePlan, Transport, WaitOptions } from './transport';
 import { readFramesDirectly, sendBinaryParts } from './ws-direct';
-import type { HeldFrame, PayloadStream } from './ws-frame-reader';
+import type { HeaderAnswer } from './ws-frame-reader';
 import { bearerAuthorized, refuseUpgrade } from './upgrade-auth';
 
 export interface PeerAddress {
@@ -307,19 +307,19 @@ export class WsTransport implements Transport {
   }
 
   async send(peer: number, message: Message, options?: WaitOptions): Promise<void> {
-    this.group.check(peer, 'send to');
+    this.group.check(peer, 'send');
     await this.write(peer, encodeFrame(this.rank, message), options);
   }
 
   async sendFloat32(peer: number, header: Float32MessageHeader, length: number, fill: (out: Float32Array) => void, options?: WaitOptions): Promise<void> {
-    this.group.check(peer, 'send to');
+    this.group.check(peer, 'send');
     const { frame, data } = allocateFloat32Frame(this.rank, header, length, (bytes) => this.framePool.take(bytes));
     fill(data);
     await this.write(peer, frame, options, true);
   }
 
   async sendFloat32View(peer: number, header: Float32MessageHeader, data: Float32Array, options?: WaitOptions): Promise<void> {
-    this.group.check(peer, 'send to');
+    this.group.check(peer, 'send');
     const head = float32FrameHead(this.rank, header, data.length);
     await this.write(peer, head, options, false, Buffer.from(data.buffer, data.byteOffset, data.byteLength));
   }
@@ -330,8 +330,8 @@ export class WsTransport implements Transport {
     }
   }
 
-  recvFloat32Into(peer: number, expected: Float32Expectation, target: Float32Target, options?: WaitOptions): Promise<void> {
-    return this.group.recvInto(peer, expected, target, options);
+  recvFloat32Into(peer: number, expected: Float32Expectation, plan: ReceivePlan, options?: WaitOptions): Promise<void> {
+    return this.group.recvInto(peer, expected, plan, options);
   }
 
   recv(peer: number, options?: WaitOptions): Promise<Frame> {
@@ -468,7 +468,7 @@ export class WsTransport implements Transport {
    * a receive is posted, rather than assembled in a fresh buffer and copied
    * again; while held, the connection's silence is ours, not the peer's.
    */
-  private streamTarget(conn: Connection, head: Uint8Array, frameBytes: number): PayloadStream | HeldFrame | undefined {
+  private streamTarget(conn: Connection, head: Uint8Array, frameBytes: number): HeaderAnswer {
     const header = decodeFrameHeader(head, frameBytes, { maxPayloadBytes: this.maxPayloadBytes });
     if (conn.rejected || conn.peer < 0 || header.rank !== conn.peer || header.tensors.length !== 1) return undefined;
     const peer = conn.peer;
@@ -485,8 +485,7 @@ export class WsTransport implements Transport {
       };
       return { whenReady };
     }
-    const { sink, destination, readArea, done } = target;
-    return { offset: header.tensors[0].offset, sink, ...(destination ? { destination } : {}), ...(readArea ? { readArea } : {}), done };
+    return { plan: target.plan, offset: header.tensors[0].offset, done: target.done };
   }
 
   private onMessage(conn: Connection, data: Buffer, isBinary: boolean): void {
@@ -666,7 +665,7 @@ export class WsTransport implements Transport {
     const conn = this.peers[peer];
     if (!conn) throw this.group.lostPeer('TRAINER_ERR_PEER_CLOSED', peer, 'not connected');
     if (conn.pendingBytes > this.highWaterBytes) await this.drain(conn, options, this.highWaterBytes);
-    this.group.check(peer, 'send to');
+    this.group.check(peer, 'send');
     const bytes = frame.byteLength + (payload?.byteLength ?? 0);
     conn.pendingBytes += bytes;
     const written = (err?: Error | null): void => {

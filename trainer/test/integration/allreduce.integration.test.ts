@@ -3,15 +3,10 @@
  * random order, with their config in the contract env.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { spawnRankGroup, waitForGroup } from '../../src/bench/allreduce-group';
-import { BUILD_DIR } from '../../../tools/test-support/paths';
-import { bitIdentical, firstMismatch, float64Sum, randomFloat32, seededRandom } from '../support/random';
-
-const RANK_JS = join(BUILD_DIR, 'trainer', 'test', 'support', 'allreduce-rank.js');
+import { spawnRankGroup } from '../../src/bench/allreduce-group';
+import { seededRandom } from '../support/random';
+import { RANK_JS, runRingGroup } from '../support/ring-group';
 
 describe('ring all-reduce across processes', () => {
   for (const worldSize of [1, 2, 3, 4, 8]) {
@@ -20,30 +15,7 @@ describe('ring all-reduce across processes', () => {
       const random = seededRandom(seed);
       // A length < worldSize, and a random one that is not a multiple of worldSize.
       const lengths = [Math.floor(random() * worldSize), 50_000 + Math.floor(random() * 200_000) * worldSize + 1];
-      const out = mkdtempSync(join(tmpdir(), 'tensorfleet-allreduce-'));
-      try {
-        const group = await spawnRankGroup({
-          entry: RANK_JS,
-          worldSize,
-          timeoutMs: 20_000,
-          inheritStderr: false,
-          args: ['--lengths', lengths.join(','), '--seed', String(seed), '--out', out, '--chunk-bytes', String(64 * 1024)],
-        });
-        await waitForGroup(group, 60_000);
-        for (const [step, length] of lengths.entries()) {
-          const results = Array.from({ length: worldSize }, (_, rank) => {
-            const bytes = readFileSync(join(out, `rank-${rank}-step-${step}.bin`));
-            return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
-          });
-          const inputs = Array.from({ length: worldSize }, (_, rank) => randomFloat32(seed * 1000 + step * 100 + rank, length, 10));
-          const label = `worldSize ${worldSize}, length ${length}`;
-          assert.equal(results[0].length, length, label);
-          assert.equal(firstMismatch(results[0], float64Sum(inputs), 1e-4, 1e-5), -1, `${label}: differs from the float64 sum`);
-          for (let rank = 1; rank < worldSize; rank++) assert.ok(bitIdentical(results[rank], results[0]), `${label}: rank ${rank} differs from rank 0`);
-        }
-      } finally {
-        rmSync(out, { recursive: true, force: true });
-      }
+      await runRingGroup({ worldSize, seed, lengths });
     });
   }
 

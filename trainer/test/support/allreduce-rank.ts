@@ -3,7 +3,8 @@
  * Config from the contract env; argv: --lengths <n,...> --seed <s> --out <dir>
  * [--repeat <k>]. Step i all-reduces randomFloat32(seed * 1000 + i * 100 + rank,
  * lengths[i]) and writes the result to <dir>/rank-<rank>-step-<i>.bin; each step
- * is reported over IPC as { step }. Odd ranks use resident arrays (allocateFloat32). On failure it reports { code, message } and exits 2.
+ * is reported over IPC as { step, privateInternalsUses } (transport/internals.ts).
+ * Odd ranks use resident arrays (allocateFloat32). On failure it reports { code, message } and exits 2.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,8 +12,9 @@ import { parseArgs } from 'node:util';
 import { parseTrainerEnv } from '../../src/contract/env';
 import { TrainerError } from '../../src/contract/errors';
 import { ringAllReduce } from '../../src/collectives/ring-all-reduce';
-import { allocateFloat32 } from '../../src/kernels/sum';
+import { allocateFloat32 } from '../../src/kernels/memory';
 import { rendezvous } from '../../src/rendezvous/rendezvous';
+import { privateInternalsUses } from '../../src/transport/internals';
 import type { WsTransport } from '../../src/transport/ws-transport';
 import { randomFloat32 } from './random';
 
@@ -39,13 +41,13 @@ async function main(): Promise<void> {
   let step = 0;
   for (let round = 0; round < Number(values.repeat); round++) {
     for (const [i, length] of lengths.entries()) {
-      // Odd ranks sum into resident arrays (kernels/sum.ts), even ranks into plain ones: both paths, one result.
+      // Odd ranks sum into resident arrays (kernels/memory.ts), even ranks into plain ones: both paths, one result.
       const input = randomFloat32(seed * 1000 + i * 100 + config.rank, length, 10);
       const data = config.rank % 2 === 1 ? allocateFloat32(length) : input;
       data.set(input);
       await ringAllReduce(transport, data, { step, chunkBytes: Number(values['chunk-bytes']) });
       if (values.out !== undefined && round === 0) writeFileSync(join(values.out, `rank-${config.rank}-step-${i}.bin`), new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-      await report({ step });
+      await report({ step, privateInternalsUses: privateInternalsUses() });
       step++;
     }
   }

@@ -5,45 +5,11 @@
  * handles text, pings, pongs and the close handshake.
  */
 import assert from 'node:assert/strict';
-import type { AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
-import WebSocket, { WebSocketServer } from 'ws';
+import type WebSocket from 'ws';
 import { readFramesDirectly, sendBinaryParts } from '../../../src/transport/ws-direct';
 import { seededRandom } from '../../support/random';
-
-const ZERO_MASK = (mask: Buffer): void => {
-  mask.fill(0);
-};
-
-interface Pair {
-  readonly server: WebSocket;
-  readonly client: WebSocket;
-  close(): Promise<void>;
-}
-
-/** A ws server and a client connected to it on 127.0.0.1 (the client masks with a zero key, as HubClient does). */
-async function connectedPair(onServerSocket?: (ws: WebSocket) => void): Promise<Pair> {
-  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false, maxPayload: 1 << 24 });
-  await new Promise<void>((resolve) => wss.once('listening', resolve));
-  const accepted = new Promise<WebSocket>((resolve) =>
-    wss.once('connection', (ws) => {
-      onServerSocket?.(ws);
-      resolve(ws);
-    }),
-  );
-  const client = new WebSocket(`ws://127.0.0.1:${(wss.address() as AddressInfo).port}`, { perMessageDeflate: false, maxPayload: 1 << 24, generateMask: ZERO_MASK });
-  await new Promise<void>((resolve, reject) => client.once('open', resolve).once('error', reject));
-  const server = await accepted;
-  return {
-    server,
-    client,
-    close: async () => {
-      client.terminate();
-      server.terminate();
-      await new Promise<void>((resolve) => wss.close(() => resolve()));
-    },
-  };
-}
+import { connectedPair } from '../../support/ws-pair';
 
 function randomBytes(seed: number, length: number): Buffer {
   const random = seededRandom(seed);

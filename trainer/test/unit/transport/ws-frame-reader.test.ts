@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { isTrainerError, MESSAGE_TYPES, TrainerError } from '../../../src/contract';
-import { addBytesInPlace, allocateFloat32 } from '../../../src/kernels/sum';
+import { sumPlan } from '../../../src/collectives/sum-plan';
+import { allocateFloat32 } from '../../../src/kernels/memory';
 import { decodeFrame, decodeFrameHeader, encodeFrame, float32Tensor } from '../../../src/transport/codec';
-import { type FrameReaderHandlers, type HeldFrame, type PayloadStream, WsFrameReader } from '../../../src/transport/ws-frame-reader';
+import { type FrameReaderHandlers, type HeaderAnswer, WsFrameReader } from '../../../src/transport/ws-frame-reader';
 import { createWsGroup } from '../../support/ws-group';
 import { randomFloat32, seededRandom } from '../../support/random';
 
@@ -34,14 +35,14 @@ interface Seen {
 function reader(
   peerIsClient: boolean,
   stream: (seq: number) => boolean,
-  hold?: Pick<FrameReaderHandlers, 'pause' | 'resume'> & { readonly frame: () => HeldFrame | undefined },
+  hold?: Pick<FrameReaderHandlers, 'pause' | 'resume'> & { readonly frame: () => HeaderAnswer },
 ): { reader: WsFrameReader; seen: Seen } {
   const seen: Seen = { streamed: [], messages: [], forwarded: [], rejected: [] };
   const handlers: FrameReaderHandlers = {
     peerIsClient,
     maxPayloadBytes: 1 << 22,
     ...(hold ? { pause: hold.pause, resume: hold.resume } : {}),
-    header: (head, frameBytes): PayloadStream | HeldFrame | undefined => {
+    header: (head, frameBytes): HeaderAnswer => {
       const held = hold?.frame();
       if (held) return held;
       const header = decodeFrameHeader(head, frameBytes);
@@ -50,11 +51,14 @@ function reader(
       let next = 0;
       return {
         offset: header.tensors[0].offset,
-        sink: (index, bytes) => {
-          assert.equal(index, next, 'pieces arrive in order');
-          assert.equal(bytes.length % 4, 0, 'pieces hold whole elements');
-          new Uint8Array(target.buffer, index * 4, bytes.length).set(bytes);
-          next += bytes.length / 4;
+        plan: {
+          kind: 'sink',
+          sink: (index, bytes) => {
+            assert.equal(index, next, 'pieces arrive in order');
+            assert.equal(bytes.length % 4, 0, 'pieces hold whole elements');
+            new Uint8Array(target.buffer, index * 4, bytes.length).set(bytes);
+            next += bytes.length / 4;
+          },
         },
         done: () => {
           assert.equal(next, target.length, 'the whole payload was streamed');
@@ -298,9 +302,9 @@ describe('WsTransport.recvFloat32Into', () => {
         const resident = allocateFloat32(length);
         resident.set(start);
         const received = [
-          b.recvFloat32Into(0, { ...header(3 * i), length }, copy),
-          b.recvFloat32Into(0, { ...header(3 * i + 1), length }, { addTo: plain }),
-          b.recvFloat32Into(0, { ...header(3 * i + 2), length }, { addTo: resident }),
+          b.recvFloat32Into(0, { ...header(3 * i), length }, { kind: 'copy', into: copy }),
+          b.recvFloat32Into(0, { ...header(3 * i + 1), length }, sumPlan(plain)),
+          b.recvFloat32Into(0, { ...header(3 * i + 2), length }, sumPlan(resident)),
         ];
         for (let k = 0; k < 3; k++) await a.sendFloat32View(1, header(3 * i + k), payload);
         await a.flush();
@@ -322,7 +326,7 @@ describe('WsTransport.recvFloat32Into', () => {
       const into = sent.map((s, i) => randomFloat32(20 + i, s.length));
       const expected = into.map((t, i) => t.map((v, j) => Math.fround(v + sent[i][j])));
       const header = (seq: number) => ({ type: MESSAGE_TYPES.chunk, step: 0, seq });
-      const sum = (target: Float32Array) => (index: number, bytes: Uint8Array) => addBytesInPlace(target.subarray(index, index + bytes.length / 4), bytes);
+      const sum = sumPlan;
       const first = b.recvFloat32Into(0, { ...header(0), length: sent[0].length }, sum(into[0]));
       for (const [seq, data] of sent.entries()) await a.sendFloat32View(1, header(seq), data);
       await a.flush();
@@ -337,7 +341,7 @@ describe('WsTransport.recvFloat32Into', () => {
       await a.sendFloat32View(1, header(4), late);
       await new Promise((resolve) => setTimeout(resolve, 700));
       const copy = new Float32Array(late.length);
-      await b.recvFloat32Into(0, { ...header(4), length: late.length }, copy);
+      await b.recvFloat32Into(0, { ...header(4), length: late.length }, { kind: 'copy', into: copy });
       assert.deepEqual(copy, late);
 
       await a.sendFloat32View(1, header(7), sent[0]);
