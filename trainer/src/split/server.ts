@@ -19,7 +19,7 @@
 import { isTrainerError, TrainerError } from '../contract/errors';
 import { MESSAGE_TYPES, type MessageTypeName } from '../contract/protocol';
 import type { Frame, Message } from '../transport/codec';
-import type { OutgoingFrame } from '../transport/hub';
+import type { OutgoingFrame } from '../transport/star/protocol';
 import { weightedAverage } from './noise';
 import {
   type ClientSideWeights,
@@ -87,7 +87,7 @@ export interface SplitSessionsOptions {
    */
   readonly headWeightsLength?: number;
   /**
-   * Encodes a message (transport/hub encodeOutgoingFrame with the hub's rank).
+   * Encodes a message (transport/star/protocol encodeOutgoingFrame with the hub's rank).
    * The last reply to each client is kept to answer a retried step: the
    * pieces may view the reply's tensors, which the server never changes.
    */

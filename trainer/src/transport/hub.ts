@@ -19,45 +19,25 @@ import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer } from 'ws';
 import { type ErrorCode, TrainerError } from '../contract/errors';
 import { DEFAULT_MAX_PAYLOAD_BYTES, PORTS, WS_PATH } from '../contract/ports';
-import { CLOSE_CODES, MESSAGE_TYPES } from '../contract/protocol';
-import { decodeFrame, encodeFrame, encodeFrameParts, type Frame, type Message } from './codec';
-import { parseHello } from './handshake';
+import { CLOSE_CODES } from '../contract/protocol';
+import { decodeFrame, encodeFrame, type Frame, type Message } from './codec';
 import { HEADER_READ_BYTES, readFramesDirectly, sendBinaryParts } from './ws-direct';
+import {
+  checkFromClient,
+  type ClientHello,
+  encodeOutgoingFrame,
+  HUB_DONE_REASON,
+  HUB_RANK,
+  hubHelloMessage,
+  type MembershipChange,
+  type OutgoingFrame,
+  outgoingFrameBytes,
+  parseClientHello,
+} from './star/protocol';
 import { bearerAuthorized, refuseUpgrade } from './upgrade-auth';
 
-/** The hub's own rank on the wire (the server of a star). */
-export const HUB_RANK = 0;
-/** Close reason the hub sends to every client when training is over (with CLOSE_CODES.normal). */
-export const HUB_DONE_REASON = 'training finished';
 /** Largest close reason in bytes (WebSocket limit). */
 const MAX_CLOSE_REASON_BYTES = 123;
-/** Frames with at least this many tensor bytes are written as pieces (no copy); smaller ones as one Buffer. */
-const PARTS_MIN_TENSOR_BYTES = 16 * 1024;
-
-/**
- * An encoded frame ready to send: one Buffer, or its pieces in order
- * (codec.ts encodeFrameParts), whose tensor views must not change until sent.
- */
-export type OutgoingFrame = Buffer | readonly Buffer[];
-
-/**
- * Encode `message` from `rank` for {@link Hub.sendFrame} or a hub client: as
- * pieces when it carries enough tensor bytes for a copy to matter (the pieces
- * view the tensors: keep them unchanged while the frame may be sent), else as one Buffer.
- */
-export function encodeOutgoingFrame(rank: number, message: Message): OutgoingFrame {
-  let tensorBytes = 0;
-  for (const tensor of message.tensors ?? []) tensorBytes += tensor.data.byteLength;
-  return tensorBytes >= PARTS_MIN_TENSOR_BYTES ? encodeFrameParts(rank, message) : encodeFrame(rank, message);
-}
-
-/** Bytes of an encoded frame. */
-export function outgoingFrameBytes(frame: OutgoingFrame): number {
-  if (Buffer.isBuffer(frame)) return frame.byteLength;
-  let bytes = 0;
-  for (const part of frame as readonly Buffer[]) bytes += part.byteLength;
-  return bytes;
-}
 
 export interface HubOptions {
   /**
@@ -134,13 +114,6 @@ export interface HubOptions {
   readonly onMembership?: (change: MembershipChange) => void;
 }
 
-export interface MembershipChange {
-  readonly kind: 'join' | 'replace' | 'leave';
-  readonly clientId: string;
-  /** Why a client left (close code and reason, heartbeat, bad frame). */
-  readonly reason?: string;
-}
-
 export interface HubWaitOptions {
   /** @default - the hub's timeoutMs */
   readonly timeoutMs?: number;
@@ -198,25 +171,6 @@ function checkPositiveInteger(owner: string, values: Readonly<Record<string, num
       throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `${owner}: '${name}' must be an integer >= 1, got ${value}`);
     }
   }
-}
-
-/**
- * The hello a client sends: its id, rank (partition index) and generation, and
- * optionally what it declares about itself (`info`, e.g. its data's description),
- * which the hub keeps for {@link Hub.clientInfo}.
- */
-export function clientHelloMessage(fields: { clientId: string; rank: number; worldSize: number; generation: number; info?: Readonly<Record<string, unknown>> }): Message {
-  return {
-    type: MESSAGE_TYPES.hello,
-    step: 0,
-    seq: 0,
-    meta: { clientId: fields.clientId, worldSize: fields.worldSize, generation: fields.generation, ...(fields.info === undefined ? {} : { info: fields.info }) },
-  };
-}
-
-/** The hub's answer to a valid client hello. */
-export function hubHelloMessage(generation: number, clients: number): Message {
-  return { type: MESSAGE_TYPES.hello, step: 0, seq: 0, meta: { worldSize: Math.max(1, clients), generation } };
 }
 
 export class Hub {
@@ -532,10 +486,12 @@ export class Hub {
     } catch (err) {
       return this.reject(conn, asTrainerError(err, 'TRAINER_ERR_BAD_FRAME'));
     }
-    if (conn.clientId === undefined) return this.onHello(conn, frame);
-    if (frame.type === MESSAGE_TYPES.hello) return this.reject(conn, new TrainerError('TRAINER_ERR_BAD_FRAME', 'invalid frame: second hello'));
-    if (frame.rank !== conn.rank) {
-      return this.reject(conn, new TrainerError('TRAINER_ERR_BAD_FRAME', `invalid frame: sender rank ${frame.rank} on the connection of ${this.describeClient(conn.clientId)} (rank ${conn.rank})`));
+    const clientId = conn.clientId;
+    if (clientId === undefined) return this.onHello(conn, frame);
+    try {
+      checkFromClient(frame, conn.rank, () => this.describeClient(clientId));
+    } catch (err) {
+      return this.reject(conn, asTrainerError(err, 'TRAINER_ERR_BAD_FRAME'));
     }
     const waiter = conn.waiters.shift();
     if (waiter) return waiter.resolve(frame);
@@ -546,27 +502,17 @@ export class Hub {
   }
 
   private onHello(conn: Connection, frame: Frame): void {
-    let clientId: string;
+    let hello: ClientHello;
     try {
-      const hello = parseHello(frame, conn.remote);
-      const raw = frame.meta?.clientId;
-      if (typeof raw !== 'string' || raw === '' || raw.length > 253) {
-        throw new TrainerError('TRAINER_ERR_HANDSHAKE', `hello from ${conn.remote} has no valid clientId, got ${JSON.stringify(raw ?? null)}`);
-      }
-      if (hello.generation !== this.generation) {
-        throw new TrainerError(
-          'TRAINER_ERR_STALE_GENERATION',
-          `federated server (generation ${this.generation}) refused client ${raw} (${conn.remote}) of generation ${hello.generation}`,
-        );
-      }
-      clientId = raw;
+      hello = parseClientHello(frame, conn.remote, this.generation);
     } catch (err) {
       return this.reject(conn, asTrainerError(err, 'TRAINER_ERR_HANDSHAKE'));
     }
+    const clientId = hello.clientId;
     clearTimeout(conn.helloTimer);
     conn.clientId = clientId;
-    conn.rank = frame.rank;
-    conn.info = frame.meta?.info;
+    conn.rank = hello.rank;
+    conn.info = hello.info;
     this.pending.delete(conn);
     const previous = this.clients.get(clientId);
     this.clients.set(clientId, conn);

@@ -13,7 +13,8 @@ import { type SplitBatch, type SplitClientModel, runSplitClient } from '../../..
 import { activationsMessage, errorFromFrame, type Matrix, metaMessage } from '../../../src/split/protocol';
 import { runSplitSessions, type SplitModeName, type SplitSessionsResult, type SplitTopModel } from '../../../src/split/server';
 import type { Frame } from '../../../src/transport/codec';
-import { encodeOutgoingFrame, Hub, HUB_RANK } from '../../../src/transport/hub';
+import { Hub } from '../../../src/transport/hub';
+import { encodeOutgoingFrame, HUB_RANK } from '../../../src/transport/star/protocol';
 import { HubClient } from '../../../src/transport/hub-client';
 
 const FEATURES = 4;
