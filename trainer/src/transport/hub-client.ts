@@ -14,6 +14,7 @@ import { CLOSE_CODES } from '../contract/protocol';
 import { decodeFrame, encodeFrame, type Frame, type Message } from './codec';
 import { parseHello } from './handshake';
 import { checkFromHub, clientHelloMessage, encodeOutgoingFrame, outgoingFrameBytes } from './star/protocol';
+import type { StarLink } from './star/star';
 import { HEADER_READ_BYTES, readFramesDirectly, sendBinaryParts } from './ws-direct';
 
 export interface HubClientOptions {
@@ -89,7 +90,7 @@ interface Link {
   heartbeat?: NodeJS.Timeout;
 }
 
-export class HubClient {
+export class HubClient implements StarLink {
   readonly clientId: string;
   readonly connectTimeoutMs: number;
   readonly timeoutMs: number;

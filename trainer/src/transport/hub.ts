@@ -25,6 +25,7 @@ import { HEADER_READ_BYTES, readFramesDirectly, sendBinaryParts } from './ws-dir
 import {
   checkFromClient,
   type ClientHello,
+  compareClientIds,
   encodeOutgoingFrame,
   HUB_DONE_REASON,
   HUB_RANK,
@@ -34,6 +35,7 @@ import {
   outgoingFrameBytes,
   parseClientHello,
 } from './star/protocol';
+import type { Star } from './star/star';
 import { bearerAuthorized, refuseUpgrade } from './upgrade-auth';
 
 /** Largest close reason in bytes (WebSocket limit). */
@@ -173,7 +175,7 @@ function checkPositiveInteger(owner: string, values: Readonly<Record<string, num
   }
 }
 
-export class Hub {
+export class Hub implements Star {
   readonly generation: number;
   readonly timeoutMs: number;
   readonly helloTimeoutMs: number;
@@ -223,7 +225,7 @@ export class Hub {
 
   /** Ids of the clients connected now (hello done), sorted. */
   clientIds(): string[] {
-    return [...this.clients.keys()].sort(compareIds);
+    return [...this.clients.keys()].sort(compareClientIds);
   }
 
   /** What `clientId` declared in its hello's `info` (a peer's claim, unchecked), if connected. */
@@ -595,12 +597,4 @@ export class Hub {
       conn.ws.ping();
     }
   }
-}
-
-/** Numeric ids in numeric order ("2" before "10"), then the rest. */
-function compareIds(a: string, b: string): number {
-  const na = Number(a);
-  const nb = Number(b);
-  if (Number.isInteger(na) && Number.isInteger(nb)) return na - nb;
-  return a < b ? -1 : a > b ? 1 : 0;
 }

@@ -4,5 +4,6 @@ export * from './in-memory-transport';
 export * from './transport';
 export * from './ws-transport';
 export * from './star/protocol';
+export * from './star/star';
 export * from './hub';
 export * from './hub-client';

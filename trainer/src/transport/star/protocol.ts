@@ -50,6 +50,14 @@ export function outgoingFrameBytes(frame: OutgoingFrame): number {
   return bytes;
 }
 
+/** Client ids in the order a star lists them: numeric ids in numeric order ("2" before "10"), then the rest. */
+export function compareClientIds(a: string, b: string): number {
+  const na = Number(a);
+  const nb = Number(b);
+  if (Number.isInteger(na) && Number.isInteger(nb)) return na - nb;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
 /** A client joined, was replaced by a newer connection under its id, or left. */
 export interface MembershipChange {
   readonly kind: 'join' | 'replace' | 'leave';

@@ -5,13 +5,14 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { isTrainerError, MESSAGE_TYPES, TrainerError } from '../../../src/contract';
-import { type LocalFit, runClientLoop, type ServerLink } from '../../../src/federated/client-loop';
+import { type LocalFit, runClientLoop } from '../../../src/federated/client-loop';
 import type { Frame, Message } from '../../../src/transport/codec';
 import { FedAvg } from '../../../src/federated/strategies/fed-avg';
 import { parseFitResult, runFederatedServer, type RoundSummary, weightedMetrics } from '../../../src/federated/server';
 import type { FitConfig, Strategy } from '../../../src/federated/strategy';
 import { Hub } from '../../../src/transport/hub';
 import { HubClient } from '../../../src/transport/hub-client';
+import type { StarLink } from '../../../src/transport/star/star';
 
 const LOOPBACK = '127.0.0.1';
 const TOKEN = 't0ken';
@@ -291,7 +292,7 @@ describe('parseFitResult', () => {
 
 describe('runClientLoop', () => {
   /** A scripted link: each recv takes the next step (a frame or an error). */
-  function scripted(steps: Array<Frame | TrainerError>): ServerLink & { sent: Message[]; connects: number } {
+  function scripted(steps: Array<Frame | TrainerError>): StarLink & { sent: Message[]; connects: number } {
     const link = {
       sent: [] as Message[],
       connects: 0,
