@@ -35,6 +35,7 @@ import {
   outgoingFrameBytes,
   parseClientHello,
 } from './star/protocol';
+import { Membership } from './star/membership';
 import type { Star } from './star/star';
 import { bearerAuthorized, refuseUpgrade } from './upgrade-auth';
 
@@ -188,7 +189,7 @@ export class Hub implements Star {
   private readonly options: HubOptions;
   private readonly clients = new Map<string, Connection>();
   private readonly pending = new Set<Connection>();
-  private readonly membershipWaiters = new Set<() => void>();
+  private readonly membership: Membership;
   private server: Server | undefined;
   private wss: WebSocketServer | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
@@ -205,6 +206,10 @@ export class Hub implements Star {
     this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
     this.highWaterBytes = options.highWaterBytes ?? 16 * 1024 * 1024;
     this.maxQueuedFrames = options.maxQueuedFrames ?? 8;
+    this.membership = new Membership(
+      { clientIds: () => this.clientIds(), closed: () => this.closing, describe: () => `federated server on port ${this.server ? this.port : '?'}` },
+      options.onMembership,
+    );
     checkPositiveInteger('Hub', {
       timeoutMs: this.timeoutMs,
       helloTimeoutMs: this.helloTimeoutMs,
@@ -268,34 +273,7 @@ export class Hub implements Star {
    * reject with TRAINER_ERR_CONNECT_TIMEOUT after `timeoutMs`, naming who is there.
    */
   waitForClients(count: number, timeoutMs: number = this.timeoutMs): Promise<string[]> {
-    return new Promise<string[]>((resolve, reject) => {
-      const check = (): void => {
-        if (this.closing) {
-          finish();
-          reject(new TrainerError('TRAINER_ERR_CLOSED', `hub closed while waiting for ${count} client(s)`));
-        } else if (this.clients.size >= count) {
-          finish();
-          resolve(this.clientIds());
-        }
-      };
-      const timer = setTimeout(() => {
-        finish();
-        const have = this.clientIds();
-        reject(
-          new TrainerError(
-            'TRAINER_ERR_CONNECT_TIMEOUT',
-            `federated server on port ${this.server ? this.port : '?'} timed out after ${timeoutMs}ms waiting for ${count} client(s) to connect; ` +
-              `${have.length} connected${have.length > 0 ? ` (${have.join(', ')})` : ''}`,
-          ),
-        );
-      }, timeoutMs);
-      const finish = (): void => {
-        clearTimeout(timer);
-        this.membershipWaiters.delete(check);
-      };
-      this.membershipWaiters.add(check);
-      check();
-    });
+    return this.membership.waitFor(count, timeoutMs);
   }
 
   /**
@@ -379,7 +357,7 @@ export class Hub implements Star {
     if (this.closing) return;
     this.closing = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
-    for (const check of [...this.membershipWaiters]) check();
+    this.membership.wake();
     const all = [...this.clients.values(), ...this.pending];
     await Promise.all(
       all.map(
@@ -403,7 +381,7 @@ export class Hub implements Star {
   async terminate(): Promise<void> {
     this.closing = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
-    for (const check of [...this.membershipWaiters]) check();
+    this.membership.wake();
     for (const conn of [...this.clients.values(), ...this.pending]) {
       this.fail(conn, new TrainerError('TRAINER_ERR_CLOSED', 'federated server was terminated'));
       conn.ws.terminate();
@@ -429,11 +407,6 @@ export class Hub implements Star {
       throw new TrainerError('TRAINER_ERR_PEER_CLOSED', `cannot exchange ${options.what ?? 'a message'} with client ${clientId}: it is not connected`);
     }
     return conn;
-  }
-
-  private membershipChanged(change: MembershipChange): void {
-    this.options.onMembership?.(change);
-    for (const check of [...this.membershipWaiters]) check();
   }
 
   private upgrade(wss: WebSocketServer, req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -522,7 +495,7 @@ export class Hub implements Star {
       this.reject(previous, new TrainerError('TRAINER_ERR_PEER_CLOSED', `client ${clientId} (${previous.remote}) was replaced by a new connection from ${conn.remote}`));
     }
     conn.ws.send(encodeFrame(HUB_RANK, hubHelloMessage(this.generation, this.clients.size)));
-    this.membershipChanged({ kind: previous ? 'replace' : 'join', clientId });
+    this.membership.changed({ kind: previous ? 'replace' : 'join', clientId });
   }
 
   /** Fail a connection's pending work with `error` (once). */
@@ -549,7 +522,7 @@ export class Hub implements Star {
     this.pending.delete(conn);
     if (conn.clientId !== undefined && this.clients.get(conn.clientId) === conn) {
       this.clients.delete(conn.clientId);
-      if (!this.closing) this.membershipChanged({ kind: 'leave', clientId: conn.clientId, reason });
+      if (!this.closing) this.membership.changed({ kind: 'leave', clientId: conn.clientId, reason });
     }
   }
 

@@ -27,6 +27,7 @@ import {
   type OutgoingFrame,
   parseClientHello,
 } from './protocol';
+import { Membership } from './membership';
 import type { Star, StarLink, StarWaitOptions } from './star';
 
 /** How the in-memory star names itself where a Hub names its address. */
@@ -176,9 +177,8 @@ export class InMemoryStar implements Star {
   readonly maxQueuedFrames: number;
   readonly maxPayloadBytes: number;
 
-  private readonly options: InMemoryStarOptions;
   private readonly clients = new Map<string, InMemoryConnection>();
-  private readonly membershipWaiters = new Set<() => void>();
+  private readonly membership: Membership;
   private connections = 0;
   /** Set by close(): new links are told goodbye. */
   private finished: string | undefined;
@@ -186,11 +186,14 @@ export class InMemoryStar implements Star {
   private terminated = false;
 
   constructor(options: InMemoryStarOptions = {}) {
-    this.options = options;
     this.generation = options.generation ?? 0;
     this.timeoutMs = options.timeoutMs ?? 60_000;
     this.maxQueuedFrames = options.maxQueuedFrames ?? 8;
     this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
+    this.membership = new Membership(
+      { clientIds: () => this.clientIds(), closed: () => this.finished !== undefined || this.terminated, describe: () => `federated server (${ADDRESS})` },
+      options.onMembership,
+    );
     for (const [name, value] of Object.entries({ timeoutMs: this.timeoutMs, maxQueuedFrames: this.maxQueuedFrames, maxPayloadBytes: this.maxPayloadBytes })) {
       if (!Number.isInteger(value) || value < 1) {
         throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `InMemoryStar: '${name}' must be an integer >= 1, got ${value}`);
@@ -218,34 +221,7 @@ export class InMemoryStar implements Star {
   }
 
   waitForClients(count: number, timeoutMs: number = this.timeoutMs): Promise<string[]> {
-    return new Promise<string[]>((resolve, reject) => {
-      const check = (): void => {
-        if (this.finished !== undefined || this.terminated) {
-          finish();
-          reject(new TrainerError('TRAINER_ERR_CLOSED', `hub closed while waiting for ${count} client(s)`));
-        } else if (this.clients.size >= count) {
-          finish();
-          resolve(this.clientIds());
-        }
-      };
-      const timer = setTimeout(() => {
-        finish();
-        const have = this.clientIds();
-        reject(
-          new TrainerError(
-            'TRAINER_ERR_CONNECT_TIMEOUT',
-            `federated server (${ADDRESS}) timed out after ${timeoutMs}ms waiting for ${count} client(s) to connect; ` +
-              `${have.length} connected${have.length > 0 ? ` (${have.join(', ')})` : ''}`,
-          ),
-        );
-      }, timeoutMs);
-      const finish = (): void => {
-        clearTimeout(timer);
-        this.membershipWaiters.delete(check);
-      };
-      this.membershipWaiters.add(check);
-      check();
-    });
+    return this.membership.waitFor(count, timeoutMs);
   }
 
   send(clientId: string, message: Message, options: StarWaitOptions = {}): Promise<void> {
@@ -301,7 +277,7 @@ export class InMemoryStar implements Star {
   async close(reason: string = HUB_DONE_REASON): Promise<void> {
     if (this.finished !== undefined || this.terminated) return;
     this.finished = reason;
-    for (const check of [...this.membershipWaiters]) check();
+    this.membership.wake();
     for (const conn of this.clients.values()) {
       conn.toStar.fail(new TrainerError('TRAINER_ERR_CLOSED', `federated server closed: ${reason}`), true);
       conn.toClient.fail(new TrainerError('TRAINER_ERR_CLOSED', `the federated server at ${ADDRESS} closed the connection: ${reason}`), false);
@@ -313,7 +289,7 @@ export class InMemoryStar implements Star {
   terminate(): void {
     if (this.terminated) return;
     this.terminated = true;
-    for (const check of [...this.membershipWaiters]) check();
+    this.membership.wake();
     for (const conn of this.clients.values()) {
       conn.toStar.fail(new TrainerError('TRAINER_ERR_CLOSED', 'federated server was terminated'), true);
       conn.toClient.fail(new TrainerError('TRAINER_ERR_PEER_CLOSED', `connection to the federated server at ${ADDRESS} closed (code 1006)`), false);
@@ -341,7 +317,7 @@ export class InMemoryStar implements Star {
       previous.toClient.fail(new TrainerError('TRAINER_ERR_PEER_CLOSED', `connection to the federated server at ${ADDRESS} closed (${reasonOf(error)})`), false);
     }
     conn.toClient.push(decodeFrame(encodeFrame(HUB_RANK, hubHelloMessage(this.generation, this.clients.size))));
-    this.membershipChanged({ kind: previous ? 'replace' : 'join', clientId: conn.clientId });
+    this.membership.changed({ kind: previous ? 'replace' : 'join', clientId: conn.clientId });
     return conn;
   }
 
@@ -392,12 +368,7 @@ export class InMemoryStar implements Star {
   private forget(conn: InMemoryConnection, reason: string): void {
     if (this.clients.get(conn.clientId) !== conn) return;
     this.clients.delete(conn.clientId);
-    if (this.finished === undefined && !this.terminated) this.membershipChanged({ kind: 'leave', clientId: conn.clientId, reason });
-  }
-
-  private membershipChanged(change: MembershipChange): void {
-    this.options.onMembership?.(change);
-    for (const check of [...this.membershipWaiters]) check();
+    if (this.finished === undefined && !this.terminated) this.membership.changed({ kind: 'leave', clientId: conn.clientId, reason });
   }
 }
 
