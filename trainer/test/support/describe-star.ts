@@ -71,7 +71,13 @@ async function withStar(factory: StarFactory, body: (f: Fixture) => Promise<void
 }
 
 function tensorMessage(type: number, step: number, values: readonly number[]): Message {
-  return { type: type as Message['type'], step, seq: 0, tensors: [{ dtype: 'float32', shape: [values.length], data: Float32Array.from(values) }], meta: { step } };
+  return {
+    type: type as Message['type'],
+    step,
+    seq: 0,
+    tensors: [{ dtype: 'float32', shape: [values.length], data: Float32Array.from(values) }],
+    meta: { step },
+  };
 }
 
 /** Resolves once `check` holds (membership changes arrive asynchronously on sockets). */
@@ -107,7 +113,12 @@ export function describeStar(name: string, factory: StarFactory): void {
         await client.connect();
         const wide = Float32Array.from({ length: 64 * 1568 }, (_, i) => Math.sin(i) * 1e3);
         for (let step = 1; step <= 3; step++) await client.send(tensorMessage(MESSAGE_TYPES.splitForward, step, [step, -step, 0.5]));
-        await client.send({ type: MESSAGE_TYPES.splitForward, step: 4, seq: 0, tensors: [{ dtype: 'float32', shape: [64, 1568], data: wide }] });
+        await client.send({
+          type: MESSAGE_TYPES.splitForward,
+          step: 4,
+          seq: 0,
+          tensors: [{ dtype: 'float32', shape: [64, 1568], data: wide }],
+        });
         for (let step = 1; step <= 3; step++) {
           const frame = await star.recv('2', { what: `step ${step}` });
           assert.equal(frame.rank, 2);
@@ -119,7 +130,15 @@ export function describeStar(name: string, factory: StarFactory): void {
         assert.deepEqual(big.tensors[0].shape, [64, 1568]);
         assert.deepEqual(big.tensors[0].data, wide);
         await star.send('2', tensorMessage(MESSAGE_TYPES.splitBackward, 1, [7, 8]));
-        await star.sendFrame('2', encodeOutgoingFrame(HUB_RANK, { type: MESSAGE_TYPES.splitBackward, step: 2, seq: 1, tensors: [{ dtype: 'float32', shape: [64, 1568], data: wide }] }));
+        await star.sendFrame(
+          '2',
+          encodeOutgoingFrame(HUB_RANK, {
+            type: MESSAGE_TYPES.splitBackward,
+            step: 2,
+            seq: 1,
+            tensors: [{ dtype: 'float32', shape: [64, 1568], data: wide }],
+          }),
+        );
         const small = await client.recv();
         assert.equal(small.rank, HUB_RANK);
         assert.deepEqual(Array.from(small.tensors[0].data), [7, 8]);
@@ -133,7 +152,12 @@ export function describeStar(name: string, factory: StarFactory): void {
         const client = link(0);
         await client.connect();
         const data = Float32Array.from({ length: 8192 }, (_, i) => i);
-        await client.send({ type: MESSAGE_TYPES.splitForward, step: 1, seq: 0, tensors: [{ dtype: 'float32', shape: [data.length], data }] });
+        await client.send({
+          type: MESSAGE_TYPES.splitForward,
+          step: 1,
+          seq: 0,
+          tensors: [{ dtype: 'float32', shape: [data.length], data }],
+        });
         data.fill(-1);
         const frame = await star.recv('0');
         assert.equal(frame.tensors[0].data[5], 5);
@@ -180,7 +204,10 @@ export function describeStar(name: string, factory: StarFactory): void {
         pending.catch(() => undefined);
         const second = link(1, { clientId: 'pod' });
         await second.connect();
-        await assert.rejects(pending, (err: unknown) => isTrainerError(err, 'TRAINER_ERR_PEER_CLOSED') && /was replaced by a new connection/.test(err.message));
+        await assert.rejects(
+          pending,
+          (err: unknown) => isTrainerError(err, 'TRAINER_ERR_PEER_CLOSED') && /was replaced by a new connection/.test(err.message),
+        );
         await assert.rejects(first.recv(), (err: unknown) => isTrainerError(err, 'TRAINER_ERR_PEER_CLOSED'));
         await second.send(tensorMessage(MESSAGE_TYPES.flFitResult, 1, [4]));
         assert.equal((await star.recv('pod')).step, 1);
@@ -215,7 +242,10 @@ export function describeStar(name: string, factory: StarFactory): void {
         const pending = star.recv('1', { timeoutMs: 2000 });
         pending.catch(() => undefined);
         await client.close();
-        await assert.rejects(pending, (err: unknown) => isTrainerError(err, 'TRAINER_ERR_PEER_CLOSED') && /connection closed \(code 1000/.test(err.message));
+        await assert.rejects(
+          pending,
+          (err: unknown) => isTrainerError(err, 'TRAINER_ERR_PEER_CLOSED') && /connection closed \(code 1000/.test(err.message),
+        );
         await eventually(() => changes.at(-1)?.kind === 'leave', 'the leave');
         assert.deepEqual(star.clientIds(), []);
       }));
@@ -227,7 +257,10 @@ export function describeStar(name: string, factory: StarFactory): void {
         await noisy.connect();
         await quiet.connect();
         for (let step = 0; step < 5; step++) await noisy.send(tensorMessage(MESSAGE_TYPES.flFitResult, step, [step]));
-        await assert.rejects(noisy.recv(), (err: unknown) => isTrainerError(err, 'TRAINER_ERR_PEER_CLOSED') && /sent more than 4 unrequested frames/.test(err.message));
+        await assert.rejects(
+          noisy.recv(),
+          (err: unknown) => isTrainerError(err, 'TRAINER_ERR_PEER_CLOSED') && /sent more than 4 unrequested frames/.test(err.message),
+        );
         await eventually(() => star.clientIds().length === 1, 'client 1 to be dropped');
         assert.deepEqual(star.clientIds(), ['2']);
         await quiet.send(tensorMessage(MESSAGE_TYPES.flFitResult, 9, [9]));
@@ -244,7 +277,10 @@ export function describeStar(name: string, factory: StarFactory): void {
         await star.close();
         await assert.rejects(waiting, (err: unknown) => isTrainerError(err, 'TRAINER_ERR_CLOSED'));
         assert.equal((await client.recv()).step, 5);
-        await assert.rejects(client.recv(), (err: unknown) => isTrainerError(err, 'TRAINER_ERR_CLOSED') && /training finished/.test(err.message));
+        await assert.rejects(
+          client.recv(),
+          (err: unknown) => isTrainerError(err, 'TRAINER_ERR_CLOSED') && /training finished/.test(err.message),
+        );
       }));
   });
 }

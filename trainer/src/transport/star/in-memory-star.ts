@@ -116,11 +116,14 @@ class Inbox {
     if (queued) return Promise.resolve(queued);
     if (this.error) return Promise.reject(this.error);
     return new Promise<Frame>((resolve, reject) => {
-      const timer = timeoutMs === undefined || timeout === undefined ? undefined : setTimeout(() => {
-        const index = this.readers.indexOf(reader);
-        if (index >= 0) this.readers.splice(index, 1);
-        reject(timeout());
-      }, timeoutMs);
+      const timer =
+        timeoutMs === undefined || timeout === undefined
+          ? undefined
+          : setTimeout(() => {
+              const index = this.readers.indexOf(reader);
+              if (index >= 0) this.readers.splice(index, 1);
+              reject(timeout());
+            }, timeoutMs);
       const reader = {
         resolve: (frame: Frame): void => {
           clearTimeout(timer);
@@ -191,10 +194,18 @@ export class InMemoryStar implements Star {
     this.maxQueuedFrames = options.maxQueuedFrames ?? 8;
     this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
     this.membership = new Membership(
-      { clientIds: () => this.clientIds(), closed: () => this.finished !== undefined || this.terminated, describe: () => `federated server (${ADDRESS})` },
+      {
+        clientIds: () => this.clientIds(),
+        closed: () => this.finished !== undefined || this.terminated,
+        describe: () => `federated server (${ADDRESS})`,
+      },
       options.onMembership,
     );
-    for (const [name, value] of Object.entries({ timeoutMs: this.timeoutMs, maxQueuedFrames: this.maxQueuedFrames, maxPayloadBytes: this.maxPayloadBytes })) {
+    for (const [name, value] of Object.entries({
+      timeoutMs: this.timeoutMs,
+      maxQueuedFrames: this.maxQueuedFrames,
+      maxPayloadBytes: this.maxPayloadBytes,
+    })) {
       if (!Number.isInteger(value) || value < 1) {
         throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `InMemoryStar: '${name}' must be an integer >= 1, got ${value}`);
       }
@@ -238,7 +249,13 @@ export class InMemoryStar implements Star {
       // The client refuses what it cannot read and closes the connection (a Hub's send would have resolved too).
       const error = asTrainerError(err, 'TRAINER_ERR_BAD_FRAME');
       conn.toClient.fail(error, true);
-      conn.toStar.fail(new TrainerError('TRAINER_ERR_PEER_CLOSED', `${this.describeClient(clientId)}: connection closed by the client (${reasonOf(error)})`), true);
+      conn.toStar.fail(
+        new TrainerError(
+          'TRAINER_ERR_PEER_CLOSED',
+          `${this.describeClient(clientId)}: connection closed by the client (${reasonOf(error)})`,
+        ),
+        true,
+      );
       this.forget(conn, `connection closed by the client (${reasonOf(error)})`);
       return;
     }
@@ -253,13 +270,12 @@ export class InMemoryStar implements Star {
       return Promise.reject(err);
     }
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
+    const what = options.what ?? 'a message';
+    const who = (): string => this.describeClient(clientId);
     return conn.toStar.next(
       timeoutMs,
       () =>
-        new TrainerError(
-          'TRAINER_ERR_PEER_TIMEOUT',
-          `federated server timed out after ${timeoutMs}ms waiting for ${options.what ?? 'a message'} from ${this.describeClient(clientId)}`,
-        ),
+        new TrainerError('TRAINER_ERR_PEER_TIMEOUT', `federated server timed out after ${timeoutMs}ms waiting for ${what} from ${who()}`),
     );
   }
 
@@ -280,7 +296,10 @@ export class InMemoryStar implements Star {
     this.membership.wake();
     for (const conn of this.clients.values()) {
       conn.toStar.fail(new TrainerError('TRAINER_ERR_CLOSED', `federated server closed: ${reason}`), true);
-      conn.toClient.fail(new TrainerError('TRAINER_ERR_CLOSED', `the federated server at ${ADDRESS} closed the connection: ${reason}`), false);
+      conn.toClient.fail(
+        new TrainerError('TRAINER_ERR_CLOSED', `the federated server at ${ADDRESS} closed the connection: ${reason}`),
+        false,
+      );
     }
     this.clients.clear();
   }
@@ -292,7 +311,10 @@ export class InMemoryStar implements Star {
     this.membership.wake();
     for (const conn of this.clients.values()) {
       conn.toStar.fail(new TrainerError('TRAINER_ERR_CLOSED', 'federated server was terminated'), true);
-      conn.toClient.fail(new TrainerError('TRAINER_ERR_PEER_CLOSED', `connection to the federated server at ${ADDRESS} closed (code 1006)`), false);
+      conn.toClient.fail(
+        new TrainerError('TRAINER_ERR_PEER_CLOSED', `connection to the federated server at ${ADDRESS} closed (code 1006)`),
+        false,
+      );
     }
     this.clients.clear();
   }
@@ -308,13 +330,26 @@ export class InMemoryStar implements Star {
     if (this.finished !== undefined) throw new TrainerError('TRAINER_ERR_CLOSED', `closed by ${ADDRESS} with code 1000: ${this.finished}`);
     const remote = `in-memory ${++this.connections}`;
     const parsed = parseClientHello(decodeFrame(hello, { maxPayloadBytes: this.maxPayloadBytes }), remote, this.generation);
-    const conn: InMemoryConnection = { remote, clientId: parsed.clientId, rank: parsed.rank, info: parsed.info, toStar: new Inbox(), toClient: new Inbox() };
+    const conn: InMemoryConnection = {
+      remote,
+      clientId: parsed.clientId,
+      rank: parsed.rank,
+      info: parsed.info,
+      toStar: new Inbox(),
+      toClient: new Inbox(),
+    };
     const previous = this.clients.get(conn.clientId);
     this.clients.set(conn.clientId, conn);
     if (previous) {
-      const error = new TrainerError('TRAINER_ERR_PEER_CLOSED', `client ${conn.clientId} (${previous.remote}) was replaced by a new connection from ${remote}`);
+      const error = new TrainerError(
+        'TRAINER_ERR_PEER_CLOSED',
+        `client ${conn.clientId} (${previous.remote}) was replaced by a new connection from ${remote}`,
+      );
       previous.toStar.fail(error, true);
-      previous.toClient.fail(new TrainerError('TRAINER_ERR_PEER_CLOSED', `connection to the federated server at ${ADDRESS} closed (${reasonOf(error)})`), false);
+      previous.toClient.fail(
+        new TrainerError('TRAINER_ERR_PEER_CLOSED', `connection to the federated server at ${ADDRESS} closed (${reasonOf(error)})`),
+        false,
+      );
     }
     conn.toClient.push(decodeFrame(encodeFrame(HUB_RANK, hubHelloMessage(this.generation, this.clients.size))));
     this.membership.changed({ kind: previous ? 'replace' : 'join', clientId: conn.clientId });
@@ -333,7 +368,10 @@ export class InMemoryStar implements Star {
       return this.drop(conn, error, error.message);
     }
     if (conn.toStar.queued >= this.maxQueuedFrames) {
-      const error = new TrainerError('TRAINER_ERR_BAD_FRAME', `client ${conn.clientId} sent more than ${this.maxQueuedFrames} unrequested frames`);
+      const error = new TrainerError(
+        'TRAINER_ERR_BAD_FRAME',
+        `client ${conn.clientId} sent more than ${this.maxQueuedFrames} unrequested frames`,
+      );
       return this.drop(conn, error, error.message);
     }
     conn.toStar.push(decoded);
@@ -352,7 +390,10 @@ export class InMemoryStar implements Star {
   private connected(clientId: string, options: StarWaitOptions): InMemoryConnection {
     const conn = this.clients.get(clientId);
     if (!conn || conn.toStar.failed) {
-      throw new TrainerError('TRAINER_ERR_PEER_CLOSED', `cannot exchange ${options.what ?? 'a message'} with client ${clientId}: it is not connected`);
+      throw new TrainerError(
+        'TRAINER_ERR_PEER_CLOSED',
+        `cannot exchange ${options.what ?? 'a message'} with client ${clientId}: it is not connected`,
+      );
     }
     return conn;
   }
@@ -361,7 +402,10 @@ export class InMemoryStar implements Star {
   private drop(conn: InMemoryConnection, error: TrainerError, leaveReason: string): void {
     if (conn.toStar.failed) return;
     conn.toStar.fail(error, true);
-    conn.toClient.fail(new TrainerError('TRAINER_ERR_PEER_CLOSED', `connection to the federated server at ${ADDRESS} closed (${reasonOf(error)})`), false);
+    conn.toClient.fail(
+      new TrainerError('TRAINER_ERR_PEER_CLOSED', `connection to the federated server at ${ADDRESS} closed (${reasonOf(error)})`),
+      false,
+    );
     this.forget(conn, leaveReason);
   }
 
@@ -414,14 +458,16 @@ export class InMemoryStarLink implements StarLink {
   /** The next frame from the star; no timer of its own (HubClient's heartbeat has no twin here). */
   recv(): Promise<Frame> {
     const conn = this.conn;
-    if (!conn) return Promise.reject(new TrainerError('TRAINER_ERR_PEER_CLOSED', `client ${this.clientId} is not connected to the ${ADDRESS}`));
+    if (!conn)
+      return Promise.reject(new TrainerError('TRAINER_ERR_PEER_CLOSED', `client ${this.clientId} is not connected to the ${ADDRESS}`));
     return conn.toClient.next();
   }
 
   async send(message: Message): Promise<void> {
     const conn = this.conn;
     const closed = conn?.toClient.failed;
-    if (!conn || closed) throw closed ?? new TrainerError('TRAINER_ERR_PEER_CLOSED', `client ${this.clientId} is not connected to the ${ADDRESS}`);
+    if (!conn || closed)
+      throw closed ?? new TrainerError('TRAINER_ERR_PEER_CLOSED', `client ${this.clientId} is not connected to the ${ADDRESS}`);
     this.star.deliver(conn, encodeOutgoingFrame(this.options.rank, message));
   }
 

@@ -82,7 +82,12 @@ export function clientHelloMessage(fields: {
     type: MESSAGE_TYPES.hello,
     step: 0,
     seq: 0,
-    meta: { clientId: fields.clientId, worldSize: fields.worldSize, generation: fields.generation, ...(fields.info === undefined ? {} : { info: fields.info }) },
+    meta: {
+      clientId: fields.clientId,
+      worldSize: fields.worldSize,
+      generation: fields.generation,
+      ...(fields.info === undefined ? {} : { info: fields.info }),
+    },
   };
 }
 
@@ -113,7 +118,10 @@ export function parseClientHello(frame: Frame, remote: string, generation: numbe
     throw new TrainerError('TRAINER_ERR_HANDSHAKE', `hello from ${remote} has no valid clientId, got ${JSON.stringify(raw ?? null)}`);
   }
   if (hello.generation !== generation) {
-    throw new TrainerError('TRAINER_ERR_STALE_GENERATION', `federated server (generation ${generation}) refused client ${raw} (${remote}) of generation ${hello.generation}`);
+    throw new TrainerError(
+      'TRAINER_ERR_STALE_GENERATION',
+      `federated server (generation ${generation}) refused client ${raw} (${remote}) of generation ${hello.generation}`,
+    );
   }
   return { clientId: raw, rank: frame.rank, info: frame.meta?.info };
 }
@@ -123,7 +131,8 @@ export function parseClientHello(frame: Frame, remote: string, generation: numbe
  * TRAINER_ERR_BAD_FRAME otherwise.
  */
 export function checkFromHub(frame: Frame): void {
-  if (frame.rank !== HUB_RANK) throw new TrainerError('TRAINER_ERR_BAD_FRAME', `invalid frame: sender rank ${frame.rank}, the server is rank ${HUB_RANK}`);
+  if (frame.rank !== HUB_RANK)
+    throw new TrainerError('TRAINER_ERR_BAD_FRAME', `invalid frame: sender rank ${frame.rank}, the server is rank ${HUB_RANK}`);
 }
 
 /**
@@ -133,5 +142,9 @@ export function checkFromHub(frame: Frame): void {
  */
 export function checkFromClient(frame: Frame, rank: number, who: () => string): void {
   if (frame.type === MESSAGE_TYPES.hello) throw new TrainerError('TRAINER_ERR_BAD_FRAME', 'invalid frame: second hello');
-  if (frame.rank !== rank) throw new TrainerError('TRAINER_ERR_BAD_FRAME', `invalid frame: sender rank ${frame.rank} on the connection of ${who()} (rank ${rank})`);
+  if (frame.rank !== rank)
+    throw new TrainerError(
+      'TRAINER_ERR_BAD_FRAME',
+      `invalid frame: sender rank ${frame.rank} on the connection of ${who()} (rank ${rank})`,
+    );
 }

@@ -10,7 +10,8 @@ describeStar('Hub + HubClient', async (options) => {
   await hub.listen();
   return {
     star: hub,
-    link: (rank, linkOptions = {}) => new HubClient({ host: LOOPBACK, port: hub.port, rank, worldSize: 4, authToken: TOKEN, connectTimeoutMs: 2000, ...linkOptions }),
+    link: (rank, linkOptions = {}) =>
+      new HubClient({ host: LOOPBACK, port: hub.port, rank, worldSize: 4, authToken: TOKEN, connectTimeoutMs: 2000, ...linkOptions }),
     close: () => hub.close(),
   };
 });

@@ -14,13 +14,18 @@ describeStar('InMemoryStar', async (options) => {
 });
 
 describe('InMemoryStar', () => {
-  test('fails a connect after close with TRAINER_ERR_CLOSED (training finished) and after terminate with TRAINER_ERR_CONNECT_TIMEOUT', async () => {
+  test('fails a connect after close (TRAINER_ERR_CLOSED, training finished) and after terminate (CONNECT_TIMEOUT)', async () => {
     const finished = new InMemoryStar();
     await finished.close();
-    await assert.rejects(finished.link({ rank: 1, worldSize: 2 }).connect(), (err: unknown) => isTrainerError(err, 'TRAINER_ERR_CLOSED') && /training finished/.test(err.message));
+    await assert.rejects(
+      finished.link({ rank: 1, worldSize: 2 }).connect(),
+      (err: unknown) => isTrainerError(err, 'TRAINER_ERR_CLOSED') && /training finished/.test(err.message),
+    );
     const dead = new InMemoryStar();
     dead.terminate();
-    await assert.rejects(dead.link({ rank: 1, worldSize: 2 }).connect(), (err: unknown) => isTrainerError(err, 'TRAINER_ERR_CONNECT_TIMEOUT'));
+    await assert.rejects(dead.link({ rank: 1, worldSize: 2 }).connect(), (err: unknown) =>
+      isTrainerError(err, 'TRAINER_ERR_CONNECT_TIMEOUT'),
+    );
   });
 
   test('terminate drops every client with TRAINER_ERR_PEER_CLOSED (not a goodbye): clients dial again', async () => {
@@ -35,7 +40,12 @@ describe('InMemoryStar', () => {
     const star = new InMemoryStar({ maxPayloadBytes: 4096 });
     const link = star.link({ rank: 0, worldSize: 1 });
     await link.connect();
-    await star.send('0', { type: MESSAGE_TYPES.flFit, step: 1, seq: 0, tensors: [{ dtype: 'float32', shape: [2048], data: new Float32Array(2048) }] });
+    await star.send('0', {
+      type: MESSAGE_TYPES.flFit,
+      step: 1,
+      seq: 0,
+      tensors: [{ dtype: 'float32', shape: [2048], data: new Float32Array(2048) }],
+    });
     await assert.rejects(link.recv(), (err: unknown) => isTrainerError(err, 'TRAINER_ERR_PAYLOAD_TOO_LARGE'));
     assert.deepEqual(star.clientIds(), []);
   });

@@ -29,7 +29,9 @@ describe('star protocol', () => {
       const frame = decodeFrame(encodeFrame(1, clientHelloMessage({ clientId, rank: 1, worldSize: 2, generation: 0 })));
       assert.throws(
         () => parseClientHello(frame, '10.0.0.7:5000', 0),
-        (err: unknown) => isTrainerError(err, 'TRAINER_ERR_HANDSHAKE') && err.message === `hello from 10.0.0.7:5000 has no valid clientId, got ${JSON.stringify(clientId)}`,
+        (err: unknown) =>
+          isTrainerError(err, 'TRAINER_ERR_HANDSHAKE') &&
+          err.message === `hello from 10.0.0.7:5000 has no valid clientId, got ${JSON.stringify(clientId)}`,
       );
     }
   });
@@ -38,13 +40,18 @@ describe('star protocol', () => {
     const frame = decodeFrame(encodeFrame(1, clientHelloMessage({ clientId: '1', rank: 1, worldSize: 2, generation: 1 })));
     assert.throws(
       () => parseClientHello(frame, 'peer', 4),
-      (err: unknown) => isTrainerError(err, 'TRAINER_ERR_STALE_GENERATION') && err.message === 'federated server (generation 4) refused client 1 (peer) of generation 1',
+      (err: unknown) =>
+        isTrainerError(err, 'TRAINER_ERR_STALE_GENERATION') &&
+        err.message === 'federated server (generation 4) refused client 1 (peer) of generation 1',
     );
   });
 
   test('fails a first frame that is no hello', () => {
     const frame = decodeFrame(encodeFrame(1, { type: MESSAGE_TYPES.tensor, step: 0, seq: 0 }));
-    assert.throws(() => parseClientHello(frame, 'peer', 0), (err: unknown) => isTrainerError(err, 'TRAINER_ERR_HANDSHAKE'));
+    assert.throws(
+      () => parseClientHello(frame, 'peer', 0),
+      (err: unknown) => isTrainerError(err, 'TRAINER_ERR_HANDSHAKE'),
+    );
   });
 
   test('the hub hello declares at least one client and the generation', () => {
@@ -59,7 +66,9 @@ describe('star protocol', () => {
     checkFromHub(fromHub);
     assert.throws(() => checkFromHub(fromTwo), { message: 'invalid frame: sender rank 2, the server is rank 0' });
     checkFromClient(fromTwo, 2, () => 'client b');
-    assert.throws(() => checkFromClient(fromTwo, 3, () => 'client b'), { message: 'invalid frame: sender rank 2 on the connection of client b (rank 3)' });
+    assert.throws(() => checkFromClient(fromTwo, 3, () => 'client b'), {
+      message: 'invalid frame: sender rank 2 on the connection of client b (rank 3)',
+    });
     const hello = decodeFrame(encodeFrame(2, clientHelloMessage({ clientId: 'b', rank: 2, worldSize: 4, generation: 0 })));
     assert.throws(() => checkFromClient(hello, 2, () => 'client b'), { message: 'invalid frame: second hello' });
   });
@@ -67,9 +76,16 @@ describe('star protocol', () => {
   test('small frames are one Buffer, large ones pieces; both decode to the same tensors and count their bytes', () => {
     for (const length of [16, 64 * 1024]) {
       const data = Float32Array.from({ length }, (_, i) => i / 7);
-      const frame = encodeOutgoingFrame(1, { type: MESSAGE_TYPES.splitForward, step: 9, seq: 0, tensors: [{ dtype: 'float32', shape: [length], data }] });
+      const frame = encodeOutgoingFrame(1, {
+        type: MESSAGE_TYPES.splitForward,
+        step: 9,
+        seq: 0,
+        tensors: [{ dtype: 'float32', shape: [length], data }],
+      });
       assert.equal(Buffer.isBuffer(frame), length === 16);
-      const bytes = Buffer.isBuffer(frame) ? frame.byteLength : (frame as readonly Buffer[]).reduce((sum, part) => sum + part.byteLength, 0);
+      const bytes = Buffer.isBuffer(frame)
+        ? frame.byteLength
+        : (frame as readonly Buffer[]).reduce((sum, part) => sum + part.byteLength, 0);
       assert.equal(outgoingFrameBytes(frame), bytes);
       const decoded = decodeOutgoing(frame);
       assert.equal(decoded.step, 9);
