@@ -13,18 +13,10 @@
 import { ERROR_CODES, type ErrorCode, isTrainerError, TrainerError } from '../contract/errors';
 import { MESSAGE_TYPES } from '../contract/protocol';
 import type { Frame, Message } from '../transport/codec';
+import type { StarLink } from '../transport/star/star';
 import type { EvalSums } from '../model/training';
 import { EVALUATE_SEQ, evaluateResultMessage } from './evaluate';
 import type { FitConfig } from './strategy';
-
-/** What the loop needs from the client's transport (hub-client.ts implements it). */
-export interface ServerLink {
-  /** Dial (or dial again) until connected; throws when the connect timeout passes. */
-  connect(): Promise<void>;
-  /** The next frame; TRAINER_ERR_CLOSED when the server finished, another code when the connection dropped. */
-  recv(): Promise<Frame>;
-  send(message: Message): Promise<void>;
-}
 
 export interface LocalFit {
   readonly weights: Float32Array;
@@ -33,7 +25,7 @@ export interface LocalFit {
 }
 
 export interface ClientLoopOptions {
-  readonly link: ServerLink;
+  readonly link: StarLink;
   /** Train on the local data from the global `weights`; `round` is 1-based. */
   readonly fit: (weights: Float32Array, config: FitConfig, round: number) => LocalFit | Promise<LocalFit>;
   /**

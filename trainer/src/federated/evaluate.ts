@@ -17,7 +17,7 @@ import type { TestMetrics } from '../contract/events';
 import { MESSAGE_TYPES } from '../contract/protocol';
 import { addEvalSums, type EvalSums, evalSumsFromArray, evalSumsToArray, testMetrics } from '../model/training';
 import type { Frame, Message } from '../transport/codec';
-import type { FitHub } from './server';
+import type { Star } from '../transport/star/star';
 import type { FitFailure } from './strategy';
 
 /** The `seq` of evaluate requests and results (fit attempts are numbered from 1, so they never match). */
@@ -104,7 +104,7 @@ export function aggregateEvaluations(sites: readonly SiteEvaluation[], task: Tas
  * answers; failures are collected, never thrown. Each client has `timeoutMs` for its answer.
  */
 export async function evaluateRound(
-  hub: FitHub,
+  hub: Star,
   round: number,
   weights: Float32Array,
   clientIds: readonly string[],

@@ -1,7 +1,7 @@
 /**
  * The federated server's round loop (Flower's `Server.fit`), with no tfjs and
  * no sockets: a {@link Strategy} decides who trains and how to aggregate, a
- * {@link FitHub} carries frames to clients, and an `evaluate` callback scores
+ * {@link Star} carries frames to clients, and an `evaluate` callback scores
  * the global weights.
  *
  * A round: wait for minAvailableClients (bounded) -> strategy.configureFit ->
@@ -25,19 +25,10 @@ import { TrainerError } from '../contract/errors';
 import type { TestMetrics } from '../contract/events';
 import { MESSAGE_TYPES } from '../contract/protocol';
 import type { Frame, Message } from '../transport/codec';
+import type { Star } from '../transport/star/star';
 import type { FitConfig, FitFailure, FitPlan, FitResult, Strategy } from './strategy';
 import { mulberry32 } from '../data/sampler';
 import { evaluateRound, type FederatedEvaluation } from './evaluate';
-
-/** What the round loop needs from the server's transport (hub.ts implements it). */
-export interface FitHub {
-  /** Ids of the clients connected now. */
-  clientIds(): string[];
-  /** Resolve with the connected ids once `count` are connected; reject after `timeoutMs`. */
-  waitForClients(count: number, timeoutMs: number): Promise<readonly string[]>;
-  send(clientId: string, message: Message, options?: { timeoutMs?: number; what?: string }): Promise<void>;
-  recv(clientId: string, options?: { timeoutMs?: number; what?: string }): Promise<Frame>;
-}
 
 /** The central evaluation of global weights: the task's test metrics. */
 export type Evaluation = TestMetrics;
@@ -70,7 +61,7 @@ export interface RoundSummary {
 
 export interface FederatedServerOptions {
   readonly strategy: Strategy;
-  readonly hub: FitHub;
+  readonly hub: Star;
   /**
    * Score global weights on the server's test set.
    *
@@ -205,7 +196,7 @@ export function fitMessage(round: number, attempt: number, weights: Float32Array
 
 /** Run one attempt of a round with the sampled clients: failures are collected, never thrown. */
 export async function fitRound(
-  hub: FitHub,
+  hub: Star,
   round: number,
   attempt: number,
   weights: Float32Array,

@@ -14,7 +14,8 @@
  */
 import { isTrainerError, TrainerError } from '../contract/errors';
 import { MESSAGE_TYPES } from '../contract/protocol';
-import type { Frame, Message } from '../transport/codec';
+import type { Message } from '../transport/codec';
+import type { StarLink } from '../transport/star/star';
 import type { NoiseSource } from './noise';
 import {
   activationsMessage,
@@ -29,14 +30,6 @@ import {
   syncMessage,
 } from './protocol';
 import type { SplitModeName } from './server';
-
-/** The star link to the server (transport/hub-client.ts). */
-export interface SplitClientLink {
-  send(message: Message): Promise<void>;
-  recv(): Promise<Frame>;
-  /** Dial again after a drop. */
-  connect(): Promise<void>;
-}
 
 export interface SplitClientModel {
   readonly bottom: {
@@ -67,7 +60,7 @@ export interface SplitBatch {
 }
 
 export interface SplitClientOptions {
-  readonly link: SplitClientLink;
+  readonly link: StarLink;
   readonly mode: SplitModeName;
   readonly model: SplitClientModel;
   readonly epochs: number;

@@ -1,6 +1,6 @@
 /**
  * The split-learning server's sessions: one loop per client over a star link
- * (transport/hub.ts satisfies {@link SplitServerLink}), all sharing one server
+ * ({@link Star}: the hub, or the in-memory star), all sharing one server
  * model ({@link SplitTopModel}: Float32Array in and out, no tfjs here).
  *
  * - vanilla / u-shaped: the top is trained by every client's batches in arrival
@@ -19,7 +19,8 @@
 import { isTrainerError, TrainerError } from '../contract/errors';
 import { MESSAGE_TYPES, type MessageTypeName } from '../contract/protocol';
 import type { Frame, Message } from '../transport/codec';
-import type { OutgoingFrame } from '../transport/hub';
+import type { OutgoingFrame } from '../transport/star/protocol';
+import type { Star } from '../transport/star/star';
 import { weightedAverage } from './noise';
 import {
   type ClientSideWeights,
@@ -38,14 +39,6 @@ import {
 } from './protocol';
 
 export type SplitModeName = 'vanilla' | 'u-shaped' | 'sequential' | 'splitfed';
-
-/** What the server needs of a star transport (the Hub). */
-export interface SplitServerLink {
-  clientIds(): string[];
-  recv(clientId: string, options?: { timeoutMs?: number; what?: string }): Promise<Frame>;
-  /** Send an encoded frame (one Buffer, or pieces viewing the tensors); resolves once written. */
-  sendFrame(clientId: string, frame: OutgoingFrame, options?: { timeoutMs?: number; what?: string }): Promise<void>;
-}
 
 /** The server's part of the model, seen through Float32Arrays. */
 export interface SplitTopModel {
@@ -73,7 +66,7 @@ export interface ClientReport {
 }
 
 export interface SplitSessionsOptions {
-  readonly link: SplitServerLink;
+  readonly link: Star;
   readonly mode: SplitModeName;
   readonly top: SplitTopModel;
   /** The clients to serve (ids as they said hello). */
@@ -87,7 +80,7 @@ export interface SplitSessionsOptions {
    */
   readonly headWeightsLength?: number;
   /**
-   * Encodes a message (transport/hub encodeOutgoingFrame with the hub's rank).
+   * Encodes a message (transport/star/protocol encodeOutgoingFrame with the hub's rank).
    * The last reply to each client is kept to answer a retried step: the
    * pieces may view the reply's tensors, which the server never changes.
    */

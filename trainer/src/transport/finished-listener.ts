@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
 import { WS_PATH } from '../contract/ports';
 import { CLOSE_CODES } from '../contract/protocol';
-import { HUB_DONE_REASON } from './hub';
+import { HUB_DONE_REASON } from './star/protocol';
 import { bearerAuthorized, refuseUpgrade } from './upgrade-auth';
 
 export interface FinishedListenerOptions {

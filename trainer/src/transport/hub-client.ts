@@ -13,7 +13,8 @@ import { DEFAULT_MAX_PAYLOAD_BYTES, WS_PATH } from '../contract/ports';
 import { CLOSE_CODES } from '../contract/protocol';
 import { decodeFrame, encodeFrame, type Frame, type Message } from './codec';
 import { parseHello } from './handshake';
-import { clientHelloMessage, encodeOutgoingFrame, HUB_RANK, outgoingFrameBytes } from './hub';
+import { checkFromHub, clientHelloMessage, encodeOutgoingFrame, outgoingFrameBytes } from './star/protocol';
+import type { StarLink } from './star/star';
 import { HEADER_READ_BYTES, readFramesDirectly, sendBinaryParts } from './ws-direct';
 
 export interface HubClientOptions {
@@ -89,7 +90,7 @@ interface Link {
   heartbeat?: NodeJS.Timeout;
 }
 
-export class HubClient {
+export class HubClient implements StarLink {
   readonly clientId: string;
   readonly connectTimeoutMs: number;
   readonly timeoutMs: number;
@@ -295,7 +296,7 @@ export class HubClient {
         try {
           if (!isBinary) throw new TrainerError('TRAINER_ERR_BAD_FRAME', 'invalid frame: text message (frames are binary)');
           frame = decodeFrame(data, { maxPayloadBytes: this.maxPayloadBytes });
-          if (frame.rank !== HUB_RANK) throw new TrainerError('TRAINER_ERR_BAD_FRAME', `invalid frame: sender rank ${frame.rank}, the server is rank ${HUB_RANK}`);
+          checkFromHub(frame);
         } catch (err) {
           const error = asTrainerError(err, 'TRAINER_ERR_BAD_FRAME');
           if (!settled) return settle(error);

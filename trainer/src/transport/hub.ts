@@ -19,45 +19,28 @@ import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer } from 'ws';
 import { type ErrorCode, TrainerError } from '../contract/errors';
 import { DEFAULT_MAX_PAYLOAD_BYTES, PORTS, WS_PATH } from '../contract/ports';
-import { CLOSE_CODES, MESSAGE_TYPES } from '../contract/protocol';
-import { decodeFrame, encodeFrame, encodeFrameParts, type Frame, type Message } from './codec';
-import { parseHello } from './handshake';
+import { CLOSE_CODES } from '../contract/protocol';
+import { decodeFrame, encodeFrame, type Frame, type Message } from './codec';
 import { HEADER_READ_BYTES, readFramesDirectly, sendBinaryParts } from './ws-direct';
+import {
+  checkFromClient,
+  type ClientHello,
+  compareClientIds,
+  encodeOutgoingFrame,
+  HUB_DONE_REASON,
+  HUB_RANK,
+  hubHelloMessage,
+  type MembershipChange,
+  type OutgoingFrame,
+  outgoingFrameBytes,
+  parseClientHello,
+} from './star/protocol';
+import { Membership } from './star/membership';
+import type { Star } from './star/star';
 import { bearerAuthorized, refuseUpgrade } from './upgrade-auth';
 
-/** The hub's own rank on the wire (the server of a star). */
-export const HUB_RANK = 0;
-/** Close reason the hub sends to every client when training is over (with CLOSE_CODES.normal). */
-export const HUB_DONE_REASON = 'training finished';
 /** Largest close reason in bytes (WebSocket limit). */
 const MAX_CLOSE_REASON_BYTES = 123;
-/** Frames with at least this many tensor bytes are written as pieces (no copy); smaller ones as one Buffer. */
-const PARTS_MIN_TENSOR_BYTES = 16 * 1024;
-
-/**
- * An encoded frame ready to send: one Buffer, or its pieces in order
- * (codec.ts encodeFrameParts), whose tensor views must not change until sent.
- */
-export type OutgoingFrame = Buffer | readonly Buffer[];
-
-/**
- * Encode `message` from `rank` for {@link Hub.sendFrame} or a hub client: as
- * pieces when it carries enough tensor bytes for a copy to matter (the pieces
- * view the tensors: keep them unchanged while the frame may be sent), else as one Buffer.
- */
-export function encodeOutgoingFrame(rank: number, message: Message): OutgoingFrame {
-  let tensorBytes = 0;
-  for (const tensor of message.tensors ?? []) tensorBytes += tensor.data.byteLength;
-  return tensorBytes >= PARTS_MIN_TENSOR_BYTES ? encodeFrameParts(rank, message) : encodeFrame(rank, message);
-}
-
-/** Bytes of an encoded frame. */
-export function outgoingFrameBytes(frame: OutgoingFrame): number {
-  if (Buffer.isBuffer(frame)) return frame.byteLength;
-  let bytes = 0;
-  for (const part of frame as readonly Buffer[]) bytes += part.byteLength;
-  return bytes;
-}
 
 export interface HubOptions {
   /**
@@ -134,13 +117,6 @@ export interface HubOptions {
   readonly onMembership?: (change: MembershipChange) => void;
 }
 
-export interface MembershipChange {
-  readonly kind: 'join' | 'replace' | 'leave';
-  readonly clientId: string;
-  /** Why a client left (close code and reason, heartbeat, bad frame). */
-  readonly reason?: string;
-}
-
 export interface HubWaitOptions {
   /** @default - the hub's timeoutMs */
   readonly timeoutMs?: number;
@@ -200,26 +176,7 @@ function checkPositiveInteger(owner: string, values: Readonly<Record<string, num
   }
 }
 
-/**
- * The hello a client sends: its id, rank (partition index) and generation, and
- * optionally what it declares about itself (`info`, e.g. its data's description),
- * which the hub keeps for {@link Hub.clientInfo}.
- */
-export function clientHelloMessage(fields: { clientId: string; rank: number; worldSize: number; generation: number; info?: Readonly<Record<string, unknown>> }): Message {
-  return {
-    type: MESSAGE_TYPES.hello,
-    step: 0,
-    seq: 0,
-    meta: { clientId: fields.clientId, worldSize: fields.worldSize, generation: fields.generation, ...(fields.info === undefined ? {} : { info: fields.info }) },
-  };
-}
-
-/** The hub's answer to a valid client hello. */
-export function hubHelloMessage(generation: number, clients: number): Message {
-  return { type: MESSAGE_TYPES.hello, step: 0, seq: 0, meta: { worldSize: Math.max(1, clients), generation } };
-}
-
-export class Hub {
+export class Hub implements Star {
   readonly generation: number;
   readonly timeoutMs: number;
   readonly helloTimeoutMs: number;
@@ -232,7 +189,7 @@ export class Hub {
   private readonly options: HubOptions;
   private readonly clients = new Map<string, Connection>();
   private readonly pending = new Set<Connection>();
-  private readonly membershipWaiters = new Set<() => void>();
+  private readonly membership: Membership;
   private server: Server | undefined;
   private wss: WebSocketServer | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
@@ -249,6 +206,10 @@ export class Hub {
     this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
     this.highWaterBytes = options.highWaterBytes ?? 16 * 1024 * 1024;
     this.maxQueuedFrames = options.maxQueuedFrames ?? 8;
+    this.membership = new Membership(
+      { clientIds: () => this.clientIds(), closed: () => this.closing, describe: () => `federated server on port ${this.server ? this.port : '?'}` },
+      options.onMembership,
+    );
     checkPositiveInteger('Hub', {
       timeoutMs: this.timeoutMs,
       helloTimeoutMs: this.helloTimeoutMs,
@@ -269,7 +230,7 @@ export class Hub {
 
   /** Ids of the clients connected now (hello done), sorted. */
   clientIds(): string[] {
-    return [...this.clients.keys()].sort(compareIds);
+    return [...this.clients.keys()].sort(compareClientIds);
   }
 
   /** What `clientId` declared in its hello's `info` (a peer's claim, unchecked), if connected. */
@@ -312,34 +273,7 @@ export class Hub {
    * reject with TRAINER_ERR_CONNECT_TIMEOUT after `timeoutMs`, naming who is there.
    */
   waitForClients(count: number, timeoutMs: number = this.timeoutMs): Promise<string[]> {
-    return new Promise<string[]>((resolve, reject) => {
-      const check = (): void => {
-        if (this.closing) {
-          finish();
-          reject(new TrainerError('TRAINER_ERR_CLOSED', `hub closed while waiting for ${count} client(s)`));
-        } else if (this.clients.size >= count) {
-          finish();
-          resolve(this.clientIds());
-        }
-      };
-      const timer = setTimeout(() => {
-        finish();
-        const have = this.clientIds();
-        reject(
-          new TrainerError(
-            'TRAINER_ERR_CONNECT_TIMEOUT',
-            `federated server on port ${this.server ? this.port : '?'} timed out after ${timeoutMs}ms waiting for ${count} client(s) to connect; ` +
-              `${have.length} connected${have.length > 0 ? ` (${have.join(', ')})` : ''}`,
-          ),
-        );
-      }, timeoutMs);
-      const finish = (): void => {
-        clearTimeout(timer);
-        this.membershipWaiters.delete(check);
-      };
-      this.membershipWaiters.add(check);
-      check();
-    });
+    return this.membership.waitFor(count, timeoutMs);
   }
 
   /**
@@ -423,7 +357,7 @@ export class Hub {
     if (this.closing) return;
     this.closing = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
-    for (const check of [...this.membershipWaiters]) check();
+    this.membership.wake();
     const all = [...this.clients.values(), ...this.pending];
     await Promise.all(
       all.map(
@@ -447,7 +381,7 @@ export class Hub {
   async terminate(): Promise<void> {
     this.closing = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
-    for (const check of [...this.membershipWaiters]) check();
+    this.membership.wake();
     for (const conn of [...this.clients.values(), ...this.pending]) {
       this.fail(conn, new TrainerError('TRAINER_ERR_CLOSED', 'federated server was terminated'));
       conn.ws.terminate();
@@ -473,11 +407,6 @@ export class Hub {
       throw new TrainerError('TRAINER_ERR_PEER_CLOSED', `cannot exchange ${options.what ?? 'a message'} with client ${clientId}: it is not connected`);
     }
     return conn;
-  }
-
-  private membershipChanged(change: MembershipChange): void {
-    this.options.onMembership?.(change);
-    for (const check of [...this.membershipWaiters]) check();
   }
 
   private upgrade(wss: WebSocketServer, req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -532,10 +461,12 @@ export class Hub {
     } catch (err) {
       return this.reject(conn, asTrainerError(err, 'TRAINER_ERR_BAD_FRAME'));
     }
-    if (conn.clientId === undefined) return this.onHello(conn, frame);
-    if (frame.type === MESSAGE_TYPES.hello) return this.reject(conn, new TrainerError('TRAINER_ERR_BAD_FRAME', 'invalid frame: second hello'));
-    if (frame.rank !== conn.rank) {
-      return this.reject(conn, new TrainerError('TRAINER_ERR_BAD_FRAME', `invalid frame: sender rank ${frame.rank} on the connection of ${this.describeClient(conn.clientId)} (rank ${conn.rank})`));
+    const clientId = conn.clientId;
+    if (clientId === undefined) return this.onHello(conn, frame);
+    try {
+      checkFromClient(frame, conn.rank, () => this.describeClient(clientId));
+    } catch (err) {
+      return this.reject(conn, asTrainerError(err, 'TRAINER_ERR_BAD_FRAME'));
     }
     const waiter = conn.waiters.shift();
     if (waiter) return waiter.resolve(frame);
@@ -546,27 +477,17 @@ export class Hub {
   }
 
   private onHello(conn: Connection, frame: Frame): void {
-    let clientId: string;
+    let hello: ClientHello;
     try {
-      const hello = parseHello(frame, conn.remote);
-      const raw = frame.meta?.clientId;
-      if (typeof raw !== 'string' || raw === '' || raw.length > 253) {
-        throw new TrainerError('TRAINER_ERR_HANDSHAKE', `hello from ${conn.remote} has no valid clientId, got ${JSON.stringify(raw ?? null)}`);
-      }
-      if (hello.generation !== this.generation) {
-        throw new TrainerError(
-          'TRAINER_ERR_STALE_GENERATION',
-          `federated server (generation ${this.generation}) refused client ${raw} (${conn.remote}) of generation ${hello.generation}`,
-        );
-      }
-      clientId = raw;
+      hello = parseClientHello(frame, conn.remote, this.generation);
     } catch (err) {
       return this.reject(conn, asTrainerError(err, 'TRAINER_ERR_HANDSHAKE'));
     }
+    const clientId = hello.clientId;
     clearTimeout(conn.helloTimer);
     conn.clientId = clientId;
-    conn.rank = frame.rank;
-    conn.info = frame.meta?.info;
+    conn.rank = hello.rank;
+    conn.info = hello.info;
     this.pending.delete(conn);
     const previous = this.clients.get(clientId);
     this.clients.set(clientId, conn);
@@ -574,7 +495,7 @@ export class Hub {
       this.reject(previous, new TrainerError('TRAINER_ERR_PEER_CLOSED', `client ${clientId} (${previous.remote}) was replaced by a new connection from ${conn.remote}`));
     }
     conn.ws.send(encodeFrame(HUB_RANK, hubHelloMessage(this.generation, this.clients.size)));
-    this.membershipChanged({ kind: previous ? 'replace' : 'join', clientId });
+    this.membership.changed({ kind: previous ? 'replace' : 'join', clientId });
   }
 
   /** Fail a connection's pending work with `error` (once). */
@@ -601,7 +522,7 @@ export class Hub {
     this.pending.delete(conn);
     if (conn.clientId !== undefined && this.clients.get(conn.clientId) === conn) {
       this.clients.delete(conn.clientId);
-      if (!this.closing) this.membershipChanged({ kind: 'leave', clientId: conn.clientId, reason });
+      if (!this.closing) this.membership.changed({ kind: 'leave', clientId: conn.clientId, reason });
     }
   }
 
@@ -649,12 +570,4 @@ export class Hub {
       conn.ws.ping();
     }
   }
-}
-
-/** Numeric ids in numeric order ("2" before "10"), then the rest. */
-function compareIds(a: string, b: string): number {
-  const na = Number(a);
-  const nb = Number(b);
-  if (Number.isInteger(na) && Number.isInteger(nb)) return na - nb;
-  return a < b ? -1 : a > b ? 1 : 0;
 }

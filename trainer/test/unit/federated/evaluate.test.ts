@@ -1,7 +1,7 @@
 /**
  * Federated evaluation: the checks of a site's sums (a peer's claims), the
- * example-weighted aggregation, and a whole evaluate round over a real Hub on
- * 127.0.0.1 with in-process clients, with a refused client.
+ * example-weighted aggregation, and a whole evaluate round over the in-memory
+ * star with in-process clients, with a refused client.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -20,10 +20,7 @@ import { runFederatedServer, type RoundSummary } from '../../../src/federated/se
 import { FedAvg } from '../../../src/federated/strategies/fed-avg';
 import type { EvalSums } from '../../../src/model/training';
 import type { Frame } from '../../../src/transport/codec';
-import { Hub } from '../../../src/transport/hub';
-import { HubClient } from '../../../src/transport/hub-client';
-
-const LOOPBACK = '127.0.0.1';
+import { InMemoryStar, type InMemoryStarLink } from '../../../src/transport/star/in-memory-star';
 
 function resultFrame(meta: Record<string, unknown>, type: number = MESSAGE_TYPES.flEvaluateResult): Frame {
   return { version: 1, type: type as Frame['type'], step: 3, seq: EVALUATE_SEQ, rank: 1, tensors: [], meta };
@@ -94,13 +91,12 @@ describe('federated evaluation sums', () => {
 
 describe('runFederatedServer with federated evaluation', () => {
   test('every admitted client evaluates the starting and each round weights; a refused client is told why and its loop ends with it', async () => {
-    const hub = new Hub({ listenHost: LOOPBACK, listenPort: 0, timeoutMs: 3000 });
-    await hub.listen();
-    const links: HubClient[] = [];
+    const hub = new InMemoryStar({ timeoutMs: 3000 });
+    const links: InMemoryStarLink[] = [];
     try {
       // Client k scores weights w on (k + 1) x 10 examples with accuracy w[0] / (k + 1) (capped at 1).
       const loops = [0, 1, 2].map((rank) => {
-        const link = new HubClient({ host: LOOPBACK, port: hub.port, rank, worldSize: 3, connectTimeoutMs: 2000, helloInfo: { fits: rank !== 2 } });
+        const link = hub.link({ rank, worldSize: 3, helloInfo: { fits: rank !== 2 } });
         links.push(link);
         const count = (rank + 1) * 10;
         return runClientLoop({

@@ -1,42 +1,38 @@
 /**
- * The round loop over a real Hub on 127.0.0.1 with in-process clients
- * (HubClient + runClientLoop) whose `fit` is a small deterministic function.
+ * The round loop over the in-memory star (transport/star) with in-process clients
+ * (InMemoryStarLink + runClientLoop) whose `fit` is a small deterministic function.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { isTrainerError, MESSAGE_TYPES, TrainerError } from '../../../src/contract';
-import { type LocalFit, runClientLoop, type ServerLink } from '../../../src/federated/client-loop';
+import { type LocalFit, runClientLoop } from '../../../src/federated/client-loop';
 import type { Frame, Message } from '../../../src/transport/codec';
 import { FedAvg } from '../../../src/federated/strategies/fed-avg';
 import { parseFitResult, runFederatedServer, type RoundSummary, weightedMetrics } from '../../../src/federated/server';
 import type { FitConfig, Strategy } from '../../../src/federated/strategy';
-import { Hub } from '../../../src/transport/hub';
-import { HubClient } from '../../../src/transport/hub-client';
-
-const LOOPBACK = '127.0.0.1';
-const TOKEN = 't0ken';
+import { InMemoryStar, type InMemoryStarLink } from '../../../src/transport/star/in-memory-star';
+import type { StarLink } from '../../../src/transport/star/star';
 
 type Fit = (weights: Float32Array, config: FitConfig, round: number) => LocalFit | Promise<LocalFit>;
 
 interface Fleet {
-  readonly hub: Hub;
-  readonly clients: HubClient[];
+  readonly hub: InMemoryStar;
+  readonly clients: InMemoryStarLink[];
   readonly loops: Promise<unknown>[];
-  add(rank: number, fit: Fit): HubClient;
+  add(rank: number, fit: Fit): InMemoryStarLink;
   close(): Promise<void>;
 }
 
 async function fleet(): Promise<Fleet> {
-  const hub = new Hub({ listenHost: LOOPBACK, listenPort: 0, authToken: TOKEN, timeoutMs: 3000 });
-  await hub.listen();
-  const clients: HubClient[] = [];
+  const hub = new InMemoryStar({ timeoutMs: 3000 });
+  const clients: InMemoryStarLink[] = [];
   const loops: Promise<unknown>[] = [];
   return {
     hub,
     clients,
     loops,
     add(rank, fit) {
-      const link = new HubClient({ host: LOOPBACK, port: hub.port, rank, worldSize: 4, authToken: TOKEN, connectTimeoutMs: 2000 });
+      const link = hub.link({ rank, worldSize: 4 });
       clients.push(link);
       const loop = runClientLoop({ link, fit });
       loop.catch(() => undefined);
@@ -291,7 +287,7 @@ describe('parseFitResult', () => {
 
 describe('runClientLoop', () => {
   /** A scripted link: each recv takes the next step (a frame or an error). */
-  function scripted(steps: Array<Frame | TrainerError>): ServerLink & { sent: Message[]; connects: number } {
+  function scripted(steps: Array<Frame | TrainerError>): StarLink & { sent: Message[]; connects: number } {
     const link = {
       sent: [] as Message[],
       connects: 0,

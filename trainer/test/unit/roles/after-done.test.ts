@@ -6,7 +6,7 @@ import { CLOSE_CODES, WS_PATH } from '../../../src/contract';
 import { afterDone } from '../../../src/roles/after-done';
 import { startHealthServer } from '../../../src/roles/health';
 import { listenFinished } from '../../../src/transport/finished-listener';
-import { HUB_DONE_REASON } from '../../../src/transport/hub';
+import { HUB_DONE_REASON } from '../../../src/transport/star/protocol';
 
 function status(port: number, path: string): Promise<number> {
   return new Promise((resolve, reject) => {

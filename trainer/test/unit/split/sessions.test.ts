@@ -1,6 +1,7 @@
 /**
- * split/server.ts + split/client.ts over a real Hub and HubClients on 127.0.0.1,
- * with Float32Array fake models (no tfjs): a shape-mismatched frame gets an
+ * split/server.ts + split/client.ts over the in-memory star (no sockets; the
+ * Hub and HubClient pass the same star contract, and the multi-process split
+ * integration tests run them), with Float32Array fake models (no tfjs): a shape-mismatched frame gets an
  * error frame while another client keeps training; a dropped client reconnects
  * and its retried step is not applied twice; splitfed averages the client-side
  * weights; sequential clients take turns and hand their weights over.
@@ -13,8 +14,9 @@ import { type SplitBatch, type SplitClientModel, runSplitClient } from '../../..
 import { activationsMessage, errorFromFrame, type Matrix, metaMessage } from '../../../src/split/protocol';
 import { runSplitSessions, type SplitModeName, type SplitSessionsResult, type SplitTopModel } from '../../../src/split/server';
 import type { Frame } from '../../../src/transport/codec';
-import { encodeOutgoingFrame, Hub, HUB_RANK } from '../../../src/transport/hub';
-import { HubClient } from '../../../src/transport/hub-client';
+import { InMemoryStar } from '../../../src/transport/star/in-memory-star';
+import { encodeOutgoingFrame, HUB_RANK } from '../../../src/transport/star/protocol';
+import type { StarWaitOptions } from '../../../src/transport/star/star';
 
 const FEATURES = 4;
 const CLASSES = 3;
@@ -68,41 +70,42 @@ function batches(count: number, rows = 2): SplitBatch[] {
   return Array.from({ length: count }, (_, i) => ({ features: new Float32Array(rows * FEATURES).fill(i), labels: new Int32Array(rows).fill(i % CLASSES), count: rows }));
 }
 
-describe('split sessions over a hub', () => {
+/** The star as the server sees it, recording every frame that reaches the server. */
+class RecordingStar extends InMemoryStar {
+  readonly received: Frame[] = [];
+
+  override async recv(clientId: string, options?: StarWaitOptions): Promise<Frame> {
+    const frame = await super.recv(clientId, options);
+    this.received.push(frame);
+    return frame;
+  }
+}
+
+describe('split sessions over a star', () => {
   const cleanup: Array<() => Promise<void> | void> = [];
   afterEach(async () => {
     for (const fn of cleanup.splice(0).reverse()) await fn();
   });
 
-  async function setup(mode: SplitModeName, clients: number, top = fakeTop(), received: Frame[] = []) {
-    const hub = new Hub({ listenHost: '127.0.0.1', listenPort: 0, timeoutMs: 5000 });
-    const port = await hub.listen();
-    cleanup.push(() => hub.close());
-    const links = Array.from({ length: clients }, (_, rank) => new HubClient({ host: '127.0.0.1', port, rank, worldSize: clients, connectTimeoutMs: 5000 }));
+  async function setup(mode: SplitModeName, clients: number, top = fakeTop()) {
+    const star = new RecordingStar({ timeoutMs: 5000 });
+    cleanup.push(() => star.close());
+    const links = Array.from({ length: clients }, (_, rank) => star.link({ rank, worldSize: clients }));
     for (const link of links) cleanup.push(() => link.close());
     await Promise.all(links.map((l) => l.connect()));
     const stepsSeen: Array<[string, number]> = [];
     const sessions: Promise<SplitSessionsResult> = runSplitSessions({
-      // The hub as the server sees it, recording every frame that reaches the server.
-      link: {
-        clientIds: () => hub.clientIds(),
-        sendFrame: (id, frame, options) => hub.sendFrame(id, frame, options),
-        recv: async (id, options) => {
-          const frame = await hub.recv(id, options);
-          received.push(frame);
-          return frame;
-        },
-      },
+      link: star,
       mode,
       top,
-      clientIds: await hub.waitForClients(clients, 5000),
+      clientIds: await star.waitForClients(clients, 5000),
       clientWeightsLength: FEATURES,
       encode: (m) => encodeOutgoingFrame(HUB_RANK, m),
       timeoutMs: 5000,
       reconnectTimeoutMs: 3000,
       onStep: (id, step) => stepsSeen.push([id, step]),
     });
-    return { hub, port, links, sessions, top, stepsSeen };
+    return { star, links, sessions, top, stepsSeen };
   }
 
   test('a shape-mismatched frame gets an error frame while another client keeps training', async () => {
@@ -128,11 +131,11 @@ describe('split sessions over a hub', () => {
   });
 
   test('a dropped client reconnects and its retried step is answered without training twice', async () => {
-    const { links, sessions, top, port, stepsSeen } = await setup('vanilla', 1);
+    const { star, links, sessions, top, stepsSeen } = await setup('vanilla', 1);
     await links[0].send(activationsMessage('splitForward', 0, { data: new Float32Array(8).fill(1), rows: 2, cols: 4 }, new Int32Array(2)));
     const first = await links[0].recv();
     links[0].terminate(); // the pod died after the reply
-    const again = new HubClient({ host: '127.0.0.1', port, rank: 0, worldSize: 1, connectTimeoutMs: 5000 });
+    const again = star.link({ rank: 0, worldSize: 1 });
     cleanup.push(() => again.close());
     await again.connect();
     await again.send(activationsMessage('splitForward', 0, { data: new Float32Array(8).fill(1), rows: 2, cols: 4 }, new Int32Array(2)));
@@ -151,7 +154,7 @@ describe('split sessions over a hub', () => {
   test('batches as wide as the bench (64 x 1568) go as pieces: gradients come back bit-exact, a retried step from the kept pieces', async () => {
     const rows = 64;
     const cols = 1568;
-    const { links, sessions, top, port } = await setup('vanilla', 1, fakeTop(cols));
+    const { star, links, sessions, top } = await setup('vanilla', 1, fakeTop(cols));
     const step = (n: number) => activationsMessage('splitForward', n, { data: Float32Array.from({ length: rows * cols }, (_, i) => (i % 977) - n), rows, cols }, new Int32Array(rows).fill(2));
     const expected = (n: number) => Float32Array.from({ length: rows * cols }, (_, i) => ((i % 977) - n) * 0.5);
     for (let n = 0; n < 3; n++) {
@@ -162,7 +165,7 @@ describe('split sessions over a hub', () => {
       assert.deepEqual(reply.tensors[0].data, expected(n), `gradient of step ${n}`);
     }
     links[0].terminate();
-    const again = new HubClient({ host: '127.0.0.1', port, rank: 0, worldSize: 1, connectTimeoutMs: 5000 });
+    const again = star.link({ rank: 0, worldSize: 1 });
     cleanup.push(() => again.close());
     await again.connect();
     await again.send(step(2));
@@ -176,8 +179,8 @@ describe('split sessions over a hub', () => {
   });
 
   test('u-shaped: the server returns its output, the head gradient comes back, then dL/dacts; no label reaches the server', async () => {
-    const received: Frame[] = [];
-    const { links, sessions, top } = await setup('u-shaped', 1, fakeTop(), received);
+    const { star, links, sessions, top } = await setup('u-shaped', 1);
+    const received = star.received;
     const result = await runSplitClient({ link: links[0], mode: 'u-shaped', model: fakeClientModel(0), epochs: 2, batches: () => batches(4), testBatches: () => batches(1), examplesPerEpoch: 8 });
     assert.equal(result.steps, 8);
     assert.equal(result.testAccuracy, 1);

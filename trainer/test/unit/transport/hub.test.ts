@@ -3,7 +3,8 @@ import { describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { CLOSE_CODES, isTrainerError, MESSAGE_TYPES, WS_PATH } from '../../../src/contract';
 import { codecStats, decodeFrame, encodeFrame, type Frame, type Message } from '../../../src/transport/codec';
-import { clientHelloMessage, encodeOutgoingFrame, Hub, type HubOptions, type MembershipChange } from '../../../src/transport/hub';
+import { Hub, type HubOptions } from '../../../src/transport/hub';
+import { clientHelloMessage, encodeOutgoingFrame, type MembershipChange } from '../../../src/transport/star/protocol';
 import { HubClient, type HubClientOptions } from '../../../src/transport/hub-client';
 import { randomFloat32 } from '../../support/random';
 
