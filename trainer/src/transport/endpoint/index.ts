@@ -1,0 +1,6 @@
+export * from './close';
+export * from './dialer';
+export * from './heartbeat';
+export * from './send';
+export * from './server';
+export * from './tls';
