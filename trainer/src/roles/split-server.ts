@@ -40,6 +40,7 @@ import { resolveCutLayer } from '../split/cut-layer';
 import { type ClientReport, runSplitSessions, type SplitTopModel } from '../split/server';
 import { createTracker, finishOnSignals, type Tracker } from '../tracking';
 import { encodeOutgoingFrame, Hub, HUB_RANK } from '../transport/hub';
+import { tlsFromDir } from '../transport/endpoint/tls';
 import { listenFinished } from '../transport/finished-listener';
 import { afterDone } from './after-done';
 import { roleOutput } from './role-output';
@@ -126,7 +127,8 @@ export async function runSplitServer(config: TrainerConfig): Promise<void> {
       backward: (x, dy) => top.backward(x, dy, true)!,
       score: (x, labels) => top.score(x, labels),
     };
-    const finishedClients = (): ReturnType<typeof listenFinished> => listenFinished({ port: config.listenPort, authToken: config.authToken });
+    const tls = tlsFromDir(config.tlsDir);
+    const finishedClients = (): ReturnType<typeof listenFinished> => listenFinished({ port: config.listenPort, authToken: config.authToken, ...tls });
     const finished = await readDoneMarker(config.checkpointDir);
     if (finished) {
       log(`training finished before this restart (${doneMarkerPath(config.checkpointDir)}, ${finished.finishedAt}); nothing else to do`);
@@ -141,6 +143,7 @@ export async function runSplitServer(config: TrainerConfig): Promise<void> {
     hub = new Hub({
       listenPort: config.listenPort,
       authToken: config.authToken,
+      ...tls,
       generation: config.generation,
       timeoutMs: config.timeoutMs,
       maxPayloadBytes: config.maxPayloadBytes,
