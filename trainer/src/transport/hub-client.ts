@@ -11,8 +11,24 @@ import WebSocket from 'ws';
 import { TrainerError } from '../contract/errors';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../contract/ports';
 import { CLOSE_CODES } from '../contract/protocol';
-import { decodeFrame, encodeFrame, type Frame, type Message } from './codec';
-import { asTrainerError, attemptDial, checkTlsOptions, closeGracefully, closeRefused, dialUrl, dialWithBackoff, Heartbeat, SendBudget, type TlsOptions, watchActivity } from './endpoint';
+import { encodeFrame, type Frame, type Message } from './codec';
+import {
+  asTrainerError,
+  decodeMessage,
+  attemptDial,
+  checkReceiveTimeout,
+  checkTlsOptions,
+  closeGracefully,
+  closeRefused,
+  defaultMaxQueuedBytes,
+  dialUrl,
+  dialWithBackoff,
+  Heartbeat,
+  ReceiveQueue,
+  SendBudget,
+  type TlsOptions,
+  watchActivity,
+} from './endpoint';
 import { parseHello } from './handshake';
 import { clientHelloMessage, encodeOutgoingFrame, HUB_RANK, outgoingFrameBytes } from './hub';
 import { HEADER_READ_BYTES, readFramesDirectly } from './ws-direct';
@@ -57,6 +73,25 @@ export interface HubClientOptions extends TlsOptions {
   /** Sends wait while more than this many bytes are queued. @default 16 MiB */
   readonly highWaterBytes?: number;
   /**
+   * How long {@link HubClient.recv} waits for the server by default, in milliseconds (Infinity: no timer;
+   * a dead server is then found by the heartbeat). A client may wait through other clients' turns.
+   *
+   * @default Infinity
+   */
+  readonly recvTimeoutMs?: number;
+  /**
+   * Unread frames from the server held; one more closes the connection (TRAINER_ERR_BAD_FRAME).
+   *
+   * @default 64
+   */
+  readonly maxQueuedFrames?: number;
+  /**
+   * Bytes of unread frames from the server held; a frame past it closes the connection (TRAINER_ERR_BAD_FRAME).
+   *
+   * @default - 4 x maxPayloadBytes
+   */
+  readonly maxQueuedBytes?: number;
+  /**
    * What the client declares about itself in every hello (the server reads it with Hub.clientInfo).
    *
    * @default - nothing
@@ -66,8 +101,7 @@ export interface HubClientOptions extends TlsOptions {
 
 interface Link {
   readonly ws: WebSocket;
-  readonly queue: Frame[];
-  readonly waiters: Array<{ resolve: (frame: Frame) => void; reject: (err: TrainerError) => void }>;
+  readonly inbox: ReceiveQueue<Frame>;
   readonly sending: SendBudget;
   lastSeenMs: number;
   closedError?: TrainerError;
@@ -83,6 +117,9 @@ export class HubClient {
   readonly maxPayloadBytes: number;
   readonly highWaterBytes: number;
   readonly generation: number;
+  readonly recvTimeoutMs: number;
+  readonly maxQueuedFrames: number;
+  readonly maxQueuedBytes: number;
   private readonly options: HubClientOptions;
   private link: Link | undefined;
   private closing = false;
@@ -97,6 +134,9 @@ export class HubClient {
     this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
     this.highWaterBytes = options.highWaterBytes ?? 16 * 1024 * 1024;
     this.generation = options.generation ?? 0;
+    this.recvTimeoutMs = options.recvTimeoutMs ?? Infinity;
+    this.maxQueuedFrames = options.maxQueuedFrames ?? 64;
+    this.maxQueuedBytes = options.maxQueuedBytes ?? defaultMaxQueuedBytes(this.maxPayloadBytes);
     for (const [name, value] of Object.entries({
       connectTimeoutMs: this.connectTimeoutMs,
       timeoutMs: this.timeoutMs,
@@ -104,10 +144,13 @@ export class HubClient {
       heartbeatTimeoutMs: this.heartbeatTimeoutMs,
       maxPayloadBytes: this.maxPayloadBytes,
       highWaterBytes: this.highWaterBytes,
+      maxQueuedFrames: this.maxQueuedFrames,
+      maxQueuedBytes: this.maxQueuedBytes,
     })) {
       if (!Number.isInteger(value) || value < 1) throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `HubClient: '${name}' must be an integer >= 1, got ${value}`);
     }
     checkTlsOptions('HubClient', options);
+    checkReceiveTimeout('HubClient', 'recvTimeoutMs', this.recvTimeoutMs);
   }
 
   /** `127.0.0.1:8080` */
@@ -146,18 +189,23 @@ export class HubClient {
   }
 
   /**
-   * The next frame from the server. Waits without a timer of its own: a dead
-   * server is found by the heartbeat (TRAINER_ERR_PEER_TIMEOUT). Rejects with
-   * TRAINER_ERR_CLOSED when the server said goodbye (close code 1000) and with
+   * The next frame from the server. Rejects with TRAINER_ERR_PEER_TIMEOUT after
+   * `timeoutMs` (default recvTimeoutMs; a dead server is also found by the heartbeat),
+   * TRAINER_ERR_CLOSED when the server said goodbye (close code 1000) and
    * TRAINER_ERR_PEER_CLOSED when the connection dropped.
    */
-  recv(): Promise<Frame> {
+  recv(options: { readonly timeoutMs?: number; readonly what?: string } = {}): Promise<Frame> {
     const link = this.link;
     if (!link) return Promise.reject(new TrainerError('TRAINER_ERR_PEER_CLOSED', `client ${this.clientId} is not connected to ${this.serverAddress}`));
-    const queued = link.queue.shift();
-    if (queued) return Promise.resolve(queued);
-    if (link.closedError) return Promise.reject(link.closedError);
-    return new Promise<Frame>((resolve, reject) => link.waiters.push({ resolve, reject }));
+    const timeoutMs = options.timeoutMs ?? this.recvTimeoutMs;
+    return link.inbox.take(
+      timeoutMs,
+      () =>
+        new TrainerError(
+          'TRAINER_ERR_PEER_TIMEOUT',
+          `client ${this.clientId} timed out after ${timeoutMs}ms waiting for ${options.what ?? 'a message'} from the federated server at ${this.serverAddress}`,
+        ),
+    );
   }
 
   /**
@@ -220,7 +268,7 @@ export class HubClient {
     if (link.closedError) return;
     link.closedError = error;
     link.heartbeat?.stop();
-    for (const waiter of link.waiters.splice(0)) waiter.reject(error);
+    link.inbox.fail(error, true);
     link.sending.wakeAll();
   }
 
@@ -274,7 +322,12 @@ export class HubClient {
 
   /** Read frames from a freshly opened socket: the server's hello settles the dial, later frames go to the queue. */
   private track(ws: WebSocket, url: string, settle: (err?: TrainerError) => void): Link {
-    const link: Link = { ws, queue: [], waiters: [], sending: new SendBudget(this.highWaterBytes), lastSeenMs: Date.now() };
+    const link: Link = {
+      ws,
+      inbox: new ReceiveQueue({ maxFrames: this.maxQueuedFrames, maxBytes: this.maxQueuedBytes }),
+      sending: new SendBudget(this.highWaterBytes),
+      lastSeenMs: Date.now(),
+    };
     let settled = false;
     const settleOnce = (err?: TrainerError): void => {
       settled = true;
@@ -286,8 +339,7 @@ export class HubClient {
       link.lastSeenMs = Date.now();
       let frame: Frame;
       try {
-        if (!isBinary) throw new TrainerError('TRAINER_ERR_BAD_FRAME', 'invalid frame: text message (frames are binary)');
-        frame = decodeFrame(data, { maxPayloadBytes: this.maxPayloadBytes });
+        frame = decodeMessage(data, isBinary, this.maxPayloadBytes);
         if (frame.rank !== HUB_RANK) throw new TrainerError('TRAINER_ERR_BAD_FRAME', `invalid frame: sender rank ${frame.rank}, the server is rank ${HUB_RANK}`);
       } catch (err) {
         const error = asTrainerError(err, 'TRAINER_ERR_BAD_FRAME');
@@ -304,9 +356,12 @@ export class HubClient {
         }
         return settleOnce();
       }
-      const waiter = link.waiters.shift();
-      if (waiter) waiter.resolve(frame);
-      else link.queue.push(frame);
+      const refused = link.inbox.push(frame, data.byteLength);
+      if (refused) {
+        const error = new TrainerError('TRAINER_ERR_BAD_FRAME', `the federated server at ${this.serverAddress} sent ${refused}`);
+        this.failLink(link, error);
+        closeRefused(ws, error);
+      }
     };
     ws.on('message', onMessage);
     readFramesDirectly(ws, {

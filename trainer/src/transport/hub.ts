@@ -17,16 +17,19 @@ import type WebSocket from 'ws';
 import { TrainerError } from '../contract/errors';
 import { DEFAULT_MAX_PAYLOAD_BYTES, PORTS, WS_PATH } from '../contract/ports';
 import { CLOSE_CODES, MESSAGE_TYPES } from '../contract/protocol';
-import { decodeFrame, encodeFrame, encodeFrameParts, type Frame, type Message } from './codec';
+import { encodeFrame, encodeFrameParts, type Frame, type Message } from './codec';
 import {
   asTrainerError,
+  decodeMessage,
   checkTlsOptions,
   closedDetail,
   closeGracefully,
   closeRefused,
+  defaultMaxQueuedBytes,
   type EndpointServer,
   Heartbeat,
   listenEndpoint,
+  ReceiveQueue,
   SendBudget,
   type TlsOptions,
   watchActivity,
@@ -134,6 +137,12 @@ export interface HubOptions extends TlsOptions {
    */
   readonly maxQueuedFrames?: number;
   /**
+   * Bytes of unread frames held per client; a frame past it closes that client (TRAINER_ERR_BAD_FRAME).
+   *
+   * @default - 4 x maxPayloadBytes
+   */
+  readonly maxQueuedBytes?: number;
+  /**
    * Called when a client joins, is replaced by a newer connection, or leaves.
    *
    * @default - nothing is reported
@@ -155,11 +164,6 @@ export interface HubWaitOptions {
   readonly what?: string;
 }
 
-interface Waiter {
-  readonly resolve: (frame: Frame) => void;
-  readonly reject: (err: TrainerError) => void;
-}
-
 interface Connection {
   readonly ws: WebSocket;
   readonly remote: string;
@@ -171,8 +175,7 @@ interface Connection {
   info?: unknown;
   lastSeenMs: number;
   readonly sending: SendBudget;
-  readonly queue: Frame[];
-  readonly waiters: Waiter[];
+  readonly inbox: ReceiveQueue<Frame>;
   /** Set once refused or closed: nothing more is read from it; pending work fails with it. */
   closedError?: TrainerError;
   lastError?: Error & { code?: string };
@@ -215,6 +218,7 @@ export class Hub {
   readonly maxPayloadBytes: number;
   readonly highWaterBytes: number;
   readonly maxQueuedFrames: number;
+  readonly maxQueuedBytes: number;
 
   private readonly options: HubOptions;
   private readonly clients = new Map<string, Connection>();
@@ -235,6 +239,7 @@ export class Hub {
     this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
     this.highWaterBytes = options.highWaterBytes ?? 16 * 1024 * 1024;
     this.maxQueuedFrames = options.maxQueuedFrames ?? 8;
+    this.maxQueuedBytes = options.maxQueuedBytes ?? defaultMaxQueuedBytes(this.maxPayloadBytes);
     checkPositiveInteger('Hub', {
       timeoutMs: this.timeoutMs,
       helloTimeoutMs: this.helloTimeoutMs,
@@ -243,6 +248,7 @@ export class Hub {
       maxPayloadBytes: this.maxPayloadBytes,
       highWaterBytes: this.highWaterBytes,
       maxQueuedFrames: this.maxQueuedFrames,
+      maxQueuedBytes: this.maxQueuedBytes,
     });
     checkTlsOptions('Hub', options);
     this.heartbeat = new Heartbeat(this.heartbeatIntervalMs, this.heartbeatTimeoutMs, () => this.clients.values(), (conn, silentMs) =>
@@ -374,27 +380,12 @@ export class Hub {
     } catch (err) {
       return Promise.reject(err);
     }
-    const queued = conn.queue.shift();
-    if (queued) return Promise.resolve(queued);
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
-    return new Promise<Frame>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const index = conn.waiters.indexOf(waiter);
-        if (index >= 0) conn.waiters.splice(index, 1);
-        reject(new TrainerError('TRAINER_ERR_PEER_TIMEOUT', `federated server timed out after ${timeoutMs}ms waiting for ${options.what ?? 'a message'} from ${this.describeClient(clientId)}`));
-      }, timeoutMs);
-      const waiter: Waiter = {
-        resolve: (frame) => {
-          clearTimeout(timer);
-          resolve(frame);
-        },
-        reject: (err) => {
-          clearTimeout(timer);
-          reject(err);
-        },
-      };
-      conn.waiters.push(waiter);
-    });
+    return conn.inbox.take(
+      timeoutMs,
+      () =>
+        new TrainerError('TRAINER_ERR_PEER_TIMEOUT', `federated server timed out after ${timeoutMs}ms waiting for ${options.what ?? 'a message'} from ${this.describeClient(clientId)}`),
+    );
   }
 
   /** Close one client's connection (its pending recv/send fail with `error`). */
@@ -455,7 +446,14 @@ export class Hub {
   }
 
   private accept(ws: WebSocket, remote: string): void {
-    const conn: Connection = { ws, remote, rank: -1, lastSeenMs: Date.now(), sending: new SendBudget(this.highWaterBytes), queue: [], waiters: [] };
+    const conn: Connection = {
+      ws,
+      remote,
+      rank: -1,
+      lastSeenMs: Date.now(),
+      sending: new SendBudget(this.highWaterBytes),
+      inbox: new ReceiveQueue({ maxFrames: this.maxQueuedFrames, maxBytes: this.maxQueuedBytes }),
+    };
     this.pending.add(conn);
     ws.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(conn, data, isBinary));
     watchActivity(conn);
@@ -479,8 +477,7 @@ export class Hub {
     conn.lastSeenMs = Date.now();
     let frame: Frame;
     try {
-      if (!isBinary) throw new TrainerError('TRAINER_ERR_BAD_FRAME', 'invalid frame: text message (frames are binary)');
-      frame = decodeFrame(data, { maxPayloadBytes: this.maxPayloadBytes });
+      frame = decodeMessage(data, isBinary, this.maxPayloadBytes);
     } catch (err) {
       return this.reject(conn, asTrainerError(err, 'TRAINER_ERR_BAD_FRAME'));
     }
@@ -489,12 +486,8 @@ export class Hub {
     if (frame.rank !== conn.rank) {
       return this.reject(conn, new TrainerError('TRAINER_ERR_BAD_FRAME', `invalid frame: sender rank ${frame.rank} on the connection of ${this.describeClient(conn.clientId)} (rank ${conn.rank})`));
     }
-    const waiter = conn.waiters.shift();
-    if (waiter) return waiter.resolve(frame);
-    if (conn.queue.length >= this.maxQueuedFrames) {
-      return this.reject(conn, new TrainerError('TRAINER_ERR_BAD_FRAME', `client ${conn.clientId} sent more than ${this.maxQueuedFrames} unrequested frames`));
-    }
-    conn.queue.push(frame);
+    const refused = conn.inbox.push(frame, data.byteLength);
+    if (refused) this.reject(conn, new TrainerError('TRAINER_ERR_BAD_FRAME', `client ${conn.clientId} sent ${refused}`));
   }
 
   private onHello(conn: Connection, frame: Frame): void {
@@ -534,9 +527,8 @@ export class Hub {
     if (conn.closedError) return;
     conn.closedError = error;
     clearTimeout(conn.helloTimer);
-    for (const waiter of conn.waiters.splice(0)) waiter.reject(error);
+    conn.inbox.fail(error, false);
     conn.sending.wakeAll();
-    conn.queue.length = 0;
   }
 
   /** Refuse or drop one connection: close it with a code and a reason naming the error code. */

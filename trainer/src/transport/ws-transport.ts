@@ -8,9 +8,10 @@ import WebSocket from 'ws';
 import { type ErrorCode, TrainerError } from '../contract/errors';
 import { DEFAULT_MAX_PAYLOAD_BYTES, PORTS, WS_PATH } from '../contract/ports';
 import { CLOSE_CODES, MESSAGE_TYPES } from '../contract/protocol';
-import { allocateFloat32Frame, decodeFrame, decodeFrameHeader, encodeFrame, float32FrameHead, type Frame, type Message } from './codec';
+import { allocateFloat32Frame, decodeFrameHeader, encodeFrame, float32FrameHead, type Frame, type Message } from './codec';
 import {
   asTrainerError,
+  decodeMessage,
   attemptDial,
   checkTlsOptions,
   closeCodeFor,
@@ -416,8 +417,7 @@ export class WsTransport implements Transport {
     conn.lastSeenMs = Date.now();
     let frame: Frame;
     try {
-      if (!isBinary) throw new TrainerError('TRAINER_ERR_BAD_FRAME', 'invalid frame: text message (frames are binary)');
-      frame = decodeFrame(data, { maxPayloadBytes: this.maxPayloadBytes });
+      frame = decodeMessage(data, isBinary, this.maxPayloadBytes);
     } catch (err) {
       return this.reject(conn, asTrainerError(err));
     }

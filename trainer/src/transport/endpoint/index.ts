@@ -4,3 +4,5 @@ export * from './heartbeat';
 export * from './send';
 export * from './server';
 export * from './tls';
+export * from './receive-queue';
+export * from './decode';
