@@ -12,6 +12,7 @@ import { allocateFloat32Frame, decodeFrameHeader, encodeFrame, float32FrameHead,
 import {
   asTrainerError,
   decodeMessage,
+  defaultMaxQueuedBytes,
   attemptDial,
   checkTlsOptions,
   closeCodeFor,
@@ -109,6 +110,12 @@ export interface WsTransportOptions extends TlsOptions {
    * @default 16 MiB
    */
   readonly highWaterBytes?: number;
+  /**
+   * Bytes of unread frames held per peer; a frame past it closes that peer (TRAINER_ERR_PAYLOAD_TOO_LARGE).
+   *
+   * @default - 4 x maxPayloadBytes
+   */
+  readonly maxQueuedBytes?: number;
 }
 
 interface Connection {
@@ -141,6 +148,7 @@ export class WsTransport implements Transport {
   readonly heartbeatTimeoutMs: number;
   readonly maxPayloadBytes: number;
   readonly highWaterBytes: number;
+  readonly maxQueuedBytes: number;
 
   private readonly options: WsTransportOptions;
   private readonly group: PeerGroup;
@@ -168,8 +176,9 @@ export class WsTransport implements Transport {
     this.heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 3 * this.heartbeatIntervalMs;
     this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
     this.highWaterBytes = options.highWaterBytes ?? 16 * 1024 * 1024;
+    this.maxQueuedBytes = options.maxQueuedBytes ?? defaultMaxQueuedBytes(this.maxPayloadBytes);
     this.group = new PeerGroup(this.rank, this.worldSize, this.timeoutMs, (rank) => this.addressOf(rank));
-    const positive = { connectTimeoutMs: this.connectTimeoutMs, helloTimeoutMs: this.helloTimeoutMs, heartbeatIntervalMs: this.heartbeatIntervalMs, heartbeatTimeoutMs: this.heartbeatTimeoutMs, maxPayloadBytes: this.maxPayloadBytes, highWaterBytes: this.highWaterBytes };
+    const positive = { connectTimeoutMs: this.connectTimeoutMs, helloTimeoutMs: this.helloTimeoutMs, heartbeatIntervalMs: this.heartbeatIntervalMs, heartbeatTimeoutMs: this.heartbeatTimeoutMs, maxPayloadBytes: this.maxPayloadBytes, highWaterBytes: this.highWaterBytes, maxQueuedBytes: this.maxQueuedBytes };
     for (const [name, value] of Object.entries(positive)) {
       if (!Number.isInteger(value) || value < 1) throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `WsTransport: '${name}' must be an integer >= 1, got ${value}`);
     }
@@ -432,6 +441,10 @@ export class WsTransport implements Transport {
       this.group.failGroup(this.group.lostPeer('TRAINER_ERR_PEER_ABORTED', conn.peer, `it aborted with ${code}: ${message}`));
       this.peersChanged();
       return;
+    }
+    const heldBytes = this.group.queuedBytes(conn.peer) + data.byteLength;
+    if (heldBytes > this.maxQueuedBytes) {
+      return this.reject(conn, new TrainerError('TRAINER_ERR_PAYLOAD_TOO_LARGE', `${heldBytes} bytes of unrequested frames, more than maxQueuedBytes ${this.maxQueuedBytes}`));
     }
     this.group.deliver(conn.peer, frame);
   }

@@ -70,7 +70,10 @@ describe('TLS on the ring, the federated star and the split star (real processes
     for (const p of processes) {
       const { exit, events, log } = await p.exited;
       assert.equal(exit, 0, log);
-      assert.ok(events.some((e) => e.event === 'done'), log);
+      assert.ok(
+        events.some((e) => e.event === 'done'),
+        log,
+      );
     }
   }
 
@@ -87,7 +90,7 @@ describe('TLS on the ring, the federated star and the split star (real processes
     }
   });
 
-  test('the federated star (server + 2 clients) runs a round over wss://; a client with a certificate of another CA is refused', async () => {
+  test('the federated star (server + 2 clients) runs a round over wss://; a client with a foreign certificate is refused', async () => {
     const [port] = await freePorts(1);
     const base = env('fl', { [ENV.rounds]: '1', [ENV.minFitClients]: '2', [ENV.minAvailableClients]: '2', [ENV.roundTimeoutMs]: '30000' });
     const server = startRole('fl-server', fleetServerEnv(base, 2, port), 'fl-server');

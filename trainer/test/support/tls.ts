@@ -18,13 +18,67 @@ function openssl(args: readonly string[], cwd: string): void {
  */
 export async function makeTlsDir(dir: string, name = 'tensorfleet-test'): Promise<string> {
   await mkdir(dir, { recursive: true });
-  openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', `/CN=${name} CA`, '-keyout', 'ca.key', '-out', TLS_FILES.ca], dir);
-  openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', `/CN=${name}`, '-keyout', TLS_FILES.key, '-out', 'tls.csr'], dir);
+  openssl(
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      `/CN=${name} CA`,
+      '-keyout',
+      'ca.key',
+      '-out',
+      TLS_FILES.ca,
+    ],
+    dir,
+  );
+  openssl(
+    [
+      'req',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-subj',
+      `/CN=${name}`,
+      '-keyout',
+      TLS_FILES.key,
+      '-out',
+      'tls.csr',
+    ],
+    dir,
+  );
   await writeFile(
     join(dir, 'ext.cnf'),
     'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\n',
   );
-  openssl(['x509', '-req', '-in', 'tls.csr', '-CA', TLS_FILES.ca, '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', 'ext.cnf', '-out', TLS_FILES.cert], dir);
+  openssl(
+    [
+      'x509',
+      '-req',
+      '-in',
+      'tls.csr',
+      '-CA',
+      TLS_FILES.ca,
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-days',
+      '2',
+      '-extfile',
+      'ext.cnf',
+      '-out',
+      TLS_FILES.cert,
+    ],
+    dir,
+  );
   return dir;
 }
 

@@ -17,14 +17,18 @@ export function closeReason(err: TrainerError): string {
   const reason = `${err.code}: ${err.message}`;
   return Buffer.byteLength(reason) <= MAX_CLOSE_REASON_BYTES
     ? reason
-    : Buffer.from(reason).subarray(0, MAX_CLOSE_REASON_BYTES).toString().replace(/\uFFFD$/, '');
+    : Buffer.from(reason)
+        .subarray(0, MAX_CLOSE_REASON_BYTES)
+        .toString()
+        .replace(/\uFFFD$/, '');
 }
 
 /** The close code a connection refused or dropped with `code` is closed with. */
 export function closeCodeFor(code: ErrorCode): number {
   if (code === 'TRAINER_ERR_STALE_GENERATION') return CLOSE_CODES.staleGeneration;
   if (code === 'TRAINER_ERR_HANDSHAKE') return CLOSE_CODES.handshakeRefused;
-  if (code === 'TRAINER_ERR_PEER_ABORTED' || code === 'TRAINER_ERR_PEER_TIMEOUT' || code === 'TRAINER_ERR_PEER_CLOSED') return CLOSE_CODES.aborted;
+  if (code === 'TRAINER_ERR_PEER_ABORTED' || code === 'TRAINER_ERR_PEER_TIMEOUT' || code === 'TRAINER_ERR_PEER_CLOSED')
+    return CLOSE_CODES.aborted;
   return CLOSE_CODES.badFrame;
 }
 

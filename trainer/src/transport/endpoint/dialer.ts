@@ -16,7 +16,8 @@ const RETRY_MAX_MS = 1000;
 const MAX_HANDSHAKE_MS = 10_000;
 
 /** TLS errors that retrying cannot fix: the peer's certificate is not trusted, or ours was refused. */
-const TLS_REFUSALS = /^(ERR_SSL_TLSV1_ALERT_|ERR_SSL_SSLV3_ALERT_|ERR_TLS_CERT_ALTNAME_INVALID$|UNABLE_TO_|SELF_SIGNED_CERT|DEPTH_ZERO_SELF_SIGNED_CERT$|CERT_)/;
+const TLS_REFUSALS =
+  /^(ERR_SSL_TLSV1_ALERT_|ERR_SSL_SSLV3_ALERT_|ERR_TLS_CERT_ALTNAME_INVALID$|UNABLE_TO_|(DEPTH_ZERO_)?SELF_SIGNED_CERT|CERT_)/;
 
 const ZERO_MASK = (mask: Buffer): void => {
   // Frames between trainers are not seen by browsers or caching proxies, the
@@ -51,7 +52,8 @@ export interface AttemptHandlers {
 
 /**
  * One dial of `url`: resolves with the socket once `opened` settled it, rejects (terminating it) with
- * TRAINER_ERR_UNAUTHORIZED on HTTP 401, HTTP 403 (our certificate refused) or a server certificate not trusted, TRAINER_ERR_CONNECT_TIMEOUT otherwise.
+ * TRAINER_ERR_UNAUTHORIZED on HTTP 401, HTTP 403 (our certificate refused) or a server certificate not trusted,
+ * TRAINER_ERR_CONNECT_TIMEOUT otherwise.
  */
 export function attemptDial(url: string, options: DialOptions, remainingMs: number, handlers: AttemptHandlers): Promise<WebSocket> {
   return new Promise<WebSocket>((resolve, reject) => {
@@ -75,28 +77,40 @@ export function attemptDial(url: string, options: DialOptions, remainingMs: numb
         reject(err);
       } else resolve(ws);
     };
-    const timer = setTimeout(() => settle(new TrainerError('TRAINER_ERR_CONNECT_TIMEOUT', `no hello from ${url} within ${remainingMs}ms`)), remainingMs);
+    const timer = setTimeout(
+      () => settle(new TrainerError('TRAINER_ERR_CONNECT_TIMEOUT', `no hello from ${url} within ${remainingMs}ms`)),
+      remainingMs,
+    );
     ws.once('unexpected-response', (_req, res) => {
       const status = res.statusCode ?? 0;
       settle(
         status === 401
           ? new TrainerError('TRAINER_ERR_UNAUTHORIZED', `${handlers.refusedBy}: HTTP 401 (wrong or missing auth token)`)
           : status === 403
-            ? new TrainerError('TRAINER_ERR_UNAUTHORIZED', `${handlers.refusedBy}: HTTP 403 (no client certificate, or one that does not chain to its CA)`)
+            ? new TrainerError(
+                'TRAINER_ERR_UNAUTHORIZED',
+                `${handlers.refusedBy}: HTTP 403 (no client certificate, or one that does not chain to its CA)`,
+              )
             : new TrainerError('TRAINER_ERR_CONNECT_TIMEOUT', `HTTP ${status} from ${url}`),
       );
     });
     ws.on('error', (err: Error & { code?: string }) => {
       settle(
         TLS_REFUSALS.test(err.code ?? '')
-          ? new TrainerError('TRAINER_ERR_UNAUTHORIZED', `${handlers.refusedBy}: TLS ${err.code}: ${err.message} (certificates must chain to the CA)`)
+          ? new TrainerError(
+              'TRAINER_ERR_UNAUTHORIZED',
+              `${handlers.refusedBy}: TLS ${err.code}: ${err.message} (certificates must chain to the CA)`,
+            )
           : new TrainerError('TRAINER_ERR_CONNECT_TIMEOUT', err.message),
       );
     });
     ws.once('open', () => handlers.opened(ws, settle));
     ws.once('close', (code: number, reason: Buffer) => {
       const text = reason.toString();
-      settle(handlers.closedEarly?.(code, text) ?? new TrainerError('TRAINER_ERR_CONNECT_TIMEOUT', `closed with code ${code}${text ? `: ${text}` : ''}`));
+      settle(
+        handlers.closedEarly?.(code, text) ??
+          new TrainerError('TRAINER_ERR_CONNECT_TIMEOUT', `closed with code ${code}${text ? `: ${text}` : ''}`),
+      );
     });
   });
 }

@@ -57,7 +57,12 @@ export async function listenEndpoint(options: EndpointServerOptions): Promise<En
           // The client certificate is checked at the upgrade, so that a refused peer gets an HTTP 403 it can report.
           ...(options.tlsCa === undefined ? {} : { ca: options.tlsCa, requestCert: true, rejectUnauthorized: false }),
         });
-  const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxPayloadBytes, perMessageDeflate: false, skipUTF8Validation: true });
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: options.maxPayloadBytes,
+    perMessageDeflate: false,
+    skipUTF8Validation: true,
+  });
   server.on('request', (_req, res) => {
     res.writeHead(options.httpStatus, { 'content-type': 'text/plain' }).end(options.httpText);
   });
@@ -65,7 +70,8 @@ export async function listenEndpoint(options: EndpointServerOptions): Promise<En
     socket.on('error', () => socket.destroy());
     const refuse = (status: number, text: string): void => refuseUpgrade(socket, status, text);
     if ((req.url ?? '').split('?')[0] !== WS_PATH) return refuse(404, 'Not Found');
-    if (options.tlsKey !== undefined && options.tlsCa !== undefined && !(req.socket as TLSSocket).authorized) return refuse(403, 'Forbidden');
+    if (options.tlsKey !== undefined && options.tlsCa !== undefined && !(req.socket as TLSSocket).authorized)
+      return refuse(403, 'Forbidden');
     if (!bearerAuthorized(req.headers.authorization, options.authToken)) return refuse(401, 'Unauthorized');
     if (options.accepting && !options.accepting()) return refuse(503, 'Service Unavailable');
     wss.handleUpgrade(req, socket, head, (ws) => options.onConnection(ws, `${req.socket.remoteAddress}:${req.socket.remotePort}`));

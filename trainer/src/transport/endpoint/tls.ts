@@ -60,7 +60,8 @@ export function loadTls(dir: string): TlsMaterial {
     } catch (err) {
       throw new TrainerError(
         'TRAINER_ERR_INVALID_ENV',
-        `${ENV.tlsDir}=${dir}: cannot read ${path} (${(err as Error).message}); the folder must hold ${TLS_FILES.key}, ${TLS_FILES.cert} and ${TLS_FILES.ca}`,
+        `${ENV.tlsDir}=${dir}: cannot read ${path} (${(err as Error).message}); ` +
+          `the folder must hold ${TLS_FILES.key}, ${TLS_FILES.cert} and ${TLS_FILES.ca}`,
         { cause: err },
       );
     }

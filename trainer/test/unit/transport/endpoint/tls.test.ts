@@ -55,7 +55,10 @@ describe('TLS on the star', () => {
     const hub = new Hub({ listenHost: '127.0.0.1', listenPort: 0, ...good });
     const port = await hub.listen();
     try {
-      await assert.rejects(client(port, {}, 1500).connect(), (err: TrainerError) => err.code === 'TRAINER_ERR_CONNECT_TIMEOUT' && /within 1500ms/.test(err.message));
+      await assert.rejects(
+        client(port, {}, 1500).connect(),
+        (err: TrainerError) => err.code === 'TRAINER_ERR_CONNECT_TIMEOUT' && /within 1500ms/.test(err.message),
+      );
       assert.deepEqual(hub.clientIds(), []);
     } finally {
       await hub.close();
@@ -68,7 +71,10 @@ describe('TLS on the star', () => {
     try {
       const started = Date.now();
       // Its own CA: it does not trust the hub's certificate.
-      await assert.rejects(client(port, rogue, 20_000).connect(), (err: TrainerError) => err.code === 'TRAINER_ERR_UNAUTHORIZED' && /TLS/.test(err.message));
+      await assert.rejects(
+        client(port, rogue, 20_000).connect(),
+        (err: TrainerError) => err.code === 'TRAINER_ERR_UNAUTHORIZED' && /TLS/.test(err.message),
+      );
       // Trusts the hub, but presents a certificate of another CA: the hub refuses it.
       await assert.rejects(
         client(port, { ...rogue, tlsCa: good.tlsCa }, 20_000).connect(),
@@ -84,7 +90,10 @@ describe('TLS on the star', () => {
   test('the finished listener serves TLS: a TLS client is told the training finished', async () => {
     const finished = await listenFinished({ host: '127.0.0.1', port: 0, authToken: 't', ...good });
     try {
-      await assert.rejects(client(finished.port, good).connect(), (err: TrainerError) => err.code === 'TRAINER_ERR_CLOSED' && /training finished/.test(err.message));
+      await assert.rejects(
+        client(finished.port, good).connect(),
+        (err: TrainerError) => err.code === 'TRAINER_ERR_CLOSED' && /training finished/.test(err.message),
+      );
     } finally {
       await finished.close();
     }
@@ -97,7 +106,8 @@ describe('TLS on the star', () => {
     await unlink(join(folder, 'ca.crt'));
     assert.throws(
       () => loadTls(folder),
-      (err: TrainerError) => err.code === 'TRAINER_ERR_INVALID_ENV' && err.message.startsWith(`${ENV.tlsDir}=${folder}: cannot read ${join(folder, 'ca.crt')}`),
+      (err: TrainerError) =>
+        err.code === 'TRAINER_ERR_INVALID_ENV' && err.message.startsWith(`${ENV.tlsDir}=${folder}: cannot read ${join(folder, 'ca.crt')}`),
     );
   });
 });
