@@ -36,6 +36,7 @@ import { trainLocally } from '../model/local-training';
 import { trainingBackends } from '../model/models';
 import { evaluateExamples, testMetrics } from '../model/training';
 import { setFlatWeights } from '../model/weights';
+import { tlsFromDir } from '../transport/endpoint/tls';
 import { HubClient } from '../transport/hub-client';
 import { afterDone } from './after-done';
 import { roleOutput } from './role-output';
@@ -128,6 +129,7 @@ export async function runFlClient(config: TrainerConfig): Promise<void> {
       worldSize,
       generation: config.generation,
       authToken: config.authToken,
+      ...tlsFromDir(config.tlsDir),
       connectTimeoutMs: config.timeoutMs,
       timeoutMs: config.timeoutMs,
       maxPayloadBytes: config.maxPayloadBytes,

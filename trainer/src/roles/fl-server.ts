@@ -51,6 +51,7 @@ import { trainingBackends } from '../model/models';
 import { evaluateExamples, testMetrics } from '../model/training';
 import { getFlatWeights, setFlatWeights } from '../model/weights';
 import { createTracker, finishOnSignals, type Tracker } from '../tracking';
+import { tlsFromDir } from '../transport/endpoint/tls';
 import { listenFinished } from '../transport/finished-listener';
 import { Hub } from '../transport/hub';
 import { afterDone } from './after-done';
@@ -155,7 +156,8 @@ export async function runFlServer(config: TrainerConfig): Promise<void> {
     const fingerprint = checkpointFingerprint(config);
     const own = await loadLatestCheckpoint(config.checkpointDir, CHECKPOINT_RANK, fingerprint, { onWarning: log });
     const startRound = Math.min(own?.epoch ?? 0, config.rounds);
-    const finishedClients = (): ReturnType<typeof listenFinished> => listenFinished({ port: config.listenPort, authToken: config.authToken });
+    const tls = tlsFromDir(config.tlsDir);
+    const finishedClients = (): ReturnType<typeof listenFinished> => listenFinished({ port: config.listenPort, authToken: config.authToken, ...tls });
     if (own && startRound >= config.rounds && test === undefined) {
       // Per-site data and no test set: nothing to evaluate the final weights on here, and the model was saved then.
       log(`all ${config.rounds} rounds were done before this restart (${own.path}); the model was saved to ${join(config.outputDir, MODEL_DIR)} then, nothing else to do`);
@@ -169,6 +171,7 @@ export async function runFlServer(config: TrainerConfig): Promise<void> {
       new Hub({
         listenPort: config.listenPort,
         authToken: config.authToken,
+        ...tls,
         generation: config.generation,
         timeoutMs: config.timeoutMs,
         maxPayloadBytes: config.maxPayloadBytes,

@@ -23,6 +23,7 @@ import { allocateBatch, type Examples, gatherBatch } from '../model/training';
 import { type SplitBatch, type SplitClientModel, runSplitClient } from '../split/client';
 import { resolveCutLayer } from '../split/cut-layer';
 import { gaussianNoise } from '../split/noise';
+import { tlsFromDir } from '../transport/endpoint/tls';
 import { HubClient } from '../transport/hub-client';
 import { afterDone } from './after-done';
 import { roleOutput } from './role-output';
@@ -93,6 +94,7 @@ export async function runSplitClientRole(config: TrainerConfig): Promise<void> {
       worldSize,
       generation: config.generation,
       authToken: config.authToken,
+      ...tlsFromDir(config.tlsDir),
       connectTimeoutMs: config.timeoutMs,
       timeoutMs: config.timeoutMs,
       maxPayloadBytes: config.maxPayloadBytes,

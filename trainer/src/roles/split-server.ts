@@ -41,6 +41,7 @@ import { type ClientReport, runSplitSessions, type SplitTopModel } from '../spli
 import { createTracker, finishOnSignals, type Tracker } from '../tracking';
 import { Hub } from '../transport/hub';
 import { encodeOutgoingFrame, HUB_RANK } from '../transport/star/protocol';
+import { tlsFromDir } from '../transport/endpoint/tls';
 import { listenFinished } from '../transport/finished-listener';
 import { afterDone } from './after-done';
 import { roleOutput } from './role-output';
@@ -127,7 +128,8 @@ export async function runSplitServer(config: TrainerConfig): Promise<void> {
       backward: (x, dy) => top.backward(x, dy, true)!,
       score: (x, labels) => top.score(x, labels),
     };
-    const finishedClients = (): ReturnType<typeof listenFinished> => listenFinished({ port: config.listenPort, authToken: config.authToken });
+    const tls = tlsFromDir(config.tlsDir);
+    const finishedClients = (): ReturnType<typeof listenFinished> => listenFinished({ port: config.listenPort, authToken: config.authToken, ...tls });
     const finished = await readDoneMarker(config.checkpointDir);
     if (finished) {
       log(`training finished before this restart (${doneMarkerPath(config.checkpointDir)}, ${finished.finishedAt}); nothing else to do`);
@@ -142,6 +144,7 @@ export async function runSplitServer(config: TrainerConfig): Promise<void> {
     hub = new Hub({
       listenPort: config.listenPort,
       authToken: config.authToken,
+      ...tls,
       generation: config.generation,
       timeoutMs: config.timeoutMs,
       maxPayloadBytes: config.maxPayloadBytes,

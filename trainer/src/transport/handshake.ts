@@ -33,26 +33,44 @@ export function parseHello(frame: Frame, from: string): HelloFields {
   return { rank: frame.rank, worldSize, generation };
 }
 
+/** A refused hello; `localIsStale` says the refusing end is the stale one (a peer of a newer generation answered). */
+export class HelloRefused extends TrainerError {
+  constructor(
+    code: 'TRAINER_ERR_STALE_GENERATION' | 'TRAINER_ERR_HANDSHAKE',
+    message: string,
+    readonly localIsStale = false,
+  ) {
+    super(code, message);
+  }
+}
+
+/** Whether `err` says this process belongs to an older generation than its peers (it must stop, not retry). */
+export function localIsStale(err: unknown): boolean {
+  return err instanceof HelloRefused && err.localIsStale;
+}
+
 /**
  * Check a peer's hello against ours. Throws TRAINER_ERR_STALE_GENERATION when
  * generations differ and TRAINER_ERR_HANDSHAKE when world sizes differ or the
- * rank is not the one expected.
+ * rank is not the one expected; both as a {@link HelloRefused}.
  */
 export function checkHello(local: HelloFields, remote: HelloFields, expectedRank: (rank: number) => boolean, from: string): void {
   if (remote.generation !== local.generation) {
-    const stale = remote.generation < local.generation ? `${from} is stale` : `this rank (${local.rank}) is stale`;
-    throw new TrainerError(
+    const localStale = remote.generation > local.generation;
+    const stale = localStale ? `this rank (${local.rank}) is stale` : `${from} is stale`;
+    throw new HelloRefused(
       'TRAINER_ERR_STALE_GENERATION',
       `rank ${local.rank} (generation ${local.generation}) refused ${from} of generation ${remote.generation}: ${stale}`,
+      localStale,
     );
   }
   if (remote.worldSize !== local.worldSize) {
-    throw new TrainerError(
+    throw new HelloRefused(
       'TRAINER_ERR_HANDSHAKE',
       `rank ${local.rank} (worldSize ${local.worldSize}) refused ${from}: it has worldSize ${remote.worldSize}`,
     );
   }
   if (!expectedRank(remote.rank)) {
-    throw new TrainerError('TRAINER_ERR_HANDSHAKE', `rank ${local.rank} refused ${from}: rank ${remote.rank} is not expected on this connection`);
+    throw new HelloRefused('TRAINER_ERR_HANDSHAKE', `rank ${local.rank} refused ${from}: rank ${remote.rank} is not expected on this connection`);
   }
 }

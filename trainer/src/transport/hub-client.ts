@@ -8,16 +8,33 @@
  * in read by the kernel straight into each frame's own buffer.
  */
 import WebSocket from 'ws';
-import { type ErrorCode, TrainerError } from '../contract/errors';
-import { DEFAULT_MAX_PAYLOAD_BYTES, WS_PATH } from '../contract/ports';
+import { TrainerError } from '../contract/errors';
+import { DEFAULT_MAX_PAYLOAD_BYTES } from '../contract/ports';
 import { CLOSE_CODES } from '../contract/protocol';
-import { decodeFrame, encodeFrame, type Frame, type Message } from './codec';
+import { encodeFrame, type Frame, type Message } from './codec';
+import {
+  asTrainerError,
+  decodeMessage,
+  attemptDial,
+  checkReceiveTimeout,
+  checkTlsOptions,
+  closeGracefully,
+  closeRefused,
+  defaultMaxQueuedBytes,
+  dialUrl,
+  dialWithBackoff,
+  Heartbeat,
+  ReceiveQueue,
+  SendBudget,
+  type TlsOptions,
+  watchActivity,
+} from './endpoint';
 import { parseHello } from './handshake';
 import { checkFromHub, clientHelloMessage, encodeOutgoingFrame, outgoingFrameBytes } from './star/protocol';
 import type { StarLink } from './star/star';
-import { HEADER_READ_BYTES, readFramesDirectly, sendBinaryParts } from './ws-direct';
+import { HEADER_READ_BYTES, readFramesDirectly } from './ws-direct';
 
-export interface HubClientOptions {
+export interface HubClientOptions extends TlsOptions {
   /** Server host (MASTER_ADDR). */
   readonly host: string;
   /** Server port (MASTER_PORT). */
@@ -57,6 +74,25 @@ export interface HubClientOptions {
   /** Sends wait while more than this many bytes are queued. @default 16 MiB */
   readonly highWaterBytes?: number;
   /**
+   * How long {@link HubClient.recv} waits for the server by default, in milliseconds (Infinity: no timer;
+   * a dead server is then found by the heartbeat). A client may wait through other clients' turns.
+   *
+   * @default Infinity
+   */
+  readonly recvTimeoutMs?: number;
+  /**
+   * Unread frames from the server held; one more closes the connection (TRAINER_ERR_BAD_FRAME).
+   *
+   * @default 64
+   */
+  readonly maxQueuedFrames?: number;
+  /**
+   * Bytes of unread frames from the server held; a frame past it closes the connection (TRAINER_ERR_BAD_FRAME).
+   *
+   * @default - 4 x maxPayloadBytes
+   */
+  readonly maxQueuedBytes?: number;
+  /**
    * What the client declares about itself in every hello (the server reads it with Hub.clientInfo).
    *
    * @default - nothing
@@ -64,30 +100,13 @@ export interface HubClientOptions {
   readonly helloInfo?: Readonly<Record<string, unknown>>;
 }
 
-const RETRY_INITIAL_MS = 50;
-const RETRY_MAX_MS = 1000;
-
-const ZERO_MASK = (mask: Buffer): void => {
-  mask.fill(0);
-};
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function asTrainerError(err: unknown, code: ErrorCode): TrainerError {
-  return err instanceof TrainerError ? err : new TrainerError(code, err instanceof Error ? err.message : String(err), { cause: err });
-}
-
 interface Link {
   readonly ws: WebSocket;
-  readonly queue: Frame[];
-  readonly waiters: Array<{ resolve: (frame: Frame) => void; reject: (err: TrainerError) => void }>;
-  pendingBytes: number;
-  readonly drainWaiters: Array<() => void>;
+  readonly inbox: ReceiveQueue<Frame>;
+  readonly sending: SendBudget;
   lastSeenMs: number;
   closedError?: TrainerError;
-  heartbeat?: NodeJS.Timeout;
+  heartbeat?: Heartbeat<Link>;
 }
 
 export class HubClient implements StarLink {
@@ -99,6 +118,9 @@ export class HubClient implements StarLink {
   readonly maxPayloadBytes: number;
   readonly highWaterBytes: number;
   readonly generation: number;
+  readonly recvTimeoutMs: number;
+  readonly maxQueuedFrames: number;
+  readonly maxQueuedBytes: number;
   private readonly options: HubClientOptions;
   private link: Link | undefined;
   private closing = false;
@@ -113,6 +135,9 @@ export class HubClient implements StarLink {
     this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
     this.highWaterBytes = options.highWaterBytes ?? 16 * 1024 * 1024;
     this.generation = options.generation ?? 0;
+    this.recvTimeoutMs = options.recvTimeoutMs ?? Infinity;
+    this.maxQueuedFrames = options.maxQueuedFrames ?? 64;
+    this.maxQueuedBytes = options.maxQueuedBytes ?? defaultMaxQueuedBytes(this.maxPayloadBytes);
     for (const [name, value] of Object.entries({
       connectTimeoutMs: this.connectTimeoutMs,
       timeoutMs: this.timeoutMs,
@@ -120,9 +145,13 @@ export class HubClient implements StarLink {
       heartbeatTimeoutMs: this.heartbeatTimeoutMs,
       maxPayloadBytes: this.maxPayloadBytes,
       highWaterBytes: this.highWaterBytes,
+      maxQueuedFrames: this.maxQueuedFrames,
+      maxQueuedBytes: this.maxQueuedBytes,
     })) {
       if (!Number.isInteger(value) || value < 1) throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `HubClient: '${name}' must be an integer >= 1, got ${value}`);
     }
+    checkTlsOptions('HubClient', options);
+    checkReceiveTimeout('HubClient', 'recvTimeoutMs', this.recvTimeoutMs);
   }
 
   /** `127.0.0.1:8080` */
@@ -145,22 +174,15 @@ export class HubClient implements StarLink {
   async connect(): Promise<void> {
     if (this.closing) throw new TrainerError('TRAINER_ERR_CLOSED', `client ${this.clientId} is closed`);
     this.dropLink(new TrainerError('TRAINER_ERR_PEER_CLOSED', `client ${this.clientId} is reconnecting`));
-    const deadline = Date.now() + this.connectTimeoutMs;
-    let delay = RETRY_INITIAL_MS;
-    let lastError: TrainerError | undefined;
-    for (;;) {
-      const remaining = deadline - Date.now();
-      if (remaining <= 0) break;
-      try {
-        this.link = await this.attempt(remaining);
-        return;
-      } catch (err) {
-        lastError = asTrainerError(err, 'TRAINER_ERR_CONNECT_TIMEOUT');
-        if (lastError.code !== 'TRAINER_ERR_CONNECT_TIMEOUT') throw lastError;
-      }
-      await sleep(Math.min(delay, Math.max(0, deadline - Date.now())));
-      delay = Math.min(delay * 2, RETRY_MAX_MS) * (0.75 + Math.random() / 2);
+    const dialed = await dialWithBackoff((remainingMs) => this.attempt(remainingMs), {
+      deadline: Date.now() + this.connectTimeoutMs,
+      fatal: (err) => err.code !== 'TRAINER_ERR_CONNECT_TIMEOUT',
+    });
+    if ('value' in dialed) {
+      this.link = dialed.value;
+      return;
     }
+    const { lastError } = dialed;
     throw new TrainerError(
       'TRAINER_ERR_CONNECT_TIMEOUT',
       `client ${this.clientId} could not connect to the federated server at ${this.serverAddress} within ${this.connectTimeoutMs}ms${lastError ? `: ${lastError.message}` : ''}`,
@@ -168,18 +190,23 @@ export class HubClient implements StarLink {
   }
 
   /**
-   * The next frame from the server. Waits without a timer of its own: a dead
-   * server is found by the heartbeat (TRAINER_ERR_PEER_TIMEOUT). Rejects with
-   * TRAINER_ERR_CLOSED when the server said goodbye (close code 1000) and with
+   * The next frame from the server. Rejects with TRAINER_ERR_PEER_TIMEOUT after
+   * `timeoutMs` (default recvTimeoutMs; a dead server is also found by the heartbeat),
+   * TRAINER_ERR_CLOSED when the server said goodbye (close code 1000) and
    * TRAINER_ERR_PEER_CLOSED when the connection dropped.
    */
-  recv(): Promise<Frame> {
+  recv(options: { readonly timeoutMs?: number; readonly what?: string } = {}): Promise<Frame> {
     const link = this.link;
     if (!link) return Promise.reject(new TrainerError('TRAINER_ERR_PEER_CLOSED', `client ${this.clientId} is not connected to ${this.serverAddress}`));
-    const queued = link.queue.shift();
-    if (queued) return Promise.resolve(queued);
-    if (link.closedError) return Promise.reject(link.closedError);
-    return new Promise<Frame>((resolve, reject) => link.waiters.push({ resolve, reject }));
+    const timeoutMs = options.timeoutMs ?? this.recvTimeoutMs;
+    return link.inbox.take(
+      timeoutMs,
+      () =>
+        new TrainerError(
+          'TRAINER_ERR_PEER_TIMEOUT',
+          `client ${this.clientId} timed out after ${timeoutMs}ms waiting for ${options.what ?? 'a message'} from the federated server at ${this.serverAddress}`,
+        ),
+    );
   }
 
   /**
@@ -189,21 +216,25 @@ export class HubClient implements StarLink {
   async send(message: Message): Promise<void> {
     const link = this.link;
     if (!link || link.closedError) throw link?.closedError ?? new TrainerError('TRAINER_ERR_PEER_CLOSED', `client ${this.clientId} is not connected to ${this.serverAddress}`);
-    if (link.pendingBytes > this.highWaterBytes) await this.drain(link);
+    if (link.sending.full) {
+      await link.sending.drain(
+        this.highWaterBytes,
+        this.timeoutMs,
+        () =>
+          new TrainerError(
+            'TRAINER_ERR_PEER_TIMEOUT',
+            `client ${this.clientId} timed out after ${this.timeoutMs}ms sending to ${this.serverAddress}: ${link.sending.pendingBytes} bytes still queued`,
+          ),
+      );
+    }
     if (link.closedError) throw link.closedError;
     const frame = encodeOutgoingFrame(this.options.rank, message);
-    const bytes = outgoingFrameBytes(frame);
-    link.pendingBytes += bytes;
     await new Promise<void>((resolve, reject) => {
-      const written = (err?: Error | null): void => {
-        link.pendingBytes -= bytes;
-        if (link.pendingBytes <= this.highWaterBytes) for (const wake of link.drainWaiters.splice(0)) wake();
+      // A client masks its frames, with a zero key (endpoint/dialer.ts): the pieces go out as they are.
+      link.sending.write(link.ws, frame, true, outgoingFrameBytes(frame), (err) => {
         if (err) reject(new TrainerError('TRAINER_ERR_PEER_CLOSED', `client ${this.clientId}: send to ${this.serverAddress} failed: ${err.message}`));
         else resolve();
-      };
-      // A client masks its frames, with a zero key (ZERO_MASK): the pieces go out as they are.
-      if (Buffer.isBuffer(frame)) link.ws.send(frame, { binary: true }, written);
-      else sendBinaryParts(link.ws, frame as readonly Buffer[], true, written);
+      });
     });
   }
 
@@ -222,15 +253,7 @@ export class HubClient implements StarLink {
     if (!link) return;
     // Fail what still waits, then close with a close frame (dropLink would terminate: the server would see 1006).
     this.failLink(link, new TrainerError('TRAINER_ERR_CLOSED', `client ${this.clientId} is closed`));
-    if (link.ws.readyState === WebSocket.CLOSED) return;
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => link.ws.terminate(), 1000);
-      link.ws.once('close', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      link.ws.close(CLOSE_CODES.normal, 'client closing');
-    });
+    await closeGracefully(link.ws, CLOSE_CODES.normal, 'client closing');
   }
 
   // ---- internals -------------------------------------------------------------
@@ -245,140 +268,119 @@ export class HubClient implements StarLink {
   private failLink(link: Link, error: TrainerError): void {
     if (link.closedError) return;
     link.closedError = error;
-    if (link.heartbeat) clearInterval(link.heartbeat);
-    for (const waiter of link.waiters.splice(0)) waiter.reject(error);
-    for (const wake of link.drainWaiters.splice(0)) wake();
+    link.heartbeat?.stop();
+    link.inbox.fail(error, true);
+    link.sending.wakeAll();
   }
 
-  private attempt(remainingMs: number): Promise<Link> {
-    const url = `ws://${this.serverAddress}${WS_PATH}`;
-    return new Promise<Link>((resolve, reject) => {
-      const ws = new WebSocket(url, {
-        perMessageDeflate: false,
-        maxPayload: this.maxPayloadBytes,
-        skipUTF8Validation: true,
-        handshakeTimeout: Math.max(1, Math.min(remainingMs, 10_000)),
-        generateMask: ZERO_MASK,
-        headers: this.options.authToken === undefined ? {} : { authorization: `Bearer ${this.options.authToken}` },
-      });
-      const link: Link = { ws, queue: [], waiters: [], pendingBytes: 0, drainWaiters: [], lastSeenMs: Date.now() };
-      let settled = false;
-      const settle = (err?: TrainerError): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        if (err) {
-          this.failLink(link, err);
-          ws.terminate();
-          reject(err);
-        } else {
-          link.heartbeat = setInterval(() => this.beat(link), this.heartbeatIntervalMs);
-          link.heartbeat.unref();
-          resolve(link);
-        }
-      };
-      const timer = setTimeout(() => settle(new TrainerError('TRAINER_ERR_CONNECT_TIMEOUT', `no hello from ${url} within ${remainingMs}ms`)), remainingMs);
-      ws.once('unexpected-response', (_req, res) => {
-        const status = res.statusCode ?? 0;
-        settle(
-          status === 401
-            ? new TrainerError('TRAINER_ERR_UNAUTHORIZED', `client ${this.clientId} was refused by the federated server at ${this.serverAddress}: HTTP 401 (wrong or missing auth token)`)
-            : new TrainerError('TRAINER_ERR_CONNECT_TIMEOUT', `HTTP ${status} from ${url}`),
-        );
-      });
-      ws.on('error', (err) => settle(new TrainerError('TRAINER_ERR_CONNECT_TIMEOUT', err.message)));
-      ws.on('ping', () => (link.lastSeenMs = Date.now()));
-      ws.on('pong', () => (link.lastSeenMs = Date.now()));
-      const onMessage = (data: Buffer, isBinary: boolean): void => {
-        if (link.closedError) return;
-        link.lastSeenMs = Date.now();
-        let frame: Frame;
-        try {
-          if (!isBinary) throw new TrainerError('TRAINER_ERR_BAD_FRAME', 'invalid frame: text message (frames are binary)');
-          frame = decodeFrame(data, { maxPayloadBytes: this.maxPayloadBytes });
-          checkFromHub(frame);
-        } catch (err) {
-          const error = asTrainerError(err, 'TRAINER_ERR_BAD_FRAME');
-          if (!settled) return settle(error);
-          this.failLink(link, error);
-          ws.close(CLOSE_CODES.badFrame, error.message.slice(0, 120));
-          return;
-        }
-        if (!settled) {
-          try {
-            parseHello(frame, url);
-          } catch (err) {
-            return settle(asTrainerError(err, 'TRAINER_ERR_HANDSHAKE'));
-          }
-          return settle();
-        }
-        const waiter = link.waiters.shift();
-        if (waiter) waiter.resolve(frame);
-        else link.queue.push(frame);
-      };
-      ws.on('message', onMessage);
-      ws.once('open', () => {
-        readFramesDirectly(ws, {
-          headerReadBytes: HEADER_READ_BYTES,
-          peerIsClient: false,
-          maxPayloadBytes: this.maxPayloadBytes,
-          message: (frame) => onMessage(frame, true),
-          activity: () => (link.lastSeenMs = Date.now()),
-        });
-        ws.send(encodeFrame(this.options.rank, clientHelloMessage({ clientId: this.clientId, rank: this.options.rank, worldSize: this.options.worldSize, generation: this.generation, info: this.options.helloInfo })));
-      });
-      ws.on('close', (code: number, reason: Buffer) => {
-        const text = reason.toString();
-        if (!settled) {
-          // A goodbye before our hello was answered: the server is finishing, there is nothing to join.
-          const refused =
-            code === CLOSE_CODES.normal
-              ? 'TRAINER_ERR_CLOSED'
-              : code === CLOSE_CODES.handshakeRefused
-                ? 'TRAINER_ERR_HANDSHAKE'
-                : code === CLOSE_CODES.staleGeneration
-                  ? 'TRAINER_ERR_STALE_GENERATION'
-                  : 'TRAINER_ERR_CONNECT_TIMEOUT';
-          return settle(new TrainerError(refused, `closed by ${url} with code ${code}${text ? `: ${text}` : ''}`));
-        }
-        const error =
+  private async attempt(remainingMs: number): Promise<Link> {
+    const url = dialUrl(this.options.host, this.options.port, this.options);
+    let link: Link | undefined;
+    await attemptDial(url, { ...this.options, maxPayloadBytes: this.maxPayloadBytes }, remainingMs, {
+      refusedBy: `client ${this.clientId} was refused by the federated server at ${this.serverAddress}`,
+      // A goodbye before our hello was answered: the server is finishing, there is nothing to join.
+      closedEarly: (code, text) =>
+        new TrainerError(
           code === CLOSE_CODES.normal
-            ? new TrainerError('TRAINER_ERR_CLOSED', `the federated server at ${this.serverAddress} closed the connection${text ? `: ${text}` : ''}`)
-            : new TrainerError('TRAINER_ERR_PEER_CLOSED', `connection to the federated server at ${this.serverAddress} closed (code ${code}${text ? `: ${text}` : ''})`);
+            ? 'TRAINER_ERR_CLOSED'
+            : code === CLOSE_CODES.handshakeRefused
+              ? 'TRAINER_ERR_HANDSHAKE'
+              : code === CLOSE_CODES.staleGeneration
+                ? 'TRAINER_ERR_STALE_GENERATION'
+                : 'TRAINER_ERR_CONNECT_TIMEOUT',
+          `closed by ${url} with code ${code}${text ? `: ${text}` : ''}`,
+        ),
+      opened: (socket, settle) => {
+        link = this.track(socket, url, settle);
+        socket.send(
+          encodeFrame(
+            this.options.rank,
+            clientHelloMessage({ clientId: this.clientId, rank: this.options.rank, worldSize: this.options.worldSize, generation: this.generation, info: this.options.helloInfo }),
+          ),
+        );
+      },
+    }).catch((err: unknown) => {
+      if (link) this.failLink(link, asTrainerError(err, 'TRAINER_ERR_CONNECT_TIMEOUT'));
+      throw err;
+    });
+    const open = link!;
+    open.heartbeat = new Heartbeat(
+      this.heartbeatIntervalMs,
+      this.heartbeatTimeoutMs,
+      () => [open],
+      (_, silentMs) =>
+        this.failLink(
+          open,
+          new TrainerError(
+            'TRAINER_ERR_PEER_TIMEOUT',
+            `client ${this.clientId}: no heartbeat from the federated server at ${this.serverAddress} for ${silentMs}ms (limit ${this.heartbeatTimeoutMs}ms)`,
+          ),
+        ),
+    );
+    open.heartbeat.start();
+    return open;
+  }
+
+  /** Read frames from a freshly opened socket: the server's hello settles the dial, later frames go to the queue. */
+  private track(ws: WebSocket, url: string, settle: (err?: TrainerError) => void): Link {
+    const link: Link = {
+      ws,
+      inbox: new ReceiveQueue({ maxFrames: this.maxQueuedFrames, maxBytes: this.maxQueuedBytes }),
+      sending: new SendBudget(this.highWaterBytes),
+      lastSeenMs: Date.now(),
+    };
+    let settled = false;
+    const settleOnce = (err?: TrainerError): void => {
+      settled = true;
+      settle(err);
+    };
+    watchActivity(link);
+    const onMessage = (data: Buffer, isBinary: boolean): void => {
+      if (link.closedError) return;
+      link.lastSeenMs = Date.now();
+      let frame: Frame;
+      try {
+        frame = decodeMessage(data, isBinary, this.maxPayloadBytes);
+        checkFromHub(frame);
+      } catch (err) {
+        const error = asTrainerError(err, 'TRAINER_ERR_BAD_FRAME');
+        if (!settled) return settleOnce(error);
         this.failLink(link, error);
-      });
+        closeRefused(ws, error);
+        return;
+      }
+      if (!settled) {
+        try {
+          parseHello(frame, url);
+        } catch (err) {
+          return settleOnce(asTrainerError(err, 'TRAINER_ERR_HANDSHAKE'));
+        }
+        return settleOnce();
+      }
+      const refused = link.inbox.push(frame, data.byteLength);
+      if (refused) {
+        const error = new TrainerError('TRAINER_ERR_BAD_FRAME', `the federated server at ${this.serverAddress} sent ${refused}`);
+        this.failLink(link, error);
+        closeRefused(ws, error);
+      }
+    };
+    ws.on('message', onMessage);
+    readFramesDirectly(ws, {
+      headerReadBytes: HEADER_READ_BYTES,
+      peerIsClient: false,
+      maxPayloadBytes: this.maxPayloadBytes,
+      message: (frame) => onMessage(frame, true),
+      activity: () => (link.lastSeenMs = Date.now()),
     });
-  }
-
-  private drain(link: Link): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const index = link.drainWaiters.indexOf(wake);
-        if (index >= 0) link.drainWaiters.splice(index, 1);
-        reject(new TrainerError('TRAINER_ERR_PEER_TIMEOUT', `client ${this.clientId} timed out after ${this.timeoutMs}ms sending to ${this.serverAddress}: ${link.pendingBytes} bytes still queued`));
-      }, this.timeoutMs);
-      const wake = (): void => {
-        clearTimeout(timer);
-        resolve();
-      };
-      link.drainWaiters.push(wake);
+    ws.on('close', (code: number, reason: Buffer) => {
+      if (!settled) return;
+      const text = reason.toString();
+      const error =
+        code === CLOSE_CODES.normal
+          ? new TrainerError('TRAINER_ERR_CLOSED', `the federated server at ${this.serverAddress} closed the connection${text ? `: ${text}` : ''}`)
+          : new TrainerError('TRAINER_ERR_PEER_CLOSED', `connection to the federated server at ${this.serverAddress} closed (code ${code}${text ? `: ${text}` : ''})`);
+      this.failLink(link, error);
     });
-  }
-
-  private lastBeatMs = Date.now();
-
-  private beat(link: Link): void {
-    const now = Date.now();
-    const lagMs = now - this.lastBeatMs - this.heartbeatIntervalMs;
-    this.lastBeatMs = now;
-    if (link.closedError || link.ws.readyState !== WebSocket.OPEN) return;
-    // A long local training step blocks this loop: that is not the server's silence.
-    if (lagMs > this.heartbeatIntervalMs) link.lastSeenMs = now;
-    if (now - link.lastSeenMs > this.heartbeatTimeoutMs) {
-      this.failLink(link, new TrainerError('TRAINER_ERR_PEER_TIMEOUT', `client ${this.clientId}: no heartbeat from the federated server at ${this.serverAddress} for ${now - link.lastSeenMs}ms (limit ${this.heartbeatTimeoutMs}ms)`));
-      link.ws.terminate();
-      return;
-    }
-    link.ws.ping();
+    return link;
   }
 }

@@ -13,15 +13,28 @@
  * frame is read by the kernel straight into its own buffer, which the decoded
  * tensors view.
  */
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import type { Duplex } from 'node:stream';
-import WebSocket, { WebSocketServer } from 'ws';
-import { type ErrorCode, TrainerError } from '../contract/errors';
+import type WebSocket from 'ws';
+import { TrainerError } from '../contract/errors';
 import { DEFAULT_MAX_PAYLOAD_BYTES, PORTS, WS_PATH } from '../contract/ports';
 import { CLOSE_CODES } from '../contract/protocol';
-import { decodeFrame, encodeFrame, type Frame, type Message } from './codec';
-import { HEADER_READ_BYTES, readFramesDirectly, sendBinaryParts } from './ws-direct';
+import { encodeFrame, type Frame, type Message } from './codec';
+import {
+  asTrainerError,
+  decodeMessage,
+  checkTlsOptions,
+  closedDetail,
+  closeGracefully,
+  closeRefused,
+  defaultMaxQueuedBytes,
+  type EndpointServer,
+  Heartbeat,
+  listenEndpoint,
+  ReceiveQueue,
+  SendBudget,
+  type TlsOptions,
+  watchActivity,
+} from './endpoint';
+import { HEADER_READ_BYTES, readFramesDirectly } from './ws-direct';
 import {
   checkFromClient,
   type ClientHello,
@@ -37,12 +50,8 @@ import {
 } from './star/protocol';
 import { Membership } from './star/membership';
 import type { Star } from './star/star';
-import { bearerAuthorized, refuseUpgrade } from './upgrade-auth';
 
-/** Largest close reason in bytes (WebSocket limit). */
-const MAX_CLOSE_REASON_BYTES = 123;
-
-export interface HubOptions {
+export interface HubOptions extends TlsOptions {
   /**
    * Interface to listen on.
    *
@@ -110,6 +119,12 @@ export interface HubOptions {
    */
   readonly maxQueuedFrames?: number;
   /**
+   * Bytes of unread frames held per client; a frame past it closes that client (TRAINER_ERR_BAD_FRAME).
+   *
+   * @default - 4 x maxPayloadBytes
+   */
+  readonly maxQueuedBytes?: number;
+  /**
    * Called when a client joins, is replaced by a newer connection, or leaves.
    *
    * @default - nothing is reported
@@ -124,11 +139,6 @@ export interface HubWaitOptions {
   readonly what?: string;
 }
 
-interface Waiter {
-  readonly resolve: (frame: Frame) => void;
-  readonly reject: (err: TrainerError) => void;
-}
-
 interface Connection {
   readonly ws: WebSocket;
   readonly remote: string;
@@ -139,33 +149,12 @@ interface Connection {
   /** What the client declared about itself in its hello (unchecked: a peer's claim). */
   info?: unknown;
   lastSeenMs: number;
-  pendingBytes: number;
-  readonly drainWaiters: Array<() => void>;
-  readonly queue: Frame[];
-  readonly waiters: Waiter[];
+  readonly sending: SendBudget;
+  readonly inbox: ReceiveQueue<Frame>;
   /** Set once refused or closed: nothing more is read from it; pending work fails with it. */
   closedError?: TrainerError;
   lastError?: Error & { code?: string };
   helloTimer?: NodeJS.Timeout;
-}
-
-/** `CODE: message`, cut to the WebSocket close-reason limit. */
-export function closeReason(err: TrainerError): string {
-  const reason = `${err.code}: ${err.message}`;
-  return Buffer.byteLength(reason) <= MAX_CLOSE_REASON_BYTES
-    ? reason
-    : Buffer.from(reason).subarray(0, MAX_CLOSE_REASON_BYTES).toString().replace(/\uFFFD$/, '');
-}
-
-function closeCodeFor(code: ErrorCode): number {
-  if (code === 'TRAINER_ERR_STALE_GENERATION') return CLOSE_CODES.staleGeneration;
-  if (code === 'TRAINER_ERR_HANDSHAKE') return CLOSE_CODES.handshakeRefused;
-  if (code === 'TRAINER_ERR_PEER_TIMEOUT' || code === 'TRAINER_ERR_PEER_CLOSED' || code === 'TRAINER_ERR_PEER_ABORTED') return CLOSE_CODES.aborted;
-  return CLOSE_CODES.badFrame;
-}
-
-function asTrainerError(err: unknown, code: ErrorCode): TrainerError {
-  return err instanceof TrainerError ? err : new TrainerError(code, err instanceof Error ? err.message : String(err), { cause: err });
 }
 
 function checkPositiveInteger(owner: string, values: Readonly<Record<string, number>>): void {
@@ -185,15 +174,15 @@ export class Hub implements Star {
   readonly maxPayloadBytes: number;
   readonly highWaterBytes: number;
   readonly maxQueuedFrames: number;
+  readonly maxQueuedBytes: number;
 
   private readonly options: HubOptions;
   private readonly clients = new Map<string, Connection>();
   private readonly pending = new Set<Connection>();
   private readonly membership: Membership;
-  private server: Server | undefined;
-  private wss: WebSocketServer | undefined;
-  private heartbeat: NodeJS.Timeout | undefined;
-  private lastBeatMs = Date.now();
+  private endpoint: Promise<EndpointServer> | undefined;
+  private listeningPort: number | undefined;
+  private readonly heartbeat: Heartbeat<Connection>;
   private closing = false;
 
   constructor(options: HubOptions = {}) {
@@ -206,8 +195,9 @@ export class Hub implements Star {
     this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
     this.highWaterBytes = options.highWaterBytes ?? 16 * 1024 * 1024;
     this.maxQueuedFrames = options.maxQueuedFrames ?? 8;
+    this.maxQueuedBytes = options.maxQueuedBytes ?? defaultMaxQueuedBytes(this.maxPayloadBytes);
     this.membership = new Membership(
-      { clientIds: () => this.clientIds(), closed: () => this.closing, describe: () => `federated server on port ${this.server ? this.port : '?'}` },
+      { clientIds: () => this.clientIds(), closed: () => this.closing, describe: () => `federated server on port ${this.listeningPort ?? '?'}` },
       options.onMembership,
     );
     checkPositiveInteger('Hub', {
@@ -218,14 +208,18 @@ export class Hub implements Star {
       maxPayloadBytes: this.maxPayloadBytes,
       highWaterBytes: this.highWaterBytes,
       maxQueuedFrames: this.maxQueuedFrames,
+      maxQueuedBytes: this.maxQueuedBytes,
     });
+    checkTlsOptions('Hub', options);
+    this.heartbeat = new Heartbeat(this.heartbeatIntervalMs, this.heartbeatTimeoutMs, () => this.clients.values(), (conn, silentMs) =>
+      this.reject(conn, new TrainerError('TRAINER_ERR_PEER_TIMEOUT', `client ${conn.clientId}: no heartbeat for ${silentMs}ms (limit ${this.heartbeatTimeoutMs}ms)`)),
+    );
   }
 
   /** The bound port once {@link listen} resolved. */
   get port(): number {
-    const address = this.server?.address() as AddressInfo | null | undefined;
-    if (!address) throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', 'Hub.port read before listen()');
-    return address.port;
+    if (this.listeningPort === undefined) throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', 'Hub.port read before listen()');
+    return this.listeningPort;
   }
 
   /** Ids of the clients connected now (hello done), sorted. */
@@ -244,28 +238,21 @@ export class Hub implements Star {
     return conn ? `client ${clientId} (${conn.remote})` : `client ${clientId}`;
   }
 
-  /** Start accepting clients. Resolves with the bound port. */
+  /** Start accepting clients (wss:// with tlsKey/tlsCert). Resolves with the bound port. */
   async listen(): Promise<number> {
-    if (this.server) return this.port;
-    const server = createServer();
-    const wss = new WebSocketServer({ noServer: true, maxPayload: this.maxPayloadBytes, perMessageDeflate: false, skipUTF8Validation: true });
-    server.on('request', (_req, res) => {
-      res.writeHead(426, { 'content-type': 'text/plain' }).end(`tensorfleet federated server: connect with a WebSocket to ${WS_PATH}\n`);
+    this.endpoint ??= listenEndpoint({
+      ...this.options,
+      host: this.options.listenHost ?? '0.0.0.0',
+      port: this.options.listenPort ?? PORTS.federated,
+      maxPayloadBytes: this.maxPayloadBytes,
+      httpStatus: 426,
+      httpText: `tensorfleet federated server: connect with a WebSocket to ${WS_PATH}\n`,
+      accepting: () => !this.closing,
+      onConnection: (ws, remote) => this.accept(ws, remote),
     });
-    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(wss, req, socket, head));
-    server.on('clientError', (_err, socket) => socket.destroy());
-    this.server = server;
-    this.wss = wss;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.options.listenPort ?? PORTS.federated, this.options.listenHost ?? '0.0.0.0', () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    this.heartbeat = setInterval(() => this.beat(), this.heartbeatIntervalMs);
-    this.heartbeat.unref();
-    return this.port;
+    this.listeningPort = (await this.endpoint).port;
+    this.heartbeat.start();
+    return this.listeningPort;
   }
 
   /**
@@ -292,19 +279,25 @@ export class Hub implements Star {
    */
   async sendFrame(clientId: string, frame: OutgoingFrame, options: HubWaitOptions = {}): Promise<void> {
     const conn = this.connected(clientId, options);
-    if (conn.pendingBytes > this.highWaterBytes) await this.drain(conn, options);
+    if (conn.sending.full) {
+      const timeoutMs = options.timeoutMs ?? this.timeoutMs;
+      await conn.sending.drain(
+        this.highWaterBytes,
+        timeoutMs,
+        () =>
+          new TrainerError(
+            'TRAINER_ERR_PEER_TIMEOUT',
+            `federated server timed out after ${timeoutMs}ms waiting to send ${options.what ?? 'a message'} to ${this.describeClient(conn.clientId ?? conn.remote)}: ` +
+              `${conn.sending.pendingBytes} bytes still queued`,
+          ),
+      );
+    }
     if (conn.closedError) throw conn.closedError;
-    const bytes = outgoingFrameBytes(frame);
-    conn.pendingBytes += bytes;
     await new Promise<void>((resolve, reject) => {
-      const written = (err?: Error | null): void => {
-        conn.pendingBytes -= bytes;
-        if (conn.pendingBytes <= this.highWaterBytes) for (const wake of conn.drainWaiters.splice(0)) wake();
+      conn.sending.write(conn.ws, frame, false, outgoingFrameBytes(frame), (err) => {
         if (err) reject(new TrainerError('TRAINER_ERR_PEER_CLOSED', `send of ${options.what ?? 'a message'} to ${this.describeClient(clientId)} failed: ${err.message}`));
         else resolve();
-      };
-      if (Buffer.isBuffer(frame)) conn.ws.send(frame, { binary: true }, written);
-      else sendBinaryParts(conn.ws, frame as readonly Buffer[], false, written);
+      });
     });
   }
 
@@ -320,27 +313,12 @@ export class Hub implements Star {
     } catch (err) {
       return Promise.reject(err);
     }
-    const queued = conn.queue.shift();
-    if (queued) return Promise.resolve(queued);
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
-    return new Promise<Frame>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const index = conn.waiters.indexOf(waiter);
-        if (index >= 0) conn.waiters.splice(index, 1);
-        reject(new TrainerError('TRAINER_ERR_PEER_TIMEOUT', `federated server timed out after ${timeoutMs}ms waiting for ${options.what ?? 'a message'} from ${this.describeClient(clientId)}`));
-      }, timeoutMs);
-      const waiter: Waiter = {
-        resolve: (frame) => {
-          clearTimeout(timer);
-          resolve(frame);
-        },
-        reject: (err) => {
-          clearTimeout(timer);
-          reject(err);
-        },
-      };
-      conn.waiters.push(waiter);
-    });
+    return conn.inbox.take(
+      timeoutMs,
+      () =>
+        new TrainerError('TRAINER_ERR_PEER_TIMEOUT', `federated server timed out after ${timeoutMs}ms waiting for ${options.what ?? 'a message'} from ${this.describeClient(clientId)}`),
+    );
   }
 
   /** Close one client's connection (its pending recv/send fail with `error`). */
@@ -356,23 +334,14 @@ export class Hub implements Star {
   async close(reason: string = HUB_DONE_REASON): Promise<void> {
     if (this.closing) return;
     this.closing = true;
-    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat.stop();
     this.membership.wake();
     const all = [...this.clients.values(), ...this.pending];
     await Promise.all(
-      all.map(
-        (conn) =>
-          new Promise<void>((resolve) => {
-            this.fail(conn, new TrainerError('TRAINER_ERR_CLOSED', `federated server closed: ${reason}`));
-            if (conn.ws.readyState === WebSocket.CLOSED) return resolve();
-            const timer = setTimeout(() => conn.ws.terminate(), 1000);
-            conn.ws.once('close', () => {
-              clearTimeout(timer);
-              resolve();
-            });
-            conn.ws.close(CLOSE_CODES.normal, reason);
-          }),
-      ),
+      all.map((conn) => {
+        this.fail(conn, new TrainerError('TRAINER_ERR_CLOSED', `federated server closed: ${reason}`));
+        return closeGracefully(conn.ws, CLOSE_CODES.normal, reason);
+      }),
     );
     await this.stopServer();
   }
@@ -380,7 +349,7 @@ export class Hub implements Star {
   /** Drop every connection without a close handshake (what clients see when the server dies). */
   async terminate(): Promise<void> {
     this.closing = true;
-    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat.stop();
     this.membership.wake();
     for (const conn of [...this.clients.values(), ...this.pending]) {
       this.fail(conn, new TrainerError('TRAINER_ERR_CLOSED', 'federated server was terminated'));
@@ -392,13 +361,8 @@ export class Hub implements Star {
   // ---- connections ---------------------------------------------------------
 
   private async stopServer(): Promise<void> {
-    this.wss?.close();
-    const server = this.server;
-    if (server) {
-      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeAllConnections();
-      await stopped;
-    }
+    const endpoint = await this.endpoint?.catch(() => undefined);
+    await endpoint?.stop();
   }
 
   private connected(clientId: string, options: HubWaitOptions): Connection {
@@ -409,46 +373,31 @@ export class Hub implements Star {
     return conn;
   }
 
-  private upgrade(wss: WebSocketServer, req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    socket.on('error', () => socket.destroy());
-    const path = (req.url ?? '').split('?')[0];
-    const refuse = (status: number, text: string): void => refuseUpgrade(socket, status, text);
-    if (path !== WS_PATH) return refuse(404, 'Not Found');
-    if (!this.authorized(req.headers.authorization)) return refuse(401, 'Unauthorized');
-    if (this.closing) return refuse(503, 'Service Unavailable');
-    wss.handleUpgrade(req, socket, head, (ws) => {
-      const conn: Connection = {
-        ws,
-        remote: `${req.socket.remoteAddress}:${req.socket.remotePort}`,
-        rank: -1,
-        lastSeenMs: Date.now(),
-        pendingBytes: 0,
-        drainWaiters: [],
-        queue: [],
-        waiters: [],
-      };
-      this.pending.add(conn);
-      ws.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(conn, data, isBinary));
-      ws.on('ping', () => (conn.lastSeenMs = Date.now()));
-      ws.on('pong', () => (conn.lastSeenMs = Date.now()));
-      ws.on('error', (err: Error) => (conn.lastError = err));
-      ws.on('close', (code: number, reason: Buffer) => this.onClose(conn, code, reason.toString()));
-      readFramesDirectly(ws, {
-        headerReadBytes: HEADER_READ_BYTES,
-        peerIsClient: true,
-        maxPayloadBytes: this.maxPayloadBytes,
-        message: (frame) => this.onMessage(conn, frame, true),
-        activity: () => (conn.lastSeenMs = Date.now()),
-      });
-      conn.helloTimer = setTimeout(
-        () => this.reject(conn, new TrainerError('TRAINER_ERR_HANDSHAKE', `no hello from ${conn.remote} within ${this.helloTimeoutMs}ms`)),
-        this.helloTimeoutMs,
-      );
+  private accept(ws: WebSocket, remote: string): void {
+    const conn: Connection = {
+      ws,
+      remote,
+      rank: -1,
+      lastSeenMs: Date.now(),
+      sending: new SendBudget(this.highWaterBytes),
+      inbox: new ReceiveQueue({ maxFrames: this.maxQueuedFrames, maxBytes: this.maxQueuedBytes }),
+    };
+    this.pending.add(conn);
+    ws.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(conn, data, isBinary));
+    watchActivity(conn);
+    ws.on('error', (err: Error) => (conn.lastError = err));
+    ws.on('close', (code: number, reason: Buffer) => this.onClose(conn, code, reason.toString()));
+    readFramesDirectly(ws, {
+      headerReadBytes: HEADER_READ_BYTES,
+      peerIsClient: true,
+      maxPayloadBytes: this.maxPayloadBytes,
+      message: (frame) => this.onMessage(conn, frame, true),
+      activity: () => (conn.lastSeenMs = Date.now()),
     });
-  }
-
-  private authorized(header: string | undefined): boolean {
-    return bearerAuthorized(header, this.options.authToken);
+    conn.helloTimer = setTimeout(
+      () => this.reject(conn, new TrainerError('TRAINER_ERR_HANDSHAKE', `no hello from ${conn.remote} within ${this.helloTimeoutMs}ms`)),
+      this.helloTimeoutMs,
+    );
   }
 
   private onMessage(conn: Connection, data: Buffer, isBinary: boolean): void {
@@ -456,8 +405,7 @@ export class Hub implements Star {
     conn.lastSeenMs = Date.now();
     let frame: Frame;
     try {
-      if (!isBinary) throw new TrainerError('TRAINER_ERR_BAD_FRAME', 'invalid frame: text message (frames are binary)');
-      frame = decodeFrame(data, { maxPayloadBytes: this.maxPayloadBytes });
+      frame = decodeMessage(data, isBinary, this.maxPayloadBytes);
     } catch (err) {
       return this.reject(conn, asTrainerError(err, 'TRAINER_ERR_BAD_FRAME'));
     }
@@ -468,12 +416,8 @@ export class Hub implements Star {
     } catch (err) {
       return this.reject(conn, asTrainerError(err, 'TRAINER_ERR_BAD_FRAME'));
     }
-    const waiter = conn.waiters.shift();
-    if (waiter) return waiter.resolve(frame);
-    if (conn.queue.length >= this.maxQueuedFrames) {
-      return this.reject(conn, new TrainerError('TRAINER_ERR_BAD_FRAME', `client ${conn.clientId} sent more than ${this.maxQueuedFrames} unrequested frames`));
-    }
-    conn.queue.push(frame);
+    const refused = conn.inbox.push(frame, data.byteLength);
+    if (refused) this.reject(conn, new TrainerError('TRAINER_ERR_BAD_FRAME', `client ${conn.clientId} sent ${refused}`));
   }
 
   private onHello(conn: Connection, frame: Frame): void {
@@ -503,9 +447,8 @@ export class Hub implements Star {
     if (conn.closedError) return;
     conn.closedError = error;
     clearTimeout(conn.helloTimer);
-    for (const waiter of conn.waiters.splice(0)) waiter.reject(error);
-    for (const wake of conn.drainWaiters.splice(0)) wake();
-    conn.queue.length = 0;
+    conn.inbox.fail(error, false);
+    conn.sending.wakeAll();
   }
 
   /** Refuse or drop one connection: close it with a code and a reason naming the error code. */
@@ -513,9 +456,7 @@ export class Hub implements Star {
     if (conn.closedError) return;
     this.fail(conn, error);
     this.forget(conn, error.message);
-    conn.ws.close(closeCodeFor(error.code), closeReason(error));
-    // Nothing more is read from it; terminate if the close handshake stalls.
-    setTimeout(() => conn.ws.terminate(), 1000).unref();
+    closeRefused(conn.ws, error);
   }
 
   private forget(conn: Connection, reason: string): void {
@@ -527,47 +468,8 @@ export class Hub implements Star {
   }
 
   private onClose(conn: Connection, code: number, reason: string): void {
-    const detail = [reason, conn.lastError && `${conn.lastError.code ?? 'error'}: ${conn.lastError.message}`].filter(Boolean).join('; ');
-    const why = `connection closed (code ${code}${detail ? `: ${detail}` : ''})`;
+    const why = closedDetail(code, reason, conn.lastError);
     this.fail(conn, new TrainerError('TRAINER_ERR_PEER_CLOSED', `${conn.clientId === undefined ? conn.remote : this.describeClient(conn.clientId)}: ${why}`));
     this.forget(conn, why);
-  }
-
-  private drain(conn: Connection, options: HubWaitOptions): Promise<void> {
-    const timeoutMs = options.timeoutMs ?? this.timeoutMs;
-    return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const index = conn.drainWaiters.indexOf(wake);
-        if (index >= 0) conn.drainWaiters.splice(index, 1);
-        reject(
-          new TrainerError(
-            'TRAINER_ERR_PEER_TIMEOUT',
-            `federated server timed out after ${timeoutMs}ms waiting to send ${options.what ?? 'a message'} to ${this.describeClient(conn.clientId ?? conn.remote)}: ${conn.pendingBytes} bytes still queued`,
-          ),
-        );
-      }, timeoutMs);
-      const wake = (): void => {
-        clearTimeout(timer);
-        resolve();
-      };
-      conn.drainWaiters.push(wake);
-    });
-  }
-
-  private beat(): void {
-    const now = Date.now();
-    // A stalled event loop here (a long evaluation) is nobody else's silence.
-    const lagMs = now - this.lastBeatMs - this.heartbeatIntervalMs;
-    this.lastBeatMs = now;
-    for (const conn of this.clients.values()) {
-      if (conn.ws.readyState !== WebSocket.OPEN) continue;
-      if (lagMs > this.heartbeatIntervalMs) conn.lastSeenMs = now;
-      if (now - conn.lastSeenMs > this.heartbeatTimeoutMs) {
-        this.reject(conn, new TrainerError('TRAINER_ERR_PEER_TIMEOUT', `client ${conn.clientId}: no heartbeat for ${now - conn.lastSeenMs}ms (limit ${this.heartbeatTimeoutMs}ms)`));
-        conn.ws.terminate();
-        continue;
-      }
-      conn.ws.ping();
-    }
   }
 }

@@ -4,29 +4,44 @@
  * an explicit maxPayload on both ends, heartbeats, bounded send queues, optional
  * TLS and a bearer token checked before the upgrade.
  */
-import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
-import type { Duplex } from 'node:stream';
-import WebSocket, { WebSocketServer } from 'ws';
+import WebSocket from 'ws';
 import { type ErrorCode, TrainerError } from '../contract/errors';
 import { DEFAULT_MAX_PAYLOAD_BYTES, PORTS, WS_PATH } from '../contract/ports';
 import { CLOSE_CODES, MESSAGE_TYPES } from '../contract/protocol';
-import { allocateFloat32Frame, decodeFrame, decodeFrameHeader, encodeFrame, float32FrameHead, type Frame, type Message } from './codec';
+import { allocateFloat32Frame, decodeFrameHeader, encodeFrame, float32FrameHead, type Frame, type Message } from './codec';
+import {
+  asTrainerError,
+  decodeMessage,
+  defaultMaxQueuedBytes,
+  attemptDial,
+  checkTlsOptions,
+  closeCodeFor,
+  closedDetail,
+  closeGracefully,
+  closeReason,
+  closeRefused,
+  dialUrl,
+  dialWithBackoff,
+  type EndpointServer,
+  Heartbeat,
+  listenEndpoint,
+  SendBudget,
+  type TlsOptions,
+  watchActivity,
+} from './endpoint';
 import { FramePool } from './frame-pool';
-import { checkHello, type HelloFields, helloMessage, parseHello } from './handshake';
+import { checkHello, type HelloFields, helloMessage, localIsStale, parseHello } from './handshake';
 import { PeerGroup } from './peer-group';
 import type { Float32Expectation, Float32MessageHeader, ReceivePlan, Transport, WaitOptions } from './transport';
-import { readFramesDirectly, sendBinaryParts } from './ws-direct';
+import { readFramesDirectly } from './ws-direct';
 import type { HeaderAnswer } from './ws-frame-reader';
-import { bearerAuthorized, refuseUpgrade } from './upgrade-auth';
 
 export interface PeerAddress {
   readonly host: string;
   readonly port: number;
 }
 
-export interface WsTransportOptions {
+export interface WsTransportOptions extends TlsOptions {
   readonly rank: number;
   readonly worldSize: number;
   /**
@@ -53,20 +68,6 @@ export interface WsTransportOptions {
    * @default - no token is required or sent
    */
   readonly authToken?: string;
-  /**
-   * PEM private key and certificate: serve wss:// instead of ws://. Set both or neither.
-   *
-   * @default - plain ws://
-   */
-  readonly tlsKey?: string | Buffer;
-  /** @default - plain ws:// */
-  readonly tlsCert?: string | Buffer;
-  /**
-   * PEM CA that peer certificates must chain to (dialing side). Set it whenever peers serve wss://.
-   *
-   * @default - plain ws:// (with tlsKey/tlsCert set: the system CAs)
-   */
-  readonly tlsCa?: string | Buffer;
   /**
    * Timeout of every wait (recv, a blocked send), in milliseconds.
    *
@@ -109,6 +110,12 @@ export interface WsTransportOptions {
    * @default 16 MiB
    */
   readonly highWaterBytes?: number;
+  /**
+   * Bytes of unread frames held per peer; a frame past it closes that peer (TRAINER_ERR_PAYLOAD_TOO_LARGE).
+   *
+   * @default - 4 x maxPayloadBytes
+   */
+  readonly maxQueuedBytes?: number;
 }
 
 interface Connection {
@@ -119,51 +126,15 @@ interface Connection {
   readonly expected: number;
   peer: number;
   lastSeenMs: number;
-  pendingBytes: number;
+  readonly sending: SendBudget;
   /** The last ws error on this connection (e.g. WS_ERR_UNSUPPORTED_MESSAGE_LENGTH), reported on close. */
   lastError?: Error & { code?: string };
-  /** Woken when pendingBytes drops to their threshold (or the connection closes). */
-  readonly drainWaiters: Array<{ readonly threshold: number; readonly wake: () => void }>;
   /** Set once refused: nothing more is read from it. */
   rejected: boolean;
   /** Reading is paused on a frame that arrived before its receive (see streamTarget). */
   held?: boolean;
   /** Settles when the hello exchange is done (or failed). */
   onHello?: (err?: TrainerError) => void;
-}
-
-const ZERO_MASK = (mask: Buffer): void => {
-  // Frames between trainers are not seen by browsers or caching proxies, the
-  // attack masking exists for; a zero key lets ws skip the per-byte XOR and the copy.
-  mask.fill(0);
-};
-
-const RETRY_INITIAL_MS = 50;
-const RETRY_MAX_MS = 1000;
-const MAX_CLOSE_REASON_BYTES = 123;
-
-function closeReason(err: TrainerError): string {
-  const reason = `${err.code}: ${err.message}`;
-  return Buffer.byteLength(reason) <= MAX_CLOSE_REASON_BYTES ? reason : Buffer.from(reason).subarray(0, MAX_CLOSE_REASON_BYTES).toString().replace(/\uFFFD$/, '');
-}
-
-function closeCodeFor(code: ErrorCode): number {
-  if (code === 'TRAINER_ERR_STALE_GENERATION') return CLOSE_CODES.staleGeneration;
-  if (code === 'TRAINER_ERR_HANDSHAKE') return CLOSE_CODES.handshakeRefused;
-  if (code === 'TRAINER_ERR_PEER_ABORTED' || code === 'TRAINER_ERR_PEER_TIMEOUT' || code === 'TRAINER_ERR_PEER_CLOSED') return CLOSE_CODES.aborted;
-  return CLOSE_CODES.badFrame;
-}
-
-function asTrainerError(err: unknown, code: ErrorCode = 'TRAINER_ERR_BAD_FRAME'): TrainerError {
-  return err instanceof TrainerError ? err : new TrainerError(code, err instanceof Error ? err.message : String(err), { cause: err });
-}
-
-function hostForUrl(host: string): string {
-  return host.includes(':') ? `[${host}]` : host;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 export class WsTransport implements Transport {
@@ -177,6 +148,7 @@ export class WsTransport implements Transport {
   readonly heartbeatTimeoutMs: number;
   readonly maxPayloadBytes: number;
   readonly highWaterBytes: number;
+  readonly maxQueuedBytes: number;
 
   private readonly options: WsTransportOptions;
   private readonly group: PeerGroup;
@@ -184,9 +156,9 @@ export class WsTransport implements Transport {
   private readonly pending = new Set<Connection>();
   private readonly framePool: FramePool;
   private addresses: readonly PeerAddress[] | undefined;
-  private server: Server | undefined;
-  private wss: WebSocketServer | undefined;
-  private heartbeat: NodeJS.Timeout | undefined;
+  private endpoint: Promise<EndpointServer> | undefined;
+  private listeningPort: number | undefined;
+  private readonly heartbeat: Heartbeat<Connection>;
   private peersChanged: () => void = () => undefined;
   private closing = false;
   /** Set once connect() resolved: from then on, losing a peer fails the group. */
@@ -204,26 +176,28 @@ export class WsTransport implements Transport {
     this.heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 3 * this.heartbeatIntervalMs;
     this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
     this.highWaterBytes = options.highWaterBytes ?? 16 * 1024 * 1024;
+    this.maxQueuedBytes = options.maxQueuedBytes ?? defaultMaxQueuedBytes(this.maxPayloadBytes);
     this.group = new PeerGroup(this.rank, this.worldSize, this.timeoutMs, (rank) => this.addressOf(rank));
-    const positive = { connectTimeoutMs: this.connectTimeoutMs, helloTimeoutMs: this.helloTimeoutMs, heartbeatIntervalMs: this.heartbeatIntervalMs, heartbeatTimeoutMs: this.heartbeatTimeoutMs, maxPayloadBytes: this.maxPayloadBytes, highWaterBytes: this.highWaterBytes };
+    const positive = { connectTimeoutMs: this.connectTimeoutMs, helloTimeoutMs: this.helloTimeoutMs, heartbeatIntervalMs: this.heartbeatIntervalMs, heartbeatTimeoutMs: this.heartbeatTimeoutMs, maxPayloadBytes: this.maxPayloadBytes, highWaterBytes: this.highWaterBytes, maxQueuedBytes: this.maxQueuedBytes };
     for (const [name, value] of Object.entries(positive)) {
       if (!Number.isInteger(value) || value < 1) throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `WsTransport: '${name}' must be an integer >= 1, got ${value}`);
     }
     if (!Number.isInteger(this.generation) || this.generation < 0) {
       throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `WsTransport: 'generation' must be an integer >= 0, got ${this.generation}`);
     }
-    if ((options.tlsKey === undefined) !== (options.tlsCert === undefined)) {
-      throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `WsTransport: set both 'tlsKey' and 'tlsCert' or neither`);
-    }
+    checkTlsOptions('WsTransport', options);
+    this.heartbeat = new Heartbeat(this.heartbeatIntervalMs, this.heartbeatTimeoutMs, () => this.peers, (conn, silentMs) => {
+      this.group.failGroup(this.group.lostPeer('TRAINER_ERR_PEER_TIMEOUT', conn.peer, `no heartbeat for ${silentMs}ms (limit ${this.heartbeatTimeoutMs}ms)`));
+      this.peersChanged();
+    });
     this.peers = new Array<Connection | undefined>(this.worldSize).fill(undefined);
     this.framePool = new FramePool(2 * this.highWaterBytes);
   }
 
   /** The bound port once {@link listen} resolved. */
   get port(): number {
-    const address = this.server?.address() as AddressInfo | null | undefined;
-    if (!address) throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `rank ${this.rank}: WsTransport.port read before listen()`);
-    return address.port;
+    if (this.listeningPort === undefined) throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `rank ${this.rank}: WsTransport.port read before listen()`);
+    return this.listeningPort;
   }
 
   describePeer(rank: number): string {
@@ -232,32 +206,19 @@ export class WsTransport implements Transport {
 
   /** Start serving peers' connections (they may arrive before {@link connect}). Resolves with the bound port. */
   async listen(): Promise<number> {
-    if (this.server) return this.port;
-    const tls = this.options.tlsKey !== undefined;
-    const server = tls ? createHttpsServer({ key: this.options.tlsKey, cert: this.options.tlsCert }) : createHttpServer();
-    const wss = new WebSocketServer({
-      noServer: true,
-      maxPayload: this.maxPayloadBytes,
-      perMessageDeflate: false,
-      skipUTF8Validation: true,
+    this.endpoint ??= listenEndpoint({
+      ...this.options,
+      host: this.options.listenHost ?? '0.0.0.0',
+      port: this.options.listenPort ?? PORTS.ring,
+      maxPayloadBytes: this.maxPayloadBytes,
+      httpStatus: 426,
+      httpText: `tensorfleet trainer: connect with a WebSocket to ${WS_PATH}\n`,
+      accepting: () => !this.closing,
+      onConnection: (ws, remote) => this.accept(ws, remote),
     });
-    server.on('request', (_req, res) => {
-      res.writeHead(426, { 'content-type': 'text/plain' }).end(`tensorfleet trainer: connect with a WebSocket to ${WS_PATH}\n`);
-    });
-    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(wss, req, socket, head));
-    server.on('clientError', (_err, socket) => socket.destroy());
-    this.server = server;
-    this.wss = wss;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.options.listenPort ?? PORTS.ring, this.options.listenHost ?? '0.0.0.0', () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    this.heartbeat = setInterval(() => this.beat(), this.heartbeatIntervalMs);
-    this.heartbeat.unref();
-    return this.port;
+    this.listeningPort = (await this.endpoint).port;
+    this.heartbeat.start();
+    return this.listeningPort;
   }
 
   /**
@@ -326,7 +287,7 @@ export class WsTransport implements Transport {
 
   async flush(options: WaitOptions = {}): Promise<void> {
     for (const conn of this.peers) {
-      if (conn && conn.pendingBytes > 0) await this.drain(conn, { what: 'the rest of its queued messages', ...options }, 0);
+      if (conn && conn.sending.pendingBytes > 0) await this.drain(conn, { what: 'the rest of its queued messages', ...options }, 0);
     }
   }
 
@@ -356,11 +317,9 @@ export class WsTransport implements Transport {
     this.closing = true;
     this.group.failGroup(new TrainerError('TRAINER_ERR_CLOSED', `rank ${this.rank} transport was terminated`));
     this.peersChanged();
-    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat.stop();
     for (const conn of this.connections()) conn.ws.terminate();
-    this.wss?.close();
-    this.server?.close();
-    this.server?.closeAllConnections();
+    void this.stopServer();
   }
 
   async close(): Promise<void> {
@@ -368,28 +327,14 @@ export class WsTransport implements Transport {
     this.closing = true;
     this.group.failGroup(new TrainerError('TRAINER_ERR_CLOSED', `rank ${this.rank} transport is closed`));
     this.peersChanged();
-    if (this.heartbeat) clearInterval(this.heartbeat);
-    const closed = this.connections().map(
-      (conn) =>
-        new Promise<void>((resolve) => {
-          if (conn.ws.readyState === WebSocket.CLOSED) return resolve();
-          const timer = setTimeout(() => conn.ws.terminate(), 1000);
-          conn.ws.once('close', () => {
-            clearTimeout(timer);
-            resolve();
-          });
-          conn.ws.close(CLOSE_CODES.normal, 'closing');
-        }),
-    );
-    await Promise.all(closed);
-    this.wss?.close();
-    const server = this.server;
-    if (server) {
-      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
-      // Stray plain-HTTP clients (keep-alive, unread responses) must not keep close() waiting.
-      server.closeAllConnections();
-      await stopped;
-    }
+    this.heartbeat.stop();
+    await Promise.all(this.connections().map((conn) => closeGracefully(conn.ws, CLOSE_CODES.normal, 'closing')));
+    await this.stopServer();
+  }
+
+  private async stopServer(): Promise<void> {
+    const endpoint = await this.endpoint?.catch(() => undefined);
+    await endpoint?.stop();
   }
 
   // ---- connections ---------------------------------------------------------
@@ -413,31 +358,18 @@ export class WsTransport implements Transport {
     return { rank: this.rank, worldSize: this.worldSize, generation: this.generation };
   }
 
-  private upgrade(wss: WebSocketServer, req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    socket.on('error', () => socket.destroy());
-    const path = (req.url ?? '').split('?')[0];
-    const refuse = (status: number, text: string): void => refuseUpgrade(socket, status, text);
-    if (path !== WS_PATH) return refuse(404, 'Not Found');
-    if (!this.authorized(req.headers.authorization)) return refuse(401, 'Unauthorized');
-    if (this.closing) return refuse(503, 'Service Unavailable');
-    wss.handleUpgrade(req, socket, head, (ws) => {
-      const conn = this.track(ws, `${req.socket.remoteAddress}:${req.socket.remotePort}`, -1);
-      const timer = setTimeout(() => this.reject(conn, new TrainerError('TRAINER_ERR_HANDSHAKE', `no hello from ${conn.remote} within ${this.helloTimeoutMs}ms`)), this.helloTimeoutMs);
-      conn.onHello = () => clearTimeout(timer);
-      ws.send(encodeFrame(this.rank, helloMessage(this.hello())));
-    });
-  }
-
-  private authorized(header: string | undefined): boolean {
-    return bearerAuthorized(header, this.options.authToken);
+  private accept(ws: WebSocket, remote: string): void {
+    const conn = this.track(ws, remote, -1);
+    const timer = setTimeout(() => this.reject(conn, new TrainerError('TRAINER_ERR_HANDSHAKE', `no hello from ${conn.remote} within ${this.helloTimeoutMs}ms`)), this.helloTimeoutMs);
+    conn.onHello = () => clearTimeout(timer);
+    ws.send(encodeFrame(this.rank, helloMessage(this.hello())));
   }
 
   private track(ws: WebSocket, remote: string, expected: number): Connection {
-    const conn: Connection = { ws, remote, expected, peer: -1, lastSeenMs: Date.now(), pendingBytes: 0, drainWaiters: [], rejected: false };
+    const conn: Connection = { ws, remote, expected, peer: -1, lastSeenMs: Date.now(), sending: new SendBudget(this.highWaterBytes), rejected: false };
     this.pending.add(conn);
     ws.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(conn, data, isBinary));
-    ws.on('ping', () => (conn.lastSeenMs = Date.now()));
-    ws.on('pong', () => (conn.lastSeenMs = Date.now()));
+    watchActivity(conn);
     ws.on('error', (err: Error) => (conn.lastError = err));
     ws.on('close', (code: number, reason: Buffer) => this.onClose(conn, code, reason.toString()));
     this.readDirectly(conn);
@@ -493,8 +425,7 @@ export class WsTransport implements Transport {
     conn.lastSeenMs = Date.now();
     let frame: Frame;
     try {
-      if (!isBinary) throw new TrainerError('TRAINER_ERR_BAD_FRAME', 'invalid frame: text message (frames are binary)');
-      frame = decodeFrame(data, { maxPayloadBytes: this.maxPayloadBytes });
+      frame = decodeMessage(data, isBinary, this.maxPayloadBytes);
     } catch (err) {
       return this.reject(conn, asTrainerError(err));
     }
@@ -509,6 +440,10 @@ export class WsTransport implements Transport {
       this.group.failGroup(this.group.lostPeer('TRAINER_ERR_PEER_ABORTED', conn.peer, `it aborted with ${code}: ${message}`));
       this.peersChanged();
       return;
+    }
+    const heldBytes = this.group.queuedBytes(conn.peer) + data.byteLength;
+    if (heldBytes > this.maxQueuedBytes) {
+      return this.reject(conn, new TrainerError('TRAINER_ERR_PAYLOAD_TOO_LARGE', `${heldBytes} bytes of unrequested frames, more than maxQueuedBytes ${this.maxQueuedBytes}`));
     }
     this.group.deliver(conn.peer, frame);
   }
@@ -528,7 +463,7 @@ export class WsTransport implements Transport {
     } catch (err) {
       const error = asTrainerError(err, 'TRAINER_ERR_HANDSHAKE');
       // A peer of a newer generation means this process is the stale one: stop now.
-      if (error.code === 'TRAINER_ERR_STALE_GENERATION' && error.message.includes('this rank')) {
+      if (localIsStale(error)) {
         this.group.failGroup(error);
         this.peersChanged();
       }
@@ -547,18 +482,15 @@ export class WsTransport implements Transport {
     conn.rejected = true;
     conn.onHello?.(err);
     if (conn.peer >= 0 && !this.closing) this.lose(conn, err.code, `it sent an invalid frame: ${err.message}`);
-    conn.ws.close(closeCodeFor(err.code), closeReason(err));
-    // Do not read anything else from it; terminate if the close handshake stalls.
-    setTimeout(() => conn.ws.terminate(), 1000).unref();
+    closeRefused(conn.ws, err);
   }
 
   private onClose(conn: Connection, code: number, reason: string): void {
     this.pending.delete(conn);
-    for (const { wake } of conn.drainWaiters.splice(0)) wake();
+    conn.sending.wakeAll();
     const peer = conn.peer;
     if (peer >= 0 && this.peers[peer] === conn && !this.closing) {
-      const detail = [reason, conn.lastError && `${conn.lastError.code ?? 'error'}: ${conn.lastError.message}`].filter(Boolean).join('; ');
-      const why = detail ? `connection closed (code ${code}: ${detail})` : `connection closed (code ${code})`;
+      const why = closedDetail(code, reason, conn.lastError);
       if (code === CLOSE_CODES.normal && this.ready) {
         // The peer finished and said goodbye: only work that still needs it fails.
         this.group.closePeer(peer, this.group.lostPeer('TRAINER_ERR_PEER_CLOSED', peer, why));
@@ -586,27 +518,14 @@ export class WsTransport implements Transport {
 
   /** Dial `peer` until it answers with a valid hello or the deadline passes. */
   private async dial(peer: number, address: PeerAddress, deadline: number): Promise<void> {
-    const url = `${this.options.tlsKey !== undefined || this.options.tlsCa !== undefined ? 'wss' : 'ws'}://${hostForUrl(address.host)}:${address.port}${WS_PATH}`;
-    let delay = RETRY_INITIAL_MS;
-    let lastError: TrainerError | undefined;
-    for (;;) {
-      if (this.group.failed) throw this.group.failed;
-      const remaining = deadline - Date.now();
-      if (remaining <= 0) break;
-      try {
-        await this.attempt(peer, url, remaining);
-        return;
-      } catch (err) {
-        lastError = asTrainerError(err, 'TRAINER_ERR_CONNECT_TIMEOUT');
-        const fatal =
-          lastError.code === 'TRAINER_ERR_UNAUTHORIZED' ||
-          lastError.code === 'TRAINER_ERR_HANDSHAKE' ||
-          (lastError.code === 'TRAINER_ERR_STALE_GENERATION' && lastError.message.includes('this rank'));
-        if (fatal) throw lastError;
-      }
-      await sleep(Math.min(delay, Math.max(0, deadline - Date.now())));
-      delay = Math.min(delay * 2, RETRY_MAX_MS) * (0.75 + Math.random() / 2);
-    }
+    const url = dialUrl(address.host, address.port, this.options);
+    const dialed = await dialWithBackoff((remainingMs) => this.attempt(peer, url, remainingMs), {
+      deadline,
+      fatal: (err) => err.code === 'TRAINER_ERR_UNAUTHORIZED' || err.code === 'TRAINER_ERR_HANDSHAKE' || localIsStale(err),
+      failed: () => this.group.failed,
+    });
+    if ('value' in dialed) return;
+    const { lastError } = dialed;
     const code = lastError?.code === 'TRAINER_ERR_STALE_GENERATION' ? 'TRAINER_ERR_STALE_GENERATION' : 'TRAINER_ERR_CONNECT_TIMEOUT';
     throw new TrainerError(
       code,
@@ -614,43 +533,14 @@ export class WsTransport implements Transport {
     );
   }
 
-  private attempt(peer: number, url: string, remainingMs: number): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const ws = new WebSocket(url, {
-        perMessageDeflate: false,
-        maxPayload: this.maxPayloadBytes,
-        skipUTF8Validation: true,
-        handshakeTimeout: Math.max(1, Math.min(remainingMs, 10_000)),
-        generateMask: ZERO_MASK,
-        headers: this.options.authToken === undefined ? {} : { authorization: `Bearer ${this.options.authToken}` },
-        ...(this.options.tlsCa === undefined ? {} : { ca: this.options.tlsCa }),
-      });
-      let settled = false;
-      const settle = (err?: TrainerError): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        if (err) {
-          ws.terminate();
-          reject(err);
-        } else resolve();
-      };
-      const timer = setTimeout(() => settle(new TrainerError('TRAINER_ERR_CONNECT_TIMEOUT', `no hello within ${remainingMs}ms`)), remainingMs);
-      ws.once('unexpected-response', (_req, res) => {
-        const status = res.statusCode ?? 0;
-        settle(
-          status === 401
-            ? new TrainerError('TRAINER_ERR_UNAUTHORIZED', `rank ${this.rank} was refused by ${this.describePeer(peer)}: HTTP 401 (wrong or missing auth token)`)
-            : new TrainerError('TRAINER_ERR_CONNECT_TIMEOUT', `HTTP ${status} from ${url}`),
-        );
-      });
-      ws.once('error', (err) => settle(new TrainerError('TRAINER_ERR_CONNECT_TIMEOUT', err.message)));
-      ws.once('open', () => {
+  private async attempt(peer: number, url: string, remainingMs: number): Promise<void> {
+    await attemptDial(url, { ...this.options, maxPayloadBytes: this.maxPayloadBytes }, remainingMs, {
+      refusedBy: `rank ${this.rank} was refused by ${this.describePeer(peer)}`,
+      opened: (ws, settle) => {
         const conn = this.track(ws, new URL(url).host, peer);
         conn.onHello = settle;
         ws.send(encodeFrame(this.rank, helloMessage(this.hello())));
-      });
-      ws.once('close', (code, reason) => settle(new TrainerError('TRAINER_ERR_CONNECT_TIMEOUT', `closed with code ${code}${reason.length ? `: ${reason}` : ''}`)));
+      },
     });
   }
 
@@ -664,72 +554,28 @@ export class WsTransport implements Transport {
   private async write(peer: number, frame: Buffer, options: WaitOptions = {}, pooled = false, payload?: Buffer): Promise<void> {
     const conn = this.peers[peer];
     if (!conn) throw this.group.lostPeer('TRAINER_ERR_PEER_CLOSED', peer, 'not connected');
-    if (conn.pendingBytes > this.highWaterBytes) await this.drain(conn, options, this.highWaterBytes);
+    if (conn.sending.full) await this.drain(conn, options, this.highWaterBytes);
     this.group.check(peer, 'send');
-    const bytes = frame.byteLength + (payload?.byteLength ?? 0);
-    conn.pendingBytes += bytes;
     const written = (err?: Error | null): void => {
-      conn.pendingBytes -= bytes;
       if (pooled && !err) this.framePool.release(frame);
-      const waiters = conn.drainWaiters;
-      if (waiters.length > 0) {
-        const ready = waiters.filter((w) => conn.pendingBytes <= w.threshold);
-        if (ready.length > 0) {
-          conn.drainWaiters.splice(0, waiters.length, ...waiters.filter((w) => conn.pendingBytes > w.threshold));
-          for (const { wake } of ready) wake();
-        }
-      }
       if (err && !this.closing) {
         this.group.failGroup(this.group.lostPeer('TRAINER_ERR_PEER_CLOSED', peer, `send failed: ${err.message}`));
         this.peersChanged();
       }
     };
-    if (payload === undefined) return conn.ws.send(frame, { binary: true }, written);
-    // One binary WebSocket frame, head then payload, with one writev (no copy of the payload).
-    // A client masks with a zero key (see ZERO_MASK), which leaves the payload as is.
-    sendBinaryParts(conn.ws, [frame, payload], conn.expected >= 0, written);
+    const bytes = frame.byteLength + (payload?.byteLength ?? 0);
+    // With a payload: one binary WebSocket frame, head then payload, with one writev (no copy of the payload).
+    // A client masks with a zero key (endpoint/dialer.ts), which leaves the payload as is.
+    conn.sending.write(conn.ws, payload === undefined ? frame : [frame, payload], conn.expected >= 0, bytes, written);
   }
 
   private drain(conn: Connection, options: WaitOptions, threshold: number): Promise<void> {
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
-    return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const index = conn.drainWaiters.indexOf(waiter);
-        if (index >= 0) conn.drainWaiters.splice(index, 1);
-        reject(
-          this.group.timeoutError(
-            `rank ${this.rank} timed out after ${timeoutMs}ms waiting to send ${options.what ?? 'a message'} to ${this.describePeer(conn.peer)}: ${conn.pendingBytes} bytes still queued`,
-          ),
-        );
-      }, timeoutMs);
-      const waiter = {
-        threshold,
-        wake: (): void => {
-          clearTimeout(timer);
-          resolve();
-        },
-      };
-      conn.drainWaiters.push(waiter);
-    });
-  }
-
-  private lastBeatMs = Date.now();
-
-  private beat(): void {
-    const now = Date.now();
-    // If this process itself was stalled (event loop blocked), nobody can be blamed for silence.
-    const lagMs = now - this.lastBeatMs - this.heartbeatIntervalMs;
-    this.lastBeatMs = now;
-    for (const conn of this.peers) {
-      if (!conn || conn.ws.readyState !== WebSocket.OPEN) continue;
-      if (lagMs > this.heartbeatIntervalMs || conn.held) conn.lastSeenMs = now;
-      if (now - conn.lastSeenMs > this.heartbeatTimeoutMs) {
-        this.group.failGroup(this.group.lostPeer('TRAINER_ERR_PEER_TIMEOUT', conn.peer, `no heartbeat for ${now - conn.lastSeenMs}ms (limit ${this.heartbeatTimeoutMs}ms)`));
-        this.peersChanged();
-        conn.ws.terminate();
-        continue;
-      }
-      conn.ws.ping();
-    }
+    return conn.sending.drain(threshold, timeoutMs, () =>
+      this.group.timeoutError(
+        `rank ${this.rank} timed out after ${timeoutMs}ms waiting to send ${options.what ?? 'a message'} to ${this.describePeer(conn.peer)}: ` +
+          `${conn.sending.pendingBytes} bytes still queued`,
+      ),
+    );
   }
 }

@@ -1,0 +1,99 @@
+/**
+ * The listening side of every WebSocket endpoint: an http (or, with TLS, https)
+ * server on WS_PATH that checks the bearer token before the upgrade (upgrade-auth.ts),
+ * answers plain HTTP with a fixed status, and hands each accepted socket on.
+ */
+import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { Duplex } from 'node:stream';
+import WebSocket, { WebSocketServer } from 'ws';
+import { WS_PATH } from '../../contract/ports';
+import { bearerAuthorized, refuseUpgrade } from '../upgrade-auth';
+import type { TlsOptions } from './tls';
+
+export interface EndpointServerOptions extends TlsOptions {
+  readonly host: string;
+  /** Port 0 picks a free one (see {@link EndpointServer.port}). */
+  readonly port: number;
+  /** @default - no token is required */
+  readonly authToken?: string;
+  /** Largest WebSocket message accepted, in bytes (ws `maxPayload`). */
+  readonly maxPayloadBytes: number;
+  /** The status and text a plain HTTP request gets (e.g. 426 and where to connect). */
+  readonly httpStatus: number;
+  readonly httpText: string;
+  /**
+   * Whether upgrades are still accepted (HTTP 503 otherwise), asked after the path and token checks.
+   *
+   * @default - always
+   */
+  readonly accepting?: () => boolean;
+  /** An accepted connection: `remote` is `address:port` of the peer. */
+  readonly onConnection: (ws: WebSocket, remote: string) => void;
+}
+
+export interface EndpointServer {
+  /** The bound port. */
+  readonly port: number;
+  /** Every accepted connection still open. */
+  readonly clients: ReadonlySet<WebSocket>;
+  /** Stop listening and drop every raw connection left (resolves once the server closed). */
+  stop(): Promise<void>;
+}
+
+/**
+ * Listen on host:port: wss:// when tlsKey/tlsCert are set, and then, with tlsCa, every upgrade must come
+ * with a client certificate that chains to tlsCa (HTTP 403 otherwise, before the token is looked at).
+ */
+export async function listenEndpoint(options: EndpointServerOptions): Promise<EndpointServer> {
+  const server: Server =
+    options.tlsKey === undefined
+      ? createHttpServer()
+      : createHttpsServer({
+          key: options.tlsKey,
+          cert: options.tlsCert,
+          // The client certificate is checked at the upgrade, so that a refused peer gets an HTTP 403 it can report.
+          ...(options.tlsCa === undefined ? {} : { ca: options.tlsCa, requestCert: true, rejectUnauthorized: false }),
+        });
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: options.maxPayloadBytes,
+    perMessageDeflate: false,
+    skipUTF8Validation: true,
+  });
+  server.on('request', (_req, res) => {
+    res.writeHead(options.httpStatus, { 'content-type': 'text/plain' }).end(options.httpText);
+  });
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => socket.destroy());
+    const refuse = (status: number, text: string): void => refuseUpgrade(socket, status, text);
+    if ((req.url ?? '').split('?')[0] !== WS_PATH) return refuse(404, 'Not Found');
+    if (options.tlsKey !== undefined && options.tlsCa !== undefined && !(req.socket as TLSSocket).authorized)
+      return refuse(403, 'Forbidden');
+    if (!bearerAuthorized(req.headers.authorization, options.authToken)) return refuse(401, 'Unauthorized');
+    if (options.accepting && !options.accepting()) return refuse(503, 'Service Unavailable');
+    wss.handleUpgrade(req, socket, head, (ws) => options.onConnection(ws, `${req.socket.remoteAddress}:${req.socket.remotePort}`));
+  });
+  server.on('clientError', (_err, socket) => socket.destroy());
+  server.on('tlsClientError', (_err, socket) => socket.destroy());
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    clients: wss.clients,
+    stop: () => {
+      wss.close();
+      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Stray plain-HTTP clients (keep-alive, unread responses) must not keep stop() waiting.
+      server.closeAllConnections();
+      return stopped;
+    },
+  };
+}

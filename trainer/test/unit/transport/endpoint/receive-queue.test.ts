@@ -1,0 +1,62 @@
+/**
+ * ReceiveQueue: frames reach waiting receives in order, are held within the frame and byte
+ * budgets and refused past them, a receive's timer runs only while it is first in line,
+ * and a failed queue rejects (keeping held frames readable when asked to).
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { TrainerError } from '../../../../src/contract/errors';
+import { defaultMaxQueuedBytes, ReceiveQueue } from '../../../../src/transport/endpoint/receive-queue';
+
+const timeout = (what: string) => (): TrainerError => new TrainerError('TRAINER_ERR_PEER_TIMEOUT', `timed out waiting for ${what}`);
+
+describe('ReceiveQueue', () => {
+  test('hands frames to waiting receives in order, and holds the rest in order', async () => {
+    const queue = new ReceiveQueue<string>({ maxFrames: 4, maxBytes: 100 });
+    const first = queue.take(1000, timeout('a'));
+    assert.equal(queue.push('a', 10), undefined);
+    assert.equal(queue.push('b', 10), undefined);
+    assert.equal(queue.push('c', 10), undefined);
+    assert.equal(queue.heldBytes, 20);
+    assert.equal(await first, 'a');
+    assert.equal(await queue.take(1000, timeout('b')), 'b');
+    assert.equal(await queue.take(1000, timeout('c')), 'c');
+    assert.equal(queue.heldBytes, 0);
+  });
+
+  test('refuses a frame past the frame count or the byte budget, naming the limit', () => {
+    const byCount = new ReceiveQueue<string>({ maxFrames: 1, maxBytes: 100 });
+    assert.equal(byCount.push('a', 1), undefined);
+    assert.equal(byCount.push('b', 1), 'more than 1 unrequested frames');
+    const byBytes = new ReceiveQueue<string>({ maxFrames: 10, maxBytes: 100 });
+    assert.equal(byBytes.push('a', 60), undefined);
+    assert.equal(byBytes.push('b', 60), '120 bytes of unrequested frames, more than maxQueuedBytes 100');
+    assert.equal(defaultMaxQueuedBytes(1024), 4096);
+  });
+
+  test("a receive's timer runs only while it is first in line", async () => {
+    const queue = new ReceiveQueue<string>({ maxFrames: 4, maxBytes: 100 });
+    const first = queue.take(200, timeout('the first'));
+    const second = queue.take(200, timeout('the second'));
+    const started = Date.now();
+    await assert.rejects(first, /timed out waiting for the first/);
+    await assert.rejects(second, /timed out waiting for the second/);
+    assert.ok(Date.now() - started >= 380, 'the second timer started when the first receive timed out');
+  });
+
+  test('a receive with an Infinity timeout has no timer; fail rejects it, and keeps held frames when asked', async () => {
+    const waiting = new ReceiveQueue<string>({ maxFrames: 4, maxBytes: 100 });
+    const pending = waiting.take(Infinity, timeout('x'));
+    waiting.fail(new TrainerError('TRAINER_ERR_PEER_CLOSED', 'gone'), true);
+    await assert.rejects(pending, /gone/);
+    const kept = new ReceiveQueue<string>({ maxFrames: 4, maxBytes: 100 });
+    kept.push('a', 1);
+    kept.fail(new TrainerError('TRAINER_ERR_CLOSED', 'closed'), true);
+    assert.equal(await kept.take(1000, timeout('a')), 'a');
+    await assert.rejects(kept.take(1000, timeout('b')), /closed/);
+    const dropped = new ReceiveQueue<string>({ maxFrames: 4, maxBytes: 100 });
+    dropped.push('a', 1);
+    dropped.fail(new TrainerError('TRAINER_ERR_CLOSED', 'dropped'), false);
+    await assert.rejects(dropped.take(1000, timeout('a')), /dropped/);
+  });
+});
