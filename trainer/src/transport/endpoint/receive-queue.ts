@@ -1,5 +1,5 @@
 /**
- * The receive queue of one connection of the star (hub and hub client): frames that arrived
+ * The receive queue of one connection of the star (hub, hub client and the in-memory star): frames that arrived
  * before they were asked for, bounded in count and in bytes, and receives waiting for frames.
  * One timeout rule: a receive's timer runs only while it is first in line (a receive posted
  * ahead does not time out while an earlier one is still being served), as in PeerGroup.
@@ -29,6 +29,11 @@ export class ReceiveQueue<T> {
   heldBytes = 0;
 
   constructor(private readonly limits: ReceiveQueueLimits) {}
+
+  /** The error the queue failed with, if it did. */
+  get failure(): TrainerError | undefined {
+    return this.failed;
+  }
 
   /**
    * Hand `item` (`bytes` long) to the first waiting receive, or hold it. Returns why it cannot be held

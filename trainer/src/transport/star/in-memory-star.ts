@@ -25,8 +25,10 @@ import {
   hubHelloMessage,
   type MembershipChange,
   type OutgoingFrame,
+  outgoingFrameBytes,
   parseClientHello,
 } from './protocol';
+import { ReceiveQueue } from '../endpoint/receive-queue';
 import { Membership } from './membership';
 import type { Star, StarLink, StarWaitOptions } from './star';
 
@@ -87,66 +89,6 @@ export interface InMemoryStarLinkOptions {
   readonly helloInfo?: Readonly<Record<string, unknown>>;
 }
 
-/** Frames waiting for a reader, readers waiting for frames, and the error that ends both. */
-class Inbox {
-  private readonly frames: Frame[] = [];
-  private readonly readers: Array<{ resolve: (frame: Frame) => void; reject: (err: TrainerError) => void }> = [];
-  private error: TrainerError | undefined;
-
-  get failed(): TrainerError | undefined {
-    return this.error;
-  }
-
-  get queued(): number {
-    return this.frames.length;
-  }
-
-  push(frame: Frame): void {
-    const reader = this.readers.shift();
-    if (reader) reader.resolve(frame);
-    else this.frames.push(frame);
-  }
-
-  /**
-   * The next frame: queued frames first, then the error once failed. With a
-   * `timeoutMs`, a wait longer than that rejects with `timeout()`.
-   */
-  next(timeoutMs?: number, timeout?: () => TrainerError): Promise<Frame> {
-    const queued = this.frames.shift();
-    if (queued) return Promise.resolve(queued);
-    if (this.error) return Promise.reject(this.error);
-    return new Promise<Frame>((resolve, reject) => {
-      const timer =
-        timeoutMs === undefined || timeout === undefined
-          ? undefined
-          : setTimeout(() => {
-              const index = this.readers.indexOf(reader);
-              if (index >= 0) this.readers.splice(index, 1);
-              reject(timeout());
-            }, timeoutMs);
-      const reader = {
-        resolve: (frame: Frame): void => {
-          clearTimeout(timer);
-          resolve(frame);
-        },
-        reject: (err: TrainerError): void => {
-          clearTimeout(timer);
-          reject(err);
-        },
-      };
-      this.readers.push(reader);
-    });
-  }
-
-  /** Fail (once) every waiting reader and every later read past the queued frames; `drop` discards those too. */
-  fail(error: TrainerError, drop: boolean): void {
-    if (this.error) return;
-    this.error = error;
-    if (drop) this.frames.length = 0;
-    for (const reader of this.readers.splice(0)) reader.reject(error);
-  }
-}
-
 /** One accepted connection of an in-memory star: both directions of one client's link. */
 export interface InMemoryConnection {
   readonly remote: string;
@@ -154,9 +96,9 @@ export interface InMemoryConnection {
   readonly rank: number;
   readonly info: unknown;
   /** Client -> star. */
-  readonly toStar: Inbox;
+  readonly toStar: ReceiveQueue<Frame>;
   /** Star -> client. */
-  readonly toClient: Inbox;
+  readonly toClient: ReceiveQueue<Frame>;
 }
 
 /** `CODE: message`, as a Hub's close reason carries it. */
@@ -248,18 +190,18 @@ export class InMemoryStar implements Star {
     } catch (err) {
       // The client refuses what it cannot read and closes the connection (a Hub's send would have resolved too).
       const error = asTrainerError(err, 'TRAINER_ERR_BAD_FRAME');
-      conn.toClient.fail(error, true);
+      conn.toClient.fail(error, false);
       conn.toStar.fail(
         new TrainerError(
           'TRAINER_ERR_PEER_CLOSED',
           `${this.describeClient(clientId)}: connection closed by the client (${reasonOf(error)})`,
         ),
-        true,
+        false,
       );
       this.forget(conn, `connection closed by the client (${reasonOf(error)})`);
       return;
     }
-    conn.toClient.push(decoded);
+    conn.toClient.push(decoded, outgoingFrameBytes(frame));
   }
 
   recv(clientId: string, options: StarWaitOptions = {}): Promise<Frame> {
@@ -272,7 +214,7 @@ export class InMemoryStar implements Star {
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     const what = options.what ?? 'a message';
     const who = (): string => this.describeClient(clientId);
-    return conn.toStar.next(
+    return conn.toStar.take(
       timeoutMs,
       () =>
         new TrainerError('TRAINER_ERR_PEER_TIMEOUT', `federated server timed out after ${timeoutMs}ms waiting for ${what} from ${who()}`),
@@ -295,10 +237,10 @@ export class InMemoryStar implements Star {
     this.finished = reason;
     this.membership.wake();
     for (const conn of this.clients.values()) {
-      conn.toStar.fail(new TrainerError('TRAINER_ERR_CLOSED', `federated server closed: ${reason}`), true);
+      conn.toStar.fail(new TrainerError('TRAINER_ERR_CLOSED', `federated server closed: ${reason}`), false);
       conn.toClient.fail(
         new TrainerError('TRAINER_ERR_CLOSED', `the federated server at ${ADDRESS} closed the connection: ${reason}`),
-        false,
+        true,
       );
     }
     this.clients.clear();
@@ -310,10 +252,10 @@ export class InMemoryStar implements Star {
     this.terminated = true;
     this.membership.wake();
     for (const conn of this.clients.values()) {
-      conn.toStar.fail(new TrainerError('TRAINER_ERR_CLOSED', 'federated server was terminated'), true);
+      conn.toStar.fail(new TrainerError('TRAINER_ERR_CLOSED', 'federated server was terminated'), false);
       conn.toClient.fail(
         new TrainerError('TRAINER_ERR_PEER_CLOSED', `connection to the federated server at ${ADDRESS} closed (code 1006)`),
-        false,
+        true,
       );
     }
     this.clients.clear();
@@ -335,8 +277,8 @@ export class InMemoryStar implements Star {
       clientId: parsed.clientId,
       rank: parsed.rank,
       info: parsed.info,
-      toStar: new Inbox(),
-      toClient: new Inbox(),
+      toStar: new ReceiveQueue<Frame>({ maxFrames: this.maxQueuedFrames, maxBytes: Infinity }),
+      toClient: new ReceiveQueue<Frame>({ maxFrames: Infinity, maxBytes: Infinity }),
     };
     const previous = this.clients.get(conn.clientId);
     this.clients.set(conn.clientId, conn);
@@ -345,20 +287,20 @@ export class InMemoryStar implements Star {
         'TRAINER_ERR_PEER_CLOSED',
         `client ${conn.clientId} (${previous.remote}) was replaced by a new connection from ${remote}`,
       );
-      previous.toStar.fail(error, true);
+      previous.toStar.fail(error, false);
       previous.toClient.fail(
         new TrainerError('TRAINER_ERR_PEER_CLOSED', `connection to the federated server at ${ADDRESS} closed (${reasonOf(error)})`),
-        false,
+        true,
       );
     }
-    conn.toClient.push(decodeFrame(encodeFrame(HUB_RANK, hubHelloMessage(this.generation, this.clients.size))));
+    conn.toClient.push(decodeFrame(encodeFrame(HUB_RANK, hubHelloMessage(this.generation, this.clients.size))), 0);
     this.membership.changed({ kind: previous ? 'replace' : 'join', clientId: conn.clientId });
     return conn;
   }
 
   /** @internal For InMemoryStarLink. A frame (encoded) from a client's connection: queued for recv, or the connection is dropped. */
   deliver(conn: InMemoryConnection, frame: OutgoingFrame): void {
-    if (conn.toStar.failed) return;
+    if (conn.toStar.failure) return;
     let decoded: Frame;
     try {
       decoded = decodeFrame(copyOf(frame), { maxPayloadBytes: this.maxPayloadBytes });
@@ -367,21 +309,18 @@ export class InMemoryStar implements Star {
       const error = asTrainerError(err, 'TRAINER_ERR_BAD_FRAME');
       return this.drop(conn, error, error.message);
     }
-    if (conn.toStar.queued >= this.maxQueuedFrames) {
-      const error = new TrainerError(
-        'TRAINER_ERR_BAD_FRAME',
-        `client ${conn.clientId} sent more than ${this.maxQueuedFrames} unrequested frames`,
-      );
-      return this.drop(conn, error, error.message);
+    const refused = conn.toStar.push(decoded, outgoingFrameBytes(frame));
+    if (refused) {
+      const error = new TrainerError('TRAINER_ERR_BAD_FRAME', `client ${conn.clientId} sent ${refused}`);
+      this.drop(conn, error, error.message);
     }
-    conn.toStar.push(decoded);
   }
 
   /** @internal For InMemoryStarLink. The client closed (`code` 1000) or vanished (1006). */
   hangUp(conn: InMemoryConnection, code: number, reason: string): void {
     const why = `connection closed (code ${code}${reason ? `: ${reason}` : ''})`;
-    conn.toStar.fail(new TrainerError('TRAINER_ERR_PEER_CLOSED', `${this.describeClient(conn.clientId)}: ${why}`), true);
-    conn.toClient.fail(new TrainerError('TRAINER_ERR_CLOSED', `client ${conn.clientId} is closed`), false);
+    conn.toStar.fail(new TrainerError('TRAINER_ERR_PEER_CLOSED', `${this.describeClient(conn.clientId)}: ${why}`), false);
+    conn.toClient.fail(new TrainerError('TRAINER_ERR_CLOSED', `client ${conn.clientId} is closed`), true);
     this.forget(conn, why);
   }
 
@@ -389,7 +328,7 @@ export class InMemoryStar implements Star {
 
   private connected(clientId: string, options: StarWaitOptions): InMemoryConnection {
     const conn = this.clients.get(clientId);
-    if (!conn || conn.toStar.failed) {
+    if (!conn || conn.toStar.failure) {
       throw new TrainerError(
         'TRAINER_ERR_PEER_CLOSED',
         `cannot exchange ${options.what ?? 'a message'} with client ${clientId}: it is not connected`,
@@ -400,11 +339,11 @@ export class InMemoryStar implements Star {
 
   /** Refuse or drop one connection: pending work here fails with `error`; the client sees TRAINER_ERR_PEER_CLOSED. */
   private drop(conn: InMemoryConnection, error: TrainerError, leaveReason: string): void {
-    if (conn.toStar.failed) return;
-    conn.toStar.fail(error, true);
+    if (conn.toStar.failure) return;
+    conn.toStar.fail(error, false);
     conn.toClient.fail(
       new TrainerError('TRAINER_ERR_PEER_CLOSED', `connection to the federated server at ${ADDRESS} closed (${reasonOf(error)})`),
-      false,
+      true,
     );
     this.forget(conn, leaveReason);
   }
@@ -432,7 +371,7 @@ export class InMemoryStarLink implements StarLink {
   }
 
   get connected(): boolean {
-    return this.conn !== undefined && this.conn.toClient.failed === undefined;
+    return this.conn !== undefined && this.conn.toClient.failure === undefined;
   }
 
   /**
@@ -451,21 +390,29 @@ export class InMemoryStarLink implements StarLink {
       info: this.options.helloInfo,
     });
     const conn = this.star.accept(encodeFrame(this.options.rank, hello));
-    parseHello(await conn.toClient.next(), ADDRESS);
+    parseHello(await conn.toClient.take(Infinity, () => new TrainerError('TRAINER_ERR_CONNECT_TIMEOUT', `no hello from ${ADDRESS}`)), ADDRESS);
     this.conn = conn;
   }
 
-  /** The next frame from the star; no timer of its own (HubClient's heartbeat has no twin here). */
-  recv(): Promise<Frame> {
+  /** The next frame from the star; rejects with TRAINER_ERR_PEER_TIMEOUT after `timeoutMs` (default: no timer, as HubClient). */
+  recv(options: StarWaitOptions = {}): Promise<Frame> {
     const conn = this.conn;
     if (!conn)
       return Promise.reject(new TrainerError('TRAINER_ERR_PEER_CLOSED', `client ${this.clientId} is not connected to the ${ADDRESS}`));
-    return conn.toClient.next();
+    const timeoutMs = options.timeoutMs ?? Infinity;
+    return conn.toClient.take(
+      timeoutMs,
+      () =>
+        new TrainerError(
+          'TRAINER_ERR_PEER_TIMEOUT',
+          `client ${this.clientId} timed out after ${timeoutMs}ms waiting for ${options.what ?? 'a message'} from the ${ADDRESS}`,
+        ),
+    );
   }
 
   async send(message: Message): Promise<void> {
     const conn = this.conn;
-    const closed = conn?.toClient.failed;
+    const closed = conn?.toClient.failure;
     if (!conn || closed)
       throw closed ?? new TrainerError('TRAINER_ERR_PEER_CLOSED', `client ${this.clientId} is not connected to the ${ADDRESS}`);
     this.star.deliver(conn, encodeOutgoingFrame(this.options.rank, message));
@@ -487,7 +434,7 @@ export class InMemoryStarLink implements StarLink {
   private hangUp(code: number, reason: string): void {
     const conn = this.conn;
     this.conn = undefined;
-    if (conn && !conn.toStar.failed) this.star.hangUp(conn, code, reason);
-    else conn?.toClient.fail(new TrainerError('TRAINER_ERR_CLOSED', `client ${this.clientId} is closed`), false);
+    if (conn && !conn.toStar.failure) this.star.hangUp(conn, code, reason);
+    else conn?.toClient.fail(new TrainerError('TRAINER_ERR_CLOSED', `client ${this.clientId} is closed`), true);
   }
 }

@@ -49,9 +49,10 @@ export interface StarLink {
   connect(): Promise<void>;
   /**
    * The next frame from the server. Rejects with TRAINER_ERR_CLOSED when the server
-   * said goodbye (training is over) and another code when the connection dropped.
+   * said goodbye (training is over), TRAINER_ERR_PEER_TIMEOUT after `timeoutMs` (default:
+   * the link's own rule) and another code when the connection dropped.
    */
-  recv(): Promise<Frame>;
+  recv(options?: StarWaitOptions): Promise<Frame>;
   /** Send a message; resolves once it was handed over; its tensors must not change before. */
   send(message: Message): Promise<void>;
 }
