@@ -9,6 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import { BENCHES } from '../bench';
 import {
   ENSURE_SECRETS_ENV,
+  ENV,
   JOB_KINDS,
   JobKind,
   ROLES,
@@ -218,7 +219,7 @@ const COMMANDS: Record<string, Command> = {
       if (!role || !(ROLES as readonly string[]).includes(role)) {
         throw new UsageError(`trainer: ${role ? `unknown role ${JSON.stringify(role)}` : 'missing <role>'}; valid roles: ${ROLES.join(', ')}`);
       }
-      const config = parseTrainerEnv({ ...process.env, TENSORFLEET_ROLE: role });
+      const config = parseTrainerEnv({ ...process.env, [ENV.role]: role });
       const load = ROLE_RUNNERS[config.role];
       if (!load) throw new TrainerError('TRAINER_ERR_INVALID_ENV', `role ${config.role} is not available in this build of the trainer`);
       await (await load())(config);
@@ -226,7 +227,7 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   'ensure-secrets': {
-    summary: 'create the Secrets named in TENSORFLEET_ENSURE_SECRETS that do not exist yet (in-cluster)',
+    summary: `create the Secrets named in ${ENSURE_SECRETS_ENV.spec} that do not exist yet (in-cluster)`,
     usage: 'tensorfleet ensure-secrets',
     flags: {},
     async run() {

@@ -349,6 +349,18 @@ export type JobRequest = { readonly job_name: string; readonly kind: JobKind } &
   readonly [K in Exclude<JobFieldName, 'job_name' | 'kind'>]?: FieldValue<(typeof JOB_FIELDS)[K]>;
 };
 
+/** The MLflow run tags the trainers set; the API reads the role and resume tags. */
+export const MLFLOW_TAGS = {
+  /** The trainer's role (the API finds a job's run by it). */
+  role: 'tensorfleet.role',
+  /** The ddp group's generation (how many times its ranks were restarted together). */
+  generation: 'tensorfleet.generation',
+  /** The epoch a (restarted) ddp run resumed after. */
+  resumeEpoch: 'tensorfleet.resumeEpoch',
+  /** The round a (restarted) federated run resumed after. */
+  resumeRound: 'tensorfleet.resumeRound',
+} as const;
+
 /**
  * How GET /jobs/{name} measures a job's progress: the MLflow metric its main role logs with
  * the finished epoch (ddp) or round (federated) as the step, the run tag saying where a
@@ -364,13 +376,13 @@ export const JOB_PROGRESS: {
     readonly totalEnv: string;
   };
 } = {
-  ddp: { metric: 'epoch_loss', resumeTag: 'tensorfleet.resumeEpoch', totalEnv: ENV.epochs },
-  federated: { metric: 'test_accuracy', regressionMetric: 'test_rmse', resumeTag: 'tensorfleet.resumeRound', totalEnv: ENV.rounds },
+  ddp: { metric: 'epoch_loss', resumeTag: MLFLOW_TAGS.resumeEpoch, totalEnv: ENV.epochs },
+  federated: { metric: 'test_accuracy', regressionMetric: 'test_rmse', resumeTag: MLFLOW_TAGS.resumeRound, totalEnv: ENV.rounds },
   split: { metric: 'test_accuracy', regressionMetric: 'test_rmse', totalEnv: ENV.epochs },
 };
 
 /** The MLflow run tag every trainer sets to its role (the API finds a job's run by it). */
-export const MLFLOW_ROLE_TAG = 'tensorfleet.role';
+export const MLFLOW_ROLE_TAG = MLFLOW_TAGS.role;
 
 /** The API path of one job. */
 export function jobPath(name: string, sub: 'job' | 'logs' = 'job'): string {

@@ -12,6 +12,7 @@
  * a retried completed step from its cache); an `error` frame from the server
  * fails the client with the server's code (TRAINER_ERR_SHAPE_MISMATCH, ...).
  */
+import type { SplitMode } from '../contract/env';
 import { isTrainerError, TrainerError } from '../contract/errors';
 import { MESSAGE_TYPES } from '../contract/protocol';
 import type { Frame, Message } from '../transport/codec';
@@ -28,7 +29,6 @@ import {
   readSyncWeights,
   syncMessage,
 } from './protocol';
-import type { SplitModeName } from './server';
 
 /** The star link to the server (transport/hub-client.ts). */
 export interface SplitClientLink {
@@ -68,7 +68,7 @@ export interface SplitBatch {
 
 export interface SplitClientOptions {
   readonly link: SplitClientLink;
-  readonly mode: SplitModeName;
+  readonly mode: SplitMode;
   readonly model: SplitClientModel;
   readonly epochs: number;
   /** The training batches of `epoch`, in order. */

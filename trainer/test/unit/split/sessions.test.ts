@@ -11,7 +11,8 @@ import { isTrainerError } from '../../../src/contract/errors';
 import { MESSAGE_TYPES } from '../../../src/contract/protocol';
 import { type SplitBatch, type SplitClientModel, runSplitClient } from '../../../src/split/client';
 import { activationsMessage, errorFromFrame, type Matrix, metaMessage } from '../../../src/split/protocol';
-import { runSplitSessions, type SplitModeName, type SplitSessionsResult, type SplitTopModel } from '../../../src/split/server';
+import type { SplitMode } from '../../../src/contract/env';
+import { runSplitSessions, type SplitSessionsResult, type SplitTopModel } from '../../../src/split/server';
 import type { Frame } from '../../../src/transport/codec';
 import { encodeOutgoingFrame, Hub, HUB_RANK } from '../../../src/transport/hub';
 import { HubClient } from '../../../src/transport/hub-client';
@@ -74,7 +75,7 @@ describe('split sessions over a hub', () => {
     for (const fn of cleanup.splice(0).reverse()) await fn();
   });
 
-  async function setup(mode: SplitModeName, clients: number, top = fakeTop(), received: Frame[] = []) {
+  async function setup(mode: SplitMode, clients: number, top = fakeTop(), received: Frame[] = []) {
     const hub = new Hub({ listenHost: '127.0.0.1', listenPort: 0, timeoutMs: 5000 });
     const port = await hub.listen();
     cleanup.push(() => hub.close());
