@@ -23,7 +23,7 @@
  *     finds the marker and goes straight to 5 (no new MLflow run). Training
  *     itself has no checkpoint: a server restarted mid-training starts over.
  */
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import type { TrainerConfig } from '../contract/env';
@@ -31,6 +31,7 @@ import { TrainerError } from '../contract/errors';
 import type { TestMetrics } from '../contract/events';
 import type { Dataset } from '../data/examples';
 import { loadTrainerData } from '../data/load';
+import { atomicWrite } from '../fsutil/atomic-write';
 import { initBackend } from '../model/backend';
 import { createModel } from '../model/source';
 import { trainingBackends } from '../model/models';
@@ -278,10 +279,7 @@ async function readDoneMarker(dir: string): Promise<DoneMarker | undefined> {
   }
 }
 
-/** Written atomically (temp file + rename): a crash leaves no marker or a whole one. */
+/** Written atomically: a crash leaves no marker or a whole one. */
 async function writeDoneMarker(dir: string, marker: DoneMarker): Promise<void> {
-  await mkdir(dir, { recursive: true });
-  const tmp = `${doneMarkerPath(dir)}.${process.pid}.tmp`;
-  await writeFile(tmp, JSON.stringify(marker));
-  await rename(tmp, doneMarkerPath(dir));
+  await atomicWrite(doneMarkerPath(dir), JSON.stringify(marker));
 }
