@@ -37,9 +37,7 @@ import { trainingBackends } from '../model/models';
 import { evaluateExamples, testMetrics } from '../model/training';
 import { setFlatWeights } from '../model/weights';
 import { HubClient } from '../transport/hub-client';
-import { afterDone } from './after-done';
-import { roleOutput } from './role-output';
-import { startHealthServer } from './health';
+import { runRole } from './run-role';
 
 /** Share of the client's partition held out as its test split (simulation mode). */
 export const VALIDATION_SHARE = 0.1;
@@ -106,11 +104,7 @@ function validationMetrics(metrics: TestMetrics): Record<string, number> {
 
 export async function runFlClient(config: TrainerConfig): Promise<void> {
   const { rank, worldSize } = config;
-  const startedMs = Date.now();
-  const { emit, log, fail } = roleOutput(`fl-client ${rank}`, rank);
-  const health = await startHealthServer(config.healthPort);
-  let link: HubClient | undefined;
-  try {
+  await runRole(config, { who: `fl-client ${rank}`, rank }, async ({ emit, log, startedMs, health, onFailure, afterDone }) => {
     // 1. Backend, this client's data, model.
     const { backend } = await initBackend(trainingBackends(config.model), log);
     const data = await clientData(config, log);
@@ -121,7 +115,7 @@ export async function runFlClient(config: TrainerConfig): Promise<void> {
     });
 
     // 2. Connect (declaring the data) and serve fit and evaluation requests.
-    link = new HubClient({
+    const client = new HubClient({
       host: config.masterAddr,
       port: config.masterPort,
       rank,
@@ -133,7 +127,7 @@ export async function runFlClient(config: TrainerConfig): Promise<void> {
       maxPayloadBytes: config.maxPayloadBytes,
       helloInfo: { [DATA_INFO_KEY]: describeData(train, data.source) },
     });
-    const client = link;
+    onFailure(() => client.terminate());
     emit({ event: 'start', role: 'fl-client', worldSize, epochs: config.rounds, stepsPerEpoch: Math.ceil(trainIndices.length / config.batchSize), backend, resumeEpoch: 0 });
     /** The last evaluation of the global model on this client's test split. */
     let lastTest: TestMetrics | undefined;
@@ -181,12 +175,6 @@ export async function runFlClient(config: TrainerConfig): Promise<void> {
     });
     await client.close();
     model.dispose();
-    await afterDone(config, health, log);
-  } catch (err) {
-    fail(err);
-    link?.terminate();
-    throw err;
-  } finally {
-    await health.close();
-  }
+    await afterDone();
+  });
 }

@@ -35,6 +35,7 @@
  */
 import { join } from 'node:path';
 import { checkpointFingerprint, loadLatestCheckpoint, writeCheckpoint } from '../checkpoint/checkpoint';
+import { MLFLOW_TAGS } from '../contract/api';
 import type { TrainerConfig } from '../contract/env';
 import { isTrainerError, TrainerError } from '../contract/errors';
 import type { TestMetrics } from '../contract/events';
@@ -50,12 +51,9 @@ import { MODEL_FILES, saveModel } from '../model/io';
 import { trainingBackends } from '../model/models';
 import { evaluateExamples, testMetrics } from '../model/training';
 import { getFlatWeights, setFlatWeights } from '../model/weights';
-import { createTracker, finishOnSignals, type Tracker } from '../tracking';
 import { listenFinished } from '../transport/finished-listener';
 import { Hub } from '../transport/hub';
-import { afterDone } from './after-done';
-import { roleOutput } from './role-output';
-import { startHealthServer } from './health';
+import { runRole } from './run-role';
 
 /** Folder under outputDir that the server saves the global model into. */
 export const MODEL_DIR = 'model';
@@ -138,15 +136,11 @@ function siteMetricsOf(federated: FederatedEvaluation | undefined): Record<strin
 }
 
 export async function runFlServer(config: TrainerConfig): Promise<void> {
-  const startedMs = Date.now();
-  const rank = CHECKPOINT_RANK;
-  const { emit, log, fail } = roleOutput('fl-server', rank);
-  const health = await startHealthServer(config.healthPort);
   const perSite = isPerSiteData(config);
-  let hub: Hub | undefined;
-  let tracker: Tracker | undefined;
-  let removeSignalHooks: (() => void) | undefined;
-  try {
+  await runRole(config, { who: 'fl-server', rank: CHECKPOINT_RANK }, async ({ emit, log, startedMs, health, startTracking, finishTracking, onFailure, afterDone }) => {
+    let hub: Hub | undefined;
+    // Drop, not goodbye: clients keep dialing until a restarted server resumes.
+    onFailure(() => hub?.terminate());
     // 1. Backend, the central test set (per-site mode: only a testDatasetUri of its own).
     const { backend } = await initBackend(trainingBackends(config.model), log);
     const test: Dataset | undefined = !perSite || config.testDatasetUri !== undefined ? (await loadTrainerData(config, { train: false, test: true, log })).test : undefined;
@@ -160,7 +154,7 @@ export async function runFlServer(config: TrainerConfig): Promise<void> {
       // Per-site data and no test set: nothing to evaluate the final weights on here, and the model was saved then.
       log(`all ${config.rounds} rounds were done before this restart (${own.path}); the model was saved to ${join(config.outputDir, MODEL_DIR)} then, nothing else to do`);
       emit({ event: 'done', epochs: config.rounds, worldSize: config.worldSize, samplesPerSecond: 0, wallSeconds: (Date.now() - startedMs) / 1000, modelPath: join(config.outputDir, MODEL_DIR), rounds: config.rounds, accuracyPerRound: [], clientsPerRound: [] });
-      await afterDone(config, health, log, finishedClients);
+      await afterDone(finishedClients);
       return;
     }
 
@@ -256,7 +250,7 @@ export async function runFlServer(config: TrainerConfig): Promise<void> {
       log(`all ${config.rounds} rounds were done before this restart (${own.path}); model saved to ${modelPath} again, nothing else to do`);
       emit({ event: 'eval', epoch: startRound, ...evaluation });
       emit({ event: 'done', ...evaluation, epochs: config.rounds, worldSize: config.worldSize, samplesPerSecond: 0, wallSeconds: (Date.now() - startedMs) / 1000, modelPath, rounds: config.rounds, accuracyPerRound: [], clientsPerRound: [] });
-      await afterDone(config, health, log, finishedClients);
+      await afterDone(finishedClients);
       model.dispose();
       return;
     }
@@ -264,11 +258,9 @@ export async function runFlServer(config: TrainerConfig): Promise<void> {
     const activeHub = hub;
     emit({ event: 'start', role: 'fl-server', worldSize: config.worldSize, epochs: config.rounds, stepsPerEpoch: 0, backend, resumeEpoch: startRound });
 
-    tracker = createTracker({ trackingUri: config.trackingUri, experimentName: config.experimentName, outputDir: config.outputDir });
-    try {
-      await tracker.startRun(config.jobName, { 'tensorfleet.role': 'fl-server', 'tensorfleet.resumeRound': String(startRound) });
-      removeSignalHooks = finishOnSignals(tracker);
-      tracker.logParams({
+    const tracker = await startTracking(
+      { [MLFLOW_TAGS.resumeRound]: String(startRound) },
+      {
         model: source,
         dataset: config.dataset,
         datasetSize: config.datasetSize,
@@ -287,11 +279,8 @@ export async function runFlServer(config: TrainerConfig): Promise<void> {
         seed: config.seed,
         backend,
         resumeRound: startRound,
-      });
-    } catch (err) {
-      log(`warning: tracking is off for this run: ${(err as Error).message}`);
-      tracker = undefined;
-    }
+      },
+    );
     /**
      * MLflow: the run's test metrics, the other evaluation beside them, and every site's own figures.
      * test_accuracy is logged by the callers: the API's job progress reads it by round (JOB_PROGRESS).
@@ -371,10 +360,8 @@ export async function runFlServer(config: TrainerConfig): Promise<void> {
     log(`model saved to ${modelPath}`);
     if (tracker) {
       for (const file of Object.values(MODEL_FILES)) await tracker.logArtifact(join(modelPath, file), `${MODEL_DIR}/${file}`);
-      removeSignalHooks?.();
-      await tracker.finish('FINISHED');
-      tracker = undefined;
     }
+    await finishTracking();
     emit({
       event: 'done',
       ...metrics,
@@ -392,18 +379,7 @@ export async function runFlServer(config: TrainerConfig): Promise<void> {
     });
     await activeHub.close();
     // 6. Idle if asked (the chart's Deployment), telling late clients goodbye.
-    await afterDone(config, health, log, finishedClients);
+    await afterDone(finishedClients);
     model.dispose();
-  } catch (err) {
-    fail(err);
-    // Drop, not goodbye: clients keep dialing until a restarted server resumes.
-    await hub?.terminate().catch(() => undefined);
-    if (tracker) {
-      removeSignalHooks?.();
-      await tracker.finish('FAILED').catch((e: Error) => log(`warning: tracking finish failed: ${e.message}`));
-    }
-    throw err;
-  } finally {
-    await health.close();
-  }
+  });
 }
