@@ -87,8 +87,12 @@ describe('runRole', () => {
     assert.equal(result.status, 'rejected');
     assert.equal((result as PromiseRejectedResult).reason, boom);
     assert.deepEqual(cleaned, ['first', 'second TRAINER_ERR_DATASET']);
-    // The test runner talks to its parent on stdout too: keep the role's JSON lines.
-    const events = stdout.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, unknown>);
+    // The test runner talks to its parent on stdout too: keep the role's JSON event lines.
+    const events = stdout
+      .split('\n')
+      .map((line) => line.slice(Math.max(0, line.indexOf('{"'))))
+      .filter((line) => line.startsWith('{"') && line.includes('"event"'))
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
     assert.deepEqual(
       events.map((e) => [e.event, e.code, e.message, e.rank]),
       [['error', 'TRAINER_ERR_DATASET', 'no examples', 0]],
