@@ -68,7 +68,11 @@ export async function runRole(config: TrainerConfig, spec: RoleSpec, body: (role
     startedMs,
     health,
     async startTracking(tags, params) {
-      const created = createTracker({ trackingUri: config.trackingUri, experimentName: config.experimentName, outputDir: config.outputDir });
+      const created = createTracker({
+        trackingUri: config.trackingUri,
+        experimentName: config.experimentName,
+        outputDir: config.outputDir,
+      });
       try {
         await created.startRun(config.jobName, { [MLFLOW_TAGS.role]: config.role, ...tags });
         tracker = created;

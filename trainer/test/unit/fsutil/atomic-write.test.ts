@@ -48,7 +48,9 @@ describe('atomicWrite', () => {
     const target = join(dir, 'taken');
     mkdirSync(target);
     writeFileSync(join(target, 'inside'), 'x');
-    await assert.rejects(atomicWrite(target, 'new'), (err: NodeJS.ErrnoException) => ['EISDIR', 'ENOTEMPTY', 'EEXIST'].includes(err.code ?? ''));
+    await assert.rejects(atomicWrite(target, 'new'), (err: NodeJS.ErrnoException) =>
+      ['EISDIR', 'ENOTEMPTY', 'EEXIST'].includes(err.code ?? ''),
+    );
     assert.deepEqual(readdirSync(dir), ['taken']);
     assert.deepEqual(readdirSync(target), ['inside']);
   });
@@ -75,7 +77,10 @@ describe('atomicWriteSync', () => {
     const dir = folder();
     mkdirSync(join(dir, 'taken'));
     writeFileSync(join(dir, 'taken', 'inside'), 'x');
-    assert.throws(() => atomicWriteSync(join(dir, 'taken'), 'new'), (err: NodeJS.ErrnoException) => ['EISDIR', 'ENOTEMPTY', 'EEXIST'].includes(err.code ?? ''));
+    assert.throws(
+      () => atomicWriteSync(join(dir, 'taken'), 'new'),
+      (err: NodeJS.ErrnoException) => ['EISDIR', 'ENOTEMPTY', 'EEXIST'].includes(err.code ?? ''),
+    );
     assert.deepEqual(readdirSync(dir), ['taken']);
   });
 });

@@ -18,7 +18,8 @@ function status(port: number, path: string): Promise<number> {
   });
 }
 
-const configFor = (role: Role, outputDir: string) => resolveTrainerConfig({ role, jobName: 'job-a', healthPort: 0, outputDir, experimentName: 'exp' });
+const configFor = (role: Role, outputDir: string) =>
+  resolveTrainerConfig({ role, jobName: 'job-a', healthPort: 0, outputDir, experimentName: 'exp' });
 
 /** The one run's folder in the file store under outputDir/mlruns. */
 function runDir(outputDir: string): string {
