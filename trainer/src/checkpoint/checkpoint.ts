@@ -230,7 +230,8 @@ export async function loadLatestCheckpoint(
     if (differences.length > 0) {
       throw new TrainerError(
         'TRAINER_ERR_CHECKPOINT',
-        `rank ${rank} cannot resume from checkpoint ${entry.path}: it was written by a different configuration (${differences.join('; ')}); ` +
+        `rank ${rank} cannot resume from checkpoint ${entry.path}: ` +
+          `it was written by a different configuration (${differences.join('; ')}); ` +
           `restore the original settings, or point ${ENV.checkpointDir} at an empty folder to start over`,
       );
     }

@@ -95,7 +95,8 @@ async function runJob(kind: JobKind, values: ParsedCommandLine['values']): Promi
     throw new UsageError(`run ${kind}: refused:\n${e.problems.map((p) => `  ${flagOfField(p.field)} ${JSON.stringify(p.value)}: must be ${p.allowed}`).join('\n')}`);
   }
   if (job.request.model_uri?.startsWith('runs:/') && values['tracking-uri'] === undefined) {
-    throw new UsageError(`run ${kind}: --model-uri ${JSON.stringify(job.request.model_uri)} is a run's artifact: give --tracking-uri <the MLflow server holding it>`);
+    throw new UsageError(`run ${kind}: --model-uri ${JSON.stringify(job.request.model_uri)} is a run's artifact: ` +
+      `give --tracking-uri <the MLflow server holding it>`);
   }
   const name = job.request.job_name;
   return runTrainers(name, job.objects, values, resolve(String(values.out ?? join('.tensorfleet', name))), { sources: job.sources });
@@ -180,7 +181,8 @@ const COMMANDS: Record<string, Command> = {
     summary: 'run a synthesized chart, or an ad-hoc ddp|federated|split job from the submit flags, as local processes',
     usage:
       'tensorfleet run <chart> [--data-dir <dir>] [--out <dir>] [--clients K] [--rounds R] [--json]\n' +
-      `       tensorfleet run <${JOB_KINDS.join('|')}> --job-name <name> [--dataset-type csv --dataset-uri <path> --label-column <column> ...every submit flag] [--out <dir>] [--json]`,
+      `       tensorfleet run <${JOB_KINDS.join('|')}> --job-name <name> [--dataset-type csv ` +
+        `--dataset-uri <path> --label-column <column> ...every submit flag] [--out <dir>] [--json]`,
     flags: RUN_FLAGS,
     async run({ values, positionals }) {
       const [target, ...extra] = positionals;
@@ -194,12 +196,14 @@ const COMMANDS: Record<string, Command> = {
       const chart = target;
       if (!chart || !charts.includes(chart)) {
         throw new UsageError(
-          `run: ${chart ? `unknown chart ${JSON.stringify(chart)}` : 'missing <chart>'}; charts in ${dist}: ${charts.join(', ') || '(none: run make synth)'} (or a job kind: ${JOB_KINDS.join(', ')})`,
+          `run: ${chart ? `unknown chart ${JSON.stringify(chart)}` : 'missing <chart>'}; charts in ${dist}: ` +
+            `${charts.join(', ') || '(none: run make synth)'} (or a job kind: ${JOB_KINDS.join(', ')})`,
         );
       }
       const jobOnly = Object.keys(JOB_ONLY_FLAGS).filter((f) => values[f] !== undefined);
       if (jobOnly.length > 0) {
-        throw new UsageError(`run ${chart}: ${jobOnly.map((f) => `--${f}`).join(', ')} apply to run ${JOB_KINDS.join('|')} only (a chart has its own settings)`);
+        throw new UsageError(`run ${chart}: ${jobOnly.map((f) => `--${f}`).join(', ')} apply ` +
+          `to run ${JOB_KINDS.join('|')} only (a chart has its own settings)`);
       }
       const objects = loadChart(dist, chart);
       return runTrainers(chart, objects, values, resolve(String(values.out ?? join(root, '.tensorfleet', chart))), {
@@ -246,7 +250,8 @@ const COMMANDS: Record<string, Command> = {
       const [name, ...argv] = rest;
       const bench = BENCHES.find((b) => b.name === name);
       if (!bench) {
-        throw new UsageError(`bench: ${name ? `unknown benchmark ${JSON.stringify(name)}` : 'missing <name>'}; valid: ${BENCHES.map((b) => b.name).join(', ') || '(none)'}`);
+        throw new UsageError(`bench: ${name ? `unknown benchmark ${JSON.stringify(name)}` : 'missing <name>'}; ` +
+          `valid: ${BENCHES.map((b) => b.name).join(', ') || '(none)'}`);
       }
       const parsed = parseFlags(`bench ${bench.name}`, argv, bench.options);
       if (parsed.help) {
@@ -264,7 +269,8 @@ const COMMANDS: Record<string, Command> = {
 
 function usage(): string {
   const rows = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(16)}${c.summary}`);
-  return `usage: tensorfleet <command> [flags]\n\ncommands:\n${rows.join('\n')}\n\nRun 'tensorfleet <command> --help' for a command's flags.`;
+  return `usage: tensorfleet <command> [flags]\n\ncommands:\n${rows.join('\n')}\n\nRun ` +
+    `'tensorfleet <command> --help' for a command's flags.`;
 }
 
 export async function main(argv: readonly string[]): Promise<number> {

@@ -202,7 +202,8 @@ const INT32_MAX = 2 ** 31 - 1;
 /** Requests and limits of a pod's container, as the constructs' ResourceSpec takes them. */
 const RESOURCES = (whose: string): JobFieldSpec & { readonly type: 'object'; readonly properties: Readonly<Record<string, JobFieldSpec>> } => ({
   type: 'object',
-  description: `CPU and memory of ${whose}: all four of cpu_request_millis, cpu_limit_millis, memory_request_mib, memory_limit_mib (limits at least the requests).`,
+  description: `CPU and memory of ${whose}: all four of cpu_request_millis, cpu_limit_millis, ` +
+    `memory_request_mib, memory_limit_mib (limits at least the requests).`,
   properties: {
     cpu_request_millis: { type: 'integer', required: true, minimum: 1, maximum: 1_000_000, description: 'CPU request in millicores.' },
     cpu_limit_millis: { type: 'integer', required: true, minimum: 1, maximum: 1_000_000, atLeast: 'cpu_request_millis', description: 'CPU limit in millicores.' },

@@ -117,7 +117,8 @@ export async function runDdpWorker(config: TrainerConfig): Promise<void> {
     if (own && (own.weights.length !== stateValues || own.optimizerState.length !== stateLength(layout))) {
       throw new TrainerError(
         'TRAINER_ERR_CHECKPOINT',
-        `rank ${rank} cannot resume from checkpoint ${own.path}: it holds ${own.weights.length} weights and ${own.optimizerState.length} optimizer values, ` +
+        `rank ${rank} cannot resume from checkpoint ${own.path}: ` +
+          `it holds ${own.weights.length} weights and ${own.optimizerState.length} optimizer values, ` +
           `model ${modelSource} has ${stateValues} (trainable and non-trainable) and ${stateLength(layout)}`,
       );
     }
@@ -138,7 +139,8 @@ export async function runDdpWorker(config: TrainerConfig): Promise<void> {
     const resumeEpoch = Math.max(...epochs);
     const source = resumeEpoch > 0 ? epochs.indexOf(resumeEpoch) : 0;
     if (resumeEpoch !== (own?.epoch ?? 0)) {
-      log(`this rank's newest checkpoint is ${own ? `after epoch ${own.epoch}` : 'missing'}; the group resumes after epoch ${resumeEpoch} from rank ${source}'s`);
+      log(`this rank's newest checkpoint is ${own ? `after epoch ${own.epoch}` : 'missing'}; ` +
+        `the group resumes after epoch ${resumeEpoch} from rank ${source}'s`);
     }
     const weights = rank === source && own ? own.weights : getFlatWeights(model);
     const optimizerState = rank === source && own ? own.optimizerState : new Float32Array(stateLength(layout));
@@ -146,7 +148,8 @@ export async function runDdpWorker(config: TrainerConfig): Promise<void> {
     await broadcast(ring, optimizerState, { ...steps.next(), root: source });
     setFlatWeights(model, weights);
     await setOptimizerState(optimizer, layout, optimizerState);
-    if (resumeEpoch > 0) log(`resuming after epoch ${resumeEpoch} (rank ${source}'s checkpoint${rank === source ? ` ${own?.path}` : ''}), generation ${generation}`);
+    if (resumeEpoch > 0) log(`resuming after epoch ${resumeEpoch} (rank ${source}'s ` +
+      `checkpoint${rank === source ? ` ${own?.path}` : ''}), generation ${generation}`);
 
     const samplesPerRank = shardLength(train.count, worldSize);
     const stepsPerEpoch = Math.ceil(samplesPerRank / config.batchSize);

@@ -89,7 +89,8 @@ async function clientData(config: TrainerConfig, log: (line: string) => void): P
   });
   const split = holdOut(partition, VALIDATION_SHARE, config.seed + 7919 * (rank + 1));
   if (split.train.length === 0) {
-    throw new TrainerError('TRAINER_ERR_DATASET', `fl-client ${rank}: partition ${config.partition} of ${train.count} examples over ${worldSize} clients left this client no training examples`);
+    throw new TrainerError('TRAINER_ERR_DATASET', `fl-client ${rank}: partition ${config.partition} of ${train.count} ` +
+      `examples over ${worldSize} clients left this client no training examples`);
   }
   log(`partition ${config.partition}: ${split.train.length} training and ${split.validation.length} validation examples`);
   return { train, trainIndices: split.train, test: train, testIndices: split.validation, source: config.datasetUri ?? config.dataset };

@@ -117,7 +117,8 @@ async function firstSiteData(hub: Hub, config: TrainerConfig, log: (line: string
       log(`client ${clientId}: ${data}`);
     }
     if (Date.now() >= deadline) {
-      throw new TrainerError('TRAINER_ERR_CONNECT_TIMEOUT', `fl-server: no client declared its data within ${config.timeoutMs}ms (per-site data, ${config.datasetUri}); connected: ${ids.join(', ')}`);
+      throw new TrainerError('TRAINER_ERR_CONNECT_TIMEOUT', `fl-server: no client declared its data within ${config.timeoutMs}ms (per-site data, ` +
+        `${config.datasetUri}); connected: ${ids.join(', ')}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
@@ -152,7 +153,8 @@ export async function runFlServer(config: TrainerConfig): Promise<void> {
     const finishedClients = (): ReturnType<typeof listenFinished> => listenFinished({ port: config.listenPort, authToken: config.authToken });
     if (own && startRound >= config.rounds && test === undefined) {
       // Per-site data and no test set: nothing to evaluate the final weights on here, and the model was saved then.
-      log(`all ${config.rounds} rounds were done before this restart (${own.path}); the model was saved to ${join(config.outputDir, MODEL_DIR)} then, nothing else to do`);
+      log(`all ${config.rounds} rounds were done before this restart (${own.path}); ` +
+        `the model was saved to ${join(config.outputDir, MODEL_DIR)} then, nothing else to do`);
       emit({ event: 'done', epochs: config.rounds, worldSize: config.worldSize, samplesPerSecond: 0, wallSeconds: (Date.now() - startedMs) / 1000, modelPath: join(config.outputDir, MODEL_DIR), rounds: config.rounds, accuracyPerRound: [], clientsPerRound: [] });
       await afterDone(finishedClients);
       return;
@@ -235,7 +237,8 @@ export async function runFlServer(config: TrainerConfig): Promise<void> {
       if (own.weights.length !== weights.length) {
         throw new TrainerError(
           'TRAINER_ERR_CHECKPOINT',
-          `fl-server cannot resume from checkpoint ${own.path}: it holds ${own.weights.length} weights, model ${source} has ${weights.length}`,
+          `fl-server cannot resume from checkpoint ${own.path}: ` +
+            `it holds ${own.weights.length} weights, model ${source} has ${weights.length}`,
         );
       }
       weights = own.weights.slice();

@@ -126,7 +126,8 @@ export async function runSplitServer(config: TrainerConfig): Promise<void> {
       await afterDone(finishedClients);
       return;
     }
-    log(`${config.splitMode} split of ${source} after layer ${cutLayer} (${model.layers[cutLayer - 1].name}): server layers ${top.layers.map((l) => l.name).join(', ')} (${top.inputSize} -> ${top.outputSize})`);
+    log(`${config.splitMode} split of ${source} after layer ${cutLayer} (${model.layers[cutLayer - 1].name}): ` +
+      `server layers ${top.layers.map((l) => l.name).join(', ')} (${top.inputSize} -> ${top.outputSize})`);
 
     // 2. Listen, wait for the clients.
     const hub = new Hub({

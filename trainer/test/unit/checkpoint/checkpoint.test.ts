@@ -99,7 +99,8 @@ describe('checkpoint', () => {
       code: 'TRAINER_ERR_CHECKPOINT',
       message:
         `rank 0 cannot resume from checkpoint ${join(dir, 'epoch-000001.rank-0.ckpt')}: it was written by a different configuration ` +
-        '(modelUri (TENSORFLEET_MODEL_URI) is "/models/a/model.json" in the checkpoint, "/models/b/model.json" now; task (TENSORFLEET_TASK) is undefined in the checkpoint, "regression" now); ' +
+        '(modelUri (TENSORFLEET_MODEL_URI) is "/models/a/model.json" in the checkpoint, ' +
+          '"/models/b/model.json" now; task (TENSORFLEET_TASK) is undefined in the checkpoint, "regression" now); ' +
         'restore the original settings, or point TENSORFLEET_CHECKPOINT_DIR at an empty folder to start over',
     });
     const old = fresh();
