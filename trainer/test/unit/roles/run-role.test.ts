@@ -1,22 +1,12 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { httpStatus } from '../../support/http-status';
 import { MLFLOW_TAGS, resolveTrainerConfig, TrainerError, type Role } from '../../../src/contract';
 import { runRole } from '../../../src/roles/run-role';
 
-function status(port: number, path: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    request({ host: '127.0.0.1', port, path }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    })
-      .on('error', reject)
-      .end();
-  });
-}
 
 const configFor = (role: Role, outputDir: string) =>
   resolveTrainerConfig({ role, jobName: 'job-a', healthPort: 0, outputDir, experimentName: 'exp' });
@@ -54,10 +44,10 @@ describe('runRole', () => {
     const { result } = await captured(() =>
       runRole(configFor('fl-server', outputDir), { who: 'fl-server', rank: 0 }, async ({ health, startTracking, finishTracking }) => {
         port = health.port;
-        assert.equal(await status(port, '/livez'), 200);
-        assert.equal(await status(port, '/readyz'), 503);
+        assert.equal(await httpStatus(port, '/livez'), 200);
+        assert.equal(await httpStatus(port, '/readyz'), 503);
         health.setReady();
-        assert.equal(await status(port, '/readyz'), 200);
+        assert.equal(await httpStatus(port, '/readyz'), 200);
         const tracker = await startTracking({ [MLFLOW_TAGS.resumeRound]: '2' }, { rounds: 5 });
         assert.ok(tracker);
         await finishTracking();
@@ -69,7 +59,7 @@ describe('runRole', () => {
     assert.equal(readFileSync(join(run, 'tags', MLFLOW_TAGS.resumeRound), 'utf8'), '2');
     assert.equal(readFileSync(join(run, 'params', 'rounds'), 'utf8'), '5');
     assert.match(readFileSync(join(run, 'meta.yaml'), 'utf8'), /^status: 3$/m, 'FINISHED');
-    await assert.rejects(status(port, '/livez'), 'the health endpoint is closed');
+    await assert.rejects(httpStatus(port, '/livez'), 'the health endpoint is closed');
   });
 
   test('fails: the error event, the cleanups in order (one failing), the run FAILED, the error rethrown', async () => {
