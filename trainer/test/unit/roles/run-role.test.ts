@@ -7,7 +7,6 @@ import { httpStatus } from '../../support/http-status';
 import { MLFLOW_TAGS, resolveTrainerConfig, TrainerError, type Role } from '../../../src/contract';
 import { runRole } from '../../../src/roles/run-role';
 
-
 const configFor = (role: Role, outputDir: string) =>
   resolveTrainerConfig({ role, jobName: 'job-a', healthPort: 0, outputDir, experimentName: 'exp' });
 
