@@ -92,7 +92,8 @@ async function runJob(kind: JobKind, values: ParsedCommandLine['values']): Promi
     job = buildLocalJob(body);
   } catch (e) {
     if (!(e instanceof LocalJobError)) throw e;
-    throw new UsageError(`run ${kind}: refused:\n${e.problems.map((p) => `  ${flagOfField(p.field)} ${JSON.stringify(p.value)}: must be ${p.allowed}`).join('\n')}`);
+    const problems = e.problems.map((p) => `  ${flagOfField(p.field)} ${JSON.stringify(p.value)}: must be ${p.allowed}`);
+    throw new UsageError(`run ${kind}: refused:\n${problems.join('\n')}`);
   }
   if (job.request.model_uri?.startsWith('runs:/') && values['tracking-uri'] === undefined) {
     throw new UsageError(`run ${kind}: --model-uri ${JSON.stringify(job.request.model_uri)} is a run's artifact: ` +

@@ -251,7 +251,8 @@ export const JOB_FIELDS = {
     type: 'string',
     pattern: DATASET_URI,
     description:
-      "Where the dataset is: the csv or npz file, or the folder of idx or image-folder files; defaults to the public mirror (MNIST, Fashion-MNIST, CIFAR-10). Federated: {client} in it gives each client its own data.",
+      'Where the dataset is: the csv or npz file, or the folder of idx or image-folder files; ' +
+      'defaults to the public mirror (MNIST, Fashion-MNIST, CIFAR-10). Federated: {client} in it gives each client its own data.',
   },
   test_dataset_uri: { type: 'string', pattern: URI, description: 'The test split as a file or folder of its own; default: a seeded, stratified holdout of test_fraction.' },
   label_column: { type: 'string', pattern: COLUMN, maxLength: 256, datasets: ['csv'], description: 'csv: the column holding the label, or the regression target (required for csv).' },

@@ -91,7 +91,7 @@ describe('checkpoint', () => {
     });
   });
 
-  test("a user model's URI and a regression task are part of the fingerprint; a classification run matches an older checkpoint", async () => {
+  test("a user model's URI and a regression task are in the fingerprint; a classification run matches an older checkpoint", async () => {
     const dir = fresh();
     await writeCheckpoint(dir, 0, { ...checkpoint(1), fingerprint: checkpointFingerprint({ ...FINGERPRINT, modelUri: '/models/a/model.json', task: 'classification' }) });
     assert.equal((await loadLatestCheckpoint(dir, 0, checkpointFingerprint({ ...FINGERPRINT, modelUri: '/models/a/model.json', task: 'classification' })))?.epoch, 1);
