@@ -7,7 +7,7 @@ SHARED ?= $(or $(TENSORFLEET_SHARED_DIR),../shared)
 # Local datasets for the demo (../shared/data when present; otherwise the chart's mirror is downloaded).
 DATA_DIR ?= $(if $(wildcard $(SHARED)/data/mnist),$(SHARED)/data,)
 
-.PHONY: help install build imports synth check-dist test test-unit test-integration validate demo bench bench-deps image clean
+.PHONY: help install build lint imports synth check-dist test test-unit test-integration validate demo bench bench-deps image clean
 TRAINER_IMAGE ?= ghcr.io/tensorfleet/trainer:0.1.0
 MLFLOW_IMAGE ?= ghcr.io/tensorfleet/mlflow:2.10.2
 
@@ -23,6 +23,10 @@ install: $(NODE_MODULES) ## npm ci, when node_modules is missing or older than t
 build: install ## type-check (strict) and compile everything into build/
 	npx tsc -p tsconfig.json
 
+lint: install ## ESLint (typescript-eslint, the layering's import boundaries, lines of at most 140) and prettier --check
+	npx eslint --max-warnings 0 .
+	npx prettier --check .
+
 imports: install ## regenerate imports/ from the CRDs in ../shared/crds (cdk8s import)
 	rm -rf imports && npx cdk8s import --language typescript --output imports
 
@@ -36,7 +40,7 @@ check-dist: synth ## fail if dist/ differs from what is committed
 	  fi; echo "dist/ matches what make synth writes"; \
 	else echo "not a git checkout: check-dist skipped"; fi
 
-test: check-dist ## the whole suite: strict build, dist check, unit + integration tests, manifest validation
+test: lint check-dist ## the whole suite: lint, strict build, dist check, unit + integration tests, manifest validation
 	rm -rf build && $(MAKE) --no-print-directory build
 	bash tools/run-tests.sh
 

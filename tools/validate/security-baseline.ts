@@ -4,13 +4,14 @@
  * no privilege escalation, all capabilities dropped, RuntimeDefault seccomp, requests and limits,
  * no service-account token unless the pod needs the API, pinned images, no host namespaces.
  */
+import { ANNOTATIONS } from '../../trainer/src/contract/labels';
 import { childPath, Finding, Reporter, RULES } from './findings';
 import { isValidImageDigest, isValidImageTag, parseImageRef } from './formats';
 import { get, getArray, getObject, getString, JsonObject } from './json-value';
 import { containersOf, PodTemplate, podTemplatesOf } from './pod-templates';
 
 /** Annotation (value `"true"`) on a workload whose pods call the Kubernetes API with their own ServiceAccount. */
-export const USES_KUBERNETES_API_ANNOTATION = 'tensorfleet.io/uses-kubernetes-api';
+export const USES_KUBERNETES_API_ANNOTATION = ANNOTATIONS.usesKubernetesApi;
 
 const HOST_NAMESPACES: readonly [string, string][] = [
   ['hostNetwork', "the node's network namespace"],

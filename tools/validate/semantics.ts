@@ -3,6 +3,7 @@
  * referenced Secrets/ConfigMaps/PVCs/ServiceAccounts exist (or are declared external), names are
  * valid, StatefulSets have their governing Service, and no object is defined twice.
  */
+import { ANNOTATIONS } from '../../trainer/src/contract/labels';
 import { childPath, Finding, indexPath, Reporter, RULES } from './findings';
 import { isDns1035Label, isDns1123Label, isDns1123Subdomain, isIanaSvcName } from './formats';
 import { get, getArray, getObject, getString, isObject, JsonObject, stringMap } from './json-value';
@@ -10,7 +11,7 @@ import { labelOf } from './manifests';
 import { ContainerAt, containersOf, namespaceOf, PodTemplate, podTemplateOf } from './pod-templates';
 
 /** Annotation on a referencing object that lists objects it expects to exist outside the chart. */
-export const EXTERNAL_REFS_ANNOTATION = 'tensorfleet.io/external-refs';
+export const EXTERNAL_REFS_ANNOTATION = ANNOTATIONS.externalRefs;
 
 /** Kinds a pod (or StatefulSet) can refer to by name. */
 export type RefKind = 'Secret' | 'ConfigMap' | 'PersistentVolumeClaim' | 'ServiceAccount' | 'Service';

@@ -10,15 +10,16 @@
  *   padded so the payload is 4-byte aligned) | float32 LE weights | float32 LE optimizer state
  * The header carries the payload's sha256, checked on load.
  *
- * Writes are atomic: temp file + fsync + rename + fsync of the folder. The
+ * Writes are atomic (fsutil/atomic-write.ts: temp file + fsync + rename + fsync of the folder). The
  * newest {@link DEFAULT_KEEP} epochs of each rank are kept.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { endianness } from 'node:os';
 import { join } from 'node:path';
 import { ENV, type TrainerConfig } from '../contract/env';
 import { TrainerError } from '../contract/errors';
+import { atomicWrite } from '../fsutil/atomic-write';
 
 /** The configuration a checkpoint is valid for: resuming with any other value is refused. */
 export interface CheckpointFingerprint {
@@ -156,15 +157,6 @@ export function decodeCheckpoint(bytes: Buffer, source: string): Checkpoint {
   };
 }
 
-async function syncPath(path: string): Promise<void> {
-  const handle = await fs.open(path, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
 export interface WriteCheckpointOptions {
   /**
    * Newest epochs of this rank to keep; older files are deleted.
@@ -178,20 +170,9 @@ export interface WriteCheckpointOptions {
 export async function writeCheckpoint(dir: string, rank: number, checkpoint: Checkpoint, options: WriteCheckpointOptions = {}): Promise<string> {
   const keep = options.keep ?? DEFAULT_KEEP;
   const path = join(dir, checkpointFileName(checkpoint.epoch, rank));
-  const temp = join(dir, `.${checkpointFileName(checkpoint.epoch, rank)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
   try {
-    await fs.mkdir(dir, { recursive: true });
-    const handle = await fs.open(temp, 'w');
-    try {
-      await handle.writeFile(encodeCheckpoint(checkpoint));
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await fs.rename(temp, path);
-    await syncPath(dir);
+    await atomicWrite(path, encodeCheckpoint(checkpoint));
   } catch (err) {
-    await fs.rm(temp, { force: true }).catch(() => undefined);
     throw new TrainerError('TRAINER_ERR_CHECKPOINT', `rank ${rank} could not write checkpoint ${path}: ${(err as Error).message}`, { cause: err });
   }
   const stale = (await listCheckpoints(dir, rank)).slice(keep);
@@ -249,7 +230,8 @@ export async function loadLatestCheckpoint(
     if (differences.length > 0) {
       throw new TrainerError(
         'TRAINER_ERR_CHECKPOINT',
-        `rank ${rank} cannot resume from checkpoint ${entry.path}: it was written by a different configuration (${differences.join('; ')}); ` +
+        `rank ${rank} cannot resume from checkpoint ${entry.path}: ` +
+          `it was written by a different configuration (${differences.join('; ')}); ` +
           `restore the original settings, or point ${ENV.checkpointDir} at an empty folder to start over`,
       );
     }

@@ -9,6 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import { BENCHES } from '../bench';
 import {
   ENSURE_SECRETS_ENV,
+  ENV,
   JOB_KINDS,
   JobKind,
   ROLES,
@@ -91,10 +92,12 @@ async function runJob(kind: JobKind, values: ParsedCommandLine['values']): Promi
     job = buildLocalJob(body);
   } catch (e) {
     if (!(e instanceof LocalJobError)) throw e;
-    throw new UsageError(`run ${kind}: refused:\n${e.problems.map((p) => `  ${flagOfField(p.field)} ${JSON.stringify(p.value)}: must be ${p.allowed}`).join('\n')}`);
+    const problems = e.problems.map((p) => `  ${flagOfField(p.field)} ${JSON.stringify(p.value)}: must be ${p.allowed}`);
+    throw new UsageError(`run ${kind}: refused:\n${problems.join('\n')}`);
   }
   if (job.request.model_uri?.startsWith('runs:/') && values['tracking-uri'] === undefined) {
-    throw new UsageError(`run ${kind}: --model-uri ${JSON.stringify(job.request.model_uri)} is a run's artifact: give --tracking-uri <the MLflow server holding it>`);
+    throw new UsageError(`run ${kind}: --model-uri ${JSON.stringify(job.request.model_uri)} is a run's artifact: ` +
+      `give --tracking-uri <the MLflow server holding it>`);
   }
   const name = job.request.job_name;
   return runTrainers(name, job.objects, values, resolve(String(values.out ?? join('.tensorfleet', name))), { sources: job.sources });
@@ -179,7 +182,8 @@ const COMMANDS: Record<string, Command> = {
     summary: 'run a synthesized chart, or an ad-hoc ddp|federated|split job from the submit flags, as local processes',
     usage:
       'tensorfleet run <chart> [--data-dir <dir>] [--out <dir>] [--clients K] [--rounds R] [--json]\n' +
-      `       tensorfleet run <${JOB_KINDS.join('|')}> --job-name <name> [--dataset-type csv --dataset-uri <path> --label-column <column> ...every submit flag] [--out <dir>] [--json]`,
+      `       tensorfleet run <${JOB_KINDS.join('|')}> --job-name <name> [--dataset-type csv ` +
+        `--dataset-uri <path> --label-column <column> ...every submit flag] [--out <dir>] [--json]`,
     flags: RUN_FLAGS,
     async run({ values, positionals }) {
       const [target, ...extra] = positionals;
@@ -193,12 +197,14 @@ const COMMANDS: Record<string, Command> = {
       const chart = target;
       if (!chart || !charts.includes(chart)) {
         throw new UsageError(
-          `run: ${chart ? `unknown chart ${JSON.stringify(chart)}` : 'missing <chart>'}; charts in ${dist}: ${charts.join(', ') || '(none: run make synth)'} (or a job kind: ${JOB_KINDS.join(', ')})`,
+          `run: ${chart ? `unknown chart ${JSON.stringify(chart)}` : 'missing <chart>'}; charts in ${dist}: ` +
+            `${charts.join(', ') || '(none: run make synth)'} (or a job kind: ${JOB_KINDS.join(', ')})`,
         );
       }
       const jobOnly = Object.keys(JOB_ONLY_FLAGS).filter((f) => values[f] !== undefined);
       if (jobOnly.length > 0) {
-        throw new UsageError(`run ${chart}: ${jobOnly.map((f) => `--${f}`).join(', ')} apply to run ${JOB_KINDS.join('|')} only (a chart has its own settings)`);
+        throw new UsageError(`run ${chart}: ${jobOnly.map((f) => `--${f}`).join(', ')} apply ` +
+          `to run ${JOB_KINDS.join('|')} only (a chart has its own settings)`);
       }
       const objects = loadChart(dist, chart);
       return runTrainers(chart, objects, values, resolve(String(values.out ?? join(root, '.tensorfleet', chart))), {
@@ -218,7 +224,7 @@ const COMMANDS: Record<string, Command> = {
       if (!role || !(ROLES as readonly string[]).includes(role)) {
         throw new UsageError(`trainer: ${role ? `unknown role ${JSON.stringify(role)}` : 'missing <role>'}; valid roles: ${ROLES.join(', ')}`);
       }
-      const config = parseTrainerEnv({ ...process.env, TENSORFLEET_ROLE: role });
+      const config = parseTrainerEnv({ ...process.env, [ENV.role]: role });
       const load = ROLE_RUNNERS[config.role];
       if (!load) throw new TrainerError('TRAINER_ERR_INVALID_ENV', `role ${config.role} is not available in this build of the trainer`);
       await (await load())(config);
@@ -226,7 +232,7 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   'ensure-secrets': {
-    summary: 'create the Secrets named in TENSORFLEET_ENSURE_SECRETS that do not exist yet (in-cluster)',
+    summary: `create the Secrets named in ${ENSURE_SECRETS_ENV.spec} that do not exist yet (in-cluster)`,
     usage: 'tensorfleet ensure-secrets',
     flags: {},
     async run() {
@@ -245,7 +251,8 @@ const COMMANDS: Record<string, Command> = {
       const [name, ...argv] = rest;
       const bench = BENCHES.find((b) => b.name === name);
       if (!bench) {
-        throw new UsageError(`bench: ${name ? `unknown benchmark ${JSON.stringify(name)}` : 'missing <name>'}; valid: ${BENCHES.map((b) => b.name).join(', ') || '(none)'}`);
+        throw new UsageError(`bench: ${name ? `unknown benchmark ${JSON.stringify(name)}` : 'missing <name>'}; ` +
+          `valid: ${BENCHES.map((b) => b.name).join(', ') || '(none)'}`);
       }
       const parsed = parseFlags(`bench ${bench.name}`, argv, bench.options);
       if (parsed.help) {
@@ -263,7 +270,8 @@ const COMMANDS: Record<string, Command> = {
 
 function usage(): string {
   const rows = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(16)}${c.summary}`);
-  return `usage: tensorfleet <command> [flags]\n\ncommands:\n${rows.join('\n')}\n\nRun 'tensorfleet <command> --help' for a command's flags.`;
+  return `usage: tensorfleet <command> [flags]\n\ncommands:\n${rows.join('\n')}\n\nRun ` +
+    `'tensorfleet <command> --help' for a command's flags.`;
 }
 
 export async function main(argv: readonly string[]): Promise<number> {

@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import { ANNOTATIONS } from '../contract/labels';
 
 /** A synthesized Kubernetes object, as much of it as the topology view reads. */
 export interface ManifestObject {
@@ -37,7 +38,7 @@ export function describeTopology(chart: string, objects: readonly ManifestObject
   const lines = [`chart ${chart}: ${objects.length} objects`];
   const byWave = new Map<number, ManifestObject[]>();
   for (const o of objects) {
-    const wave = Number(o.metadata.annotations?.['argocd.argoproj.io/sync-wave'] ?? 0);
+    const wave = Number(o.metadata.annotations?.[ANNOTATIONS.argoSyncWave] ?? 0);
     byWave.set(wave, [...(byWave.get(wave) ?? []), o]);
   }
   for (const wave of [...byWave.keys()].sort((a, b) => a - b)) {

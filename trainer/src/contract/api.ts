@@ -202,7 +202,8 @@ const INT32_MAX = 2 ** 31 - 1;
 /** Requests and limits of a pod's container, as the constructs' ResourceSpec takes them. */
 const RESOURCES = (whose: string): JobFieldSpec & { readonly type: 'object'; readonly properties: Readonly<Record<string, JobFieldSpec>> } => ({
   type: 'object',
-  description: `CPU and memory of ${whose}: all four of cpu_request_millis, cpu_limit_millis, memory_request_mib, memory_limit_mib (limits at least the requests).`,
+  description: `CPU and memory of ${whose}: all four of cpu_request_millis, cpu_limit_millis, ` +
+    `memory_request_mib, memory_limit_mib (limits at least the requests).`,
   properties: {
     cpu_request_millis: { type: 'integer', required: true, minimum: 1, maximum: 1_000_000, description: 'CPU request in millicores.' },
     cpu_limit_millis: { type: 'integer', required: true, minimum: 1, maximum: 1_000_000, atLeast: 'cpu_request_millis', description: 'CPU limit in millicores.' },
@@ -250,7 +251,8 @@ export const JOB_FIELDS = {
     type: 'string',
     pattern: DATASET_URI,
     description:
-      "Where the dataset is: the csv or npz file, or the folder of idx or image-folder files; defaults to the public mirror (MNIST, Fashion-MNIST, CIFAR-10). Federated: {client} in it gives each client its own data.",
+      'Where the dataset is: the csv or npz file, or the folder of idx or image-folder files; ' +
+      'defaults to the public mirror (MNIST, Fashion-MNIST, CIFAR-10). Federated: {client} in it gives each client its own data.',
   },
   test_dataset_uri: { type: 'string', pattern: URI, description: 'The test split as a file or folder of its own; default: a seeded, stratified holdout of test_fraction.' },
   label_column: { type: 'string', pattern: COLUMN, maxLength: 256, datasets: ['csv'], description: 'csv: the column holding the label, or the regression target (required for csv).' },
@@ -349,6 +351,18 @@ export type JobRequest = { readonly job_name: string; readonly kind: JobKind } &
   readonly [K in Exclude<JobFieldName, 'job_name' | 'kind'>]?: FieldValue<(typeof JOB_FIELDS)[K]>;
 };
 
+/** The MLflow run tags the trainers set; the API reads the role and resume tags. */
+export const MLFLOW_TAGS = {
+  /** The trainer's role (the API finds a job's run by it). */
+  role: 'tensorfleet.role',
+  /** The ddp group's generation (how many times its ranks were restarted together). */
+  generation: 'tensorfleet.generation',
+  /** The epoch a (restarted) ddp run resumed after. */
+  resumeEpoch: 'tensorfleet.resumeEpoch',
+  /** The round a (restarted) federated run resumed after. */
+  resumeRound: 'tensorfleet.resumeRound',
+} as const;
+
 /**
  * How GET /jobs/{name} measures a job's progress: the MLflow metric its main role logs with
  * the finished epoch (ddp) or round (federated) as the step, the run tag saying where a
@@ -364,13 +378,13 @@ export const JOB_PROGRESS: {
     readonly totalEnv: string;
   };
 } = {
-  ddp: { metric: 'epoch_loss', resumeTag: 'tensorfleet.resumeEpoch', totalEnv: ENV.epochs },
-  federated: { metric: 'test_accuracy', regressionMetric: 'test_rmse', resumeTag: 'tensorfleet.resumeRound', totalEnv: ENV.rounds },
+  ddp: { metric: 'epoch_loss', resumeTag: MLFLOW_TAGS.resumeEpoch, totalEnv: ENV.epochs },
+  federated: { metric: 'test_accuracy', regressionMetric: 'test_rmse', resumeTag: MLFLOW_TAGS.resumeRound, totalEnv: ENV.rounds },
   split: { metric: 'test_accuracy', regressionMetric: 'test_rmse', totalEnv: ENV.epochs },
 };
 
 /** The MLflow run tag every trainer sets to its role (the API finds a job's run by it). */
-export const MLFLOW_ROLE_TAG = 'tensorfleet.role';
+export const MLFLOW_ROLE_TAG = MLFLOW_TAGS.role;
 
 /** The API path of one job. */
 export function jobPath(name: string, sub: 'job' | 'logs' = 'job'): string {

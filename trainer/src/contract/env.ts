@@ -393,7 +393,7 @@ function imageSize(raw: string): Parsed<string> {
 
 /** A Keras/tfjs layer name. */
 function layerName(raw: string): Parsed<string> {
-  return /^[A-Za-z0-9_][A-Za-z0-9_.\/-]{0,127}$/.test(raw)
+  return /^[A-Za-z0-9_][A-Za-z0-9_./-]{0,127}$/.test(raw)
     ? { ok: true, value: raw }
     : { ok: false, allowed: 'a layer name (letters, digits, _, ., / and -, at most 128 characters)' };
 }
@@ -520,7 +520,8 @@ export function parseTrainerEnv(env: Readonly<Record<string, string | undefined>
       const count = peers.split(',').filter((p) => p.trim() !== '').length;
       if (count !== worldSize) {
         problems.push(
-          `${ENV.peers} must be a template containing {rank} or a list of ${worldSize} host:port entries (${ENV.worldSize}), got ${count} entries`,
+          `${ENV.peers} must be a template containing {rank} or a list of ` +
+            `${worldSize} host:port entries (${ENV.worldSize}), got ${count} entries`,
         );
       }
     }

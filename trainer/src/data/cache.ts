@@ -3,12 +3,12 @@
  * in the cache folder, fsynced and renamed into place, so a reader (another
  * rank on the same node included) sees either no file or a whole one.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { createHash } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
 import { ENV, TrainerError } from '../contract';
+import { atomicWrite } from '../fsutil/atomic-write';
 import { FetchOptions, fetchBytes } from './fetch';
 
 const gunzipAsync = promisify(gunzip);
@@ -114,28 +114,11 @@ async function readIfPresent(o: CachedFileOptions): Promise<Buffer | undefined> 
   }
 }
 
-/** Write to a temporary file in the same folder, fsync, rename over `path`, fsync the folder. */
+/** {@link atomicWrite}, failing with the dataset error that names the cache file. */
 export async function writeAtomically(path: string, bytes: Uint8Array): Promise<void> {
-  const dir = dirname(path);
-  const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
   try {
-    await mkdir(dir, { recursive: true });
-    const handle = await open(tmp, 'wx', 0o644);
-    try {
-      await handle.writeFile(bytes);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(tmp, path);
-    const dirHandle = await open(dir, 'r');
-    try {
-      await dirHandle.sync();
-    } finally {
-      await dirHandle.close();
-    }
+    await atomicWrite(path, bytes);
   } catch (err) {
-    await unlink(tmp).catch(() => undefined);
     throw datasetError(`cannot write cached dataset file ${path}: ${(err as Error).message}`, err);
   }
 }

@@ -41,6 +41,7 @@ export interface LocalRunOptions {
 interface ManifestLike {
   kind: string;
   metadata: { name: string; labels?: Record<string, string> };
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a manifest read from YAML: any kind's spec
   spec?: any;
 }
 

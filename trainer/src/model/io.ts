@@ -16,6 +16,7 @@ import type { DatasetName, ModelName, Task } from '../contract/env';
 import type { TestMetrics } from '../contract/events';
 import type { Standardization } from '../data/examples';
 import { TrainerError } from '../contract/errors';
+import { syncDir } from '../fsutil/atomic-write';
 import { type OutputActivation, restoreOutputActivation, stripOutputActivation } from './topology';
 
 export const MODEL_FILES = { topology: 'model.json', weights: 'weights.bin', metadata: 'metadata.json' } as const;
@@ -61,16 +62,6 @@ async function writeSynced(path: string, data: string | Uint8Array): Promise<voi
   const handle = await fs.open(path, 'w');
   try {
     await handle.writeFile(data);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-/** fsync a directory so a rename inside it is durable. */
-export async function syncDir(path: string): Promise<void> {
-  const handle = await fs.open(path, 'r');
-  try {
     await handle.sync();
   } finally {
     await handle.close();

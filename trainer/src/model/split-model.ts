@@ -12,11 +12,11 @@
  * is recomputed at backward time (tfjs keeps no tape between calls).
  * Everything runs in tf.tidy: the tensor count stays flat.
  */
-import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { OptimizerName, SplitMode, Task } from '../contract/env';
 import { TrainerError } from '../contract/errors';
+import { atomicWrite } from '../fsutil/atomic-write';
 import { createOptimizer } from './optimizer';
 import { Head, type HeadTargets } from './head';
 import type { EvalSums } from './training';
@@ -291,14 +291,12 @@ export function splitModel(model: tf.LayersModel, options: SplitModelOptions): S
 
 /** Save a part's weights as `<dir>/part.json` (variable names and shapes) + `<dir>/weights.bin` (float32 LE), atomically per file. */
 export async function savePart(part: ModelPart, dir: string, metadata: Readonly<Record<string, unknown>> = {}): Promise<void> {
-  await mkdir(dir, { recursive: true });
   const weights = part.getWeights();
   const manifest = { part: part.name, layers: part.layers.map((l) => l.name), variables: part.variables.map((v) => ({ name: v.name, shape: v.shape })), ...metadata };
   for (const [file, data] of [
     ['weights.bin', Buffer.from(weights.buffer, weights.byteOffset, weights.byteLength)],
     ['part.json', `${JSON.stringify(manifest, null, 2)}\n`],
   ] as const) {
-    await writeFile(join(dir, `${file}.tmp`), data);
-    await rename(join(dir, `${file}.tmp`), join(dir, file));
+    await atomicWrite(join(dir, file), data);
   }
 }

@@ -33,6 +33,7 @@ import { checkpointFingerprint, loadLatestCheckpoint, writeCheckpoint } from '..
 import { barrier } from '../collectives/barrier';
 import { broadcast } from '../collectives/broadcast';
 import { ringAllReduce } from '../collectives/ring-all-reduce';
+import { MLFLOW_TAGS } from '../contract/api';
 import type { TrainerConfig } from '../contract/env';
 import type { TestMetrics } from '../contract/events';
 import { TrainerError } from '../contract/errors';
@@ -47,10 +48,8 @@ import { createOptimizer, getOptimizerState, optimizerStateLayout, setOptimizerS
 import { TrainStep, allocateBatch, evalSumsFromArray, evalSumsToArray, evaluateExamples, gatherBatch, testMetrics } from '../model/training';
 import { countStateValues, getFlatWeights, setFlatWeights } from '../model/weights';
 import { rendezvous } from '../rendezvous/rendezvous';
-import { createTracker, finishOnSignals, type Tracker } from '../tracking';
 import type { Transport } from '../transport/transport';
-import { roleOutput } from './role-output';
-import { startHealthServer } from './health';
+import { runRole } from './run-role';
 
 /** Folder under outputDir that rank 0 saves the trained model into. */
 export const MODEL_DIR = 'model';
@@ -58,7 +57,6 @@ export const MODEL_DIR = 'model';
 const EVAL_BATCH_SIZE = 500;
 /** Step events per epoch (about every 10%). */
 const STEP_EVENTS_PER_EPOCH = 10;
-/** Give up on a clean exit this long after a failure (a stuck handle must not keep a failed rank alive). */
 
 /** The tracker's names of the test metrics: test_accuracy or test_rmse/test_mae/test_r2, and test_loss. */
 function trackerTestMetrics(m: TestMetrics): [string, number][] {
@@ -89,14 +87,8 @@ async function allReduceSums(transport: Transport, steps: CollectiveSteps, value
 
 export async function runDdpWorker(config: TrainerConfig): Promise<void> {
   const { rank, worldSize } = config;
-  const startedMs = Date.now();
-  const { emit, log, fail } = roleOutput(`ddp rank ${rank}`, rank);
-  const health = await startHealthServer(config.healthPort);
-  log(`health endpoint on port ${health.port}`);
-  let transport: Transport | undefined;
-  let tracker: Tracker | undefined;
-  let removeSignalHooks: (() => void) | undefined;
-  try {
+  await runRole(config, { who: `ddp rank ${rank}`, rank }, async ({ emit, log, startedMs, health, startTracking, finishTracking, onFailure }) => {
+    log(`health endpoint on port ${health.port}`);
     // 1. Backend, data, model.
     await initBackend(trainingBackends(config.model), log);
     if (config.modelUri === undefined && hasConvolutions(config.model) && tf.getBackend() !== 'tensorflow') {
@@ -125,16 +117,21 @@ export async function runDdpWorker(config: TrainerConfig): Promise<void> {
     if (own && (own.weights.length !== stateValues || own.optimizerState.length !== stateLength(layout))) {
       throw new TrainerError(
         'TRAINER_ERR_CHECKPOINT',
-        `rank ${rank} cannot resume from checkpoint ${own.path}: it holds ${own.weights.length} weights and ${own.optimizerState.length} optimizer values, ` +
+        `rank ${rank} cannot resume from checkpoint ${own.path}: ` +
+          `it holds ${own.weights.length} weights and ${own.optimizerState.length} optimizer values, ` +
           `model ${modelSource} has ${stateValues} (trainable and non-trainable) and ${stateLength(layout)}`,
       );
     }
     const { generation } = config;
 
     // 3. Ring up; the newest checkpoint among the ranks (or rank 0's fresh state) becomes everyone's.
-    transport = await rendezvous(config);
+    const ring = await rendezvous(config);
+    onFailure(async (error) => {
+      ring.abort(error);
+      // abort() fails the group and tells the peers, but keeps listening: close frees the port and the event loop.
+      await ring.close();
+    });
     health.setReady();
-    const ring = transport;
     const steps = new CollectiveSteps();
     const epochs = new Float32Array(worldSize);
     epochs[rank] = own?.epoch ?? 0;
@@ -142,7 +139,8 @@ export async function runDdpWorker(config: TrainerConfig): Promise<void> {
     const resumeEpoch = Math.max(...epochs);
     const source = resumeEpoch > 0 ? epochs.indexOf(resumeEpoch) : 0;
     if (resumeEpoch !== (own?.epoch ?? 0)) {
-      log(`this rank's newest checkpoint is ${own ? `after epoch ${own.epoch}` : 'missing'}; the group resumes after epoch ${resumeEpoch} from rank ${source}'s`);
+      log(`this rank's newest checkpoint is ${own ? `after epoch ${own.epoch}` : 'missing'}; ` +
+        `the group resumes after epoch ${resumeEpoch} from rank ${source}'s`);
     }
     const weights = rank === source && own ? own.weights : getFlatWeights(model);
     const optimizerState = rank === source && own ? own.optimizerState : new Float32Array(stateLength(layout));
@@ -150,39 +148,34 @@ export async function runDdpWorker(config: TrainerConfig): Promise<void> {
     await broadcast(ring, optimizerState, { ...steps.next(), root: source });
     setFlatWeights(model, weights);
     await setOptimizerState(optimizer, layout, optimizerState);
-    if (resumeEpoch > 0) log(`resuming after epoch ${resumeEpoch} (rank ${source}'s checkpoint${rank === source ? ` ${own?.path}` : ''}), generation ${generation}`);
+    if (resumeEpoch > 0) log(`resuming after epoch ${resumeEpoch} (rank ${source}'s ` +
+      `checkpoint${rank === source ? ` ${own?.path}` : ''}), generation ${generation}`);
 
     const samplesPerRank = shardLength(train.count, worldSize);
     const stepsPerEpoch = Math.ceil(samplesPerRank / config.batchSize);
     const stepEvery = Math.max(1, Math.round(stepsPerEpoch / STEP_EVENTS_PER_EPOCH));
     emit({ event: 'start', role: 'ddp', worldSize, epochs: config.epochs, stepsPerEpoch, backend, resumeEpoch });
 
-    if (rank === 0) {
-      tracker = createTracker({ trackingUri: config.trackingUri, experimentName: config.experimentName, outputDir: config.outputDir });
-      try {
-        await tracker.startRun(config.jobName, { 'tensorfleet.role': 'ddp', 'tensorfleet.generation': String(generation), 'tensorfleet.resumeEpoch': String(resumeEpoch) });
-        removeSignalHooks = finishOnSignals(tracker);
-        tracker.logParams({
-          model: modelSource,
-          dataset: config.dataset,
-          task: train.task,
-          datasetSize: train.count,
-          worldSize,
-          batchSize: config.batchSize,
-          globalBatchSize: config.batchSize * worldSize,
-          epochs: config.epochs,
-          optimizer: config.optimizer,
-          learningRate: config.learningRate,
-          lrSchedule: config.lrSchedule,
-          seed: config.seed,
-          backend,
-          resumeEpoch,
-        });
-      } catch (err) {
-        log(`warning: tracking is off for this run: ${(err as Error).message}`);
-        tracker = undefined;
-      }
-    }
+    const tags = { [MLFLOW_TAGS.generation]: String(generation), [MLFLOW_TAGS.resumeEpoch]: String(resumeEpoch) };
+    const tracker =
+      rank === 0
+        ? await startTracking(tags, {
+            model: modelSource,
+            dataset: config.dataset,
+            task: train.task,
+            datasetSize: train.count,
+            worldSize,
+            batchSize: config.batchSize,
+            globalBatchSize: config.batchSize * worldSize,
+            epochs: config.epochs,
+            optimizer: config.optimizer,
+            learningRate: config.learningRate,
+            lrSchedule: config.lrSchedule,
+            seed: config.seed,
+            backend,
+            resumeEpoch,
+          })
+        : undefined;
 
     // 4. Train.
     const batch = allocateBatch(train, config.batchSize);
@@ -273,11 +266,7 @@ export async function runDdpWorker(config: TrainerConfig): Promise<void> {
     }
     // Nobody leaves before rank 0 has saved: a failed save fails every rank (and the Job retries).
     await barrier(ring, steps.next());
-    if (tracker) {
-      removeSignalHooks?.();
-      await tracker.finish('FINISHED');
-      tracker = undefined;
-    }
+    await finishTracking();
     emit({
       event: 'done',
       ...metrics,
@@ -290,19 +279,5 @@ export async function runDdpWorker(config: TrainerConfig): Promise<void> {
     await ring.close();
     model.dispose();
     optimizer.dispose();
-  } catch (err) {
-    const error = fail(err);
-    if (transport) {
-      transport.abort(error);
-      // abort() fails the group and tells the peers, but keeps listening: close frees the port and the event loop.
-      await transport.close().catch(() => undefined);
-    }
-    if (tracker) {
-      removeSignalHooks?.();
-      await tracker.finish('FAILED').catch((e: Error) => log(`warning: tracking finish failed: ${e.message}`));
-    }
-    throw err;
-  } finally {
-    await health.close();
-  }
+  });
 }

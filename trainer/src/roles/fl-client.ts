@@ -38,9 +38,7 @@ import { evaluateExamples, testMetrics } from '../model/training';
 import { setFlatWeights } from '../model/weights';
 import { tlsFromDir } from '../transport/endpoint/tls';
 import { HubClient } from '../transport/hub-client';
-import { afterDone } from './after-done';
-import { roleOutput } from './role-output';
-import { startHealthServer } from './health';
+import { runRole } from './run-role';
 
 /** Share of the client's partition held out as its test split (simulation mode). */
 export const VALIDATION_SHARE = 0.1;
@@ -92,7 +90,8 @@ async function clientData(config: TrainerConfig, log: (line: string) => void): P
   });
   const split = holdOut(partition, VALIDATION_SHARE, config.seed + 7919 * (rank + 1));
   if (split.train.length === 0) {
-    throw new TrainerError('TRAINER_ERR_DATASET', `fl-client ${rank}: partition ${config.partition} of ${train.count} examples over ${worldSize} clients left this client no training examples`);
+    throw new TrainerError('TRAINER_ERR_DATASET', `fl-client ${rank}: partition ${config.partition} of ${train.count} ` +
+      `examples over ${worldSize} clients left this client no training examples`);
   }
   log(`partition ${config.partition}: ${split.train.length} training and ${split.validation.length} validation examples`);
   return { train, trainIndices: split.train, test: train, testIndices: split.validation, source: config.datasetUri ?? config.dataset };
@@ -107,11 +106,7 @@ function validationMetrics(metrics: TestMetrics): Record<string, number> {
 
 export async function runFlClient(config: TrainerConfig): Promise<void> {
   const { rank, worldSize } = config;
-  const startedMs = Date.now();
-  const { emit, log, fail } = roleOutput(`fl-client ${rank}`, rank);
-  const health = await startHealthServer(config.healthPort);
-  let link: HubClient | undefined;
-  try {
+  await runRole(config, { who: `fl-client ${rank}`, rank }, async ({ emit, log, startedMs, health, onFailure, afterDone }) => {
     // 1. Backend, this client's data, model.
     const { backend } = await initBackend(trainingBackends(config.model), log);
     const data = await clientData(config, log);
@@ -122,7 +117,7 @@ export async function runFlClient(config: TrainerConfig): Promise<void> {
     });
 
     // 2. Connect (declaring the data) and serve fit and evaluation requests.
-    link = new HubClient({
+    const client = new HubClient({
       host: config.masterAddr,
       port: config.masterPort,
       rank,
@@ -135,7 +130,7 @@ export async function runFlClient(config: TrainerConfig): Promise<void> {
       maxPayloadBytes: config.maxPayloadBytes,
       helloInfo: { [DATA_INFO_KEY]: describeData(train, data.source) },
     });
-    const client = link;
+    onFailure(() => client.terminate());
     emit({ event: 'start', role: 'fl-client', worldSize, epochs: config.rounds, stepsPerEpoch: Math.ceil(trainIndices.length / config.batchSize), backend, resumeEpoch: 0 });
     /** The last evaluation of the global model on this client's test split. */
     let lastTest: TestMetrics | undefined;
@@ -183,12 +178,6 @@ export async function runFlClient(config: TrainerConfig): Promise<void> {
     });
     await client.close();
     model.dispose();
-    await afterDone(config, health, log);
-  } catch (err) {
-    fail(err);
-    link?.terminate();
-    throw err;
-  } finally {
-    await health.close();
-  }
+    await afterDone();
+  });
 }

@@ -35,6 +35,7 @@
  */
 import { join } from 'node:path';
 import { checkpointFingerprint, loadLatestCheckpoint, writeCheckpoint } from '../checkpoint/checkpoint';
+import { MLFLOW_TAGS } from '../contract/api';
 import type { TrainerConfig } from '../contract/env';
 import { isTrainerError, TrainerError } from '../contract/errors';
 import type { TestMetrics } from '../contract/events';
@@ -50,13 +51,10 @@ import { MODEL_FILES, saveModel } from '../model/io';
 import { trainingBackends } from '../model/models';
 import { evaluateExamples, testMetrics } from '../model/training';
 import { getFlatWeights, setFlatWeights } from '../model/weights';
-import { createTracker, finishOnSignals, type Tracker } from '../tracking';
 import { tlsFromDir } from '../transport/endpoint/tls';
 import { listenFinished } from '../transport/finished-listener';
 import { Hub } from '../transport/hub';
-import { afterDone } from './after-done';
-import { roleOutput } from './role-output';
-import { startHealthServer } from './health';
+import { runRole } from './run-role';
 
 /** Folder under outputDir that the server saves the global model into. */
 export const MODEL_DIR = 'model';
@@ -120,7 +118,8 @@ async function firstSiteData(hub: Hub, config: TrainerConfig, log: (line: string
       log(`client ${clientId}: ${data}`);
     }
     if (Date.now() >= deadline) {
-      throw new TrainerError('TRAINER_ERR_CONNECT_TIMEOUT', `fl-server: no client declared its data within ${config.timeoutMs}ms (per-site data, ${config.datasetUri}); connected: ${ids.join(', ')}`);
+      throw new TrainerError('TRAINER_ERR_CONNECT_TIMEOUT', `fl-server: no client declared its data within ${config.timeoutMs}ms (per-site data, ` +
+        `${config.datasetUri}); connected: ${ids.join(', ')}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
@@ -139,15 +138,11 @@ function siteMetricsOf(federated: FederatedEvaluation | undefined): Record<strin
 }
 
 export async function runFlServer(config: TrainerConfig): Promise<void> {
-  const startedMs = Date.now();
-  const rank = CHECKPOINT_RANK;
-  const { emit, log, fail } = roleOutput('fl-server', rank);
-  const health = await startHealthServer(config.healthPort);
   const perSite = isPerSiteData(config);
-  let hub: Hub | undefined;
-  let tracker: Tracker | undefined;
-  let removeSignalHooks: (() => void) | undefined;
-  try {
+  await runRole(config, { who: 'fl-server', rank: CHECKPOINT_RANK }, async ({ emit, log, startedMs, health, startTracking, finishTracking, onFailure, afterDone }) => {
+    let hub: Hub | undefined;
+    // Drop, not goodbye: clients keep dialing until a restarted server resumes.
+    onFailure(() => hub?.terminate());
     // 1. Backend, the central test set (per-site mode: only a testDatasetUri of its own).
     const { backend } = await initBackend(trainingBackends(config.model), log);
     const test: Dataset | undefined = !perSite || config.testDatasetUri !== undefined ? (await loadTrainerData(config, { train: false, test: true, log })).test : undefined;
@@ -160,9 +155,10 @@ export async function runFlServer(config: TrainerConfig): Promise<void> {
     const finishedClients = (): ReturnType<typeof listenFinished> => listenFinished({ port: config.listenPort, authToken: config.authToken, ...tls });
     if (own && startRound >= config.rounds && test === undefined) {
       // Per-site data and no test set: nothing to evaluate the final weights on here, and the model was saved then.
-      log(`all ${config.rounds} rounds were done before this restart (${own.path}); the model was saved to ${join(config.outputDir, MODEL_DIR)} then, nothing else to do`);
+      log(`all ${config.rounds} rounds were done before this restart (${own.path}); ` +
+        `the model was saved to ${join(config.outputDir, MODEL_DIR)} then, nothing else to do`);
       emit({ event: 'done', epochs: config.rounds, worldSize: config.worldSize, samplesPerSecond: 0, wallSeconds: (Date.now() - startedMs) / 1000, modelPath: join(config.outputDir, MODEL_DIR), rounds: config.rounds, accuracyPerRound: [], clientsPerRound: [] });
-      await afterDone(config, health, log, finishedClients);
+      await afterDone(finishedClients);
       return;
     }
 
@@ -244,7 +240,8 @@ export async function runFlServer(config: TrainerConfig): Promise<void> {
       if (own.weights.length !== weights.length) {
         throw new TrainerError(
           'TRAINER_ERR_CHECKPOINT',
-          `fl-server cannot resume from checkpoint ${own.path}: it holds ${own.weights.length} weights, model ${source} has ${weights.length}`,
+          `fl-server cannot resume from checkpoint ${own.path}: ` +
+            `it holds ${own.weights.length} weights, model ${source} has ${weights.length}`,
         );
       }
       weights = own.weights.slice();
@@ -259,7 +256,7 @@ export async function runFlServer(config: TrainerConfig): Promise<void> {
       log(`all ${config.rounds} rounds were done before this restart (${own.path}); model saved to ${modelPath} again, nothing else to do`);
       emit({ event: 'eval', epoch: startRound, ...evaluation });
       emit({ event: 'done', ...evaluation, epochs: config.rounds, worldSize: config.worldSize, samplesPerSecond: 0, wallSeconds: (Date.now() - startedMs) / 1000, modelPath, rounds: config.rounds, accuracyPerRound: [], clientsPerRound: [] });
-      await afterDone(config, health, log, finishedClients);
+      await afterDone(finishedClients);
       model.dispose();
       return;
     }
@@ -267,11 +264,9 @@ export async function runFlServer(config: TrainerConfig): Promise<void> {
     const activeHub = hub;
     emit({ event: 'start', role: 'fl-server', worldSize: config.worldSize, epochs: config.rounds, stepsPerEpoch: 0, backend, resumeEpoch: startRound });
 
-    tracker = createTracker({ trackingUri: config.trackingUri, experimentName: config.experimentName, outputDir: config.outputDir });
-    try {
-      await tracker.startRun(config.jobName, { 'tensorfleet.role': 'fl-server', 'tensorfleet.resumeRound': String(startRound) });
-      removeSignalHooks = finishOnSignals(tracker);
-      tracker.logParams({
+    const tracker = await startTracking(
+      { [MLFLOW_TAGS.resumeRound]: String(startRound) },
+      {
         model: source,
         dataset: config.dataset,
         datasetSize: config.datasetSize,
@@ -290,11 +285,8 @@ export async function runFlServer(config: TrainerConfig): Promise<void> {
         seed: config.seed,
         backend,
         resumeRound: startRound,
-      });
-    } catch (err) {
-      log(`warning: tracking is off for this run: ${(err as Error).message}`);
-      tracker = undefined;
-    }
+      },
+    );
     /**
      * MLflow: the run's test metrics, the other evaluation beside them, and every site's own figures.
      * test_accuracy is logged by the callers: the API's job progress reads it by round (JOB_PROGRESS).
@@ -374,10 +366,8 @@ export async function runFlServer(config: TrainerConfig): Promise<void> {
     log(`model saved to ${modelPath}`);
     if (tracker) {
       for (const file of Object.values(MODEL_FILES)) await tracker.logArtifact(join(modelPath, file), `${MODEL_DIR}/${file}`);
-      removeSignalHooks?.();
-      await tracker.finish('FINISHED');
-      tracker = undefined;
     }
+    await finishTracking();
     emit({
       event: 'done',
       ...metrics,
@@ -395,18 +385,7 @@ export async function runFlServer(config: TrainerConfig): Promise<void> {
     });
     await activeHub.close();
     // 6. Idle if asked (the chart's Deployment), telling late clients goodbye.
-    await afterDone(config, health, log, finishedClients);
+    await afterDone(finishedClients);
     model.dispose();
-  } catch (err) {
-    fail(err);
-    // Drop, not goodbye: clients keep dialing until a restarted server resumes.
-    await hub?.terminate().catch(() => undefined);
-    if (tracker) {
-      removeSignalHooks?.();
-      await tracker.finish('FAILED').catch((e: Error) => log(`warning: tracking finish failed: ${e.message}`));
-    }
-    throw err;
-  } finally {
-    await health.close();
-  }
+  });
 }

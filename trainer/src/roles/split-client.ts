@@ -25,10 +25,8 @@ import { resolveCutLayer } from '../split/cut-layer';
 import { gaussianNoise } from '../split/noise';
 import { tlsFromDir } from '../transport/endpoint/tls';
 import { HubClient } from '../transport/hub-client';
-import { afterDone } from './after-done';
-import { roleOutput } from './role-output';
+import { runRole } from './run-role';
 import { isTrainerError } from '../contract/errors';
-import { startHealthServer } from './health';
 
 const EVAL_BATCH_SIZE = 500;
 /** The client whose client-side weights the server assembles the whole model with. */
@@ -45,11 +43,7 @@ function* batchesOf(examples: Examples, indices: Int32Array, batchSize: number):
 
 export async function runSplitClientRole(config: TrainerConfig): Promise<void> {
   const { rank, worldSize } = config;
-  const startedMs = Date.now();
-  const { emit, log, fail } = roleOutput(`split-client ${rank}`, rank);
-  const health = await startHealthServer(config.healthPort);
-  let link: HubClient | undefined;
-  try {
+  await runRole(config, { who: `split-client ${rank}`, rank }, async ({ emit, log, startedMs, health, onFailure, afterDone }) => {
     const { backend } = await initBackend(trainingBackends(config.model), log);
     const data = await loadTrainerData(config, { train: true, test: true, log });
     const train = data.train!;
@@ -87,7 +81,7 @@ export async function runSplitClientRole(config: TrainerConfig): Promise<void> {
         : {}),
     };
 
-    link = new HubClient({
+    const client = new HubClient({
       host: config.masterAddr,
       port: config.masterPort,
       rank,
@@ -99,7 +93,7 @@ export async function runSplitClientRole(config: TrainerConfig): Promise<void> {
       timeoutMs: config.timeoutMs,
       maxPayloadBytes: config.maxPayloadBytes,
     });
-    const client = link;
+    onFailure(() => client.terminate());
     try {
       await client.connect();
     } catch (err) {
@@ -108,7 +102,7 @@ export async function runSplitClientRole(config: TrainerConfig): Promise<void> {
       log(`the split server has finished training (${err.message}); nothing to do`);
       emit({ event: 'done', testAccuracy: 0, epochs: 0, worldSize, samplesPerSecond: 0, wallSeconds: (Date.now() - startedMs) / 1000, modelPath: '' });
       model.dispose();
-      await afterDone(config, health, log);
+      await afterDone();
       return;
     }
     health.setReady();
@@ -149,12 +143,6 @@ export async function runSplitClientRole(config: TrainerConfig): Promise<void> {
     health.setReady(false);
     await client.close();
     model.dispose();
-    await afterDone(config, health, log);
-  } catch (err) {
-    fail(err);
-    link?.terminate();
-    throw err;
-  } finally {
-    await health.close();
-  }
+    await afterDone();
+  });
 }

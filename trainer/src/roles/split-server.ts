@@ -23,7 +23,7 @@
  *     finds the marker and goes straight to 5 (no new MLflow run). Training
  *     itself has no checkpoint: a server restarted mid-training starts over.
  */
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import type { TrainerConfig } from '../contract/env';
@@ -31,6 +31,7 @@ import { TrainerError } from '../contract/errors';
 import type { TestMetrics } from '../contract/events';
 import type { Dataset } from '../data/examples';
 import { loadTrainerData } from '../data/load';
+import { atomicWrite } from '../fsutil/atomic-write';
 import { initBackend } from '../model/backend';
 import { createModel } from '../model/source';
 import { trainingBackends } from '../model/models';
@@ -38,14 +39,11 @@ import { MODEL_FILES, saveModel } from '../model/io';
 import { savePart, type SplitParts, splitModel } from '../model/split-model';
 import { resolveCutLayer } from '../split/cut-layer';
 import { type ClientReport, runSplitSessions, type SplitTopModel } from '../split/server';
-import { createTracker, finishOnSignals, type Tracker } from '../tracking';
 import { Hub } from '../transport/hub';
 import { encodeOutgoingFrame, HUB_RANK } from '../transport/star/protocol';
 import { tlsFromDir } from '../transport/endpoint/tls';
 import { listenFinished } from '../transport/finished-listener';
-import { afterDone } from './after-done';
-import { roleOutput } from './role-output';
-import { startHealthServer } from './health';
+import { runRole } from './run-role';
 
 /** Folder under outputDir the server saves its part into. */
 export const SERVER_PART_DIR = join('model', 'server');
@@ -101,14 +99,7 @@ function assembledMetadata(config: TrainerConfig, source: string, data: Dataset,
 }
 
 export async function runSplitServer(config: TrainerConfig): Promise<void> {
-  const startedMs = Date.now();
-  const rank = 0;
-  const { emit, log, fail } = roleOutput('split-server', rank);
-  const health = await startHealthServer(config.healthPort);
-  let hub: Hub | undefined;
-  let tracker: Tracker | undefined;
-  let removeSignalHooks: (() => void) | undefined;
-  try {
+  await runRole(config, { who: 'split-server', rank: 0 }, async ({ emit, log, startedMs, health, startTracking, finishTracking, onFailure, afterDone }) => {
     // 1. Backend, shapes, model.
     const { backend } = await initBackend(trainingBackends(config.model), log);
     const test = (await loadTrainerData(config, { train: false, test: true, log })).test!;
@@ -135,13 +126,14 @@ export async function runSplitServer(config: TrainerConfig): Promise<void> {
       log(`training finished before this restart (${doneMarkerPath(config.checkpointDir)}, ${finished.finishedAt}); nothing else to do`);
       emit({ event: 'done', testAccuracy: finished.testAccuracy, epochs: config.epochs, worldSize: config.worldSize, samplesPerSecond: 0, wallSeconds: (Date.now() - startedMs) / 1000, modelPath: join(config.outputDir, SERVER_PART_DIR) });
       model.dispose();
-      await afterDone(config, health, log, finishedClients);
+      await afterDone(finishedClients);
       return;
     }
-    log(`${config.splitMode} split of ${source} after layer ${cutLayer} (${model.layers[cutLayer - 1].name}): server layers ${top.layers.map((l) => l.name).join(', ')} (${top.inputSize} -> ${top.outputSize})`);
+    log(`${config.splitMode} split of ${source} after layer ${cutLayer} (${model.layers[cutLayer - 1].name}): ` +
+      `server layers ${top.layers.map((l) => l.name).join(', ')} (${top.inputSize} -> ${top.outputSize})`);
 
     // 2. Listen, wait for the clients.
-    hub = new Hub({
+    const hub = new Hub({
       listenPort: config.listenPort,
       authToken: config.authToken,
       ...tls,
@@ -152,15 +144,14 @@ export async function runSplitServer(config: TrainerConfig): Promise<void> {
       heartbeatTimeoutMs: Math.max(15_000, config.timeoutMs),
       onMembership: (change) => log(`client ${change.clientId} ${change.kind}${change.reason ? `: ${change.reason}` : ''}`),
     });
+    onFailure(() => hub.terminate());
     const port = await hub.listen();
     health.setReady();
     log(`listening on port ${port}; waiting for ${config.worldSize} client(s)`);
     emit({ event: 'start', role: 'split-server', worldSize: config.worldSize, epochs: config.epochs, stepsPerEpoch: 0, backend, resumeEpoch: 0 });
-    tracker = createTracker({ trackingUri: config.trackingUri, experimentName: config.experimentName, outputDir: config.outputDir });
-    try {
-      await tracker.startRun(config.jobName, { 'tensorfleet.role': 'split-server' });
-      removeSignalHooks = finishOnSignals(tracker);
-      tracker.logParams({
+    const tracker = await startTracking(
+      {},
+      {
         model: source,
         dataset: config.dataset,
         datasetSize: config.datasetSize,
@@ -174,11 +165,8 @@ export async function runSplitServer(config: TrainerConfig): Promise<void> {
         noiseSigma: config.noiseSigma,
         seed: config.seed,
         backend,
-      });
-    } catch (err) {
-      log(`warning: tracking is off for this run: ${(err as Error).message}`);
-      tracker = undefined;
-    }
+      },
+    );
     const clientIds = await hub.waitForClients(config.worldSize, config.timeoutMs);
 
     // 3. Serve.
@@ -230,10 +218,8 @@ export async function runSplitServer(config: TrainerConfig): Promise<void> {
     if (tracker) {
       for (const file of ['part.json', 'weights.bin']) await tracker.logArtifact(join(partDir, file), `${SERVER_PART_DIR}/${file}`);
       if (assembler) for (const file of Object.values(MODEL_FILES)) await tracker.logArtifact(join(modelDir, file), `${ASSEMBLED_MODEL_DIR}/${file}`);
-      removeSignalHooks?.();
-      await tracker.finish('FINISHED');
-      tracker = undefined;
     }
+    await finishTracking();
     emit({
       event: 'done',
       testAccuracy,
@@ -248,19 +234,9 @@ export async function runSplitServer(config: TrainerConfig): Promise<void> {
     await hub.close();
     await writeDoneMarker(config.checkpointDir, { testAccuracy, finishedAt: new Date().toISOString() });
     // 5. Idle if asked (the chart's Deployment), telling late clients goodbye.
-    await afterDone(config, health, log, finishedClients);
+    await afterDone(finishedClients);
     model.dispose();
-  } catch (err) {
-    fail(err);
-    await hub?.terminate().catch(() => undefined);
-    if (tracker) {
-      removeSignalHooks?.();
-      await tracker.finish('FAILED').catch((e: Error) => log(`warning: tracking finish failed: ${e.message}`));
-    }
-    throw err;
-  } finally {
-    await health.close();
-  }
+  });
 }
 
 interface DoneMarker {
@@ -282,10 +258,7 @@ async function readDoneMarker(dir: string): Promise<DoneMarker | undefined> {
   }
 }
 
-/** Written atomically (temp file + rename): a crash leaves no marker or a whole one. */
+/** Written atomically: a crash leaves no marker or a whole one. */
 async function writeDoneMarker(dir: string, marker: DoneMarker): Promise<void> {
-  await mkdir(dir, { recursive: true });
-  const tmp = `${doneMarkerPath(dir)}.${process.pid}.tmp`;
-  await writeFile(tmp, JSON.stringify(marker));
-  await rename(tmp, doneMarkerPath(dir));
+  await atomicWrite(doneMarkerPath(dir), JSON.stringify(marker));
 }

@@ -12,6 +12,7 @@
  * a retried completed step from its cache); an `error` frame from the server
  * fails the client with the server's code (TRAINER_ERR_SHAPE_MISMATCH, ...).
  */
+import type { SplitMode } from '../contract/env';
 import { isTrainerError, TrainerError } from '../contract/errors';
 import { MESSAGE_TYPES } from '../contract/protocol';
 import type { Message } from '../transport/codec';
@@ -29,7 +30,6 @@ import {
   readSyncWeights,
   syncMessage,
 } from './protocol';
-import type { SplitModeName } from './server';
 
 export interface SplitClientModel {
   readonly bottom: {
@@ -61,7 +61,7 @@ export interface SplitBatch {
 
 export interface SplitClientOptions {
   readonly link: StarLink;
-  readonly mode: SplitModeName;
+  readonly mode: SplitMode;
   readonly model: SplitClientModel;
   readonly epochs: number;
   /** The training batches of `epoch`, in order. */

@@ -16,6 +16,7 @@
  * reply to its last completed step is kept, so a retried step is not applied twice.
  * A client that does not come back is recorded as a failure (data, not a crash).
  */
+import type { SplitMode } from '../contract/env';
 import { isTrainerError, TrainerError } from '../contract/errors';
 import { MESSAGE_TYPES, type MessageTypeName } from '../contract/protocol';
 import type { Frame, Message } from '../transport/codec';
@@ -37,8 +38,6 @@ import {
   readSyncWeights,
   syncMessage,
 } from './protocol';
-
-export type SplitModeName = 'vanilla' | 'u-shaped' | 'sequential' | 'splitfed';
 
 /** The server's part of the model, seen through Float32Arrays. */
 export interface SplitTopModel {
@@ -67,7 +66,7 @@ export interface ClientReport {
 
 export interface SplitSessionsOptions {
   readonly link: Star;
-  readonly mode: SplitModeName;
+  readonly mode: SplitMode;
   readonly top: SplitTopModel;
   /** The clients to serve (ids as they said hello). */
   readonly clientIds: readonly string[];

@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { TrainerError } from '../contract';
+import { atomicWriteSync } from '../fsutil/atomic-write';
 import { checkArtifactPath, checkKey, checkRunEndStatus, noActiveRun, ParamValue, RunEndStatus, Tracker } from './tracker';
 
 /** MLflow's RunStatus numbers as the file store writes them in meta.yaml. */
@@ -245,11 +246,9 @@ function writeFileIn(file: string, content: string): void {
   fs.writeFileSync(file, content);
 }
 
-/** Write to a temp file in the same directory, then rename over the target. */
+/** Replace `file` atomically; no fsync, as MLflow's own file store. */
 function writeAtomic(file: string, content: string): void {
-  const tmp = `${file}.${process.pid}.${randomUUID().slice(0, 8)}.tmp`;
-  fs.writeFileSync(tmp, content);
-  fs.renameSync(tmp, file);
+  atomicWriteSync(file, content, { durable: false });
 }
 
 function osUserName(): string {

@@ -204,7 +204,8 @@ export class MlflowClient {
       throw new TrainerError(
         'TRAINER_ERR_TRACKING',
         `log-batch allows at most ${LOG_BATCH_LIMITS.metrics} metrics, ${LOG_BATCH_LIMITS.params} params, ` +
-          `${LOG_BATCH_LIMITS.tags} tags and ${LOG_BATCH_LIMITS.total} in total, got ${metrics.length}, ${params.length} and ${tags.length}`,
+          `${LOG_BATCH_LIMITS.tags} tags and ${LOG_BATCH_LIMITS.total} in total, ` +
+            `got ${metrics.length}, ${params.length} and ${tags.length}`,
       );
     }
     await this.request('POST', '/api/2.0/mlflow/runs/log-batch', {
@@ -263,7 +264,7 @@ export class MlflowClient {
       throw new MlflowApiError(`MLflow ${what} at ${this.baseUrl} failed: ${reason}`, undefined, undefined, { cause: err });
     }
     const text = await response.text().catch(() => '');
-    let parsed: Json = {};
+    let parsed: Json;
     try {
       parsed = text.length > 0 ? (JSON.parse(text) as Json) : {};
     } catch {

@@ -9,7 +9,7 @@ import { describe, test } from 'node:test';
 import { REPO_ROOT } from '../../../../tools/test-support/paths';
 import { jobStatusOf, progressOf } from '../../../src/api/kube';
 import { JobRun, mlflowUiLink } from '../../../src/api/mlflow';
-import { ENV, JOB_PROGRESS, MLFLOW_ROLE_TAG } from '../../../src/contract';
+import { ENV, JOB_PROGRESS, MLFLOW_ROLE_TAG, MLFLOW_TAGS } from '../../../src/contract';
 
 const run = (over: Partial<JobRun> = {}): JobRun => ({ experimentId: '3', runId: 'r', status: 'RUNNING', startTime: 1, metrics: {}, tags: {}, ...over });
 
@@ -51,13 +51,17 @@ describe('progress', () => {
     const source = (role: string): string => readFileSync(join(REPO_ROOT, 'trainer/src/roles', `${role}.ts`), 'utf8').replace(/\s+/g, ' ');
     const ddp = source('ddp-worker');
     assert.match(ddp, /logMetric\('epoch_loss', [^;]*, epoch\)/);
-    assert.ok(ddp.includes(`'${JOB_PROGRESS.ddp.resumeTag}'`) && ddp.includes(`'${MLFLOW_ROLE_TAG}': 'ddp'`));
+    assert.equal(JOB_PROGRESS.ddp.resumeTag, MLFLOW_TAGS.resumeEpoch);
+    assert.ok(ddp.includes('[MLFLOW_TAGS.resumeEpoch]: String(resumeEpoch)'));
     const fl = source('fl-server');
     assert.match(fl, /logMetric\('test_accuracy', [^;]*, summary\.round\)/);
-    assert.ok(fl.includes(`'${JOB_PROGRESS.federated.resumeTag}'`) && fl.includes(`'${MLFLOW_ROLE_TAG}': 'fl-server'`));
+    assert.equal(JOB_PROGRESS.federated.resumeTag, MLFLOW_TAGS.resumeRound);
+    assert.ok(fl.includes('[MLFLOW_TAGS.resumeRound]: String(startRound)'));
     const split = source('split-server');
     assert.match(split, /logMetric\('test_accuracy', [^;]*, config\.epochs\)/);
-    assert.ok(split.includes(`'${MLFLOW_ROLE_TAG}': 'split-server'`));
+    // runRole tags every tracked run with the role (trainer/test/unit/roles/run-role.test.ts runs it).
+    assert.equal(MLFLOW_ROLE_TAG, MLFLOW_TAGS.role);
+    assert.ok(source('run-role').includes('[MLFLOW_TAGS.role]: config.role'));
   });
 
   test('the totals come from the variables the constructs set', () => {

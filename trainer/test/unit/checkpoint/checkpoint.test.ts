@@ -91,7 +91,7 @@ describe('checkpoint', () => {
     });
   });
 
-  test("a user model's URI and a regression task are part of the fingerprint; a classification run matches an older checkpoint", async () => {
+  test("a user model's URI and a regression task are in the fingerprint; a classification run matches an older checkpoint", async () => {
     const dir = fresh();
     await writeCheckpoint(dir, 0, { ...checkpoint(1), fingerprint: checkpointFingerprint({ ...FINGERPRINT, modelUri: '/models/a/model.json', task: 'classification' }) });
     assert.equal((await loadLatestCheckpoint(dir, 0, checkpointFingerprint({ ...FINGERPRINT, modelUri: '/models/a/model.json', task: 'classification' })))?.epoch, 1);
@@ -99,7 +99,8 @@ describe('checkpoint', () => {
       code: 'TRAINER_ERR_CHECKPOINT',
       message:
         `rank 0 cannot resume from checkpoint ${join(dir, 'epoch-000001.rank-0.ckpt')}: it was written by a different configuration ` +
-        '(modelUri (TENSORFLEET_MODEL_URI) is "/models/a/model.json" in the checkpoint, "/models/b/model.json" now; task (TENSORFLEET_TASK) is undefined in the checkpoint, "regression" now); ' +
+        '(modelUri (TENSORFLEET_MODEL_URI) is "/models/a/model.json" in the checkpoint, ' +
+          '"/models/b/model.json" now; task (TENSORFLEET_TASK) is undefined in the checkpoint, "regression" now); ' +
         'restore the original settings, or point TENSORFLEET_CHECKPOINT_DIR at an empty folder to start over',
     });
     const old = fresh();

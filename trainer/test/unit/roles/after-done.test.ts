@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
 import { describe, test } from 'node:test';
+import { httpStatus } from '../../support/http-status';
 import WebSocket from 'ws';
 import { CLOSE_CODES, WS_PATH } from '../../../src/contract';
 import { afterDone } from '../../../src/roles/after-done';
@@ -8,23 +8,13 @@ import { startHealthServer } from '../../../src/roles/health';
 import { listenFinished } from '../../../src/transport/finished-listener';
 import { HUB_DONE_REASON } from '../../../src/transport/star/protocol';
 
-function status(port: number, path: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    request({ host: '127.0.0.1', port, path }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    })
-      .on('error', reject)
-      .end();
-  });
-}
 
 describe('afterDone', () => {
   test('exit returns at once and leaves readiness as it was', async () => {
     const health = await startHealthServer(0, '127.0.0.1');
     try {
       await afterDone({ afterDone: 'exit' }, health, () => undefined);
-      assert.equal(await status(health.port, '/readyz'), 503);
+      assert.equal(await httpStatus(health.port, '/readyz'), 503);
     } finally {
       await health.close();
     }
@@ -37,7 +27,7 @@ describe('afterDone', () => {
     try {
       const idle = afterDone({ afterDone: 'idle' }, health, (line) => lines.push(line), async () => ({ close: async () => void (closed = true) }));
       await new Promise((resolve) => setTimeout(resolve, 50));
-      assert.equal(await status(health.port, '/readyz'), 200);
+      assert.equal(await httpStatus(health.port, '/readyz'), 200);
       assert.equal(closed, false);
       process.emit('SIGTERM', 'SIGTERM');
       await idle;
@@ -68,7 +58,7 @@ describe('finished listener', () => {
         ws.on('error', () => undefined);
       });
       assert.equal(refused, 401);
-      assert.equal(await status(listener.port, '/'), 410);
+      assert.equal(await httpStatus(listener.port, '/'), 410);
     } finally {
       await listener.close();
     }

@@ -12,7 +12,8 @@ import { isTrainerError } from '../../../src/contract/errors';
 import { MESSAGE_TYPES } from '../../../src/contract/protocol';
 import { type SplitBatch, type SplitClientModel, runSplitClient } from '../../../src/split/client';
 import { activationsMessage, errorFromFrame, type Matrix, metaMessage } from '../../../src/split/protocol';
-import { runSplitSessions, type SplitModeName, type SplitSessionsResult, type SplitTopModel } from '../../../src/split/server';
+import type { SplitMode } from '../../../src/contract/env';
+import { runSplitSessions, type SplitSessionsResult, type SplitTopModel } from '../../../src/split/server';
 import type { Frame } from '../../../src/transport/codec';
 import { InMemoryStar } from '../../../src/transport/star/in-memory-star';
 import { encodeOutgoingFrame, HUB_RANK } from '../../../src/transport/star/protocol';
@@ -87,7 +88,7 @@ describe('split sessions over a star', () => {
     for (const fn of cleanup.splice(0).reverse()) await fn();
   });
 
-  async function setup(mode: SplitModeName, clients: number, top = fakeTop()) {
+  async function setup(mode: SplitMode, clients: number, top = fakeTop()) {
     const star = new RecordingStar({ timeoutMs: 5000 });
     cleanup.push(() => star.close());
     const links = Array.from({ length: clients }, (_, rank) => star.link({ rank, worldSize: clients }));

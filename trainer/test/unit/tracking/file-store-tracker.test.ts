@@ -57,9 +57,11 @@ describe('FileStoreTracker writes MLflow file-store layout', () => {
     ].sort());
     const url = (p: string): string => pathToFileURL(path.join(root, p)).href;
     assert.equal(read(path.join(root, '0/meta.yaml')).replace(MS, '<ms>'),
-      `artifact_location: ${url('0')}\ncreation_time: <ms>\nexperiment_id: '0'\nlast_update_time: <ms>\nlifecycle_stage: active\nname: Default\n`);
+      `artifact_location: ${url('0')}\ncreation_time: <ms>\nexperiment_id: ` +
+        `'0'\nlast_update_time: <ms>\nlifecycle_stage: active\nname: Default\n`);
     assert.equal(read(path.join(root, '1/meta.yaml')).replace(MS, '<ms>'),
-      `artifact_location: ${url('1')}\ncreation_time: <ms>\nexperiment_id: '1'\nlast_update_time: <ms>\nlifecycle_stage: active\nname: mnist-ddp\n`);
+      `artifact_location: ${url('1')}\ncreation_time: <ms>\nexperiment_id: ` +
+        `'1'\nlast_update_time: <ms>\nlifecycle_stage: active\nname: mnist-ddp\n`);
     const runIdYaml = /^\d/.test(runId) ? `'${runId}'` : runId;
     assert.equal(read(path.join(root, run, 'meta.yaml')).replace(MS, '<ms>'), [
       `artifact_uri: ${url(`${run}/artifacts`)}`, 'end_time: <ms>', "entry_point_name: ''", "experiment_id: '1'",

@@ -91,7 +91,8 @@ class FakeMlflow {
         if (this.experiments.has(name)) {
           return fail(400, 'RESOURCE_ALREADY_EXISTS',
             `Experiment(name=${name}) already exists. Error: (raised as a result of Query-invoked autoflush) ` +
-            `(psycopg2.errors.UniqueViolation) duplicate key value violates unique constraint "experiments_name_key" [SQL: INSERT INTO experiments ...]`);
+            `(psycopg2.errors.UniqueViolation) duplicate key value violates unique ` +
+              `constraint "experiments_name_key" [SQL: INSERT INTO experiments ...]`);
         }
         const id = String(this.nextExperimentId++);
         this.experiments.set(name, id);

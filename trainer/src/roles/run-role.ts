@@ -1,0 +1,110 @@
+/**
+ * The lifecycle every training role shares (ddp, fl-server, fl-client, split-server,
+ * split-client): its output (role-output.ts), the health endpoint, the tracked run, and
+ * one failure path. The role's body keeps only what is its own.
+ *
+ *  - Before the body: the health endpoint on healthPort (/livez 200, /readyz 503 until
+ *    the body calls `health.setReady()`).
+ *  - `startTracking(tags, params)` starts the run (tagged with the role, MLFLOW_TAGS.role),
+ *    ends it KILLED on SIGTERM/SIGINT, and logs the params; a tracker that cannot start
+ *    turns tracking off with a warning, never fails the role. `finishTracking()` ends
+ *    it FINISHED.
+ *  - A body that throws: the `error` event (and the exit within EXIT_GRACE_MS), then
+ *    the cleanups registered with `onFailure` in order (abort the ring, drop the hub),
+ *    then the tracked run ends FAILED; the error is rethrown (the process exits non-zero).
+ *  - Always: the health endpoint closes.
+ */
+import { MLFLOW_TAGS } from '../contract/api';
+import type { TrainerConfig } from '../contract/env';
+import type { TrainerError } from '../contract/errors';
+import { createTracker, finishOnSignals, type ParamValue, type Tracker } from '../tracking';
+import { afterDone } from './after-done';
+import { startHealthServer, type HealthServer } from './health';
+import { roleOutput, type RoleOutput } from './role-output';
+
+export interface RoleSpec {
+  /** Who writes the log lines, e.g. "ddp rank 1" or "fl-server". */
+  readonly who: string;
+  /** The rank the role's events carry. */
+  readonly rank: number;
+}
+
+/** What runRole hands the body of a role. */
+export interface RoleContext extends Pick<RoleOutput, 'emit' | 'log'> {
+  /** When the role started (Date.now()), for the `done` event's wallSeconds. */
+  readonly startedMs: number;
+  readonly health: HealthServer;
+  /**
+   * Start the role's tracked run, named after the job and tagged with the role and `tags`, and log `params`.
+   * Resolves to the tracker, or to undefined when tracking is off for this run (a warning says why).
+   */
+  startTracking(tags: Readonly<Record<string, string>>, params: Readonly<Record<string, ParamValue>>): Promise<Tracker | undefined>;
+  /** End the tracked run FINISHED (nothing when there is none). */
+  finishTracking(): Promise<void>;
+  /** After a failure is reported and before the tracked run ends FAILED, run `cleanup` (its own errors are ignored). */
+  onFailure(cleanup: (error: TrainerError) => unknown): void;
+  /** The end of a long-running role: idle until terminated (afterDone `idle`), or return at once. */
+  afterDone(serve?: () => Promise<{ close(): Promise<void> }>): Promise<void>;
+}
+
+/** Run the body of a role with its output, health endpoint, tracked run and failure path. */
+export async function runRole(config: TrainerConfig, spec: RoleSpec, body: (role: RoleContext) => Promise<void>): Promise<void> {
+  const startedMs = Date.now();
+  const { emit, log, fail } = roleOutput(spec.who, spec.rank);
+  const health = await startHealthServer(config.healthPort);
+  const cleanups: ((error: TrainerError) => unknown)[] = [];
+  let tracker: Tracker | undefined;
+  let removeSignalHooks: (() => void) | undefined;
+  const endRun = async (status: 'FINISHED' | 'FAILED'): Promise<void> => {
+    if (!tracker) return;
+    removeSignalHooks?.();
+    removeSignalHooks = undefined;
+    await tracker.finish(status);
+    tracker = undefined;
+  };
+  const role: RoleContext = {
+    emit,
+    log,
+    startedMs,
+    health,
+    async startTracking(tags, params) {
+      const created = createTracker({
+        trackingUri: config.trackingUri,
+        experimentName: config.experimentName,
+        outputDir: config.outputDir,
+      });
+      try {
+        await created.startRun(config.jobName, { [MLFLOW_TAGS.role]: config.role, ...tags });
+        tracker = created;
+        removeSignalHooks = finishOnSignals(created);
+        created.logParams(params);
+        return created;
+      } catch (err) {
+        log(`warning: tracking is off for this run: ${(err as Error).message}`);
+        removeSignalHooks?.();
+        removeSignalHooks = undefined;
+        tracker = undefined;
+        return undefined;
+      }
+    },
+    finishTracking: () => endRun('FINISHED'),
+    onFailure: (cleanup) => void cleanups.push(cleanup),
+    afterDone: (serve) => afterDone(config, health, log, serve),
+  };
+  try {
+    await body(role);
+  } catch (err) {
+    const error = fail(err);
+    for (const cleanup of cleanups) {
+      try {
+        await cleanup(error);
+      } catch {
+        // The role has failed already: a cleanup that fails too changes nothing.
+      }
+    }
+    await endRun('FAILED').catch((e: Error) => log(`warning: tracking finish failed: ${e.message}`));
+    throw err;
+  } finally {
+    await health.close();
+  }
+}

@@ -1,0 +1,109 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { httpStatus } from '../../support/http-status';
+import { MLFLOW_TAGS, resolveTrainerConfig, TrainerError, type Role } from '../../../src/contract';
+import { runRole } from '../../../src/roles/run-role';
+
+const configFor = (role: Role, outputDir: string) =>
+  resolveTrainerConfig({ role, jobName: 'job-a', healthPort: 0, outputDir, experimentName: 'exp' });
+
+/** The one run's folder in the file store under outputDir/mlruns. */
+function runDir(outputDir: string): string {
+  const experiment = join(outputDir, 'mlruns', '1');
+  const runs = readdirSync(experiment).filter((name) => name !== 'meta.yaml');
+  assert.equal(runs.length, 1, `one run in ${experiment}, found ${runs.join(', ')}`);
+  return join(experiment, runs[0]);
+}
+
+/** Capture what the role writes on stdout (events) and stderr (logs) while `body` runs. */
+async function captured<T>(body: () => Promise<T>): Promise<{ result: PromiseSettledResult<T>; stdout: string; stderr: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const [writeOut, writeErr] = [process.stdout.write, process.stderr.write];
+  // The test runner reports to its parent on stdout in binary chunks: those pass through.
+  process.stdout.write = ((chunk: string | Uint8Array, ...rest: never[]) =>
+    typeof chunk === 'string' ? out.push(chunk) > 0 : writeOut.call(process.stdout, chunk, ...rest)) as typeof process.stdout.write;
+  process.stderr.write = ((chunk: string) => err.push(String(chunk)) > 0) as typeof process.stderr.write;
+  try {
+    const [result] = await Promise.allSettled([body()]);
+    return { result, stdout: out.join(''), stderr: err.join('') };
+  } finally {
+    process.stdout.write = writeOut;
+    process.stderr.write = writeErr;
+  }
+}
+
+describe('runRole', () => {
+  test('serves health while the body runs, tags the tracked run with the role, ends it FINISHED and closes health', async () => {
+    const outputDir = mkdtempSync(join(tmpdir(), 'run-role-'));
+    let port = 0;
+    const { result } = await captured(() =>
+      runRole(configFor('fl-server', outputDir), { who: 'fl-server', rank: 0 }, async ({ health, startTracking, finishTracking }) => {
+        port = health.port;
+        assert.equal(await httpStatus(port, '/livez'), 200);
+        assert.equal(await httpStatus(port, '/readyz'), 503);
+        health.setReady();
+        assert.equal(await httpStatus(port, '/readyz'), 200);
+        const tracker = await startTracking({ [MLFLOW_TAGS.resumeRound]: '2' }, { rounds: 5 });
+        assert.ok(tracker);
+        await finishTracking();
+      }),
+    );
+    assert.equal(result.status, 'fulfilled');
+    const run = runDir(outputDir);
+    assert.equal(readFileSync(join(run, 'tags', MLFLOW_TAGS.role), 'utf8'), 'fl-server');
+    assert.equal(readFileSync(join(run, 'tags', MLFLOW_TAGS.resumeRound), 'utf8'), '2');
+    assert.equal(readFileSync(join(run, 'params', 'rounds'), 'utf8'), '5');
+    assert.match(readFileSync(join(run, 'meta.yaml'), 'utf8'), /^status: 3$/m, 'FINISHED');
+    await assert.rejects(httpStatus(port, '/livez'), 'the health endpoint is closed');
+  });
+
+  test('fails: the error event, the cleanups in order (one failing), the run FAILED, the error rethrown', async () => {
+    const outputDir = mkdtempSync(join(tmpdir(), 'run-role-'));
+    const cleaned: string[] = [];
+    const boom = new TrainerError('TRAINER_ERR_DATASET', 'no examples');
+    const { result, stdout } = await captured(() =>
+      runRole(configFor('ddp', outputDir), { who: 'ddp rank 0', rank: 0 }, async ({ startTracking, onFailure }) => {
+        await startTracking({}, {});
+        onFailure(() => {
+          cleaned.push('first');
+          throw new Error('cleanup failed too');
+        });
+        onFailure(async (error) => void cleaned.push(`second ${error.code}`));
+        throw boom;
+      }),
+    );
+    assert.equal(result.status, 'rejected');
+    assert.equal((result as PromiseRejectedResult).reason, boom);
+    assert.deepEqual(cleaned, ['first', 'second TRAINER_ERR_DATASET']);
+    const events = stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    assert.deepEqual(
+      events.map((e) => [e.event, e.code, e.message, e.rank]),
+      [['error', 'TRAINER_ERR_DATASET', 'no examples', 0]],
+    );
+    const run = runDir(outputDir);
+    assert.equal(readFileSync(join(run, 'tags', MLFLOW_TAGS.role), 'utf8'), 'ddp');
+    assert.match(readFileSync(join(run, 'meta.yaml'), 'utf8'), /^status: 4$/m, 'FAILED');
+  });
+
+  test('a tracker that cannot start turns tracking off with a warning; the role goes on', async () => {
+    const outputDir = join(mkdtempSync(join(tmpdir(), 'run-role-')), 'a-file');
+    writeFileSync(outputDir, 'not a folder');
+    let tracker: unknown = 'unset';
+    const { result, stderr } = await captured(() =>
+      runRole(configFor('split-server', outputDir), { who: 'split-server', rank: 0 }, async ({ startTracking, finishTracking }) => {
+        tracker = await startTracking({}, {});
+        await finishTracking();
+      }),
+    );
+    assert.equal(result.status, 'fulfilled');
+    assert.equal(tracker, undefined);
+    assert.match(stderr, /^split-server: warning: tracking is off for this run: /m);
+  });
+});
