@@ -280,6 +280,7 @@ export class DdpCluster extends Construct {
       config: input,
       resources: resourcesSpec,
       ports: [{ name: 'ring', number: PORTS.ring }],
+      tls,
       envFrom: {
         [ENV.rank]: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_ANNOTATION, { key: ANNOTATIONS.jobCompletionIndex }),
         ...(s3Secret === undefined ? {} : s3CredentialsEnv(kplus.Secret.fromSecretName(this, 'S3Credentials', s3Secret))),
