@@ -18,7 +18,7 @@ import {
 } from '../trainer/src/contract';
 import { MlflowStack } from './mlflow-stack';
 import { LinkTls } from './lib/link-tls';
-import { PodPolicy, dnsRule, sourcesRules } from './lib/network';
+import { PodPolicy, dnsRule, sourcesRules, trackingRule } from './lib/network';
 import { PropError, checkDnsLabel, checkImage, checkInt, checkOneOf, checkPositive, kebab } from './lib/props';
 import { SourceProps, resolveSources } from './lib/sources';
 import { checkTrainerConfig } from './lib/trainer-config';
@@ -285,19 +285,13 @@ export class DdpCluster extends Construct {
         [ENV.rank]: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_ANNOTATION, { key: ANNOTATIONS.jobCompletionIndex }),
         ...(s3Secret === undefined ? {} : s3CredentialsEnv(kplus.Secret.fromSecretName(this, 'S3Credentials', s3Secret))),
       },
-      checkpoints:
-        props.checkpointClaimName === undefined
-          ? undefined
-          : kplus.Volume.fromPersistentVolumeClaim(this.job, 'CheckpointClaim', kplus.PersistentVolumeClaim.fromClaimName(this, 'Checkpoints', props.checkpointClaimName), {
-              name: 'checkpoints',
-            }),
+      checkpoints: claimVolume(this.job, 'Checkpoints', props.checkpointClaimName, false),
     });
-    if (props.datasetClaimName) {
-      const claim = kplus.PersistentVolumeClaim.fromClaimName(this, 'Datasets', props.datasetClaimName);
-      trainer.mount(PATHS.datasets, kplus.Volume.fromPersistentVolumeClaim(this.job, 'DatasetsClaim', claim, { name: 'datasets', readOnly: true }), { readOnly: true });
-    }
+    const datasets = claimVolume(this.job, 'Datasets', props.datasetClaimName, true);
+    if (datasets) trainer.mount(PATHS.datasets, datasets, { readOnly: true });
     if (props.nodeSelector) {
-      this.job.scheduling.attract(kplus.Node.labeled(...Object.entries(props.nodeSelector).map(([key, value]) => kplus.NodeLabelQuery.is(key, value))));
+      const queries = Object.entries(props.nodeSelector).map(([key, value]) => kplus.NodeLabelQuery.is(key, value));
+      this.job.scheduling.attract(kplus.Node.labeled(...queries));
     }
     for (const toleration of props.tolerations ?? []) tolerate(this.job, toleration);
     const api = ApiObject.of(this.job);
@@ -347,10 +341,17 @@ export class DdpCluster extends Construct {
         { peer: this.job, ports: ring },
         dnsRule(s),
         ...sourcesRules(s, sources.remoteUris, props.datasetS3Endpoint),
-        ...(tracking ? [{ peer: kplus.Pods.select(s, 'Tracking', { labels: tracking.serverPodLabels }), ports: [kplus.NetworkPolicyPort.tcp(PORTS.mlflow)] }] : []),
+        ...(tracking ? [trackingRule(s, tracking.serverPodLabels)] : []),
       ],
     });
   }
+}
+
+/** An existing claim as the volume `id` (lowercased) of `job`'s pods, or undefined without a claim. */
+function claimVolume(job: kplus.Job, id: string, claimName: string | undefined, readOnly: boolean): kplus.Volume | undefined {
+  if (claimName === undefined) return undefined;
+  const claim = kplus.PersistentVolumeClaim.fromClaimName(job, `${id}Claim`, claimName);
+  return kplus.Volume.fromPersistentVolumeClaim(job, `${id}Volume`, claim, { name: id.toLowerCase(), readOnly });
 }
 
 /** A toleration of the props, in cdk8s-plus terms. */
@@ -364,7 +365,8 @@ function tolerate(job: kplus.Job, t: k8s.Toleration): void {
     ApiObject.of(job).addJsonPatch(JsonPatch.add('/spec/template/spec/tolerations/-', t));
     return;
   }
-  const query = t.operator === 'Exists' ? kplus.NodeTaintQuery.exists(t.key, options) : kplus.NodeTaintQuery.is(t.key, t.value ?? '', options);
+  const query =
+    t.operator === 'Exists' ? kplus.NodeTaintQuery.exists(t.key, options) : kplus.NodeTaintQuery.is(t.key, t.value ?? '', options);
   job.scheduling.tolerate(kplus.Node.tainted(query));
 }
 

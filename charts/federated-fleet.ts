@@ -225,7 +225,8 @@ export class FederatedFleet extends Construct {
       // Server on local nodes, clients on Liqo's virtual nodes (tolerating their taint).
       this.fleet.server.scheduling.attract(kplus.Node.labeled(kplus.NodeLabelQuery.notIn(LIQO.virtualNodeLabel, [LIQO.virtualNodeValue])));
       const remote = Object.entries(props.remoteClusterLabels ?? {}).map(([key, value]) => kplus.NodeLabelQuery.in(key, [value]));
-      this.fleet.clients.scheduling.attract(kplus.Node.labeled(kplus.NodeLabelQuery.in(LIQO.virtualNodeLabel, [LIQO.virtualNodeValue]), ...remote));
+      const virtual = kplus.NodeLabelQuery.in(LIQO.virtualNodeLabel, [LIQO.virtualNodeValue]);
+      this.fleet.clients.scheduling.attract(kplus.Node.labeled(virtual, ...remote));
       this.fleet.clients.scheduling.tolerate(
         kplus.Node.tainted(kplus.NodeTaintQuery.exists(LIQO.taintKey, { effect: kplus.TaintEffect.NO_EXECUTE })),
       );

@@ -37,4 +37,3 @@ export class LinkTls {
     return kplus.Volume.fromSecret(scope, 'TlsVolume', secret, { name: 'tls', items, defaultMode: 0o440 });
   }
 }
-

@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import * as kplus from 'cdk8s-plus-27';
 import { k8s } from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
+import { PORTS } from '../../trainer/src/contract';
 
 /** Egress to the cluster DNS (kube-dns / CoreDNS in kube-system), UDP and TCP 53. */
 export function dnsEgress(): k8s.NetworkPolicyEgressRule {
@@ -64,7 +65,8 @@ export function dnsRule(scope: Construct): kplus.NetworkPolicyRule {
 
 /** Addresses outside the cluster (or the API server, which no label selects), IPv4 or IPv6. */
 export function cidrPeer(scope: Construct, id: string, cidr: string): kplus.NetworkPolicyIpBlock {
-  return isIP(cidr.split('/')[0]) === 6 ? kplus.NetworkPolicyIpBlock.ipv6(scope, id, cidr) : kplus.NetworkPolicyIpBlock.ipv4(scope, id, cidr);
+  const ipv6 = isIP(cidr.split('/')[0]) === 6;
+  return ipv6 ? kplus.NetworkPolicyIpBlock.ipv6(scope, id, cidr) : kplus.NetworkPolicyIpBlock.ipv4(scope, id, cidr);
 }
 
 /** {@link apiServerEgress} as a rule of `scope`'s policy. */
@@ -74,7 +76,15 @@ export function apiServerRule(scope: Construct, cidr = '0.0.0.0/0'): kplus.Netwo
 
 /** {@link sourcePorts} as rules of `scope`'s policy: anywhere, on each remote source's port. */
 export function sourcesRules(scope: Construct, uris: readonly string[], s3Endpoint?: string): kplus.NetworkPolicyRule[] {
-  return sourcePorts(uris, s3Endpoint).map((port) => ({ peer: cidrPeer(scope, `Source${port}`, '0.0.0.0/0'), ports: [kplus.NetworkPolicyPort.tcp(port)] }));
+  return sourcePorts(uris, s3Endpoint).map((port) => ({
+    peer: cidrPeer(scope, `Source${port}`, '0.0.0.0/0'),
+    ports: [kplus.NetworkPolicyPort.tcp(port)],
+  }));
+}
+
+/** The MLflow tracking server's pods (selected by `labels`) on the MLflow port, as a rule of `scope`'s policy. */
+export function trackingRule(scope: Construct, labels: Readonly<Record<string, string>>): kplus.NetworkPolicyRule {
+  return { peer: kplus.Pods.select(scope, 'Tracking', { labels: { ...labels } }), ports: [kplus.NetworkPolicyPort.tcp(PORTS.mlflow)] };
 }
 
 export interface PodPolicyProps {

@@ -5,7 +5,7 @@ import { ANNOTATIONS, ENV, PORTS, Role, SECRET_KEYS, TrainerConfigInput } from '
 import type { MlflowStack } from '../mlflow-stack';
 import { GeneratedSecrets } from './generated-secrets';
 import { LinkTls } from './link-tls';
-import { PodPolicy, cidrPeer, dnsRule, sourcesRules } from './network';
+import { PodPolicy, cidrPeer, dnsRule, sourcesRules, trackingRule } from './network';
 import { checkTrainerConfig } from './trainer-config';
 import { addTrainerContainer, trainerPodLabels, trainerPodProps } from './trainer-container';
 import { ResourceSpec, objectLabels, selectorLabels } from './workload';
@@ -175,7 +175,7 @@ export class ServerAndClients extends Construct {
       egress: (s) => [
         dnsRule(s),
         ...sourcesRules(s, props.remoteUris),
-        ...(tracking ? [{ peer: kplus.Pods.select(s, 'Tracking', { labels: tracking.serverPodLabels }), ports: [kplus.NetworkPolicyPort.tcp(PORTS.mlflow)] }] : []),
+        ...(tracking ? [trackingRule(s, tracking.serverPodLabels)] : []),
       ],
     });
     new PodPolicy(this, 'ClientPolicy', {

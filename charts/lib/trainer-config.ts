@@ -9,7 +9,11 @@ const FIELD_OF_VARIABLE: ReadonlyMap<string, string> = new Map(Object.entries(EN
  * its first problem rethrown as a {@link PropError} of `scope` that names the construct's prop
  * (`propOf[field]`, else the config field) rather than the environment variable.
  */
-export function checkTrainerConfig(scope: Construct, input: TrainerConfigInput, propOf: Readonly<Record<string, string>> = {}): TrainerConfig {
+export function checkTrainerConfig(
+  scope: Construct,
+  input: TrainerConfigInput,
+  propOf: Readonly<Record<string, string>> = {},
+): TrainerConfig {
   try {
     return resolveTrainerConfig(input);
   } catch (error) {

@@ -69,7 +69,10 @@ export function addTrainerContainer(workload: PodWorkload, options: TrainerConta
     kplus.Volume.fromEmptyDir(workload, id, name, { sizeLimit: Size.mebibytes(sizeMiB) });
   const volumeMounts: kplus.VolumeMount[] = [
     { path: PATHS.data, volume: scratch('Data', 'data', 4096) },
-    { path: PATHS.checkpoints, volume: options.checkpoints ?? kplus.Volume.fromEmptyDir(workload, 'Checkpoints', 'checkpoints', { sizeLimit: Size.gibibytes(2) }) },
+    {
+      path: PATHS.checkpoints,
+      volume: options.checkpoints ?? kplus.Volume.fromEmptyDir(workload, 'Checkpoints', 'checkpoints', { sizeLimit: Size.gibibytes(2) }),
+    },
     { path: PATHS.output, volume: scratch('Output', 'output', 2048) },
     { path: PATHS.tmp, volume: scratch('Tmp', 'tmp', 512) },
   ];

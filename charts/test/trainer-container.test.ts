@@ -59,8 +59,17 @@ describe('addTrainerContainer', () => {
       assert.deepEqual(parseTrainerEnv(env), resolveTrainerConfig({ ...config, rank }));
     }
     const mounted = container.volumeMounts.map((m: any) => m.name).sort();
-    assert.deepEqual(mounted, podSpec(job).volumes.map((v: any) => v.name).sort());
-    assert.equal(container.env.find((e: any) => e.name === ENV.tlsDir), undefined, 'TLS is off by default');
+    assert.deepEqual(
+      mounted,
+      podSpec(job)
+        .volumes.map((v: any) => v.name)
+        .sort(),
+    );
+    assert.equal(
+      container.env.find((e: any) => e.name === ENV.tlsDir),
+      undefined,
+      'TLS is off by default',
+    );
   });
 
   test('the pod is hardened: our requests, limits and GPUs, not the cdk8s-plus defaults; seccomp and no service links', () => {
