@@ -373,7 +373,6 @@ export class MlflowStack extends Construct {
       secrets: this.generatedSecrets,
       image: this.secretsJobImage,
       labels: this.labels('secrets', this.secretsJobImage),
-      selector: selectorLabels(this.name, 'secrets'),
     });
   }
 

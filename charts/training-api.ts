@@ -161,7 +161,6 @@ export class TrainingApi extends Construct {
       secrets: [{ name: this.tokenSecretName, keys: [SECRET_KEYS.authToken] }],
       image: this.image,
       labels: objectLabels('training-api', this.name, 'secrets'),
-      selector: selectorLabels(this.name, 'secrets'),
     });
 
     new k8s.KubeServiceAccount(this, 'Account', {

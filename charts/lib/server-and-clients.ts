@@ -93,7 +93,6 @@ export class ServerAndClients extends Construct {
       secrets: [{ name: this.tokenSecretName, keys: [SECRET_KEYS.authToken] }],
       image,
       labels: objectLabels(appName, name, 'secrets'),
-      selector: selectorLabels(name, 'secrets'),
     });
     const externalRefs = [secrets.externalRefs[ANNOTATIONS.externalRefs], ...(props.tls ? [props.tls.externalRef] : [])].join(',');
     const tokenSecret = kplus.Secret.fromSecretName(this, 'TokenSecret', this.tokenSecretName);
