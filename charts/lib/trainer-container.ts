@@ -1,10 +1,9 @@
 import { Duration, Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-27';
-import { k8s } from 'cdk8s-plus-27';
 import { ENV, HEALTH_PATHS, LABELS, PATHS, PORTS, Role, TRAINER_IMAGE, TrainerConfigInput, toEnv } from '../../trainer/src/contract';
 import { PodWorkload, hardenPodTemplate, hardenedContainer, hardenedPodProps } from './hardened';
 import { LinkTls } from './link-tls';
-import { ResourceSpec, podSecurityContext } from './workload';
+import type { ResourceSpec } from './workload';
 
 export const DEFAULT_TRAINER_IMAGE = `${TRAINER_IMAGE.repository}:${TRAINER_IMAGE.tag}`;
 
@@ -43,11 +42,6 @@ export function trainerPodLabels(job: string, role: Role): Record<string, string
 /** The pod-level props of the trainer image's non-root user. */
 export function trainerPodProps(): ReturnType<typeof hardenedPodProps> {
   return hardenedPodProps(TRAINER_IMAGE.uid, TRAINER_IMAGE.gid);
-}
-
-/** The pod-level security context of the trainer image's non-root user, for pods not yet built with cdk8s-plus. */
-export function trainerPodSecurityContext(): k8s.PodSecurityContext {
-  return podSecurityContext(TRAINER_IMAGE.uid, TRAINER_IMAGE.gid);
 }
 
 /**
