@@ -2,30 +2,13 @@ import { k8s } from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
 import { SECRET_KEYS } from '../../trainer/src/contract';
 import { podPeer, tcpPorts } from '../lib/network';
-import {
-  ResourceSpec,
-  containerSecurityContext,
-  objectLabels,
-  podSecurityContext,
-  resources,
-  scratchVolume,
-  secretEnv,
-  selectorLabels,
-} from '../lib/workload';
-import { MLFLOW_SYNC_WAVES, POSTGRES_PORT, claim, secretRefs, stackLabels, syncWave } from './storage';
+import { containerSecurityContext, objectLabels, resources, scratchVolume, secretEnv, selectorLabels } from '../lib/workload';
+import { MLFLOW_SYNC_WAVES, POSTGRES_PORT, claim, secretRefs, stackLabels, syncWave, StoreProps, onePod } from './storage';
 
-export interface PostgresStoreProps {
-  /** The MlflowStack's name: prefix of the objects. */
-  readonly stack: string;
-  readonly image: string;
-  readonly storageGiB: number;
-  /** @default - the cluster's default StorageClass */
-  readonly storageClassName?: string;
-  readonly resources: ResourceSpec;
+/** Props of the store; `secretName` holds the password under SECRET_KEYS.password. */
+export interface PostgresStoreProps extends StoreProps {
   readonly user: string;
   readonly database: string;
-  /** The Secret with the password under {@link SECRET_KEYS.password}. */
-  readonly secretName: string;
 }
 
 /** MLflow's backend store: a PostgreSQL StatefulSet behind a headless Service, reachable only by whom it admits. */
@@ -59,40 +42,32 @@ export class PostgresStore extends Construct {
       metadata: { name, labels, annotations: { ...wave, ...secretRefs([props.secretName]) } },
       spec: {
         serviceName: this.service.name,
-        replicas: 1,
-        selector: { matchLabels: { ...this.podSelector } },
-        template: {
-          metadata: { labels },
-          spec: {
-            automountServiceAccountToken: false,
-            enableServiceLinks: false,
-            // uid/gid 999 is the postgres user of the official image.
-            securityContext: podSecurityContext(999),
-            containers: [
-              {
-                name: 'postgres',
-                image: props.image,
-                ports: [{ name: 'postgres', containerPort: POSTGRES_PORT }],
-                env: [
-                  { name: 'POSTGRES_USER', value: props.user },
-                  { name: 'POSTGRES_DB', value: props.database },
-                  secretEnv('POSTGRES_PASSWORD', props.secretName, SECRET_KEYS.password),
-                  { name: 'PGDATA', value: '/var/lib/postgresql/data/pgdata' },
-                ],
-                readinessProbe: { exec: { command: ready }, periodSeconds: 5, timeoutSeconds: 3 },
-                livenessProbe: { exec: { command: ready }, initialDelaySeconds: 30, periodSeconds: 10, timeoutSeconds: 5 },
-                resources: resources(props.resources),
-                securityContext: containerSecurityContext(),
-                volumeMounts: [
-                  { name: 'data', mountPath: '/var/lib/postgresql/data' },
-                  { name: 'run', mountPath: '/var/run/postgresql' },
-                  { name: 'tmp', mountPath: '/tmp' },
-                ],
-              },
-            ],
-            volumes: [scratchVolume('run', 16), scratchVolume('tmp', 256)],
-          },
-        },
+        // uid/gid 999 is the postgres user of the official image.
+        ...onePod(this.podSelector, labels, 999, 999, {
+          containers: [
+            {
+              name: 'postgres',
+              image: props.image,
+              ports: [{ name: 'postgres', containerPort: POSTGRES_PORT }],
+              env: [
+                { name: 'POSTGRES_USER', value: props.user },
+                { name: 'POSTGRES_DB', value: props.database },
+                secretEnv('POSTGRES_PASSWORD', props.secretName, SECRET_KEYS.password),
+                { name: 'PGDATA', value: '/var/lib/postgresql/data/pgdata' },
+              ],
+              readinessProbe: { exec: { command: ready }, periodSeconds: 5, timeoutSeconds: 3 },
+              livenessProbe: { exec: { command: ready }, initialDelaySeconds: 30, periodSeconds: 10, timeoutSeconds: 5 },
+              resources: resources(props.resources),
+              securityContext: containerSecurityContext(),
+              volumeMounts: [
+                { name: 'data', mountPath: '/var/lib/postgresql/data' },
+                { name: 'run', mountPath: '/var/run/postgresql' },
+                { name: 'tmp', mountPath: '/tmp' },
+              ],
+            },
+          ],
+          volumes: [scratchVolume('run', 16), scratchVolume('tmp', 256)],
+        }),
         volumeClaimTemplates: [claim('data', props.storageGiB, props.storageClassName)],
       },
     });

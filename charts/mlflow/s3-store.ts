@@ -2,28 +2,11 @@ import { k8s } from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
 import { SECRET_KEYS } from '../../trainer/src/contract';
 import { podPeer, tcpPorts } from '../lib/network';
-import {
-  ResourceSpec,
-  containerSecurityContext,
-  podSecurityContext,
-  resources,
-  scratchVolume,
-  secretEnv,
-  selectorLabels,
-} from '../lib/workload';
-import { MLFLOW_SYNC_WAVES, S3_PORT, claim, secretRefs, stackLabels, syncWave } from './storage';
+import { containerSecurityContext, resources, scratchVolume, secretEnv, selectorLabels } from '../lib/workload';
+import { MLFLOW_SYNC_WAVES, S3_PORT, claim, secretRefs, stackLabels, syncWave, StoreProps, onePod } from './storage';
 
-export interface S3StoreProps {
-  /** The MlflowStack's name: prefix of the objects. */
-  readonly stack: string;
-  readonly image: string;
-  readonly storageGiB: number;
-  /** @default - the cluster's default StorageClass */
-  readonly storageClassName?: string;
-  readonly resources: ResourceSpec;
-  /** The Secret with the S3 keys the store accepts ({@link SECRET_KEYS.accessKeyId}, {@link SECRET_KEYS.secretAccessKey}). */
-  readonly secretName: string;
-}
+/** Props of the store; `secretName` holds the S3 keys it accepts (SECRET_KEYS.accessKeyId, SECRET_KEYS.secretAccessKey). */
+export type S3StoreProps = StoreProps;
 
 /** MLflow's artifact store: an all-in-one SeaweedFS StatefulSet serving S3 behind a headless Service. */
 export class S3Store extends Construct {
@@ -65,59 +48,51 @@ export class S3Store extends Construct {
       metadata: { name, labels, annotations: { ...wave, ...secretRefs([props.secretName]) } },
       spec: {
         serviceName: this.service.name,
-        replicas: 1,
-        selector: { matchLabels: { ...this.podSelector } },
-        template: {
-          metadata: { labels },
-          spec: {
-            automountServiceAccountToken: false,
-            enableServiceLinks: false,
-            securityContext: podSecurityContext(1000),
-            initContainers: [
-              {
-                // Renders the S3 identity file from the Secret into a memory-backed emptyDir.
-                name: 's3-config',
-                image: props.image,
-                command: ['/bin/sh', '-c'],
-                args: [identity],
-                env: credentials,
-                resources: resources({ cpuRequestMillis: 50, cpuLimitMillis: 200, memoryRequestMiB: 32, memoryLimitMiB: 64 }),
-                securityContext: containerSecurityContext(),
-                volumeMounts: [{ name: 's3-config', mountPath: '/etc/seaweedfs' }],
-              },
-            ],
-            containers: [
-              {
-                name: 'seaweedfs',
-                image: props.image,
-                args: [
-                  'server',
-                  '-dir=/data',
-                  '-ip.bind=0.0.0.0',
-                  '-s3',
-                  `-s3.port=${S3_PORT}`,
-                  '-s3.config=/etc/seaweedfs/s3.json',
-                  '-master.volumeSizeLimitMB=1024',
-                  '-volume.max=0',
-                ],
-                ports: [{ name: 's3', containerPort: S3_PORT }],
-                readinessProbe: { tcpSocket: { port: s3 }, periodSeconds: 5 },
-                livenessProbe: { tcpSocket: { port: s3 }, initialDelaySeconds: 30, periodSeconds: 10 },
-                resources: resources(props.resources),
-                securityContext: containerSecurityContext(),
-                volumeMounts: [
-                  { name: 'data', mountPath: '/data' },
-                  { name: 's3-config', mountPath: '/etc/seaweedfs', readOnly: true },
-                  { name: 'tmp', mountPath: '/tmp' },
-                ],
-              },
-            ],
-            volumes: [
-              { name: 's3-config', emptyDir: { medium: 'Memory', sizeLimit: k8s.Quantity.fromString('1Mi') } },
-              scratchVolume('tmp', 256),
-            ],
-          },
-        },
+        ...onePod(this.podSelector, labels, 1000, 1000, {
+          initContainers: [
+            {
+              // Renders the S3 identity file from the Secret into a memory-backed emptyDir.
+              name: 's3-config',
+              image: props.image,
+              command: ['/bin/sh', '-c'],
+              args: [identity],
+              env: credentials,
+              resources: resources({ cpuRequestMillis: 50, cpuLimitMillis: 200, memoryRequestMiB: 32, memoryLimitMiB: 64 }),
+              securityContext: containerSecurityContext(),
+              volumeMounts: [{ name: 's3-config', mountPath: '/etc/seaweedfs' }],
+            },
+          ],
+          containers: [
+            {
+              name: 'seaweedfs',
+              image: props.image,
+              args: [
+                'server',
+                '-dir=/data',
+                '-ip.bind=0.0.0.0',
+                '-s3',
+                `-s3.port=${S3_PORT}`,
+                '-s3.config=/etc/seaweedfs/s3.json',
+                '-master.volumeSizeLimitMB=1024',
+                '-volume.max=0',
+              ],
+              ports: [{ name: 's3', containerPort: S3_PORT }],
+              readinessProbe: { tcpSocket: { port: s3 }, periodSeconds: 5 },
+              livenessProbe: { tcpSocket: { port: s3 }, initialDelaySeconds: 30, periodSeconds: 10 },
+              resources: resources(props.resources),
+              securityContext: containerSecurityContext(),
+              volumeMounts: [
+                { name: 'data', mountPath: '/data' },
+                { name: 's3-config', mountPath: '/etc/seaweedfs', readOnly: true },
+                { name: 'tmp', mountPath: '/tmp' },
+              ],
+            },
+          ],
+          volumes: [
+            { name: 's3-config', emptyDir: { medium: 'Memory', sizeLimit: k8s.Quantity.fromString('1Mi') } },
+            scratchVolume('tmp', 256),
+          ],
+        }),
         volumeClaimTemplates: [claim('data', props.storageGiB, props.storageClassName)],
       },
     });

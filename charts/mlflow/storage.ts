@@ -1,7 +1,7 @@
 import { k8s } from 'cdk8s-plus-27';
 import { ANNOTATIONS } from '../../trainer/src/contract';
 import { SECRET_SYNC_WAVES } from '../lib/generated-secrets';
-import { imageVersion, objectLabels } from '../lib/workload';
+import { ResourceSpec, imageVersion, objectLabels, podSecurityContext } from '../lib/workload';
 
 /** Argo CD sync waves: credentials, then storage, then the tracking server. */
 export const MLFLOW_SYNC_WAVES = { rbac: SECRET_SYNC_WAVES.rbac, secrets: SECRET_SYNC_WAVES.job, storage: -1, server: 0 } as const;
@@ -31,6 +31,40 @@ export function claim(name: string, sizeGiB: number, storageClassName: string | 
       accessModes: ['ReadWriteOnce'],
       ...(storageClassName !== undefined ? { storageClassName } : {}),
       resources: { requests: { storage: k8s.Quantity.fromString(`${sizeGiB}Gi`) } },
+    },
+  };
+}
+
+/** What a bundled store of the MLflow stack is built from. */
+export interface StoreProps {
+  /** The MlflowStack's name: prefix of the objects. */
+  readonly stack: string;
+  readonly image: string;
+  readonly storageGiB: number;
+  /** @default - the cluster's default StorageClass */
+  readonly storageClassName?: string;
+  readonly resources: ResourceSpec;
+  /** The Secret with the store's credentials. */
+  readonly secretName: string;
+}
+
+/**
+ * One replica of a pod selected by `selector`: no service-account token, no service links, the
+ * non-root `uid`/`gid` (the rest of the pod spec from `spec`).
+ */
+export function onePod(
+  selector: Readonly<Record<string, string>>,
+  labels: Readonly<Record<string, string>>,
+  uid: number,
+  gid: number,
+  spec: Omit<k8s.PodSpec, 'securityContext'>,
+): { replicas: number; selector: k8s.LabelSelector; template: k8s.PodTemplateSpec } {
+  return {
+    replicas: 1,
+    selector: { matchLabels: { ...selector } },
+    template: {
+      metadata: { labels: { ...labels } },
+      spec: { automountServiceAccountToken: false, enableServiceLinks: false, securityContext: podSecurityContext(uid, gid), ...spec },
     },
   };
 }

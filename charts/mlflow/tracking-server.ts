@@ -2,18 +2,10 @@ import { k8s } from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
 import { PORTS, SECRET_KEYS, TRAINER_IMAGE } from '../../trainer/src/contract';
 import { dnsEgress, podPeer, tcpPorts } from '../lib/network';
-import {
-  ResourceSpec,
-  containerSecurityContext,
-  podSecurityContext,
-  resources,
-  scratchVolume,
-  secretEnv,
-  selectorLabels,
-} from '../lib/workload';
+import { ResourceSpec, containerSecurityContext, resources, scratchVolume, secretEnv, selectorLabels } from '../lib/workload';
 import { PostgresStore } from './postgres-store';
 import { S3Store } from './s3-store';
-import { MLFLOW_SYNC_WAVES, secretRefs, stackLabels, syncWave } from './storage';
+import { MLFLOW_SYNC_WAVES, secretRefs, stackLabels, syncWave, onePod } from './storage';
 
 /** Where MLflow keeps runs: the bundled {@link PostgresStore}, or an external database. */
 export interface BackendStore {
@@ -74,58 +66,50 @@ export class TrackingServer extends Construct {
     new k8s.KubeDeployment(this, 'Deployment', {
       metadata: { name, labels, annotations: { ...wave, ...secretRefs([backend.secretName, artifacts.secretName]) } },
       spec: {
-        replicas: 1,
-        selector: { matchLabels: { ...this.podSelector } },
-        template: {
-          metadata: { labels },
-          spec: {
-            automountServiceAccountToken: false,
-            enableServiceLinks: false,
-            securityContext: podSecurityContext(TRAINER_IMAGE.uid, TRAINER_IMAGE.gid),
-            initContainers: [
-              {
-                name: 'ensure-bucket',
-                image: props.image,
-                command: ['tensorfleet-ensure-bucket', artifacts.bucket],
-                env: [...s3Env, { name: 'HOME', value: '/tmp' }],
-                resources: resources({ cpuRequestMillis: 50, cpuLimitMillis: 500, memoryRequestMiB: 64, memoryLimitMiB: 256 }),
-                securityContext: containerSecurityContext(),
-                volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
-              },
-            ],
-            containers: [
-              {
-                name: 'mlflow',
-                image: props.image,
-                command: ['mlflow', 'server'],
-                args: [
-                  '--host=0.0.0.0',
-                  `--port=${PORTS.mlflow}`,
-                  '--serve-artifacts',
-                  `--artifacts-destination=s3://${artifacts.bucket}/`,
-                  '--workers=2',
-                ],
-                env: [
-                  secretEnv('DB_PASSWORD', backend.secretName, SECRET_KEYS.password),
-                  // Kubernetes expands $(DB_PASSWORD): the password is in no manifest, arg or ConfigMap.
-                  {
-                    name: 'MLFLOW_BACKEND_STORE_URI',
-                    value: `postgresql://${backend.user}:$(DB_PASSWORD)@${backend.host}:${backend.port}/${backend.database}`,
-                  },
-                  ...s3Env,
-                  { name: 'HOME', value: '/tmp' },
-                ],
-                ports: [{ name: 'http', containerPort: PORTS.mlflow }],
-                readinessProbe: { httpGet: { path: '/health', port: http }, periodSeconds: 5 },
-                livenessProbe: { httpGet: { path: '/health', port: http }, initialDelaySeconds: 30, periodSeconds: 10, timeoutSeconds: 5 },
-                resources: resources(props.resources),
-                securityContext: containerSecurityContext(),
-                volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
-              },
-            ],
-            volumes: [scratchVolume('tmp', 1024)],
-          },
-        },
+        ...onePod(this.podSelector, labels, TRAINER_IMAGE.uid, TRAINER_IMAGE.gid, {
+          initContainers: [
+            {
+              name: 'ensure-bucket',
+              image: props.image,
+              command: ['tensorfleet-ensure-bucket', artifacts.bucket],
+              env: [...s3Env, { name: 'HOME', value: '/tmp' }],
+              resources: resources({ cpuRequestMillis: 50, cpuLimitMillis: 500, memoryRequestMiB: 64, memoryLimitMiB: 256 }),
+              securityContext: containerSecurityContext(),
+              volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
+            },
+          ],
+          containers: [
+            {
+              name: 'mlflow',
+              image: props.image,
+              command: ['mlflow', 'server'],
+              args: [
+                '--host=0.0.0.0',
+                `--port=${PORTS.mlflow}`,
+                '--serve-artifacts',
+                `--artifacts-destination=s3://${artifacts.bucket}/`,
+                '--workers=2',
+              ],
+              env: [
+                secretEnv('DB_PASSWORD', backend.secretName, SECRET_KEYS.password),
+                // Kubernetes expands $(DB_PASSWORD): the password is in no manifest, arg or ConfigMap.
+                {
+                  name: 'MLFLOW_BACKEND_STORE_URI',
+                  value: `postgresql://${backend.user}:$(DB_PASSWORD)@${backend.host}:${backend.port}/${backend.database}`,
+                },
+                ...s3Env,
+                { name: 'HOME', value: '/tmp' },
+              ],
+              ports: [{ name: 'http', containerPort: PORTS.mlflow }],
+              readinessProbe: { httpGet: { path: '/health', port: http }, periodSeconds: 5 },
+              livenessProbe: { httpGet: { path: '/health', port: http }, initialDelaySeconds: 30, periodSeconds: 10, timeoutSeconds: 5 },
+              resources: resources(props.resources),
+              securityContext: containerSecurityContext(),
+              volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
+            },
+          ],
+          volumes: [scratchVolume('tmp', 1024)],
+        }),
       },
     });
     const egress: k8s.NetworkPolicyEgressRule[] = [
