@@ -30,14 +30,6 @@ export function podPeer(labels: Record<string, string>): k8s.NetworkPolicyPeer {
 }
 
 /**
- * The Kubernetes API server: its address is not selectable by labels, so allow its HTTPS
- * ports (443 on the kubernetes Service, 6443 on the control-plane endpoints) to `cidr`.
- */
-export function apiServerEgress(cidr = '0.0.0.0/0'): k8s.NetworkPolicyEgressRule {
-  return { to: [{ ipBlock: { cidr } }], ports: tcpPorts(443, 6443) };
-}
-
-/**
  * The ports of where the remote sources a job reads (dataset, test split, model) are
  * downloaded from: a URL's port (or the S3 endpoint's for s3://), once each. Mirrors and
  * object stores live outside the cluster; a path on a mounted volume needs none.
@@ -49,11 +41,6 @@ export function sourcePorts(uris: readonly string[], s3Endpoint?: string): numbe
     .map((uri) => new URL(uri))
     .map((url) => (url.protocol === 's3:' ? (s3Endpoint ? portOf(new URL(s3Endpoint)) : 443) : portOf(url)));
   return [...new Set(ports)];
-}
-
-/** Egress anywhere on each of {@link sourcePorts}, one rule per port. */
-export function sourcesEgress(uris: readonly string[], s3Endpoint?: string): k8s.NetworkPolicyEgressRule[] {
-  return sourcePorts(uris, s3Endpoint).map((port) => ({ to: [{ ipBlock: { cidr: '0.0.0.0/0' } }], ports: tcpPorts(port) }));
 }
 
 /** The cluster DNS (kube-dns / CoreDNS in kube-system) as a peer of `scope`'s policy. */
@@ -69,7 +56,10 @@ export function cidrPeer(scope: Construct, id: string, cidr: string): kplus.Netw
   return ipv6 ? kplus.NetworkPolicyIpBlock.ipv6(scope, id, cidr) : kplus.NetworkPolicyIpBlock.ipv4(scope, id, cidr);
 }
 
-/** {@link apiServerEgress} as a rule of `scope`'s policy. */
+/**
+ * The Kubernetes API server as a rule of `scope`'s policy: its address is not selectable by labels,
+ * so allow its HTTPS ports (443 on the kubernetes Service, 6443 on the control-plane endpoints) to `cidr`.
+ */
 export function apiServerRule(scope: Construct, cidr = '0.0.0.0/0'): kplus.NetworkPolicyRule {
   return { peer: cidrPeer(scope, 'ApiServer', cidr), ports: [443, 6443].map((p) => kplus.NetworkPolicyPort.tcp(p)) };
 }
