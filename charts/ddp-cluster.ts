@@ -1,10 +1,11 @@
+import { ApiObject, Duration, JsonPatch } from 'cdk8s';
+import * as kplus from 'cdk8s-plus-27';
 import { k8s } from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
 import { PodGroup, PodGroupSpecMinResources } from '../imports/scheduling.volcano.sh';
 import {
   ANNOTATIONS,
   ENV,
-  LABELS,
   LR_SCHEDULES,
   LrSchedule,
   OPTIMIZERS,
@@ -16,16 +17,12 @@ import {
   resolveTrainerConfig,
 } from '../trainer/src/contract';
 import { MlflowStack } from './mlflow-stack';
-import { dnsEgress, podPeer, sourcesEgress, tcpPorts } from './lib/network';
-import { SourceProps, resolveSources } from './lib/sources';
+import { LinkTls } from './lib/link-tls';
+import { PodPolicy, dnsRule, sourcesRules, trackingRule } from './lib/network';
 import { PropError, checkDnsLabel, checkImage, checkInt, checkOneOf, checkPositive, kebab } from './lib/props';
-import {
-  DEFAULT_TRAINER_IMAGE,
-  trainerContainer,
-  trainerPodLabels,
-  trainerPodSecurityContext,
-  trainerVolumes,
-} from './lib/trainer-container';
+import { SourceProps, resolveSources } from './lib/sources';
+import { checkTrainerConfig } from './lib/trainer-config';
+import { DEFAULT_TRAINER_IMAGE, addTrainerContainer, trainerPodLabels, trainerPodProps } from './lib/trainer-container';
 import { ResourceSpec, objectLabels, selectorLabels } from './lib/workload';
 
 export interface DdpClusterProps extends SourceProps {
@@ -163,6 +160,12 @@ export interface DdpClusterProps extends SourceProps {
    * @default - no tracking server; runs go to an MLflow file store in the pod
    */
   readonly tracking?: MlflowStack;
+  /**
+   * Encrypt the ring's links (wss://) with this Secret.
+   *
+   * @default - no TLS: ws://, behind the NetworkPolicy
+   */
+  readonly tls?: LinkTls;
 }
 
 /** Requests and limits of each rank unless the props say otherwise. */
@@ -178,7 +181,10 @@ export class DdpCluster extends Construct {
   public readonly worldSize: number;
   public readonly image: string;
   /** The headless Service that gives every rank its DNS name. */
+  public readonly ringService: kplus.Service;
   public readonly ringServiceName: string;
+  /** The Indexed Job of the ranks. */
+  public readonly job: kplus.Job;
   /** The trainer configuration every rank gets (rank aside). */
   public readonly config: ReturnType<typeof resolveTrainerConfig>;
   /** Labels of the rank pods. */
@@ -189,7 +195,6 @@ export class DdpCluster extends Construct {
     this.name = checkDnsLabel(this, 'name', props.name ?? kebab(id), 40);
     this.worldSize = checkInt(this, 'worldSize', props.worldSize ?? 2, 1, 1024);
     this.image = checkImage(this, 'image', props.image ?? DEFAULT_TRAINER_IMAGE);
-    this.ringServiceName = `${this.name}-ring`;
     const resourcesSpec = props.resources ?? DDP_DEFAULT_RESOURCES;
     checkInt(this, 'resources.cpuLimitMillis', resourcesSpec.cpuLimitMillis, resourcesSpec.cpuRequestMillis);
     checkInt(this, 'resources.memoryLimitMiB', resourcesSpec.memoryLimitMiB, resourcesSpec.memoryRequestMiB);
@@ -199,13 +204,29 @@ export class DdpCluster extends Construct {
     if (props.checkpointClaimName !== undefined) checkDnsLabel(this, 'checkpointClaimName', props.checkpointClaimName, 253);
     if (props.datasetClaimName !== undefined) checkDnsLabel(this, 'datasetClaimName', props.datasetClaimName, 253);
     const sources = resolveSources(this, props, { tracking: props.tracking !== undefined, claimProp: true, datasetClaimName: props.datasetClaimName });
-    const s3Secret = props.datasetS3CredentialsSecret;
-    if (s3Secret !== undefined) {
+    if (props.datasetS3CredentialsSecret !== undefined) {
+      const s3Secret = props.datasetS3CredentialsSecret;
       checkDnsLabel(this, 'datasetS3CredentialsSecret', s3Secret, 253);
       if (!sources.remoteUris.some((u) => u.startsWith('s3://'))) {
         throw new PropError(this, 'datasetUri', sources.datasetUri, `an s3:// URI when 'datasetS3CredentialsSecret' is set`);
       }
     }
+
+    const tls = props.tls?.validate(this, 'tls');
+    const externalRefs = [
+      ...[props.checkpointClaimName, props.datasetClaimName].filter((c): c is string => c !== undefined).map((c) => `pvc/${c}`),
+      ...(tls ? [tls.externalRef] : []),
+    ];
+
+    // Rank i is reachable as `<job>-<i>.<ring Service>` from the start: the Service names the hosts.
+    this.ringService = new kplus.Service(this, 'RingService', {
+      metadata: { name: `${this.name}-ring` },
+      clusterIP: 'None',
+      ports: [{ name: 'ring', port: PORTS.ring, targetPort: PORTS.ring }],
+    });
+    this.ringServiceName = this.ringService.name;
+    // ServiceProps has no publishNotReadyAddresses. Ranks must resolve each other before they are ready: readiness needs the ring.
+    ApiObject.of(this.ringService).addJsonPatch(JsonPatch.add('/spec/publishNotReadyAddresses', true));
 
     const input: TrainerConfigInput = {
       role: 'ddp',
@@ -217,76 +238,23 @@ export class DdpCluster extends Construct {
       listenPort: PORTS.ring,
       ...sources.config,
       datasetSize: checkInt(this, 'datasetSize', props.datasetSize ?? 0, 0),
-      epochs: checkInt(this, 'epochs', props.epochs ?? 1, 1, 100_000),
-      batchSize: checkInt(this, 'batchSize', props.batchSize ?? 64, 1, 1 << 20),
+      epochs: props.epochs ?? 1,
+      batchSize: props.batchSize ?? 64,
       learningRate: checkPositive(this, 'learningRate', props.learningRate ?? 0.001),
       optimizer: checkOneOf(this, 'optimizer', props.optimizer ?? 'adam', OPTIMIZERS),
       lrSchedule: checkOneOf(this, 'learningRateSchedule', props.learningRateSchedule ?? 'constant', LR_SCHEDULES),
-      seed: checkInt(this, 'seed', props.seed ?? 42, 0, 2 ** 32 - 1),
+      seed: props.seed ?? 42,
       trackingUri: props.tracking?.trackingUri,
       experimentName: this.name,
       s3Endpoint: props.datasetS3Endpoint,
+      ...(tls ? { tlsDir: PATHS.tls } : {}),
     };
-    this.config = resolveTrainerConfig(input);
+    this.config = checkTrainerConfig(this, input, { lrSchedule: 'learningRateSchedule', s3Endpoint: 'datasetS3Endpoint' });
     this.podLabels = { ...trainerPodLabels(this.name, 'ddp'), ...selectorLabels(this.name, 'rank') };
     const labels = { ...objectLabels('ddp-cluster', this.name, 'rank'), ...this.podLabels };
-    const jobSelector = { [LABELS.job]: this.name, [LABELS.role]: 'ddp' };
+    for (const [key, value] of Object.entries(labels)) this.ringService.metadata.addLabel(key, value);
 
-    new k8s.KubeService(this, 'RingService', {
-      metadata: { name: this.ringServiceName, labels },
-      spec: {
-        clusterIp: 'None',
-        // Ranks must resolve each other before they are ready: readiness needs the ring.
-        publishNotReadyAddresses: true,
-        selector: jobSelector,
-        ports: [{ name: 'ring', port: PORTS.ring, targetPort: k8s.IntOrString.fromString('ring') }],
-      },
-    });
-
-    const gpus = resourcesSpec.gpus ?? 0;
-    const trainer = trainerContainer({
-      name: 'trainer',
-      image: this.image,
-      config: input,
-      resources: resourcesSpec,
-      ports: [{ name: 'ring', containerPort: PORTS.ring }],
-      envFrom: {
-        [ENV.rank]: { fieldRef: { fieldPath: `metadata.annotations['${ANNOTATIONS.jobCompletionIndex}']` } },
-        ...(s3Secret === undefined ? {} : s3CredentialsEnv(s3Secret)),
-      },
-    });
-    const volumes = trainerVolumes(props.checkpointClaimName ? { persistentVolumeClaim: { claimName: props.checkpointClaimName } } : undefined);
-    if (props.datasetClaimName) {
-      trainer.volumeMounts!.push({ name: 'datasets', mountPath: PATHS.datasets, readOnly: true });
-      volumes.push({ name: 'datasets', persistentVolumeClaim: { claimName: props.datasetClaimName, readOnly: true } });
-    }
-    const externalClaims = [props.checkpointClaimName, props.datasetClaimName].filter((c): c is string => c !== undefined);
-    const podSpec: k8s.PodSpec = {
-      subdomain: this.ringServiceName,
-      restartPolicy: 'OnFailure',
-      automountServiceAccountToken: false,
-      enableServiceLinks: false,
-      securityContext: trainerPodSecurityContext(),
-      ...(props.gangScheduling ? { schedulerName: 'volcano' } : {}),
-      ...(props.nodeSelector ? { nodeSelector: { ...props.nodeSelector } } : {}),
-      ...(props.tolerations ? { tolerations: [...props.tolerations] } : {}),
-      ...(props.spreadOverNodes
-        ? {
-            topologySpreadConstraints: [
-              {
-                maxSkew: 1,
-                topologyKey: 'kubernetes.io/hostname',
-                whenUnsatisfiable: 'DoNotSchedule',
-                labelSelector: { matchLabels: jobSelector },
-              },
-            ],
-          }
-        : {}),
-      containers: [trainer],
-      volumes,
-    };
-
-    new k8s.KubeJob(this, 'Job', {
+    this.job = new kplus.Job(this, 'Job', {
       metadata: {
         name: this.name,
         labels,
@@ -294,27 +262,62 @@ export class DdpCluster extends Construct {
           // Job specs are immutable: when the Job changed, Argo CD deletes and recreates it (Replace alone
           // is a PUT, which the API refuses for a changed pod template). The ranks resume from their checkpoints.
           [ANNOTATIONS.argoSyncOptions]: 'Force=true,Replace=true',
-          ...(externalClaims.length > 0 ? { [ANNOTATIONS.externalRefs]: externalClaims.map((c) => `pvc/${c}`).join(',') } : {}),
+          ...(externalRefs.length > 0 ? { [ANNOTATIONS.externalRefs]: externalRefs.join(',') } : {}),
         },
       },
-      spec: {
-        completionMode: 'Indexed',
-        completions: this.worldSize,
-        parallelism: this.worldSize,
-        backoffLimit,
-        ...(props.activeDeadlineSeconds !== undefined ? { activeDeadlineSeconds: props.activeDeadlineSeconds } : {}),
-        ...(props.ttlSecondsAfterFinished !== undefined ? { ttlSecondsAfterFinished: props.ttlSecondsAfterFinished } : {}),
-        ...(props.suspend ? { suspend: true } : {}),
-        template: {
-          metadata: {
-            labels,
-            ...(props.gangScheduling ? { annotations: { 'scheduling.k8s.io/group-name': this.name } } : {}),
-          },
-          spec: podSpec,
-        },
-      },
+      podMetadata: { labels, ...(props.gangScheduling ? { annotations: { 'scheduling.k8s.io/group-name': this.name } } : {}) },
+      restartPolicy: kplus.RestartPolicy.ON_FAILURE,
+      backoffLimit,
+      ...(props.activeDeadlineSeconds !== undefined ? { activeDeadline: Duration.seconds(props.activeDeadlineSeconds) } : {}),
+      ...(props.ttlSecondsAfterFinished !== undefined ? { ttlAfterFinished: Duration.seconds(props.ttlSecondsAfterFinished) } : {}),
+      ...trainerPodProps(),
     });
+    this.ringService.select(this.job);
+    const s3Secret = props.datasetS3CredentialsSecret;
+    const trainer = addTrainerContainer(this.job, {
+      name: 'trainer',
+      image: this.image,
+      config: input,
+      resources: resourcesSpec,
+      ports: [{ name: 'ring', number: PORTS.ring }],
+      tls,
+      envFrom: {
+        [ENV.rank]: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_ANNOTATION, { key: ANNOTATIONS.jobCompletionIndex }),
+        ...(s3Secret === undefined ? {} : s3CredentialsEnv(kplus.Secret.fromSecretName(this, 'S3Credentials', s3Secret))),
+      },
+      checkpoints: claimVolume(this.job, 'Checkpoints', props.checkpointClaimName, false),
+    });
+    const datasets = claimVolume(this.job, 'Datasets', props.datasetClaimName, true);
+    if (datasets) trainer.mount(PATHS.datasets, datasets, { readOnly: true });
+    if (props.nodeSelector) {
+      const queries = Object.entries(props.nodeSelector).map(([key, value]) => kplus.NodeLabelQuery.is(key, value));
+      this.job.scheduling.attract(kplus.Node.labeled(...queries));
+    }
+    for (const toleration of props.tolerations ?? []) tolerate(this.job, toleration);
+    const api = ApiObject.of(this.job);
+    // JobProps has no completionMode, completions, parallelism or suspend: an Indexed Job of worldSize ranks.
+    api.addJsonPatch(
+      JsonPatch.add('/spec/completionMode', 'Indexed'),
+      JsonPatch.add('/spec/completions', this.worldSize),
+      JsonPatch.add('/spec/parallelism', this.worldSize),
+      ...(props.suspend ? [JsonPatch.add('/spec/suspend', true)] : []),
+    );
+    // Only PodProps has subdomain, JobProps not: the hostnames `<job>-<i>` live under the ring Service.
+    api.addJsonPatch(JsonPatch.add('/spec/template/spec/subdomain', this.ringServiceName));
+    // AbstractPodProps has no schedulerName.
+    if (props.gangScheduling) api.addJsonPatch(JsonPatch.add('/spec/template/spec/schedulerName', 'volcano'));
+    if (props.spreadOverNodes) {
+      // WorkloadProps.spread is a preferred anti-affinity; a hard topologySpreadConstraint has no cdk8s-plus-27 prop.
+      const spread = {
+        maxSkew: 1,
+        topologyKey: 'kubernetes.io/hostname',
+        whenUnsatisfiable: 'DoNotSchedule',
+        labelSelector: { matchLabels: { [kplus.Pod.ADDRESS_LABEL]: this.job.podMetadata.getLabel(kplus.Pod.ADDRESS_LABEL) } },
+      };
+      api.addJsonPatch(JsonPatch.add('/spec/template/spec/topologySpreadConstraints', [spread]));
+    }
 
+    const gpus = resourcesSpec.gpus ?? 0;
     if (props.gangScheduling) {
       const minResources: Record<string, PodGroupSpecMinResources> = {
         cpu: PodGroupSpecMinResources.fromString(`${resourcesSpec.cpuRequestMillis * this.worldSize}m`),
@@ -327,27 +330,49 @@ export class DdpCluster extends Construct {
       });
     }
 
-    const egress: k8s.NetworkPolicyEgressRule[] = [
-      { to: [podPeer(jobSelector)], ports: tcpPorts(PORTS.ring) },
-      dnsEgress(),
-    ];
-    egress.push(...sourcesEgress(sources.remoteUris, props.datasetS3Endpoint));
-    if (props.tracking) egress.push({ to: [podPeer(props.tracking.serverPodLabels)], ports: tcpPorts(PORTS.mlflow) });
-    new k8s.KubeNetworkPolicy(this, 'RingPolicy', {
-      metadata: { name: this.name, labels },
-      spec: {
-        podSelector: { matchLabels: jobSelector },
-        policyTypes: ['Ingress', 'Egress'],
-        ingress: [{ from: [podPeer(jobSelector)], ports: tcpPorts(PORTS.ring) }],
-        egress,
-      },
+    const tracking = props.tracking;
+    const ring = [kplus.NetworkPolicyPort.tcp(PORTS.ring)];
+    new PodPolicy(this, 'RingPolicy', {
+      name: this.name,
+      labels,
+      selector: this.job,
+      ingress: () => [{ peer: this.job, ports: ring }],
+      egress: (s) => [
+        { peer: this.job, ports: ring },
+        dnsRule(s),
+        ...sourcesRules(s, sources.remoteUris, props.datasetS3Endpoint),
+        ...(tracking ? [trackingRule(s, tracking.serverPodLabels)] : []),
+      ],
     });
   }
 }
 
+/** An existing claim as the volume `id` (lowercased) of `job`'s pods, or undefined without a claim. */
+function claimVolume(job: kplus.Job, id: string, claimName: string | undefined, readOnly: boolean): kplus.Volume | undefined {
+  if (claimName === undefined) return undefined;
+  const claim = kplus.PersistentVolumeClaim.fromClaimName(job, `${id}Claim`, claimName);
+  return kplus.Volume.fromPersistentVolumeClaim(job, `${id}Volume`, claim, { name: id.toLowerCase(), readOnly });
+}
+
+/** A toleration of the props, in cdk8s-plus terms. */
+function tolerate(job: kplus.Job, t: k8s.Toleration): void {
+  const options = {
+    ...(t.effect ? { effect: t.effect as kplus.TaintEffect } : {}),
+    ...(t.tolerationSeconds !== undefined ? { evictAfter: Duration.seconds(t.tolerationSeconds) } : {}),
+  };
+  if (t.key === undefined) {
+    // NodeTaintQuery needs a key: tolerating every taint has no cdk8s-plus-27 form.
+    ApiObject.of(job).addJsonPatch(JsonPatch.add('/spec/template/spec/tolerations/-', t));
+    return;
+  }
+  const query =
+    t.operator === 'Exists' ? kplus.NodeTaintQuery.exists(t.key, options) : kplus.NodeTaintQuery.is(t.key, t.value ?? '', options);
+  job.scheduling.tolerate(kplus.Node.tainted(query));
+}
+
 /** The S3 credential env of the trainer, from `secret` (the session token and region only when present). */
-function s3CredentialsEnv(secret: string): Record<string, k8s.EnvVarSource> {
-  const ref = (key: string, optional: boolean): k8s.EnvVarSource => ({ secretKeyRef: { name: secret, key, ...(optional ? { optional: true } : {}) } });
+function s3CredentialsEnv(secret: kplus.ISecret): Record<string, kplus.EnvValue> {
+  const ref = (key: string, optional: boolean): kplus.EnvValue => kplus.EnvValue.fromSecretValue({ secret, key }, { optional });
   return {
     [S3_CREDENTIAL_ENV.accessKeyId]: ref(S3_CREDENTIAL_ENV.accessKeyId, false),
     [S3_CREDENTIAL_ENV.secretAccessKey]: ref(S3_CREDENTIAL_ENV.secretAccessKey, false),

@@ -1,30 +1,18 @@
-import { k8s } from 'cdk8s-plus-27';
+import * as kplus from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
 import {
   NamespaceOffloading,
   NamespaceOffloadingSpecNamespaceMappingStrategy,
   NamespaceOffloadingSpecPodOffloadingStrategy,
 } from '../imports/offloading.liqo.io';
-import {
-  ENV,
-  OPTIMIZERS,
-  OptimizerName,
-  PARTITIONS,
-  PORTS,
-  PartitionName,
-  SECRET_KEYS,
-  STRATEGIES,
-  StrategyName,
-  TrainerConfigInput,
-  resolveTrainerConfig,
-} from '../trainer/src/contract';
+import { OPTIMIZERS, OptimizerName, PARTITIONS, PORTS, PartitionName, STRATEGIES, StrategyName } from '../trainer/src/contract';
 import { MlflowStack } from './mlflow-stack';
-import { GeneratedSecrets } from './lib/generated-secrets';
-import { dnsEgress, podPeer, sourcesEgress, tcpPorts } from './lib/network';
-import { SourceProps, resolveSources } from './lib/sources';
+import { LinkTls } from './lib/link-tls';
 import { PropError, checkDnsLabel, checkImage, checkInt, checkOneOf, checkPositive, kebab } from './lib/props';
-import { DEFAULT_TRAINER_IMAGE, trainerContainer, trainerPodLabels, trainerPodSecurityContext, trainerVolumes } from './lib/trainer-container';
-import { ResourceSpec, objectLabels, selectorLabels } from './lib/workload';
+import { ServerAndClients, SharedTrainerConfig } from './lib/server-and-clients';
+import { SourceProps, resolveSources } from './lib/sources';
+import { DEFAULT_TRAINER_IMAGE } from './lib/trainer-container';
+import { ResourceSpec, objectLabels } from './lib/workload';
 
 /** Liqo's virtual nodes: the label they carry and the taint that keeps ordinary pods off them. */
 export const LIQO = {
@@ -126,6 +114,12 @@ export interface FederatedFleetProps extends SourceProps {
    * @default - every peered cluster
    */
   readonly remoteClusterLabels?: Readonly<Record<string, string>>;
+  /**
+   * Encrypt the links between the server and the clients (wss://) with this Secret.
+   *
+   * @default - no TLS: ws://, behind the bearer token and the NetworkPolicies
+   */
+  readonly tls?: LinkTls;
 }
 
 const DEFAULT_RESOURCES: ResourceSpec = { cpuRequestMillis: 500, cpuLimitMillis: 2000, memoryRequestMiB: 1024, memoryLimitMiB: 2048 };
@@ -139,6 +133,8 @@ export class FederatedFleet extends Construct {
   public readonly name: string;
   public readonly clients: number;
   public readonly serverServiceName: string;
+  /** The server, the clients, their Services and policies. */
+  public readonly fleet: ServerAndClients;
   public readonly serverPodLabels: Readonly<Record<string, string>>;
   public readonly clientPodLabels: Readonly<Record<string, string>>;
 
@@ -172,23 +168,17 @@ export class FederatedFleet extends Construct {
     }
     const stateGiB = checkInt(this, 'serverStateGiB', props.serverStateGiB ?? 1, 1);
 
-    this.serverServiceName = `${this.name}-server`;
-    const tokenSecret = `${this.name}-token`;
-    const common: Omit<TrainerConfigInput, 'role'> = {
-      jobName: this.name,
-      worldSize: this.clients,
-      masterAddr: this.serverServiceName,
-      masterPort: PORTS.federated,
-      listenPort: PORTS.federated,
+    const tls = props.tls?.validate(this, 'tls');
+    const config: SharedTrainerConfig = {
       ...sources.config,
       datasetSize: checkInt(this, 'datasetSize', props.datasetSize ?? 0, 0),
-      epochs: checkInt(this, 'localEpochs', props.localEpochs ?? 1, 1, 10_000),
-      batchSize: checkInt(this, 'batchSize', props.batchSize ?? 32, 1, 1 << 20),
+      epochs: props.localEpochs ?? 1,
+      batchSize: props.batchSize ?? 32,
       learningRate: checkPositive(this, 'learningRate', props.learningRate ?? 0.05),
       optimizer: checkOneOf(this, 'optimizer', props.optimizer ?? 'sgd', OPTIMIZERS),
-      seed: checkInt(this, 'seed', props.seed ?? 42, 0, 2 ** 32 - 1),
+      seed: props.seed ?? 42,
       experimentName: this.name,
-      rounds: checkInt(this, 'rounds', props.rounds ?? 5, 1, 1_000_000),
+      rounds: props.rounds ?? 5,
       minFitClients,
       minAvailableClients,
       fractionFit,
@@ -206,105 +196,40 @@ export class FederatedFleet extends Construct {
       // A Deployment and a StatefulSet restart a process that exits: once the rounds are over, idle.
       afterDone: 'idle',
     };
-    // Both configs must be ones the trainer accepts.
-    resolveTrainerConfig({ ...common, role: 'fl-server', trackingUri: props.tracking?.trackingUri });
-    resolveTrainerConfig({ ...common, role: 'fl-client' });
 
-    this.serverPodLabels = { ...trainerPodLabels(this.name, 'fl-server'), ...selectorLabels(this.name, 'server') };
-    this.clientPodLabels = { ...trainerPodLabels(this.name, 'fl-client'), ...selectorLabels(this.name, 'client') };
-    const serverSelector = selectorLabels(this.name, 'server');
-    const clientSelector = selectorLabels(this.name, 'client');
-    const serverLabels = { ...objectLabels('federated-fleet', this.name, 'server'), ...this.serverPodLabels };
-    const clientLabels = { ...objectLabels('federated-fleet', this.name, 'client'), ...this.clientPodLabels };
-    const token = { [ENV.authToken]: { secretKeyRef: { name: tokenSecret, key: SECRET_KEYS.authToken } } };
-
-    const secrets = new GeneratedSecrets(this, 'Token', {
-      name: `${this.name}-secrets`,
-      secrets: [{ name: tokenSecret, keys: [SECRET_KEYS.authToken] }],
+    this.fleet = new ServerAndClients(this, 'Fleet', {
+      name: this.name,
+      appName: 'federated-fleet',
       image,
-      labels: objectLabels('federated-fleet', this.name, 'secrets'),
-      selector: selectorLabels(this.name, 'secrets'),
+      serverRole: 'fl-server',
+      clientRole: 'fl-client',
+      port: { name: 'fl', number: PORTS.federated },
+      clients: this.clients,
+      config,
+      propOf: { epochs: 'localEpochs', roundTimeoutMs: 'roundTimeoutSeconds' },
+      serverResources: props.serverResources ?? DEFAULT_RESOURCES,
+      clientResources: props.clientResources ?? DEFAULT_RESOURCES,
+      tracking: props.tracking,
+      remoteUris: sources.remoteUris,
+      serverStateGiB: stateGiB,
+      // Offloaded clients arrive through Liqo's gateway with remapped addresses: pod
+      // selectors cannot name them, so the bearer token is the gate in that case.
+      serverOpenToAnyAddress: props.multiCluster,
+      tls,
     });
-
-    // --- server ---------------------------------------------------------------
-    new k8s.KubeService(this, 'ServerService', {
-      metadata: { name: this.serverServiceName, labels: serverLabels },
-      spec: { selector: serverSelector, ports: [{ name: 'fl', port: PORTS.federated, targetPort: k8s.IntOrString.fromString('fl') }] },
-    });
-    const stateClaim = `${this.name}-server-state`;
-    new k8s.KubePersistentVolumeClaim(this, 'ServerState', {
-      metadata: { name: stateClaim, labels: serverLabels },
-      spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: k8s.Quantity.fromString(`${stateGiB}Gi`) } } },
-    });
-    const serverPod: k8s.PodSpec = {
-      automountServiceAccountToken: false,
-      enableServiceLinks: false,
-      securityContext: trainerPodSecurityContext(),
-      ...(props.multiCluster ? { affinity: nodeAffinity('NotIn') } : {}),
-      containers: [
-        trainerContainer({
-          name: 'server',
-          image,
-          config: { ...common, role: 'fl-server', trackingUri: props.tracking?.trackingUri },
-          resources: props.serverResources ?? DEFAULT_RESOURCES,
-          ports: [{ name: 'fl', containerPort: PORTS.federated }],
-          envFrom: token,
-        }),
-      ],
-      volumes: trainerVolumes({ persistentVolumeClaim: { claimName: stateClaim } }),
-    };
-    new k8s.KubeDeployment(this, 'Server', {
-      metadata: { name: this.serverServiceName, labels: serverLabels, annotations: secrets.externalRefs },
-      spec: {
-        replicas: 1,
-        // One writer of the checkpoint volume at a time.
-        strategy: { type: 'Recreate' },
-        selector: { matchLabels: serverSelector },
-        template: { metadata: { labels: serverLabels }, spec: serverPod },
-      },
-    });
-
-    // --- clients --------------------------------------------------------------
-    const clientsName = `${this.name}-client`;
-    new k8s.KubeService(this, 'ClientsService', {
-      metadata: { name: clientsName, labels: clientLabels },
-      spec: { clusterIp: 'None', selector: clientSelector, ports: [{ name: 'health', port: PORTS.health, targetPort: k8s.IntOrString.fromString('health') }] },
-    });
-    const clientPod: k8s.PodSpec = {
-      automountServiceAccountToken: false,
-      enableServiceLinks: false,
-      securityContext: trainerPodSecurityContext(),
-      ...(props.multiCluster
-        ? {
-            affinity: nodeAffinity('In', props.remoteClusterLabels),
-            tolerations: [{ key: LIQO.taintKey, operator: 'Exists', effect: 'NoExecute' }],
-          }
-        : {}),
-      containers: [
-        trainerContainer({
-          name: 'client',
-          image,
-          config: { ...common, role: 'fl-client' },
-          resources: props.clientResources ?? DEFAULT_RESOURCES,
-          envFrom: { ...token, [ENV.podName]: { fieldRef: { fieldPath: 'metadata.name' } } },
-          // The rank is the pod's ordinal (parsed from its name).
-          omit: [ENV.rank],
-        }),
-      ],
-      volumes: trainerVolumes(),
-    };
-    new k8s.KubeStatefulSet(this, 'Clients', {
-      metadata: { name: clientsName, labels: clientLabels, annotations: secrets.externalRefs },
-      spec: {
-        serviceName: clientsName,
-        replicas: this.clients,
-        podManagementPolicy: 'Parallel',
-        selector: { matchLabels: clientSelector },
-        template: { metadata: { labels: clientLabels }, spec: clientPod },
-      },
-    });
+    this.serverServiceName = this.fleet.serverService.name;
+    this.serverPodLabels = this.fleet.serverPodLabels;
+    this.clientPodLabels = this.fleet.clientPodLabels;
 
     if (props.multiCluster) {
+      // Server on local nodes, clients on Liqo's virtual nodes (tolerating their taint).
+      this.fleet.server.scheduling.attract(kplus.Node.labeled(kplus.NodeLabelQuery.notIn(LIQO.virtualNodeLabel, [LIQO.virtualNodeValue])));
+      const remote = Object.entries(props.remoteClusterLabels ?? {}).map(([key, value]) => kplus.NodeLabelQuery.in(key, [value]));
+      const virtual = kplus.NodeLabelQuery.in(LIQO.virtualNodeLabel, [LIQO.virtualNodeValue]);
+      this.fleet.clients.scheduling.attract(kplus.Node.labeled(virtual, ...remote));
+      this.fleet.clients.scheduling.tolerate(
+        kplus.Node.tainted(kplus.NodeTaintQuery.exists(LIQO.taintKey, { effect: kplus.TaintEffect.NO_EXECUTE })),
+      );
       new NamespaceOffloading(this, 'Offloading', {
         metadata: { name: LIQO.offloadingName, labels: objectLabels('federated-fleet', this.name, 'offloading') },
         spec: {
@@ -325,41 +250,5 @@ export class FederatedFleet extends Construct {
         },
       });
     }
-
-    // --- network policies -----------------------------------------------------
-    const sourceEgress = sourcesEgress(sources.remoteUris);
-    const serverEgress: k8s.NetworkPolicyEgressRule[] = [dnsEgress(), ...sourceEgress];
-    if (props.tracking) serverEgress.push({ to: [podPeer(props.tracking.serverPodLabels)], ports: tcpPorts(PORTS.mlflow) });
-    new k8s.KubeNetworkPolicy(this, 'ServerPolicy', {
-      metadata: { name: this.serverServiceName, labels: serverLabels },
-      spec: {
-        podSelector: { matchLabels: serverSelector },
-        policyTypes: ['Ingress', 'Egress'],
-        // Offloaded clients arrive through Liqo's gateway with remapped addresses: pod
-        // selectors cannot name them, so the bearer token is the gate in that case.
-        ingress: [{ ...(props.multiCluster ? {} : { from: [podPeer(clientSelector)] }), ports: tcpPorts(PORTS.federated) }],
-        egress: serverEgress,
-      },
-    });
-    new k8s.KubeNetworkPolicy(this, 'ClientPolicy', {
-      metadata: { name: clientsName, labels: clientLabels },
-      spec: {
-        podSelector: { matchLabels: clientSelector },
-        policyTypes: ['Ingress', 'Egress'],
-        ingress: [],
-        egress: [{ to: [podPeer(serverSelector)], ports: tcpPorts(PORTS.federated) }, dnsEgress(), ...sourceEgress],
-      },
-    });
   }
-}
-
-/** Required node affinity on (In) or off (NotIn) Liqo's virtual nodes, plus cluster labels. */
-function nodeAffinity(operator: 'In' | 'NotIn', clusterLabels?: Readonly<Record<string, string>>): k8s.Affinity {
-  const virtual = { key: LIQO.virtualNodeLabel, operator, values: [LIQO.virtualNodeValue] };
-  const extra = Object.entries(clusterLabels ?? {}).map(([key, value]) => ({ key, operator: 'In', values: [value] }));
-  return {
-    nodeAffinity: {
-      requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [virtual, ...extra] }] },
-    },
-  };
 }

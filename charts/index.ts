@@ -7,3 +7,4 @@ export * from './split-learning';
 export * from './training-api';
 export { Dataset, Model } from './lib/sources';
 export type { CsvDatasetOptions, DatasetOptions, DatasetSourceProps, ImageFolderDatasetOptions, SourceProps } from './lib/sources';
+export { LinkTls } from './lib/link-tls';

@@ -1,33 +1,15 @@
-import { k8s } from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
-import {
-  ANNOTATIONS,
-  LABELS,
-  PORTS,
-  SECRET_KEYS,
-  SecretSpec,
-  TRAINER_IMAGE,
-} from '../trainer/src/contract';
-import { GeneratedSecrets, SECRET_SYNC_WAVES } from './lib/generated-secrets';
-import { dnsEgress, podPeer, tcpPorts } from './lib/network';
+import { LABELS, PORTS, SECRET_KEYS, SecretSpec, TRAINER_IMAGE } from '../trainer/src/contract';
+import { GeneratedSecrets } from './lib/generated-secrets';
 import { PropError, checkDnsLabel, checkHttpUrl, checkImage, checkInt, checkResources, kebab } from './lib/props';
-import {
-  ResourceSpec,
-  containerSecurityContext,
-  imageVersion,
-  objectLabels,
-  podSecurityContext,
-  resources,
-  scratchVolume,
-  secretEnv,
-  selectorLabels,
-} from './lib/workload';
+import { ResourceSpec } from './lib/workload';
+import { PostgresStore } from './mlflow/postgres-store';
+import { S3Store } from './mlflow/s3-store';
+import { MLFLOW_SYNC_WAVES, POSTGRES_PORT, stackLabels } from './mlflow/storage';
+import { ArtifactStore, BackendStore, TrackingServer } from './mlflow/tracking-server';
 
-/** Argo CD sync waves: credentials, then storage, then the tracking server. */
-export const MLFLOW_SYNC_WAVES = { rbac: SECRET_SYNC_WAVES.rbac, secrets: SECRET_SYNC_WAVES.job, storage: -1, server: 0 } as const;
+export { MLFLOW_SYNC_WAVES, PostgresStore, S3Store, TrackingServer };
 
-const POSTGRES_PORT = 5432;
-const S3_PORT = 8333;
 const DB_USER_DEFAULT = 'mlflow';
 const DB_NAME_DEFAULT = 'mlflow';
 
@@ -129,9 +111,11 @@ export class MlflowStack extends Construct {
   /** Labels of the tracking server pods (for egress rules of clients). */
   public readonly serverPodLabels: Readonly<Record<string, string>>;
 
-  private readonly db: { host: string; port: number; name: string; user: string; secret: string };
-  private readonly s3: { endpoint: string; secret: string };
-  private readonly generatedSecrets: SecretSpec[] = [];
+  /** The bundled PostgreSQL, unless an external database is used. */
+  public readonly postgres?: PostgresStore;
+  /** The bundled SeaweedFS, unless an external S3 endpoint is used. */
+  public readonly artifactStore?: S3Store;
+  public readonly server: TrackingServer;
 
   constructor(scope: Construct, id: string, props: MlflowStackProps = {}) {
     super(scope, id);
@@ -155,9 +139,9 @@ export class MlflowStack extends Construct {
     })) {
       if (spec) checkResources(this, prop, spec);
     }
-    this.serviceName = this.name;
-    this.serverPodLabels = selectorLabels(this.name, 'tracking-server');
 
+    const generated: SecretSpec[] = [];
+    let backend: BackendStore;
     if (props.externalDatabaseHost !== undefined) {
       if (props.externalDatabasePasswordSecretName === undefined) {
         throw new PropError(
@@ -167,19 +151,31 @@ export class MlflowStack extends Construct {
           `the name of a Secret holding the database password under the key "${SECRET_KEYS.password}" when 'externalDatabaseHost' is set`,
         );
       }
-      this.db = {
+      backend = {
         host: checkHost(this, 'externalDatabaseHost', props.externalDatabaseHost),
         port: checkInt(this, 'externalDatabasePort', props.externalDatabasePort ?? POSTGRES_PORT, 1, 65535),
-        name: checkDnsLabel(this, 'externalDatabaseName', props.externalDatabaseName ?? DB_NAME_DEFAULT),
+        database: checkDnsLabel(this, 'externalDatabaseName', props.externalDatabaseName ?? DB_NAME_DEFAULT),
         user: checkDnsLabel(this, 'externalDatabaseUser', props.externalDatabaseUser ?? DB_USER_DEFAULT),
-        secret: checkDnsLabel(this, 'externalDatabasePasswordSecretName', props.externalDatabasePasswordSecretName, 253),
+        secretName: checkDnsLabel(this, 'externalDatabasePasswordSecretName', props.externalDatabasePasswordSecretName, 253),
       };
     } else {
-      this.db = { host: `${this.name}-postgres`, port: POSTGRES_PORT, name: DB_NAME_DEFAULT, user: DB_USER_DEFAULT, secret: `${this.name}-postgres` };
-      this.generatedSecrets.push({ name: this.db.secret, keys: [SECRET_KEYS.password] });
-      this.addPostgres(props.postgresResources ?? DEFAULT_RESOURCES, props.storageClassName);
+      const secretName = `${this.name}-postgres`;
+      generated.push({ name: secretName, keys: [SECRET_KEYS.password] });
+      this.postgres = new PostgresStore(this, 'Postgres', {
+        stack: this.name,
+        image: this.postgresImage,
+        storageGiB: this.postgresStorageGiB,
+        storageClassName: props.storageClassName,
+        resources: props.postgresResources ?? DEFAULT_RESOURCES,
+        user: DB_USER_DEFAULT,
+        database: DB_NAME_DEFAULT,
+        secretName,
+      });
+      const store = this.postgres;
+      backend = { host: store.host, port: store.port, user: DB_USER_DEFAULT, database: DB_NAME_DEFAULT, secretName, store };
     }
 
+    let artifacts: ArtifactStore;
     if (props.externalS3Endpoint !== undefined) {
       if (props.externalS3SecretName === undefined) {
         throw new PropError(
@@ -189,338 +185,52 @@ export class MlflowStack extends Construct {
           `the name of a Secret holding ${SECRET_KEYS.accessKeyId} and ${SECRET_KEYS.secretAccessKey} when 'externalS3Endpoint' is set`,
         );
       }
-      this.s3 = {
+      artifacts = {
         endpoint: checkHttpUrl(this, 'externalS3Endpoint', props.externalS3Endpoint),
-        secret: checkDnsLabel(this, 'externalS3SecretName', props.externalS3SecretName, 253),
+        bucket: this.artifactBucket,
+        secretName: checkDnsLabel(this, 'externalS3SecretName', props.externalS3SecretName, 253),
       };
     } else {
-      this.s3 = { endpoint: `http://${this.name}-seaweedfs:${S3_PORT}`, secret: `${this.name}-s3` };
-      this.generatedSecrets.push({ name: this.s3.secret, keys: [SECRET_KEYS.accessKeyId, SECRET_KEYS.secretAccessKey] });
-      this.addSeaweedfs(props.seaweedfsResources ?? DEFAULT_RESOURCES, props.storageClassName);
+      const secretName = `${this.name}-s3`;
+      generated.push({ name: secretName, keys: [SECRET_KEYS.accessKeyId, SECRET_KEYS.secretAccessKey] });
+      this.artifactStore = new S3Store(this, 'Seaweedfs', {
+        stack: this.name,
+        image: this.seaweedfsImage,
+        storageGiB: this.artifactStorageGiB,
+        storageClassName: props.storageClassName,
+        resources: props.seaweedfsResources ?? DEFAULT_RESOURCES,
+        secretName,
+      });
+      artifacts = { endpoint: this.artifactStore.endpoint, bucket: this.artifactBucket, secretName, store: this.artifactStore };
     }
 
-    if (this.generatedSecrets.length > 0) this.addSecretsJob();
-    this.addServer(props.mlflowResources ?? { ...DEFAULT_RESOURCES, memoryRequestMiB: 512 });
+    if (generated.length > 0) {
+      new GeneratedSecrets(this, 'Secrets', {
+        name: `${this.name}-secrets`,
+        secrets: generated,
+        image: this.secretsJobImage,
+        labels: stackLabels(this.name, 'secrets', this.secretsJobImage),
+      });
+    }
+    this.server = new TrackingServer(this, 'Server', {
+      stack: this.name,
+      image: this.mlflowImage,
+      resources: props.mlflowResources ?? { ...DEFAULT_RESOURCES, memoryRequestMiB: 512 },
+      backend,
+      artifacts,
+      clientPodLabels: this.clientPodLabels,
+    });
+    this.serviceName = this.server.service.name;
+    this.serverPodLabels = this.server.podSelector;
+    // Only the tracking server reaches the stores.
+    this.postgres?.admit(this.server.podSelector);
+    this.artifactStore?.admit(this.server.podSelector);
   }
 
   /** The tracking URI trainers in the same namespace use. */
   public get trackingUri(): string {
     return `http://${this.serviceName}:${PORTS.mlflow}`;
   }
-
-  private labels(component: string, image: string): Record<string, string> {
-    return objectLabels('mlflow-stack', this.name, component, imageVersion(image));
-  }
-
-  private addPostgres(spec: ResourceSpec, storageClassName: string | undefined): void {
-    const name = `${this.name}-postgres`;
-    const selector = selectorLabels(this.name, 'backend-store');
-    const labels = this.labels('backend-store', this.postgresImage);
-    const wave = syncWave(MLFLOW_SYNC_WAVES.storage);
-    new k8s.KubeService(this, 'PostgresService', {
-      metadata: { name, labels, annotations: wave },
-      spec: {
-        clusterIp: 'None',
-        selector,
-        ports: [{ name: 'postgres', port: POSTGRES_PORT, targetPort: k8s.IntOrString.fromString('postgres') }],
-      },
-    });
-    new k8s.KubeStatefulSet(this, 'Postgres', {
-      metadata: { name, labels, annotations: { ...wave, ...this.externalRefs([this.db.secret]) } },
-      spec: {
-        serviceName: name,
-        replicas: 1,
-        selector: { matchLabels: selector },
-        template: {
-          metadata: { labels },
-          spec: {
-            automountServiceAccountToken: false,
-            enableServiceLinks: false,
-            // uid/gid 999 is the postgres user of the official image.
-            securityContext: podSecurityContext(999),
-            containers: [
-              {
-                name: 'postgres',
-                image: this.postgresImage,
-                ports: [{ name: 'postgres', containerPort: POSTGRES_PORT }],
-                env: [
-                  { name: 'POSTGRES_USER', value: this.db.user },
-                  { name: 'POSTGRES_DB', value: this.db.name },
-                  secretEnv('POSTGRES_PASSWORD', this.db.secret, SECRET_KEYS.password),
-                  { name: 'PGDATA', value: '/var/lib/postgresql/data/pgdata' },
-                ],
-                readinessProbe: {
-                  exec: { command: ['pg_isready', '-h', '127.0.0.1', '-U', this.db.user, '-d', this.db.name] },
-                  periodSeconds: 5,
-                  timeoutSeconds: 3,
-                },
-                livenessProbe: {
-                  exec: { command: ['pg_isready', '-h', '127.0.0.1', '-U', this.db.user, '-d', this.db.name] },
-                  initialDelaySeconds: 30,
-                  periodSeconds: 10,
-                  timeoutSeconds: 5,
-                },
-                resources: resources(spec),
-                securityContext: containerSecurityContext(),
-                volumeMounts: [
-                  { name: 'data', mountPath: '/var/lib/postgresql/data' },
-                  { name: 'run', mountPath: '/var/run/postgresql' },
-                  { name: 'tmp', mountPath: '/tmp' },
-                ],
-              },
-            ],
-            volumes: [scratchVolume('run', 16), scratchVolume('tmp', 256)],
-          },
-        },
-        volumeClaimTemplates: [claim('data', this.postgresStorageGiB, storageClassName)],
-      },
-    });
-    this.ingressOnly('PostgresPolicy', `${name}`, selector, this.serverPodLabels, POSTGRES_PORT, MLFLOW_SYNC_WAVES.storage);
-  }
-
-  private addSeaweedfs(spec: ResourceSpec, storageClassName: string | undefined): void {
-    const name = `${this.name}-seaweedfs`;
-    const selector = selectorLabels(this.name, 'artifact-store');
-    const labels = this.labels('artifact-store', this.seaweedfsImage);
-    const wave = syncWave(MLFLOW_SYNC_WAVES.storage);
-    const credentials = [
-      secretEnv(SECRET_KEYS.accessKeyId, this.s3.secret, SECRET_KEYS.accessKeyId),
-      secretEnv(SECRET_KEYS.secretAccessKey, this.s3.secret, SECRET_KEYS.secretAccessKey),
-    ];
-    new k8s.KubeService(this, 'SeaweedfsService', {
-      metadata: { name, labels, annotations: wave },
-      spec: {
-        // Headless: the StatefulSet's governing Service, and clients resolve the pod directly.
-        clusterIp: 'None',
-        selector,
-        ports: [{ name: 's3', port: S3_PORT, targetPort: k8s.IntOrString.fromString('s3') }],
-      },
-    });
-    new k8s.KubeStatefulSet(this, 'Seaweedfs', {
-      metadata: { name, labels, annotations: { ...wave, ...this.externalRefs([this.s3.secret]) } },
-      spec: {
-        serviceName: name,
-        replicas: 1,
-        selector: { matchLabels: selector },
-        template: {
-          metadata: { labels },
-          spec: {
-            automountServiceAccountToken: false,
-            enableServiceLinks: false,
-            securityContext: podSecurityContext(1000),
-            initContainers: [
-              {
-                // Renders the S3 identity file from the Secret into a memory-backed emptyDir.
-                name: 's3-config',
-                image: this.seaweedfsImage,
-                command: ['/bin/sh', '-c'],
-                args: [
-                  `umask 077; printf '{"identities":[{"name":"mlflow","credentials":[{"accessKey":"%s","secretKey":"%s"}],"actions":["Admin","Read","Write","List","Tagging"]}]}' "$${SECRET_KEYS.accessKeyId}" "$${SECRET_KEYS.secretAccessKey}" > /etc/seaweedfs/s3.json`,
-                ],
-                env: credentials,
-                resources: resources({ cpuRequestMillis: 50, cpuLimitMillis: 200, memoryRequestMiB: 32, memoryLimitMiB: 64 }),
-                securityContext: containerSecurityContext(),
-                volumeMounts: [{ name: 's3-config', mountPath: '/etc/seaweedfs' }],
-              },
-            ],
-            containers: [
-              {
-                name: 'seaweedfs',
-                image: this.seaweedfsImage,
-                args: [
-                  'server',
-                  '-dir=/data',
-                  '-ip.bind=0.0.0.0',
-                  '-s3',
-                  `-s3.port=${S3_PORT}`,
-                  '-s3.config=/etc/seaweedfs/s3.json',
-                  '-master.volumeSizeLimitMB=1024',
-                  '-volume.max=0',
-                ],
-                ports: [{ name: 's3', containerPort: S3_PORT }],
-                readinessProbe: { tcpSocket: { port: k8s.IntOrString.fromString('s3') }, periodSeconds: 5 },
-                livenessProbe: { tcpSocket: { port: k8s.IntOrString.fromString('s3') }, initialDelaySeconds: 30, periodSeconds: 10 },
-                resources: resources(spec),
-                securityContext: containerSecurityContext(),
-                volumeMounts: [
-                  { name: 'data', mountPath: '/data' },
-                  { name: 's3-config', mountPath: '/etc/seaweedfs', readOnly: true },
-                  { name: 'tmp', mountPath: '/tmp' },
-                ],
-              },
-            ],
-            volumes: [{ name: 's3-config', emptyDir: { medium: 'Memory', sizeLimit: k8s.Quantity.fromString('1Mi') } }, scratchVolume('tmp', 256)],
-          },
-        },
-        volumeClaimTemplates: [claim('data', this.artifactStorageGiB, storageClassName)],
-      },
-    });
-    // The all-in-one server talks to itself (master, volume, filer) over the pod IP.
-    new k8s.KubeNetworkPolicy(this, 'SeaweedfsPolicy', {
-      metadata: { name, labels: this.labels('artifact-store', this.seaweedfsImage), annotations: wave },
-      spec: {
-        podSelector: { matchLabels: selector },
-        policyTypes: ['Ingress', 'Egress'],
-        ingress: [{ from: [podPeer(this.serverPodLabels)], ports: tcpPorts(S3_PORT) }, { from: [podPeer(selector)] }],
-        egress: [{ to: [podPeer(selector)] }],
-      },
-    });
-  }
-
-  private addSecretsJob(): void {
-    new GeneratedSecrets(this, 'Secrets', {
-      name: `${this.name}-secrets`,
-      secrets: this.generatedSecrets,
-      image: this.secretsJobImage,
-      labels: this.labels('secrets', this.secretsJobImage),
-      selector: selectorLabels(this.name, 'secrets'),
-    });
-  }
-
-  private addServer(spec: ResourceSpec): void {
-    const name = this.name;
-    const selector = this.serverPodLabels;
-    const labels = this.labels('tracking-server', this.mlflowImage);
-    const wave = syncWave(MLFLOW_SYNC_WAVES.server);
-    const s3Env: k8s.EnvVar[] = [
-      { name: 'MLFLOW_S3_ENDPOINT_URL', value: this.s3.endpoint },
-      secretEnv(SECRET_KEYS.accessKeyId, this.s3.secret, SECRET_KEYS.accessKeyId),
-      secretEnv(SECRET_KEYS.secretAccessKey, this.s3.secret, SECRET_KEYS.secretAccessKey),
-    ];
-    new k8s.KubeService(this, 'Service', {
-      metadata: { name, labels, annotations: wave },
-      spec: {
-        selector,
-        ports: [{ name: 'http', port: PORTS.mlflow, targetPort: k8s.IntOrString.fromString('http') }],
-      },
-    });
-    new k8s.KubeDeployment(this, 'Server', {
-      metadata: {
-        name,
-        labels,
-        annotations: { ...wave, ...this.externalRefs([this.db.secret, this.s3.secret]) },
-      },
-      spec: {
-        replicas: 1,
-        selector: { matchLabels: selector },
-        template: {
-          metadata: { labels },
-          spec: {
-            automountServiceAccountToken: false,
-            enableServiceLinks: false,
-            securityContext: podSecurityContext(TRAINER_IMAGE.uid, TRAINER_IMAGE.gid),
-            initContainers: [
-              {
-                name: 'ensure-bucket',
-                image: this.mlflowImage,
-                command: ['tensorfleet-ensure-bucket', this.artifactBucket],
-                env: [...s3Env, { name: 'HOME', value: '/tmp' }],
-                resources: resources({ cpuRequestMillis: 50, cpuLimitMillis: 500, memoryRequestMiB: 64, memoryLimitMiB: 256 }),
-                securityContext: containerSecurityContext(),
-                volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
-              },
-            ],
-            containers: [
-              {
-                name: 'mlflow',
-                image: this.mlflowImage,
-                command: ['mlflow', 'server'],
-                args: [
-                  '--host=0.0.0.0',
-                  `--port=${PORTS.mlflow}`,
-                  '--serve-artifacts',
-                  `--artifacts-destination=s3://${this.artifactBucket}/`,
-                  '--workers=2',
-                ],
-                env: [
-                  secretEnv('DB_PASSWORD', this.db.secret, SECRET_KEYS.password),
-                  // Kubernetes expands $(DB_PASSWORD): the password is in no manifest, arg or ConfigMap.
-                  {
-                    name: 'MLFLOW_BACKEND_STORE_URI',
-                    value: `postgresql://${this.db.user}:$(DB_PASSWORD)@${this.db.host}:${this.db.port}/${this.db.name}`,
-                  },
-                  ...s3Env,
-                  { name: 'HOME', value: '/tmp' },
-                ],
-                ports: [{ name: 'http', containerPort: PORTS.mlflow }],
-                readinessProbe: { httpGet: { path: '/health', port: k8s.IntOrString.fromString('http') }, periodSeconds: 5 },
-                livenessProbe: {
-                  httpGet: { path: '/health', port: k8s.IntOrString.fromString('http') },
-                  initialDelaySeconds: 30,
-                  periodSeconds: 10,
-                  timeoutSeconds: 5,
-                },
-                resources: resources(spec),
-                securityContext: containerSecurityContext(),
-                volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
-              },
-            ],
-            volumes: [scratchVolume('tmp', 1024)],
-          },
-        },
-      },
-    });
-    const egress: k8s.NetworkPolicyEgressRule[] = [dnsEgress()];
-    egress.push(
-      this.generatedSecrets.some((s) => s.name === this.db.secret)
-        ? { to: [podPeer(selectorLabels(this.name, 'backend-store'))], ports: tcpPorts(POSTGRES_PORT) }
-        : { to: [{ ipBlock: { cidr: '0.0.0.0/0' } }], ports: tcpPorts(this.db.port) },
-    );
-    egress.push(
-      this.generatedSecrets.some((s) => s.name === this.s3.secret)
-        ? { to: [podPeer(selectorLabels(this.name, 'artifact-store'))], ports: tcpPorts(S3_PORT) }
-        : { to: [{ ipBlock: { cidr: '0.0.0.0/0' } }], ports: tcpPorts(portOf(this.s3.endpoint)) },
-    );
-    new k8s.KubeNetworkPolicy(this, 'ServerPolicy', {
-      metadata: { name, labels, annotations: wave },
-      spec: {
-        podSelector: { matchLabels: selector },
-        policyTypes: ['Ingress', 'Egress'],
-        ingress: [{ from: [podPeer(this.clientPodLabels)], ports: tcpPorts(PORTS.mlflow) }],
-        egress,
-      },
-    });
-  }
-
-  /** Secrets a workload reads that are not in the chart: generated by the secrets Job, or the user's. */
-  private externalRefs(secrets: readonly string[]): Record<string, string> {
-    return { [ANNOTATIONS.externalRefs]: secrets.map((s) => `secret/${s}`).join(',') };
-  }
-
-  /** A policy that admits only `from` on `port` and lets the pods send nothing. */
-  private ingressOnly(
-    id: string,
-    name: string,
-    selector: Record<string, string>,
-    from: Readonly<Record<string, string>>,
-    port: number,
-    wave: number,
-  ): void {
-    new k8s.KubeNetworkPolicy(this, id, {
-      metadata: { name, labels: objectLabels('mlflow-stack', this.name, 'network-policy'), annotations: syncWave(wave) },
-      spec: {
-        podSelector: { matchLabels: selector },
-        policyTypes: ['Ingress', 'Egress'],
-        ingress: [{ from: [podPeer(from)], ports: tcpPorts(port) }],
-        egress: [],
-      },
-    });
-  }
-}
-
-export function syncWave(wave: number): Record<string, string> {
-  return { [ANNOTATIONS.argoSyncWave]: String(wave) };
-}
-
-function claim(name: string, sizeGiB: number, storageClassName: string | undefined): k8s.KubePersistentVolumeClaimProps {
-  return {
-    metadata: { name },
-    spec: {
-      accessModes: ['ReadWriteOnce'],
-      ...(storageClassName !== undefined ? { storageClassName } : {}),
-      resources: { requests: { storage: k8s.Quantity.fromString(`${sizeGiB}Gi`) } },
-    },
-  };
 }
 
 function checkHost(scope: Construct, prop: string, value: string): string {
@@ -528,9 +238,4 @@ function checkHost(scope: Construct, prop: string, value: string): string {
     throw new PropError(scope, prop, value, 'a DNS name or IP address');
   }
   return value;
-}
-
-function portOf(endpoint: string): number {
-  const url = new URL(endpoint);
-  return url.port ? Number(url.port) : url.protocol === 'https:' ? 443 : 80;
 }

@@ -1,24 +1,12 @@
-import { k8s } from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
-import {
-  ENV,
-  ModelName,
-  OPTIMIZERS,
-  OptimizerName,
-  PORTS,
-  SECRET_KEYS,
-  SPLIT_MODES,
-  SplitMode,
-  TrainerConfigInput,
-  resolveTrainerConfig,
-} from '../trainer/src/contract';
+import { ModelName, OPTIMIZERS, OptimizerName, PORTS, SPLIT_MODES, SplitMode } from '../trainer/src/contract';
 import { MlflowStack } from './mlflow-stack';
-import { GeneratedSecrets } from './lib/generated-secrets';
-import { dnsEgress, podPeer, sourcesEgress, tcpPorts } from './lib/network';
-import { SourceProps, resolveSources } from './lib/sources';
+import { LinkTls } from './lib/link-tls';
 import { PropError, checkDnsLabel, checkImage, checkInt, checkOneOf, checkPositive, kebab } from './lib/props';
-import { DEFAULT_TRAINER_IMAGE, trainerContainer, trainerPodLabels, trainerPodSecurityContext, trainerVolumes } from './lib/trainer-container';
-import { ResourceSpec, objectLabels, selectorLabels } from './lib/workload';
+import { ServerAndClients, SharedTrainerConfig } from './lib/server-and-clients';
+import { SourceProps, resolveSources } from './lib/sources';
+import { DEFAULT_TRAINER_IMAGE } from './lib/trainer-container';
+import { ResourceSpec } from './lib/workload';
 
 /** Layers of each model that can be split between them (dense/conv blocks, not counting the output layer). */
 export const SPLITTABLE_LAYERS: Readonly<Record<ModelName, number>> = { mlp: 3, cnn: 4, resnet: 6 };
@@ -80,6 +68,12 @@ export interface SplitLearningProps extends SourceProps {
   readonly serverResources?: ResourceSpec;
   /** @default - 500m/2000m CPU, 1024/2048 MiB */
   readonly clientResources?: ResourceSpec;
+  /**
+   * Encrypt the links between the server and the clients (wss://) with this Secret.
+   *
+   * @default - no TLS: ws://, behind the bearer token and the NetworkPolicies
+   */
+  readonly tls?: LinkTls;
 }
 
 const DEFAULT_RESOURCES: ResourceSpec = { cpuRequestMillis: 500, cpuLimitMillis: 2000, memoryRequestMiB: 1024, memoryLimitMiB: 2048 };
@@ -93,6 +87,8 @@ export class SplitLearning extends Construct {
   public readonly name: string;
   public readonly clients: number;
   public readonly serverServiceName: string;
+  /** The server, the clients, their Services and policies. */
+  public readonly split: ServerAndClients;
 
   constructor(scope: Construct, id: string, props: SplitLearningProps = {}) {
     super(scope, id);
@@ -116,21 +112,14 @@ export class SplitLearning extends Construct {
     const noiseSigma = props.noiseSigma ?? 0;
     if (!(Number.isFinite(noiseSigma) && noiseSigma >= 0)) throw new PropError(this, 'noiseSigma', noiseSigma, 'a number >= 0');
 
-    this.serverServiceName = `${this.name}-server`;
-    const tokenSecret = `${this.name}-token`;
-    const common: Omit<TrainerConfigInput, 'role'> = {
-      jobName: this.name,
-      worldSize: this.clients,
-      masterAddr: this.serverServiceName,
-      masterPort: PORTS.split,
-      listenPort: PORTS.split,
+    const config: SharedTrainerConfig = {
       ...sources.config,
       datasetSize: checkInt(this, 'datasetSize', props.datasetSize ?? 0, 0),
-      epochs: checkInt(this, 'epochs', props.epochs ?? 12, 1, 100_000),
-      batchSize: checkInt(this, 'batchSize', props.batchSize ?? 64, 1, 1 << 20),
+      epochs: props.epochs ?? 12,
+      batchSize: props.batchSize ?? 64,
       learningRate: checkPositive(this, 'learningRate', props.learningRate ?? 0.001),
       optimizer: checkOneOf(this, 'optimizer', props.optimizer ?? 'adam', OPTIMIZERS),
-      seed: checkInt(this, 'seed', props.seed ?? 42, 0, 2 ** 32 - 1),
+      seed: props.seed ?? 42,
       experimentName: this.name,
       cutLayer,
       cutLayerName: props.cutLayerName,
@@ -139,108 +128,22 @@ export class SplitLearning extends Construct {
       // A Deployment and a StatefulSet restart a process that exits: once training is over, idle.
       afterDone: 'idle',
     };
-    resolveTrainerConfig({ ...common, role: 'split-server', trackingUri: props.tracking?.trackingUri });
-    resolveTrainerConfig({ ...common, role: 'split-client' });
-
-    const serverSelector = selectorLabels(this.name, 'server');
-    const clientSelector = selectorLabels(this.name, 'client');
-    const serverLabels = { ...objectLabels('split-learning', this.name, 'server'), ...trainerPodLabels(this.name, 'split-server'), ...serverSelector };
-    const clientLabels = { ...objectLabels('split-learning', this.name, 'client'), ...trainerPodLabels(this.name, 'split-client'), ...clientSelector };
-    const token = { [ENV.authToken]: { secretKeyRef: { name: tokenSecret, key: SECRET_KEYS.authToken } } };
-    const secrets = new GeneratedSecrets(this, 'Token', {
-      name: `${this.name}-secrets`,
-      secrets: [{ name: tokenSecret, keys: [SECRET_KEYS.authToken] }],
+    this.split = new ServerAndClients(this, 'Split', {
+      name: this.name,
+      appName: 'split-learning',
       image,
-      labels: objectLabels('split-learning', this.name, 'secrets'),
-      selector: selectorLabels(this.name, 'secrets'),
+      serverRole: 'split-server',
+      clientRole: 'split-client',
+      port: { name: 'split', number: PORTS.split },
+      clients: this.clients,
+      config,
+      propOf: {},
+      serverResources: props.serverResources ?? DEFAULT_RESOURCES,
+      clientResources: props.clientResources ?? DEFAULT_RESOURCES,
+      tracking: props.tracking,
+      remoteUris: sources.remoteUris,
+      tls: props.tls?.validate(this, 'tls'),
     });
-
-    new k8s.KubeService(this, 'ServerService', {
-      metadata: { name: this.serverServiceName, labels: serverLabels },
-      spec: { selector: serverSelector, ports: [{ name: 'split', port: PORTS.split, targetPort: k8s.IntOrString.fromString('split') }] },
-    });
-    new k8s.KubeDeployment(this, 'Server', {
-      metadata: { name: this.serverServiceName, labels: serverLabels, annotations: secrets.externalRefs },
-      spec: {
-        replicas: 1,
-        strategy: { type: 'Recreate' },
-        selector: { matchLabels: serverSelector },
-        template: {
-          metadata: { labels: serverLabels },
-          spec: {
-            automountServiceAccountToken: false,
-            enableServiceLinks: false,
-            securityContext: trainerPodSecurityContext(),
-            containers: [
-              trainerContainer({
-                name: 'server',
-                image,
-                config: { ...common, role: 'split-server', trackingUri: props.tracking?.trackingUri },
-                resources: props.serverResources ?? DEFAULT_RESOURCES,
-                ports: [{ name: 'split', containerPort: PORTS.split }],
-                envFrom: token,
-              }),
-            ],
-            volumes: trainerVolumes(),
-          },
-        },
-      },
-    });
-
-    const clientsName = `${this.name}-client`;
-    new k8s.KubeService(this, 'ClientsService', {
-      metadata: { name: clientsName, labels: clientLabels },
-      spec: { clusterIp: 'None', selector: clientSelector, ports: [{ name: 'health', port: PORTS.health, targetPort: k8s.IntOrString.fromString('health') }] },
-    });
-    new k8s.KubeStatefulSet(this, 'Clients', {
-      metadata: { name: clientsName, labels: clientLabels, annotations: secrets.externalRefs },
-      spec: {
-        serviceName: clientsName,
-        replicas: this.clients,
-        podManagementPolicy: 'Parallel',
-        selector: { matchLabels: clientSelector },
-        template: {
-          metadata: { labels: clientLabels },
-          spec: {
-            automountServiceAccountToken: false,
-            enableServiceLinks: false,
-            securityContext: trainerPodSecurityContext(),
-            containers: [
-              trainerContainer({
-                name: 'client',
-                image,
-                config: { ...common, role: 'split-client' },
-                resources: props.clientResources ?? DEFAULT_RESOURCES,
-                envFrom: { ...token, [ENV.podName]: { fieldRef: { fieldPath: 'metadata.name' } } },
-                omit: [ENV.rank],
-              }),
-            ],
-            volumes: trainerVolumes(),
-          },
-        },
-      },
-    });
-
-    const sourceEgress = sourcesEgress(sources.remoteUris);
-    const serverEgress: k8s.NetworkPolicyEgressRule[] = [dnsEgress(), ...sourceEgress];
-    if (props.tracking) serverEgress.push({ to: [podPeer(props.tracking.serverPodLabels)], ports: tcpPorts(PORTS.mlflow) });
-    new k8s.KubeNetworkPolicy(this, 'ServerPolicy', {
-      metadata: { name: this.serverServiceName, labels: serverLabels },
-      spec: {
-        podSelector: { matchLabels: serverSelector },
-        policyTypes: ['Ingress', 'Egress'],
-        ingress: [{ from: [podPeer(clientSelector)], ports: tcpPorts(PORTS.split) }],
-        egress: serverEgress,
-      },
-    });
-    new k8s.KubeNetworkPolicy(this, 'ClientPolicy', {
-      metadata: { name: clientsName, labels: clientLabels },
-      spec: {
-        podSelector: { matchLabels: clientSelector },
-        policyTypes: ['Ingress', 'Egress'],
-        ingress: [],
-        egress: [{ to: [podPeer(serverSelector)], ports: tcpPorts(PORTS.split) }, dnsEgress(), ...sourceEgress],
-      },
-    });
+    this.serverServiceName = this.split.serverService.name;
   }
 }

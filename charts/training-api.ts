@@ -1,5 +1,5 @@
-import { Chart } from 'cdk8s';
-import { k8s } from 'cdk8s-plus-27';
+import { Chart, Duration, Size } from 'cdk8s';
+import * as kplus from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
 import {
   ANNOTATIONS,
@@ -15,7 +15,8 @@ import {
 import { MlflowStack } from './mlflow-stack';
 import { RbacRule, trainingApiRoleRules } from './lib/emitted-kinds';
 import { GeneratedSecrets } from './lib/generated-secrets';
-import { apiServerEgress, dnsEgress, podPeer, tcpPorts } from './lib/network';
+import { hardenPodTemplate, hardenedContainer } from './lib/hardened';
+import { PodPolicy, apiServerRule, dnsRule, trackingRule } from './lib/network';
 import {
   PropError,
   checkCidr,
@@ -27,8 +28,8 @@ import {
   checkResources,
   kebab,
 } from './lib/props';
-import { DEFAULT_TRAINER_IMAGE, trainerPodLabels, trainerPodSecurityContext } from './lib/trainer-container';
-import { ResourceSpec, containerSecurityContext, imageVersion, objectLabels, resources, scratchVolume, selectorLabels } from './lib/workload';
+import { DEFAULT_TRAINER_IMAGE, trainerPodLabels, trainerPodProps } from './lib/trainer-container';
+import { ResourceSpec, imageVersion, objectLabels, selectorLabels } from './lib/workload';
 
 export interface TrainingApiProps {
   /**
@@ -149,7 +150,6 @@ export class TrainingApi extends Construct {
     }
     const allowedClients = props.allowedClients?.map((selector, i) => checkLabelSelector(this, `allowedClients[${i}]`, selector));
 
-    this.serviceName = this.name;
     this.tokenSecretName = `${this.name}-token`;
     this.rules = trainingApiRoleRules();
     const selector = selectorLabels(this.name, 'api');
@@ -161,91 +161,80 @@ export class TrainingApi extends Construct {
       secrets: [{ name: this.tokenSecretName, keys: [SECRET_KEYS.authToken] }],
       image: this.image,
       labels: objectLabels('training-api', this.name, 'secrets'),
-      selector: selectorLabels(this.name, 'secrets'),
     });
 
-    new k8s.KubeServiceAccount(this, 'Account', {
+    const account = new kplus.ServiceAccount(this, 'Account', {
       metadata: { name: this.name, labels },
       // Mounted by the pod spec, which is the only place that needs it.
-      automountServiceAccountToken: false,
+      automountToken: false,
     });
-    new k8s.KubeRole(this, 'Role', {
-      metadata: { name: this.name, labels },
-      rules: this.rules.map((r) => ({ apiGroups: [...(r.apiGroups ?? [])], resources: [...(r.resources ?? [])], verbs: [...r.verbs] })),
-    });
-    new k8s.KubeRoleBinding(this, 'RoleBinding', {
-      metadata: { name: this.name, labels },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: this.name },
-      subjects: [{ kind: 'ServiceAccount', name: this.name }],
-    });
+    const role = new kplus.Role(this, 'Role', { metadata: { name: this.name, labels } });
+    // cdk8s-plus writes one rule per API group and resource.
+    for (const r of this.rules) {
+      const resources = (r.apiGroups ?? []).flatMap((apiGroup) =>
+        (r.resources ?? []).map((resourceType) => kplus.ApiResource.custom({ apiGroup, resourceType })),
+      );
+      role.allow([...r.verbs], ...resources);
+    }
+    new kplus.RoleBinding(this, 'RoleBinding', { metadata: { name: this.name, labels }, role }).addSubjects(account);
 
     // Only the common variables the `api` role reads: it builds each job's trainer env itself.
     const common = toEnv({ role: 'api', jobName: this.name, listenPort: PORTS.api, trackingUri: props.tracking?.trackingUri });
     const keep: string[] = [ENV.role, ENV.jobName, ENV.listenPort, ENV.trackingUri, ENV.logLevel];
-    const env: k8s.EnvVar[] = Object.entries(common)
-      .filter(([name]) => keep.includes(name))
-      .map(([name, value]) => ({ name, value }));
-    env.push(
-      { name: API_ENV.namespace, valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
-      { name: API_ENV.defaultImage, value: this.defaultImage },
-      { name: API_ENV.maxBodyBytes, value: String(this.maxBodyBytes) },
-      ...(props.tracking ? [{ name: API_ENV.mlflowStack, value: props.tracking.name }] : []),
-      ...(mlflowUiUrl !== undefined ? [{ name: API_ENV.mlflowUiUrl, value: mlflowUiUrl }] : []),
-      { name: ENV.authToken, valueFrom: { secretKeyRef: { name: this.tokenSecretName, key: SECRET_KEYS.authToken } } },
-    );
+    const env: Record<string, kplus.EnvValue> = {};
+    for (const [name, value] of Object.entries(common)) if (keep.includes(name)) env[name] = kplus.EnvValue.fromValue(value);
+    env[API_ENV.namespace] = kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_NAMESPACE);
+    env[API_ENV.defaultImage] = kplus.EnvValue.fromValue(this.defaultImage);
+    env[API_ENV.maxBodyBytes] = kplus.EnvValue.fromValue(String(this.maxBodyBytes));
+    if (props.tracking) env[API_ENV.mlflowStack] = kplus.EnvValue.fromValue(props.tracking.name);
+    if (mlflowUiUrl !== undefined) env[API_ENV.mlflowUiUrl] = kplus.EnvValue.fromValue(mlflowUiUrl);
+    const tokenSecret = kplus.Secret.fromSecretName(this, 'TokenSecret', this.tokenSecretName);
+    env[ENV.authToken] = kplus.EnvValue.fromSecretValue({ secret: tokenSecret, key: SECRET_KEYS.authToken });
 
-    const http = k8s.IntOrString.fromString('http');
-    new k8s.KubeService(this, 'Service', {
-      metadata: { name: this.serviceName, labels },
-      spec: { selector, ports: [{ name: 'http', port: PORTS.api, targetPort: http }] },
-    });
-    new k8s.KubeDeployment(this, 'Deployment', {
-      metadata: {
-        name: this.name,
-        labels,
-        annotations: { ...secrets.externalRefs, [ANNOTATIONS.usesKubernetesApi]: 'true' },
-      },
-      spec: {
-        replicas: this.replicas,
-        selector: { matchLabels: selector },
-        template: {
-          metadata: { labels },
-          spec: {
-            serviceAccountName: this.name,
-            // The one workload with a service-account token: it calls the Kubernetes API.
-            automountServiceAccountToken: true,
-            enableServiceLinks: false,
-            securityContext: trainerPodSecurityContext(),
-            containers: [
-              {
-                name: 'api',
-                image: this.image,
-                args: ['trainer', 'api'],
-                env,
-                ports: [{ name: 'http', containerPort: PORTS.api }],
-                readinessProbe: { httpGet: { path: API_PATHS.health, port: http }, periodSeconds: 5 },
-                livenessProbe: { httpGet: { path: API_PATHS.health, port: http }, initialDelaySeconds: 10, periodSeconds: 10 },
-                resources: resources(resourceSpec),
-                securityContext: containerSecurityContext(),
-                volumeMounts: [{ name: 'tmp', mountPath: PATHS.tmp }],
-              },
-            ],
-            volumes: [scratchVolume('tmp', 256)],
-          },
-        },
-      },
-    });
-
-    const egress: k8s.NetworkPolicyEgressRule[] = [apiServerEgress(kubernetesApiCidr), dnsEgress()];
-    if (props.tracking) egress.push({ to: [podPeer(props.tracking.serverPodLabels)], ports: tcpPorts(PORTS.mlflow) });
-    new k8s.KubeNetworkPolicy(this, 'Policy', {
+    const service = new kplus.Service(this, 'Service', {
       metadata: { name: this.name, labels },
-      spec: {
-        podSelector: { matchLabels: selector },
-        policyTypes: ['Ingress', 'Egress'],
-        ingress: [{ from: allowedClients ? allowedClients.map(podPeer) : [{ podSelector: {} }], ports: tcpPorts(PORTS.api) }],
-        egress,
+      ports: [{ name: 'http', port: PORTS.api, targetPort: PORTS.api }],
+    });
+    this.serviceName = service.name;
+    const deployment = new kplus.Deployment(this, 'Deployment', {
+      metadata: { name: this.name, labels, annotations: { ...secrets.externalRefs, [ANNOTATIONS.usesKubernetesApi]: 'true' } },
+      podMetadata: { labels },
+      replicas: this.replicas,
+      serviceAccount: account,
+      ...trainerPodProps(),
+      // The one workload with a service-account token: it calls the Kubernetes API.
+      automountServiceAccountToken: true,
+    });
+    const health = { port: PORTS.api, periodSeconds: Duration.seconds(5) };
+    deployment.addContainer(
+      hardenedContainer({
+        name: 'api',
+        image: this.image,
+        args: ['trainer', 'api'],
+        envVariables: env,
+        ports: [{ name: 'http', number: PORTS.api }],
+        readiness: kplus.Probe.fromHttpGet(API_PATHS.health, health),
+        liveness: kplus.Probe.fromHttpGet(API_PATHS.health, { ...health, initialDelaySeconds: Duration.seconds(10), periodSeconds: Duration.seconds(10) }),
+        resourceSpec,
+        volumeMounts: [{ path: PATHS.tmp, volume: kplus.Volume.fromEmptyDir(deployment, 'Tmp', 'tmp', { sizeLimit: Size.mebibytes(256) }) }],
+      }),
+    );
+    hardenPodTemplate(deployment);
+    service.select(deployment);
+
+    const tracking = props.tracking;
+    new PodPolicy(this, 'Policy', {
+      name: this.name,
+      labels,
+      selector: deployment,
+      ingress: (s) => {
+        const ports = [kplus.NetworkPolicyPort.tcp(PORTS.api)];
+        const peers = allowedClients
+          ? allowedClients.map((selector, i) => kplus.Pods.select(s, `Client${i}`, { labels: selector }))
+          : [kplus.Pods.all(s, 'AnyPod')];
+        return peers.map((peer) => ({ peer, ports }));
       },
+      egress: (s) => [apiServerRule(s, kubernetesApiCidr), dnsRule(s), ...(tracking ? [trackingRule(s, tracking.serverPodLabels)] : [])],
     });
   }
 }

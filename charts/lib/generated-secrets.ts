@@ -1,8 +1,8 @@
-import { k8s } from 'cdk8s-plus-27';
+import * as kplus from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
 import { ANNOTATIONS, ENSURE_SECRETS_ENV, SecretSpec, TRAINER_IMAGE } from '../../trainer/src/contract';
-import { apiServerEgress, dnsEgress } from './network';
-import { containerSecurityContext, podSecurityContext, resources } from './workload';
+import { hardenPodTemplate, hardenedContainer, hardenedPodProps } from './hardened';
+import { PodPolicy, apiServerRule, dnsRule } from './network';
 
 /** Argo CD sync waves: the Job's RBAC, then the Job, before anything that mounts the Secrets. */
 export const SECRET_SYNC_WAVES = { rbac: -3, job: -2 } as const;
@@ -12,10 +12,8 @@ export interface GeneratedSecretsProps {
   readonly name: string;
   readonly secrets: readonly SecretSpec[];
   readonly image: string;
-  /** Labels of every object; must include `selector`. */
+  /** Labels of every object. */
   readonly labels: Readonly<Record<string, string>>;
-  /** Labels that select the Job's pod. */
-  readonly selector: Readonly<Record<string, string>>;
 }
 
 /**
@@ -26,66 +24,53 @@ export interface GeneratedSecretsProps {
 export class GeneratedSecrets extends Construct {
   /** `tensorfleet.io/external-refs` for a workload that reads these Secrets. */
   public readonly externalRefs: Record<string, string>;
+  /** The Job that creates the Secrets. */
+  public readonly job: kplus.Job;
 
   constructor(scope: Construct, id: string, props: GeneratedSecretsProps) {
     super(scope, id);
     const { name, labels } = props;
     const wave = (w: number): Record<string, string> => ({ [ANNOTATIONS.argoSyncWave]: String(w) });
     this.externalRefs = { [ANNOTATIONS.externalRefs]: props.secrets.map((s) => `secret/${s.name}`).join(',') };
-    new k8s.KubeServiceAccount(this, 'Account', {
-      metadata: { name, labels, annotations: wave(SECRET_SYNC_WAVES.rbac) },
-      automountServiceAccountToken: false,
+    const rbac = { name, labels: { ...labels }, annotations: wave(SECRET_SYNC_WAVES.rbac) };
+    const account = new kplus.ServiceAccount(this, 'Account', { metadata: rbac, automountToken: false });
+    const role = new kplus.Role(this, 'Role', { metadata: rbac });
+    // `create` cannot be narrowed by name; `get` can.
+    role.allow(['create'], kplus.ApiResource.SECRETS);
+    role.allow(['get'], ...props.secrets.map((s, i) => kplus.Secret.fromSecretName(this, `Secret${i}`, s.name)));
+    new kplus.RoleBinding(this, 'RoleBinding', { metadata: rbac, role }).addSubjects(account);
+
+    const job = new kplus.Job(this, 'Job', {
+      metadata: { name, labels: { ...labels }, annotations: { ...wave(SECRET_SYNC_WAVES.job), [ANNOTATIONS.usesKubernetesApi]: 'true' } },
+      podMetadata: { labels: { ...labels } },
+      backoffLimit: 6,
+      restartPolicy: kplus.RestartPolicy.ON_FAILURE,
+      serviceAccount: account,
+      ...hardenedPodProps(TRAINER_IMAGE.uid, TRAINER_IMAGE.gid),
+      // The one pod here that calls the Kubernetes API.
+      automountServiceAccountToken: true,
     });
-    new k8s.KubeRole(this, 'Role', {
-      metadata: { name, labels, annotations: wave(SECRET_SYNC_WAVES.rbac) },
-      rules: [
-        // `create` cannot be narrowed by name; `get` can.
-        { apiGroups: [''], resources: ['secrets'], verbs: ['create'] },
-        { apiGroups: [''], resources: ['secrets'], verbs: ['get'], resourceNames: props.secrets.map((s) => s.name) },
-      ],
-    });
-    new k8s.KubeRoleBinding(this, 'RoleBinding', {
-      metadata: { name, labels, annotations: wave(SECRET_SYNC_WAVES.rbac) },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
-      subjects: [{ kind: 'ServiceAccount', name }],
-    });
-    new k8s.KubeJob(this, 'Job', {
-      metadata: { name, labels, annotations: { ...wave(SECRET_SYNC_WAVES.job), [ANNOTATIONS.usesKubernetesApi]: 'true' } },
-      spec: {
-        backoffLimit: 6,
-        template: {
-          metadata: { labels: { ...labels } },
-          spec: {
-            serviceAccountName: name,
-            automountServiceAccountToken: true,
-            enableServiceLinks: false,
-            restartPolicy: 'OnFailure',
-            securityContext: podSecurityContext(TRAINER_IMAGE.uid, TRAINER_IMAGE.gid),
-            containers: [
-              {
-                name: 'ensure-secrets',
-                image: props.image,
-                args: ['ensure-secrets'],
-                env: [
-                  { name: ENSURE_SECRETS_ENV.spec, value: JSON.stringify(props.secrets) },
-                  { name: ENSURE_SECRETS_ENV.namespace, valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
-                ],
-                resources: resources({ cpuRequestMillis: 50, cpuLimitMillis: 500, memoryRequestMiB: 64, memoryLimitMiB: 256 }),
-                securityContext: containerSecurityContext(),
-              },
-            ],
-          },
+    job.addContainer(
+      hardenedContainer({
+        name: 'ensure-secrets',
+        image: props.image,
+        args: ['ensure-secrets'],
+        envVariables: {
+          [ENSURE_SECRETS_ENV.spec]: kplus.EnvValue.fromValue(JSON.stringify(props.secrets)),
+          [ENSURE_SECRETS_ENV.namespace]: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_NAMESPACE),
         },
-      },
+        resourceSpec: { cpuRequestMillis: 50, cpuLimitMillis: 500, memoryRequestMiB: 64, memoryLimitMiB: 256 },
+      }),
+    );
+    hardenPodTemplate(job);
+    this.job = job;
+
+    const policy = new PodPolicy(this, 'Policy', {
+      name,
+      labels,
+      selector: job,
+      egress: (s) => [apiServerRule(s), dnsRule(s)],
     });
-    new k8s.KubeNetworkPolicy(this, 'Policy', {
-      metadata: { name, labels, annotations: wave(SECRET_SYNC_WAVES.job) },
-      spec: {
-        podSelector: { matchLabels: { ...props.selector } },
-        policyTypes: ['Ingress', 'Egress'],
-        ingress: [],
-        egress: [apiServerEgress(), dnsEgress()],
-      },
-    });
+    policy.policy.metadata.addAnnotation(ANNOTATIONS.argoSyncWave, String(SECRET_SYNC_WAVES.job));
   }
 }

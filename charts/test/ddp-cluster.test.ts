@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { Pod } from 'cdk8s-plus-27';
 import { DdpCluster, DdpClusterProps } from '../ddp-cluster';
 import { MlflowStack } from '../mlflow-stack';
 import { ANNOTATIONS, ENV, LABELS, PORTS, parseTrainerEnv, peerAddress } from '../../trainer/src/contract';
@@ -20,6 +21,8 @@ function envOf(job: KubeObject, rank: number): Record<string, string> {
   }
   return env;
 }
+
+const ADDRESS_LABEL = Pod.ADDRESS_LABEL;
 
 describe('DdpCluster', () => {
   test('an Indexed Job of worldSize ranks behind a headless Service that publishes not-ready addresses', () => {
@@ -58,7 +61,8 @@ describe('DdpCluster', () => {
     assert.equal(job.spec.template.metadata.labels[LABELS.trainer], 'true');
     const policy = find(objects, 'NetworkPolicy', 'train');
     assert.deepEqual(policy.spec.ingress, [
-      { from: [{ podSelector: { matchLabels: { [LABELS.job]: 'train', [LABELS.role]: 'ddp' } } }], ports: [{ protocol: 'TCP', port: PORTS.ring }] },
+      // The ranks are selected by the Job's own pod label, as cdk8s-plus selects a workload.
+      { from: [{ podSelector: { matchLabels: { [ADDRESS_LABEL]: job.spec.template.metadata.labels[ADDRESS_LABEL] } } }], ports: [{ protocol: 'TCP', port: PORTS.ring }] },
     ]);
     assert.ok(
       policy.spec.egress.some(
@@ -81,7 +85,10 @@ describe('DdpCluster', () => {
     const job = find(objects, 'Job', 'train');
     const pod = podSpec(job);
     assert.deepEqual(pod.containers[0].resources.limits, { cpu: '4000m', memory: '8192Mi', 'nvidia.com/gpu': 1 });
-    assert.deepEqual(pod.nodeSelector, { 'nvidia.com/gpu.present': 'true' });
+    // cdk8s-plus writes a node selector as a required node affinity.
+    assert.deepEqual(pod.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms, [
+      { matchExpressions: [{ key: 'nvidia.com/gpu.present', operator: 'In', values: ['true'] }] },
+    ]);
     assert.equal(pod.tolerations[0].key, 'nvidia.com/gpu');
     assert.equal(pod.topologySpreadConstraints[0].topologyKey, 'kubernetes.io/hostname');
     assert.equal(pod.topologySpreadConstraints[0].whenUnsatisfiable, 'DoNotSchedule');
@@ -123,7 +130,7 @@ describe('DdpCluster', () => {
     const job = find(objects, 'Job', 'train');
     const volumes = Object.fromEntries(podSpec(job).volumes.map((v: any) => [v.name, v]));
     assert.deepEqual(volumes.datasets.persistentVolumeClaim, { claimName: 'datasets', readOnly: true });
-    assert.deepEqual(volumes.checkpoints.persistentVolumeClaim, { claimName: 'ckpt' });
+    assert.deepEqual(volumes.checkpoints.persistentVolumeClaim, { claimName: 'ckpt', readOnly: false });
     assert.equal(job.metadata.annotations![ANNOTATIONS.externalRefs], 'pvc/ckpt,pvc/datasets');
     // A dataset on a volume needs no egress beyond the ring, DNS and (no) tracking.
     assert.equal(find(objects, 'NetworkPolicy', 'train').spec.egress.length, 2);
@@ -135,8 +142,8 @@ describe('DdpCluster', () => {
     const env = podSpec(job).containers[0].env as Array<{ name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string; optional?: boolean } } }>;
     const byName = Object.fromEntries(env.map((e) => [e.name, e]));
     assert.equal(byName[ENV.s3Endpoint].value, 'https://minio.storage:9000');
-    assert.deepEqual(byName.AWS_ACCESS_KEY_ID.valueFrom?.secretKeyRef, { name: 'dataset-s3', key: 'AWS_ACCESS_KEY_ID' });
-    assert.deepEqual(byName.AWS_SECRET_ACCESS_KEY.valueFrom?.secretKeyRef, { name: 'dataset-s3', key: 'AWS_SECRET_ACCESS_KEY' });
+    assert.deepEqual(byName.AWS_ACCESS_KEY_ID.valueFrom?.secretKeyRef, { name: 'dataset-s3', key: 'AWS_ACCESS_KEY_ID', optional: false });
+    assert.deepEqual(byName.AWS_SECRET_ACCESS_KEY.valueFrom?.secretKeyRef, { name: 'dataset-s3', key: 'AWS_SECRET_ACCESS_KEY', optional: false });
     assert.deepEqual(byName.AWS_SESSION_TOKEN.valueFrom?.secretKeyRef, { name: 'dataset-s3', key: 'AWS_SESSION_TOKEN', optional: true });
     assert.deepEqual(env.filter((e) => e.name.startsWith('AWS_') && e.value !== undefined).map((e) => e.name), [ENV.s3Endpoint], 'no credential value inline');
     const egress = find(objects, 'NetworkPolicy', 'train').spec.egress as Array<{ ports?: Array<{ port: number }> }>;

@@ -61,7 +61,8 @@ describe('FederatedFleet', () => {
   test('NetworkPolicy: clients reach the server port only; the server admits only clients', () => {
     const objects = fleet({ tracking: new MlflowStack(testChart(), 'Mlflow') });
     const client = find(objects, 'NetworkPolicy', 'fl-client');
-    assert.deepEqual(client.spec.ingress, []);
+    assert.equal(client.spec.ingress, undefined, 'no ingress rule: with policyType Ingress, nothing is admitted');
+    assert.deepEqual([...client.spec.policyTypes].sort(), ['Egress', 'Ingress']);
     assert.deepEqual(client.spec.egress[0].ports, [{ protocol: 'TCP', port: PORTS.federated }]);
     const server = find(objects, 'NetworkPolicy', 'fl-server');
     assert.equal(server.spec.ingress.length, 1);
@@ -76,7 +77,7 @@ describe('FederatedFleet', () => {
     const server = find(objects, 'Deployment', 'fl-server');
     assert.equal(server.spec.strategy.type, 'Recreate');
     const checkpoints = podSpec(server).volumes.find((v: any) => v.name === 'checkpoints');
-    assert.deepEqual(checkpoints.persistentVolumeClaim, { claimName: 'fl-server-state' });
+    assert.deepEqual(checkpoints.persistentVolumeClaim, { claimName: 'fl-server-state', readOnly: false });
   });
 
   test('multi-cluster: a Liqo NamespaceOffloading, clients on virtual nodes with the toleration, the server on local nodes', () => {

@@ -43,7 +43,8 @@ describe('SplitLearning', () => {
   test('NetworkPolicy: clients reach the server port only', () => {
     const objects = split();
     const client = find(objects, 'NetworkPolicy', 'split-client');
-    assert.deepEqual(client.spec.ingress, []);
+    assert.equal(client.spec.ingress, undefined, 'no ingress rule: with policyType Ingress, nothing is admitted');
+    assert.deepEqual([...client.spec.policyTypes].sort(), ['Egress', 'Ingress']);
     assert.deepEqual(client.spec.egress[0].ports, [{ protocol: 'TCP', port: PORTS.split }]);
     const server = find(objects, 'NetworkPolicy', 'split-server');
     assert.deepEqual(server.spec.ingress[0].ports, [{ protocol: 'TCP', port: PORTS.split }]);

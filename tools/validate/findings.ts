@@ -42,6 +42,9 @@ export const RULES = {
   NAME_IANA_SVC_NAME: 'name/iana-svc-name',
   STATEFULSET_SERVICE_NAME: 'statefulset/service-name',
   OBJECT_DUPLICATE: 'object/duplicate',
+  POLICY_TRAINER_UNISOLATED: 'network-policy/trainer-unisolated',
+  POLICY_ALL_NAMESPACES: 'network-policy/all-namespaces',
+  POLICY_UNRESTRICTED_PORTS: 'network-policy/unrestricted-ports',
   // (d) security baseline on every pod template
   SECURITY_RUN_AS_NON_ROOT: 'security/run-as-non-root',
   SECURITY_READ_ONLY_ROOT_FS: 'security/read-only-root-fs',

@@ -1,7 +1,8 @@
 /**
  * (c) Semantics across the objects of one chart file: Services select pods and reach their ports,
  * referenced Secrets/ConfigMaps/PVCs/ServiceAccounts exist (or are declared external), names are
- * valid, StatefulSets have their governing Service, and no object is defined twice.
+ * valid, StatefulSets have their governing Service, no object is defined twice, every trainer pod
+ * is isolated both ways by a NetworkPolicy, and no policy opens every namespace or every port.
  */
 import { ANNOTATIONS } from '../../trainer/src/contract/labels';
 import { childPath, Finding, indexPath, Reporter, RULES } from './findings';
@@ -100,7 +101,9 @@ export function validateSemantics(objects: readonly unknown[], file: string): Fi
   for (const e of entries) {
     if (e.kind === 'Service') checkService(e, templates);
     if (e.kind === 'StatefulSet') checkGoverningService(e, index);
+    if (e.kind === 'NetworkPolicy') checkPolicyRules(e);
   }
+  checkTrainerPodsIsolated(templates, entries);
   return findings;
 }
 
@@ -300,5 +303,76 @@ function checkGoverningService(e: Entry, index: ChartIndex): void {
   }
   if (getString(getObject(service.obj, 'spec'), 'clusterIP') !== 'None') {
     e.reporter.report('spec.serviceName', RULES.STATEFULSET_SERVICE_NAME, `Service ${JSON.stringify(serviceName)} is not headless (spec.clusterIP must be "None"), so the pods get no stable DNS names`);
+  }
+}
+
+/** The label every trainer pod carries (LABELS.trainer of the contract). */
+export const TRAINER_POD_LABEL = 'tensorfleet.io/trainer';
+
+/** Whether a policy's podSelector selects pods with `labels` (matchExpressions are not read: such a policy selects nothing here). */
+function selects(policy: JsonObject, labels: Readonly<Record<string, string>>): boolean {
+  const selector = getObject(getObject(policy, 'spec'), 'podSelector');
+  if (getArray(selector, 'matchExpressions').length > 0) return false;
+  return Object.entries(stringMap(getObject(selector, 'matchLabels'))).every(([k, v]) => labels[k] === v);
+}
+
+/** Every trainer pod is selected by policies that, together, isolate it for Ingress and Egress. */
+function checkTrainerPodsIsolated(templates: readonly PodTemplate[], entries: readonly Entry[]): void {
+  const policies = entries.filter((e) => e.kind === 'NetworkPolicy');
+  for (const t of templates) {
+    if (t.labels[TRAINER_POD_LABEL] !== 'true') continue;
+    const types = new Set(
+      policies
+        .filter((p) => p.namespace === t.namespace && selects(p.obj, t.labels))
+        .flatMap((p) => getArray(getObject(p.obj, 'spec'), 'policyTypes').filter((x): x is string => typeof x === 'string')),
+    );
+    const missing = ['Ingress', 'Egress'].filter((d) => !types.has(d));
+    if (missing.length === 0) continue;
+    const owner = entries.find((e) => e.obj === t.owner);
+    owner?.reporter.report(
+      childPath(childPath(t.specPath.replace(/\.spec$/, ''), 'metadata'), 'labels'),
+      RULES.POLICY_TRAINER_UNISOLATED,
+      `a trainer pod (${TRAINER_POD_LABEL}=true) must be selected by NetworkPolicies of this chart with policyTypes Ingress and Egress; ${missing.join(' and ')} not isolated`,
+    );
+  }
+}
+
+/** No peer opens every namespace; a rule without ports reaches pods of the policy's namespace only. */
+function checkPolicyRules(e: Entry): void {
+  const spec = getObject(e.obj, 'spec');
+  for (const [direction, peersKey] of [
+    ['ingress', 'from'],
+    ['egress', 'to'],
+  ] as const) {
+    getArray(spec, direction).forEach((rule, i) => {
+      const path = indexPath(childPath('spec', direction), i);
+      const peers = getArray(rule, peersKey);
+      peers.forEach((peer, j) => {
+        const ns = getObject(peer, 'namespaceSelector');
+        if (
+          ns !== undefined &&
+          Object.keys(stringMap(getObject(ns, 'matchLabels'))).length === 0 &&
+          getArray(ns, 'matchExpressions').length === 0
+        ) {
+          e.reporter.report(
+            childPath(indexPath(childPath(path, peersKey), j), 'namespaceSelector'),
+            RULES.POLICY_ALL_NAMESPACES,
+            'an empty namespaceSelector admits every namespace: select the namespaces by label, or leave it out for this namespace only',
+          );
+        }
+      });
+      const sameNamespacePodsOnly =
+        peers.length > 0 &&
+        peers.every(
+          (p) => get(p, 'podSelector') !== undefined && get(p, 'namespaceSelector') === undefined && get(p, 'ipBlock') === undefined,
+        );
+      if (getArray(rule, 'ports').length === 0 && !sameNamespacePodsOnly) {
+        e.reporter.report(
+          path,
+          RULES.POLICY_UNRESTRICTED_PORTS,
+          `a rule without ports must name pods of this namespace only; this one ${peers.length === 0 ? `has no '${peersKey}' (every address)` : 'names an ipBlock or other namespaces'}`,
+        );
+      }
+    });
   }
 }

@@ -138,3 +138,43 @@ describe('names and duplicates (c)', () => {
     ]);
   });
 });
+
+describe('NetworkPolicies isolate trainer pods and open no more than the topology needs (c)', () => {
+  const trainerLabels = { app: 'ring', 'tensorfleet.io/trainer': 'true' };
+  const policy = (spec: JsonObject): JsonObject => ({
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata: { name: 'ring' },
+    spec: { podSelector: { matchLabels: { app: 'ring' } }, ...spec },
+  });
+
+  test('accepts a trainer pod isolated both ways, with ports on every rule that leaves the namespace', () => {
+    const rules = {
+      policyTypes: ['Ingress', 'Egress'],
+      ingress: [{ from: [{ podSelector: { matchLabels: { app: 'ring' } } }] }],
+      egress: [{ to: [{ ipBlock: { cidr: '0.0.0.0/0' } }], ports: [{ protocol: 'TCP', port: 443 }] }],
+    };
+    assert.deepEqual(semantics([deployment('ring', trainerLabels), policy(rules)]), []);
+  });
+
+  test('fails if a trainer pod is selected by no policy, or isolated one way only', () => {
+    assert.deepEqual(semantics([deployment('ring', trainerLabels)]), [
+      'network-policy/trainer-unisolated: Deployment ring: spec.template.metadata.labels: a trainer pod (tensorfleet.io/trainer=true) must be selected by NetworkPolicies of this chart with policyTypes Ingress and Egress; Ingress and Egress not isolated',
+    ]);
+    assert.deepEqual(semantics([deployment('ring', trainerLabels), policy({ policyTypes: ['Ingress'] })]), [
+      'network-policy/trainer-unisolated: Deployment ring: spec.template.metadata.labels: a trainer pod (tensorfleet.io/trainer=true) must be selected by NetworkPolicies of this chart with policyTypes Ingress and Egress; Egress not isolated',
+    ]);
+  });
+
+  test('fails on a peer in every namespace and on a rule that opens every port beyond the namespace', () => {
+    const rules = {
+      policyTypes: ['Ingress', 'Egress'],
+      ingress: [{ from: [{ namespaceSelector: {}, podSelector: {} }], ports: [{ protocol: 'TCP', port: 80 }] }],
+      egress: [{ to: [{ ipBlock: { cidr: '0.0.0.0/0' } }] }],
+    };
+    assert.deepEqual(semantics([deployment('ring', trainerLabels), policy(rules)]), [
+      'network-policy/all-namespaces: NetworkPolicy ring: spec.ingress[0].from[0].namespaceSelector: an empty namespaceSelector admits every namespace: select the namespaces by label, or leave it out for this namespace only',
+      'network-policy/unrestricted-ports: NetworkPolicy ring: spec.egress[0]: a rule without ports must name pods of this namespace only; this one names an ipBlock or other namespaces',
+    ]);
+  });
+});

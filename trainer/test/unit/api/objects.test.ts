@@ -1,13 +1,14 @@
 /**
  * The objects the API would apply equal, object for object, what a chart
- * synthesizes with the same options written by hand as construct props.
+ * synthesizes with the same options written by hand as construct props (under the API's
+ * construct id: cdk8s-plus derives the pods' selector label from the construct path).
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { App, Chart } from 'cdk8s';
 import { Dataset, DdpCluster, FederatedFleet, MlflowStack, Model, SplitLearning } from '../../../../charts';
 import { DDP_DEFAULT_RESOURCES } from '../../../../charts/ddp-cluster';
-import { JobPropsError, buildJobObjects, constructProblems } from '../../../src/api/objects';
+import { JOB_CONSTRUCT_ID, JobPropsError, buildJobObjects, constructProblems } from '../../../src/api/objects';
 import { validateJobRequest } from '../../../src/api/request';
 import { ENV, JobRequest, TrainerEnvError } from '../../../src/contract';
 
@@ -28,7 +29,7 @@ describe('API objects equal the chart objects', () => {
   test('ddp', () => {
     const request: JobRequest = { job_name: 'mnist-ddp', kind: 'ddp', epochs: 2, batch_size: 64, dataset_size: 20000, world_size: 3, dataset_type: 'fashion-mnist', dataset_uri: 's3://datasets/fashion', gpus: 1, learning_rate_schedule: 'cosine' };
     const expected = chartObjects('mnist-ddp', (chart, tracking) => {
-      new DdpCluster(chart, 'Anything', {
+      new DdpCluster(chart, JOB_CONSTRUCT_ID, {
         name: 'mnist-ddp',
         image: 'ghcr.io/tensorfleet/trainer:0.1.0',
         epochs: 2,
@@ -50,7 +51,7 @@ describe('API objects equal the chart objects', () => {
   test('federated', () => {
     const request: JobRequest = { job_name: 'fl', kind: 'federated', clients: 4, rounds: 10, epochs: 2, strategy: 'fedadam', partition: 'dirichlet', dirichlet_alpha: 0.3, min_fit_clients: 3, min_available_clients: 4, fraction_fit: 0.75 };
     const expected = chartObjects('fl', (chart, tracking) => {
-      new FederatedFleet(chart, 'Fl', {
+      new FederatedFleet(chart, JOB_CONSTRUCT_ID, {
         name: 'fl',
         image: 'ghcr.io/tensorfleet/trainer:0.1.0',
         clients: 4,
@@ -72,7 +73,7 @@ describe('API objects equal the chart objects', () => {
     const request: JobRequest = { job_name: 'sl', kind: 'split', clients: 2, mode: 'u-shaped', cut_layer: 2, noise_sigma: 0.1, image: 'registry.example/trainer:2.0' };
     const app = new App({ outdir: 'unused' });
     const chart = new Chart(app, 'sl', { disableResourceNameHashes: true });
-    new SplitLearning(chart, 'Sl', { name: 'sl', image: 'registry.example/trainer:2.0', clients: 2, mode: 'u-shaped', cutLayer: 2, noiseSigma: 0.1 });
+    new SplitLearning(chart, JOB_CONSTRUCT_ID, { name: 'sl', image: 'registry.example/trainer:2.0', clients: 2, mode: 'u-shaped', cutLayer: 2, noiseSigma: 0.1 });
     assert.deepEqual(sortByRef(buildJobObjects(request, {})), sortByRef(chart.toJson()));
   });
 
@@ -104,7 +105,7 @@ describe('API objects equal the chart objects', () => {
       volcano_queue: 'research',
     };
     const expected = chartObjects('ddp-all', (chart, tracking) => {
-      new DdpCluster(chart, 'DdpAll', {
+      new DdpCluster(chart, JOB_CONSTRUCT_ID, {
         name: 'ddp-all',
         image: 'ghcr.io/tensorfleet/trainer:0.1.0',
         worldSize: 4,
@@ -148,7 +149,7 @@ describe('API objects equal the chart objects', () => {
       client_resources: { ...resources, cpu_limit_millis: 3000 },
     };
     const expected = chartObjects('fl-all', (chart, tracking) => {
-      new FederatedFleet(chart, 'FlAll', {
+      new FederatedFleet(chart, JOB_CONSTRUCT_ID, {
         name: 'fl-all',
         image: 'ghcr.io/tensorfleet/trainer:0.1.0',
         clients: 6,
@@ -178,7 +179,7 @@ describe('API objects equal the chart objects', () => {
   test('split with server and client resources', () => {
     const request: JobRequest = { job_name: 'sl-res', kind: 'split', clients: 2, server_resources: resources, client_resources: resources };
     const expected = chartObjects('sl-res', (chart, tracking) => {
-      new SplitLearning(chart, 'SlRes', { name: 'sl-res', image: 'ghcr.io/tensorfleet/trainer:0.1.0', clients: 2, serverResources: resourceSpec, clientResources: resourceSpec, tracking });
+      new SplitLearning(chart, JOB_CONSTRUCT_ID, { name: 'sl-res', image: 'ghcr.io/tensorfleet/trainer:0.1.0', clients: 2, serverResources: resourceSpec, clientResources: resourceSpec, tracking });
     });
     assert.deepEqual(sortByRef(buildJobObjects(request, options)), sortByRef(expected));
   });
@@ -245,7 +246,8 @@ describe('API objects equal the chart objects', () => {
       model_uri: 'runs:/0123abcd/model/model.json',
     };
     const expected = chartObjects('cancer', (chart, tracking) => {
-      new DdpCluster(chart, 'Cancer', {
+      new DdpCluster(chart, JOB_CONSTRUCT_ID, {
+        name: 'cancer',
         image: 'ghcr.io/tensorfleet/trainer:0.1.0',
         dataset: Dataset.csv('s3://tabular/breast-cancer.csv', { labelColumn: 'diagnosis', testFraction: 0.25 }),
         model: Model.fromUri('runs:/0123abcd/model/model.json'),
