@@ -429,7 +429,15 @@ describe('TrainingApi against the Kubernetes API request contract (recording ser
     const job = parseAllDocuments(dry.stdout).map((d) => d.toJSON()).find((o) => o.kind === 'Job' && o.metadata.name === 'cli-ddp');
     assert.equal(job.spec.activeDeadlineSeconds, 3600);
     assert.equal(job.spec.template.spec.schedulerName, 'volcano');
-    assert.deepEqual(job.spec.template.spec.nodeSelector, { 'kubernetes.io/arch': 'amd64', pool: 'gpu' });
+    // The node selector is written as a required node affinity (cdk8s-plus's form): one term, one In per label.
+    const terms = job.spec.template.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms;
+    assert.deepEqual(
+      terms.flatMap((t: { matchExpressions: unknown[] }) => t.matchExpressions),
+      [
+        { key: 'kubernetes.io/arch', operator: 'In', values: ['amd64'] },
+        { key: 'pool', operator: 'In', values: ['gpu'] },
+      ],
+    );
     assert.deepEqual(job.spec.template.spec.tolerations, [{ key: 'gpu', operator: 'Exists', effect: 'NoSchedule' }]);
     assert.deepEqual(job.spec.template.spec.containers[0].resources, { requests: { cpu: '500m', memory: '512Mi' }, limits: { cpu: '1000m', memory: '1024Mi' } });
     const bad = await cli('submit', 'ddp', '--job-name', 'cli-bad', '--resources', resources.replace('"cpu_limit_millis":1000', '"cpu_limit_millis":100'), '--tolerations', 'gpu', '--spread-over-nodes');
