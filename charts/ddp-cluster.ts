@@ -169,7 +169,12 @@ export interface DdpClusterProps extends SourceProps {
 }
 
 /** Requests and limits of each rank unless the props say otherwise. */
-export const DDP_DEFAULT_RESOURCES: ResourceSpec = { cpuRequestMillis: 1000, cpuLimitMillis: 2000, memoryRequestMiB: 1024, memoryLimitMiB: 2048 };
+export const DDP_DEFAULT_RESOURCES: ResourceSpec = {
+  cpuRequestMillis: 1000,
+  cpuLimitMillis: 2000,
+  memoryRequestMiB: 1024,
+  memoryLimitMiB: 2048,
+};
 
 /**
  * Data-parallel training: an Indexed Job of worldSize ranks that sum their gradients
@@ -203,7 +208,11 @@ export class DdpCluster extends Construct {
     if (props.ttlSecondsAfterFinished !== undefined) checkInt(this, 'ttlSecondsAfterFinished', props.ttlSecondsAfterFinished, 0);
     if (props.checkpointClaimName !== undefined) checkDnsLabel(this, 'checkpointClaimName', props.checkpointClaimName, 253);
     if (props.datasetClaimName !== undefined) checkDnsLabel(this, 'datasetClaimName', props.datasetClaimName, 253);
-    const sources = resolveSources(this, props, { tracking: props.tracking !== undefined, claimProp: true, datasetClaimName: props.datasetClaimName });
+    const sources = resolveSources(this, props, {
+      tracking: props.tracking !== undefined,
+      claimProp: true,
+      datasetClaimName: props.datasetClaimName,
+    });
     if (props.datasetS3CredentialsSecret !== undefined) {
       const s3Secret = props.datasetS3CredentialsSecret;
       checkDnsLabel(this, 'datasetS3CredentialsSecret', s3Secret, 253);

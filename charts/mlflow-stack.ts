@@ -123,11 +123,7 @@ export class MlflowStack extends Construct {
     this.mlflowImage = checkImage(this, 'mlflowImage', props.mlflowImage ?? 'ghcr.io/tensorfleet/mlflow:2.10.2');
     this.postgresImage = checkImage(this, 'postgresImage', props.postgresImage ?? 'postgres:16.4');
     this.seaweedfsImage = checkImage(this, 'seaweedfsImage', props.seaweedfsImage ?? 'chrislusf/seaweedfs:3.80');
-    this.secretsJobImage = checkImage(
-      this,
-      'secretsJobImage',
-      props.secretsJobImage ?? `${TRAINER_IMAGE.repository}:${TRAINER_IMAGE.tag}`,
-    );
+    this.secretsJobImage = checkImage(this, 'secretsJobImage', props.secretsJobImage ?? `${TRAINER_IMAGE.repository}:${TRAINER_IMAGE.tag}`);
     this.postgresStorageGiB = checkInt(this, 'postgresStorageGiB', props.postgresStorageGiB ?? 10, 1);
     this.artifactStorageGiB = checkInt(this, 'artifactStorageGiB', props.artifactStorageGiB ?? 20, 1);
     this.artifactBucket = checkDnsLabel(this, 'artifactBucket', props.artifactBucket ?? 'mlflow-artifacts');

@@ -103,7 +103,12 @@ export class SplitLearning extends Construct {
       throw new PropError(this, 'cutLayerName', props.cutLayerName, "absent when 'cutLayer' is set (cut by count or by name, not both)");
     }
     if (props.cutLayerName !== undefined && !/^[A-Za-z0-9_][A-Za-z0-9_./-]{0,127}$/.test(props.cutLayerName)) {
-      throw new PropError(this, 'cutLayerName', props.cutLayerName, 'a layer name (letters, digits, _, ., / and -, at most 128 characters)');
+      throw new PropError(
+        this,
+        'cutLayerName',
+        props.cutLayerName,
+        'a layer name (letters, digits, _, ., / and -, at most 128 characters)',
+      );
     }
     const cutLayer = checkInt(this, 'cutLayer', props.cutLayer ?? 1, 1, maxCut);
     if ((mode === 'sequential' || mode === 'splitfed') && this.clients < 2) {

@@ -131,7 +131,8 @@ export class TrainingApi extends Construct {
       const own = Chart.of(this).namespace;
       const theirs = Chart.of(props.tracking).namespace;
       if (own !== theirs) {
-        const where = (ns: string | undefined): string => (ns === undefined ? 'the namespace it is applied to' : `namespace ${JSON.stringify(ns)}`);
+        const where = (ns: string | undefined): string =>
+          ns === undefined ? 'the namespace it is applied to' : `namespace ${JSON.stringify(ns)}`;
         throw new PropError(
           this,
           'tracking',
@@ -146,7 +147,12 @@ export class TrainingApi extends Construct {
     const kubernetesApiCidr = checkCidr(this, 'kubernetesApiCidr', props.kubernetesApiCidr ?? '0.0.0.0/0');
     if (props.allowedClients !== undefined && props.allowedClients.length === 0) {
       // An ingress rule with an empty `from` admits every source, the opposite of what [] suggests.
-      throw new PropError(this, 'allowedClients', props.allowedClients, 'at least one label selector (leave it unset to admit any pod in the namespace)');
+      throw new PropError(
+        this,
+        'allowedClients',
+        props.allowedClients,
+        'at least one label selector (leave it unset to admit any pod in the namespace)',
+      );
     }
     const allowedClients = props.allowedClients?.map((selector, i) => checkLabelSelector(this, `allowedClients[${i}]`, selector));
 
@@ -214,9 +220,15 @@ export class TrainingApi extends Construct {
         envVariables: env,
         ports: [{ name: 'http', number: PORTS.api }],
         readiness: kplus.Probe.fromHttpGet(API_PATHS.health, health),
-        liveness: kplus.Probe.fromHttpGet(API_PATHS.health, { ...health, initialDelaySeconds: Duration.seconds(10), periodSeconds: Duration.seconds(10) }),
+        liveness: kplus.Probe.fromHttpGet(API_PATHS.health, {
+          ...health,
+          initialDelaySeconds: Duration.seconds(10),
+          periodSeconds: Duration.seconds(10),
+        }),
         resourceSpec,
-        volumeMounts: [{ path: PATHS.tmp, volume: kplus.Volume.fromEmptyDir(deployment, 'Tmp', 'tmp', { sizeLimit: Size.mebibytes(256) }) }],
+        volumeMounts: [
+          { path: PATHS.tmp, volume: kplus.Volume.fromEmptyDir(deployment, 'Tmp', 'tmp', { sizeLimit: Size.mebibytes(256) }) },
+        ],
       }),
     );
     hardenPodTemplate(deployment);

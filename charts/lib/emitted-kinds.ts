@@ -132,7 +132,9 @@ export function kindsOf(objects: readonly EmittedObject[]): EmittedKind[] {
   const kinds = new Map<string, EmittedKind>();
   for (const o of objects) {
     if (CLUSTER_SCOPED_KINDS.has(o.kind)) {
-      throw new Error(`${o.kind}/${o.metadata.name} is cluster-scoped: the TrainingApi's Role cannot grant it, so no job construct may emit it`);
+      throw new Error(
+        `${o.kind}/${o.metadata.name} is cluster-scoped: the TrainingApi's Role cannot grant it, so no job construct may emit it`,
+      );
     }
     const apiGroup = apiGroupOf(o.apiVersion);
     const resource = resourceOf(o.kind);
@@ -213,10 +215,18 @@ export function trainingApiRoleRules(): RbacRule[] {
   const held = group(grants);
   const objects = jobConstructManifests().flatMap((m) => m.objects);
   const roles = objects.filter((o) => o.kind === 'Role' && apiGroupOf(o.apiVersion) === RBAC_GROUP);
-  const bindings = objects.filter((o) => o.kind === 'RoleBinding' && apiGroupOf(o.apiVersion) === RBAC_GROUP) as unknown as Array<{ roleRef: { kind: string; name: string } }>;
+  const bindings = objects.filter((o) => o.kind === 'RoleBinding' && apiGroupOf(o.apiVersion) === RBAC_GROUP) as unknown as Array<{
+    roleRef: { kind: string; name: string };
+  }>;
   const ruleOf = (name: string): readonly RbacRule[] | undefined => roles.find((r) => r.metadata.name === name)?.rules;
   const delegate: string[] = [];
-  if (bindings.some((b) => b.roleRef.kind !== 'Role' || !rulesCover(held, ruleOf(b.roleRef.name) ?? [{ apiGroups: ['*'], resources: ['*'], verbs: ['*'] }]))) delegate.push('bind');
+  if (
+    bindings.some(
+      (b) =>
+        b.roleRef.kind !== 'Role' || !rulesCover(held, ruleOf(b.roleRef.name) ?? [{ apiGroups: ['*'], resources: ['*'], verbs: ['*'] }]),
+    )
+  )
+    delegate.push('bind');
   if (roles.some((r) => !rulesCover(held, r.rules ?? []))) delegate.push('escalate');
   if (delegate.length > 0) grant(RBAC_GROUP, 'roles', delegate);
   return group(grants);
@@ -235,5 +245,8 @@ function group(grants: ReadonlyMap<string, ReadonlySet<string>>): RbacRule[] {
   }
   return [...rules.values()]
     .map((r) => ({ apiGroups: [r.apiGroup], resources: r.resources.sort(), verbs: r.verbs }))
-    .sort((a, b) => a.apiGroups[0].localeCompare(b.apiGroups[0]) || a.resources[0].localeCompare(b.resources[0]) || a.verbs.length - b.verbs.length);
+    .sort(
+      (a, b) =>
+        a.apiGroups[0].localeCompare(b.apiGroups[0]) || a.resources[0].localeCompare(b.resources[0]) || a.verbs.length - b.verbs.length,
+    );
 }

@@ -52,7 +52,12 @@ export function checkImage(scope: Construct, prop: string, value: string): strin
   const match = IMAGE_REF.exec(value);
   const pinned = match !== null && (value.includes('@sha256:') || (match[1] !== undefined && match[1] !== 'latest'));
   if (!pinned) {
-    throw new PropError(scope, prop, value, 'an image reference pinned to a version, like "registry/name:1.2.3" or "name@sha256:<64 hex>" (not "latest")');
+    throw new PropError(
+      scope,
+      prop,
+      value,
+      'an image reference pinned to a version, like "registry/name:1.2.3" or "name@sha256:<64 hex>" (not "latest")',
+    );
   }
   return value;
 }

@@ -171,11 +171,7 @@ export class ServerAndClients extends Construct {
               { peer: cidrPeer(s, 'AnyIpv6', '::/0'), ports: serverPort },
             ]
           : [{ peer: this.clients, ports: serverPort }],
-      egress: (s) => [
-        dnsRule(s),
-        ...sourcesRules(s, props.remoteUris),
-        ...(tracking ? [trackingRule(s, tracking.serverPodLabels)] : []),
-      ],
+      egress: (s) => [dnsRule(s), ...sourcesRules(s, props.remoteUris), ...(tracking ? [trackingRule(s, tracking.serverPodLabels)] : [])],
     });
     new PodPolicy(this, 'ClientPolicy', {
       name: this.clientsService.name,

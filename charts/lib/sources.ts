@@ -238,7 +238,16 @@ export interface SourceRules {
 export interface ResolvedSources {
   readonly config: Pick<
     TrainerConfigInput,
-    'dataset' | 'datasetUri' | 'testDatasetUri' | 'labelColumn' | 'featureColumns' | 'testFraction' | 'imageSize' | 'task' | 'model' | 'modelUri'
+    | 'dataset'
+    | 'datasetUri'
+    | 'testDatasetUri'
+    | 'labelColumn'
+    | 'featureColumns'
+    | 'testFraction'
+    | 'imageSize'
+    | 'task'
+    | 'model'
+    | 'modelUri'
   >;
   readonly dataset: DatasetName;
   readonly datasetUri: string;
@@ -269,7 +278,9 @@ export function resolveSources(scope: Construct, props: SourceProps, rules: Sour
   }
   const datasetUri = given?.uri ?? props.datasetUri ?? DATASET_MIRRORS[dataset];
   if (datasetUri === undefined) {
-    const what = (BUILTIN_DATASETS as readonly string[]).includes(dataset) ? `a folder holding its files (no public mirror serves them unpacked)` : `where the ${dataset} data is`;
+    const what = (BUILTIN_DATASETS as readonly string[]).includes(dataset)
+      ? `a folder holding its files (no public mirror serves them unpacked)`
+      : `where the ${dataset} data is`;
     throw new PropError(scope, 'datasetUri', undefined, `set for ${dataset}: ${what}`);
   }
   checkLocation(scope, 'datasetUri', datasetUri, rules, rules.perClientData === true);
@@ -279,16 +290,32 @@ export function resolveSources(scope: Construct, props: SourceProps, rules: Sour
   const isUserFormat = !(BUILTIN_DATASETS as readonly string[]).includes(dataset);
   const labelColumn = pick('labelColumn');
   if (dataset === 'csv' && (labelColumn === undefined || labelColumn.trim() === '')) {
-    throw new PropError(scope, 'labelColumn', labelColumn, 'set for csv data: the name of the column holding the label (or the regression target)');
+    throw new PropError(
+      scope,
+      'labelColumn',
+      labelColumn,
+      'set for csv data: the name of the column holding the label (or the regression target)',
+    );
   }
-  if (dataset !== 'csv' && labelColumn !== undefined) throw new PropError(scope, 'labelColumn', labelColumn, `absent for dataset ${dataset} (csv only)`);
+  if (dataset !== 'csv' && labelColumn !== undefined)
+    throw new PropError(scope, 'labelColumn', labelColumn, `absent for dataset ${dataset} (csv only)`);
   const rawColumns = pick('featureColumns');
   let featureColumns: string | undefined;
   if (rawColumns !== undefined) {
     if (dataset !== 'csv') throw new PropError(scope, 'featureColumns', rawColumns, `absent for dataset ${dataset} (csv only)`);
     const names = (typeof rawColumns === 'string' ? rawColumns.split(',') : [...rawColumns]).map((n) => n.trim());
-    if (names.length === 0 || names.some((n) => n === '' || n.includes(',')) || new Set(names).size !== names.length || names.includes(labelColumn ?? '')) {
-      throw new PropError(scope, 'featureColumns', rawColumns, 'distinct, non-empty column names without commas, other than the label column');
+    if (
+      names.length === 0 ||
+      names.some((n) => n === '' || n.includes(',')) ||
+      new Set(names).size !== names.length ||
+      names.includes(labelColumn ?? '')
+    ) {
+      throw new PropError(
+        scope,
+        'featureColumns',
+        rawColumns,
+        'distinct, non-empty column names without commas, other than the label column',
+      );
     }
     featureColumns = names.join(',');
   }
@@ -296,18 +323,29 @@ export function resolveSources(scope: Construct, props: SourceProps, rules: Sour
   if (testFraction !== undefined && !(Number.isFinite(testFraction) && testFraction > 0 && testFraction < 1)) {
     throw new PropError(scope, 'testFraction', testFraction, 'a number in (0, 1)');
   }
-  if (testFraction !== undefined && !isUserFormat) throw new PropError(scope, 'testFraction', testFraction, `absent for dataset ${dataset} (it has its own test split)`);
+  if (testFraction !== undefined && !isUserFormat)
+    throw new PropError(scope, 'testFraction', testFraction, `absent for dataset ${dataset} (it has its own test split)`);
   const imageSize = pick('imageSize');
   if (imageSize !== undefined) {
     if (dataset !== 'image-folder') throw new PropError(scope, 'imageSize', imageSize, `absent for dataset ${dataset} (image-folder only)`);
     const m = /^(\d{1,4})(?:x(\d{1,4}))?$/.exec(imageSize);
     if (!m || [m[1], m[2] ?? m[1]].some((s) => Number(s) < 1 || Number(s) > 4096)) {
-      throw new PropError(scope, 'imageSize', imageSize, 'a size "<height>x<width>" or "<side>", each from 1 to 4096 (Dataset.imageFolder: [height, width])');
+      throw new PropError(
+        scope,
+        'imageSize',
+        imageSize,
+        'a size "<height>x<width>" or "<side>", each from 1 to 4096 (Dataset.imageFolder: [height, width])',
+      );
     }
   }
   const task = checkOneOf(scope, 'task', props.task ?? 'classification', TASKS);
   if (task === 'regression' && dataset !== 'csv' && dataset !== 'npz') {
-    throw new PropError(scope, 'task', task, `classification for dataset ${dataset} (regression needs csv or npz data with a numeric target)`);
+    throw new PropError(
+      scope,
+      'task',
+      task,
+      `classification for dataset ${dataset} (regression needs csv or npz data with a numeric target)`,
+    );
   }
 
   const givenModel = props.model instanceof Model ? props.model : undefined;
@@ -315,11 +353,19 @@ export function resolveSources(scope: Construct, props: SourceProps, rules: Sour
     throw new PropError(scope, 'modelUri', props.modelUri, `absent when 'model' is set (model and modelUri are exclusive)`);
   }
   const modelUri = givenModel ? givenModel.uri : props.modelUri;
-  const model = givenModel?.builtin ?? (givenModel || props.modelUri !== undefined ? 'mlp' : checkOneOf(scope, 'model', (props.model as string | undefined) ?? 'mlp', MODELS));
+  const model =
+    givenModel?.builtin ??
+    (givenModel || props.modelUri !== undefined ? 'mlp' : checkOneOf(scope, 'model', (props.model as string | undefined) ?? 'mlp', MODELS));
   const modelProp = givenModel ? 'model' : 'modelUri';
   if (modelUri !== undefined) {
     if (RUNS.test(modelUri)) {
-      if (!rules.tracking) throw new PropError(scope, modelProp, modelUri, `a runs:/ URI only with 'tracking' set (the MlflowStack that serves the run's artifacts)`);
+      if (!rules.tracking)
+        throw new PropError(
+          scope,
+          modelProp,
+          modelUri,
+          `a runs:/ URI only with 'tracking' set (the MlflowStack that serves the run's artifacts)`,
+        );
     } else {
       checkLocation(scope, modelProp, modelUri, rules, false, `runs:/<run_id>/<path> (with 'tracking'), `);
     }
@@ -351,7 +397,12 @@ function checkLocation(scope: Construct, prop: string, value: string, rules: Sou
   const onClaim = rules.claimProp ? `, or a path under ${PATHS.datasets}/ together with 'datasetClaimName'` : '';
   const allowed = `${also}an http(s):// or s3:// URL${onClaim}`;
   if (value.includes(CLIENT_PLACEHOLDER) && !placeholder) {
-    throw new PropError(scope, prop, value, `${allowed}, without ${CLIENT_PLACEHOLDER} (only a FederatedFleet gives each client its own data)`);
+    throw new PropError(
+      scope,
+      prop,
+      value,
+      `${allowed}, without ${CLIENT_PLACEHOLDER} (only a FederatedFleet gives each client its own data)`,
+    );
   }
   const concrete = value.split(CLIENT_PLACEHOLDER).join('0');
   if (REMOTE.test(concrete)) {

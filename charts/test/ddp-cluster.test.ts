@@ -62,7 +62,10 @@ describe('DdpCluster', () => {
     const policy = find(objects, 'NetworkPolicy', 'train');
     assert.deepEqual(policy.spec.ingress, [
       // The ranks are selected by the Job's own pod label, as cdk8s-plus selects a workload.
-      { from: [{ podSelector: { matchLabels: { [ADDRESS_LABEL]: job.spec.template.metadata.labels[ADDRESS_LABEL] } } }], ports: [{ protocol: 'TCP', port: PORTS.ring }] },
+      {
+        from: [{ podSelector: { matchLabels: { [ADDRESS_LABEL]: job.spec.template.metadata.labels[ADDRESS_LABEL] } } }],
+        ports: [{ protocol: 'TCP', port: PORTS.ring }],
+      },
     ]);
     assert.ok(
       policy.spec.egress.some(
@@ -110,7 +113,7 @@ describe('DdpCluster', () => {
     assert.equal(job.spec.template.metadata.annotations['scheduling.k8s.io/group-name'], 'train');
   });
 
-  test('CIFAR-10 comes from its authors\' tarball by default, through an egress rule on 443 and no volume', () => {
+  test("CIFAR-10 comes from its authors' tarball by default, through an egress rule on 443 and no volume", () => {
     const { objects } = ddp({ dataset: 'cifar10', model: 'resnet' });
     const job = find(objects, 'Job', 'train');
     assert.equal(parseTrainerEnv(envOf(job, 0)).datasetUri, 'https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz');
@@ -137,17 +140,36 @@ describe('DdpCluster', () => {
   });
 
   test('an s3:// dataset gets its endpoint, an egress rule to it, and its credentials from a Secret (never inline)', () => {
-    const { objects } = ddp({ datasetUri: 's3://datasets/mnist', datasetS3Endpoint: 'https://minio.storage:9000', datasetS3CredentialsSecret: 'dataset-s3' });
+    const { objects } = ddp({
+      datasetUri: 's3://datasets/mnist',
+      datasetS3Endpoint: 'https://minio.storage:9000',
+      datasetS3CredentialsSecret: 'dataset-s3',
+    });
     const job = find(objects, 'Job', 'train');
-    const env = podSpec(job).containers[0].env as Array<{ name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string; optional?: boolean } } }>;
+    const env = podSpec(job).containers[0].env as Array<{
+      name: string;
+      value?: string;
+      valueFrom?: { secretKeyRef?: { name: string; key: string; optional?: boolean } };
+    }>;
     const byName = Object.fromEntries(env.map((e) => [e.name, e]));
     assert.equal(byName[ENV.s3Endpoint].value, 'https://minio.storage:9000');
     assert.deepEqual(byName.AWS_ACCESS_KEY_ID.valueFrom?.secretKeyRef, { name: 'dataset-s3', key: 'AWS_ACCESS_KEY_ID', optional: false });
-    assert.deepEqual(byName.AWS_SECRET_ACCESS_KEY.valueFrom?.secretKeyRef, { name: 'dataset-s3', key: 'AWS_SECRET_ACCESS_KEY', optional: false });
+    assert.deepEqual(byName.AWS_SECRET_ACCESS_KEY.valueFrom?.secretKeyRef, {
+      name: 'dataset-s3',
+      key: 'AWS_SECRET_ACCESS_KEY',
+      optional: false,
+    });
     assert.deepEqual(byName.AWS_SESSION_TOKEN.valueFrom?.secretKeyRef, { name: 'dataset-s3', key: 'AWS_SESSION_TOKEN', optional: true });
-    assert.deepEqual(env.filter((e) => e.name.startsWith('AWS_') && e.value !== undefined).map((e) => e.name), [ENV.s3Endpoint], 'no credential value inline');
+    assert.deepEqual(
+      env.filter((e) => e.name.startsWith('AWS_') && e.value !== undefined).map((e) => e.name),
+      [ENV.s3Endpoint],
+      'no credential value inline',
+    );
     const egress = find(objects, 'NetworkPolicy', 'train').spec.egress as Array<{ ports?: Array<{ port: number }> }>;
-    assert.ok(egress.some((rule) => rule.ports?.some((p) => p.port === 9000)), JSON.stringify(egress));
+    assert.ok(
+      egress.some((rule) => rule.ports?.some((p) => p.port === 9000)),
+      JSON.stringify(egress),
+    );
     const parsed = parseTrainerEnv(envOf(job, 0));
     assert.equal(parsed.datasetUri, 's3://datasets/mnist');
   });

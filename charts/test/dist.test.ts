@@ -19,7 +19,17 @@ describe('dist/', () => {
 
   test('holds every chart main.ts synthesizes, and nothing else', () => {
     const files = manifestFiles(DIST).map((p) => p.slice(DIST.length + 1));
-    assert.deepEqual(files, ['argocd/application.k8s.yaml', 'ddp-cifar.k8s.yaml', 'ddp-mnist.k8s.yaml', 'ddp-tabular.k8s.yaml', 'fl-liqo.k8s.yaml', 'fl-mnist.k8s.yaml', 'mlflow.k8s.yaml', 'split-mnist.k8s.yaml', 'training-api.k8s.yaml']);
+    assert.deepEqual(files, [
+      'argocd/application.k8s.yaml',
+      'ddp-cifar.k8s.yaml',
+      'ddp-mnist.k8s.yaml',
+      'ddp-tabular.k8s.yaml',
+      'fl-liqo.k8s.yaml',
+      'fl-mnist.k8s.yaml',
+      'mlflow.k8s.yaml',
+      'split-mnist.k8s.yaml',
+      'training-api.k8s.yaml',
+    ]);
   });
 
   test('every object passes schema, CRD, semantic and security-baseline validation', (t) => {

@@ -76,7 +76,10 @@ describe('emitted kinds', () => {
         ['split', 'SplitLearning'],
       ],
     );
-    assert.deepEqual(manifests.map((m) => m.jobKind), [...JOB_KINDS]);
+    assert.deepEqual(
+      manifests.map((m) => m.jobKind),
+      [...JOB_KINDS],
+    );
     const kinds = (jobKind: string): string[] => manifests.find((m) => m.jobKind === jobKind)!.objects.map((o) => o.kind);
     assert.ok(kinds('ddp').includes('PodGroup'), 'gang scheduling emits a Volcano PodGroup');
     assert.ok(kinds('federated').includes('NamespaceOffloading'), 'multiCluster emits a Liqo NamespaceOffloading');
@@ -102,7 +105,10 @@ describe('emitted kinds', () => {
     for (const m of jobConstructManifests()) {
       for (const o of m.objects) {
         for (const verb of JOB_OBJECT_VERBS) {
-          assert.ok(allows(rules, verb, apiGroupOf(o.apiVersion), resourceOf(o.kind)), `${m.construct} ${o.kind}/${o.metadata.name}: ${verb}`);
+          assert.ok(
+            allows(rules, verb, apiGroupOf(o.apiVersion), resourceOf(o.kind)),
+            `${m.construct} ${o.kind}/${o.metadata.name}: ${verb}`,
+          );
         }
       }
     }

@@ -24,7 +24,14 @@ function podEnv(workload: KubeObject, podName: string): Record<string, string> {
 
 describe('FederatedFleet', () => {
   test('server Deployment + ClusterIP Service, clients as a StatefulSet whose ordinal is the partition', () => {
-    const objects = fleet({ clients: 3, minFitClients: 2, minAvailableClients: 3, rounds: 7, strategy: 'fedadam', serverLearningRate: 0.1 });
+    const objects = fleet({
+      clients: 3,
+      minFitClients: 2,
+      minAvailableClients: 3,
+      rounds: 7,
+      strategy: 'fedadam',
+      serverLearningRate: 0.1,
+    });
     const server = find(objects, 'Deployment', 'fl-server');
     const service = find(objects, 'Service', 'fl-server');
     assert.notEqual(service.spec.clusterIP, 'None');
@@ -66,8 +73,13 @@ describe('FederatedFleet', () => {
     assert.deepEqual(client.spec.egress[0].ports, [{ protocol: 'TCP', port: PORTS.federated }]);
     const server = find(objects, 'NetworkPolicy', 'fl-server');
     assert.equal(server.spec.ingress.length, 1);
-    assert.deepEqual(server.spec.ingress[0].from, [{ podSelector: { matchLabels: find(objects, 'StatefulSet', 'fl-client').spec.selector.matchLabels } }]);
-    assert.ok(server.spec.egress.some((r: any) => r.ports?.[0]?.port === PORTS.mlflow), 'the server reaches MLflow');
+    assert.deepEqual(server.spec.ingress[0].from, [
+      { podSelector: { matchLabels: find(objects, 'StatefulSet', 'fl-client').spec.selector.matchLabels } },
+    ]);
+    assert.ok(
+      server.spec.egress.some((r: any) => r.ports?.[0]?.port === PORTS.mlflow),
+      'the server reaches MLflow',
+    );
   });
 
   test('the server keeps its round checkpoint on a volume and is never run twice', () => {
@@ -88,22 +100,46 @@ describe('FederatedFleet', () => {
     assert.deepEqual(offloading.spec.clusterSelector.nodeSelectorTerms[0].matchExpressions, [
       { key: 'liqo.io/remote-cluster-id', operator: 'In', values: ['edge-1'] },
     ]);
-    const clientTerms = podSpec(find(objects, 'StatefulSet', 'fl-client')).affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms;
+    const clientTerms = podSpec(find(objects, 'StatefulSet', 'fl-client')).affinity.nodeAffinity
+      .requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms;
     assert.deepEqual(clientTerms[0].matchExpressions[0], { key: 'liqo.io/type', operator: 'In', values: ['virtual-node'] });
-    assert.deepEqual(podSpec(find(objects, 'StatefulSet', 'fl-client')).tolerations, [{ key: LIQO.taintKey, operator: 'Exists', effect: 'NoExecute' }]);
-    const serverTerms = podSpec(find(objects, 'Deployment', 'fl-server')).affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms;
+    assert.deepEqual(podSpec(find(objects, 'StatefulSet', 'fl-client')).tolerations, [
+      { key: LIQO.taintKey, operator: 'Exists', effect: 'NoExecute' },
+    ]);
+    const serverTerms = podSpec(find(objects, 'Deployment', 'fl-server')).affinity.nodeAffinity
+      .requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms;
     assert.deepEqual(serverTerms[0].matchExpressions, [{ key: 'liqo.io/type', operator: 'NotIn', values: ['virtual-node'] }]);
   });
 
   describe('fails at synth on bad props, naming construct, prop, value and what is allowed', () => {
     const cases: Array<[string, FederatedFleetProps, string]> = [
       ['zero clients', { clients: 0 }, `FederatedFleet 'Fl': 'clients' must be an integer from 1 to 10000, got 0`],
-      ['more available clients than clients', { clients: 2, minAvailableClients: 3 }, `FederatedFleet 'Fl': 'minAvailableClients' must be an integer from 1 to 2, got 3`],
-      ['more fit clients than available ones', { clients: 4, minAvailableClients: 2, minFitClients: 3 }, `FederatedFleet 'Fl': 'minFitClients' must be an integer from 1 to 2, got 3`],
+      [
+        'more available clients than clients',
+        { clients: 2, minAvailableClients: 3 },
+        `FederatedFleet 'Fl': 'minAvailableClients' must be an integer from 1 to 2, got 3`,
+      ],
+      [
+        'more fit clients than available ones',
+        { clients: 4, minAvailableClients: 2, minFitClients: 3 },
+        `FederatedFleet 'Fl': 'minFitClients' must be an integer from 1 to 2, got 3`,
+      ],
       ['a fraction above 1', { fractionFit: 1.5 }, `FederatedFleet 'Fl': 'fractionFit' must be a number in (0, 1], got 1.5`],
-      ['an unknown strategy', { strategy: 'fedsgd' as never }, `FederatedFleet 'Fl': 'strategy' must be one of fedavg, fedavgm, fedprox, fedadam, fedyogi, fedadagrad, fedmedian, fedtrimmedavg, krum, multikrum, got "fedsgd"`],
-      ['noise without clipping', { dpNoiseMultiplier: 1 }, `FederatedFleet 'Fl': 'dpClipNorm' must be a number > 0 when 'dpNoiseMultiplier' is set (noise is scaled by the clip norm), got undefined`],
-      ['Krum with too few clients per round', { clients: 4, minAvailableClients: 4, minFitClients: 4, strategy: 'krum', byzantineClients: 1 }, `FederatedFleet 'Fl': 'minFitClients' must be at least 2 x byzantineClients + 3 (5) for krum, got 4`],
+      [
+        'an unknown strategy',
+        { strategy: 'fedsgd' as never },
+        `FederatedFleet 'Fl': 'strategy' must be one of fedavg, fedavgm, fedprox, fedadam, fedyogi, fedadagrad, fedmedian, fedtrimmedavg, krum, multikrum, got "fedsgd"`,
+      ],
+      [
+        'noise without clipping',
+        { dpNoiseMultiplier: 1 },
+        `FederatedFleet 'Fl': 'dpClipNorm' must be a number > 0 when 'dpNoiseMultiplier' is set (noise is scaled by the clip norm), got undefined`,
+      ],
+      [
+        'Krum with too few clients per round',
+        { clients: 4, minAvailableClients: 4, minFitClients: 4, strategy: 'krum', byzantineClients: 1 },
+        `FederatedFleet 'Fl': 'minFitClients' must be at least 2 x byzantineClients + 3 (5) for krum, got 4`,
+      ],
       ['a trim share of one half', { trimBeta: 0.5 }, `FederatedFleet 'Fl': 'trimBeta' must be a number in [0, 0.5), got 0.5`],
     ];
     for (const [what, props, message] of cases) {

@@ -54,8 +54,14 @@ describe('MlflowStack', () => {
     const role = find(objects, 'Role', 'mlflow-secrets');
     // cdk8s-plus writes one rule per named Secret.
     const gets = role.rules.filter((r: any) => r.verbs.includes('get'));
-    assert.deepEqual(gets.flatMap((r: any) => r.resourceNames), ['mlflow-postgres', 'mlflow-s3']);
-    assert.ok(role.rules.every((r: any) => r.verbs.includes('create') || r.resourceNames?.length === 1), 'get is narrowed by name');
+    assert.deepEqual(
+      gets.flatMap((r: any) => r.resourceNames),
+      ['mlflow-postgres', 'mlflow-s3'],
+    );
+    assert.ok(
+      role.rules.every((r: any) => r.verbs.includes('create') || r.resourceNames?.length === 1),
+      'get is narrowed by name',
+    );
     for (const o of objects.filter((x) => podSpec(x))) {
       assert.equal(podSpec(o).automountServiceAccountToken, o.metadata.name === 'mlflow-secrets', `${o.kind}/${o.metadata.name}`);
     }
@@ -119,7 +125,10 @@ describe('MlflowStack', () => {
       'postgresql://mlflow:$(DB_PASSWORD)@db.example.internal:5432/mlflow',
     );
     assert.equal(server.env.find((e: any) => e.name === 'MLFLOW_S3_ENDPOINT_URL').value, 'https://s3.example.internal');
-    assert.equal(find(objects, 'Deployment', 'mlflow').metadata.annotations!['tensorfleet.io/external-refs'], 'secret/team-db,secret/team-s3');
+    assert.equal(
+      find(objects, 'Deployment', 'mlflow').metadata.annotations!['tensorfleet.io/external-refs'],
+      'secret/team-db,secret/team-s3',
+    );
     const egressPorts = find(objects, 'NetworkPolicy', 'mlflow').spec.egress.flatMap((r: any) => r.ports.map((p: any) => p.port));
     assert.deepEqual(egressPorts, [53, 53, 5432, 443]);
   });

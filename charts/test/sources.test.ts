@@ -4,7 +4,17 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { Dataset, DdpCluster, DdpClusterProps, FederatedFleet, FederatedFleetProps, MlflowStack, Model, SplitLearning, SplitLearningProps } from '..';
+import {
+  Dataset,
+  DdpCluster,
+  DdpClusterProps,
+  FederatedFleet,
+  FederatedFleetProps,
+  MlflowStack,
+  Model,
+  SplitLearning,
+  SplitLearningProps,
+} from '..';
 import { ANNOTATIONS, CLIENT_PLACEHOLDER, ENV, TrainerConfig, parseTrainerEnv } from '../../trainer/src/contract';
 import { KubeObject, find, podSpec, synth, testChart } from './helpers';
 
@@ -40,7 +50,11 @@ describe('Dataset and Model on a DdpCluster', () => {
   test('Dataset.csv with Model.fromUri: the env parses back to the csv options and the model URI', () => {
     const config = ddpConfig(
       {
-        dataset: Dataset.csv('s3://tabular/breast-cancer.csv', { labelColumn: 'diagnosis', featureColumns: ['radius_mean', 'texture_mean'], testFraction: 0.25 }),
+        dataset: Dataset.csv('s3://tabular/breast-cancer.csv', {
+          labelColumn: 'diagnosis',
+          featureColumns: ['radius_mean', 'texture_mean'],
+          testFraction: 0.25,
+        }),
         model: Model.fromUri('runs:/0123abcd/model/model.json'),
         datasetS3Endpoint: 'http://minio.storage:9000',
         datasetS3CredentialsSecret: 'tabular-s3',
@@ -58,8 +72,18 @@ describe('Dataset and Model on a DdpCluster', () => {
   });
 
   test('the flat props say the same as the factories (what the TrainingApi sets)', () => {
-    const flat = ddpConfig({ dataset: 'csv', datasetUri: 's3://t/r.csv', labelColumn: 'y', featureColumns: 'a,b', testFraction: 0.3, modelUri: 'https://models.example/m/model.json' });
-    const built = ddpConfig({ dataset: Dataset.csv('s3://t/r.csv', { labelColumn: 'y', featureColumns: ['a', 'b'], testFraction: 0.3 }), model: Model.fromUri('https://models.example/m/model.json') });
+    const flat = ddpConfig({
+      dataset: 'csv',
+      datasetUri: 's3://t/r.csv',
+      labelColumn: 'y',
+      featureColumns: 'a,b',
+      testFraction: 0.3,
+      modelUri: 'https://models.example/m/model.json',
+    });
+    const built = ddpConfig({
+      dataset: Dataset.csv('s3://t/r.csv', { labelColumn: 'y', featureColumns: ['a', 'b'], testFraction: 0.3 }),
+      model: Model.fromUri('https://models.example/m/model.json'),
+    });
     assert.deepEqual(flat, built);
   });
 
@@ -99,9 +123,21 @@ describe('Dataset and Model on a DdpCluster', () => {
 
   describe('refusals at synth name the construct, the prop, the value and what is allowed', () => {
     const cases: Array<[string, DdpClusterProps, string]> = [
-      ['a csv without its label column', { dataset: 'csv', datasetUri: 's3://t/r.csv' }, `DdpCluster 'Train': 'labelColumn' must be set for csv data: the name of the column holding the label (or the regression target), got undefined`],
-      ['model and modelUri both set', { model: 'mlp', modelUri: 's3://m/model.json' }, `DdpCluster 'Train': 'modelUri' must be absent when 'model' is set (model and modelUri are exclusive), got "s3://m/model.json"`],
-      ['a Model and modelUri both set', { model: Model.fromUri('s3://m/a.json'), modelUri: 's3://m/b.json' }, `DdpCluster 'Train': 'modelUri' must be absent when 'model' is set (model and modelUri are exclusive), got "s3://m/b.json"`],
+      [
+        'a csv without its label column',
+        { dataset: 'csv', datasetUri: 's3://t/r.csv' },
+        `DdpCluster 'Train': 'labelColumn' must be set for csv data: the name of the column holding the label (or the regression target), got undefined`,
+      ],
+      [
+        'model and modelUri both set',
+        { model: 'mlp', modelUri: 's3://m/model.json' },
+        `DdpCluster 'Train': 'modelUri' must be absent when 'model' is set (model and modelUri are exclusive), got "s3://m/model.json"`,
+      ],
+      [
+        'a Model and modelUri both set',
+        { model: Model.fromUri('s3://m/a.json'), modelUri: 's3://m/b.json' },
+        `DdpCluster 'Train': 'modelUri' must be absent when 'model' is set (model and modelUri are exclusive), got "s3://m/b.json"`,
+      ],
       [
         'a relative dataset path',
         { dataset: Dataset.csv('data/records.csv', { labelColumn: 'y' }) },
@@ -112,22 +148,66 @@ describe('Dataset and Model on a DdpCluster', () => {
         { model: Model.fromUri('./model.json') },
         `DdpCluster 'Train': 'model' must be runs:/<run_id>/<path> (with 'tracking'), an http(s):// or s3:// URL, or a path under /var/lib/tensorfleet/datasets/ together with 'datasetClaimName', got "./model.json"`,
       ],
-      ['a runs:/ model without tracking', { modelUri: 'runs:/abc/model/model.json' }, `DdpCluster 'Train': 'modelUri' must be a runs:/ URI only with 'tracking' set (the MlflowStack that serves the run's artifacts), got "runs:/abc/model/model.json"`],
+      [
+        'a runs:/ model without tracking',
+        { modelUri: 'runs:/abc/model/model.json' },
+        `DdpCluster 'Train': 'modelUri' must be a runs:/ URI only with 'tracking' set (the MlflowStack that serves the run's artifacts), got "runs:/abc/model/model.json"`,
+      ],
       [
         '{client} outside a FederatedFleet',
         { dataset: Dataset.csv('s3://sites/site-{client}.csv', { labelColumn: 'y' }) },
         `DdpCluster 'Train': 'datasetUri' must be an http(s):// or s3:// URL, or a path under /var/lib/tensorfleet/datasets/ together with 'datasetClaimName', without {client} (only a FederatedFleet gives each client its own data), got "s3://sites/site-{client}.csv"`,
       ],
-      ['regression on MNIST', { task: 'regression' }, `DdpCluster 'Train': 'task' must be classification for dataset mnist (regression needs csv or npz data with a numeric target), got "regression"`],
-      ['an unknown task', { task: 'ranking' as never }, `DdpCluster 'Train': 'task' must be one of classification, regression, got "ranking"`],
-      ['a holdout of everything', { dataset: Dataset.npz('s3://d/x.npz', { testFraction: 1 }) }, `DdpCluster 'Train': 'testFraction' must be a number in (0, 1), got 1`],
-      ['a holdout of a built-in dataset', { testFraction: 0.1 }, `DdpCluster 'Train': 'testFraction' must be absent for dataset mnist (it has its own test split), got 0.1`],
-      ['an image size of 0', { dataset: Dataset.imageFolder('s3://i/f', { imageSize: [0, 28] }) }, `DdpCluster 'Train': 'imageSize' must be a size "<height>x<width>" or "<side>", each from 1 to 4096 (Dataset.imageFolder: [height, width]), got "0x28"`],
-      ['an image size for a csv', { dataset: 'csv', datasetUri: 's3://t/r.csv', labelColumn: 'y', imageSize: '28x28' }, `DdpCluster 'Train': 'imageSize' must be absent for dataset csv (image-folder only), got "28x28"`],
-      ['feature columns for an npz', { dataset: 'npz', datasetUri: 's3://d/x.npz', featureColumns: 'a' }, `DdpCluster 'Train': 'featureColumns' must be absent for dataset npz (csv only), got "a"`],
-      ['the label among the features', { dataset: Dataset.csv('s3://t/r.csv', { labelColumn: 'y', featureColumns: ['a', 'y'] }) }, `DdpCluster 'Train': 'featureColumns' must be distinct, non-empty column names without commas, other than the label column, got ["a","y"]`],
-      ['a Dataset and a different datasetUri', { dataset: Dataset.npz('s3://d/x.npz'), datasetUri: 's3://d/y.npz' }, `DdpCluster 'Train': 'datasetUri' must be absent, or "s3://d/x.npz" as the Dataset gives it, got "s3://d/y.npz"`],
-      ['a user format without a URI', { dataset: 'npz' }, `DdpCluster 'Train': 'datasetUri' must be set for npz: where the npz data is, got undefined`],
+      [
+        'regression on MNIST',
+        { task: 'regression' },
+        `DdpCluster 'Train': 'task' must be classification for dataset mnist (regression needs csv or npz data with a numeric target), got "regression"`,
+      ],
+      [
+        'an unknown task',
+        { task: 'ranking' as never },
+        `DdpCluster 'Train': 'task' must be one of classification, regression, got "ranking"`,
+      ],
+      [
+        'a holdout of everything',
+        { dataset: Dataset.npz('s3://d/x.npz', { testFraction: 1 }) },
+        `DdpCluster 'Train': 'testFraction' must be a number in (0, 1), got 1`,
+      ],
+      [
+        'a holdout of a built-in dataset',
+        { testFraction: 0.1 },
+        `DdpCluster 'Train': 'testFraction' must be absent for dataset mnist (it has its own test split), got 0.1`,
+      ],
+      [
+        'an image size of 0',
+        { dataset: Dataset.imageFolder('s3://i/f', { imageSize: [0, 28] }) },
+        `DdpCluster 'Train': 'imageSize' must be a size "<height>x<width>" or "<side>", each from 1 to 4096 (Dataset.imageFolder: [height, width]), got "0x28"`,
+      ],
+      [
+        'an image size for a csv',
+        { dataset: 'csv', datasetUri: 's3://t/r.csv', labelColumn: 'y', imageSize: '28x28' },
+        `DdpCluster 'Train': 'imageSize' must be absent for dataset csv (image-folder only), got "28x28"`,
+      ],
+      [
+        'feature columns for an npz',
+        { dataset: 'npz', datasetUri: 's3://d/x.npz', featureColumns: 'a' },
+        `DdpCluster 'Train': 'featureColumns' must be absent for dataset npz (csv only), got "a"`,
+      ],
+      [
+        'the label among the features',
+        { dataset: Dataset.csv('s3://t/r.csv', { labelColumn: 'y', featureColumns: ['a', 'y'] }) },
+        `DdpCluster 'Train': 'featureColumns' must be distinct, non-empty column names without commas, other than the label column, got ["a","y"]`,
+      ],
+      [
+        'a Dataset and a different datasetUri',
+        { dataset: Dataset.npz('s3://d/x.npz'), datasetUri: 's3://d/y.npz' },
+        `DdpCluster 'Train': 'datasetUri' must be absent, or "s3://d/x.npz" as the Dataset gives it, got "s3://d/y.npz"`,
+      ],
+      [
+        'a user format without a URI',
+        { dataset: 'npz' },
+        `DdpCluster 'Train': 'datasetUri' must be set for npz: where the npz data is, got undefined`,
+      ],
     ];
     for (const [what, props, message] of cases) {
       test(what, () => assert.throws(() => ddp(props), { name: 'PropError', message }));
@@ -144,13 +224,23 @@ describe('Dataset and Model on a FederatedFleet', () => {
   }
 
   test('a {client} URI gives each client its own data: every pod gets the template, each parses its own ordinal', () => {
-    const objects = fleet({ clients: 3, dataset: Dataset.csv('s3://hospital-data/site-{client}/records.csv', { labelColumn: 'diagnosis' }), model: Model.fromUri('runs:/r1/model/model.json') }, true);
+    const objects = fleet(
+      {
+        clients: 3,
+        dataset: Dataset.csv('s3://hospital-data/site-{client}/records.csv', { labelColumn: 'diagnosis' }),
+        model: Model.fromUri('runs:/r1/model/model.json'),
+      },
+      true,
+    );
     const clients = find(objects, 'StatefulSet', 'sites-client');
     for (const ordinal of [0, 1, 2]) {
       const config = parseTrainerEnv(envOf(clients, { [ENV.podName]: `sites-client-${ordinal}` }));
       assert.equal(config.rank, ordinal);
       assert.equal(config.datasetUri, `s3://hospital-data/site-${CLIENT_PLACEHOLDER}/records.csv`);
-      assert.equal(config.datasetUri!.split(CLIENT_PLACEHOLDER).join(String(config.rank)), `s3://hospital-data/site-${ordinal}/records.csv`);
+      assert.equal(
+        config.datasetUri!.split(CLIENT_PLACEHOLDER).join(String(config.rank)),
+        `s3://hospital-data/site-${ordinal}/records.csv`,
+      );
       assert.equal(config.modelUri, 'runs:/r1/model/model.json');
     }
     const server = find(objects, 'Deployment', 'sites-server');
@@ -173,8 +263,15 @@ describe('Dataset and Model on SplitLearning', () => {
   }
 
   test('a user model cut by layer name: both parties get the model and the cut', () => {
-    const objects = split({ model: Model.fromUri('https://models.example/m/model.json'), cutLayerName: 'dense_1', dataset: Dataset.csv('https://data.example/r.csv', { labelColumn: 'y' }) });
-    for (const [kind, name] of [['Deployment', 'split-server'], ['StatefulSet', 'split-client']]) {
+    const objects = split({
+      model: Model.fromUri('https://models.example/m/model.json'),
+      cutLayerName: 'dense_1',
+      dataset: Dataset.csv('https://data.example/r.csv', { labelColumn: 'y' }),
+    });
+    for (const [kind, name] of [
+      ['Deployment', 'split-server'],
+      ['StatefulSet', 'split-client'],
+    ]) {
       const config = parseTrainerEnv(envOf(find(objects, kind, name), { [ENV.podName]: 'split-client-0' }));
       assert.equal(config.cutLayerName, 'dense_1');
       assert.equal(config.modelUri, 'https://models.example/m/model.json');

@@ -37,7 +37,11 @@ describe('SplitLearning', () => {
     assert.equal(`${client.masterAddr}:${client.masterPort}`, `split-server:${PORTS.split}`);
     assert.equal(client.trackingUri, undefined, 'only the server reports to MLflow');
     assert.equal(podEnv(clients, 'split-client-0')[ENV.authToken], 'from-secret');
-    assert.deepEqual([server.afterDone, client.afterDone], ['idle', 'idle'], 'a Deployment and a StatefulSet would restart processes that exit when training is over');
+    assert.deepEqual(
+      [server.afterDone, client.afterDone],
+      ['idle', 'idle'],
+      'a Deployment and a StatefulSet would restart processes that exit when training is over',
+    );
   });
 
   test('NetworkPolicy: clients reach the server port only', () => {
@@ -48,14 +52,25 @@ describe('SplitLearning', () => {
     assert.deepEqual(client.spec.egress[0].ports, [{ protocol: 'TCP', port: PORTS.split }]);
     const server = find(objects, 'NetworkPolicy', 'split-server');
     assert.deepEqual(server.spec.ingress[0].ports, [{ protocol: 'TCP', port: PORTS.split }]);
-    assert.deepEqual(server.spec.ingress[0].from[0].podSelector.matchLabels, find(objects, 'StatefulSet', 'split-client').spec.selector.matchLabels);
+    assert.deepEqual(
+      server.spec.ingress[0].from[0].podSelector.matchLabels,
+      find(objects, 'StatefulSet', 'split-client').spec.selector.matchLabels,
+    );
   });
 
   describe('fails at synth on bad props, naming construct, prop, value and what is allowed', () => {
     const cases: Array<[string, SplitLearningProps, string]> = [
       ['a cut past the model', { model: 'mlp', cutLayer: 3 }, `SplitLearning 'Split': 'cutLayer' must be an integer from 1 to 2, got 3`],
-      ['an unknown mode', { mode: 'y-shaped' as never }, `SplitLearning 'Split': 'mode' must be one of vanilla, u-shaped, sequential, splitfed, got "y-shaped"`],
-      ['SplitFed with one client', { mode: 'splitfed', clients: 1 }, `SplitLearning 'Split': 'clients' must be at least 2 for mode splitfed, got 1`],
+      [
+        'an unknown mode',
+        { mode: 'y-shaped' as never },
+        `SplitLearning 'Split': 'mode' must be one of vanilla, u-shaped, sequential, splitfed, got "y-shaped"`,
+      ],
+      [
+        'SplitFed with one client',
+        { mode: 'splitfed', clients: 1 },
+        `SplitLearning 'Split': 'clients' must be at least 2 for mode splitfed, got 1`,
+      ],
       ['negative noise', { noiseSigma: -1 }, `SplitLearning 'Split': 'noiseSigma' must be a number >= 0, got -1`],
     ];
     for (const [what, props, message] of cases) {

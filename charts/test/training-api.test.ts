@@ -45,22 +45,19 @@ function envOf(objects: KubeObject[]): Record<string, string> {
 describe('TrainingApi', () => {
   test('Deployment, Service, ServiceAccount, Role, RoleBinding and NetworkPolicy, plus the token Job', () => {
     const objects = api();
-    assert.deepEqual(
-      objects.map((o) => `${o.kind}/${o.metadata.name}`).sort(),
-      [
-        'Deployment/api',
-        'Job/api-secrets',
-        'NetworkPolicy/api',
-        'NetworkPolicy/api-secrets',
-        'Role/api',
-        'Role/api-secrets',
-        'RoleBinding/api',
-        'RoleBinding/api-secrets',
-        'Service/api',
-        'ServiceAccount/api',
-        'ServiceAccount/api-secrets',
-      ],
-    );
+    assert.deepEqual(objects.map((o) => `${o.kind}/${o.metadata.name}`).sort(), [
+      'Deployment/api',
+      'Job/api-secrets',
+      'NetworkPolicy/api',
+      'NetworkPolicy/api-secrets',
+      'Role/api',
+      'Role/api-secrets',
+      'RoleBinding/api',
+      'RoleBinding/api-secrets',
+      'Service/api',
+      'ServiceAccount/api',
+      'ServiceAccount/api-secrets',
+    ]);
     const secrets = find(objects, 'Job', 'api-secrets');
     assert.match(podSpec(secrets).containers[0].env[0].value, /"name":"api-token","keys":\["token"\]/);
   });
@@ -77,15 +74,17 @@ describe('TrainingApi', () => {
     for (const probe of [c.readinessProbe, c.livenessProbe]) {
       assert.deepEqual(probe.httpGet, { path: API_PATHS.health, port: PORTS.api, scheme: 'HTTP' });
     }
-    assert.deepEqual(
-      c.env.find((e: any) => e.name === ENV.authToken).valueFrom,
-      { secretKeyRef: { name: 'api-token', key: SECRET_KEYS.authToken } },
-    );
+    assert.deepEqual(c.env.find((e: any) => e.name === ENV.authToken).valueFrom, {
+      secretKeyRef: { name: 'api-token', key: SECRET_KEYS.authToken },
+    });
     assert.deepEqual(c.env.find((e: any) => e.name === API_ENV.namespace).valueFrom, { fieldRef: { fieldPath: 'metadata.namespace' } });
     const service = find(objects, 'Service', 'api');
     assert.deepEqual(service.spec.ports, [{ name: 'http', port: PORTS.api, targetPort: PORTS.api }]);
     assert.deepEqual(service.spec.selector, deployment.spec.selector.matchLabels);
-    assert.equal(podSpec(deployment).containers[0].env.some((e: any) => e.value !== undefined && e.name === ENV.authToken), false);
+    assert.equal(
+      podSpec(deployment).containers[0].env.some((e: any) => e.value !== undefined && e.name === ENV.authToken),
+      false,
+    );
   });
 
   test('secure by default; the only workload with a service-account token, bound to its own Role', () => {
@@ -110,24 +109,36 @@ describe('TrainingApi', () => {
     const binding = find(objects, 'RoleBinding', 'api');
     assert.deepEqual(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'api' });
     assert.deepEqual(binding.subjects, [{ apiGroup: '', kind: 'ServiceAccount', name: 'api' }]);
-    assert.equal(objects.some((o) => o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding'), false);
+    assert.equal(
+      objects.some((o) => o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding'),
+      false,
+    );
   });
 
   test('the Role grants exactly the derived rules (one rule per group and resource, as cdk8s-plus writes them)', () => {
     const role = find(api(), 'Role', 'api');
     assert.ok(rulesCover(role.rules, trainingApiRoleRules()), 'every derived rule is granted');
     assert.ok(rulesCover(trainingApiRoleRules(), role.rules), 'nothing beyond the derived rules is granted');
-    assert.deepEqual(role.rules.find((r: any) => r.resources.includes('statefulsets')), {
-      apiGroups: ['apps'],
-      resources: ['statefulsets'],
-      verbs: ['get', 'list', 'create', 'patch', 'delete'],
-    });
-    assert.deepEqual(role.rules.find((r: any) => r.resources.includes('pods/log')), { apiGroups: [''], resources: ['pods/log'], verbs: ['get'] });
-    assert.deepEqual(role.rules.find((r: any) => r.resources.includes('roles')), {
-      apiGroups: ['rbac.authorization.k8s.io'],
-      resources: ['roles'],
-      verbs: ['get', 'list', 'create', 'patch', 'delete', 'bind', 'escalate'],
-    });
+    assert.deepEqual(
+      role.rules.find((r: any) => r.resources.includes('statefulsets')),
+      {
+        apiGroups: ['apps'],
+        resources: ['statefulsets'],
+        verbs: ['get', 'list', 'create', 'patch', 'delete'],
+      },
+    );
+    assert.deepEqual(
+      role.rules.find((r: any) => r.resources.includes('pods/log')),
+      { apiGroups: [''], resources: ['pods/log'], verbs: ['get'] },
+    );
+    assert.deepEqual(
+      role.rules.find((r: any) => r.resources.includes('roles')),
+      {
+        apiGroups: ['rbac.authorization.k8s.io'],
+        resources: ['roles'],
+        verbs: ['get', 'list', 'create', 'patch', 'delete', 'bind', 'escalate'],
+      },
+    );
   });
 
   test('the Role grants no Secret access, no wildcard, and bind/escalate on Roles only', () => {
@@ -136,13 +147,15 @@ describe('TrainingApi', () => {
       assert.ok(!(r.resources ?? []).some((x) => x === 'secrets' || x === '*'), JSON.stringify(r));
       assert.ok(!(r.apiGroups ?? []).includes('*') && !r.verbs.includes('*'), JSON.stringify(r));
       assert.equal(r.resourceNames, undefined);
-      if (r.verbs.includes('bind') || r.verbs.includes('escalate')) assert.deepEqual([r.apiGroups, r.resources], [['rbac.authorization.k8s.io'], ['roles']]);
+      if (r.verbs.includes('bind') || r.verbs.includes('escalate'))
+        assert.deepEqual([r.apiGroups, r.resources], [['rbac.authorization.k8s.io'], ['roles']]);
     }
   });
 
   test("with it the API may create every Role and RoleBinding a job construct emits (Kubernetes' escalation check: it holds their permissions, or may escalate / bind Roles)", () => {
     const held: RbacRule[] = find(api(), 'Role', 'api').rules;
-    const may = (verb: string): boolean => held.some((r) => r.apiGroups?.includes('rbac.authorization.k8s.io') && r.resources?.includes('roles') && r.verbs.includes(verb));
+    const may = (verb: string): boolean =>
+      held.some((r) => r.apiGroups?.includes('rbac.authorization.k8s.io') && r.resources?.includes('roles') && r.verbs.includes(verb));
     let checked = 0;
     for (const m of jobConstructManifests()) {
       const objects = m.objects as unknown as KubeObject[];
@@ -160,15 +173,24 @@ describe('TrainingApi', () => {
     assert.ok(checked >= 4, `checked ${checked}`);
     // Without them it could not: the ensure-secrets Roles grant Secret access the API does not hold.
     assert.equal(may('escalate') && may('bind'), true);
-    const secretsRole = jobConstructManifests().flatMap((m) => m.objects).find((o) => o.kind === 'Role')!;
+    const secretsRole = jobConstructManifests()
+      .flatMap((m) => m.objects)
+      .find((o) => o.kind === 'Role')!;
     assert.equal(rulesCover(held, secretsRole.rules!), false);
   });
 
   test('rulesCover compares as RBAC does: groups, resources, verbs, names and wildcards', () => {
-    const held: RbacRule[] = [{ apiGroups: [''], resources: ['secrets'], verbs: ['get'], resourceNames: ['a'] }, { apiGroups: ['apps'], resources: ['*'], verbs: ['list'] }];
+    const held: RbacRule[] = [
+      { apiGroups: [''], resources: ['secrets'], verbs: ['get'], resourceNames: ['a'] },
+      { apiGroups: ['apps'], resources: ['*'], verbs: ['list'] },
+    ];
     assert.equal(rulesCover(held, [{ apiGroups: [''], resources: ['secrets'], verbs: ['get'], resourceNames: ['a'] }]), true);
     assert.equal(rulesCover(held, [{ apiGroups: [''], resources: ['secrets'], verbs: ['get'], resourceNames: ['a', 'b'] }]), false);
-    assert.equal(rulesCover(held, [{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }]), false, 'a named grant does not cover every name');
+    assert.equal(
+      rulesCover(held, [{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }]),
+      false,
+      'a named grant does not cover every name',
+    );
     assert.equal(rulesCover(held, [{ apiGroups: ['apps'], resources: ['deployments', 'statefulsets'], verbs: ['list'] }]), true);
     assert.equal(rulesCover(held, [{ apiGroups: ['apps'], resources: ['deployments'], verbs: ['list', 'get'] }]), false);
   });
@@ -242,7 +264,10 @@ describe('TrainingApi', () => {
         { protocol: 'TCP', port: 6443 },
       ],
     });
-    assert.deepEqual(policy.spec.egress[1].ports.map((p: any) => p.port), [53, 53]);
+    assert.deepEqual(
+      policy.spec.egress[1].ports.map((p: any) => p.port),
+      [53, 53],
+    );
     assert.equal(policy.spec.egress.length, 2);
   });
 
@@ -269,17 +294,57 @@ describe('TrainingApi', () => {
   describe('fails at synth on bad props, naming construct, prop, value and what is allowed', () => {
     const cases: Array<[string, TrainingApiProps, string]> = [
       ['no replicas', { replicas: 0 }, `TrainingApi 'Api': 'replicas' must be an integer from 1 to 100, got 0`],
-      ['an unpinned image', { image: 'trainer:latest' }, `TrainingApi 'Api': 'image' must be an image reference pinned to a version, like "registry/name:1.2.3" or "name@sha256:<64 hex>" (not "latest"), got "trainer:latest"`],
-      ['an unpinned default image', { defaultImage: 'trainer' }, `TrainingApi 'Api': 'defaultImage' must be an image reference pinned to a version, like "registry/name:1.2.3" or "name@sha256:<64 hex>" (not "latest"), got "trainer"`],
+      [
+        'an unpinned image',
+        { image: 'trainer:latest' },
+        `TrainingApi 'Api': 'image' must be an image reference pinned to a version, like "registry/name:1.2.3" or "name@sha256:<64 hex>" (not "latest"), got "trainer:latest"`,
+      ],
+      [
+        'an unpinned default image',
+        { defaultImage: 'trainer' },
+        `TrainingApi 'Api': 'defaultImage' must be an image reference pinned to a version, like "registry/name:1.2.3" or "name@sha256:<64 hex>" (not "latest"), got "trainer"`,
+      ],
       ['a tiny body limit', { maxBodyBytes: 100 }, `TrainingApi 'Api': 'maxBodyBytes' must be an integer from 1024 to 16777216, got 100`],
-      ['a UI URL without a scheme', { mlflowUiUrl: 'mlflow.example.com' }, `TrainingApi 'Api': 'mlflowUiUrl' must be an http:// or https:// URL, got "mlflow.example.com"`],
-      ['a malformed CIDR', { kubernetesApiCidr: '10.96.0.1' }, `TrainingApi 'Api': 'kubernetesApiCidr' must be a CIDR block like "10.96.0.1/32" or "fd00::/8", got "10.96.0.1"`],
-      ['a prefix past 32 bits', { kubernetesApiCidr: '10.0.0.0/33' }, `TrainingApi 'Api': 'kubernetesApiCidr' must be a CIDR block like "10.96.0.1/32" or "fd00::/8", got "10.0.0.0/33"`],
-      ['no allowed clients', { allowedClients: [] }, `TrainingApi 'Api': 'allowedClients' must be at least one label selector (leave it unset to admit any pod in the namespace), got []`],
-      ['an empty selector', { allowedClients: [{ app: 'cli' }, {}] }, `TrainingApi 'Api': 'allowedClients[1]' must be at least one label, each with a valid Kubernetes label key and value, got {}`],
-      ['a bad label value', { allowedClients: [{ app: 'my cli' }] }, `TrainingApi 'Api': 'allowedClients[0]' must be at least one label, each with a valid Kubernetes label key and value, got {"app":"my cli"}`],
-      ['limits below requests', { resources: { cpuRequestMillis: 500, cpuLimitMillis: 100, memoryRequestMiB: 64, memoryLimitMiB: 64 } }, `TrainingApi 'Api': 'resources.cpuLimitMillis' must be an integer >= 500, got 100`],
-      ['a name that is no DNS label', { name: 'Training_API' }, `TrainingApi 'Api': 'name' must be a DNS-1123 label (lowercase letters, digits and '-', at most 40 characters), got "Training_API"`],
+      [
+        'a UI URL without a scheme',
+        { mlflowUiUrl: 'mlflow.example.com' },
+        `TrainingApi 'Api': 'mlflowUiUrl' must be an http:// or https:// URL, got "mlflow.example.com"`,
+      ],
+      [
+        'a malformed CIDR',
+        { kubernetesApiCidr: '10.96.0.1' },
+        `TrainingApi 'Api': 'kubernetesApiCidr' must be a CIDR block like "10.96.0.1/32" or "fd00::/8", got "10.96.0.1"`,
+      ],
+      [
+        'a prefix past 32 bits',
+        { kubernetesApiCidr: '10.0.0.0/33' },
+        `TrainingApi 'Api': 'kubernetesApiCidr' must be a CIDR block like "10.96.0.1/32" or "fd00::/8", got "10.0.0.0/33"`,
+      ],
+      [
+        'no allowed clients',
+        { allowedClients: [] },
+        `TrainingApi 'Api': 'allowedClients' must be at least one label selector (leave it unset to admit any pod in the namespace), got []`,
+      ],
+      [
+        'an empty selector',
+        { allowedClients: [{ app: 'cli' }, {}] },
+        `TrainingApi 'Api': 'allowedClients[1]' must be at least one label, each with a valid Kubernetes label key and value, got {}`,
+      ],
+      [
+        'a bad label value',
+        { allowedClients: [{ app: 'my cli' }] },
+        `TrainingApi 'Api': 'allowedClients[0]' must be at least one label, each with a valid Kubernetes label key and value, got {"app":"my cli"}`,
+      ],
+      [
+        'limits below requests',
+        { resources: { cpuRequestMillis: 500, cpuLimitMillis: 100, memoryRequestMiB: 64, memoryLimitMiB: 64 } },
+        `TrainingApi 'Api': 'resources.cpuLimitMillis' must be an integer >= 500, got 100`,
+      ],
+      [
+        'a name that is no DNS label',
+        { name: 'Training_API' },
+        `TrainingApi 'Api': 'name' must be a DNS-1123 label (lowercase letters, digits and '-', at most 40 characters), got "Training_API"`,
+      ],
     ];
     for (const [what, props, message] of cases) {
       test(`fails if given ${what}`, () => {

@@ -89,7 +89,7 @@ class CrdDirectory implements CrdIndex {
 
   get(gvk: string): CrdVersion | undefined {
     const group = gvk.slice(0, gvk.indexOf('/'));
-    for (let i = 0; i < this.pending.length; ) {
+    for (let i = 0; i < this.pending.length;) {
       const f = this.pending[i];
       if (!f.groups.has(group)) {
         i++;
@@ -253,8 +253,7 @@ class StructuralWalker {
   private checkObject(value: JsonObject, schema: StructuralSchema, path: string): void {
     const properties = schema.properties ?? {};
     const additional = schema.additionalProperties;
-    const open =
-      this.branch || additional === true || schema['x-kubernetes-preserve-unknown-fields'] === true;
+    const open = this.branch || additional === true || schema['x-kubernetes-preserve-unknown-fields'] === true;
     const embedded = schema['x-kubernetes-embedded-resource'] === true;
     for (const [key, child] of Object.entries(value)) {
       const keyPath = childPath(path, key);

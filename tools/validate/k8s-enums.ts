@@ -29,10 +29,7 @@ export const KNOWN_ENUMS: ReadonlyMap<string, readonly string[]> = new Map<strin
   ['io.k8s.api.core.v1.ServiceSpec.internalTrafficPolicy', ['Cluster', 'Local']],
   ['io.k8s.api.core.v1.ServiceSpec.ipFamilyPolicy', ['SingleStack', 'PreferDualStack', 'RequireDualStack']],
   ['io.k8s.api.core.v1.PersistentVolumeClaimSpec.volumeMode', ['Block', 'Filesystem']],
-  [
-    'io.k8s.api.core.v1.PersistentVolumeClaimSpec.accessModes',
-    ['ReadWriteOnce', 'ReadOnlyMany', 'ReadWriteMany', 'ReadWriteOncePod'],
-  ],
+  ['io.k8s.api.core.v1.PersistentVolumeClaimSpec.accessModes', ['ReadWriteOnce', 'ReadOnlyMany', 'ReadWriteMany', 'ReadWriteOncePod']],
   ['io.k8s.api.apps.v1.DeploymentStrategy.type', ['Recreate', 'RollingUpdate']],
   ['io.k8s.api.apps.v1.StatefulSetUpdateStrategy.type', ['RollingUpdate', 'OnDelete']],
   ['io.k8s.api.apps.v1.DaemonSetUpdateStrategy.type', ['RollingUpdate', 'OnDelete']],

@@ -98,11 +98,7 @@ export function isBuiltinGroup(group: string, defs: K8sDefinitions = loadK8sDefi
 }
 
 /** Name of the definition for `apiVersion`/`kind`, or undefined when Kubernetes 1.27 has none. */
-export function definitionNameFor(
-  apiVersion: string,
-  kind: string,
-  defs: K8sDefinitions = loadK8sDefinitions(),
-): string | undefined {
+export function definitionNameFor(apiVersion: string, kind: string, defs: K8sDefinitions = loadK8sDefinitions()): string | undefined {
   const { group, version } = splitApiVersion(apiVersion);
   return defs.byGvk.get(gvkKey(group, version, kind));
 }

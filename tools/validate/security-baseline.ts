@@ -45,16 +45,18 @@ function checkPod(t: PodTemplate, reporter: Reporter): void {
       reporter.report(
         childPath(contextPath, 'runAsNonRoot'),
         RULES.SECURITY_RUN_AS_NON_ROOT,
-        get(context, 'runAsNonRoot') === false
-          ? 'must be true, got false'
-          : `must be true (set it here or in ${podContextPath})`,
+        get(context, 'runAsNonRoot') === false ? 'must be true, got false' : `must be true (set it here or in ${podContextPath})`,
       );
     }
     if ((get(context, 'runAsUser') ?? get(podContext, 'runAsUser')) === 0) {
       reporter.report(childPath(contextPath, 'runAsUser'), RULES.SECURITY_RUN_AS_NON_ROOT, 'must not be 0 (root)');
     }
     if (get(context, 'readOnlyRootFilesystem') !== true) {
-      reporter.report(childPath(contextPath, 'readOnlyRootFilesystem'), RULES.SECURITY_READ_ONLY_ROOT_FS, 'must be true (mount an emptyDir for scratch space)');
+      reporter.report(
+        childPath(contextPath, 'readOnlyRootFilesystem'),
+        RULES.SECURITY_READ_ONLY_ROOT_FS,
+        'must be true (mount an emptyDir for scratch space)',
+      );
     }
     if (get(context, 'allowPrivilegeEscalation') !== false) {
       reporter.report(childPath(contextPath, 'allowPrivilegeEscalation'), RULES.SECURITY_PRIVILEGE_ESCALATION, 'must be false');

@@ -116,21 +116,37 @@ function checkObjectNames(e: Entry): void {
       e.reporter.report('metadata.name', RULES.NAME_DNS_LABEL, `${JSON.stringify(e.name)} is not a valid Service name: ${DNS1035_RULE}`);
     }
   } else if (!isDns1123Subdomain(e.name)) {
-    e.reporter.report('metadata.name', RULES.NAME_DNS_SUBDOMAIN, `${JSON.stringify(e.name)} is not a valid DNS-1123 subdomain: ${DNS1123_SUBDOMAIN_RULE}`);
+    e.reporter.report(
+      'metadata.name',
+      RULES.NAME_DNS_SUBDOMAIN,
+      `${JSON.stringify(e.name)} is not a valid DNS-1123 subdomain: ${DNS1123_SUBDOMAIN_RULE}`,
+    );
   }
   if (e.namespace !== '' && !isDns1123Label(e.namespace)) {
-    e.reporter.report('metadata.namespace', RULES.NAME_DNS_LABEL, `${JSON.stringify(e.namespace)} is not a valid DNS-1123 label: ${DNS1123_LABEL_RULE}`);
+    e.reporter.report(
+      'metadata.namespace',
+      RULES.NAME_DNS_LABEL,
+      `${JSON.stringify(e.namespace)} is not a valid DNS-1123 label: ${DNS1123_LABEL_RULE}`,
+    );
   }
   if (e.kind === 'Service') {
     getArray(getObject(e.obj, 'spec'), 'ports').forEach((p, i) => {
       const path = indexPath('spec.ports', i);
       const name = getString(p, 'name');
       if (name !== undefined && !isDns1123Label(name)) {
-        e.reporter.report(childPath(path, 'name'), RULES.NAME_DNS_LABEL, `${JSON.stringify(name)} is not a valid DNS-1123 label: ${DNS1123_LABEL_RULE}`);
+        e.reporter.report(
+          childPath(path, 'name'),
+          RULES.NAME_DNS_LABEL,
+          `${JSON.stringify(name)} is not a valid DNS-1123 label: ${DNS1123_LABEL_RULE}`,
+        );
       }
       const target = get(p, 'targetPort');
       if (typeof target === 'string' && !isIanaSvcName(target)) {
-        e.reporter.report(childPath(path, 'targetPort'), RULES.NAME_IANA_SVC_NAME, `${JSON.stringify(target)} is not a valid port name: ${IANA_RULE}`);
+        e.reporter.report(
+          childPath(path, 'targetPort'),
+          RULES.NAME_IANA_SVC_NAME,
+          `${JSON.stringify(target)} is not a valid port name: ${IANA_RULE}`,
+        );
       }
     });
   }
@@ -138,26 +154,39 @@ function checkObjectNames(e: Entry): void {
 
 const DNS1123_LABEL_RULE = 'at most 63 characters of a-z, 0-9 and "-", starting and ending with a letter or digit';
 const DNS1035_RULE = 'at most 63 characters of a-z, 0-9 and "-", starting with a letter and ending with a letter or digit';
-const DNS1123_SUBDOMAIN_RULE = 'at most 253 characters of a-z, 0-9, "-" and ".", each dot-separated part starting and ending with a letter or digit';
+const DNS1123_SUBDOMAIN_RULE =
+  'at most 253 characters of a-z, 0-9, "-" and ".", each dot-separated part starting and ending with a letter or digit';
 const IANA_RULE = 'at most 15 characters of a-z, 0-9 and "-", with at least one letter and no leading, trailing or double "-"';
 
 function checkPodNames(t: PodTemplate, reporter: Reporter): void {
   for (const { container, path } of containersOf(t.spec, t.specPath, true)) {
     const name = getString(container, 'name');
     if (name !== undefined && !isDns1123Label(name)) {
-      reporter.report(childPath(path, 'name'), RULES.NAME_DNS_LABEL, `${JSON.stringify(name)} is not a valid container name: ${DNS1123_LABEL_RULE}`);
+      reporter.report(
+        childPath(path, 'name'),
+        RULES.NAME_DNS_LABEL,
+        `${JSON.stringify(name)} is not a valid container name: ${DNS1123_LABEL_RULE}`,
+      );
     }
     getArray(container, 'ports').forEach((p, i) => {
       const portName = getString(p, 'name');
       if (portName !== undefined && !isIanaSvcName(portName)) {
-        reporter.report(childPath(indexPath(childPath(path, 'ports'), i), 'name'), RULES.NAME_IANA_SVC_NAME, `${JSON.stringify(portName)} is not a valid port name: ${IANA_RULE}`);
+        reporter.report(
+          childPath(indexPath(childPath(path, 'ports'), i), 'name'),
+          RULES.NAME_IANA_SVC_NAME,
+          `${JSON.stringify(portName)} is not a valid port name: ${IANA_RULE}`,
+        );
       }
     });
   }
   getArray(t.spec, 'volumes').forEach((v, i) => {
     const name = getString(v, 'name');
     if (name !== undefined && !isDns1123Label(name)) {
-      reporter.report(childPath(indexPath(childPath(t.specPath, 'volumes'), i), 'name'), RULES.NAME_DNS_LABEL, `${JSON.stringify(name)} is not a valid volume name: ${DNS1123_LABEL_RULE}`);
+      reporter.report(
+        childPath(indexPath(childPath(t.specPath, 'volumes'), i), 'name'),
+        RULES.NAME_DNS_LABEL,
+        `${JSON.stringify(name)} is not a valid volume name: ${DNS1123_LABEL_RULE}`,
+      );
     }
   });
 }
@@ -253,7 +282,11 @@ function checkPodRefs(t: PodTemplate, e: Entry, index: ChartIndex): void {
       const name = getString(m, 'name');
       if (name === undefined || volumes.has(name) || claimTemplates.has(name)) return;
       const where = e.kind === 'StatefulSet' ? `${t.specPath}.volumes or spec.volumeClaimTemplates` : `${t.specPath}.volumes`;
-      e.reporter.report(childPath(indexPath(childPath(path, 'volumeMounts'), i), 'name'), RULES.REF_VOLUME_MOUNT, `volume ${JSON.stringify(name)} is not defined in ${where}`);
+      e.reporter.report(
+        childPath(indexPath(childPath(path, 'volumeMounts'), i), 'name'),
+        RULES.REF_VOLUME_MOUNT,
+        `volume ${JSON.stringify(name)} is not defined in ${where}`,
+      );
     });
   }
 }
@@ -276,14 +309,18 @@ function checkService(e: Entry, templates: readonly PodTemplate[]): void {
     return;
   }
   const containers: ContainerAt[] = selected.flatMap((t) =>
-    getArray(t.spec, 'containers').filter(isObject).map((c, i) => ({ container: c, path: indexPath(`${t.specPath}.containers`, i) })),
+    getArray(t.spec, 'containers')
+      .filter(isObject)
+      .map((c, i) => ({ container: c, path: indexPath(`${t.specPath}.containers`, i) })),
   );
   const owners = selected.map((t) => `${t.label.kind} ${t.label.name}`).join(', ');
   getArray(spec, 'ports').forEach((p, i) => {
     const target = get(p, 'targetPort') ?? get(p, 'port');
     const path = childPath(indexPath('spec.ports', i), get(p, 'targetPort') === undefined ? 'port' : 'targetPort');
     const exposes = (c: ContainerAt): boolean =>
-      getArray(c.container, 'ports').some((cp) => (typeof target === 'number' ? get(cp, 'containerPort') === target : get(cp, 'name') === target));
+      getArray(c.container, 'ports').some((cp) =>
+        typeof target === 'number' ? get(cp, 'containerPort') === target : get(cp, 'name') === target,
+      );
     if (typeof target !== 'number' && typeof target !== 'string') return;
     if (containers.some(exposes)) return;
     const what = typeof target === 'number' ? `port ${target}` : `named port ${JSON.stringify(target)}`;
@@ -297,12 +334,20 @@ function checkGoverningService(e: Entry, index: ChartIndex): void {
   const service = index.find('Service', e.namespace, serviceName);
   if (service === undefined) {
     if (!e.external.has(`Service/${serviceName}`)) {
-      e.reporter.report('spec.serviceName', RULES.STATEFULSET_SERVICE_NAME, `Service ${JSON.stringify(serviceName)} is not in this chart; the StatefulSet's pods get their DNS names from it`);
+      e.reporter.report(
+        'spec.serviceName',
+        RULES.STATEFULSET_SERVICE_NAME,
+        `Service ${JSON.stringify(serviceName)} is not in this chart; the StatefulSet's pods get their DNS names from it`,
+      );
     }
     return;
   }
   if (getString(getObject(service.obj, 'spec'), 'clusterIP') !== 'None') {
-    e.reporter.report('spec.serviceName', RULES.STATEFULSET_SERVICE_NAME, `Service ${JSON.stringify(serviceName)} is not headless (spec.clusterIP must be "None"), so the pods get no stable DNS names`);
+    e.reporter.report(
+      'spec.serviceName',
+      RULES.STATEFULSET_SERVICE_NAME,
+      `Service ${JSON.stringify(serviceName)} is not headless (spec.clusterIP must be "None"), so the pods get no stable DNS names`,
+    );
   }
 }
 

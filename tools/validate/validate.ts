@@ -31,7 +31,11 @@ export function validateSchema(objects: readonly unknown[], opts: ValidateOption
   objects.forEach((obj, i) => {
     const reporter = new Reporter(labelOf(obj, i, opts.file), findings);
     if (!isObject(obj)) {
-      reporter.report('', RULES.SCHEMA_NOT_AN_OBJECT, `expected a Kubernetes object, got ${obj === null ? 'null' : Array.isArray(obj) ? 'array' : typeof obj}`);
+      reporter.report(
+        '',
+        RULES.SCHEMA_NOT_AN_OBJECT,
+        `expected a Kubernetes object, got ${obj === null ? 'null' : Array.isArray(obj) ? 'array' : typeof obj}`,
+      );
       return;
     }
     const apiVersion = getString(obj, 'apiVersion');
@@ -52,7 +56,11 @@ export function validateSchema(objects: readonly unknown[], opts: ValidateOption
     }
     const crd = crdsFor().get(gvkKey(group, version, kind));
     if (crd === undefined) {
-      reporter.report('', RULES.SCHEMA_UNKNOWN_KIND, `no CustomResourceDefinition for ${kind} in ${apiVersion} (looked in shared/crds and this file)`);
+      reporter.report(
+        '',
+        RULES.SCHEMA_UNKNOWN_KIND,
+        `no CustomResourceDefinition for ${kind} in ${apiVersion} (looked in shared/crds and this file)`,
+      );
       return;
     }
     validateCustomResource(obj, crd, reporter);
@@ -69,11 +77,7 @@ function withLocalCrds(shared: CrdIndex, objects: readonly unknown[]): CrdIndex 
 
 /** Every pass: schema (a, b), semantics (c) and security baseline (d), in that order. */
 export function validateObjects(objects: readonly unknown[], opts: ValidateOptions): Finding[] {
-  return [
-    ...validateSchema(objects, opts),
-    ...validateSemantics(objects, opts.file),
-    ...validateSecurityBaseline(objects, opts.file),
-  ];
+  return [...validateSchema(objects, opts), ...validateSemantics(objects, opts.file), ...validateSecurityBaseline(objects, opts.file)];
 }
 
 /** Result of validating one manifest file. */

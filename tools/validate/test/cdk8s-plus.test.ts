@@ -26,7 +26,8 @@ function synthPlusChart(hardened: boolean): unknown[] {
   if (hardened) {
     // cdk8s-plus-27 has no seccompProfile prop: add it with an escape hatch.
     const seccomp = { type: 'RuntimeDefault' };
-    for (const w of [web, ring, job]) ApiObject.of(w).addJsonPatch(JsonPatch.add('/spec/template/spec/securityContext/seccompProfile', seccomp));
+    for (const w of [web, ring, job])
+      ApiObject.of(w).addJsonPatch(JsonPatch.add('/spec/template/spec/securityContext/seccompProfile', seccomp));
     ApiObject.of(cron).addJsonPatch(JsonPatch.add('/spec/jobTemplate/spec/template/spec/securityContext/seccompProfile', seccomp));
   }
   return Testing.synth(chart);
@@ -46,7 +47,10 @@ describe('real cdk8s-plus-27 output', () => {
   test('misses only capabilities.drop and seccompProfile of the security baseline by default', () => {
     const findings = validateObjects(synthPlusChart(false), { file: FILE });
     assert.ok(findings.every((f) => passOf(f.rule) === 'security'));
-    assert.deepEqual([...new Set(findings.map((f) => f.rule))].sort(), ['security/capabilities-drop-all', 'security/seccomp-runtime-default']);
+    assert.deepEqual([...new Set(findings.map((f) => f.rule))].sort(), [
+      'security/capabilities-drop-all',
+      'security/seccomp-runtime-default',
+    ]);
   });
 
   test('passes every rule once capabilities are dropped and seccomp is patched in', () => {

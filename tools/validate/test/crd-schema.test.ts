@@ -77,7 +77,9 @@ describe('custom resources against their CRD (b)', () => {
   test('checks the metadata of a custom resource against ObjectMeta', () => {
     const sm = serviceMonitor();
     (sm.metadata as JsonObject).lables = {};
-    assert.deepEqual(schema(sm), ['schema/unknown-field: ServiceMonitor web: metadata.lables: unknown field "lables" (did you mean "labels"?)']);
+    assert.deepEqual(schema(sm), [
+      'schema/unknown-field: ServiceMonitor web: metadata.lables: unknown field "lables" (did you mean "labels"?)',
+    ]);
   });
 
   test('fails on a custom resource with no known CRD', () => {
@@ -95,7 +97,16 @@ describe('custom resources against their CRD (b)', () => {
         group: 'example.com',
         names: { kind: 'Widget', plural: 'widgets' },
         scope: 'Namespaced',
-        versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', properties: { spec: { type: 'object', properties: { size: { type: 'integer' } } } } } } }],
+        versions: [
+          {
+            name: 'v1',
+            served: true,
+            storage: true,
+            schema: {
+              openAPIV3Schema: { type: 'object', properties: { spec: { type: 'object', properties: { size: { type: 'integer' } } } } },
+            },
+          },
+        ],
       },
     };
     const widget = { apiVersion: 'example.com/v1', kind: 'Widget', metadata: { name: 'w' }, spec: { size: 'big' } };

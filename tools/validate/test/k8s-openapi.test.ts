@@ -49,7 +49,7 @@ describe('Kubernetes OpenAPI schema (a)', () => {
 
   test('fails on a boolean given as a string', () => {
     const d = deployment();
-    firstContainer(d).securityContext = { ...firstContainer(d).securityContext as JsonObject, readOnlyRootFilesystem: 'true' };
+    firstContainer(d).securityContext = { ...(firstContainer(d).securityContext as JsonObject), readOnlyRootFilesystem: 'true' };
     assert.deepEqual(schema(d), [
       'schema/type: Deployment web: spec.template.spec.containers[0].securityContext.readOnlyRootFilesystem: expected boolean, got string "true"',
     ]);
@@ -92,7 +92,12 @@ describe('Kubernetes OpenAPI schema (a)', () => {
   });
 
   test('fails on an array item outside an enum', () => {
-    const pvc = { apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: 'data' }, spec: { accessModes: ['ReadWriteOnce', 'ReadWriteAll'] } };
+    const pvc = {
+      apiVersion: 'v1',
+      kind: 'PersistentVolumeClaim',
+      metadata: { name: 'data' },
+      spec: { accessModes: ['ReadWriteOnce', 'ReadWriteAll'] },
+    };
     assert.deepEqual(schema(pvc), [
       'schema/enum: PersistentVolumeClaim data: spec.accessModes[1]: unsupported value "ReadWriteAll": must be one of "ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"',
     ]);

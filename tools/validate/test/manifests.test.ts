@@ -24,7 +24,12 @@ function writeTemp(name: string, text: string): string {
 
 describe('loadManifests and summaries', () => {
   test('parses every document and skips empty ones', () => {
-    const path = writeTemp('a.k8s.yaml', `---\n${chart().map((o) => stringify(o)).join('---\n')}---\n---\n`);
+    const path = writeTemp(
+      'a.k8s.yaml',
+      `---\n${chart()
+        .map((o) => stringify(o))
+        .join('---\n')}---\n---\n`,
+    );
     const objects = loadManifests(path);
     assert.equal(objects.length, 3);
     assert.deepEqual(objects, chart());
@@ -32,7 +37,10 @@ describe('loadManifests and summaries', () => {
 
   test('fails with the file name on invalid YAML', () => {
     const path = writeTemp('bad.k8s.yaml', 'kind: [\n');
-    assert.throws(() => loadManifests(path), (e: Error) => e.message.startsWith(`${path}: invalid YAML: `));
+    assert.throws(
+      () => loadManifests(path),
+      (e: Error) => e.message.startsWith(`${path}: invalid YAML: `),
+    );
   });
 
   test('validateManifestFile names findings by file base name; summarize counts them per rule', () => {
@@ -50,7 +58,9 @@ describe('loadManifests and summaries', () => {
   });
 
   test('validates a few hundred objects at once (a chart repeated under distinct names) with no findings', () => {
-    const objects = Array.from({ length: 100 }, (_, i) => chart().map((o) => ({ ...o, metadata: { name: `${(o as any).metadata.name}-${i}` } }))).flat();
+    const objects = Array.from({ length: 100 }, (_, i) =>
+      chart().map((o) => ({ ...o, metadata: { name: `${(o as any).metadata.name}-${i}` } })),
+    ).flat();
     assert.equal(objects.length, 300);
     assert.deepEqual(validateObjects(objects, { file: 'many.k8s.yaml' }), []);
   });
@@ -58,7 +68,25 @@ describe('loadManifests and summaries', () => {
 
 describe('formats', () => {
   test('quantity grammar', () => {
-    for (const ok of ['1', '0.5', '.5', '5.', '+1', '-1', '250m', '512Mi', '1Gi', '1.5Gi', '1e3', '1E-3', '2E', '100n', '10u', '3k', '4M']) {
+    for (const ok of [
+      '1',
+      '0.5',
+      '.5',
+      '5.',
+      '+1',
+      '-1',
+      '250m',
+      '512Mi',
+      '1Gi',
+      '1.5Gi',
+      '1e3',
+      '1E-3',
+      '2E',
+      '100n',
+      '10u',
+      '3k',
+      '4M',
+    ]) {
       assert.ok(isQuantity(ok), ok);
     }
     for (const bad of ['', '.', '1GB', '1gi', '1 Gi', 'Mi', '1.2.3', '1e', '0x10', '1K']) assert.ok(!isQuantity(bad), bad);

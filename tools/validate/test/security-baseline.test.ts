@@ -52,13 +52,17 @@ describe('security baseline (d)', () => {
   test('fails unless allowPrivilegeEscalation is false', () => {
     const d = deployment();
     containerOf(d).securityContext.allowPrivilegeEscalation = true;
-    assert.deepEqual(security([d]), [`security/privilege-escalation: Deployment web: ${C}.securityContext.allowPrivilegeEscalation: must be false`]);
+    assert.deepEqual(security([d]), [
+      `security/privilege-escalation: Deployment web: ${C}.securityContext.allowPrivilegeEscalation: must be false`,
+    ]);
   });
 
   test('fails unless capabilities.drop includes ALL', () => {
     const d = deployment();
     containerOf(d).securityContext.capabilities = { drop: ['NET_RAW'] };
-    assert.deepEqual(security([d]), [`security/capabilities-drop-all: Deployment web: ${C}.securityContext.capabilities.drop: must include "ALL"`]);
+    assert.deepEqual(security([d]), [
+      `security/capabilities-drop-all: Deployment web: ${C}.securityContext.capabilities.drop: must include "ALL"`,
+    ]);
   });
 
   test('fails unless seccompProfile is RuntimeDefault at pod or container level', () => {

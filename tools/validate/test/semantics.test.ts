@@ -82,7 +82,10 @@ describe('references exist in the chart or are declared external (c)', () => {
     (ss.spec as any).volumeClaimTemplates = [{ metadata: { name: 'data' }, spec: { accessModes: ['ReadWriteOnce'] } }];
     podSpecOf(ss).containers[0].volumeMounts = [{ name: 'data', mountPath: '/data' }];
     podSpecOf(ss).volumes = [{ name: 'data2', persistentVolumeClaim: { claimName: 'data' } }];
-    const headless = { ...service('ring', { app: 'ring' }), spec: { clusterIP: 'None', selector: { app: 'ring' }, ports: [{ port: 8080 }] } };
+    const headless = {
+      ...service('ring', { app: 'ring' }),
+      spec: { clusterIP: 'None', selector: { app: 'ring' }, ports: [{ port: 8080 }] },
+    };
     assert.deepEqual(semantics([ss, headless]), []);
   });
 

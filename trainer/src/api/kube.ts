@@ -4,15 +4,7 @@
  * its workloads (and its MLflow run, when there is a tracking server), its pods'
  * logs, and deleting it. Every call stays in one namespace; none touches a Secret.
  */
-import {
-  ApiException,
-  CoreV1Api,
-  KubeConfig,
-  KubernetesObject,
-  KubernetesObjectApi,
-  PatchStrategy,
-  V1Pod,
-} from '@kubernetes/client-node';
+import { ApiException, CoreV1Api, KubeConfig, KubernetesObject, KubernetesObjectApi, PatchStrategy, V1Pod } from '@kubernetes/client-node';
 import { apiGroupOf, jobConstructManifests, resourceOf } from '../../../charts/lib/emitted-kinds';
 import { API_FIELD_MANAGER, ApiErrorCode, ENV, JOB_PROGRESS, JobKind, JobPhase, JobStatus, LABELS, Role } from '../contract';
 import { JobRun, JobRunLookup, JobTracking, mlflowUiLink } from './mlflow';
@@ -41,14 +33,16 @@ const MAIN_ROLES: Readonly<Record<JobKind, { role: Role; apiVersion: string; kin
 /** Every (apiVersion, kind) a job construct can emit, from the constructs themselves. */
 function jobObjectTypes(): Array<{ apiVersion: string; kind: string }> {
   const seen = new Map<string, { apiVersion: string; kind: string }>();
-  for (const m of jobConstructManifests()) for (const o of m.objects) seen.set(`${o.apiVersion} ${o.kind}`, { apiVersion: o.apiVersion, kind: o.kind });
+  for (const m of jobConstructManifests())
+    for (const o of m.objects) seen.set(`${o.apiVersion} ${o.kind}`, { apiVersion: o.apiVersion, kind: o.kind });
   return [...seen.values()];
 }
 
 /** The `app.kubernetes.io/name` of every job construct (ddp-cluster, federated-fleet, split-learning), from their objects. */
 function jobConstructNames(): string[] {
   const names = new Set<string>();
-  for (const m of jobConstructManifests()) for (const o of m.objects as readonly KubeObject[]) if (o.metadata.labels?.[LABELS.name]) names.add(o.metadata.labels[LABELS.name]);
+  for (const m of jobConstructManifests())
+    for (const o of m.objects as readonly KubeObject[]) if (o.metadata.labels?.[LABELS.name]) names.add(o.metadata.labels[LABELS.name]);
   return [...names].sort();
 }
 
@@ -93,7 +87,11 @@ export function kubeFailure(err: unknown, doing: string): KubeFailure {
       case 409:
         return new KubeFailure(409, 'ALREADY_EXISTS', `${doing}: the Kubernetes API answered 409 Conflict: ${said}`);
       case 403:
-        return new KubeFailure(403, 'KUBERNETES_FORBIDDEN', `${doing}: the Kubernetes API refused the API's service account (403 Forbidden): ${said}`);
+        return new KubeFailure(
+          403,
+          'KUBERNETES_FORBIDDEN',
+          `${doing}: the Kubernetes API refused the API's service account (403 Forbidden): ${said}`,
+        );
       case 404:
         return new KubeFailure(404, 'NOT_FOUND', `${doing}: not found: ${said}`);
       case 422: {
@@ -104,7 +102,11 @@ export function kubeFailure(err: unknown, doing: string): KubeFailure {
         return new KubeFailure(503, 'KUBERNETES_UNAVAILABLE', `${doing}: the Kubernetes API answered ${err.code}: ${said}`);
     }
   }
-  return new KubeFailure(503, 'KUBERNETES_UNAVAILABLE', `${doing}: the Kubernetes API is unreachable: ${(err as Error)?.message ?? String(err)}`);
+  return new KubeFailure(
+    503,
+    'KUBERNETES_UNAVAILABLE',
+    `${doing}: the Kubernetes API is unreachable: ${(err as Error)?.message ?? String(err)}`,
+  );
 }
 
 type Workload = KubernetesObject & {
@@ -140,7 +142,8 @@ export function progressOf(kind: JobKind, phase: JobPhase, run: JobRun | undefin
   if (phase === 'Succeeded' || run?.status === 'FINISHED') return 1;
   if (!run || !total || !(total > 0)) return undefined;
   const measure = JOB_PROGRESS[kind];
-  const step = (run.metrics[measure.metric] ?? (measure.regressionMetric === undefined ? undefined : run.metrics[measure.regressionMetric]))?.step;
+  const step = (run.metrics[measure.metric] ?? (measure.regressionMetric === undefined ? undefined : run.metrics[measure.regressionMetric]))
+    ?.step;
   // Split learning's server logs its metric only at the end: before that, nothing is known.
   if (kind === 'split') return step === undefined ? undefined : Math.min(1, step / total);
   const resumed = measure.resumeTag ? Number(run.tags[measure.resumeTag]) : NaN;
@@ -155,9 +158,16 @@ export interface StatusTracking {
 }
 
 /** A job's status from its main workload (and, for federated and split, its client StatefulSet) and its MLflow run. */
-export function jobStatusOf(kind: JobKind, main: Workload, clients: Workload | undefined, tracking?: StatusTracking): Omit<JobStatus, 'objects'> {
+export function jobStatusOf(
+  kind: JobKind,
+  main: Workload,
+  clients: Workload | undefined,
+  tracking?: StatusTracking,
+): Omit<JobStatus, 'objects'> {
   const name = main.metadata?.labels?.[LABELS.instance] ?? main.metadata?.name ?? '';
-  const createdAt = main.metadata?.creationTimestamp ? new Date(main.metadata.creationTimestamp as unknown as string).toISOString() : undefined;
+  const createdAt = main.metadata?.creationTimestamp
+    ? new Date(main.metadata.creationTimestamp as unknown as string).toISOString()
+    : undefined;
   const conditions = main.status?.conditions ?? [];
   const has = (type: string): boolean => conditions.some((c) => c.type === type && c.status === 'True');
   const run = tracking?.found.run;
@@ -186,7 +196,15 @@ export function jobStatusOf(kind: JobKind, main: Workload, clients: Workload | u
     const serverUp = (main.status?.availableReplicas ?? 0) > 0;
     // A server and its clients idle once training is over: the run says how it ended.
     phase =
-      run?.status === 'FINISHED' ? 'Succeeded' : run?.status === 'FAILED' || run?.status === 'KILLED' ? 'Failed' : serverUp ? 'Running' : has('ReplicaFailure') ? 'Failed' : 'Pending';
+      run?.status === 'FINISHED'
+        ? 'Succeeded'
+        : run?.status === 'FAILED' || run?.status === 'KILLED'
+          ? 'Failed'
+          : serverUp
+            ? 'Running'
+            : has('ReplicaFailure')
+              ? 'Failed'
+              : 'Pending';
   }
   const progress = progressOf(kind, phase, run, total);
   return { name, kind, phase, ready, desired, ...(progress !== undefined ? { progress } : {}), ...mlflow, createdAt };
@@ -250,14 +268,23 @@ export class KubeJobs {
     for (const o of objects) {
       let existing: KubernetesObject | undefined;
       try {
-        existing = await this.objects.read({ apiVersion: o.apiVersion, kind: o.kind, metadata: { name: o.metadata.name, namespace: this.namespace } });
+        existing = await this.objects.read({
+          apiVersion: o.apiVersion,
+          kind: o.kind,
+          metadata: { name: o.metadata.name, namespace: this.namespace },
+        });
       } catch (err) {
-        if (!(err instanceof ApiException && err.code === 404)) throw kubeFailure(err, `reading ${o.kind} ${o.metadata.name} (get ${resourceRef(o)})`);
+        if (!(err instanceof ApiException && err.code === 404))
+          throw kubeFailure(err, `reading ${o.kind} ${o.metadata.name} (get ${resourceRef(o)})`);
       }
       const labels = existing?.metadata?.labels ?? {};
       if (existing && (labels[LABELS.instance] !== job || labels[LABELS.name] !== o.metadata.labels?.[LABELS.name])) {
         const owner = [LABELS.instance, LABELS.name].map((l) => `${l}=${labels[l] ?? '(none)'}`).join(', ');
-        throw new KubeFailure(409, 'ALREADY_EXISTS', `${o.kind} ${o.metadata.name} exists and is not part of job ${JSON.stringify(job)} (${owner}); choose another job_name`);
+        throw new KubeFailure(
+          409,
+          'ALREADY_EXISTS',
+          `${o.kind} ${o.metadata.name} exists and is not part of job ${JSON.stringify(job)} (${owner}); choose another job_name`,
+        );
       }
     }
     for (const o of objects) {
@@ -272,7 +299,16 @@ export class KubeJobs {
 
   private async listKind(apiVersion: string, kind: string, labelSelector: string): Promise<Workload[]> {
     try {
-      const list = await this.objects.list<Workload>(apiVersion, kind, this.namespace, undefined, undefined, undefined, undefined, labelSelector);
+      const list = await this.objects.list<Workload>(
+        apiVersion,
+        kind,
+        this.namespace,
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+        labelSelector,
+      );
       return list.items;
     } catch (err) {
       throw kubeFailure(err, `listing ${kind} objects (list ${resourceRef({ apiVersion, kind })}, ${labelSelector})`);
@@ -350,15 +386,34 @@ export class KubeJobs {
     for (const type of jobObjectTypes()) {
       let items: Workload[];
       try {
-        items = (await this.objects.list<Workload>(type.apiVersion, type.kind, this.namespace, undefined, undefined, undefined, undefined, jobSelector(name))).items;
+        items = (
+          await this.objects.list<Workload>(
+            type.apiVersion,
+            type.kind,
+            this.namespace,
+            undefined,
+            undefined,
+            undefined,
+            undefined,
+            jobSelector(name),
+          )
+        ).items;
       } catch (err) {
         // A custom resource whose CRD is not installed (Volcano, Liqo) holds nothing of this job.
-        if ((err instanceof ApiException && err.code === 404) || /Unrecognized API version and kind/.test((err as Error)?.message ?? '')) continue;
+        if ((err instanceof ApiException && err.code === 404) || /Unrecognized API version and kind/.test((err as Error)?.message ?? ''))
+          continue;
         throw kubeFailure(err, `listing the ${type.kind} objects of ${name} (list ${resourceRef(type)})`);
       }
       for (const item of items) {
         try {
-          await this.objects.delete({ apiVersion: type.apiVersion, kind: type.kind, metadata: { name: item.metadata?.name, namespace: this.namespace } }, undefined, undefined, undefined, undefined, 'Background');
+          await this.objects.delete(
+            { apiVersion: type.apiVersion, kind: type.kind, metadata: { name: item.metadata?.name, namespace: this.namespace } },
+            undefined,
+            undefined,
+            undefined,
+            undefined,
+            'Background',
+          );
           deleted.push(`${type.kind}/${item.metadata?.name ?? ''}`);
         } catch (err) {
           if (err instanceof ApiException && err.code === 404) continue;

@@ -17,7 +17,13 @@ import { PROP_FIELDS, constructProps, fieldOfProp, topField } from './request';
 export interface KubeObject {
   apiVersion: string;
   kind: string;
-  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string>; [key: string]: unknown };
+  metadata: {
+    name: string;
+    namespace?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    [key: string]: unknown;
+  };
   [key: string]: unknown;
 }
 
@@ -42,13 +48,19 @@ export const JOB_CONSTRUCT_ID = 'Job';
 /** Synthesize the construct of `request` (throws what the construct throws). */
 function synthesize(request: JobRequest, options: BuildOptions): KubeObject[] {
   const app = new App({ outdir: 'tensorfleet-api.unused' });
-  const tracking = options.mlflowStack ? new MlflowStack(new Chart(app, 'mlflow', { disableResourceNameHashes: true }), 'Mlflow', { name: options.mlflowStack }) : undefined;
+  const tracking = options.mlflowStack
+    ? new MlflowStack(new Chart(app, 'mlflow', { disableResourceNameHashes: true }), 'Mlflow', { name: options.mlflowStack })
+    : undefined;
   const chart = new Chart(app, request.job_name, { disableResourceNameHashes: true });
   const props: Record<string, unknown> = { ...constructProps(request, options.defaultImage), name: request.job_name, tracking };
   switch (request.kind) {
     case 'ddp': {
       const resources = (props.resources as ResourceSpec | undefined) ?? DDP_DEFAULT_RESOURCES;
-      new DdpCluster(chart, JOB_CONSTRUCT_ID, request.gpus === undefined ? props : { ...props, resources: { ...resources, gpus: request.gpus } });
+      new DdpCluster(
+        chart,
+        JOB_CONSTRUCT_ID,
+        request.gpus === undefined ? props : { ...props, resources: { ...resources, gpus: request.gpus } },
+      );
       break;
     }
     case 'federated':
@@ -63,7 +75,9 @@ function synthesize(request: JobRequest, options: BuildOptions): KubeObject[] {
 
 /** A construct's words with its prop names replaced by the request's field names. */
 function inFieldNames(kind: JobKind, text: string): string {
-  const props = Object.keys(PROP_FIELDS[kind]).filter((p) => !p.includes('.')).sort((a, b) => b.length - a.length);
+  const props = Object.keys(PROP_FIELDS[kind])
+    .filter((p) => !p.includes('.'))
+    .sort((a, b) => b.length - a.length);
   return props.reduce((t, prop) => t.replace(new RegExp(`'?\\b${prop}\\b'?`, 'g'), fieldOfProp(kind, prop) ?? prop), text);
 }
 
@@ -72,7 +86,15 @@ function fieldOfEnv(kind: JobKind, variable: string): string | undefined {
   const key = (Object.entries(ENV) as Array<[string, string]>).find(([, name]) => name === variable)?.[0];
   if (key === undefined) return undefined;
   // The trainer's names where they differ from the construct's props.
-  const prop = ({ worldSize: kind === 'ddp' ? 'worldSize' : 'clients', epochs: kind === 'federated' ? 'localEpochs' : 'epochs', lrSchedule: 'learningRateSchedule', splitMode: 'mode' } as Record<string, string>)[key] ?? key;
+  const prop =
+    (
+      {
+        worldSize: kind === 'ddp' ? 'worldSize' : 'clients',
+        epochs: kind === 'federated' ? 'localEpochs' : 'epochs',
+        lrSchedule: 'learningRateSchedule',
+        splitMode: 'mode',
+      } as Record<string, string>
+    )[key] ?? key;
   return fieldOfProp(kind, prop);
 }
 
@@ -134,7 +156,13 @@ export function constructProblems(request: JobRequest, err: unknown): FieldProbl
     return err.problems.map((text) => {
       const m = /^(\S+) must be (.*), got (.*)$/.exec(text);
       const field = m ? fieldOfEnv(kind, m[1]) : undefined;
-      return field ? { field: requestField(request, field), value: (request as unknown as Record<string, unknown>)[topField(field)], allowed: inFieldNames(kind, m![2]) } : { field: '(job)', value: null, allowed: text };
+      return field
+        ? {
+            field: requestField(request, field),
+            value: (request as unknown as Record<string, unknown>)[topField(field)],
+            allowed: inFieldNames(kind, m![2]),
+          }
+        : { field: '(job)', value: null, allowed: text };
     });
   }
   return undefined;
@@ -143,7 +171,10 @@ export function constructProblems(request: JobRequest, err: unknown): FieldProbl
 /** Lower Argo CD sync waves first (RBAC and Secrets before the workloads that use them); stable otherwise. */
 export function applyOrder(objects: readonly KubeObject[]): KubeObject[] {
   const wave = (o: KubeObject): number => Number(o.metadata.annotations?.[ANNOTATIONS.argoSyncWave] ?? 0);
-  return objects.map((o, i) => ({ o, i })).sort((a, b) => wave(a.o) - wave(b.o) || a.i - b.i).map((x) => x.o);
+  return objects
+    .map((o, i) => ({ o, i }))
+    .sort((a, b) => wave(a.o) - wave(b.o) || a.i - b.i)
+    .map((x) => x.o);
 }
 
 /** The YAML `cdk8s synth` would write for these objects. */

@@ -8,7 +8,10 @@ import { allowedText } from './request';
 type Schema = Record<string, unknown>;
 
 function fieldSchema(spec: JobFieldSpec): Schema {
-  const schema: Schema = { type: spec.type, description: spec.kinds ? `${spec.description} Only for ${spec.kinds.join(', ')}.` : spec.description };
+  const schema: Schema = {
+    type: spec.type,
+    description: spec.kinds ? `${spec.description} Only for ${spec.kinds.join(', ')}.` : spec.description,
+  };
   if (spec.requires) schema.description = `${String(schema.description)} Only with ${spec.requires}: true.`;
   if (spec.excludes) schema.description = `${String(schema.description)} Not with ${spec.excludes}.`;
   if (spec.datasets) schema.description = `${String(schema.description)} Only for dataset_type ${spec.datasets.join(', ')}.`;
@@ -23,7 +26,9 @@ function fieldSchema(spec: JobFieldSpec): Schema {
   if (spec.type === 'object') {
     if (spec.properties) {
       schema.properties = Object.fromEntries(Object.entries(spec.properties).map(([k, s]) => [k, fieldSchema(s)]));
-      const required = Object.entries(spec.properties).filter(([, s]) => s.required).map(([k]) => k);
+      const required = Object.entries(spec.properties)
+        .filter(([, s]) => s.required)
+        .map(([k]) => k);
       if (required.length > 0) schema.required = required;
       schema.additionalProperties = false;
     } else {
@@ -54,7 +59,8 @@ export function openApiDocument(version: string): Schema {
     info: {
       title: 'Tensorfleet TrainingApi',
       version,
-      description: 'Submit, watch and cancel DdpCluster, FederatedFleet and SplitLearning jobs. The objects are built by the same constructs as the charts and applied with server-side apply.',
+      description:
+        'Submit, watch and cancel DdpCluster, FederatedFleet and SplitLearning jobs. The objects are built by the same constructs as the charts and applied with server-side apply.',
     },
     security: [{ bearer: [] }],
     paths: {
@@ -62,7 +68,14 @@ export function openApiDocument(version: string): Schema {
         post: {
           summary: 'Submit a job',
           operationId: 'submitJob',
-          parameters: [{ name: 'dryRun', in: 'query', schema: { type: 'boolean' }, description: 'Return the YAML that would be applied; apply nothing.' }],
+          parameters: [
+            {
+              name: 'dryRun',
+              in: 'query',
+              schema: { type: 'boolean' },
+              description: 'Return the YAML that would be applied; apply nothing.',
+            },
+          ],
           requestBody: { required: true, content: json('JobRequest') },
           responses: {
             201: { description: 'Applied.', content: json('JobCreated') },
@@ -77,7 +90,11 @@ export function openApiDocument(version: string): Schema {
             503: error('The Kubernetes API is unreachable or failing.'),
           },
         },
-        get: { summary: 'List jobs', operationId: 'listJobs', responses: { 200: { description: 'Every job.', content: json('JobList') }, 401: error('Missing or wrong bearer token.') } },
+        get: {
+          summary: 'List jobs',
+          operationId: 'listJobs',
+          responses: { 200: { description: 'Every job.', content: json('JobList') }, 401: error('Missing or wrong bearer token.') },
+        },
       },
       [API_PATHS.job]: {
         get: {
@@ -99,8 +116,14 @@ export function openApiDocument(version: string): Schema {
         get: {
           summary: "The logs of a job's pods",
           operationId: 'jobLogs',
-          parameters: [nameParam, { name: 'tail', in: 'query', schema: { type: 'integer', minimum: 1 }, description: 'Last N lines of each pod.' }],
-          responses: { 200: { description: 'Each pod under a "==> pod/<name> <==" line.', content: { 'text/plain': { schema: { type: 'string' } } } }, 404: error('No such job.') },
+          parameters: [
+            nameParam,
+            { name: 'tail', in: 'query', schema: { type: 'integer', minimum: 1 }, description: 'Last N lines of each pod.' },
+          ],
+          responses: {
+            200: { description: 'Each pod under a "==> pod/<name> <==" line.', content: { 'text/plain': { schema: { type: 'string' } } } },
+            404: error('No such job.'),
+          },
         },
       },
     },
@@ -116,7 +139,11 @@ export function openApiDocument(version: string): Schema {
         JobCreated: {
           type: 'object',
           required: ['name', 'kind', 'objects'],
-          properties: { name: { type: 'string' }, kind: { type: 'string', enum: [...JOB_KINDS] }, objects: { type: 'array', items: { type: 'string' } } },
+          properties: {
+            name: { type: 'string' },
+            kind: { type: 'string', enum: [...JOB_KINDS] },
+            objects: { type: 'array', items: { type: 'string' } },
+          },
         },
         JobStatus: {
           type: 'object',
@@ -131,7 +158,8 @@ export function openApiDocument(version: string): Schema {
               type: 'number',
               minimum: 0,
               maximum: 1,
-              description: "Finished epochs (ddp) or rounds (federated) over the job's total, from its MLflow run; 1 once succeeded; absent while unknown.",
+              description:
+                "Finished epochs (ddp) or rounds (federated) over the job's total, from its MLflow run; 1 once succeeded; absent while unknown.",
             },
             mlflowRunUrl: { type: 'string', description: "The job's MLflow run in the UI (its experiment until the run starts)." },
             mlflowRunId: { type: 'string' },
@@ -139,8 +167,16 @@ export function openApiDocument(version: string): Schema {
             objects: { type: 'array', items: { type: 'string' } },
           },
         },
-        JobList: { type: 'object', required: ['jobs'], properties: { jobs: { type: 'array', items: { $ref: '#/components/schemas/JobStatus' } } } },
-        JobDeleted: { type: 'object', required: ['name', 'deleted'], properties: { name: { type: 'string' }, deleted: { type: 'array', items: { type: 'string' } } } },
+        JobList: {
+          type: 'object',
+          required: ['jobs'],
+          properties: { jobs: { type: 'array', items: { $ref: '#/components/schemas/JobStatus' } } },
+        },
+        JobDeleted: {
+          type: 'object',
+          required: ['name', 'deleted'],
+          properties: { name: { type: 'string' }, deleted: { type: 'array', items: { type: 'string' } } },
+        },
         Error: {
           type: 'object',
           required: ['error'],
@@ -153,7 +189,11 @@ export function openApiDocument(version: string): Schema {
                 message: { type: 'string' },
                 fields: {
                   type: 'array',
-                  items: { type: 'object', required: ['field', 'allowed'], properties: { field: { type: 'string' }, value: {}, allowed: { type: 'string' } } },
+                  items: {
+                    type: 'object',
+                    required: ['field', 'allowed'],
+                    properties: { field: { type: 'string' }, value: {}, allowed: { type: 'string' } },
+                  },
                 },
               },
             },

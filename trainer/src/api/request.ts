@@ -54,7 +54,8 @@ export function allowedText(spec: JobFieldSpec, kind?: JobKind): string {
   }
 }
 
-const isPlainObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+const isPlainObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** Every problem of `value` at `path` against `spec`, nested fields included. */
 function checkValue(path: string, value: unknown, spec: JobFieldSpec, problems: FieldProblem[]): void {
@@ -91,15 +92,26 @@ function checkValue(path: string, value: unknown, spec: JobFieldSpec, problems: 
         const properties = spec.properties;
         for (const [key, v] of Object.entries(value)) {
           const sub = properties[key];
-          if (!sub) problems.push({ field: `${path}.${key}`, value: v, allowed: `absent: not a field of ${path} (fields: ${Object.keys(properties).join(', ')})` });
+          if (!sub)
+            problems.push({
+              field: `${path}.${key}`,
+              value: v,
+              allowed: `absent: not a field of ${path} (fields: ${Object.keys(properties).join(', ')})`,
+            });
           else checkValue(`${path}.${key}`, v, sub, problems);
         }
         for (const [key, sub] of Object.entries(properties)) {
-          if (sub.required && value[key] === undefined) problems.push({ field: `${path}.${key}`, value: null, allowed: `present: ${allowedText(sub)}` });
+          if (sub.required && value[key] === undefined)
+            problems.push({ field: `${path}.${key}`, value: null, allowed: `present: ${allowedText(sub)}` });
         }
         for (const [key, sub] of Object.entries(properties)) {
           const floor = sub.atLeast;
-          if (floor && typeof value[key] === 'number' && typeof value[floor] === 'number' && (value[key] as number) < (value[floor] as number)) {
+          if (
+            floor &&
+            typeof value[key] === 'number' &&
+            typeof value[floor] === 'number' &&
+            (value[key] as number) < (value[floor] as number)
+          ) {
             problems.push({ field: `${path}.${key}`, value: value[key], allowed: `at least ${floor} (${String(value[floor])})` });
           }
         }
@@ -125,7 +137,11 @@ function tolerationProblems(path: string, toleration: unknown, problems: FieldPr
   if (!isPlainObject(toleration)) return;
   const { key, operator, value, effect, tolerationSeconds } = toleration;
   if ((key === undefined || key === '') && operator !== 'Exists') {
-    problems.push({ field: `${path}.operator`, value: operator ?? null, allowed: 'Exists when key is empty (a toleration of every taint)' });
+    problems.push({
+      field: `${path}.operator`,
+      value: operator ?? null,
+      allowed: 'Exists when key is empty (a toleration of every taint)',
+    });
   }
   if (operator === 'Exists' && value !== undefined && value !== '') {
     problems.push({ field: `${path}.value`, value, allowed: 'absent when operator is Exists' });
@@ -138,11 +154,15 @@ function tolerationProblems(path: string, toleration: unknown, problems: FieldPr
 /** Validate a parsed JSON body; reports every problem, never only the first. */
 export function validateJobRequest(body: unknown): Validated {
   if (!isPlainObject(body)) {
-    return { ok: false, problems: [{ field: '(body)', value: Array.isArray(body) ? 'an array' : body, allowed: 'a JSON object with the job fields' }] };
+    return {
+      ok: false,
+      problems: [{ field: '(body)', value: Array.isArray(body) ? 'an array' : body, allowed: 'a JSON object with the job fields' }],
+    };
   }
   const input = body;
   const problems: FieldProblem[] = [];
-  const kind = typeof input.kind === 'string' && (JOB_KINDS as readonly string[]).includes(input.kind) ? (input.kind as JobKind) : undefined;
+  const kind =
+    typeof input.kind === 'string' && (JOB_KINDS as readonly string[]).includes(input.kind) ? (input.kind as JobKind) : undefined;
   const datasetType = typeof input.dataset_type === 'string' ? input.dataset_type : 'mnist';
   for (const [field, value] of Object.entries(input)) {
     const spec: JobFieldSpec | undefined = (JOB_FIELDS as Record<string, JobFieldSpec>)[field];
@@ -173,7 +193,11 @@ export function validateJobRequest(body: unknown): Validated {
   }
   // world_size is the clients of a federated or split job: both may be given only if they agree.
   if (kind && kind !== 'ddp' && input.world_size !== undefined && input.clients !== undefined && input.world_size !== input.clients) {
-    problems.push({ field: 'world_size', value: input.world_size, allowed: `equal to clients (${String(input.clients)}) when both are given` });
+    problems.push({
+      field: 'world_size',
+      value: input.world_size,
+      allowed: `equal to clients (${String(input.clients)}) when both are given`,
+    });
   }
   if (problems.length > 0) return { ok: false, problems };
   return { ok: true, request: input as unknown as JobRequest };
@@ -335,7 +359,10 @@ export function constructProps(request: JobRequest, defaultImage: string | undef
   const values = request as unknown as Record<string, unknown>;
   for (const [prop, field] of Object.entries(PROP_FIELDS[request.kind]) as Array<[string, JobFieldName]>) {
     if (prop.includes('.')) continue;
-    const value = field === 'world_size' || field === 'clients' ? (values[field] ?? (request.kind === 'ddp' ? undefined : values.world_size)) : values[field];
+    const value =
+      field === 'world_size' || field === 'clients'
+        ? (values[field] ?? (request.kind === 'ddp' ? undefined : values.world_size))
+        : values[field];
     if (value === undefined) continue;
     props[prop] = isResourcesField(field)
       ? Object.fromEntries(Object.entries(RESOURCE_PROPS).map(([snake, camel]) => [camel, (value as Record<string, unknown>)[snake]]))

@@ -63,7 +63,11 @@ const sha256 = (text: string): Buffer => createHash('sha256').update(text).diges
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) {
-    return Promise.reject(new HttpError(413, 'PAYLOAD_TOO_LARGE', `the body has ${declared} bytes; at most ${limit} are accepted`, undefined, { connection: 'close' }));
+    return Promise.reject(
+      new HttpError(413, 'PAYLOAD_TOO_LARGE', `the body has ${declared} bytes; at most ${limit} are accepted`, undefined, {
+        connection: 'close',
+      }),
+    );
   }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -89,7 +93,12 @@ export function createApiServer(options: ApiServerOptions): Server {
   const swaggerDir = (require('swagger-ui-dist') as { getAbsoluteFSPath(): string }).getAbsoluteFSPath();
 
   const send = (res: ServerResponse, status: number, body: string | Buffer, type: string, headers: Record<string, string> = {}): void => {
-    res.writeHead(status, { 'content-type': type, 'content-length': String(Buffer.byteLength(body)), 'cache-control': 'no-store', ...headers });
+    res.writeHead(status, {
+      'content-type': type,
+      'content-length': String(Buffer.byteLength(body)),
+      'cache-control': 'no-store',
+      ...headers,
+    });
     res.end(body);
   };
   const sendJson = (res: ServerResponse, status: number, body: unknown, headers?: Record<string, string>): void =>
@@ -106,7 +115,9 @@ export function createApiServer(options: ApiServerOptions): Server {
     const auth = req.headers.authorization ?? '';
     const presented = auth.startsWith('Bearer ') ? sha256(auth.slice(7)) : undefined;
     if (!presented || !timingSafeEqual(presented, expected)) {
-      throw new HttpError(401, 'UNAUTHENTICATED', auth ? 'the bearer token is wrong' : 'missing Authorization: Bearer <token>', undefined, { 'www-authenticate': 'Bearer realm="tensorfleet"' });
+      throw new HttpError(401, 'UNAUTHENTICATED', auth ? 'the bearer token is wrong' : 'missing Authorization: Bearer <token>', undefined, {
+        'www-authenticate': 'Bearer realm="tensorfleet"',
+      });
     }
   };
 
@@ -115,14 +126,20 @@ export function createApiServer(options: ApiServerOptions): Server {
   };
 
   async function submit(req: IncomingMessage, res: ServerResponse, url: URL, note: (job: string) => void): Promise<number> {
-    const type = String(req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
-    if (type !== 'application/json') throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', `the body must be application/json, got ${JSON.stringify(type || '(none)')}`);
+    const type = String(req.headers['content-type'] ?? '')
+      .split(';')[0]
+      .trim()
+      .toLowerCase();
+    if (type !== 'application/json')
+      throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', `the body must be application/json, got ${JSON.stringify(type || '(none)')}`);
     const raw = await readBody(req, options.maxBodyBytes);
     let body: unknown;
     try {
       body = JSON.parse(raw.toString('utf8'));
     } catch (e) {
-      throw new HttpError(400, 'INVALID_REQUEST', `the body is not JSON: ${(e as Error).message}`, [{ field: '(body)', value: raw.toString('utf8').slice(0, 80), allowed: 'a JSON object' }]);
+      throw new HttpError(400, 'INVALID_REQUEST', `the body is not JSON: ${(e as Error).message}`, [
+        { field: '(body)', value: raw.toString('utf8').slice(0, 80), allowed: 'a JSON object' },
+      ]);
     }
     const validated = validateJobRequest(body);
     if (!validated.ok) throw new HttpError(400, 'INVALID_REQUEST', `${validated.problems.length} invalid field(s)`, validated.problems);
@@ -139,7 +156,12 @@ export function createApiServer(options: ApiServerOptions): Server {
       send(res, 200, toYaml(objects), 'application/yaml');
       return 200;
     }
-    if (await options.jobs.exists(request.job_name)) throw new HttpError(409, 'ALREADY_EXISTS', `a job named ${JSON.stringify(request.job_name)} exists; cancel it or choose another job_name`);
+    if (await options.jobs.exists(request.job_name))
+      throw new HttpError(
+        409,
+        'ALREADY_EXISTS',
+        `a job named ${JSON.stringify(request.job_name)} exists; cancel it or choose another job_name`,
+      );
     await options.jobs.apply(objects);
     const created: JobCreated = { name: request.job_name, kind: request.kind, objects: objectRefs(objects) };
     sendJson(res, 201, created);
@@ -187,7 +209,9 @@ export function createApiServer(options: ApiServerOptions): Server {
       const tailRaw = url.searchParams.get('tail');
       const tail = tailRaw === null ? undefined : Number(tailRaw);
       if (tail !== undefined && (!Number.isSafeInteger(tail) || tail < 1)) {
-        throw new HttpError(400, 'INVALID_REQUEST', 'tail must be a positive integer', [{ field: 'tail', value: tailRaw, allowed: 'an integer from 1' }]);
+        throw new HttpError(400, 'INVALID_REQUEST', 'tail must be a positive integer', [
+          { field: 'tail', value: tailRaw, allowed: 'an integer from 1' },
+        ]);
       }
       if (!(await options.jobs.exists(name))) throw notFound();
       send(res, 200, await options.jobs.logs(name, tail), 'text/plain; charset=utf-8');

@@ -55,7 +55,16 @@ export class AlgoRanks {
       inheritStderr: false,
       args: [
         ...['--sizes', sizes.join(','), '--iters', sizes.map(options.iterations).join(','), '--warmup', String(options.warmupIterations)],
-        ...['--algos', algo, '--chunk-bytes', String(options.chunkBytes), '--rounds', String(rounds), '--jit-warmup', String(options.jitWarmup)],
+        ...[
+          '--algos',
+          algo,
+          '--chunk-bytes',
+          String(options.chunkBytes),
+          '--rounds',
+          String(rounds),
+          '--jit-warmup',
+          String(options.jitWarmup),
+        ],
       ],
     });
     const ranks = new AlgoRanks(group, options, rounds);
@@ -85,15 +94,20 @@ export class AlgoRanks {
   /** Run the next round, which must be at `bytes` (sizes in order, every round of one size before the next). */
   async round(bytes: number): Promise<void> {
     const next = this.order[this.started];
-    if (next?.bytes !== bytes) throw new Error(`${this.options.algo} ranks: the next round is at ${next?.bytes ?? 'no'} bytes, not ${bytes}`);
+    if (next?.bytes !== bytes)
+      throw new Error(`${this.options.algo} ranks: the next round is at ${next?.bytes ?? 'no'} bytes, not ${bytes}`);
     this.go();
     const { algo } = this.options;
-    await this.until((m) => (m as WorkerReport).algo === algo && (m as WorkerReport).bytes === bytes && (m as WorkerReport).round === next.round, `reporting round ${next.round} at ${bytes} bytes`);
+    await this.until(
+      (m) => (m as WorkerReport).algo === algo && (m as WorkerReport).bytes === bytes && (m as WorkerReport).round === next.round,
+      `reporting round ${next.round} at ${bytes} bytes`,
+    );
   }
 
   /** After the last round: let the ranks exit, and wait for them. */
   async close(): Promise<void> {
-    if (this.started !== this.order.length) throw new Error(`${this.options.algo} ranks: closed after ${this.started} of ${this.order.length} rounds`);
+    if (this.started !== this.order.length)
+      throw new Error(`${this.options.algo} ranks: closed after ${this.started} of ${this.order.length} rounds`);
     this.go();
     await this.finished;
   }
@@ -109,7 +123,9 @@ export class AlgoRanks {
     for (const { bytes, round } of this.order.slice(0, this.started)) {
       if (warmupRound && round === 0) continue;
       // round() waited for every rank's report of each round it started.
-      const reports = this.group.ranks.map((r) => (r.messages as WorkerReport[]).find((m) => m.bytes === bytes && m.algo === algo && m.round === round)!);
+      const reports = this.group.ranks.map((r) =>
+        (r.messages as WorkerReport[]).find((m) => m.bytes === bytes && m.algo === algo && m.round === round)!,
+      );
       const timesMs = Array.from({ length: iterations(bytes) }, (_, iter) => Math.max(...reports.map((r) => r.timesMs[iter])));
       perSize.set(bytes, [...(perSize.get(bytes) ?? []), { timesMs, cpuMs: reports.reduce((sum, r) => sum + r.cpuMs, 0) }]);
     }
@@ -133,7 +149,9 @@ export class AlgoRanks {
       for (const r of this.group.ranks) r.child.on('message', check);
       check();
     });
-    const exited = this.finished.then(() => Promise.reject(new TrainerError('TRAINER_ERR_PEER_CLOSED', `the ${this.options.algo} ranks exited before ${what}`)));
+    const exited = this.finished.then(() =>
+      Promise.reject(new TrainerError('TRAINER_ERR_PEER_CLOSED', `the ${this.options.algo} ranks exited before ${what}`)),
+    );
     return Promise.race([reported, exited]).finally(() => {
       for (const r of this.group.ranks) r.child.off('message', check);
     });

@@ -75,7 +75,11 @@ export async function spawnRankGroup(options: RankGroupOptions): Promise<RankGro
       ...(options.extraEnv?.(rank) ?? {}),
     };
     const inherit = options.inheritStderr ?? true;
-    const child = fork(options.entry, [...(options.args ?? [])], { execArgv: [...(options.execArgv ?? [])], env, stdio: ['ignore', 'inherit', inherit ? 'inherit' : 'pipe', 'ipc'] });
+    const child = fork(options.entry, [...(options.args ?? [])], {
+      execArgv: [...(options.execArgv ?? [])],
+      env,
+      stdio: ['ignore', 'inherit', inherit ? 'inherit' : 'pipe', 'ipc'],
+    });
     const proc: RankProcess = {
       rank,
       child,

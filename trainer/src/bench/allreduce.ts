@@ -66,7 +66,13 @@ function fail(flag: string, raw: unknown, allowed: string): never {
   throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `bench allreduce: --${flag} must be ${allowed}, got ${JSON.stringify(raw)}`);
 }
 
-function integerFlag(values: Readonly<Record<string, string | boolean | undefined>>, flag: string, fallback: number, min: number, max: number): number {
+function integerFlag(
+  values: Readonly<Record<string, string | boolean | undefined>>,
+  flag: string,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
   const raw = values[flag];
   if (raw === undefined) return fallback;
   if (typeof raw !== 'string' || !/^\d+$/.test(raw.trim())) fail(flag, raw, `an integer from ${min} to ${max}`);
@@ -167,7 +173,22 @@ async function tcpThroughput(): Promise<number> {
 }
 
 function formatTable(results: readonly SizeResult[], glooNote: string | undefined, jitWarmup: number): string {
-  const header = ['size', 'iters', 'median_ms', 'algbw_GB/s', 'busbw_GB/s', 'gloo_busbw', 'vs_gloo', 'by_round', 'cpu_ms', 'gloo_cpu_ms', 'naive_busbw', 'vs_naive', 'star_busbw', 'tcp_GB/s'];
+  const header = [
+    'size',
+    'iters',
+    'median_ms',
+    'algbw_GB/s',
+    'busbw_GB/s',
+    'gloo_busbw',
+    'vs_gloo',
+    'by_round',
+    'cpu_ms',
+    'gloo_cpu_ms',
+    'naive_busbw',
+    'vs_naive',
+    'star_busbw',
+    'tcp_GB/s',
+  ];
   const rows = results.map((r) => [
     `${r.bytes / MIB} MiB`,
     String(r.iterations),
@@ -200,12 +221,17 @@ function formatTable(results: readonly SizeResult[], glooNote: string | undefine
 
 export const allreduceBench: BenchDefinition = {
   name: 'allreduce',
-  summary: 'Ring all-reduce bandwidth across N local processes vs a plain-ws naive all-reduce, the same star over our transport, and loopback TCP',
+  summary:
+    'Ring all-reduce bandwidth across N local processes vs a plain-ws naive all-reduce, the same star over our transport, and loopback TCP',
   options: {
     'world-size': { type: 'string', description: 'Number of rank processes (2 to 64)', default: '2' },
     mib: { type: 'string', description: 'Time only this size, in MiB (1 to 1024)', default: '1,4,16,64' },
     'chunk-kib': { type: 'string', description: 'Ring chunk size in KiB (4 to 65536)', default: String(DEFAULT_CHUNK_BYTES / 1024) },
-    'jit-warmup': { type: 'string', description: 'Untimed 1 MiB all-reduces each JS algorithm runs first, while V8 compiles (0 to 100000)', default: String(DEFAULT_JIT_WARMUP) },
+    'jit-warmup': {
+      type: 'string',
+      description: 'Untimed 1 MiB all-reduces each JS algorithm runs first, while V8 compiles (0 to 100000)',
+      default: String(DEFAULT_JIT_WARMUP),
+    },
     json: { type: 'boolean', description: 'Print one JSON object per line per size' },
   },
   async run(values) {
@@ -232,7 +258,9 @@ export const allreduceBench: BenchDefinition = {
     };
     let ringRanks: AlgoRanks, naiveRanks: AlgoRanks, starRanks: AlgoRanks;
     try {
-      const started = await Promise.allSettled((['ring', 'plain-ws', 'star'] as const).map((algo) => startAlgo(worldSize, sizes, algo, chunkBytes, jitWarmup)));
+      const started = await Promise.allSettled(
+        (['ring', 'plain-ws', 'star'] as const).map((algo) => startAlgo(worldSize, sizes, algo, chunkBytes, jitWarmup)),
+      );
       for (const s of started) if (s.status === 'fulfilled') algos.push(s.value);
       const failure = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
       if (failure) throw failure.reason;
@@ -289,6 +317,10 @@ export const allreduceBench: BenchDefinition = {
         jit_warmup: jitWarmup,
       };
     });
-    process.stdout.write(json ? results.map((r) => JSON.stringify(r)).join('\n') + '\n' : formatTable(results, typeof gloo === 'string' ? gloo : undefined, jitWarmup) + '\n');
+    process.stdout.write(
+      json
+        ? results.map((r) => JSON.stringify(r)).join('\n') + '\n'
+        : formatTable(results, typeof gloo === 'string' ? gloo : undefined, jitWarmup) + '\n',
+    );
   },
 };

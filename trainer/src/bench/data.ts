@@ -43,7 +43,8 @@ function fail(message: string): never {
 function positiveInt(flag: string, raw: string | boolean | undefined, fallback: number): number {
   if (raw === undefined) return fallback;
   const value = Number(raw);
-  if (typeof raw !== 'string' || !Number.isSafeInteger(value) || value < 1) fail(`--${flag} must be an integer >= 1, got ${JSON.stringify(raw)}`);
+  if (typeof raw !== 'string' || !Number.isSafeInteger(value) || value < 1)
+    fail(`--${flag} must be an integer >= 1, got ${JSON.stringify(raw)}`);
   return value;
 }
 
@@ -79,7 +80,11 @@ function measure(kind: Kind, path: string, dataDir: string): Promise<Measurement
     let result: Measurement | undefined;
     child.on('message', (m) => (result = m as Measurement));
     child.on('error', ko);
-    child.on('exit', (code) => (result !== undefined && code === 0 ? ok(result) : ko(new Error(`bench data: the ${kind} measurement of ${path} exited with code ${code}`))));
+    child.on('exit', (code) =>
+      result !== undefined && code === 0
+        ? ok(result)
+        : ko(new Error(`bench data: the ${kind} measurement of ${path} exited with code ${code}`)),
+    );
   });
 }
 
@@ -88,7 +93,11 @@ async function best(kind: Kind, path: string, dataDir: string, repeat: number): 
   const runs: Measurement[] = [];
   for (let i = 0; i < repeat; i++) runs.push(await measure(kind, path, dataDir));
   const fastest = runs.reduce((a, b) => (b.seconds < a.seconds ? b : a));
-  return { ...fastest, peakRssBytes: Math.max(...runs.map((r) => r.peakRssBytes)), arrayBuffersBytes: Math.max(...runs.map((r) => r.arrayBuffersBytes)) };
+  return {
+    ...fastest,
+    peakRssBytes: Math.max(...runs.map((r) => r.peakRssBytes)),
+    arrayBuffersBytes: Math.max(...runs.map((r) => r.arrayBuffersBytes)),
+  };
 }
 
 /** In the child: load `path` as `kind` and report time and memory to the parent. */
@@ -119,7 +128,12 @@ async function child(kind: Kind, path: string, dataDir: string): Promise<void> {
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   const after = process.memoryUsage();
   const peakRss = process.resourceUsage().maxRSS * 1024;
-  const result: Measurement = { seconds, peakRssBytes: peakRss - before.rss, arrayBuffersBytes: after.arrayBuffers - before.arrayBuffers, count };
+  const result: Measurement = {
+    seconds,
+    peakRssBytes: peakRss - before.rss,
+    arrayBuffersBytes: after.arrayBuffers - before.arrayBuffers,
+    count,
+  };
   void keep;
   process.send!(result, () => process.exit(0));
 }
@@ -158,13 +172,17 @@ export const dataBench: BenchDefinition = {
     const columns = positiveInt('columns', values.columns, DEFAULT_COLUMNS);
     const repeat = positiveInt('repeat', values.repeat, DEFAULT_REPEAT);
     const npz = typeof values.npz === 'string' ? resolve(values.npz) : defaultNpz();
-    if (npz === undefined || !existsSync(npz)) fail(`no .npz to load: pass --npz FILE (default ../shared/data/npz/mnist.npz beside the repository)`);
+    if (npz === undefined || !existsSync(npz))
+      fail(`no .npz to load: pass --npz FILE (default ../shared/data/npz/mnist.npz beside the repository)`);
     const dir = mkdtempSync(join(tmpdir(), 'tensorfleet-bench-data-'));
     try {
       const csv = join(dir, 'bench.csv');
       await writeCsv(csv, rows, columns);
       const results: DataBenchRow[] = [];
-      for (const [kind, path] of [['csv', csv], ['npz', npz]] as const) {
+      for (const [kind, path] of [
+        ['csv', csv],
+        ['npz', npz],
+      ] as const) {
         readFileSync(path); // warm the page cache: both sides read from memory
         const raw = await best('raw', path, dir, repeat);
         const load = await best(kind, path, dir, repeat);

@@ -24,7 +24,10 @@ function parseList(flag: string, raw: string | undefined, fallback: number[]): n
   if (raw === undefined) return fallback;
   const values = raw.split(',').map((v) => Number(v.trim()));
   if (values.length === 0 || values.some((v) => !Number.isInteger(v) || v < 1 || v > 16)) {
-    throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `bench ddp: --${flag} must be a comma list of integers from 1 to 16, got ${JSON.stringify(raw)}`);
+    throw new TrainerError(
+      'TRAINER_ERR_INVALID_ARGUMENT',
+      `bench ddp: --${flag} must be a comma list of integers from 1 to 16, got ${JSON.stringify(raw)}`,
+    );
   }
   return values;
 }
@@ -33,7 +36,10 @@ function parseInt(flag: string, raw: string | undefined, fallback: number, min: 
   if (raw === undefined) return fallback;
   const value = Number(raw);
   if (!Number.isInteger(value) || value < min || value > max) {
-    throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `bench ddp: --${flag} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+    throw new TrainerError(
+      'TRAINER_ERR_INVALID_ARGUMENT',
+      `bench ddp: --${flag} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`,
+    );
   }
   return value;
 }
@@ -44,7 +50,13 @@ function defaultDataDir(): string | undefined {
   return existsSync(join(candidate, 'mnist')) ? candidate : undefined;
 }
 
-async function measure(worldSize: number, datasetSize: number, batchSize: number, location: string, scratch: string): Promise<Omit<Row, 'speedup_vs_1'>> {
+async function measure(
+  worldSize: number,
+  datasetSize: number,
+  batchSize: number,
+  location: string,
+  scratch: string,
+): Promise<Omit<Row, 'speedup_vs_1'>> {
   const out = join(scratch, `ws${worldSize}`);
   const baseEnv = toEnv({
     role: 'ddp',
@@ -80,7 +92,10 @@ async function measure(worldSize: number, datasetSize: number, batchSize: number
   });
   const last = epochs[epochs.length - 1];
   if (result.exitCodes.some((c) => c !== 0) || last?.event !== 'epoch') {
-    throw new TrainerError('TRAINER_ERR_PEER_CLOSED', `bench ddp: world size ${worldSize} failed (exit codes ${result.exitCodes.join(', ')}): ${errors.slice(0, 3).join('; ')}`);
+    throw new TrainerError(
+      'TRAINER_ERR_PEER_CLOSED',
+      `bench ddp: world size ${worldSize} failed (exit codes ${result.exitCodes.join(', ')}): ${errors.slice(0, 3).join('; ')}`,
+    );
   }
   return {
     world_size: worldSize,
@@ -97,7 +112,11 @@ export const ddpBench: BenchDefinition = {
     'world-sizes': { type: 'string', description: 'comma list of world sizes', default: '1,2,4' },
     'dataset-size': { type: 'string', description: 'training examples per epoch', default: '16384' },
     'batch-size': { type: 'string', description: 'batch size per rank', default: '128' },
-    'data-dir': { type: 'string', description: 'local MNIST folder', default: '../shared/data beside the checkout, else the public mirror' },
+    'data-dir': {
+      type: 'string',
+      description: 'local MNIST folder',
+      default: '../shared/data beside the checkout, else the public mirror',
+    },
     json: { type: 'boolean', description: 'print one JSON object per line per world size' },
   },
   async run(values) {
@@ -115,11 +134,16 @@ export const ddpBench: BenchDefinition = {
         rows.push({ ...r, speedup_vs_1: r.samples_per_second / base });
       }
       if (values.json === true) {
-        for (const row of rows) process.stdout.write(`${JSON.stringify({ bench: 'ddp', batch_size: batchSize, dataset_size: datasetSize, ...row })}\n`);
+        for (const row of rows)
+          process.stdout.write(`${JSON.stringify({ bench: 'ddp', batch_size: batchSize, dataset_size: datasetSize, ...row })}\n`);
         return;
       }
-      process.stdout.write(`DDP throughput, MLP on MNIST (${datasetSize} examples/epoch, batch ${batchSize} per rank, node ${process.version}); second epoch of two\n`);
-      process.stdout.write(`${'world size'.padEnd(12)}${'samples/s'.padStart(12)}${'vs 1 rank'.padStart(12)}${'all-reduce'.padStart(12)}${'epoch s'.padStart(10)}\n`);
+      process.stdout.write(
+        `DDP throughput, MLP on MNIST (${datasetSize} examples/epoch, batch ${batchSize} per rank, node ${process.version}); second epoch of two\n`,
+      );
+      process.stdout.write(
+        `${'world size'.padEnd(12)}${'samples/s'.padStart(12)}${'vs 1 rank'.padStart(12)}${'all-reduce'.padStart(12)}${'epoch s'.padStart(10)}\n`,
+      );
       for (const r of rows) {
         process.stdout.write(
           `${String(r.world_size).padEnd(12)}${r.samples_per_second.toFixed(0).padStart(12)}${`${r.speedup_vs_1.toFixed(2)}x`.padStart(12)}` +

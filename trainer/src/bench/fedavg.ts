@@ -82,17 +82,33 @@ export const fedavgBench: BenchDefinition = {
     target: { type: 'string', description: 'test accuracy to reach', default: '0.97' },
     lr: { type: 'string', description: 'local SGD learning rate', default: String(DEFAULT_LR) },
     seed: { type: 'string', description: 'seed of the partition, model and sampling', default: '1' },
-    'data-dir': { type: 'string', description: 'local MNIST folder', default: '../shared/data beside the checkout, else the public mirror' },
+    'data-dir': {
+      type: 'string',
+      description: 'local MNIST folder',
+      default: '../shared/data beside the checkout, else the public mirror',
+    },
     json: { type: 'boolean', description: 'print one JSON line instead of the table' },
   },
   async run(values) {
     const partitionRaw = (values.partition as string | undefined) ?? 'iid';
     if (partitionRaw !== 'iid' && partitionRaw !== 'shards') fail(`--partition must be iid or shards, got ${JSON.stringify(partitionRaw)}`);
     const partition: Partition = partitionRaw;
-    const maxRounds = parseNumber('rounds', values.rounds as string | undefined, DEFAULT_ROUNDS[partition], (v) => Number.isInteger(v) && v >= 1 && v <= 100_000, 'an integer from 1 to 100000');
+    const maxRounds = parseNumber(
+      'rounds',
+      values.rounds as string | undefined,
+      DEFAULT_ROUNDS[partition],
+      (v) => Number.isInteger(v) && v >= 1 && v <= 100_000,
+      'an integer from 1 to 100000',
+    );
     const target = parseNumber('target', values.target as string | undefined, 0.97, (v) => v > 0 && v <= 1, 'a number in (0, 1]');
     const lr = parseNumber('lr', values.lr as string | undefined, DEFAULT_LR, (v) => v > 0 && Number.isFinite(v), 'a number > 0');
-    const seed = parseNumber('seed', values.seed as string | undefined, 1, (v) => Number.isInteger(v) && v >= 0 && v < 2 ** 32, 'an integer from 0 to 2^32 - 1');
+    const seed = parseNumber(
+      'seed',
+      values.seed as string | undefined,
+      1,
+      (v) => Number.isInteger(v) && v >= 0 && v < 2 ** 32,
+      'an integer from 0 to 2^32 - 1',
+    );
     const json = values.json === true;
     const log = (line: string) => {
       if (!json) process.stderr.write(`${line}\n`);
@@ -123,7 +139,9 @@ export const fedavgBench: BenchDefinition = {
       let roundsToTarget: number | null = null;
       let accuracy = 0;
       let round = 0;
-      log(`FedAvg MNIST 2NN, ${partition}: ${NUM_CLIENTS} clients, C=${FRACTION_FIT}, E=${LOCAL_EPOCHS}, B=${LOCAL_BATCH}, lr=${lr}, target ${target}, at most ${maxRounds} rounds`);
+      log(
+        `FedAvg MNIST 2NN, ${partition}: ${NUM_CLIENTS} clients, C=${FRACTION_FIT}, E=${LOCAL_EPOCHS}, B=${LOCAL_BATCH}, lr=${lr}, target ${target}, at most ${maxRounds} rounds`,
+      );
       const started = performance.now();
       while (round < maxRounds) {
         round++;
@@ -138,7 +156,12 @@ export const fedavgBench: BenchDefinition = {
             proximalMu: Number(plan.config.proximal_mu),
             seed: (seed * 7919 + round * NUM_CLIENTS + Number(clientId)) >>> 0,
           });
-          return { clientId, weights: trained.weights, numExamples: trained.numExamples, metrics: { loss: trained.loss, accuracy: trained.accuracy } };
+          return {
+            clientId,
+            weights: trained.weights,
+            numExamples: trained.numExamples,
+            metrics: { loss: trained.loss, accuracy: trained.accuracy },
+          };
         });
         global = strategy.aggregateFit(round, global, results, []) ?? global;
         setFlatWeights(model, global);
@@ -146,7 +169,9 @@ export const fedavgBench: BenchDefinition = {
         accuracy = sums.correct / sums.count;
         if (REPORT_ROUNDS.includes(round)) accuracyAt[String(round)] = accuracy;
         const elapsed = (performance.now() - started) / 1000;
-        log(`round ${String(round).padStart(4)}  test accuracy ${accuracy.toFixed(4)}  loss ${(sums.lossSum / sums.count).toFixed(4)}  ${elapsed.toFixed(1)} s`);
+        log(
+          `round ${String(round).padStart(4)}  test accuracy ${accuracy.toFixed(4)}  loss ${(sums.lossSum / sums.count).toFixed(4)}  ${elapsed.toFixed(1)} s`,
+        );
         if (accuracy >= target) {
           roundsToTarget = round;
           break;

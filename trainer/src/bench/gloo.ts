@@ -10,7 +10,10 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
 /** From build/trainer/src/bench (compiled) or trainer/src/bench (tsx) to the checkout's tools/. */
-const GLOO_SCRIPT = [join(__dirname, '../../../../tools/bench/gloo_allreduce.py'), join(__dirname, '../../../tools/bench/gloo_allreduce.py')].find((p) => existsSync(p));
+const GLOO_SCRIPT = [
+  join(__dirname, '../../../../tools/bench/gloo_allreduce.py'),
+  join(__dirname, '../../../tools/bench/gloo_allreduce.py'),
+].find((p) => existsSync(p));
 /** Debian's python3-torch installs for the system python. */
 const GLOO_PYTHON = process.env.TENSORFLEET_GLOO_PYTHON ?? '/usr/bin/python3';
 const BLOCK_TIMEOUT_MS = 600_000;
@@ -31,7 +34,10 @@ export class GlooRanks {
   static async start(worldSize: number, warmupIterations: number): Promise<GlooRanks | string> {
     if (!GLOO_SCRIPT) return 'tools/bench/gloo_allreduce.py is not in this checkout';
     // Its own process group, so that kill() takes the rank processes with it.
-    const child = spawn(GLOO_PYTHON, [GLOO_SCRIPT, '--world-size', String(worldSize), '--warmup', String(warmupIterations)], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    const child = spawn(GLOO_PYTHON, [GLOO_SCRIPT, '--world-size', String(worldSize), '--warmup', String(warmupIterations)], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      detached: true,
+    });
     const ranks = new GlooRanks(child);
     try {
       const ready = JSON.parse(await ranks.nextLine()) as { ready?: boolean };
@@ -70,7 +76,8 @@ export class GlooRanks {
   async time(bytes: number, iters: number): Promise<RoundTimes> {
     this.child.stdin.write(JSON.stringify({ bytes, iters }) + '\n');
     const row = JSON.parse(await this.nextLine()) as { bytes: number; times_ms: number[]; cpu_ms: number };
-    if (row.bytes !== bytes || row.times_ms.length !== iters) throw new Error(`gloo answered ${row.times_ms.length} iterations of ${row.bytes} bytes, asked ${iters} of ${bytes}`);
+    if (row.bytes !== bytes || row.times_ms.length !== iters)
+      throw new Error(`gloo answered ${row.times_ms.length} iterations of ${row.bytes} bytes, asked ${iters} of ${bytes}`);
     return { timesMs: row.times_ms, cpuMs: row.cpu_ms };
   }
 

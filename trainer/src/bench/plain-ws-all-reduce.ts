@@ -41,7 +41,11 @@ export class PlainWsAllReduce {
       const port = (server.address() as AddressInfo).port;
       for (let peer = 1; peer < worldSize; peer++) await transport.send(peer, { type: MESSAGE_TYPES.tensor, step, seq: 0, meta: { port } });
       await joined;
-      return new PlainWsAllReduce(rank, [...clients.entries()].sort(([a], [b]) => a - b).map(([, ws]) => ws), server);
+      return new PlainWsAllReduce(
+        rank,
+        [...clients.entries()].sort(([a], [b]) => a - b).map(([, ws]) => ws),
+        server,
+      );
     }
     const { meta } = await transport.recv(0, { what: 'the plain-ws port of rank 0' });
     const ws = new WebSocket(`ws://127.0.0.1:${Number(meta?.port)}`, { maxPayload: 1 << 30 });
@@ -69,7 +73,9 @@ export class PlainWsAllReduce {
       for (let i = 0; i < data.length; i++) data[i] += incoming[i];
     }
     const sum = packr.pack({ rank: 0, data });
-    await Promise.all(this.sockets.map((ws) => new Promise<void>((resolve, reject) => ws.send(sum, (err) => (err ? reject(err) : resolve())))));
+    await Promise.all(
+      this.sockets.map((ws) => new Promise<void>((resolve, reject) => ws.send(sum, (err) => (err ? reject(err) : resolve())))),
+    );
   }
 
   async close(): Promise<void> {

@@ -68,7 +68,10 @@ const TARGET_OVER_JSON = 250;
 const TARGET_OVER_RAW_WS = 0.8;
 const WARMUP_MS = 300;
 /** From build/trainer/src/bench (compiled) or trainer/src/bench (tsx) to the checkout's tools/. */
-const FASTAPI_SCRIPT = [join(__dirname, '../../../../tools/bench/fastapi_smashed.py'), join(__dirname, '../../../tools/bench/fastapi_smashed.py')].find((p) => existsSync(p));
+const FASTAPI_SCRIPT = [
+  join(__dirname, '../../../../tools/bench/fastapi_smashed.py'),
+  join(__dirname, '../../../tools/bench/fastapi_smashed.py'),
+].find((p) => existsSync(p));
 /** Debian's python3-fastapi, python3-uvicorn and python3-requests install for the system python. */
 const FASTAPI_PYTHON = process.env.TENSORFLEET_FASTAPI_PYTHON ?? '/usr/bin/python3';
 
@@ -79,7 +82,8 @@ function fail(message: string): never {
 function positiveInt(flag: string, raw: string | boolean | undefined, fallback: number): number {
   if (raw === undefined) return fallback;
   const value = Number(raw);
-  if (typeof raw !== 'string' || !Number.isInteger(value) || value < 1) fail(`--${flag} must be an integer >= 1, got ${JSON.stringify(raw)}`);
+  if (typeof raw !== 'string' || !Number.isInteger(value) || value < 1)
+    fail(`--${flag} must be an integer >= 1, got ${JSON.stringify(raw)}`);
   return value;
 }
 
@@ -167,13 +171,21 @@ export async function benchJson(rows: number, cols: number, seconds: number): Pr
         new Promise<void>((resolve, reject) => {
           const body = JSON.stringify(Array.from(acts));
           const req = request(
-            { host: '127.0.0.1', port, method: 'POST', path: '/forward', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+            {
+              host: '127.0.0.1',
+              port,
+              method: 'POST',
+              path: '/forward',
+              agent,
+              headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+            },
             (res) => {
               const chunks: Buffer[] = [];
               res.on('data', (c: Buffer) => chunks.push(c));
               res.on('end', () => {
                 const values = JSON.parse(Buffer.concat(chunks).toString('utf8')) as number[];
-                if (res.statusCode !== 200 || values.length !== acts.length) reject(new Error(`bench smashed: JSON server answered ${res.statusCode}`));
+                if (res.statusCode !== 200 || values.length !== acts.length)
+                  reject(new Error(`bench smashed: JSON server answered ${res.statusCode}`));
                 else resolve();
               });
             },
@@ -244,11 +256,26 @@ export interface FastApiMeasurement {
  * it was not measured: no python3 with fastapi/uvicorn/requests here, or the
  * script is not in this checkout.
  */
-export async function benchFastApi(rows: number, cols: number, seconds: number, python: string = FASTAPI_PYTHON): Promise<FastApiMeasurement | string> {
+export async function benchFastApi(
+  rows: number,
+  cols: number,
+  seconds: number,
+  python: string = FASTAPI_PYTHON,
+): Promise<FastApiMeasurement | string> {
   if (!FASTAPI_SCRIPT) return 'tools/bench/fastapi_smashed.py is not in this checkout';
   const install = "install Debian's python3-fastapi, python3-uvicorn and python3-requests (make bench does)";
   try {
-    const args = [FASTAPI_SCRIPT, '--rows', String(rows), '--cols', String(cols), '--seconds', String(seconds), '--warmup-seconds', String(WARMUP_MS / 1000)];
+    const args = [
+      FASTAPI_SCRIPT,
+      '--rows',
+      String(rows),
+      '--cols',
+      String(cols),
+      '--seconds',
+      String(seconds),
+      '--warmup-seconds',
+      String(WARMUP_MS / 1000),
+    ];
     // At about 3 round trips/s a 3 s run is quick; allow for a slow start of the server process.
     const { stdout } = await promisify(execFile)(python, args, { timeout: seconds * 1000 + 120_000, maxBuffer: 1 << 20 });
     const line = stdout.trim().split('\n').pop() ?? '';
@@ -258,13 +285,21 @@ export async function benchFastApi(rows: number, cols: number, seconds: number, 
     }
     return { roundTripsPerSecond: parsed.round_trips_per_second, versions: parsed.versions ?? {} };
   } catch (err) {
-    const detail = String((err as { stderr?: string }).stderr || (err as Error).message).trim().split('\n').pop();
+    const detail = String((err as { stderr?: string }).stderr || (err as Error).message)
+      .trim()
+      .split('\n')
+      .pop();
     return `${python} could not run it (${detail}); ${install}`;
   }
 }
 
 /** Run the four exchanges, one after the other, and compare them. */
-export async function runSmashedBench(options: { rows: number; cols: number; seconds: number; python?: string }): Promise<SmashedBenchResult> {
+export async function runSmashedBench(options: {
+  rows: number;
+  cols: number;
+  seconds: number;
+  python?: string;
+}): Promise<SmashedBenchResult> {
   const { rows, cols, seconds } = options;
   const ours = await benchOurs(rows, cols, seconds);
   const rawWs = await benchRawWs(rows, cols, seconds);
@@ -295,12 +330,17 @@ export async function runSmashedBench(options: { rows: number; cols: number; sec
 /** The bench's table. */
 export function formatSmashedTable(result: SmashedBenchResult): string {
   const fmt = (n: number): string => n.toFixed(1).padStart(10);
-  const versions = result.fastapi_versions ? ` (${Object.entries(result.fastapi_versions).map(([k, v]) => (k === 'tensors' ? v : `${k} ${v}`)).join(', ')})` : '';
+  const versions = result.fastapi_versions
+    ? ` (${Object.entries(result.fastapi_versions)
+        .map(([k, v]) => (k === 'tensors' ? v : `${k} ${v}`))
+        .join(', ')})`
+    : '';
   const fastapiRow =
     result.fastapi_round_trips_per_second === null
       ? `  FastAPI + requests, JSON lists              - not measured: ${result.fastapi_not_measured}`
       : `  FastAPI + requests, JSON lists     ${fmt(result.fastapi_round_trips_per_second)} round trips/s${versions}`;
-  const againstFastApi = result.ours_over_fastapi === null ? 'FastAPI not measured, so against JSON over node:http' : 'against FastAPI + requests';
+  const againstFastApi =
+    result.ours_over_fastapi === null ? 'FastAPI not measured, so against JSON over node:http' : 'against FastAPI + requests';
   return [
     `smashed activations ${result.rows}x${result.cols} float32 (${(result.payload_bytes / 1024).toFixed(0)} KiB each way), 127.0.0.1, ${result.seconds_per_method}s per method`,
     `  ours (split protocol over the hub) ${fmt(result.ours_round_trips_per_second)} round trips/s`,
@@ -315,7 +355,8 @@ export function formatSmashedTable(result: SmashedBenchResult): string {
 
 export const smashedBench: BenchDefinition = {
   name: 'smashed',
-  summary: 'split-learning round trips/s of a 64x1568 float32 batch: our protocol over the hub vs raw ws + msgpackr vs FastAPI with JSON lists vs JSON over node:http',
+  summary:
+    'split-learning round trips/s of a 64x1568 float32 batch: our protocol over the hub vs raw ws + msgpackr vs FastAPI with JSON lists vs JSON over node:http',
   options: {
     rows: { type: 'string', description: 'batch size (rows of the activations)', default: '64' },
     cols: { type: 'string', description: 'features per example at the cut layer', default: '1568' },

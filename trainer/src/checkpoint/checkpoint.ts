@@ -55,10 +55,22 @@ const VERSION = 1;
 export const DEFAULT_KEEP = 2;
 const FILE_PATTERN = /^epoch-(\d{6,})\.rank-(\d+)\.ckpt$/;
 
-const FINGERPRINT_KEYS = ['model', 'dataset', 'datasetSize', 'worldSize', 'batchSize', 'seed', 'optimizer', 'learningRate', 'modelUri', 'task'] as const;
+const FINGERPRINT_KEYS = [
+  'model',
+  'dataset',
+  'datasetSize',
+  'worldSize',
+  'batchSize',
+  'seed',
+  'optimizer',
+  'learningRate',
+  'modelUri',
+  'task',
+] as const;
 
 export function checkpointFingerprint(
-  config: Pick<TrainerConfig, Exclude<(typeof FINGERPRINT_KEYS)[number], 'modelUri' | 'task'>> & Partial<Pick<TrainerConfig, 'modelUri' | 'task'>>,
+  config: Pick<TrainerConfig, Exclude<(typeof FINGERPRINT_KEYS)[number], 'modelUri' | 'task'>> &
+    Partial<Pick<TrainerConfig, 'modelUri' | 'task'>>,
 ): CheckpointFingerprint {
   const { model, dataset, datasetSize, worldSize, batchSize, seed, optimizer, learningRate, modelUri, task } = config;
   return {
@@ -97,7 +109,8 @@ interface Header {
 }
 
 function checkLittleEndian(): void {
-  if (endianness() !== 'LE') throw new TrainerError('TRAINER_ERR_CHECKPOINT', 'checkpoints are little-endian float32; this machine is big-endian');
+  if (endianness() !== 'LE')
+    throw new TrainerError('TRAINER_ERR_CHECKPOINT', 'checkpoints are little-endian float32; this machine is big-endian');
 }
 
 function floatBytes(values: Float32Array): Buffer {
@@ -167,13 +180,20 @@ export interface WriteCheckpointOptions {
 }
 
 /** Write `checkpoint` of `rank` into `dir` atomically; resolves to the file's path. */
-export async function writeCheckpoint(dir: string, rank: number, checkpoint: Checkpoint, options: WriteCheckpointOptions = {}): Promise<string> {
+export async function writeCheckpoint(
+  dir: string,
+  rank: number,
+  checkpoint: Checkpoint,
+  options: WriteCheckpointOptions = {},
+): Promise<string> {
   const keep = options.keep ?? DEFAULT_KEEP;
   const path = join(dir, checkpointFileName(checkpoint.epoch, rank));
   try {
     await atomicWrite(path, encodeCheckpoint(checkpoint));
   } catch (err) {
-    throw new TrainerError('TRAINER_ERR_CHECKPOINT', `rank ${rank} could not write checkpoint ${path}: ${(err as Error).message}`, { cause: err });
+    throw new TrainerError('TRAINER_ERR_CHECKPOINT', `rank ${rank} could not write checkpoint ${path}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   const stale = (await listCheckpoints(dir, rank)).slice(keep);
   await Promise.all(stale.map((entry) => fs.rm(entry.path, { force: true })));

@@ -86,12 +86,18 @@ export class ApiClient {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, contentType: String(res.headers['content-type'] ?? ''), text: Buffer.concat(chunks).toString('utf8') }),
+          resolve({
+            status: res.statusCode ?? 0,
+            contentType: String(res.headers['content-type'] ?? ''),
+            text: Buffer.concat(chunks).toString('utf8'),
+          }),
         );
         res.on('error', reject);
       });
       req.on('timeout', () => req.destroy(new Error(`${method} ${url.href}: no answer within ${this.options.timeoutMs ?? 30_000}ms`)));
-      req.on('error', (e: NodeJS.ErrnoException) => reject(new Error(`${method} ${url.href}: ${e.code ?? ''} ${e.message}`.replace(/\s+/g, ' '))));
+      req.on('error', (e: NodeJS.ErrnoException) =>
+        reject(new Error(`${method} ${url.href}: ${e.code ?? ''} ${e.message}`.replace(/\s+/g, ' '))),
+      );
       req.end(payload);
     });
     if (answer.status >= 200 && answer.status < 300) return answer;

@@ -38,7 +38,10 @@ export function jobFieldFlags(): Record<string, FlagSpec> {
   for (const field of SUBMIT_FIELDS) {
     const spec: JobFieldSpec = JOB_FIELDS[field];
     const kinds = spec.kinds ? ` [${spec.kinds.join(', ')}]` : '';
-    flags[flagName(field)] = { type: spec.type === 'boolean' ? 'boolean' : 'string', description: `${spec.description}${valueHint(spec)}${kinds}` };
+    flags[flagName(field)] = {
+      type: spec.type === 'boolean' ? 'boolean' : 'string',
+      description: `${spec.description}${valueHint(spec)}${kinds}`,
+    };
   }
   return flags;
 }
@@ -75,7 +78,8 @@ export function flagValue(spec: JobFieldSpec, raw: string | boolean): unknown {
       return JSON.parse(raw) as unknown;
     } catch {
       const pairs = raw.split(',').map((p) => /^([^=]+)=(.*)$/.exec(p.trim()));
-      if (spec.type === 'object' && !spec.properties && pairs.every((m) => m !== null)) return Object.fromEntries(pairs.map((m) => [m![1].trim(), m![2].trim()]));
+      if (spec.type === 'object' && !spec.properties && pairs.every((m) => m !== null))
+        return Object.fromEntries(pairs.map((m) => [m![1].trim(), m![2].trim()]));
     }
   }
   return raw;
@@ -106,7 +110,8 @@ async function reportingApiErrors(command: string, run: () => Promise<number>): 
 }
 
 function oneName(command: string, positionals: readonly string[]): string {
-  if (positionals.length !== 1) throw new UsageError(`${command}: expected one <name>, got ${positionals.length === 0 ? 'none' : positionals.join(' ')}`);
+  if (positionals.length !== 1)
+    throw new UsageError(`${command}: expected one <name>, got ${positionals.length === 0 ? 'none' : positionals.join(' ')}`);
   return positionals[0];
 }
 
@@ -124,7 +129,14 @@ function statusTable(jobs: readonly JobStatus[]): string {
     ]),
   ];
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c])).join('  ').trimEnd()).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((cell, c) => cell.padEnd(widths[c]))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 export const API_COMMANDS: Record<string, Command> = {
@@ -135,7 +147,9 @@ export const API_COMMANDS: Record<string, Command> = {
     async run({ values, positionals }) {
       const [kind, ...extra] = positionals;
       if (!kind || !(JOB_KINDS as readonly string[]).includes(kind) || extra.length > 0) {
-        throw new UsageError(`submit: expected one <kind> of ${JOB_KINDS.join(', ')}, got ${positionals.length ? positionals.map((p) => JSON.stringify(p)).join(' ') : 'none'}`);
+        throw new UsageError(
+          `submit: expected one <kind> of ${JOB_KINDS.join(', ')}, got ${positionals.length ? positionals.map((p) => JSON.stringify(p)).join(' ') : 'none'}`,
+        );
       }
       const body = jobBodyFromFlags(kind, values);
       return reportingApiErrors('submit', async () => {

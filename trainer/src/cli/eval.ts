@@ -30,10 +30,16 @@ const DATA_FLAGS = {
 const flags: Record<string, FlagSpec> = {
   model: { type: 'string', description: 'folder with model.json, weights.bin and metadata.json' },
   ...Object.fromEntries(
-    Object.entries(DATA_FLAGS).map(([flag, { field }]) => [flag, { type: 'string', description: JOB_FIELDS[field].description, default: field === 'seed' ? '42' : "the model's" } as FlagSpec]),
+    Object.entries(DATA_FLAGS).map(([flag, { field }]) => [
+      flag,
+      { type: 'string', description: JOB_FIELDS[field].description, default: field === 'seed' ? '42' : "the model's" } as FlagSpec,
+    ]),
   ),
   dataset: { type: 'string', description: 'the same as --dataset-type' },
-  'data-dir': { type: 'string', description: "a folder holding the built-in dataset's files (or one folder per dataset, like ../shared/data)" },
+  'data-dir': {
+    type: 'string',
+    description: "a folder holding the built-in dataset's files (or one folder per dataset, like ../shared/data)",
+  },
   'cache-dir': { type: 'string', description: 'download cache', default: '.tensorfleet/cache' },
   json: { type: 'boolean', description: 'print one JSON line' },
 };
@@ -50,7 +56,8 @@ export const EVAL_COMMAND: Command = {
     const modelDir = resolve(values.model);
     const metadataPath = join(modelDir, 'metadata.json');
     const metadata: SavedMetadata = existsSync(metadataPath) ? (JSON.parse(readFileSync(metadataPath, 'utf8')) as SavedMetadata) : {};
-    if (values.dataset !== undefined && values['dataset-type'] !== undefined) throw new UsageError('eval: give --dataset-type or --dataset, not both');
+    if (values.dataset !== undefined && values['dataset-type'] !== undefined)
+      throw new UsageError('eval: give --dataset-type or --dataset, not both');
     const raw = (flag: string): string | undefined => values[flag] as string | undefined;
     const dataset = raw('dataset-type') ?? raw('dataset') ?? metadata.dataset ?? 'mnist';
     const uri = raw('dataset-uri');
@@ -61,7 +68,9 @@ export const EVAL_COMMAND: Command = {
     };
     const datasetUri =
       location(uri) ??
-      (raw('data-dir') !== undefined ? resolveDataDir(String(raw('data-dir')), dataset as DatasetName) : DATASET_MIRRORS[dataset as DatasetName]);
+      (raw('data-dir') !== undefined
+        ? resolveDataDir(String(raw('data-dir')), dataset as DatasetName)
+        : DATASET_MIRRORS[dataset as DatasetName]);
     let config: DataConfig;
     try {
       config = resolveTrainerConfig({
@@ -91,7 +100,11 @@ export const EVAL_COMMAND: Command = {
     const { model } = await loadModel(modelDir);
     let metrics;
     try {
-      const sums = evaluateExamples(model, test, Int32Array.from({ length: test.count }, (_, i) => i));
+      const sums = evaluateExamples(
+        model,
+        test,
+        Int32Array.from({ length: test.count }, (_, i) => i),
+      );
       metrics = testMetrics(sums, config.task);
     } finally {
       model.dispose();

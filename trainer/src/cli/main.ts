@@ -24,13 +24,20 @@ import { ROLE_RUNNERS } from '../roles';
 import { API_COMMANDS, flagOfField, jobBodyFromFlags, jobFieldFlags } from './api-commands';
 import { Command, FlagSpec, ParsedCommandLine, UsageError, err, formatFlags, intFlag, out, parseFlags } from './args';
 import { createProgress } from '../local/progress';
-import { FLEET_ROLES, FleetRunResult, LocalRunOptions, LocalWorkload, runFleetLocally, runWorkloadLocally, trainerWorkloads } from '../local/run-chart';
+import {
+  FLEET_ROLES,
+  FleetRunResult,
+  LocalRunOptions,
+  LocalWorkload,
+  runFleetLocally,
+  runWorkloadLocally,
+  trainerWorkloads,
+} from '../local/run-chart';
 import { LocalJob, LocalJobError, buildLocalJob } from '../local/run-job';
 import { EVAL_COMMAND } from './eval';
 import { testMetricsJson } from './metrics-json';
 import { PREDICT_COMMAND } from './predict';
 import { describeTopology, listCharts, loadChart } from './topology';
-
 
 /** The repository checkout this CLI runs from (synth and run need it; the image does not). */
 function repoRoot(): string {
@@ -47,7 +54,11 @@ function repoRoot(): string {
 const RUN_CHART_FLAGS: Record<string, FlagSpec> = {
   dist: { type: 'string', description: 'folder of synthesized charts', default: 'dist' },
   'data-dir': { type: 'string', description: "local dataset folder instead of the chart's datasetUri (e.g. ../shared/data)" },
-  out: { type: 'string', description: 'where checkpoints, the model and the MLflow file store go', default: '.tensorfleet/<chart or job name>' },
+  out: {
+    type: 'string',
+    description: 'where checkpoints, the model and the MLflow file store go',
+    default: '.tensorfleet/<chart or job name>',
+  },
   'tracking-uri': { type: 'string', description: 'log to this MLflow server instead of <out>/mlruns' },
   epochs: { type: 'string', description: "override the chart's epochs" },
   'dataset-size': { type: 'string', description: "override the chart's dataset size (0 = all)" },
@@ -59,7 +70,9 @@ const RUN_CHART_FLAGS: Record<string, FlagSpec> = {
 };
 
 /** The submit flags `run <chart>` does not have: they only make sense for `run ddp|federated|split`. */
-const JOB_ONLY_FLAGS: Record<string, FlagSpec> = Object.fromEntries(Object.entries(jobFieldFlags()).filter(([name]) => !(name in RUN_CHART_FLAGS)));
+const JOB_ONLY_FLAGS: Record<string, FlagSpec> = Object.fromEntries(
+  Object.entries(jobFieldFlags()).filter(([name]) => !(name in RUN_CHART_FLAGS)),
+);
 
 const RUN_FLAGS: Record<string, FlagSpec> = { ...RUN_CHART_FLAGS, ...JOB_ONLY_FLAGS };
 
@@ -69,7 +82,13 @@ type DoneEvent = Extract<TrainerEvent, { event: 'done' }>;
 function resultLine(label: string, final: DoneEvent, clientDone: ReadonlyMap<number, DoneEvent>): Record<string, unknown> {
   const common = { chart: label, ...testMetricsJson(final), wall_seconds: final.wallSeconds, model_path: final.modelPath };
   if (final.rounds !== undefined) {
-    return { ...common, rounds: final.rounds, accuracy_per_round: final.accuracyPerRound, clients_per_round: final.clientsPerRound, clients: final.worldSize };
+    return {
+      ...common,
+      rounds: final.rounds,
+      accuracy_per_round: final.accuracyPerRound,
+      clients_per_round: final.clientsPerRound,
+      clients: final.worldSize,
+    };
   }
   if (final.bytesSent !== undefined) {
     return {
@@ -96,8 +115,10 @@ async function runJob(kind: JobKind, values: ParsedCommandLine['values']): Promi
     throw new UsageError(`run ${kind}: refused:\n${problems.join('\n')}`);
   }
   if (job.request.model_uri?.startsWith('runs:/') && values['tracking-uri'] === undefined) {
-    throw new UsageError(`run ${kind}: --model-uri ${JSON.stringify(job.request.model_uri)} is a run's artifact: ` +
-      `give --tracking-uri <the MLflow server holding it>`);
+    throw new UsageError(
+      `run ${kind}: --model-uri ${JSON.stringify(job.request.model_uri)} is a run's artifact: ` +
+        `give --tracking-uri <the MLflow server holding it>`,
+    );
   }
   const name = job.request.job_name;
   return runTrainers(name, job.objects, values, resolve(String(values.out ?? join('.tensorfleet', name))), { sources: job.sources });
@@ -116,7 +137,8 @@ async function runTrainers(
   say(describeTopology(label, objects as Parameters<typeof describeTopology>[1]));
   const workloads = trainerWorkloads(objects);
   if (workloads.length === 0 || values['topology-only'] === true) {
-    if (workloads.length === 0) say(`\n${label} has no trainer workloads: it runs in a cluster only (kubectl apply -f dist/${label}.k8s.yaml).`);
+    if (workloads.length === 0)
+      say(`\n${label} has no trainer workloads: it runs in a cluster only (kubectl apply -f dist/${label}.k8s.yaml).`);
     return 0;
   }
   // A pod restarted by Kubernetes resumes; a new local run starts over unless asked not to.
@@ -134,9 +156,10 @@ async function runTrainers(
     },
     onLine: (rank: number, line: string) => err(`[${rank < 0 ? 'server' : `rank ${rank}`}] ${line}`),
   };
-  const fleet = FLEET_ROLES.map((r) => ({ server: workloads.find((w) => w.role === r.server), client: workloads.find((w) => w.role === r.client) })).find(
-    (f): f is { server: LocalWorkload; client: LocalWorkload } => f.server !== undefined && f.client !== undefined,
-  );
+  const fleet = FLEET_ROLES.map((r) => ({
+    server: workloads.find((w) => w.role === r.server),
+    client: workloads.find((w) => w.role === r.client),
+  })).find((f): f is { server: LocalWorkload; client: LocalWorkload } => f.server !== undefined && f.client !== undefined);
   let clientDone: FleetRunResult['clientDone'] = new Map();
   const groups = fleet
     ? [
@@ -155,7 +178,10 @@ async function runTrainers(
     const { exitCodes } = await group.run();
     const failed = exitCodes.map((c, i) => ({ c, i })).filter((x) => x.c !== 0);
     if (failed.length > 0) {
-      throw new TrainerError('TRAINER_ERR_PEER_CLOSED', `${group.name}: ${failed.map((f) => `process ${f.i} exited with ${f.c}`).join(', ')}`);
+      throw new TrainerError(
+        'TRAINER_ERR_PEER_CLOSED',
+        `${group.name}: ${failed.map((f) => `process ${f.i} exited with ${f.c}`).join(', ')}`,
+      );
     }
   }
   const done = final as DoneEvent | undefined;
@@ -183,7 +209,7 @@ const COMMANDS: Record<string, Command> = {
     usage:
       'tensorfleet run <chart> [--data-dir <dir>] [--out <dir>] [--clients K] [--rounds R] [--json]\n' +
       `       tensorfleet run <${JOB_KINDS.join('|')}> --job-name <name> [--dataset-type csv ` +
-        `--dataset-uri <path> --label-column <column> ...every submit flag] [--out <dir>] [--json]`,
+      `--dataset-uri <path> --label-column <column> ...every submit flag] [--out <dir>] [--json]`,
     flags: RUN_FLAGS,
     async run({ values, positionals }) {
       const [target, ...extra] = positionals;
@@ -203,8 +229,10 @@ const COMMANDS: Record<string, Command> = {
       }
       const jobOnly = Object.keys(JOB_ONLY_FLAGS).filter((f) => values[f] !== undefined);
       if (jobOnly.length > 0) {
-        throw new UsageError(`run ${chart}: ${jobOnly.map((f) => `--${f}`).join(', ')} apply ` +
-          `to run ${JOB_KINDS.join('|')} only (a chart has its own settings)`);
+        throw new UsageError(
+          `run ${chart}: ${jobOnly.map((f) => `--${f}`).join(', ')} apply ` +
+            `to run ${JOB_KINDS.join('|')} only (a chart has its own settings)`,
+        );
       }
       const objects = loadChart(dist, chart);
       return runTrainers(chart, objects, values, resolve(String(values.out ?? join(root, '.tensorfleet', chart))), {
@@ -222,12 +250,16 @@ const COMMANDS: Record<string, Command> = {
     async run({ positionals }) {
       const [role] = positionals;
       if (!role || !(ROLES as readonly string[]).includes(role)) {
-        throw new UsageError(`trainer: ${role ? `unknown role ${JSON.stringify(role)}` : 'missing <role>'}; valid roles: ${ROLES.join(', ')}`);
+        throw new UsageError(
+          `trainer: ${role ? `unknown role ${JSON.stringify(role)}` : 'missing <role>'}; valid roles: ${ROLES.join(', ')}`,
+        );
       }
       const config = parseTrainerEnv({ ...process.env, [ENV.role]: role });
       const load = ROLE_RUNNERS[config.role];
       if (!load) throw new TrainerError('TRAINER_ERR_INVALID_ENV', `role ${config.role} is not available in this build of the trainer`);
-      await (await load())(config);
+      await (
+        await load()
+      )(config);
       return 0;
     },
   },
@@ -251,8 +283,10 @@ const COMMANDS: Record<string, Command> = {
       const [name, ...argv] = rest;
       const bench = BENCHES.find((b) => b.name === name);
       if (!bench) {
-        throw new UsageError(`bench: ${name ? `unknown benchmark ${JSON.stringify(name)}` : 'missing <name>'}; ` +
-          `valid: ${BENCHES.map((b) => b.name).join(', ') || '(none)'}`);
+        throw new UsageError(
+          `bench: ${name ? `unknown benchmark ${JSON.stringify(name)}` : 'missing <name>'}; ` +
+            `valid: ${BENCHES.map((b) => b.name).join(', ') || '(none)'}`,
+        );
       }
       const parsed = parseFlags(`bench ${bench.name}`, argv, bench.options);
       if (parsed.help) {
@@ -270,8 +304,10 @@ const COMMANDS: Record<string, Command> = {
 
 function usage(): string {
   const rows = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(16)}${c.summary}`);
-  return `usage: tensorfleet <command> [flags]\n\ncommands:\n${rows.join('\n')}\n\nRun ` +
-    `'tensorfleet <command> --help' for a command's flags.`;
+  return (
+    `usage: tensorfleet <command> [flags]\n\ncommands:\n${rows.join('\n')}\n\nRun ` +
+    `'tensorfleet <command> --help' for a command's flags.`
+  );
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
@@ -284,7 +320,8 @@ export async function main(argv: readonly string[]): Promise<number> {
   try {
     if (!command) throw new UsageError(`unknown command ${JSON.stringify(name)}; valid commands: ${Object.keys(COMMANDS).join(', ')}`);
     // `bench` parses its own flags per benchmark.
-    const parsed = name === 'bench' && rest[0] !== '--help' ? { values: {}, positionals: [], help: false } : parseFlags(name, rest, command.flags);
+    const parsed =
+      name === 'bench' && rest[0] !== '--help' ? { values: {}, positionals: [], help: false } : parseFlags(name, rest, command.flags);
     if (parsed.help) {
       out(`${command.usage}\n\n${command.summary}\n\nflags:\n${formatFlags(command.flags)}`);
       return 0;

@@ -20,7 +20,12 @@ function csvCell(value: string): string {
 }
 
 /** The rows of `predictions` as CSV (a header first) or JSON lines. */
-export function predictionLines(predictions: Predictions, ids: readonly string[], classNames: readonly string[] | undefined, format: PredictFormat): string[] {
+export function predictionLines(
+  predictions: Predictions,
+  ids: readonly string[],
+  classNames: readonly string[] | undefined,
+  format: PredictFormat,
+): string[] {
   const lines: string[] = [];
   if ('values' in predictions) {
     if (format === 'csv') lines.push('id,value');
@@ -30,7 +35,7 @@ export function predictionLines(predictions: Predictions, ids: readonly string[]
     });
     return lines;
   }
-  const k = ids.length === 0 ? classNames?.length ?? 0 : predictions.probabilities.length / ids.length;
+  const k = ids.length === 0 ? (classNames?.length ?? 0) : predictions.probabilities.length / ids.length;
   const names = Array.from({ length: k }, (_, c) => classNames?.[c] ?? String(c));
   if (format === 'csv') lines.push(['id', 'class', ...names.map((n) => `p_${n}`)].map(csvCell).join(','));
   ids.forEach((id, i) => {
@@ -46,7 +51,7 @@ export function predictionLines(predictions: Predictions, ids: readonly string[]
 }
 
 export const PREDICT_COMMAND: Command = {
-  summary: "predict with a saved model: one row per example (class and probabilities, or the value)",
+  summary: 'predict with a saved model: one row per example (class and probabilities, or the value)',
   usage: 'tensorfleet predict --model <dir> --input <file or folder> [--output <file>] [--format csv|jsonl]',
   flags: {
     model: { type: 'string', description: 'folder with model.json, weights.bin and metadata.json' },
@@ -54,7 +59,11 @@ export const PREDICT_COMMAND: Command = {
     output: { type: 'string', description: 'where the predictions go', default: 'stdout' },
     format: { type: 'string', description: PREDICT_FORMATS.join(' or '), default: 'csv (jsonl when --output ends in .jsonl)' },
     'dataset-type': { type: 'string', description: `the input's format: ${JOB_FIELDS.dataset_type.description}`, default: "the model's" },
-    'label-column': { type: 'string', description: 'csv: the label column, left out of the features when the input has it', default: "the model's" },
+    'label-column': {
+      type: 'string',
+      description: 'csv: the label column, left out of the features when the input has it',
+      default: "the model's",
+    },
     'cache-dir': { type: 'string', description: 'download cache for remote input', default: '.tensorfleet/cache' },
   },
   async run({ values }) {
@@ -67,7 +76,8 @@ export const PREDICT_COMMAND: Command = {
     }
     const modelDir = resolve(values.model);
     const metadataPath = join(modelDir, 'metadata.json');
-    if (!existsSync(metadataPath)) throw new UsageError(`predict: --model ${JSON.stringify(values.model)} holds no metadata.json (a folder saved by a Tensorfleet run)`);
+    if (!existsSync(metadataPath))
+      throw new UsageError(`predict: --model ${JSON.stringify(values.model)} holds no metadata.json (a folder saved by a Tensorfleet run)`);
     const metadata = JSON.parse(readFileSync(metadataPath, 'utf8')) as ModelMetadata & { labelColumn?: string; imageSize?: string };
     const dataset = String(values['dataset-type'] ?? metadata.dataset);
     if (!(DATASETS as readonly string[]).includes(dataset)) {

@@ -21,7 +21,10 @@ export function flatten(tensors: readonly Float32Array[]): Float32Array {
 export function unflatten(flat: Float32Array, tensors: readonly Float32Array[]): void {
   const total = tensors.reduce((sum, t) => sum + t.length, 0);
   if (total !== flat.length) {
-    throw new TrainerError('TRAINER_ERR_SHAPE_MISMATCH', `unflatten: tensors hold ${total} elements in total, the flat buffer has ${flat.length}`);
+    throw new TrainerError(
+      'TRAINER_ERR_SHAPE_MISMATCH',
+      `unflatten: tensors hold ${total} elements in total, the flat buffer has ${flat.length}`,
+    );
   }
   let offset = 0;
   for (const tensor of tensors) {
@@ -64,7 +67,11 @@ export interface BucketedAllReduceOptions extends AllReduceOptions {
 }
 
 /** Sum every tensor across ranks, in place, one ring all-reduce per bucket. */
-export async function bucketedAllReduce(transport: Transport, tensors: readonly Float32Array[], options: BucketedAllReduceOptions = {}): Promise<void> {
+export async function bucketedAllReduce(
+  transport: Transport,
+  tensors: readonly Float32Array[],
+  options: BucketedAllReduceOptions = {},
+): Promise<void> {
   const buckets = planBuckets(
     tensors.map((t) => t.length),
     options.bucketBytes ?? 25 * 1024 * 1024,

@@ -40,9 +40,12 @@ export function resolveOptions(transport: Transport, options: CollectiveOptions,
   const step = options.step ?? 0;
   const timeoutMs = options.timeoutMs ?? transport.timeoutMs;
   const chunkBytes = options.chunkBytes ?? DEFAULT_CHUNK_BYTES;
-  if (!Number.isSafeInteger(step) || step < 0) throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `${op}: 'step' must be an integer >= 0, got ${step}`);
-  if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `${op}: 'timeoutMs' must be an integer >= 1, got ${timeoutMs}`);
-  if (!Number.isInteger(chunkBytes) || chunkBytes < 4) throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `${op}: 'chunkBytes' must be an integer >= 4, got ${chunkBytes}`);
+  if (!Number.isSafeInteger(step) || step < 0)
+    throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `${op}: 'step' must be an integer >= 0, got ${step}`);
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 1)
+    throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `${op}: 'timeoutMs' must be an integer >= 1, got ${timeoutMs}`);
+  if (!Number.isInteger(chunkBytes) || chunkBytes < 4)
+    throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `${op}: 'chunkBytes' must be an integer >= 4, got ${chunkBytes}`);
   return { step, timeoutMs, chunkElements: Math.floor(chunkBytes / 4) };
 }
 
@@ -95,9 +98,11 @@ export async function guarded<T>(transport: Transport, body: () => Promise<T>): 
   try {
     return await body();
   } catch (err) {
-    const error = err instanceof TrainerError ? err : new TrainerError('TRAINER_ERR_PEER_ABORTED', `rank ${transport.rank} failed: ${String(err)}`, { cause: err });
+    const error =
+      err instanceof TrainerError
+        ? err
+        : new TrainerError('TRAINER_ERR_PEER_ABORTED', `rank ${transport.rank} failed: ${String(err)}`, { cause: err });
     transport.abort(error);
     throw error;
   }
 }
-

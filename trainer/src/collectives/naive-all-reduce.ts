@@ -27,7 +27,12 @@ export async function naiveAllReduce(transport: Transport, data: Float32Array, o
       for (let peer = 1; peer < worldSize; peer++) {
         for (let c = 0; c < chunks; c++) {
           const [a, b] = partRange(data.length, chunks, c);
-          const incoming = await recvFloat32(transport, peer, { ...header(c), length: b - a, what: `naive chunk ${c + 1}/${chunks} of step ${step}` }, timeoutMs);
+          const incoming = await recvFloat32(
+            transport,
+            peer,
+            { ...header(c), length: b - a, what: `naive chunk ${c + 1}/${chunks} of step ${step}` },
+            timeoutMs,
+          );
           addInPlace(data.subarray(a, b), incoming);
         }
       }
@@ -44,7 +49,15 @@ export async function naiveAllReduce(transport: Transport, data: Float32Array, o
       }
       for (let c = 0; c < chunks; c++) {
         const [a, b] = partRange(data.length, chunks, c);
-        data.set(await recvFloat32(transport, 0, { ...header(chunks + c), length: b - a, what: `naive result chunk ${c + 1}/${chunks} of step ${step}` }, timeoutMs), a);
+        data.set(
+          await recvFloat32(
+            transport,
+            0,
+            { ...header(chunks + c), length: b - a, what: `naive result chunk ${c + 1}/${chunks} of step ${step}` },
+            timeoutMs,
+          ),
+          a,
+        );
       }
     }
   });

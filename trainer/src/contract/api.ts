@@ -178,42 +178,80 @@ export interface JobFieldSpec {
   readonly datasets?: readonly string[];
 }
 
-const NAME = { regex: '^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$', meaning: 'a DNS label: lowercase letters, digits and "-", starting with a letter, at most 40 characters' };
+const NAME = {
+  regex: '^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$',
+  meaning: 'a DNS label: lowercase letters, digits and "-", starting with a letter, at most 40 characters',
+};
 const URI = { regex: '^(s3|https?)://[^\\s]+$', meaning: 'an s3://, https:// or http:// URI' };
-const DATASET_URI = { regex: '^(s3|https?)://[^\\s]+$', meaning: 'an s3://, https:// or http:// URI ({client} may stand for a federated client\'s index)' };
-const MODEL_URI = { regex: '^((s3|https?)://|runs:/[^/\\s]+/)[^\\s]+$', meaning: 'an s3://, https:// or http:// URI, or runs:/<run_id>/<path> of a model.json' };
+const DATASET_URI = {
+  regex: '^(s3|https?)://[^\\s]+$',
+  meaning: "an s3://, https:// or http:// URI ({client} may stand for a federated client's index)",
+};
+const MODEL_URI = {
+  regex: '^((s3|https?)://|runs:/[^/\\s]+/)[^\\s]+$',
+  meaning: 'an s3://, https:// or http:// URI, or runs:/<run_id>/<path> of a model.json',
+};
 const COLUMN = { regex: '^[^,\\n\\r]+$', meaning: 'a column name (no comma, no line break)' };
 const COLUMNS = { regex: '^[^,\\n\\r]+(,[^,\\n\\r]+)*$', meaning: 'a comma-separated list of column names' };
-const IMAGE_SIZE = { regex: '^[1-9][0-9]{0,3}(x[1-9][0-9]{0,3})?$', meaning: 'an image size <height>x<width> or <side>, each from 1 to 4096' };
-const LAYER_NAME = { regex: '^[A-Za-z0-9_][A-Za-z0-9_./-]{0,127}$', meaning: 'a layer name (letters, digits, _, ., / and -, at most 128 characters)' };
+const IMAGE_SIZE = {
+  regex: '^[1-9][0-9]{0,3}(x[1-9][0-9]{0,3})?$',
+  meaning: 'an image size <height>x<width> or <side>, each from 1 to 4096',
+};
+const LAYER_NAME = {
+  regex: '^[A-Za-z0-9_][A-Za-z0-9_./-]{0,127}$',
+  meaning: 'a layer name (letters, digits, _, ., / and -, at most 128 characters)',
+};
 /** A Kubernetes label key: an optional DNS-subdomain prefix and "/", then a name of at most 63 characters. */
 const LABEL_KEY = {
   regex: '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$',
-  meaning: 'a label key: an optional DNS prefix and "/", then at most 63 letters, digits, "-", "_" or ".", starting and ending alphanumeric',
+  meaning:
+    'a label key: an optional DNS prefix and "/", then at most 63 letters, digits, "-", "_" or ".", starting and ending alphanumeric',
 };
 const LABEL_VALUE = {
   regex: '^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$',
   meaning: 'a label value: at most 63 letters, digits, "-", "_" or ".", starting and ending alphanumeric (or empty)',
 };
 /** An object name such as a Volcano queue (a DNS-1123 subdomain). */
-const OBJECT_NAME = { regex: '^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$', meaning: 'a DNS-1123 subdomain: lowercase letters, digits, "-" and ".", at most 253 characters' };
+const OBJECT_NAME = {
+  regex: '^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$',
+  meaning: 'a DNS-1123 subdomain: lowercase letters, digits, "-" and ".", at most 253 characters',
+};
 const INT32_MAX = 2 ** 31 - 1;
 
 /** Requests and limits of a pod's container, as the constructs' ResourceSpec takes them. */
-const RESOURCES = (whose: string): JobFieldSpec & { readonly type: 'object'; readonly properties: Readonly<Record<string, JobFieldSpec>> } => ({
+const RESOURCES = (
+  whose: string,
+): JobFieldSpec & { readonly type: 'object'; readonly properties: Readonly<Record<string, JobFieldSpec>> } => ({
   type: 'object',
-  description: `CPU and memory of ${whose}: all four of cpu_request_millis, cpu_limit_millis, ` +
+  description:
+    `CPU and memory of ${whose}: all four of cpu_request_millis, cpu_limit_millis, ` +
     `memory_request_mib, memory_limit_mib (limits at least the requests).`,
   properties: {
     cpu_request_millis: { type: 'integer', required: true, minimum: 1, maximum: 1_000_000, description: 'CPU request in millicores.' },
-    cpu_limit_millis: { type: 'integer', required: true, minimum: 1, maximum: 1_000_000, atLeast: 'cpu_request_millis', description: 'CPU limit in millicores.' },
+    cpu_limit_millis: {
+      type: 'integer',
+      required: true,
+      minimum: 1,
+      maximum: 1_000_000,
+      atLeast: 'cpu_request_millis',
+      description: 'CPU limit in millicores.',
+    },
     memory_request_mib: { type: 'integer', required: true, minimum: 1, maximum: 4_194_304, description: 'Memory request in MiB.' },
-    memory_limit_mib: { type: 'integer', required: true, minimum: 1, maximum: 4_194_304, atLeast: 'memory_request_mib', description: 'Memory limit in MiB.' },
+    memory_limit_mib: {
+      type: 'integer',
+      required: true,
+      minimum: 1,
+      maximum: 4_194_304,
+      atLeast: 'memory_request_mib',
+      description: 'Memory limit in MiB.',
+    },
   },
 });
 
 /** String-to-string label maps (node selectors, Liqo cluster labels). */
-const LABEL_MAP = (description: string): JobFieldSpec & { readonly type: 'object'; readonly keyPattern: JobFieldPattern; readonly values: JobFieldSpec } => ({
+const LABEL_MAP = (
+  description: string,
+): JobFieldSpec & { readonly type: 'object'; readonly keyPattern: JobFieldPattern; readonly values: JobFieldSpec } => ({
   type: 'object',
   description,
   keyPattern: LABEL_KEY,
@@ -231,22 +269,40 @@ const TOLERATION: JobFieldSpec = {
     key: { type: 'string', pattern: LABEL_KEY, description: 'Taint key; empty with operator Exists tolerates every taint.' },
     operator: { type: 'string', enum: ['Exists', 'Equal'], description: 'Equal (the default) or Exists.' },
     value: { type: 'string', pattern: LABEL_VALUE, maxLength: 63, description: 'Taint value (operator Equal).' },
-    effect: { type: 'string', enum: ['NoSchedule', 'PreferNoSchedule', 'NoExecute'], description: 'Taint effect; empty matches every effect.' },
-    tolerationSeconds: { type: 'integer', minimum: 0, maximum: INT32_MAX, description: 'With effect NoExecute: how long the pod stays bound after the taint appears.' },
+    effect: {
+      type: 'string',
+      enum: ['NoSchedule', 'PreferNoSchedule', 'NoExecute'],
+      description: 'Taint effect; empty matches every effect.',
+    },
+    tolerationSeconds: {
+      type: 'integer',
+      minimum: 0,
+      maximum: INT32_MAX,
+      description: 'With effect NoExecute: how long the pod stays bound after the taint appears.',
+    },
   },
 };
 
 /** Every field of POST /jobs, in snake_case as on the wire. */
 export const JOB_FIELDS = {
   job_name: { type: 'string', required: true, pattern: NAME, description: 'Name of the job; prefixes every Kubernetes object it creates.' },
-  kind: { type: 'string', required: true, enum: JOB_KINDS, description: 'ddp (DdpCluster), federated (FederatedFleet) or split (SplitLearning).' },
+  kind: {
+    type: 'string',
+    required: true,
+    enum: JOB_KINDS,
+    description: 'ddp (DdpCluster), federated (FederatedFleet) or split (SplitLearning).',
+  },
   image: { type: 'string', description: 'Trainer image; defaults to the API default image.' },
   epochs: { type: 'integer', minimum: 1, maximum: 10_000, description: 'Epochs (ddp, split) or local epochs per round (federated).' },
   batch_size: { type: 'integer', minimum: 1, maximum: 65_536, description: 'Examples per step (per rank for ddp, per client otherwise).' },
   dataset_size: { type: 'integer', minimum: 0, maximum: 100_000_000, description: 'Train on the first N examples; 0 means all.' },
   world_size: { type: 'integer', minimum: 1, maximum: 1000, description: 'Ranks (ddp); for federated and split, the same as clients.' },
   clients: { type: 'integer', minimum: 1, maximum: 1000, kinds: ['federated', 'split'], description: 'Client pods (federated, split).' },
-  dataset_type: { type: 'string', enum: DATASETS, description: 'A built-in dataset, or the format of your own data (idx, csv, npz, image-folder).' },
+  dataset_type: {
+    type: 'string',
+    enum: DATASETS,
+    description: 'A built-in dataset, or the format of your own data (idx, csv, npz, image-folder).',
+  },
   dataset_uri: {
     type: 'string',
     pattern: DATASET_URI,
@@ -254,12 +310,45 @@ export const JOB_FIELDS = {
       'Where the dataset is: the csv or npz file, or the folder of idx or image-folder files; ' +
       'defaults to the public mirror (MNIST, Fashion-MNIST, CIFAR-10). Federated: {client} in it gives each client its own data.',
   },
-  test_dataset_uri: { type: 'string', pattern: URI, description: 'The test split as a file or folder of its own; default: a seeded, stratified holdout of test_fraction.' },
-  label_column: { type: 'string', pattern: COLUMN, maxLength: 256, datasets: ['csv'], description: 'csv: the column holding the label, or the regression target (required for csv).' },
-  feature_columns: { type: 'string', pattern: COLUMNS, datasets: ['csv'], description: 'csv: the feature columns, comma-separated; default: every column but the label.' },
-  test_fraction: { type: 'number', minimum: 0, exclusiveMinimum: true, maximum: 1, exclusiveMaximum: true, datasets: ['idx', 'csv', 'npz', 'image-folder'], description: 'Share held out as the test split when there is no test file (default 0.2).' },
-  image_size: { type: 'string', pattern: IMAGE_SIZE, maxLength: 9, datasets: ['image-folder'], description: 'image-folder: images are resized to <height>x<width> (default 28x28).' },
-  task: { type: 'string', enum: TASKS, description: 'classification (cross-entropy; accuracy) or regression (mean squared error; RMSE, MAE, R²; csv and npz).' },
+  test_dataset_uri: {
+    type: 'string',
+    pattern: URI,
+    description: 'The test split as a file or folder of its own; default: a seeded, stratified holdout of test_fraction.',
+  },
+  label_column: {
+    type: 'string',
+    pattern: COLUMN,
+    maxLength: 256,
+    datasets: ['csv'],
+    description: 'csv: the column holding the label, or the regression target (required for csv).',
+  },
+  feature_columns: {
+    type: 'string',
+    pattern: COLUMNS,
+    datasets: ['csv'],
+    description: 'csv: the feature columns, comma-separated; default: every column but the label.',
+  },
+  test_fraction: {
+    type: 'number',
+    minimum: 0,
+    exclusiveMinimum: true,
+    maximum: 1,
+    exclusiveMaximum: true,
+    datasets: ['idx', 'csv', 'npz', 'image-folder'],
+    description: 'Share held out as the test split when there is no test file (default 0.2).',
+  },
+  image_size: {
+    type: 'string',
+    pattern: IMAGE_SIZE,
+    maxLength: 9,
+    datasets: ['image-folder'],
+    description: 'image-folder: images are resized to <height>x<width> (default 28x28).',
+  },
+  task: {
+    type: 'string',
+    enum: TASKS,
+    description: 'classification (cross-entropy; accuracy) or regression (mean squared error; RMSE, MAE, R²; csv and npz).',
+  },
   model: { type: 'string', enum: MODELS, description: 'A built-in model architecture (exclusive with model_uri).' },
   model_uri: {
     type: 'string',
@@ -267,30 +356,102 @@ export const JOB_FIELDS = {
     excludes: 'model',
     description: "Your TensorFlow.js model's model.json (topology, optionally weights); runs:/ URIs need the API's MLflow stack.",
   },
-  learning_rate: { type: 'number', minimum: 0, exclusiveMinimum: true, maximum: 10, description: 'Learning rate (client learning rate for federated).' },
-  optimizer: { type: 'string', enum: OPTIMIZERS, description: 'Optimizer (the clients\' local optimizer for federated).' },
+  learning_rate: {
+    type: 'number',
+    minimum: 0,
+    exclusiveMinimum: true,
+    maximum: 10,
+    description: 'Learning rate (client learning rate for federated).',
+  },
+  optimizer: { type: 'string', enum: OPTIMIZERS, description: "Optimizer (the clients' local optimizer for federated)." },
   seed: { type: 'integer', minimum: 0, maximum: 2 ** 31 - 1, description: 'Seed of initialization, shuffling and partitioning.' },
   learning_rate_schedule: { type: 'string', enum: LR_SCHEDULES, kinds: ['ddp'], description: 'Learning-rate schedule over the epochs.' },
   gpus: { type: 'integer', minimum: 0, maximum: 16, kinds: ['ddp'], description: 'nvidia.com/gpu per rank.' },
   resources: { ...RESOURCES('each rank'), kinds: ['ddp'] },
   node_selector: { ...LABEL_MAP('Node labels the ranks must run on.'), kinds: ['ddp'] },
   tolerations: { type: 'array', items: TOLERATION, maxEntries: 32, kinds: ['ddp'], description: 'Tolerations of the rank pods.' },
-  spread_over_nodes: { type: 'boolean', kinds: ['ddp'], description: 'Spread the ranks over nodes (at most one rank more on any node than on another).' },
-  active_deadline_seconds: { type: 'integer', minimum: 1, maximum: INT32_MAX, kinds: ['ddp'], description: 'Fail the job after this many seconds.' },
-  ttl_seconds_after_finished: { type: 'integer', minimum: 0, maximum: INT32_MAX, kinds: ['ddp'], description: 'Kubernetes deletes the finished Job (and its pods) this many seconds after it ends; the job then leaves GET /jobs.' },
-  suspend: { type: 'boolean', kinds: ['ddp'], description: 'Create the Job suspended (phase Suspended); it starts once spec.suspend is set to false.' },
-  backoff_limit: { type: 'integer', minimum: 0, maximum: 10_000, kinds: ['ddp'], description: 'Failed rank restarts before the job fails (a failed rank restarts every rank).' },
-  gang_scheduling: { type: 'boolean', kinds: ['ddp'], description: 'Gang scheduling with Volcano: every rank starts together or none does.' },
-  volcano_queue: { type: 'string', pattern: OBJECT_NAME, requires: 'gang_scheduling', kinds: ['ddp'], description: 'Volcano queue of the gang (with gang_scheduling).' },
+  spread_over_nodes: {
+    type: 'boolean',
+    kinds: ['ddp'],
+    description: 'Spread the ranks over nodes (at most one rank more on any node than on another).',
+  },
+  active_deadline_seconds: {
+    type: 'integer',
+    minimum: 1,
+    maximum: INT32_MAX,
+    kinds: ['ddp'],
+    description: 'Fail the job after this many seconds.',
+  },
+  ttl_seconds_after_finished: {
+    type: 'integer',
+    minimum: 0,
+    maximum: INT32_MAX,
+    kinds: ['ddp'],
+    description: 'Kubernetes deletes the finished Job (and its pods) this many seconds after it ends; the job then leaves GET /jobs.',
+  },
+  suspend: {
+    type: 'boolean',
+    kinds: ['ddp'],
+    description: 'Create the Job suspended (phase Suspended); it starts once spec.suspend is set to false.',
+  },
+  backoff_limit: {
+    type: 'integer',
+    minimum: 0,
+    maximum: 10_000,
+    kinds: ['ddp'],
+    description: 'Failed rank restarts before the job fails (a failed rank restarts every rank).',
+  },
+  gang_scheduling: {
+    type: 'boolean',
+    kinds: ['ddp'],
+    description: 'Gang scheduling with Volcano: every rank starts together or none does.',
+  },
+  volcano_queue: {
+    type: 'string',
+    pattern: OBJECT_NAME,
+    requires: 'gang_scheduling',
+    kinds: ['ddp'],
+    description: 'Volcano queue of the gang (with gang_scheduling).',
+  },
   rounds: { type: 'integer', minimum: 1, maximum: 100_000, kinds: ['federated'], description: 'Federated rounds.' },
   strategy: { type: 'string', enum: STRATEGIES, kinds: ['federated'], description: 'Aggregation strategy.' },
-  min_fit_clients: { type: 'integer', minimum: 1, maximum: 1000, kinds: ['federated'], description: 'Fewest client updates a round aggregates.' },
-  min_available_clients: { type: 'integer', minimum: 1, maximum: 1000, kinds: ['federated'], description: 'Clients the server waits for before round 1.' },
-  fraction_fit: { type: 'number', minimum: 0, maximum: 1, kinds: ['federated'], description: 'Fraction of available clients sampled each round.' },
+  min_fit_clients: {
+    type: 'integer',
+    minimum: 1,
+    maximum: 1000,
+    kinds: ['federated'],
+    description: 'Fewest client updates a round aggregates.',
+  },
+  min_available_clients: {
+    type: 'integer',
+    minimum: 1,
+    maximum: 1000,
+    kinds: ['federated'],
+    description: 'Clients the server waits for before round 1.',
+  },
+  fraction_fit: {
+    type: 'number',
+    minimum: 0,
+    maximum: 1,
+    kinds: ['federated'],
+    description: 'Fraction of available clients sampled each round.',
+  },
   partition: { type: 'string', enum: PARTITIONS, kinds: ['federated'], description: 'How the data is split between clients.' },
-  dirichlet_alpha: { type: 'number', minimum: 0.001, maximum: 1000, kinds: ['federated'], description: 'Concentration of the Dirichlet label skew.' },
+  dirichlet_alpha: {
+    type: 'number',
+    minimum: 0.001,
+    maximum: 1000,
+    kinds: ['federated'],
+    description: 'Concentration of the Dirichlet label skew.',
+  },
   proximal_mu: { type: 'number', minimum: 0, maximum: 100, kinds: ['federated'], description: "FedProx's proximal term." },
-  round_timeout_seconds: { type: 'integer', minimum: 1, maximum: 86_400, kinds: ['federated'], description: 'How long a round waits for client updates.' },
+  round_timeout_seconds: {
+    type: 'integer',
+    minimum: 1,
+    maximum: 86_400,
+    kinds: ['federated'],
+    description: 'How long a round waits for client updates.',
+  },
   server_learning_rate: {
     type: 'number',
     minimum: 0,
@@ -300,16 +461,62 @@ export const JOB_FIELDS = {
     description: 'Server learning rate of FedAvgM, FedAdam, FedYogi and FedAdagrad (default 0.1 for the adaptive ones, else 1).',
   },
   server_momentum: { type: 'number', minimum: 0, maximum: 1, kinds: ['federated'], description: 'FedAvgM server momentum.' },
-  trim_beta: { type: 'number', minimum: 0, maximum: 0.5, exclusiveMaximum: true, kinds: ['federated'], description: 'FedTrimmedAvg: share of updates trimmed from each end.' },
-  byzantine_clients: { type: 'integer', minimum: 0, maximum: 1000, kinds: ['federated'], description: 'Krum and Multi-Krum: Byzantine clients tolerated (min_fit_clients must be at least 2 x this + 3).' },
-  dp_clip_norm: { type: 'number', minimum: 0, maximum: 1_000_000, kinds: ['federated'], description: 'Central differential privacy: clip each client update to this L2 norm (0 = off).' },
-  dp_noise_multiplier: { type: 'number', minimum: 0, maximum: 100, kinds: ['federated'], description: 'Central differential privacy: noise standard deviation over the clip norm (needs dp_clip_norm).' },
-  multi_cluster: { type: 'boolean', kinds: ['federated'], description: "Clients on Liqo-peered clusters, the server here. Liqo's NamespaceOffloading is one per namespace: 409 while another job holds it." },
-  remote_cluster_labels: { ...LABEL_MAP('With multi_cluster: labels of the virtual nodes (peered clusters) that may run clients.'), requires: 'multi_cluster', kinds: ['federated'] },
-  server_state_gib: { type: 'integer', minimum: 1, maximum: 1000, kinds: ['federated'], description: "Size of the server's checkpoint volume in GiB." },
+  trim_beta: {
+    type: 'number',
+    minimum: 0,
+    maximum: 0.5,
+    exclusiveMaximum: true,
+    kinds: ['federated'],
+    description: 'FedTrimmedAvg: share of updates trimmed from each end.',
+  },
+  byzantine_clients: {
+    type: 'integer',
+    minimum: 0,
+    maximum: 1000,
+    kinds: ['federated'],
+    description: 'Krum and Multi-Krum: Byzantine clients tolerated (min_fit_clients must be at least 2 x this + 3).',
+  },
+  dp_clip_norm: {
+    type: 'number',
+    minimum: 0,
+    maximum: 1_000_000,
+    kinds: ['federated'],
+    description: 'Central differential privacy: clip each client update to this L2 norm (0 = off).',
+  },
+  dp_noise_multiplier: {
+    type: 'number',
+    minimum: 0,
+    maximum: 100,
+    kinds: ['federated'],
+    description: 'Central differential privacy: noise standard deviation over the clip norm (needs dp_clip_norm).',
+  },
+  multi_cluster: {
+    type: 'boolean',
+    kinds: ['federated'],
+    description:
+      "Clients on Liqo-peered clusters, the server here. Liqo's NamespaceOffloading is one per namespace: 409 while another job holds it.",
+  },
+  remote_cluster_labels: {
+    ...LABEL_MAP('With multi_cluster: labels of the virtual nodes (peered clusters) that may run clients.'),
+    requires: 'multi_cluster',
+    kinds: ['federated'],
+  },
+  server_state_gib: {
+    type: 'integer',
+    minimum: 1,
+    maximum: 1000,
+    kinds: ['federated'],
+    description: "Size of the server's checkpoint volume in GiB.",
+  },
   mode: { type: 'string', enum: SPLIT_MODES, kinds: ['split'], description: 'Split-learning mode.' },
   cut_layer: { type: 'integer', minimum: 1, maximum: 1000, kinds: ['split'], description: 'Layers of the model kept on the client.' },
-  cut_layer_name: { type: 'string', pattern: LAYER_NAME, excludes: 'cut_layer', kinds: ['split'], description: 'The last layer kept on the client, by name (exclusive with cut_layer).' },
+  cut_layer_name: {
+    type: 'string',
+    pattern: LAYER_NAME,
+    excludes: 'cut_layer',
+    kinds: ['split'],
+    description: 'The last layer kept on the client, by name (exclusive with cut_layer).',
+  },
   noise_sigma: { type: 'number', minimum: 0, maximum: 100, kinds: ['split'], description: 'Gaussian noise added to the smashed data.' },
   server_resources: { ...RESOURCES('the server pod'), kinds: ['federated', 'split'] },
   client_resources: { ...RESOURCES('each client pod'), kinds: ['federated', 'split'] },

@@ -299,9 +299,7 @@ function int(min: number, max = Number.MAX_SAFE_INTEGER): (raw: string) => Parse
 
 function positiveNumber(raw: string): Parsed<number> {
   const value = Number(raw);
-  return raw.trim() !== '' && Number.isFinite(value) && value > 0
-    ? { ok: true, value }
-    : { ok: false, allowed: 'a number > 0' };
+  return raw.trim() !== '' && Number.isFinite(value) && value > 0 ? { ok: true, value } : { ok: false, allowed: 'a number > 0' };
 }
 
 function nonNegative(raw: string): Parsed<number> {
@@ -316,9 +314,7 @@ function fraction(raw: string): Parsed<number> {
 
 function oneOf<T extends string>(values: readonly T[]): (raw: string) => Parsed<T> {
   return (raw) =>
-    (values as readonly string[]).includes(raw)
-      ? { ok: true, value: raw as T }
-      : { ok: false, allowed: `one of ${values.join(', ')}` };
+    (values as readonly string[]).includes(raw) ? { ok: true, value: raw as T } : { ok: false, allowed: `one of ${values.join(', ')}` };
 }
 
 function nonEmpty(raw: string): Parsed<string> {
@@ -359,14 +355,17 @@ function datasetLocation(raw: string): Parsed<string> {
 function datasetTemplate(raw: string): Parsed<string> {
   return datasetLocation(raw.split(CLIENT_PLACEHOLDER).join('0')).ok
     ? { ok: true, value: raw }
-    : { ok: false, allowed: `an absolute path or an http://, https://, s3:// or file:// URL (${CLIENT_PLACEHOLDER} may stand for the client index)` };
+    : {
+        ok: false,
+        allowed: `an absolute path or an http://, https://, s3:// or file:// URL (${CLIENT_PLACEHOLDER} may stand for the client index)`,
+      };
 }
 
 function modelLocation(raw: string): Parsed<string> {
   if (/^runs:\/[^/\s]+\/\S+$/.test(raw)) return { ok: true, value: raw };
   return datasetLocation(raw).ok
     ? { ok: true, value: raw }
-    : { ok: false, allowed: "an absolute path, an http://, https://, s3:// or file:// URL, or runs:/<run_id>/<path> of a model.json" };
+    : { ok: false, allowed: 'an absolute path, an http://, https://, s3:// or file:// URL, or runs:/<run_id>/<path> of a model.json' };
 }
 
 /** A comma list of column names, none empty. */
@@ -512,7 +511,9 @@ export function parseTrainerEnv(env: Readonly<Record<string, string | undefined>
       problems.push(`${ENV.featureColumns} applies to csv datasets only (${ENV.dataset} is ${JSON.stringify(config.dataset)})`);
     }
     if (config.task === 'regression' && config.dataset !== 'csv' && config.dataset !== 'npz') {
-      problems.push(`${ENV.task} regression needs a csv or npz dataset with a numeric target, got ${ENV.dataset} ${JSON.stringify(config.dataset)}`);
+      problems.push(
+        `${ENV.task} regression needs a csv or npz dataset with a numeric target, got ${ENV.dataset} ${JSON.stringify(config.dataset)}`,
+      );
     }
     const peers = config.peers as string;
     // Only the ring addresses every peer; the other roles dial MASTER_ADDR:MASTER_PORT.

@@ -35,7 +35,15 @@ export function formatTestMetrics(m: Partial<TestMetrics>): string {
 }
 
 export type TrainerEvent =
-  | (EventBase & { event: 'start'; role: string; worldSize: number; epochs: number; stepsPerEpoch: number; backend: string; resumeEpoch: number })
+  | (EventBase & {
+      event: 'start';
+      role: string;
+      worldSize: number;
+      epochs: number;
+      stepsPerEpoch: number;
+      backend: string;
+      resumeEpoch: number;
+    })
   | (EventBase & { event: 'step'; epoch: number; step: number; stepsPerEpoch: number; loss: number })
   | (EventBase & {
       event: 'epoch';
@@ -49,31 +57,39 @@ export type TrainerEvent =
   | (EventBase & { event: 'checkpoint'; epoch: number; path: string })
   | (EventBase & TestMetrics & { event: 'eval'; epoch: number })
   /** Federated server: one completed round (clients = results aggregated, failures = sampled clients without a usable result). */
-  | (EventBase & TestMetrics & { event: 'round'; round: number; clients: number; failures: number; siteMetrics?: Readonly<Record<string, SiteMetrics>> })
-  | (EventBase & Partial<TestMetrics> & {
-      event: 'done';
-      epochs: number;
-      worldSize: number;
-      samplesPerSecond: number;
-      wallSeconds: number;
-      modelPath: string;
-      /** Federated runs: rounds completed. */
-      rounds?: number;
-      /** Federated runs: test accuracy after each round (index 0 = round 1). */
-      accuracyPerRound?: number[];
-      /** Federated runs: clients aggregated in each round. */
-      clientsPerRound?: number[];
-      /** Federated runs: each site's evaluation of the final global model on its own test split, by client id. */
-      siteMetrics?: Readonly<Record<string, SiteMetrics>>;
-      /** Federated runs with per-site data: the server's own test set (testDatasetUri), beside the federated test metrics. */
-      centralTestMetrics?: TestMetrics;
-      /** Federated simulation runs: the example-weighted federated evaluation, beside the central test metrics. */
-      federatedTestMetrics?: TestMetrics;
-      /** Split runs: bytes this endpoint sent (clients: tensor payloads; server: whole frames). */
-      bytesSent?: number;
-      /** Split runs: completed forward/backward round trips per second of training. */
-      roundTripsPerSecond?: number;
-    })
+  | (EventBase &
+      TestMetrics & {
+        event: 'round';
+        round: number;
+        clients: number;
+        failures: number;
+        siteMetrics?: Readonly<Record<string, SiteMetrics>>;
+      })
+  | (EventBase &
+      Partial<TestMetrics> & {
+        event: 'done';
+        epochs: number;
+        worldSize: number;
+        samplesPerSecond: number;
+        wallSeconds: number;
+        modelPath: string;
+        /** Federated runs: rounds completed. */
+        rounds?: number;
+        /** Federated runs: test accuracy after each round (index 0 = round 1). */
+        accuracyPerRound?: number[];
+        /** Federated runs: clients aggregated in each round. */
+        clientsPerRound?: number[];
+        /** Federated runs: each site's evaluation of the final global model on its own test split, by client id. */
+        siteMetrics?: Readonly<Record<string, SiteMetrics>>;
+        /** Federated runs with per-site data: the server's own test set (testDatasetUri), beside the federated test metrics. */
+        centralTestMetrics?: TestMetrics;
+        /** Federated simulation runs: the example-weighted federated evaluation, beside the central test metrics. */
+        federatedTestMetrics?: TestMetrics;
+        /** Split runs: bytes this endpoint sent (clients: tensor payloads; server: whole frames). */
+        bytesSent?: number;
+        /** Split runs: completed forward/backward round trips per second of training. */
+        roundTripsPerSecond?: number;
+      })
   | (EventBase & { event: 'error'; code: string; message: string });
 
 export type TrainerEventName = TrainerEvent['event'];

@@ -74,7 +74,11 @@ function mismatch(bytes: Uint8Array, o: CachedFileOptions): string | undefined {
 export async function maybeGunzip(raw: Buffer, source: string): Promise<Buffer> {
   if (!source.endsWith('.gz')) return raw;
   if (raw.length < 2 || raw[0] !== 0x1f || raw[1] !== 0x8b) {
-    const found = raw.subarray(0, 2).toString('hex').replace(/(..)(?=.)/, '$1 ') || 'an empty file';
+    const found =
+      raw
+        .subarray(0, 2)
+        .toString('hex')
+        .replace(/(..)(?=.)/, '$1 ') || 'an empty file';
     throw datasetError(`${source}: not gzip data: expected magic 1f 8b, found ${found}`);
   }
   try {

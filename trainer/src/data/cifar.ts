@@ -30,10 +30,7 @@ export function parseCifarBatch(buf: Uint8Array, file: string): CifarBatch {
   for (let i = 0; i < count; i++) {
     const label = buf[i * CIFAR_RECORD_BYTES];
     if (label >= CIFAR_CLASSES) {
-      throw new TrainerError(
-        'TRAINER_ERR_DATASET',
-        `${file}: CIFAR-10 record ${i} has label ${label}, expected 0 to ${CIFAR_CLASSES - 1}`,
-      );
+      throw new TrainerError('TRAINER_ERR_DATASET', `${file}: CIFAR-10 record ${i} has label ${label}, expected 0 to ${CIFAR_CLASSES - 1}`);
     }
   }
   return { count, records: buf };

@@ -227,12 +227,22 @@ export function isTarball(location: string): boolean {
  */
 async function unpackCifarTarball(location: string, dir: string, fetch: FetchOptions | undefined): Promise<void> {
   const names = [...CIFAR_FILES.train, ...CIFAR_FILES.test];
-  const cached = await Promise.all(names.map((name) => loadCachedFile({ cachePath: join(dir, name) }).then(() => true, () => false)));
+  const cached = await Promise.all(
+    names.map((name) =>
+      loadCachedFile({ cachePath: join(dir, name) }).then(
+        () => true,
+        () => false,
+      ),
+    ),
+  );
   if (cached.every(Boolean)) return;
   const archive = await maybeGunzip(await fetchBytes(location, fetch), location.replace(/\.tgz$/i, '.tar.gz'));
   const entries = new Map(readTar(archive, location).map((e) => [e.name.split('/').pop() ?? e.name, e.bytes]));
   const missing = names.filter((name) => !entries.has(name));
-  if (missing.length > 0) throw datasetError(`${location}: the archive holds no ${missing.join(', ')} (a CIFAR-10 binary tarball has cifar-10-batches-bin/${names.join(', ')})`);
+  if (missing.length > 0)
+    throw datasetError(
+      `${location}: the archive holds no ${missing.join(', ')} (a CIFAR-10 binary tarball has cifar-10-batches-bin/${names.join(', ')})`,
+    );
   for (const name of names) {
     const bytes = entries.get(name)!;
     parseCifarBatch(bytes, `${location}: ${name}`);

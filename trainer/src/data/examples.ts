@@ -32,8 +32,7 @@ export interface Examples {
  * standardizes its input with the input's.
  */
 export type Standardization =
-  | { readonly mode: 'global'; readonly mean: readonly number[]; readonly std: readonly number[] }
-  | { readonly mode: 'per-site' };
+  { readonly mode: 'global'; readonly mean: readonly number[]; readonly std: readonly number[] } | { readonly mode: 'per-site' };
 
 /** A loaded split of a dataset, with what describes it in a saved model's metadata. */
 export interface Dataset extends Examples {

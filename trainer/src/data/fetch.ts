@@ -71,7 +71,12 @@ function resolveOptions(options: FetchOptions): ResolvedFetchOptions {
     env: options.env ?? process.env,
     now: options.now ?? (() => new Date()),
   };
-  for (const [name, min] of [['timeoutMs', 1], ['attempts', 1], ['retryDelayMs', 0], ['maxRedirects', 0]] as const) {
+  for (const [name, min] of [
+    ['timeoutMs', 1],
+    ['attempts', 1],
+    ['retryDelayMs', 0],
+    ['maxRedirects', 0],
+  ] as const) {
     const value = resolved[name];
     if (!Number.isInteger(value) || value < min) {
       throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `fetch: '${name}' must be an integer >= ${min}, got ${value}`);

@@ -19,7 +19,12 @@ export interface Holdout {
  * given with `numClasses`), or of all (regression). A class of n examples gives
  * round(n x fraction) of them, at least 1 when n >= 2 and at most n - 1.
  */
-export function holdout(count: number, fraction: number, seed: number, labels?: { readonly labels: Int32Array; readonly numClasses: number }): Holdout {
+export function holdout(
+  count: number,
+  fraction: number,
+  seed: number,
+  labels?: { readonly labels: Int32Array; readonly numClasses: number },
+): Holdout {
   // Members of each group (class), in index order, as ranges of one array.
   const groupCount = labels === undefined ? 1 : labels.numClasses;
   const starts = new Int32Array(groupCount + 1);

@@ -56,14 +56,20 @@ export async function hasTrainTestFolders(root: string): Promise<boolean> {
 
 /** The class folders of `root`, sorted by name; an empty root or class folder is an error. */
 export async function classFolders(root: string): Promise<ClassFolder[]> {
-  const dirs = (await listDir(root)).filter((e) => e.isDirectory()).map((e) => e.name).sort(byName);
+  const dirs = (await listDir(root))
+    .filter((e) => e.isDirectory())
+    .map((e) => e.name)
+    .sort(byName);
   if (dirs.length === 0) {
     throw datasetError(`${root} holds no class folders (an image-folder dataset has one sub-folder of PNG/JPEG files per class)`);
   }
   const out: ClassFolder[] = [];
   for (const className of dirs) {
     const dir = join(root, className);
-    const files = (await listDir(dir)).filter((e) => e.isFile() && IMAGE_EXTENSIONS.test(e.name)).map((e) => join(dir, e.name)).sort(byName);
+    const files = (await listDir(dir))
+      .filter((e) => e.isFile() && IMAGE_EXTENSIONS.test(e.name))
+      .map((e) => join(dir, e.name))
+      .sort(byName);
     if (files.length === 0) throw datasetError(`class folder ${dir} holds no PNG or JPEG files (.png, .jpg, .jpeg)`);
     out.push({ className, files });
   }
@@ -98,7 +104,9 @@ export function decodeImage(bytes: Buffer, file: string): { width: number; heigh
   } catch (err) {
     throw datasetError(`cannot decode image ${file}: ${(err as Error).message}`, err);
   }
-  throw datasetError(`cannot decode image ${file}: not a PNG or JPEG file (its first bytes are ${bytes.subarray(0, 4).toString('hex') || 'empty'})`);
+  throw datasetError(
+    `cannot decode image ${file}: not a PNG or JPEG file (its first bytes are ${bytes.subarray(0, 4).toString('hex') || 'empty'})`,
+  );
 }
 
 /** Read, decode and resize `files` to height x width. */
@@ -126,7 +134,12 @@ function isGray(rgba: Uint8Array): boolean {
 }
 
 /** Bilinear resize of RGBA `src` into `out` (outH x outW x 3), sampling at pixel centres. */
-export function resizeBilinear(src: { width: number; height: number; data: Uint8Array }, outH: number, outW: number, out: Float32Array): void {
+export function resizeBilinear(
+  src: { width: number; height: number; data: Uint8Array },
+  outH: number,
+  outW: number,
+  out: Float32Array,
+): void {
   const { width: w, height: h, data } = src;
   const sy = h / outH;
   const sx = w / outW;

@@ -56,15 +56,22 @@ export function readNpy(bytes: Uint8Array, file: string, name: string): NpyArray
   const descr = /'descr'\s*:\s*'([^']+)'/.exec(header)?.[1];
   const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1];
   const shapeText = /'shape'\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
-  if (descr === undefined || fortran === undefined || shapeText === undefined) throw datasetError(`${file}: cannot read the .npy header ${JSON.stringify(header.trim())}`);
+  if (descr === undefined || fortran === undefined || shapeText === undefined)
+    throw datasetError(`${file}: cannot read the .npy header ${JSON.stringify(header.trim())}`);
   if (fortran === 'True') throw datasetError(`${file}: the array is in Fortran order; save it in C order (numpy.ascontiguousarray)`);
-  const shape = shapeText.split(',').map((s) => s.trim()).filter((s) => s !== '').map(Number);
+  const shape = shapeText
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')
+    .map(Number);
   const count = shape.reduce((a, b) => a * b, 1);
   const body = bytes.subarray(headerStart + headerLength);
   return { name, dtype: descr, shape, data: typedData(descr, body, count, file) };
 }
 
-const TYPES: Readonly<Record<string, { readonly size: number; readonly make: (buf: ArrayBufferLike, at: number, n: number) => ArrayLike<number> }>> = {
+const TYPES: Readonly<
+  Record<string, { readonly size: number; readonly make: (buf: ArrayBufferLike, at: number, n: number) => ArrayLike<number> }>
+> = {
   u1: { size: 1, make: (b, at, n) => new Uint8Array(b, at, n) },
   b1: { size: 1, make: (b, at, n) => new Uint8Array(b, at, n) },
   i1: { size: 1, make: (b, at, n) => new Int8Array(b, at, n) },
@@ -82,7 +89,9 @@ function typedData(descr: string, body: Uint8Array, count: number, file: string)
   const order = descr[0];
   const type = TYPES[descr.slice(1)];
   if (type === undefined || !'<|='.includes(order) || (order === '|' && type.size > 1)) {
-    throw datasetError(`${file}: dtype ${JSON.stringify(descr)} is not supported (allowed: little-endian bool, int8-64, uint8-64, float32, float64)`);
+    throw datasetError(
+      `${file}: dtype ${JSON.stringify(descr)} is not supported (allowed: little-endian bool, int8-64, uint8-64, float32, float64)`,
+    );
   }
   const bytes = count * type.size;
   if (body.length < bytes) throw datasetError(`${file}: holds ${body.length} bytes of data, the header's shape needs ${bytes}`);

@@ -97,7 +97,9 @@ export async function loadPredictionInput(spec: PredictionInputSpec): Promise<Pr
       const arrays = readNpz(await readFile(await localFile(spec.uri, source)), spec.uri);
       const x = arrays.get('x_test') ?? arrays.get('x_train') ?? arrays.get('x');
       if (x === undefined) {
-        throw datasetError(`${spec.uri}: prediction input in npz holds x_test, x_train or x; the arrays found are ${[...arrays.keys()].join(', ') || 'none'}`);
+        throw datasetError(
+          `${spec.uri}: prediction input in npz holds x_test, x_train or x; the arrays found are ${[...arrays.keys()].join(', ') || 'none'}`,
+        );
       }
       const count = x.shape[0] ?? 0;
       const features = x.data instanceof Float32Array ? x.data : Float32Array.from(x.data);
@@ -124,21 +126,36 @@ export async function loadPredictionInput(spec: PredictionInputSpec): Promise<Pr
     }
     case 'idx': {
       const images = await readIdxImages(spec.uri, source);
-      read = { features: Float32Array.from(images.pixels), featureShape: [images.rows, images.cols, 1], count: images.count, ids: indexIds(images.count), pixels: true };
+      read = {
+        features: Float32Array.from(images.pixels),
+        featureShape: [images.rows, images.cols, 1],
+        count: images.count,
+        ids: indexIds(images.count),
+        pixels: true,
+      };
       break;
     }
     default:
-      throw datasetError(`prediction input must be csv, npz, image-folder or idx (or mnist, fashion-mnist as idx), got ${JSON.stringify(spec.dataset)}`);
+      throw datasetError(
+        `prediction input must be csv, npz, image-folder or idx (or mnist, fashion-mnist as idx), got ${JSON.stringify(spec.dataset)}`,
+      );
   }
   const expected = spec.featureShape.reduce((a, b) => a * b, 1);
   const found = read.featureShape.reduce((a, b) => a * b, 1);
-  if (found !== expected || (read.featureShape.length === spec.featureShape.length && read.featureShape.some((v, i) => v !== spec.featureShape[i]))) {
-    throw datasetError(`${spec.uri}: the input's examples have shape ${shapeText(read.featureShape)}, the model takes ${shapeText(spec.featureShape)}`);
+  if (
+    found !== expected ||
+    (read.featureShape.length === spec.featureShape.length && read.featureShape.some((v, i) => v !== spec.featureShape[i]))
+  ) {
+    throw datasetError(
+      `${spec.uri}: the input's examples have shape ${shapeText(read.featureShape)}, the model takes ${shapeText(spec.featureShape)}`,
+    );
   }
   const standardization = spec.standardization;
   if (standardization?.mode === 'global') {
     if (standardization.mean.length !== spec.featureShape[spec.featureShape.length - 1]) {
-      throw datasetError(`the model's standardization has ${standardization.mean.length} channels, its examples have shape ${shapeText(spec.featureShape)}`);
+      throw datasetError(
+        `the model's standardization has ${standardization.mean.length} channels, its examples have shape ${shapeText(spec.featureShape)}`,
+      );
     }
     applyStandardization(read.features, standardization);
   } else if (standardization?.mode === 'per-site') {
@@ -156,7 +173,12 @@ function indexIds(count: number): string[] {
 /** An IDX images file: `uri` itself, or in a folder its t10k images, else its train images. */
 async function readIdxImages(uri: string, source: { dataDir: string; fetch?: FetchOptions }) {
   const path = localPath(uri);
-  const isFolder = path !== undefined && (await stat(path).then((s) => s.isDirectory(), () => false));
+  const isFolder =
+    path !== undefined &&
+    (await stat(path).then(
+      (s) => s.isDirectory(),
+      () => false,
+    ));
   if (!isFolder && /idx3-ubyte(\.gz)?$/.test(uri)) {
     const file = await localFile(uri, source);
     return parseIdxImages(await readFile(file), uri);

@@ -56,7 +56,10 @@ export function permutation(n: number, seed: number): Int32Array {
 
 function checkInt(name: string, value: number, min: number, max = Number.MAX_SAFE_INTEGER): void {
   if (!Number.isSafeInteger(value) || value < min || value > max) {
-    throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `shardIndices: '${name}' must be an integer from ${min} to ${max}, got ${value}`);
+    throw new TrainerError(
+      'TRAINER_ERR_INVALID_ARGUMENT',
+      `shardIndices: '${name}' must be an integer from ${min} to ${max}, got ${value}`,
+    );
   }
 }
 

@@ -33,7 +33,10 @@ export interface SigV4Signature {
 
 /** `YYYYMMDDTHHMMSSZ` for a date (UTC). */
 export function toAmzDate(date: Date): string {
-  return date.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+  return date
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}/, '');
 }
 
 /** RFC 3986 encoding of one path segment (unreserved characters kept, as SigV4 requires). */

@@ -57,7 +57,8 @@ export function readTar(archive: Uint8Array, source: string): TarEntry[] {
     const size = octal(header.subarray(124, 136), source, at);
     const type = String.fromCharCode(header[156] || 0x30);
     const start = at + BLOCK;
-    if (start + size > archive.length) throw tarError(source, `entry at byte ${at} declares ${size} bytes, the archive ends ${archive.length - start} bytes later`);
+    if (start + size > archive.length)
+      throw tarError(source, `entry at byte ${at} declares ${size} bytes, the archive ends ${archive.length - start} bytes later`);
     const body = archive.subarray(start, start + size);
     const prefix = Buffer.from(header.subarray(257, 263)).toString('latin1') === 'ustar\u0000' ? text(header.subarray(345, 500)) : '';
     const name = longName ?? (prefix ? `${prefix}/${text(header.subarray(0, 100))}` : text(header.subarray(0, 100)));

@@ -41,7 +41,12 @@ function datasetError(message: string): TrainerError {
 }
 
 /** Load the user's dataset `uri` (the client's, {client} already replaced) in format `format`. */
-export async function loadUserData(format: DatasetFormat, uri: string | undefined, config: DataConfig, options: LoadDataOptions): Promise<TrainerData> {
+export async function loadUserData(
+  format: DatasetFormat,
+  uri: string | undefined,
+  config: DataConfig,
+  options: LoadDataOptions,
+): Promise<TrainerData> {
   if (uri === undefined) throw datasetError(`${ENV.datasetUri} is missing: a ${format} dataset (${ENV.dataset}) is read from it`);
   if (format === 'csv' && config.labelColumn === undefined) {
     throw datasetError(`${ENV.labelColumn} is missing: a csv dataset (${ENV.dataset}) names its label column`);
@@ -49,7 +54,10 @@ export async function loadUserData(format: DatasetFormat, uri: string | undefine
   const source: SourceOptions = { dataDir: config.dataDir, fetch: options.fetch };
   const log = options.log ?? (() => undefined);
   const main = await readSource(format, uri, config, source, 'train');
-  const testFile = config.testDatasetUri === undefined ? undefined : await readSource(format, config.testDatasetUri, config, source, 'test', main.train.featureNames);
+  const testFile =
+    config.testDatasetUri === undefined
+      ? undefined
+      : await readSource(format, config.testDatasetUri, config, source, 'test', main.train.featureNames);
   const testRaw = testFile === undefined ? main.test : (testFile.test ?? testFile.train);
   const trainRaw = main.train;
   if (testRaw !== undefined && !sameShape(testRaw.featureShape, trainRaw.featureShape)) {
@@ -59,7 +67,8 @@ export async function loadUserData(format: DatasetFormat, uri: string | undefine
     );
   }
   const task = config.task;
-  const classNames = task === 'classification' ? sortClassNames([...trainRaw.labels!.values, ...(testRaw?.labels?.values ?? [])]) : undefined;
+  const classNames =
+    task === 'classification' ? sortClassNames([...trainRaw.labels!.values, ...(testRaw?.labels?.values ?? [])]) : undefined;
   const label = (raw: RawSplit) => (classNames === undefined ? new Int32Array(raw.count) : classIndices(raw.labels!, classNames));
   let train = toDataset(trainRaw, label(trainRaw), format, 'train', task, classNames);
   let test: Dataset;
@@ -70,12 +79,16 @@ export async function loadUserData(format: DatasetFormat, uri: string | undefine
     const split = holdout(all, config.testFraction, config.seed, task === 'classification' ? train : undefined);
     test = { ...subsetOf(train, split.test), split: 'test' };
     train = compactInPlace(train, split.train);
-    log(`${format} ${uri}: held out ${test.count} of ${all} examples as the test split (${ENV.testFraction}=${config.testFraction}, seed ${config.seed})`);
+    log(
+      `${format} ${uri}: held out ${test.count} of ${all} examples as the test split (${ENV.testFraction}=${config.testFraction}, seed ${config.seed})`,
+    );
   }
   if (classNames !== undefined) checkEveryClassTrains(train, classNames, trainRaw.source);
   if (config.datasetSize > 0) {
     if (config.datasetSize > train.count) {
-      throw datasetError(`${uri}: the training split has ${train.count} examples: ${ENV.datasetSize} must be at most ${train.count}, got ${config.datasetSize}`);
+      throw datasetError(
+        `${uri}: the training split has ${train.count} examples: ${ENV.datasetSize} must be at most ${train.count}, got ${config.datasetSize}`,
+      );
     }
     train = subsetOf(train, limit(identity(train.count), config.datasetSize, config.seed));
   }
@@ -107,7 +120,14 @@ function checkEveryClassTrains(train: Dataset, classNames: readonly string[], so
   }
 }
 
-function toDataset(raw: RawSplit, labels: Int32Array, name: DatasetFormat, split: DatasetSplit, task: Task, classNames: readonly string[] | undefined): Dataset {
+function toDataset(
+  raw: RawSplit,
+  labels: Int32Array,
+  name: DatasetFormat,
+  split: DatasetSplit,
+  task: Task,
+  classNames: readonly string[] | undefined,
+): Dataset {
   return {
     name,
     split,
@@ -188,7 +208,17 @@ async function readSource(
         },
         uri,
       );
-      return { train: { source: uri, features: table.features, featureShape: [table.featureNames.length], count: table.count, labels: table.labels, targets: table.targets, featureNames: table.featureNames } };
+      return {
+        train: {
+          source: uri,
+          features: table.features,
+          featureShape: [table.featureNames.length],
+          count: table.count,
+          labels: table.labels,
+          targets: table.targets,
+          featureNames: table.featureNames,
+        },
+      };
     }
     case 'npz':
       return readNpzSource(uri, await readFile(await localFile(uri, source)), regression);
@@ -211,13 +241,16 @@ function npzSplit(x: NpyArray, y: NpyArray, source: string, regression: boolean)
   const count = x.shape[0] ?? 0;
   const yCount = y.shape[0] ?? 0;
   if (x.shape.length === 0 || count !== yCount) {
-    throw datasetError(`${source}: ${x.name} holds ${count} examples (shape [${x.shape.join(', ')}]), ${y.name} ${yCount} (shape [${y.shape.join(', ')}]): they must agree`);
+    throw datasetError(
+      `${source}: ${x.name} holds ${count} examples (shape [${x.shape.join(', ')}]), ${y.name} ${yCount} (shape [${y.shape.join(', ')}]): they must agree`,
+    );
   }
   const features = x.data instanceof Float32Array ? x.data : Float32Array.from(x.data);
   const perExample = yCount === 0 ? 1 : y.data.length / yCount;
   let values: ArrayLike<number> = y.data;
   if (perExample > 1) {
-    if (regression) throw datasetError(`${source}: ${y.name} has shape [${y.shape.join(', ')}]; a regression target is one number per example`);
+    if (regression)
+      throw datasetError(`${source}: ${y.name} has shape [${y.shape.join(', ')}]; a regression target is one number per example`);
     values = oneHotToClass(y.data, yCount, perExample); // one-hot (Keras's to_categorical)
   }
   return regression
@@ -254,7 +287,10 @@ function readNpzSource(uri: string, bytes: Buffer, regression: boolean): RawSour
 }
 
 async function readImageFolderSource(uri: string, root: string, imageSize: string, regression: boolean): Promise<RawSource> {
-  if (regression) throw datasetError(`${ENV.task} regression needs a numeric target: an image-folder dataset (${uri}) has classes, use ${ENV.task}=classification`);
+  if (regression)
+    throw datasetError(
+      `${ENV.task} regression needs a numeric target: an image-folder dataset (${uri}) has classes, use ${ENV.task}=classification`,
+    );
   const [height, width] = parseImageSize(imageSize);
   const both = await hasTrainTestFolders(root);
   const parts = both ? [join(root, 'train'), join(root, 'test')] : [root];
@@ -264,13 +300,21 @@ async function readImageFolderSource(uri: string, root: string, imageSize: strin
       const files = folders.flatMap((f) => f.files);
       const names = folders.flatMap((f) => f.files.map(() => f.className));
       const idOf = new Map(folders.map((f, i) => [f.className, i]));
-      return { dir, images: await decodeImages(files, height, width), labels: { ids: Int32Array.from(names, (n) => idOf.get(n)!), values: folders.map((f) => f.className) } };
+      return {
+        dir,
+        images: await decodeImages(files, height, width),
+        labels: { ids: Int32Array.from(names, (n) => idOf.get(n)!), values: folders.map((f) => f.className) },
+      };
     }),
   );
   const channels = read.every((r) => r.images.grayscale) ? 1 : 3;
-  const splits = read.map(
-    (r): RawSplit => ({ source: r.dir, features: toChannels(r.images, channels), featureShape: [height, width, channels], count: r.images.count, labels: r.labels }),
-  );
+  const splits = read.map((r): RawSplit => ({
+    source: r.dir,
+    features: toChannels(r.images, channels),
+    featureShape: [height, width, channels],
+    count: r.images.count,
+    labels: r.labels,
+  }));
   return { train: splits[0], test: splits[1] };
 }
 

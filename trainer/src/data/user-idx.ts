@@ -24,7 +24,10 @@ export async function readIdxFile(location: string, name: string, options: Sourc
   const folder = localPath(location);
   if (folder !== undefined) {
     for (const file of [`${name}.gz`, name].map((n) => join(folder, n))) {
-      const found = await stat(file).then((s) => s.isFile(), () => false);
+      const found = await stat(file).then(
+        (s) => s.isFile(),
+        () => false,
+      );
       if (!found) continue;
       try {
         return { bytes: await maybeGunzip(await readFile(file), file), path: file };
@@ -33,7 +36,10 @@ export async function readIdxFile(location: string, name: string, options: Sourc
         throw new TrainerError('TRAINER_ERR_DATASET', `cannot read dataset file ${file}: ${(err as Error).message}`, { cause: err });
       }
     }
-    throw new TrainerError('TRAINER_ERR_DATASET', `cannot read dataset file ${join(folder, name)}: neither ${name}.gz nor ${name} is in ${folder}`);
+    throw new TrainerError(
+      'TRAINER_ERR_DATASET',
+      `cannot read dataset file ${join(folder, name)}: neither ${name}.gz nor ${name} is in ${folder}`,
+    );
   }
   const gz = joinLocation(location, `${name}.gz`);
   const plain = joinLocation(location, name);
@@ -51,7 +57,11 @@ export async function readIdxFile(location: string, name: string, options: Sourc
 }
 
 /** The images and labels of `split` in folder `location`; counts must agree. */
-export async function readIdxSplit(location: string, split: DatasetSplit, options: SourceOptions): Promise<{ images: IdxImages; labels: IdxLabels }> {
+export async function readIdxSplit(
+  location: string,
+  split: DatasetSplit,
+  options: SourceOptions,
+): Promise<{ images: IdxImages; labels: IdxLabels }> {
   const names = IDX_FILE_NAMES[split];
   const labelsFile = await readIdxFile(location, names.labels, options);
   const imagesFile = await readIdxFile(location, names.images, options);

@@ -22,7 +22,10 @@ function commonLength(op: string, vectors: readonly Float32Array[]): number {
   const length = vectors[0].length;
   vectors.forEach((v, i) => {
     if (v.length !== length) {
-      throw new TrainerError('TRAINER_ERR_SHAPE_MISMATCH', `${op}: every vector must have ${length} elements (as vector 0), vector ${i} has ${v.length}`);
+      throw new TrainerError(
+        'TRAINER_ERR_SHAPE_MISMATCH',
+        `${op}: every vector must have ${length} elements (as vector 0), vector ${i} has ${v.length}`,
+      );
     }
   });
   return length;
@@ -30,7 +33,10 @@ function commonLength(op: string, vectors: readonly Float32Array[]): number {
 
 /** The average of `entries` weighted by `numExamples` (FedAvg). */
 export function weightedAverage(entries: readonly WeightedVector[]): Float32Array {
-  const length = commonLength('weightedAverage', entries.map((e) => e.weights));
+  const length = commonLength(
+    'weightedAverage',
+    entries.map((e) => e.weights),
+  );
   let total = 0;
   entries.forEach((e, i) => {
     if (!Number.isFinite(e.numExamples) || e.numExamples < 0) {
@@ -127,7 +133,9 @@ export function krumScores(vectors: readonly Float32Array[], byzantine: number):
   const closest = Math.max(1, n - byzantine - 2);
   const scores = new Float64Array(n);
   for (let i = 0; i < n; i++) {
-    const others = Array.from(distances[i]).filter((_, k) => k !== i).sort((a, b) => a - b);
+    const others = Array.from(distances[i])
+      .filter((_, k) => k !== i)
+      .sort((a, b) => a - b);
     let score = 0;
     for (let k = 0; k < Math.min(closest, others.length); k++) score += others[k];
     scores[i] = score;
@@ -157,7 +165,10 @@ export function krum(vectors: readonly Float32Array[], byzantine: number): Float
  * `keep` entries with the lowest Krum scores.
  */
 export function multiKrum(entries: readonly WeightedVector[], byzantine: number, keep: number): Float32Array {
-  const scores = krumScores(entries.map((e) => e.weights), byzantine);
+  const scores = krumScores(
+    entries.map((e) => e.weights),
+    byzantine,
+  );
   if (!Number.isSafeInteger(keep) || keep < 1 || keep > entries.length) {
     throw invalid(`multiKrum: 'keep' must be an integer from 1 to the number of entries (${entries.length}), got ${keep}`);
   }

@@ -49,7 +49,9 @@ export class CentralDpStrategy implements Strategy {
       throw invalid(`withCentralDp: the clipping norm 'clipNorm' should be a finite positive value, got ${options.clipNorm}`);
     }
     if (typeof options.noiseMultiplier !== 'number' || !(options.noiseMultiplier >= 0) || !Number.isFinite(options.noiseMultiplier)) {
-      throw invalid(`withCentralDp: the noise multiplier 'noiseMultiplier' should be a finite non-negative value, got ${options.noiseMultiplier}`);
+      throw invalid(
+        `withCentralDp: the noise multiplier 'noiseMultiplier' should be a finite non-negative value, got ${options.noiseMultiplier}`,
+      );
     }
     if (typeof options.random !== 'function') {
       throw invalid(`withCentralDp: 'random' should be a seeded () => number generator, got ${typeof options.random}`);
@@ -66,9 +68,16 @@ export class CentralDpStrategy implements Strategy {
     return plan;
   }
 
-  aggregateFit(round: number, current: Float32Array, results: readonly FitResult[], failures: readonly FitFailure[]): Float32Array | undefined {
+  aggregateFit(
+    round: number,
+    current: Float32Array,
+    results: readonly FitResult[],
+    failures: readonly FitFailure[],
+  ): Float32Array | undefined {
     const clipped = results.map((r) =>
-      r.weights.length === current.length ? { ...r, weights: addScaled(current, clipToNorm(subtract(r.weights, current), this.clipNorm)) } : r,
+      r.weights.length === current.length
+        ? { ...r, weights: addScaled(current, clipToNorm(subtract(r.weights, current), this.clipNorm)) }
+        : r,
     );
     const aggregated = this.inner.aggregateFit(round, current, clipped, failures);
     if (aggregated === undefined) return undefined;

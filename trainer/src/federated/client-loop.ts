@@ -72,7 +72,8 @@ function fitConfigOf(frame: Frame): FitConfig {
 /** The server's `error` frame as the error that ends the loop (its code when it is one of ours). */
 function refusal(frame: Frame): TrainerError {
   const code = frame.meta?.code;
-  const known = typeof code === 'string' && (ERROR_CODES as readonly string[]).includes(code) ? (code as ErrorCode) : 'TRAINER_ERR_PEER_ABORTED';
+  const known =
+    typeof code === 'string' && (ERROR_CODES as readonly string[]).includes(code) ? (code as ErrorCode) : 'TRAINER_ERR_PEER_ABORTED';
   return new TrainerError(known, `the federated server refused this client: ${String(frame.meta?.message ?? 'no reason given')}`);
 }
 
@@ -125,7 +126,9 @@ export async function runClientLoop(options: ClientLoopOptions): Promise<ClientL
         answer = evaluateResultMessage(round, await options.evaluate(weightsOf(frame), round));
         evaluations++;
       } catch (err) {
-        const error = isTrainerError(err) ? err : new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', (err as Error)?.message ?? String(err), { cause: err });
+        const error = isTrainerError(err)
+          ? err
+          : new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', (err as Error)?.message ?? String(err), { cause: err });
         log(`evaluation after round ${round} failed: ${error.code}: ${error.message}`);
         answer = { type: MESSAGE_TYPES.error, step: round, seq: EVALUATE_SEQ, meta: { code: error.code, message: error.message } };
       }
@@ -150,7 +153,9 @@ export async function runClientLoop(options: ClientLoopOptions): Promise<ClientL
       fits++;
       options.onFit?.(round, result);
     } catch (err) {
-      const error = isTrainerError(err) ? err : new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', (err as Error)?.message ?? String(err), { cause: err });
+      const error = isTrainerError(err)
+        ? err
+        : new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', (err as Error)?.message ?? String(err), { cause: err });
       log(`fit of round ${round} failed: ${error.code}: ${error.message}`);
       answer = { type: MESSAGE_TYPES.error, step: round, seq: frame.seq, meta: { code: error.code, message: error.message } };
     }

@@ -50,12 +50,22 @@ export interface FederatedEvaluation {
 
 /** The flEvaluate request of `round`. */
 export function evaluateMessage(round: number, weights: Float32Array): Message {
-  return { type: MESSAGE_TYPES.flEvaluate, step: round, seq: EVALUATE_SEQ, tensors: [{ dtype: 'float32', shape: [weights.length], data: weights }] };
+  return {
+    type: MESSAGE_TYPES.flEvaluate,
+    step: round,
+    seq: EVALUATE_SEQ,
+    tensors: [{ dtype: 'float32', shape: [weights.length], data: weights }],
+  };
 }
 
 /** A client's flEvaluateResult for `round`. */
 export function evaluateResultMessage(round: number, sums: EvalSums): Message {
-  return { type: MESSAGE_TYPES.flEvaluateResult, step: round, seq: EVALUATE_SEQ, meta: { numExamples: sums.count, sums: evalSumsToArray(sums) } };
+  return {
+    type: MESSAGE_TYPES.flEvaluateResult,
+    step: round,
+    seq: EVALUATE_SEQ,
+    meta: { numExamples: sums.count, sums: evalSumsToArray(sums) },
+  };
 }
 
 /**
@@ -71,7 +81,8 @@ export function checkEvalSums(raw: unknown, numExamples: unknown): EvalSums | st
   if (bad >= 0) return `evaluation sum ${bad} is ${raw[bad]}, must be finite`;
   const sums = evalSumsFromArray(raw as number[]);
   if (!Number.isSafeInteger(sums.count) || sums.count < 0) return `evaluation count must be an integer >= 0, got ${sums.count}`;
-  if (numExamples !== sums.count) return `evaluation numExamples ${JSON.stringify(numExamples ?? null)} differs from the sums' count ${sums.count}`;
+  if (numExamples !== sums.count)
+    return `evaluation numExamples ${JSON.stringify(numExamples ?? null)} differs from the sums' count ${sums.count}`;
   if (!Number.isSafeInteger(sums.correct) || sums.correct < 0 || sums.correct > sums.count) {
     return `evaluation correct count must be an integer from 0 to ${sums.count}, got ${sums.correct}`;
   }
@@ -83,7 +94,8 @@ export function checkEvalSums(raw: unknown, numExamples: unknown): EvalSums | st
 
 /** Check a frame is a usable evaluation result of `clientId`; returns it or a failure reason. */
 export function parseEvaluateResult(clientId: string, frame: Frame, task: Task): SiteEvaluation | string {
-  if (frame.type === MESSAGE_TYPES.error) return `client reported ${String(frame.meta?.code ?? 'an error')}: ${String(frame.meta?.message ?? '')}`;
+  if (frame.type === MESSAGE_TYPES.error)
+    return `client reported ${String(frame.meta?.code ?? 'an error')}: ${String(frame.meta?.message ?? '')}`;
   if (frame.type !== MESSAGE_TYPES.flEvaluateResult) {
     return `expected an evaluation result (message type ${MESSAGE_TYPES.flEvaluateResult}), got message type ${frame.type}`;
   }
@@ -93,7 +105,11 @@ export function parseEvaluateResult(clientId: string, frame: Frame, task: Task):
 }
 
 /** Add the sites' sums up: the example-weighted result (each site counts as many times as it has examples). */
-export function aggregateEvaluations(sites: readonly SiteEvaluation[], task: Task, failures: readonly FitFailure[] = []): FederatedEvaluation {
+export function aggregateEvaluations(
+  sites: readonly SiteEvaluation[],
+  task: Task,
+  failures: readonly FitFailure[] = [],
+): FederatedEvaluation {
   let sums: EvalSums = { lossSum: 0, correct: 0, count: 0 };
   for (const site of sites) sums = addEvalSums(sums, site.sums);
   return { sums, metrics: sums.count > 0 ? testMetrics(sums, task) : undefined, sites, failures };
@@ -119,7 +135,10 @@ export async function evaluateRound(
   await Promise.all(
     clientIds.map(async (clientId) => {
       try {
-        await hub.send(clientId, message, { timeoutMs: Math.max(1, deadline - Date.now()), what: `the weights to evaluate after round ${round}` });
+        await hub.send(clientId, message, {
+          timeoutMs: Math.max(1, deadline - Date.now()),
+          what: `the weights to evaluate after round ${round}`,
+        });
         for (;;) {
           const remaining = deadline - Date.now();
           if (remaining <= 0) throw new TrainerError('TRAINER_ERR_PEER_TIMEOUT', `no evaluation result within ${timeoutMs}ms`);
@@ -151,5 +170,7 @@ export function testMetricEntries(metrics: TestMetrics, prefix = ''): Array<[str
     ['testMae', 'test_mae'],
     ['testR2', 'test_r2'],
   ];
-  return names.flatMap(([key, name]) => (typeof metrics[key] === 'number' ? [[`${prefix}${name}`, metrics[key] as number] as [string, number]] : []));
+  return names.flatMap(([key, name]) =>
+    typeof metrics[key] === 'number' ? [[`${prefix}${name}`, metrics[key] as number] as [string, number]] : [],
+  );
 }

@@ -86,7 +86,9 @@ export function partitionAll(options: PartitionAllOptions): Int32Array[] {
 
 function iid(n: number, numClients: number, seed: number): Int32Array[] {
   const order = permutation(n, seed);
-  return Array.from({ length: numClients }, (_, k) => order.slice(Math.floor((k * n) / numClients), Math.floor(((k + 1) * n) / numClients)));
+  return Array.from({ length: numClients }, (_, k) =>
+    order.slice(Math.floor((k * n) / numClients), Math.floor(((k + 1) * n) / numClients)),
+  );
 }
 
 /** Example indices grouped by class, classes ascending. */
@@ -104,7 +106,13 @@ function byClass(labels: Int32Array): Int32Array[] {
   return groups;
 }
 
-function shards(labels: Int32Array, numClients: number, shardsPerClient: number, shardSizeOption: number | undefined, seed: number): Int32Array[] {
+function shards(
+  labels: Int32Array,
+  numClients: number,
+  shardsPerClient: number,
+  shardSizeOption: number | undefined,
+  seed: number,
+): Int32Array[] {
   checkInt('shardsPerClient', shardsPerClient, 1);
   const numShards = numClients * shardsPerClient;
   const shardSize = shardSizeOption ?? Math.floor(labels.length / numShards);
@@ -167,7 +175,8 @@ export function sampleDirichlet(alpha: number, k: number, random: () => number):
 }
 
 function dirichlet(labels: Int32Array, numClients: number, alpha: number, seed: number): Int32Array[] {
-  if (!(alpha > 0) || !Number.isFinite(alpha)) throw invalid(`partitionIndices: 'alpha' (dirichletAlpha) must be a finite number > 0, got ${alpha}`);
+  if (!(alpha > 0) || !Number.isFinite(alpha))
+    throw invalid(`partitionIndices: 'alpha' (dirichletAlpha) must be a finite number > 0, got ${alpha}`);
   const random = mulberry32(seed);
   const parts: number[][] = Array.from({ length: numClients }, () => []);
   byClass(labels).forEach((group, c) => {

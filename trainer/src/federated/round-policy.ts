@@ -110,7 +110,8 @@ export class RoundPolicy {
     this.localBatchSize = options.localBatchSize ?? 64;
     this.localLearningRate = options.localLearningRate ?? 0.01;
     this.proximalMu = options.proximalMu ?? 0;
-    if (!(this.fractionFit > 0 && this.fractionFit <= 1)) throw invalid(`RoundPolicy: 'fractionFit' must be a number in (0, 1], got ${this.fractionFit}`);
+    if (!(this.fractionFit > 0 && this.fractionFit <= 1))
+      throw invalid(`RoundPolicy: 'fractionFit' must be a number in (0, 1], got ${this.fractionFit}`);
     checkInt('minFitClients', this.minFitClients, 1);
     checkInt('minAvailableClients', this.minAvailableClients, 1);
     checkInt('localEpochs', this.localEpochs, 1);
@@ -118,7 +119,8 @@ export class RoundPolicy {
     if (!(this.localLearningRate > 0) || !Number.isFinite(this.localLearningRate)) {
       throw invalid(`RoundPolicy: 'localLearningRate' must be a finite number > 0, got ${this.localLearningRate}`);
     }
-    if (!(this.proximalMu >= 0) || !Number.isFinite(this.proximalMu)) throw invalid(`RoundPolicy: 'proximalMu' must be a finite number >= 0, got ${this.proximalMu}`);
+    if (!(this.proximalMu >= 0) || !Number.isFinite(this.proximalMu))
+      throw invalid(`RoundPolicy: 'proximalMu' must be a finite number >= 0, got ${this.proximalMu}`);
     if (this.minAvailableClients < this.minFitClients) {
       const warn = options.warn ?? ((message: string) => process.stderr.write(`${message}\n`));
       warn(

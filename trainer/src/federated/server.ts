@@ -152,10 +152,13 @@ export interface FederatedRunResult {
 
 /** Check a frame is a usable fit result for `clientId`; returns the FitResult or a failure reason. */
 export function parseFitResult(clientId: string, frame: Frame, weightsLength: number): FitResult | string {
-  if (frame.type === MESSAGE_TYPES.error) return `client reported ${String(frame.meta?.code ?? 'an error')}: ${String(frame.meta?.message ?? '')}`;
-  if (frame.type !== MESSAGE_TYPES.flFitResult) return `expected a fit result (message type ${MESSAGE_TYPES.flFitResult}), got message type ${frame.type}`;
+  if (frame.type === MESSAGE_TYPES.error)
+    return `client reported ${String(frame.meta?.code ?? 'an error')}: ${String(frame.meta?.message ?? '')}`;
+  if (frame.type !== MESSAGE_TYPES.flFitResult)
+    return `expected a fit result (message type ${MESSAGE_TYPES.flFitResult}), got message type ${frame.type}`;
   const tensor = frame.tensors[0];
-  if (frame.tensors.length !== 1 || tensor.dtype !== 'float32') return `a fit result carries one float32 tensor, got ${frame.tensors.map((t) => t.dtype).join(', ') || 'none'}`;
+  if (frame.tensors.length !== 1 || tensor.dtype !== 'float32')
+    return `a fit result carries one float32 tensor, got ${frame.tensors.map((t) => t.dtype).join(', ') || 'none'}`;
   const weights = tensor.data as Float32Array;
   if (weights.length !== weightsLength) return `fit result has ${weights.length} weights, the model has ${weightsLength}`;
   for (let i = 0; i < weights.length; i++) {
@@ -191,7 +194,13 @@ export function weightedMetrics(results: readonly FitResult[]): Record<string, n
 
 /** The flFit message of `round` (attempt `seq`). */
 export function fitMessage(round: number, attempt: number, weights: Float32Array, config: FitConfig): Message {
-  return { type: MESSAGE_TYPES.flFit, step: round, seq: attempt, tensors: [{ dtype: 'float32', shape: [weights.length], data: weights }], meta: { config } };
+  return {
+    type: MESSAGE_TYPES.flFit,
+    step: round,
+    seq: attempt,
+    tensors: [{ dtype: 'float32', shape: [weights.length], data: weights }],
+    meta: { config },
+  };
 }
 
 /** Run one attempt of a round with the sampled clients: failures are collected, never thrown. */
@@ -215,7 +224,8 @@ export async function fitRound(
         await hub.send(clientId, message, { timeoutMs: Math.max(1, deadline - Date.now()), what: `the weights of round ${round}` });
         for (;;) {
           const remaining = deadline - Date.now();
-          if (remaining <= 0) throw new TrainerError('TRAINER_ERR_PEER_TIMEOUT', `no fit result within the round timeout of ${roundTimeoutMs}ms`);
+          if (remaining <= 0)
+            throw new TrainerError('TRAINER_ERR_PEER_TIMEOUT', `no fit result within the round timeout of ${roundTimeoutMs}ms`);
           const frame = await hub.recv(clientId, { timeoutMs: remaining, what });
           // A late answer to an earlier round or attempt: skip it.
           if (frame.step !== round || frame.seq !== attempt) continue;
@@ -283,7 +293,8 @@ async function evaluateAll(options: FederatedServerOptions, round: number, weigh
   if (!options.federatedEvaluation) return { evaluation };
   const clients = await admitted(options, options.hub.clientIds(), round);
   const federated = await evaluateRound(options.hub, round, weights, clients, options.federatedEvaluation.task, options.roundTimeoutMs);
-  for (const failure of federated.failures) options.log?.(`evaluation after round ${round}: client ${failure.clientId} failed: ${failure.reason}`);
+  for (const failure of federated.failures)
+    options.log?.(`evaluation after round ${round}: client ${failure.clientId} failed: ${failure.reason}`);
   return { evaluation, federated };
 }
 
@@ -295,10 +306,14 @@ export async function runFederatedServer(options: FederatedServerOptions): Promi
   const availableTimeoutMs = options.availableTimeoutMs ?? roundTimeoutMs;
   const log = options.log ?? (() => undefined);
   for (const [name, value] of Object.entries({ rounds, minAvailableClients, roundTimeoutMs, maxRoundAttempts, availableTimeoutMs })) {
-    if (!Number.isInteger(value) || value < 1) throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `runFederatedServer: '${name}' must be an integer >= 1, got ${value}`);
+    if (!Number.isInteger(value) || value < 1)
+      throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `runFederatedServer: '${name}' must be an integer >= 1, got ${value}`);
   }
   if (!Number.isInteger(startRound) || startRound < 0 || startRound > rounds) {
-    throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `runFederatedServer: 'startRound' must be an integer from 0 to rounds (${rounds}), got ${startRound}`);
+    throw new TrainerError(
+      'TRAINER_ERR_INVALID_ARGUMENT',
+      `runFederatedServer: 'startRound' must be an integer from 0 to rounds (${rounds}), got ${startRound}`,
+    );
   }
   // Resumed runs continue the sampling sequence from a seed that depends on the round.
   const random = mulberry32((options.seed ?? 0) + startRound * 7919);
@@ -331,9 +346,13 @@ export async function runFederatedServer(options: FederatedServerOptions): Promi
       }
       const plan = await planRound(options, round, random, availableTimeoutMs);
       outcome = await fitRound(hub, round, attempt, weights, plan.clientIds, plan.config, roundTimeoutMs);
-      for (const failure of outcome.failures) log(`round ${round} attempt ${attempt}: client ${failure.clientId} failed: ${failure.reason}`);
+      for (const failure of outcome.failures)
+        log(`round ${round} attempt ${attempt}: client ${failure.clientId} failed: ${failure.reason}`);
       next = strategy.aggregateFit(round, weights, outcome.results, outcome.failures);
-      if (next === undefined) log(`round ${round} attempt ${attempt}: strategy ${strategy.name} kept the old model (${outcome.results.length} result(s)); retrying`);
+      if (next === undefined)
+        log(
+          `round ${round} attempt ${attempt}: strategy ${strategy.name} kept the old model (${outcome.results.length} result(s)); retrying`,
+        );
     }
     weights = next;
     const { evaluation, federated } = await evaluateAll(options, round, weights);

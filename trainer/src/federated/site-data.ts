@@ -54,7 +54,8 @@ export function parseDataDescription(info: unknown): DataDescription | string {
   if (!Array.isArray(shape) || shape.length < 1 || shape.length > 8 || !shape.every((n) => Number.isSafeInteger(n) && (n as number) >= 1)) {
     return `its data description has an invalid featureShape ${JSON.stringify(shape ?? null)}`;
   }
-  if (typeof d.task !== 'string' || !(TASKS as readonly string[]).includes(d.task)) return `its data description has an invalid task ${JSON.stringify(d.task ?? null)}`;
+  if (typeof d.task !== 'string' || !(TASKS as readonly string[]).includes(d.task))
+    return `its data description has an invalid task ${JSON.stringify(d.task ?? null)}`;
   const task = d.task as Task;
   const numClasses = d.numClasses;
   if (!Number.isSafeInteger(numClasses) || (task === 'classification' ? (numClasses as number) < 2 : numClasses !== 0)) {
@@ -62,7 +63,8 @@ export function parseDataDescription(info: unknown): DataDescription | string {
   }
   const classNames = names(d.classNames);
   const featureNames = names(d.featureNames);
-  if (classNames === false || (classNames !== undefined && classNames.length !== numClasses)) return `its data description has invalid classNames`;
+  if (classNames === false || (classNames !== undefined && classNames.length !== numClasses))
+    return `its data description has invalid classNames`;
   if (featureNames === false) return `its data description has invalid featureNames`;
   const source = typeof d.source === 'string' ? d.source.slice(0, 1000) : 'unnamed data';
   return {
@@ -102,7 +104,12 @@ export function dataFits(site: DataDescription, model: Omit<DataDescription, 'so
  * Why client `clientId` cannot join, or undefined when its data fits the model:
  * names the client, its data and the model.
  */
-export function dataMismatch(clientId: string, site: DataDescription | string, model: Omit<DataDescription, 'source'>, modelName: string): string | undefined {
+export function dataMismatch(
+  clientId: string,
+  site: DataDescription | string,
+  model: Omit<DataDescription, 'source'>,
+  modelName: string,
+): string | undefined {
   const modelText = `the model (${modelName}: ${formatDataDescription(model)})`;
   if (typeof site === 'string') return `fl-client ${clientId} cannot join: ${site}; the server trains ${modelText}`;
   if (dataFits(site, model)) return undefined;

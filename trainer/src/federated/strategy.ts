@@ -40,7 +40,12 @@ export interface Strategy {
    * The new global weights from this round's results, or undefined to keep `current`
    * (too few results). Must not modify its inputs.
    */
-  aggregateFit(round: number, current: Float32Array, results: readonly FitResult[], failures: readonly FitFailure[]): Float32Array | undefined;
+  aggregateFit(
+    round: number,
+    current: Float32Array,
+    results: readonly FitResult[],
+    failures: readonly FitFailure[],
+  ): Float32Array | undefined;
   /** Server-side state to checkpoint (optimizer moments...), in a fixed order. */
   getState(): Float32Array[];
   setState(state: readonly Float32Array[]): void;

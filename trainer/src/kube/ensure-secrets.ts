@@ -67,14 +67,18 @@ export async function ensureSecrets(
     let existing = await api.request('GET', path);
     if (existing.status === 200 && owner && staleOwner(existing.body as SecretObject, owner)) {
       // Ours from before: the job was deleted and submitted again before the garbage collector got to it.
-      log(`secret ${namespace}/${spec.name}: owned by an earlier ServiceAccount ${owner.name}; waiting for the garbage collector to delete it`);
+      log(
+        `secret ${namespace}/${spec.name}: owned by an earlier ServiceAccount ${owner.name}; waiting for the garbage collector to delete it`,
+      );
       const deadline = Date.now() + staleWaitMs;
       while (existing.status === 200 && staleOwner(existing.body as SecretObject, owner) && Date.now() < deadline) {
         await new Promise((resolve) => setTimeout(resolve, pollMs));
         existing = await api.request('GET', path);
       }
       if (existing.status === 200 && staleOwner(existing.body as SecretObject, owner)) {
-        throw new Error(`Secret ${namespace}/${spec.name} is still owned by an earlier ServiceAccount ${owner.name} after ${staleWaitMs}ms; the garbage collector has not deleted it yet`);
+        throw new Error(
+          `Secret ${namespace}/${spec.name} is still owned by an earlier ServiceAccount ${owner.name} after ${staleWaitMs}ms; the garbage collector has not deleted it yet`,
+        );
       }
     }
     if (existing.status === 200) {
@@ -99,7 +103,9 @@ export async function ensureSecrets(
         name: spec.name,
         namespace,
         labels: { [LABELS.partOf]: PART_OF, [LABELS.managedBy]: MANAGED_BY },
-        ...(withOwner && owner ? { ownerReferences: [{ apiVersion: 'v1', kind: 'ServiceAccount', name: owner.name, uid: owner.uid }] } : {}),
+        ...(withOwner && owner
+          ? { ownerReferences: [{ apiVersion: 'v1', kind: 'ServiceAccount', name: owner.name, uid: owner.uid }] }
+          : {}),
       },
       type: 'Opaque',
       data,
@@ -108,7 +114,9 @@ export async function ensureSecrets(
     let ownedNow = owned;
     if (owned && created.status === 403 && /ownerRef/i.test(statusMessage(created))) {
       // OwnerReferencesPermissionEnforcement wants delete on the Secret to set an owner: keep it instead.
-      log(`secret ${namespace}/${spec.name}: may not be owned by ServiceAccount ${owner!.name} here (${statusMessage(created)}); created without an owner, it is kept after the job`);
+      log(
+        `secret ${namespace}/${spec.name}: may not be owned by ServiceAccount ${owner!.name} here (${statusMessage(created)}); created without an owner, it is kept after the job`,
+      );
       created = await api.request('POST', `${base}?fieldManager=tensorfleet`, secret(false));
       ownedNow = false;
     }

@@ -35,7 +35,7 @@ export function createProgress(sink: ProgressSink): (event: TrainerEvent) => voi
             ? `${event.role}: ${event.worldSize} client(s), ${event.epochs} round(s), backend ${event.backend}` +
                 (event.resumeEpoch > 0 ? `, resuming after round ${event.resumeEpoch}` : '')
             : `${event.role}: ${event.worldSize} rank(s), ` +
-              `${event.epochs} epoch(s) of ${event.stepsPerEpoch} steps, backend ${event.backend}` +
+                `${event.epochs} epoch(s) of ${event.stepsPerEpoch} steps, backend ${event.backend}` +
                 (event.resumeEpoch > 0 ? `, resuming after epoch ${event.resumeEpoch}` : ''),
         );
         break;

@@ -100,7 +100,13 @@ export function localEnv(workload: LocalWorkload, options: LocalRunOptions, toke
   // What a Secret gives a pod: the same token for every local process of the chart.
   for (const name of SECRET_ENV) env[name] = token;
   // Fail here, naming the variable, rather than in every process.
-  parseTrainerEnv({ ...env, [ENV.rank]: '0', [ENV.peers]: Array(Number(env[ENV.worldSize] ?? 1)).fill('127.0.0.1:1').join(',') });
+  parseTrainerEnv({
+    ...env,
+    [ENV.rank]: '0',
+    [ENV.peers]: Array(Number(env[ENV.worldSize] ?? 1))
+      .fill('127.0.0.1:1')
+      .join(','),
+  });
   return env;
 }
 

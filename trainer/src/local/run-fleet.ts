@@ -66,7 +66,12 @@ export type FleetEvent = TrainerEvent & { readonly source: 'server' | number };
 const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
 
 /** The env of client `rank` of a fleet whose server listens on `serverPort`. */
-export function fleetClientEnv(clientEnv: Readonly<Record<string, string>>, rank: number, clients: number, serverPort: number): Record<string, string> {
+export function fleetClientEnv(
+  clientEnv: Readonly<Record<string, string>>,
+  rank: number,
+  clients: number,
+  serverPort: number,
+): Record<string, string> {
   return {
     ...clientEnv,
     [ENV.rank]: String(rank),
@@ -105,11 +110,17 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
     });
   const server = start(options.serverRole ?? 'fl-server', fleetServerEnv(options.serverEnv, options.clients, serverPort));
   const clients = Array.from({ length: options.clients }, (_, rank) =>
-    start(options.clientRole ?? 'fl-client', { ...fleetClientEnv(options.clientEnv, rank, options.clients, serverPort), ...(options.clientOverrides?.(rank) ?? {}) }),
+    start(options.clientRole ?? 'fl-client', {
+      ...fleetClientEnv(options.clientEnv, rank, options.clients, serverPort),
+      ...(options.clientOverrides?.(rank) ?? {}),
+    }),
   );
   options.onSpawn?.({ server, clients });
   const all = [server, ...clients];
-  const timer = options.timeoutMs === undefined ? undefined : setTimeout(() => all.forEach((p) => p.exitCode === null && p.kill('SIGKILL')), options.timeoutMs);
+  const timer =
+    options.timeoutMs === undefined
+      ? undefined
+      : setTimeout(() => all.forEach((p) => p.exitCode === null && p.kill('SIGKILL')), options.timeoutMs);
   const watch = (child: ChildProcess, source: 'server' | number): Promise<number> => {
     const lines = (stream: NodeJS.ReadableStream, name: 'stdout' | 'stderr') =>
       createInterface({ input: stream }).on('line', (line) => {

@@ -97,9 +97,7 @@ export async function runLocalGroup(options: LocalGroupOptions): Promise<LocalGr
       });
     lines(child.stdout!, 'stdout');
     lines(child.stderr!, 'stderr');
-    return new Promise<number>((resolve) =>
-      child.once('close', (code, signal) => resolve(code ?? 128 + (SIGNALS[signal ?? ''] ?? 0))),
-    );
+    return new Promise<number>((resolve) => child.once('close', (code, signal) => resolve(code ?? 128 + (SIGNALS[signal ?? ''] ?? 0))));
   });
   // Ctrl-C on the runner stops the ranks too.
   const stop = (): void => processes.forEach((p) => p.exitCode === null && p.kill('SIGTERM'));

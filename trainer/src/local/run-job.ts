@@ -28,7 +28,8 @@ const RUNS = /^runs:\//;
 /** A location as a local run reads it: URLs and runs:/ as they are, file:// and paths as absolute paths (`{client}` kept). */
 export function localLocation(value: string, cwd: string): { readonly remote: string } | { readonly path: string } {
   if (REMOTE.test(value) || RUNS.test(value)) return { remote: value };
-  if (value.startsWith('file://')) return { path: fileURLToPath(value.replace(/\{client\}/g, '%7Bclient%7D')).replace(/%7Bclient%7D/gi, '{client}') };
+  if (value.startsWith('file://'))
+    return { path: fileURLToPath(value.replace(/\{client\}/g, '%7Bclient%7D')).replace(/%7Bclient%7D/gi, '{client}') };
   return { path: isAbsolute(value) ? value : resolve(cwd, value) };
 }
 

@@ -38,7 +38,8 @@ export interface HeadSums {
  */
 export function headKind(task: Task, numClasses: number, outputUnits: number): HeadKind {
   if (task === 'regression') {
-    if (outputUnits !== 1) throw new TrainerError('TRAINER_ERR_SHAPE_MISMATCH', `a regression model must have 1 output unit, the model has ${outputUnits}`);
+    if (outputUnits !== 1)
+      throw new TrainerError('TRAINER_ERR_SHAPE_MISMATCH', `a regression model must have 1 output unit, the model has ${outputUnits}`);
     return 'regression';
   }
   if (outputUnits === 1 && (numClasses === 2 || numClasses === 0)) return 'binary';
@@ -71,9 +72,21 @@ export class Head {
   lossSum(outputs: tf.Tensor, y: HeadTargets): tf.Scalar {
     switch (this.kind) {
       case 'softmax':
-        return tf.losses.softmaxCrossEntropy(tf.oneHot(y.labels, outputs.shape[1]!), outputs, undefined, undefined, tf.Reduction.SUM) as tf.Scalar;
+        return tf.losses.softmaxCrossEntropy(
+          tf.oneHot(y.labels, outputs.shape[1]!),
+          outputs,
+          undefined,
+          undefined,
+          tf.Reduction.SUM,
+        ) as tf.Scalar;
       case 'binary':
-        return tf.losses.sigmoidCrossEntropy(tf.cast(y.labels, 'float32'), squeezeOne(outputs), undefined, undefined, tf.Reduction.SUM) as tf.Scalar;
+        return tf.losses.sigmoidCrossEntropy(
+          tf.cast(y.labels, 'float32'),
+          squeezeOne(outputs),
+          undefined,
+          undefined,
+          tf.Reduction.SUM,
+        ) as tf.Scalar;
       case 'regression':
         return tf.sum(tf.square(tf.sub(squeezeOne(outputs), this.targets(y))));
     }

@@ -50,7 +50,11 @@ export interface ModelUriContext {
 }
 
 function modelError(uri: string, message: string, cause?: unknown): TrainerError {
-  return new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `${ENV.modelUri}=${JSON.stringify(uri)}: ${message}`, cause === undefined ? undefined : { cause });
+  return new TrainerError(
+    'TRAINER_ERR_INVALID_ARGUMENT',
+    `${ENV.modelUri}=${JSON.stringify(uri)}: ${message}`,
+    cause === undefined ? undefined : { cause },
+  );
 }
 
 /** `location` of a folder or of model.json -> the location of model.json. */
@@ -72,7 +76,8 @@ export function parseRunsUri(uri: string): { runId: string; path: string } {
   const slash = rest.indexOf('/');
   const runId = slash < 0 ? rest : rest.slice(0, slash);
   const path = slash < 0 ? '' : rest.slice(slash + 1).replace(/^\/+|\/+$/g, '');
-  if (!/^[0-9a-zA-Z_-]+$/.test(runId)) throw modelError(uri, `runs:/ URIs must be runs:/<run_id>/<path>, got run id ${JSON.stringify(runId)}`);
+  if (!/^[0-9a-zA-Z_-]+$/.test(runId))
+    throw modelError(uri, `runs:/ URIs must be runs:/<run_id>/<path>, got run id ${JSON.stringify(runId)}`);
   return { runId, path };
 }
 
@@ -85,13 +90,20 @@ async function runArtifactRoot(uri: string, runId: string, context: ModelUriCont
     try {
       body = JSON.parse((await fetchBytes(runsGet, context.fetch)).toString('utf8')) as typeof body;
     } catch (err) {
-      throw modelError(uri, `cannot read run ${runId} from the MLflow tracking server ${base} (GET /api/2.0/mlflow/runs/get): ${(err as Error).message}`, err);
+      throw modelError(
+        uri,
+        `cannot read run ${runId} from the MLflow tracking server ${base} (GET /api/2.0/mlflow/runs/get): ${(err as Error).message}`,
+        err,
+      );
     }
     const artifactUri = body.run?.info?.artifact_uri;
     if (typeof artifactUri !== 'string' || artifactUri === '') throw modelError(uri, `run ${runId} on ${base} has no artifact_uri`);
     if (artifactUri.startsWith(MLFLOW_ARTIFACTS_SCHEME)) {
       // mlflow-artifacts:/<path> or mlflow-artifacts://<host>/<path>: served by the tracking server's artifact proxy.
-      const path = artifactUri.slice(MLFLOW_ARTIFACTS_SCHEME.length).replace(/^\/\/[^/]*/, '').replace(/^\/+|\/+$/g, '');
+      const path = artifactUri
+        .slice(MLFLOW_ARTIFACTS_SCHEME.length)
+        .replace(/^\/\/[^/]*/, '')
+        .replace(/^\/+|\/+$/g, '');
       return `${base}/api/2.0/mlflow-artifacts/artifacts/${path}`;
     }
     return artifactUri.replace(/\/+$/, '');
@@ -102,14 +114,21 @@ async function runArtifactRoot(uri: string, runId: string, context: ModelUriCont
   try {
     experiments = await fs.readdir(mlruns);
   } catch (err) {
-    throw modelError(uri, `no ${ENV.trackingUri} is set and the local MLflow file store ${mlruns} cannot be read: ${(err as Error).message}`, err);
+    throw modelError(
+      uri,
+      `no ${ENV.trackingUri} is set and the local MLflow file store ${mlruns} cannot be read: ${(err as Error).message}`,
+      err,
+    );
   }
   for (const experiment of experiments.sort()) {
     const dir = join(mlruns, experiment, runId);
     const meta = await fs.readFile(join(dir, 'meta.yaml'), 'utf8').catch(() => undefined);
     if (meta === undefined) continue;
     const line = meta.split('\n').find((l) => l.startsWith('artifact_uri: '));
-    const value = line?.slice('artifact_uri: '.length).trim().replace(/^'(.*)'$/, '$1');
+    const value = line
+      ?.slice('artifact_uri: '.length)
+      .trim()
+      .replace(/^'(.*)'$/, '$1');
     return (value && value !== '' ? value : pathToFileURL(join(dir, 'artifacts')).href).replace(/\/+$/, '');
   }
   throw modelError(uri, `run ${runId} is not in the local MLflow file store ${mlruns} (and no ${ENV.trackingUri} is set)`);
@@ -135,20 +154,25 @@ export async function fetchModel(uri: string, context: ModelUriContext = {}): Pr
     throw modelError(uri, `cannot read the model's ${MODEL_JSON} at ${location}: ${(err as Error).message}`, err);
   }
   if (json === null || typeof json !== 'object' || json.modelTopology === undefined || json.modelTopology === null) {
-    throw modelError(uri, `${location} is not a TensorFlow.js LayersModel model.json: it has no modelTopology (what tf.LayersModel.save() and tensorflowjs_converter write)`);
+    throw modelError(
+      uri,
+      `${location} is not a TensorFlow.js LayersModel model.json: it has no modelTopology (what tf.LayersModel.save() and tensorflowjs_converter write)`,
+    );
   }
   const manifest = json.weightsManifest ?? [];
   const weightSpecs = manifest.flatMap((group) => group.weights);
   if (weightSpecs.length === 0) return { location, json };
   const shards = await Promise.all(
-    manifest.flatMap((group) => group.paths).map(async (path) => {
-      const shard = siblingLocation(location, path);
-      try {
-        return await fetchBytes(shard, context.fetch);
-      } catch (err) {
-        throw modelError(uri, `cannot read the weight shard ${shard} listed in ${location}: ${(err as Error).message}`, err);
-      }
-    }),
+    manifest
+      .flatMap((group) => group.paths)
+      .map(async (path) => {
+        const shard = siblingLocation(location, path);
+        try {
+          return await fetchBytes(shard, context.fetch);
+        } catch (err) {
+          throw modelError(uri, `cannot read the weight shard ${shard} listed in ${location}: ${(err as Error).message}`, err);
+        }
+      }),
   );
   const bytes = Buffer.concat(shards);
   const weightData = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;

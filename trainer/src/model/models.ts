@@ -73,7 +73,14 @@ function buildCnn(inputShape: InputShape, numClasses: number, seeds: Seeds): tf.
 /** A compact CIFAR-style ResNet: a 3x3 stem, then stages of 16/32/64 filters, two basic blocks each. */
 function buildResnet(inputShape: InputShape, numClasses: number, seeds: Seeds): tf.LayersModel {
   const input = tf.input({ name: 'input', shape: [...inputShape] });
-  const conv = (name: string, x: tf.SymbolicTensor, filters: number, strides: number, kernelSize = 3, activation: 'relu' | 'linear' = 'relu') =>
+  const conv = (
+    name: string,
+    x: tf.SymbolicTensor,
+    filters: number,
+    strides: number,
+    kernelSize = 3,
+    activation: 'relu' | 'linear' = 'relu',
+  ) =>
     tf.layers
       .conv2d({ name, filters, kernelSize, strides, padding: 'same', activation, kernelInitializer: seeds.kernel() })
       .apply(x) as tf.SymbolicTensor;
@@ -90,7 +97,9 @@ function buildResnet(inputShape: InputShape, numClasses: number, seeds: Seeds): 
     }
   });
   const pooled = tf.layers.globalAveragePooling2d({ name: 'pool' }).apply(x) as tf.SymbolicTensor;
-  const logits = tf.layers.dense({ name: 'logits', units: numClasses, kernelInitializer: seeds.output() }).apply(pooled) as tf.SymbolicTensor;
+  const logits = tf.layers
+    .dense({ name: 'logits', units: numClasses, kernelInitializer: seeds.output() })
+    .apply(pooled) as tf.SymbolicTensor;
   return tf.model({ name: 'resnet', inputs: input, outputs: logits });
 }
 
@@ -104,7 +113,10 @@ const BUILDERS: Record<ModelName, (inputShape: InputShape, numClasses: number, s
 export function buildModel(name: ModelName, inputShape: InputShape, numClasses: number, seed: number): tf.LayersModel {
   const build = BUILDERS[name];
   if (!build) {
-    throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `buildModel: 'name' must be one of ${Object.keys(BUILDERS).join(', ')}, got ${JSON.stringify(name)}`);
+    throw new TrainerError(
+      'TRAINER_ERR_INVALID_ARGUMENT',
+      `buildModel: 'name' must be one of ${Object.keys(BUILDERS).join(', ')}, got ${JSON.stringify(name)}`,
+    );
   }
   return build(inputShape, numClasses, new Seeds(seed));
 }

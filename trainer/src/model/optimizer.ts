@@ -23,7 +23,10 @@ export function createOptimizer(name: OptimizerName, learningRate: number): tf.O
     case 'adam':
       return tf.train.adam(learningRate);
     default:
-      throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `createOptimizer: 'name' must be sgd, momentum or adam, got ${JSON.stringify(name)}`);
+      throw new TrainerError(
+        'TRAINER_ERR_INVALID_ARGUMENT',
+        `createOptimizer: 'name' must be sgd, momentum or adam, got ${JSON.stringify(name)}`,
+      );
   }
 }
 
@@ -46,7 +49,10 @@ export function optimizerStateLayout(name: OptimizerName, variables: readonly tf
     case 'adam':
       return [iter, ...per('m'), ...per('v')];
     default:
-      throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `optimizerStateLayout: 'name' must be sgd, momentum or adam, got ${JSON.stringify(name)}`);
+      throw new TrainerError(
+        'TRAINER_ERR_INVALID_ARGUMENT',
+        `optimizerStateLayout: 'name' must be sgd, momentum or adam, got ${JSON.stringify(name)}`,
+      );
   }
 }
 
@@ -61,13 +67,19 @@ export async function getOptimizerState(optimizer: tf.Optimizer, layout: readonl
     const flat = new Float32Array(stateLength(layout));
     // Before the first step only `iter` exists; the accumulators are created lazily.
     if (named.length !== 1 && named.length !== layout.length) {
-      throw new TrainerError('TRAINER_ERR_SHAPE_MISMATCH', `getOptimizerState: the optimizer has ${named.length} state tensors, the layout ${layout.length}`);
+      throw new TrainerError(
+        'TRAINER_ERR_SHAPE_MISMATCH',
+        `getOptimizerState: the optimizer has ${named.length} state tensors, the layout ${layout.length}`,
+      );
     }
     let offset = 0;
     layout.forEach((slot, i) => {
       if (i < named.length) {
         if (named[i].tensor.size !== slot.size) {
-          throw new TrainerError('TRAINER_ERR_SHAPE_MISMATCH', `getOptimizerState: state ${named[i].name} has ${named[i].tensor.size} elements, layout slot ${slot.name} ${slot.size}`);
+          throw new TrainerError(
+            'TRAINER_ERR_SHAPE_MISMATCH',
+            `getOptimizerState: state ${named[i].name} has ${named[i].tensor.size} elements, layout slot ${slot.name} ${slot.size}`,
+          );
         }
         flat.set(named[i].tensor.dataSync(), offset);
       }
@@ -82,7 +94,10 @@ export async function getOptimizerState(optimizer: tf.Optimizer, layout: readonl
 /** Replace the optimizer's state with `flat` (as {@link getOptimizerState} returns it). */
 export async function setOptimizerState(optimizer: tf.Optimizer, layout: readonly StateSlot[], flat: Float32Array): Promise<void> {
   if (flat.length !== stateLength(layout)) {
-    throw new TrainerError('TRAINER_ERR_SHAPE_MISMATCH', `setOptimizerState: the layout holds ${stateLength(layout)} values, got ${flat.length}`);
+    throw new TrainerError(
+      'TRAINER_ERR_SHAPE_MISMATCH',
+      `setOptimizerState: the layout holds ${stateLength(layout)} values, got ${flat.length}`,
+    );
   }
   let offset = 0;
   const named = layout.map((slot, i) => {

@@ -69,7 +69,12 @@ function outputActivation(model: tf.LayersModel): string | undefined {
 }
 
 /** Predict `input` with `model` (described by `metadata`). */
-export function predict(model: tf.LayersModel, metadata: Pick<ModelMetadata, 'inputShape' | 'task' | 'classes' | 'standardization'>, input: PredictInput, options: PredictOptions = {}): Predictions {
+export function predict(
+  model: tf.LayersModel,
+  metadata: Pick<ModelMetadata, 'inputShape' | 'task' | 'classes' | 'standardization'>,
+  input: PredictInput,
+  options: PredictOptions = {},
+): Predictions {
   const expected = metadata.inputShape;
   if (input.featureShape.length !== expected.length || input.featureShape.some((d, i) => d !== expected[i])) {
     throw new TrainerError(
@@ -79,10 +84,16 @@ export function predict(model: tf.LayersModel, metadata: Pick<ModelMetadata, 'in
   }
   const size = expected.reduce((a, b) => a * b, 1);
   if (input.features.length < input.count * size) {
-    throw new TrainerError('TRAINER_ERR_SHAPE_MISMATCH', `predict: ${input.count} examples of ${size} features need ${input.count * size} values, got ${input.features.length}`);
+    throw new TrainerError(
+      'TRAINER_ERR_SHAPE_MISMATCH',
+      `predict: ${input.count} examples of ${size} features need ${input.count * size} values, got ${input.features.length}`,
+    );
   }
   const batchSize = options.batchSize ?? 1000;
-  const features = options.standardize === true && metadata.standardization ? standardizeFeatures(input.features.subarray(0, input.count * size), metadata.standardization) : input.features;
+  const features =
+    options.standardize === true && metadata.standardization
+      ? standardizeFeatures(input.features.subarray(0, input.count * size), metadata.standardization)
+      : input.features;
   const task = metadata.task ?? 'classification';
   const units = modelOutputUnits(model);
   const head = Head.for(task, task === 'regression' ? 0 : metadata.classes, units);

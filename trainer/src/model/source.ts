@@ -80,15 +80,23 @@ async function loadUserModel(uri: string, config: ModelConfig, shape: DataShape,
   if (hasConvolutionLayers(topology) && tf.getBackend() === 'wasm') {
     // wasm has no Conv2DBackpropFilter: a model with convolutions cannot train there.
     const { backend } = await initBackend(['tensorflow', 'cpu'], log);
-    log(`model ${uri} has convolutions, which the wasm backend cannot train (no Conv2DBackpropFilter kernel): switched to the ${backend} backend`);
+    log(
+      `model ${uri} has convolutions, which the wasm backend cannot train (no Conv2DBackpropFilter kernel): switched to the ${backend} backend`,
+    );
   }
   let model: tf.LayersModel;
   try {
-    model = await tf.loadLayersModel(tf.io.fromMemory({ modelTopology: topology, weightSpecs: fetched.weightSpecs, weightData: fetched.weightData }));
+    model = await tf.loadLayersModel(
+      tf.io.fromMemory({ modelTopology: topology, weightSpecs: fetched.weightSpecs, weightData: fetched.weightData }),
+    );
   } catch (err) {
-    throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `${ENV.modelUri}=${JSON.stringify(uri)}: ${fetched.location} is not a LayersModel tfjs can load: ${(err as Error).message}`, {
-      cause: err,
-    });
+    throw new TrainerError(
+      'TRAINER_ERR_INVALID_ARGUMENT',
+      `${ENV.modelUri}=${JSON.stringify(uri)}: ${fetched.location} is not a LayersModel tfjs can load: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
   }
   try {
     checkModelFits(model, shape, uri);
@@ -127,12 +135,17 @@ export function checkModelFits(model: tf.LayersModel, shape: DataShape, uri: str
   }
   const output = model.outputs[0].shape;
   const units = output[output.length - 1];
-  const outputFits = output.length === 2 && (shape.task === 'regression' ? units === 1 : units === shape.numClasses || (units === 1 && shape.numClasses === 2));
+  const outputFits =
+    output.length === 2 &&
+    (shape.task === 'regression' ? units === 1 : units === shape.numClasses || (units === 1 && shape.numClasses === 2));
   if (!outputFits) {
     const allowed =
       shape.task === 'regression'
         ? `${ENV.task}=regression needs the output shape [null, 1]`
         : `${shape.numClasses} classes need the output shape [null, ${shape.numClasses}] (softmax or logits)${shape.numClasses === 2 ? ' or [null, 1] (sigmoid or logit)' : ''}`;
-    throw new TrainerError('TRAINER_ERR_SHAPE_MISMATCH', `${what}: the model's output shape ${formatShape(output)} does not fit the data: ${allowed}`);
+    throw new TrainerError(
+      'TRAINER_ERR_SHAPE_MISMATCH',
+      `${what}: the model's output shape ${formatShape(output)} does not fit the data: ${allowed}`,
+    );
   }
 }

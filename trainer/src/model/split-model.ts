@@ -100,7 +100,10 @@ export class ModelPart {
 
   private check(m: PartMatrix, cols: number, what: string): void {
     if (m.cols !== cols || m.data.length < m.rows * m.cols) {
-      throw new TrainerError('TRAINER_ERR_SHAPE_MISMATCH', `${this.name} ${what}: expected [${m.rows}, ${cols}], got [${m.rows}, ${m.cols}] with ${m.data.length} values`);
+      throw new TrainerError(
+        'TRAINER_ERR_SHAPE_MISMATCH',
+        `${this.name} ${what}: expected [${m.rows}, ${cols}], got [${m.rows}, ${m.cols}] with ${m.data.length} values`,
+      );
     }
   }
 
@@ -116,7 +119,8 @@ export class ModelPart {
    */
   backward(x: PartMatrix, dy: PartMatrix, wantInputGradient: boolean): PartMatrix | undefined {
     this.check(dy, this.outputSize, 'upstream gradient');
-    if (dy.rows !== x.rows) throw new TrainerError('TRAINER_ERR_SHAPE_MISMATCH', `${this.name}: ${dy.rows} upstream gradient rows for a batch of ${x.rows}`);
+    if (dy.rows !== x.rows)
+      throw new TrainerError('TRAINER_ERR_SHAPE_MISMATCH', `${this.name}: ${dy.rows} upstream gradient rows for a batch of ${x.rows}`);
     return scoped(() => {
       const upstream = tf.tensor2d(dy.data.subarray(0, dy.rows * dy.cols), [dy.rows, dy.cols]);
       return this.differentiate(x, (y) => tf.sum(tf.mul(y, upstream)), wantInputGradient).inputGradient;
@@ -128,7 +132,8 @@ export class ModelPart {
    * against `targets` for regression), weight update, optional dL/dinput.
    */
   backwardFromLabels(x: PartMatrix, labels: Int32Array, wantInputGradient: boolean, targets?: Float32Array): LossResult {
-    if (labels.length !== x.rows) throw new TrainerError('TRAINER_ERR_SHAPE_MISMATCH', `${this.name}: ${labels.length} labels for a batch of ${x.rows}`);
+    if (labels.length !== x.rows)
+      throw new TrainerError('TRAINER_ERR_SHAPE_MISMATCH', `${this.name}: ${labels.length} labels for a batch of ${x.rows}`);
     return scoped(() => {
       const y = this.targetsOf(labels, targets);
       let correct: tf.Scalar | undefined;
@@ -155,7 +160,9 @@ export class ModelPart {
         lossSum: value(sums.lossSum)!,
         correct: value(sums.correct)!,
         count: x.rows,
-        ...(this.head.kind === 'regression' ? { absErrorSum: value(sums.absErrorSum), targetSum: value(sums.targetSum), targetSquareSum: value(sums.targetSquareSum) } : {}),
+        ...(this.head.kind === 'regression'
+          ? { absErrorSum: value(sums.absErrorSum), targetSum: value(sums.targetSum), targetSquareSum: value(sums.targetSquareSum) }
+          : {}),
       };
     });
   }
@@ -180,7 +187,10 @@ export class ModelPart {
 
   setWeights(flat: Float32Array): void {
     if (flat.length !== this.parameterCount) {
-      throw new TrainerError('TRAINER_ERR_SHAPE_MISMATCH', `${this.name}.setWeights: the part has ${this.parameterCount} parameters, got ${flat.length}`);
+      throw new TrainerError(
+        'TRAINER_ERR_SHAPE_MISMATCH',
+        `${this.name}.setWeights: the part has ${this.parameterCount} parameters, got ${flat.length}`,
+      );
     }
     let offset = 0;
     for (const v of this.variables) {
@@ -194,7 +204,11 @@ export class ModelPart {
   }
 
   /** Value of `objective(part(x))`; applies its gradient to the weights; dL/dx when asked. Call inside tf.tidy. */
-  private differentiate(x: PartMatrix, objective: (y: tf.Tensor) => tf.Scalar, wantInputGradient: boolean): { value: number; inputGradient?: PartMatrix } {
+  private differentiate(
+    x: PartMatrix,
+    objective: (y: tf.Tensor) => tf.Scalar,
+    wantInputGradient: boolean,
+  ): { value: number; inputGradient?: PartMatrix } {
     const input = this.input(x);
     const inputVariable = wantInputGradient ? tf.variable(input, true) : undefined;
     try {
@@ -202,7 +216,11 @@ export class ModelPart {
       const { value, grads } = tf.variableGrads(() => objective(this.apply(inputVariable ?? input)), list);
       let inputGradient: PartMatrix | undefined;
       if (inputVariable) {
-        inputGradient = { data: Float32Array.from(grads[inputVariable.name].dataSync() as Float32Array), rows: x.rows, cols: this.inputSize };
+        inputGradient = {
+          data: Float32Array.from(grads[inputVariable.name].dataSync() as Float32Array),
+          rows: x.rows,
+          cols: this.inputSize,
+        };
         delete grads[inputVariable.name];
       }
       if (this.variables.length > 0) this.optimizer.applyGradients(grads);
@@ -246,7 +264,8 @@ export interface SplitModelOptions {
 function exampleShape(shape: tf.Shape | tf.Shape[], layer: string): number[] {
   const one = (Array.isArray(shape[0]) ? shape[0] : shape) as tf.Shape;
   const dims = one.slice(1);
-  if (dims.some((d) => d === null)) throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `splitModel: layer ${layer} has an unknown dimension in [${dims.join(', ')}]`);
+  if (dims.some((d) => d === null))
+    throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `splitModel: layer ${layer} has an unknown dimension in [${dims.join(', ')}]`);
   return dims as number[];
 }
 
@@ -277,9 +296,18 @@ export function splitModel(model: tf.LayersModel, options: SplitModelOptions): S
     );
   }
   const part = (name: string, from: number, to: number): ModelPart => {
-    const inputShape = from === 0 ? exampleShape(model.inputs[0].shape, layers[0].name) : exampleShape(layers[from - 1].outputShape, layers[from - 1].name);
+    const inputShape =
+      from === 0 ? exampleShape(model.inputs[0].shape, layers[0].name) : exampleShape(layers[from - 1].outputShape, layers[from - 1].name);
     const outputShape = exampleShape(layers[to - 1].outputShape, layers[to - 1].name);
-    return new ModelPart(name, layers.slice(from, to), inputShape, outputShape.reduce((a, b) => a * b, 1), options.optimizer, options.learningRate, options.task ?? 'classification');
+    return new ModelPart(
+      name,
+      layers.slice(from, to),
+      inputShape,
+      outputShape.reduce((a, b) => a * b, 1),
+      options.optimizer,
+      options.learningRate,
+      options.task ?? 'classification',
+    );
   };
   const end = layers.length - headLayers;
   return {
@@ -292,7 +320,12 @@ export function splitModel(model: tf.LayersModel, options: SplitModelOptions): S
 /** Save a part's weights as `<dir>/part.json` (variable names and shapes) + `<dir>/weights.bin` (float32 LE), atomically per file. */
 export async function savePart(part: ModelPart, dir: string, metadata: Readonly<Record<string, unknown>> = {}): Promise<void> {
   const weights = part.getWeights();
-  const manifest = { part: part.name, layers: part.layers.map((l) => l.name), variables: part.variables.map((v) => ({ name: v.name, shape: v.shape })), ...metadata };
+  const manifest = {
+    part: part.name,
+    layers: part.layers.map((l) => l.name),
+    variables: part.variables.map((v) => ({ name: v.name, shape: v.shape })),
+    ...metadata,
+  };
   for (const [file, data] of [
     ['weights.bin', Buffer.from(weights.buffer, weights.byteOffset, weights.byteLength)],
     ['part.json', `${JSON.stringify(manifest, null, 2)}\n`],

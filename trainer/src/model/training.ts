@@ -41,7 +41,10 @@ export function gatherBatch(examples: Examples, indices: Int32Array, start: numb
   const size = featureSize(examples);
   const count = end - start;
   if (count > batch.labels.length) {
-    throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `gatherBatch: ${count} examples do not fit a batch buffer of ${batch.labels.length}`);
+    throw new TrainerError(
+      'TRAINER_ERR_INVALID_ARGUMENT',
+      `gatherBatch: ${count} examples do not fit a batch buffer of ${batch.labels.length}`,
+    );
   }
   for (let i = 0; i < count; i++) {
     const index = indices[start + i];
@@ -210,7 +213,13 @@ export function testMetrics(sums: EvalSums, task: Task): TestMetrics {
  * Add the evaluation sums of `examples[indices]` to `sums`, in batches: loss and correct count,
  * and for regression the absolute error and target sums (see {@link testMetrics}).
  */
-export function evaluateExamples(model: tf.LayersModel, examples: Examples, indices: Int32Array, batchSize = 500, sums: EvalSums = { lossSum: 0, correct: 0, count: 0 }): EvalSums {
+export function evaluateExamples(
+  model: tf.LayersModel,
+  examples: Examples,
+  indices: Int32Array,
+  batchSize = 500,
+  sums: EvalSums = { lossSum: 0, correct: 0, count: 0 },
+): EvalSums {
   const head = headFor(model, examples);
   const batch = allocateBatch(examples, batchSize);
   for (let start = 0; start < indices.length; start += batchSize) {

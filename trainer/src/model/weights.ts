@@ -39,7 +39,10 @@ export function flattenTensors(tensors: readonly tf.Tensor[], out?: Float32Array
   const total = tensors.reduce((sum, t) => sum + t.size, 0);
   const flat = out ?? new Float32Array(total);
   if (flat.length !== total) {
-    throw new TrainerError('TRAINER_ERR_SHAPE_MISMATCH', `flattenTensors: the tensors hold ${total} elements, the output buffer has ${flat.length}`);
+    throw new TrainerError(
+      'TRAINER_ERR_SHAPE_MISMATCH',
+      `flattenTensors: the tensors hold ${total} elements, the output buffer has ${flat.length}`,
+    );
   }
   let offset = 0;
   for (const tensor of tensors) {

@@ -9,9 +9,15 @@ import { WsTransport, type WsTransportOptions } from '../transport/ws-transport'
 import { resolvePeers } from './peers';
 
 /** Transport settings that are not part of the env contract. */
-export type RendezvousOptions = Omit<WsTransportOptions, 'rank' | 'worldSize' | 'generation' | 'authToken' | 'maxPayloadBytes' | 'timeoutMs' | 'listenPort'>;
+export type RendezvousOptions = Omit<
+  WsTransportOptions,
+  'rank' | 'worldSize' | 'generation' | 'authToken' | 'maxPayloadBytes' | 'timeoutMs' | 'listenPort'
+>;
 
-export type RendezvousConfig = Pick<TrainerConfig, 'rank' | 'worldSize' | 'peers' | 'generation' | 'authToken' | 'maxPayloadBytes' | 'timeoutMs' | 'listenPort' | 'tlsDir'>;
+export type RendezvousConfig = Pick<
+  TrainerConfig,
+  'rank' | 'worldSize' | 'peers' | 'generation' | 'authToken' | 'maxPayloadBytes' | 'timeoutMs' | 'listenPort' | 'tlsDir'
+>;
 
 /** Resolves with a connected transport, or rejects with CONNECT_TIMEOUT / STALE_GENERATION / UNAUTHORIZED. */
 export async function rendezvous(config: RendezvousConfig, options: RendezvousOptions = {}): Promise<WsTransport> {

@@ -18,12 +18,16 @@ function required(name: string): string {
 export async function runApi(config: TrainerConfig): Promise<void> {
   const { log, fail } = roleOutput('api', 0);
   try {
-    if (!config.authToken) throw new TrainerError('TRAINER_ERR_INVALID_ENV', 'the api role needs its bearer token (TENSORFLEET_AUTH_TOKEN, from its Secret)');
+    if (!config.authToken)
+      throw new TrainerError('TRAINER_ERR_INVALID_ENV', 'the api role needs its bearer token (TENSORFLEET_AUTH_TOKEN, from its Secret)');
     const namespace = required(API_ENV.namespace);
     const maxRaw = process.env[API_ENV.maxBodyBytes];
     const maxBodyBytes = maxRaw === undefined ? DEFAULT_API_MAX_BODY_BYTES : Number(maxRaw);
     if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes < 1) {
-      throw new TrainerError('TRAINER_ERR_INVALID_ENV', `${API_ENV.maxBodyBytes} must be a positive integer, got ${JSON.stringify(maxRaw)}`);
+      throw new TrainerError(
+        'TRAINER_ERR_INVALID_ENV',
+        `${API_ENV.maxBodyBytes} must be a positive integer, got ${JSON.stringify(maxRaw)}`,
+      );
     }
     // The UI is served by the tracking server itself unless the chart names another address (an Ingress).
     const uiUrl = (process.env[API_ENV.mlflowUiUrl] || config.trackingUri)?.replace(/\/+$/, '');

@@ -45,7 +45,15 @@ import { MODEL_FILES, saveModel } from '../model/io';
 import { hasConvolutions, trainingBackends } from '../model/models';
 import { learningRateAt, setLearningRate } from '../model/schedule';
 import { createOptimizer, getOptimizerState, optimizerStateLayout, setOptimizerState, stateLength } from '../model/optimizer';
-import { TrainStep, allocateBatch, evalSumsFromArray, evalSumsToArray, evaluateExamples, gatherBatch, testMetrics } from '../model/training';
+import {
+  TrainStep,
+  allocateBatch,
+  evalSumsFromArray,
+  evalSumsToArray,
+  evaluateExamples,
+  gatherBatch,
+  testMetrics,
+} from '../model/training';
 import { countStateValues, getFlatWeights, setFlatWeights } from '../model/weights';
 import { rendezvous } from '../rendezvous/rendezvous';
 import type { Transport } from '../transport/transport';
@@ -87,197 +95,206 @@ async function allReduceSums(transport: Transport, steps: CollectiveSteps, value
 
 export async function runDdpWorker(config: TrainerConfig): Promise<void> {
   const { rank, worldSize } = config;
-  await runRole(config, { who: `ddp rank ${rank}`, rank }, async ({ emit, log, startedMs, health, startTracking, finishTracking, onFailure }) => {
-    log(`health endpoint on port ${health.port}`);
-    // 1. Backend, data, model.
-    await initBackend(trainingBackends(config.model), log);
-    if (config.modelUri === undefined && hasConvolutions(config.model) && tf.getBackend() !== 'tensorflow') {
-      log(
-        `warning: model ${config.model} trains on the ${tf.getBackend()} backend, which is orders of magnitude slower than tfjs-node ` +
-          `(wasm cannot train convolutions: it has no Conv2DBackpropFilter kernel); install @tensorflow/tfjs-node or use the mlp model`,
-      );
-    }
-    const data = await loadTrainerData(config, { train: true, test: true, log });
-    const train = data.train!;
-    const test = data.test!;
-    const inputShape = train.featureShape;
-    // A user model with convolutions moves off wasm here (see createModel).
-    const created = await createModel(config, train, { log });
-    const { model } = created;
-    const backend = tf.getBackend();
-    const modelSource = created.source;
-    const optimizer = createOptimizer(config.optimizer, config.learningRate);
-    const trainStep = new TrainStep(model, optimizer, train);
-    const layout = optimizerStateLayout(config.optimizer, trainStep.variables);
+  await runRole(
+    config,
+    { who: `ddp rank ${rank}`, rank },
+    async ({ emit, log, startedMs, health, startTracking, finishTracking, onFailure }) => {
+      log(`health endpoint on port ${health.port}`);
+      // 1. Backend, data, model.
+      await initBackend(trainingBackends(config.model), log);
+      if (config.modelUri === undefined && hasConvolutions(config.model) && tf.getBackend() !== 'tensorflow') {
+        log(
+          `warning: model ${config.model} trains on the ${tf.getBackend()} backend, which is orders of magnitude slower than tfjs-node ` +
+            `(wasm cannot train convolutions: it has no Conv2DBackpropFilter kernel); install @tensorflow/tfjs-node or use the mlp model`,
+        );
+      }
+      const data = await loadTrainerData(config, { train: true, test: true, log });
+      const train = data.train!;
+      const test = data.test!;
+      const inputShape = train.featureShape;
+      // A user model with convolutions moves off wasm here (see createModel).
+      const created = await createModel(config, train, { log });
+      const { model } = created;
+      const backend = tf.getBackend();
+      const modelSource = created.source;
+      const optimizer = createOptimizer(config.optimizer, config.learningRate);
+      const trainStep = new TrainStep(model, optimizer, train);
+      const layout = optimizerStateLayout(config.optimizer, trainStep.variables);
 
-    // 2. This rank's newest checkpoint.
-    const fingerprint = checkpointFingerprint(config);
-    const own = await loadLatestCheckpoint(config.checkpointDir, rank, fingerprint, { onWarning: log });
-    const stateValues = countStateValues(model);
-    if (own && (own.weights.length !== stateValues || own.optimizerState.length !== stateLength(layout))) {
-      throw new TrainerError(
-        'TRAINER_ERR_CHECKPOINT',
-        `rank ${rank} cannot resume from checkpoint ${own.path}: ` +
-          `it holds ${own.weights.length} weights and ${own.optimizerState.length} optimizer values, ` +
-          `model ${modelSource} has ${stateValues} (trainable and non-trainable) and ${stateLength(layout)}`,
-      );
-    }
-    const { generation } = config;
+      // 2. This rank's newest checkpoint.
+      const fingerprint = checkpointFingerprint(config);
+      const own = await loadLatestCheckpoint(config.checkpointDir, rank, fingerprint, { onWarning: log });
+      const stateValues = countStateValues(model);
+      if (own && (own.weights.length !== stateValues || own.optimizerState.length !== stateLength(layout))) {
+        throw new TrainerError(
+          'TRAINER_ERR_CHECKPOINT',
+          `rank ${rank} cannot resume from checkpoint ${own.path}: ` +
+            `it holds ${own.weights.length} weights and ${own.optimizerState.length} optimizer values, ` +
+            `model ${modelSource} has ${stateValues} (trainable and non-trainable) and ${stateLength(layout)}`,
+        );
+      }
+      const { generation } = config;
 
-    // 3. Ring up; the newest checkpoint among the ranks (or rank 0's fresh state) becomes everyone's.
-    const ring = await rendezvous(config);
-    onFailure(async (error) => {
-      ring.abort(error);
-      // abort() fails the group and tells the peers, but keeps listening: close frees the port and the event loop.
-      await ring.close();
-    });
-    health.setReady();
-    const steps = new CollectiveSteps();
-    const epochs = new Float32Array(worldSize);
-    epochs[rank] = own?.epoch ?? 0;
-    await ringAllReduce(ring, epochs, steps.next());
-    const resumeEpoch = Math.max(...epochs);
-    const source = resumeEpoch > 0 ? epochs.indexOf(resumeEpoch) : 0;
-    if (resumeEpoch !== (own?.epoch ?? 0)) {
-      log(`this rank's newest checkpoint is ${own ? `after epoch ${own.epoch}` : 'missing'}; ` +
-        `the group resumes after epoch ${resumeEpoch} from rank ${source}'s`);
-    }
-    const weights = rank === source && own ? own.weights : getFlatWeights(model);
-    const optimizerState = rank === source && own ? own.optimizerState : new Float32Array(stateLength(layout));
-    await broadcast(ring, weights, { ...steps.next(), root: source });
-    await broadcast(ring, optimizerState, { ...steps.next(), root: source });
-    setFlatWeights(model, weights);
-    await setOptimizerState(optimizer, layout, optimizerState);
-    if (resumeEpoch > 0) log(`resuming after epoch ${resumeEpoch} (rank ${source}'s ` +
-      `checkpoint${rank === source ? ` ${own?.path}` : ''}), generation ${generation}`);
+      // 3. Ring up; the newest checkpoint among the ranks (or rank 0's fresh state) becomes everyone's.
+      const ring = await rendezvous(config);
+      onFailure(async (error) => {
+        ring.abort(error);
+        // abort() fails the group and tells the peers, but keeps listening: close frees the port and the event loop.
+        await ring.close();
+      });
+      health.setReady();
+      const steps = new CollectiveSteps();
+      const epochs = new Float32Array(worldSize);
+      epochs[rank] = own?.epoch ?? 0;
+      await ringAllReduce(ring, epochs, steps.next());
+      const resumeEpoch = Math.max(...epochs);
+      const source = resumeEpoch > 0 ? epochs.indexOf(resumeEpoch) : 0;
+      if (resumeEpoch !== (own?.epoch ?? 0)) {
+        log(
+          `this rank's newest checkpoint is ${own ? `after epoch ${own.epoch}` : 'missing'}; ` +
+            `the group resumes after epoch ${resumeEpoch} from rank ${source}'s`,
+        );
+      }
+      const weights = rank === source && own ? own.weights : getFlatWeights(model);
+      const optimizerState = rank === source && own ? own.optimizerState : new Float32Array(stateLength(layout));
+      await broadcast(ring, weights, { ...steps.next(), root: source });
+      await broadcast(ring, optimizerState, { ...steps.next(), root: source });
+      setFlatWeights(model, weights);
+      await setOptimizerState(optimizer, layout, optimizerState);
+      if (resumeEpoch > 0)
+        log(
+          `resuming after epoch ${resumeEpoch} (rank ${source}'s ` +
+            `checkpoint${rank === source ? ` ${own?.path}` : ''}), generation ${generation}`,
+        );
 
-    const samplesPerRank = shardLength(train.count, worldSize);
-    const stepsPerEpoch = Math.ceil(samplesPerRank / config.batchSize);
-    const stepEvery = Math.max(1, Math.round(stepsPerEpoch / STEP_EVENTS_PER_EPOCH));
-    emit({ event: 'start', role: 'ddp', worldSize, epochs: config.epochs, stepsPerEpoch, backend, resumeEpoch });
+      const samplesPerRank = shardLength(train.count, worldSize);
+      const stepsPerEpoch = Math.ceil(samplesPerRank / config.batchSize);
+      const stepEvery = Math.max(1, Math.round(stepsPerEpoch / STEP_EVENTS_PER_EPOCH));
+      emit({ event: 'start', role: 'ddp', worldSize, epochs: config.epochs, stepsPerEpoch, backend, resumeEpoch });
 
-    const tags = { [MLFLOW_TAGS.generation]: String(generation), [MLFLOW_TAGS.resumeEpoch]: String(resumeEpoch) };
-    const tracker =
-      rank === 0
-        ? await startTracking(tags, {
-            model: modelSource,
-            dataset: config.dataset,
-            task: train.task,
-            datasetSize: train.count,
-            worldSize,
-            batchSize: config.batchSize,
-            globalBatchSize: config.batchSize * worldSize,
-            epochs: config.epochs,
-            optimizer: config.optimizer,
-            learningRate: config.learningRate,
-            lrSchedule: config.lrSchedule,
-            seed: config.seed,
-            backend,
-            resumeEpoch,
-          })
-        : undefined;
+      const tags = { [MLFLOW_TAGS.generation]: String(generation), [MLFLOW_TAGS.resumeEpoch]: String(resumeEpoch) };
+      const tracker =
+        rank === 0
+          ? await startTracking(tags, {
+              model: modelSource,
+              dataset: config.dataset,
+              task: train.task,
+              datasetSize: train.count,
+              worldSize,
+              batchSize: config.batchSize,
+              globalBatchSize: config.batchSize * worldSize,
+              epochs: config.epochs,
+              optimizer: config.optimizer,
+              learningRate: config.learningRate,
+              lrSchedule: config.lrSchedule,
+              seed: config.seed,
+              backend,
+              resumeEpoch,
+            })
+          : undefined;
 
-    // 4. Train.
-    const batch = allocateBatch(train, config.batchSize);
-    let globalStep = resumeEpoch * stepsPerEpoch;
-    let trainedSamples = 0;
-    let trainedSeconds = 0;
-    for (let epoch = resumeEpoch + 1; epoch <= config.epochs; epoch++) {
-      const learningRate = learningRateAt(config.learningRate, config.lrSchedule, epoch, config.epochs);
-      setLearningRate(optimizer, learningRate);
-      tracker?.logMetric('learning_rate', learningRate, epoch);
-      const indices = shardIndices({ datasetSize: train.count, rank, worldSize, epoch, seed: config.seed });
-      let lossSum = 0;
-      let correct = 0;
-      let seen = 0;
-      let allreduceMs = 0;
-      const epochStart = performance.now();
-      for (let s = 0; s < stepsPerEpoch; s++) {
-        gatherBatch(train, indices, s * config.batchSize, Math.min(indices.length, (s + 1) * config.batchSize), batch);
-        const result = trainStep.computeGradients(batch);
-        const reduceStart = performance.now();
-        await ringAllReduce(ring, trainStep.gradients, steps.next());
-        allreduceMs += performance.now() - reduceStart;
-        trainStep.applyGradients(trainStep.gradients, worldSize);
-        lossSum += result.loss * batch.count;
-        correct += result.correct;
-        seen += batch.count;
-        globalStep++;
-        tracker?.logMetric('train_loss', result.loss, globalStep);
-        if ((s + 1) % stepEvery === 0 || s + 1 === stepsPerEpoch) {
-          emit({ event: 'step', epoch, step: s + 1, stepsPerEpoch, loss: result.loss });
+      // 4. Train.
+      const batch = allocateBatch(train, config.batchSize);
+      let globalStep = resumeEpoch * stepsPerEpoch;
+      let trainedSamples = 0;
+      let trainedSeconds = 0;
+      for (let epoch = resumeEpoch + 1; epoch <= config.epochs; epoch++) {
+        const learningRate = learningRateAt(config.learningRate, config.lrSchedule, epoch, config.epochs);
+        setLearningRate(optimizer, learningRate);
+        tracker?.logMetric('learning_rate', learningRate, epoch);
+        const indices = shardIndices({ datasetSize: train.count, rank, worldSize, epoch, seed: config.seed });
+        let lossSum = 0;
+        let correct = 0;
+        let seen = 0;
+        let allreduceMs = 0;
+        const epochStart = performance.now();
+        for (let s = 0; s < stepsPerEpoch; s++) {
+          gatherBatch(train, indices, s * config.batchSize, Math.min(indices.length, (s + 1) * config.batchSize), batch);
+          const result = trainStep.computeGradients(batch);
+          const reduceStart = performance.now();
+          await ringAllReduce(ring, trainStep.gradients, steps.next());
+          allreduceMs += performance.now() - reduceStart;
+          trainStep.applyGradients(trainStep.gradients, worldSize);
+          lossSum += result.loss * batch.count;
+          correct += result.correct;
+          seen += batch.count;
+          globalStep++;
+          tracker?.logMetric('train_loss', result.loss, globalStep);
+          if ((s + 1) % stepEvery === 0 || s + 1 === stepsPerEpoch) {
+            emit({ event: 'step', epoch, step: s + 1, stepsPerEpoch, loss: result.loss });
+          }
+        }
+        const [totalLoss, totalCorrect, totalSeen] = await allReduceSums(ring, steps, [lossSum, correct, seen]);
+        const epochMs = performance.now() - epochStart;
+        trainedSamples += totalSeen;
+        trainedSeconds += epochMs / 1000;
+        const summary = {
+          epoch,
+          loss: totalLoss / totalSeen,
+          trainAccuracy: totalCorrect / totalSeen,
+          samplesPerSecond: totalSeen / (epochMs / 1000),
+          allreduceShare: allreduceMs / epochMs,
+        };
+        emit({ event: 'epoch', ...summary });
+        tracker?.logMetric('epoch_loss', summary.loss, epoch);
+        tracker?.logMetric('train_accuracy', summary.trainAccuracy, epoch);
+        tracker?.logMetric('samples_per_second', summary.samplesPerSecond, epoch);
+        tracker?.logMetric('allreduce_share', summary.allreduceShare, epoch);
+        const path = await writeCheckpoint(config.checkpointDir, rank, {
+          epoch,
+          fingerprint,
+          weights: getFlatWeights(model),
+          optimizerState: await getOptimizerState(optimizer, layout),
+        });
+        emit({ event: 'checkpoint', epoch, path });
+      }
+
+      // 5. Evaluate (rank r takes test examples r, r + worldSize, ...), save, report.
+      const testIndices = Int32Array.from({ length: Math.ceil((test.count - rank) / worldSize) }, (_, i) => rank + i * worldSize);
+      const local = evaluateExamples(model, test, testIndices, EVAL_BATCH_SIZE);
+      const metrics = testMetrics(evalSumsFromArray(await allReduceSums(ring, steps, evalSumsToArray(local))), train.task);
+      emit({ event: 'eval', epoch: config.epochs, ...metrics });
+
+      const modelPath = join(config.outputDir, MODEL_DIR);
+      if (rank === 0) {
+        await saveModel(model, modelPath, {
+          dataset: config.dataset,
+          model: modelSource,
+          epochs: config.epochs,
+          worldSize,
+          ...(metrics.testAccuracy !== undefined ? { testAccuracy: metrics.testAccuracy } : {}),
+          testMetrics: metrics,
+          inputShape: [...inputShape],
+          classes: train.numClasses,
+          task: train.task,
+          ...(train.classNames ? { classNames: train.classNames } : {}),
+          ...(train.featureNames ? { featureNames: train.featureNames } : {}),
+          ...(train.standardization ? { standardization: train.standardization } : {}),
+          ...(created.outputActivation ? { outputActivation: created.outputActivation } : {}),
+          ...(config.modelUri !== undefined ? { pretrained: created.pretrained } : {}),
+          createdAt: new Date().toISOString(),
+        });
+        log(`model saved to ${modelPath}`);
+        if (tracker) {
+          for (const [name, value] of trackerTestMetrics(metrics)) tracker.logMetric(name, value, config.epochs);
+          for (const file of Object.values(MODEL_FILES)) await tracker.logArtifact(join(modelPath, file), `${MODEL_DIR}/${file}`);
         }
       }
-      const [totalLoss, totalCorrect, totalSeen] = await allReduceSums(ring, steps, [lossSum, correct, seen]);
-      const epochMs = performance.now() - epochStart;
-      trainedSamples += totalSeen;
-      trainedSeconds += epochMs / 1000;
-      const summary = {
-        epoch,
-        loss: totalLoss / totalSeen,
-        trainAccuracy: totalCorrect / totalSeen,
-        samplesPerSecond: totalSeen / (epochMs / 1000),
-        allreduceShare: allreduceMs / epochMs,
-      };
-      emit({ event: 'epoch', ...summary });
-      tracker?.logMetric('epoch_loss', summary.loss, epoch);
-      tracker?.logMetric('train_accuracy', summary.trainAccuracy, epoch);
-      tracker?.logMetric('samples_per_second', summary.samplesPerSecond, epoch);
-      tracker?.logMetric('allreduce_share', summary.allreduceShare, epoch);
-      const path = await writeCheckpoint(config.checkpointDir, rank, {
-        epoch,
-        fingerprint,
-        weights: getFlatWeights(model),
-        optimizerState: await getOptimizerState(optimizer, layout),
-      });
-      emit({ event: 'checkpoint', epoch, path });
-    }
-
-    // 5. Evaluate (rank r takes test examples r, r + worldSize, ...), save, report.
-    const testIndices = Int32Array.from({ length: Math.ceil((test.count - rank) / worldSize) }, (_, i) => rank + i * worldSize);
-    const local = evaluateExamples(model, test, testIndices, EVAL_BATCH_SIZE);
-    const metrics = testMetrics(evalSumsFromArray(await allReduceSums(ring, steps, evalSumsToArray(local))), train.task);
-    emit({ event: 'eval', epoch: config.epochs, ...metrics });
-
-    const modelPath = join(config.outputDir, MODEL_DIR);
-    if (rank === 0) {
-      await saveModel(model, modelPath, {
-        dataset: config.dataset,
-        model: modelSource,
+      // Nobody leaves before rank 0 has saved: a failed save fails every rank (and the Job retries).
+      await barrier(ring, steps.next());
+      await finishTracking();
+      emit({
+        event: 'done',
+        ...metrics,
         epochs: config.epochs,
         worldSize,
-        ...(metrics.testAccuracy !== undefined ? { testAccuracy: metrics.testAccuracy } : {}),
-        testMetrics: metrics,
-        inputShape: [...inputShape],
-        classes: train.numClasses,
-        task: train.task,
-        ...(train.classNames ? { classNames: train.classNames } : {}),
-        ...(train.featureNames ? { featureNames: train.featureNames } : {}),
-        ...(train.standardization ? { standardization: train.standardization } : {}),
-        ...(created.outputActivation ? { outputActivation: created.outputActivation } : {}),
-        ...(config.modelUri !== undefined ? { pretrained: created.pretrained } : {}),
-        createdAt: new Date().toISOString(),
+        samplesPerSecond: trainedSeconds > 0 ? trainedSamples / trainedSeconds : 0,
+        wallSeconds: (Date.now() - startedMs) / 1000,
+        modelPath,
       });
-      log(`model saved to ${modelPath}`);
-      if (tracker) {
-        for (const [name, value] of trackerTestMetrics(metrics)) tracker.logMetric(name, value, config.epochs);
-        for (const file of Object.values(MODEL_FILES)) await tracker.logArtifact(join(modelPath, file), `${MODEL_DIR}/${file}`);
-      }
-    }
-    // Nobody leaves before rank 0 has saved: a failed save fails every rank (and the Job retries).
-    await barrier(ring, steps.next());
-    await finishTracking();
-    emit({
-      event: 'done',
-      ...metrics,
-      epochs: config.epochs,
-      worldSize,
-      samplesPerSecond: trainedSeconds > 0 ? trainedSamples / trainedSeconds : 0,
-      wallSeconds: (Date.now() - startedMs) / 1000,
-      modelPath,
-    });
-    await ring.close();
-    model.dispose();
-    optimizer.dispose();
-  });
+      await ring.close();
+      model.dispose();
+      optimizer.dispose();
+    },
+  );
 }

@@ -49,7 +49,16 @@ export function holdOut(indices: Int32Array, share: number, seed: number): { tra
   const order = permutation(indices.length, seed);
   const shuffled = Int32Array.from(order, (i) => indices[i]);
   const count = indices.length >= 2 ? Math.max(1, Math.ceil(share * indices.length)) : 0;
-  return { train: shuffled.subarray(0, indices.length - count).slice().sort(), validation: shuffled.subarray(indices.length - count).slice().sort() };
+  return {
+    train: shuffled
+      .subarray(0, indices.length - count)
+      .slice()
+      .sort(),
+    validation: shuffled
+      .subarray(indices.length - count)
+      .slice()
+      .sort(),
+  };
 }
 
 function numberSetting(config: FitConfig, key: string, fallback: number): number {
@@ -90,8 +99,11 @@ async function clientData(config: TrainerConfig, log: (line: string) => void): P
   });
   const split = holdOut(partition, VALIDATION_SHARE, config.seed + 7919 * (rank + 1));
   if (split.train.length === 0) {
-    throw new TrainerError('TRAINER_ERR_DATASET', `fl-client ${rank}: partition ${config.partition} of ${train.count} ` +
-      `examples over ${worldSize} clients left this client no training examples`);
+    throw new TrainerError(
+      'TRAINER_ERR_DATASET',
+      `fl-client ${rank}: partition ${config.partition} of ${train.count} ` +
+        `examples over ${worldSize} clients left this client no training examples`,
+    );
   }
   log(`partition ${config.partition}: ${split.train.length} training and ${split.validation.length} validation examples`);
   return { train, trainIndices: split.train, test: train, testIndices: split.validation, source: config.datasetUri ?? config.dataset };
@@ -113,7 +125,9 @@ export async function runFlClient(config: TrainerConfig): Promise<void> {
     const { train, trainIndices, test, testIndices } = data;
     const { model } = await createModel(config, train, { log }).catch((err: unknown) => {
       // Name the client and its data: the model is the same everywhere, the data is this site's.
-      throw isTrainerError(err) ? new TrainerError(err.code, `fl-client ${rank} (data ${data.source}): ${err.message}`, { cause: err }) : err;
+      throw isTrainerError(err)
+        ? new TrainerError(err.code, `fl-client ${rank} (data ${data.source}): ${err.message}`, { cause: err })
+        : err;
     });
 
     // 2. Connect (declaring the data) and serve fit and evaluation requests.
@@ -131,7 +145,15 @@ export async function runFlClient(config: TrainerConfig): Promise<void> {
       helloInfo: { [DATA_INFO_KEY]: describeData(train, data.source) },
     });
     onFailure(() => client.terminate());
-    emit({ event: 'start', role: 'fl-client', worldSize, epochs: config.rounds, stepsPerEpoch: Math.ceil(trainIndices.length / config.batchSize), backend, resumeEpoch: 0 });
+    emit({
+      event: 'start',
+      role: 'fl-client',
+      worldSize,
+      epochs: config.rounds,
+      stepsPerEpoch: Math.ceil(trainIndices.length / config.batchSize),
+      backend,
+      resumeEpoch: 0,
+    });
     /** The last evaluation of the global model on this client's test split. */
     let lastTest: TestMetrics | undefined;
     let trainedSamples = 0;
@@ -155,7 +177,14 @@ export async function runFlClient(config: TrainerConfig): Promise<void> {
       const metrics: Record<string, number> = { trainLoss: result.loss };
       if (train.task === 'classification') metrics.trainAccuracy = result.accuracy;
       if (val && val.count > 0) Object.assign(metrics, validationMetrics(testMetrics(val, train.task)));
-      emit({ event: 'epoch', epoch: round, loss: result.loss, trainAccuracy: result.accuracy, samplesPerSecond: seconds > 0 ? (result.numExamples * epochs) / seconds : 0, allreduceShare: 0 });
+      emit({
+        event: 'epoch',
+        epoch: round,
+        loss: result.loss,
+        trainAccuracy: result.accuracy,
+        samplesPerSecond: seconds > 0 ? (result.numExamples * epochs) / seconds : 0,
+        allreduceShare: 0,
+      });
       return { weights: result.weights, numExamples: result.numExamples, metrics };
     };
     const evaluate = (weights: Float32Array) => {

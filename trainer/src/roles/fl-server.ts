@@ -69,7 +69,11 @@ const MAX_STATE_LENGTH = 2 ** 24;
 /** Strategy state as one Float32Array: [count, length_1..length_n, values...]. */
 export function packStrategyState(state: readonly Float32Array[]): Float32Array {
   for (const part of state) {
-    if (part.length > MAX_STATE_LENGTH) throw new TrainerError('TRAINER_ERR_CHECKPOINT', `strategy state array of ${part.length} values is too long to checkpoint (at most ${MAX_STATE_LENGTH})`);
+    if (part.length > MAX_STATE_LENGTH)
+      throw new TrainerError(
+        'TRAINER_ERR_CHECKPOINT',
+        `strategy state array of ${part.length} values is too long to checkpoint (at most ${MAX_STATE_LENGTH})`,
+      );
   }
   const total = 1 + state.length + state.reduce((sum, part) => sum + part.length, 0);
   const out = new Float32Array(total);
@@ -103,7 +107,11 @@ export function unpackStrategyState(flat: Float32Array, source: string): Float32
 }
 
 /** The per-site model's data: the description of the first client (lowest id) with a valid one. */
-async function firstSiteData(hub: Hub, config: TrainerConfig, log: (line: string) => void): Promise<{ clientId: string; data: DataDescription }> {
+async function firstSiteData(
+  hub: Hub,
+  config: TrainerConfig,
+  log: (line: string) => void,
+): Promise<{ clientId: string; data: DataDescription }> {
   try {
     await hub.waitForClients(config.worldSize, Math.min(config.timeoutMs, STARTUP_GRACE_MS));
   } catch {
@@ -118,8 +126,11 @@ async function firstSiteData(hub: Hub, config: TrainerConfig, log: (line: string
       log(`client ${clientId}: ${data}`);
     }
     if (Date.now() >= deadline) {
-      throw new TrainerError('TRAINER_ERR_CONNECT_TIMEOUT', `fl-server: no client declared its data within ${config.timeoutMs}ms (per-site data, ` +
-        `${config.datasetUri}); connected: ${ids.join(', ')}`);
+      throw new TrainerError(
+        'TRAINER_ERR_CONNECT_TIMEOUT',
+        `fl-server: no client declared its data within ${config.timeoutMs}ms (per-site data, ` +
+          `${config.datasetUri}); connected: ${ids.join(', ')}`,
+      );
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
@@ -127,7 +138,7 @@ async function firstSiteData(hub: Hub, config: TrainerConfig, log: (line: string
 
 /** The run's test metrics of one evaluation: federated in per-site mode, else central. */
 function primaryMetrics(perSite: boolean, e: Evaluations): TestMetrics | undefined {
-  return perSite ? e.federated?.metrics ?? e.evaluation : e.evaluation ?? e.federated?.metrics;
+  return perSite ? (e.federated?.metrics ?? e.evaluation) : (e.evaluation ?? e.federated?.metrics);
 }
 
 /** Each answering site's figures, by client id. */
@@ -139,253 +150,302 @@ function siteMetricsOf(federated: FederatedEvaluation | undefined): Record<strin
 
 export async function runFlServer(config: TrainerConfig): Promise<void> {
   const perSite = isPerSiteData(config);
-  await runRole(config, { who: 'fl-server', rank: CHECKPOINT_RANK }, async ({ emit, log, startedMs, health, startTracking, finishTracking, onFailure, afterDone }) => {
-    let hub: Hub | undefined;
-    // Drop, not goodbye: clients keep dialing until a restarted server resumes.
-    onFailure(() => hub?.terminate());
-    // 1. Backend, the central test set (per-site mode: only a testDatasetUri of its own).
-    const { backend } = await initBackend(trainingBackends(config.model), log);
-    const test: Dataset | undefined = !perSite || config.testDatasetUri !== undefined ? (await loadTrainerData(config, { train: false, test: true, log })).test : undefined;
+  await runRole(
+    config,
+    { who: 'fl-server', rank: CHECKPOINT_RANK },
+    async ({ emit, log, startedMs, health, startTracking, finishTracking, onFailure, afterDone }) => {
+      let hub: Hub | undefined;
+      // Drop, not goodbye: clients keep dialing until a restarted server resumes.
+      onFailure(() => hub?.terminate());
+      // 1. Backend, the central test set (per-site mode: only a testDatasetUri of its own).
+      const { backend } = await initBackend(trainingBackends(config.model), log);
+      const test: Dataset | undefined =
+        !perSite || config.testDatasetUri !== undefined
+          ? (await loadTrainerData(config, { train: false, test: true, log })).test
+          : undefined;
 
-    // 2. The newest checkpoint.
-    const fingerprint = checkpointFingerprint(config);
-    const own = await loadLatestCheckpoint(config.checkpointDir, CHECKPOINT_RANK, fingerprint, { onWarning: log });
-    const startRound = Math.min(own?.epoch ?? 0, config.rounds);
-    const tls = tlsFromDir(config.tlsDir);
-    const finishedClients = (): ReturnType<typeof listenFinished> => listenFinished({ port: config.listenPort, authToken: config.authToken, ...tls });
-    if (own && startRound >= config.rounds && test === undefined) {
-      // Per-site data and no test set: nothing to evaluate the final weights on here, and the model was saved then.
-      log(`all ${config.rounds} rounds were done before this restart (${own.path}); ` +
-        `the model was saved to ${join(config.outputDir, MODEL_DIR)} then, nothing else to do`);
-      emit({ event: 'done', epochs: config.rounds, worldSize: config.worldSize, samplesPerSecond: 0, wallSeconds: (Date.now() - startedMs) / 1000, modelPath: join(config.outputDir, MODEL_DIR), rounds: config.rounds, accuracyPerRound: [], clientsPerRound: [] });
-      await afterDone(finishedClients);
-      return;
-    }
+      // 2. The newest checkpoint.
+      const fingerprint = checkpointFingerprint(config);
+      const own = await loadLatestCheckpoint(config.checkpointDir, CHECKPOINT_RANK, fingerprint, { onWarning: log });
+      const startRound = Math.min(own?.epoch ?? 0, config.rounds);
+      const tls = tlsFromDir(config.tlsDir);
+      const finishedClients = (): ReturnType<typeof listenFinished> =>
+        listenFinished({ port: config.listenPort, authToken: config.authToken, ...tls });
+      if (own && startRound >= config.rounds && test === undefined) {
+        // Per-site data and no test set: nothing to evaluate the final weights on here, and the model was saved then.
+        log(
+          `all ${config.rounds} rounds were done before this restart (${own.path}); ` +
+            `the model was saved to ${join(config.outputDir, MODEL_DIR)} then, nothing else to do`,
+        );
+        emit({
+          event: 'done',
+          epochs: config.rounds,
+          worldSize: config.worldSize,
+          samplesPerSecond: 0,
+          wallSeconds: (Date.now() - startedMs) / 1000,
+          modelPath: join(config.outputDir, MODEL_DIR),
+          rounds: config.rounds,
+          accuracyPerRound: [],
+          clientsPerRound: [],
+        });
+        await afterDone(finishedClients);
+        return;
+      }
 
-    // 3. Listen (per-site mode: before the model, which the clients' data describes).
-    const newHub = (): Hub =>
-      new Hub({
-        listenPort: config.listenPort,
-        authToken: config.authToken,
-        ...tls,
-        generation: config.generation,
-        timeoutMs: config.timeoutMs,
-        maxPayloadBytes: config.maxPayloadBytes,
-        // A client trains synchronously and cannot answer pings meanwhile: a fit may take up to the round timeout.
-        heartbeatTimeoutMs: Math.max(15_000, config.roundTimeoutMs),
-        onMembership: (change) => log(`client ${change.clientId} ${change.kind}${change.reason ? `: ${change.reason}` : ''}`),
+      // 3. Listen (per-site mode: before the model, which the clients' data describes).
+      const newHub = (): Hub =>
+        new Hub({
+          listenPort: config.listenPort,
+          authToken: config.authToken,
+          ...tls,
+          generation: config.generation,
+          timeoutMs: config.timeoutMs,
+          maxPayloadBytes: config.maxPayloadBytes,
+          // A client trains synchronously and cannot answer pings meanwhile: a fit may take up to the round timeout.
+          heartbeatTimeoutMs: Math.max(15_000, config.roundTimeoutMs),
+          onMembership: (change) => log(`client ${change.clientId} ${change.kind}${change.reason ? `: ${change.reason}` : ''}`),
+        });
+      const listen = async (): Promise<Hub> => {
+        const h = newHub();
+        const port = await h.listen();
+        health.setReady();
+        log(`listening on port ${port}; waiting for ${config.minAvailableClients} of ${config.worldSize} client(s)`);
+        return h;
+      };
+      let modelData: Omit<DataDescription, 'source'>;
+      let modelDataSource: string;
+      if (perSite) {
+        hub = await listen();
+        const first = await firstSiteData(hub, config, log);
+        modelData = first.data;
+        modelDataSource = `client ${first.clientId}'s data`;
+        log(`per-site data: the model is built for ${modelDataSource} ${first.data.source}`);
+      } else {
+        modelData = describeData(test!, config.datasetUri ?? config.dataset);
+        modelDataSource = `dataset ${config.dataset}`;
+      }
+      const { model, source } = await createModel(config, modelData, { log }).catch((err: unknown) => {
+        throw isTrainerError(err) && perSite
+          ? new TrainerError(err.code, `fl-server (the model for ${modelDataSource}): ${err.message}`, { cause: err })
+          : err;
       });
-    const listen = async (): Promise<Hub> => {
-      const h = newHub();
-      const port = await h.listen();
-      health.setReady();
-      log(`listening on port ${port}; waiting for ${config.minAvailableClients} of ${config.worldSize} client(s)`);
-      return h;
-    };
-    let modelData: Omit<DataDescription, 'source'>;
-    let modelDataSource: string;
-    if (perSite) {
-      hub = await listen();
-      const first = await firstSiteData(hub, config, log);
-      modelData = first.data;
-      modelDataSource = `client ${first.clientId}'s data`;
-      log(`per-site data: the model is built for ${modelDataSource} ${first.data.source}`);
-    } else {
-      modelData = describeData(test!, config.datasetUri ?? config.dataset);
-      modelDataSource = `dataset ${config.dataset}`;
-    }
-    const { model, source } = await createModel(config, modelData, { log }).catch((err: unknown) => {
-      throw isTrainerError(err) && perSite ? new TrainerError(err.code, `fl-server (the model for ${modelDataSource}): ${err.message}`, { cause: err }) : err;
-    });
-    const modelName = `${source}, built for ${modelDataSource}`;
-    if (test && perSite) {
-      const mismatch = dataMismatch('server', describeData(test, config.testDatasetUri!), modelData, modelName);
-      if (mismatch) throw new TrainerError('TRAINER_ERR_DATASET', `the server's test set ${config.testDatasetUri} does not fit the model: ${mismatch}`);
-    }
-    const testIndices = test ? Int32Array.from({ length: test.count }, (_, i) => i) : undefined;
-    const evaluate = test
-      ? (weights: Float32Array): Evaluation => {
-          setFlatWeights(model, weights);
-          return testMetrics(evaluateExamples(model, test, testIndices!, EVAL_BATCH_SIZE), modelData.task);
+      const modelName = `${source}, built for ${modelDataSource}`;
+      if (test && perSite) {
+        const mismatch = dataMismatch('server', describeData(test, config.testDatasetUri!), modelData, modelName);
+        if (mismatch)
+          throw new TrainerError(
+            'TRAINER_ERR_DATASET',
+            `the server's test set ${config.testDatasetUri} does not fit the model: ${mismatch}`,
+          );
+      }
+      const testIndices = test ? Int32Array.from({ length: test.count }, (_, i) => i) : undefined;
+      const evaluate = test
+        ? (weights: Float32Array): Evaluation => {
+            setFlatWeights(model, weights);
+            return testMetrics(evaluateExamples(model, test, testIndices!, EVAL_BATCH_SIZE), modelData.task);
+          }
+        : undefined;
+      const admit = perSite
+        ? (clientId: string): string | undefined =>
+            dataMismatch(clientId, parseDataDescription(hub?.clientInfo(clientId)), modelData, modelName)
+        : undefined;
+      const standardization: Standardization | undefined = perSite ? { mode: 'per-site' } : test?.standardization;
+      const strategy = createStrategy(config);
+      const saveFinalModel = async (finalWeights: Float32Array, metrics: TestMetrics | undefined): Promise<string> => {
+        setFlatWeights(model, finalWeights);
+        const modelPath = join(config.outputDir, MODEL_DIR);
+        await saveModel(model, modelPath, {
+          dataset: config.dataset,
+          model: source,
+          epochs: config.rounds,
+          worldSize: config.worldSize,
+          ...(metrics?.testAccuracy === undefined ? {} : { testAccuracy: metrics.testAccuracy }),
+          ...(metrics === undefined ? {} : { testMetrics: metrics }),
+          inputShape: [...modelData.featureShape],
+          classes: modelData.numClasses,
+          task: modelData.task,
+          ...(modelData.classNames === undefined ? {} : { classNames: modelData.classNames }),
+          ...(modelData.featureNames === undefined ? {} : { featureNames: modelData.featureNames }),
+          ...(standardization === undefined ? {} : { standardization }),
+          createdAt: new Date().toISOString(),
+        });
+        return modelPath;
+      };
+
+      let weights = getFlatWeights(model);
+      if (own) {
+        if (own.weights.length !== weights.length) {
+          throw new TrainerError(
+            'TRAINER_ERR_CHECKPOINT',
+            `fl-server cannot resume from checkpoint ${own.path}: ` +
+              `it holds ${own.weights.length} weights, model ${source} has ${weights.length}`,
+          );
         }
-      : undefined;
-    const admit = perSite
-      ? (clientId: string): string | undefined => dataMismatch(clientId, parseDataDescription(hub?.clientInfo(clientId)), modelData, modelName)
-      : undefined;
-    const standardization: Standardization | undefined = perSite ? { mode: 'per-site' } : test?.standardization;
-    const strategy = createStrategy(config);
-    const saveFinalModel = async (finalWeights: Float32Array, metrics: TestMetrics | undefined): Promise<string> => {
-      setFlatWeights(model, finalWeights);
-      const modelPath = join(config.outputDir, MODEL_DIR);
-      await saveModel(model, modelPath, {
-        dataset: config.dataset,
-        model: source,
+        weights = own.weights.slice();
+        strategy.setState(unpackStrategyState(own.optimizerState, own.path));
+        log(`resuming after round ${own.epoch} from ${own.path}`);
+      }
+      if (own && startRound >= config.rounds) {
+        // Restarted after the last round: the run was tracked and its model uploaded then.
+        await hub?.close();
+        const evaluation = evaluate!(weights);
+        const modelPath = await saveFinalModel(weights, evaluation);
+        log(
+          `all ${config.rounds} rounds were done before this restart (${own.path}); model saved to ${modelPath} again, nothing else to do`,
+        );
+        emit({ event: 'eval', epoch: startRound, ...evaluation });
+        emit({
+          event: 'done',
+          ...evaluation,
+          epochs: config.rounds,
+          worldSize: config.worldSize,
+          samplesPerSecond: 0,
+          wallSeconds: (Date.now() - startedMs) / 1000,
+          modelPath,
+          rounds: config.rounds,
+          accuracyPerRound: [],
+          clientsPerRound: [],
+        });
+        await afterDone(finishedClients);
+        model.dispose();
+        return;
+      }
+      hub ??= await listen();
+      const activeHub = hub;
+      emit({
+        event: 'start',
+        role: 'fl-server',
+        worldSize: config.worldSize,
+        epochs: config.rounds,
+        stepsPerEpoch: 0,
+        backend,
+        resumeEpoch: startRound,
+      });
+
+      const tracker = await startTracking(
+        { [MLFLOW_TAGS.resumeRound]: String(startRound) },
+        {
+          model: source,
+          dataset: config.dataset,
+          datasetSize: config.datasetSize,
+          task: modelData.task,
+          perSiteData: perSite,
+          clients: config.worldSize,
+          rounds: config.rounds,
+          strategy: strategy.name,
+          minFitClients: config.minFitClients,
+          minAvailableClients: config.minAvailableClients,
+          fractionFit: config.fractionFit,
+          localEpochs: config.epochs,
+          batchSize: config.batchSize,
+          learningRate: config.learningRate,
+          partition: perSite ? 'per-site' : config.partition,
+          seed: config.seed,
+          backend,
+          resumeRound: startRound,
+        },
+      );
+      /**
+       * MLflow: the run's test metrics, the other evaluation beside them, and every site's own figures.
+       * test_accuracy is logged by the callers: the API's job progress reads it by round (JOB_PROGRESS).
+       */
+      const track = (e: Evaluations, step: number): void => {
+        if (!tracker) return;
+        const primary = primaryMetrics(perSite, e);
+        const entries = primary ? testMetricEntries({ ...primary, testAccuracy: undefined }) : [];
+        if (perSite && e.evaluation) entries.push(...testMetricEntries(e.evaluation, 'central_'));
+        if (!perSite && e.federated?.metrics) entries.push(...testMetricEntries(e.federated.metrics, 'federated_'));
+        for (const site of e.federated?.sites ?? [])
+          if (site.metrics) entries.push(...testMetricEntries(site.metrics, `site${site.clientId}_`));
+        for (const [name, value] of entries) tracker.logMetric(name, value, step);
+      };
+
+      // 4. Rounds.
+      const accuracyPerRound: number[] = [];
+      const clientsPerRound: number[] = [];
+      let final: Evaluations | undefined;
+      const result = await runFederatedServer({
+        strategy,
+        hub: activeHub,
+        evaluate,
+        federatedEvaluation: { task: modelData.task },
+        admit,
+        initialWeights: weights,
+        rounds: config.rounds,
+        startRound,
+        minAvailableClients: config.minAvailableClients,
+        roundTimeoutMs: config.roundTimeoutMs,
+        availableTimeoutMs: config.timeoutMs,
+        expectedClients: config.worldSize,
+        startupGraceMs: Math.min(config.timeoutMs, STARTUP_GRACE_MS),
+        seed: config.seed,
+        log,
+        onStart: (evaluations) => {
+          final = evaluations;
+          const metrics = primaryMetrics(perSite, evaluations);
+          if (metrics) emit({ event: 'eval', epoch: startRound, ...metrics });
+          if (metrics?.testAccuracy !== undefined) tracker?.logMetric('test_accuracy', metrics.testAccuracy, startRound);
+          track(evaluations, startRound);
+        },
+        onRound: async (summary) => {
+          final = summary;
+          const metrics = primaryMetrics(perSite, summary) ?? { testLoss: NaN };
+          accuracyPerRound.push(metrics.testAccuracy ?? NaN);
+          clientsPerRound.push(summary.results.length);
+          emit({
+            event: 'round',
+            round: summary.round,
+            clients: summary.results.length,
+            failures: summary.failures.length,
+            ...metrics,
+            siteMetrics: siteMetricsOf(summary.federated),
+          });
+          if (metrics.testAccuracy !== undefined) tracker?.logMetric('test_accuracy', metrics.testAccuracy, summary.round);
+          track(summary, summary.round);
+          if (tracker) {
+            tracker.logMetric('clients', summary.results.length, summary.round);
+            tracker.logMetric('failures', summary.failures.length, summary.round);
+            tracker.logMetric('attempts', summary.attempts, summary.round);
+            for (const [key, value] of Object.entries(summary.metrics)) tracker.logMetric(`client_${key}`, value, summary.round);
+          }
+          const path = await writeCheckpoint(config.checkpointDir, CHECKPOINT_RANK, {
+            epoch: summary.round,
+            fingerprint,
+            weights: summary.weights,
+            optimizerState: packStrategyState(strategy.getState()),
+          });
+          emit({ event: 'checkpoint', epoch: summary.round, path });
+        },
+      });
+
+      // 5. Save, report, say goodbye.
+      const last = final ?? result.initial;
+      const metrics = primaryMetrics(perSite, last);
+      const modelPath = await saveFinalModel(result.weights, metrics);
+      log(`model saved to ${modelPath}`);
+      if (tracker) {
+        for (const file of Object.values(MODEL_FILES)) await tracker.logArtifact(join(modelPath, file), `${MODEL_DIR}/${file}`);
+      }
+      await finishTracking();
+      emit({
+        event: 'done',
+        ...metrics,
         epochs: config.rounds,
         worldSize: config.worldSize,
-        ...(metrics?.testAccuracy === undefined ? {} : { testAccuracy: metrics.testAccuracy }),
-        ...(metrics === undefined ? {} : { testMetrics: metrics }),
-        inputShape: [...modelData.featureShape],
-        classes: modelData.numClasses,
-        task: modelData.task,
-        ...(modelData.classNames === undefined ? {} : { classNames: modelData.classNames }),
-        ...(modelData.featureNames === undefined ? {} : { featureNames: modelData.featureNames }),
-        ...(standardization === undefined ? {} : { standardization }),
-        createdAt: new Date().toISOString(),
+        samplesPerSecond: 0,
+        wallSeconds: (Date.now() - startedMs) / 1000,
+        modelPath,
+        rounds: config.rounds,
+        accuracyPerRound,
+        clientsPerRound,
+        siteMetrics: siteMetricsOf(last.federated),
+        ...(perSite && last.evaluation ? { centralTestMetrics: last.evaluation } : {}),
+        ...(!perSite && last.federated?.metrics ? { federatedTestMetrics: last.federated.metrics } : {}),
       });
-      return modelPath;
-    };
-
-    let weights = getFlatWeights(model);
-    if (own) {
-      if (own.weights.length !== weights.length) {
-        throw new TrainerError(
-          'TRAINER_ERR_CHECKPOINT',
-          `fl-server cannot resume from checkpoint ${own.path}: ` +
-            `it holds ${own.weights.length} weights, model ${source} has ${weights.length}`,
-        );
-      }
-      weights = own.weights.slice();
-      strategy.setState(unpackStrategyState(own.optimizerState, own.path));
-      log(`resuming after round ${own.epoch} from ${own.path}`);
-    }
-    if (own && startRound >= config.rounds) {
-      // Restarted after the last round: the run was tracked and its model uploaded then.
-      await hub?.close();
-      const evaluation = evaluate!(weights);
-      const modelPath = await saveFinalModel(weights, evaluation);
-      log(`all ${config.rounds} rounds were done before this restart (${own.path}); model saved to ${modelPath} again, nothing else to do`);
-      emit({ event: 'eval', epoch: startRound, ...evaluation });
-      emit({ event: 'done', ...evaluation, epochs: config.rounds, worldSize: config.worldSize, samplesPerSecond: 0, wallSeconds: (Date.now() - startedMs) / 1000, modelPath, rounds: config.rounds, accuracyPerRound: [], clientsPerRound: [] });
+      await activeHub.close();
+      // 6. Idle if asked (the chart's Deployment), telling late clients goodbye.
       await afterDone(finishedClients);
       model.dispose();
-      return;
-    }
-    hub ??= await listen();
-    const activeHub = hub;
-    emit({ event: 'start', role: 'fl-server', worldSize: config.worldSize, epochs: config.rounds, stepsPerEpoch: 0, backend, resumeEpoch: startRound });
-
-    const tracker = await startTracking(
-      { [MLFLOW_TAGS.resumeRound]: String(startRound) },
-      {
-        model: source,
-        dataset: config.dataset,
-        datasetSize: config.datasetSize,
-        task: modelData.task,
-        perSiteData: perSite,
-        clients: config.worldSize,
-        rounds: config.rounds,
-        strategy: strategy.name,
-        minFitClients: config.minFitClients,
-        minAvailableClients: config.minAvailableClients,
-        fractionFit: config.fractionFit,
-        localEpochs: config.epochs,
-        batchSize: config.batchSize,
-        learningRate: config.learningRate,
-        partition: perSite ? 'per-site' : config.partition,
-        seed: config.seed,
-        backend,
-        resumeRound: startRound,
-      },
-    );
-    /**
-     * MLflow: the run's test metrics, the other evaluation beside them, and every site's own figures.
-     * test_accuracy is logged by the callers: the API's job progress reads it by round (JOB_PROGRESS).
-     */
-    const track = (e: Evaluations, step: number): void => {
-      if (!tracker) return;
-      const primary = primaryMetrics(perSite, e);
-      const entries = primary ? testMetricEntries({ ...primary, testAccuracy: undefined }) : [];
-      if (perSite && e.evaluation) entries.push(...testMetricEntries(e.evaluation, 'central_'));
-      if (!perSite && e.federated?.metrics) entries.push(...testMetricEntries(e.federated.metrics, 'federated_'));
-      for (const site of e.federated?.sites ?? []) if (site.metrics) entries.push(...testMetricEntries(site.metrics, `site${site.clientId}_`));
-      for (const [name, value] of entries) tracker.logMetric(name, value, step);
-    };
-
-    // 4. Rounds.
-    const accuracyPerRound: number[] = [];
-    const clientsPerRound: number[] = [];
-    let final: Evaluations | undefined;
-    const result = await runFederatedServer({
-      strategy,
-      hub: activeHub,
-      evaluate,
-      federatedEvaluation: { task: modelData.task },
-      admit,
-      initialWeights: weights,
-      rounds: config.rounds,
-      startRound,
-      minAvailableClients: config.minAvailableClients,
-      roundTimeoutMs: config.roundTimeoutMs,
-      availableTimeoutMs: config.timeoutMs,
-      expectedClients: config.worldSize,
-      startupGraceMs: Math.min(config.timeoutMs, STARTUP_GRACE_MS),
-      seed: config.seed,
-      log,
-      onStart: (evaluations) => {
-        final = evaluations;
-        const metrics = primaryMetrics(perSite, evaluations);
-        if (metrics) emit({ event: 'eval', epoch: startRound, ...metrics });
-        if (metrics?.testAccuracy !== undefined) tracker?.logMetric('test_accuracy', metrics.testAccuracy, startRound);
-        track(evaluations, startRound);
-      },
-      onRound: async (summary) => {
-        final = summary;
-        const metrics = primaryMetrics(perSite, summary) ?? { testLoss: NaN };
-        accuracyPerRound.push(metrics.testAccuracy ?? NaN);
-        clientsPerRound.push(summary.results.length);
-        emit({
-          event: 'round',
-          round: summary.round,
-          clients: summary.results.length,
-          failures: summary.failures.length,
-          ...metrics,
-          siteMetrics: siteMetricsOf(summary.federated),
-        });
-        if (metrics.testAccuracy !== undefined) tracker?.logMetric('test_accuracy', metrics.testAccuracy, summary.round);
-        track(summary, summary.round);
-        if (tracker) {
-          tracker.logMetric('clients', summary.results.length, summary.round);
-          tracker.logMetric('failures', summary.failures.length, summary.round);
-          tracker.logMetric('attempts', summary.attempts, summary.round);
-          for (const [key, value] of Object.entries(summary.metrics)) tracker.logMetric(`client_${key}`, value, summary.round);
-        }
-        const path = await writeCheckpoint(config.checkpointDir, CHECKPOINT_RANK, {
-          epoch: summary.round,
-          fingerprint,
-          weights: summary.weights,
-          optimizerState: packStrategyState(strategy.getState()),
-        });
-        emit({ event: 'checkpoint', epoch: summary.round, path });
-      },
-    });
-
-    // 5. Save, report, say goodbye.
-    const last = final ?? result.initial;
-    const metrics = primaryMetrics(perSite, last);
-    const modelPath = await saveFinalModel(result.weights, metrics);
-    log(`model saved to ${modelPath}`);
-    if (tracker) {
-      for (const file of Object.values(MODEL_FILES)) await tracker.logArtifact(join(modelPath, file), `${MODEL_DIR}/${file}`);
-    }
-    await finishTracking();
-    emit({
-      event: 'done',
-      ...metrics,
-      epochs: config.rounds,
-      worldSize: config.worldSize,
-      samplesPerSecond: 0,
-      wallSeconds: (Date.now() - startedMs) / 1000,
-      modelPath,
-      rounds: config.rounds,
-      accuracyPerRound,
-      clientsPerRound,
-      siteMetrics: siteMetricsOf(last.federated),
-      ...(perSite && last.evaluation ? { centralTestMetrics: last.evaluation } : {}),
-      ...(!perSite && last.federated?.metrics ? { federatedTestMetrics: last.federated.metrics } : {}),
-    });
-    await activeHub.close();
-    // 6. Idle if asked (the chart's Deployment), telling late clients goodbye.
-    await afterDone(finishedClients);
-    model.dispose();
-  });
+    },
+  );
 }

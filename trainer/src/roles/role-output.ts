@@ -27,7 +27,9 @@ export function roleOutput(who: string, rank: number): RoleOutput {
     emit,
     log: (line) => void process.stderr.write(`${who}: ${line}\n`),
     fail(err) {
-      const error = isTrainerError(err) ? err : new TrainerError('TRAINER_ERR_PEER_ABORTED', `${who} failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+      const error = isTrainerError(err)
+        ? err
+        : new TrainerError('TRAINER_ERR_PEER_ABORTED', `${who} failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
       emit({ event: 'error', code: error.code, message: error.message });
       setTimeout(() => process.exit(process.exitCode || 1), EXIT_GRACE_MS).unref();
       return error;

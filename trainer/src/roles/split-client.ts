@@ -49,7 +49,11 @@ export async function runSplitClientRole(config: TrainerConfig): Promise<void> {
     const train = data.train!;
     const test = data.test!;
     const { model, source } = await createModel(config, train, { log });
-    const cutLayer = resolveCutLayer(model.layers.map((l) => l.name), config, source);
+    const cutLayer = resolveCutLayer(
+      model.layers.map((l) => l.name),
+      config,
+      source,
+    );
     const parts = splitModel(model, { cutLayer, mode: config.splitMode, optimizer: config.optimizer, learningRate: config.learningRate });
     const shard = (epoch: number): Int32Array => shardIndices({ datasetSize: train.count, rank, worldSize, epoch, seed: config.seed });
     const examplesPerEpoch = shard(0).length;
@@ -100,7 +104,15 @@ export async function runSplitClientRole(config: TrainerConfig): Promise<void> {
       if (!isTrainerError(err, 'TRAINER_ERR_CLOSED')) throw err;
       // The server said goodbye instead of hello: training ended before this (restarted) client joined.
       log(`the split server has finished training (${err.message}); nothing to do`);
-      emit({ event: 'done', testAccuracy: 0, epochs: 0, worldSize, samplesPerSecond: 0, wallSeconds: (Date.now() - startedMs) / 1000, modelPath: '' });
+      emit({
+        event: 'done',
+        testAccuracy: 0,
+        epochs: 0,
+        worldSize,
+        samplesPerSecond: 0,
+        wallSeconds: (Date.now() - startedMs) / 1000,
+        modelPath: '',
+      });
       model.dispose();
       await afterDone();
       return;
@@ -120,10 +132,18 @@ export async function runSplitClientRole(config: TrainerConfig): Promise<void> {
       handOverWeights: rank === ASSEMBLING_CLIENT,
       log,
       onStep: ({ epoch, stepInEpoch, loss }) => {
-        if ((stepInEpoch + 1) % stepEvery === 0 || stepInEpoch + 1 === stepsPerEpoch) emit({ event: 'step', epoch: epoch + 1, step: stepInEpoch + 1, stepsPerEpoch, loss });
+        if ((stepInEpoch + 1) % stepEvery === 0 || stepInEpoch + 1 === stepsPerEpoch)
+          emit({ event: 'step', epoch: epoch + 1, step: stepInEpoch + 1, stepsPerEpoch, loss });
       },
       onEpoch: ({ epoch, loss, trainAccuracy, examples, seconds }) =>
-        emit({ event: 'epoch', epoch: epoch + 1, loss, trainAccuracy, samplesPerSecond: seconds > 0 ? examples / seconds : 0, allreduceShare: 0 }),
+        emit({
+          event: 'epoch',
+          epoch: epoch + 1,
+          loss,
+          trainAccuracy,
+          samplesPerSecond: seconds > 0 ? examples / seconds : 0,
+          allreduceShare: 0,
+        }),
     });
     emit({ event: 'eval', epoch: config.epochs, task: 'classification', testAccuracy: result.testAccuracy, testLoss: result.testLoss });
     const partDir = join(config.outputDir, 'model', `client-${rank}`);

@@ -76,11 +76,18 @@ async function saveAssembledModel(
 function reportedMetrics(report: ClientReport): TestMetrics | undefined {
   const accuracy = report.done?.testAccuracy;
   const loss = report.done?.testLoss;
-  return typeof accuracy === 'number' ? { task: 'classification', testAccuracy: accuracy, testLoss: typeof loss === 'number' ? loss : NaN } : undefined;
+  return typeof accuracy === 'number'
+    ? { task: 'classification', testAccuracy: accuracy, testLoss: typeof loss === 'number' ? loss : NaN }
+    : undefined;
 }
 
 /** The metadata of the assembled model, trained on data shaped as `data`. */
-function assembledMetadata(config: TrainerConfig, source: string, data: Dataset, metrics: TestMetrics | undefined): Parameters<typeof saveModel>[2] {
+function assembledMetadata(
+  config: TrainerConfig,
+  source: string,
+  data: Dataset,
+  metrics: TestMetrics | undefined,
+): Parameters<typeof saveModel>[2] {
   return {
     dataset: config.dataset,
     model: source,
@@ -99,144 +106,181 @@ function assembledMetadata(config: TrainerConfig, source: string, data: Dataset,
 }
 
 export async function runSplitServer(config: TrainerConfig): Promise<void> {
-  await runRole(config, { who: 'split-server', rank: 0 }, async ({ emit, log, startedMs, health, startTracking, finishTracking, onFailure, afterDone }) => {
-    // 1. Backend, shapes, model.
-    const { backend } = await initBackend(trainingBackends(config.model), log);
-    const test = (await loadTrainerData(config, { train: false, test: true, log })).test!;
-    const { model, source } = await createModel(config, test, { log });
-    const cutLayer = resolveCutLayer(model.layers.map((l) => l.name), config, source);
-    const parts = splitModel(model, { cutLayer, mode: config.splitMode, optimizer: config.optimizer, learningRate: config.learningRate });
-    const { top } = parts;
-    const topModel: SplitTopModel = {
-      inputSize: top.inputSize,
-      outputSize: top.outputSize,
-      numClasses: test.numClasses,
-      trainWithLabels: (x, labels) => {
-        const result = top.backwardFromLabels(x, labels, true);
-        return { loss: result.loss, correct: result.correct, inputGradient: result.inputGradient! };
-      },
-      forward: (x) => top.forward(x),
-      backward: (x, dy) => top.backward(x, dy, true)!,
-      score: (x, labels) => top.score(x, labels),
-    };
-    const tls = tlsFromDir(config.tlsDir);
-    const finishedClients = (): ReturnType<typeof listenFinished> => listenFinished({ port: config.listenPort, authToken: config.authToken, ...tls });
-    const finished = await readDoneMarker(config.checkpointDir);
-    if (finished) {
-      log(`training finished before this restart (${doneMarkerPath(config.checkpointDir)}, ${finished.finishedAt}); nothing else to do`);
-      emit({ event: 'done', testAccuracy: finished.testAccuracy, epochs: config.epochs, worldSize: config.worldSize, samplesPerSecond: 0, wallSeconds: (Date.now() - startedMs) / 1000, modelPath: join(config.outputDir, SERVER_PART_DIR) });
-      model.dispose();
-      await afterDone(finishedClients);
-      return;
-    }
-    log(`${config.splitMode} split of ${source} after layer ${cutLayer} (${model.layers[cutLayer - 1].name}): ` +
-      `server layers ${top.layers.map((l) => l.name).join(', ')} (${top.inputSize} -> ${top.outputSize})`);
-
-    // 2. Listen, wait for the clients.
-    const hub = new Hub({
-      listenPort: config.listenPort,
-      authToken: config.authToken,
-      ...tls,
-      generation: config.generation,
-      timeoutMs: config.timeoutMs,
-      maxPayloadBytes: config.maxPayloadBytes,
-      // A sequential client waits its turn without sending; the heartbeat keeps it.
-      heartbeatTimeoutMs: Math.max(15_000, config.timeoutMs),
-      onMembership: (change) => log(`client ${change.clientId} ${change.kind}${change.reason ? `: ${change.reason}` : ''}`),
-    });
-    onFailure(() => hub.terminate());
-    const port = await hub.listen();
-    health.setReady();
-    log(`listening on port ${port}; waiting for ${config.worldSize} client(s)`);
-    emit({ event: 'start', role: 'split-server', worldSize: config.worldSize, epochs: config.epochs, stepsPerEpoch: 0, backend, resumeEpoch: 0 });
-    const tracker = await startTracking(
-      {},
-      {
-        model: source,
-        dataset: config.dataset,
-        datasetSize: config.datasetSize,
-        clients: config.worldSize,
-        epochs: config.epochs,
-        batchSize: config.batchSize,
-        learningRate: config.learningRate,
-        optimizer: config.optimizer,
-        cutLayer,
-        splitMode: config.splitMode,
-        noiseSigma: config.noiseSigma,
-        seed: config.seed,
-        backend,
-      },
-    );
-    const clientIds = await hub.waitForClients(config.worldSize, config.timeoutMs);
-
-    // 3. Serve.
-    const liveHub = hub;
-    const result = await runSplitSessions({
-      link: liveHub,
-      mode: config.splitMode,
-      top: topModel,
-      clientIds,
-      clientWeightsLength: parts.bottom.parameterCount,
-      headWeightsLength: parts.head?.parameterCount,
-      encode: (message) => encodeOutgoingFrame(HUB_RANK, message),
-      timeoutMs: config.timeoutMs,
-      log,
-      onStep: (clientId, step, loss) => tracker?.logMetric(`loss_client_${clientId}`, loss, step),
-    });
-
-    // 4. Save, report, goodbye.
-    const accuracies: number[] = [];
-    for (const report of result.clients) {
-      const accuracy = report.done?.testAccuracy;
-      if (typeof accuracy === 'number') {
-        accuracies.push(accuracy);
-        tracker?.logMetric(`test_accuracy_client_${report.clientId}`, accuracy, report.steps);
-        const loss = report.done?.testLoss;
-        if (typeof loss === 'number') tracker?.logMetric(`test_loss_client_${report.clientId}`, loss, report.steps);
-        emit({ event: 'eval', epoch: config.epochs, task: 'classification', testAccuracy: accuracy, testLoss: typeof loss === 'number' ? loss : NaN });
+  await runRole(
+    config,
+    { who: 'split-server', rank: 0 },
+    async ({ emit, log, startedMs, health, startTracking, finishTracking, onFailure, afterDone }) => {
+      // 1. Backend, shapes, model.
+      const { backend } = await initBackend(trainingBackends(config.model), log);
+      const test = (await loadTrainerData(config, { train: false, test: true, log })).test!;
+      const { model, source } = await createModel(config, test, { log });
+      const cutLayer = resolveCutLayer(
+        model.layers.map((l) => l.name),
+        config,
+        source,
+      );
+      const parts = splitModel(model, { cutLayer, mode: config.splitMode, optimizer: config.optimizer, learningRate: config.learningRate });
+      const { top } = parts;
+      const topModel: SplitTopModel = {
+        inputSize: top.inputSize,
+        outputSize: top.outputSize,
+        numClasses: test.numClasses,
+        trainWithLabels: (x, labels) => {
+          const result = top.backwardFromLabels(x, labels, true);
+          return { loss: result.loss, correct: result.correct, inputGradient: result.inputGradient! };
+        },
+        forward: (x) => top.forward(x),
+        backward: (x, dy) => top.backward(x, dy, true)!,
+        score: (x, labels) => top.score(x, labels),
+      };
+      const tls = tlsFromDir(config.tlsDir);
+      const finishedClients = (): ReturnType<typeof listenFinished> =>
+        listenFinished({ port: config.listenPort, authToken: config.authToken, ...tls });
+      const finished = await readDoneMarker(config.checkpointDir);
+      if (finished) {
+        log(`training finished before this restart (${doneMarkerPath(config.checkpointDir)}, ${finished.finishedAt}); nothing else to do`);
+        emit({
+          event: 'done',
+          testAccuracy: finished.testAccuracy,
+          epochs: config.epochs,
+          worldSize: config.worldSize,
+          samplesPerSecond: 0,
+          wallSeconds: (Date.now() - startedMs) / 1000,
+          modelPath: join(config.outputDir, SERVER_PART_DIR),
+        });
+        model.dispose();
+        await afterDone(finishedClients);
+        return;
       }
-    }
-    const failed = result.clients.filter((c) => c.failure);
-    if (accuracies.length === 0) {
-      throw new TrainerError('TRAINER_ERR_PEER_ABORTED', `split-server: no client finished; ${failed.map((c) => `client ${c.clientId}: ${c.failure!.message}`).join('; ')}`);
-    }
-    const testAccuracy = accuracies.reduce((a, b) => a + b, 0) / accuracies.length;
-    tracker?.logMetric('test_accuracy', testAccuracy, config.epochs);
-    tracker?.logMetric('failed_clients', failed.length, config.epochs);
-    const partDir = join(config.outputDir, SERVER_PART_DIR);
-    await savePart(top, partDir, { model: source, dataset: config.dataset, cutLayer, splitMode: config.splitMode, testAccuracy });
-    log(`server part saved to ${partDir}`);
-    const assembler = result.clients.find((c) => c.weights !== undefined);
-    const modelDir = join(config.outputDir, ASSEMBLED_MODEL_DIR);
-    if (assembler) {
-      await saveAssembledModel(model, parts, assembler, modelDir, assembledMetadata(config, source, test, reportedMetrics(assembler)));
-      log(`assembled model (client ${assembler.clientId}'s client-side weights and the server's) saved to ${modelDir}`);
-    } else {
-      log(`no client handed over its client-side weights: only the parts are saved, no assembled model in ${modelDir}`);
-    }
-    const wallSeconds = (Date.now() - startedMs) / 1000;
-    if (tracker) {
-      for (const file of ['part.json', 'weights.bin']) await tracker.logArtifact(join(partDir, file), `${SERVER_PART_DIR}/${file}`);
-      if (assembler) for (const file of Object.values(MODEL_FILES)) await tracker.logArtifact(join(modelDir, file), `${ASSEMBLED_MODEL_DIR}/${file}`);
-    }
-    await finishTracking();
-    emit({
-      event: 'done',
-      testAccuracy,
-      epochs: config.epochs,
-      worldSize: config.worldSize,
-      samplesPerSecond: 0,
-      wallSeconds,
-      modelPath: assembler ? modelDir : partDir,
-      bytesSent: result.bytesSent,
-      roundTripsPerSecond: result.trainingSeconds > 0 ? result.roundTrips / result.trainingSeconds : 0,
-    });
-    await hub.close();
-    await writeDoneMarker(config.checkpointDir, { testAccuracy, finishedAt: new Date().toISOString() });
-    // 5. Idle if asked (the chart's Deployment), telling late clients goodbye.
-    await afterDone(finishedClients);
-    model.dispose();
-  });
+      log(
+        `${config.splitMode} split of ${source} after layer ${cutLayer} (${model.layers[cutLayer - 1].name}): ` +
+          `server layers ${top.layers.map((l) => l.name).join(', ')} (${top.inputSize} -> ${top.outputSize})`,
+      );
+
+      // 2. Listen, wait for the clients.
+      const hub = new Hub({
+        listenPort: config.listenPort,
+        authToken: config.authToken,
+        ...tls,
+        generation: config.generation,
+        timeoutMs: config.timeoutMs,
+        maxPayloadBytes: config.maxPayloadBytes,
+        // A sequential client waits its turn without sending; the heartbeat keeps it.
+        heartbeatTimeoutMs: Math.max(15_000, config.timeoutMs),
+        onMembership: (change) => log(`client ${change.clientId} ${change.kind}${change.reason ? `: ${change.reason}` : ''}`),
+      });
+      onFailure(() => hub.terminate());
+      const port = await hub.listen();
+      health.setReady();
+      log(`listening on port ${port}; waiting for ${config.worldSize} client(s)`);
+      emit({
+        event: 'start',
+        role: 'split-server',
+        worldSize: config.worldSize,
+        epochs: config.epochs,
+        stepsPerEpoch: 0,
+        backend,
+        resumeEpoch: 0,
+      });
+      const tracker = await startTracking(
+        {},
+        {
+          model: source,
+          dataset: config.dataset,
+          datasetSize: config.datasetSize,
+          clients: config.worldSize,
+          epochs: config.epochs,
+          batchSize: config.batchSize,
+          learningRate: config.learningRate,
+          optimizer: config.optimizer,
+          cutLayer,
+          splitMode: config.splitMode,
+          noiseSigma: config.noiseSigma,
+          seed: config.seed,
+          backend,
+        },
+      );
+      const clientIds = await hub.waitForClients(config.worldSize, config.timeoutMs);
+
+      // 3. Serve.
+      const liveHub = hub;
+      const result = await runSplitSessions({
+        link: liveHub,
+        mode: config.splitMode,
+        top: topModel,
+        clientIds,
+        clientWeightsLength: parts.bottom.parameterCount,
+        headWeightsLength: parts.head?.parameterCount,
+        encode: (message) => encodeOutgoingFrame(HUB_RANK, message),
+        timeoutMs: config.timeoutMs,
+        log,
+        onStep: (clientId, step, loss) => tracker?.logMetric(`loss_client_${clientId}`, loss, step),
+      });
+
+      // 4. Save, report, goodbye.
+      const accuracies: number[] = [];
+      for (const report of result.clients) {
+        const accuracy = report.done?.testAccuracy;
+        if (typeof accuracy === 'number') {
+          accuracies.push(accuracy);
+          tracker?.logMetric(`test_accuracy_client_${report.clientId}`, accuracy, report.steps);
+          const loss = report.done?.testLoss;
+          if (typeof loss === 'number') tracker?.logMetric(`test_loss_client_${report.clientId}`, loss, report.steps);
+          emit({
+            event: 'eval',
+            epoch: config.epochs,
+            task: 'classification',
+            testAccuracy: accuracy,
+            testLoss: typeof loss === 'number' ? loss : NaN,
+          });
+        }
+      }
+      const failed = result.clients.filter((c) => c.failure);
+      if (accuracies.length === 0) {
+        throw new TrainerError(
+          'TRAINER_ERR_PEER_ABORTED',
+          `split-server: no client finished; ${failed.map((c) => `client ${c.clientId}: ${c.failure!.message}`).join('; ')}`,
+        );
+      }
+      const testAccuracy = accuracies.reduce((a, b) => a + b, 0) / accuracies.length;
+      tracker?.logMetric('test_accuracy', testAccuracy, config.epochs);
+      tracker?.logMetric('failed_clients', failed.length, config.epochs);
+      const partDir = join(config.outputDir, SERVER_PART_DIR);
+      await savePart(top, partDir, { model: source, dataset: config.dataset, cutLayer, splitMode: config.splitMode, testAccuracy });
+      log(`server part saved to ${partDir}`);
+      const assembler = result.clients.find((c) => c.weights !== undefined);
+      const modelDir = join(config.outputDir, ASSEMBLED_MODEL_DIR);
+      if (assembler) {
+        await saveAssembledModel(model, parts, assembler, modelDir, assembledMetadata(config, source, test, reportedMetrics(assembler)));
+        log(`assembled model (client ${assembler.clientId}'s client-side weights and the server's) saved to ${modelDir}`);
+      } else {
+        log(`no client handed over its client-side weights: only the parts are saved, no assembled model in ${modelDir}`);
+      }
+      const wallSeconds = (Date.now() - startedMs) / 1000;
+      if (tracker) {
+        for (const file of ['part.json', 'weights.bin']) await tracker.logArtifact(join(partDir, file), `${SERVER_PART_DIR}/${file}`);
+        if (assembler)
+          for (const file of Object.values(MODEL_FILES)) await tracker.logArtifact(join(modelDir, file), `${ASSEMBLED_MODEL_DIR}/${file}`);
+      }
+      await finishTracking();
+      emit({
+        event: 'done',
+        testAccuracy,
+        epochs: config.epochs,
+        worldSize: config.worldSize,
+        samplesPerSecond: 0,
+        wallSeconds,
+        modelPath: assembler ? modelDir : partDir,
+        bytesSent: result.bytesSent,
+        roundTripsPerSecond: result.trainingSeconds > 0 ? result.roundTrips / result.trainingSeconds : 0,
+      });
+      await hub.close();
+      await writeDoneMarker(config.checkpointDir, { testAccuracy, finishedAt: new Date().toISOString() });
+      // 5. Idle if asked (the chart's Deployment), telling late clients goodbye.
+      await afterDone(finishedClients);
+      model.dispose();
+    },
+  );
 }
 
 interface DoneMarker {
@@ -252,7 +296,9 @@ function doneMarkerPath(dir: string): string {
 async function readDoneMarker(dir: string): Promise<DoneMarker | undefined> {
   try {
     const marker = JSON.parse(await readFile(doneMarkerPath(dir), 'utf8')) as Partial<DoneMarker>;
-    return typeof marker.testAccuracy === 'number' && typeof marker.finishedAt === 'string' ? { testAccuracy: marker.testAccuracy, finishedAt: marker.finishedAt } : undefined;
+    return typeof marker.testAccuracy === 'number' && typeof marker.finishedAt === 'string'
+      ? { testAccuracy: marker.testAccuracy, finishedAt: marker.finishedAt }
+      : undefined;
   } catch {
     return undefined;
   }

@@ -114,7 +114,8 @@ export async function runSplitClient(options: SplitClientOptions): Promise<Split
   const log = options.log ?? (() => undefined);
   const maxRetries = options.maxRetries ?? 3;
   const serverHasLabels = mode !== 'u-shaped';
-  if (mode === 'u-shaped' && !head) throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `runSplitClient: u-shaped mode needs a client head`);
+  if (mode === 'u-shaped' && !head)
+    throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `runSplitClient: u-shaped mode needs a client head`);
   let bytesSent = 0;
   const send = async (message: Message): Promise<void> => {
     await link.send(message);
@@ -133,7 +134,11 @@ export async function runSplitClient(options: SplitClientOptions): Promise<Split
       }
     }
   };
-  const rows = (batch: SplitBatch, cols: number): Matrix => ({ data: batch.features.subarray(0, batch.count * cols), rows: batch.count, cols });
+  const rows = (batch: SplitBatch, cols: number): Matrix => ({
+    data: batch.features.subarray(0, batch.count * cols),
+    rows: batch.count,
+    cols,
+  });
 
   let step = 0;
   let trainMs = 0;
@@ -190,7 +195,13 @@ export async function runSplitClient(options: SplitClientOptions): Promise<Split
     const seconds = (Date.now() - started) / 1000;
     trainMs += Date.now() - started;
     trainedExamples += examples;
-    options.onEpoch?.({ epoch, loss: examples > 0 ? lossSum / examples : 0, trainAccuracy: examples > 0 ? correct / examples : 0, examples, seconds });
+    options.onEpoch?.({
+      epoch,
+      loss: examples > 0 ? lossSum / examples : 0,
+      trainAccuracy: examples > 0 ? correct / examples : 0,
+      examples,
+      seconds,
+    });
     if (mode === 'sequential') {
       await withRetry(`the hand-over of epoch ${epoch}`, async () => {
         await send(syncMessage(step, bottom.getWeights(), { phase: 'release', epoch }));
@@ -203,7 +214,8 @@ export async function runSplitClient(options: SplitClientOptions): Promise<Split
         expectType(reply, MESSAGE_TYPES.splitSync, SERVER);
         return readSyncWeights(reply, bottom.parameterCount, SERVER);
       });
-      if (!averaged) throw new TrainerError('TRAINER_ERR_BAD_FRAME', `the split server answered the average of epoch ${epoch} without weights`);
+      if (!averaged)
+        throw new TrainerError('TRAINER_ERR_BAD_FRAME', `the split server answered the average of epoch ${epoch} without weights`);
       bottom.setWeights(averaged);
     }
   }
@@ -220,7 +232,11 @@ export async function runSplitClient(options: SplitClientOptions): Promise<Split
       const reply = await link.recv();
       expectType(reply, MESSAGE_TYPES.splitEvaluateResult, SERVER);
       if (serverHasLabels) {
-        return { lossSum: metaNumber(reply, 'lossSum', SERVER), correct: metaNumber(reply, 'correct', SERVER), count: metaNumber(reply, 'count', SERVER) };
+        return {
+          lossSum: metaNumber(reply, 'lossSum', SERVER),
+          correct: metaNumber(reply, 'correct', SERVER),
+          count: metaNumber(reply, 'count', SERVER),
+        };
       }
       return head!.score(readMatrix(reply, 0, { rows: batch.count, cols: head!.inputSize, what: 'server output' }, SERVER), labels);
     });
@@ -233,7 +249,9 @@ export async function runSplitClient(options: SplitClientOptions): Promise<Split
   const testLoss = sums.count > 0 ? sums.lossSum / sums.count : 0;
   const trainSeconds = trainMs / 1000;
   const roundTripsPerSecond = trainSeconds > 0 ? step / trainSeconds : 0;
-  const handOver = options.handOverWeights ? { bottom: bottom.getWeights(), ...(head?.getWeights ? { head: head.getWeights() } : {}) } : undefined;
+  const handOver = options.handOverWeights
+    ? { bottom: bottom.getWeights(), ...(head?.getWeights ? { head: head.getWeights() } : {}) }
+    : undefined;
   await send(doneMessage(step, { testAccuracy, testLoss, steps: step, roundTripsPerSecond }, handOver));
   return { testAccuracy, testLoss, steps: step, bytesSent, roundTripsPerSecond, trainSeconds, trainedExamples };
 }

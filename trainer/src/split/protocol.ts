@@ -41,7 +41,10 @@ function typeName(type: number): string {
 
 function matrixTensor(m: Matrix, what: string): Tensor {
   if (m.data.length !== m.rows * m.cols) {
-    throw new TrainerError('TRAINER_ERR_SHAPE_MISMATCH', `split ${what}: [${m.rows}, ${m.cols}] needs ${m.rows * m.cols} values, got ${m.data.length}`);
+    throw new TrainerError(
+      'TRAINER_ERR_SHAPE_MISMATCH',
+      `split ${what}: [${m.rows}, ${m.cols}] needs ${m.rows * m.cols} values, got ${m.data.length}`,
+    );
   }
   return { dtype: 'float32', shape: [m.rows, m.cols], data: m.data };
 }
@@ -54,17 +57,26 @@ function shapeError(ctx: FrameContext, frame: Frame, detail: string): TrainerErr
 export function expectType(frame: Frame, type: MessageType, ctx: FrameContext): void {
   if (frame.type === MESSAGE_TYPES.error) throw errorFromFrame(frame, ctx);
   if (frame.type !== type) {
-    throw new TrainerError('TRAINER_ERR_BAD_FRAME', `split: expected ${typeName(type)} from ${ctx.from}, got ${typeName(frame.type)} at step ${frame.step}`);
+    throw new TrainerError(
+      'TRAINER_ERR_BAD_FRAME',
+      `split: expected ${typeName(type)} from ${ctx.from}, got ${typeName(frame.type)} at step ${frame.step}`,
+    );
   }
 }
 
 /** Tensor `index` of `frame` as a float32 [rows, cols] matrix; `rows`/`cols` are checked when given. */
-export function readMatrix(frame: Frame, index: number, expected: { rows?: number; cols?: number; what: string }, ctx: FrameContext): Matrix {
+export function readMatrix(
+  frame: Frame,
+  index: number,
+  expected: { rows?: number; cols?: number; what: string },
+  ctx: FrameContext,
+): Matrix {
   const tensor = frame.tensors[index];
   if (!tensor) throw shapeError(ctx, frame, `${expected.what}: expected tensor ${index}, the frame has ${frame.tensors.length}`);
   const want = `float32 [${expected.rows ?? 'batch'}, ${expected.cols ?? 'features'}]`;
   const got = `${tensor.dtype} [${tensor.shape.join(', ')}]`;
-  if (tensor.dtype !== 'float32' || tensor.shape.length !== 2) throw shapeError(ctx, frame, `${expected.what}: expected ${want}, got ${got}`);
+  if (tensor.dtype !== 'float32' || tensor.shape.length !== 2)
+    throw shapeError(ctx, frame, `${expected.what}: expected ${want}, got ${got}`);
   const [rows, cols] = tensor.shape;
   if ((expected.rows !== undefined && rows !== expected.rows) || (expected.cols !== undefined && cols !== expected.cols) || rows === 0) {
     throw shapeError(ctx, frame, `${expected.what}: expected ${want}, got ${got}`);
@@ -81,13 +93,20 @@ export function readLabels(frame: Frame, index: number, rows: number, numClasses
   }
   const labels = tensor.data as Int32Array;
   for (let i = 0; i < labels.length; i++) {
-    if (labels[i] < 0 || labels[i] >= numClasses) throw shapeError(ctx, frame, `labels: label ${labels[i]} at ${i} is outside [0, ${numClasses})`);
+    if (labels[i] < 0 || labels[i] >= numClasses)
+      throw shapeError(ctx, frame, `labels: label ${labels[i]} at ${i} is outside [0, ${numClasses})`);
   }
   return labels;
 }
 
 /** splitForward / splitEvaluate: activations, plus labels when the server computes the loss (vanilla). */
-export function activationsMessage(type: 'splitForward' | 'splitEvaluate', step: number, activations: Matrix, labels?: Int32Array, meta?: Record<string, unknown>): Message {
+export function activationsMessage(
+  type: 'splitForward' | 'splitEvaluate',
+  step: number,
+  activations: Matrix,
+  labels?: Int32Array,
+  meta?: Record<string, unknown>,
+): Message {
   const tensors: Tensor[] = [matrixTensor(activations, type)];
   if (labels) tensors.push({ dtype: 'int32', shape: [labels.length], data: labels });
   return { type: MESSAGE_TYPES[type], step, seq: 0, tensors, ...(meta ? { meta } : {}) };
@@ -117,20 +136,37 @@ export interface ClientSideWeights {
 
 /** splitDone: the client's final figures, and optionally its client-side weights (tensor 0 the bottom, 1 the head). */
 export function doneMessage(step: number, meta: Record<string, unknown>, weights?: ClientSideWeights): Message {
-  const tensors = weights ? [weights.bottom, ...(weights.head ? [weights.head] : [])].map((data) => ({ dtype: 'float32' as const, shape: [data.length], data })) : [];
+  const tensors = weights
+    ? [weights.bottom, ...(weights.head ? [weights.head] : [])].map((data) => ({ dtype: 'float32' as const, shape: [data.length], data }))
+    : [];
   return { type: MESSAGE_TYPES.splitDone, step, seq: 0, tensors, meta };
 }
 
 /** The client-side weights of a splitDone frame (undefined when it carries none), checked against the parts' lengths. */
-export function readDoneWeights(frame: Frame, bottomLength: number, headLength: number | undefined, ctx: FrameContext): ClientSideWeights | undefined {
+export function readDoneWeights(
+  frame: Frame,
+  bottomLength: number,
+  headLength: number | undefined,
+  ctx: FrameContext,
+): ClientSideWeights | undefined {
   if (frame.tensors.length === 0) return undefined;
   const expected = headLength === undefined ? [bottomLength] : [bottomLength, headLength];
   const shapes = frame.tensors.map((t) => `${t.dtype} [${t.shape.join(', ')}]`);
-  if (frame.tensors.length !== expected.length || frame.tensors.some((t, i) => t.dtype !== 'float32' || t.shape.length !== 1 || t.shape[0] !== expected[i])) {
-    throw shapeError(ctx, frame, `client-side weights: expected ${expected.map((n) => `float32 [${n}]`).join(' and ')}, got ${shapes.join(' and ')}`);
+  if (
+    frame.tensors.length !== expected.length ||
+    frame.tensors.some((t, i) => t.dtype !== 'float32' || t.shape.length !== 1 || t.shape[0] !== expected[i])
+  ) {
+    throw shapeError(
+      ctx,
+      frame,
+      `client-side weights: expected ${expected.map((n) => `float32 [${n}]`).join(' and ')}, got ${shapes.join(' and ')}`,
+    );
   }
   const [bottom, head] = frame.tensors.map((t) => t.data as Float32Array);
-  for (const [name, values] of [['bottom', bottom], ['head', head]] as const) {
+  for (const [name, values] of [
+    ['bottom', bottom],
+    ['head', head],
+  ] as const) {
     const bad = values ? values.findIndex((v) => !Number.isFinite(v)) : -1;
     if (bad >= 0) throw shapeError(ctx, frame, `client-side ${name} weight ${bad} is ${values![bad]}`);
   }
@@ -139,7 +175,13 @@ export function readDoneWeights(frame: Frame, bottomLength: number, headLength: 
 
 /** splitSync: client-side weights as one flat vector (or none: "nothing to hand over yet"). */
 export function syncMessage(step: number, weights: Float32Array | undefined, meta: Record<string, unknown>): Message {
-  return { type: MESSAGE_TYPES.splitSync, step, seq: 0, tensors: weights ? [{ dtype: 'float32', shape: [weights.length], data: weights }] : [], meta };
+  return {
+    type: MESSAGE_TYPES.splitSync,
+    step,
+    seq: 0,
+    tensors: weights ? [{ dtype: 'float32', shape: [weights.length], data: weights }] : [],
+    meta,
+  };
 }
 
 /** The weights of a splitSync frame (undefined when it carries none), checked against `length`. */
@@ -156,7 +198,10 @@ export function readSyncWeights(frame: Frame, length: number, ctx: FrameContext)
 export function metaNumber(frame: Frame, key: string, ctx: FrameContext): number {
   const value = frame.meta?.[key];
   if (typeof value !== 'number' || !Number.isFinite(value)) {
-    throw new TrainerError('TRAINER_ERR_BAD_FRAME', `split ${typeName(frame.type)} from ${ctx.from} at step ${frame.step}: meta.${key} must be a finite number, got ${JSON.stringify(value ?? null)}`);
+    throw new TrainerError(
+      'TRAINER_ERR_BAD_FRAME',
+      `split ${typeName(frame.type)} from ${ctx.from} at step ${frame.step}: meta.${key} must be a finite number, got ${JSON.stringify(value ?? null)}`,
+    );
   }
   return value;
 }

@@ -149,7 +149,8 @@ class Signal {
     const deadline = Date.now() + timeoutMs;
     while (!check()) {
       const remaining = deadline - Date.now();
-      if (remaining <= 0) throw new TrainerError('TRAINER_ERR_PEER_TIMEOUT', `split server timed out after ${timeoutMs}ms waiting for ${what}`);
+      if (remaining <= 0)
+        throw new TrainerError('TRAINER_ERR_PEER_TIMEOUT', `split server timed out after ${timeoutMs}ms waiting for ${what}`);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, Math.min(remaining, 1000));
         this.waiters.push(() => {
@@ -208,7 +209,11 @@ export async function runSplitSessions(options: SplitSessionsOptions): Promise<S
     const deadline = Date.now() + reconnectTimeoutMs;
     while (!link.clientIds().includes(clientId)) {
       if (Date.now() > deadline) {
-        throw new TrainerError('TRAINER_ERR_PEER_TIMEOUT', `client ${clientId} did not reconnect within ${reconnectTimeoutMs}ms after: ${cause.message}`, { cause });
+        throw new TrainerError(
+          'TRAINER_ERR_PEER_TIMEOUT',
+          `client ${clientId} did not reconnect within ${reconnectTimeoutMs}ms after: ${cause.message}`,
+          { cause },
+        );
       }
       await sleep(POLL_MS);
     }
@@ -219,7 +224,8 @@ export async function runSplitSessions(options: SplitSessionsOptions): Promise<S
     const ctx: FrameContext = { from: `client ${clientId}` };
     let steps = 0;
     let last: { step: number; reply: OutgoingFrame } | undefined;
-    const recv = (what: string): Promise<Frame> => link.recv(clientId, { timeoutMs: options.timeoutMs, what: `${what} from client ${clientId}` });
+    const recv = (what: string): Promise<Frame> =>
+      link.recv(clientId, { timeoutMs: options.timeoutMs, what: `${what} from client ${clientId}` });
 
     const onForward = async (frame: Frame): Promise<void> => {
       firstStepMs ??= performance.now();
@@ -237,7 +243,11 @@ export async function runSplitSessions(options: SplitSessionsOptions): Promise<S
           expectType(back, MESSAGE_TYPES.splitHeadGradient, ctx);
           const dy = readMatrix(back, 0, { rows: x.rows, cols: top.outputSize, what: 'head gradient' }, ctx);
           const loss = typeof back.meta?.loss === 'number' ? back.meta.loss : NaN;
-          const reply = await send(clientId, matrixMessage('splitBackward', frame.step, top.backward(x, dy)), `the gradient of step ${frame.step}`);
+          const reply = await send(
+            clientId,
+            matrixMessage('splitBackward', frame.step, top.backward(x, dy)),
+            `the gradient of step ${frame.step}`,
+          );
           last = { step: frame.step, reply };
           options.onStep?.(clientId, frame.step, loss);
         } finally {
@@ -262,7 +272,11 @@ export async function runSplitSessions(options: SplitSessionsOptions): Promise<S
     const onEvaluate = async (frame: Frame): Promise<void> => {
       const x = readMatrix(frame, 0, { cols: top.inputSize, what: 'activations' }, ctx);
       if (mode === 'u-shaped') {
-        await send(clientId, matrixMessage('splitEvaluateResult', frame.step, top.forward(x)), `the evaluation outputs of batch ${frame.step}`);
+        await send(
+          clientId,
+          matrixMessage('splitEvaluateResult', frame.step, top.forward(x)),
+          `the evaluation outputs of batch ${frame.step}`,
+        );
       } else {
         const labels = readLabels(frame, 1, x.rows, top.numClasses, ctx);
         await send(clientId, metaMessage('splitEvaluateResult', frame.step, top.score(x, labels)), `the evaluation of batch ${frame.step}`);
@@ -274,15 +288,31 @@ export async function runSplitSessions(options: SplitSessionsOptions): Promise<S
       const epoch = metaNumber(frame, 'epoch', ctx);
       const weights = readSyncWeights(frame, options.clientWeightsLength, ctx);
       if (mode === 'sequential' && phase === 'acquire') {
-        await signal.until(() => turn.epoch === epoch && order[turn.index] === clientId, syncTimeoutMs, `the turn of client ${clientId} in epoch ${epoch}`);
-        await send(clientId, syncMessage(frame.step, handedOver, { phase: 'acquire', epoch }), `the client-side weights for epoch ${epoch}`);
+        await signal.until(
+          () => turn.epoch === epoch && order[turn.index] === clientId,
+          syncTimeoutMs,
+          `the turn of client ${clientId} in epoch ${epoch}`,
+        );
+        await send(
+          clientId,
+          syncMessage(frame.step, handedOver, { phase: 'acquire', epoch }),
+          `the client-side weights for epoch ${epoch}`,
+        );
       } else if (mode === 'sequential' && phase === 'release') {
-        if (!weights) throw new TrainerError('TRAINER_ERR_BAD_FRAME', `split splitSync from client ${clientId}: a release must carry the client-side weights`);
+        if (!weights)
+          throw new TrainerError(
+            'TRAINER_ERR_BAD_FRAME',
+            `split splitSync from client ${clientId}: a release must carry the client-side weights`,
+          );
         handedOver = Float32Array.from(weights);
         await send(clientId, syncMessage(frame.step, undefined, { phase: 'release', epoch }), `the release ack of epoch ${epoch}`);
         advanceTurn();
       } else if (mode === 'splitfed' && phase === 'average') {
-        if (!weights) throw new TrainerError('TRAINER_ERR_BAD_FRAME', `split splitSync from client ${clientId}: an average must carry the client-side weights`);
+        if (!weights)
+          throw new TrainerError(
+            'TRAINER_ERR_BAD_FRAME',
+            `split splitSync from client ${clientId}: an average must carry the client-side weights`,
+          );
         const round: AverageRound = averages.get(epoch) ?? { parts: new Map() };
         averages.set(epoch, round);
         round.parts.set(clientId, { weights: Float32Array.from(weights), examples: metaNumber(frame, 'numExamples', ctx) });
@@ -290,18 +320,35 @@ export async function runSplitSessions(options: SplitSessionsOptions): Promise<S
         const complete = (): boolean => expected().every((id) => round.parts.has(id));
         if (complete() && !round.result) {
           const parts = [...round.parts.values()];
-          round.result = weightedAverage(parts.map((p) => p.weights), parts.map((p) => p.examples));
+          round.result = weightedAverage(
+            parts.map((p) => p.weights),
+            parts.map((p) => p.examples),
+          );
           log(`epoch ${epoch}: averaged the client-side weights of ${parts.length} client(s)`);
           signal.notify();
         }
-        await signal.until(() => round.result !== undefined || complete(), syncTimeoutMs, `the client-side weights of every client for epoch ${epoch}`);
+        await signal.until(
+          () => round.result !== undefined || complete(),
+          syncTimeoutMs,
+          `the client-side weights of every client for epoch ${epoch}`,
+        );
         if (!round.result) {
           const parts = [...round.parts.values()];
-          round.result = weightedAverage(parts.map((p) => p.weights), parts.map((p) => p.examples));
+          round.result = weightedAverage(
+            parts.map((p) => p.weights),
+            parts.map((p) => p.examples),
+          );
         }
-        await send(clientId, syncMessage(frame.step, round.result, { phase: 'average', epoch }), `the averaged client-side weights of epoch ${epoch}`);
+        await send(
+          clientId,
+          syncMessage(frame.step, round.result, { phase: 'average', epoch }),
+          `the averaged client-side weights of epoch ${epoch}`,
+        );
       } else {
-        throw new TrainerError('TRAINER_ERR_BAD_FRAME', `split splitSync from client ${clientId}: phase ${JSON.stringify(phase ?? null)} is not used in ${mode} mode`);
+        throw new TrainerError(
+          'TRAINER_ERR_BAD_FRAME',
+          `split splitSync from client ${clientId}: phase ${JSON.stringify(phase ?? null)} is not used in ${mode} mode`,
+        );
       }
     };
 
@@ -328,7 +375,11 @@ export async function runSplitSessions(options: SplitSessionsOptions): Promise<S
       const name = (Object.keys(MESSAGE_TYPES) as MessageTypeName[]).find((key) => MESSAGE_TYPES[key] === frame.type);
       const handler = name ? handlers[name] : undefined;
       try {
-        if (!handler) throw new TrainerError('TRAINER_ERR_BAD_FRAME', `split server: unexpected ${name ?? `type ${frame.type}`} frame from client ${clientId} at step ${frame.step}`);
+        if (!handler)
+          throw new TrainerError(
+            'TRAINER_ERR_BAD_FRAME',
+            `split server: unexpected ${name ?? `type ${frame.type}`} frame from client ${clientId} at step ${frame.step}`,
+          );
         await handler(frame);
       } catch (err) {
         if (!isTrainerError(err)) throw err;
@@ -357,7 +408,9 @@ export async function runSplitSessions(options: SplitSessionsOptions): Promise<S
           return report;
         },
         (err: unknown) => {
-          const failure = isTrainerError(err) ? err : new TrainerError('TRAINER_ERR_PEER_ABORTED', `client ${clientId}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+          const failure = isTrainerError(err)
+            ? err
+            : new TrainerError('TRAINER_ERR_PEER_ABORTED', `client ${clientId}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
           log(`client ${clientId} failed: ${failure.code}: ${failure.message}`);
           finished.add(clientId);
           if (mode === 'sequential' && order[turn.index] === clientId) advanceTurn();

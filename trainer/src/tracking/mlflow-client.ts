@@ -102,10 +102,7 @@ export class MlflowClient {
     this.maxRetryTimeMs = options.maxRetryTimeMs ?? 30000;
     this.requestTimeoutMs = options.requestTimeoutMs ?? 15000;
     if (!/^https?:\/\/./.test(this.baseUrl)) {
-      throw new TrainerError(
-        'TRAINER_ERR_TRACKING',
-        `trackingUri must be an http(s) URL, got ${JSON.stringify(options.trackingUri)}`,
-      );
+      throw new TrainerError('TRAINER_ERR_TRACKING', `trackingUri must be an http(s) URL, got ${JSON.stringify(options.trackingUri)}`);
     }
     if (!Number.isInteger(this.maxAttempts) || this.maxAttempts < 1) {
       throw new TrainerError('TRAINER_ERR_TRACKING', `maxAttempts must be an integer >= 1, got ${this.maxAttempts}`);
@@ -205,7 +202,7 @@ export class MlflowClient {
         'TRAINER_ERR_TRACKING',
         `log-batch allows at most ${LOG_BATCH_LIMITS.metrics} metrics, ${LOG_BATCH_LIMITS.params} params, ` +
           `${LOG_BATCH_LIMITS.tags} tags and ${LOG_BATCH_LIMITS.total} in total, ` +
-            `got ${metrics.length}, ${params.length} and ${tags.length}`,
+          `got ${metrics.length}, ${params.length} and ${tags.length}`,
       );
     }
     await this.request('POST', '/api/2.0/mlflow/runs/log-batch', {
@@ -224,8 +221,7 @@ export class MlflowClient {
   async uploadArtifact(experimentId: string, runId: string, artifactPath: string, bytes: Uint8Array): Promise<void> {
     const encoded = checkArtifactPath(artifactPath).map(encodeURIComponent).join('/');
     const path =
-      `/api/2.0/mlflow-artifacts/artifacts/${encodeURIComponent(experimentId)}/` +
-      `${encodeURIComponent(runId)}/artifacts/${encoded}`;
+      `/api/2.0/mlflow-artifacts/artifacts/${encodeURIComponent(experimentId)}/` + `${encodeURIComponent(runId)}/artifacts/${encoded}`;
     await this.request('PUT', path, bytes);
   }
 
@@ -252,10 +248,7 @@ export class MlflowClient {
     try {
       response = await fetch(url, {
         method,
-        headers:
-          body === undefined
-            ? {}
-            : { 'Content-Type': body instanceof Uint8Array ? 'application/octet-stream' : 'application/json' },
+        headers: body === undefined ? {} : { 'Content-Type': body instanceof Uint8Array ? 'application/octet-stream' : 'application/json' },
         body: body === undefined ? undefined : body instanceof Uint8Array ? body : JSON.stringify(body),
         signal: AbortSignal.timeout(this.requestTimeoutMs),
       });

@@ -76,10 +76,7 @@ export class MlflowTracker implements Tracker {
       throw new TrainerError('TRAINER_ERR_TRACKING', `flushIntervalMs must be > 0, got ${this.flushIntervalMs}`);
     }
     if (!Number.isInteger(this.maxBufferedMetrics) || this.maxBufferedMetrics < 1) {
-      throw new TrainerError(
-        'TRAINER_ERR_TRACKING',
-        `maxBufferedMetrics must be an integer >= 1, got ${this.maxBufferedMetrics}`,
-      );
+      throw new TrainerError('TRAINER_ERR_TRACKING', `maxBufferedMetrics must be an integer >= 1, got ${this.maxBufferedMetrics}`);
     }
     this.metrics = new MetricQueue(this.maxBufferedMetrics);
   }

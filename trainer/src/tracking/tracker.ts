@@ -32,10 +32,7 @@ export interface Tracker {
  */
 export function checkRunEndStatus(status: string): RunEndStatus {
   if ((RUN_END_STATUSES as ReadonlyArray<string>).includes(status)) return status as RunEndStatus;
-  throw new TrainerError(
-    'TRAINER_ERR_TRACKING',
-    `run status must be one of ${RUN_END_STATUSES.join(', ')}, got ${JSON.stringify(status)}`,
-  );
+  throw new TrainerError('TRAINER_ERR_TRACKING', `run status must be one of ${RUN_END_STATUSES.join(', ')}, got ${JSON.stringify(status)}`);
 }
 
 const KEY_PATTERN = /^[\w\-. /]+$/;
@@ -64,11 +61,7 @@ export function checkKey(kind: 'metric' | 'param' | 'tag', key: string): void {
 /** Check an artifact path: relative, non-empty, no `.`/`..` segments. */
 export function checkArtifactPath(artifactPath: string): string[] {
   const parts = artifactPath.split('/');
-  if (
-    artifactPath.length === 0 ||
-    artifactPath.startsWith('/') ||
-    parts.some((p) => p === '' || p === '.' || p === '..')
-  ) {
+  if (artifactPath.length === 0 || artifactPath.startsWith('/') || parts.some((p) => p === '' || p === '.' || p === '..')) {
     throw new TrainerError(
       'TRAINER_ERR_TRACKING',
       `artifact path must be a relative file path without '.', '..' or empty segments, got ${JSON.stringify(artifactPath)}`,

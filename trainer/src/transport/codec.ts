@@ -189,7 +189,10 @@ export function allocateFloat32Frame(
   length: number,
   allocate: (bytes: number) => Buffer = Buffer.allocUnsafe,
 ): { frame: Buffer; data: Float32Array } {
-  const { header, offsets, totalBytes } = layout(rank, { ...message, tensors: [{ dtype: 'float32', shape: [length], data: byteLengthOnly(length) }] });
+  const { header, offsets, totalBytes } = layout(rank, {
+    ...message,
+    tensors: [{ dtype: 'float32', shape: [length], data: byteLengthOnly(length) }],
+  });
   const frame = allocate(totalBytes);
   writeHeader(frame, header);
   return { frame, data: new Float32Array(frame.buffer, frame.byteOffset + offsets[0], length) };
@@ -254,7 +257,12 @@ export interface FrameHeader {
   readonly rank: number;
   readonly meta?: Readonly<Record<string, unknown>>;
   /** Each tensor's dtype, shape and where its bytes lie in the frame. */
-  readonly tensors: ReadonlyArray<{ readonly dtype: Dtype; readonly shape: number[]; readonly offset: number; readonly byteLength: number }>;
+  readonly tensors: ReadonlyArray<{
+    readonly dtype: Dtype;
+    readonly shape: number[];
+    readonly offset: number;
+    readonly byteLength: number;
+  }>;
 }
 
 /**
@@ -286,14 +294,18 @@ export function decodeFrameHeader(bytes: Uint8Array, frameBytes: number, options
   if (!isPlainObject(header)) throw frameError('TRAINER_ERR_BAD_FRAME', 'header is not a msgpack map');
   const { v, t, s, q, r, x, m } = header;
   if (v !== PROTOCOL_VERSION) {
-    throw frameError('TRAINER_ERR_UNKNOWN_VERSION', `unknown protocol version ${describeValue(v)} (this endpoint speaks ${PROTOCOL_VERSION})`);
+    throw frameError(
+      'TRAINER_ERR_UNKNOWN_VERSION',
+      `unknown protocol version ${describeValue(v)} (this endpoint speaks ${PROTOCOL_VERSION})`,
+    );
   }
   if (typeof t !== 'number' || !TYPE_VALUES.has(t)) {
     throw frameError('TRAINER_ERR_UNKNOWN_TYPE', `unknown message type ${describeValue(t)}`);
   }
   if (!isSafeNonNegative(s)) throw frameError('TRAINER_ERR_BAD_FRAME', `step must be an integer >= 0, got ${describeValue(s)}`);
   if (!isSafeNonNegative(q)) throw frameError('TRAINER_ERR_BAD_FRAME', `seq must be an integer >= 0, got ${describeValue(q)}`);
-  if (!isSafeNonNegative(r, MAX_RANK_VALUE)) throw frameError('TRAINER_ERR_BAD_FRAME', `rank must be an integer from 0 to ${MAX_RANK_VALUE}, got ${describeValue(r)}`);
+  if (!isSafeNonNegative(r, MAX_RANK_VALUE))
+    throw frameError('TRAINER_ERR_BAD_FRAME', `rank must be an integer from 0 to ${MAX_RANK_VALUE}, got ${describeValue(r)}`);
   if (m !== undefined && !isPlainObject(m)) throw frameError('TRAINER_ERR_BAD_FRAME', `meta must be a map, got ${describeValue(m)}`);
   const specs = x ?? [];
   if (!Array.isArray(specs) || specs.length > MAX_TENSORS_PER_FRAME) {
@@ -307,22 +319,34 @@ export function decodeFrameHeader(bytes: Uint8Array, frameBytes: number, options
     const [dtype, shape] = spec as [unknown, unknown];
     const size = itemBytes(typeof dtype === 'string' ? dtype : String(describeValue(dtype)));
     if (!Array.isArray(shape) || shape.length > MAX_TENSOR_RANK) {
-      throw frameError('TRAINER_ERR_SHAPE_MISMATCH', `tensor ${i} shape must be a list of at most ${MAX_TENSOR_RANK} dimensions, got ${describeValue(shape)}`);
+      throw frameError(
+        'TRAINER_ERR_SHAPE_MISMATCH',
+        `tensor ${i} shape must be a list of at most ${MAX_TENSOR_RANK} dimensions, got ${describeValue(shape)}`,
+      );
     }
     let elements = 1;
     for (const dim of shape) {
       if (!isSafeNonNegative(dim, MAX_DIMENSION)) {
-        throw frameError('TRAINER_ERR_SHAPE_MISMATCH', `tensor ${i} has dimension ${describeValue(dim)}; dimensions must be integers from 0 to ${MAX_DIMENSION}`);
+        throw frameError(
+          'TRAINER_ERR_SHAPE_MISMATCH',
+          `tensor ${i} has dimension ${describeValue(dim)}; dimensions must be integers from 0 to ${MAX_DIMENSION}`,
+        );
       }
       elements *= dim;
       if (elements * size > frameBytes) {
-        throw frameError('TRAINER_ERR_SHAPE_MISMATCH', `tensor ${i} shape [${shape.join(', ')}] needs more bytes than the ${frameBytes}-byte frame holds`);
+        throw frameError(
+          'TRAINER_ERR_SHAPE_MISMATCH',
+          `tensor ${i} shape [${shape.join(', ')}] needs more bytes than the ${frameBytes}-byte frame holds`,
+        );
       }
     }
     const byteLength = elements * size;
     if (i > 0) offset = align(offset);
     if (offset + byteLength > frameBytes) {
-      throw frameError('TRAINER_ERR_SHAPE_MISMATCH', `tensor ${i} (${dtype} [${shape.join(', ')}], ${byteLength} bytes) runs past the end of the ${frameBytes}-byte frame`);
+      throw frameError(
+        'TRAINER_ERR_SHAPE_MISMATCH',
+        `tensor ${i} (${dtype} [${shape.join(', ')}], ${byteLength} bytes) runs past the end of the ${frameBytes}-byte frame`,
+      );
     }
     tensors.push({ dtype: dtype as Dtype, shape: shape as number[], offset, byteLength });
     offset += byteLength;
@@ -342,7 +366,11 @@ export function decodeFrameHeader(bytes: Uint8Array, frameBytes: number, options
  */
 export function decodeFrame(bytes: Uint8Array, options: DecodeOptions = {}): Frame {
   const header = decodeFrameHeader(bytes, bytes.byteLength, options);
-  const tensors = header.tensors.map(({ dtype, shape, offset, byteLength }) => ({ dtype, shape, data: view(dtype, bytes, offset, byteLength) }));
+  const tensors = header.tensors.map(({ dtype, shape, offset, byteLength }) => ({
+    dtype,
+    shape,
+    data: view(dtype, bytes, offset, byteLength),
+  }));
   return { ...header, tensors };
 }
 

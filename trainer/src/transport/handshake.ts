@@ -71,6 +71,9 @@ export function checkHello(local: HelloFields, remote: HelloFields, expectedRank
     );
   }
   if (!expectedRank(remote.rank)) {
-    throw new HelloRefused('TRAINER_ERR_HANDSHAKE', `rank ${local.rank} refused ${from}: rank ${remote.rank} is not expected on this connection`);
+    throw new HelloRefused(
+      'TRAINER_ERR_HANDSHAKE',
+      `rank ${local.rank} refused ${from}: rank ${remote.rank} is not expected on this connection`,
+    );
   }
 }

@@ -148,7 +148,8 @@ export class HubClient implements StarLink {
       maxQueuedFrames: this.maxQueuedFrames,
       maxQueuedBytes: this.maxQueuedBytes,
     })) {
-      if (!Number.isInteger(value) || value < 1) throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `HubClient: '${name}' must be an integer >= 1, got ${value}`);
+      if (!Number.isInteger(value) || value < 1)
+        throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `HubClient: '${name}' must be an integer >= 1, got ${value}`);
     }
     checkTlsOptions('HubClient', options);
     checkReceiveTimeout('HubClient', 'recvTimeoutMs', this.recvTimeoutMs);
@@ -197,7 +198,10 @@ export class HubClient implements StarLink {
    */
   recv(options: { readonly timeoutMs?: number; readonly what?: string } = {}): Promise<Frame> {
     const link = this.link;
-    if (!link) return Promise.reject(new TrainerError('TRAINER_ERR_PEER_CLOSED', `client ${this.clientId} is not connected to ${this.serverAddress}`));
+    if (!link)
+      return Promise.reject(
+        new TrainerError('TRAINER_ERR_PEER_CLOSED', `client ${this.clientId} is not connected to ${this.serverAddress}`),
+      );
     const timeoutMs = options.timeoutMs ?? this.recvTimeoutMs;
     return link.inbox.take(
       timeoutMs,
@@ -215,7 +219,11 @@ export class HubClient implements StarLink {
    */
   async send(message: Message): Promise<void> {
     const link = this.link;
-    if (!link || link.closedError) throw link?.closedError ?? new TrainerError('TRAINER_ERR_PEER_CLOSED', `client ${this.clientId} is not connected to ${this.serverAddress}`);
+    if (!link || link.closedError)
+      throw (
+        link?.closedError ??
+        new TrainerError('TRAINER_ERR_PEER_CLOSED', `client ${this.clientId} is not connected to ${this.serverAddress}`)
+      );
     if (link.sending.full) {
       await link.sending.drain(
         this.highWaterBytes,
@@ -232,7 +240,10 @@ export class HubClient implements StarLink {
     await new Promise<void>((resolve, reject) => {
       // A client masks its frames, with a zero key (endpoint/dialer.ts): the pieces go out as they are.
       link.sending.write(link.ws, frame, true, outgoingFrameBytes(frame), (err) => {
-        if (err) reject(new TrainerError('TRAINER_ERR_PEER_CLOSED', `client ${this.clientId}: send to ${this.serverAddress} failed: ${err.message}`));
+        if (err)
+          reject(
+            new TrainerError('TRAINER_ERR_PEER_CLOSED', `client ${this.clientId}: send to ${this.serverAddress} failed: ${err.message}`),
+          );
         else resolve();
       });
     });
@@ -295,7 +306,13 @@ export class HubClient implements StarLink {
         socket.send(
           encodeFrame(
             this.options.rank,
-            clientHelloMessage({ clientId: this.clientId, rank: this.options.rank, worldSize: this.options.worldSize, generation: this.generation, info: this.options.helloInfo }),
+            clientHelloMessage({
+              clientId: this.clientId,
+              rank: this.options.rank,
+              worldSize: this.options.worldSize,
+              generation: this.generation,
+              info: this.options.helloInfo,
+            }),
           ),
         );
       },
@@ -377,8 +394,14 @@ export class HubClient implements StarLink {
       const text = reason.toString();
       const error =
         code === CLOSE_CODES.normal
-          ? new TrainerError('TRAINER_ERR_CLOSED', `the federated server at ${this.serverAddress} closed the connection${text ? `: ${text}` : ''}`)
-          : new TrainerError('TRAINER_ERR_PEER_CLOSED', `connection to the federated server at ${this.serverAddress} closed (code ${code}${text ? `: ${text}` : ''})`);
+          ? new TrainerError(
+              'TRAINER_ERR_CLOSED',
+              `the federated server at ${this.serverAddress} closed the connection${text ? `: ${text}` : ''}`,
+            )
+          : new TrainerError(
+              'TRAINER_ERR_PEER_CLOSED',
+              `connection to the federated server at ${this.serverAddress} closed (code ${code}${text ? `: ${text}` : ''})`,
+            );
       this.failLink(link, error);
     });
     return link;

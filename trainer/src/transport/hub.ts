@@ -197,7 +197,11 @@ export class Hub implements Star {
     this.maxQueuedFrames = options.maxQueuedFrames ?? 8;
     this.maxQueuedBytes = options.maxQueuedBytes ?? defaultMaxQueuedBytes(this.maxPayloadBytes);
     this.membership = new Membership(
-      { clientIds: () => this.clientIds(), closed: () => this.closing, describe: () => `federated server on port ${this.listeningPort ?? '?'}` },
+      {
+        clientIds: () => this.clientIds(),
+        closed: () => this.closing,
+        describe: () => `federated server on port ${this.listeningPort ?? '?'}`,
+      },
       options.onMembership,
     );
     checkPositiveInteger('Hub', {
@@ -211,8 +215,18 @@ export class Hub implements Star {
       maxQueuedBytes: this.maxQueuedBytes,
     });
     checkTlsOptions('Hub', options);
-    this.heartbeat = new Heartbeat(this.heartbeatIntervalMs, this.heartbeatTimeoutMs, () => this.clients.values(), (conn, silentMs) =>
-      this.reject(conn, new TrainerError('TRAINER_ERR_PEER_TIMEOUT', `client ${conn.clientId}: no heartbeat for ${silentMs}ms (limit ${this.heartbeatTimeoutMs}ms)`)),
+    this.heartbeat = new Heartbeat(
+      this.heartbeatIntervalMs,
+      this.heartbeatTimeoutMs,
+      () => this.clients.values(),
+      (conn, silentMs) =>
+        this.reject(
+          conn,
+          new TrainerError(
+            'TRAINER_ERR_PEER_TIMEOUT',
+            `client ${conn.clientId}: no heartbeat for ${silentMs}ms (limit ${this.heartbeatTimeoutMs}ms)`,
+          ),
+        ),
     );
   }
 
@@ -295,7 +309,13 @@ export class Hub implements Star {
     if (conn.closedError) throw conn.closedError;
     await new Promise<void>((resolve, reject) => {
       conn.sending.write(conn.ws, frame, false, outgoingFrameBytes(frame), (err) => {
-        if (err) reject(new TrainerError('TRAINER_ERR_PEER_CLOSED', `send of ${options.what ?? 'a message'} to ${this.describeClient(clientId)} failed: ${err.message}`));
+        if (err)
+          reject(
+            new TrainerError(
+              'TRAINER_ERR_PEER_CLOSED',
+              `send of ${options.what ?? 'a message'} to ${this.describeClient(clientId)} failed: ${err.message}`,
+            ),
+          );
         else resolve();
       });
     });
@@ -317,7 +337,10 @@ export class Hub implements Star {
     return conn.inbox.take(
       timeoutMs,
       () =>
-        new TrainerError('TRAINER_ERR_PEER_TIMEOUT', `federated server timed out after ${timeoutMs}ms waiting for ${options.what ?? 'a message'} from ${this.describeClient(clientId)}`),
+        new TrainerError(
+          'TRAINER_ERR_PEER_TIMEOUT',
+          `federated server timed out after ${timeoutMs}ms waiting for ${options.what ?? 'a message'} from ${this.describeClient(clientId)}`,
+        ),
     );
   }
 
@@ -368,7 +391,10 @@ export class Hub implements Star {
   private connected(clientId: string, options: HubWaitOptions): Connection {
     const conn = this.clients.get(clientId);
     if (!conn || conn.closedError) {
-      throw new TrainerError('TRAINER_ERR_PEER_CLOSED', `cannot exchange ${options.what ?? 'a message'} with client ${clientId}: it is not connected`);
+      throw new TrainerError(
+        'TRAINER_ERR_PEER_CLOSED',
+        `cannot exchange ${options.what ?? 'a message'} with client ${clientId}: it is not connected`,
+      );
     }
     return conn;
   }
@@ -436,7 +462,13 @@ export class Hub implements Star {
     const previous = this.clients.get(clientId);
     this.clients.set(clientId, conn);
     if (previous) {
-      this.reject(previous, new TrainerError('TRAINER_ERR_PEER_CLOSED', `client ${clientId} (${previous.remote}) was replaced by a new connection from ${conn.remote}`));
+      this.reject(
+        previous,
+        new TrainerError(
+          'TRAINER_ERR_PEER_CLOSED',
+          `client ${clientId} (${previous.remote}) was replaced by a new connection from ${conn.remote}`,
+        ),
+      );
     }
     conn.ws.send(encodeFrame(HUB_RANK, hubHelloMessage(this.generation, this.clients.size)));
     this.membership.changed({ kind: previous ? 'replace' : 'join', clientId });
@@ -469,7 +501,13 @@ export class Hub implements Star {
 
   private onClose(conn: Connection, code: number, reason: string): void {
     const why = closedDetail(code, reason, conn.lastError);
-    this.fail(conn, new TrainerError('TRAINER_ERR_PEER_CLOSED', `${conn.clientId === undefined ? conn.remote : this.describeClient(conn.clientId)}: ${why}`));
+    this.fail(
+      conn,
+      new TrainerError(
+        'TRAINER_ERR_PEER_CLOSED',
+        `${conn.clientId === undefined ? conn.remote : this.describeClient(conn.clientId)}: ${why}`,
+      ),
+    );
     this.forget(conn, why);
   }
 }

@@ -82,7 +82,9 @@ export class InMemoryTransport implements Transport {
   abort(error: TrainerError): void {
     if (!this.group.failGroup(error)) return;
     for (const member of this.others()) {
-      member.group.failGroup(new TrainerError('TRAINER_ERR_PEER_ABORTED', `rank ${member.rank}: ${this.describePeer(this.rank)} aborted: ${error.message}`));
+      member.group.failGroup(
+        new TrainerError('TRAINER_ERR_PEER_ABORTED', `rank ${member.rank}: ${this.describePeer(this.rank)} aborted: ${error.message}`),
+      );
     }
   }
 
@@ -100,7 +102,10 @@ export class InMemoryTransport implements Transport {
     this.closed = true;
     this.group.failGroup(new TrainerError('TRAINER_ERR_CLOSED', `rank ${this.rank} transport is closed`));
     for (const member of this.others()) {
-      member.group.closePeer(this.rank, member.group.lostPeer('TRAINER_ERR_PEER_CLOSED', this.rank, `connection closed (code ${CLOSE_CODES.normal})`));
+      member.group.closePeer(
+        this.rank,
+        member.group.lostPeer('TRAINER_ERR_PEER_CLOSED', this.rank, `connection closed (code ${CLOSE_CODES.normal})`),
+      );
     }
   }
 

@@ -109,7 +109,13 @@ class Mailbox {
   }
 
   /** A receive into a plan; `check` turns a whole frame into an error, else its payload goes into the plan. */
-  takeInto(timeoutMs: number, onTimeout: () => TrainerError, expected: Float32Expectation, plan: ReceivePlan, check: (frame: Frame) => TrainerError | undefined): Promise<void> {
+  takeInto(
+    timeoutMs: number,
+    onTimeout: () => TrainerError,
+    expected: Float32Expectation,
+    plan: ReceivePlan,
+    check: (frame: Frame) => TrainerError | undefined,
+  ): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const take = (frame: Frame): void => {
         const error = check(frame);
@@ -282,7 +288,8 @@ export class PeerGroup {
   private waitFor(peer: number, options: WaitOptions): { timeoutMs: number; what: string; onTimeout: () => TrainerError } {
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     const what = options.what ?? 'a message';
-    const onTimeout = (): TrainerError => this.timeoutError(`rank ${this.rank} timed out after ${timeoutMs}ms waiting for ${what} from ${this.describePeer(peer)}`);
+    const onTimeout = (): TrainerError =>
+      this.timeoutError(`rank ${this.rank} timed out after ${timeoutMs}ms waiting for ${what} from ${this.describePeer(peer)}`);
     return { timeoutMs, what, onTimeout };
   }
 
@@ -297,16 +304,13 @@ export class PeerGroup {
       return Promise.reject(err);
     }
     const { timeoutMs, what, onTimeout } = this.waitFor(peer, options);
-    return this.mailboxes[peer].takeInto(
-      timeoutMs,
-      onTimeout,
-      expected,
-      plan,
-      (frame) => {
-        const problem = float32Problem({ ...frame, tensors: frame.tensors.map((t) => ({ dtype: t.dtype, byteLength: t.data.byteLength })) }, expected);
-        return problem === undefined ? undefined : this.mismatch(peer, what, problem);
-      },
-    );
+    return this.mailboxes[peer].takeInto(timeoutMs, onTimeout, expected, plan, (frame) => {
+      const problem = float32Problem(
+        { ...frame, tensors: frame.tensors.map((t) => ({ dtype: t.dtype, byteLength: t.data.byteLength })) },
+        expected,
+      );
+      return problem === undefined ? undefined : this.mismatch(peer, what, problem);
+    });
   }
 
   /**
@@ -338,7 +342,10 @@ export class PeerGroup {
 
   /** TRAINER_ERR_SHAPE_MISMATCH: the message from `peer` is not the one expected. */
   mismatch(peer: number, what: string, problem: string): TrainerError {
-    return new TrainerError('TRAINER_ERR_SHAPE_MISMATCH', `rank ${this.rank} expected ${what} from ${this.describePeer(peer)}, got ${problem}`);
+    return new TrainerError(
+      'TRAINER_ERR_SHAPE_MISMATCH',
+      `rank ${this.rank} expected ${what} from ${this.describePeer(peer)}, got ${problem}`,
+    );
   }
 
   /** A PEER_TIMEOUT error; it also fails the group (a collective cannot continue without the peer). */

@@ -78,7 +78,13 @@ export interface Transport {
    * (into the outgoing frame where the implementation allows: no extra copy).
    * `fill` runs synchronously before this returns its promise.
    */
-  sendFloat32(peer: number, header: Float32MessageHeader, length: number, fill: (out: Float32Array) => void, options?: WaitOptions): Promise<void>;
+  sendFloat32(
+    peer: number,
+    header: Float32MessageHeader,
+    length: number,
+    fill: (out: Float32Array) => void,
+    options?: WaitOptions,
+  ): Promise<void>;
   /**
    * Like sendFloat32, but the payload is `data` itself, not a copy: `data`
    * must stay unchanged until {@link flush} resolves.

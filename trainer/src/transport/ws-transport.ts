@@ -178,25 +178,42 @@ export class WsTransport implements Transport {
     this.highWaterBytes = options.highWaterBytes ?? 16 * 1024 * 1024;
     this.maxQueuedBytes = options.maxQueuedBytes ?? defaultMaxQueuedBytes(this.maxPayloadBytes);
     this.group = new PeerGroup(this.rank, this.worldSize, this.timeoutMs, (rank) => this.addressOf(rank));
-    const positive = { connectTimeoutMs: this.connectTimeoutMs, helloTimeoutMs: this.helloTimeoutMs, heartbeatIntervalMs: this.heartbeatIntervalMs, heartbeatTimeoutMs: this.heartbeatTimeoutMs, maxPayloadBytes: this.maxPayloadBytes, highWaterBytes: this.highWaterBytes, maxQueuedBytes: this.maxQueuedBytes };
+    const positive = {
+      connectTimeoutMs: this.connectTimeoutMs,
+      helloTimeoutMs: this.helloTimeoutMs,
+      heartbeatIntervalMs: this.heartbeatIntervalMs,
+      heartbeatTimeoutMs: this.heartbeatTimeoutMs,
+      maxPayloadBytes: this.maxPayloadBytes,
+      highWaterBytes: this.highWaterBytes,
+      maxQueuedBytes: this.maxQueuedBytes,
+    };
     for (const [name, value] of Object.entries(positive)) {
-      if (!Number.isInteger(value) || value < 1) throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `WsTransport: '${name}' must be an integer >= 1, got ${value}`);
+      if (!Number.isInteger(value) || value < 1)
+        throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `WsTransport: '${name}' must be an integer >= 1, got ${value}`);
     }
     if (!Number.isInteger(this.generation) || this.generation < 0) {
       throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `WsTransport: 'generation' must be an integer >= 0, got ${this.generation}`);
     }
     checkTlsOptions('WsTransport', options);
-    this.heartbeat = new Heartbeat(this.heartbeatIntervalMs, this.heartbeatTimeoutMs, () => this.peers, (conn, silentMs) => {
-      this.group.failGroup(this.group.lostPeer('TRAINER_ERR_PEER_TIMEOUT', conn.peer, `no heartbeat for ${silentMs}ms (limit ${this.heartbeatTimeoutMs}ms)`));
-      this.peersChanged();
-    });
+    this.heartbeat = new Heartbeat(
+      this.heartbeatIntervalMs,
+      this.heartbeatTimeoutMs,
+      () => this.peers,
+      (conn, silentMs) => {
+        this.group.failGroup(
+          this.group.lostPeer('TRAINER_ERR_PEER_TIMEOUT', conn.peer, `no heartbeat for ${silentMs}ms (limit ${this.heartbeatTimeoutMs}ms)`),
+        );
+        this.peersChanged();
+      },
+    );
     this.peers = new Array<Connection | undefined>(this.worldSize).fill(undefined);
     this.framePool = new FramePool(2 * this.highWaterBytes);
   }
 
   /** The bound port once {@link listen} resolved. */
   get port(): number {
-    if (this.listeningPort === undefined) throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `rank ${this.rank}: WsTransport.port read before listen()`);
+    if (this.listeningPort === undefined)
+      throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `rank ${this.rank}: WsTransport.port read before listen()`);
     return this.listeningPort;
   }
 
@@ -228,7 +245,10 @@ export class WsTransport implements Transport {
    */
   async connect(peers: readonly PeerAddress[]): Promise<void> {
     if (peers.length !== this.worldSize) {
-      throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `rank ${this.rank}: connect() needs ${this.worldSize} peer addresses (worldSize), got ${peers.length}`);
+      throw new TrainerError(
+        'TRAINER_ERR_INVALID_ARGUMENT',
+        `rank ${this.rank}: connect() needs ${this.worldSize} peer addresses (worldSize), got ${peers.length}`,
+      );
     }
     this.addresses = peers;
     await this.listen();
@@ -272,7 +292,13 @@ export class WsTransport implements Transport {
     await this.write(peer, encodeFrame(this.rank, message), options);
   }
 
-  async sendFloat32(peer: number, header: Float32MessageHeader, length: number, fill: (out: Float32Array) => void, options?: WaitOptions): Promise<void> {
+  async sendFloat32(
+    peer: number,
+    header: Float32MessageHeader,
+    length: number,
+    fill: (out: Float32Array) => void,
+    options?: WaitOptions,
+  ): Promise<void> {
     this.group.check(peer, 'send');
     const { frame, data } = allocateFloat32Frame(this.rank, header, length, (bytes) => this.framePool.take(bytes));
     fill(data);
@@ -302,7 +328,12 @@ export class WsTransport implements Transport {
   abort(error: TrainerError): void {
     this.group.failGroup(error);
     this.peersChanged();
-    const notice = encodeFrame(this.rank, { type: MESSAGE_TYPES.error, step: 0, seq: 0, meta: { code: error.code, message: error.message } });
+    const notice = encodeFrame(this.rank, {
+      type: MESSAGE_TYPES.error,
+      step: 0,
+      seq: 0,
+      meta: { code: error.code, message: error.message },
+    });
     for (const conn of this.connections()) {
       if (conn.ws.readyState === WebSocket.OPEN && conn.peer >= 0) conn.ws.send(notice);
       conn.ws.close(closeCodeFor(error.code), closeReason(error));
@@ -360,13 +391,24 @@ export class WsTransport implements Transport {
 
   private accept(ws: WebSocket, remote: string): void {
     const conn = this.track(ws, remote, -1);
-    const timer = setTimeout(() => this.reject(conn, new TrainerError('TRAINER_ERR_HANDSHAKE', `no hello from ${conn.remote} within ${this.helloTimeoutMs}ms`)), this.helloTimeoutMs);
+    const timer = setTimeout(
+      () => this.reject(conn, new TrainerError('TRAINER_ERR_HANDSHAKE', `no hello from ${conn.remote} within ${this.helloTimeoutMs}ms`)),
+      this.helloTimeoutMs,
+    );
     conn.onHello = () => clearTimeout(timer);
     ws.send(encodeFrame(this.rank, helloMessage(this.hello())));
   }
 
   private track(ws: WebSocket, remote: string, expected: number): Connection {
-    const conn: Connection = { ws, remote, expected, peer: -1, lastSeenMs: Date.now(), sending: new SendBudget(this.highWaterBytes), rejected: false };
+    const conn: Connection = {
+      ws,
+      remote,
+      expected,
+      peer: -1,
+      lastSeenMs: Date.now(),
+      sending: new SendBudget(this.highWaterBytes),
+      rejected: false,
+    };
     this.pending.add(conn);
     ws.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(conn, data, isBinary));
     watchActivity(conn);
@@ -431,9 +473,13 @@ export class WsTransport implements Transport {
     }
     if (conn.peer < 0) return this.onHello(conn, frame);
     if (frame.rank !== conn.peer) {
-      return this.reject(conn, new TrainerError('TRAINER_ERR_BAD_FRAME', `invalid frame: sender rank ${frame.rank} on the connection of rank ${conn.peer}`));
+      return this.reject(
+        conn,
+        new TrainerError('TRAINER_ERR_BAD_FRAME', `invalid frame: sender rank ${frame.rank} on the connection of rank ${conn.peer}`),
+      );
     }
-    if (frame.type === MESSAGE_TYPES.hello) return this.reject(conn, new TrainerError('TRAINER_ERR_BAD_FRAME', 'invalid frame: second hello'));
+    if (frame.type === MESSAGE_TYPES.hello)
+      return this.reject(conn, new TrainerError('TRAINER_ERR_BAD_FRAME', 'invalid frame: second hello'));
     if (frame.type === MESSAGE_TYPES.error) {
       const code = String(frame.meta?.code ?? 'unknown');
       const message = String(frame.meta?.message ?? '');
@@ -443,7 +489,13 @@ export class WsTransport implements Transport {
     }
     const heldBytes = this.group.queuedBytes(conn.peer) + data.byteLength;
     if (heldBytes > this.maxQueuedBytes) {
-      return this.reject(conn, new TrainerError('TRAINER_ERR_PAYLOAD_TOO_LARGE', `${heldBytes} bytes of unrequested frames, more than maxQueuedBytes ${this.maxQueuedBytes}`));
+      return this.reject(
+        conn,
+        new TrainerError(
+          'TRAINER_ERR_PAYLOAD_TOO_LARGE',
+          `${heldBytes} bytes of unrequested frames, more than maxQueuedBytes ${this.maxQueuedBytes}`,
+        ),
+      );
     }
     this.group.deliver(conn.peer, frame);
   }
@@ -498,7 +550,9 @@ export class WsTransport implements Transport {
         this.lose(conn, 'TRAINER_ERR_PEER_CLOSED', why);
       }
     }
-    conn.onHello?.(new TrainerError('TRAINER_ERR_PEER_CLOSED', reason ? `closed with code ${code}: ${reason}` : `closed with code ${code}`));
+    conn.onHello?.(
+      new TrainerError('TRAINER_ERR_PEER_CLOSED', reason ? `closed with code ${code}: ${reason}` : `closed with code ${code}`),
+    );
   }
 
   /**

@@ -11,13 +11,29 @@ const execFileAsync = promisify(execFile);
 describe('bench allreduce', () => {
   test('prints one JSON line per size with bandwidths and baselines', async () => {
     // Through the CLI in a child process: the test runner owns this process's stdout.
-    const { stdout: out } = await execFileAsync(process.execPath, [CLI_JS, 'bench', 'allreduce', '--world-size', '2', '--mib', '1', '--jit-warmup', '20', '--json'], { timeout: 60_000 });
-    const lines = out.trim().split('\n').map((line) => JSON.parse(line) as Record<string, number> & { ratio_vs_gloo_rounds: number[] | null });
+    const { stdout: out } = await execFileAsync(
+      process.execPath,
+      [CLI_JS, 'bench', 'allreduce', '--world-size', '2', '--mib', '1', '--jit-warmup', '20', '--json'],
+      { timeout: 60_000 },
+    );
+    const lines = out
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, number> & { ratio_vs_gloo_rounds: number[] | null });
     assert.equal(lines.length, 1);
     const [row] = lines;
     assert.equal(row.world_size, 2);
     assert.equal(row.bytes, 1024 * 1024);
-    for (const key of ['median_ms', 'algbw_gbps', 'busbw_gbps', 'naive_busbw_gbps', 'star_busbw_gbps', 'tcp_gbps', 'ratio_vs_naive', 'cpu_ms_per_iter']) {
+    for (const key of [
+      'median_ms',
+      'algbw_gbps',
+      'busbw_gbps',
+      'naive_busbw_gbps',
+      'star_busbw_gbps',
+      'tcp_gbps',
+      'ratio_vs_naive',
+      'cpu_ms_per_iter',
+    ]) {
       assert.ok(Number.isFinite(row[key]) && row[key] > 0, `${key} = ${row[key]}`);
     }
     assert.ok(Math.abs(row.busbw_gbps - row.algbw_gbps) < 1e-3, 'busbw = algbw x 2(N-1)/N = algbw for N=2');
@@ -35,15 +51,26 @@ describe('bench allreduce', () => {
 
   test('without gloo it still prints the table, saying why gloo was not measured', async () => {
     const env = { ...process.env, TENSORFLEET_GLOO_PYTHON: '/nonexistent/python3' };
-    const { stdout } = await execFileAsync(process.execPath, [CLI_JS, 'bench', 'allreduce', '--world-size', '2', '--mib', '1', '--jit-warmup', '0'], { timeout: 60_000, env });
+    const { stdout } = await execFileAsync(
+      process.execPath,
+      [CLI_JS, 'bench', 'allreduce', '--world-size', '2', '--mib', '1', '--jit-warmup', '0'],
+      { timeout: 60_000, env },
+    );
     const lines = stdout.trim().split('\n');
     assert.match(lines[0], /ring, gloo, naive and star take turns in 5 rounds per size/);
     const row = lines.find((line) => line.trimStart().startsWith('1 MiB'));
     assert.ok(row, stdout);
     const cells = row.trim().split(/\s+/); // '1', 'MiB', iters, median_ms, algbw, busbw, gloo_busbw, vs_gloo, by_round, cpu_ms, gloo_cpu_ms, ...
-    assert.deepEqual([cells[6], cells[7], cells[8], cells[10]], ['-', '-', '-', '-'], 'gloo_busbw, vs_gloo, by_round and gloo_cpu_ms are empty');
+    assert.deepEqual(
+      [cells[6], cells[7], cells[8], cells[10]],
+      ['-', '-', '-', '-'],
+      'gloo_busbw, vs_gloo, by_round and gloo_cpu_ms are empty',
+    );
     assert.ok(Number(cells[9]) > 0, `cpu_ms = ${cells[9]}`);
-    assert.equal(lines.at(-1), "gloo not measured: /nonexistent/python3 could not run it (spawn /nonexistent/python3 ENOENT); install Debian's python3-torch (make bench does)");
+    assert.equal(
+      lines.at(-1),
+      "gloo not measured: /nonexistent/python3 could not run it (spawn /nonexistent/python3 ENOENT); install Debian's python3-torch (make bench does)",
+    );
   });
 
   test('pairs each ring round with the gloo round after it, and spreads CPU time over every iteration', () => {

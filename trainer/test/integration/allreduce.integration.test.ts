@@ -42,7 +42,11 @@ describe('ring all-reduce across processes', () => {
       for (const survivor of survivors) {
         const failure = survivor.messages.at(-1) as { code?: string; message?: string };
         assert.ok(failure.code === 'TRAINER_ERR_PEER_CLOSED' || failure.code === 'TRAINER_ERR_PEER_ABORTED', JSON.stringify(failure));
-        assert.match(failure.message ?? '', new RegExp(`rank 2 \\(127\\.0\\.0\\.1:${port}\\)`), `rank ${survivor.rank}: ${failure.message}`);
+        assert.match(
+          failure.message ?? '',
+          new RegExp(`rank 2 \\(127\\.0\\.0\\.1:${port}\\)`),
+          `rank ${survivor.rank}: ${failure.message}`,
+        );
       }
     } finally {
       group.kill();

@@ -36,7 +36,11 @@ async function readWeightsBin(outputDir: string): Promise<Float32Array> {
   return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
 }
 
-function ofType<E extends TrainerEvent['event']>(events: readonly TrainerEvent[], name: E, rank?: number): Extract<TrainerEvent, { event: E }>[] {
+function ofType<E extends TrainerEvent['event']>(
+  events: readonly TrainerEvent[],
+  name: E,
+  rank?: number,
+): Extract<TrainerEvent, { event: E }>[] {
   return events.filter((e) => e.event === name && (rank === undefined || e.rank === rank)) as Extract<TrainerEvent, { event: E }>[];
 }
 
@@ -56,17 +60,34 @@ describe('ddp role (multi-process)', () => {
   test('2 ranks x batch 32 end with the weights of 1 rank x batch 64, and the ranks are bit-identical', async (t) => {
     const common = { [ENV.datasetSize]: '512', [ENV.epochs]: '1', [ENV.optimizer]: 'sgd', [ENV.learningRate]: '0.1' };
     const runs = await Promise.all(
-      ([[2, '32'], [1, '64']] as const).map(async ([worldSize, batchSize]) => {
+      (
+        [
+          [2, '32'],
+          [1, '64'],
+        ] as const
+      ).map(async ([worldSize, batchSize]) => {
         const dir = join(root, `equivalence-${worldSize}`);
         const log = stderrLog();
-        const result = await runLocalGroup({ role: 'ddp', worldSize, baseEnv: baseEnv(dir, { ...common, [ENV.batchSize]: batchSize }), onLine: log.onLine, timeoutMs: 60_000 });
+        const result = await runLocalGroup({
+          role: 'ddp',
+          worldSize,
+          baseEnv: baseEnv(dir, { ...common, [ENV.batchSize]: batchSize }),
+          onLine: log.onLine,
+          timeoutMs: 60_000,
+        });
         assert.deepEqual(result.exitCodes, Array(worldSize).fill(0), log.text());
         return { dir, result };
       }),
     );
     const [two, one] = runs;
-    assert.deepEqual(ofType(two.result.events, 'start').map((e) => e.stepsPerEpoch), [8, 8]);
-    assert.deepEqual(ofType(one.result.events, 'start').map((e) => e.stepsPerEpoch), [8]);
+    assert.deepEqual(
+      ofType(two.result.events, 'start').map((e) => e.stepsPerEpoch),
+      [8, 8],
+    );
+    assert.deepEqual(
+      ofType(one.result.events, 'start').map((e) => e.stepsPerEpoch),
+      [8],
+    );
 
     // Every rank checkpoints bit-identical weights and optimizer state.
     const [r0, r1] = await Promise.all(
@@ -93,7 +114,14 @@ describe('ddp role (multi-process)', () => {
 
   test('a rank killed in epoch 2 fails the group; the restarted group resumes after epoch 1 and runs epochs 2 and 3 once', async () => {
     const dir = join(root, 'resume');
-    const env = baseEnv(dir, { [ENV.datasetSize]: '1024', [ENV.epochs]: '3', [ENV.batchSize]: '32', [ENV.optimizer]: 'adam', [ENV.learningRate]: '0.001', [ENV.timeoutMs]: '5000' });
+    const env = baseEnv(dir, {
+      [ENV.datasetSize]: '1024',
+      [ENV.epochs]: '3',
+      [ENV.batchSize]: '32',
+      [ENV.optimizer]: 'adam',
+      [ENV.learningRate]: '0.001',
+      [ENV.timeoutMs]: '5000',
+    });
     let processes: readonly ChildProcess[] = [];
     let killedAt: number | undefined;
     const log1 = stderrLog();
@@ -118,7 +146,10 @@ describe('ddp role (multi-process)', () => {
     assert.ok(Date.now() - killedAt < 5000 + 3000, `rank 0 exited ${Date.now() - killedAt} ms after the kill`);
     const [error] = ofType(first.events, 'error', 0);
     assert.match(error.code, /^TRAINER_ERR_PEER_/);
-    assert.deepEqual(ofType(first.events, 'checkpoint', 0).map((e) => e.epoch), [1]);
+    assert.deepEqual(
+      ofType(first.events, 'checkpoint', 0).map((e) => e.epoch),
+      [1],
+    );
     assert.ok(Date.now() - started < 60_000);
 
     // The test plays the Job controller: restart both ranks with the same env. Rank 0's pod was
@@ -127,7 +158,10 @@ describe('ddp role (multi-process)', () => {
     const log2 = stderrLog();
     const second = await runLocalGroup({ role: 'ddp', worldSize: 2, baseEnv: env, timeoutMs: 60_000, onLine: log2.onLine });
     assert.deepEqual(second.exitCodes, [0, 0], log2.text());
-    assert.deepEqual(ofType(second.events, 'start').map((e) => e.resumeEpoch), [1, 1]);
+    assert.deepEqual(
+      ofType(second.events, 'start').map((e) => e.resumeEpoch),
+      [1, 1],
+    );
     assert.match(log2.text(), /\[rank 0\] .*this rank's newest checkpoint is missing; the group resumes after epoch 1 from rank 1's/);
     assert.match(log2.text(), /\[rank 1\] .*resuming after epoch 1 \(rank 1's checkpoint .*epoch-000001\.rank-1\.ckpt\), generation 0/);
     for (const rank of [0, 1]) {
@@ -137,12 +171,21 @@ describe('ddp role (multi-process)', () => {
     const [done] = ofType(second.events, 'done', 0);
     assert.equal(done.epochs, 3);
     assert.ok(done.testAccuracy! > 0.8, `test accuracy ${done.testAccuracy!}`);
-    assert.deepEqual((await readdir(join(dir, 'checkpoints'))).sort(), [2, 3].flatMap((e) => [checkpointFileName(e, 0), checkpointFileName(e, 1)]).sort());
+    assert.deepEqual(
+      (await readdir(join(dir, 'checkpoints'))).sort(),
+      [2, 3].flatMap((e) => [checkpointFileName(e, 0), checkpointFileName(e, 1)]).sort(),
+    );
   });
 
   test('a short real run (4096 examples, 2 epochs) reaches > 85% test accuracy, serves health and logs to tracking', async () => {
     const dir = join(root, 'short');
-    const env = baseEnv(dir, { [ENV.datasetSize]: '4096', [ENV.epochs]: '2', [ENV.batchSize]: '64', [ENV.optimizer]: 'adam', [ENV.learningRate]: '0.001' });
+    const env = baseEnv(dir, {
+      [ENV.datasetSize]: '4096',
+      [ENV.epochs]: '2',
+      [ENV.batchSize]: '64',
+      [ENV.optimizer]: 'adam',
+      [ENV.learningRate]: '0.001',
+    });
     const log = stderrLog();
     const probes: Promise<number[]>[] = [];
     const result = await runLocalGroup({
@@ -182,7 +225,10 @@ describe('ddp role (multi-process)', () => {
     assert.equal(done[0].testAccuracy, done[1].testAccuracy);
     assert.equal(done[0].modelPath, join(dir, 'out', 'model'));
     const epochs = ofType(result.events, 'epoch', 0);
-    assert.deepEqual(epochs.map((e) => e.epoch), [1, 2]);
+    assert.deepEqual(
+      epochs.map((e) => e.epoch),
+      [1, 2],
+    );
     assert.ok(epochs.every((e) => e.allreduceShare > 0 && e.allreduceShare < 1 && e.samplesPerSecond > 0));
     const steps = ofType(result.events, 'step', 0).filter((e) => e.epoch === 1);
     assert.ok(steps.length >= 10 && steps.length <= 12, `${steps.length} step events in epoch 1`);
@@ -191,7 +237,13 @@ describe('ddp role (multi-process)', () => {
     assert.deepEqual([metadata.dataset, metadata.model, metadata.epochs, metadata.worldSize, metadata.classes], ['mnist', 'mlp', 2, 2, 10]);
     // Rank 0 logged the run to the file store under outputDir/mlruns, with the model as artifacts.
     const files = (await readdir(join(dir, 'out', 'mlruns'), { recursive: true })).map(String);
-    assert.ok(files.some((f) => f.endsWith(join('metrics', 'test_accuracy'))), files.join(', '));
-    assert.ok(files.some((f) => f.endsWith(join('artifacts', 'model', 'weights.bin'))), files.join(', '));
+    assert.ok(
+      files.some((f) => f.endsWith(join('metrics', 'test_accuracy'))),
+      files.join(', '),
+    );
+    assert.ok(
+      files.some((f) => f.endsWith(join('artifacts', 'model', 'weights.bin'))),
+      files.join(', '),
+    );
   });
 });

@@ -35,7 +35,11 @@ const MIX = [
   [10, 10, 30],
 ];
 
-function ofType<E extends TrainerEvent['event']>(events: readonly FleetEvent[], name: E, source?: 'server' | number): Extract<FleetEvent, { event: E }>[] {
+function ofType<E extends TrainerEvent['event']>(
+  events: readonly FleetEvent[],
+  name: E,
+  source?: 'server' | number,
+): Extract<FleetEvent, { event: E }>[] {
   return events.filter((e) => e.event === name && (source === undefined || e.source === source)) as Extract<FleetEvent, { event: E }>[];
 }
 
@@ -43,10 +47,22 @@ function ofType<E extends TrainerEvent['event']>(events: readonly FleetEvent[], 
 async function writeIrisModel(dir: string): Promise<string> {
   const model = tf.sequential({
     name: 'iris_mlp',
-    layers: [tf.layers.dense({ name: 'hidden', units: 16, activation: 'relu', inputShape: [4] }), tf.layers.dense({ name: 'species', units: 3, activation: 'softmax' })],
+    layers: [
+      tf.layers.dense({ name: 'hidden', units: 16, activation: 'relu', inputShape: [4] }),
+      tf.layers.dense({ name: 'species', units: 3, activation: 'softmax' }),
+    ],
   });
   const path = join(dir, 'iris-model.json');
-  await writeFile(path, JSON.stringify({ format: 'layers-model', generatedBy: 'test', convertedBy: null, modelTopology: model.toJSON(null, false), weightsManifest: [] }));
+  await writeFile(
+    path,
+    JSON.stringify({
+      format: 'layers-model',
+      generatedBy: 'test',
+      convertedBy: null,
+      modelTopology: model.toJSON(null, false),
+      weightsManifest: [],
+    }),
+  );
   model.dispose();
   return path;
 }
@@ -59,7 +75,8 @@ async function writeSites(dir: string, options: { renamedClass?: string; renameA
   for (const row of rows) byClass.get(row.split(',')[columns.indexOf('species')])!.push(row);
   const taken = new Map<string, number>(CLASSES.map((c) => [c, 0]));
   for (let site = 0; site < CLIENTS; site++) {
-    const keep = (cells: string[]): string => cells.map((cell) => (site === options.renameAt && cell === 'virginica' ? options.renamedClass! : cell)).join(',');
+    const keep = (cells: string[]): string =>
+      cells.map((cell) => (site === options.renameAt && cell === 'virginica' ? options.renamedClass! : cell)).join(',');
     const lines = [keep(columns)];
     CLASSES.forEach((c, k) => {
       const start = taken.get(c)!;
@@ -96,7 +113,13 @@ async function sitesEnv(dir: string, datasetUri: string, overrides: Record<strin
 
 async function fleet(env: Record<string, string>): Promise<Awaited<ReturnType<typeof runFleet>> & { log: string }> {
   const lines: string[] = [];
-  const result = await runFleet({ serverEnv: env, clientEnv: env, clients: CLIENTS, timeoutMs: 120_000, onLine: (source, line) => lines.push(`[${source}] ${line}`) });
+  const result = await runFleet({
+    serverEnv: env,
+    clientEnv: env,
+    clients: CLIENTS,
+    timeoutMs: 120_000,
+    onLine: (source, line) => lines.push(`[${source}] ${line}`),
+  });
   return { ...result, log: lines.slice(-40).join('\n') };
 }
 
@@ -117,7 +140,15 @@ describe('federated learning on per-site data (iris, 3 sites with their own file
     assert.match(run.log, /\[server\] fl-server: per-site data: the model is built for client 0's data .*site-0\.csv/);
 
     const rounds = ofType(run.events, 'round', 'server');
-    assert.deepEqual(rounds.map((r) => [r.round, r.clients, r.failures]), [[1, 3, 0], [2, 3, 0], [3, 3, 0], [4, 3, 0]]);
+    assert.deepEqual(
+      rounds.map((r) => [r.round, r.clients, r.failures]),
+      [
+        [1, 3, 0],
+        [2, 3, 0],
+        [3, 3, 0],
+        [4, 3, 0],
+      ],
+    );
     for (const round of rounds) {
       const sites = round.siteMetrics!;
       assert.deepEqual(Object.keys(sites).sort(), ['0', '1', '2'], `round ${round.round}`);
@@ -132,11 +163,19 @@ describe('federated learning on per-site data (iris, 3 sites with their own file
     const [initial] = ofType(run.events, 'eval', 'server');
     const [done] = ofType(run.events, 'done', 'server');
     assert.equal(done.testAccuracy, rounds[ROUNDS - 1].testAccuracy);
-    assert.deepEqual(done.accuracyPerRound, rounds.map((r) => r.testAccuracy));
+    assert.deepEqual(
+      done.accuracyPerRound,
+      rounds.map((r) => r.testAccuracy),
+    );
     assert.deepEqual(done.siteMetrics, rounds[ROUNDS - 1].siteMetrics);
-    assert.ok(done.testAccuracy! > 0.8, `federated test accuracy ${done.testAccuracy} after ${ROUNDS} rounds (untrained ${initial.testAccuracy})`);
+    assert.ok(
+      done.testAccuracy! > 0.8,
+      `federated test accuracy ${done.testAccuracy} after ${ROUNDS} rounds (untrained ${initial.testAccuracy})`,
+    );
     assert.ok(done.testAccuracy! > initial.testAccuracy!, 'the global model learns');
-    t.diagnostic(`federated test accuracy per round ${done.accuracyPerRound!.join(', ')} (untrained ${initial.testAccuracy}); sites ${JSON.stringify(done.siteMetrics)}`);
+    t.diagnostic(
+      `federated test accuracy per round ${done.accuracyPerRound!.join(', ')} (untrained ${initial.testAccuracy}); sites ${JSON.stringify(done.siteMetrics)}`,
+    );
     // Every client reports its own holdout's figures for the final global model.
     for (let rank = 0; rank < CLIENTS; rank++) {
       const [clientDone] = ofType(run.events, 'done', rank);
@@ -168,9 +207,12 @@ describe('federated learning on per-site data (iris, 3 sites with their own file
       `the federated server refused this client: fl-client 2's data ${join(dir, 'site-2.csv')} (input shape [4], ${features}, 3 classes (setosa, versicolor, virginica_x)) ` +
         `does not fit the model (${join(dir, 'iris-model.json')}, built for client 0's data: input shape [4], ${features}, 3 classes (${CLASSES.join(', ')}))`,
     );
-    assert.deepEqual(ofType(run.events, 'round', 'server').map((r) => [r.round, r.clients, Object.keys(r.siteMetrics ?? {}).sort()]), [
-      [1, 2, ['0', '1']],
-      [2, 2, ['0', '1']],
-    ]);
+    assert.deepEqual(
+      ofType(run.events, 'round', 'server').map((r) => [r.round, r.clients, Object.keys(r.siteMetrics ?? {}).sort()]),
+      [
+        [1, 2, ['0', '1']],
+        [2, 2, ['0', '1']],
+      ],
+    );
   });
 });

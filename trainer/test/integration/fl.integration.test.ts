@@ -51,7 +51,11 @@ function baseEnv(dir: string, overrides: Record<string, string> = {}): Record<st
   };
 }
 
-function ofType<E extends TrainerEvent['event']>(events: readonly FleetEvent[], name: E, source?: 'server' | number): Extract<FleetEvent, { event: E }>[] {
+function ofType<E extends TrainerEvent['event']>(
+  events: readonly FleetEvent[],
+  name: E,
+  source?: 'server' | number,
+): Extract<FleetEvent, { event: E }>[] {
   return events.filter((e) => e.event === name && (source === undefined || e.source === source)) as Extract<FleetEvent, { event: E }>[];
 }
 
@@ -100,13 +104,23 @@ describe('fl-server + fl-client (multi-process)', () => {
     assert.equal(run.serverExit, 0, run.log);
     assert.deepEqual(run.clientExits, Array(FLEET_CLIENTS).fill(0), run.log);
     const rounds = ofType(run.events, 'round', 'server');
-    assert.deepEqual(rounds.map((r) => [r.round, r.clients, r.failures]), [[1, 10, 0], [2, 10, 0], [3, 10, 0]]);
+    assert.deepEqual(
+      rounds.map((r) => [r.round, r.clients, r.failures]),
+      [
+        [1, 10, 0],
+        [2, 10, 0],
+        [3, 10, 0],
+      ],
+    );
     const [initial] = ofType(run.events, 'eval', 'server');
     assert.ok(initial.testAccuracy! < 0.2, `untrained accuracy ${initial.testAccuracy!}`);
     const [done] = ofType(run.events, 'done', 'server');
     assert.equal(done.rounds, ROUNDS);
     assert.deepEqual(done.clientsPerRound, [10, 10, 10]);
-    assert.deepEqual(done.accuracyPerRound, rounds.map((r) => r.testAccuracy!));
+    assert.deepEqual(
+      done.accuracyPerRound,
+      rounds.map((r) => r.testAccuracy!),
+    );
     assert.equal(done.testAccuracy!, rounds[2].testAccuracy);
     assert.ok(done.testAccuracy! > 0.8, `test accuracy ${done.testAccuracy!} after ${ROUNDS} rounds`);
     assert.ok(rounds[2].testAccuracy! > rounds[0].testAccuracy!, 'accuracy rises over the rounds');
@@ -138,25 +152,42 @@ describe('fl-server + fl-client (multi-process)', () => {
     assert.equal(run.serverExit, 0, run.log);
     assert.deepEqual(run.clientExits, [0, 0, 0, 0, 0, 0, 0, 137, 137, 137], run.log);
     const rounds = ofType(run.events, 'round', 'server');
-    assert.deepEqual(rounds.map((r) => r.round), [1, 2, 3]);
-    assert.deepEqual(rounds.map((r) => r.clients), [10, 10, 7]);
+    assert.deepEqual(
+      rounds.map((r) => r.round),
+      [1, 2, 3],
+    );
+    assert.deepEqual(
+      rounds.map((r) => r.clients),
+      [10, 10, 7],
+    );
     const [done] = ofType(run.events, 'done', 'server');
     assert.equal(done.rounds, ROUNDS);
     assert.ok(undisturbedAccuracy !== undefined, 'needs the undisturbed run of the first test');
-    assert.ok(Math.abs(done.testAccuracy! - undisturbedAccuracy) <= 0.01, `accuracy per round ${done.accuracyPerRound} vs ${undisturbedPerRound} undisturbed`);
+    assert.ok(
+      Math.abs(done.testAccuracy! - undisturbedAccuracy) <= 0.01,
+      `accuracy per round ${done.accuracyPerRound} vs ${undisturbedPerRound} undisturbed`,
+    );
   });
 
   test('a client with a wrong token is refused (401) and the others train', async () => {
     const dir = join(root, 'wrong-token');
     const env = baseEnv(dir, { [ENV.rounds]: '1', [ENV.minAvailableClients]: '2' });
-    const run = await fleet({ serverEnv: env, clientEnv: env, clients: CLIENTS, clientOverrides: (rank) => (rank === 2 ? { [ENV.authToken]: 'wrong' } : undefined) });
+    const run = await fleet({
+      serverEnv: env,
+      clientEnv: env,
+      clients: CLIENTS,
+      clientOverrides: (rank) => (rank === 2 ? { [ENV.authToken]: 'wrong' } : undefined),
+    });
     assert.equal(run.serverExit, 0, run.log);
     assert.deepEqual(run.clientExits.slice(0, 2), [0, 0], run.log);
     assert.notEqual(run.clientExits[2], 0);
     const [refused] = ofType(run.events, 'error', 2);
     assert.equal(refused.code, 'TRAINER_ERR_UNAUTHORIZED');
     assert.match(refused.message, /^client 2 was refused by the federated server at 127\.0\.0\.1:\d+: HTTP 401/);
-    assert.deepEqual(ofType(run.events, 'round', 'server').map((r) => [r.round, r.clients]), [[1, 2]]);
+    assert.deepEqual(
+      ofType(run.events, 'round', 'server').map((r) => [r.round, r.clients]),
+      [[1, 2]],
+    );
     assert.match(run.log, /\[server\] .*client 0 join/);
     assert.doesNotMatch(run.log, /\[server\] .*client 2 join/);
   });
@@ -166,7 +197,9 @@ describe('fl-server + fl-client (multi-process)', () => {
     const env = baseEnv(dir, { [ENV.afterDone]: 'idle', [ENV.rounds]: '2', [ENV.datasetSize]: '3000' });
     const [serverPort] = await freePorts(1);
     const server = startRole('fl-server', fleetServerEnv(env, CLIENTS, serverPort), 'server');
-    const clients = Array.from({ length: CLIENTS }, (_, rank) => startRole('fl-client', fleetClientEnv(env, rank, CLIENTS, serverPort), `client ${rank}`));
+    const clients = Array.from({ length: CLIENTS }, (_, rank) =>
+      startRole('fl-client', fleetClientEnv(env, rank, CLIENTS, serverPort), `client ${rank}`),
+    );
     try {
       await server.next('done');
       for (const client of clients) await client.next('done');
@@ -189,7 +222,11 @@ describe('fl-server + fl-client (multi-process)', () => {
       const again = startRole('fl-server', fleetServerEnv(env, CLIENTS, serverPort), 'restarted server');
       const againDone = await again.next('done');
       assert.equal(againDone.event === 'done' && againDone.rounds, 2);
-      assert.deepEqual(again.events.filter((e) => e.event === 'start' || e.event === 'round'), [], 'no rounds and no start after the end');
+      assert.deepEqual(
+        again.events.filter((e) => e.event === 'start' || e.event === 'round'),
+        [],
+        'no rounds and no start after the end',
+      );
       await again.idling();
       again.child.kill('SIGTERM');
       const againExit = await again.exited;
@@ -231,17 +268,29 @@ describe('fl-server + fl-client (multi-process)', () => {
     const second = await restarted;
     assert.equal(second.exit, 0, second.log);
     assert.deepEqual(first.clientExits, [0, 0, 0], `${first.log}\n${second.log}`);
-    assert.deepEqual(ofType(first.events, 'round', 'server').map((r) => r.round), [1, 2]);
+    assert.deepEqual(
+      ofType(first.events, 'round', 'server').map((r) => r.round),
+      [1, 2],
+    );
     const round2 = ofType(first.events, 'round', 'server')[1];
     const events = second.events.map((e) => ({ ...e, source: 'server' as const }));
     const [start] = ofType(events, 'start');
     assert.equal(start.resumeEpoch, 2);
     const [resumedEval] = ofType(events, 'eval');
     assert.equal(resumedEval.testAccuracy!, round2.testAccuracy!, 'the resumed weights are the checkpointed ones');
-    assert.deepEqual(ofType(events, 'round').map((r) => [r.round, r.clients]), [[3, 3], [4, 3]]);
+    assert.deepEqual(
+      ofType(events, 'round').map((r) => [r.round, r.clients]),
+      [
+        [3, 3],
+        [4, 3],
+      ],
+    );
     const [done] = ofType(events, 'done');
     assert.equal(done.rounds, 4);
-    assert.ok(done.testAccuracy! > round2.testAccuracy! - 0.01, `accuracy ${done.testAccuracy!} after resuming from ${round2.testAccuracy!}`);
+    assert.ok(
+      done.testAccuracy! > round2.testAccuracy! - 0.01,
+      `accuracy ${done.testAccuracy!} after resuming from ${round2.testAccuracy!}`,
+    );
     // The clients served all 4 rounds across the restart (round 3 possibly twice).
     for (let rank = 0; rank < CLIENTS; rank++) {
       const [clientDone] = ofType(first.events, 'done', rank);

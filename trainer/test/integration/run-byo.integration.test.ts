@@ -32,7 +32,24 @@ describe('tensorfleet run ddp on a CSV, then predict', { skip: MISSING.length > 
   after(() => rm(dir, { recursive: true, force: true }));
 
   test('2 ranks on breast-cancer-wisconsin.csv: holdout accuracy above 0.93, then one prediction per row', async () => {
-    const r = await cli(dir, 'run', 'ddp', '--job-name', 'cancer', '--dataset-type', 'csv', '--dataset-uri', relative(dir, CSV), '--label-column', 'diagnosis', '--world-size', '2', '--epochs', '30', '--json');
+    const r = await cli(
+      dir,
+      'run',
+      'ddp',
+      '--job-name',
+      'cancer',
+      '--dataset-type',
+      'csv',
+      '--dataset-uri',
+      relative(dir, CSV),
+      '--label-column',
+      'diagnosis',
+      '--world-size',
+      '2',
+      '--epochs',
+      '30',
+      '--json',
+    );
     assert.equal(r.code, 0, r.stderr);
     const result = JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, unknown>;
     assert.equal(result.chart, 'cancer');
@@ -46,7 +63,7 @@ describe('tensorfleet run ddp on a CSV, then predict', { skip: MISSING.length > 
     assert.equal(p.code, 0, p.stderr);
     const lines = (await readFile(out, 'utf8')).trim().split('\n');
     const rows = (await readFile(CSV, 'utf8')).trim().split('\n').length - 1;
-      assert.equal(lines.length, rows + 1);
+    assert.equal(lines.length, rows + 1);
     assert.deepEqual(lines[0].split(',').slice(0, 2), ['id', 'class']);
     assert.deepEqual(lines[0].split(',').slice(2).sort(), ['p_benign', 'p_malignant']);
     const labels = (await readFile(CSV, 'utf8')).trim().split('\n');

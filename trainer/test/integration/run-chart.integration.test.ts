@@ -47,7 +47,7 @@ describe('tensorfleet run <chart> --json (local processes, real MNIST subset)', 
   });
   after(() => rm(dir, { recursive: true, force: true }));
 
-  test('ddp-mnist (the README\'s main command): its 2 ranks, one epoch, end with the documented JSON line and a saved model', async () => {
+  test("ddp-mnist (the README's main command): its 2 ranks, one epoch, end with the documented JSON line and a saved model", async () => {
     const out = join(dir, 'ddp');
     const r = await run('ddp-mnist', out, '--epochs', '1', '--dataset-size', '4096');
     assert.equal(r.code, 0, r.stderr);
@@ -78,7 +78,7 @@ describe('tensorfleet run <chart> --json (local processes, real MNIST subset)', 
     assert.match(r.stderr, /epoch 1\/1: loss/, 'client 0 reports its epochs');
   });
 
-  test('fl-mnist: one round with the chart\'s two clients ends with the federated JSON line', async () => {
+  test("fl-mnist: one round with the chart's two clients ends with the federated JSON line", async () => {
     const r = await run('fl-mnist', join(dir, 'fl'), '--rounds', '1', '--dataset-size', '2000');
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.result.rounds, 1);

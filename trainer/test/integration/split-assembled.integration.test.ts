@@ -26,7 +26,11 @@ import { SHARED_DIR } from '../../../tools/test-support/paths';
 
 const MNIST = join(SHARED_DIR, 'data', 'mnist');
 
-function ofType<E extends TrainerEvent['event']>(events: readonly FleetEvent[], name: E, source?: 'server' | number): Extract<FleetEvent, { event: E }>[] {
+function ofType<E extends TrainerEvent['event']>(
+  events: readonly FleetEvent[],
+  name: E,
+  source?: 'server' | number,
+): Extract<FleetEvent, { event: E }>[] {
   return events.filter((e) => e.event === name && (source === undefined || e.source === source)) as Extract<FleetEvent, { event: E }>[];
 }
 
@@ -46,7 +50,13 @@ async function writeUserModel(dir: string): Promise<string> {
     tf.io.withSaveHandler(async (artifacts) => {
       const data = artifacts.weightData as ArrayBuffer;
       await writeFile(join(dir, 'weights.bin'), Buffer.from(data));
-      const json = { format: 'layers-model', generatedBy: artifacts.generatedBy, convertedBy: null, modelTopology: artifacts.modelTopology, weightsManifest: [{ paths: ['./weights.bin'], weights: artifacts.weightSpecs }] };
+      const json = {
+        format: 'layers-model',
+        generatedBy: artifacts.generatedBy,
+        convertedBy: null,
+        modelTopology: artifacts.modelTopology,
+        weightsManifest: [{ paths: ['./weights.bin'], weights: artifacts.weightSpecs }],
+      };
       await writeFile(join(dir, 'model.json'), JSON.stringify(json));
       return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
     }),
@@ -96,11 +106,15 @@ async function runAndCheckAssembled(out: string, env: Record<string, string>, ex
   assert.equal(serverDone.modelPath, join(out, 'model'));
   // The assembled model beside the parts' folders.
   const files = (await readdir(join(out, 'model'))).sort();
-  for (const f of ['client-0', 'metadata.json', 'model.json', 'server', 'weights.bin']) assert.ok(files.includes(f), `${f} in ${files.join(', ')}`);
+  for (const f of ['client-0', 'metadata.json', 'model.json', 'server', 'weights.bin'])
+    assert.ok(files.includes(f), `${f} in ${files.join(', ')}`);
 
   const { model, metadata } = await loadModel(join(out, 'model'));
   try {
-    assert.deepEqual(model.layers.map((l) => l.name), expectedLayers);
+    assert.deepEqual(
+      model.layers.map((l) => l.name),
+      expectedLayers,
+    );
     assert.equal(metadata.testAccuracy, reported);
     assert.deepEqual(metadata.inputShape, [28, 28, 1]);
     assert.equal(metadata.classes, 10);
@@ -108,9 +122,16 @@ async function runAndCheckAssembled(out: string, env: Record<string, string>, ex
     // The same test split the client scored through the server, scored by the assembled model alone.
     const config = parseTrainerEnv({ ...env, [ENV.role]: 'split-client', [ENV.rank]: '0', [ENV.worldSize]: '1' });
     const testSet = (await loadTrainerData(config, { train: false, test: true })).test!;
-    const sums = evaluateExamples(model, testSet, Int32Array.from({ length: testSet.count }, (_, i) => i));
+    const sums = evaluateExamples(
+      model,
+      testSet,
+      Int32Array.from({ length: testSet.count }, (_, i) => i),
+    );
     assert.equal(sums.count, 10_000);
-    assert.ok(Math.abs(sums.correct / sums.count - reported) <= 1e-4, `assembled model accuracy ${sums.correct / sums.count}, reported ${reported}`);
+    assert.ok(
+      Math.abs(sums.correct / sums.count - reported) <= 1e-4,
+      `assembled model accuracy ${sums.correct / sums.count}, reported ${reported}`,
+    );
   } finally {
     model.dispose();
   }

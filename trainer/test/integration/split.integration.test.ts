@@ -19,7 +19,11 @@ import { startRole, trackedRuns } from '../support/role-process';
 const MNIST = join(SHARED_DIR, 'data', 'mnist');
 const CLIENTS = 2;
 
-function ofType<E extends TrainerEvent['event']>(events: readonly FleetEvent[], name: E, source?: 'server' | number): Extract<FleetEvent, { event: E }>[] {
+function ofType<E extends TrainerEvent['event']>(
+  events: readonly FleetEvent[],
+  name: E,
+  source?: 'server' | number,
+): Extract<FleetEvent, { event: E }>[] {
   return events.filter((e) => e.event === name && (source === undefined || e.source === source)) as Extract<FleetEvent, { event: E }>[];
 }
 
@@ -78,7 +82,11 @@ describe('split learning fleet (2 clients, real MNIST)', () => {
       const again = startRole('split-server', fleetServerEnv(env, 1, port), 'restarted server');
       const againDone = await again.next('done');
       assert.equal(againDone.event === 'done' && againDone.testAccuracy!, serverDone.event === 'done' && serverDone.testAccuracy!);
-      assert.deepEqual(again.events.filter((e) => e.event === 'start'), [], 'no new training after the end');
+      assert.deepEqual(
+        again.events.filter((e) => e.event === 'start'),
+        [],
+        'no new training after the end',
+      );
       await again.idling();
       again.child.kill('SIGTERM');
       const againExit = await again.exited;

@@ -46,7 +46,8 @@ async function main(): Promise<void> {
       const data = config.rank % 2 === 1 ? allocateFloat32(length) : input;
       data.set(input);
       await ringAllReduce(transport, data, { step, chunkBytes: Number(values['chunk-bytes']) });
-      if (values.out !== undefined && round === 0) writeFileSync(join(values.out, `rank-${config.rank}-step-${i}.bin`), new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      if (values.out !== undefined && round === 0)
+        writeFileSync(join(values.out, `rank-${config.rank}-step-${i}.bin`), new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
       await report({ step, privateInternalsUses: privateInternalsUses() });
       step++;
     }

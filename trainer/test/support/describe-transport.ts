@@ -19,7 +19,12 @@ export type TransportFactory = (worldSize: number, options: { timeoutMs: number 
 
 const chunk = MESSAGE_TYPES.chunk;
 
-async function withGroup(factory: TransportFactory, worldSize: number, timeoutMs: number, body: (g: TransportGroup) => Promise<void>): Promise<void> {
+async function withGroup(
+  factory: TransportFactory,
+  worldSize: number,
+  timeoutMs: number,
+  body: (g: TransportGroup) => Promise<void>,
+): Promise<void> {
   const group = await factory(worldSize, { timeoutMs });
   try {
     await body(group);
@@ -38,7 +43,8 @@ export function describeTransport(name: string, factory: TransportFactory): void
           { dtype: 'uint8' as const, shape: [5], data: Uint8Array.from([0, 1, 2, 254, 255]) },
           { dtype: 'float16' as const, shape: [1], data: Uint16Array.from([0x3c00]) },
         ];
-        for (let seq = 0; seq < 20; seq++) await a.send(1, { type: MESSAGE_TYPES.tensor, step: 7, seq, tensors, meta: { note: `m${seq}` } });
+        for (let seq = 0; seq < 20; seq++)
+          await a.send(1, { type: MESSAGE_TYPES.tensor, step: 7, seq, tensors, meta: { note: `m${seq}` } });
         for (let seq = 0; seq < 20; seq++) {
           const frame = await b.recv(0);
           assert.equal(frame.rank, 0);
@@ -135,7 +141,9 @@ export function describeTransport(name: string, factory: TransportFactory): void
     test('abort tells the peers why', () =>
       withGroup(factory, 2, 5000, async ({ transports: [a, b] }) => {
         const pending = b.recv(0);
-        a.abort(new TrainerError('TRAINER_ERR_PEER_TIMEOUT', 'rank 0 timed out after 1ms waiting for chunk 1/1 of step 0 from rank 9 (x:1)'));
+        a.abort(
+          new TrainerError('TRAINER_ERR_PEER_TIMEOUT', 'rank 0 timed out after 1ms waiting for chunk 1/1 of step 0 from rank 9 (x:1)'),
+        );
         await assert.rejects(pending, (err: unknown) => {
           assert.ok(err instanceof TrainerError);
           assert.match(err.message, /rank 0 \(/);
@@ -145,7 +153,9 @@ export function describeTransport(name: string, factory: TransportFactory): void
 
     test('fails if the peer rank is invalid', () =>
       withGroup(factory, 2, 5000, async ({ transports: [a] }) => {
-        await assert.rejects(a.send(0, { type: chunk, step: 0, seq: 0 }), (err: unknown) => isTrainerError(err, 'TRAINER_ERR_INVALID_ARGUMENT'));
+        await assert.rejects(a.send(0, { type: chunk, step: 0, seq: 0 }), (err: unknown) =>
+          isTrainerError(err, 'TRAINER_ERR_INVALID_ARGUMENT'),
+        );
         await assert.rejects(a.recv(2), /rank 0 cannot receive from rank 2: peer must be an integer from 0 to 1 other than 0/);
       }));
 

@@ -97,7 +97,14 @@ export function matchesSelector(labels: Readonly<Record<string, string>>, select
   });
 }
 
-const REASONS: Record<number, string> = { 401: 'Unauthorized', 403: 'Forbidden', 404: 'NotFound', 409: 'Conflict', 422: 'Invalid', 500: 'InternalError' };
+const REASONS: Record<number, string> = {
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'NotFound',
+  409: 'Conflict',
+  422: 'Invalid',
+  500: 'InternalError',
+};
 
 const RBAC_GROUP = 'rbac.authorization.k8s.io';
 
@@ -123,7 +130,11 @@ interface RequestAttributes {
 export function rbacAllows(rules: readonly RbacRule[], verb: string, group: string, resource: string, name?: string): boolean {
   const has = (values: readonly string[] | undefined, value: string): boolean => (values ?? []).some((v) => v === value || v === '*');
   return rules.some(
-    (r) => has(r.apiGroups, group) && has(r.resources, resource) && has(r.verbs, verb) && (!r.resourceNames?.length || (name !== undefined && r.resourceNames.includes(name))),
+    (r) =>
+      has(r.apiGroups, group) &&
+      has(r.resources, resource) &&
+      has(r.verbs, verb) &&
+      (!r.resourceNames?.length || (name !== undefined && r.resourceNames.includes(name))),
   );
 }
 
@@ -136,7 +147,9 @@ function notHeld(held: readonly RbacRule[], needed: readonly RbacRule[]): string
         for (const verb of r.verbs) {
           for (const name of r.resourceNames?.length ? r.resourceNames : [undefined]) {
             if (!rbacAllows(held, verb, group, resource, name)) {
-              missing.push(`{APIGroups:["${group}"], Resources:["${resource}"],${name ? ` ResourceNames:["${name}"],` : ''} Verbs:["${verb}"]}`);
+              missing.push(
+                `{APIGroups:["${group}"], Resources:["${resource}"],${name ? ` ResourceNames:["${name}"],` : ''} Verbs:["${verb}"]}`,
+              );
             }
           }
         }
@@ -187,7 +200,10 @@ export class KubeApiRecorder {
     for (const o of objects) {
       const path = this.objectPath(o.apiVersion, o.kind, namespace, o.metadata.name);
       this.generation += 1;
-      this.store.set(path, { ...o, metadata: { ...o.metadata, namespace, uid: `uid-${this.generation}`, creationTimestamp: '2026-11-23T11:00:00Z' } });
+      this.store.set(path, {
+        ...o,
+        metadata: { ...o.metadata, namespace, uid: `uid-${this.generation}`, creationTimestamp: '2026-11-23T11:00:00Z' },
+      });
     }
   }
 
@@ -200,10 +216,20 @@ export class KubeApiRecorder {
 
   /** The rules RBAC gives a service account: those of every Role a RoleBinding of its namespace binds it to. */
   rulesOf(namespace: string, serviceAccount: string): RbacRule[] {
-    const bindings = [...this.store.entries()].filter(([path]) => path.startsWith(`/apis/${RBAC_GROUP}/v1/namespaces/${namespace}/rolebindings/`)).map(([, b]) => b);
+    const bindings = [...this.store.entries()]
+      .filter(([path]) => path.startsWith(`/apis/${RBAC_GROUP}/v1/namespaces/${namespace}/rolebindings/`))
+      .map(([, b]) => b);
     return bindings
-      .filter((b) => (b.subjects ?? []).some((s: any) => s.kind === 'ServiceAccount' && s.name === serviceAccount && (s.namespace ?? namespace) === namespace))
-      .flatMap((b) => (b.roleRef?.kind === 'Role' ? (this.store.get(`/apis/${RBAC_GROUP}/v1/namespaces/${namespace}/roles/${b.roleRef.name}`)?.rules ?? []) : []));
+      .filter((b) =>
+        (b.subjects ?? []).some(
+          (s: any) => s.kind === 'ServiceAccount' && s.name === serviceAccount && (s.namespace ?? namespace) === namespace,
+        ),
+      )
+      .flatMap((b) =>
+        b.roleRef?.kind === 'Role'
+          ? (this.store.get(`/apis/${RBAC_GROUP}/v1/namespaces/${namespace}/roles/${b.roleRef.name}`)?.rules ?? [])
+          : [],
+      );
   }
 
   /** Answer the next request matching `failure` with its documented error Status. */
@@ -239,7 +265,16 @@ export class KubeApiRecorder {
   }
 
   private status(res: ServerResponse, code: number, message: string, details: Record<string, unknown> = {}): void {
-    const body = { kind: 'Status', apiVersion: 'v1', metadata: {}, status: code < 400 ? 'Success' : 'Failure', message, reason: REASONS[code], details, code };
+    const body = {
+      kind: 'Status',
+      apiVersion: 'v1',
+      metadata: {},
+      status: code < 400 ? 'Success' : 'Failure',
+      message,
+      reason: REASONS[code],
+      details,
+      code,
+    };
     this.json(res, code, body);
   }
 
@@ -269,15 +304,31 @@ export class KubeApiRecorder {
     const m = /^\/(?:api\/v1|apis\/([^/]+)\/[^/]+)\/namespaces\/([^/]+)\/([^/]+)(?:\/([^/]+))?(?:\/([^/]+))?$/.exec(url.pathname);
     if (!m) return undefined;
     const [, group = '', namespace, plural, name, sub] = m;
-    const verbs: Record<string, string> = { GET: name ? 'get' : url.searchParams.get('watch') === 'true' ? 'watch' : 'list', POST: 'create', PUT: 'update', PATCH: 'patch', DELETE: name ? 'delete' : 'deletecollection' };
-    return { verb: verbs[method] ?? method.toLowerCase(), group, resource: sub ? `${plural}/${sub}` : plural, namespace, name, path: url.pathname };
+    const verbs: Record<string, string> = {
+      GET: name ? 'get' : url.searchParams.get('watch') === 'true' ? 'watch' : 'list',
+      POST: 'create',
+      PUT: 'update',
+      PATCH: 'patch',
+      DELETE: name ? 'delete' : 'deletecollection',
+    };
+    return {
+      verb: verbs[method] ?? method.toLowerCase(),
+      group,
+      resource: sub ? `${plural}/${sub}` : plural,
+      namespace,
+      name,
+      path: url.pathname,
+    };
   }
 
   /** Undefined when RBAC allows the request; else the Forbidden message the API server gives. */
   private authorize(identity: Identity, a: RequestAttributes, body: any): string | undefined {
     const rules = identity.namespace === a.namespace ? this.rulesOf(a.namespace, identity.serviceAccount!) : [];
-    const object = a.name ? `${a.resource.split('/')[0]}${a.group ? `.${a.group}` : ''} "${a.name}"` : `${a.resource}${a.group ? `.${a.group}` : ''}`;
-    const cannot = (verb: string): string => `${object} is forbidden: User "${identity.user}" cannot ${verb} resource "${a.resource}" in API group "${a.group}" in the namespace "${a.namespace}"`;
+    const object = a.name
+      ? `${a.resource.split('/')[0]}${a.group ? `.${a.group}` : ''} "${a.name}"`
+      : `${a.resource}${a.group ? `.${a.group}` : ''}`;
+    const cannot = (verb: string): string =>
+      `${object} is forbidden: User "${identity.user}" cannot ${verb} resource "${a.resource}" in API group "${a.group}" in the namespace "${a.namespace}"`;
     if (!rbacAllows(rules, a.verb, a.group, a.resource, a.name)) return cannot(a.verb);
     // A server-side apply that creates the object is authorized for create as well.
     if (a.verb === 'patch' && !this.store.has(a.path) && !rbacAllows(rules, 'create', a.group, a.resource, a.name)) return cannot('create');
@@ -312,7 +363,14 @@ export class KubeApiRecorder {
         body = text;
       }
     }
-    this.requests.push({ method, path: url.pathname, query: url.searchParams, contentType, authorization: req.headers.authorization, body });
+    this.requests.push({
+      method,
+      path: url.pathname,
+      query: url.searchParams,
+      contentType,
+      authorization: req.headers.authorization,
+      body,
+    });
 
     const auth = req.headers.authorization ?? '';
     const identity = auth.startsWith('Bearer ') ? this.tokens.get(auth.slice(7)) : undefined;
@@ -328,7 +386,13 @@ export class KubeApiRecorder {
         kind: 'APIResourceList',
         apiVersion: 'v1',
         groupVersion: gv,
-        resources: resources.map((r) => ({ name: r.name, singularName: '', namespaced: r.namespaced, kind: r.kind, verbs: ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'] })),
+        resources: resources.map((r) => ({
+          name: r.name,
+          singularName: '',
+          namespaced: r.namespaced,
+          kind: r.kind,
+          verbs: ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'],
+        })),
       });
     }
 
@@ -361,7 +425,8 @@ export class KubeApiRecorder {
     const [, resource, name] = m;
     if (!name && method === 'POST') {
       const path = `${url.pathname}/${body?.metadata?.name}`;
-      if (this.store.has(path)) return this.status(res, 409, `${resource} "${body.metadata.name}" already exists`, { name: body.metadata.name, kind: resource });
+      if (this.store.has(path))
+        return this.status(res, 409, `${resource} "${body.metadata.name}" already exists`, { name: body.metadata.name, kind: resource });
       this.generation += 1;
       const object = { ...body, metadata: { ...body.metadata, uid: `uid-${this.generation}`, creationTimestamp: '2026-11-23T12:00:00Z' } };
       this.store.set(path, object);
@@ -374,18 +439,29 @@ export class KubeApiRecorder {
         .filter(([path]) => path.startsWith(`${url.pathname}/`) && !path.slice(url.pathname.length + 1).includes('/'))
         .map(([, o]) => o)
         .filter((o) => matchesSelector(o.metadata?.labels ?? {}, selector));
-      return this.json(res, 200, { kind: `${resource}List`, apiVersion: 'v1', metadata: { resourceVersion: String(this.generation) }, items });
+      return this.json(res, 200, {
+        kind: `${resource}List`,
+        apiVersion: 'v1',
+        metadata: { resourceVersion: String(this.generation) },
+        items,
+      });
     }
     const existing = this.store.get(url.pathname);
     switch (method) {
       case 'GET':
-        return existing ? this.json(res, 200, existing) : this.status(res, 404, `${resource} "${name}" not found`, { name, kind: resource });
+        return existing
+          ? this.json(res, 200, existing)
+          : this.status(res, 404, `${resource} "${name}" not found`, { name, kind: resource });
       case 'PATCH': {
         if (contentType !== 'application/apply-patch+yaml') return this.status(res, 415, `unsupported patch type ${contentType}`);
         this.generation += 1;
         const object = {
           ...body,
-          metadata: { ...body.metadata, uid: existing?.metadata?.uid ?? `uid-${this.generation}`, creationTimestamp: existing?.metadata?.creationTimestamp ?? '2026-11-23T12:00:00Z' },
+          metadata: {
+            ...body.metadata,
+            uid: existing?.metadata?.uid ?? `uid-${this.generation}`,
+            creationTimestamp: existing?.metadata?.creationTimestamp ?? '2026-11-23T12:00:00Z',
+          },
         };
         this.store.set(url.pathname, object);
         return this.json(res, existing ? 200 : 201, object);

@@ -60,7 +60,8 @@ export class FakeMlflow {
     if (req.method === 'GET' && url.pathname === '/api/2.0/mlflow/experiments/get-by-name') {
       const name = url.searchParams.get('experiment_name') ?? '';
       const id = this.experiments.get(name);
-      if (id === undefined) return this.send(res, 404, { error_code: 'RESOURCE_DOES_NOT_EXIST', message: `Could not find experiment with name '${name}'` });
+      if (id === undefined)
+        return this.send(res, 404, { error_code: 'RESOURCE_DOES_NOT_EXIST', message: `Could not find experiment with name '${name}'` });
       return this.send(res, 200, { experiment: { experiment_id: id, name, lifecycle_stage: 'active' } });
     }
     if (req.method === 'GET' && url.pathname === '/api/2.0/mlflow/runs/get') {
@@ -96,15 +97,28 @@ export class FakeMlflow {
       if (!filter) return this.send(res, 400, { error_code: 'INVALID_PARAMETER_VALUE', message: `Invalid filter '${body?.filter}'` });
       const [, key, value] = filter;
       const ids: string[] = body.experiment_ids ?? [];
-      if (JSON.stringify(body.order_by) !== JSON.stringify(['attributes.start_time DESC'])) return this.send(res, 400, { error_code: 'INVALID_PARAMETER_VALUE', message: 'unexpected order_by' });
+      if (JSON.stringify(body.order_by) !== JSON.stringify(['attributes.start_time DESC']))
+        return this.send(res, 400, { error_code: 'INVALID_PARAMETER_VALUE', message: 'unexpected order_by' });
       const runs = this.runs
         .filter((r) => ids.includes(this.experiments.get(r.experimentName) ?? '') && r.tags[key] === value.replace(/''/g, "'"))
         .sort((a, b) => b.startTime - a.startTime)
         .slice(0, body.max_results ?? 1000)
         .map((r) => ({
-          info: { run_id: r.runId, run_uuid: r.runId, experiment_id: this.experiments.get(r.experimentName), status: r.status ?? 'RUNNING', start_time: r.startTime, lifecycle_stage: 'active' },
+          info: {
+            run_id: r.runId,
+            run_uuid: r.runId,
+            experiment_id: this.experiments.get(r.experimentName),
+            status: r.status ?? 'RUNNING',
+            start_time: r.startTime,
+            lifecycle_stage: 'active',
+          },
           data: {
-            metrics: Object.entries(r.metrics ?? {}).map(([k, m]) => ({ key: k, value: m.value, step: m.step, timestamp: r.startTime + 1 })),
+            metrics: Object.entries(r.metrics ?? {}).map(([k, m]) => ({
+              key: k,
+              value: m.value,
+              step: m.step,
+              timestamp: r.startTime + 1,
+            })),
             tags: Object.entries(r.tags).map(([k, v]) => ({ key: k, value: v })),
             params: [],
           },

@@ -58,7 +58,8 @@ export function startRole(role: Role, env: Record<string, string>, label: string
       exited.then((r) => Promise.reject(new Error(`${label} exited with ${r.exit} before a ${name} event:\n${r.log}`))),
     ]);
   };
-  const idling = (): Promise<void> => Promise.race([idle, exited.then((r) => Promise.reject(new Error(`${label} exited with ${r.exit} before idling:\n${r.log}`)))]);
+  const idling = (): Promise<void> =>
+    Promise.race([idle, exited.then((r) => Promise.reject(new Error(`${label} exited with ${r.exit} before idling:\n${r.log}`)))]);
   return { child, events, next, idling, exited };
 }
 
@@ -73,4 +74,3 @@ export async function trackedRuns(outputDir: string): Promise<number> {
   }
   return runs;
 }
-

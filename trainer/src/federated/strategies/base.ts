@@ -18,7 +18,8 @@ export function screenResults(
   for (const r of results) {
     let reason: string | undefined;
     if (r.weights.length !== current.length) reason = `sent ${r.weights.length} weights, the model has ${current.length}`;
-    else if (!(r.numExamples > 0) || !Number.isFinite(r.numExamples)) reason = `reported numExamples ${r.numExamples}, expected a finite number > 0`;
+    else if (!(r.numExamples > 0) || !Number.isFinite(r.numExamples))
+      reason = `reported numExamples ${r.numExamples}, expected a finite number > 0`;
     else if (!r.weights.every(Number.isFinite)) reason = 'sent non-finite weights (NaN or Infinity)';
     if (reason === undefined) usable.push(r);
     else all.push({ clientId: r.clientId, reason });
@@ -40,7 +41,12 @@ export abstract class PolicyStrategy implements Strategy {
     return this.policy.configureFit(round, available, random);
   }
 
-  aggregateFit(round: number, current: Float32Array, results: readonly FitResult[], failures: readonly FitFailure[]): Float32Array | undefined {
+  aggregateFit(
+    round: number,
+    current: Float32Array,
+    results: readonly FitResult[],
+    failures: readonly FitFailure[],
+  ): Float32Array | undefined {
     const screened = screenResults(current, results, failures);
     const verdict = this.policy.verdict(screened.usable, screened.failures);
     if (!verdict.aggregate) {
@@ -60,7 +66,10 @@ export abstract class PolicyStrategy implements Strategy {
 
   setState(state: readonly Float32Array[]): void {
     if (state.length !== 0) {
-      throw new TrainerError('TRAINER_ERR_SHAPE_MISMATCH', `${this.name}.setState: this strategy keeps no server state, got ${state.length} arrays`);
+      throw new TrainerError(
+        'TRAINER_ERR_SHAPE_MISMATCH',
+        `${this.name}.setState: this strategy keeps no server state, got ${state.length} arrays`,
+      );
     }
   }
 }

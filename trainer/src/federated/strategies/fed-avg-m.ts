@@ -37,10 +37,16 @@ export class FedAvgM extends PolicyStrategy {
     this.serverLearningRate = options.serverLearningRate ?? 1;
     this.serverMomentum = options.serverMomentum ?? 0;
     if (!(this.serverLearningRate > 0) || !Number.isFinite(this.serverLearningRate)) {
-      throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `FedAvgM: 'serverLearningRate' must be a finite number > 0, got ${this.serverLearningRate}`);
+      throw new TrainerError(
+        'TRAINER_ERR_INVALID_ARGUMENT',
+        `FedAvgM: 'serverLearningRate' must be a finite number > 0, got ${this.serverLearningRate}`,
+      );
     }
     if (!(this.serverMomentum >= 0 && this.serverMomentum < 1)) {
-      throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `FedAvgM: 'serverMomentum' must be a number in [0, 1), got ${this.serverMomentum}`);
+      throw new TrainerError(
+        'TRAINER_ERR_INVALID_ARGUMENT',
+        `FedAvgM: 'serverMomentum' must be a number in [0, 1), got ${this.serverMomentum}`,
+      );
     }
   }
 

@@ -28,7 +28,10 @@ export class FedProx extends FedAvg {
 
   constructor(options: FedProxOptions) {
     if (!(options.proximalMu >= 0) || !Number.isFinite(options.proximalMu)) {
-      throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `FedProx: 'proximalMu' must be a finite number >= 0, got ${options.proximalMu}`);
+      throw new TrainerError(
+        'TRAINER_ERR_INVALID_ARGUMENT',
+        `FedProx: 'proximalMu' must be a finite number >= 0, got ${options.proximalMu}`,
+      );
     }
     super(options);
   }

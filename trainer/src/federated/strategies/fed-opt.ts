@@ -64,9 +64,15 @@ abstract class FedOpt extends PolicyStrategy {
     this.beta2 = options.beta2 ?? 0.99;
     this.tau = options.tau ?? 1e-9;
     const check = (name: string, ok: boolean, value: number, allowed: string) => {
-      if (!ok) throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `${this.constructor.name}: '${name}' must be ${allowed}, got ${value}`);
+      if (!ok)
+        throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `${this.constructor.name}: '${name}' must be ${allowed}, got ${value}`);
     };
-    check('serverLearningRate', this.serverLearningRate > 0 && Number.isFinite(this.serverLearningRate), this.serverLearningRate, 'a finite number > 0');
+    check(
+      'serverLearningRate',
+      this.serverLearningRate > 0 && Number.isFinite(this.serverLearningRate),
+      this.serverLearningRate,
+      'a finite number > 0',
+    );
     check('beta1', this.beta1 >= 0 && this.beta1 < 1, this.beta1, 'a number in [0, 1)');
     check('beta2', this.beta2 >= 0 && this.beta2 < 1, this.beta2, 'a number in [0, 1)');
     check('tau', this.tau > 0 && Number.isFinite(this.tau), this.tau, 'a finite number > 0');
@@ -105,7 +111,10 @@ abstract class FedOpt extends PolicyStrategy {
       return;
     }
     if (state.length !== 2 || state[0].length !== state[1].length) {
-      throw new TrainerError('TRAINER_ERR_SHAPE_MISMATCH', `${this.name}.setState: expected [] or [m, v] of one length, got ${state.length} arrays`);
+      throw new TrainerError(
+        'TRAINER_ERR_SHAPE_MISMATCH',
+        `${this.name}.setState: expected [] or [m, v] of one length, got ${state.length} arrays`,
+      );
     }
     this.m = state[0].slice();
     this.v = state[1].slice();

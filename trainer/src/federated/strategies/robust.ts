@@ -35,12 +35,18 @@ export class FedTrimmedAvg extends PolicyStrategy {
     super(options);
     this.beta = options.beta ?? 0.2;
     if (!(this.beta >= 0 && this.beta < 0.5)) {
-      throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `FedTrimmedAvg: 'beta' (trimBeta) must be a number in [0, 0.5), got ${this.beta}`);
+      throw new TrainerError(
+        'TRAINER_ERR_INVALID_ARGUMENT',
+        `FedTrimmedAvg: 'beta' (trimBeta) must be a number in [0, 0.5), got ${this.beta}`,
+      );
     }
   }
 
   protected aggregate(_round: number, _current: Float32Array, results: readonly FitResult[]): Float32Array {
-    return trimmedMean(results.map((r) => r.weights), this.beta);
+    return trimmedMean(
+      results.map((r) => r.weights),
+      this.beta,
+    );
   }
 }
 
@@ -79,7 +85,10 @@ export class Krum extends PolicyStrategy {
   }
 
   protected aggregate(_round: number, _current: Float32Array, results: readonly FitResult[]): Float32Array {
-    return krum(results.map((r) => r.weights), this.byzantineClients);
+    return krum(
+      results.map((r) => r.weights),
+      this.byzantineClients,
+    );
   }
 }
 

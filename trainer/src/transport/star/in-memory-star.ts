@@ -390,7 +390,10 @@ export class InMemoryStarLink implements StarLink {
       info: this.options.helloInfo,
     });
     const conn = this.star.accept(encodeFrame(this.options.rank, hello));
-    parseHello(await conn.toClient.take(Infinity, () => new TrainerError('TRAINER_ERR_CONNECT_TIMEOUT', `no hello from ${ADDRESS}`)), ADDRESS);
+    parseHello(
+      await conn.toClient.take(Infinity, () => new TrainerError('TRAINER_ERR_CONNECT_TIMEOUT', `no hello from ${ADDRESS}`)),
+      ADDRESS,
+    );
     this.conn = conn;
   }
 

@@ -22,7 +22,9 @@ describe("a job's generated Secrets against the Kubernetes API contract (recordi
   /** The job's ensure-secrets ServiceAccount, Role and RoleBinding, as the API applies them. */
   const seedJob = (job: string): void =>
     kube.seed(
-      buildJobObjects({ job_name: job, kind: 'federated' }).filter((o) => ['ServiceAccount', 'Role', 'RoleBinding'].includes(o.kind) && o.metadata.name === `${job}-secrets`),
+      buildJobObjects({ job_name: job, kind: 'federated' }).filter(
+        (o) => ['ServiceAccount', 'Role', 'RoleBinding'].includes(o.kind) && o.metadata.name === `${job}-secrets`,
+      ),
       NS,
     );
   const asJob = (job: string): KubeApi => new KubeApi({ baseUrl: url, token: kube.issueToken(NS, `${job}-secrets`) });
@@ -36,14 +38,21 @@ describe("a job's generated Secrets against the Kubernetes API contract (recordi
     seedJob('owned');
     const account = kube.store.get(`/api/v1/namespaces/${NS}/serviceaccounts/owned-secrets`);
     const lines: string[] = [];
-    assert.deepEqual(await ensureSecrets(asJob('owned'), NS, [{ name: 'owned-token', keys: ['token'] }], (l) => lines.push(l)), { 'owned-token': 'created' });
+    assert.deepEqual(await ensureSecrets(asJob('owned'), NS, [{ name: 'owned-token', keys: ['token'] }], (l) => lines.push(l)), {
+      'owned-token': 'created',
+    });
     const post = kube.requests.find((r) => r.method === 'POST');
     assert.equal(post?.path, `/api/v1/namespaces/${NS}/secrets`);
     assert.equal(post?.query.get('fieldManager'), 'tensorfleet');
-    assert.deepEqual(kube.store.get(secretPath('owned-token')).metadata.ownerReferences, [{ apiVersion: 'v1', kind: 'ServiceAccount', name: 'owned-secrets', uid: account.metadata.uid }]);
+    assert.deepEqual(kube.store.get(secretPath('owned-token')).metadata.ownerReferences, [
+      { apiVersion: 'v1', kind: 'ServiceAccount', name: 'owned-secrets', uid: account.metadata.uid },
+    ]);
     assert.match(lines.join('\n'), /created with key\(s\) token, owned by ServiceAccount owned-secrets \(deleted with it\)/);
     const admin = new KubeApi({ baseUrl: url, token: kube.adminToken });
-    assert.equal((await admin.request('DELETE', `/api/v1/namespaces/${NS}/serviceaccounts/owned-secrets?propagationPolicy=Background`)).status, 200);
+    assert.equal(
+      (await admin.request('DELETE', `/api/v1/namespaces/${NS}/serviceaccounts/owned-secrets?propagationPolicy=Background`)).status,
+      200,
+    );
     assert.equal(kube.store.get(secretPath('owned-token')), undefined);
   });
 
@@ -66,13 +75,27 @@ describe("a job's generated Secrets against the Kubernetes API contract (recordi
     assert.equal(kube.requests.filter((r) => r.method === 'POST' && r.body?.metadata?.name === 'mine-token').length, 0);
   });
 
-  test("a Secret owned by an earlier ServiceAccount of the same name (a job submitted again) is waited for until the garbage collector removes it", async () => {
+  test('a Secret owned by an earlier ServiceAccount of the same name (a job submitted again) is waited for until the garbage collector removes it', async () => {
     seedJob('again');
-    const stale = { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'again-token', ownerReferences: [{ apiVersion: 'v1', kind: 'ServiceAccount', name: 'again-secrets', uid: 'uid-gone' }] }, data: { token: 'b2xk' } };
+    const stale = {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: {
+        name: 'again-token',
+        ownerReferences: [{ apiVersion: 'v1', kind: 'ServiceAccount', name: 'again-secrets', uid: 'uid-gone' }],
+      },
+      data: { token: 'b2xk' },
+    };
     kube.seed([stale], NS);
     setTimeout(() => kube.store.delete(secretPath('again-token')), 150);
     const lines: string[] = [];
-    assert.deepEqual(await ensureSecrets(asJob('again'), NS, [{ name: 'again-token', keys: ['token'] }], (l) => lines.push(l), { pollMs: 20, staleWaitMs: 5000 }), { 'again-token': 'created' });
+    assert.deepEqual(
+      await ensureSecrets(asJob('again'), NS, [{ name: 'again-token', keys: ['token'] }], (l) => lines.push(l), {
+        pollMs: 20,
+        staleWaitMs: 5000,
+      }),
+      { 'again-token': 'created' },
+    );
     assert.match(lines[0], /owned by an earlier ServiceAccount again-secrets; waiting for the garbage collector/);
     assert.notEqual(kube.store.get(secretPath('again-token')).data.token, 'b2xk');
     kube.seed([{ ...stale, metadata: { ...stale.metadata, name: 'again-token' } }], NS);
@@ -84,23 +107,43 @@ describe("a job's generated Secrets against the Kubernetes API contract (recordi
 
   test('where an owner reference needs delete on the Secret (OwnerReferencesPermissionEnforcement), it is created without one', async () => {
     seedJob('plain');
-    kube.failNext({ method: 'POST', path: /\/secrets$/, code: 403, message: `secrets "plain-token" is forbidden: cannot set an ownerRef on a resource you can't delete: , <nil>` });
+    kube.failNext({
+      method: 'POST',
+      path: /\/secrets$/,
+      code: 403,
+      message: `secrets "plain-token" is forbidden: cannot set an ownerRef on a resource you can't delete: , <nil>`,
+    });
     const lines: string[] = [];
-    assert.deepEqual(await ensureSecrets(asJob('plain'), NS, [{ name: 'plain-token', keys: ['token'] }], (l) => lines.push(l)), { 'plain-token': 'created' });
+    assert.deepEqual(await ensureSecrets(asJob('plain'), NS, [{ name: 'plain-token', keys: ['token'] }], (l) => lines.push(l)), {
+      'plain-token': 'created',
+    });
     assert.equal(kube.store.get(secretPath('plain-token')).metadata.ownerReferences, undefined);
     assert.match(lines.join('\n'), /created without an owner, it is kept after the job/);
   });
 
   test("the job's Role lets it read only its own Secrets: another name is 403", async () => {
     seedJob('nosy');
-    await assert.rejects(ensureSecrets(asJob('nosy'), NS, [{ name: 'mlflow-postgres', keys: ['password'] }]), /GET Secret jobs\/mlflow-postgres answered 403: secrets "mlflow-postgres" is forbidden: User "system:serviceaccount:jobs:nosy-secrets" cannot get resource "secrets"/);
+    await assert.rejects(
+      ensureSecrets(asJob('nosy'), NS, [{ name: 'mlflow-postgres', keys: ['password'] }]),
+      /GET Secret jobs\/mlflow-postgres answered 403: secrets "mlflow-postgres" is forbidden: User "system:serviceaccount:jobs:nosy-secrets" cannot get resource "secrets"/,
+    );
   });
 });
 
 test('the service account of a token: bound tokens, legacy tokens, anything else', () => {
-  assert.deepEqual(serviceAccountOfToken(jwt({ 'kubernetes.io': { namespace: 'ns', serviceaccount: { name: 'sa', uid: 'u1' } } })), { name: 'sa', uid: 'u1', namespace: 'ns' });
+  assert.deepEqual(serviceAccountOfToken(jwt({ 'kubernetes.io': { namespace: 'ns', serviceaccount: { name: 'sa', uid: 'u1' } } })), {
+    name: 'sa',
+    uid: 'u1',
+    namespace: 'ns',
+  });
   assert.deepEqual(
-    serviceAccountOfToken(jwt({ 'kubernetes.io/serviceaccount/namespace': 'ns', 'kubernetes.io/serviceaccount/service-account.name': 'sa', 'kubernetes.io/serviceaccount/service-account.uid': 'u2' })),
+    serviceAccountOfToken(
+      jwt({
+        'kubernetes.io/serviceaccount/namespace': 'ns',
+        'kubernetes.io/serviceaccount/service-account.name': 'sa',
+        'kubernetes.io/serviceaccount/service-account.uid': 'u2',
+      }),
+    ),
     { name: 'sa', uid: 'u2', namespace: 'ns' },
   );
   assert.equal(serviceAccountOfToken('test-token'), undefined);

@@ -15,7 +15,13 @@ describe('MlflowRuns against the MLflow REST API contract (stand-in server; no M
     mlflow.addExperiment('job-a', '4');
     mlflow.runs.push(
       { experimentName: 'job-a', runId: 'old', startTime: 1_000, status: 'FINISHED', tags: { 'tensorfleet.role': 'ddp' } },
-      { experimentName: 'job-a', runId: 'new', startTime: 5_000, tags: { 'tensorfleet.role': 'ddp' }, metrics: { epoch_loss: { value: 0.5, step: 2 } } },
+      {
+        experimentName: 'job-a',
+        runId: 'new',
+        startTime: 5_000,
+        tags: { 'tensorfleet.role': 'ddp' },
+        metrics: { epoch_loss: { value: 0.5, step: 2 } },
+      },
       { experimentName: 'job-a', runId: 'other-role', startTime: 9_000, tags: { 'tensorfleet.role': 'fl-server' } },
     );
   });
@@ -25,10 +31,23 @@ describe('MlflowRuns against the MLflow REST API contract (stand-in server; no M
     const found = await new MlflowRuns({ trackingUri: `${url}/` }).lookup({ experimentName: 'job-a', role: 'ddp', startedAfterMs: 2_000 });
     assert.deepEqual(found, {
       experimentId: '4',
-      run: { experimentId: '4', runId: 'new', status: 'RUNNING', startTime: 5_000, metrics: { epoch_loss: { value: 0.5, step: 2 } }, tags: { 'tensorfleet.role': 'ddp' } },
+      run: {
+        experimentId: '4',
+        runId: 'new',
+        status: 'RUNNING',
+        startTime: 5_000,
+        metrics: { epoch_loss: { value: 0.5, step: 2 } },
+        tags: { 'tensorfleet.role': 'ddp' },
+      },
     });
     const search = mlflow.requests.find((r) => r.path === '/api/2.0/mlflow/runs/search');
-    assert.deepEqual(search?.body, { experiment_ids: ['4'], filter: "tags.`tensorfleet.role` = 'ddp'", run_view_type: 'ACTIVE_ONLY', max_results: 10, order_by: ['attributes.start_time DESC'] });
+    assert.deepEqual(search?.body, {
+      experiment_ids: ['4'],
+      filter: "tags.`tensorfleet.role` = 'ddp'",
+      run_view_type: 'ACTIVE_ONLY',
+      max_results: 10,
+      order_by: ['attributes.start_time DESC'],
+    });
   });
 
   test("an earlier job's runs only: the experiment and no run; an unknown experiment: nothing", async () => {
@@ -40,7 +59,10 @@ describe('MlflowRuns against the MLflow REST API contract (stand-in server; no M
   test('a slow server fails the lookup after the timeout (the status then has no link)', async () => {
     mlflow.delayMs = 300;
     try {
-      await assert.rejects(new MlflowRuns({ trackingUri: url, timeoutMs: 50 }).lookup({ experimentName: 'job-a', role: 'ddp' }), /timeout|aborted/i);
+      await assert.rejects(
+        new MlflowRuns({ trackingUri: url, timeoutMs: 50 }).lookup({ experimentName: 'job-a', role: 'ddp' }),
+        /timeout|aborted/i,
+      );
     } finally {
       mlflow.delayMs = 0;
     }

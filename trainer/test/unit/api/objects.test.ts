@@ -21,13 +21,25 @@ function chartObjects(name: string, build: (chart: Chart, tracking: MlflowStack)
   return chart.toJson();
 }
 
-const sortByRef = (objects: readonly any[]): any[] => [...objects].sort((a, b) => `${a.kind}/${a.metadata.name}`.localeCompare(`${b.kind}/${b.metadata.name}`));
+const sortByRef = (objects: readonly any[]): any[] =>
+  [...objects].sort((a, b) => `${a.kind}/${a.metadata.name}`.localeCompare(`${b.kind}/${b.metadata.name}`));
 
 describe('API objects equal the chart objects', () => {
   const options = { defaultImage: 'ghcr.io/tensorfleet/trainer:0.1.0', mlflowStack: 'mlflow' };
 
   test('ddp', () => {
-    const request: JobRequest = { job_name: 'mnist-ddp', kind: 'ddp', epochs: 2, batch_size: 64, dataset_size: 20000, world_size: 3, dataset_type: 'fashion-mnist', dataset_uri: 's3://datasets/fashion', gpus: 1, learning_rate_schedule: 'cosine' };
+    const request: JobRequest = {
+      job_name: 'mnist-ddp',
+      kind: 'ddp',
+      epochs: 2,
+      batch_size: 64,
+      dataset_size: 20000,
+      world_size: 3,
+      dataset_type: 'fashion-mnist',
+      dataset_uri: 's3://datasets/fashion',
+      gpus: 1,
+      learning_rate_schedule: 'cosine',
+    };
     const expected = chartObjects('mnist-ddp', (chart, tracking) => {
       new DdpCluster(chart, JOB_CONSTRUCT_ID, {
         name: 'mnist-ddp',
@@ -49,7 +61,19 @@ describe('API objects equal the chart objects', () => {
   });
 
   test('federated', () => {
-    const request: JobRequest = { job_name: 'fl', kind: 'federated', clients: 4, rounds: 10, epochs: 2, strategy: 'fedadam', partition: 'dirichlet', dirichlet_alpha: 0.3, min_fit_clients: 3, min_available_clients: 4, fraction_fit: 0.75 };
+    const request: JobRequest = {
+      job_name: 'fl',
+      kind: 'federated',
+      clients: 4,
+      rounds: 10,
+      epochs: 2,
+      strategy: 'fedadam',
+      partition: 'dirichlet',
+      dirichlet_alpha: 0.3,
+      min_fit_clients: 3,
+      min_available_clients: 4,
+      fraction_fit: 0.75,
+    };
     const expected = chartObjects('fl', (chart, tracking) => {
       new FederatedFleet(chart, JOB_CONSTRUCT_ID, {
         name: 'fl',
@@ -70,10 +94,25 @@ describe('API objects equal the chart objects', () => {
   });
 
   test('split, and without a tracking stack', () => {
-    const request: JobRequest = { job_name: 'sl', kind: 'split', clients: 2, mode: 'u-shaped', cut_layer: 2, noise_sigma: 0.1, image: 'registry.example/trainer:2.0' };
+    const request: JobRequest = {
+      job_name: 'sl',
+      kind: 'split',
+      clients: 2,
+      mode: 'u-shaped',
+      cut_layer: 2,
+      noise_sigma: 0.1,
+      image: 'registry.example/trainer:2.0',
+    };
     const app = new App({ outdir: 'unused' });
     const chart = new Chart(app, 'sl', { disableResourceNameHashes: true });
-    new SplitLearning(chart, JOB_CONSTRUCT_ID, { name: 'sl', image: 'registry.example/trainer:2.0', clients: 2, mode: 'u-shaped', cutLayer: 2, noiseSigma: 0.1 });
+    new SplitLearning(chart, JOB_CONSTRUCT_ID, {
+      name: 'sl',
+      image: 'registry.example/trainer:2.0',
+      clients: 2,
+      mode: 'u-shaped',
+      cutLayer: 2,
+      noiseSigma: 0.1,
+    });
     assert.deepEqual(sortByRef(buildJobObjects(request, {})), sortByRef(chart.toJson()));
   });
 
@@ -124,7 +163,10 @@ describe('API objects equal the chart objects', () => {
     });
     const got = buildJobObjects(request, options);
     assert.deepEqual(sortByRef(got), sortByRef(expected));
-    assert.ok(got.some((o) => o.kind === 'PodGroup'), 'gang scheduling adds the PodGroup');
+    assert.ok(
+      got.some((o) => o.kind === 'PodGroup'),
+      'gang scheduling adds the PodGroup',
+    );
   });
 
   test('federated with the server options, central DP, Liqo and resources', () => {
@@ -173,13 +215,23 @@ describe('API objects equal the chart objects', () => {
     });
     const got = buildJobObjects(request, options);
     assert.deepEqual(sortByRef(got), sortByRef(expected));
-    assert.ok(got.some((o) => o.kind === 'NamespaceOffloading'), 'multi_cluster adds the NamespaceOffloading');
+    assert.ok(
+      got.some((o) => o.kind === 'NamespaceOffloading'),
+      'multi_cluster adds the NamespaceOffloading',
+    );
   });
 
   test('split with server and client resources', () => {
     const request: JobRequest = { job_name: 'sl-res', kind: 'split', clients: 2, server_resources: resources, client_resources: resources };
     const expected = chartObjects('sl-res', (chart, tracking) => {
-      new SplitLearning(chart, JOB_CONSTRUCT_ID, { name: 'sl-res', image: 'ghcr.io/tensorfleet/trainer:0.1.0', clients: 2, serverResources: resourceSpec, clientResources: resourceSpec, tracking });
+      new SplitLearning(chart, JOB_CONSTRUCT_ID, {
+        name: 'sl-res',
+        image: 'ghcr.io/tensorfleet/trainer:0.1.0',
+        clients: 2,
+        serverResources: resourceSpec,
+        clientResources: resourceSpec,
+        tracking,
+      });
     });
     assert.deepEqual(sortByRef(buildJobObjects(request, options)), sortByRef(expected));
   });
@@ -202,31 +254,58 @@ describe('API objects equal the chart objects', () => {
       { field: 'clients', value: 1, allowed: "at least 2 for mode splitfed (found with cut_layer left to the construct's default)" },
     ]);
     // The clients of a split job given as world_size are reported as world_size.
-    assert.deepEqual(refusals({ job_name: 'sl', kind: 'split', mode: 'sequential', world_size: 1 }), [{ field: 'world_size', value: 1, allowed: 'at least 2 for mode sequential' }]);
+    assert.deepEqual(refusals({ job_name: 'sl', kind: 'split', mode: 'sequential', world_size: 1 }), [
+      { field: 'world_size', value: 1, allowed: 'at least 2 for mode sequential' },
+    ]);
     assert.deepEqual(refusals({ job_name: 'sl', kind: 'split', image: 'trainer:latest', model: 'cnn', cut_layer: 4 }), [
-      { field: 'image', value: 'trainer:latest', allowed: 'an image reference pinned to a version, like "registry/name:1.2.3" or "name@sha256:<64 hex>" (not "latest")' },
+      {
+        field: 'image',
+        value: 'trainer:latest',
+        allowed: 'an image reference pinned to a version, like "registry/name:1.2.3" or "name@sha256:<64 hex>" (not "latest")',
+      },
       { field: 'cut_layer', value: 4, allowed: "an integer from 1 to 3 (found with image left to the construct's default)" },
     ]);
   });
 
   test("a refusal caused by the default put in place of a refused field is not reported; the construct's prop names become field names", () => {
     // krum needs min_fit_clients >= 2 x byzantine_clients + 3; the default in its place fails the same way.
-    assert.deepEqual(refusals({ job_name: 'fl', kind: 'federated', clients: 4, min_available_clients: 4, min_fit_clients: 4, strategy: 'krum', byzantine_clients: 1 }), [
-      { field: 'min_fit_clients', value: 4, allowed: 'at least 2 x byzantine_clients + 3 (5) for krum' },
-    ]);
+    assert.deepEqual(
+      refusals({
+        job_name: 'fl',
+        kind: 'federated',
+        clients: 4,
+        min_available_clients: 4,
+        min_fit_clients: 4,
+        strategy: 'krum',
+        byzantine_clients: 1,
+      }),
+      [{ field: 'min_fit_clients', value: 4, allowed: 'at least 2 x byzantine_clients + 3 (5) for krum' }],
+    );
     assert.deepEqual(refusals({ job_name: 'fl', kind: 'federated', dp_noise_multiplier: 1 }), [
-      { field: 'dp_clip_norm', value: undefined, allowed: 'a number > 0 when dp_noise_multiplier is set (noise is scaled by the clip norm)' },
+      {
+        field: 'dp_clip_norm',
+        value: undefined,
+        allowed: 'a number > 0 when dp_noise_multiplier is set (noise is scaled by the clip norm)',
+      },
     ]);
     // A later problem may depend on the field left to its default: it says so.
     assert.deepEqual(refusals({ job_name: 'fl', kind: 'federated', clients: 2, min_available_clients: 3, min_fit_clients: 3 }), [
       { field: 'min_available_clients', value: 3, allowed: 'an integer from 1 to 2' },
-      { field: 'min_fit_clients', value: 3, allowed: "an integer from 1 to 2 (found with min_available_clients left to the construct's default)" },
+      {
+        field: 'min_fit_clients',
+        value: 3,
+        allowed: "an integer from 1 to 2 (found with min_available_clients left to the construct's default)",
+      },
     ]);
   });
 
   test("the trainer's own check of the env a construct renders maps each variable to its field", () => {
     const request: JobRequest = { job_name: 'fl', kind: 'federated', rounds: 3 };
-    const err = new TrainerEnvError([`${ENV.rounds} must be an integer from 1 to 1000000, got "3"`, `${ENV.epochs} must be an integer from 1 to 100000, got "0"`, 'TENSORFLEET_ROLE is missing']);
+    const err = new TrainerEnvError([
+      `${ENV.rounds} must be an integer from 1 to 1000000, got "3"`,
+      `${ENV.epochs} must be an integer from 1 to 100000, got "0"`,
+      'TENSORFLEET_ROLE is missing',
+    ]);
     assert.deepEqual(constructProblems(request, err), [
       { field: 'rounds', value: 3, allowed: 'an integer from 1 to 1000000' },
       { field: 'epochs', value: undefined, allowed: 'an integer from 1 to 100000' },
@@ -258,28 +337,52 @@ describe('API objects equal the chart objects', () => {
   });
 
   test('per-site federated data and a split model cut by name', () => {
-    const fl = buildJobObjects({ job_name: 'sites', kind: 'federated', dataset_type: 'csv', dataset_uri: 's3://hospital-data/site-{client}/records.csv', label_column: 'diagnosis' }, options);
+    const fl = buildJobObjects(
+      {
+        job_name: 'sites',
+        kind: 'federated',
+        dataset_type: 'csv',
+        dataset_uri: 's3://hospital-data/site-{client}/records.csv',
+        label_column: 'diagnosis',
+      },
+      options,
+    );
     const clients = fl.find((o) => o.kind === 'StatefulSet') as any;
-    const env = Object.fromEntries(clients.spec.template.spec.containers[0].env.filter((e: any) => e.value !== undefined).map((e: any) => [e.name, e.value]));
+    const env = Object.fromEntries(
+      clients.spec.template.spec.containers[0].env.filter((e: any) => e.value !== undefined).map((e: any) => [e.name, e.value]),
+    );
     assert.equal(env[ENV.datasetUri], 's3://hospital-data/site-{client}/records.csv');
     assert.equal(env[ENV.labelColumn], 'diagnosis');
-    const sl = buildJobObjects({ job_name: 'sl', kind: 'split', model_uri: 'https://models.example/m/model.json', cut_layer_name: 'dense_1' }, options);
+    const sl = buildJobObjects(
+      { job_name: 'sl', kind: 'split', model_uri: 'https://models.example/m/model.json', cut_layer_name: 'dense_1' },
+      options,
+    );
     const server = sl.find((o) => o.kind === 'Deployment') as any;
-    const serverEnv = Object.fromEntries(server.spec.template.spec.containers[0].env.filter((e: any) => e.value !== undefined).map((e: any) => [e.name, e.value]));
+    const serverEnv = Object.fromEntries(
+      server.spec.template.spec.containers[0].env.filter((e: any) => e.value !== undefined).map((e: any) => [e.name, e.value]),
+    );
     assert.equal(serverEnv[ENV.cutLayerName], 'dense_1');
     assert.equal(serverEnv[ENV.modelUri], 'https://models.example/m/model.json');
   });
 
   test('BYO refusals only a construct can make name the request field', () => {
-    assert.deepEqual(refusals({ job_name: 'a', kind: 'ddp', dataset_type: 'csv', dataset_uri: 's3://sites/site-{client}.csv', label_column: 'y' }), [
-      {
-        field: 'dataset_uri',
-        value: 's3://sites/site-{client}.csv',
-        allowed: "an http(s):// or s3:// URL, or a path under /var/lib/tensorfleet/datasets/ together with 'datasetClaimName', without {client} (only a FederatedFleet gives each client its own data)",
-      },
-    ]);
+    assert.deepEqual(
+      refusals({ job_name: 'a', kind: 'ddp', dataset_type: 'csv', dataset_uri: 's3://sites/site-{client}.csv', label_column: 'y' }),
+      [
+        {
+          field: 'dataset_uri',
+          value: 's3://sites/site-{client}.csv',
+          allowed:
+            "an http(s):// or s3:// URL, or a path under /var/lib/tensorfleet/datasets/ together with 'datasetClaimName', without {client} (only a FederatedFleet gives each client its own data)",
+        },
+      ],
+    );
     assert.deepEqual(refusals({ job_name: 'a', kind: 'ddp', task: 'regression' }), [
-      { field: 'task', value: 'regression', allowed: 'classification for dataset_type mnist (regression needs csv or npz data with a numeric target)' },
+      {
+        field: 'task',
+        value: 'regression',
+        allowed: 'classification for dataset_type mnist (regression needs csv or npz data with a numeric target)',
+      },
     ]);
     assert.deepEqual(refusals({ job_name: 'a', kind: 'ddp', dataset_type: 'csv', label_column: 'y' }), [
       { field: 'dataset_uri', value: undefined, allowed: 'set for csv: where the csv data is' },
@@ -293,7 +396,11 @@ describe('API objects equal the chart objects', () => {
     } catch (err) {
       assert.ok(err instanceof JobPropsError, String(err));
       assert.deepEqual(err.problems, [
-        { field: 'model_uri', value: 'runs:/0123abcd/model/model.json', allowed: "a runs:/ URI only with 'tracking' set (the MlflowStack that serves the run's artifacts)" },
+        {
+          field: 'model_uri',
+          value: 'runs:/0123abcd/model/model.json',
+          allowed: "a runs:/ URI only with 'tracking' set (the MlflowStack that serves the run's artifacts)",
+        },
       ]);
     }
   });
@@ -301,7 +408,8 @@ describe('API objects equal the chart objects', () => {
   test("a construct's refusal becomes a problem naming the request field", () => {
     assert.throws(
       () => buildJobObjects({ job_name: 'sl', kind: 'split', model: 'mlp', cut_layer: 3, mode: 'u-shaped' }),
-      (err: unknown) => err instanceof JobPropsError && err.problems.length === 1 && err.problems[0].field === 'cut_layer' && err.problems[0].value === 3,
+      (err: unknown) =>
+        err instanceof JobPropsError && err.problems.length === 1 && err.problems[0].field === 'cut_layer' && err.problems[0].value === 3,
     );
   });
 });

@@ -55,7 +55,9 @@ describe('POST /jobs validation', () => {
   });
 
   test('learning_rate 0 is refused by the field check (the constructs want a number > 0)', () => {
-    assert.deepEqual(problems({ job_name: 'a', kind: 'ddp', learning_rate: 0 }), [{ field: 'learning_rate', allowed: 'a number > 0 and <= 10' }]);
+    assert.deepEqual(problems({ job_name: 'a', kind: 'ddp', learning_rate: 0 }), [
+      { field: 'learning_rate', allowed: 'a number > 0 and <= 10' },
+    ]);
     assert.deepEqual(problems({ job_name: 'a', kind: 'ddp', learning_rate: 10 }), []);
   });
 
@@ -69,14 +71,25 @@ describe('POST /jobs validation', () => {
 
   test('world_size is the clients of a federated or split job; both must agree', () => {
     assert.deepEqual(problems({ job_name: 'a', kind: 'federated', world_size: 3, clients: 3 }), []);
-    assert.deepEqual(problems({ job_name: 'a', kind: 'split', world_size: 3, clients: 2 }), [{ field: 'world_size', allowed: 'equal to clients (2) when both are given' }]);
+    assert.deepEqual(problems({ job_name: 'a', kind: 'split', world_size: 3, clients: 2 }), [
+      { field: 'world_size', allowed: 'equal to clients (2) when both are given' },
+    ]);
     const r = validateJobRequest({ job_name: 'a', kind: 'federated', world_size: 4, epochs: 2 });
     assert.ok(r.ok);
     assert.deepEqual(constructProps(r.request, undefined), { clients: 4, localEpochs: 2 });
   });
 
   test('request fields map to the construct props, and the default image fills in', () => {
-    const r = validateJobRequest({ job_name: 'a', kind: 'ddp', epochs: 2, batch_size: 64, dataset_size: 20000, world_size: 2, dataset_type: 'mnist', dataset_uri: 's3://b/mnist' });
+    const r = validateJobRequest({
+      job_name: 'a',
+      kind: 'ddp',
+      epochs: 2,
+      batch_size: 64,
+      dataset_size: 20000,
+      world_size: 2,
+      dataset_type: 'mnist',
+      dataset_uri: 's3://b/mnist',
+    });
     assert.ok(r.ok);
     assert.deepEqual(constructProps(r.request, 'img:1'), {
       image: 'img:1',
@@ -93,37 +106,118 @@ describe('POST /jobs validation', () => {
 /** One bad value of each field added for the constructs' options, and what the 400 says is allowed. */
 const FIELD_CASES: Array<[kind: string, field: string, bad: unknown, problems: Array<{ field: string; allowed: string }>]> = [
   // ddp
-  ['ddp', 'node_selector', ['a=b'], [{ field: 'node_selector', allowed: `an object of at most 32 labels: keys ${JOB_FIELDS.node_selector.keyPattern.meaning}; values ${JOB_FIELDS.node_selector.values.pattern!.meaning}` }]],
-  ['ddp', 'node_selector', { 'bad key!': 'x' }, [{ field: 'node_selector["bad key!"]', allowed: `a key that is ${JOB_FIELDS.node_selector.keyPattern.meaning}` }]],
-  ['ddp', 'node_selector', { 'kubernetes.io/arch': 'amd 64' }, [{ field: 'node_selector["kubernetes.io/arch"]', allowed: JOB_FIELDS.node_selector.values.pattern!.meaning }]],
-  ['ddp', 'node_selector', { 'kubernetes.io/arch': 64 }, [{ field: 'node_selector["kubernetes.io/arch"]', allowed: JOB_FIELDS.node_selector.values.pattern!.meaning }]],
-  ['ddp', 'node_selector', Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`k${i}`, 'v'])), [{ field: 'node_selector', allowed: `an object of at most 32 labels: keys ${JOB_FIELDS.node_selector.keyPattern.meaning}; values ${JOB_FIELDS.node_selector.values.pattern!.meaning}` }]],
+  [
+    'ddp',
+    'node_selector',
+    ['a=b'],
+    [
+      {
+        field: 'node_selector',
+        allowed: `an object of at most 32 labels: keys ${JOB_FIELDS.node_selector.keyPattern.meaning}; values ${JOB_FIELDS.node_selector.values.pattern!.meaning}`,
+      },
+    ],
+  ],
+  [
+    'ddp',
+    'node_selector',
+    { 'bad key!': 'x' },
+    [{ field: 'node_selector["bad key!"]', allowed: `a key that is ${JOB_FIELDS.node_selector.keyPattern.meaning}` }],
+  ],
+  [
+    'ddp',
+    'node_selector',
+    { 'kubernetes.io/arch': 'amd 64' },
+    [{ field: 'node_selector["kubernetes.io/arch"]', allowed: JOB_FIELDS.node_selector.values.pattern!.meaning }],
+  ],
+  [
+    'ddp',
+    'node_selector',
+    { 'kubernetes.io/arch': 64 },
+    [{ field: 'node_selector["kubernetes.io/arch"]', allowed: JOB_FIELDS.node_selector.values.pattern!.meaning }],
+  ],
+  [
+    'ddp',
+    'node_selector',
+    Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`k${i}`, 'v'])),
+    [
+      {
+        field: 'node_selector',
+        allowed: `an object of at most 32 labels: keys ${JOB_FIELDS.node_selector.keyPattern.meaning}; values ${JOB_FIELDS.node_selector.values.pattern!.meaning}`,
+      },
+    ],
+  ],
   ['ddp', 'tolerations', { key: 'gpu' }, [{ field: 'tolerations', allowed: 'an array of at most 32 tolerations' }]],
-  ['ddp', 'tolerations', [{ key: 'gpu', operator: 'Maybe', effect: 'NoSchedule', colour: 'red' }], [
-    { field: 'tolerations[0].operator', allowed: 'one of Exists, Equal' },
-    { field: 'tolerations[0].colour', allowed: 'absent: not a field of tolerations[0] (fields: key, operator, value, effect, tolerationSeconds)' },
-  ]],
-  ['ddp', 'tolerations', [{ operator: 'Equal', value: 'x' }], [{ field: 'tolerations[0].operator', allowed: 'Exists when key is empty (a toleration of every taint)' }]],
-  ['ddp', 'tolerations', [{ key: 'gpu', operator: 'Exists', value: 'x' }], [{ field: 'tolerations[0].value', allowed: 'absent when operator is Exists' }]],
-  ['ddp', 'tolerations', [{ key: 'gpu', effect: 'NoSchedule', tolerationSeconds: 30 }], [{ field: 'tolerations[0].tolerationSeconds', allowed: 'absent unless effect is NoExecute' }]],
-  ['ddp', 'tolerations', [{ key: 'gpu', effect: 'NoExecute', tolerationSeconds: -1 }], [{ field: 'tolerations[0].tolerationSeconds', allowed: 'an integer from 0 to 2147483647' }]],
+  [
+    'ddp',
+    'tolerations',
+    [{ key: 'gpu', operator: 'Maybe', effect: 'NoSchedule', colour: 'red' }],
+    [
+      { field: 'tolerations[0].operator', allowed: 'one of Exists, Equal' },
+      {
+        field: 'tolerations[0].colour',
+        allowed: 'absent: not a field of tolerations[0] (fields: key, operator, value, effect, tolerationSeconds)',
+      },
+    ],
+  ],
+  [
+    'ddp',
+    'tolerations',
+    [{ operator: 'Equal', value: 'x' }],
+    [{ field: 'tolerations[0].operator', allowed: 'Exists when key is empty (a toleration of every taint)' }],
+  ],
+  [
+    'ddp',
+    'tolerations',
+    [{ key: 'gpu', operator: 'Exists', value: 'x' }],
+    [{ field: 'tolerations[0].value', allowed: 'absent when operator is Exists' }],
+  ],
+  [
+    'ddp',
+    'tolerations',
+    [{ key: 'gpu', effect: 'NoSchedule', tolerationSeconds: 30 }],
+    [{ field: 'tolerations[0].tolerationSeconds', allowed: 'absent unless effect is NoExecute' }],
+  ],
+  [
+    'ddp',
+    'tolerations',
+    [{ key: 'gpu', effect: 'NoExecute', tolerationSeconds: -1 }],
+    [{ field: 'tolerations[0].tolerationSeconds', allowed: 'an integer from 0 to 2147483647' }],
+  ],
   ['ddp', 'spread_over_nodes', 'yes', [{ field: 'spread_over_nodes', allowed: 'true or false' }]],
   ['ddp', 'active_deadline_seconds', 0, [{ field: 'active_deadline_seconds', allowed: 'an integer from 1 to 2147483647' }]],
   ['ddp', 'ttl_seconds_after_finished', -1, [{ field: 'ttl_seconds_after_finished', allowed: 'an integer from 0 to 2147483647' }]],
   ['ddp', 'suspend', 1, [{ field: 'suspend', allowed: 'true or false' }]],
   ['ddp', 'backoff_limit', 1.5, [{ field: 'backoff_limit', allowed: 'an integer from 0 to 10000' }]],
   ['ddp', 'gang_scheduling', 'true', [{ field: 'gang_scheduling', allowed: 'true or false' }]],
-  ['ddp', 'volcano_queue', 'Research Queue', [
-    { field: 'volcano_queue', allowed: JOB_FIELDS.volcano_queue.pattern.meaning },
-    { field: 'volcano_queue', allowed: 'absent unless gang_scheduling is true' },
-  ]],
-  ['ddp', 'resources', { cpu_request_millis: 500, cpu_limit_millis: 250, memory_request_mib: 0, gpu: 1 }, [
-    { field: 'resources.memory_request_mib', allowed: 'an integer from 1 to 4194304' },
-    { field: 'resources.gpu', allowed: 'absent: not a field of resources (fields: cpu_request_millis, cpu_limit_millis, memory_request_mib, memory_limit_mib)' },
-    { field: 'resources.memory_limit_mib', allowed: 'present: an integer from 1 to 4194304' },
-    { field: 'resources.cpu_limit_millis', allowed: 'at least cpu_request_millis (500)' },
-  ]],
-  ['ddp', 'resources', 'large', [{ field: 'resources', allowed: 'an object with cpu_request_millis, cpu_limit_millis, memory_request_mib and memory_limit_mib' }]],
+  [
+    'ddp',
+    'volcano_queue',
+    'Research Queue',
+    [
+      { field: 'volcano_queue', allowed: JOB_FIELDS.volcano_queue.pattern.meaning },
+      { field: 'volcano_queue', allowed: 'absent unless gang_scheduling is true' },
+    ],
+  ],
+  [
+    'ddp',
+    'resources',
+    { cpu_request_millis: 500, cpu_limit_millis: 250, memory_request_mib: 0, gpu: 1 },
+    [
+      { field: 'resources.memory_request_mib', allowed: 'an integer from 1 to 4194304' },
+      {
+        field: 'resources.gpu',
+        allowed: 'absent: not a field of resources (fields: cpu_request_millis, cpu_limit_millis, memory_request_mib, memory_limit_mib)',
+      },
+      { field: 'resources.memory_limit_mib', allowed: 'present: an integer from 1 to 4194304' },
+      { field: 'resources.cpu_limit_millis', allowed: 'at least cpu_request_millis (500)' },
+    ],
+  ],
+  [
+    'ddp',
+    'resources',
+    'large',
+    [{ field: 'resources', allowed: 'an object with cpu_request_millis, cpu_limit_millis, memory_request_mib and memory_limit_mib' }],
+  ],
   // federated
   ['federated', 'round_timeout_seconds', 0, [{ field: 'round_timeout_seconds', allowed: 'an integer from 1 to 86400' }]],
   ['federated', 'server_learning_rate', 0, [{ field: 'server_learning_rate', allowed: 'a number > 0 and <= 10' }]],
@@ -133,22 +227,48 @@ const FIELD_CASES: Array<[kind: string, field: string, bad: unknown, problems: A
   ['federated', 'dp_clip_norm', -0.1, [{ field: 'dp_clip_norm', allowed: 'a number from 0 to 1000000' }]],
   ['federated', 'dp_noise_multiplier', '1', [{ field: 'dp_noise_multiplier', allowed: 'a number from 0 to 100' }]],
   ['federated', 'multi_cluster', null, [{ field: 'multi_cluster', allowed: 'true or false' }]],
-  ['federated', 'remote_cluster_labels', { 'liqo.io/provider': 'gke' }, [{ field: 'remote_cluster_labels', allowed: 'absent unless multi_cluster is true' }]],
+  [
+    'federated',
+    'remote_cluster_labels',
+    { 'liqo.io/provider': 'gke' },
+    [{ field: 'remote_cluster_labels', allowed: 'absent unless multi_cluster is true' }],
+  ],
   ['federated', 'server_state_gib', 0, [{ field: 'server_state_gib', allowed: 'an integer from 1 to 1000' }]],
-  ['federated', 'server_resources', { cpu_request_millis: 1, cpu_limit_millis: 1, memory_request_mib: 512, memory_limit_mib: 256 }, [
-    { field: 'server_resources.memory_limit_mib', allowed: 'at least memory_request_mib (512)' },
-  ]],
-  ['federated', 'client_resources', {}, [
-    { field: 'client_resources.cpu_request_millis', allowed: 'present: an integer from 1 to 1000000' },
-    { field: 'client_resources.cpu_limit_millis', allowed: 'present: an integer from 1 to 1000000' },
-    { field: 'client_resources.memory_request_mib', allowed: 'present: an integer from 1 to 4194304' },
-    { field: 'client_resources.memory_limit_mib', allowed: 'present: an integer from 1 to 4194304' },
-  ]],
+  [
+    'federated',
+    'server_resources',
+    { cpu_request_millis: 1, cpu_limit_millis: 1, memory_request_mib: 512, memory_limit_mib: 256 },
+    [{ field: 'server_resources.memory_limit_mib', allowed: 'at least memory_request_mib (512)' }],
+  ],
+  [
+    'federated',
+    'client_resources',
+    {},
+    [
+      { field: 'client_resources.cpu_request_millis', allowed: 'present: an integer from 1 to 1000000' },
+      { field: 'client_resources.cpu_limit_millis', allowed: 'present: an integer from 1 to 1000000' },
+      { field: 'client_resources.memory_request_mib', allowed: 'present: an integer from 1 to 4194304' },
+      { field: 'client_resources.memory_limit_mib', allowed: 'present: an integer from 1 to 4194304' },
+    ],
+  ],
   // split
-  ['split', 'server_resources', { cpu_request_millis: '500m', cpu_limit_millis: 1000, memory_request_mib: 1, memory_limit_mib: 1 }, [
-    { field: 'server_resources.cpu_request_millis', allowed: 'an integer from 1 to 1000000' },
-  ]],
-  ['split', 'client_resources', [], [{ field: 'client_resources', allowed: 'an object with cpu_request_millis, cpu_limit_millis, memory_request_mib and memory_limit_mib' }]],
+  [
+    'split',
+    'server_resources',
+    { cpu_request_millis: '500m', cpu_limit_millis: 1000, memory_request_mib: 1, memory_limit_mib: 1 },
+    [{ field: 'server_resources.cpu_request_millis', allowed: 'an integer from 1 to 1000000' }],
+  ],
+  [
+    'split',
+    'client_resources',
+    [],
+    [
+      {
+        field: 'client_resources',
+        allowed: 'an object with cpu_request_millis, cpu_limit_millis, memory_request_mib and memory_limit_mib',
+      },
+    ],
+  ],
 ];
 
 describe('POST /jobs validation of the construct options', () => {
@@ -162,7 +282,11 @@ describe('POST /jobs validation of the construct options', () => {
     for (const [field, spec] of Object.entries(JOB_FIELDS) as Array<[string, JobFieldSpec]>) {
       for (const kind of ['ddp', 'federated', 'split'] as const) {
         if (!spec.kinds || spec.kinds.includes(kind)) continue;
-        assert.deepEqual(problems({ job_name: 'a', kind, [field]: true }), [{ field, allowed: `absent for kind ${kind} (it applies to ${spec.kinds.join(', ')})` }], `${kind} ${field}`);
+        assert.deepEqual(
+          problems({ job_name: 'a', kind, [field]: true }),
+          [{ field, allowed: `absent for kind ${kind} (it applies to ${spec.kinds.join(', ')})` }],
+          `${kind} ${field}`,
+        );
       }
     }
   });
@@ -175,7 +299,11 @@ describe('POST /jobs validation of the construct options', () => {
         kind: 'ddp',
         resources,
         node_selector: { 'kubernetes.io/arch': 'amd64', pool: '' },
-        tolerations: [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }, { operator: 'Exists' }, { key: 'spot', value: 'true', effect: 'NoExecute', tolerationSeconds: 60 }],
+        tolerations: [
+          { key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' },
+          { operator: 'Exists' },
+          { key: 'spot', value: 'true', effect: 'NoExecute', tolerationSeconds: 60 },
+        ],
         spread_over_nodes: true,
         active_deadline_seconds: 3600,
         ttl_seconds_after_finished: 0,
@@ -235,7 +363,7 @@ describe('POST /jobs validation of the construct options', () => {
     assert.equal(topField('node_selector["a.b/c"]'), 'node_selector');
   });
 
-  test('the added fields become construct props: resources in the props\' names, the rest as they are', () => {
+  test("the added fields become construct props: resources in the props' names, the rest as they are", () => {
     const tolerations = [{ key: 'gpu', operator: 'Exists', effect: 'NoSchedule' }];
     const r = validateJobRequest({
       job_name: 'a',
@@ -329,10 +457,34 @@ describe('POST /jobs: your own model and data', () => {
   });
 
   test('image_size for image-folder, {client} in a federated dataset_uri, cut_layer_name for split', () => {
-    assert.deepEqual(problems({ job_name: 'a', kind: 'ddp', dataset_type: 'image-folder', dataset_uri: 'https://data.example/fashion/', image_size: '64x48' }), []);
-    assert.deepEqual(problems({ job_name: 'a', kind: 'federated', dataset_type: 'csv', dataset_uri: 's3://hospital-data/site-{client}/records.csv', label_column: 'diagnosis' }), []);
-    assert.deepEqual(problems({ job_name: 'a', kind: 'split', model_uri: 'https://models.example/m/model.json', cut_layer_name: 'dense_1' }), []);
-    assert.deepEqual(problems({ job_name: 'a', kind: 'ddp', dataset_type: 'npz', dataset_uri: 's3://d/house.npz', task: 'regression' }), []);
+    assert.deepEqual(
+      problems({
+        job_name: 'a',
+        kind: 'ddp',
+        dataset_type: 'image-folder',
+        dataset_uri: 'https://data.example/fashion/',
+        image_size: '64x48',
+      }),
+      [],
+    );
+    assert.deepEqual(
+      problems({
+        job_name: 'a',
+        kind: 'federated',
+        dataset_type: 'csv',
+        dataset_uri: 's3://hospital-data/site-{client}/records.csv',
+        label_column: 'diagnosis',
+      }),
+      [],
+    );
+    assert.deepEqual(
+      problems({ job_name: 'a', kind: 'split', model_uri: 'https://models.example/m/model.json', cut_layer_name: 'dense_1' }),
+      [],
+    );
+    assert.deepEqual(
+      problems({ job_name: 'a', kind: 'ddp', dataset_type: 'npz', dataset_uri: 's3://d/house.npz', task: 'regression' }),
+      [],
+    );
   });
 
   test('bad BYO fields are refused field by field, every one at once', () => {
@@ -381,10 +533,13 @@ describe('POST /jobs: your own model and data', () => {
     assert.deepEqual(problems({ job_name: 'a', kind: 'ddp', dataset_type: 'csv', dataset_uri: 's3://t/iris.csv' }), [
       { field: 'label_column', allowed: 'present for dataset_type csv: a column name (no comma, no line break)' },
     ]);
-    assert.deepEqual(problems({ job_name: 'a', kind: 'ddp', dataset_type: 'npz', dataset_uri: 's3://t/x.npz', label_column: 'y', feature_columns: 'a,b' }), [
-      { field: 'label_column', allowed: 'absent for dataset_type npz (it applies to csv)' },
-      { field: 'feature_columns', allowed: 'absent for dataset_type npz (it applies to csv)' },
-    ]);
+    assert.deepEqual(
+      problems({ job_name: 'a', kind: 'ddp', dataset_type: 'npz', dataset_uri: 's3://t/x.npz', label_column: 'y', feature_columns: 'a,b' }),
+      [
+        { field: 'label_column', allowed: 'absent for dataset_type npz (it applies to csv)' },
+        { field: 'feature_columns', allowed: 'absent for dataset_type npz (it applies to csv)' },
+      ],
+    );
     // No dataset_type: the built-in mnist, which has its own test split.
     assert.deepEqual(problems({ job_name: 'a', kind: 'ddp', test_fraction: 0.1 }), [
       { field: 'test_fraction', allowed: 'absent for dataset_type mnist (it applies to idx, csv, npz, image-folder)' },

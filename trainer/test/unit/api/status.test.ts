@@ -11,7 +11,15 @@ import { jobStatusOf, progressOf } from '../../../src/api/kube';
 import { JobRun, mlflowUiLink } from '../../../src/api/mlflow';
 import { ENV, JOB_PROGRESS, MLFLOW_ROLE_TAG, MLFLOW_TAGS } from '../../../src/contract';
 
-const run = (over: Partial<JobRun> = {}): JobRun => ({ experimentId: '3', runId: 'r', status: 'RUNNING', startTime: 1, metrics: {}, tags: {}, ...over });
+const run = (over: Partial<JobRun> = {}): JobRun => ({
+  experimentId: '3',
+  runId: 'r',
+  status: 'RUNNING',
+  startTime: 1,
+  metrics: {},
+  tags: {},
+  ...over,
+});
 
 const workload = (kind: string, spec: Record<string, unknown>, status: Record<string, unknown>, env: Record<string, string>) => ({
   apiVersion: kind === 'Job' ? 'batch/v1' : 'apps/v1',
@@ -25,7 +33,10 @@ describe('progress', () => {
   test('ddp: finished epochs (the step of epoch_loss) over the epochs; a resumed run counts from where it resumed', () => {
     assert.equal(progressOf('ddp', 'Running', run({ metrics: { epoch_loss: { value: 1, step: 3 } } }), 12), 0.25);
     assert.equal(progressOf('ddp', 'Running', run({ tags: { 'tensorfleet.resumeEpoch': '6' } }), 12), 0.5);
-    assert.equal(progressOf('ddp', 'Running', run({ tags: { 'tensorfleet.resumeEpoch': '6' }, metrics: { epoch_loss: { value: 1, step: 9 } } }), 12), 0.75);
+    assert.equal(
+      progressOf('ddp', 'Running', run({ tags: { 'tensorfleet.resumeEpoch': '6' }, metrics: { epoch_loss: { value: 1, step: 9 } } }), 12),
+      0.75,
+    );
     assert.equal(progressOf('ddp', 'Running', run(), 12), 0, 'a run with no epoch done');
     assert.equal(progressOf('ddp', 'Running', undefined, 12), undefined, 'no run: unknown');
     assert.equal(progressOf('ddp', 'Succeeded', undefined, 12), 1);
@@ -65,13 +76,19 @@ describe('progress', () => {
   });
 
   test('the totals come from the variables the constructs set', () => {
-    assert.deepEqual(Object.values(JOB_PROGRESS).map((p) => p.totalEnv), [ENV.epochs, ENV.rounds, ENV.epochs]);
+    assert.deepEqual(
+      Object.values(JOB_PROGRESS).map((p) => p.totalEnv),
+      [ENV.epochs, ENV.rounds, ENV.epochs],
+    );
   });
 });
 
 describe('status', () => {
   test('ddp: phase from the Job conditions, suspended included; progress from the run and TENSORFLEET_EPOCHS; the run link', () => {
-    const tracking = { found: { experimentId: '3', run: run({ runId: 'abc', metrics: { epoch_loss: { value: 1, step: 1 } } }) }, uiUrl: 'https://mlflow.example/' };
+    const tracking = {
+      found: { experimentId: '3', run: run({ runId: 'abc', metrics: { epoch_loss: { value: 1, step: 1 } } }) },
+      uiUrl: 'https://mlflow.example/',
+    };
     const env = { [ENV.epochs]: '4' };
     const running = jobStatusOf('ddp', workload('Job', { completions: 2 }, { active: 2, ready: 2 }, env), undefined, tracking);
     assert.deepEqual(running, {
@@ -86,9 +103,20 @@ describe('status', () => {
       createdAt: '2026-11-23T12:00:00.000Z',
     });
     assert.equal(jobStatusOf('ddp', workload('Job', { completions: 2, suspend: true }, {}, env), undefined).phase, 'Suspended');
-    assert.equal(jobStatusOf('ddp', workload('Job', { completions: 2 }, { conditions: [{ type: 'Suspended', status: 'True' }] }, env), undefined).phase, 'Suspended');
-    assert.equal(jobStatusOf('ddp', workload('Job', { completions: 2 }, { conditions: [{ type: 'Failed', status: 'True' }] }, env), undefined).phase, 'Failed');
-    const done = jobStatusOf('ddp', workload('Job', { completions: 2 }, { succeeded: 2, conditions: [{ type: 'Complete', status: 'True' }] }, env), undefined);
+    assert.equal(
+      jobStatusOf('ddp', workload('Job', { completions: 2 }, { conditions: [{ type: 'Suspended', status: 'True' }] }, env), undefined)
+        .phase,
+      'Suspended',
+    );
+    assert.equal(
+      jobStatusOf('ddp', workload('Job', { completions: 2 }, { conditions: [{ type: 'Failed', status: 'True' }] }, env), undefined).phase,
+      'Failed',
+    );
+    const done = jobStatusOf(
+      'ddp',
+      workload('Job', { completions: 2 }, { succeeded: 2, conditions: [{ type: 'Complete', status: 'True' }] }, env),
+      undefined,
+    );
     assert.deepEqual([done.phase, done.progress, done.mlflowRunUrl], ['Succeeded', 1, undefined]);
   });
 
@@ -96,7 +124,10 @@ describe('status', () => {
     const server = workload('Deployment', { replicas: 1 }, { availableReplicas: 1 }, { [ENV.rounds]: '10' });
     const clients = workload('StatefulSet', { replicas: 3 }, { readyReplicas: 2 }, {});
     const at = (r: JobRun | undefined) => jobStatusOf('federated', server, clients, r && { found: { experimentId: '3', run: r } });
-    assert.deepEqual([at(undefined).phase, at(undefined).ready, at(undefined).desired, at(undefined).progress], ['Running', 2, 3, undefined]);
+    assert.deepEqual(
+      [at(undefined).phase, at(undefined).ready, at(undefined).desired, at(undefined).progress],
+      ['Running', 2, 3, undefined],
+    );
     assert.deepEqual([at(run({ metrics: { test_accuracy: { value: 0.5, step: 4 } } })).progress, at(run()).phase], [0.4, 'Running']);
     assert.deepEqual([at(run({ status: 'FINISHED' })).phase, at(run({ status: 'FINISHED' })).progress], ['Succeeded', 1]);
     assert.equal(at(run({ status: 'FAILED' })).phase, 'Failed');
@@ -104,7 +135,10 @@ describe('status', () => {
   });
 
   test('links: the run when there is one, else the experiment, else none', () => {
-    assert.equal(mlflowUiLink('http://m:5000', { experimentId: '2', run: run({ experimentId: '2', runId: 'x y' }) }), 'http://m:5000/#/experiments/2/runs/x%20y');
+    assert.equal(
+      mlflowUiLink('http://m:5000', { experimentId: '2', run: run({ experimentId: '2', runId: 'x y' }) }),
+      'http://m:5000/#/experiments/2/runs/x%20y',
+    );
     assert.equal(mlflowUiLink('http://m:5000/', { experimentId: '2' }), 'http://m:5000/#/experiments/2');
     assert.equal(mlflowUiLink('http://m:5000', {}), undefined);
   });

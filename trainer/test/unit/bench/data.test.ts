@@ -9,9 +9,13 @@ const run = promisify(execFile);
 
 test('bench data loads a tiny generated CSV and the npz and prints its table', async () => {
   const npz = join(SHARED_DIR, 'data', 'npz', 'mnist.npz');
-  const { stdout } = await run(process.execPath, [CLI_JS, 'bench', 'data', '--rows', '300', '--columns', '5', '--repeat', '1', '--npz', npz], {
-    maxBuffer: 1 << 20,
-  });
+  const { stdout } = await run(
+    process.execPath,
+    [CLI_JS, 'bench', 'data', '--rows', '300', '--columns', '5', '--repeat', '1', '--npz', npz],
+    {
+      maxBuffer: 1 << 20,
+    },
+  );
   const lines = stdout.trim().split('\n');
   assert.match(lines[0], /^User-data loader against fs\.readFile of the same bytes \(best of 1; node v/);
   assert.match(lines[1], /^data\s+file\s+read s\s+load s\s+examples\/s\s+speed vs read\s+float32\s+peak RSS\s+peak\/float32$/);
@@ -22,14 +26,24 @@ test('bench data loads a tiny generated CSV and the npz and prints its table', a
 
 test('bench data --json prints one line per dataset with the counts loaded', async () => {
   const npz = join(SHARED_DIR, 'data', 'npz', 'mnist.npz');
-  const { stdout } = await run(process.execPath, [CLI_JS, 'bench', 'data', '--rows', '200', '--columns', '3', '--repeat', '1', '--npz', npz, '--json'], {
-    maxBuffer: 1 << 20,
-  });
-  const rows = stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-  assert.deepEqual(rows.map((r) => [r.bench, r.data, r.examples, r.float32_bytes]), [
-    ['data', 'csv 200 x 3', 200, 200 * 3 * 4],
-    ['data', 'npz 70000 x 28 x 28', 70000, 70000 * 784 * 4],
-  ]);
+  const { stdout } = await run(
+    process.execPath,
+    [CLI_JS, 'bench', 'data', '--rows', '200', '--columns', '3', '--repeat', '1', '--npz', npz, '--json'],
+    {
+      maxBuffer: 1 << 20,
+    },
+  );
+  const rows = stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.deepEqual(
+    rows.map((r) => [r.bench, r.data, r.examples, r.float32_bytes]),
+    [
+      ['data', 'csv 200 x 3', 200, 200 * 3 * 4],
+      ['data', 'npz 70000 x 28 x 28', 70000, 70000 * 784 * 4],
+    ],
+  );
 });
 
 test('bench data refuses a bad flag', async () => {

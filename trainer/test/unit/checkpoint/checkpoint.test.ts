@@ -93,16 +93,31 @@ describe('checkpoint', () => {
 
   test("a user model's URI and a regression task are in the fingerprint; a classification run matches an older checkpoint", async () => {
     const dir = fresh();
-    await writeCheckpoint(dir, 0, { ...checkpoint(1), fingerprint: checkpointFingerprint({ ...FINGERPRINT, modelUri: '/models/a/model.json', task: 'classification' }) });
-    assert.equal((await loadLatestCheckpoint(dir, 0, checkpointFingerprint({ ...FINGERPRINT, modelUri: '/models/a/model.json', task: 'classification' })))?.epoch, 1);
-    await assert.rejects(loadLatestCheckpoint(dir, 0, checkpointFingerprint({ ...FINGERPRINT, modelUri: '/models/b/model.json', task: 'regression' })), {
-      code: 'TRAINER_ERR_CHECKPOINT',
-      message:
-        `rank 0 cannot resume from checkpoint ${join(dir, 'epoch-000001.rank-0.ckpt')}: it was written by a different configuration ` +
-        '(modelUri (TENSORFLEET_MODEL_URI) is "/models/a/model.json" in the checkpoint, ' +
-          '"/models/b/model.json" now; task (TENSORFLEET_TASK) is undefined in the checkpoint, "regression" now); ' +
-        'restore the original settings, or point TENSORFLEET_CHECKPOINT_DIR at an empty folder to start over',
+    await writeCheckpoint(dir, 0, {
+      ...checkpoint(1),
+      fingerprint: checkpointFingerprint({ ...FINGERPRINT, modelUri: '/models/a/model.json', task: 'classification' }),
     });
+    assert.equal(
+      (
+        await loadLatestCheckpoint(
+          dir,
+          0,
+          checkpointFingerprint({ ...FINGERPRINT, modelUri: '/models/a/model.json', task: 'classification' }),
+        )
+      )?.epoch,
+      1,
+    );
+    await assert.rejects(
+      loadLatestCheckpoint(dir, 0, checkpointFingerprint({ ...FINGERPRINT, modelUri: '/models/b/model.json', task: 'regression' })),
+      {
+        code: 'TRAINER_ERR_CHECKPOINT',
+        message:
+          `rank 0 cannot resume from checkpoint ${join(dir, 'epoch-000001.rank-0.ckpt')}: it was written by a different configuration ` +
+          '(modelUri (TENSORFLEET_MODEL_URI) is "/models/a/model.json" in the checkpoint, ' +
+          '"/models/b/model.json" now; task (TENSORFLEET_TASK) is undefined in the checkpoint, "regression" now); ' +
+          'restore the original settings, or point TENSORFLEET_CHECKPOINT_DIR at an empty folder to start over',
+      },
+    );
     const old = fresh();
     await writeCheckpoint(old, 0, checkpoint(1));
     assert.equal((await loadLatestCheckpoint(old, 0, checkpointFingerprint({ ...FINGERPRINT, task: 'classification' })))?.epoch, 1);
@@ -124,13 +139,21 @@ describe('checkpoint', () => {
 
   test('fails to decode a truncated file or a foreign file', () => {
     const bytes = encodeCheckpoint(checkpoint(1));
-    assert.throws(() => decodeCheckpoint(bytes.subarray(0, bytes.length - 4), 'x'), { code: 'TRAINER_ERR_CHECKPOINT', message: /checkpoint x is unreadable: \d+ bytes, the header describes \d+/ });
-    assert.throws(() => decodeCheckpoint(Buffer.from('hello world, not a checkpoint'), 'y'), { message: 'checkpoint y is unreadable: not a tensorfleet checkpoint (bad magic)' });
+    assert.throws(() => decodeCheckpoint(bytes.subarray(0, bytes.length - 4), 'x'), {
+      code: 'TRAINER_ERR_CHECKPOINT',
+      message: /checkpoint x is unreadable: \d+ bytes, the header describes \d+/,
+    });
+    assert.throws(() => decodeCheckpoint(Buffer.from('hello world, not a checkpoint'), 'y'), {
+      message: 'checkpoint y is unreadable: not a tensorfleet checkpoint (bad magic)',
+    });
   });
 
   test('fails with TRAINER_ERR_CHECKPOINT when the folder is not writable, leaving no temp file', async () => {
     const blocker = join(root, 'blocker-file');
     await writeFile(blocker, 'x');
-    await assert.rejects(writeCheckpoint(join(blocker, 'sub'), 0, checkpoint(1)), { code: 'TRAINER_ERR_CHECKPOINT', message: /rank 0 could not write checkpoint/ });
+    await assert.rejects(writeCheckpoint(join(blocker, 'sub'), 0, checkpoint(1)), {
+      code: 'TRAINER_ERR_CHECKPOINT',
+      message: /rank 0 could not write checkpoint/,
+    });
   });
 });

@@ -33,7 +33,10 @@ describe('tensorfleet predict', () => {
   test('flags: --model and --input are required, --format is csv or jsonl, the model folder has its metadata', () => {
     assert.deepEqual(cli('predict', '--input', 'x.csv'), { code: 2, stderr: 'tensorfleet: predict: --model <dir> is required\n' });
     assert.deepEqual(cli('predict', '--model', 'm'), { code: 2, stderr: 'tensorfleet: predict: --input <file or folder> is required\n' });
-    assert.deepEqual(cli('predict', '--model', 'm', '--input', 'x.csv', '--format', 'xml'), { code: 2, stderr: 'tensorfleet: predict: --format must be one of csv, jsonl, got "xml"\n' });
+    assert.deepEqual(cli('predict', '--model', 'm', '--input', 'x.csv', '--format', 'xml'), {
+      code: 2,
+      stderr: 'tensorfleet: predict: --format must be one of csv, jsonl, got "xml"\n',
+    });
     const dir = mkdtempSync(join(tmpdir(), 'tf-predict-'));
     try {
       assert.deepEqual(cli('predict', '--model', dir, '--input', 'x.csv'), {

@@ -20,7 +20,14 @@ describe('broadcast', () => {
     const transports = InMemoryTransport.createGroup(3);
     const data = transports.map((_, rank) => Float32Array.from([rank, rank]));
     await Promise.all(transports.map((t, rank) => broadcast(t, data[rank], { root: 2 })));
-    assert.deepEqual(data.map((d) => Array.from(d)), [[2, 2], [2, 2], [2, 2]]);
+    assert.deepEqual(
+      data.map((d) => Array.from(d)),
+      [
+        [2, 2],
+        [2, 2],
+        [2, 2],
+      ],
+    );
   });
 
   test('fails on a root outside the group', async () => {
@@ -45,7 +52,10 @@ describe('barrier', () => {
 
   test('fails with a timeout naming the missing rank', async () => {
     const transports = InMemoryTransport.createGroup(3);
-    const results = await Promise.allSettled([barrier(transports[0], { step: 9, timeoutMs: 100 }), barrier(transports[1], { step: 9, timeoutMs: 100 })]);
+    const results = await Promise.allSettled([
+      barrier(transports[0], { step: 9, timeoutMs: 100 }),
+      barrier(transports[1], { step: 9, timeoutMs: 100 }),
+    ]);
     const first = results[0].status === 'rejected' ? results[0].reason : undefined;
     assert.ok(isTrainerError(first, 'TRAINER_ERR_PEER_TIMEOUT'));
     assert.equal(first.message, 'rank 0 timed out after 100ms waiting for barrier arrival of step 9 from rank 2 (in-memory)');

@@ -14,7 +14,10 @@ describe('bucketing', () => {
   });
 
   test('fails to unflatten into tensors of another total length', () => {
-    assert.throws(() => unflatten(new Float32Array(3), [new Float32Array(2)]), /unflatten: tensors hold 2 elements in total, the flat buffer has 3/);
+    assert.throws(
+      () => unflatten(new Float32Array(3), [new Float32Array(2)]),
+      /unflatten: tensors hold 2 elements in total, the flat buffer has 3/,
+    );
   });
 
   test('plans buckets in order under bucketBytes; an oversized tensor gets its own', () => {
@@ -25,8 +28,16 @@ describe('bucketing', () => {
 
   test('bucketedAllReduce sums every tensor in place', async () => {
     const transports = InMemoryTransport.createGroup(3);
-    const models = transports.map((_, rank) => [Float32Array.from([rank, 1]), Float32Array.from([2 * rank]), new Float32Array(5).fill(rank)]);
+    const models = transports.map((_, rank) => [
+      Float32Array.from([rank, 1]),
+      Float32Array.from([2 * rank]),
+      new Float32Array(5).fill(rank),
+    ]);
     await Promise.all(transports.map((t, rank) => bucketedAllReduce(t, models[rank], { bucketBytes: 12 })));
-    for (const model of models) assert.deepEqual(model.map((t) => Array.from(t)), [[3, 3], [6], [3, 3, 3, 3, 3]]);
+    for (const model of models)
+      assert.deepEqual(
+        model.map((t) => Array.from(t)),
+        [[3, 3], [6], [3, 3, 3, 3, 3]],
+      );
   });
 });

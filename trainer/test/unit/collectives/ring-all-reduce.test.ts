@@ -6,7 +6,13 @@ import { naiveAllReduce } from '../../../src/collectives/naive-all-reduce';
 import { InMemoryTransport } from '../../../src/transport/in-memory-transport';
 import { bitIdentical, firstMismatch, float64Sum, randomFloat32 } from '../../support/random';
 
-async function allReduceCase(worldSize: number, length: number, chunkBytes: number, seed: number, algorithm = ringAllReduce): Promise<void> {
+async function allReduceCase(
+  worldSize: number,
+  length: number,
+  chunkBytes: number,
+  seed: number,
+  algorithm = ringAllReduce,
+): Promise<void> {
   const transports = InMemoryTransport.createGroup(worldSize, { timeoutMs: 5000 });
   const inputs = transports.map((_, rank) => randomFloat32(seed * 100 + rank, length, 10));
   const expected = float64Sum(inputs);
@@ -14,7 +20,8 @@ async function allReduceCase(worldSize: number, length: number, chunkBytes: numb
   await Promise.all(transports.map((t, rank) => algorithm(t, outputs[rank], { step: 3, chunkBytes })));
   const label = `worldSize ${worldSize}, length ${length}, chunkBytes ${chunkBytes}`;
   assert.equal(firstMismatch(outputs[0], expected, 1e-4, 1e-5), -1, `${label}: differs from the float64 sum`);
-  for (let rank = 1; rank < worldSize; rank++) assert.ok(bitIdentical(outputs[rank], outputs[0]), `${label}: rank ${rank} differs from rank 0`);
+  for (let rank = 1; rank < worldSize; rank++)
+    assert.ok(bitIdentical(outputs[rank], outputs[0]), `${label}: rank ${rank} differs from rank 0`);
 }
 
 describe('ringAllReduce', () => {
@@ -65,7 +72,10 @@ describe('ringAllReduce', () => {
     const results = await Promise.allSettled(running);
     const reasons = results.map((r) => (r.status === 'rejected' ? (r.reason as TrainerError) : undefined));
     assert.ok(isTrainerError(reasons[0], 'TRAINER_ERR_PEER_TIMEOUT'));
-    assert.equal(reasons[0].message, 'rank 0 timed out after 200ms waiting for chunk 1/1 of reduce-scatter 1/3 of step 41 from rank 3 (in-memory)');
+    assert.equal(
+      reasons[0].message,
+      'rank 0 timed out after 200ms waiting for chunk 1/1 of reduce-scatter 1/3 of step 41 from rank 3 (in-memory)',
+    );
     // The others time out on their own neighbour or hear rank 0's abort, whichever comes first.
     for (const reason of reasons.slice(1)) {
       assert.ok(isTrainerError(reason, 'TRAINER_ERR_PEER_TIMEOUT') || isTrainerError(reason, 'TRAINER_ERR_PEER_ABORTED'), String(reason));
@@ -75,7 +85,10 @@ describe('ringAllReduce', () => {
 
   test('fails if ranks disagree on the length', async () => {
     const transports = InMemoryTransport.createGroup(2, { timeoutMs: 2000 });
-    const results = await Promise.allSettled([ringAllReduce(transports[0], new Float32Array(10)), ringAllReduce(transports[1], new Float32Array(12))]);
+    const results = await Promise.allSettled([
+      ringAllReduce(transports[0], new Float32Array(10)),
+      ringAllReduce(transports[1], new Float32Array(12)),
+    ]);
     const codes = results.map((r) => (r.status === 'rejected' ? (r.reason as TrainerError).code : 'resolved'));
     assert.ok(codes.includes('TRAINER_ERR_SHAPE_MISMATCH'), codes.join(', '));
     assert.ok(!codes.includes('resolved'));
@@ -83,7 +96,10 @@ describe('ringAllReduce', () => {
 
   test('fails on invalid options, naming the option', async () => {
     const [a] = InMemoryTransport.createGroup(2);
-    await assert.rejects(ringAllReduce(a, new Float32Array(4), { chunkBytes: 2 }), /ringAllReduce: 'chunkBytes' must be an integer >= 4, got 2/);
+    await assert.rejects(
+      ringAllReduce(a, new Float32Array(4), { chunkBytes: 2 }),
+      /ringAllReduce: 'chunkBytes' must be an integer >= 4, got 2/,
+    );
     await assert.rejects(ringAllReduce(a, new Float32Array(4), { step: -1 }), /ringAllReduce: 'step' must be an integer >= 0, got -1/);
   });
 });

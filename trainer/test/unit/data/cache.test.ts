@@ -22,7 +22,8 @@ describe('dataset cache', () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'tf-cache-'));
     server = await startServer((req, res) => {
-      if (req.url === '/f.gz') setTimeout(() => res.end(gzipSync(CONTENT)), 50); // slow enough for loads to overlap
+      if (req.url === '/f.gz')
+        setTimeout(() => res.end(gzipSync(CONTENT)), 50); // slow enough for loads to overlap
       else if (req.url === '/plain.gz') res.end(CONTENT);
       else res.writeHead(404).end();
     });

@@ -15,14 +15,26 @@ const CANCER = join(TABULAR, 'breast-cancer-wisconsin.csv');
 const IRIS = join(TABULAR, 'iris.csv');
 
 function config(dataDir: string, fields: Partial<DataConfig>): DataConfig {
-  return { dataset: 'csv', datasetSize: 0, testFraction: 0.2, imageSize: '28x28', task: 'classification', seed: 7, dataDir, ...fields } as DataConfig;
+  return {
+    dataset: 'csv',
+    datasetSize: 0,
+    testFraction: 0.2,
+    imageSize: '28x28',
+    task: 'classification',
+    seed: 7,
+    dataDir,
+    ...fields,
+  } as DataConfig;
 }
 
 const both = { train: true, test: true } as const;
 
 /** The rows of a small CSV as strings. */
 async function rows(path: string): Promise<string[][]> {
-  return (await readFile(path, 'utf8')).trim().split('\n').map((l) => l.split(','));
+  return (await readFile(path, 'utf8'))
+    .trim()
+    .split('\n')
+    .map((l) => l.split(','));
 }
 
 function columnStats(features: Float32Array, width: number, column: number): { mean: number; std: number } {
@@ -105,7 +117,10 @@ describe('csv datasets', () => {
     const table = await rows(CANCER);
     const file = join(dir, 'radius.csv');
     await writeFile(file, table.map((r) => r.slice(0, 30).join(',')).join('\n') + '\n');
-    const { train, test: held } = await loadTrainerData(config(dir, { datasetUri: file, labelColumn: 'mean_radius', task: 'regression' }), both);
+    const { train, test: held } = await loadTrainerData(
+      config(dir, { datasetUri: file, labelColumn: 'mean_radius', task: 'regression' }),
+      both,
+    );
     assert.equal(train!.task, 'regression');
     assert.equal(train!.numClasses, 0);
     assert.equal(train!.classNames, undefined);
@@ -113,7 +128,10 @@ describe('csv datasets', () => {
     assert.equal(train!.count + held!.count, 569);
     assert.equal(held!.count, Math.round(569 * 0.2));
     const radii = new Set(table.slice(1).map((r) => Math.fround(Number(r[0]))));
-    assert.ok([...train!.targets!].every((t) => radii.has(t)), 'targets are the file values, not standardized');
+    assert.ok(
+      [...train!.targets!].every((t) => radii.has(t)),
+      'targets are the file values, not standardized',
+    );
     assert.ok(train!.labels.every((l) => l === 0));
   });
 
@@ -124,7 +142,10 @@ describe('csv datasets', () => {
     const data = table.slice(1);
     await writeFile(trainFile, [table[0], ...data.filter((_, i) => i % 5 !== 0)].map((r) => r.join(',')).join('\n'));
     await writeFile(testFile, [table[0], ...data.filter((_, i) => i % 5 === 0)].map((r) => r.join(',')).join('\r\n') + '\r\n');
-    const { train, test: held } = await loadTrainerData(config(dir, { datasetUri: trainFile, testDatasetUri: testFile, labelColumn: 'species' }), both);
+    const { train, test: held } = await loadTrainerData(
+      config(dir, { datasetUri: trainFile, testDatasetUri: testFile, labelColumn: 'species' }),
+      both,
+    );
     assert.equal(train!.count, 120);
     assert.equal(held!.count, 30);
     assert.equal(held!.split, 'test');
@@ -201,7 +222,10 @@ describe('csv datasets', () => {
     test('a non-numeric regression target', async () => {
       await assert.rejects(
         loadTrainerData(config(dir, { datasetUri: IRIS, labelColumn: 'species', task: 'regression' }), both),
-        trainerError('TRAINER_ERR_DATASET', `${IRIS}: row 1, column "species": "setosa" is not a number (a regression target must be numeric)`),
+        trainerError(
+          'TRAINER_ERR_DATASET',
+          `${IRIS}: row 1, column "species": "setosa" is not a number (a regression target must be numeric)`,
+        ),
       );
     });
 
@@ -251,14 +275,20 @@ describe('csv datasets', () => {
     test('a csv dataset without a label column', async () => {
       await assert.rejects(
         loadTrainerData(config(dir, { datasetUri: IRIS }), both),
-        trainerError('TRAINER_ERR_DATASET', 'TENSORFLEET_LABEL_COLUMN is missing: a csv dataset (TENSORFLEET_DATASET) names its label column'),
+        trainerError(
+          'TRAINER_ERR_DATASET',
+          'TENSORFLEET_LABEL_COLUMN is missing: a csv dataset (TENSORFLEET_DATASET) names its label column',
+        ),
       );
     });
 
     test('an unknown format', async () => {
       await assert.rejects(
         loadTrainerData(config(dir, { dataset: 'parquet' as TrainerConfig['dataset'], datasetUri: IRIS }), both),
-        trainerError('TRAINER_ERR_DATASET', 'TENSORFLEET_DATASET must be one of mnist, fashion-mnist, cifar10, idx, csv, npz, image-folder, got "parquet"'),
+        trainerError(
+          'TRAINER_ERR_DATASET',
+          'TENSORFLEET_DATASET must be one of mnist, fashion-mnist, cifar10, idx, csv, npz, image-folder, got "parquet"',
+        ),
       );
     });
   });

@@ -62,7 +62,9 @@ describe('shared datasets', () => {
     assert.equal(lines.length, 8);
     for (const line of lines) {
       const [digest, name] = line.split(/\s+\*?/);
-      const actual = createHash('sha256').update(await readFile(join(DATA, name))).digest('hex');
+      const actual = createHash('sha256')
+        .update(await readFile(join(DATA, name)))
+        .digest('hex');
       assert.equal(actual, digest, name);
     }
   });
@@ -232,7 +234,10 @@ describe('CIFAR-10 (synthetic batches)', () => {
         loadDataset('cifar10', `${server.url}/truncated.tgz`, { cacheDir: join(dir, 'cache-truncated-tar'), split: 'test' }),
         (err: unknown) => {
           assert.ok(err instanceof TrainerError && err.code === 'TRAINER_ERR_DATASET', String(err));
-          assert.match(err.message, /truncated\.tgz: not a readable tar archive: entry at byte 512 declares 9219 bytes, the archive ends 100 bytes later/);
+          assert.match(
+            err.message,
+            /truncated\.tgz: not a readable tar archive: entry at byte 512 declares 9219 bytes, the archive ends 100 bytes later/,
+          );
           return true;
         },
       );

@@ -92,7 +92,10 @@ describe('npz, idx and image-folder datasets', () => {
     await writeFile(file, zipSync({ 'x.npy': npy('<f4', [2, 2], new Float32Array(4)), 'labels.npy': npy('|u1', [2], new Uint8Array(2)) }));
     await assert.rejects(
       loadTrainerData(config(dir, { dataset: 'npz', datasetUri: file }), both),
-      trainerError('TRAINER_ERR_DATASET', `${file}: an npz dataset holds x_train and y_train (and optionally x_test, y_test); the arrays found are x, labels`),
+      trainerError(
+        'TRAINER_ERR_DATASET',
+        `${file}: an npz dataset holds x_train and y_train (and optionally x_test, y_test); the arrays found are x, labels`,
+      ),
     );
   });
 
@@ -103,9 +106,15 @@ describe('npz, idx and image-folder datasets', () => {
     await writeFile(file, zipSync({ 'x_train.npy': patched, 'y_train.npy': npy('|u1', [2], new Uint8Array(2)) }));
     await assert.rejects(
       loadTrainerData(config(dir, { dataset: 'npz', datasetUri: file }), both),
-      trainerError('TRAINER_ERR_DATASET', `${file}: x_train.npy: the array is in Fortran order; save it in C order (numpy.ascontiguousarray)`),
+      trainerError(
+        'TRAINER_ERR_DATASET',
+        `${file}: x_train.npy: the array is in Fortran order; save it in C order (numpy.ascontiguousarray)`,
+      ),
     );
-    await writeFile(file, zipSync({ 'x_train.npy': npy('>f4', [2, 2], new Float32Array(4)), 'y_train.npy': npy('|u1', [2], new Uint8Array(2)) }));
+    await writeFile(
+      file,
+      zipSync({ 'x_train.npy': npy('>f4', [2, 2], new Float32Array(4)), 'y_train.npy': npy('|u1', [2], new Uint8Array(2)) }),
+    );
     await assert.rejects(
       loadTrainerData(config(dir, { dataset: 'npz', datasetUri: file }), both),
       trainerError(
@@ -135,14 +144,27 @@ describe('npz, idx and image-folder datasets', () => {
     assert.equal(withTest.train!.count, 50);
     assert.deepEqual(withTest.test!.labels, Int32Array.from([0, 1, 2, 2]));
     // The built-in files load as generic idx too.
-    const fashion = await loadTrainerData(config(dir, { dataset: 'idx', datasetUri: join(DATA, 'fashion-mnist'), datasetSize: 1000 }), both);
+    const fashion = await loadTrainerData(
+      config(dir, { dataset: 'idx', datasetUri: join(DATA, 'fashion-mnist'), datasetSize: 1000 }),
+      both,
+    );
     assert.equal(fashion.train!.count, 1000);
     assert.equal(fashion.test!.count, 10000);
   });
 
   test('generic idx over http: fetched once into the cache; a URI that cannot be read is named', async () => {
     const files = new Map<string, Buffer>([
-      ['/idx/train-images-idx3-ubyte.gz', gzipSync(idxImagesFile(20, 2, 3, Uint8Array.from({ length: 120 }, (_, i) => i)))],
+      [
+        '/idx/train-images-idx3-ubyte.gz',
+        gzipSync(
+          idxImagesFile(
+            20,
+            2,
+            3,
+            Uint8Array.from({ length: 120 }, (_, i) => i),
+          ),
+        ),
+      ],
       ['/idx/train-labels-idx1-ubyte.gz', gzipSync(idxLabelsFile(Array.from({ length: 20 }, (_, i) => i % 2)))],
     ]);
     const server = await startServer((req, res) => {
@@ -199,7 +221,10 @@ describe('npz, idx and image-folder datasets', () => {
       }
     }
     await writeFile(join(root, used.values().next().value!, 'notes.txt'), 'not an image');
-    const { train, test: held } = await loadTrainerData(config(dir, { dataset: 'image-folder', datasetUri: root, imageSize: '14x14' }), both);
+    const { train, test: held } = await loadTrainerData(
+      config(dir, { dataset: 'image-folder', datasetUri: root, imageSize: '14x14' }),
+      both,
+    );
     assert.deepEqual(train!.featureShape, [14, 14, 1]);
     assert.deepEqual(train!.classNames, [...used].sort());
     assert.equal(train!.count + held!.count, 60);
@@ -209,11 +234,17 @@ describe('npz, idx and image-folder datasets', () => {
 
   test('image-folder: colour images give 3 channels; train/ and test/ folders are the splits', async () => {
     const root = join(dir, 'colour');
-    for (const [split, n] of [['train', 4], ['test', 2]] as const) {
+    for (const [split, n] of [
+      ['train', 4],
+      ['test', 2],
+    ] as const) {
       for (const cls of ['red', 'blue']) {
         await mkdir(join(root, split, cls), { recursive: true });
         for (let i = 0; i < n; i++) {
-          await writeFile(join(root, split, cls, `${i}.png`), png(8, 6, () => (cls === 'red' ? [200 + i, 10, 10] : [10, 10, 200 + i])));
+          await writeFile(
+            join(root, split, cls, `${i}.png`),
+            png(8, 6, () => (cls === 'red' ? [200 + i, 10, 10] : [10, 10, 200 + i])),
+          );
         }
       }
     }
@@ -233,11 +264,17 @@ describe('npz, idx and image-folder datasets', () => {
     test('an image that cannot be decoded names the file', async () => {
       const root = join(dir, 'broken');
       await mkdir(join(root, 'a'), { recursive: true });
-      await writeFile(join(root, 'a', 'ok.png'), png(2, 2, () => [1, 2, 3]));
+      await writeFile(
+        join(root, 'a', 'ok.png'),
+        png(2, 2, () => [1, 2, 3]),
+      );
       await writeFile(join(root, 'a', 'bad.png'), Buffer.from('GIF89a...'));
       await assert.rejects(
         loadTrainerData(config(dir, { dataset: 'image-folder', datasetUri: root }), both),
-        trainerError('TRAINER_ERR_DATASET', `cannot decode image ${join(root, 'a', 'bad.png')}: not a PNG or JPEG file (its first bytes are 47494638)`),
+        trainerError(
+          'TRAINER_ERR_DATASET',
+          `cannot decode image ${join(root, 'a', 'bad.png')}: not a PNG or JPEG file (its first bytes are 47494638)`,
+        ),
       );
       const truncated = png(4, 4, () => [1, 2, 3]).subarray(0, 40);
       await writeFile(join(root, 'a', 'bad.png'), truncated);
@@ -252,7 +289,10 @@ describe('npz, idx and image-folder datasets', () => {
       await mkdir(root, { recursive: true });
       await assert.rejects(
         loadTrainerData(config(dir, { dataset: 'image-folder', datasetUri: root }), both),
-        trainerError('TRAINER_ERR_DATASET', `${root} holds no class folders (an image-folder dataset has one sub-folder of PNG/JPEG files per class)`),
+        trainerError(
+          'TRAINER_ERR_DATASET',
+          `${root} holds no class folders (an image-folder dataset has one sub-folder of PNG/JPEG files per class)`,
+        ),
       );
       await mkdir(join(root, 'cats'));
       await assert.rejects(
@@ -261,7 +301,10 @@ describe('npz, idx and image-folder datasets', () => {
       );
       await assert.rejects(
         loadTrainerData(config(dir, { dataset: 'image-folder', datasetUri: 's3://bucket/images/' }), both),
-        trainerError('TRAINER_ERR_DATASET', 'image-folder datasets are read from a local folder (an absolute path or file:// URL), got "s3://bucket/images/"'),
+        trainerError(
+          'TRAINER_ERR_DATASET',
+          'image-folder datasets are read from a local folder (an absolute path or file:// URL), got "s3://bucket/images/"',
+        ),
       );
     });
 
@@ -270,7 +313,10 @@ describe('npz, idx and image-folder datasets', () => {
       await mkdir(folder, { recursive: true });
       await assert.rejects(
         loadTrainerData(config(dir, { dataset: 'idx', datasetUri: folder }), both),
-        trainerError('TRAINER_ERR_DATASET', `cannot read dataset file ${join(folder, 'train-labels-idx1-ubyte')}: neither train-labels-idx1-ubyte.gz nor train-labels-idx1-ubyte is in ${folder}`),
+        trainerError(
+          'TRAINER_ERR_DATASET',
+          `cannot read dataset file ${join(folder, 'train-labels-idx1-ubyte')}: neither train-labels-idx1-ubyte.gz nor train-labels-idx1-ubyte is in ${folder}`,
+        ),
       );
     });
   });

@@ -21,9 +21,22 @@ describe('loadPredictionInput', () => {
   });
 
   test('csv without the label column: the model columns, standardized with the stored statistics, ids = row numbers', async () => {
-    const config = { dataset: 'csv', datasetUri: CANCER, labelColumn: 'diagnosis', datasetSize: 0, testFraction: 0.2, imageSize: '28x28', task: 'classification', seed: 1, dataDir: dir } as DataConfig;
+    const config = {
+      dataset: 'csv',
+      datasetUri: CANCER,
+      labelColumn: 'diagnosis',
+      datasetSize: 0,
+      testFraction: 0.2,
+      imageSize: '28x28',
+      task: 'classification',
+      seed: 1,
+      dataDir: dir,
+    } as DataConfig;
     const { train } = await loadTrainerData(config, { train: true, test: false });
-    const lines = (await readFile(CANCER, 'utf8')).trim().split('\n').map((l) => l.split(','));
+    const lines = (await readFile(CANCER, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => l.split(','));
     // The input: no label column, columns in another order.
     const header = lines[0].slice(0, 30).reverse();
     const input = join(dir, 'input.csv');
@@ -47,22 +60,38 @@ describe('loadPredictionInput', () => {
     const expectedLast = Math.fround((Number(lines[5][29]) - std.mean[29]) / std.std[29]);
     assert.ok(Math.abs(out.features[4 * 30 + 29] - expectedLast) < 1e-6, `${out.features[4 * 30 + 29]} vs ${expectedLast}`);
     // The same file with its label column still present: the label is left out.
-    const withLabel = await loadPredictionInput({ dataset: 'csv', uri: CANCER, featureShape: [30], labelColumn: 'diagnosis', standardization: std, dataDir: dir });
+    const withLabel = await loadPredictionInput({
+      dataset: 'csv',
+      uri: CANCER,
+      featureShape: [30],
+      labelColumn: 'diagnosis',
+      standardization: std,
+      dataDir: dir,
+    });
     assert.equal(withLabel.count, 569);
     assert.deepEqual(withLabel.features.subarray(0, 30), out.features.subarray(0, 30));
   });
 
-  test('per-site standardization uses the input\'s own statistics', async () => {
+  test("per-site standardization uses the input's own statistics", async () => {
     const input = join(dir, 'two.csv');
     await writeFile(input, 'a,b\n1,10\n3,10\n');
-    const out = await loadPredictionInput({ dataset: 'csv', uri: input, featureShape: [2], standardization: { mode: 'per-site' }, dataDir: dir });
+    const out = await loadPredictionInput({
+      dataset: 'csv',
+      uri: input,
+      featureShape: [2],
+      standardization: { mode: 'per-site' },
+      dataDir: dir,
+    });
     assert.deepEqual(out.features, Float32Array.from([-1, 0, 1, 0]));
   });
 
   test('image folder: every image under it, ids relative paths, built-in scaling without standardization', async () => {
     const root = join(dir, 'images');
     await mkdir(join(root, 'sub'), { recursive: true });
-    for (const [name, value] of [['a.png', 255], ['sub/b.png', 51]] as const) {
+    for (const [name, value] of [
+      ['a.png', 255],
+      ['sub/b.png', 51],
+    ] as const) {
       const image = new PNG({ width: 4, height: 4 });
       image.data.fill(value);
       await writeFile(join(root, name), PNG.sync.write(image));
@@ -81,7 +110,10 @@ describe('loadPredictionInput', () => {
     );
     await assert.rejects(
       loadPredictionInput({ dataset: 'csv', uri: input, featureShape: [2], featureNames: ['a', 'c'], dataDir: dir }),
-      trainerError('TRAINER_ERR_DATASET', `${input}: the model's feature columns names "c", not a column of the file: the columns found are "a", "b"`),
+      trainerError(
+        'TRAINER_ERR_DATASET',
+        `${input}: the model's feature columns names "c", not a column of the file: the columns found are "a", "b"`,
+      ),
     );
   });
 });

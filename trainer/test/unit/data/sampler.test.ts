@@ -3,14 +3,24 @@ import { describe, test } from 'node:test';
 import { TrainerError } from '../../../src/contract';
 import { permutation, shardIndices } from '../../../src/data';
 
-function shards(datasetSize: number, worldSize: number, extra: { epoch?: number; seed?: number; dropLast?: boolean; shuffle?: boolean } = {}) {
+function shards(
+  datasetSize: number,
+  worldSize: number,
+  extra: { epoch?: number; seed?: number; dropLast?: boolean; shuffle?: boolean } = {},
+) {
   return Array.from({ length: worldSize }, (_, rank) =>
     shardIndices({ datasetSize, rank, worldSize, epoch: extra.epoch ?? 0, seed: extra.seed ?? 42, ...extra }),
   );
 }
 
 describe('shardIndices (DistributedSampler)', () => {
-  for (const [n, world] of [[10, 3], [12, 4], [7, 1], [2, 5], [1000, 7]] as const) {
+  for (const [n, world] of [
+    [10, 3],
+    [12, 4],
+    [7, 1],
+    [2, 5],
+    [1000, 7],
+  ] as const) {
     test(`${n} examples over ${world} ranks: equal lengths, cover everything, disjoint except padding`, () => {
       const all = shards(n, world);
       const perRank = Math.ceil(n / world);
@@ -24,13 +34,19 @@ describe('shardIndices (DistributedSampler)', () => {
   }
 
   test('matches PyTorch layout without shuffle: padding wraps and rank takes every worldSize-th', () => {
-    assert.deepEqual(shards(10, 4, { shuffle: false }).map((s) => [...s]), [
-      [0, 4, 8],
-      [1, 5, 9],
-      [2, 6, 0],
-      [3, 7, 1],
-    ]);
-    assert.deepEqual(shards(2, 3, { shuffle: false }).map((s) => [...s]), [[0], [1], [0]]);
+    assert.deepEqual(
+      shards(10, 4, { shuffle: false }).map((s) => [...s]),
+      [
+        [0, 4, 8],
+        [1, 5, 9],
+        [2, 6, 0],
+        [3, 7, 1],
+      ],
+    );
+    assert.deepEqual(
+      shards(2, 3, { shuffle: false }).map((s) => [...s]),
+      [[0], [1], [0]],
+    );
   });
 
   test('dropLast truncates to floor(n / worldSize) per rank, all disjoint', () => {
@@ -49,8 +65,14 @@ describe('shardIndices (DistributedSampler)', () => {
 
   test('worldSize 1 gives a full shuffled permutation', () => {
     const s = shardIndices({ datasetSize: 500, rank: 0, worldSize: 1, epoch: 0, seed: 1 });
-    assert.deepEqual([...s].sort((x, y) => x - y), Array.from({ length: 500 }, (_, i) => i));
-    assert.notDeepEqual([...s], Array.from({ length: 500 }, (_, i) => i));
+    assert.deepEqual(
+      [...s].sort((x, y) => x - y),
+      Array.from({ length: 500 }, (_, i) => i),
+    );
+    assert.notDeepEqual(
+      [...s],
+      Array.from({ length: 500 }, (_, i) => i),
+    );
     assert.deepEqual(s, permutation(500, 1));
   });
 

@@ -20,7 +20,14 @@ import { assertClose, f32 } from './helpers';
 
 describe('weightedAverage', () => {
   test('weights by numExamples: [1,2] x1 and [3,4] x3 give [2.5,3.5]', () => {
-    assertClose(weightedAverage([{ weights: f32(1, 2), numExamples: 1 }, { weights: f32(3, 4), numExamples: 3 }]), [2.5, 3.5], 0);
+    assertClose(
+      weightedAverage([
+        { weights: f32(1, 2), numExamples: 1 },
+        { weights: f32(3, 4), numExamples: 3 },
+      ]),
+      [2.5, 3.5],
+      0,
+    );
   });
 
   test('accumulates in float64: 1e8 + 1 + (-1e8) over equal weights', () => {
@@ -36,8 +43,13 @@ describe('weightedAverage', () => {
 
   test('fails on no entries, mismatched lengths, or zero total examples', () => {
     assert.throws(() => weightedAverage([]), /weightedAverage: 'vectors' must hold at least one vector, got none/);
-    assert.throws(() => weightedAverage([{ weights: f32(1, 2), numExamples: 1 }, { weights: f32(1), numExamples: 1 }]), (err: unknown) =>
-      isTrainerError(err, 'TRAINER_ERR_SHAPE_MISMATCH') && /vector 1 has 1/.test((err as Error).message),
+    assert.throws(
+      () =>
+        weightedAverage([
+          { weights: f32(1, 2), numExamples: 1 },
+          { weights: f32(1), numExamples: 1 },
+        ]),
+      (err: unknown) => isTrainerError(err, 'TRAINER_ERR_SHAPE_MISMATCH') && /vector 1 has 1/.test((err as Error).message),
     );
     assert.throws(() => weightedAverage([{ weights: f32(1), numExamples: 0 }]), /at least one example in total, got 0/);
     assert.throws(() => weightedAverage([{ weights: f32(1), numExamples: -1 }]), /entry 0 has -1/);

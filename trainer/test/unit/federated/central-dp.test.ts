@@ -26,7 +26,12 @@ describe('withCentralDp', () => {
     const run = (seed: number) => {
       const dp = make(seed);
       dp.configureFit(1, clients, mulberry32(9)); // samples 4 clients: std = 1 x 2 / 4 = 0.5
-      const out = dp.aggregateFit(1, current, clients.map((id) => ({ clientId: id, weights: new Float32Array(n), numExamples: 1, metrics: {} })), [])!;
+      const out = dp.aggregateFit(
+        1,
+        current,
+        clients.map((id) => ({ clientId: id, weights: new Float32Array(n), numExamples: 1, metrics: {} })),
+        [],
+      )!;
       return { dp, out };
     };
     const { dp, out } = run(5);
@@ -48,8 +53,14 @@ describe('withCentralDp', () => {
 
   test('fails on invalid arguments with clear messages', () => {
     const inner = new FedAvg(one);
-    assert.throws(() => withCentralDp(inner, { clipNorm: 0, noiseMultiplier: 1, random: Math.random }), /the clipping norm 'clipNorm' should be a finite positive value, got 0/);
-    assert.throws(() => withCentralDp(inner, { clipNorm: 1, noiseMultiplier: -1, random: Math.random }), /'noiseMultiplier' should be a finite non-negative value, got -1/);
+    assert.throws(
+      () => withCentralDp(inner, { clipNorm: 0, noiseMultiplier: 1, random: Math.random }),
+      /the clipping norm 'clipNorm' should be a finite positive value, got 0/,
+    );
+    assert.throws(
+      () => withCentralDp(inner, { clipNorm: 1, noiseMultiplier: -1, random: Math.random }),
+      /'noiseMultiplier' should be a finite non-negative value, got -1/,
+    );
     assert.throws(
       () => withCentralDp(inner, { clipNorm: 1, noiseMultiplier: 1, random: undefined as unknown as () => number }),
       /'random' should be a seeded \(\) => number generator, got undefined/,

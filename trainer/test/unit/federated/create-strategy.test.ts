@@ -28,7 +28,13 @@ describe('createStrategy', () => {
 
   test('sends the clients their local settings; proximal_mu only with fedprox', () => {
     const ids = ['0', '1', '2', '3'];
-    assert.deepEqual(createStrategy(base).configureFit(1, ids, Math.random)!.config, { epochs: 2, batch_size: 16, learning_rate: 0.05, proximal_mu: 0, round: 1 });
+    assert.deepEqual(createStrategy(base).configureFit(1, ids, Math.random)!.config, {
+      epochs: 2,
+      batch_size: 16,
+      learning_rate: 0.05,
+      proximal_mu: 0,
+      round: 1,
+    });
     const plan = createStrategy({ ...base, strategy: 'fedprox' }).configureFit(4, ids, Math.random)!;
     assert.equal(plan.config.proximal_mu, 0.1);
     assert.equal(plan.clientIds.length, 2);

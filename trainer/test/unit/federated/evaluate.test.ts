@@ -27,7 +27,11 @@ function resultFrame(meta: Record<string, unknown>, type: number = MESSAGE_TYPES
 }
 
 function site(clientId: string, sums: EvalSums): SiteEvaluation {
-  const parsed = parseEvaluateResult(clientId, resultFrame(evaluateResultMessage(3, sums).meta as Record<string, unknown>), 'classification');
+  const parsed = parseEvaluateResult(
+    clientId,
+    resultFrame(evaluateResultMessage(3, sums).meta as Record<string, unknown>),
+    'classification',
+  );
   assert.ok(typeof parsed !== 'string', String(parsed));
   return parsed;
 }
@@ -51,8 +55,26 @@ describe('federated evaluation sums', () => {
 
   test('regression sums add up to the RMSE, MAE and R² of all examples together', () => {
     // Targets 1, 2 (site a) and 3, 5 (site b); squared errors 1, 0 and 4, 1; absolute errors 1, 0, 2, 1.
-    const a = parseEvaluateResult('a', resultFrame(evaluateResultMessage(3, { lossSum: 1, correct: 0, count: 2, absErrorSum: 1, targetSum: 3, targetSquareSum: 5 }).meta as Record<string, unknown>), 'regression');
-    const b = parseEvaluateResult('b', resultFrame(evaluateResultMessage(3, { lossSum: 5, correct: 0, count: 2, absErrorSum: 3, targetSum: 8, targetSquareSum: 34 }).meta as Record<string, unknown>), 'regression');
+    const a = parseEvaluateResult(
+      'a',
+      resultFrame(
+        evaluateResultMessage(3, { lossSum: 1, correct: 0, count: 2, absErrorSum: 1, targetSum: 3, targetSquareSum: 5 }).meta as Record<
+          string,
+          unknown
+        >,
+      ),
+      'regression',
+    );
+    const b = parseEvaluateResult(
+      'b',
+      resultFrame(
+        evaluateResultMessage(3, { lossSum: 5, correct: 0, count: 2, absErrorSum: 3, targetSum: 8, targetSquareSum: 34 }).meta as Record<
+          string,
+          unknown
+        >,
+      ),
+      'regression',
+    );
     assert.ok(typeof a !== 'string' && typeof b !== 'string');
     const m = aggregateEvaluations([a, b], 'regression').metrics!;
     assert.equal(m.testLoss, 6 / 4);
@@ -67,7 +89,10 @@ describe('federated evaluation sums', () => {
     const empty = site('2', { lossSum: 0, correct: 0, count: 0 });
     assert.equal(empty.metrics, undefined);
     assert.equal(aggregateEvaluations([empty], 'classification').metrics, undefined);
-    assert.equal(aggregateEvaluations([empty, site('0', { lossSum: 1, correct: 3, count: 4 })], 'classification').metrics!.testAccuracy, 0.75);
+    assert.equal(
+      aggregateEvaluations([empty, site('0', { lossSum: 1, correct: 3, count: 4 })], 'classification').metrics!.testAccuracy,
+      0.75,
+    );
   });
 
   test('bad sums are refused with the reason, before anything is added', () => {
@@ -78,14 +103,24 @@ describe('federated evaluation sums', () => {
     assert.equal(checkEvalSums([1, 2.5, 4, 0, 0, 0], 4), 'evaluation correct count must be an integer from 0 to 4, got 2.5');
     assert.equal(checkEvalSums([1, 5, 4, 0, 0, 0], 4), 'evaluation correct count must be an integer from 0 to 4, got 5');
     assert.equal(checkEvalSums([-1, 2, 4, 0, 0, 0], 4), 'evaluation lossSum must be >= 0, got -1');
-    assert.equal(checkEvalSums([1, 2, 4, 0, 0, 0], 5), 'evaluation numExamples 5 differs from the sums\' count 4');
+    assert.equal(checkEvalSums([1, 2, 4, 0, 0, 0], 5), "evaluation numExamples 5 differs from the sums' count 4");
     assert.equal(checkEvalSums([1, 2, 4, 0, 0], 4), 'evaluation sums must be an array of 6 numbers, got [1,2,4,0,0]');
     assert.equal(checkEvalSums('1,2,4', 4), 'evaluation sums must be an array of 6 numbers, got "1,2,4"');
     // msgpack carries non-finite floats: a peer could send them.
     assert.equal(checkEvalSums([Infinity, 2, 4, 0, 0, 0], 4), 'evaluation sum 0 is Infinity, must be finite');
     assert.equal(checkEvalSums([1, 2, 4, NaN, 0, 0], 4), 'evaluation sum 3 is NaN, must be finite');
-    assert.equal(parseEvaluateResult('1', resultFrame({ code: 'TRAINER_ERR_DATASET', message: 'no test split' }, MESSAGE_TYPES.error), 'classification'), 'client reported TRAINER_ERR_DATASET: no test split');
-    assert.equal(parseEvaluateResult('1', resultFrame({}, MESSAGE_TYPES.flFitResult), 'classification'), `expected an evaluation result (message type ${MESSAGE_TYPES.flEvaluateResult}), got message type ${MESSAGE_TYPES.flFitResult}`);
+    assert.equal(
+      parseEvaluateResult(
+        '1',
+        resultFrame({ code: 'TRAINER_ERR_DATASET', message: 'no test split' }, MESSAGE_TYPES.error),
+        'classification',
+      ),
+      'client reported TRAINER_ERR_DATASET: no test split',
+    );
+    assert.equal(
+      parseEvaluateResult('1', resultFrame({}, MESSAGE_TYPES.flFitResult), 'classification'),
+      `expected an evaluation result (message type ${MESSAGE_TYPES.flEvaluateResult}), got message type ${MESSAGE_TYPES.flFitResult}`,
+    );
   });
 });
 
@@ -109,7 +144,14 @@ describe('runFederatedServer with federated evaluation', () => {
       await hub.waitForClients(3, 2000);
       const rounds: RoundSummary[] = [];
       const result = await runFederatedServer({
-        strategy: new FedAvg({ minFitClients: 2, minAvailableClients: 2, fractionFit: 1, localEpochs: 1, localBatchSize: 8, localLearningRate: 0.1 }),
+        strategy: new FedAvg({
+          minFitClients: 2,
+          minAvailableClients: 2,
+          fractionFit: 1,
+          localEpochs: 1,
+          localBatchSize: 8,
+          localLearningRate: 0.1,
+        }),
         hub,
         federatedEvaluation: { task: 'classification' },
         admit: (id) => ((hub.clientInfo(id) as { fits?: boolean } | undefined)?.fits ? undefined : `client ${id}'s data does not fit`),
@@ -120,11 +162,26 @@ describe('runFederatedServer with federated evaluation', () => {
         onRound: (s) => void rounds.push(s),
       });
       assert.equal(result.initial.evaluation, undefined);
-      assert.deepEqual(result.initial.federated!.sites.map((s) => [s.clientId, s.numExamples, s.metrics!.testAccuracy]), [['0', 10, 0], ['1', 20, 0]]);
+      assert.deepEqual(
+        result.initial.federated!.sites.map((s) => [s.clientId, s.numExamples, s.metrics!.testAccuracy]),
+        [
+          ['0', 10, 0],
+          ['1', 20, 0],
+        ],
+      );
       // Round 1: w = 0.5; client 0 gets 5 of 10, client 1 5 of 20 (0.25): federated 10 / 30.
       const [r1, r2] = rounds;
-      assert.deepEqual(r1.results.map((r) => r.clientId), ['0', '1']);
-      assert.deepEqual(r1.federated!.sites.map((s) => [s.clientId, s.metrics!.testAccuracy]), [['0', 0.5], ['1', 0.25]]);
+      assert.deepEqual(
+        r1.results.map((r) => r.clientId),
+        ['0', '1'],
+      );
+      assert.deepEqual(
+        r1.federated!.sites.map((s) => [s.clientId, s.metrics!.testAccuracy]),
+        [
+          ['0', 0.5],
+          ['1', 0.25],
+        ],
+      );
       assert.equal(r1.federated!.metrics!.testAccuracy, 10 / 30);
       assert.equal(r1.federated!.metrics!.testLoss, 0.5);
       // Round 2: w = 1: 10 of 10 and 10 of 20: 20 / 30.

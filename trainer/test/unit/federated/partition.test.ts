@@ -110,8 +110,17 @@ describe('partitionIndices', () => {
   });
 
   test('fails on invalid arguments, naming them', () => {
-    assert.throws(() => partitionIndices({ labels, numClients: 10, clientIndex: 10, scheme: 'iid', seed: 1 }), /'clientIndex' must be an integer from 0 to 9, got 10/);
-    assert.throws(() => partitionAll({ labels, numClients: 10, scheme: 'dirichlet', seed: 1, alpha: 0 }), /'alpha' \(dirichletAlpha\) must be a finite number > 0, got 0/);
-    assert.throws(() => partitionAll({ labels, numClients: 10, scheme: 'bogus' as 'iid', seed: 1 }), /'scheme' must be iid, dirichlet or shards, got "bogus"/);
+    assert.throws(
+      () => partitionIndices({ labels, numClients: 10, clientIndex: 10, scheme: 'iid', seed: 1 }),
+      /'clientIndex' must be an integer from 0 to 9, got 10/,
+    );
+    assert.throws(
+      () => partitionAll({ labels, numClients: 10, scheme: 'dirichlet', seed: 1, alpha: 0 }),
+      /'alpha' \(dirichletAlpha\) must be a finite number > 0, got 0/,
+    );
+    assert.throws(
+      () => partitionAll({ labels, numClients: 10, scheme: 'bogus' as 'iid', seed: 1 }),
+      /'scheme' must be iid, dirichlet or shards, got "bogus"/,
+    );
   });
 });

@@ -17,7 +17,14 @@ describe('RoundPolicy', () => {
   });
 
   test('fraction 0.1 of 100 with minFitClients 2 plans 10 distinct available clients and the fit config', () => {
-    const policy = new RoundPolicy({ fractionFit: 0.1, minFitClients: 2, minAvailableClients: 2, localEpochs: 1, localBatchSize: 10, localLearningRate: 0.1 });
+    const policy = new RoundPolicy({
+      fractionFit: 0.1,
+      minFitClients: 2,
+      minAvailableClients: 2,
+      localEpochs: 1,
+      localBatchSize: 10,
+      localLearningRate: 0.1,
+    });
     const plan = policy.configureFit(3, ids(100), mulberry32(7))!;
     assert.equal(plan.clientIds.length, 10);
     assert.equal(new Set(plan.clientIds).size, 10);
@@ -27,8 +34,14 @@ describe('RoundPolicy', () => {
 
   test('the same seed samples the same clients', () => {
     const policy = new RoundPolicy({ fractionFit: 0.1 });
-    assert.deepEqual(policy.configureFit(1, ids(100), mulberry32(1))!.clientIds, policy.configureFit(1, ids(100), mulberry32(1))!.clientIds);
-    assert.notDeepEqual(policy.configureFit(1, ids(100), mulberry32(1))!.clientIds, policy.configureFit(1, ids(100), mulberry32(2))!.clientIds);
+    assert.deepEqual(
+      policy.configureFit(1, ids(100), mulberry32(1))!.clientIds,
+      policy.configureFit(1, ids(100), mulberry32(1))!.clientIds,
+    );
+    assert.notDeepEqual(
+      policy.configureFit(1, ids(100), mulberry32(1))!.clientIds,
+      policy.configureFit(1, ids(100), mulberry32(2))!.clientIds,
+    );
   });
 
   test('too few available clients: undefined', () => {
@@ -73,7 +86,10 @@ describe('aggregation verdicts (failures are data)', () => {
 
   test('acceptFailures false: any failure keeps the old model', () => {
     const fedavg = new FedAvg({ minFitClients: 1, acceptFailures: false });
-    assert.equal(fedavg.aggregateFit(1, current, [result('a', [1, 1]), result('b', [3, 3])], [{ clientId: 'c', reason: 'timeout' }]), undefined);
+    assert.equal(
+      fedavg.aggregateFit(1, current, [result('a', [1, 1]), result('b', [3, 3])], [{ clientId: 'c', reason: 'timeout' }]),
+      undefined,
+    );
   });
 
   test('unusable results (wrong length, NaN, no examples) count as failures', () => {

@@ -80,10 +80,13 @@ describe('runFederatedServer', () => {
       assert.ok(Math.abs(result.weights[0] - 2 * step) < 1e-5, `got ${result.weights[0]}`);
       assert.ok(Math.abs(result.weights[1] - (10 + 2 * step)) < 1e-5);
       assert.deepEqual(result.initial, { evaluation: { testAccuracy: 0, testLoss: -0 } });
-      assert.deepEqual(rounds.map((r) => [r.round, r.results.map((x) => x.clientId).sort(), r.failures.length, r.attempts]), [
-        [1, ['0', '1', '2'], 0, 1],
-        [2, ['0', '1', '2'], 0, 1],
-      ]);
+      assert.deepEqual(
+        rounds.map((r) => [r.round, r.results.map((x) => x.clientId).sort(), r.failures.length, r.attempts]),
+        [
+          [1, ['0', '1', '2'], 0, 1],
+          [2, ['0', '1', '2'], 0, 1],
+        ],
+      );
       assert.ok(Math.abs(rounds[1].evaluation!.testAccuracy! - 2 * step) < 1e-5);
       assert.ok(Math.abs(rounds[0].metrics.valAccuracy - (0 * 10 + 0.1 * 20 + 0.2 * 30) / 60) < 1e-9);
     } finally {
@@ -114,7 +117,10 @@ describe('runFederatedServer', () => {
       });
       assert.ok(Date.now() - started < 2000);
       const [round] = result.rounds;
-      assert.deepEqual(round.results.map((r) => r.clientId), ['0']);
+      assert.deepEqual(
+        round.results.map((r) => r.clientId),
+        ['0'],
+      );
       assert.deepEqual(round.failures.map((x) => x.clientId).sort(), ['1', '2', '3']);
       const failures = [...round.failures].sort((a, b) => a.clientId.localeCompare(b.clientId));
       assert.match(failures[0].reason, /client reported TRAINER_ERR_INVALID_ARGUMENT: out of memory/);
@@ -149,7 +155,6 @@ describe('runFederatedServer', () => {
       });
       assert.equal(rounds[0].attempts, 2);
       assert.equal(result.weights[0], 1);
-
     } finally {
       await f.close();
     }
@@ -162,10 +167,22 @@ describe('runFederatedServer', () => {
         throw new Error('always broken');
       });
       await assert.rejects(
-        runFederatedServer({ strategy: fedAvg(1), hub: f.hub, evaluate: evaluateMean, initialWeights: new Float32Array([0]), rounds: 1, minAvailableClients: 1, roundTimeoutMs: 1000, maxRoundAttempts: 2 }),
+        runFederatedServer({
+          strategy: fedAvg(1),
+          hub: f.hub,
+          evaluate: evaluateMean,
+          initialWeights: new Float32Array([0]),
+          rounds: 1,
+          minAvailableClients: 1,
+          roundTimeoutMs: 1000,
+          maxRoundAttempts: 2,
+        }),
         (err: unknown) => {
           assert.ok(isTrainerError(err, 'TRAINER_ERR_PEER_TIMEOUT'), String(err));
-          assert.match(err.message, /^round 1 failed 2 times: strategy fedavg kept the old model \(0 result\(s\), 1 failure\(s\): client 0: client reported .*always broken\)/);
+          assert.match(
+            err.message,
+            /^round 1 failed 2 times: strategy fedavg kept the old model \(0 result\(s\), 1 failure\(s\): client 0: client reported .*always broken\)/,
+          );
           return true;
         },
       );
@@ -196,11 +213,14 @@ describe('runFederatedServer', () => {
           }
         },
       });
-      assert.deepEqual(rounds.map((r) => [r.round, r.results.map((x) => x.clientId).sort()]), [
-        [2, ['0']],
-        [3, ['0', '1']],
-        [4, ['0', '1']],
-      ]);
+      assert.deepEqual(
+        rounds.map((r) => [r.round, r.results.map((x) => x.clientId).sort()]),
+        [
+          [2, ['0']],
+          [3, ['0', '1']],
+          [4, ['0', '1']],
+        ],
+      );
     } finally {
       await f.close();
     }
@@ -237,7 +257,16 @@ describe('runFederatedServer', () => {
       f.add(0, shiftFit(0));
       await f.hub.waitForClients(1, 2000);
       await assert.rejects(
-        runFederatedServer({ strategy: fedAvg(2), hub: f.hub, evaluate: evaluateMean, initialWeights: new Float32Array([0]), rounds: 1, minAvailableClients: 2, roundTimeoutMs: 1000, availableTimeoutMs: 200 }),
+        runFederatedServer({
+          strategy: fedAvg(2),
+          hub: f.hub,
+          evaluate: evaluateMean,
+          initialWeights: new Float32Array([0]),
+          rounds: 1,
+          minAvailableClients: 2,
+          roundTimeoutMs: 1000,
+          availableTimeoutMs: 200,
+        }),
         (err: unknown) => {
           assert.ok(isTrainerError(err, 'TRAINER_ERR_CONNECT_TIMEOUT'), String(err));
           assert.match(err.message, /timed out after 200ms waiting for 2 client\(s\) to connect; 1 connected \(0\)/);
@@ -324,10 +353,13 @@ describe('runClientLoop', () => {
     assert.deepEqual(result, { fits: 2, evaluations: 0, reconnects: 1 });
     assert.equal(link.connects, 2);
     assert.deepEqual(configs[0], { epochs: 2, name: 'x' });
-    assert.deepEqual(link.sent.map((m) => [m.type, m.step, m.seq, m.meta]), [
-      [MESSAGE_TYPES.flFitResult, 1, 1, { numExamples: 7, metrics: { valAccuracy: 0.5 } }],
-      [MESSAGE_TYPES.flFitResult, 2, 3, { numExamples: 7, metrics: { valAccuracy: 0.5 } }],
-    ]);
+    assert.deepEqual(
+      link.sent.map((m) => [m.type, m.step, m.seq, m.meta]),
+      [
+        [MESSAGE_TYPES.flFitResult, 1, 1, { numExamples: 7, metrics: { valAccuracy: 0.5 } }],
+        [MESSAGE_TYPES.flFitResult, 2, 3, { numExamples: 7, metrics: { valAccuracy: 0.5 } }],
+      ],
+    );
     assert.deepEqual([...(link.sent[0].tensors![0].data as Float32Array)], [2, 4]);
   });
 
@@ -342,13 +374,21 @@ describe('runClientLoop', () => {
       },
     });
     assert.equal(result.fits, 1);
-    assert.deepEqual(link.sent[0], { type: MESSAGE_TYPES.error, step: 1, seq: 1, meta: { code: 'TRAINER_ERR_DATASET', message: 'no examples' } });
+    assert.deepEqual(link.sent[0], {
+      type: MESSAGE_TYPES.error,
+      step: 1,
+      seq: 1,
+      meta: { code: 'TRAINER_ERR_DATASET', message: 'no examples' },
+    });
   });
 
   test('fails once maxReconnects drops are used up', async () => {
     const drop = () => new TrainerError('TRAINER_ERR_PEER_TIMEOUT', 'no heartbeat');
     const link = scripted([drop(), drop(), drop()]);
-    await assert.rejects(runClientLoop({ link, fit: (w) => ({ weights: w, numExamples: 1, metrics: {} }), maxReconnects: 2 }), /no heartbeat/);
+    await assert.rejects(
+      runClientLoop({ link, fit: (w) => ({ weights: w, numExamples: 1, metrics: {} }), maxReconnects: 2 }),
+      /no heartbeat/,
+    );
     assert.equal(link.connects, 3);
   });
 });

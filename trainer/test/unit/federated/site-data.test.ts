@@ -1,7 +1,13 @@
 /** What a federated client declares about its data, and the server's refusal of data that does not fit the model. */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { type DataDescription, dataFits, dataMismatch, formatDataDescription, parseDataDescription } from '../../../src/federated/site-data';
+import {
+  type DataDescription,
+  dataFits,
+  dataMismatch,
+  formatDataDescription,
+  parseDataDescription,
+} from '../../../src/federated/site-data';
 
 const IRIS: DataDescription = {
   featureShape: [4],
@@ -18,7 +24,10 @@ describe('site data descriptions', () => {
     assert.equal(parseDataDescription(undefined), 'its hello declares no data description');
     assert.equal(parseDataDescription({ data: { ...IRIS, featureShape: [0] } }), 'its data description has an invalid featureShape [0]');
     assert.equal(parseDataDescription({ data: { ...IRIS, task: 'ranking' } }), 'its data description has an invalid task "ranking"');
-    assert.equal(parseDataDescription({ data: { ...IRIS, numClasses: 1.5 } }), 'its data description has an invalid numClasses 1.5 for task classification');
+    assert.equal(
+      parseDataDescription({ data: { ...IRIS, numClasses: 1.5 } }),
+      'its data description has an invalid numClasses 1.5 for task classification',
+    );
     assert.equal(parseDataDescription({ data: { ...IRIS, classNames: ['a', 'b'] } }), 'its data description has invalid classNames');
     assert.equal(parseDataDescription({ data: { ...IRIS, featureNames: [1, 2] } }), 'its data description has invalid featureNames');
   });
@@ -42,8 +51,13 @@ describe('site data descriptions', () => {
     );
     assert.equal(
       dataMismatch('1', 'its hello declares no data description', IRIS, 'mlp'),
-      'fl-client 1 cannot join: its hello declares no data description; the server trains the model (mlp: ' + formatDataDescription(IRIS) + ')',
+      'fl-client 1 cannot join: its hello declares no data description; the server trains the model (mlp: ' +
+        formatDataDescription(IRIS) +
+        ')',
     );
-    assert.equal(formatDataDescription({ featureShape: [28, 28, 1], task: 'regression', numClasses: 0 }), 'input shape [28, 28, 1], regression');
+    assert.equal(
+      formatDataDescription({ featureShape: [28, 28, 1], task: 'regression', numClasses: 0 }),
+      'input shape [28, 28, 1], regression',
+    );
   });
 });

@@ -122,7 +122,10 @@ describe('robust strategies', () => {
 
   test('Krum returns one honest client, never the outlier', () => {
     const out = new Krum({ ...one, byzantineClients: 1 }).aggregateFit(1, current, [...honest, outlier], [])!;
-    assert.ok(honest.some((h) => h.weights[0] === out[0] && h.weights[1] === out[1]), `Krum returned [${Array.from(out)}]`);
+    assert.ok(
+      honest.some((h) => h.weights[0] === out[0] && h.weights[1] === out[1]),
+      `Krum returned [${Array.from(out)}]`,
+    );
   });
 
   test('Multi-Krum keeps n - f and averages them by numExamples', () => {

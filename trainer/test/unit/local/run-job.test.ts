@@ -20,7 +20,16 @@ describe('run <kind>: a job from the submit flags', () => {
 
   test("a ddp csv job: the construct's env, with the local files in place of their stand-ins", () => {
     const job = buildLocalJob(
-      { kind: 'ddp', job_name: 'cancer', dataset_type: 'csv', dataset_uri: 'data/bc.csv', label_column: 'diagnosis', model_uri: 'models/bc/model.json', world_size: 2, epochs: 30 },
+      {
+        kind: 'ddp',
+        job_name: 'cancer',
+        dataset_type: 'csv',
+        dataset_uri: 'data/bc.csv',
+        label_column: 'diagnosis',
+        model_uri: 'models/bc/model.json',
+        world_size: 2,
+        epochs: 30,
+      },
       '/home/me',
     );
     assert.deepEqual(job.sources, { datasetUri: '/home/me/data/bc.csv', modelUri: '/home/me/models/bc/model.json' });
@@ -38,7 +47,18 @@ describe('run <kind>: a job from the submit flags', () => {
   });
 
   test('a federated job with per-site files keeps {client} for each client; remote URIs pass through', () => {
-    const job = buildLocalJob({ kind: 'federated', job_name: 'sites', clients: 3, dataset_type: 'csv', dataset_uri: 'iris-{client}.csv', label_column: 'species', test_dataset_uri: 'https://data.example/iris-test.csv' }, '/d');
+    const job = buildLocalJob(
+      {
+        kind: 'federated',
+        job_name: 'sites',
+        clients: 3,
+        dataset_type: 'csv',
+        dataset_uri: 'iris-{client}.csv',
+        label_column: 'species',
+        test_dataset_uri: 'https://data.example/iris-test.csv',
+      },
+      '/d',
+    );
     assert.deepEqual(job.sources, { datasetUri: '/d/iris-{client}.csv' });
     const client = job.workloads.find((w) => w.role === 'fl-client')!;
     assert.equal(client.worldSize, 3);
@@ -60,7 +80,11 @@ describe('run <kind>: a job from the submit flags', () => {
     );
     assert.throws(
       () => buildLocalJob({ kind: 'split', job_name: 'sl', dataset_uri: 'x-{client}' }, '/w'),
-      (err: unknown) => err instanceof LocalJobError && err.problems.length === 1 && err.problems[0].field === 'dataset_uri' && err.problems[0].value === 'x-{client}',
+      (err: unknown) =>
+        err instanceof LocalJobError &&
+        err.problems.length === 1 &&
+        err.problems[0].field === 'dataset_uri' &&
+        err.problems[0].value === 'x-{client}',
     );
   });
 });

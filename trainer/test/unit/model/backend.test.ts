@@ -22,7 +22,13 @@ test('falls back from tfjs-node to wasm and logs which backend runs', async () =
   assert.match(lines[0], new RegExp(`^tensorflow backend: ${expected}`));
   if (expected === 'wasm') assert.match(lines[0], /skipped tensorflow: Cannot find module '@tensorflow\/tfjs-node'/);
   // The backend computes: a 2x2 matmul.
-  const product = tf.matMul(tf.tensor2d([[1, 2], [3, 4]]), tf.tensor2d([[5], [6]]));
+  const product = tf.matMul(
+    tf.tensor2d([
+      [1, 2],
+      [3, 4],
+    ]),
+    tf.tensor2d([[5], [6]]),
+  );
   assert.deepEqual(Array.from(await product.data()), [17, 39]);
 });
 

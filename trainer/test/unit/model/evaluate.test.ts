@@ -15,11 +15,22 @@ test('evaluateSavedModel scores a saved model on the whole MNIST test split', as
     await initBackend(['wasm'], () => {});
     const model = buildModel('mlp', [28, 28, 1], 10, 1);
     const modelDir = join(dir, 'model');
-    const metadata = { dataset: 'mnist', model: 'mlp', epochs: 0, worldSize: 1, testAccuracy: 0, inputShape: [28, 28, 1], classes: 10, createdAt: new Date(0).toISOString() } as const;
+    const metadata = {
+      dataset: 'mnist',
+      model: 'mlp',
+      epochs: 0,
+      worldSize: 1,
+      testAccuracy: 0,
+      inputShape: [28, 28, 1],
+      classes: 10,
+      createdAt: new Date(0).toISOString(),
+    } as const;
     await saveModel(model, modelDir, metadata);
     model.dispose();
     const lines: string[] = [];
-    const result = await evaluateSavedModel(modelDir, 'mnist', join(SHARED_DIR, 'data', 'mnist'), join(dir, 'cache'), { log: (l) => lines.push(l) });
+    const result = await evaluateSavedModel(modelDir, 'mnist', join(SHARED_DIR, 'data', 'mnist'), join(dir, 'cache'), {
+      log: (l) => lines.push(l),
+    });
     assert.equal(result.count, 10000);
     assert.ok(result.testAccuracy < 0.3, `an untrained model is near chance, got ${result.testAccuracy}`);
     assert.ok(result.testLoss > 1.5 && result.testLoss < 5, `loss ${result.testLoss}`);
@@ -34,7 +45,15 @@ test('evaluateSavedModel with a DataConfig: a model saved with its softmax score
   try {
     await initBackend(['wasm'], () => {});
     const model = buildModel('mlp', [28, 28, 1], 10, 2);
-    const common = { dataset: 'mnist', model: 'mlp', epochs: 0, worldSize: 1, inputShape: [28, 28, 1], classes: 10, createdAt: new Date(0).toISOString() } as const;
+    const common = {
+      dataset: 'mnist',
+      model: 'mlp',
+      epochs: 0,
+      worldSize: 1,
+      inputShape: [28, 28, 1],
+      classes: 10,
+      createdAt: new Date(0).toISOString(),
+    } as const;
     await saveModel(model, join(dir, 'logits'), common);
     // The same weights saved as a user model whose output layer applied a softmax.
     await saveModel(model, join(dir, 'softmax'), { ...common, outputActivation: 'softmax' });

@@ -7,9 +7,19 @@ import { type EvalSums, testMetrics } from '../../../src/model/training';
 
 function sumsOf(head: Head, outputs: number[][], labels: number[], targets?: number[]): EvalSums {
   return tf.tidy(() => {
-    const s = head.sums(tf.tensor2d(outputs), { labels: tf.tensor1d(labels, 'int32'), targets: targets ? tf.tensor1d(targets) : undefined });
+    const s = head.sums(tf.tensor2d(outputs), {
+      labels: tf.tensor1d(labels, 'int32'),
+      targets: targets ? tf.tensor1d(targets) : undefined,
+    });
     const v = (t?: tf.Scalar) => (t ? t.dataSync()[0] : undefined);
-    return { lossSum: v(s.lossSum)!, correct: v(s.correct)!, count: outputs.length, absErrorSum: v(s.absErrorSum), targetSum: v(s.targetSum), targetSquareSum: v(s.targetSquareSum) };
+    return {
+      lossSum: v(s.lossSum)!,
+      correct: v(s.correct)!,
+      count: outputs.length,
+      absErrorSum: v(s.absErrorSum),
+      targetSum: v(s.targetSum),
+      targetSquareSum: v(s.targetSquareSum),
+    };
   });
 }
 
@@ -51,7 +61,14 @@ describe('training heads', () => {
   });
 
   test('softmax: cross-entropy on K logits and argmax accuracy', () => {
-    const sums = sumsOf(new Head('softmax'), [[0, 0], [Math.log(3), 0]], [1, 0]);
+    const sums = sumsOf(
+      new Head('softmax'),
+      [
+        [0, 0],
+        [Math.log(3), 0],
+      ],
+      [1, 0],
+    );
     assert.ok(Math.abs(sums.lossSum - (Math.log(2) + Math.log(4 / 3))) < 1e-5);
     assert.equal(sums.correct, 1);
     assert.deepEqual(testMetrics(sums, 'classification'), { task: 'classification', testAccuracy: 0.5, testLoss: sums.lossSum / 2 });

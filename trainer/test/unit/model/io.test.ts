@@ -70,6 +70,9 @@ describe('saveModel / loadModel', () => {
 
   test('fails with TRAINER_ERR_CHECKPOINT naming the folder when there is no model', async () => {
     const missing = join(dir, 'missing');
-    await assert.rejects(loadModel(missing), { code: 'TRAINER_ERR_CHECKPOINT', message: new RegExp(`loading the model from ${missing} failed`) });
+    await assert.rejects(loadModel(missing), {
+      code: 'TRAINER_ERR_CHECKPOINT',
+      message: new RegExp(`loading the model from ${missing} failed`),
+    });
   });
 });

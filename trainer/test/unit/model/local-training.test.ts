@@ -77,9 +77,18 @@ describe('trainLocally on a small MNIST subset', () => {
   });
 
   test('fails on out-of-range indices and bad options, naming them', () => {
-    assert.throws(() => trainLocally(model, initial, train, Int32Array.of(0, 512), opts), /trainLocally: index 512 \(position 1\) is outside the dataset's 512 examples/);
-    assert.throws(() => trainLocally(model, initial, train, indices, { ...opts, proximalMu: -1 }), /'proximalMu' must be a finite number >= 0, got -1/);
-    assert.throws(() => trainLocally(model, initial, train, indices, { ...opts, batchSize: 0 }), /'batchSize' must be an integer >= 1, got 0/);
+    assert.throws(
+      () => trainLocally(model, initial, train, Int32Array.of(0, 512), opts),
+      /trainLocally: index 512 \(position 1\) is outside the dataset's 512 examples/,
+    );
+    assert.throws(
+      () => trainLocally(model, initial, train, indices, { ...opts, proximalMu: -1 }),
+      /'proximalMu' must be a finite number >= 0, got -1/,
+    );
+    assert.throws(
+      () => trainLocally(model, initial, train, indices, { ...opts, batchSize: 0 }),
+      /'batchSize' must be an integer >= 1, got 0/,
+    );
   });
 
   test("buildTwoNN is McMahan et al.'s 784-200-200-10 MLP", () => {

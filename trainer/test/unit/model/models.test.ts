@@ -18,7 +18,10 @@ describe('buildModel', () => {
   });
 
   test('cnn and resnet build for MNIST and CIFAR-10 shapes', () => {
-    for (const [name, shape] of [['cnn', [28, 28, 1]], ['resnet', [32, 32, 3]]] as const) {
+    for (const [name, shape] of [
+      ['cnn', [28, 28, 1]],
+      ['resnet', [32, 32, 3]],
+    ] as const) {
       const model = buildModel(name, shape, 10, 1);
       assert.deepEqual(model.outputs[0].shape, [null, 10], name);
       const out = tf.tidy(() => (model.predict(tf.zeros([2, ...shape])) as tf.Tensor).shape);
@@ -43,7 +46,7 @@ describe('buildModel', () => {
   test('fails for an unknown model name', () => {
     assert.throws(() => buildModel('vit' as 'mlp', [28, 28, 1], 10, 1), {
       code: 'TRAINER_ERR_INVALID_ARGUMENT',
-      message: "buildModel: 'name' must be one of mlp, cnn, resnet, got \"vit\"",
+      message: 'buildModel: \'name\' must be one of mlp, cnn, resnet, got "vit"',
     });
   });
 });

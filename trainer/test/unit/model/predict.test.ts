@@ -17,7 +17,17 @@ function linear(units: number, kernel: number[][], activation?: 'softmax' | 'sig
 }
 
 function meta(task: 'classification' | 'regression', classes: number, extra: Partial<ModelMetadata> = {}): ModelMetadata {
-  return { dataset: 'csv', model: 'user', epochs: 1, worldSize: 1, inputShape: [2], classes, task, createdAt: new Date(0).toISOString(), ...extra };
+  return {
+    dataset: 'csv',
+    model: 'user',
+    epochs: 1,
+    worldSize: 1,
+    inputShape: [2],
+    classes,
+    task,
+    createdAt: new Date(0).toISOString(),
+    ...extra,
+  };
 }
 
 describe('predict', () => {
@@ -29,18 +39,34 @@ describe('predict', () => {
   after(() => rm(dir, { recursive: true, force: true }));
 
   test('logits model: softmax probabilities and argmax classes, in batches', () => {
-    const model = linear(3, [[1, 0, -1], [0, 1, 1]]);
+    const model = linear(3, [
+      [1, 0, -1],
+      [0, 1, 1],
+    ]);
     const result = predict(model, meta('classification', 3), INPUT, { batchSize: 2 });
     assert.ok('classes' in result);
     // Logits: [1, 2, 1], [-1, 0.5, 1.5], [3, -2, -5].
     assert.deepEqual([...result.classes], [1, 2, 0]);
-    const expected = tf.tidy(() => tf.softmax(tf.tensor2d([[1, 2, 1], [-1, 0.5, 1.5], [3, -2, -5]])).dataSync());
+    const expected = tf.tidy(() =>
+      tf
+        .softmax(
+          tf.tensor2d([
+            [1, 2, 1],
+            [-1, 0.5, 1.5],
+            [3, -2, -5],
+          ]),
+        )
+        .dataSync(),
+    );
     result.probabilities.forEach((p, i) => assert.ok(Math.abs(p - expected[i]) < 1e-6));
     model.dispose();
   });
 
   test('a model saved with its softmax gives the same probabilities as its logits twin', async () => {
-    const logits = linear(3, [[1, 0, -1], [0, 1, 1]]);
+    const logits = linear(3, [
+      [1, 0, -1],
+      [0, 1, 1],
+    ]);
     const target = join(dir, 'softmax');
     await saveModel(logits, target, meta('classification', 3, { outputActivation: 'softmax' }));
     const saved = await loadModel(target);

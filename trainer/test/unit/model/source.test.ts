@@ -51,7 +51,11 @@ function trainAndTest(model: tf.LayersModel, data: Dataset, test: Dataset, epoch
     }
   }
   optimizer.dispose();
-  const sums = evaluateExamples(model, test, Int32Array.from({ length: test.count }, (_, i) => i));
+  const sums = evaluateExamples(
+    model,
+    test,
+    Int32Array.from({ length: test.count }, (_, i) => i),
+  );
   return testMetrics(sums, test.task);
 }
 
@@ -71,7 +75,10 @@ describe('createModel with a user model.json', () => {
     const mnist = join(SHARED_DIR, 'data', 'mnist');
     train = await loadDataset('mnist', mnist, { cacheDir: join(dir, 'cache'), split: 'train', datasetSize: 2000 });
     const fullTest = await loadDataset('mnist', mnist, { cacheDir: join(dir, 'cache'), split: 'test' });
-    testSet = subset(fullTest, Int32Array.from({ length: 1000 }, (_, i) => i));
+    testSet = subset(
+      fullTest,
+      Int32Array.from({ length: 1000 }, (_, i) => i),
+    );
   });
   after(() => rm(dir, { recursive: true, force: true }));
 
@@ -114,7 +121,10 @@ describe('createModel with a user model.json', () => {
       assert.deepEqual(server.requests.map((r) => r.url).sort(), ['/models/v1/group1-shard1of1.bin', '/models/v1/model.json']);
       created.model.dispose();
       await assert.rejects(createModel(config(`${server.url}/models/v2/model.json`), MNIST_SHAPE), (err: Error) => {
-        assert.match(err.message, /^TENSORFLEET_MODEL_URI="http:\/\/127\.0\.0\.1:\d+\/models\/v2\/model\.json": cannot read the model's model\.json at http:\/\/127\.0\.0\.1:\d+\/models\/v2\/model\.json: /);
+        assert.match(
+          err.message,
+          /^TENSORFLEET_MODEL_URI="http:\/\/127\.0\.0\.1:\d+\/models\/v2\/model\.json": cannot read the model's model\.json at http:\/\/127\.0\.0\.1:\d+\/models\/v2\/model\.json: /,
+        );
         return true;
       });
     } finally {
@@ -165,7 +175,10 @@ describe('createModel with a user model.json', () => {
       );
       created.model.dispose();
       await assert.rejects(createModel(config('runs:/nope/model', { trackingUri: url }), MNIST_SHAPE), (err: Error) => {
-        assert.match(err.message, /^TENSORFLEET_MODEL_URI="runs:\/nope\/model": cannot read run nope from the MLflow tracking server http:\/\/127\.0\.0\.1:\d+ \(GET \/api\/2\.0\/mlflow\/runs\/get\): /);
+        assert.match(
+          err.message,
+          /^TENSORFLEET_MODEL_URI="runs:\/nope\/model": cannot read run nope from the MLflow tracking server http:\/\/127\.0\.0\.1:\d+ \(GET \/api\/2\.0\/mlflow\/runs\/get\): /,
+        );
         return true;
       });
     } finally {
@@ -235,16 +248,18 @@ describe('createModel with a user model.json', () => {
     const probabilities = (asSaved.model.predict(x) as tf.Tensor).arraySync() as number[][];
     const expected = tf.softmax(created.model.predict(x) as tf.Tensor2D).arraySync() as number[][];
     const fromLogits = tf.softmax(asLogits.model.predict(x) as tf.Tensor2D).arraySync() as number[][];
-    probabilities.forEach((row, i) => row.forEach((p, j) => {
-      assert.ok(Math.abs(p - expected[i][j]) < 1e-6);
-      assert.ok(Math.abs(fromLogits[i][j] - expected[i][j]) < 1e-6);
-    }));
+    probabilities.forEach((row, i) =>
+      row.forEach((p, j) => {
+        assert.ok(Math.abs(p - expected[i][j]) < 1e-6);
+        assert.ok(Math.abs(fromLogits[i][j] - expected[i][j]) < 1e-6);
+      }),
+    );
     tf.dispose(x);
     [created.model, asSaved.model, asLogits.model].forEach((m) => m.dispose());
   });
 
   describe('refuses a model that does not fit the data, naming both shapes', () => {
-    test('input shape vs the examples\' shape', async () => {
+    test("input shape vs the examples' shape", async () => {
       const { modelJson } = await writeUserModel(userModel(10, 'softmax'), join(dir, 'refuse-input'), false);
       await assert.rejects(createModel(config(modelJson), { featureShape: [30], numClasses: 10, task: 'classification' }), {
         name: 'TrainerError',
@@ -284,7 +299,10 @@ describe('createModel with a user model.json', () => {
       });
       const missing = join(dir, 'missing', 'model.json');
       await assert.rejects(createModel(config(missing), MNIST_SHAPE), (err: Error) => {
-        assert.ok(err.message.startsWith(`TENSORFLEET_MODEL_URI="${missing}": cannot read the model's model.json at ${missing}: `), err.message);
+        assert.ok(
+          err.message.startsWith(`TENSORFLEET_MODEL_URI="${missing}": cannot read the model's model.json at ${missing}: `),
+          err.message,
+        );
         return true;
       });
     });
@@ -292,7 +310,11 @@ describe('createModel with a user model.json', () => {
 
   test('a topology with convolutions moves training off wasm (no Conv2DBackpropFilter) and says so', async () => {
     const conv = tf.sequential({
-      layers: [tf.layers.conv2d({ inputShape: [28, 28, 1], filters: 2, kernelSize: 3 }), tf.layers.flatten(), tf.layers.dense({ units: 10 })],
+      layers: [
+        tf.layers.conv2d({ inputShape: [28, 28, 1], filters: 2, kernelSize: 3 }),
+        tf.layers.flatten(),
+        tf.layers.dense({ units: 10 }),
+      ],
     });
     const { modelJson } = await writeUserModel(conv, join(dir, 'conv'), false);
     conv.dispose();
@@ -302,7 +324,11 @@ describe('createModel with a user model.json', () => {
       const created = await createModel(config(modelJson), MNIST_SHAPE, { log: (l) => lines.push(l) });
       assert.notEqual(tf.getBackend(), 'wasm');
       assert.ok(
-        lines.some((l) => l === `model ${modelJson} has convolutions, which the wasm backend cannot train (no Conv2DBackpropFilter kernel): switched to the ${tf.getBackend()} backend`),
+        lines.some(
+          (l) =>
+            l ===
+            `model ${modelJson} has convolutions, which the wasm backend cannot train (no Conv2DBackpropFilter kernel): switched to the ${tf.getBackend()} backend`,
+        ),
         lines.join('\n'),
       );
       created.model.dispose();

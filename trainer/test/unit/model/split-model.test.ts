@@ -72,7 +72,10 @@ describe('split model', () => {
       const x = { data: batch.features, rows: batch.count, cols: parts.bottom.inputSize };
       const acts = parts.bottom.forward(x);
       // Client -> server.
-      const fwd = wire(1, activationsMessage('splitForward', s, acts, mode === 'vanilla' ? batch.labels.subarray(0, batch.count) : undefined));
+      const fwd = wire(
+        1,
+        activationsMessage('splitForward', s, acts, mode === 'vanilla' ? batch.labels.subarray(0, batch.count) : undefined),
+      );
       expectType(fwd, MESSAGE_TYPES.splitForward, ctx);
       const serverActs = readMatrix(fwd, 0, { cols: parts.top.inputSize, what: 'activations' }, ctx);
       let gradient: Frame;
@@ -124,15 +127,27 @@ describe('split model', () => {
   test('parts have the expected layers and sizes', () => {
     const model = buildModel('mlp', shape(), train.numClasses, SEED);
     const vanilla = splitModel(model, { cutLayer: 2, mode: 'vanilla', optimizer: 'sgd', learningRate: LR });
-    assert.deepEqual(vanilla.bottom.layers.map((l) => l.name), ['flatten', 'dense1']);
-    assert.deepEqual(vanilla.top.layers.map((l) => l.name), ['dense2', 'logits']);
+    assert.deepEqual(
+      vanilla.bottom.layers.map((l) => l.name),
+      ['flatten', 'dense1'],
+    );
+    assert.deepEqual(
+      vanilla.top.layers.map((l) => l.name),
+      ['dense2', 'logits'],
+    );
     assert.equal(vanilla.bottom.inputSize, 784);
     assert.equal(vanilla.bottom.outputSize, 256);
     assert.equal(vanilla.top.outputSize, 10);
     assert.equal(vanilla.head, undefined);
     const u = splitModel(model, { cutLayer: 1, mode: 'u-shaped', optimizer: 'sgd', learningRate: LR });
-    assert.deepEqual(u.top.layers.map((l) => l.name), ['dense1', 'dense2']);
-    assert.deepEqual(u.head!.layers.map((l) => l.name), ['logits']);
+    assert.deepEqual(
+      u.top.layers.map((l) => l.name),
+      ['dense1', 'dense2'],
+    );
+    assert.deepEqual(
+      u.head!.layers.map((l) => l.name),
+      ['logits'],
+    );
     assert.equal(u.top.inputSize, 784);
     model.dispose();
   });
@@ -140,8 +155,14 @@ describe('split model', () => {
   test('cuts after a layer named by cutLayerName, and refuses an unknown name listing the layers', () => {
     const model = buildModel('mlp', shape(), train.numClasses, SEED);
     const named = splitModel(model, { cutLayer: 1, cutLayerName: 'dense2', mode: 'vanilla', optimizer: 'sgd', learningRate: LR });
-    assert.deepEqual(named.bottom.layers.map((l) => l.name), ['flatten', 'dense1', 'dense2']);
-    assert.deepEqual(named.top.layers.map((l) => l.name), ['logits']);
+    assert.deepEqual(
+      named.bottom.layers.map((l) => l.name),
+      ['flatten', 'dense1', 'dense2'],
+    );
+    assert.deepEqual(
+      named.top.layers.map((l) => l.name),
+      ['logits'],
+    );
     assert.throws(() => splitModel(model, { cutLayer: 1, cutLayerName: 'dense9', mode: 'vanilla', optimizer: 'sgd', learningRate: LR }), {
       code: 'TRAINER_ERR_INVALID_ARGUMENT',
       message: `splitModel: 'cutLayerName' must name a layer of model mlp (flatten, dense1, dense2, logits), got "dense9"`,
@@ -150,12 +171,24 @@ describe('split model', () => {
   });
 
   test('a regression top part: squared-error loss and the regression sums', () => {
-    const model = tf.sequential({ layers: [tf.layers.dense({ inputShape: [3], units: 4, name: 'a' }), tf.layers.dense({ units: 1, name: 'b', kernelInitializer: 'ones', useBias: false })] });
+    const model = tf.sequential({
+      layers: [
+        tf.layers.dense({ inputShape: [3], units: 4, name: 'a' }),
+        tf.layers.dense({ units: 1, name: 'b', kernelInitializer: 'ones', useBias: false }),
+      ],
+    });
     const { top } = splitModel(model, { cutLayer: 1, mode: 'vanilla', optimizer: 'sgd', learningRate: 0, task: 'regression' });
     assert.equal(top.head.kind, 'regression');
     // b sums its 4 inputs: outputs 4 and 0 for targets 1 and 2.
     const x = { data: Float32Array.from([1, 1, 1, 1, 0, 0, 0, 0]), rows: 2, cols: 4 };
-    assert.deepEqual(top.score(x, new Int32Array(2), Float32Array.from([1, 2])), { lossSum: 13, correct: 0, count: 2, absErrorSum: 5, targetSum: 3, targetSquareSum: 5 });
+    assert.deepEqual(top.score(x, new Int32Array(2), Float32Array.from([1, 2])), {
+      lossSum: 13,
+      correct: 0,
+      count: 2,
+      absErrorSum: 5,
+      targetSum: 3,
+      targetSquareSum: 5,
+    });
     assert.equal(top.backwardFromLabels(x, new Int32Array(2), false, Float32Array.from([1, 2])).loss, 6.5);
     model.dispose();
   });
@@ -164,7 +197,9 @@ describe('split model', () => {
     const model = buildModel('mlp', shape(), train.numClasses, SEED);
     assert.throws(
       () => splitModel(model, { cutLayer: 3, mode: 'u-shaped', optimizer: 'sgd', learningRate: LR }),
-      (err: unknown) => isTrainerError(err, 'TRAINER_ERR_INVALID_ARGUMENT') && /'cutLayer' must be from 1 to 2 .* in u-shaped mode, got 3/.test(err.message),
+      (err: unknown) =>
+        isTrainerError(err, 'TRAINER_ERR_INVALID_ARGUMENT') &&
+        /'cutLayer' must be from 1 to 2 .* in u-shaped mode, got 3/.test(err.message),
     );
     model.dispose();
   });

@@ -52,7 +52,10 @@ describe('model state with BatchNormalization', () => {
     const batch = gatherBatch(DATA, Int32Array.from([0, 1, 2, 3, 4, 5, 6, 7]), 0, 8, allocateBatch(DATA, 8));
     step.computeGradients(batch);
     const [movingMean, movingVariance] = nonTrainableVariables(model).map((v) => Float32Array.from(v.dataSync()));
-    assert.ok(movingMean.some((v) => v !== 0), 'a training step updates the moving mean');
+    assert.ok(
+      movingMean.some((v) => v !== 0),
+      'a training step updates the moving mean',
+    );
     assert.deepEqual(step.gradients.subarray(step.gradientCount, step.gradientCount + 3), movingMean);
     assert.deepEqual(step.gradients.subarray(step.gradientCount + 3), movingVariance);
     // As if a second rank sent other statistics: the sum divided by 2 becomes the model's.
@@ -60,7 +63,10 @@ describe('model state with BatchNormalization', () => {
     for (let i = step.gradientCount; i < summed.length; i++) summed[i] += 1;
     step.applyGradients(summed, 2);
     const after = nonTrainableVariables(model).map((v) => [...v.dataSync()]);
-    assert.deepEqual(after[0], [...movingMean].map((v) => Math.fround((Math.fround(v + 1)) / 2)));
+    assert.deepEqual(
+      after[0],
+      [...movingMean].map((v) => Math.fround(Math.fround(v + 1) / 2)),
+    );
     model.dispose();
     optimizer.dispose();
   });
@@ -80,7 +86,10 @@ describe('model state with BatchNormalization', () => {
     assert.equal(result.weights.length, countStateValues(model));
     assert.deepEqual(result.weights, getFlatWeights(model));
     // momentum 0.5, two batches: the mean moved from 0.25 towards the batches' means.
-    assert.ok([...result.weights.subarray(29, 32)].every((v) => v !== 0.25), `${result.weights.subarray(29, 32)}`);
+    assert.ok(
+      [...result.weights.subarray(29, 32)].every((v) => v !== 0.25),
+      `${result.weights.subarray(29, 32)}`,
+    );
     model.dispose();
   });
 });

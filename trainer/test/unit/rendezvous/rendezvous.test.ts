@@ -22,11 +22,14 @@ describe('resolvePeers', () => {
   });
 
   test('fails naming the variable when a rank has no address', () => {
-    assert.throws(() => resolvePeers({ peers: '127.0.0.1:4000', worldSize: 2 }), (err: unknown) => {
-      assert.ok(isTrainerError(err as Error) || (err as { code?: string }).code === 'TRAINER_ERR_INVALID_ENV');
-      assert.match((err as Error).message, /TENSORFLEET_PEERS has no host:port for rank 1/);
-      return true;
-    });
+    assert.throws(
+      () => resolvePeers({ peers: '127.0.0.1:4000', worldSize: 2 }),
+      (err: unknown) => {
+        assert.ok(isTrainerError(err as Error) || (err as { code?: string }).code === 'TRAINER_ERR_INVALID_ENV');
+        assert.match((err as Error).message, /TENSORFLEET_PEERS has no host:port for rank 1/);
+        return true;
+      },
+    );
   });
 });
 
@@ -41,7 +44,14 @@ describe('rendezvous', () => {
       }),
     );
     const transports = await Promise.all(configs.map((config) => rendezvous(config, { listenHost: '127.0.0.1' })));
-    assert.deepEqual(transports.map((t) => [t.rank, t.worldSize, t.generation]), [[0, 3, 4], [1, 3, 4], [2, 3, 4]]);
+    assert.deepEqual(
+      transports.map((t) => [t.rank, t.worldSize, t.generation]),
+      [
+        [0, 3, 4],
+        [1, 3, 4],
+        [2, 3, 4],
+      ],
+    );
     await transports[0].send(2, { type: MESSAGE_TYPES.tensor, step: 0, seq: 0 });
     assert.equal((await transports[2].recv(0)).rank, 0);
     assert.equal(transports[1].describePeer(2), `rank 2 (127.0.0.1:${ports[2]})`);

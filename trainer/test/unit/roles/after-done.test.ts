@@ -8,7 +8,6 @@ import { startHealthServer } from '../../../src/roles/health';
 import { listenFinished } from '../../../src/transport/finished-listener';
 import { HUB_DONE_REASON } from '../../../src/transport/star/protocol';
 
-
 describe('afterDone', () => {
   test('exit returns at once and leaves readiness as it was', async () => {
     const health = await startHealthServer(0, '127.0.0.1');
@@ -25,7 +24,12 @@ describe('afterDone', () => {
     const lines: string[] = [];
     let closed = false;
     try {
-      const idle = afterDone({ afterDone: 'idle' }, health, (line) => lines.push(line), async () => ({ close: async () => void (closed = true) }));
+      const idle = afterDone(
+        { afterDone: 'idle' },
+        health,
+        (line) => lines.push(line),
+        async () => ({ close: async () => void (closed = true) }),
+      );
       await new Promise((resolve) => setTimeout(resolve, 50));
       assert.equal(await httpStatus(health.port, '/readyz'), 200);
       assert.equal(closed, false);

@@ -48,6 +48,9 @@ describe('resolveCutLayer', () => {
         '(the client head in u-shaped mode); the cut layer may be one of hidden1, hidden2',
     );
     assert.equal(maxCutLayer(2, 'u-shaped'), 0);
-    assert.match(refusal(() => resolveCutLayer(['a', 'b'], { cutLayer: 1, cutLayerName: 'a', splitMode: 'u-shaped' }, MODEL)), /the cut layer may be none: the model has too few layers to split$/);
+    assert.match(
+      refusal(() => resolveCutLayer(['a', 'b'], { cutLayer: 1, cutLayerName: 'a', splitMode: 'u-shaped' }, MODEL)),
+      /the cut layer may be none: the model has too few layers to split$/,
+    );
   });
 });

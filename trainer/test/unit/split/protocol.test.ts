@@ -36,38 +36,83 @@ describe('split protocol', () => {
     const frame = wire(activationsMessage('splitForward', 41, { data: new Float32Array(8), rows: 2, cols: 4 }, Int32Array.of(0, 1)));
     assert.throws(
       () => readMatrix(frame, 0, { cols: 3, what: 'activations' }, ctx),
-      (err: unknown) => isTrainerError(err, 'TRAINER_ERR_SHAPE_MISMATCH') && err.message === 'split splitForward from client 2 at step 41: activations: expected float32 [batch, 3], got float32 [2, 4]',
+      (err: unknown) =>
+        isTrainerError(err, 'TRAINER_ERR_SHAPE_MISMATCH') &&
+        err.message === 'split splitForward from client 2 at step 41: activations: expected float32 [batch, 3], got float32 [2, 4]',
     );
     assert.throws(() => readLabels(frame, 1, 3, 10, ctx), /labels: expected int32 \[3\], got int32 \[2\]/);
     assert.throws(() => readLabels(frame, 1, 2, 1, ctx), /label 1 at 1 is outside \[0, 1\)/);
-    assert.throws(() => readMatrix(wire(matrixMessage('splitBackward', 1, { data: new Float32Array(8), rows: 2, cols: 4 })), 0, { rows: 3, cols: 4, what: 'gradient' }, ctx), /expected float32 \[3, 4\], got float32 \[2, 4\]/);
+    assert.throws(
+      () =>
+        readMatrix(
+          wire(matrixMessage('splitBackward', 1, { data: new Float32Array(8), rows: 2, cols: 4 })),
+          0,
+          { rows: 3, cols: 4, what: 'gradient' },
+          ctx,
+        ),
+      /expected float32 \[3, 4\], got float32 \[2, 4\]/,
+    );
   });
 
   test('an error frame carries the code and message; expectType throws it', () => {
     const frame = wire(errorMessage(7, new TrainerError('TRAINER_ERR_SHAPE_MISMATCH', 'bad shape')));
-    assert.throws(() => expectType(frame, MESSAGE_TYPES.splitBackward, { from: 'the split server' }), (err: unknown) => isTrainerError(err, 'TRAINER_ERR_SHAPE_MISMATCH') && /the split server refused step 7: bad shape/.test(err.message));
-    assert.equal(errorFromFrame(wire({ type: MESSAGE_TYPES.error, step: 1, seq: 0, meta: { code: 'NOPE' } }), ctx).code, 'TRAINER_ERR_PEER_ABORTED');
-    assert.throws(() => expectType(wire(matrixMessage('splitOutput', 2, { data: new Float32Array(1), rows: 1, cols: 1 })), MESSAGE_TYPES.splitBackward, ctx), /expected splitBackward from client 2, got splitOutput at step 2/);
+    assert.throws(
+      () => expectType(frame, MESSAGE_TYPES.splitBackward, { from: 'the split server' }),
+      (err: unknown) => isTrainerError(err, 'TRAINER_ERR_SHAPE_MISMATCH') && /the split server refused step 7: bad shape/.test(err.message),
+    );
+    assert.equal(
+      errorFromFrame(wire({ type: MESSAGE_TYPES.error, step: 1, seq: 0, meta: { code: 'NOPE' } }), ctx).code,
+      'TRAINER_ERR_PEER_ABORTED',
+    );
+    assert.throws(
+      () =>
+        expectType(
+          wire(matrixMessage('splitOutput', 2, { data: new Float32Array(1), rows: 1, cols: 1 })),
+          MESSAGE_TYPES.splitBackward,
+          ctx,
+        ),
+      /expected splitBackward from client 2, got splitOutput at step 2/,
+    );
   });
 
   test('sync frames carry optional weights of a checked length', () => {
     assert.equal(readSyncWeights(wire(syncMessage(0, undefined, { phase: 'acquire', epoch: 0 })), 4, ctx), undefined);
     assert.deepEqual(Array.from(readSyncWeights(wire(syncMessage(0, Float32Array.of(1, 2, 3, 4), {})), 4, ctx)!), [1, 2, 3, 4]);
-    assert.throws(() => readSyncWeights(wire(syncMessage(0, Float32Array.of(1), {})), 4, ctx), /weights: expected float32 \[4\], got float32 \[1\]/);
+    assert.throws(
+      () => readSyncWeights(wire(syncMessage(0, Float32Array.of(1), {})), 4, ctx),
+      /weights: expected float32 \[4\], got float32 \[1\]/,
+    );
   });
 
   test('a done frame may hand over the client-side weights (bottom, and head), checked in length and value', () => {
     const meta = { testAccuracy: 0.9 };
     assert.equal(readDoneWeights(wire(doneMessage(5, meta)), 3, undefined, ctx), undefined);
     const both = readDoneWeights(wire(doneMessage(5, meta, { bottom: Float32Array.of(1, 2, 3), head: Float32Array.of(4, 5) })), 3, 2, ctx)!;
-    assert.deepEqual([Array.from(both.bottom), Array.from(both.head!)], [[1, 2, 3], [4, 5]]);
-    assert.deepEqual(Array.from(readDoneWeights(wire(doneMessage(5, meta, { bottom: Float32Array.of(1, 2, 3) })), 3, undefined, ctx)!.bottom), [1, 2, 3]);
+    assert.deepEqual(
+      [Array.from(both.bottom), Array.from(both.head!)],
+      [
+        [1, 2, 3],
+        [4, 5],
+      ],
+    );
+    assert.deepEqual(
+      Array.from(readDoneWeights(wire(doneMessage(5, meta, { bottom: Float32Array.of(1, 2, 3) })), 3, undefined, ctx)!.bottom),
+      [1, 2, 3],
+    );
     assert.throws(
       () => readDoneWeights(wire(doneMessage(5, meta, { bottom: Float32Array.of(1, 2) })), 3, undefined, ctx),
-      (err: unknown) => isTrainerError(err, 'TRAINER_ERR_SHAPE_MISMATCH') && /client-side weights: expected float32 \[3\], got float32 \[2\]/.test(err.message),
+      (err: unknown) =>
+        isTrainerError(err, 'TRAINER_ERR_SHAPE_MISMATCH') &&
+        /client-side weights: expected float32 \[3\], got float32 \[2\]/.test(err.message),
     );
-    assert.throws(() => readDoneWeights(wire(doneMessage(5, meta, { bottom: Float32Array.of(1, 2, 3) })), 3, 2, ctx), /expected float32 \[3\] and float32 \[2\], got float32 \[3\]/);
-    assert.throws(() => readDoneWeights(wire(doneMessage(5, meta, { bottom: Float32Array.of(1, NaN, 3) })), 3, undefined, ctx), /client-side bottom weight 1 is NaN/);
+    assert.throws(
+      () => readDoneWeights(wire(doneMessage(5, meta, { bottom: Float32Array.of(1, 2, 3) })), 3, 2, ctx),
+      /expected float32 \[3\] and float32 \[2\], got float32 \[3\]/,
+    );
+    assert.throws(
+      () => readDoneWeights(wire(doneMessage(5, meta, { bottom: Float32Array.of(1, NaN, 3) })), 3, undefined, ctx),
+      /client-side bottom weight 1 is NaN/,
+    );
   });
 
   test('gaussian noise is seeded, zero-mean with the requested sigma; sigma 0 changes nothing', () => {

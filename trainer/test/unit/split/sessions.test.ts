@@ -61,14 +61,22 @@ function fakeClientModel(start: number): SplitClientModel & { weights: Float32Ar
     },
     head: {
       inputSize: CLASSES,
-      trainWithLabels: (x) => ({ loss: 2, correct: 0, inputGradient: { data: new Float32Array(x.rows * CLASSES), rows: x.rows, cols: CLASSES } }),
+      trainWithLabels: (x) => ({
+        loss: 2,
+        correct: 0,
+        inputGradient: { data: new Float32Array(x.rows * CLASSES), rows: x.rows, cols: CLASSES },
+      }),
       score: (x) => ({ lossSum: 0, correct: x.rows, count: x.rows }),
     },
   };
 }
 
 function batches(count: number, rows = 2): SplitBatch[] {
-  return Array.from({ length: count }, (_, i) => ({ features: new Float32Array(rows * FEATURES).fill(i), labels: new Int32Array(rows).fill(i % CLASSES), count: rows }));
+  return Array.from({ length: count }, (_, i) => ({
+    features: new Float32Array(rows * FEATURES).fill(i),
+    labels: new Int32Array(rows).fill(i % CLASSES),
+    count: rows,
+  }));
 }
 
 /** The star as the server sees it, recording every frame that reaches the server. */
@@ -111,7 +119,15 @@ describe('split sessions over a star', () => {
 
   test('a shape-mismatched frame gets an error frame while another client keeps training', async () => {
     const { links, sessions, top } = await setup('vanilla', 2);
-    const good = runSplitClient({ link: links[0], mode: 'vanilla', model: fakeClientModel(0), epochs: 1, batches: () => batches(20), testBatches: () => batches(2), examplesPerEpoch: 40 });
+    const good = runSplitClient({
+      link: links[0],
+      mode: 'vanilla',
+      model: fakeClientModel(0),
+      epochs: 1,
+      batches: () => batches(20),
+      testBatches: () => batches(2),
+      examplesPerEpoch: 40,
+    });
     // Client 1 sends 5 features where the server expects 4.
     await links[1].send(activationsMessage('splitForward', 7, { data: new Float32Array(10), rows: 2, cols: 5 }, new Int32Array(2)));
     const reply = await links[1].recv();
@@ -127,7 +143,13 @@ describe('split sessions over a star', () => {
     assert.equal(result.steps, 20);
     assert.equal(result.testAccuracy, 1);
     const { clients } = await sessions;
-    assert.deepEqual(clients.map((c) => [c.clientId, c.steps, c.failure?.code]), [['0', 20, undefined], ['1', 1, undefined]]);
+    assert.deepEqual(
+      clients.map((c) => [c.clientId, c.steps, c.failure?.code]),
+      [
+        ['0', 20, undefined],
+        ['1', 1, undefined],
+      ],
+    );
     assert.equal(top.steps, 21);
   });
 
@@ -144,19 +166,36 @@ describe('split sessions over a star', () => {
     assert.deepEqual(Array.from(repeated.tensors[0].data), Array.from(first.tensors[0].data));
     assert.equal(top.steps, 1);
     // The client loop counts from step 0 again: step 0 is answered from the cache, steps 1 and 2 train.
-    const result = await runSplitClient({ link: again, mode: 'vanilla', model: fakeClientModel(0), epochs: 1, batches: () => batches(3), testBatches: () => [], examplesPerEpoch: 6 });
+    const result = await runSplitClient({
+      link: again,
+      mode: 'vanilla',
+      model: fakeClientModel(0),
+      epochs: 1,
+      batches: () => batches(3),
+      testBatches: () => [],
+      examplesPerEpoch: 6,
+    });
     assert.equal(result.steps, 3);
     const { clients } = await sessions;
     assert.equal(clients[0].failure, undefined);
     assert.equal(top.steps, 3);
-    assert.deepEqual(stepsSeen.map(([, s]) => s), [0, 1, 2]);
+    assert.deepEqual(
+      stepsSeen.map(([, s]) => s),
+      [0, 1, 2],
+    );
   });
 
   test('batches as wide as the bench (64 x 1568) go as pieces: gradients come back bit-exact, a retried step from the kept pieces', async () => {
     const rows = 64;
     const cols = 1568;
     const { star, links, sessions, top } = await setup('vanilla', 1, fakeTop(cols));
-    const step = (n: number) => activationsMessage('splitForward', n, { data: Float32Array.from({ length: rows * cols }, (_, i) => (i % 977) - n), rows, cols }, new Int32Array(rows).fill(2));
+    const step = (n: number) =>
+      activationsMessage(
+        'splitForward',
+        n,
+        { data: Float32Array.from({ length: rows * cols }, (_, i) => (i % 977) - n), rows, cols },
+        new Int32Array(rows).fill(2),
+      );
     const expected = (n: number) => Float32Array.from({ length: rows * cols }, (_, i) => ((i % 977) - n) * 0.5);
     for (let n = 0; n < 3; n++) {
       await links[0].send(step(n));
@@ -182,7 +221,15 @@ describe('split sessions over a star', () => {
   test('u-shaped: the server returns its output, the head gradient comes back, then dL/dacts; no label reaches the server', async () => {
     const { star, links, sessions, top } = await setup('u-shaped', 1);
     const received = star.received;
-    const result = await runSplitClient({ link: links[0], mode: 'u-shaped', model: fakeClientModel(0), epochs: 2, batches: () => batches(4), testBatches: () => batches(1), examplesPerEpoch: 8 });
+    const result = await runSplitClient({
+      link: links[0],
+      mode: 'u-shaped',
+      model: fakeClientModel(0),
+      epochs: 2,
+      batches: () => batches(4),
+      testBatches: () => batches(1),
+      examplesPerEpoch: 8,
+    });
     assert.equal(result.steps, 8);
     assert.equal(result.testAccuracy, 1);
     await sessions;
@@ -190,14 +237,26 @@ describe('split sessions over a star', () => {
     const forwards = received.filter((f) => f.type === MESSAGE_TYPES.splitForward || f.type === MESSAGE_TYPES.splitEvaluate);
     assert.equal(forwards.length, 9, '8 training steps and 1 evaluation batch');
     // Labels are int32 tensors; in u-shaped mode the client sends activations (float32) only.
-    for (const frame of received) assert.ok(frame.tensors.every((t) => t.dtype === 'float32'), `frame type ${frame.type} carries ${frame.tensors.map((t) => t.dtype).join(', ')}`);
+    for (const frame of received)
+      assert.ok(
+        frame.tensors.every((t) => t.dtype === 'float32'),
+        `frame type ${frame.type} carries ${frame.tensors.map((t) => t.dtype).join(', ')}`,
+      );
   });
 
   test('splitfed: the client-side weights are averaged after every epoch', async () => {
     const { links, sessions } = await setup('splitfed', 2);
     const models = [fakeClientModel(0), fakeClientModel(10)];
     const runs = links.map((link, rank) =>
-      runSplitClient({ link, mode: 'splitfed', model: models[rank], epochs: 2, batches: () => batches(rank === 0 ? 2 : 4), testBatches: () => [], examplesPerEpoch: rank === 0 ? 4 : 8 }),
+      runSplitClient({
+        link,
+        mode: 'splitfed',
+        model: models[rank],
+        epochs: 2,
+        batches: () => batches(rank === 0 ? 2 : 4),
+        testBatches: () => [],
+        examplesPerEpoch: rank === 0 ? 4 : 8,
+      }),
     );
     await Promise.all(runs);
     await sessions;
@@ -208,7 +267,19 @@ describe('split sessions over a star', () => {
   test('sequential: clients take turns and hand the client-side weights over', async () => {
     const { links, sessions, stepsSeen } = await setup('sequential', 2);
     const models = [fakeClientModel(0), fakeClientModel(100)];
-    await Promise.all(links.map((link, rank) => runSplitClient({ link, mode: 'sequential', model: models[rank], epochs: 2, batches: () => batches(3), testBatches: () => [], examplesPerEpoch: 6 })));
+    await Promise.all(
+      links.map((link, rank) =>
+        runSplitClient({
+          link,
+          mode: 'sequential',
+          model: models[rank],
+          epochs: 2,
+          batches: () => batches(3),
+          testBatches: () => [],
+          examplesPerEpoch: 6,
+        }),
+      ),
+    );
     await sessions;
     // Turns: 0, 1, 0, 1 (3 steps each); the weights travel: 3 steps per turn, 4 turns.
     assert.deepEqual(stepsSeen.map(([id]) => id).join(''), '000111000111');

@@ -47,27 +47,65 @@ describe('FileStoreTracker writes MLflow file-store layout', () => {
     await t.finish('FINISHED');
 
     const run = `1/${runId}`;
-    assert.deepEqual(tree(root), [
-      '.trash/', '0/', '0/meta.yaml', '1/', `${run}/`,
-      `${run}/artifacts/`, `${run}/artifacts/model/`, `${run}/artifacts/model/w.bin`,
-      `${run}/meta.yaml`, `${run}/metrics/`, `${run}/metrics/acc`, `${run}/metrics/loss`,
-      `${run}/params/`, `${run}/params/lr`, `${run}/params/optimizer`,
-      `${run}/tags/`, `${run}/tags/mlflow.note.content`, `${run}/tags/mlflow.runName`, `${run}/tags/mlflow.user`, `${run}/tags/tensorfleet.role`,
-      '1/meta.yaml',
-    ].sort());
+    assert.deepEqual(
+      tree(root),
+      [
+        '.trash/',
+        '0/',
+        '0/meta.yaml',
+        '1/',
+        `${run}/`,
+        `${run}/artifacts/`,
+        `${run}/artifacts/model/`,
+        `${run}/artifacts/model/w.bin`,
+        `${run}/meta.yaml`,
+        `${run}/metrics/`,
+        `${run}/metrics/acc`,
+        `${run}/metrics/loss`,
+        `${run}/params/`,
+        `${run}/params/lr`,
+        `${run}/params/optimizer`,
+        `${run}/tags/`,
+        `${run}/tags/mlflow.note.content`,
+        `${run}/tags/mlflow.runName`,
+        `${run}/tags/mlflow.user`,
+        `${run}/tags/tensorfleet.role`,
+        '1/meta.yaml',
+      ].sort(),
+    );
     const url = (p: string): string => pathToFileURL(path.join(root, p)).href;
-    assert.equal(read(path.join(root, '0/meta.yaml')).replace(MS, '<ms>'),
+    assert.equal(
+      read(path.join(root, '0/meta.yaml')).replace(MS, '<ms>'),
       `artifact_location: ${url('0')}\ncreation_time: <ms>\nexperiment_id: ` +
-        `'0'\nlast_update_time: <ms>\nlifecycle_stage: active\nname: Default\n`);
-    assert.equal(read(path.join(root, '1/meta.yaml')).replace(MS, '<ms>'),
+        `'0'\nlast_update_time: <ms>\nlifecycle_stage: active\nname: Default\n`,
+    );
+    assert.equal(
+      read(path.join(root, '1/meta.yaml')).replace(MS, '<ms>'),
       `artifact_location: ${url('1')}\ncreation_time: <ms>\nexperiment_id: ` +
-        `'1'\nlast_update_time: <ms>\nlifecycle_stage: active\nname: mnist-ddp\n`);
+        `'1'\nlast_update_time: <ms>\nlifecycle_stage: active\nname: mnist-ddp\n`,
+    );
     const runIdYaml = /^\d/.test(runId) ? `'${runId}'` : runId;
-    assert.equal(read(path.join(root, run, 'meta.yaml')).replace(MS, '<ms>'), [
-      `artifact_uri: ${url(`${run}/artifacts`)}`, 'end_time: <ms>', "entry_point_name: ''", "experiment_id: '1'",
-      'lifecycle_stage: active', `run_id: ${runIdYaml}`, 'run_name: ddp-train', `run_uuid: ${runIdYaml}`, "source_name: ''",
-      'source_type: 4', "source_version: ''", 'start_time: <ms>', 'status: 3', 'tags: []', 'user_id: trainer', '',
-    ].join('\n'));
+    assert.equal(
+      read(path.join(root, run, 'meta.yaml')).replace(MS, '<ms>'),
+      [
+        `artifact_uri: ${url(`${run}/artifacts`)}`,
+        'end_time: <ms>',
+        "entry_point_name: ''",
+        "experiment_id: '1'",
+        'lifecycle_stage: active',
+        `run_id: ${runIdYaml}`,
+        'run_name: ddp-train',
+        `run_uuid: ${runIdYaml}`,
+        "source_name: ''",
+        'source_type: 4',
+        "source_version: ''",
+        'start_time: <ms>',
+        'status: 3',
+        'tags: []',
+        'user_id: trainer',
+        '',
+      ].join('\n'),
+    );
     assert.equal(read(path.join(root, run, 'metrics/loss')).replace(MS, '<ms>'), '<ms> 0.5 1\n<ms> 0.25 2\n');
     assert.equal(read(path.join(root, run, 'metrics/acc')).replace(MS, '<ms>'), '<ms> 1 0\n');
     assert.equal(read(path.join(root, run, 'params/lr')), '0.01');
@@ -102,10 +140,15 @@ describe('FileStoreTracker writes MLflow file-store layout', () => {
     await t.startRun('r');
     t.logParams({ lr: 0.1 });
     t.logParams({ lr: '0.1' });
-    assert.throws(() => t.logParams({ lr: 0.2 }), { code: 'TRAINER_ERR_TRACKING', message: /param lr of run [0-9a-f]+ is already "0.1"; cannot change it to "0.2"/ });
+    assert.throws(() => t.logParams({ lr: 0.2 }), {
+      code: 'TRAINER_ERR_TRACKING',
+      message: /param lr of run [0-9a-f]+ is already "0.1"; cannot change it to "0.2"/,
+    });
     assert.throws(() => t.logMetric('../x', 1), { code: 'TRAINER_ERR_TRACKING', message: /invalid metric key "..\/x"/ });
     assert.throws(() => t.logMetric('loss', 1, 1.5), { message: 'metric loss: step must be an integer, got 1.5' });
-    await assert.rejects(t.finish('SUCCESS' as RunEndStatus), { message: 'run status must be one of FINISHED, FAILED, KILLED, got "SUCCESS"' });
+    await assert.rejects(t.finish('SUCCESS' as RunEndStatus), {
+      message: 'run status must be one of FINISHED, FAILED, KILLED, got "SUCCESS"',
+    });
     await t.finish('FINISHED');
   });
 });

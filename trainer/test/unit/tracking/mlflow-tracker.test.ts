@@ -74,7 +74,9 @@ class FakeMlflow {
         return fail(404, 'RESOURCE_DOES_NOT_EXIST', `Could not find experiment with name '${name}'`);
       }
       // tags left out: empty lists are omitted from responses.
-      return send(200, { experiment: { experiment_id: id, name, artifact_location: `mlflow-artifacts:/${id}`, lifecycle_stage: 'active' } });
+      return send(200, {
+        experiment: { experiment_id: id, name, artifact_location: `mlflow-artifacts:/${id}`, lifecycle_stage: 'active' },
+      });
     }
     if (req.method !== 'POST') return fail(404, 'ENDPOINT_NOT_FOUND', `No endpoint ${req.method} ${url.pathname}`);
     if (contentType?.split(';')[0] !== 'application/json') {
@@ -89,10 +91,13 @@ class FakeMlflow {
           this.experiments.set(`raced:${name}`, 'x');
         }
         if (this.experiments.has(name)) {
-          return fail(400, 'RESOURCE_ALREADY_EXISTS',
+          return fail(
+            400,
+            'RESOURCE_ALREADY_EXISTS',
             `Experiment(name=${name}) already exists. Error: (raised as a result of Query-invoked autoflush) ` +
-            `(psycopg2.errors.UniqueViolation) duplicate key value violates unique ` +
-              `constraint "experiments_name_key" [SQL: INSERT INTO experiments ...]`);
+              `(psycopg2.errors.UniqueViolation) duplicate key value violates unique ` +
+              `constraint "experiments_name_key" [SQL: INSERT INTO experiments ...]`,
+          );
         }
         const id = String(this.nextExperimentId++);
         this.experiments.set(name, id);
@@ -106,8 +111,16 @@ class FakeMlflow {
         // end_time and empty lists are left out.
         return send(200, {
           run: {
-            info: { run_id: runId, run_uuid: runId, experiment_id: experimentId, run_name: body['run_name'], status: 'RUNNING',
-              start_time: body['start_time'], artifact_uri: `mlflow-artifacts:/${experimentId}/${runId}/artifacts`, lifecycle_stage: 'active' },
+            info: {
+              run_id: runId,
+              run_uuid: runId,
+              experiment_id: experimentId,
+              run_name: body['run_name'],
+              status: 'RUNNING',
+              start_time: body['start_time'],
+              artifact_uri: `mlflow-artifacts:/${experimentId}/${runId}/artifacts`,
+              lifecycle_stage: 'active',
+            },
             data: { tags: body['tags'] },
           },
         });
@@ -246,7 +259,10 @@ describe('MlflowTracker follows MLflow 2.10 REST contract (local HTTP server)', 
         assert.ok(b.metrics <= 1000 && b.params <= 100 && b.tags <= 100 && b.metrics + b.params + b.tags <= 1000, JSON.stringify(b));
       }
       assert.equal(fake.metrics.length, 2500);
-      assert.deepEqual(fake.metrics.map((m) => m.step), Array.from({ length: 2500 }, (_, i) => i));
+      assert.deepEqual(
+        fake.metrics.map((m) => m.step),
+        Array.from({ length: 2500 }, (_, i) => i),
+      );
       assert.equal(fake.params.length, 150);
       assert.equal(fake.params[149]?.value, '149');
       assert.equal(fake.tags.length, 150);
@@ -263,10 +279,13 @@ describe('MlflowTracker follows MLflow 2.10 REST contract (local HTTP server)', 
       await new Promise((r) => setTimeout(r, 50));
       assert.equal(fake.batches.length, 0);
       await t.finish('FINISHED');
-      assert.deepEqual(fake.metrics.map(({ key, value, step }) => ({ key, value, step })), [
-        { key: 'acc', value: 0.5, step: 0 },
-        { key: 'loss', value: 'NaN' as unknown as number, step: 3 },
-      ]);
+      assert.deepEqual(
+        fake.metrics.map(({ key, value, step }) => ({ key, value, step })),
+        [
+          { key: 'acc', value: 0.5, step: 0 },
+          { key: 'loss', value: 'NaN' as unknown as number, step: 3 },
+        ],
+      );
       assert.equal(fake.runs.get(runId)?.status, 'FINISHED');
       assert.equal(typeof fake.runs.get(runId)?.endTime, 'number');
     });
@@ -306,8 +325,14 @@ describe('MlflowTracker follows MLflow 2.10 REST contract (local HTTP server)', 
       const port = fake.port;
       await fake.stop();
       for (let i = 0; i < 20; i++) t.logMetric('loss', i, i);
-      await assert.rejects(t.flush(), (err: unknown) => err instanceof MlflowApiError && err.httpStatus === undefined && /ECONNREFUSED/.test(err.message));
-      await assert.rejects(t.finish('FINISHED'), (err: unknown) => isTrainerError(err, 'TRAINER_ERR_TRACKING') && /could not send 20 metrics/.test(err.message));
+      await assert.rejects(
+        t.flush(),
+        (err: unknown) => err instanceof MlflowApiError && err.httpStatus === undefined && /ECONNREFUSED/.test(err.message),
+      );
+      await assert.rejects(
+        t.finish('FINISHED'),
+        (err: unknown) => isTrainerError(err, 'TRAINER_ERR_TRACKING') && /could not send 20 metrics/.test(err.message),
+      );
       assert.equal(t.stats.bufferedMetrics, 20);
       await fake.start(port);
       await t.finish('FINISHED');
@@ -327,7 +352,10 @@ describe('MlflowTracker follows MLflow 2.10 REST contract (local HTTP server)', 
       await assert.rejects(t.flush());
       fake.unavailableUntil = 0;
       await t.finish('FINISHED');
-      assert.deepEqual(fake.metrics.map((m) => m.step), [5, 6, 7, 8, 9, 10, 11, 12, 13, 14]);
+      assert.deepEqual(
+        fake.metrics.map((m) => m.step),
+        [5, 6, 7, 8, 9, 10, 11, 12, 13, 14],
+      );
     });
   });
 

@@ -2,7 +2,15 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Packr } from 'msgpackr';
 import { type ErrorCode, isTrainerError, MESSAGE_TYPES, PROTOCOL_VERSION } from '../../../src/contract';
-import { allocateFloat32Frame, codecStats, decodeFrame, encodeFrame, encodeFrameParts, float32Tensor, type Message } from '../../../src/transport/codec';
+import {
+  allocateFloat32Frame,
+  codecStats,
+  decodeFrame,
+  encodeFrame,
+  encodeFrameParts,
+  float32Tensor,
+  type Message,
+} from '../../../src/transport/codec';
 
 const packr = new Packr({ useRecords: false });
 
@@ -97,14 +105,35 @@ describe('codec', () => {
     const acts = new Float32Array(new ArrayBuffer(4 * 999 + 12), 12, 999);
     acts.forEach((_, i) => (acts[i] = i / 7));
     const messages: Message[] = [
-      { type: MESSAGE_TYPES.splitForward, step: 3, seq: 0, tensors: [{ dtype: 'float32', shape: [9, 111], data: acts }, { dtype: 'int32', shape: [3], data: Int32Array.from([1, 2, 3]) }], meta: { epoch: 1 } },
-      { type: MESSAGE_TYPES.tensor, step: 0, seq: 1, tensors: [{ dtype: 'uint8', shape: [5], data: Uint8Array.from([1, 2, 3, 4, 5]) }, { dtype: 'float16', shape: [0], data: new Uint16Array(0) }, float32Tensor(Float32Array.from([9]))] },
+      {
+        type: MESSAGE_TYPES.splitForward,
+        step: 3,
+        seq: 0,
+        tensors: [
+          { dtype: 'float32', shape: [9, 111], data: acts },
+          { dtype: 'int32', shape: [3], data: Int32Array.from([1, 2, 3]) },
+        ],
+        meta: { epoch: 1 },
+      },
+      {
+        type: MESSAGE_TYPES.tensor,
+        step: 0,
+        seq: 1,
+        tensors: [
+          { dtype: 'uint8', shape: [5], data: Uint8Array.from([1, 2, 3, 4, 5]) },
+          { dtype: 'float16', shape: [0], data: new Uint16Array(0) },
+          float32Tensor(Float32Array.from([9])),
+        ],
+      },
       { type: MESSAGE_TYPES.splitDone, step: 9, seq: 0, meta: { testAccuracy: 0.98 } },
     ];
     for (const message of messages) {
       const parts = encodeFrameParts(4, message);
       assert.deepEqual(Buffer.concat(parts), encodeFrame(4, message), `type ${message.type}`);
-      assert.deepEqual(decodeFrame(Buffer.concat(parts)).tensors.map((t) => t.data), (message.tensors ?? []).map((t) => t.data));
+      assert.deepEqual(
+        decodeFrame(Buffer.concat(parts)).tensors.map((t) => t.data),
+        (message.tensors ?? []).map((t) => t.data),
+      );
     }
     const [head, actsView, padding, labelsView] = encodeFrameParts(4, messages[0]);
     assert.equal(head.byteLength % 8, 0, 'the first tensor starts 8-aligned');
@@ -116,7 +145,13 @@ describe('codec', () => {
 
   test('fails to encode a tensor whose shape does not match its data', () => {
     assert.throws(
-      () => encodeFrame(0, { type: MESSAGE_TYPES.tensor, step: 0, seq: 0, tensors: [{ dtype: 'float32', shape: [3], data: new Float32Array(2) }] }),
+      () =>
+        encodeFrame(0, {
+          type: MESSAGE_TYPES.tensor,
+          step: 0,
+          seq: 0,
+          tensors: [{ dtype: 'float32', shape: [3], data: new Float32Array(2) }],
+        }),
       /cannot encode tensor 0: shape \[3\] of float32 needs 12 bytes, got 8/,
     );
   });
@@ -125,7 +160,11 @@ describe('codec', () => {
     rejectsWith('TRAINER_ERR_BAD_FRAME', new Uint8Array(3), /frame is 3 bytes, shorter than the 5-byte minimum/);
     rejectsWith('TRAINER_ERR_BAD_FRAME', Uint8Array.from([0, 0, 0, 0, 0x80, 0, 0, 0]), /header length 0/);
     rejectsWith('TRAINER_ERR_BAD_FRAME', Uint8Array.from([200, 0, 0, 0, 0x80, 0, 0, 0]), /header length 200 does not fit a 8-byte frame/);
-    rejectsWith('TRAINER_ERR_BAD_FRAME', encodeFrame(0, { type: MESSAGE_TYPES.tensor, step: 0, seq: 0 }).subarray(0, 9), /header length \d+ does not fit/);
+    rejectsWith(
+      'TRAINER_ERR_BAD_FRAME',
+      encodeFrame(0, { type: MESSAGE_TYPES.tensor, step: 0, seq: 0 }).subarray(0, 9),
+      /header length \d+ does not fit/,
+    );
     rejectsWith('TRAINER_ERR_BAD_FRAME', rawFrame([1, 2, 3]), /header is not a msgpack map/);
     const notMsgpack = rawFrame(valid);
     notMsgpack[4] = 0xc1;
@@ -136,7 +175,11 @@ describe('codec', () => {
     rejectsWith('TRAINER_ERR_UNKNOWN_VERSION', rawFrame({ ...valid, v: 99 }), /unknown protocol version 99 \(this endpoint speaks 1\)/);
     rejectsWith('TRAINER_ERR_UNKNOWN_VERSION', rawFrame({ ...valid, v: undefined }));
     rejectsWith('TRAINER_ERR_UNKNOWN_TYPE', rawFrame({ ...valid, t: 250 }), /unknown message type 250/);
-    rejectsWith('TRAINER_ERR_UNKNOWN_DTYPE', rawFrame({ ...valid, x: [['float64', [1]]] }, 8), /unknown dtype "float64" \(allowed: float32, int32, uint8, float16\)/);
+    rejectsWith(
+      'TRAINER_ERR_UNKNOWN_DTYPE',
+      rawFrame({ ...valid, x: [['float64', [1]]] }, 8),
+      /unknown dtype "float64" \(allowed: float32, int32, uint8, float16\)/,
+    );
     rejectsWith('TRAINER_ERR_UNKNOWN_DTYPE', rawFrame({ ...valid, x: [[7, [1]]] }, 8));
   });
 
@@ -150,12 +193,32 @@ describe('codec', () => {
   });
 
   test('fails when shape x item size does not match the bytes, or dimensions are absurd', () => {
-    rejectsWith('TRAINER_ERR_SHAPE_MISMATCH', rawFrame({ ...valid, x: [['float32', [3]]] }, 8), /tensor 0 shape \[3\] needs more bytes|runs past the end/);
-    rejectsWith('TRAINER_ERR_SHAPE_MISMATCH', rawFrame({ ...valid, x: [['float32', [1]]] }, 8), /tensors declare \d+ bytes in total but the frame has \d+/);
-    rejectsWith('TRAINER_ERR_SHAPE_MISMATCH', rawFrame({ ...valid, x: [['uint8', [-1]]] }, 8), /dimension -1; dimensions must be integers from 0/);
+    rejectsWith(
+      'TRAINER_ERR_SHAPE_MISMATCH',
+      rawFrame({ ...valid, x: [['float32', [3]]] }, 8),
+      /tensor 0 shape \[3\] needs more bytes|runs past the end/,
+    );
+    rejectsWith(
+      'TRAINER_ERR_SHAPE_MISMATCH',
+      rawFrame({ ...valid, x: [['float32', [1]]] }, 8),
+      /tensors declare \d+ bytes in total but the frame has \d+/,
+    );
+    rejectsWith(
+      'TRAINER_ERR_SHAPE_MISMATCH',
+      rawFrame({ ...valid, x: [['uint8', [-1]]] }, 8),
+      /dimension -1; dimensions must be integers from 0/,
+    );
     rejectsWith('TRAINER_ERR_SHAPE_MISMATCH', rawFrame({ ...valid, x: [['uint8', [2 ** 40]]] }, 8), /dimension 1099511627776/);
-    rejectsWith('TRAINER_ERR_SHAPE_MISMATCH', rawFrame({ ...valid, x: [['uint8', [65536, 65536, 65536]]] }, 8), /needs more bytes than the/);
-    rejectsWith('TRAINER_ERR_SHAPE_MISMATCH', rawFrame({ ...valid, x: [['uint8', [1, 1, 1, 1, 1, 1, 1, 1, 1]]] }, 8), /at most 8 dimensions/);
+    rejectsWith(
+      'TRAINER_ERR_SHAPE_MISMATCH',
+      rawFrame({ ...valid, x: [['uint8', [65536, 65536, 65536]]] }, 8),
+      /needs more bytes than the/,
+    );
+    rejectsWith(
+      'TRAINER_ERR_SHAPE_MISMATCH',
+      rawFrame({ ...valid, x: [['uint8', [1, 1, 1, 1, 1, 1, 1, 1, 1]]] }, 8),
+      /at most 8 dimensions/,
+    );
     rejectsWith('TRAINER_ERR_SHAPE_MISMATCH', rawFrame({ ...valid, x: [['uint8', 'big']] }, 8), /shape must be a list/);
   });
 

@@ -22,7 +22,12 @@ function client(hub: Hub, rank: number, options: Partial<HubClientOptions> = {})
 }
 
 function tensorMessage(step: number, values: number[]): Message {
-  return { type: MESSAGE_TYPES.flFitResult, step, seq: 0, tensors: [{ dtype: 'float32', shape: [values.length], data: Float32Array.from(values) }] };
+  return {
+    type: MESSAGE_TYPES.flFitResult,
+    step,
+    seq: 0,
+    tensors: [{ dtype: 'float32', shape: [values.length], data: Float32Array.from(values) }],
+  };
 }
 
 function rawClient(port: number, headers: Record<string, string>): Promise<WebSocket> {
@@ -220,7 +225,10 @@ describe('Hub', () => {
 
   test('fails on bad options', () => {
     assert.throws(() => new Hub({ maxQueuedFrames: 0 }), /Hub: 'maxQueuedFrames' must be an integer >= 1, got 0/);
-    assert.throws(() => new HubClient({ host: LOOPBACK, port: 1, rank: 0, worldSize: 1, connectTimeoutMs: -1 }), /HubClient: 'connectTimeoutMs' must be an integer >= 1, got -1/);
+    assert.throws(
+      () => new HubClient({ host: LOOPBACK, port: 1, rank: 0, worldSize: 1, connectTimeoutMs: -1 }),
+      /HubClient: 'connectTimeoutMs' must be an integer >= 1, got -1/,
+    );
   });
 });
 
@@ -243,14 +251,32 @@ function assertBatch(frame: Frame, step: number, data: Float32Array, rows: numbe
   assert.equal(frame.step, step, `${from}: step`);
   const [matrix, labels] = frame.tensors;
   assert.deepEqual(matrix.shape, [rows, data.length / rows], `${from}: shape of step ${step}`);
-  assert.ok(matrix.data instanceof Float32Array && Buffer.from(matrix.data.buffer, matrix.data.byteOffset, matrix.data.byteLength).equals(Buffer.from(data.buffer, data.byteOffset, data.byteLength)), `${from}: the bytes of step ${step}`);
-  assert.deepEqual([...labels.data], Array.from({ length: rows }, (_, i) => (i * 7 + step) % 10), `${from}: labels of step ${step}`);
+  assert.ok(
+    matrix.data instanceof Float32Array &&
+      Buffer.from(matrix.data.buffer, matrix.data.byteOffset, matrix.data.byteLength).equals(
+        Buffer.from(data.buffer, data.byteOffset, data.byteLength),
+      ),
+    `${from}: the bytes of step ${step}`,
+  );
+  assert.deepEqual(
+    [...labels.data],
+    Array.from({ length: rows }, (_, i) => (i * 7 + step) % 10),
+    `${from}: labels of step ${step}`,
+  );
 }
 
 describe('Hub data plane (frames read in place, sent without copies)', () => {
   // Element counts around the 16 KiB pieces threshold, the 64 KiB direct-read threshold, the 4 KiB
   // header reads and the 256 KiB shared read buffer; 64 x 1568 is the bench's batch.
-  const sizes: Array<[rows: number, cols: number]> = [[1, 3], [1, 4095], [1, 4097], [2, 8191], [3, 5462], [64, 1568], [61, 20_001]];
+  const sizes: Array<[rows: number, cols: number]> = [
+    [1, 3],
+    [1, 4095],
+    [1, 4097],
+    [2, 8191],
+    [3, 5462],
+    [64, 1568],
+    [61, 20_001],
+  ];
 
   test('frames of every size cross both ways bit-exact, as views of 8-aligned buffers, with nothing copied', async () => {
     const hub = await startHub();
@@ -289,7 +315,8 @@ describe('Hub data plane (frames read in place, sent without copies)', () => {
       for (const [k, data] of payloads.entries()) assertBatch(await hub.recv('0'), k, data, rowsOf(k), 'client -> hub');
       const frames = payloads.map((data, k) => encodeOutgoingFrame(0, batchMessage(k, data, rowsOf(k))));
       await Promise.all(frames.flatMap((frame) => [hub.sendFrame('0', frame), hub.sendFrame('1', frame)]));
-      for (const link of [a, b]) for (const [k, data] of payloads.entries()) assertBatch(await link.recv(), k, data, rowsOf(k), 'hub -> client');
+      for (const link of [a, b])
+        for (const [k, data] of payloads.entries()) assertBatch(await link.recv(), k, data, rowsOf(k), 'hub -> client');
     } finally {
       await Promise.all([a.close(), b.close()]);
       await hub.close();
@@ -312,7 +339,10 @@ describe('Hub data plane (frames read in place, sent without copies)', () => {
         // Idle gaps longer than the heartbeat timeout would drop the client if pongs were lost.
         if (step % 10 === 0) await new Promise((r) => setTimeout(r, 150));
       }
-      assert.deepEqual(changes.map((change) => change.kind), ['join']);
+      assert.deepEqual(
+        changes.map((change) => change.kind),
+        ['join'],
+      );
       assert.ok(c.connected);
     } finally {
       await c.close();
@@ -346,7 +376,12 @@ describe('Hub data plane (frames read in place, sent without copies)', () => {
       const pending = later(hub.recv('0'));
       const dropped = later(c.recv());
       await c.send(batchMessage(0, randomFloat32(1, 64 * 1568), 64));
-      await assert.rejects(pending, (err: unknown) => isTrainerError(err, 'TRAINER_ERR_PEER_CLOSED') && /WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: Max payload size exceeded/.test(err.message));
+      await assert.rejects(
+        pending,
+        (err: unknown) =>
+          isTrainerError(err, 'TRAINER_ERR_PEER_CLOSED') &&
+          /WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: Max payload size exceeded/.test(err.message),
+      );
       await assert.rejects(dropped, (err: unknown) => isTrainerError(err, 'TRAINER_ERR_PEER_CLOSED') && /code 1009/.test(err.message));
     } finally {
       await c.close();

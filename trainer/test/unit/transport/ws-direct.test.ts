@@ -21,7 +21,11 @@ function randomBytes(seed: number, length: number): Buffer {
 /** `bytes` cut into 1 to 4 pieces at random places. */
 function pieces(bytes: Buffer, seed: number): Buffer[] {
   const random = seededRandom(seed);
-  const cuts = [0, ...Array.from({ length: Math.floor(random() * 4) }, () => Math.floor(random() * bytes.length)).sort((a, b) => a - b), bytes.length];
+  const cuts = [
+    0,
+    ...Array.from({ length: Math.floor(random() * 4) }, () => Math.floor(random() * bytes.length)).sort((a, b) => a - b),
+    bytes.length,
+  ];
   return cuts.slice(1).map((end, i) => bytes.subarray(cuts[i], end));
 }
 
@@ -59,11 +63,17 @@ describe('sendBinaryParts', () => {
   test('fails through the callback when the socket is closed or there is nothing to send', async () => {
     const pair = await connectedPair();
     try {
-      await assert.rejects(written((cb) => sendBinaryParts(pair.client, [], true, cb)), /nothing to send/);
+      await assert.rejects(
+        written((cb) => sendBinaryParts(pair.client, [], true, cb)),
+        /nothing to send/,
+      );
       const closed = new Promise((resolve) => pair.client.once('close', resolve));
       pair.client.close();
       await closed;
-      await assert.rejects(written((cb) => sendBinaryParts(pair.client, [Buffer.from([1])], true, cb)), /WebSocket is not open \(readyState 3\)/);
+      await assert.rejects(
+        written((cb) => sendBinaryParts(pair.client, [Buffer.from([1])], true, cb)),
+        /WebSocket is not open \(readyState 3\)/,
+      );
     } finally {
       await pair.close();
     }
@@ -76,11 +86,23 @@ describe('readFramesDirectly', () => {
     let serverActivity = 0;
     let serverTookOver = false;
     const pair = await connectedPair((ws) => {
-      serverTookOver = readFramesDirectly(ws, { peerIsClient: true, maxPayloadBytes: 1 << 24, message: (frame) => got.server.push(frame), activity: () => serverActivity++ });
+      serverTookOver = readFramesDirectly(ws, {
+        peerIsClient: true,
+        maxPayloadBytes: 1 << 24,
+        message: (frame) => got.server.push(frame),
+        activity: () => serverActivity++,
+      });
     });
     try {
       assert.ok(serverTookOver, 'the accepted socket was taken over');
-      assert.ok(readFramesDirectly(pair.client, { peerIsClient: false, maxPayloadBytes: 1 << 24, message: (frame) => got.client.push(frame), activity: () => undefined }));
+      assert.ok(
+        readFramesDirectly(pair.client, {
+          peerIsClient: false,
+          maxPayloadBytes: 1 << 24,
+          message: (frame) => got.client.push(frame),
+          activity: () => undefined,
+        }),
+      );
       const wsMessages: Array<{ side: string; isBinary: boolean; text: string }> = [];
       pair.server.on('message', (data: Buffer, isBinary: boolean) => wsMessages.push({ side: 'server', isBinary, text: data.toString() }));
       pair.client.on('message', (data: Buffer, isBinary: boolean) => wsMessages.push({ side: 'client', isBinary, text: data.toString() }));
@@ -89,8 +111,12 @@ describe('readFramesDirectly', () => {
       for (const bytes of payloads) pair.client.send(bytes);
       for (const bytes of payloads) await written((cb) => sendBinaryParts(pair.server, pieces(bytes, bytes.length), false, cb));
       const deadline = Date.now() + 5000;
-      while ((got.server.length < payloads.length || got.client.length < payloads.length) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-      assert.deepEqual(got.server.map((b) => b.length), LENGTHS);
+      while ((got.server.length < payloads.length || got.client.length < payloads.length) && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 5));
+      assert.deepEqual(
+        got.server.map((b) => b.length),
+        LENGTHS,
+      );
       assert.ok(got.server.every((frame, i) => frame.equals(payloads[i]) && frame.byteOffset % 8 === 0));
       assert.ok(got.client.every((frame, i) => frame.equals(payloads[i])));
       assert.ok(serverActivity > 0);
@@ -101,7 +127,9 @@ describe('readFramesDirectly', () => {
       pair.client.send('hello');
       await text;
       assert.deepEqual(wsMessages, [{ side: 'server', isBinary: false, text: 'hello' }], 'binary frames never reach ws; text does');
-      const closed = new Promise<[number, string]>((resolve) => pair.server.once('close', (code, reason) => resolve([code, reason.toString()])));
+      const closed = new Promise<[number, string]>((resolve) =>
+        pair.server.once('close', (code, reason) => resolve([code, reason.toString()])),
+      );
       pair.client.close(4001, 'bye');
       assert.deepEqual(await closed, [4001, 'bye']);
     } finally {

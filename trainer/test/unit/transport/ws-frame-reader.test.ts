@@ -82,14 +82,15 @@ function reader(
 /** Feed `bytes` in random-sized pieces (1 byte to 70 KiB). */
 function feed(target: WsFrameReader, bytes: Buffer, seed: number): void {
   const random = seededRandom(seed);
-  for (let at = 0; at < bytes.length; ) {
+  for (let at = 0; at < bytes.length;) {
     const n = 1 + Math.floor(random() ** 3 * 70_000);
     target.push(bytes.subarray(at, at + n));
     at += n;
   }
 }
 
-const tensorFrame = (seq: number, data: Float32Array): Buffer => encodeFrame(1, { type: MESSAGE_TYPES.chunk, step: 2, seq, tensors: [float32Tensor(data)] });
+const tensorFrame = (seq: number, data: Float32Array): Buffer =>
+  encodeFrame(1, { type: MESSAGE_TYPES.chunk, step: 2, seq, tensors: [float32Tensor(data)] });
 
 describe('WsFrameReader', () => {
   const big = [randomFloat32(1, 50_001), randomFloat32(2, 20_000), randomFloat32(3, 4096 * 4)];
@@ -119,7 +120,15 @@ describe('WsFrameReader', () => {
 
   test('unmasks client frames (a zero key streams, another key is assembled and unmasked)', () => {
     const { reader: r, seen } = reader(true, () => true);
-    feed(r, Buffer.concat([wsFrame(0x2, tensorFrame(0, big[0]), [0, 0, 0, 0]), wsFrame(0x2, tensorFrame(1, big[1]), [7, 0, 255, 3]), wsFrame(0x2, small, [1, 2, 3, 4])]), 9);
+    feed(
+      r,
+      Buffer.concat([
+        wsFrame(0x2, tensorFrame(0, big[0]), [0, 0, 0, 0]),
+        wsFrame(0x2, tensorFrame(1, big[1]), [7, 0, 255, 3]),
+        wsFrame(0x2, small, [1, 2, 3, 4]),
+      ]),
+      9,
+    );
     assert.deepEqual(seen.streamed, [big[0]]);
     assert.deepEqual(decodeFrame(seen.messages[0]).tensors[0].data, big[1]);
     assert.deepEqual(decodeFrame(seen.messages[1]).tensors[0].data, Float32Array.from([1, 2, 3]));
@@ -202,7 +211,7 @@ describe('WsFrameReader', () => {
 function kernelReads(target: WsFrameReader, wire: Buffer, chunk: () => number): { staged: number; shared: number; direct: number } {
   const shared = Buffer.alloc(256 * 1024);
   const landed = { staged: 0, shared: 0, direct: 0 };
-  for (let at = 0; at < wire.length; ) {
+  for (let at = 0; at < wire.length;) {
     const next = target.nextRead();
     const buffer = next?.buffer ?? shared;
     const n = Math.min(buffer.length, wire.length - at, chunk());
@@ -262,7 +271,10 @@ describe('WsFrameReader with headerReadBytes (the hub)', () => {
         assert.deepEqual(Buffer.concat(forwarded), ping, 'the ping goes to ws');
         assert.equal(landed.staged + landed.shared + landed.direct, wire.length);
         // Only the 20 000-element frame is small enough to end in the shared buffer (under 64 KiB left after its header).
-        assert.ok(landed.direct > 0.9 * (payloads[0].byteLength + payloads[3].byteLength), `direct ${landed.direct} of ${wire.length} (seed ${seed})`);
+        assert.ok(
+          landed.direct > 0.9 * (payloads[0].byteLength + payloads[3].byteLength),
+          `direct ${landed.direct} of ${wire.length} (seed ${seed})`,
+        );
       }
     });
   }
@@ -279,7 +291,9 @@ describe('WsFrameReader with headerReadBytes (the hub)', () => {
     for (const bad of [8, 100.5]) {
       assert.throws(
         () => hubReader(false, bad),
-        (err: unknown) => isTrainerError(err, 'TRAINER_ERR_INVALID_ARGUMENT') && err.message === `WsFrameReader: 'headerReadBytes' must be an integer >= 16, got ${bad}`,
+        (err: unknown) =>
+          isTrainerError(err, 'TRAINER_ERR_INVALID_ARGUMENT') &&
+          err.message === `WsFrameReader: 'headerReadBytes' must be an integer >= 16, got ${bad}`,
       );
     }
   });
@@ -345,11 +359,14 @@ describe('WsTransport.recvFloat32Into', () => {
       assert.deepEqual(copy, late);
 
       await a.sendFloat32View(1, header(7), sent[0]);
-      await assert.rejects(b.recvFloat32Into(0, { ...header(3), length: sent[0].length }, sum(into[0]), { what: 'chunk 4' }), (err: unknown) => {
-        assert.ok(isTrainerError(err, 'TRAINER_ERR_SHAPE_MISMATCH'));
-        assert.match(err.message, /^rank 1 expected chunk 4 from rank 0 \(127\.0\.0\.1:\d+\), got step 0 seq 7 instead of step 0 seq 3$/);
-        return true;
-      });
+      await assert.rejects(
+        b.recvFloat32Into(0, { ...header(3), length: sent[0].length }, sum(into[0]), { what: 'chunk 4' }),
+        (err: unknown) => {
+          assert.ok(isTrainerError(err, 'TRAINER_ERR_SHAPE_MISMATCH'));
+          assert.match(err.message, /^rank 1 expected chunk 4 from rank 0 \(127\.0\.0\.1:\d+\), got step 0 seq 7 instead of step 0 seq 3$/);
+          return true;
+        },
+      );
     } finally {
       await group.close();
     }

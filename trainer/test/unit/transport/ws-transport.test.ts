@@ -42,11 +42,17 @@ describe('WsTransport', () => {
       const ok = await rawClient(port, { headers: { authorization: 'Bearer right' } });
       ok.terminate();
       const client = transport({ rank: 1, worldSize: 2, authToken: 'wrong' });
-      await assert.rejects(client.connect([{ host: LOOPBACK, port }, { host: LOOPBACK, port: 1 }]), (err: unknown) => {
-        assert.ok(isTrainerError(err, 'TRAINER_ERR_UNAUTHORIZED'), String(err));
-        assert.match(err.message, /^rank 1 was refused by rank 0 \(127\.0\.0\.1:\d+\): HTTP 401/);
-        return true;
-      });
+      await assert.rejects(
+        client.connect([
+          { host: LOOPBACK, port },
+          { host: LOOPBACK, port: 1 },
+        ]),
+        (err: unknown) => {
+          assert.ok(isTrainerError(err, 'TRAINER_ERR_UNAUTHORIZED'), String(err));
+          assert.match(err.message, /^rank 1 was refused by rank 0 \(127\.0\.0\.1:\d+\): HTTP 401/);
+          return true;
+        },
+      );
       await client.close();
     } finally {
       await server.close();
@@ -105,7 +111,10 @@ describe('WsTransport', () => {
   test('fails with TRAINER_ERR_STALE_GENERATION between generations', async () => {
     const current = transport({ rank: 0, worldSize: 2, generation: 2, connectTimeoutMs: 1500 });
     const port = await current.listen();
-    const peers = [{ host: LOOPBACK, port }, { host: LOOPBACK, port: 9 }];
+    const peers = [
+      { host: LOOPBACK, port },
+      { host: LOOPBACK, port: 9 },
+    ];
     // A leftover rank 1 of generation 1 is refused and knows at once it is the stale one.
     const stale = transport({ rank: 1, worldSize: 2, generation: 1, connectTimeoutMs: 1500 });
     const started = Date.now();
@@ -132,7 +141,10 @@ describe('WsTransport', () => {
     // Rank 1 completes the hello and then never answers a ping (a hung process).
     const mute = await rawClient(port, { autoPong: false });
     mute.send(encodeFrame(1, helloMessage({ rank: 1, worldSize: 2, generation: 0 })));
-    await server.connect([{ host: LOOPBACK, port }, { host: LOOPBACK, port: 9 }]);
+    await server.connect([
+      { host: LOOPBACK, port },
+      { host: LOOPBACK, port: 9 },
+    ]);
     const started = Date.now();
     await assert.rejects(server.recv(1), (err: unknown) => {
       assert.ok(isTrainerError(err, 'TRAINER_ERR_PEER_TIMEOUT'), String(err));
@@ -170,14 +182,20 @@ describe('WsTransport', () => {
     const rogue = await rawClient(port);
     const rogueClosed = closed(rogue);
     rogue.send(encodeFrame(1, helloMessage({ rank: 1, worldSize: 2, generation: 0 })));
-    await server.connect([{ host: LOOPBACK, port }, { host: LOOPBACK, port: 9 }]);
+    await server.connect([
+      { host: LOOPBACK, port },
+      { host: LOOPBACK, port: 9 },
+    ]);
     const pending = server.recv(1);
     const frame = encodeFrame(1, { type: MESSAGE_TYPES.tensor, step: 0, seq: 0 });
     frame[4] = 0xc1; // first header byte: a never-used msgpack type
     rogue.send(frame);
     await assert.rejects(pending, (err: unknown) => {
       assert.ok(isTrainerError(err, 'TRAINER_ERR_BAD_FRAME'), String(err));
-      assert.match(err.message, /^rank 0 lost rank 1 \(127\.0\.0\.1:9\): it sent an invalid frame: invalid frame: header is not valid msgpack/);
+      assert.match(
+        err.message,
+        /^rank 0 lost rank 1 \(127\.0\.0\.1:9\): it sent an invalid frame: invalid frame: header is not valid msgpack/,
+      );
       return true;
     });
     assert.equal((await rogueClosed).code, CLOSE_CODES.badFrame);
@@ -191,7 +209,10 @@ describe('WsTransport', () => {
     await a.sendFloat32(1, { type: MESSAGE_TYPES.chunk, step: 0, seq: 0 }, 32 * 1024, (out) => out.fill(1));
     await assert.rejects(pending, (err: unknown) => {
       assert.ok(isTrainerError(err, 'TRAINER_ERR_PEER_CLOSED'), String(err));
-      assert.match(err.message, /^rank 1 lost rank 0 \(127\.0\.0\.1:\d+\): connection closed \(code 10\d\d.*WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: Max payload size exceeded/);
+      assert.match(
+        err.message,
+        /^rank 1 lost rank 0 \(127\.0\.0\.1:\d+\): connection closed \(code 10\d\d.*WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: Max payload size exceeded/,
+      );
       return true;
     });
     await group.close();
@@ -201,16 +222,38 @@ describe('WsTransport', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tensorfleet-tls-'));
     try {
       try {
-        execFileSync('openssl', [
-          'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-          '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
-          '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
-        ], { stdio: 'ignore' });
+        execFileSync(
+          'openssl',
+          [
+            'req',
+            '-x509',
+            '-newkey',
+            'ec',
+            '-pkeyopt',
+            'ec_paramgen_curve:prime256v1',
+            '-nodes',
+            '-days',
+            '1',
+            '-subj',
+            '/CN=localhost',
+            '-addext',
+            'subjectAltName=IP:127.0.0.1,DNS:localhost',
+            '-keyout',
+            join(dir, 'key.pem'),
+            '-out',
+            join(dir, 'cert.pem'),
+          ],
+          { stdio: 'ignore' },
+        );
       } catch {
         t.skip('openssl is not available to make a test certificate');
         return;
       }
-      const tls = { tlsKey: readFileSync(join(dir, 'key.pem')), tlsCert: readFileSync(join(dir, 'cert.pem')), tlsCa: readFileSync(join(dir, 'cert.pem')) };
+      const tls = {
+        tlsKey: readFileSync(join(dir, 'key.pem')),
+        tlsCert: readFileSync(join(dir, 'cert.pem')),
+        tlsCa: readFileSync(join(dir, 'cert.pem')),
+      };
       const group = await createWsGroup(2, { ...tls, authToken: 'secret' });
       const [a, b] = group.transports;
       await b.sendFloat32(0, { type: MESSAGE_TYPES.chunk, step: 0, seq: 0 }, 2, (out) => out.set([7, 8]));
