@@ -52,7 +52,10 @@ export interface FederatedFleetProps extends SourceProps {
   readonly strategy?: StrategyName;
   /** FedProx proximal term. @default 0 */
   readonly proximalMu?: number;
-  /** Server learning rate (FedAvgM, FedAdam, FedYogi, FedAdagrad). @default - 0.1 for FedAdam, FedYogi and FedAdagrad (Flower's eta), else 1 */
+  /**
+   * Server learning rate (FedAvgM, FedAdam, FedYogi, FedAdagrad).
+   * @default - 0.1 for FedAdam, FedYogi and FedAdagrad (Flower's eta), else 1
+   */
   readonly serverLearningRate?: number;
   /** FedAvgM momentum. @default 0 */
   readonly serverMomentum?: number;
@@ -143,7 +146,13 @@ export class FederatedFleet extends Construct {
     this.name = checkDnsLabel(this, 'name', props.name ?? kebab(id), 40);
     const image = checkImage(this, 'image', props.image ?? DEFAULT_TRAINER_IMAGE);
     this.clients = checkInt(this, 'clients', props.clients ?? 2, 1, 10_000);
-    const minAvailableClients = checkInt(this, 'minAvailableClients', props.minAvailableClients ?? Math.min(2, this.clients), 1, this.clients);
+    const minAvailableClients = checkInt(
+      this,
+      'minAvailableClients',
+      props.minAvailableClients ?? Math.min(2, this.clients),
+      1,
+      this.clients,
+    );
     const minFitClients = checkInt(this, 'minFitClients', props.minFitClients ?? Math.min(2, this.clients), 1, minAvailableClients);
     const fractionFit = props.fractionFit ?? 1;
     if (!(fractionFit > 0 && fractionFit <= 1)) throw new PropError(this, 'fractionFit', fractionFit, 'a number in (0, 1]');
@@ -159,12 +168,22 @@ export class FederatedFleet extends Construct {
     const trimBeta = props.trimBeta ?? 0.2;
     if (!(trimBeta >= 0 && trimBeta < 0.5)) throw new PropError(this, 'trimBeta', trimBeta, 'a number in [0, 0.5)');
     if ((props.dpNoiseMultiplier ?? 0) > 0 && !(props.dpClipNorm && props.dpClipNorm > 0)) {
-      throw new PropError(this, 'dpClipNorm', props.dpClipNorm, "a number > 0 when 'dpNoiseMultiplier' is set (noise is scaled by the clip norm)");
+      throw new PropError(
+        this,
+        'dpClipNorm',
+        props.dpClipNorm,
+        "a number > 0 when 'dpNoiseMultiplier' is set (noise is scaled by the clip norm)",
+      );
     }
     const strategy = checkOneOf(this, 'strategy', props.strategy ?? 'fedavg', STRATEGIES);
     const byzantineClients = checkInt(this, 'byzantineClients', props.byzantineClients ?? 0, 0, this.clients);
     if ((strategy === 'krum' || strategy === 'multikrum') && minFitClients < 2 * byzantineClients + 3) {
-      throw new PropError(this, 'minFitClients', minFitClients, `at least 2 x byzantineClients + 3 (${2 * byzantineClients + 3}) for ${strategy}`);
+      throw new PropError(
+        this,
+        'minFitClients',
+        minFitClients,
+        `at least 2 x byzantineClients + 3 (${2 * byzantineClients + 3}) for ${strategy}`,
+      );
     }
     const stateGiB = checkInt(this, 'serverStateGiB', props.serverStateGiB ?? 1, 1);
 
@@ -185,7 +204,11 @@ export class FederatedFleet extends Construct {
       roundTimeoutMs: checkInt(this, 'roundTimeoutSeconds', props.roundTimeoutSeconds ?? 600, 1) * 1000,
       strategy,
       proximalMu: props.proximalMu ?? 0,
-      serverLearningRate: checkPositive(this, 'serverLearningRate', props.serverLearningRate ?? (['fedadam', 'fedyogi', 'fedadagrad'].includes(strategy) ? 0.1 : 1)),
+      serverLearningRate: checkPositive(
+        this,
+        'serverLearningRate',
+        props.serverLearningRate ?? (['fedadam', 'fedyogi', 'fedadagrad'].includes(strategy) ? 0.1 : 1),
+      ),
       serverMomentum: props.serverMomentum ?? 0,
       trimBeta,
       byzantineClients,
@@ -241,7 +264,11 @@ export class FederatedFleet extends Construct {
                 clusterSelector: {
                   nodeSelectorTerms: [
                     {
-                      matchExpressions: Object.entries(props.remoteClusterLabels).map(([key, value]) => ({ key, operator: 'In', values: [value] })),
+                      matchExpressions: Object.entries(props.remoteClusterLabels).map(([key, value]) => ({
+                        key,
+                        operator: 'In',
+                        values: [value],
+                      })),
                     },
                   ],
                 },

@@ -71,7 +71,10 @@ export class MlflowRuns implements JobRunLookup {
   }
 
   async lookup(query: JobRunQuery): Promise<JobTracking> {
-    const experiment = await this.call('GET', `/api/2.0/mlflow/experiments/get-by-name?experiment_name=${encodeURIComponent(query.experimentName)}`);
+    const experiment = await this.call(
+      'GET',
+      `/api/2.0/mlflow/experiments/get-by-name?experiment_name=${encodeURIComponent(query.experimentName)}`,
+    );
     if (experiment === undefined) return {};
     const experimentId = String((experiment.experiment as Json | undefined)?.experiment_id ?? '');
     if (!experimentId) return {};
@@ -84,7 +87,9 @@ export class MlflowRuns implements JobRunLookup {
     });
     const runs = ((found?.runs as Json[] | undefined) ?? []).map(parseRun).filter((r): r is JobRun => r !== undefined);
     // Filtered here rather than in the search: start_time filters differ between MLflow versions.
-    const run = runs.filter((r) => query.startedAfterMs === undefined || r.startTime >= query.startedAfterMs).sort((a, b) => b.startTime - a.startTime)[0];
+    const run = runs
+      .filter((r) => query.startedAfterMs === undefined || r.startTime >= query.startedAfterMs)
+      .sort((a, b) => b.startTime - a.startTime)[0];
     return { experimentId, ...(run ? { run } : {}) };
   }
 
@@ -97,7 +102,7 @@ export class MlflowRuns implements JobRunLookup {
       signal: AbortSignal.timeout(this.timeoutMs),
     });
     const text = await response.text();
-    let parsed: Json = {};
+    let parsed: Json;
     try {
       parsed = text ? (JSON.parse(text) as Json) : {};
     } catch {
@@ -134,6 +139,7 @@ function parseRun(raw: Json): JobRun | undefined {
 /** The MLflow UI's page of a run, or of the experiment while there is no run. */
 export function mlflowUiLink(uiUrl: string, tracking: JobTracking): string | undefined {
   const base = uiUrl.replace(/\/+$/, '');
-  if (tracking.run) return `${base}/#/experiments/${encodeURIComponent(tracking.run.experimentId || tracking.experimentId || '')}/runs/${encodeURIComponent(tracking.run.runId)}`;
+  if (tracking.run)
+    return `${base}/#/experiments/${encodeURIComponent(tracking.run.experimentId || tracking.experimentId || '')}/runs/${encodeURIComponent(tracking.run.runId)}`;
   return tracking.experimentId ? `${base}/#/experiments/${encodeURIComponent(tracking.experimentId)}` : undefined;
 }

@@ -1,7 +1,8 @@
 /**
  * One rank of the all-reduce bench (forked by allreduce.ts). Config comes from
  * the contract env; bench parameters from argv:
- *   --sizes <bytes,...> --iters <n,...> --warmup <n> --algos ring,star,plain-ws [--chunk-bytes <n> (ring only)] [--rounds <n>] [--jit-warmup <n>]
+ *   --sizes <bytes,...> --iters <n,...> --warmup <n> --algos ring,star,plain-ws
+ *   [--chunk-bytes <n> (ring only)] [--rounds <n>] [--jit-warmup <n>]
  * With `--jit-warmup n`, each algorithm first runs n untimed all-reduces of
  * JIT_WARMUP_BYTES: V8 tiers a function up after enough calls, and an
  * all-reduce makes few calls, so it takes hundreds of them (a training job
@@ -36,7 +37,10 @@ type AllReduce = (data: Float32Array, step: number) => Promise<void>;
 const JIT_WARMUP_BYTES = 1024 * 1024;
 
 /** Each algorithm, set up on the group's transport. `star` is the naive algorithm over our transport; `plain-ws`, over plain ws. */
-const ALGOS: Record<string, (transport: Transport, chunkBytes: number | undefined, step: number) => Promise<{ run: AllReduce; close(): Promise<void> }>> = {
+const ALGOS: Record<
+  string,
+  (transport: Transport, chunkBytes: number | undefined, step: number) => Promise<{ run: AllReduce; close(): Promise<void> }>
+> = {
   ring: async (transport, chunkBytes) => ({
     run: (data, step) => ringAllReduce(transport, data, { step, ...(chunkBytes === undefined ? {} : { chunkBytes }) }),
     close: async () => undefined,
@@ -72,7 +76,8 @@ async function runTcpSink(totalBytes: number): Promise<void> {
 /** After one all-reduce of 1/worldSize everywhere, every element is 1 (up to float32 rounding). */
 function checkSum(data: Float32Array, algo: string): void {
   for (let i = 0; i < data.length; i++) {
-    if (!(Math.abs(data[i] - 1) < 1e-5)) throw new Error(`${algo} all-reduce of ${data.length} elements is wrong at element ${i}: ${data[i]} instead of 1`);
+    if (!(Math.abs(data[i] - 1) < 1e-5))
+      throw new Error(`${algo} all-reduce of ${data.length} elements is wrong at element ${i}: ${data[i]} instead of 1`);
   }
 }
 
@@ -126,7 +131,7 @@ async function main(): Promise<void> {
     if (jitWarmup > 0) {
       const warmupBuffer = allocate(JIT_WARMUP_BYTES / 4);
       for (let iter = 0; iter < jitWarmup; iter++) {
-        await barrier(transport, { step: step++ });
+        await barrier(transport, { step });
         await allReduce.run(warmupBuffer, step++);
       }
     }
@@ -139,7 +144,7 @@ async function main(): Promise<void> {
         const timesMs: number[] = [];
         let cpuMicros = 0;
         for (let iter = 0; iter < warm + (iters[i] ?? iters[0]); iter++) {
-          await barrier(transport, { step: step++ });
+          await barrier(transport, { step });
           const cpu = process.cpuUsage();
           const start = process.hrtime.bigint();
           await allReduce.run(data, step++);
@@ -157,7 +162,7 @@ async function main(): Promise<void> {
   }
   await nextRound();
   process.off('message', onMessage); // the IPC channel must not keep this process alive
-  await barrier(transport, { step: step++ });
+  await barrier(transport, { step });
   await transport.close();
 }
 

@@ -8,7 +8,30 @@ export interface ManifestObject {
   readonly apiVersion: string;
   readonly kind: string;
   readonly metadata: { readonly name: string; readonly annotations?: Record<string, string>; readonly labels?: Record<string, string> };
-  readonly spec?: any;
+  readonly spec?: ManifestSpec;
+}
+
+interface PodSpec {
+  readonly initContainers?: readonly ContainerSpec[];
+  readonly containers?: readonly ContainerSpec[];
+}
+interface ContainerSpec {
+  readonly name: string;
+  readonly image: string;
+  readonly ports?: ReadonlyArray<{ readonly name?: string; readonly containerPort: number }>;
+}
+/** The fields of a workload's, Service's or NetworkPolicy's spec the summary reads (unchecked: our own dist/). */
+interface ManifestSpec {
+  readonly replicas?: number;
+  readonly completions?: number;
+  readonly parallelism?: number;
+  readonly template?: { readonly spec?: PodSpec };
+  readonly jobTemplate?: { readonly spec?: { readonly template?: { readonly spec?: PodSpec } } };
+  readonly clusterIP?: string;
+  readonly ports?: ReadonlyArray<{ readonly port: number; readonly targetPort?: number | string }>;
+  readonly ingress?: readonly unknown[];
+  readonly egress?: readonly unknown[];
+  readonly policyTypes?: readonly string[];
 }
 
 const CHART_SUFFIX = '.k8s.yaml';
@@ -29,7 +52,7 @@ export function loadChart(distDir: string, chart: string): ManifestObject[] {
     .filter((o): o is ManifestObject => o !== null);
 }
 
-function podSpecOf(o: ManifestObject): any | undefined {
+function podSpecOf(o: ManifestObject): PodSpec | undefined {
   return o.spec?.template?.spec ?? o.spec?.jobTemplate?.spec?.template?.spec;
 }
 
@@ -47,7 +70,7 @@ export function describeTopology(chart: string, objects: readonly ManifestObject
       lines.push(`    ${o.kind}/${o.metadata.name}${detail(o)}`);
       const pod = podSpecOf(o);
       for (const c of [...(pod?.initContainers ?? []), ...(pod?.containers ?? [])]) {
-        const ports = (c.ports ?? []).map((p: any) => `${p.name ?? ''}:${p.containerPort}`).join(' ');
+        const ports = (c.ports ?? []).map((p) => `${p.name ?? ''}:${p.containerPort}`).join(' ');
         const init = (pod?.initContainers ?? []).includes(c) ? 'init ' : '';
         lines.push(`      ${init}container ${c.name}  ${c.image}${ports ? `  ports ${ports}` : ''}`);
       }
@@ -64,7 +87,7 @@ function detail(o: ManifestObject): string {
     case 'Job':
       return `  completions ${o.spec?.completions ?? 1}, parallelism ${o.spec?.parallelism ?? 1}`;
     case 'Service': {
-      const ports = (o.spec?.ports ?? []).map((p: any) => `${p.port}->${p.targetPort ?? p.port}`).join(' ');
+      const ports = (o.spec?.ports ?? []).map((p) => `${p.port}->${p.targetPort ?? p.port}`).join(' ');
       return `  ${o.spec?.clusterIP === 'None' ? 'headless' : 'ClusterIP'} ${ports}`;
     }
     case 'NetworkPolicy': {

@@ -79,7 +79,8 @@ function parseHeader(text: string, file: string): Promise<string[]> {
   return new Promise((resolve, reject) => {
     parse(text, { bom: true, relax_column_count: true }, (err, records: string[][]) => {
       if (err) reject(datasetError(`${file}: cannot parse the header row: ${err.message}`));
-      else if (records.length === 0 || records[0].every((c) => c.trim() === '')) reject(datasetError(`${file}: no header row (the file is empty)`));
+      else if (records.length === 0 || records[0].every((c) => c.trim() === ''))
+        reject(datasetError(`${file}: no header row (the file is empty)`));
       else resolve(records[0].map((c) => c.trim()));
     });
   });
@@ -166,7 +167,8 @@ class TableBuilder {
       this.targets[this.count] = numberOrFail(value, row, this.spec.labelColumn!, this.file, 'target');
       return;
     }
-    if (value.trim() === '') throw datasetError(`${this.file}: row ${row}, column ${JSON.stringify(this.spec.labelColumn)}: the label is empty`);
+    if (value.trim() === '')
+      throw datasetError(`${this.file}: row ${row}, column ${JSON.stringify(this.spec.labelColumn)}: the label is empty`);
     let id = this.labelIdOf.get(value);
     if (id === undefined) {
       id = this.labelValues.length;
@@ -239,7 +241,12 @@ export async function readCsv(path: string, spec: CsvSpec, file: string = path):
   } finally {
     await handle.close();
   }
-  if (headerEnd < 0) throw datasetError(size === 0 ? `${file}: no header row (the file is empty)` : `${file}: the header row is longer than ${CHUNK_BYTES} bytes or the file has no data rows`);
+  if (headerEnd < 0)
+    throw datasetError(
+      size === 0
+        ? `${file}: no header row (the file is empty)`
+        : `${file}: the header row is longer than ${CHUNK_BYTES} bytes or the file has no data rows`,
+    );
   const header = await parseHeader(first.toString('utf8', 0, headerEnd), file);
   const plan = layout(header, spec, file);
   // Rows estimated from the first chunk's bytes per line, so the arrays rarely grow.
@@ -296,7 +303,7 @@ async function readBytes(path: string, start: number, size: number, plan: Layout
       let pos = 0;
       while (pos < stop) {
         // One line: [pos, lf).
-        let lf = chunk.indexOf(LF, pos);
+        const lf = chunk.indexOf(LF, pos);
         let lineEnd = lf;
         if (lineEnd > pos && chunk[lineEnd - 1] === CR) lineEnd--;
         if (lineEnd === pos) {

@@ -34,7 +34,10 @@ export interface LocalTrainingOptions {
 }
 
 export interface LocalTrainingResult {
-  /** The trained model state (a new array: every weight, trainable and non-trainable, `model.weights` order, as getFlatWeights gives it). */
+  /**
+   * The trained model state (a new array: every weight, trainable and non-trainable,
+   * `model.weights` order, as getFlatWeights gives it).
+   */
   readonly weights: Float32Array;
   /** Examples trained on per epoch (the result's weight in FedAvg). */
   readonly numExamples: number;
@@ -56,8 +59,10 @@ function checkOptions(opts: LocalTrainingOptions): void {
   int('epochs', 1);
   int('batchSize', 1);
   int('seed', 0);
-  if (!(opts.learningRate > 0) || !Number.isFinite(opts.learningRate)) throw invalid(`trainLocally: 'learningRate' must be a finite number > 0, got ${opts.learningRate}`);
-  if (!(opts.proximalMu >= 0) || !Number.isFinite(opts.proximalMu)) throw invalid(`trainLocally: 'proximalMu' must be a finite number >= 0, got ${opts.proximalMu}`);
+  if (!(opts.learningRate > 0) || !Number.isFinite(opts.learningRate))
+    throw invalid(`trainLocally: 'learningRate' must be a finite number > 0, got ${opts.learningRate}`);
+  if (!(opts.proximalMu >= 0) || !Number.isFinite(opts.proximalMu))
+    throw invalid(`trainLocally: 'proximalMu' must be a finite number >= 0, got ${opts.proximalMu}`);
 }
 
 /**
@@ -137,7 +142,12 @@ export function trainLocally(
     tf.dispose(anchors);
     disposeOptimizer(optimizer);
   }
-  return { weights: getFlatWeights(model), numExamples: indices.length, loss: lossSum / indices.length, accuracy: correct / indices.length };
+  return {
+    weights: getFlatWeights(model),
+    numExamples: indices.length,
+    loss: lossSum / indices.length,
+    accuracy: correct / indices.length,
+  };
 }
 
 /**
@@ -149,8 +159,18 @@ export function buildTwoNN(inputShape: InputShape, numClasses: number, seed: num
     name: 'two_nn',
     layers: [
       tf.layers.flatten({ name: 'flatten', inputShape: [...inputShape] }),
-      tf.layers.dense({ name: 'dense1', units: 200, activation: 'relu', kernelInitializer: tf.initializers.heNormal({ seed: seed >>> 0 }) }),
-      tf.layers.dense({ name: 'dense2', units: 200, activation: 'relu', kernelInitializer: tf.initializers.heNormal({ seed: (seed + 1) >>> 0 }) }),
+      tf.layers.dense({
+        name: 'dense1',
+        units: 200,
+        activation: 'relu',
+        kernelInitializer: tf.initializers.heNormal({ seed: seed >>> 0 }),
+      }),
+      tf.layers.dense({
+        name: 'dense2',
+        units: 200,
+        activation: 'relu',
+        kernelInitializer: tf.initializers.heNormal({ seed: (seed + 1) >>> 0 }),
+      }),
       tf.layers.dense({ name: 'logits', units: numClasses, kernelInitializer: tf.initializers.glorotUniform({ seed: (seed + 2) >>> 0 }) }),
     ],
   });

@@ -36,7 +36,10 @@ export function resolveCutLayer(
   return index + 1;
 }
 
-/** The largest cut of a model of `layerCount` layers in `mode`: the server keeps one layer, plus the head in u-shaped mode on the client. */
+/**
+ * The largest cut of a model of `layerCount` layers in `mode`: the server keeps one layer,
+ * plus the head in u-shaped mode on the client.
+ */
 export function maxCutLayer(layerCount: number, mode: SplitMode): number {
   return layerCount - 1 - (mode === 'u-shaped' ? 1 : 0);
 }

@@ -118,7 +118,10 @@ export class WsFrameReader {
   constructor(private readonly handlers: FrameReaderHandlers) {
     const stagingBytes = handlers.headerReadBytes;
     if (stagingBytes !== undefined && (!Number.isInteger(stagingBytes) || stagingBytes < 16)) {
-      throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `WsFrameReader: 'headerReadBytes' must be an integer >= 16, got ${stagingBytes}`);
+      throw new TrainerError(
+        'TRAINER_ERR_INVALID_ARGUMENT',
+        `WsFrameReader: 'headerReadBytes' must be an integer >= 16, got ${stagingBytes}`,
+      );
     }
     this.staging = stagingBytes === undefined ? undefined : Buffer.allocUnsafe(stagingBytes);
   }
@@ -148,7 +151,8 @@ export class WsFrameReader {
           chunk.copy(this.info, this.infoHave, at, at + n);
           this.infoHave += n;
           at += n;
-          if (this.infoHave === 2) this.infoNeed = 2 + ((this.info[1] & 0x7f) === 126 ? 2 : (this.info[1] & 0x7f) === 127 ? 8 : 0) + (this.info[1] & 0x80 ? 4 : 0);
+          if (this.infoHave === 2)
+            this.infoNeed = 2 + ((this.info[1] & 0x7f) === 126 ? 2 : (this.info[1] & 0x7f) === 127 ? 8 : 0) + (this.info[1] & 0x80 ? 4 : 0);
           if (this.infoHave === this.infoNeed) this.frameStart();
           break;
         }
@@ -177,10 +181,14 @@ export class WsFrameReader {
    */
   nextRead(): ReturnType<SocketReadHandlers['nextRead']> {
     const staging = this.staging;
-    if (staging && (this.mode === 'info' || (this.mode === 'payload' && this.head !== undefined))) return { buffer: staging, direct: false };
+    if (staging && (this.mode === 'info' || (this.mode === 'payload' && this.head !== undefined)))
+      return { buffer: staging, direct: false };
     if (this.mode !== 'payload') return undefined;
     const assembled = this.assembled;
-    if (assembled) return this.frameBytes - this.pos >= DIRECT_MIN_BYTES ? { buffer: assembled.subarray(this.pos, this.frameBytes), direct: true } : undefined;
+    if (assembled)
+      return this.frameBytes - this.pos >= DIRECT_MIN_BYTES
+        ? { buffer: assembled.subarray(this.pos, this.frameBytes), direct: true }
+        : undefined;
     const stream = this.stream;
     if (!stream) return undefined;
     const destination = this.destination;
@@ -192,7 +200,10 @@ export class WsFrameReader {
     return this.readArea && { buffer: this.readArea, direct: false };
   }
 
-  /** `length` bytes were read straight into the `direct` buffer {@link nextRead} handed out before the read (a masked frame is unmasked at its end). */
+  /**
+   * `length` bytes were read straight into the `direct` buffer {@link nextRead} handed out
+   * before the read (a masked frame is unmasked at its end).
+   */
   pushInPlace(length: number): void {
     this.pos += length;
     if (this.pos === this.frameBytes) this.frameEnd();

@@ -33,11 +33,17 @@ const packr = new Packr({ useRecords: false });
 
 const SEEDS: readonly Buffer[] = [
   encodeFrame(1, { type: MESSAGE_TYPES.chunk, step: 3, seq: 9, tensors: [float32Tensor(Float32Array.from([1, 2, 3, 4, 5]))] }),
-  encodeFrame(1, { type: MESSAGE_TYPES.tensor, step: 0, seq: 0, meta: { a: 1 }, tensors: [
-    { dtype: 'uint8', shape: [3], data: Uint8Array.from([1, 2, 3]) },
-    { dtype: 'int32', shape: [2, 1], data: Int32Array.from([4, 5]) },
-    { dtype: 'float16', shape: [1], data: Uint16Array.from([1]) },
-  ] }),
+  encodeFrame(1, {
+    type: MESSAGE_TYPES.tensor,
+    step: 0,
+    seq: 0,
+    meta: { a: 1 },
+    tensors: [
+      { dtype: 'uint8', shape: [3], data: Uint8Array.from([1, 2, 3]) },
+      { dtype: 'int32', shape: [2, 1], data: Int32Array.from([4, 5]) },
+      { dtype: 'float16', shape: [1], data: Uint16Array.from([1]) },
+    ],
+  }),
   encodeFrame(1, helloMessage({ rank: 1, worldSize: 2, generation: 0 })),
   encodeFrame(1, { type: MESSAGE_TYPES.barrier, step: 70000, seq: 1 }),
 ];
@@ -83,7 +89,8 @@ function mutate(random: () => number): Uint8Array {
   switch (Math.floor(random() * 7)) {
     case 0: {
       const frame = Buffer.from(seed);
-      for (let flips = 1 + Math.floor(random() * 4); flips > 0; flips--) frame[Math.floor(random() * frame.length)] = Math.floor(random() * 256);
+      for (let flips = 1 + Math.floor(random() * 4); flips > 0; flips--)
+        frame[Math.floor(random() * frame.length)] = Math.floor(random() * 256);
       return frame;
     }
     case 1:
@@ -114,7 +121,7 @@ function decodeCode(frame: Uint8Array): ErrorCode | undefined {
     return undefined;
   } catch (err) {
     if (!(err instanceof TrainerError) || !FRAME_CODES.has(err.code)) {
-      throw new Error(`untyped decode error for frame ${Buffer.from(frame).toString('hex').slice(0, 200)}: ${String(err)}`);
+      throw new Error(`untyped decode error for frame ${Buffer.from(frame).toString('hex').slice(0, 200)}: ${String(err)}`, { cause: err });
     }
     return err.code;
   }
@@ -131,7 +138,10 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
 /** Open a connection, optionally say hello as rank 1, send `frame`, and resolve with the close code and reason. */
 function sendOne(port: number, frame: Uint8Array, hello: boolean): Promise<{ code: number; reason: string }> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}${WS_PATH}`, { perMessageDeflate: false, headers: { authorization: `Bearer ${TOKEN}` } });
+    const ws = new WebSocket(`ws://127.0.0.1:${port}${WS_PATH}`, {
+      perMessageDeflate: false,
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
     ws.once('error', reject);
     ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() }));
     ws.once('open', () => {
@@ -171,13 +181,31 @@ describe('fuzzing frames', () => {
       counts.set(code, (counts.get(code) ?? 0) + 1);
     }
     assert.ok(Date.now() - started < 20_000, 'decoding must not be pathologically slow');
-    for (const code of FRAME_CODES) if (code !== 'TRAINER_ERR_PAYLOAD_TOO_LARGE') assert.ok((counts.get(code) ?? 0) > 0, `no frame produced ${code}`);
+    for (const code of FRAME_CODES)
+      if (code !== 'TRAINER_ERR_PAYLOAD_TOO_LARGE') assert.ok((counts.get(code) ?? 0) > 0, `no frame produced ${code}`);
     assert.ok((counts.get('accepted') ?? 0) < DIRECT_FRAMES / 2, JSON.stringify([...counts]));
   });
 
   test(`a live endpoint survives ${SOCKET_FRAMES + SOCKET_FRAMES_AFTER_HELLO} bad frames over real sockets, then serves a well-formed peer`, async () => {
-    const endpoint = new WsTransport({ rank: 0, worldSize: 2, listenHost: '127.0.0.1', listenPort: 0, authToken: TOKEN, maxPayloadBytes: MAX_PAYLOAD_BYTES, timeoutMs: 10_000, connectTimeoutMs: 120_000 });
-    const peer = new WsTransport({ rank: 1, worldSize: 2, listenHost: '127.0.0.1', listenPort: 0, authToken: TOKEN, maxPayloadBytes: MAX_PAYLOAD_BYTES, timeoutMs: 10_000 });
+    const endpoint = new WsTransport({
+      rank: 0,
+      worldSize: 2,
+      listenHost: '127.0.0.1',
+      listenPort: 0,
+      authToken: TOKEN,
+      maxPayloadBytes: MAX_PAYLOAD_BYTES,
+      timeoutMs: 10_000,
+      connectTimeoutMs: 120_000,
+    });
+    const peer = new WsTransport({
+      rank: 1,
+      worldSize: 2,
+      listenHost: '127.0.0.1',
+      listenPort: 0,
+      authToken: TOKEN,
+      maxPayloadBytes: MAX_PAYLOAD_BYTES,
+      timeoutMs: 10_000,
+    });
     try {
       await fuzzEndpoint(endpoint, peer);
     } finally {
@@ -205,12 +233,24 @@ async function fuzzEndpoint(endpoint: WsTransport, peer: WsTransport): Promise<v
   await inBatches(cases.slice(0, SOCKET_FRAMES), 32, check);
   await inBatches(cases.slice(SOCKET_FRAMES), 1, check);
   const rawCodes = new Set<number>();
-  await inBatches(Array.from({ length: RAW_GARBAGE_CONNECTIONS }, (_, i) => Buffer.from(Array.from({ length: 2 + (i % 40) }, () => Math.floor(random() * 256)))), 16, async (bytes) => {
-    rawCodes.add(await sendRawGarbage(port, bytes));
-  });
-  assert.ok([...rawCodes].every((code) => code >= 1002 && code <= 1009 || code === 1006), [...rawCodes].join(', '));
+  await inBatches(
+    Array.from({ length: RAW_GARBAGE_CONNECTIONS }, (_, i) =>
+      Buffer.from(Array.from({ length: 2 + (i % 40) }, () => Math.floor(random() * 256))),
+    ),
+    16,
+    async (bytes) => {
+      rawCodes.add(await sendRawGarbage(port, bytes));
+    },
+  );
+  assert.ok(
+    [...rawCodes].every((code) => (code >= 1002 && code <= 1009) || code === 1006),
+    [...rawCodes].join(', '),
+  );
 
-  const peers = [{ host: '127.0.0.1', port }, { host: '127.0.0.1', port: await peer.listen() }];
+  const peers = [
+    { host: '127.0.0.1', port },
+    { host: '127.0.0.1', port: await peer.listen() },
+  ];
   await Promise.all([endpoint.connect(peers), peer.connect(peers)]);
   const data = [Float32Array.from([1, 2, 3]), Float32Array.from([10, 20, 30])];
   await Promise.all([ringAllReduce(endpoint, data[0]), ringAllReduce(peer, data[1])]);

@@ -24,7 +24,10 @@ describe('tensorfleet CLI', () => {
   test('an unknown subcommand exits 2 and lists the valid ones', () => {
     const r = cli('frobnicate');
     assert.equal(r.code, 2);
-    assert.equal(r.stderr.trim(), 'tensorfleet: unknown command "frobnicate"; valid commands: synth, run, trainer, ensure-secrets, bench, eval, predict, submit, jobs, logs, cancel');
+    assert.equal(
+      r.stderr.trim(),
+      'tensorfleet: unknown command "frobnicate"; valid commands: synth, run, trainer, ensure-secrets, bench, eval, predict, submit, jobs, logs, cancel',
+    );
   });
 
   test('an unknown flag exits 2 and lists the valid flags', () => {
@@ -50,20 +53,26 @@ describe('tensorfleet CLI', () => {
   test('trainer with an unknown role exits 2 listing the roles; a bad env names every variable', () => {
     const unknown = cli('trainer', 'parameter-server');
     assert.equal(unknown.code, 2);
-    assert.match(unknown.stderr, /unknown role "parameter-server"; valid roles: ddp, fl-server, fl-client, split-server, split-client, api/);
+    assert.match(
+      unknown.stderr,
+      /unknown role "parameter-server"; valid roles: ddp, fl-server, fl-client, split-server, split-client, api/,
+    );
     const r = spawnSync(process.execPath, [CLI_JS, 'trainer', 'ddp'], {
       encoding: 'utf8',
       env: { PATH: process.env.PATH, WORLD_SIZE: 'two' },
     });
     assert.equal(r.status, 1);
-    assert.match(r.stderr, /TRAINER_ERR_INVALID_ENV: invalid trainer environment: TENSORFLEET_JOB_NAME is missing; WORLD_SIZE must be an integer from 1 to 4096, got "two"/);
+    assert.match(
+      r.stderr,
+      /TRAINER_ERR_INVALID_ENV: invalid trainer environment: TENSORFLEET_JOB_NAME is missing; WORLD_SIZE must be an integer from 1 to 4096, got "two"/,
+    );
   });
 
   test('run prints the topology of a synthesized chart, and lists the charts for an unknown one', () => {
     const r = cli('run', 'mlflow');
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^chart mlflow: \d+ objects/);
-    assert.match(r.stdout, /Deployment\/mlflow  replicas 1/);
+    assert.match(r.stdout, /Deployment\/mlflow {2}replicas 1/);
     const unknown = cli('run', 'nope');
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /unknown chart "nope"; charts in .*dist: .*mlflow/);
@@ -71,7 +80,17 @@ describe('tensorfleet CLI', () => {
 
   test('submit takes every POST /jobs field as a kebab-case flag, and refuses a bad kind before calling the API', () => {
     const help = cli('submit', '--help');
-    for (const flag of ['--job-name', '--batch-size', '--dataset-uri', '--world-size', '--cut-layer', '--min-fit-clients', '--dry-run', '--api', '--token']) {
+    for (const flag of [
+      '--job-name',
+      '--batch-size',
+      '--dataset-uri',
+      '--world-size',
+      '--cut-layer',
+      '--min-fit-clients',
+      '--dry-run',
+      '--api',
+      '--token',
+    ]) {
       assert.match(help.stdout, new RegExp(`\\n  ${flag} `), flag);
     }
     const bad = cli('submit', 'horovod', '--job-name', 'x');
@@ -100,23 +119,80 @@ describe('tensorfleet CLI', () => {
     }
 
     test("run ddp with the README's one-liner builds the DdpCluster's objects (topology only)", () => {
-      const r = inDir('run', 'ddp', '--job-name', 'cancer', '--dataset-type', 'csv', '--dataset-uri', 'data/breast-cancer.csv', '--label-column', 'diagnosis', '--world-size', '2', '--epochs', '30', '--topology-only');
+      const r = inDir(
+        'run',
+        'ddp',
+        '--job-name',
+        'cancer',
+        '--dataset-type',
+        'csv',
+        '--dataset-uri',
+        'data/breast-cancer.csv',
+        '--label-column',
+        'diagnosis',
+        '--world-size',
+        '2',
+        '--epochs',
+        '30',
+        '--topology-only',
+      );
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /^chart cancer: 3 objects/);
-      assert.match(r.stdout, /Job\/cancer  completions 2, parallelism 2/);
+      assert.match(r.stdout, /Job\/cancer {2}completions 2, parallelism 2/);
     });
 
-    test('run federated and run split take their kinds\' flags', () => {
-      const fl = inDir('run', 'federated', '--job-name', 'sites', '--clients', '3', '--rounds', '2', '--dataset-type', 'csv', '--dataset-uri', 'site-{client}.csv', '--label-column', 'species', '--topology-only');
+    test("run federated and run split take their kinds' flags", () => {
+      const fl = inDir(
+        'run',
+        'federated',
+        '--job-name',
+        'sites',
+        '--clients',
+        '3',
+        '--rounds',
+        '2',
+        '--dataset-type',
+        'csv',
+        '--dataset-uri',
+        'site-{client}.csv',
+        '--label-column',
+        'species',
+        '--topology-only',
+      );
       assert.equal(fl.code, 0, fl.stderr);
-      assert.match(fl.stdout, /StatefulSet\/sites-client  replicas 3/);
-      const sl = inDir('run', 'split', '--job-name', 'sl', '--model-uri', 'models/m/model.json', '--cut-layer-name', 'dense_1', '--topology-only');
+      assert.match(fl.stdout, /StatefulSet\/sites-client {2}replicas 3/);
+      const sl = inDir(
+        'run',
+        'split',
+        '--job-name',
+        'sl',
+        '--model-uri',
+        'models/m/model.json',
+        '--cut-layer-name',
+        'dense_1',
+        '--topology-only',
+      );
       assert.equal(sl.code, 0, sl.stderr);
       assert.match(sl.stdout, /Deployment\/sl-server/);
     });
 
     test('bad flags are refused field by field, with the value as given (a path, not its stand-in)', () => {
-      const r = inDir('run', 'ddp', '--job-name', 'cancer', '--dataset-type', 'csv', '--dataset-uri', 'data/sites-{client}.csv', '--model', 'mlp', '--model-uri', 'm/model.json', '--rounds', '2');
+      const r = inDir(
+        'run',
+        'ddp',
+        '--job-name',
+        'cancer',
+        '--dataset-type',
+        'csv',
+        '--dataset-uri',
+        'data/sites-{client}.csv',
+        '--model',
+        'mlp',
+        '--model-uri',
+        'm/model.json',
+        '--rounds',
+        '2',
+      );
       assert.equal(r.code, 2);
       assert.equal(
         r.stderr.trim(),
@@ -127,9 +203,23 @@ describe('tensorfleet CLI', () => {
           '  --label-column null: must be present for dataset_type csv: a column name (no comma, no line break)',
         ].join('\n'),
       );
-      const client = inDir('run', 'ddp', '--job-name', 'cancer', '--dataset-type', 'csv', '--dataset-uri', 'data/sites-{client}.csv', '--label-column', 'y');
+      const client = inDir(
+        'run',
+        'ddp',
+        '--job-name',
+        'cancer',
+        '--dataset-type',
+        'csv',
+        '--dataset-uri',
+        'data/sites-{client}.csv',
+        '--label-column',
+        'y',
+      );
       assert.equal(client.code, 2);
-      assert.match(client.stderr, /--dataset-uri "data\/sites-\{client\}\.csv": must be an http\(s\):\/\/ or s3:\/\/ URL, .*without \{client\} \(only a FederatedFleet gives each client its own data\)/);
+      assert.match(
+        client.stderr,
+        /--dataset-uri "data\/sites-\{client\}\.csv": must be an http\(s\):\/\/ or s3:\/\/ URL, .*without \{client\} \(only a FederatedFleet gives each client its own data\)/,
+      );
     });
 
     test('a runs:/ model needs --tracking-uri; job flags are refused for a chart', () => {
@@ -144,7 +234,16 @@ describe('tensorfleet CLI', () => {
 
   test('eval takes the data flags of the job fields and names the flag a bad value came from', () => {
     const help = cli('eval', '--help');
-    for (const flag of ['--dataset-type', '--dataset-uri', '--test-dataset-uri', '--label-column', '--feature-columns', '--test-fraction', '--image-size', '--task']) {
+    for (const flag of [
+      '--dataset-type',
+      '--dataset-uri',
+      '--test-dataset-uri',
+      '--label-column',
+      '--feature-columns',
+      '--test-fraction',
+      '--image-size',
+      '--task',
+    ]) {
       assert.match(help.stdout, new RegExp(`\\n  ${flag} `), flag);
     }
     const csv = cli('eval', '--model', 'no-such-model', '--dataset-type', 'csv', '--dataset-uri', 'x.csv');

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { TRAINER_IMAGE } from '../../../src/contract';
+import { ERROR_CODES, TRAINER_IMAGE } from '../../../src/contract';
 import { CLI_JS, REPO_ROOT } from '../../../../tools/test-support/paths';
 
 test("the trainer Dockerfile's user and entrypoint are the contract's", () => {
@@ -39,7 +39,6 @@ test('the image installs the lockfile with the native backend, which package.jso
 
 test('trainer/README.md documents every error code', () => {
   const readme = readFileSync(join(REPO_ROOT, 'trainer', 'README.md'), 'utf8');
-  const { ERROR_CODES } = require('../../../src/contract') as typeof import('../../../src/contract');
   const missing = ERROR_CODES.filter((code) => !readme.includes(`| \`${code}\` |`));
   assert.deepEqual(missing, []);
 });

@@ -48,8 +48,10 @@ describe('fetchBytes over http', () => {
       const n = (hits.get(req.url!) ?? 0) + 1;
       hits.set(req.url!, n);
       if (req.url === '/ok') res.end('payload');
-      else if (req.url === '/flaky') n === 1 ? res.writeHead(503).end() : res.end('second time');
-      else if (req.url === '/down') res.writeHead(500).end();
+      else if (req.url === '/flaky') {
+        if (n === 1) res.writeHead(503).end();
+        else res.end('second time');
+      } else if (req.url === '/down') res.writeHead(500).end();
       else if (req.url === '/r1') res.writeHead(302, { location: '/r2' }).end();
       else if (req.url === '/r2') res.writeHead(301, { location: `${server.url}/ok` }).end();
       else if (req.url?.startsWith('/loop')) res.writeHead(302, { location: `/loop${n}` }).end();
