@@ -10,7 +10,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer } from 'ws';
 import { WS_PATH } from '../../contract/ports';
-import { bearerAuthorized, refuseUpgrade } from '../upgrade-auth';
+import { bearerAuthorized, refuseUpgrade } from './upgrade-auth';
 import type { TlsOptions } from './tls';
 
 export interface EndpointServerOptions extends TlsOptions {
