@@ -58,6 +58,54 @@ export interface ModelMetadata {
   readonly createdAt: string;
 }
 
+/** What a role knows of a model it trained, beyond its weights: the metadata's inputs. */
+export interface TrainedModel {
+  readonly dataset: DatasetName;
+  readonly model: ModelName | string;
+  readonly epochs: number;
+  readonly worldSize: number;
+  /** What the examples it trained on look like (the training or the test split). */
+  readonly data: {
+    readonly featureShape: readonly number[];
+    readonly numClasses: number;
+    readonly task: Task;
+    readonly classNames?: readonly string[];
+    readonly featureNames?: readonly string[];
+    readonly standardization?: Standardization;
+  };
+  /** @default - no test metrics (none were measured) */
+  readonly metrics?: TestMetrics;
+  /** @default - data.standardization */
+  readonly standardization?: Standardization;
+  /** @default - none */
+  readonly outputActivation?: OutputActivation;
+  /** @default - not recorded (a built-in model) */
+  readonly pretrained?: boolean;
+}
+
+/** The metadata saveModel writes for `trained`, stamped now; optional fields only when they are set. */
+export function modelMetadata(trained: TrainedModel): ModelMetadata {
+  const { data, metrics } = trained;
+  const standardization = trained.standardization ?? data.standardization;
+  return {
+    dataset: trained.dataset,
+    model: trained.model,
+    epochs: trained.epochs,
+    worldSize: trained.worldSize,
+    ...(metrics?.testAccuracy === undefined ? {} : { testAccuracy: metrics.testAccuracy }),
+    ...(metrics === undefined ? {} : { testMetrics: metrics }),
+    inputShape: [...data.featureShape],
+    classes: data.numClasses,
+    task: data.task,
+    ...(data.classNames === undefined ? {} : { classNames: data.classNames }),
+    ...(data.featureNames === undefined ? {} : { featureNames: data.featureNames }),
+    ...(standardization === undefined ? {} : { standardization }),
+    ...(trained.outputActivation === undefined ? {} : { outputActivation: trained.outputActivation }),
+    ...(trained.pretrained === undefined ? {} : { pretrained: trained.pretrained }),
+    createdAt: new Date().toISOString(),
+  };
+}
+
 async function writeSynced(path: string, data: string | Uint8Array): Promise<void> {
   const handle = await fs.open(path, 'w');
   try {

@@ -41,7 +41,7 @@ import { loadTrainerData } from '../data/load';
 import { shardIndices, shardLength } from '../data/sampler';
 import { initBackend } from '../model/backend';
 import { createModel } from '../model/source';
-import { MODEL_FILES, saveModel } from '../model/io';
+import { MODEL_FILES, modelMetadata, saveModel } from '../model/io';
 import { hasConvolutions, trainingBackends } from '../model/models';
 import { learningRateAt, setLearningRate } from '../model/schedule';
 import { createOptimizer, getOptimizerState, optimizerStateLayout, setOptimizerState, stateLength } from '../model/optimizer';
@@ -111,7 +111,6 @@ export async function runDdpWorker(config: TrainerConfig): Promise<void> {
       const data = await loadTrainerData(config, { train: true, test: true, log });
       const train = data.train!;
       const test = data.test!;
-      const inputShape = train.featureShape;
       // A user model with convolutions moves off wasm here (see createModel).
       const created = await createModel(config, train, { log });
       const { model } = created;
@@ -257,23 +256,17 @@ export async function runDdpWorker(config: TrainerConfig): Promise<void> {
 
       const modelPath = join(config.outputDir, MODEL_DIR);
       if (rank === 0) {
-        await saveModel(model, modelPath, {
+        const metadata = modelMetadata({
           dataset: config.dataset,
           model: modelSource,
           epochs: config.epochs,
           worldSize,
-          ...(metrics.testAccuracy !== undefined ? { testAccuracy: metrics.testAccuracy } : {}),
-          testMetrics: metrics,
-          inputShape: [...inputShape],
-          classes: train.numClasses,
-          task: train.task,
-          ...(train.classNames ? { classNames: train.classNames } : {}),
-          ...(train.featureNames ? { featureNames: train.featureNames } : {}),
-          ...(train.standardization ? { standardization: train.standardization } : {}),
-          ...(created.outputActivation ? { outputActivation: created.outputActivation } : {}),
-          ...(config.modelUri !== undefined ? { pretrained: created.pretrained } : {}),
-          createdAt: new Date().toISOString(),
+          data: train,
+          metrics,
+          outputActivation: created.outputActivation,
+          pretrained: config.modelUri === undefined ? undefined : created.pretrained,
         });
+        await saveModel(model, modelPath, metadata);
         log(`model saved to ${modelPath}`);
         if (tracker) {
           for (const [name, value] of trackerTestMetrics(metrics)) tracker.logMetric(name, value, config.epochs);

@@ -47,7 +47,7 @@ import { type Evaluation, type Evaluations, runFederatedServer } from '../federa
 import { type DataDescription, dataMismatch, describeData, parseDataDescription } from '../federated/site-data';
 import { initBackend } from '../model/backend';
 import { createModel } from '../model/source';
-import { MODEL_FILES, saveModel } from '../model/io';
+import { MODEL_FILES, modelMetadata, saveModel } from '../model/io';
 import { trainingBackends } from '../model/models';
 import { evaluateExamples, testMetrics } from '../model/training';
 import { getFlatWeights, setFlatWeights } from '../model/weights';
@@ -254,21 +254,15 @@ export async function runFlServer(config: TrainerConfig): Promise<void> {
       const saveFinalModel = async (finalWeights: Float32Array, metrics: TestMetrics | undefined): Promise<string> => {
         setFlatWeights(model, finalWeights);
         const modelPath = join(config.outputDir, MODEL_DIR);
-        await saveModel(model, modelPath, {
+        const metadata = modelMetadata({
           dataset: config.dataset,
           model: source,
           epochs: config.rounds,
           worldSize: config.worldSize,
-          ...(metrics?.testAccuracy === undefined ? {} : { testAccuracy: metrics.testAccuracy }),
-          ...(metrics === undefined ? {} : { testMetrics: metrics }),
-          inputShape: [...modelData.featureShape],
-          classes: modelData.numClasses,
-          task: modelData.task,
-          ...(modelData.classNames === undefined ? {} : { classNames: modelData.classNames }),
-          ...(modelData.featureNames === undefined ? {} : { featureNames: modelData.featureNames }),
-          ...(standardization === undefined ? {} : { standardization }),
-          createdAt: new Date().toISOString(),
+          data: { ...modelData, standardization },
+          metrics,
         });
+        await saveModel(model, modelPath, metadata);
         return modelPath;
       };
 

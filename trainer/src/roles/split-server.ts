@@ -35,7 +35,7 @@ import { atomicWrite } from '../fsutil/atomic-write';
 import { initBackend } from '../model/backend';
 import { createModel } from '../model/source';
 import { trainingBackends } from '../model/models';
-import { MODEL_FILES, saveModel } from '../model/io';
+import { MODEL_FILES, type ModelMetadata, modelMetadata, saveModel } from '../model/io';
 import { savePart, type SplitParts, splitModel } from '../model/split-model';
 import { resolveCutLayer } from '../split/cut-layer';
 import { type ClientReport, runSplitSessions, type SplitTopModel } from '../split/server';
@@ -82,27 +82,8 @@ function reportedMetrics(report: ClientReport): TestMetrics | undefined {
 }
 
 /** The metadata of the assembled model, trained on data shaped as `data`. */
-function assembledMetadata(
-  config: TrainerConfig,
-  source: string,
-  data: Dataset,
-  metrics: TestMetrics | undefined,
-): Parameters<typeof saveModel>[2] {
-  return {
-    dataset: config.dataset,
-    model: source,
-    epochs: config.epochs,
-    worldSize: config.worldSize,
-    ...(metrics?.testAccuracy === undefined ? {} : { testAccuracy: metrics.testAccuracy }),
-    ...(metrics === undefined ? {} : { testMetrics: metrics }),
-    inputShape: [...data.featureShape],
-    classes: data.numClasses,
-    task: data.task,
-    ...(data.classNames === undefined ? {} : { classNames: data.classNames }),
-    ...(data.featureNames === undefined ? {} : { featureNames: data.featureNames }),
-    ...(data.standardization === undefined ? {} : { standardization: data.standardization }),
-    createdAt: new Date().toISOString(),
-  };
+function assembledMetadata(config: TrainerConfig, source: string, data: Dataset, metrics: TestMetrics | undefined): ModelMetadata {
+  return modelMetadata({ dataset: config.dataset, model: source, epochs: config.epochs, worldSize: config.worldSize, data, metrics });
 }
 
 export async function runSplitServer(config: TrainerConfig): Promise<void> {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../../src/model/backend';
-import { loadModel, MODEL_FILES, saveModel, type ModelMetadata } from '../../../src/model/io';
+import { loadModel, MODEL_FILES, modelMetadata, saveModel, type ModelMetadata } from '../../../src/model/io';
 import { buildModel } from '../../../src/model/models';
 import { getFlatWeights } from '../../../src/model/weights';
 
@@ -74,5 +74,56 @@ describe('saveModel / loadModel', () => {
       code: 'TRAINER_ERR_CHECKPOINT',
       message: new RegExp(`loading the model from ${missing} failed`),
     });
+  });
+});
+
+describe('modelMetadata', () => {
+  const data = { featureShape: [4], numClasses: 3, task: 'classification' as const };
+
+  test('writes the data, the run and the metrics; leaves out what is not set', () => {
+    const metrics = { task: 'classification' as const, testAccuracy: 0.75, testLoss: 0.5 };
+    const metadata = modelMetadata({ dataset: 'csv', model: 'mlp', epochs: 3, worldSize: 2, data, metrics });
+    assert.deepEqual(
+      { ...metadata, createdAt: undefined },
+      {
+        dataset: 'csv',
+        model: 'mlp',
+        epochs: 3,
+        worldSize: 2,
+        testAccuracy: 0.75,
+        testMetrics: metrics,
+        inputShape: [4],
+        classes: 3,
+        task: 'classification',
+        createdAt: undefined,
+      },
+    );
+    assert.ok(!Number.isNaN(Date.parse(metadata.createdAt)), metadata.createdAt);
+    for (const key of ['classNames', 'featureNames', 'standardization', 'outputActivation', 'pretrained'])
+      assert.ok(!(key in metadata), key);
+  });
+
+  test("a standardization given beside the data wins over the data's; names, activation and pretrained pass through", () => {
+    const metadata = modelMetadata({
+      dataset: 'csv',
+      model: '/models/user/model.json',
+      epochs: 1,
+      worldSize: 1,
+      data: {
+        ...data,
+        classNames: ['a', 'b', 'c'],
+        featureNames: ['w', 'x', 'y', 'z'],
+        standardization: { mode: 'global', mean: [0], std: [1] },
+      },
+      standardization: { mode: 'per-site' },
+      outputActivation: 'softmax',
+      pretrained: false,
+    });
+    assert.deepEqual(metadata.standardization, { mode: 'per-site' });
+    assert.deepEqual(metadata.classNames, ['a', 'b', 'c']);
+    assert.deepEqual(metadata.featureNames, ['w', 'x', 'y', 'z']);
+    assert.equal(metadata.outputActivation, 'softmax');
+    assert.equal(metadata.pretrained, false);
+    assert.ok(!('testMetrics' in metadata) && !('testAccuracy' in metadata));
   });
 });
