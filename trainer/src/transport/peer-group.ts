@@ -1,32 +1,16 @@
 /**
  * Bookkeeping shared by every Transport implementation: one FIFO mailbox per
- * peer, timeouts on every wait, and the group failure that rejects everything
- * once a peer is lost. No I/O here.
+ * peer (the endpoint layer's ReceiveQueue, with its one timeout rule), and the
+ * group failure that rejects everything once a peer is lost. No I/O here.
  */
 import { type ErrorCode, TrainerError } from '../contract/errors';
 import type { Frame } from './codec';
+import { type Receive, ReceiveQueue, UNBOUNDED } from './endpoint/receive-queue';
 import type { Float32Expectation, ReceivePlan, WaitOptions } from './transport';
 
-/**
- * A pending receive. Its timer runs only while it is first in line: a receive
- * posted ahead does not time out while earlier ones are still being served.
- */
-interface Waiter {
-  readonly timeoutMs: number;
-  readonly onTimeout: () => TrainerError;
-  /** Hands a whole frame to the waiter (for a plan: checks it, feeds the plan, settles). */
-  readonly take: (frame: Frame) => void;
-  readonly reject: (err: TrainerError) => void;
-  /** Set for recvInto: the payload may be streamed into the plan before the frame is complete. */
-  readonly stream?: {
-    readonly expected: Float32Expectation;
-    readonly plan: ReceivePlan;
-    /** Settle the receive once the whole payload went into the plan. */
-    readonly done: () => void;
-    /** Whether a transport has started streaming into it. */
-    streaming: boolean;
-  };
-  timer?: NodeJS.Timeout;
+/** What a receive into a plan attaches to its place in the mailbox: a transport may stream the payload into the plan. */
+interface StreamInto extends StreamedReceive {
+  readonly expected: Float32Expectation;
 }
 
 /** A receive whose payload a transport streams: where it goes, and what to call once all of it went there. */
@@ -60,19 +44,23 @@ export function float32Problem(message: MessageShape, expected: Float32Expectati
           : undefined;
 }
 
+/**
+ * The receives posted for one peer and the frames it sent ahead of them: a {@link ReceiveQueue} without bounds
+ * (ws-transport.ts bounds the bytes held itself, see queuedBytes), whose receives into a plan may be streamed into.
+ */
 class Mailbox {
-  private readonly frames: Frame[] = [];
-  private readonly waiters: Waiter[] = [];
-  /** Bytes of tensor data queued (not yet taken). */
-  queuedBytes = 0;
-  /** Set when the peer closed normally: queued frames stay readable, then takes fail with it. */
-  private ended: (() => TrainerError) | undefined;
+  private readonly queue = new ReceiveQueue<Frame, StreamInto>(UNBOUNDED);
   /** Called once the next receive is posted (or the mailbox fails or ends). */
   private awaited: Array<() => void> = [];
 
+  /** Bytes of tensor data queued (not yet taken). */
+  get queuedBytes(): number {
+    return this.queue.heldBytes;
+  }
+
   /** Nothing is queued and nobody waits: the peer's next message is ahead of its receive. */
   get idle(): boolean {
-    return this.frames.length === 0 && this.waiters.length === 0 && this.ended === undefined;
+    return this.queue.held === 0 && this.queue.waiting === 0 && this.queue.failure === undefined;
   }
 
   /** Call `callback` once a receive is posted (or the mailbox fails or ends). */
@@ -88,24 +76,13 @@ class Mailbox {
   }
 
   push(frame: Frame): void {
-    const waiter = this.waiters[0];
-    if (waiter && !waiter.stream?.streaming) {
-      this.shift();
-      waiter.take(frame);
-      return;
-    }
-    this.frames.push(frame);
-    this.queuedBytes += frameBytes(frame);
+    this.queue.push(frame, frameBytes(frame));
   }
 
   take(timeoutMs: number, onTimeout: () => TrainerError): Promise<Frame> {
-    const frame = this.frames.shift();
-    if (frame) {
-      this.queuedBytes -= frameBytes(frame);
-      return Promise.resolve(frame);
-    }
-    if (this.ended) return Promise.reject(this.ended());
-    return new Promise<Frame>((resolve, reject) => this.wait({ timeoutMs, onTimeout, take: resolve, reject }));
+    const taken = this.queue.take(timeoutMs, onTimeout);
+    this.wake();
+    return taken;
   }
 
   /** A receive into a plan; `check` turns a whole frame into an error, else its payload goes into the plan. */
@@ -126,77 +103,48 @@ class Mailbox {
         else if (bytes.byteLength > 0) plan.sink(0, bytes);
         resolve();
       };
-      const frame = this.frames.shift();
-      if (frame) {
-        this.queuedBytes -= frameBytes(frame);
-        return take(frame);
+      const held = this.queue.takeHeld();
+      if (held) take(held);
+      else {
+        const extra = { expected, plan, done: () => this.queue.finish(receive) && resolve() };
+        const receive: Receive<Frame, StreamInto> = { timeoutMs, onTimeout, take, reject, extra };
+        this.queue.post(receive);
       }
-      if (this.ended) return reject(this.ended());
-      const stream = { expected, plan, streaming: false, done: () => this.finish(waiter) && resolve() };
-      const waiter: Waiter = { timeoutMs, onTimeout, take, reject, stream };
-      this.wait(waiter);
+      this.wake();
     });
   }
 
-  /** The receive a transport may stream the next message into, if the first in line is one. */
-  streamTarget(): Waiter['stream'] {
-    const stream = this.waiters[0]?.stream;
-    return stream && !stream.streaming ? stream : undefined;
-  }
-
-  private wait(waiter: Waiter): void {
-    this.waiters.push(waiter);
-    if (this.waiters.length === 1) this.arm(waiter);
-    this.wake();
-  }
-
-  private arm(waiter: Waiter): void {
-    waiter.timer = setTimeout(() => {
-      const index = this.waiters.indexOf(waiter);
-      if (index < 0) return;
-      this.waiters.splice(index, 1);
-      if (index === 0 && this.waiters.length > 0) this.arm(this.waiters[0]);
-      waiter.reject(waiter.onTimeout());
-    }, waiter.timeoutMs);
-  }
-
-  /** Remove the first waiter (it is being served) and start the next one's timer. */
-  private shift(): void {
-    const waiter = this.waiters.shift();
-    clearTimeout(waiter?.timer);
-    if (this.waiters.length > 0) this.arm(this.waiters[0]);
-  }
-
-  /** A streamed receive completed: true if it was still pending. */
-  private finish(waiter: Waiter): boolean {
-    if (this.waiters[0] !== waiter) return false;
-    this.shift();
-    return true;
+  /**
+   * The receive a transport may stream the message with `header` into: the first in line, if it is a receive into
+   * a plan expecting exactly that message and nothing streams into it yet. It is then served outside the queue.
+   */
+  startStream(header: MessageShape): StreamedReceive | undefined {
+    const first = this.queue.first();
+    const stream = first?.extra;
+    if (!first || !stream || first.serving || float32Problem(header, stream.expected) !== undefined) return undefined;
+    first.serving = true;
+    return stream;
   }
 
   /** The peer closed normally: keep what arrived, fail waits beyond it. */
-  end(makeError: () => TrainerError): void {
-    this.ended = makeError;
-    for (const waiter of this.waiters.splice(0)) {
-      clearTimeout(waiter.timer);
-      waiter.reject(makeError());
-    }
+  end(error: TrainerError): void {
+    this.queue.fail(error, true);
     this.wake();
   }
 
-  fail(makeError: () => TrainerError): void {
-    for (const waiter of this.waiters.splice(0)) {
-      clearTimeout(waiter.timer);
-      waiter.reject(makeError());
-    }
-    this.frames.length = 0;
-    this.queuedBytes = 0;
+  /** The group failed: fail every wait and drop what arrived (also after {@link end}). */
+  fail(error: TrainerError): void {
+    this.queue.fail(error, false);
+    this.queue.drop();
     this.wake();
   }
 }
 
+/** Bytes of tensor data in `frame` (a loop: no closure per frame on the hot path). */
 function frameBytes(frame: Frame): number {
-  return frame.tensors.reduce((sum, t) => sum + t.data.byteLength, 0);
+  let bytes = 0;
+  for (const tensor of frame.tensors) bytes += tensor.data.byteLength;
+  return bytes;
 }
 
 /**
@@ -258,7 +206,7 @@ export class PeerGroup {
   closePeer(peer: number, error: TrainerError): void {
     if (this.failure || this.closedPeers.has(peer)) return;
     this.closedPeers.set(peer, error);
-    this.mailboxes[peer].end(() => error);
+    this.mailboxes[peer].end(error);
   }
 
   deliver(peer: number, frame: Frame): void {
@@ -319,11 +267,7 @@ export class PeerGroup {
    * Only when that header is what the first pending receive expects.
    */
   streamTarget(peer: number, header: MessageShape): StreamedReceive | undefined {
-    if (this.failure) return undefined;
-    const target = this.mailboxes[peer].streamTarget();
-    if (!target || float32Problem(header, target.expected) !== undefined) return undefined;
-    target.streaming = true;
-    return target;
+    return this.failure ? undefined : this.mailboxes[peer].startStream(header);
   }
 
   /**
@@ -362,7 +306,7 @@ export class PeerGroup {
   failGroup(error: TrainerError): boolean {
     if (this.failure) return false;
     this.failure = error;
-    for (const mailbox of this.mailboxes) mailbox.fail(() => error);
+    for (const mailbox of this.mailboxes) mailbox.fail(error);
     return true;
   }
 

@@ -1,12 +1,13 @@
 /**
  * ReceiveQueue: frames reach waiting receives in order, are held within the frame and byte
  * budgets and refused past them, a receive's timer runs only while it is first in line,
- * and a failed queue rejects (keeping held frames readable when asked to).
+ * and a failed queue rejects (keeping held frames readable when asked to). A receive served
+ * outside the queue (the ring streams into it) makes frames wait for the receives after it.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { TrainerError } from '../../../../src/contract/errors';
-import { defaultMaxQueuedBytes, ReceiveQueue } from '../../../../src/transport/endpoint/receive-queue';
+import { defaultMaxQueuedBytes, type Receive, ReceiveQueue, UNBOUNDED } from '../../../../src/transport/endpoint/receive-queue';
 
 const timeout = (what: string) => (): TrainerError => new TrainerError('TRAINER_ERR_PEER_TIMEOUT', `timed out waiting for ${what}`);
 
@@ -58,5 +59,78 @@ describe('ReceiveQueue', () => {
     dropped.push('a', 1);
     dropped.fail(new TrainerError('TRAINER_ERR_CLOSED', 'dropped'), false);
     await assert.rejects(dropped.take(1000, timeout('a')), /dropped/);
+  });
+
+  test('a posted receive takes a held frame at once, or is rejected at once by a failed queue', () => {
+    const queue = new ReceiveQueue<string>({ maxFrames: 4, maxBytes: 100 });
+    queue.push('a', 3);
+    const got: string[] = [];
+    const errors: string[] = [];
+    const receive = (): Receive<string> => ({
+      timeoutMs: 1000,
+      onTimeout: timeout('x'),
+      take: (item) => got.push(item),
+      reject: (err) => errors.push(err.message),
+    });
+    queue.post(receive());
+    assert.deepEqual(got, ['a']);
+    assert.equal(queue.heldBytes, 0);
+    assert.equal(queue.takeHeld(), undefined);
+    queue.fail(new TrainerError('TRAINER_ERR_CLOSED', 'closed'), false);
+    queue.post(receive());
+    assert.deepEqual(errors, ['closed']);
+    assert.equal(queue.waiting, 0);
+  });
+
+  test('frames arriving while the first receive is served outside the queue wait for the receives after it', async () => {
+    const queue = new ReceiveQueue<string, { readonly name: string }>(UNBOUNDED);
+    const served: Receive<string, { readonly name: string }> = {
+      timeoutMs: 1000,
+      onTimeout: timeout('the streamed frame'),
+      take: () => assert.fail('a served receive is not handed a frame'),
+      reject: (err) => assert.fail(err),
+      extra: { name: 'stream' },
+    };
+    queue.post(served);
+    const next = queue.take(1000, timeout('the next frame'));
+    assert.equal(queue.first()?.extra?.name, 'stream');
+    served.serving = true;
+    assert.equal(queue.push('b', 7), undefined);
+    assert.equal(queue.push('c', 5), undefined);
+    assert.equal(queue.held, 2);
+    assert.equal(queue.heldBytes, 12);
+    assert.equal(queue.finish(served), true);
+    assert.equal(await next, 'b', 'the held frame went to the receive after the served one');
+    assert.equal(queue.takeHeld(), 'c');
+    assert.equal(queue.heldBytes, 0);
+    assert.equal(queue.finish(served), false, 'a receive finishes once');
+  });
+
+  test('a served receive that timed out is not finished, and its timeout starts the next timer', async () => {
+    const queue = new ReceiveQueue<string>(UNBOUNDED);
+    let rejected: TrainerError | undefined;
+    const served: Receive<string> = {
+      timeoutMs: 50,
+      onTimeout: timeout('the streamed frame'),
+      take: () => assert.fail('a served receive is not handed a frame'),
+      reject: (err) => (rejected = err),
+    };
+    queue.post(served);
+    served.serving = true;
+    const next = queue.take(100, timeout('the next frame'));
+    await assert.rejects(next, /timed out waiting for the next frame/);
+    assert.match(rejected?.message ?? '', /timed out waiting for the streamed frame/);
+    assert.equal(queue.finish(served), false);
+  });
+
+  test('drop forgets frames a queue kept when it failed', async () => {
+    const queue = new ReceiveQueue<string>(UNBOUNDED);
+    queue.push('a', 4);
+    queue.fail(new TrainerError('TRAINER_ERR_PEER_CLOSED', 'ended'), true);
+    queue.fail(new TrainerError('TRAINER_ERR_CLOSED', 'second'), false);
+    assert.equal(queue.heldBytes, 4, 'a second fail changes nothing');
+    queue.drop();
+    assert.equal(queue.heldBytes, 0);
+    await assert.rejects(queue.take(1000, timeout('a')), /ended/);
   });
 });
