@@ -80,6 +80,8 @@ export function trackingRule(scope: Construct, labels: Readonly<Record<string, s
 export interface PodPolicyProps {
   readonly name: string;
   readonly labels: Readonly<Record<string, string>>;
+  /** @default - none */
+  readonly annotations?: Readonly<Record<string, string>>;
   /** The pods the policy isolates. */
   readonly selector: kplus.IPodSelector;
   /** Built in the policy's scope (peers are constructs): ingress allowed, anything else denied. */
@@ -95,7 +97,7 @@ export class PodPolicy extends Construct {
   constructor(scope: Construct, id: string, props: PodPolicyProps) {
     super(scope, id);
     this.policy = new kplus.NetworkPolicy(this, 'Policy', {
-      metadata: { name: props.name, labels: { ...props.labels } },
+      metadata: { name: props.name, labels: { ...props.labels }, annotations: { ...props.annotations } },
       selector: props.selector,
       ingress: { default: kplus.NetworkPolicyTrafficDefault.DENY, rules: props.ingress?.(this) ?? [] },
       egress: { default: kplus.NetworkPolicyTrafficDefault.DENY, rules: props.egress?.(this) ?? [] },
