@@ -4,8 +4,8 @@ import { Construct } from 'constructs';
 import { SECRET_KEYS } from '../../trainer/src/contract';
 import { hardenedContainer } from '../lib/hardened';
 import { PodPolicy } from '../lib/network';
-import { objectLabels, selectorLabels } from '../lib/workload';
-import { MLFLOW_SYNC_WAVES, POSTGRES_PORT, StoreProps, addDataClaim, stackLabels, storeStatefulSet, syncWave } from './storage';
+import { objectLabels } from '../lib/workload';
+import { BundledStore, MLFLOW_SYNC_WAVES, POSTGRES_PORT, StoreProps, syncWave } from './storage';
 
 /** Props of the store; `secretName` holds the password under SECRET_KEYS.password. */
 export interface PostgresStoreProps extends StoreProps {
@@ -14,28 +14,20 @@ export interface PostgresStoreProps extends StoreProps {
 }
 
 /** MLflow's backend store: a PostgreSQL StatefulSet behind a headless Service, reachable only by whom it admits. */
-export class PostgresStore extends Construct {
-  public readonly service: kplus.Service;
-  public readonly statefulSet: kplus.StatefulSet;
-  /** Labels that select the PostgreSQL pod. */
-  public readonly podSelector: Readonly<Record<string, string>>;
+export class PostgresStore extends BundledStore {
   /** The host clients connect to: the Service's name. */
   public readonly host: string;
-  public readonly port = POSTGRES_PORT;
   private readonly stack: string;
 
   constructor(scope: Construct, id: string, props: PostgresStoreProps) {
-    super(scope, id);
-    this.stack = props.stack;
-    this.podSelector = selectorLabels(props.stack, 'backend-store');
-    ({ service: this.service, statefulSet: this.statefulSet } = storeStatefulSet(this, props, {
+    // uid 999: the postgres user of the official image.
+    super(scope, id, props, {
       name: `${props.stack}-postgres`,
-      labels: stackLabels(props.stack, 'backend-store', props.image),
-      selector: this.podSelector,
+      component: 'backend-store',
       port: { name: 'postgres', number: POSTGRES_PORT },
-      // The postgres user of the official image.
       uid: 999,
-    }));
+    });
+    this.stack = props.stack;
     this.host = this.service.name;
     const ready = ['pg_isready', '-h', '127.0.0.1', '-U', props.user, '-d', props.database];
     const password = kplus.Secret.fromSecretName(this, 'Password', props.secretName);
@@ -65,7 +57,7 @@ export class PostgresStore extends Construct {
         ],
       }),
     );
-    addDataClaim(this.statefulSet, props, '/var/lib/postgresql/data');
+    this.addDataClaim(props, '/var/lib/postgresql/data');
   }
 
   /** Admits the pods `from` selects on the PostgreSQL port; the database itself sends nothing. */

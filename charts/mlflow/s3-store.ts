@@ -4,34 +4,23 @@ import { Construct } from 'constructs';
 import { SECRET_KEYS } from '../../trainer/src/contract';
 import { hardenedContainer } from '../lib/hardened';
 import { PodPolicy } from '../lib/network';
-import { selectorLabels } from '../lib/workload';
-import { MLFLOW_SYNC_WAVES, S3_PORT, StoreProps, addDataClaim, stackLabels, storeStatefulSet, syncWave } from './storage';
+import { BundledStore, MLFLOW_SYNC_WAVES, S3_PORT, StoreProps, syncWave } from './storage';
 
 /** Props of the store; `secretName` holds the S3 keys it accepts (SECRET_KEYS.accessKeyId, SECRET_KEYS.secretAccessKey). */
 export type S3StoreProps = StoreProps;
 
 /** MLflow's artifact store: an all-in-one SeaweedFS StatefulSet serving S3 behind a headless Service. */
-export class S3Store extends Construct {
-  public readonly service: kplus.Service;
-  public readonly statefulSet: kplus.StatefulSet;
-  /** Labels that select the SeaweedFS pod. */
-  public readonly podSelector: Readonly<Record<string, string>>;
+export class S3Store extends BundledStore {
   /** The S3 endpoint, from the Service's name. */
   public readonly endpoint: string;
-  public readonly port = S3_PORT;
-  private readonly labels: Record<string, string>;
 
   constructor(scope: Construct, id: string, props: S3StoreProps) {
-    super(scope, id);
-    this.podSelector = selectorLabels(props.stack, 'artifact-store');
-    this.labels = stackLabels(props.stack, 'artifact-store', props.image);
-    ({ service: this.service, statefulSet: this.statefulSet } = storeStatefulSet(this, props, {
+    super(scope, id, props, {
       name: `${props.stack}-seaweedfs`,
-      labels: this.labels,
-      selector: this.podSelector,
+      component: 'artifact-store',
       port: { name: 's3', number: S3_PORT },
       uid: 1000,
-    }));
+    });
     this.endpoint = `http://${this.service.name}:${S3_PORT}`;
     const keys = kplus.Secret.fromSecretName(this, 'Keys', props.secretName);
     const credentials = Object.fromEntries(
@@ -85,7 +74,7 @@ export class S3Store extends Construct {
         ],
       }),
     );
-    addDataClaim(this.statefulSet, props, '/data');
+    this.addDataClaim(props, '/data');
   }
 
   /** Admits the pods `from` selects on the S3 port; the all-in-one server talks to itself (master, volume, filer) over the pod IP. */
