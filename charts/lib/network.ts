@@ -1,33 +1,7 @@
 import { isIP } from 'node:net';
 import * as kplus from 'cdk8s-plus-27';
-import { k8s } from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
 import { PORTS } from '../../trainer/src/contract';
-
-/** Egress to the cluster DNS (kube-dns / CoreDNS in kube-system), UDP and TCP 53. */
-export function dnsEgress(): k8s.NetworkPolicyEgressRule {
-  return {
-    to: [
-      {
-        namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } },
-        podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } },
-      },
-    ],
-    ports: [
-      { protocol: 'UDP', port: k8s.IntOrString.fromNumber(53) },
-      { protocol: 'TCP', port: k8s.IntOrString.fromNumber(53) },
-    ],
-  };
-}
-
-export function tcpPorts(...ports: number[]): k8s.NetworkPolicyPort[] {
-  return ports.map((port) => ({ protocol: 'TCP', port: k8s.IntOrString.fromNumber(port) }));
-}
-
-/** Pods in the same namespace with these labels. */
-export function podPeer(labels: Record<string, string>): k8s.NetworkPolicyPeer {
-  return { podSelector: { matchLabels: labels } };
-}
 
 /**
  * The ports of where the remote sources a job reads (dataset, test split, model) are
@@ -80,6 +54,8 @@ export function trackingRule(scope: Construct, labels: Readonly<Record<string, s
 export interface PodPolicyProps {
   readonly name: string;
   readonly labels: Readonly<Record<string, string>>;
+  /** @default - none */
+  readonly annotations?: Readonly<Record<string, string>>;
   /** The pods the policy isolates. */
   readonly selector: kplus.IPodSelector;
   /** Built in the policy's scope (peers are constructs): ingress allowed, anything else denied. */
@@ -95,7 +71,7 @@ export class PodPolicy extends Construct {
   constructor(scope: Construct, id: string, props: PodPolicyProps) {
     super(scope, id);
     this.policy = new kplus.NetworkPolicy(this, 'Policy', {
-      metadata: { name: props.name, labels: { ...props.labels } },
+      metadata: { name: props.name, labels: { ...props.labels }, annotations: { ...props.annotations } },
       selector: props.selector,
       ingress: { default: kplus.NetworkPolicyTrafficDefault.DENY, rules: props.ingress?.(this) ?? [] },
       egress: { default: kplus.NetworkPolicyTrafficDefault.DENY, rules: props.egress?.(this) ?? [] },

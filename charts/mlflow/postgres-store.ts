@@ -1,9 +1,11 @@
-import { k8s } from 'cdk8s-plus-27';
+import { Duration, Size } from 'cdk8s';
+import * as kplus from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
 import { SECRET_KEYS } from '../../trainer/src/contract';
-import { podPeer, tcpPorts } from '../lib/network';
-import { containerSecurityContext, objectLabels, resources, scratchVolume, secretEnv, selectorLabels } from '../lib/workload';
-import { MLFLOW_SYNC_WAVES, POSTGRES_PORT, claim, secretRefs, stackLabels, syncWave, StoreProps, onePod } from './storage';
+import { hardenedContainer } from '../lib/hardened';
+import { PodPolicy } from '../lib/network';
+import { objectLabels } from '../lib/workload';
+import { BundledStore, MLFLOW_SYNC_WAVES, POSTGRES_PORT, StoreProps, syncWave } from './storage';
 
 /** Props of the store; `secretName` holds the password under SECRET_KEYS.password. */
 export interface PostgresStoreProps extends StoreProps {
@@ -12,81 +14,62 @@ export interface PostgresStoreProps extends StoreProps {
 }
 
 /** MLflow's backend store: a PostgreSQL StatefulSet behind a headless Service, reachable only by whom it admits. */
-export class PostgresStore extends Construct {
-  public readonly service: k8s.KubeService;
-  /** Labels that select the PostgreSQL pod. */
-  public readonly podSelector: Readonly<Record<string, string>>;
+export class PostgresStore extends BundledStore {
   /** The host clients connect to: the Service's name. */
   public readonly host: string;
-  public readonly port = POSTGRES_PORT;
   private readonly stack: string;
 
   constructor(scope: Construct, id: string, props: PostgresStoreProps) {
-    super(scope, id);
+    // uid 999: the postgres user of the official image.
+    super(scope, id, props, {
+      name: `${props.stack}-postgres`,
+      component: 'backend-store',
+      port: { name: 'postgres', number: POSTGRES_PORT },
+      uid: 999,
+    });
     this.stack = props.stack;
-    const name = `${props.stack}-postgres`;
-    this.podSelector = selectorLabels(props.stack, 'backend-store');
-    const labels = stackLabels(props.stack, 'backend-store', props.image);
-    const wave = syncWave(MLFLOW_SYNC_WAVES.storage);
-    const ready = ['pg_isready', '-h', '127.0.0.1', '-U', props.user, '-d', props.database];
-    this.service = new k8s.KubeService(this, 'Service', {
-      metadata: { name, labels, annotations: wave },
-      spec: {
-        clusterIp: 'None',
-        selector: { ...this.podSelector },
-        ports: [{ name: 'postgres', port: POSTGRES_PORT, targetPort: k8s.IntOrString.fromString('postgres') }],
-      },
-    });
     this.host = this.service.name;
-    new k8s.KubeStatefulSet(this, 'StatefulSet', {
-      metadata: { name, labels, annotations: { ...wave, ...secretRefs([props.secretName]) } },
-      spec: {
-        serviceName: this.service.name,
-        // uid/gid 999 is the postgres user of the official image.
-        ...onePod(this.podSelector, labels, 999, 999, {
-          containers: [
-            {
-              name: 'postgres',
-              image: props.image,
-              ports: [{ name: 'postgres', containerPort: POSTGRES_PORT }],
-              env: [
-                { name: 'POSTGRES_USER', value: props.user },
-                { name: 'POSTGRES_DB', value: props.database },
-                secretEnv('POSTGRES_PASSWORD', props.secretName, SECRET_KEYS.password),
-                { name: 'PGDATA', value: '/var/lib/postgresql/data/pgdata' },
-              ],
-              readinessProbe: { exec: { command: ready }, periodSeconds: 5, timeoutSeconds: 3 },
-              livenessProbe: { exec: { command: ready }, initialDelaySeconds: 30, periodSeconds: 10, timeoutSeconds: 5 },
-              resources: resources(props.resources),
-              securityContext: containerSecurityContext(),
-              volumeMounts: [
-                { name: 'data', mountPath: '/var/lib/postgresql/data' },
-                { name: 'run', mountPath: '/var/run/postgresql' },
-                { name: 'tmp', mountPath: '/tmp' },
-              ],
-            },
-          ],
-          volumes: [scratchVolume('run', 16), scratchVolume('tmp', 256)],
+    const ready = ['pg_isready', '-h', '127.0.0.1', '-U', props.user, '-d', props.database];
+    const password = kplus.Secret.fromSecretName(this, 'Password', props.secretName);
+    const scratch = (id: string, name: string, sizeMiB: number): kplus.Volume =>
+      kplus.Volume.fromEmptyDir(this.statefulSet, id, name, { sizeLimit: Size.mebibytes(sizeMiB) });
+    this.statefulSet.addContainer(
+      hardenedContainer({
+        name: 'postgres',
+        image: props.image,
+        ports: [{ name: 'postgres', number: POSTGRES_PORT }],
+        envVariables: {
+          POSTGRES_USER: kplus.EnvValue.fromValue(props.user),
+          POSTGRES_DB: kplus.EnvValue.fromValue(props.database),
+          POSTGRES_PASSWORD: kplus.EnvValue.fromSecretValue({ secret: password, key: SECRET_KEYS.password }),
+          PGDATA: kplus.EnvValue.fromValue('/var/lib/postgresql/data/pgdata'),
+        },
+        readiness: kplus.Probe.fromCommand(ready, { periodSeconds: Duration.seconds(5), timeoutSeconds: Duration.seconds(3) }),
+        liveness: kplus.Probe.fromCommand(ready, {
+          initialDelaySeconds: Duration.seconds(30),
+          periodSeconds: Duration.seconds(10),
+          timeoutSeconds: Duration.seconds(5),
         }),
-        volumeClaimTemplates: [claim('data', props.storageGiB, props.storageClassName)],
-      },
-    });
+        resourceSpec: props.resources,
+        volumeMounts: [
+          { path: '/var/run/postgresql', volume: scratch('Run', 'run', 16) },
+          { path: '/tmp', volume: scratch('Tmp', 'tmp', 256) },
+        ],
+      }),
+    );
+    this.addDataClaim(props, '/var/lib/postgresql/data');
   }
 
   /** Admits the pods `from` selects on the PostgreSQL port; the database itself sends nothing. */
   public admit(from: Readonly<Record<string, string>>): void {
-    new k8s.KubeNetworkPolicy(this, 'Policy', {
-      metadata: {
-        name: this.service.name,
-        labels: objectLabels('mlflow-stack', this.stack, 'network-policy'),
-        annotations: syncWave(MLFLOW_SYNC_WAVES.storage),
-      },
-      spec: {
-        podSelector: { matchLabels: { ...this.podSelector } },
-        policyTypes: ['Ingress', 'Egress'],
-        ingress: [{ from: [podPeer(from)], ports: tcpPorts(POSTGRES_PORT) }],
-        egress: [],
-      },
+    new PodPolicy(this, 'Policy', {
+      name: this.service.name,
+      labels: objectLabels('mlflow-stack', this.stack, 'network-policy'),
+      annotations: syncWave(MLFLOW_SYNC_WAVES.storage),
+      selector: this.statefulSet,
+      ingress: (s) => [
+        { peer: kplus.Pods.select(s, 'Admitted', { labels: { ...from } }), ports: [kplus.NetworkPolicyPort.tcp(POSTGRES_PORT)] },
+      ],
     });
   }
 }

@@ -1,7 +1,11 @@
+import { ApiObject, JsonPatch } from 'cdk8s';
+import * as kplus from 'cdk8s-plus-27';
 import { k8s } from 'cdk8s-plus-27';
+import { Construct } from 'constructs';
 import { ANNOTATIONS } from '../../trainer/src/contract';
 import { SECRET_SYNC_WAVES } from '../lib/generated-secrets';
-import { ResourceSpec, imageVersion, objectLabels, podSecurityContext } from '../lib/workload';
+import { hardenPodTemplate, hardenedPodProps } from '../lib/hardened';
+import { ResourceSpec, imageVersion, objectLabels, selectorLabels } from '../lib/workload';
 
 /** Argo CD sync waves: credentials, then storage, then the tracking server. */
 export const MLFLOW_SYNC_WAVES = { rbac: SECRET_SYNC_WAVES.rbac, secrets: SECRET_SYNC_WAVES.job, storage: -1, server: 0 } as const;
@@ -23,18 +27,6 @@ export function secretRefs(secrets: readonly string[]): Record<string, string> {
   return { [ANNOTATIONS.externalRefs]: secrets.map((s) => `secret/${s}`).join(',') };
 }
 
-/** A volumeClaimTemplate of `sizeGiB`. */
-export function claim(name: string, sizeGiB: number, storageClassName: string | undefined): k8s.KubePersistentVolumeClaimProps {
-  return {
-    metadata: { name },
-    spec: {
-      accessModes: ['ReadWriteOnce'],
-      ...(storageClassName !== undefined ? { storageClassName } : {}),
-      resources: { requests: { storage: k8s.Quantity.fromString(`${sizeGiB}Gi`) } },
-    },
-  };
-}
-
 /** What a bundled store of the MLflow stack is built from. */
 export interface StoreProps {
   /** The MlflowStack's name: prefix of the objects. */
@@ -48,23 +40,77 @@ export interface StoreProps {
   readonly secretName: string;
 }
 
+/** How one bundled store runs, besides its {@link StoreProps}. */
+export interface StoreWorkloadOptions {
+  /** Name of the Service and the StatefulSet. */
+  readonly name: string;
+  /** app.kubernetes.io/component of the objects and the pod. */
+  readonly component: string;
+  /** The one port the Service exposes, named as on the container. */
+  readonly port: { readonly name: string; readonly number: number };
+  /** The image's non-root user (and group). */
+  readonly uid: number;
+}
+
 /**
- * One replica of a pod selected by `selector`: no service-account token, no service links, the
- * non-root `uid`/`gid` (the rest of the pod spec from `spec`).
+ * What a bundled store is: a StatefulSet of one hardened pod behind its headless governing
+ * Service (clients resolve the pod directly), annotated with its sync wave and the Secret it
+ * reads. The subclass adds the containers, then {@link BundledStore.addDataClaim}.
  */
-export function onePod(
-  selector: Readonly<Record<string, string>>,
-  labels: Readonly<Record<string, string>>,
-  uid: number,
-  gid: number,
-  spec: Omit<k8s.PodSpec, 'securityContext'>,
-): { replicas: number; selector: k8s.LabelSelector; template: k8s.PodTemplateSpec } {
-  return {
-    replicas: 1,
-    selector: { matchLabels: { ...selector } },
-    template: {
-      metadata: { labels: { ...labels } },
-      spec: { automountServiceAccountToken: false, enableServiceLinks: false, securityContext: podSecurityContext(uid, gid), ...spec },
-    },
-  };
+export abstract class BundledStore extends Construct {
+  public readonly service: kplus.Service;
+  public readonly statefulSet: kplus.StatefulSet;
+  /** Labels that select the store's pod. */
+  public readonly podSelector: Readonly<Record<string, string>>;
+  /** The port clients connect to. */
+  public readonly port: number;
+  /** Labels of the store's objects and pod. */
+  protected readonly labels: Readonly<Record<string, string>>;
+
+  protected constructor(scope: Construct, id: string, props: StoreProps, options: StoreWorkloadOptions) {
+    super(scope, id);
+    const { name, port } = options;
+    this.port = port.number;
+    this.podSelector = selectorLabels(props.stack, options.component);
+    this.labels = stackLabels(props.stack, options.component, props.image);
+    const wave = syncWave(MLFLOW_SYNC_WAVES.storage);
+    // Made first: without one, the StatefulSet derives a Service from container ports it does not have yet.
+    this.service = new kplus.Service(this, 'Service', {
+      metadata: { name, labels: { ...this.labels }, annotations: wave },
+      clusterIP: 'None',
+      ports: [{ name: port.name, port: port.number, targetPort: port.number }],
+    });
+    this.statefulSet = new kplus.StatefulSet(this, 'StatefulSet', {
+      metadata: { name, labels: { ...this.labels }, annotations: { ...wave, ...secretRefs([props.secretName]) } },
+      podMetadata: { labels: { ...this.labels } },
+      service: this.service,
+      replicas: 1,
+      // A StatefulSet's selector is immutable: it keeps the labels it selected by before cdk8s-plus.
+      select: false,
+      ...hardenedPodProps(options.uid),
+    });
+    this.statefulSet.select(kplus.LabelSelector.of({ labels: { ...this.podSelector } }));
+    hardenPodTemplate(this.statefulSet);
+  }
+
+  /**
+   * The claim `data` of `props.storageGiB` (ReadWriteOnce, on `props.storageClassName`), one per
+   * pod, mounted at `mountPath` as the first volume mount of the first container.
+   */
+  protected addDataClaim(props: StoreProps, mountPath: string): void {
+    const api = ApiObject.of(this.statefulSet);
+    const claim: k8s.KubePersistentVolumeClaimProps = {
+      metadata: { name: 'data' },
+      spec: {
+        accessModes: ['ReadWriteOnce'],
+        ...(props.storageClassName !== undefined ? { storageClassName: props.storageClassName } : {}),
+        // A Quantity: the patch is applied before KubeStatefulSet's own toJson, which reads its `value`.
+        resources: { requests: { storage: k8s.Quantity.fromString(`${props.storageGiB}Gi`) } },
+      },
+    };
+    // StatefulSetProps has no volumeClaimTemplates.
+    api.addJsonPatch(JsonPatch.add('/spec/volumeClaimTemplates', [claim]));
+    // A claim template is no kplus.Volume a container can mount.
+    api.addJsonPatch(JsonPatch.add('/spec/template/spec/containers/0/volumeMounts/0', { name: 'data', mountPath }));
+  }
 }

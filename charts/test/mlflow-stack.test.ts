@@ -22,15 +22,23 @@ describe('MlflowStack', () => {
     const args: string[] = podSpec(server).containers[0].args;
     assert.ok(args.includes('--serve-artifacts'));
     assert.ok(args.includes('--artifacts-destination=s3://mlflow-artifacts/'));
-    for (const [service, workload] of [
-      ['mlflow', find(objects, 'Deployment', 'mlflow')],
-      ['mlflow-postgres', find(objects, 'StatefulSet', 'mlflow-postgres')],
-      ['mlflow-seaweedfs', find(objects, 'StatefulSet', 'mlflow-seaweedfs')],
+    for (const [service, workload, selector] of [
+      ['mlflow', find(objects, 'Deployment', 'mlflow'), s.serverPodLabels],
+      ['mlflow-postgres', find(objects, 'StatefulSet', 'mlflow-postgres'), s.postgres!.podSelector],
+      ['mlflow-seaweedfs', find(objects, 'StatefulSet', 'mlflow-seaweedfs'), s.artifactStore!.podSelector],
     ] as const) {
       const svc = find(objects, 'Service', service);
       assert.ok(matches(svc.spec.selector, workload.spec.template.metadata.labels), `${service} selects its pods`);
-      const portNames = containers(workload).flatMap((c) => (c.ports ?? []).map((p: any) => p.name));
-      for (const p of svc.spec.ports) assert.ok(portNames.includes(p.targetPort), `${service} targets ${p.targetPort}`);
+      const ports = containers(workload).flatMap((c) => c.ports ?? []);
+      for (const p of svc.spec.ports) {
+        assert.ok(
+          ports.some((c: any) => c.containerPort === p.targetPort && c.name === p.name),
+          `${service} targets ${p.name} ${p.targetPort}`,
+        );
+      }
+      // A workload's selector is immutable: it stays the component's labels, which its pods carry.
+      assert.deepEqual(workload.spec.selector, { matchLabels: selector });
+      assert.ok(matches(selector, workload.spec.template.metadata.labels), `${service}'s pods carry its selector`);
     }
     assert.equal(find(objects, 'StatefulSet', 'mlflow-postgres').spec.serviceName, 'mlflow-postgres');
   });
@@ -73,14 +81,37 @@ describe('MlflowStack', () => {
     assert.deepEqual(postgres.spec.ingress, [
       { from: [{ podSelector: { matchLabels: s.serverPodLabels } }], ports: [{ protocol: 'TCP', port: 5432 }] },
     ]);
-    assert.deepEqual(postgres.spec.egress, []);
+    // Egress isolated with no rule: the database sends nothing.
+    assert.ok(postgres.spec.policyTypes.includes('Egress'));
+    assert.deepEqual(postgres.spec.egress ?? [], []);
     const seaweed = find(objects, 'NetworkPolicy', 'mlflow-seaweedfs');
     assert.deepEqual(seaweed.spec.ingress[0].from, [{ podSelector: { matchLabels: s.serverPodLabels } }]);
+    assert.deepEqual(seaweed.spec.ingress[0].ports, [{ protocol: 'TCP', port: 8333 }]);
+    // Besides, SeaweedFS talks to itself only, on any port (master, volume, filer).
+    const self = [{ podSelector: seaweed.spec.podSelector }];
+    assert.deepEqual(seaweed.spec.ingress.slice(1), [{ from: self, ports: [] }]);
+    assert.deepEqual(seaweed.spec.egress, [{ to: self, ports: [] }]);
+    assert.ok(
+      matches(seaweed.spec.podSelector.matchLabels, find(objects, 'StatefulSet', 'mlflow-seaweedfs').spec.template.metadata.labels),
+    );
     const server = find(objects, 'NetworkPolicy', 'mlflow');
     assert.deepEqual(server.spec.ingress, [
       { from: [{ podSelector: { matchLabels: { [LABELS.trainer]: 'true' } } }], ports: [{ protocol: 'TCP', port: PORTS.mlflow }] },
     ]);
     assert.deepEqual(s.clientPodLabels, { [LABELS.trainer]: 'true' });
+    // MLflow sends to DNS, then to each store's pod on its port only.
+    const [, ...stores] = server.spec.egress;
+    assert.deepEqual(
+      stores.map((r: any) => r.ports),
+      [[{ protocol: 'TCP', port: 5432 }], [{ protocol: 'TCP', port: 8333 }]],
+    );
+    for (const [rule, store] of [
+      [stores[0], 'mlflow-postgres'],
+      [stores[1], 'mlflow-seaweedfs'],
+    ]) {
+      assert.equal(rule.to.length, 1);
+      assert.ok(matches(rule.to[0].podSelector.matchLabels, find(objects, 'StatefulSet', store).spec.template.metadata.labels), store);
+    }
     // Every pod of the stack is selected by some policy (default deny applies to all of them).
     for (const o of objects.filter((x) => podSpec(x))) {
       const labels = o.spec.template.metadata.labels;
@@ -106,6 +137,22 @@ describe('MlflowStack', () => {
     assert.equal(claim.spec.resources.requests.storage, '50Gi');
     assert.equal(claim.spec.storageClassName, 'fast-ssd');
     assert.equal(find(objects, 'StatefulSet', 'mlflow-postgres').spec.volumeClaimTemplates[0].spec.resources.requests.storage, '3Gi');
+    // One claim `data` per store, ReadWriteOnce, mounted first where each store keeps its data.
+    for (const [name, mountPath] of [
+      ['mlflow-postgres', '/var/lib/postgresql/data'],
+      ['mlflow-seaweedfs', '/data'],
+    ]) {
+      const set = find(objects, 'StatefulSet', name);
+      assert.deepEqual(
+        set.spec.volumeClaimTemplates.map((c: any) => [c.metadata.name, c.spec.accessModes]),
+        [['data', ['ReadWriteOnce']]],
+      );
+      assert.deepEqual(podSpec(set).containers[0].volumeMounts[0], { mountPath, name: 'data' });
+      assert.ok(!podSpec(set).volumes.some((v: any) => v.name === 'data'), `${name}: data is the claim, no pod volume`);
+    }
+    // Without a StorageClass, the claims use the cluster's default.
+    const plain = stack().objects;
+    assert.equal(find(plain, 'StatefulSet', 'mlflow-postgres').spec.volumeClaimTemplates[0].spec.storageClassName, undefined);
   });
 
   test('an existing PostgreSQL and S3 replace the bundled ones', () => {
