@@ -210,7 +210,10 @@ export class TrainingApi extends Construct {
       ...trainerPodProps(),
       // The one workload with a service-account token: it calls the Kubernetes API.
       automountServiceAccountToken: true,
+      // A Deployment's selector is immutable: it keeps the labels it selected by before cdk8s-plus.
+      select: false,
     });
+    deployment.select(kplus.LabelSelector.of({ labels: selector }));
     const health = { port: PORTS.api, periodSeconds: Duration.seconds(5) };
     deployment.addContainer(
       hardenedContainer({

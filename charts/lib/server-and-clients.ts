@@ -109,7 +109,10 @@ export class ServerAndClients extends Construct {
       // One writer of the checkpoint volume at a time.
       strategy: kplus.DeploymentStrategy.recreate(),
       ...trainerPodProps(),
+      // A Deployment's selector is immutable: it keeps the labels it selected by before cdk8s-plus.
+      select: false,
     });
+    this.server.select(kplus.LabelSelector.of({ labels: selectorLabels(name, 'server') }));
     const state =
       props.serverStateGiB === undefined
         ? undefined
@@ -145,7 +148,10 @@ export class ServerAndClients extends Construct {
       replicas: props.clients,
       podManagementPolicy: kplus.PodManagementPolicy.PARALLEL,
       ...trainerPodProps(),
+      // A StatefulSet's selector is immutable: it keeps the labels it selected by before cdk8s-plus.
+      select: false,
     });
+    this.clients.select(kplus.LabelSelector.of({ labels: selectorLabels(name, 'client') }));
     addTrainerContainer(this.clients, {
       name: 'client',
       image,

@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import { FederatedFleet, FederatedFleetProps, LIQO } from '../federated-fleet';
 import { MlflowStack } from '../mlflow-stack';
 import { ENV, PORTS, SECRET_KEYS, parseTrainerEnv } from '../../trainer/src/contract';
-import { KubeObject, find, podSpec, synth, testChart } from './helpers';
+import { KubeObject, find, podSpec, selectedWorkloads, synth, testChart } from './helpers';
 
 function fleet(props: FederatedFleetProps = {}): KubeObject[] {
   const chart = testChart();
@@ -73,13 +73,28 @@ describe('FederatedFleet', () => {
     assert.deepEqual(client.spec.egress[0].ports, [{ protocol: 'TCP', port: PORTS.federated }]);
     const server = find(objects, 'NetworkPolicy', 'fl-server');
     assert.equal(server.spec.ingress.length, 1);
-    assert.deepEqual(server.spec.ingress[0].from, [
-      { podSelector: { matchLabels: find(objects, 'StatefulSet', 'fl-client').spec.selector.matchLabels } },
-    ]);
+    assert.equal(server.spec.ingress[0].from.length, 1);
+    assert.deepEqual(Object.keys(server.spec.ingress[0].from[0]), ['podSelector']);
+    assert.deepEqual(selectedWorkloads(objects, server.spec.ingress[0].from[0].podSelector.matchLabels), ['StatefulSet/fl-client']);
     assert.ok(
       server.spec.egress.some((r: any) => r.ports?.[0]?.port === PORTS.mlflow),
       'the server reaches MLflow',
     );
+  });
+
+  test('the workloads keep the selectors they had before cdk8s-plus (a selector is immutable once applied)', () => {
+    const objects = fleet();
+    const server = find(objects, 'Deployment', 'fl-server');
+    const clients = find(objects, 'StatefulSet', 'fl-client');
+    assert.deepEqual(server.spec.selector, {
+      matchLabels: { 'app.kubernetes.io/component': 'server', 'app.kubernetes.io/instance': 'fl' },
+    });
+    assert.deepEqual(clients.spec.selector, {
+      matchLabels: { 'app.kubernetes.io/component': 'client', 'app.kubernetes.io/instance': 'fl' },
+    });
+    assert.deepEqual(selectedWorkloads(objects, server.spec.selector.matchLabels), ['Deployment/fl-server']);
+    assert.deepEqual(selectedWorkloads(objects, clients.spec.selector.matchLabels), ['StatefulSet/fl-client']);
+    assert.deepEqual(selectedWorkloads(objects, find(objects, 'Service', 'fl-server').spec.selector), ['Deployment/fl-server']);
   });
 
   test('the server keeps its round checkpoint on a volume and is never run twice', () => {

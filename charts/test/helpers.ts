@@ -31,3 +31,15 @@ export function containers(o: KubeObject): any[] {
   const spec = podSpec(o);
   return [...(spec?.initContainers ?? []), ...(spec?.containers ?? [])];
 }
+
+/**
+ * The workloads (kind/name) among `objects` whose pods `matchLabels` selects: a Service's selector or a
+ * NetworkPolicy peer, checked against every pod template (cdk8s-plus selects by its own address label,
+ * a workload by the labels it always selected by; both must pick the same pods).
+ */
+export function selectedWorkloads(objects: KubeObject[], matchLabels: Record<string, string>): string[] {
+  return objects
+    .filter((o) => o.spec?.template?.metadata?.labels !== undefined)
+    .filter((o) => Object.entries(matchLabels).every(([key, value]) => o.spec.template.metadata.labels[key] === value))
+    .map((o) => `${o.kind}/${o.metadata.name}`);
+}

@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import { MlflowStack } from '../mlflow-stack';
 import { SplitLearning, SplitLearningProps } from '../split-learning';
 import { ENV, PORTS, parseTrainerEnv } from '../../trainer/src/contract';
-import { KubeObject, find, podSpec, synth, testChart } from './helpers';
+import { KubeObject, find, podSpec, selectedWorkloads, synth, testChart } from './helpers';
 
 function split(props: SplitLearningProps = {}): KubeObject[] {
   const chart = testChart();
@@ -52,10 +52,7 @@ describe('SplitLearning', () => {
     assert.deepEqual(client.spec.egress[0].ports, [{ protocol: 'TCP', port: PORTS.split }]);
     const server = find(objects, 'NetworkPolicy', 'split-server');
     assert.deepEqual(server.spec.ingress[0].ports, [{ protocol: 'TCP', port: PORTS.split }]);
-    assert.deepEqual(
-      server.spec.ingress[0].from[0].podSelector.matchLabels,
-      find(objects, 'StatefulSet', 'split-client').spec.selector.matchLabels,
-    );
+    assert.deepEqual(selectedWorkloads(objects, server.spec.ingress[0].from[0].podSelector.matchLabels), ['StatefulSet/split-client']);
   });
 
   describe('fails at synth on bad props, naming construct, prop, value and what is allowed', () => {

@@ -17,7 +17,7 @@ import {
   TRAINER_IMAGE,
   parseTrainerEnv,
 } from '../../trainer/src/contract';
-import { KubeObject, find, podSpec, synth, testChart } from './helpers';
+import { KubeObject, find, podSpec, selectedWorkloads, synth, testChart } from './helpers';
 
 function api(props: TrainingApiProps = {}): KubeObject[] {
   const chart = testChart();
@@ -80,7 +80,8 @@ describe('TrainingApi', () => {
     assert.deepEqual(c.env.find((e: any) => e.name === API_ENV.namespace).valueFrom, { fieldRef: { fieldPath: 'metadata.namespace' } });
     const service = find(objects, 'Service', 'api');
     assert.deepEqual(service.spec.ports, [{ name: 'http', port: PORTS.api, targetPort: PORTS.api }]);
-    assert.deepEqual(service.spec.selector, deployment.spec.selector.matchLabels);
+    assert.deepEqual(selectedWorkloads(objects, service.spec.selector), ['Deployment/api']);
+    assert.deepEqual(selectedWorkloads(objects, deployment.spec.selector.matchLabels), ['Deployment/api']);
     assert.equal(
       podSpec(deployment).containers[0].env.some((e: any) => e.value !== undefined && e.name === ENV.authToken),
       false,
