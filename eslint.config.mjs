@@ -35,7 +35,7 @@ export default tseslint.config(
   ...tseslint.configs.recommended,
   {
     rules: {
-      'max-len': ['error', { code: 140, ignoreUrls: true, ignoreStrings: true, ignoreTemplateLiterals: true, ignoreRegExpLiterals: true }],
+      'max-len': ['error', { code: 140, ignoreUrls: true }],
       // require() stays for what is loaded only when needed: the optional tfjs backends, Swagger UI's
       // files, and a dependency's package.json (its version, read at run time).
       '@typescript-eslint/no-require-imports': [

@@ -137,7 +137,8 @@ export class TrainingApi extends Construct {
           this,
           'tracking',
           props.tracking.name,
-          `an MlflowStack in the TrainingApi's namespace (${where(own)}): the jobs run there and reach MLflow by its Service name, which MLflow's NetworkPolicy admits from its own namespace only; it is in ${where(theirs)}`,
+          `an MlflowStack in the TrainingApi's namespace (${where(own)}): the jobs run there and reach MLflow by its Service name, ` +
+            `which MLflow's NetworkPolicy admits from its own namespace only; it is in ${where(theirs)}`,
         );
       }
     }

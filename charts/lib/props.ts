@@ -23,9 +23,13 @@ function show(value: unknown): string {
 }
 
 const DNS_1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+/** One component of an image name: lowercase letters and digits, single '.', '_' or '-' between them. */
+const NAME_COMPONENT = /[a-z0-9]+(?:[._-][a-z0-9]+)*/.source;
 /** name[:tag][@sha256:digest] with an explicit tag or digest (never implicitly `latest`). */
-const IMAGE_REF =
-  /^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?\/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*(?::([\w][\w.-]{0,127}))?(?:@sha256:[a-f0-9]{64})?$/;
+const IMAGE_REF = new RegExp(
+  `^(?:${NAME_COMPONENT}(?::[0-9]+)?\\/)?${NAME_COMPONENT}(?:\\/${NAME_COMPONENT})*` +
+    /(?::([\w][\w.-]{0,127}))?(?:@sha256:[a-f0-9]{64})?$/.source,
+);
 
 export function checkInt(scope: Construct, prop: string, value: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
   if (!Number.isInteger(value) || value < min || value > max) {

@@ -183,17 +183,20 @@ describe('DdpCluster', () => {
       [
         'a local path without a dataset volume',
         { datasetUri: '/data/mnist' },
-        `DdpCluster 'Train': 'datasetUri' must be an http(s):// or s3:// URL, or a path under /var/lib/tensorfleet/datasets/ together with 'datasetClaimName', got "/data/mnist"`,
+        `DdpCluster 'Train': 'datasetUri' must be an http(s):// or s3:// URL, ` +
+          `or a path under /var/lib/tensorfleet/datasets/ together with 'datasetClaimName', got "/data/mnist"`,
       ],
       [
         'S3 credentials for a dataset that is not on S3',
         { datasetS3CredentialsSecret: 'dataset-s3' },
-        `DdpCluster 'Train': 'datasetUri' must be an s3:// URI when 'datasetS3CredentialsSecret' is set, got "https://ossci-datasets.s3.amazonaws.com/mnist/"`,
+        `DdpCluster 'Train': 'datasetUri' must be an s3:// URI when 'datasetS3CredentialsSecret' is set, ` +
+          `got "https://ossci-datasets.s3.amazonaws.com/mnist/"`,
       ],
       [
         'a credentials Secret name that is not a DNS name',
         { datasetUri: 's3://datasets/mnist', datasetS3CredentialsSecret: 'Dataset_S3' },
-        `DdpCluster 'Train': 'datasetS3CredentialsSecret' must be a DNS-1123 label (lowercase letters, digits and '-', at most 253 characters), got "Dataset_S3"`,
+        `DdpCluster 'Train': 'datasetS3CredentialsSecret' must be a DNS-1123 label ` +
+          `(lowercase letters, digits and '-', at most 253 characters), got "Dataset_S3"`,
       ],
       [
         'a limit below the request',

@@ -143,12 +143,14 @@ describe('FederatedFleet', () => {
       [
         'an unknown strategy',
         { strategy: 'fedsgd' as never },
-        `FederatedFleet 'Fl': 'strategy' must be one of fedavg, fedavgm, fedprox, fedadam, fedyogi, fedadagrad, fedmedian, fedtrimmedavg, krum, multikrum, got "fedsgd"`,
+        `FederatedFleet 'Fl': 'strategy' must be one of fedavg, fedavgm, fedprox, fedadam, ` +
+          `fedyogi, fedadagrad, fedmedian, fedtrimmedavg, krum, multikrum, got "fedsgd"`,
       ],
       [
         'noise without clipping',
         { dpNoiseMultiplier: 1 },
-        `FederatedFleet 'Fl': 'dpClipNorm' must be a number > 0 when 'dpNoiseMultiplier' is set (noise is scaled by the clip norm), got undefined`,
+        `FederatedFleet 'Fl': ` +
+          `'dpClipNorm' must be a number > 0 when 'dpNoiseMultiplier' is set (noise is scaled by the clip norm), got undefined`,
       ],
       [
         'Krum with too few clients per round',

@@ -57,7 +57,9 @@ for (const [construct, build] of Object.entries(BUILDERS)) {
 
     test('a bad Secret name fails at synth, naming the construct, the prop, the value and what is allowed', () => {
       assert.throws(() => build(testChart(), LinkTls.fromSecret('Not_A_Name')), {
-        message: `${construct} 'Link': 'tls.secretName' must be a DNS-1123 label (lowercase letters, digits and '-', at most 253 characters), got "Not_A_Name"`,
+        message:
+          `${construct} 'Link': 'tls.secretName' must be a DNS-1123 label ` +
+          `(lowercase letters, digits and '-', at most 253 characters), got "Not_A_Name"`,
       });
     });
   });

@@ -187,22 +187,26 @@ describe('MlflowStack', () => {
       [
         'a malformed image reference',
         { mlflowImage: 'ghcr.io/mlflow/mlflow:latest' },
-        `MlflowStack 'Mlflow': 'mlflowImage' must be an image reference pinned to a version, like "registry/name:1.2.3" or "name@sha256:<64 hex>" (not "latest"), got "ghcr.io/mlflow/mlflow:latest"`,
+        `MlflowStack 'Mlflow': 'mlflowImage' must be an image reference pinned to a version, ` +
+          `like "registry/name:1.2.3" or "name@sha256:<64 hex>" (not "latest"), got "ghcr.io/mlflow/mlflow:latest"`,
       ],
       [
         'an untagged image',
         { postgresImage: 'Postgres' },
-        `MlflowStack 'Mlflow': 'postgresImage' must be an image reference pinned to a version, like "registry/name:1.2.3" or "name@sha256:<64 hex>" (not "latest"), got "Postgres"`,
+        `MlflowStack 'Mlflow': 'postgresImage' must be an image reference pinned to a version, ` +
+          `like "registry/name:1.2.3" or "name@sha256:<64 hex>" (not "latest"), got "Postgres"`,
       ],
       [
         'an external database without a secret',
         { externalDatabaseHost: 'db.internal' },
-        `MlflowStack 'Mlflow': 'externalDatabasePasswordSecretName' must be the name of a Secret holding the database password under the key "password" when 'externalDatabaseHost' is set, got undefined`,
+        `MlflowStack 'Mlflow': 'externalDatabasePasswordSecretName' must be the name of a Secret holding ` +
+          `the database password under the key "password" when 'externalDatabaseHost' is set, got undefined`,
       ],
       [
         'an external S3 without a secret',
         { externalS3Endpoint: 'https://s3.internal' },
-        `MlflowStack 'Mlflow': 'externalS3SecretName' must be the name of a Secret holding AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY when 'externalS3Endpoint' is set, got undefined`,
+        `MlflowStack 'Mlflow': 'externalS3SecretName' must be the name of a Secret holding ` +
+          `AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY when 'externalS3Endpoint' is set, got undefined`,
       ],
       [
         'an external S3 endpoint that is not a URL',

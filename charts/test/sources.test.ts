@@ -126,7 +126,8 @@ describe('Dataset and Model on a DdpCluster', () => {
       [
         'a csv without its label column',
         { dataset: 'csv', datasetUri: 's3://t/r.csv' },
-        `DdpCluster 'Train': 'labelColumn' must be set for csv data: the name of the column holding the label (or the regression target), got undefined`,
+        `DdpCluster 'Train': 'labelColumn' must be set for csv data: ` +
+          `the name of the column holding the label (or the regression target), got undefined`,
       ],
       [
         'model and modelUri both set',
@@ -141,27 +142,33 @@ describe('Dataset and Model on a DdpCluster', () => {
       [
         'a relative dataset path',
         { dataset: Dataset.csv('data/records.csv', { labelColumn: 'y' }) },
-        `DdpCluster 'Train': 'datasetUri' must be an http(s):// or s3:// URL, or a path under /var/lib/tensorfleet/datasets/ together with 'datasetClaimName', got "data/records.csv"`,
+        `DdpCluster 'Train': 'datasetUri' must be an http(s):// or s3:// URL, ` +
+          `or a path under /var/lib/tensorfleet/datasets/ together with 'datasetClaimName', got "data/records.csv"`,
       ],
       [
         'a relative model path',
         { model: Model.fromUri('./model.json') },
-        `DdpCluster 'Train': 'model' must be runs:/<run_id>/<path> (with 'tracking'), an http(s):// or s3:// URL, or a path under /var/lib/tensorfleet/datasets/ together with 'datasetClaimName', got "./model.json"`,
+        `DdpCluster 'Train': 'model' must be runs:/<run_id>/<path> (with 'tracking'), an http(s):// or s3:// URL, ` +
+          `or a path under /var/lib/tensorfleet/datasets/ together with 'datasetClaimName', got "./model.json"`,
       ],
       [
         'a runs:/ model without tracking',
         { modelUri: 'runs:/abc/model/model.json' },
-        `DdpCluster 'Train': 'modelUri' must be a runs:/ URI only with 'tracking' set (the MlflowStack that serves the run's artifacts), got "runs:/abc/model/model.json"`,
+        `DdpCluster 'Train': 'modelUri' must be a runs:/ URI only with 'tracking' set ` +
+          `(the MlflowStack that serves the run's artifacts), got "runs:/abc/model/model.json"`,
       ],
       [
         '{client} outside a FederatedFleet',
         { dataset: Dataset.csv('s3://sites/site-{client}.csv', { labelColumn: 'y' }) },
-        `DdpCluster 'Train': 'datasetUri' must be an http(s):// or s3:// URL, or a path under /var/lib/tensorfleet/datasets/ together with 'datasetClaimName', without {client} (only a FederatedFleet gives each client its own data), got "s3://sites/site-{client}.csv"`,
+        `DdpCluster 'Train': 'datasetUri' must be an http(s):// or s3:// URL, ` +
+          `or a path under /var/lib/tensorfleet/datasets/ together with 'datasetClaimName', ` +
+          `without {client} (only a FederatedFleet gives each client its own data), got "s3://sites/site-{client}.csv"`,
       ],
       [
         'regression on MNIST',
         { task: 'regression' },
-        `DdpCluster 'Train': 'task' must be classification for dataset mnist (regression needs csv or npz data with a numeric target), got "regression"`,
+        `DdpCluster 'Train': 'task' must be classification for dataset mnist ` +
+          `(regression needs csv or npz data with a numeric target), got "regression"`,
       ],
       [
         'an unknown task',
@@ -181,7 +188,8 @@ describe('Dataset and Model on a DdpCluster', () => {
       [
         'an image size of 0',
         { dataset: Dataset.imageFolder('s3://i/f', { imageSize: [0, 28] }) },
-        `DdpCluster 'Train': 'imageSize' must be a size "<height>x<width>" or "<side>", each from 1 to 4096 (Dataset.imageFolder: [height, width]), got "0x28"`,
+        `DdpCluster 'Train': 'imageSize' must be a size "<height>x<width>" or "<side>", ` +
+          `each from 1 to 4096 (Dataset.imageFolder: [height, width]), got "0x28"`,
       ],
       [
         'an image size for a csv',
@@ -196,7 +204,8 @@ describe('Dataset and Model on a DdpCluster', () => {
       [
         'the label among the features',
         { dataset: Dataset.csv('s3://t/r.csv', { labelColumn: 'y', featureColumns: ['a', 'y'] }) },
-        `DdpCluster 'Train': 'featureColumns' must be distinct, non-empty column names without commas, other than the label column, got ["a","y"]`,
+        `DdpCluster 'Train': 'featureColumns' must be distinct, ` +
+          `non-empty column names without commas, other than the label column, got ["a","y"]`,
       ],
       [
         'a Dataset and a different datasetUri',
@@ -281,10 +290,14 @@ describe('Dataset and Model on SplitLearning', () => {
 
   test('cutLayer and cutLayerName are exclusive; a user model may be cut deeper than a built-in one', () => {
     assert.throws(() => split({ cutLayer: 2, cutLayerName: 'dense_1' }), {
-      message: `SplitLearning 'Split': 'cutLayerName' must be absent when 'cutLayer' is set (cut by count or by name, not both), got "dense_1"`,
+      message:
+        `SplitLearning 'Split': ` +
+        `'cutLayerName' must be absent when 'cutLayer' is set (cut by count or by name, not both), got "dense_1"`,
     });
     assert.throws(() => split({ cutLayerName: 'dense 1' }), {
-      message: `SplitLearning 'Split': 'cutLayerName' must be a layer name (letters, digits, _, ., / and -, at most 128 characters), got "dense 1"`,
+      message:
+        `SplitLearning 'Split': ` +
+        `'cutLayerName' must be a layer name (letters, digits, _, ., / and -, at most 128 characters), got "dense 1"`,
     });
     const objects = split({ model: Model.fromUri('https://models.example/m/model.json'), cutLayer: 5 });
     assert.equal(parseTrainerEnv(envOf(find(objects, 'Deployment', 'split-server'))).cutLayer, 5);

@@ -153,32 +153,36 @@ describe('TrainingApi', () => {
     }
   });
 
-  test("with it the API may create every Role and RoleBinding a job construct emits (Kubernetes' escalation check: it holds their permissions, or may escalate / bind Roles)", () => {
-    const held: RbacRule[] = find(api(), 'Role', 'api').rules;
-    const may = (verb: string): boolean =>
-      held.some((r) => r.apiGroups?.includes('rbac.authorization.k8s.io') && r.resources?.includes('roles') && r.verbs.includes(verb));
-    let checked = 0;
-    for (const m of jobConstructManifests()) {
-      const objects = m.objects as unknown as KubeObject[];
-      for (const role of objects.filter((o) => o.kind === 'Role')) {
-        assert.ok(rulesCover(held, role.rules) || may('escalate'), `${m.construct} Role/${role.metadata.name}`);
-        checked++;
+  test(
+    'with it the API may create every Role and RoleBinding a job construct emits ' +
+      "(Kubernetes' escalation check: it holds their permissions, or may escalate / bind Roles)",
+    () => {
+      const held: RbacRule[] = find(api(), 'Role', 'api').rules;
+      const may = (verb: string): boolean =>
+        held.some((r) => r.apiGroups?.includes('rbac.authorization.k8s.io') && r.resources?.includes('roles') && r.verbs.includes(verb));
+      let checked = 0;
+      for (const m of jobConstructManifests()) {
+        const objects = m.objects as unknown as KubeObject[];
+        for (const role of objects.filter((o) => o.kind === 'Role')) {
+          assert.ok(rulesCover(held, role.rules) || may('escalate'), `${m.construct} Role/${role.metadata.name}`);
+          checked++;
+        }
+        for (const binding of objects.filter((o) => o.kind === 'RoleBinding')) {
+          const bound = objects.find((o) => o.kind === 'Role' && o.metadata.name === binding.roleRef.name);
+          assert.ok(bound, `${m.construct} RoleBinding/${binding.metadata.name} binds a Role of the same construct`);
+          assert.ok(rulesCover(held, bound.rules) || may('bind'), `${m.construct} RoleBinding/${binding.metadata.name}`);
+          checked++;
+        }
       }
-      for (const binding of objects.filter((o) => o.kind === 'RoleBinding')) {
-        const bound = objects.find((o) => o.kind === 'Role' && o.metadata.name === binding.roleRef.name);
-        assert.ok(bound, `${m.construct} RoleBinding/${binding.metadata.name} binds a Role of the same construct`);
-        assert.ok(rulesCover(held, bound.rules) || may('bind'), `${m.construct} RoleBinding/${binding.metadata.name}`);
-        checked++;
-      }
-    }
-    assert.ok(checked >= 4, `checked ${checked}`);
-    // Without them it could not: the ensure-secrets Roles grant Secret access the API does not hold.
-    assert.equal(may('escalate') && may('bind'), true);
-    const secretsRole = jobConstructManifests()
-      .flatMap((m) => m.objects)
-      .find((o) => o.kind === 'Role')!;
-    assert.equal(rulesCover(held, secretsRole.rules!), false);
-  });
+      assert.ok(checked >= 4, `checked ${checked}`);
+      // Without them it could not: the ensure-secrets Roles grant Secret access the API does not hold.
+      assert.equal(may('escalate') && may('bind'), true);
+      const secretsRole = jobConstructManifests()
+        .flatMap((m) => m.objects)
+        .find((o) => o.kind === 'Role')!;
+      assert.equal(rulesCover(held, secretsRole.rules!), false);
+    },
+  );
 
   test('rulesCover compares as RBAC does: groups, resources, verbs, names and wildcards', () => {
     const held: RbacRule[] = [
@@ -211,7 +215,10 @@ describe('TrainingApi', () => {
     const app = new App({ outdir: 'unused' });
     const tracking = new MlflowStack(new Chart(app, 'mlflow', { namespace: 'tensorfleet' }), 'Mlflow');
     assert.throws(() => new TrainingApi(new Chart(app, 'api', { namespace: 'training' }), 'Api', { tracking }), {
-      message: `TrainingApi 'Api': 'tracking' must be an MlflowStack in the TrainingApi's namespace (namespace "training"): the jobs run there and reach MLflow by its Service name, which MLflow's NetworkPolicy admits from its own namespace only; it is in namespace "tensorfleet", got "mlflow"`,
+      message:
+        `TrainingApi 'Api': 'tracking' must be an MlflowStack in the TrainingApi's namespace (namespace "training"): ` +
+        `the jobs run there and reach MLflow by its Service name, ` +
+        `which MLflow's NetworkPolicy admits from its own namespace only; it is in namespace "tensorfleet", got "mlflow"`,
     });
     assert.doesNotThrow(() => new TrainingApi(new Chart(app, 'same', { namespace: 'tensorfleet' }), 'Api', { tracking }));
   });
@@ -298,12 +305,14 @@ describe('TrainingApi', () => {
       [
         'an unpinned image',
         { image: 'trainer:latest' },
-        `TrainingApi 'Api': 'image' must be an image reference pinned to a version, like "registry/name:1.2.3" or "name@sha256:<64 hex>" (not "latest"), got "trainer:latest"`,
+        `TrainingApi 'Api': 'image' must be an image reference pinned to a version, ` +
+          `like "registry/name:1.2.3" or "name@sha256:<64 hex>" (not "latest"), got "trainer:latest"`,
       ],
       [
         'an unpinned default image',
         { defaultImage: 'trainer' },
-        `TrainingApi 'Api': 'defaultImage' must be an image reference pinned to a version, like "registry/name:1.2.3" or "name@sha256:<64 hex>" (not "latest"), got "trainer"`,
+        `TrainingApi 'Api': 'defaultImage' must be an image reference pinned to a version, ` +
+          `like "registry/name:1.2.3" or "name@sha256:<64 hex>" (not "latest"), got "trainer"`,
       ],
       ['a tiny body limit', { maxBodyBytes: 100 }, `TrainingApi 'Api': 'maxBodyBytes' must be an integer from 1024 to 16777216, got 100`],
       [
@@ -324,7 +333,8 @@ describe('TrainingApi', () => {
       [
         'no allowed clients',
         { allowedClients: [] },
-        `TrainingApi 'Api': 'allowedClients' must be at least one label selector (leave it unset to admit any pod in the namespace), got []`,
+        `TrainingApi 'Api': ` +
+          `'allowedClients' must be at least one label selector (leave it unset to admit any pod in the namespace), got []`,
       ],
       [
         'an empty selector',
@@ -334,7 +344,8 @@ describe('TrainingApi', () => {
       [
         'a bad label value',
         { allowedClients: [{ app: 'my cli' }] },
-        `TrainingApi 'Api': 'allowedClients[0]' must be at least one label, each with a valid Kubernetes label key and value, got {"app":"my cli"}`,
+        `TrainingApi 'Api': 'allowedClients[0]' must be at least one label, ` +
+          `each with a valid Kubernetes label key and value, got {"app":"my cli"}`,
       ],
       [
         'limits below requests',

@@ -213,7 +213,8 @@ class K8sSchemaWalker {
         this.reporter.report(
           path,
           RULES.SCHEMA_QUANTITY,
-          `invalid quantity ${JSON.stringify(value)}: expected a number with an optional suffix (m, k, M, G, Ki, Mi, Gi, ... or e<n>), e.g. "250m" or "512Mi"`,
+          `invalid quantity ${JSON.stringify(value)}: ` +
+            `expected a number with an optional suffix (m, k, M, G, Ki, Mi, Gi, ... or e<n>), e.g. "250m" or "512Mi"`,
         );
       }
       return;

@@ -72,7 +72,8 @@ function checkPod(t: PodTemplate, reporter: Reporter): void {
       reporter.report(
         childPath(childPath(contextPath, 'seccompProfile'), 'type'),
         RULES.SECURITY_SECCOMP,
-        `must be "RuntimeDefault" (set it here or in ${podContextPath}.seccompProfile.type), got ${seccomp === undefined ? 'none' : JSON.stringify(seccomp)}`,
+        `must be "RuntimeDefault" (set it here or in ${podContextPath}.seccompProfile.type), ` +
+          `got ${seccomp === undefined ? 'none' : JSON.stringify(seccomp)}`,
       );
     }
     checkResources(container, childPath(path, 'resources'), reporter);
@@ -88,7 +89,8 @@ function checkAutomount(t: PodTemplate, reporter: Reporter): void {
   reporter.report(
     childPath(t.specPath, 'automountServiceAccountToken'),
     RULES.SECURITY_AUTOMOUNT_TOKEN,
-    `must be false; pods that call the Kubernetes API need a non-default serviceAccountName and the annotation ${USES_KUBERNETES_API_ANNOTATION}: "true" on the ${t.label.kind}`,
+    `must be false; pods that call the Kubernetes API need a non-default serviceAccountName ` +
+      `and the annotation ${USES_KUBERNETES_API_ANNOTATION}: "true" on the ${t.label.kind}`,
   );
 }
 

@@ -27,7 +27,8 @@ const EXTERNAL_REF_KINDS: Readonly<Record<string, RefKind>> = {
   service: 'Service',
 };
 
-const EXTERNAL_REF_SYNTAX = `expected a comma-separated list of <kind>/<name> with kind one of ${Object.keys(EXTERNAL_REF_KINDS).join(', ')}`;
+const EXTERNAL_REF_SYNTAX =
+  'expected a comma-separated list of <kind>/<name> with kind one of ' + Object.keys(EXTERNAL_REF_KINDS).join(', ');
 
 interface Entry {
   readonly obj: JsonObject;
@@ -86,7 +87,9 @@ export function validateSemantics(objects: readonly unknown[], file: string): Fi
       entry.reporter.report(
         'metadata.name',
         RULES.OBJECT_DUPLICATE,
-        `duplicate object: ${entry.kind} ${JSON.stringify(entry.name)}${entry.namespace === '' ? '' : ` in namespace ${JSON.stringify(entry.namespace)}`} is already object #${earlier.index} of this file`,
+        `duplicate object: ${entry.kind} ` +
+          `${JSON.stringify(entry.name)}${entry.namespace === '' ? '' : ` in namespace ${JSON.stringify(entry.namespace)}`} ` +
+          `is already object #${earlier.index} of this file`,
       );
     }
   });
@@ -293,7 +296,10 @@ function checkPodRefs(t: PodTemplate, e: Entry, index: ChartIndex): void {
 
 function missingRef(kind: RefKind, name: string): string {
   const alias = kind === 'PersistentVolumeClaim' ? 'pvc' : kind.toLowerCase();
-  return `${kind} ${JSON.stringify(name)} is not in this chart; add it, or declare it in annotation ${EXTERNAL_REFS_ANNOTATION}: "${alias}/${name}"`;
+  return (
+    `${kind} ${JSON.stringify(name)} is not in this chart; ` +
+    `add it, or declare it in annotation ${EXTERNAL_REFS_ANNOTATION}: "${alias}/${name}"`
+  );
 }
 
 function checkService(e: Entry, templates: readonly PodTemplate[]): void {
@@ -377,7 +383,8 @@ function checkTrainerPodsIsolated(templates: readonly PodTemplate[], entries: re
     owner?.reporter.report(
       childPath(childPath(t.specPath.replace(/\.spec$/, ''), 'metadata'), 'labels'),
       RULES.POLICY_TRAINER_UNISOLATED,
-      `a trainer pod (${TRAINER_POD_LABEL}=true) must be selected by NetworkPolicies of this chart with policyTypes Ingress and Egress; ${missing.join(' and ')} not isolated`,
+      `a trainer pod (${TRAINER_POD_LABEL}=true) must be selected by NetworkPolicies of this chart with policyTypes Ingress and Egress; ` +
+        `${missing.join(' and ')} not isolated`,
     );
   }
 }
@@ -415,7 +422,8 @@ function checkPolicyRules(e: Entry): void {
         e.reporter.report(
           path,
           RULES.POLICY_UNRESTRICTED_PORTS,
-          `a rule without ports must name pods of this namespace only; this one ${peers.length === 0 ? `has no '${peersKey}' (every address)` : 'names an ipBlock or other namespaces'}`,
+          `a rule without ports must name pods of this namespace only; ` +
+            `this one ${peers.length === 0 ? `has no '${peersKey}' (every address)` : 'names an ipBlock or other namespaces'}`,
         );
       }
     });

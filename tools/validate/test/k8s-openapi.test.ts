@@ -17,7 +17,8 @@ describe('Kubernetes OpenAPI schema (a)', () => {
     const d = deployment();
     firstContainer(d).imagePulPolicy = 'IfNotPresent';
     assert.deepEqual(schema(d), [
-      'schema/unknown-field: Deployment web: spec.template.spec.containers[0].imagePulPolicy: unknown field "imagePulPolicy" (did you mean "imagePullPolicy"?)',
+      'schema/unknown-field: Deployment web: spec.template.spec.containers[0].imagePulPolicy: ' +
+        'unknown field "imagePulPolicy" (did you mean "imagePullPolicy"?)',
     ]);
   });
 
@@ -51,7 +52,8 @@ describe('Kubernetes OpenAPI schema (a)', () => {
     const d = deployment();
     firstContainer(d).securityContext = { ...(firstContainer(d).securityContext as JsonObject), readOnlyRootFilesystem: 'true' };
     assert.deepEqual(schema(d), [
-      'schema/type: Deployment web: spec.template.spec.containers[0].securityContext.readOnlyRootFilesystem: expected boolean, got string "true"',
+      'schema/type: Deployment web: spec.template.spec.containers[0].securityContext.readOnlyRootFilesystem: ' +
+        'expected boolean, got string "true"',
     ]);
   });
 
@@ -65,7 +67,8 @@ describe('Kubernetes OpenAPI schema (a)', () => {
     const d = deployment();
     firstContainer(d).resources = { requests: { cpu: '250m', memory: '2GB' }, limits: { cpu: '1', memory: '2Gi' } };
     assert.deepEqual(schema(d), [
-      'schema/quantity: Deployment web: spec.template.spec.containers[0].resources.requests.memory: invalid quantity "2GB": expected a number with an optional suffix (m, k, M, G, Ki, Mi, Gi, ... or e<n>), e.g. "250m" or "512Mi"',
+      'schema/quantity: Deployment web: spec.template.spec.containers[0].resources.requests.memory: invalid quantity "2GB": ' +
+        'expected a number with an optional suffix (m, k, M, G, Ki, Mi, Gi, ... or e<n>), e.g. "250m" or "512Mi"',
     ]);
   });
 
@@ -87,7 +90,8 @@ describe('Kubernetes OpenAPI schema (a)', () => {
     const d = deployment();
     firstContainer(d).imagePullPolicy = 'Sometimes';
     assert.deepEqual(schema(d), [
-      'schema/enum: Deployment web: spec.template.spec.containers[0].imagePullPolicy: unsupported value "Sometimes": must be one of "Always", "Never", "IfNotPresent"',
+      'schema/enum: Deployment web: spec.template.spec.containers[0].imagePullPolicy: ' +
+        'unsupported value "Sometimes": must be one of "Always", "Never", "IfNotPresent"',
     ]);
   });
 
@@ -99,7 +103,8 @@ describe('Kubernetes OpenAPI schema (a)', () => {
       spec: { accessModes: ['ReadWriteOnce', 'ReadWriteAll'] },
     };
     assert.deepEqual(schema(pvc), [
-      'schema/enum: PersistentVolumeClaim data: spec.accessModes[1]: unsupported value "ReadWriteAll": must be one of "ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"',
+      'schema/enum: PersistentVolumeClaim data: spec.accessModes[1]: unsupported value "ReadWriteAll": ' +
+        'must be one of "ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"',
     ]);
   });
 

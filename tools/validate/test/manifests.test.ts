@@ -50,7 +50,8 @@ describe('loadManifests and summaries', () => {
     const result = validateManifestFile(path);
     assert.equal(result.file, 'web.k8s.yaml');
     assert.deepEqual(result.findings.map(formatFinding), [
-      'web.k8s.yaml: Secret DB: metadata.name: "DB" is not a valid DNS-1123 subdomain: at most 253 characters of a-z, 0-9, "-" and ".", each dot-separated part starting and ending with a letter or digit [name/dns-subdomain]',
+      'web.k8s.yaml: Secret DB: metadata.name: "DB" is not a valid DNS-1123 subdomain: at most 253 characters of a-z, ' +
+        '0-9, "-" and ".", each dot-separated part starting and ending with a letter or digit [name/dns-subdomain]',
     ]);
     const summary = summarize(result.objects.length, result.findings);
     assert.deepEqual(summary, { objects: 3, findings: 1, byRule: { 'name/dns-subdomain': 1 }, byFile: { 'web.k8s.yaml': 1 } });

@@ -25,7 +25,8 @@ describe('security baseline (d)', () => {
     const d = deployment();
     delete podSpecOf(d).securityContext.runAsNonRoot;
     assert.deepEqual(security([d]), [
-      `security/run-as-non-root: Deployment web: ${C}.securityContext.runAsNonRoot: must be true (set it here or in spec.template.spec.securityContext)`,
+      `security/run-as-non-root: Deployment web: ${C}.securityContext.runAsNonRoot: ` +
+        `must be true (set it here or in spec.template.spec.securityContext)`,
     ]);
     containerOf(d).securityContext.runAsNonRoot = true;
     assert.deepEqual(security([d]), []);
@@ -45,7 +46,8 @@ describe('security baseline (d)', () => {
     const d = deployment();
     delete containerOf(d).securityContext.readOnlyRootFilesystem;
     assert.deepEqual(security([d]), [
-      `security/read-only-root-fs: Deployment web: ${C}.securityContext.readOnlyRootFilesystem: must be true (mount an emptyDir for scratch space)`,
+      `security/read-only-root-fs: Deployment web: ${C}.securityContext.readOnlyRootFilesystem: ` +
+        `must be true (mount an emptyDir for scratch space)`,
     ]);
   });
 
@@ -70,7 +72,8 @@ describe('security baseline (d)', () => {
     delete podSpecOf(d).securityContext.seccompProfile;
     containerOf(d).securityContext.seccompProfile = { type: 'Unconfined' };
     assert.deepEqual(security([d]), [
-      `security/seccomp-runtime-default: Deployment web: ${C}.securityContext.seccompProfile.type: must be "RuntimeDefault" (set it here or in spec.template.spec.securityContext.seccompProfile.type), got "Unconfined"`,
+      `security/seccomp-runtime-default: Deployment web: ${C}.securityContext.seccompProfile.type: ` +
+        `must be "RuntimeDefault" (set it here or in spec.template.spec.securityContext.seccompProfile.type), got "Unconfined"`,
     ]);
     containerOf(d).securityContext.seccompProfile = { type: 'RuntimeDefault' };
     assert.deepEqual(security([d]), []);
@@ -80,7 +83,8 @@ describe('security baseline (d)', () => {
     const d = deployment();
     podSpecOf(d).initContainers = [{ ...containerOf(d), name: 'init', resources: { limits: { cpu: '1' } } }];
     assert.deepEqual(security([d]), [
-      'security/resources: Deployment web: spec.template.spec.initContainers[0].resources: missing requests.cpu, requests.memory, limits.memory',
+      'security/resources: Deployment web: spec.template.spec.initContainers[0].resources: ' +
+        'missing requests.cpu, requests.memory, limits.memory',
     ]);
   });
 
@@ -88,7 +92,9 @@ describe('security baseline (d)', () => {
     const d = deployment();
     delete podSpecOf(d).automountServiceAccountToken;
     assert.deepEqual(security([d]), [
-      `security/automount-token: Deployment web: spec.template.spec.automountServiceAccountToken: must be false; pods that call the Kubernetes API need a non-default serviceAccountName and the annotation ${USES_KUBERNETES_API_ANNOTATION}: "true" on the Deployment`,
+      `security/automount-token: Deployment web: spec.template.spec.automountServiceAccountToken: ` +
+        `must be false; pods that call the Kubernetes API need a non-default serviceAccountName ` +
+        `and the annotation ${USES_KUBERNETES_API_ANNOTATION}: "true" on the Deployment`,
     ]);
   });
 
@@ -105,7 +111,8 @@ describe('security baseline (d)', () => {
     const d = deployment();
     containerOf(d).image = 'nginx:latest';
     assert.deepEqual(security([d]), [
-      `security/image-pinned: Deployment web: ${C}.image: image "nginx:latest" uses the "latest" tag: pin a version tag or an @sha256 digest`,
+      `security/image-pinned: Deployment web: ${C}.image: ` +
+        `image "nginx:latest" uses the "latest" tag: pin a version tag or an @sha256 digest`,
     ]);
   });
 
@@ -113,7 +120,8 @@ describe('security baseline (d)', () => {
     const d = deployment();
     containerOf(d).image = 'registry.local:5000/team/app';
     assert.deepEqual(security([d]), [
-      `security/image-pinned: Deployment web: ${C}.image: image "registry.local:5000/team/app" has no tag or digest: pin a version tag or an @sha256 digest`,
+      `security/image-pinned: Deployment web: ${C}.image: ` +
+        `image "registry.local:5000/team/app" has no tag or digest: pin a version tag or an @sha256 digest`,
     ]);
   });
 
@@ -130,8 +138,10 @@ describe('security baseline (d)', () => {
     podSpecOf(d).hostPID = true;
     podSpecOf(d).hostIPC = false;
     assert.deepEqual(security([d]), [
-      "security/host-namespaces: Deployment web: spec.template.spec.hostNetwork: must not be true (the pod would share the node's network namespace)",
-      "security/host-namespaces: Deployment web: spec.template.spec.hostPID: must not be true (the pod would share the node's process namespace)",
+      'security/host-namespaces: Deployment web: spec.template.spec.hostNetwork: ' +
+        "must not be true (the pod would share the node's network namespace)",
+      'security/host-namespaces: Deployment web: spec.template.spec.hostPID: ' +
+        "must not be true (the pod would share the node's process namespace)",
       `security/privileged: Deployment web: ${C}.securityContext.privileged: must not be true`,
     ]);
   });

@@ -31,13 +31,15 @@ describe('Services select pods and reach their ports (c)', () => {
 
   test('fails if a targetPort is not exposed by a selected container', () => {
     assert.deepEqual(semantics([deployment(), service('web', { app: 'web' }, 9090)]), [
-      'service/target-port: Service web: spec.ports[0].targetPort: port 9090 is not exposed by any container of the selected pods (Deployment web)',
+      'service/target-port: Service web: spec.ports[0].targetPort: ' +
+        'port 9090 is not exposed by any container of the selected pods (Deployment web)',
     ]);
   });
 
   test('fails if a named targetPort is not declared by a selected container', () => {
     assert.deepEqual(semantics([deployment(), service('web', { app: 'web' }, 'metrics')]), [
-      'service/target-port: Service web: spec.ports[0].targetPort: named port "metrics" is not exposed by any container of the selected pods (Deployment web)',
+      'service/target-port: Service web: spec.ports[0].targetPort: ' +
+        'named port "metrics" is not exposed by any container of the selected pods (Deployment web)',
     ]);
   });
 });
@@ -49,7 +51,8 @@ describe('references exist in the chart or are declared external (c)', () => {
 
   test('fails if a referenced Secret is missing', () => {
     assert.deepEqual(semantics([withSecretVolume(deployment(), 'db')]), [
-      `ref/missing: Deployment web: spec.template.spec.volumes[0].secret.secretName: Secret "db" is not in this chart; add it, or declare it in annotation ${EXTERNAL_REFS_ANNOTATION}: "secret/db"`,
+      `ref/missing: Deployment web: spec.template.spec.volumes[0].secret.secretName: Secret "db" is not in this chart; ` +
+        `add it, or declare it in annotation ${EXTERNAL_REFS_ANNOTATION}: "secret/db"`,
     ]);
   });
 
@@ -57,7 +60,8 @@ describe('references exist in the chart or are declared external (c)', () => {
     const d = deployment();
     podSpecOf(d).containers[0].envFrom = [{ configMapRef: { name: 'settings' } }];
     assert.deepEqual(semantics([d]), [
-      `ref/missing: Deployment web: spec.template.spec.containers[0].envFrom[0].configMapRef.name: ConfigMap "settings" is not in this chart; add it, or declare it in annotation ${EXTERNAL_REFS_ANNOTATION}: "configmap/settings"`,
+      `ref/missing: Deployment web: spec.template.spec.containers[0].envFrom[0].configMapRef.name: ` +
+        `ConfigMap "settings" is not in this chart; add it, or declare it in annotation ${EXTERNAL_REFS_ANNOTATION}: "configmap/settings"`,
     ]);
   });
 
@@ -73,7 +77,9 @@ describe('references exist in the chart or are declared external (c)', () => {
     const d = deployment();
     (d.metadata as JsonObject).annotations = { [EXTERNAL_REFS_ANNOTATION]: 'secrets/db' };
     assert.deepEqual(semantics([d]), [
-      `ref/external-refs-syntax: Deployment web: metadata.annotations["${EXTERNAL_REFS_ANNOTATION}"]: cannot parse "secrets/db": expected a comma-separated list of <kind>/<name> with kind one of secret, configmap, pvc, persistentvolumeclaim, serviceaccount, service`,
+      `ref/external-refs-syntax: Deployment web: metadata.annotations["${EXTERNAL_REFS_ANNOTATION}"]: ` +
+        `cannot parse "secrets/db": expected a comma-separated list of <kind>/<name> with kind one of secret, ` +
+        `configmap, pvc, persistentvolumeclaim, serviceaccount, service`,
     ]);
   });
 
@@ -93,19 +99,22 @@ describe('references exist in the chart or are declared external (c)', () => {
     const d = deployment();
     podSpecOf(d).containers[0].volumeMounts = [{ name: 'tmp', mountPath: '/tmp' }];
     assert.deepEqual(semantics([d]), [
-      'ref/volume-mount: Deployment web: spec.template.spec.containers[0].volumeMounts[0].name: volume "tmp" is not defined in spec.template.spec.volumes',
+      'ref/volume-mount: Deployment web: spec.template.spec.containers[0].volumeMounts[0].name: ' +
+        'volume "tmp" is not defined in spec.template.spec.volumes',
     ]);
   });
 
   test('fails if a StatefulSet serviceName is not a Service in the chart', () => {
     assert.deepEqual(semantics([statefulSet('ring')]), [
-      'statefulset/service-name: StatefulSet ring: spec.serviceName: Service "ring" is not in this chart; the StatefulSet\'s pods get their DNS names from it',
+      'statefulset/service-name: StatefulSet ring: spec.serviceName: ' +
+        'Service "ring" is not in this chart; the StatefulSet\'s pods get their DNS names from it',
     ]);
   });
 
   test('fails if a StatefulSet serviceName is not headless', () => {
     assert.deepEqual(semantics([statefulSet('ring'), service('ring', { app: 'ring' })]), [
-      'statefulset/service-name: StatefulSet ring: spec.serviceName: Service "ring" is not headless (spec.clusterIP must be "None"), so the pods get no stable DNS names',
+      'statefulset/service-name: StatefulSet ring: spec.serviceName: ' +
+        'Service "ring" is not headless (spec.clusterIP must be "None"), so the pods get no stable DNS names',
     ]);
   });
 });
@@ -113,15 +122,18 @@ describe('references exist in the chart or are declared external (c)', () => {
 describe('names and duplicates (c)', () => {
   test('fails on a metadata.name that is not a DNS-1123 subdomain', () => {
     assert.deepEqual(semantics([secret('DB_Creds')]), [
-      'name/dns-subdomain: Secret DB_Creds: metadata.name: "DB_Creds" is not a valid DNS-1123 subdomain: at most 253 characters of a-z, 0-9, "-" and ".", each dot-separated part starting and ending with a letter or digit',
+      'name/dns-subdomain: Secret DB_Creds: metadata.name: "DB_Creds" is not a valid DNS-1123 subdomain: ' +
+        'at most 253 characters of a-z, 0-9, "-" and ".", each dot-separated part starting and ending with a letter or digit',
     ]);
   });
 
   test('fails on a Service name that is not a DNS label (dots, or a leading digit)', () => {
     const findings = semantics([deployment(), service('web.v1'), service('1web')]);
     assert.deepEqual(findings, [
-      'name/dns-label: Service web.v1: metadata.name: "web.v1" is not a valid Service name: at most 63 characters of a-z, 0-9 and "-", starting with a letter and ending with a letter or digit',
-      'name/dns-label: Service 1web: metadata.name: "1web" is not a valid Service name: at most 63 characters of a-z, 0-9 and "-", starting with a letter and ending with a letter or digit',
+      'name/dns-label: Service web.v1: metadata.name: "web.v1" is not a valid Service name: ' +
+        'at most 63 characters of a-z, 0-9 and "-", starting with a letter and ending with a letter or digit',
+      'name/dns-label: Service 1web: metadata.name: "1web" is not a valid Service name: ' +
+        'at most 63 characters of a-z, 0-9 and "-", starting with a letter and ending with a letter or digit',
     ]);
   });
 
@@ -130,8 +142,10 @@ describe('names and duplicates (c)', () => {
     podSpecOf(d).containers[0].name = 'Main';
     podSpecOf(d).containers[0].ports[0].name = 'http-metrics-port';
     assert.deepEqual(semantics([d]), [
-      'name/dns-label: Deployment web: spec.template.spec.containers[0].name: "Main" is not a valid container name: at most 63 characters of a-z, 0-9 and "-", starting and ending with a letter or digit',
-      'name/iana-svc-name: Deployment web: spec.template.spec.containers[0].ports[0].name: "http-metrics-port" is not a valid port name: at most 15 characters of a-z, 0-9 and "-", with at least one letter and no leading, trailing or double "-"',
+      'name/dns-label: Deployment web: spec.template.spec.containers[0].name: "Main" is not a valid container name: ' +
+        'at most 63 characters of a-z, 0-9 and "-", starting and ending with a letter or digit',
+      'name/iana-svc-name: Deployment web: spec.template.spec.containers[0].ports[0].name: "http-metrics-port" is not a valid port name: ' +
+        'at most 15 characters of a-z, 0-9 and "-", with at least one letter and no leading, trailing or double "-"',
     ]);
   });
 
@@ -162,10 +176,12 @@ describe('NetworkPolicies isolate trainer pods and open no more than the topolog
 
   test('fails if a trainer pod is selected by no policy, or isolated one way only', () => {
     assert.deepEqual(semantics([deployment('ring', trainerLabels)]), [
-      'network-policy/trainer-unisolated: Deployment ring: spec.template.metadata.labels: a trainer pod (tensorfleet.io/trainer=true) must be selected by NetworkPolicies of this chart with policyTypes Ingress and Egress; Ingress and Egress not isolated',
+      'network-policy/trainer-unisolated: Deployment ring: spec.template.metadata.labels: a trainer pod (tensorfleet.io/trainer=true) ' +
+        'must be selected by NetworkPolicies of this chart with policyTypes Ingress and Egress; Ingress and Egress not isolated',
     ]);
     assert.deepEqual(semantics([deployment('ring', trainerLabels), policy({ policyTypes: ['Ingress'] })]), [
-      'network-policy/trainer-unisolated: Deployment ring: spec.template.metadata.labels: a trainer pod (tensorfleet.io/trainer=true) must be selected by NetworkPolicies of this chart with policyTypes Ingress and Egress; Egress not isolated',
+      'network-policy/trainer-unisolated: Deployment ring: spec.template.metadata.labels: a trainer pod (tensorfleet.io/trainer=true) ' +
+        'must be selected by NetworkPolicies of this chart with policyTypes Ingress and Egress; Egress not isolated',
     ]);
   });
 
@@ -176,8 +192,10 @@ describe('NetworkPolicies isolate trainer pods and open no more than the topolog
       egress: [{ to: [{ ipBlock: { cidr: '0.0.0.0/0' } }] }],
     };
     assert.deepEqual(semantics([deployment('ring', trainerLabels), policy(rules)]), [
-      'network-policy/all-namespaces: NetworkPolicy ring: spec.ingress[0].from[0].namespaceSelector: an empty namespaceSelector admits every namespace: select the namespaces by label, or leave it out for this namespace only',
-      'network-policy/unrestricted-ports: NetworkPolicy ring: spec.egress[0]: a rule without ports must name pods of this namespace only; this one names an ipBlock or other namespaces',
+      'network-policy/all-namespaces: NetworkPolicy ring: spec.ingress[0].from[0].namespaceSelector: ' +
+        'an empty namespaceSelector admits every namespace: select the namespaces by label, or leave it out for this namespace only',
+      'network-policy/unrestricted-ports: NetworkPolicy ring: spec.egress[0]: ' +
+        'a rule without ports must name pods of this namespace only; this one names an ipBlock or other namespaces',
     ]);
   });
 });

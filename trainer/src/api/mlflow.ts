@@ -139,7 +139,9 @@ function parseRun(raw: Json): JobRun | undefined {
 /** The MLflow UI's page of a run, or of the experiment while there is no run. */
 export function mlflowUiLink(uiUrl: string, tracking: JobTracking): string | undefined {
   const base = uiUrl.replace(/\/+$/, '');
-  if (tracking.run)
-    return `${base}/#/experiments/${encodeURIComponent(tracking.run.experimentId || tracking.experimentId || '')}/runs/${encodeURIComponent(tracking.run.runId)}`;
+  if (tracking.run) {
+    const experimentId = tracking.run.experimentId || tracking.experimentId || '';
+    return `${base}/#/experiments/${encodeURIComponent(experimentId)}/runs/${encodeURIComponent(tracking.run.runId)}`;
+  }
   return tracking.experimentId ? `${base}/#/experiments/${encodeURIComponent(tracking.experimentId)}` : undefined;
 }

@@ -60,7 +60,8 @@ export function openApiDocument(version: string): Schema {
       title: 'Tensorfleet TrainingApi',
       version,
       description:
-        'Submit, watch and cancel DdpCluster, FederatedFleet and SplitLearning jobs. The objects are built by the same constructs as the charts and applied with server-side apply.',
+        'Submit, watch and cancel DdpCluster, FederatedFleet and SplitLearning jobs. ' +
+        'The objects are built by the same constructs as the charts and applied with server-side apply.',
     },
     security: [{ bearer: [] }],
     paths: {
@@ -106,7 +107,9 @@ export function openApiDocument(version: string): Schema {
         delete: {
           summary: 'Cancel a job: delete every object it created',
           description:
-            "Every object labelled with the job, in the background. The Secrets generated for it (its bearer token) are owned by its ensure-secrets ServiceAccount: Kubernetes' garbage collector deletes them with it. A Secret that existed before the job is never the job's and stays.",
+            'Every object labelled with the job, in the background. The Secrets generated for it (its bearer token) ' +
+            "are owned by its ensure-secrets ServiceAccount: Kubernetes' garbage collector deletes them with it. " +
+            "A Secret that existed before the job is never the job's and stays.",
           operationId: 'cancelJob',
           parameters: [nameParam],
           responses: { 200: { description: 'Deleted.', content: json('JobDeleted') }, 404: error('No such job.') },
@@ -159,7 +162,8 @@ export function openApiDocument(version: string): Schema {
               minimum: 0,
               maximum: 1,
               description:
-                "Finished epochs (ddp) or rounds (federated) over the job's total, from its MLflow run; 1 once succeeded; absent while unknown.",
+                "Finished epochs (ddp) or rounds (federated) over the job's total, " +
+                'from its MLflow run; 1 once succeeded; absent while unknown.',
             },
             mlflowRunUrl: { type: 'string', description: "The job's MLflow run in the UI (its experiment until the run starts)." },
             mlflowRunId: { type: 'string' },

@@ -49,7 +49,10 @@ export function allowedText(spec: JobFieldSpec, kind?: JobKind): string {
         const list = `${names.slice(0, -1).join(', ')}${names.length > 1 ? (all ? ' and ' : ' or ') : ''}${names[names.length - 1]}`;
         return `an object with ${all ? '' : 'any of '}${list}`;
       }
-      return `an object of at most ${spec.maxEntries ?? 'any number of'} ${plural(spec.noun ?? 'entry')}: keys ${spec.keyPattern?.meaning ?? 'any string'}; values ${spec.values ? allowedText(spec.values) : 'anything'}`;
+      return (
+        `an object of at most ${spec.maxEntries ?? 'any number of'} ${plural(spec.noun ?? 'entry')}: ` +
+        `keys ${spec.keyPattern?.meaning ?? 'any string'}; values ${spec.values ? allowedText(spec.values) : 'anything'}`
+      );
     }
   }
 }

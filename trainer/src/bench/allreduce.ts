@@ -209,8 +209,10 @@ function formatTable(results: readonly SizeResult[], glooNote: string | undefine
   const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i])).join('  ');
   const first = results[0];
   return [
-    `all-reduce (ring, ws transport) world_size=${first.world_size} chunk=${first.chunk_bytes / 1024} KiB, ring, gloo, naive and star take turns in ${ROUNDS} rounds per size; GB/s = 1e9 B/s, busbw = algbw x 2(N-1)/N`,
-    `warm-up: ring, naive and star first run ${jitWarmup} untimed 1 MiB all-reduces (V8 compiles their hot paths); at each size ring and gloo (C++) one untimed round, every algorithm ${WARMUP} untimed iterations`,
+    `all-reduce (ring, ws transport) world_size=${first.world_size} chunk=${first.chunk_bytes / 1024} KiB, ` +
+      `ring, gloo, naive and star take turns in ${ROUNDS} rounds per size; GB/s = 1e9 B/s, busbw = algbw x 2(N-1)/N`,
+    `warm-up: ring, naive and star first run ${jitWarmup} untimed 1 MiB all-reduces (V8 compiles their hot paths); ` +
+      `at each size ring and gloo (C++) one untimed round, every algorithm ${WARMUP} untimed iterations`,
     'gloo = PyTorch CPU backend on the same machine; by_round = vs_gloo of each round; cpu_ms = CPU time of all ranks per all-reduce',
     'naive = gather to rank 0 and send back over plain ws + msgpackr; star = the same over our transport',
     line(header),

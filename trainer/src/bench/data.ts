@@ -212,8 +212,9 @@ export const dataBench: BenchDefinition = {
       );
       for (const r of results) {
         process.stdout.write(
-          `${r.data.padEnd(22)}${mb(r.file_bytes).padStart(12)}${r.raw_seconds.toFixed(3).padStart(9)}${r.load_seconds.toFixed(3).padStart(9)}` +
-            `${Math.round(r.examples_per_second).toString().padStart(13)}${`${(r.speed_ratio * 100).toFixed(0)}%`.padStart(15)}` +
+          `${r.data.padEnd(22)}${mb(r.file_bytes).padStart(12)}${r.raw_seconds.toFixed(3).padStart(9)}` +
+            `${r.load_seconds.toFixed(3).padStart(9)}${Math.round(r.examples_per_second).toString().padStart(13)}` +
+            `${`${(r.speed_ratio * 100).toFixed(0)}%`.padStart(15)}` +
             `${mb(r.float32_bytes).padStart(12)}${mb(r.peak_rss_bytes).padStart(12)}${`${r.peak_ratio.toFixed(2)}x`.padStart(14)}\n`,
         );
       }

@@ -139,14 +139,17 @@ export const ddpBench: BenchDefinition = {
         return;
       }
       process.stdout.write(
-        `DDP throughput, MLP on MNIST (${datasetSize} examples/epoch, batch ${batchSize} per rank, node ${process.version}); second epoch of two\n`,
+        `DDP throughput, MLP on MNIST (${datasetSize} examples/epoch, batch ${batchSize} per rank, node ${process.version}); ` +
+          `second epoch of two\n`,
       );
       process.stdout.write(
-        `${'world size'.padEnd(12)}${'samples/s'.padStart(12)}${'vs 1 rank'.padStart(12)}${'all-reduce'.padStart(12)}${'epoch s'.padStart(10)}\n`,
+        `${'world size'.padEnd(12)}${'samples/s'.padStart(12)}${'vs 1 rank'.padStart(12)}` +
+          `${'all-reduce'.padStart(12)}${'epoch s'.padStart(10)}\n`,
       );
       for (const r of rows) {
         process.stdout.write(
-          `${String(r.world_size).padEnd(12)}${r.samples_per_second.toFixed(0).padStart(12)}${`${r.speedup_vs_1.toFixed(2)}x`.padStart(12)}` +
+          `${String(r.world_size).padEnd(12)}${r.samples_per_second.toFixed(0).padStart(12)}` +
+            `${`${r.speedup_vs_1.toFixed(2)}x`.padStart(12)}` +
             `${`${(r.allreduce_share * 100).toFixed(1)}%`.padStart(12)}${r.epoch_seconds.toFixed(1).padStart(10)}\n`,
         );
       }

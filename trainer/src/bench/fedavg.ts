@@ -140,7 +140,8 @@ export const fedavgBench: BenchDefinition = {
       let accuracy = 0;
       let round = 0;
       log(
-        `FedAvg MNIST 2NN, ${partition}: ${NUM_CLIENTS} clients, C=${FRACTION_FIT}, E=${LOCAL_EPOCHS}, B=${LOCAL_BATCH}, lr=${lr}, target ${target}, at most ${maxRounds} rounds`,
+        `FedAvg MNIST 2NN, ${partition}: ${NUM_CLIENTS} clients, C=${FRACTION_FIT}, ` +
+          `E=${LOCAL_EPOCHS}, B=${LOCAL_BATCH}, lr=${lr}, target ${target}, at most ${maxRounds} rounds`,
       );
       const started = performance.now();
       while (round < maxRounds) {
@@ -170,7 +171,8 @@ export const fedavgBench: BenchDefinition = {
         if (REPORT_ROUNDS.includes(round)) accuracyAt[String(round)] = accuracy;
         const elapsed = (performance.now() - started) / 1000;
         log(
-          `round ${String(round).padStart(4)}  test accuracy ${accuracy.toFixed(4)}  loss ${(sums.lossSum / sums.count).toFixed(4)}  ${elapsed.toFixed(1)} s`,
+          `round ${String(round).padStart(4)}  test accuracy ${accuracy.toFixed(4)}  ` +
+            `loss ${(sums.lossSum / sums.count).toFixed(4)}  ${elapsed.toFixed(1)} s`,
         );
         if (accuracy >= target) {
           roundsToTarget = round;

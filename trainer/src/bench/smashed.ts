@@ -342,12 +342,14 @@ export function formatSmashedTable(result: SmashedBenchResult): string {
   const againstFastApi =
     result.ours_over_fastapi === null ? 'FastAPI not measured, so against JSON over node:http' : 'against FastAPI + requests';
   return [
-    `smashed activations ${result.rows}x${result.cols} float32 (${(result.payload_bytes / 1024).toFixed(0)} KiB each way), 127.0.0.1, ${result.seconds_per_method}s per method`,
+    `smashed activations ${result.rows}x${result.cols} float32 (${(result.payload_bytes / 1024).toFixed(0)} KiB each way), ` +
+      `127.0.0.1, ${result.seconds_per_method}s per method`,
     `  ours (split protocol over the hub) ${fmt(result.ours_round_trips_per_second)} round trips/s`,
     `  raw ws + msgpackr                  ${fmt(result.raw_ws_round_trips_per_second)} round trips/s`,
     fastapiRow,
     `  JSON over node:http                ${fmt(result.node_http_json_round_trips_per_second)} round trips/s`,
-    `  ours / JSON   ${result.ours_over_json.toFixed(1)}x ${againstFastApi} (target >= ${TARGET_OVER_JSON}x); ${result.ours_over_node_http_json.toFixed(1)}x against JSON over node:http`,
+    `  ours / JSON   ${result.ours_over_json.toFixed(1)}x ${againstFastApi} (target >= ${TARGET_OVER_JSON}x); ` +
+      `${result.ours_over_node_http_json.toFixed(1)}x against JSON over node:http`,
     `  ours / raw ws ${(result.ours_over_raw_ws * 100).toFixed(0)}% (target >= ${TARGET_OVER_RAW_WS * 100}%)`,
     '',
   ].join('\n');
@@ -356,7 +358,8 @@ export function formatSmashedTable(result: SmashedBenchResult): string {
 export const smashedBench: BenchDefinition = {
   name: 'smashed',
   summary:
-    'split-learning round trips/s of a 64x1568 float32 batch: our protocol over the hub vs raw ws + msgpackr vs FastAPI with JSON lists vs JSON over node:http',
+    'split-learning round trips/s of a 64x1568 float32 batch: ' +
+    'our protocol over the hub vs raw ws + msgpackr vs FastAPI with JSON lists vs JSON over node:http',
   options: {
     rows: { type: 'string', description: 'batch size (rows of the activations)', default: '64' },
     cols: { type: 'string', description: 'features per example at the cut layer', default: '1568' },

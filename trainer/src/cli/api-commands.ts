@@ -148,7 +148,8 @@ export const API_COMMANDS: Record<string, Command> = {
       const [kind, ...extra] = positionals;
       if (!kind || !(JOB_KINDS as readonly string[]).includes(kind) || extra.length > 0) {
         throw new UsageError(
-          `submit: expected one <kind> of ${JOB_KINDS.join(', ')}, got ${positionals.length ? positionals.map((p) => JSON.stringify(p)).join(' ') : 'none'}`,
+          `submit: expected one <kind> of ${JOB_KINDS.join(', ')}, ` +
+            `got ${positionals.length ? positionals.map((p) => JSON.stringify(p)).join(' ') : 'none'}`,
         );
       }
       const body = jobBodyFromFlags(kind, values);

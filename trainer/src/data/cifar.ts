@@ -23,7 +23,8 @@ export function parseCifarBatch(buf: Uint8Array, file: string): CifarBatch {
   if (buf.byteLength === 0 || buf.byteLength % CIFAR_RECORD_BYTES !== 0) {
     throw new TrainerError(
       'TRAINER_ERR_DATASET',
-      `${file}: CIFAR-10 batch is ${buf.byteLength} bytes, expected a non-zero multiple of ${CIFAR_RECORD_BYTES} (1 label byte + 3072 pixel bytes per record)`,
+      `${file}: CIFAR-10 batch is ${buf.byteLength} bytes, ` +
+        `expected a non-zero multiple of ${CIFAR_RECORD_BYTES} (1 label byte + 3072 pixel bytes per record)`,
     );
   }
   const count = buf.byteLength / CIFAR_RECORD_BYTES;

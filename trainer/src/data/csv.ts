@@ -215,7 +215,8 @@ function numberOrFail(text: string, row: number, column: string, file: string, w
   const value = text.trim() === '' ? NaN : Number(text);
   if (!Number.isFinite(value)) {
     throw datasetError(
-      `${file}: row ${row}, column ${JSON.stringify(column)}: ${JSON.stringify(text)} is not a number (${what === 'feature' ? 'feature columns' : 'a regression target'} must be numeric)`,
+      `${file}: row ${row}, column ${JSON.stringify(column)}: ` +
+        `${JSON.stringify(text)} is not a number (${what === 'feature' ? 'feature columns' : 'a regression target'} must be numeric)`,
     );
   }
   return value;

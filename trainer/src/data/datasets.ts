@@ -144,7 +144,8 @@ async function loadIdx(
   if (images.count !== spec.count || labels.count !== spec.count || images.rows !== IDX_SIDE || images.cols !== IDX_SIDE) {
     throw datasetError(
       `${name} ${split}: expected ${spec.count} images of ${IDX_SIDE} x ${IDX_SIDE} and ${spec.count} labels, ` +
-        `found ${images.count} images of ${images.rows} x ${images.cols} (${imagesFile.path}) and ${labels.count} labels (${labelsFile.path})`,
+        `found ${images.count} images of ${images.rows} x ${images.cols} (${imagesFile.path}) ` +
+        `and ${labels.count} labels (${labelsFile.path})`,
     );
   }
   const outLabels = new Int32Array(count);

@@ -98,7 +98,8 @@ export async function loadPredictionInput(spec: PredictionInputSpec): Promise<Pr
       const x = arrays.get('x_test') ?? arrays.get('x_train') ?? arrays.get('x');
       if (x === undefined) {
         throw datasetError(
-          `${spec.uri}: prediction input in npz holds x_test, x_train or x; the arrays found are ${[...arrays.keys()].join(', ') || 'none'}`,
+          `${spec.uri}: prediction input in npz holds x_test, x_train or x; ` +
+            `the arrays found are ${[...arrays.keys()].join(', ') || 'none'}`,
         );
       }
       const count = x.shape[0] ?? 0;

@@ -73,8 +73,9 @@ export function signV4(req: SigV4Request): SigV4Signature {
   const kDate = hmac(`AWS4${req.secretAccessKey}`, day);
   const kSigning = hmac(hmac(hmac(kDate, req.region), req.service), 'aws4_request');
   const signature = createHmac('sha256', kSigning).update(stringToSign, 'utf8').digest('hex');
+  const credential = `${req.accessKeyId}/${credentialScope}`;
   return {
-    authorization: `AWS4-HMAC-SHA256 Credential=${req.accessKeyId}/${credentialScope}, SignedHeaders=${signedHeaders}, Signature=${signature}`,
+    authorization: `AWS4-HMAC-SHA256 Credential=${credential}, SignedHeaders=${signedHeaders}, Signature=${signature}`,
     signature,
     credentialScope,
     canonicalRequest,

@@ -80,14 +80,16 @@ export async function loadUserData(
     test = { ...subsetOf(train, split.test), split: 'test' };
     train = compactInPlace(train, split.train);
     log(
-      `${format} ${uri}: held out ${test.count} of ${all} examples as the test split (${ENV.testFraction}=${config.testFraction}, seed ${config.seed})`,
+      `${format} ${uri}: held out ${test.count} of ${all} examples ` +
+        `as the test split (${ENV.testFraction}=${config.testFraction}, seed ${config.seed})`,
     );
   }
   if (classNames !== undefined) checkEveryClassTrains(train, classNames, trainRaw.source);
   if (config.datasetSize > 0) {
     if (config.datasetSize > train.count) {
       throw datasetError(
-        `${uri}: the training split has ${train.count} examples: ${ENV.datasetSize} must be at most ${train.count}, got ${config.datasetSize}`,
+        `${uri}: the training split has ${train.count} examples: ` +
+          `${ENV.datasetSize} must be at most ${train.count}, got ${config.datasetSize}`,
       );
     }
     train = subsetOf(train, limit(identity(train.count), config.datasetSize, config.seed));
@@ -115,7 +117,8 @@ function checkEveryClassTrains(train: Dataset, classNames: readonly string[], so
   if (empty.length > 0) {
     throw datasetError(
       `${source}: class${empty.length === 1 ? '' : 'es'} ${empty.map((c) => JSON.stringify(c)).join(', ')} ` +
-        `${empty.length === 1 ? 'has' : 'have'} no examples in the training split (every class of the data must have some: classes ${classNames.map((c) => JSON.stringify(c)).join(', ')})`,
+        `${empty.length === 1 ? 'has' : 'have'} no examples in the training split ` +
+        `(every class of the data must have some: classes ${classNames.map((c) => JSON.stringify(c)).join(', ')})`,
     );
   }
 }
@@ -242,7 +245,8 @@ function npzSplit(x: NpyArray, y: NpyArray, source: string, regression: boolean)
   const yCount = y.shape[0] ?? 0;
   if (x.shape.length === 0 || count !== yCount) {
     throw datasetError(
-      `${source}: ${x.name} holds ${count} examples (shape [${x.shape.join(', ')}]), ${y.name} ${yCount} (shape [${y.shape.join(', ')}]): they must agree`,
+      `${source}: ${x.name} holds ${count} examples (shape [${x.shape.join(', ')}]), ` +
+        `${y.name} ${yCount} (shape [${y.shape.join(', ')}]): they must agree`,
     );
   }
   const features = x.data instanceof Float32Array ? x.data : Float32Array.from(x.data);
@@ -275,7 +279,8 @@ function readNpzSource(uri: string, bytes: Buffer, regression: boolean): RawSour
   if (xTrain === undefined || yTrain === undefined) {
     const found = [...arrays.keys()];
     throw datasetError(
-      `${uri}: an npz dataset holds x_train and y_train (and optionally x_test, y_test); the arrays found are ${found.length === 0 ? 'none' : found.join(', ')}`,
+      `${uri}: an npz dataset holds x_train and y_train (and optionally x_test, y_test); ` +
+        `the arrays found are ${found.length === 0 ? 'none' : found.join(', ')}`,
     );
   }
   const xTest = arrays.get('x_test');

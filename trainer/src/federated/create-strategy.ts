@@ -86,13 +86,15 @@ export function createStrategy(config: StrategyConfig): Strategy {
     default:
       throw new TrainerError(
         'TRAINER_ERR_INVALID_ARGUMENT',
-        `createStrategy: 'strategy' must be one of fedavg, fedavgm, fedprox, fedadam, fedyogi, fedadagrad, fedmedian, fedtrimmedavg, krum, multikrum, got ${JSON.stringify(config.strategy)}`,
+        `createStrategy: 'strategy' must be one of fedavg, fedavgm, fedprox, fedadam, fedyogi, ` +
+          `fedadagrad, fedmedian, fedtrimmedavg, krum, multikrum, got ${JSON.stringify(config.strategy)}`,
       );
   }
   if (config.dpNoiseMultiplier > 0 && !(config.dpClipNorm > 0)) {
     throw new TrainerError(
       'TRAINER_ERR_INVALID_ARGUMENT',
-      `createStrategy: central DP noise needs a clipping norm: set dpClipNorm > 0 (TENSORFLEET_FL_DP_CLIP_NORM) or dpNoiseMultiplier to 0, got dpClipNorm ${config.dpClipNorm} and dpNoiseMultiplier ${config.dpNoiseMultiplier}`,
+      `createStrategy: central DP noise needs a clipping norm: set dpClipNorm > 0 (TENSORFLEET_FL_DP_CLIP_NORM) ` +
+        `or dpNoiseMultiplier to 0, got dpClipNorm ${config.dpClipNorm} and dpNoiseMultiplier ${config.dpNoiseMultiplier}`,
     );
   }
   if (config.dpClipNorm > 0) {

@@ -264,7 +264,8 @@ async function planRound(options: FederatedServerOptions, round: number, random:
       throw new TrainerError(
         'TRAINER_ERR_CONNECT_TIMEOUT',
         `round ${round}: strategy ${options.strategy.name} could not sample clients within ${timeoutMs}ms; ` +
-          `${options.hub.clientIds().length} connected (${options.hub.clientIds().join(', ') || 'none'}), minAvailableClients ${options.minAvailableClients}`,
+          `${options.hub.clientIds().length} connected (${options.hub.clientIds().join(', ') || 'none'}), ` +
+          `minAvailableClients ${options.minAvailableClients}`,
       );
     }
   }

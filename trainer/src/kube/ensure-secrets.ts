@@ -68,7 +68,8 @@ export async function ensureSecrets(
     if (existing.status === 200 && owner && staleOwner(existing.body as SecretObject, owner)) {
       // Ours from before: the job was deleted and submitted again before the garbage collector got to it.
       log(
-        `secret ${namespace}/${spec.name}: owned by an earlier ServiceAccount ${owner.name}; waiting for the garbage collector to delete it`,
+        `secret ${namespace}/${spec.name}: owned by an earlier ServiceAccount ${owner.name}; ` +
+          `waiting for the garbage collector to delete it`,
       );
       const deadline = Date.now() + staleWaitMs;
       while (existing.status === 200 && staleOwner(existing.body as SecretObject, owner) && Date.now() < deadline) {
@@ -77,7 +78,8 @@ export async function ensureSecrets(
       }
       if (existing.status === 200 && staleOwner(existing.body as SecretObject, owner)) {
         throw new Error(
-          `Secret ${namespace}/${spec.name} is still owned by an earlier ServiceAccount ${owner.name} after ${staleWaitMs}ms; the garbage collector has not deleted it yet`,
+          `Secret ${namespace}/${spec.name} is still owned by an earlier ServiceAccount ${owner.name} after ${staleWaitMs}ms; ` +
+            `the garbage collector has not deleted it yet`,
         );
       }
     }
@@ -115,7 +117,8 @@ export async function ensureSecrets(
     if (owned && created.status === 403 && /ownerRef/i.test(statusMessage(created))) {
       // OwnerReferencesPermissionEnforcement wants delete on the Secret to set an owner: keep it instead.
       log(
-        `secret ${namespace}/${spec.name}: may not be owned by ServiceAccount ${owner!.name} here (${statusMessage(created)}); created without an owner, it is kept after the job`,
+        `secret ${namespace}/${spec.name}: may not be owned by ServiceAccount ${owner!.name} here (${statusMessage(created)}); ` +
+          `created without an owner, it is kept after the job`,
       );
       created = await api.request('POST', `${base}?fieldManager=tensorfleet`, secret(false));
       ownedNow = false;

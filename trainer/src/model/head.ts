@@ -46,7 +46,8 @@ export function headKind(task: Task, numClasses: number, outputUnits: number): H
   if (outputUnits >= 2 && (outputUnits === numClasses || numClasses === 0)) return 'softmax';
   throw new TrainerError(
     'TRAINER_ERR_SHAPE_MISMATCH',
-    `a classification model for ${numClasses} classes must have ${numClasses} output units${numClasses === 2 ? ' (softmax or logits) or 1 (sigmoid or logit)' : ''}, the model has ${outputUnits}`,
+    `a classification model for ${numClasses} classes must have ${numClasses} output units` +
+      `${numClasses === 2 ? ' (softmax or logits) or 1 (sigmoid or logit)' : ''}, the model has ${outputUnits}`,
   );
 }
 

@@ -156,7 +156,8 @@ export async function fetchModel(uri: string, context: ModelUriContext = {}): Pr
   if (json === null || typeof json !== 'object' || json.modelTopology === undefined || json.modelTopology === null) {
     throw modelError(
       uri,
-      `${location} is not a TensorFlow.js LayersModel model.json: it has no modelTopology (what tf.LayersModel.save() and tensorflowjs_converter write)`,
+      `${location} is not a TensorFlow.js LayersModel model.json: ` +
+        `it has no modelTopology (what tf.LayersModel.save() and tensorflowjs_converter write)`,
     );
   }
   const manifest = json.weightsManifest ?? [];

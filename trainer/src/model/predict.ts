@@ -79,7 +79,8 @@ export function predict(
   if (input.featureShape.length !== expected.length || input.featureShape.some((d, i) => d !== expected[i])) {
     throw new TrainerError(
       'TRAINER_ERR_SHAPE_MISMATCH',
-      `predict: the model takes examples of shape [${expected.join(', ')}], the input's examples have shape [${input.featureShape.join(', ')}]`,
+      `predict: the model takes examples of shape [${expected.join(', ')}], ` +
+        `the input's examples have shape [${input.featureShape.join(', ')}]`,
     );
   }
   const size = expected.reduce((a, b) => a * b, 1);

@@ -81,7 +81,8 @@ async function loadUserModel(uri: string, config: ModelConfig, shape: DataShape,
     // wasm has no Conv2DBackpropFilter: a model with convolutions cannot train there.
     const { backend } = await initBackend(['tensorflow', 'cpu'], log);
     log(
-      `model ${uri} has convolutions, which the wasm backend cannot train (no Conv2DBackpropFilter kernel): switched to the ${backend} backend`,
+      `model ${uri} has convolutions, which the wasm backend cannot train (no Conv2DBackpropFilter kernel): ` +
+        `switched to the ${backend} backend`,
     );
   }
   let model: tf.LayersModel;
@@ -120,7 +121,8 @@ export function checkModelFits(model: tf.LayersModel, shape: DataShape, uri: str
   if (model.inputs.length !== 1 || model.outputs.length !== 1) {
     throw new TrainerError(
       'TRAINER_ERR_INVALID_ARGUMENT',
-      `${what}: the model has ${model.inputs.length} inputs and ${model.outputs.length} outputs; a model with 1 input and 1 output is allowed`,
+      `${what}: the model has ${model.inputs.length} inputs and ${model.outputs.length} outputs; ` +
+        `a model with 1 input and 1 output is allowed`,
     );
   }
   const input = model.inputs[0].shape;
@@ -129,7 +131,8 @@ export function checkModelFits(model: tf.LayersModel, shape: DataShape, uri: str
   if (!fits) {
     throw new TrainerError(
       'TRAINER_ERR_SHAPE_MISMATCH',
-      `${what}: the model's input shape ${formatShape(input)} does not fit the data, whose examples have shape ${formatShape(shape.featureShape)}; ` +
+      `${what}: the model's input shape ${formatShape(input)} does not fit the data, ` +
+        `whose examples have shape ${formatShape(shape.featureShape)}; ` +
         `the model's input shape must be ${formatShape(expected)}`,
     );
   }
@@ -142,7 +145,8 @@ export function checkModelFits(model: tf.LayersModel, shape: DataShape, uri: str
     const allowed =
       shape.task === 'regression'
         ? `${ENV.task}=regression needs the output shape [null, 1]`
-        : `${shape.numClasses} classes need the output shape [null, ${shape.numClasses}] (softmax or logits)${shape.numClasses === 2 ? ' or [null, 1] (sigmoid or logit)' : ''}`;
+        : `${shape.numClasses} classes need the output shape [null, ${shape.numClasses}] (softmax or logits)` +
+          `${shape.numClasses === 2 ? ' or [null, 1] (sigmoid or logit)' : ''}`;
     throw new TrainerError(
       'TRAINER_ERR_SHAPE_MISMATCH',
       `${what}: the model's output shape ${formatShape(output)} does not fit the data: ${allowed}`,

@@ -282,7 +282,8 @@ export function splitModel(model: tf.LayersModel, options: SplitModelOptions): S
     if (index < 0) {
       throw new TrainerError(
         'TRAINER_ERR_INVALID_ARGUMENT',
-        `splitModel: 'cutLayerName' must name a layer of model ${model.name} (${layers.map((l) => l.name).join(', ')}), got ${JSON.stringify(options.cutLayerName)}`,
+        `splitModel: 'cutLayerName' must name a layer of model ${model.name} (${layers.map((l) => l.name).join(', ')}), ` +
+          `got ${JSON.stringify(options.cutLayerName)}`,
       );
     }
     cutLayer = index + 1;
@@ -292,7 +293,8 @@ export function splitModel(model: tf.LayersModel, options: SplitModelOptions): S
   if (!Number.isInteger(cutLayer) || cutLayer < 1 || cutLayer > maxCut) {
     throw new TrainerError(
       'TRAINER_ERR_INVALID_ARGUMENT',
-      `splitModel: 'cutLayer' must be from 1 to ${maxCut} for model ${model.name} (${layers.length} layers: ${layers.map((l) => l.name).join(', ')}) in ${mode} mode, got ${cutLayer}`,
+      `splitModel: 'cutLayer' must be from 1 to ${maxCut} for model ${model.name} ` +
+        `(${layers.length} layers: ${layers.map((l) => l.name).join(', ')}) in ${mode} mode, got ${cutLayer}`,
     );
   }
   const part = (name: string, from: number, to: number): ModelPart => {

@@ -140,7 +140,8 @@ export class TrainStep {
     if (flat.length !== this.gradients.length) {
       throw new TrainerError(
         'TRAINER_ERR_SHAPE_MISMATCH',
-        `applyGradients: the model has ${this.gradientCount} parameters and ${this.gradients.length - this.gradientCount} non-trainable values, got ${flat.length} values`,
+        `applyGradients: the model has ${this.gradientCount} parameters and ` +
+          `${this.gradients.length - this.gradientCount} non-trainable values, got ${flat.length} values`,
       );
     }
     if (divisor !== 1) for (let i = 0; i < flat.length; i++) flat[i] /= divisor;

@@ -23,14 +23,17 @@ export function resolveCutLayer(
   if (index < 0) {
     throw new TrainerError(
       'TRAINER_ERR_INVALID_ENV',
-      `${ENV.cutLayerName} ${JSON.stringify(name)} is not a layer of model ${modelName}, whose layers are ${layerNames.join(', ')}; the cut layer (the last layer on the client) may be ${allowedText}`,
+      `${ENV.cutLayerName} ${JSON.stringify(name)} is not a layer of model ${modelName}, ` +
+        `whose layers are ${layerNames.join(', ')}; the cut layer (the last layer on the client) may be ${allowedText}`,
     );
   }
   if (index + 1 > maxCut) {
     throw new TrainerError(
       'TRAINER_ERR_INVALID_ENV',
-      `${ENV.cutLayerName} ${JSON.stringify(name)} is layer ${index + 1} of ${layerNames.length} of model ${modelName}: the server must keep at least one layer` +
-        `${config.splitMode === 'u-shaped' ? ' before the last one (the client head in u-shaped mode)' : ''}; the cut layer may be ${allowedText}`,
+      `${ENV.cutLayerName} ${JSON.stringify(name)} is layer ${index + 1} of ${layerNames.length} of model ${modelName}: ` +
+        `the server must keep at least one layer` +
+        `${config.splitMode === 'u-shaped' ? ' before the last one (the client head in u-shaped mode)' : ''}; ` +
+        `the cut layer may be ${allowedText}`,
     );
   }
   return index + 1;

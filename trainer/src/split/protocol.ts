@@ -200,7 +200,8 @@ export function metaNumber(frame: Frame, key: string, ctx: FrameContext): number
   if (typeof value !== 'number' || !Number.isFinite(value)) {
     throw new TrainerError(
       'TRAINER_ERR_BAD_FRAME',
-      `split ${typeName(frame.type)} from ${ctx.from} at step ${frame.step}: meta.${key} must be a finite number, got ${JSON.stringify(value ?? null)}`,
+      `split ${typeName(frame.type)} from ${ctx.from} at step ${frame.step}: ` +
+        `meta.${key} must be a finite number, got ${JSON.stringify(value ?? null)}`,
     );
   }
   return value;

@@ -122,7 +122,8 @@ function layout(rank: number, message: Message): Layout {
     if (expected !== tensor.data.byteLength) {
       throw new TrainerError(
         'TRAINER_ERR_SHAPE_MISMATCH',
-        `cannot encode tensor ${i}: shape [${tensor.shape.join(', ')}] of ${tensor.dtype} needs ${expected} bytes, got ${tensor.data.byteLength}`,
+        `cannot encode tensor ${i}: ` +
+          `shape [${tensor.shape.join(', ')}] of ${tensor.dtype} needs ${expected} bytes, got ${tensor.data.byteLength}`,
       );
     }
     if (i > 0) offset = align(offset);

@@ -186,7 +186,8 @@ export class HubClient implements StarLink {
     const { lastError } = dialed;
     throw new TrainerError(
       'TRAINER_ERR_CONNECT_TIMEOUT',
-      `client ${this.clientId} could not connect to the federated server at ${this.serverAddress} within ${this.connectTimeoutMs}ms${lastError ? `: ${lastError.message}` : ''}`,
+      `client ${this.clientId} could not connect to the federated server at ${this.serverAddress} ` +
+        `within ${this.connectTimeoutMs}ms${lastError ? `: ${lastError.message}` : ''}`,
     );
   }
 
@@ -208,7 +209,8 @@ export class HubClient implements StarLink {
       () =>
         new TrainerError(
           'TRAINER_ERR_PEER_TIMEOUT',
-          `client ${this.clientId} timed out after ${timeoutMs}ms waiting for ${options.what ?? 'a message'} from the federated server at ${this.serverAddress}`,
+          `client ${this.clientId} timed out after ${timeoutMs}ms waiting for ` +
+            `${options.what ?? 'a message'} from the federated server at ${this.serverAddress}`,
         ),
     );
   }
@@ -231,7 +233,8 @@ export class HubClient implements StarLink {
         () =>
           new TrainerError(
             'TRAINER_ERR_PEER_TIMEOUT',
-            `client ${this.clientId} timed out after ${this.timeoutMs}ms sending to ${this.serverAddress}: ${link.sending.pendingBytes} bytes still queued`,
+            `client ${this.clientId} timed out after ${this.timeoutMs}ms sending to ${this.serverAddress}: ` +
+              `${link.sending.pendingBytes} bytes still queued`,
           ),
       );
     }
@@ -330,7 +333,8 @@ export class HubClient implements StarLink {
           open,
           new TrainerError(
             'TRAINER_ERR_PEER_TIMEOUT',
-            `client ${this.clientId}: no heartbeat from the federated server at ${this.serverAddress} for ${silentMs}ms (limit ${this.heartbeatTimeoutMs}ms)`,
+            `client ${this.clientId}: ` +
+              `no heartbeat from the federated server at ${this.serverAddress} for ${silentMs}ms (limit ${this.heartbeatTimeoutMs}ms)`,
           ),
         ),
     );

@@ -301,7 +301,8 @@ export class Hub implements Star {
         () =>
           new TrainerError(
             'TRAINER_ERR_PEER_TIMEOUT',
-            `federated server timed out after ${timeoutMs}ms waiting to send ${options.what ?? 'a message'} to ${this.describeClient(conn.clientId ?? conn.remote)}: ` +
+            `federated server timed out after ${timeoutMs}ms waiting to send ` +
+              `${options.what ?? 'a message'} to ${this.describeClient(conn.clientId ?? conn.remote)}: ` +
               `${conn.sending.pendingBytes} bytes still queued`,
           ),
       );
@@ -339,7 +340,8 @@ export class Hub implements Star {
       () =>
         new TrainerError(
           'TRAINER_ERR_PEER_TIMEOUT',
-          `federated server timed out after ${timeoutMs}ms waiting for ${options.what ?? 'a message'} from ${this.describeClient(clientId)}`,
+          `federated server timed out after ${timeoutMs}ms waiting for ` +
+            `${options.what ?? 'a message'} from ${this.describeClient(clientId)}`,
         ),
     );
   }

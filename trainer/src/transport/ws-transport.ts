@@ -260,7 +260,8 @@ export class WsTransport implements Transport {
         reject(
           new TrainerError(
             'TRAINER_ERR_CONNECT_TIMEOUT',
-            `rank ${this.rank} timed out after ${this.connectTimeoutMs}ms waiting for ${missing.map((r) => this.describePeer(r)).join(', ')} to connect`,
+            `rank ${this.rank} timed out after ${this.connectTimeoutMs}ms waiting for ` +
+              `${missing.map((r) => this.describePeer(r)).join(', ')} to connect`,
           ),
         );
       }, this.connectTimeoutMs);
@@ -583,7 +584,8 @@ export class WsTransport implements Transport {
     const code = lastError?.code === 'TRAINER_ERR_STALE_GENERATION' ? 'TRAINER_ERR_STALE_GENERATION' : 'TRAINER_ERR_CONNECT_TIMEOUT';
     throw new TrainerError(
       code,
-      `rank ${this.rank} could not connect to ${this.describePeer(peer)} within ${this.connectTimeoutMs}ms${lastError ? `: ${lastError.message}` : ''}`,
+      `rank ${this.rank} could not connect to ${this.describePeer(peer)} within ${this.connectTimeoutMs}ms` +
+        `${lastError ? `: ${lastError.message}` : ''}`,
     );
   }
 
@@ -627,7 +629,8 @@ export class WsTransport implements Transport {
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     return conn.sending.drain(threshold, timeoutMs, () =>
       this.group.timeoutError(
-        `rank ${this.rank} timed out after ${timeoutMs}ms waiting to send ${options.what ?? 'a message'} to ${this.describePeer(conn.peer)}: ` +
+        `rank ${this.rank} timed out after ${timeoutMs}ms waiting to send ` +
+          `${options.what ?? 'a message'} to ${this.describePeer(conn.peer)}: ` +
           `${conn.sending.pendingBytes} bytes still queued`,
       ),
     );

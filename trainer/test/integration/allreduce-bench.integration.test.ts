@@ -60,7 +60,8 @@ describe('bench allreduce', () => {
     assert.match(lines[0], /ring, gloo, naive and star take turns in 5 rounds per size/);
     const row = lines.find((line) => line.trimStart().startsWith('1 MiB'));
     assert.ok(row, stdout);
-    const cells = row.trim().split(/\s+/); // '1', 'MiB', iters, median_ms, algbw, busbw, gloo_busbw, vs_gloo, by_round, cpu_ms, gloo_cpu_ms, ...
+    // '1', 'MiB', iters, median_ms, algbw, busbw, gloo_busbw, vs_gloo, by_round, cpu_ms, gloo_cpu_ms, ...
+    const cells = row.trim().split(/\s+/);
     assert.deepEqual(
       [cells[6], cells[7], cells[8], cells[10]],
       ['-', '-', '-', '-'],
@@ -69,7 +70,8 @@ describe('bench allreduce', () => {
     assert.ok(Number(cells[9]) > 0, `cpu_ms = ${cells[9]}`);
     assert.equal(
       lines.at(-1),
-      "gloo not measured: /nonexistent/python3 could not run it (spawn /nonexistent/python3 ENOENT); install Debian's python3-torch (make bench does)",
+      'gloo not measured: /nonexistent/python3 could not run it (spawn /nonexistent/python3 ENOENT); ' +
+        "install Debian's python3-torch (make bench does)",
     );
   });
 

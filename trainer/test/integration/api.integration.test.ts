@@ -123,35 +123,39 @@ describe('TrainingApi against the Kubernetes API request contract (recording ser
     dataset_uri: 'https://data.example/mnist',
   };
 
-  test('POST /jobs applies every object with server-side apply: PATCH, fieldManager, force, apply-patch content type, service-account token', async () => {
-    const r = await call('POST', '/jobs', ddp);
-    assert.equal(r.status, 201, r.text);
-    const expected = buildJobObjects(ddp as never, { defaultImage: 'ghcr.io/tensorfleet/trainer:9.9.9', mlflowStack: 'mlflow' });
-    assert.deepEqual(r.json, { name: 'mnist-a', kind: 'ddp', objects: expected.map((o) => `${o.kind}/${o.metadata.name}`) });
-    const patches = kube.calls().filter((c) => c.method === 'PATCH');
-    assert.deepEqual(
-      patches.map((p) => p.path),
-      [
-        `/api/v1/namespaces/${NS}/services/mnist-a-ring`,
-        `/apis/batch/v1/namespaces/${NS}/jobs/mnist-a`,
-        `/apis/networking.k8s.io/v1/namespaces/${NS}/networkpolicies/mnist-a`,
-      ],
-    );
-    for (const p of patches) {
-      assert.equal(p.contentType, 'application/apply-patch+yaml');
-      assert.equal(p.query.get('fieldManager'), API_FIELD_MANAGER);
-      assert.equal(p.query.get('force'), 'true');
-      assert.equal(p.authorization, `Bearer ${kubeToken}`);
-      assert.equal(p.body.metadata.namespace, NS);
-    }
-    // What was applied is the construct's object, namespaced.
-    const job = patches[1].body;
-    assert.deepEqual(
-      { ...job, metadata: { ...job.metadata, namespace: undefined } },
-      { ...expected[1], metadata: { ...expected[1].metadata, namespace: undefined } },
-    );
-    assert.equal(job.spec.template.spec.containers[0].image, 'ghcr.io/tensorfleet/trainer:9.9.9');
-  });
+  test(
+    'POST /jobs applies every object with server-side apply: ' +
+      'PATCH, fieldManager, force, apply-patch content type, service-account token',
+    async () => {
+      const r = await call('POST', '/jobs', ddp);
+      assert.equal(r.status, 201, r.text);
+      const expected = buildJobObjects(ddp as never, { defaultImage: 'ghcr.io/tensorfleet/trainer:9.9.9', mlflowStack: 'mlflow' });
+      assert.deepEqual(r.json, { name: 'mnist-a', kind: 'ddp', objects: expected.map((o) => `${o.kind}/${o.metadata.name}`) });
+      const patches = kube.calls().filter((c) => c.method === 'PATCH');
+      assert.deepEqual(
+        patches.map((p) => p.path),
+        [
+          `/api/v1/namespaces/${NS}/services/mnist-a-ring`,
+          `/apis/batch/v1/namespaces/${NS}/jobs/mnist-a`,
+          `/apis/networking.k8s.io/v1/namespaces/${NS}/networkpolicies/mnist-a`,
+        ],
+      );
+      for (const p of patches) {
+        assert.equal(p.contentType, 'application/apply-patch+yaml');
+        assert.equal(p.query.get('fieldManager'), API_FIELD_MANAGER);
+        assert.equal(p.query.get('force'), 'true');
+        assert.equal(p.authorization, `Bearer ${kubeToken}`);
+        assert.equal(p.body.metadata.namespace, NS);
+      }
+      // What was applied is the construct's object, namespaced.
+      const job = patches[1].body;
+      assert.deepEqual(
+        { ...job, metadata: { ...job.metadata, namespace: undefined } },
+        { ...expected[1], metadata: { ...expected[1].metadata, namespace: undefined } },
+      );
+      assert.equal(job.spec.template.spec.containers[0].image, 'ghcr.io/tensorfleet/trainer:9.9.9');
+    },
+  );
 
   test('POST /jobs with an existing name answers 409 ALREADY_EXISTS and applies nothing', async () => {
     const r = await call('POST', '/jobs', ddp);
@@ -172,7 +176,10 @@ describe('TrainingApi against the Kubernetes API request contract (recording ser
     assert.equal(r.json.error.code, 'ALREADY_EXISTS');
     assert.match(
       r.json.error.message,
-      /applying Job conflicted \(server-side apply: patch jobs\.batch\): the Kubernetes API answered 409 Conflict: Apply failed with 1 conflict/,
+      new RegExp(
+        /applying Job conflicted \(server-side apply: patch jobs\.batch\): the Kubernetes API answered 409 Conflict: /.source +
+          /Apply failed with 1 conflict/.source,
+      ),
     );
   });
 
@@ -182,7 +189,8 @@ describe('TrainingApi against the Kubernetes API request contract (recording ser
       path: /\/jobs\/fl-forbidden$|\/deployments\/fl-forbidden-server$/,
       code: 403,
       message:
-        'deployments.apps "fl-forbidden-server" is forbidden: User "system:serviceaccount:training:training-api" cannot patch resource "deployments" in API group "apps" in the namespace "training"',
+        'deployments.apps "fl-forbidden-server" is forbidden: User "system:serviceaccount:training:training-api" ' +
+        'cannot patch resource "deployments" in API group "apps" in the namespace "training"',
     });
     const r = await call('POST', '/jobs', { job_name: 'fl-forbidden', kind: 'federated', clients: 2, rounds: 1 });
     assert.equal(r.status, 403, r.text);
@@ -266,23 +274,26 @@ describe('TrainingApi against the Kubernetes API request contract (recording ser
     assert.equal(put.headers.get('allow'), 'GET, POST');
   });
 
-  test('auth: no token or a wrong token is refused with 401 before any Kubernetes call; health and the OpenAPI document are open', async () => {
-    const none = await fetch(`${base}/jobs`);
-    assert.equal(none.status, 401);
-    assert.match(none.headers.get('www-authenticate') ?? '', /^Bearer/);
-    const wrong = await call('GET', '/jobs', undefined, { authorization: 'Bearer nope' });
-    assert.equal(wrong.status, 401);
-    assert.equal(wrong.json.error.message, 'the bearer token is wrong');
-    assert.equal(kube.calls().length, 0);
-    assert.equal((await fetch(`${base}/healthz`)).status, 200);
-    const doc = (await (await fetch(`${base}/openapi.json`)).json()) as { openapi: string };
-    assert.equal(doc.openapi, '3.0.3');
-    const docs = await fetch(`${base}/docs`);
-    assert.match(await docs.text(), /SwaggerUIBundle\(\{ url: '\/openapi\.json'/);
-    const bundle = await fetch(`${base}/docs/swagger-ui-bundle.js`);
-    assert.equal(bundle.status, 200);
-    assert.ok((await bundle.arrayBuffer()).byteLength > 100_000, 'the Swagger UI bundle is served locally');
-  });
+  test(
+    'auth: no token or a wrong token is refused with 401 before any Kubernetes call; ' + 'health and the OpenAPI document are open',
+    async () => {
+      const none = await fetch(`${base}/jobs`);
+      assert.equal(none.status, 401);
+      assert.match(none.headers.get('www-authenticate') ?? '', /^Bearer/);
+      const wrong = await call('GET', '/jobs', undefined, { authorization: 'Bearer nope' });
+      assert.equal(wrong.status, 401);
+      assert.equal(wrong.json.error.message, 'the bearer token is wrong');
+      assert.equal(kube.calls().length, 0);
+      assert.equal((await fetch(`${base}/healthz`)).status, 200);
+      const doc = (await (await fetch(`${base}/openapi.json`)).json()) as { openapi: string };
+      assert.equal(doc.openapi, '3.0.3');
+      const docs = await fetch(`${base}/docs`);
+      assert.match(await docs.text(), /SwaggerUIBundle\(\{ url: '\/openapi\.json'/);
+      const bundle = await fetch(`${base}/docs/swagger-ui-bundle.js`);
+      assert.equal(bundle.status, 200);
+      assert.ok((await bundle.arrayBuffer()).byteLength > 100_000, 'the Swagger UI bundle is served locally');
+    },
+  );
 
   test('every request is logged with who (address and token fingerprint, never the token) and what', () => {
     const lines = logLines.map((l) => JSON.parse(l) as Record<string, unknown>);
@@ -304,72 +315,76 @@ describe('TrainingApi against the Kubernetes API request contract (recording ser
     runId: s.mlflowRunId,
   });
 
-  test("GET /jobs/{name} and GET /jobs: phase and ready from the workload's documented status; progress, run link and run id from the job's MLflow run", async () => {
-    const jobPath = `/apis/batch/v1/namespaces/${NS}/jobs/mnist-a`;
-    const job = kube.store.get(jobPath);
-    const created = Date.parse(job.metadata.creationTimestamp);
-    kube.put(jobPath, { ...job, status: { active: 2, ready: 2 } });
-    // No experiment yet: no link, progress unknown.
-    let one = await call('GET', '/jobs/mnist-a');
-    assert.equal(one.status, 200, one.text);
-    assert.deepEqual(pick(one.json), { phase: 'Running', ready: 2, desired: 2, progress: undefined, link: undefined, runId: undefined });
-    // The experiment, no run of this job yet: an earlier job of the same name finished one before this job was created.
-    mlflow.addExperiment('mnist-a', '7');
-    mlflow.runs.push({
-      experimentName: 'mnist-a',
-      runId: 'earlier',
-      startTime: created - 3_600_000,
-      status: 'FINISHED',
-      tags: { 'tensorfleet.role': 'ddp' },
-      metrics: { epoch_loss: { value: 0.1, step: 2 } },
-    });
-    one = await call('GET', '/jobs/mnist-a');
-    assert.deepEqual(pick(one.json), {
-      phase: 'Running',
-      ready: 2,
-      desired: 2,
-      progress: undefined,
-      link: `${MLFLOW_UI}/#/experiments/7`,
-      runId: undefined,
-    });
-    // Rank 0's run, one of the job's two epochs done.
-    mlflow.runs.push({
-      experimentName: 'mnist-a',
-      runId: 'run-1',
-      startTime: created + 4000,
-      tags: { 'tensorfleet.role': 'ddp', 'tensorfleet.resumeEpoch': '0' },
-      metrics: { epoch_loss: { value: 0.3, step: 1 }, train_loss: { value: 0.2, step: 313 } },
-    });
-    one = await call('GET', '/jobs/mnist-a');
-    assert.deepEqual(pick(one.json), {
-      phase: 'Running',
-      ready: 2,
-      desired: 2,
-      progress: 0.5,
-      link: `${MLFLOW_UI}/#/experiments/7/runs/run-1`,
-      runId: 'run-1',
-    });
-    const search = mlflow.requests.filter((r) => r.path === '/api/2.0/mlflow/runs/search').at(-1);
-    assert.deepEqual(search?.body.experiment_ids, ['7']);
-    assert.equal(search?.body.filter, "tags.`tensorfleet.role` = 'ddp'");
-    kube.put(jobPath, { ...job, status: { succeeded: 2, conditions: [{ type: 'Complete', status: 'True' }] } });
-    const list = await call('GET', '/jobs');
-    const listed = (list.json.jobs as JobStatus[]).find((j) => j.name === 'mnist-a');
-    assert.deepEqual(pick(listed!), {
-      phase: 'Succeeded',
-      ready: 0,
-      desired: 2,
-      progress: 1,
-      link: `${MLFLOW_UI}/#/experiments/7/runs/run-1`,
-      runId: 'run-1',
-    });
-    const selectors = kube
-      .calls()
-      .filter((c) => c.method === 'GET' && c.path.endsWith('/jobs'))
-      .map((c) => c.query.get('labelSelector'));
-    assert.ok(selectors.includes('tensorfleet.io/role=ddp'), `label selectors: ${selectors.join(' | ')}`);
-    assert.equal((await call('GET', '/jobs/nope')).status, 404);
-  });
+  test(
+    "GET /jobs/{name} and GET /jobs: phase and ready from the workload's documented status; " +
+      "progress, run link and run id from the job's MLflow run",
+    async () => {
+      const jobPath = `/apis/batch/v1/namespaces/${NS}/jobs/mnist-a`;
+      const job = kube.store.get(jobPath);
+      const created = Date.parse(job.metadata.creationTimestamp);
+      kube.put(jobPath, { ...job, status: { active: 2, ready: 2 } });
+      // No experiment yet: no link, progress unknown.
+      let one = await call('GET', '/jobs/mnist-a');
+      assert.equal(one.status, 200, one.text);
+      assert.deepEqual(pick(one.json), { phase: 'Running', ready: 2, desired: 2, progress: undefined, link: undefined, runId: undefined });
+      // The experiment, no run of this job yet: an earlier job of the same name finished one before this job was created.
+      mlflow.addExperiment('mnist-a', '7');
+      mlflow.runs.push({
+        experimentName: 'mnist-a',
+        runId: 'earlier',
+        startTime: created - 3_600_000,
+        status: 'FINISHED',
+        tags: { 'tensorfleet.role': 'ddp' },
+        metrics: { epoch_loss: { value: 0.1, step: 2 } },
+      });
+      one = await call('GET', '/jobs/mnist-a');
+      assert.deepEqual(pick(one.json), {
+        phase: 'Running',
+        ready: 2,
+        desired: 2,
+        progress: undefined,
+        link: `${MLFLOW_UI}/#/experiments/7`,
+        runId: undefined,
+      });
+      // Rank 0's run, one of the job's two epochs done.
+      mlflow.runs.push({
+        experimentName: 'mnist-a',
+        runId: 'run-1',
+        startTime: created + 4000,
+        tags: { 'tensorfleet.role': 'ddp', 'tensorfleet.resumeEpoch': '0' },
+        metrics: { epoch_loss: { value: 0.3, step: 1 }, train_loss: { value: 0.2, step: 313 } },
+      });
+      one = await call('GET', '/jobs/mnist-a');
+      assert.deepEqual(pick(one.json), {
+        phase: 'Running',
+        ready: 2,
+        desired: 2,
+        progress: 0.5,
+        link: `${MLFLOW_UI}/#/experiments/7/runs/run-1`,
+        runId: 'run-1',
+      });
+      const search = mlflow.requests.filter((r) => r.path === '/api/2.0/mlflow/runs/search').at(-1);
+      assert.deepEqual(search?.body.experiment_ids, ['7']);
+      assert.equal(search?.body.filter, "tags.`tensorfleet.role` = 'ddp'");
+      kube.put(jobPath, { ...job, status: { succeeded: 2, conditions: [{ type: 'Complete', status: 'True' }] } });
+      const list = await call('GET', '/jobs');
+      const listed = (list.json.jobs as JobStatus[]).find((j) => j.name === 'mnist-a');
+      assert.deepEqual(pick(listed!), {
+        phase: 'Succeeded',
+        ready: 0,
+        desired: 2,
+        progress: 1,
+        link: `${MLFLOW_UI}/#/experiments/7/runs/run-1`,
+        runId: 'run-1',
+      });
+      const selectors = kube
+        .calls()
+        .filter((c) => c.method === 'GET' && c.path.endsWith('/jobs'))
+        .map((c) => c.query.get('labelSelector'));
+      assert.ok(selectors.includes('tensorfleet.io/role=ddp'), `label selectors: ${selectors.join(' | ')}`);
+      assert.equal((await call('GET', '/jobs/nope')).status, 404);
+    },
+  );
 
   test('a federated job: progress is rounds done over rounds; its server idles once done, so the finished run says Succeeded', async () => {
     const r = await call('POST', '/jobs', { job_name: 'fl-rounds', kind: 'federated', clients: 2, rounds: 4 });
@@ -409,103 +424,118 @@ describe('TrainingApi against the Kubernetes API request contract (recording ser
     assert.equal((await call('DELETE', '/jobs/fl-rounds')).status, 200);
   });
 
-  test("RBAC: the chart's Role lets the API create every kind a job construct emits, its Roles and RoleBindings included, without any Secret permission", async () => {
-    const role = kube.store.get(`/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/roles/training-api`);
-    assert.equal(
-      role.rules.some((r: any) => r.resources.includes('secrets')),
-      false,
-      'no Secret permission',
-    );
-    const gang = await call('POST', '/jobs', {
-      job_name: 'gang',
-      kind: 'ddp',
-      world_size: 2,
-      gang_scheduling: true,
-      volcano_queue: 'research',
-    });
-    assert.equal(gang.status, 201, gang.text);
-    assert.equal(kube.store.get(`/apis/scheduling.volcano.sh/v1beta1/namespaces/${NS}/podgroups/gang`).spec.queue, 'research');
-    const fl = await call('POST', '/jobs', { job_name: 'fl-rbac', kind: 'federated', clients: 2 });
-    assert.equal(fl.status, 201, fl.text);
-    const jobRole = kube.store.get(`/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/roles/fl-rbac-secrets`);
-    assert.ok(
-      jobRole.rules.some((r: any) => r.resources.includes('secrets') && r.resourceNames?.includes('fl-rbac-token')),
-      'the job Role grants what the API does not hold',
-    );
-    assert.ok(kube.store.get(`/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/rolebindings/fl-rbac-secrets`));
-    for (const name of ['gang', 'fl-rbac']) assert.equal((await call('DELETE', `/jobs/${name}`)).status, 200);
-  });
+  test(
+    "RBAC: the chart's Role lets the API create every kind a job construct emits, " +
+      'its Roles and RoleBindings included, without any Secret permission',
+    async () => {
+      const role = kube.store.get(`/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/roles/training-api`);
+      assert.equal(
+        role.rules.some((r: any) => r.resources.includes('secrets')),
+        false,
+        'no Secret permission',
+      );
+      const gang = await call('POST', '/jobs', {
+        job_name: 'gang',
+        kind: 'ddp',
+        world_size: 2,
+        gang_scheduling: true,
+        volcano_queue: 'research',
+      });
+      assert.equal(gang.status, 201, gang.text);
+      assert.equal(kube.store.get(`/apis/scheduling.volcano.sh/v1beta1/namespaces/${NS}/podgroups/gang`).spec.queue, 'research');
+      const fl = await call('POST', '/jobs', { job_name: 'fl-rbac', kind: 'federated', clients: 2 });
+      assert.equal(fl.status, 201, fl.text);
+      const jobRole = kube.store.get(`/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/roles/fl-rbac-secrets`);
+      assert.ok(
+        jobRole.rules.some((r: any) => r.resources.includes('secrets') && r.resourceNames?.includes('fl-rbac-token')),
+        'the job Role grants what the API does not hold',
+      );
+      assert.ok(kube.store.get(`/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/rolebindings/fl-rbac-secrets`));
+      for (const name of ['gang', 'fl-rbac']) assert.equal((await call('DELETE', `/jobs/${name}`)).status, 200);
+    },
+  );
 
-  test("RBAC: without escalate (or bind) on Roles the Kubernetes API refuses the job's Role (RoleBinding) as an escalation; the caller gets 403 KUBERNETES_FORBIDDEN", async () => {
-    const path = `/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/roles/training-api`;
-    const original = kube.store.get(path);
-    const without = (...verbs: string[]) => ({
-      ...original,
-      rules: original.rules.map((r: any) => ({ ...r, verbs: r.verbs.filter((v: string) => !verbs.includes(v)) })),
-    });
-    try {
-      kube.put(path, without('escalate', 'bind'));
-      const r = await call('POST', '/jobs', { job_name: 'fl-esc', kind: 'federated', clients: 2 });
-      assert.equal(r.status, 403, r.text);
-      assert.equal(r.json.error.code, 'KUBERNETES_FORBIDDEN');
-      assert.match(
-        r.json.error.message,
-        /applying Role fl-esc-secrets \(server-side apply: patch roles\.rbac\.authorization\.k8s\.io\): .*is attempting to grant RBAC permissions not currently held:\n\{APIGroups:\[""\], Resources:\["secrets"\], Verbs:\["create"\]\}/,
-      );
-      kube.put(path, without('bind'));
-      // The same name again: what the refused apply left is the job's own and is applied again.
-      const again = await call('POST', '/jobs', { job_name: 'fl-esc', kind: 'federated', clients: 2 });
-      assert.equal(again.status, 403, again.text);
-      assert.match(
-        again.json.error.message,
-        /applying RoleBinding fl-esc-secrets .*attempting to grant RBAC permissions not currently held/,
-      );
-    } finally {
-      kube.put(path, original);
-    }
-    assert.equal((await call('DELETE', '/jobs/fl-esc')).status, 200);
-  });
+  test(
+    "RBAC: without escalate (or bind) on Roles the Kubernetes API refuses the job's Role (RoleBinding) " +
+      'as an escalation; the caller gets 403 KUBERNETES_FORBIDDEN',
+    async () => {
+      const path = `/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/roles/training-api`;
+      const original = kube.store.get(path);
+      const without = (...verbs: string[]) => ({
+        ...original,
+        rules: original.rules.map((r: any) => ({ ...r, verbs: r.verbs.filter((v: string) => !verbs.includes(v)) })),
+      });
+      try {
+        kube.put(path, without('escalate', 'bind'));
+        const r = await call('POST', '/jobs', { job_name: 'fl-esc', kind: 'federated', clients: 2 });
+        assert.equal(r.status, 403, r.text);
+        assert.equal(r.json.error.code, 'KUBERNETES_FORBIDDEN');
+        assert.match(
+          r.json.error.message,
+          new RegExp(
+            /applying Role fl-esc-secrets \(server-side apply: patch roles\.rbac\.authorization\.k8s\.io\): .*is attempting to /.source +
+              /grant RBAC permissions not currently held:\n\{APIGroups:\[""\], Resources:\["secrets"\], Verbs:\["create"\]\}/.source,
+          ),
+        );
+        kube.put(path, without('bind'));
+        // The same name again: what the refused apply left is the job's own and is applied again.
+        const again = await call('POST', '/jobs', { job_name: 'fl-esc', kind: 'federated', clients: 2 });
+        assert.equal(again.status, 403, again.text);
+        assert.match(
+          again.json.error.message,
+          /applying RoleBinding fl-esc-secrets .*attempting to grant RBAC permissions not currently held/,
+        );
+      } finally {
+        kube.put(path, original);
+      }
+      assert.equal((await call('DELETE', '/jobs/fl-esc')).status, 200);
+    },
+  );
 
-  test("DELETE removes the Secrets generated for the job (owned by its ensure-secrets ServiceAccount, the garbage collector deletes them with it), never a Secret that is not the job's", async () => {
-    // Made by hand before the job, under the name the job's token would have: not the job's.
-    kube.seed(
-      [{ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'fl-keep-token' }, type: 'Opaque', data: { token: 'aGFuZC1tYWRl' } }],
-      NS,
-    );
-    const outcomes: Record<string, string> = {};
-    for (const name of ['fl-gc', 'fl-keep']) {
-      const r = await call('POST', '/jobs', { job_name: name, kind: 'federated', clients: 2, rounds: 1 });
-      assert.equal(r.status, 201, r.text);
-      // What the job's ensure-secrets Job runs, as its own ServiceAccount, authorized by the Role the API created.
-      const secretsJob = kube.store.get(`/apis/batch/v1/namespaces/${NS}/jobs/${name}-secrets`);
-      const specs = parseSecretSpecs(
-        secretsJob.spec.template.spec.containers[0].env.find((e: any) => e.name === ENSURE_SECRETS_ENV.spec).value,
+  test(
+    'DELETE removes the Secrets generated for the job ' +
+      "(owned by its ensure-secrets ServiceAccount, the garbage collector deletes them with it), never a Secret that is not the job's",
+    async () => {
+      // Made by hand before the job, under the name the job's token would have: not the job's.
+      kube.seed(
+        [{ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'fl-keep-token' }, type: 'Opaque', data: { token: 'aGFuZC1tYWRl' } }],
+        NS,
       );
-      Object.assign(
-        outcomes,
-        await ensureSecrets(new KubeApi({ baseUrl: kubeUrl, token: kube.issueToken(NS, `${name}-secrets`) }), NS, specs),
+      const outcomes: Record<string, string> = {};
+      for (const name of ['fl-gc', 'fl-keep']) {
+        const r = await call('POST', '/jobs', { job_name: name, kind: 'federated', clients: 2, rounds: 1 });
+        assert.equal(r.status, 201, r.text);
+        // What the job's ensure-secrets Job runs, as its own ServiceAccount, authorized by the Role the API created.
+        const secretsJob = kube.store.get(`/apis/batch/v1/namespaces/${NS}/jobs/${name}-secrets`);
+        const specs = parseSecretSpecs(
+          secretsJob.spec.template.spec.containers[0].env.find((e: any) => e.name === ENSURE_SECRETS_ENV.spec).value,
+        );
+        Object.assign(
+          outcomes,
+          await ensureSecrets(new KubeApi({ baseUrl: kubeUrl, token: kube.issueToken(NS, `${name}-secrets`) }), NS, specs),
+        );
+      }
+      assert.deepEqual(outcomes, { 'fl-gc-token': 'created', 'fl-keep-token': 'exists' });
+      const secret = (name: string) => kube.store.get(`/api/v1/namespaces/${NS}/secrets/${name}`);
+      const account = kube.store.get(`/api/v1/namespaces/${NS}/serviceaccounts/fl-gc-secrets`);
+      assert.deepEqual(secret('fl-gc-token').metadata.ownerReferences, [
+        { apiVersion: 'v1', kind: 'ServiceAccount', name: 'fl-gc-secrets', uid: account.metadata.uid },
+      ]);
+      assert.equal(secret('fl-keep-token').metadata.ownerReferences, undefined, 'an existing Secret is never adopted');
+      kube.requests.length = 0;
+      const deleted = await call('DELETE', '/jobs/fl-gc');
+      assert.equal(deleted.status, 200, deleted.text);
+      assert.ok(deleted.json.deleted.includes('ServiceAccount/fl-gc-secrets'));
+      assert.equal(secret('fl-gc-token'), undefined, 'the garbage collector deleted the job token with its owner');
+      assert.equal((await call('DELETE', '/jobs/fl-keep')).status, 200);
+      assert.deepEqual(secret('fl-keep-token').data, { token: 'aGFuZC1tYWRl' }, 'the hand-made Secret is still there');
+      assert.equal(
+        kube.calls().filter((c) => c.path.includes('/secrets') && c.authorization === `Bearer ${kubeToken}`).length,
+        0,
+        'the API itself never touches a Secret',
       );
-    }
-    assert.deepEqual(outcomes, { 'fl-gc-token': 'created', 'fl-keep-token': 'exists' });
-    const secret = (name: string) => kube.store.get(`/api/v1/namespaces/${NS}/secrets/${name}`);
-    const account = kube.store.get(`/api/v1/namespaces/${NS}/serviceaccounts/fl-gc-secrets`);
-    assert.deepEqual(secret('fl-gc-token').metadata.ownerReferences, [
-      { apiVersion: 'v1', kind: 'ServiceAccount', name: 'fl-gc-secrets', uid: account.metadata.uid },
-    ]);
-    assert.equal(secret('fl-keep-token').metadata.ownerReferences, undefined, 'an existing Secret is never adopted');
-    kube.requests.length = 0;
-    const deleted = await call('DELETE', '/jobs/fl-gc');
-    assert.equal(deleted.status, 200, deleted.text);
-    assert.ok(deleted.json.deleted.includes('ServiceAccount/fl-gc-secrets'));
-    assert.equal(secret('fl-gc-token'), undefined, 'the garbage collector deleted the job token with its owner');
-    assert.equal((await call('DELETE', '/jobs/fl-keep')).status, 200);
-    assert.deepEqual(secret('fl-keep-token').data, { token: 'aGFuZC1tYWRl' }, 'the hand-made Secret is still there');
-    assert.equal(
-      kube.calls().filter((c) => c.path.includes('/secrets') && c.authorization === `Bearer ${kubeToken}`).length,
-      0,
-      'the API itself never touches a Secret',
-    );
-  });
+    },
+  );
 
   test("a construct's refusals come back together, each under its request field, over HTTP", async () => {
     const r = await call('POST', '/jobs', { job_name: 'sl-bad', kind: 'split', model: 'mlp', cut_layer: 3, mode: 'splitfed', clients: 1 });
@@ -570,63 +600,67 @@ describe('TrainingApi against the Kubernetes API request contract (recording ser
     });
   };
 
-  test('the CLI sends the construct options: booleans as bare flags, label maps as k=v, objects and arrays as JSON; a nested problem names its flag', async () => {
-    const resources = '{"cpu_request_millis":500,"cpu_limit_millis":1000,"memory_request_mib":512,"memory_limit_mib":1024}';
-    const dry = await cli(
-      'submit',
-      'ddp',
-      '--job-name',
-      'cli-ddp',
-      '--world-size',
-      '2',
-      '--gang-scheduling',
-      '--volcano-queue',
-      'research',
-      '--node-selector',
-      'kubernetes.io/arch=amd64,pool=gpu',
-      '--tolerations',
-      '[{"key":"gpu","operator":"Exists","effect":"NoSchedule"}]',
-      '--resources',
-      resources,
-      '--active-deadline-seconds',
-      '3600',
-      '--dry-run',
-    );
-    assert.equal(dry.code, 0, dry.stderr);
-    const job = parseAllDocuments(dry.stdout)
-      .map((d) => d.toJSON())
-      .find((o) => o.kind === 'Job' && o.metadata.name === 'cli-ddp');
-    assert.equal(job.spec.activeDeadlineSeconds, 3600);
-    assert.equal(job.spec.template.spec.schedulerName, 'volcano');
-    // The node selector is written as a required node affinity (cdk8s-plus's form): one term, one In per label.
-    const terms = job.spec.template.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms;
-    assert.deepEqual(
-      terms.flatMap((t: { matchExpressions: unknown[] }) => t.matchExpressions),
-      [
-        { key: 'kubernetes.io/arch', operator: 'In', values: ['amd64'] },
-        { key: 'pool', operator: 'In', values: ['gpu'] },
-      ],
-    );
-    assert.deepEqual(job.spec.template.spec.tolerations, [{ key: 'gpu', operator: 'Exists', effect: 'NoSchedule' }]);
-    assert.deepEqual(job.spec.template.spec.containers[0].resources, {
-      requests: { cpu: '500m', memory: '512Mi' },
-      limits: { cpu: '1000m', memory: '1024Mi' },
-    });
-    const bad = await cli(
-      'submit',
-      'ddp',
-      '--job-name',
-      'cli-bad',
-      '--resources',
-      resources.replace('"cpu_limit_millis":1000', '"cpu_limit_millis":100'),
-      '--tolerations',
-      'gpu',
-      '--spread-over-nodes',
-    );
-    assert.equal(bad.code, 2);
-    assert.match(bad.stderr, /--resources\.cpu_limit_millis 100: must be at least cpu_request_millis \(500\)/);
-    assert.match(bad.stderr, /--tolerations "gpu": must be an array of at most 32 tolerations/);
-  });
+  test(
+    'the CLI sends the construct options: booleans as bare flags, ' +
+      'label maps as k=v, objects and arrays as JSON; a nested problem names its flag',
+    async () => {
+      const resources = '{"cpu_request_millis":500,"cpu_limit_millis":1000,"memory_request_mib":512,"memory_limit_mib":1024}';
+      const dry = await cli(
+        'submit',
+        'ddp',
+        '--job-name',
+        'cli-ddp',
+        '--world-size',
+        '2',
+        '--gang-scheduling',
+        '--volcano-queue',
+        'research',
+        '--node-selector',
+        'kubernetes.io/arch=amd64,pool=gpu',
+        '--tolerations',
+        '[{"key":"gpu","operator":"Exists","effect":"NoSchedule"}]',
+        '--resources',
+        resources,
+        '--active-deadline-seconds',
+        '3600',
+        '--dry-run',
+      );
+      assert.equal(dry.code, 0, dry.stderr);
+      const job = parseAllDocuments(dry.stdout)
+        .map((d) => d.toJSON())
+        .find((o) => o.kind === 'Job' && o.metadata.name === 'cli-ddp');
+      assert.equal(job.spec.activeDeadlineSeconds, 3600);
+      assert.equal(job.spec.template.spec.schedulerName, 'volcano');
+      // The node selector is written as a required node affinity (cdk8s-plus's form): one term, one In per label.
+      const terms = job.spec.template.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms;
+      assert.deepEqual(
+        terms.flatMap((t: { matchExpressions: unknown[] }) => t.matchExpressions),
+        [
+          { key: 'kubernetes.io/arch', operator: 'In', values: ['amd64'] },
+          { key: 'pool', operator: 'In', values: ['gpu'] },
+        ],
+      );
+      assert.deepEqual(job.spec.template.spec.tolerations, [{ key: 'gpu', operator: 'Exists', effect: 'NoSchedule' }]);
+      assert.deepEqual(job.spec.template.spec.containers[0].resources, {
+        requests: { cpu: '500m', memory: '512Mi' },
+        limits: { cpu: '1000m', memory: '1024Mi' },
+      });
+      const bad = await cli(
+        'submit',
+        'ddp',
+        '--job-name',
+        'cli-bad',
+        '--resources',
+        resources.replace('"cpu_limit_millis":1000', '"cpu_limit_millis":100'),
+        '--tolerations',
+        'gpu',
+        '--spread-over-nodes',
+      );
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /--resources\.cpu_limit_millis 100: must be at least cpu_request_millis \(500\)/);
+      assert.match(bad.stderr, /--tolerations "gpu": must be an array of at most 32 tolerations/);
+    },
+  );
 
   test('the CLI submits, lists, reads logs and cancels through the API', async () => {
     const submitted = await cli(

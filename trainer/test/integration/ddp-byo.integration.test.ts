@@ -110,7 +110,10 @@ describe('ddp role on a user model.json (multi-process)', () => {
       user.dispose();
       const log = stderrLog();
       const features =
-        'mean_radius,mean_texture,mean_perimeter,mean_smoothness,mean_compactness,mean_concavity,mean_concave_points,mean_symmetry,mean_fractal_dimension,se_radius,se_texture,se_perimeter,se_area,se_smoothness,se_compactness,se_concavity,se_concave_points,se_symmetry,se_fractal_dimension,worst_radius,worst_texture,worst_perimeter,worst_area,worst_smoothness,worst_compactness,worst_concavity,worst_concave_points,worst_symmetry,worst_fractal_dimension';
+        'mean_radius,mean_texture,mean_perimeter,mean_smoothness,mean_compactness,mean_concavity,mean_concave_points,' +
+        'mean_symmetry,mean_fractal_dimension,se_radius,se_texture,se_perimeter,se_area,se_smoothness,se_compactness,' +
+        'se_concavity,se_concave_points,se_symmetry,se_fractal_dimension,worst_radius,worst_texture,worst_perimeter,worst_area,' +
+        'worst_smoothness,worst_compactness,worst_concavity,worst_concave_points,worst_symmetry,worst_fractal_dimension';
       const env = {
         ...baseEnv(dir, modelJson, { [ENV.epochs]: '40', [ENV.batchSize]: '8', [ENV.optimizer]: 'adam', [ENV.learningRate]: '3' }),
         [ENV.dataset]: 'csv',
@@ -134,44 +137,47 @@ describe('ddp role on a user model.json (multi-process)', () => {
     },
   );
 
-  test('Dense + softmax model.json (topology only), 2 ranks on MNIST: test accuracy > 0.9, saved with its softmax and metadata', async (t) => {
-    const dir = join(root, 'softmax');
-    const user = tf.sequential({
-      layers: [
-        tf.layers.flatten({ inputShape: [28, 28, 1] }),
-        tf.layers.dense({ units: 64, activation: 'relu' }),
-        tf.layers.dense({ units: 10, activation: 'softmax' }),
-      ],
-    });
-    const { modelJson } = await writeUserModel(user, join(dir, 'user-model'), false);
-    user.dispose();
-    const log = stderrLog();
-    const env = baseEnv(dir, modelJson, {
-      [ENV.datasetSize]: '6000',
-      [ENV.epochs]: '3',
-      [ENV.batchSize]: '32',
-      [ENV.optimizer]: 'adam',
-      [ENV.learningRate]: '0.002',
-    });
-    const result = await runLocalGroup({ role: 'ddp', worldSize: 2, baseEnv: env, onLine: log.onLine, timeoutMs: 120_000 });
-    assert.deepEqual(result.exitCodes, [0, 0], log.text());
-    const [done] = ofType(result.events, 'done', 0);
-    t.diagnostic(`test accuracy ${done.testAccuracy}, loss ${done.testLoss}`);
-    assert.equal(done.task, 'classification');
-    assert.ok(done.testAccuracy! > 0.9, `test accuracy ${done.testAccuracy}`);
+  test(
+    'Dense + softmax model.json (topology only), 2 ranks on MNIST: ' + 'test accuracy > 0.9, saved with its softmax and metadata',
+    async (t) => {
+      const dir = join(root, 'softmax');
+      const user = tf.sequential({
+        layers: [
+          tf.layers.flatten({ inputShape: [28, 28, 1] }),
+          tf.layers.dense({ units: 64, activation: 'relu' }),
+          tf.layers.dense({ units: 10, activation: 'softmax' }),
+        ],
+      });
+      const { modelJson } = await writeUserModel(user, join(dir, 'user-model'), false);
+      user.dispose();
+      const log = stderrLog();
+      const env = baseEnv(dir, modelJson, {
+        [ENV.datasetSize]: '6000',
+        [ENV.epochs]: '3',
+        [ENV.batchSize]: '32',
+        [ENV.optimizer]: 'adam',
+        [ENV.learningRate]: '0.002',
+      });
+      const result = await runLocalGroup({ role: 'ddp', worldSize: 2, baseEnv: env, onLine: log.onLine, timeoutMs: 120_000 });
+      assert.deepEqual(result.exitCodes, [0, 0], log.text());
+      const [done] = ofType(result.events, 'done', 0);
+      t.diagnostic(`test accuracy ${done.testAccuracy}, loss ${done.testLoss}`);
+      assert.equal(done.task, 'classification');
+      assert.ok(done.testAccuracy! > 0.9, `test accuracy ${done.testAccuracy}`);
 
-    const out = join(dir, 'out', 'model');
-    const saved = JSON.parse(await readFile(join(out, 'model.json'), 'utf8'));
-    const layers = saved.modelTopology.config.layers;
-    assert.equal(layers[layers.length - 1].config.activation, 'softmax');
-    const metadata = JSON.parse(await readFile(join(out, 'metadata.json'), 'utf8')) as ModelMetadata;
-    assert.equal(metadata.model, modelJson);
-    assert.equal(metadata.task, 'classification');
-    assert.equal(metadata.outputActivation, 'softmax');
-    assert.equal(metadata.pretrained, false);
-    assert.deepEqual(metadata.inputShape, [28, 28, 1]);
-    assert.equal(metadata.testMetrics?.testAccuracy, done.testAccuracy);
-  });
+      const out = join(dir, 'out', 'model');
+      const saved = JSON.parse(await readFile(join(out, 'model.json'), 'utf8'));
+      const layers = saved.modelTopology.config.layers;
+      assert.equal(layers[layers.length - 1].config.activation, 'softmax');
+      const metadata = JSON.parse(await readFile(join(out, 'metadata.json'), 'utf8')) as ModelMetadata;
+      assert.equal(metadata.model, modelJson);
+      assert.equal(metadata.task, 'classification');
+      assert.equal(metadata.outputActivation, 'softmax');
+      assert.equal(metadata.pretrained, false);
+      assert.deepEqual(metadata.inputShape, [28, 28, 1]);
+      assert.equal(metadata.testMetrics?.testAccuracy, done.testAccuracy);
+    },
+  );
 
   test('a model trained by one job is fine-tuned by the next through runs:/<run_id>/model (local MLflow file store)', async (t) => {
     const dir = join(root, 'fine-tune');
@@ -230,7 +236,8 @@ describe('ddp role on a user model.json (multi-process)', () => {
 
   for (const source of BN_SOURCES) {
     test(
-      `${source.name} subset, a model with BatchNormalization, 2 ranks: the moving statistics are bit-identical across ranks after training`,
+      `${source.name} subset, a model with BatchNormalization, 2 ranks: ` +
+        `the moving statistics are bit-identical across ranks after training`,
       source.options,
       async (t) => {
         const dir = join(root, `batchnorm-${source.dataset}`);

@@ -174,7 +174,8 @@ describe('federated learning on per-site data (iris, 3 sites with their own file
     );
     assert.ok(done.testAccuracy! > initial.testAccuracy!, 'the global model learns');
     t.diagnostic(
-      `federated test accuracy per round ${done.accuracyPerRound!.join(', ')} (untrained ${initial.testAccuracy}); sites ${JSON.stringify(done.siteMetrics)}`,
+      `federated test accuracy per round ${done.accuracyPerRound!.join(', ')} (untrained ${initial.testAccuracy}); ` +
+        `sites ${JSON.stringify(done.siteMetrics)}`,
     );
     // Every client reports its own holdout's figures for the final global model.
     for (let rank = 0; rank < CLIENTS; rank++) {
@@ -204,8 +205,10 @@ describe('federated learning on per-site data (iris, 3 sites with their own file
     const features = `features (${FEATURES.join(', ')})`;
     assert.equal(
       refused.message,
-      `the federated server refused this client: fl-client 2's data ${join(dir, 'site-2.csv')} (input shape [4], ${features}, 3 classes (setosa, versicolor, virginica_x)) ` +
-        `does not fit the model (${join(dir, 'iris-model.json')}, built for client 0's data: input shape [4], ${features}, 3 classes (${CLASSES.join(', ')}))`,
+      `the federated server refused this client: ` +
+        `fl-client 2's data ${join(dir, 'site-2.csv')} (input shape [4], ${features}, 3 classes (setosa, versicolor, virginica_x)) ` +
+        `does not fit the model (${join(dir, 'iris-model.json')}, built for client 0's data: ` +
+        `input shape [4], ${features}, 3 classes (${CLASSES.join(', ')}))`,
     );
     assert.deepEqual(
       ofType(run.events, 'round', 'server').map((r) => [r.round, r.clients, Object.keys(r.siteMetrics ?? {}).sort()]),

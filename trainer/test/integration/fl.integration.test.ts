@@ -192,56 +192,60 @@ describe('fl-server + fl-client (multi-process)', () => {
     assert.doesNotMatch(run.log, /\[server\] .*client 2 join/);
   });
 
-  test("with afterDone idle (the chart's Deployment and StatefulSet) everyone idles after the last round until SIGTERM; late clients are told goodbye; a server restarted after the end starts no new run", async () => {
-    const dir = join(root, 'idle');
-    const env = baseEnv(dir, { [ENV.afterDone]: 'idle', [ENV.rounds]: '2', [ENV.datasetSize]: '3000' });
-    const [serverPort] = await freePorts(1);
-    const server = startRole('fl-server', fleetServerEnv(env, CLIENTS, serverPort), 'server');
-    const clients = Array.from({ length: CLIENTS }, (_, rank) =>
-      startRole('fl-client', fleetClientEnv(env, rank, CLIENTS, serverPort), `client ${rank}`),
-    );
-    try {
-      await server.next('done');
-      for (const client of clients) await client.next('done');
-      for (const p of [server, ...clients]) await p.idling();
-      await new Promise((resolve) => setTimeout(resolve, 500));
-      for (const p of [server, ...clients]) assert.equal(p.child.exitCode, null, 'idles after done instead of exiting');
-      assert.equal(await trackedRuns(join(dir, 'out')), 1);
-
-      // A client pod restarted after the end is told goodbye at once and idles too.
-      const late = startRole('fl-client', fleetClientEnv(env, 0, CLIENTS, serverPort), 'late client');
-      const lateDone = await late.next('done');
-      assert.equal(lateDone.event === 'done' && lateDone.rounds, 0);
-      await late.idling();
-      late.child.kill('SIGTERM');
-      assert.equal((await late.exited).exit, 0);
-
-      // The server pod restarted after the last round: done at once from its checkpoint, no second tracked run.
-      server.child.kill('SIGTERM');
-      assert.equal((await server.exited).exit, 0);
-      const again = startRole('fl-server', fleetServerEnv(env, CLIENTS, serverPort), 'restarted server');
-      const againDone = await again.next('done');
-      assert.equal(againDone.event === 'done' && againDone.rounds, 2);
-      assert.deepEqual(
-        again.events.filter((e) => e.event === 'start' || e.event === 'round'),
-        [],
-        'no rounds and no start after the end',
+  test(
+    "with afterDone idle (the chart's Deployment and StatefulSet) everyone idles after the last round until SIGTERM; " +
+      'late clients are told goodbye; a server restarted after the end starts no new run',
+    async () => {
+      const dir = join(root, 'idle');
+      const env = baseEnv(dir, { [ENV.afterDone]: 'idle', [ENV.rounds]: '2', [ENV.datasetSize]: '3000' });
+      const [serverPort] = await freePorts(1);
+      const server = startRole('fl-server', fleetServerEnv(env, CLIENTS, serverPort), 'server');
+      const clients = Array.from({ length: CLIENTS }, (_, rank) =>
+        startRole('fl-client', fleetClientEnv(env, rank, CLIENTS, serverPort), `client ${rank}`),
       );
-      await again.idling();
-      again.child.kill('SIGTERM');
-      const againExit = await again.exited;
-      assert.equal(againExit.exit, 0, againExit.log);
-      assert.match(againExit.log, /all 2 rounds were done before this restart/);
-      assert.equal(await trackedRuns(join(dir, 'out')), 1, 'the restarted server tracked no new run');
-      for (const client of clients) {
-        client.child.kill('SIGTERM');
-        const { exit, log } = await client.exited;
-        assert.equal(exit, 0, log);
+      try {
+        await server.next('done');
+        for (const client of clients) await client.next('done');
+        for (const p of [server, ...clients]) await p.idling();
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        for (const p of [server, ...clients]) assert.equal(p.child.exitCode, null, 'idles after done instead of exiting');
+        assert.equal(await trackedRuns(join(dir, 'out')), 1);
+
+        // A client pod restarted after the end is told goodbye at once and idles too.
+        const late = startRole('fl-client', fleetClientEnv(env, 0, CLIENTS, serverPort), 'late client');
+        const lateDone = await late.next('done');
+        assert.equal(lateDone.event === 'done' && lateDone.rounds, 0);
+        await late.idling();
+        late.child.kill('SIGTERM');
+        assert.equal((await late.exited).exit, 0);
+
+        // The server pod restarted after the last round: done at once from its checkpoint, no second tracked run.
+        server.child.kill('SIGTERM');
+        assert.equal((await server.exited).exit, 0);
+        const again = startRole('fl-server', fleetServerEnv(env, CLIENTS, serverPort), 'restarted server');
+        const againDone = await again.next('done');
+        assert.equal(againDone.event === 'done' && againDone.rounds, 2);
+        assert.deepEqual(
+          again.events.filter((e) => e.event === 'start' || e.event === 'round'),
+          [],
+          'no rounds and no start after the end',
+        );
+        await again.idling();
+        again.child.kill('SIGTERM');
+        const againExit = await again.exited;
+        assert.equal(againExit.exit, 0, againExit.log);
+        assert.match(againExit.log, /all 2 rounds were done before this restart/);
+        assert.equal(await trackedRuns(join(dir, 'out')), 1, 'the restarted server tracked no new run');
+        for (const client of clients) {
+          client.child.kill('SIGTERM');
+          const { exit, log } = await client.exited;
+          assert.equal(exit, 0, log);
+        }
+      } finally {
+        for (const p of [server, ...clients]) p.child.kill('SIGKILL');
       }
-    } finally {
-      for (const p of [server, ...clients]) p.child.kill('SIGKILL');
-    }
-  });
+    },
+  );
 
   test('a restarted server resumes from its checkpoint round and the clients reconnect to it', async () => {
     const dir = join(root, 'restart');

@@ -145,18 +145,26 @@ describe('split learning cut by layer name, saved as one assembled model (real M
   });
   after(() => rm(dir, { recursive: true, force: true }));
 
-  test("the user's model.json cut after layer encoder_out trains; loadModel + evaluation of the assembled model gives the reported accuracy", async (t) => {
-    const modelUri = await writeUserModel(join(dir, 'user-model'));
-    const out = join(dir, 'user');
-    const env = splitEnv(dir, out, { [ENV.modelUri]: modelUri, [ENV.cutLayerName]: 'encoder_out', [ENV.splitMode]: 'vanilla' });
-    const accuracy = await runAndCheckAssembled(out, env, ['pixels', 'encoder_hidden', 'encoder_out', 'classifier']);
-    t.diagnostic(`test accuracy ${accuracy} (reported by the client, and of the assembled model)`);
-  });
+  test(
+    "the user's model.json cut after layer encoder_out trains; " +
+      'loadModel + evaluation of the assembled model gives the reported accuracy',
+    async (t) => {
+      const modelUri = await writeUserModel(join(dir, 'user-model'));
+      const out = join(dir, 'user');
+      const env = splitEnv(dir, out, { [ENV.modelUri]: modelUri, [ENV.cutLayerName]: 'encoder_out', [ENV.splitMode]: 'vanilla' });
+      const accuracy = await runAndCheckAssembled(out, env, ['pixels', 'encoder_hidden', 'encoder_out', 'classifier']);
+      t.diagnostic(`test accuracy ${accuracy} (reported by the client, and of the assembled model)`);
+    },
+  );
 
-  test('u-shaped: the built-in mlp cut after dense1; the head weights come back with the bottom and the assembled model scores as reported', async (t) => {
-    const out = join(dir, 'u-shaped');
-    const env = splitEnv(dir, out, { [ENV.model]: 'mlp', [ENV.cutLayerName]: 'dense1', [ENV.splitMode]: 'u-shaped' });
-    const accuracy = await runAndCheckAssembled(out, env, ['flatten', 'dense1', 'dense2', 'logits']);
-    t.diagnostic(`test accuracy ${accuracy} (reported by the client, and of the assembled model)`);
-  });
+  test(
+    'u-shaped: the built-in mlp cut after dense1; ' +
+      'the head weights come back with the bottom and the assembled model scores as reported',
+    async (t) => {
+      const out = join(dir, 'u-shaped');
+      const env = splitEnv(dir, out, { [ENV.model]: 'mlp', [ENV.cutLayerName]: 'dense1', [ENV.splitMode]: 'u-shaped' });
+      const accuracy = await runAndCheckAssembled(out, env, ['flatten', 'dense1', 'dense2', 'logits']);
+      t.diagnostic(`test accuracy ${accuracy} (reported by the client, and of the assembled model)`);
+    },
+  );
 });

@@ -55,50 +55,54 @@ describe('split learning fleet (2 clients, real MNIST)', () => {
   });
   after(() => rm(dir, { recursive: true, force: true }));
 
-  test("with afterDone idle (the chart's Deployment and StatefulSet) server and client idle until SIGTERM; a late client is told goodbye; a server restarted after the end trains nothing", async () => {
-    const out = join(dir, 'idle');
-    const env = splitEnv(dir, out, { [ENV.jobName]: 'split-idle', [ENV.datasetSize]: '2000', [ENV.afterDone]: 'idle' });
-    const [port] = await freePorts(1);
-    const server = startRole('split-server', fleetServerEnv(env, 1, port), 'server');
-    const client = startRole('split-client', fleetClientEnv(env, 0, 1, port), 'client');
-    try {
-      const serverDone = await server.next('done');
-      await client.next('done');
-      await server.idling();
-      await client.idling();
-      assert.equal(server.child.exitCode, null, 'the server idles after done');
-      assert.equal(client.child.exitCode, null, 'the client idles after done');
-      assert.equal(await trackedRuns(out), 1);
+  test(
+    "with afterDone idle (the chart's Deployment and StatefulSet) server and client idle until SIGTERM; " +
+      'a late client is told goodbye; a server restarted after the end trains nothing',
+    async () => {
+      const out = join(dir, 'idle');
+      const env = splitEnv(dir, out, { [ENV.jobName]: 'split-idle', [ENV.datasetSize]: '2000', [ENV.afterDone]: 'idle' });
+      const [port] = await freePorts(1);
+      const server = startRole('split-server', fleetServerEnv(env, 1, port), 'server');
+      const client = startRole('split-client', fleetClientEnv(env, 0, 1, port), 'client');
+      try {
+        const serverDone = await server.next('done');
+        await client.next('done');
+        await server.idling();
+        await client.idling();
+        assert.equal(server.child.exitCode, null, 'the server idles after done');
+        assert.equal(client.child.exitCode, null, 'the client idles after done');
+        assert.equal(await trackedRuns(out), 1);
 
-      const late = startRole('split-client', fleetClientEnv(env, 0, 1, port), 'late client');
-      const lateDone = await late.next('done');
-      assert.equal(lateDone.event === 'done' && lateDone.epochs, 0);
-      await late.idling();
-      late.child.kill('SIGTERM');
-      assert.equal((await late.exited).exit, 0);
+        const late = startRole('split-client', fleetClientEnv(env, 0, 1, port), 'late client');
+        const lateDone = await late.next('done');
+        assert.equal(lateDone.event === 'done' && lateDone.epochs, 0);
+        await late.idling();
+        late.child.kill('SIGTERM');
+        assert.equal((await late.exited).exit, 0);
 
-      server.child.kill('SIGTERM');
-      assert.equal((await server.exited).exit, 0);
-      const again = startRole('split-server', fleetServerEnv(env, 1, port), 'restarted server');
-      const againDone = await again.next('done');
-      assert.equal(againDone.event === 'done' && againDone.testAccuracy!, serverDone.event === 'done' && serverDone.testAccuracy!);
-      assert.deepEqual(
-        again.events.filter((e) => e.event === 'start'),
-        [],
-        'no new training after the end',
-      );
-      await again.idling();
-      again.child.kill('SIGTERM');
-      const againExit = await again.exited;
-      assert.equal(againExit.exit, 0, againExit.log);
-      assert.match(againExit.log, /training finished before this restart/);
-      assert.equal(await trackedRuns(out), 1, 'no second tracked run');
-      client.child.kill('SIGTERM');
-      assert.equal((await client.exited).exit, 0);
-    } finally {
-      for (const p of [server, client]) p.child.kill('SIGKILL');
-    }
-  });
+        server.child.kill('SIGTERM');
+        assert.equal((await server.exited).exit, 0);
+        const again = startRole('split-server', fleetServerEnv(env, 1, port), 'restarted server');
+        const againDone = await again.next('done');
+        assert.equal(againDone.event === 'done' && againDone.testAccuracy!, serverDone.event === 'done' && serverDone.testAccuracy!);
+        assert.deepEqual(
+          again.events.filter((e) => e.event === 'start'),
+          [],
+          'no new training after the end',
+        );
+        await again.idling();
+        again.child.kill('SIGTERM');
+        const againExit = await again.exited;
+        assert.equal(againExit.exit, 0, againExit.log);
+        assert.match(againExit.log, /training finished before this restart/);
+        assert.equal(await trackedRuns(out), 1, 'no second tracked run');
+        client.child.kill('SIGTERM');
+        assert.equal((await client.exited).exit, 0);
+      } finally {
+        for (const p of [server, client]) p.child.kill('SIGKILL');
+      }
+    },
+  );
 
   for (const mode of ['vanilla', 'u-shaped', 'splitfed', 'sequential'] as const) {
     test(`${mode}: trains, evaluates through the server and saves the parts`, async () => {

@@ -186,33 +186,37 @@ describe('fuzzing frames', () => {
     assert.ok((counts.get('accepted') ?? 0) < DIRECT_FRAMES / 2, JSON.stringify([...counts]));
   });
 
-  test(`a live endpoint survives ${SOCKET_FRAMES + SOCKET_FRAMES_AFTER_HELLO} bad frames over real sockets, then serves a well-formed peer`, async () => {
-    const endpoint = new WsTransport({
-      rank: 0,
-      worldSize: 2,
-      listenHost: '127.0.0.1',
-      listenPort: 0,
-      authToken: TOKEN,
-      maxPayloadBytes: MAX_PAYLOAD_BYTES,
-      timeoutMs: 10_000,
-      connectTimeoutMs: 120_000,
-    });
-    const peer = new WsTransport({
-      rank: 1,
-      worldSize: 2,
-      listenHost: '127.0.0.1',
-      listenPort: 0,
-      authToken: TOKEN,
-      maxPayloadBytes: MAX_PAYLOAD_BYTES,
-      timeoutMs: 10_000,
-    });
-    try {
-      await fuzzEndpoint(endpoint, peer);
-    } finally {
-      endpoint.terminate();
-      peer.terminate();
-    }
-  });
+  test(
+    `a live endpoint survives ${SOCKET_FRAMES + SOCKET_FRAMES_AFTER_HELLO} bad frames over real sockets, ` +
+      `then serves a well-formed peer`,
+    async () => {
+      const endpoint = new WsTransport({
+        rank: 0,
+        worldSize: 2,
+        listenHost: '127.0.0.1',
+        listenPort: 0,
+        authToken: TOKEN,
+        maxPayloadBytes: MAX_PAYLOAD_BYTES,
+        timeoutMs: 10_000,
+        connectTimeoutMs: 120_000,
+      });
+      const peer = new WsTransport({
+        rank: 1,
+        worldSize: 2,
+        listenHost: '127.0.0.1',
+        listenPort: 0,
+        authToken: TOKEN,
+        maxPayloadBytes: MAX_PAYLOAD_BYTES,
+        timeoutMs: 10_000,
+      });
+      try {
+        await fuzzEndpoint(endpoint, peer);
+      } finally {
+        endpoint.terminate();
+        peer.terminate();
+      }
+    },
+  );
 });
 
 async function fuzzEndpoint(endpoint: WsTransport, peer: WsTransport): Promise<void> {

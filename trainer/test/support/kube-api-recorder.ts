@@ -190,7 +190,8 @@ export class KubeApiRecorder {
       sub: `system:serviceaccount:${namespace}:${name}`,
       'kubernetes.io': { namespace, serviceaccount: { name, uid: account.metadata.uid } },
     };
-    const token = `${b64({ alg: 'RS256', kid: 'recorder' })}.${b64(claims)}.${Buffer.from(`sig-${this.tokens.size}`).toString('base64url')}`;
+    const signature = Buffer.from(`sig-${this.tokens.size}`).toString('base64url');
+    const token = `${b64({ alg: 'RS256', kid: 'recorder' })}.${b64(claims)}.${signature}`;
     this.tokens.set(token, { user: claims.sub, namespace, serviceAccount: name });
     return token;
   }
@@ -328,7 +329,8 @@ export class KubeApiRecorder {
       ? `${a.resource.split('/')[0]}${a.group ? `.${a.group}` : ''} "${a.name}"`
       : `${a.resource}${a.group ? `.${a.group}` : ''}`;
     const cannot = (verb: string): string =>
-      `${object} is forbidden: User "${identity.user}" cannot ${verb} resource "${a.resource}" in API group "${a.group}" in the namespace "${a.namespace}"`;
+      `${object} is forbidden: User "${identity.user}" cannot ${verb} resource ` +
+      `"${a.resource}" in API group "${a.group}" in the namespace "${a.namespace}"`;
     if (!rbacAllows(rules, a.verb, a.group, a.resource, a.name)) return cannot(a.verb);
     // A server-side apply that creates the object is authorized for create as well.
     if (a.verb === 'patch' && !this.store.has(a.path) && !rbacAllows(rules, 'create', a.group, a.resource, a.name)) return cannot('create');
@@ -337,7 +339,8 @@ export class KubeApiRecorder {
       const missing = notHeld(rules, needed);
       return missing.length === 0
         ? undefined
-        : `${object} is forbidden: user "${identity.user}" (groups=["system:serviceaccounts" "system:serviceaccounts:${a.namespace}" "system:authenticated"]) is attempting to grant RBAC permissions not currently held:\n${missing.join('\n')}`;
+        : `${object} is forbidden: user "${identity.user}" (groups=["system:serviceaccounts" "system:serviceaccounts:${a.namespace}" ` +
+            `"system:authenticated"]) is attempting to grant RBAC permissions not currently held:\n${missing.join('\n')}`;
     };
     if (a.resource === 'roles' && !rbacAllows(rules, 'escalate', RBAC_GROUP, 'roles', a.name)) return grantsMore(body?.rules ?? []);
     if (a.resource === 'rolebindings') {

@@ -18,6 +18,7 @@ export function bearerAuthorized(header: string | undefined, token: string | und
 /** Answer an upgrade request with `status` and close the connection (nothing of the WebSocket is read). */
 export function refuseUpgrade(socket: Duplex, status: number, text: string): void {
   socket.end(
-    `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`,
+    `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\n` +
+      `Content-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`,
   );
 }

@@ -248,56 +248,63 @@ describe('API objects equal the chart objects', () => {
     return assert.fail('the construct accepted it');
   }
 
-  test("every problem a construct reports, one build at a time: each refused field is left to the construct's default and the request built again", () => {
-    assert.deepEqual(refusals({ job_name: 'sl', kind: 'split', model: 'mlp', cut_layer: 3, mode: 'splitfed', clients: 1 }), [
-      { field: 'cut_layer', value: 3, allowed: 'an integer from 1 to 2' },
-      { field: 'clients', value: 1, allowed: "at least 2 for mode splitfed (found with cut_layer left to the construct's default)" },
-    ]);
-    // The clients of a split job given as world_size are reported as world_size.
-    assert.deepEqual(refusals({ job_name: 'sl', kind: 'split', mode: 'sequential', world_size: 1 }), [
-      { field: 'world_size', value: 1, allowed: 'at least 2 for mode sequential' },
-    ]);
-    assert.deepEqual(refusals({ job_name: 'sl', kind: 'split', image: 'trainer:latest', model: 'cnn', cut_layer: 4 }), [
-      {
-        field: 'image',
-        value: 'trainer:latest',
-        allowed: 'an image reference pinned to a version, like "registry/name:1.2.3" or "name@sha256:<64 hex>" (not "latest")',
-      },
-      { field: 'cut_layer', value: 4, allowed: "an integer from 1 to 3 (found with image left to the construct's default)" },
-    ]);
-  });
+  test(
+    'every problem a construct reports, one build at a time: ' +
+      "each refused field is left to the construct's default and the request built again",
+    () => {
+      assert.deepEqual(refusals({ job_name: 'sl', kind: 'split', model: 'mlp', cut_layer: 3, mode: 'splitfed', clients: 1 }), [
+        { field: 'cut_layer', value: 3, allowed: 'an integer from 1 to 2' },
+        { field: 'clients', value: 1, allowed: "at least 2 for mode splitfed (found with cut_layer left to the construct's default)" },
+      ]);
+      // The clients of a split job given as world_size are reported as world_size.
+      assert.deepEqual(refusals({ job_name: 'sl', kind: 'split', mode: 'sequential', world_size: 1 }), [
+        { field: 'world_size', value: 1, allowed: 'at least 2 for mode sequential' },
+      ]);
+      assert.deepEqual(refusals({ job_name: 'sl', kind: 'split', image: 'trainer:latest', model: 'cnn', cut_layer: 4 }), [
+        {
+          field: 'image',
+          value: 'trainer:latest',
+          allowed: 'an image reference pinned to a version, like "registry/name:1.2.3" or "name@sha256:<64 hex>" (not "latest")',
+        },
+        { field: 'cut_layer', value: 4, allowed: "an integer from 1 to 3 (found with image left to the construct's default)" },
+      ]);
+    },
+  );
 
-  test("a refusal caused by the default put in place of a refused field is not reported; the construct's prop names become field names", () => {
-    // krum needs min_fit_clients >= 2 x byzantine_clients + 3; the default in its place fails the same way.
-    assert.deepEqual(
-      refusals({
-        job_name: 'fl',
-        kind: 'federated',
-        clients: 4,
-        min_available_clients: 4,
-        min_fit_clients: 4,
-        strategy: 'krum',
-        byzantine_clients: 1,
-      }),
-      [{ field: 'min_fit_clients', value: 4, allowed: 'at least 2 x byzantine_clients + 3 (5) for krum' }],
-    );
-    assert.deepEqual(refusals({ job_name: 'fl', kind: 'federated', dp_noise_multiplier: 1 }), [
-      {
-        field: 'dp_clip_norm',
-        value: undefined,
-        allowed: 'a number > 0 when dp_noise_multiplier is set (noise is scaled by the clip norm)',
-      },
-    ]);
-    // A later problem may depend on the field left to its default: it says so.
-    assert.deepEqual(refusals({ job_name: 'fl', kind: 'federated', clients: 2, min_available_clients: 3, min_fit_clients: 3 }), [
-      { field: 'min_available_clients', value: 3, allowed: 'an integer from 1 to 2' },
-      {
-        field: 'min_fit_clients',
-        value: 3,
-        allowed: "an integer from 1 to 2 (found with min_available_clients left to the construct's default)",
-      },
-    ]);
-  });
+  test(
+    'a refusal caused by the default put in place of a refused field is not reported; ' + "the construct's prop names become field names",
+    () => {
+      // krum needs min_fit_clients >= 2 x byzantine_clients + 3; the default in its place fails the same way.
+      assert.deepEqual(
+        refusals({
+          job_name: 'fl',
+          kind: 'federated',
+          clients: 4,
+          min_available_clients: 4,
+          min_fit_clients: 4,
+          strategy: 'krum',
+          byzantine_clients: 1,
+        }),
+        [{ field: 'min_fit_clients', value: 4, allowed: 'at least 2 x byzantine_clients + 3 (5) for krum' }],
+      );
+      assert.deepEqual(refusals({ job_name: 'fl', kind: 'federated', dp_noise_multiplier: 1 }), [
+        {
+          field: 'dp_clip_norm',
+          value: undefined,
+          allowed: 'a number > 0 when dp_noise_multiplier is set (noise is scaled by the clip norm)',
+        },
+      ]);
+      // A later problem may depend on the field left to its default: it says so.
+      assert.deepEqual(refusals({ job_name: 'fl', kind: 'federated', clients: 2, min_available_clients: 3, min_fit_clients: 3 }), [
+        { field: 'min_available_clients', value: 3, allowed: 'an integer from 1 to 2' },
+        {
+          field: 'min_fit_clients',
+          value: 3,
+          allowed: "an integer from 1 to 2 (found with min_available_clients left to the construct's default)",
+        },
+      ]);
+    },
+  );
 
   test("the trainer's own check of the env a construct renders maps each variable to its field", () => {
     const request: JobRequest = { job_name: 'fl', kind: 'federated', rounds: 3 };
@@ -373,7 +380,8 @@ describe('API objects equal the chart objects', () => {
           field: 'dataset_uri',
           value: 's3://sites/site-{client}.csv',
           allowed:
-            "an http(s):// or s3:// URL, or a path under /var/lib/tensorfleet/datasets/ together with 'datasetClaimName', without {client} (only a FederatedFleet gives each client its own data)",
+            "an http(s):// or s3:// URL, or a path under /var/lib/tensorfleet/datasets/ together with 'datasetClaimName', " +
+            'without {client} (only a FederatedFleet gives each client its own data)',
         },
       ],
     );

@@ -113,7 +113,9 @@ const FIELD_CASES: Array<[kind: string, field: string, bad: unknown, problems: A
     [
       {
         field: 'node_selector',
-        allowed: `an object of at most 32 labels: keys ${JOB_FIELDS.node_selector.keyPattern.meaning}; values ${JOB_FIELDS.node_selector.values.pattern!.meaning}`,
+        allowed:
+          `an object of at most 32 labels: keys ${JOB_FIELDS.node_selector.keyPattern.meaning}; ` +
+          `values ${JOB_FIELDS.node_selector.values.pattern!.meaning}`,
       },
     ],
   ],
@@ -142,7 +144,9 @@ const FIELD_CASES: Array<[kind: string, field: string, bad: unknown, problems: A
     [
       {
         field: 'node_selector',
-        allowed: `an object of at most 32 labels: keys ${JOB_FIELDS.node_selector.keyPattern.meaning}; values ${JOB_FIELDS.node_selector.values.pattern!.meaning}`,
+        allowed:
+          `an object of at most 32 labels: keys ${JOB_FIELDS.node_selector.keyPattern.meaning}; ` +
+          `values ${JOB_FIELDS.node_selector.values.pattern!.meaning}`,
       },
     ],
   ],

@@ -26,7 +26,8 @@ describe('tensorfleet CLI', () => {
     assert.equal(r.code, 2);
     assert.equal(
       r.stderr.trim(),
-      'tensorfleet: unknown command "frobnicate"; valid commands: synth, run, trainer, ensure-secrets, bench, eval, predict, submit, jobs, logs, cancel',
+      'tensorfleet: unknown command "frobnicate"; valid commands: ' +
+        'synth, run, trainer, ensure-secrets, bench, eval, predict, submit, jobs, logs, cancel',
     );
   });
 
@@ -35,7 +36,8 @@ describe('tensorfleet CLI', () => {
     assert.equal(r.code, 2);
     assert.equal(
       r.stderr.trim(),
-      `tensorfleet: run: Unknown option '--fast'; valid flags: --help, --dist, --data-dir, --out, --tracking-uri, --epochs, --dataset-size, --clients, --rounds, --json, --resume, --topology-only, ${JOB_ONLY.join(', ')}`,
+      `tensorfleet: run: Unknown option '--fast'; valid flags: --help, --dist, --data-dir, --out, --tracking-uri, ` +
+        `--epochs, --dataset-size, --clients, --rounds, --json, --resume, --topology-only, ${JOB_ONLY.join(', ')}`,
     );
   });
 
@@ -64,7 +66,10 @@ describe('tensorfleet CLI', () => {
     assert.equal(r.status, 1);
     assert.match(
       r.stderr,
-      /TRAINER_ERR_INVALID_ENV: invalid trainer environment: TENSORFLEET_JOB_NAME is missing; WORLD_SIZE must be an integer from 1 to 4096, got "two"/,
+      new RegExp(
+        /TRAINER_ERR_INVALID_ENV: invalid trainer environment: TENSORFLEET_JOB_NAME is missing; /.source +
+          /WORLD_SIZE must be an integer from 1 to 4096, got "two"/.source,
+      ),
     );
   });
 
@@ -218,7 +223,10 @@ describe('tensorfleet CLI', () => {
       assert.equal(client.code, 2);
       assert.match(
         client.stderr,
-        /--dataset-uri "data\/sites-\{client\}\.csv": must be an http\(s\):\/\/ or s3:\/\/ URL, .*without \{client\} \(only a FederatedFleet gives each client its own data\)/,
+        new RegExp(
+          /--dataset-uri "data\/sites-\{client\}\.csv": must be an http\(s\):\/\/ or s3:\/\/ URL, /.source +
+            /.*without \{client\} \(only a FederatedFleet gives each client its own data\)/.source,
+        ),
       );
     });
 

@@ -26,7 +26,8 @@ describe('CIFAR-10 binary batches', () => {
         err instanceof TrainerError &&
         err.code === 'TRAINER_ERR_DATASET' &&
         err.message ===
-          'data_batch_1.bin: CIFAR-10 batch is 3074 bytes, expected a non-zero multiple of 3073 (1 label byte + 3072 pixel bytes per record)',
+          'data_batch_1.bin: CIFAR-10 batch is 3074 bytes, ' +
+            'expected a non-zero multiple of 3073 (1 label byte + 3072 pixel bytes per record)',
     );
   });
 

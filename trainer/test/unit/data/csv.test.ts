@@ -189,7 +189,8 @@ describe('csv datasets', () => {
         loadTrainerData(config(dir, { datasetUri: IRIS, labelColumn: 'class' }), both),
         trainerError(
           'TRAINER_ERR_DATASET',
-          `${IRIS}: TENSORFLEET_LABEL_COLUMN "class" is not a column of the file: the columns found are "sepal_length", "sepal_width", "petal_length", "petal_width", "species"`,
+          `${IRIS}: TENSORFLEET_LABEL_COLUMN "class" is not a column of the file: ` +
+            `the columns found are "sepal_length", "sepal_width", "petal_length", "petal_width", "species"`,
         ),
       );
     });
@@ -199,7 +200,8 @@ describe('csv datasets', () => {
         loadTrainerData(config(dir, { datasetUri: IRIS, labelColumn: 'species', featureColumns: 'petal_width,petal_height' }), both),
         trainerError(
           'TRAINER_ERR_DATASET',
-          `${IRIS}: TENSORFLEET_FEATURE_COLUMNS names "petal_height", not a column of the file: the columns found are "sepal_length", "sepal_width", "petal_length", "petal_width", "species"`,
+          `${IRIS}: TENSORFLEET_FEATURE_COLUMNS names "petal_height", not a column of the file: ` +
+            `the columns found are "sepal_length", "sepal_width", "petal_length", "petal_width", "species"`,
         ),
       );
     });

@@ -124,7 +124,8 @@ describe('shared datasets', () => {
       loadDataset('mnist', `${server.url}/bad`, opts),
       trainerError(
         'TRAINER_ERR_DATASET',
-        `${server.url}/bad/t10k-labels-idx1-ubyte.gz: expected sha256 ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2, found ${digest} (decompressed)`,
+        `${server.url}/bad/t10k-labels-idx1-ubyte.gz: ` +
+          `expected sha256 ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2, found ${digest} (decompressed)`,
       ),
     );
     const gz = await readFile(join(DATA, 'mnist', 't10k-labels-idx1-ubyte.gz'));
@@ -227,7 +228,9 @@ describe('CIFAR-10 (synthetic batches)', () => {
         loadDataset('cifar10', `${server.url}/partial.tar.gz`, { cacheDir: join(dir, 'cache-partial-tar'), split: 'test' }),
         trainerError(
           'TRAINER_ERR_DATASET',
-          `${server.url}/partial.tar.gz: the archive holds no data_batch_2.bin, data_batch_3.bin, data_batch_4.bin, data_batch_5.bin, test_batch.bin (a CIFAR-10 binary tarball has cifar-10-batches-bin/data_batch_1.bin, data_batch_2.bin, data_batch_3.bin, data_batch_4.bin, data_batch_5.bin, test_batch.bin)`,
+          `${server.url}/partial.tar.gz: the archive holds no data_batch_2.bin, data_batch_3.bin, data_batch_4.bin, ` +
+            `data_batch_5.bin, test_batch.bin (a CIFAR-10 binary tarball has cifar-10-batches-bin/data_batch_1.bin, ` +
+            `data_batch_2.bin, data_batch_3.bin, data_batch_4.bin, data_batch_5.bin, test_batch.bin)`,
         ),
       );
       await assert.rejects(

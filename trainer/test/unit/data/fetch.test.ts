@@ -146,7 +146,10 @@ describe('fetchBytes from s3://', () => {
     assert.equal(req.headers['x-amz-date'], '20260102T030405Z');
     assert.match(
       req.headers.authorization!,
-      /^AWS4-HMAC-SHA256 Credential=AKIDTEST\/20260102\/eu-west-1\/s3\/aws4_request, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=[0-9a-f]{64}$/,
+      new RegExp(
+        /^AWS4-HMAC-SHA256 Credential=AKIDTEST\/20260102\/eu-west-1\/s3\/aws4_request, /.source +
+          /SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=[0-9a-f]{64}$/.source,
+      ),
     );
   });
 
@@ -166,7 +169,8 @@ describe('fetchBytes from s3://', () => {
       fetchBytes('s3://b/k', { env: { AWS_ACCESS_KEY_ID: 'A', [ENV.s3Endpoint]: server.url } }),
       trainerError(
         'TRAINER_ERR_DATASET',
-        's3://b/k: set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither for an anonymous request; only AWS_ACCESS_KEY_ID is set',
+        's3://b/k: set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, ' +
+          'or neither for an anonymous request; only AWS_ACCESS_KEY_ID is set',
       ),
     );
   });

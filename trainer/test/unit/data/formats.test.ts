@@ -315,7 +315,8 @@ describe('npz, idx and image-folder datasets', () => {
         loadTrainerData(config(dir, { dataset: 'idx', datasetUri: folder }), both),
         trainerError(
           'TRAINER_ERR_DATASET',
-          `cannot read dataset file ${join(folder, 'train-labels-idx1-ubyte')}: neither train-labels-idx1-ubyte.gz nor train-labels-idx1-ubyte is in ${folder}`,
+          `cannot read dataset file ${join(folder, 'train-labels-idx1-ubyte')}: ` +
+            `neither train-labels-idx1-ubyte.gz nor train-labels-idx1-ubyte is in ${folder}`,
         ),
       );
     });

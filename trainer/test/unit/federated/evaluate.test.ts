@@ -125,79 +125,82 @@ describe('federated evaluation sums', () => {
 });
 
 describe('runFederatedServer with federated evaluation', () => {
-  test('every admitted client evaluates the starting and each round weights; a refused client is told why and its loop ends with it', async () => {
-    const hub = new InMemoryStar({ timeoutMs: 3000 });
-    const links: InMemoryStarLink[] = [];
-    try {
-      // Client k scores weights w on (k + 1) x 10 examples with accuracy w[0] / (k + 1) (capped at 1).
-      const loops = [0, 1, 2].map((rank) => {
-        const link = hub.link({ rank, worldSize: 3, helloInfo: { fits: rank !== 2 } });
-        links.push(link);
-        const count = (rank + 1) * 10;
-        return runClientLoop({
-          link,
-          fit: (w) => ({ weights: w.map((x) => x + 0.5), numExamples: 1, metrics: {} }),
-          evaluate: (w) => ({ lossSum: count * w[0], correct: Math.round(count * Math.min(1, w[0] / (rank + 1))), count }),
+  test(
+    'every admitted client evaluates the starting and each round weights; ' + 'a refused client is told why and its loop ends with it',
+    async () => {
+      const hub = new InMemoryStar({ timeoutMs: 3000 });
+      const links: InMemoryStarLink[] = [];
+      try {
+        // Client k scores weights w on (k + 1) x 10 examples with accuracy w[0] / (k + 1) (capped at 1).
+        const loops = [0, 1, 2].map((rank) => {
+          const link = hub.link({ rank, worldSize: 3, helloInfo: { fits: rank !== 2 } });
+          links.push(link);
+          const count = (rank + 1) * 10;
+          return runClientLoop({
+            link,
+            fit: (w) => ({ weights: w.map((x) => x + 0.5), numExamples: 1, metrics: {} }),
+            evaluate: (w) => ({ lossSum: count * w[0], correct: Math.round(count * Math.min(1, w[0] / (rank + 1))), count }),
+          });
         });
-      });
-      const loopResults = Promise.allSettled(loops);
-      await hub.waitForClients(3, 2000);
-      const rounds: RoundSummary[] = [];
-      const result = await runFederatedServer({
-        strategy: new FedAvg({
-          minFitClients: 2,
+        const loopResults = Promise.allSettled(loops);
+        await hub.waitForClients(3, 2000);
+        const rounds: RoundSummary[] = [];
+        const result = await runFederatedServer({
+          strategy: new FedAvg({
+            minFitClients: 2,
+            minAvailableClients: 2,
+            fractionFit: 1,
+            localEpochs: 1,
+            localBatchSize: 8,
+            localLearningRate: 0.1,
+          }),
+          hub,
+          federatedEvaluation: { task: 'classification' },
+          admit: (id) => ((hub.clientInfo(id) as { fits?: boolean } | undefined)?.fits ? undefined : `client ${id}'s data does not fit`),
+          initialWeights: new Float32Array([0]),
+          rounds: 2,
           minAvailableClients: 2,
-          fractionFit: 1,
-          localEpochs: 1,
-          localBatchSize: 8,
-          localLearningRate: 0.1,
-        }),
-        hub,
-        federatedEvaluation: { task: 'classification' },
-        admit: (id) => ((hub.clientInfo(id) as { fits?: boolean } | undefined)?.fits ? undefined : `client ${id}'s data does not fit`),
-        initialWeights: new Float32Array([0]),
-        rounds: 2,
-        minAvailableClients: 2,
-        roundTimeoutMs: 3000,
-        onRound: (s) => void rounds.push(s),
-      });
-      assert.equal(result.initial.evaluation, undefined);
-      assert.deepEqual(
-        result.initial.federated!.sites.map((s) => [s.clientId, s.numExamples, s.metrics!.testAccuracy]),
-        [
-          ['0', 10, 0],
-          ['1', 20, 0],
-        ],
-      );
-      // Round 1: w = 0.5; client 0 gets 5 of 10, client 1 5 of 20 (0.25): federated 10 / 30.
-      const [r1, r2] = rounds;
-      assert.deepEqual(
-        r1.results.map((r) => r.clientId),
-        ['0', '1'],
-      );
-      assert.deepEqual(
-        r1.federated!.sites.map((s) => [s.clientId, s.metrics!.testAccuracy]),
-        [
-          ['0', 0.5],
-          ['1', 0.25],
-        ],
-      );
-      assert.equal(r1.federated!.metrics!.testAccuracy, 10 / 30);
-      assert.equal(r1.federated!.metrics!.testLoss, 0.5);
-      // Round 2: w = 1: 10 of 10 and 10 of 20: 20 / 30.
-      assert.equal(r2.federated!.metrics!.testAccuracy, 20 / 30);
-      await hub.close();
-      const settled = await loopResults;
-      assert.equal(settled[0].status, 'fulfilled');
-      assert.deepEqual(settled[0].status === 'fulfilled' && settled[0].value, { fits: 2, evaluations: 3, reconnects: 0 });
-      const refused = settled[2];
-      assert.equal(refused.status, 'rejected');
-      const err = refused.status === 'rejected' ? refused.reason : undefined;
-      assert.ok(isTrainerError(err, 'TRAINER_ERR_DATASET'), String(err));
-      assert.equal(err.message, "the federated server refused this client: client 2's data does not fit");
-    } finally {
-      await hub.close();
-      await Promise.all(links.map((l) => l.close()));
-    }
-  });
+          roundTimeoutMs: 3000,
+          onRound: (s) => void rounds.push(s),
+        });
+        assert.equal(result.initial.evaluation, undefined);
+        assert.deepEqual(
+          result.initial.federated!.sites.map((s) => [s.clientId, s.numExamples, s.metrics!.testAccuracy]),
+          [
+            ['0', 10, 0],
+            ['1', 20, 0],
+          ],
+        );
+        // Round 1: w = 0.5; client 0 gets 5 of 10, client 1 5 of 20 (0.25): federated 10 / 30.
+        const [r1, r2] = rounds;
+        assert.deepEqual(
+          r1.results.map((r) => r.clientId),
+          ['0', '1'],
+        );
+        assert.deepEqual(
+          r1.federated!.sites.map((s) => [s.clientId, s.metrics!.testAccuracy]),
+          [
+            ['0', 0.5],
+            ['1', 0.25],
+          ],
+        );
+        assert.equal(r1.federated!.metrics!.testAccuracy, 10 / 30);
+        assert.equal(r1.federated!.metrics!.testLoss, 0.5);
+        // Round 2: w = 1: 10 of 10 and 10 of 20: 20 / 30.
+        assert.equal(r2.federated!.metrics!.testAccuracy, 20 / 30);
+        await hub.close();
+        const settled = await loopResults;
+        assert.equal(settled[0].status, 'fulfilled');
+        assert.deepEqual(settled[0].status === 'fulfilled' && settled[0].value, { fits: 2, evaluations: 3, reconnects: 0 });
+        const refused = settled[2];
+        assert.equal(refused.status, 'rejected');
+        const err = refused.status === 'rejected' ? refused.reason : undefined;
+        assert.ok(isTrainerError(err, 'TRAINER_ERR_DATASET'), String(err));
+        assert.equal(err.message, "the federated server refused this client: client 2's data does not fit");
+      } finally {
+        await hub.close();
+        await Promise.all(links.map((l) => l.close()));
+      }
+    },
+  );
 });

@@ -46,8 +46,10 @@ describe('site data descriptions', () => {
     assert.equal(dataMismatch('0', IRIS, IRIS, 'mlp'), undefined);
     assert.equal(
       dataMismatch('2', site2, IRIS, "mlp, built for client 0's data"),
-      "fl-client 2's data /data/site-2.csv (input shape [4], features (sepal_length, sepal_width, petal_length, petal_width), 2 classes (setosa, versicolor)) " +
-        "does not fit the model (mlp, built for client 0's data: input shape [4], features (sepal_length, sepal_width, petal_length, petal_width), 3 classes (setosa, versicolor, virginica))",
+      "fl-client 2's data /data/site-2.csv " +
+        '(input shape [4], features (sepal_length, sepal_width, petal_length, petal_width), 2 classes (setosa, versicolor)) ' +
+        "does not fit the model (mlp, built for client 0's data: input shape [4], features (sepal_length, " +
+        'sepal_width, petal_length, petal_width), 3 classes (setosa, versicolor, virginica))',
     );
     assert.equal(
       dataMismatch('1', 'its hello declares no data description', IRIS, 'mlp'),

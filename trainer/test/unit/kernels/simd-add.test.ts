@@ -21,7 +21,8 @@ describe('SIMD add kernel', () => {
       addInto(out, a, b);
       const resident = allocateFloat32(1000);
       const exact = out.every((v, i) => v === Math.fround(a[i] + b[i]));
-      console.log(JSON.stringify({ simdEnabled, shared: sharedKernel !== undefined, readArea: readAreaFor(resident) !== undefined, exact }));
+      const shared = sharedKernel !== undefined;
+      console.log(JSON.stringify({ simdEnabled, shared, readArea: readAreaFor(resident) !== undefined, exact }));
     `;
     const output = execFileSync(process.execPath, ['-e', script], { env: { ...process.env, [TUNING_ENV.noSimd]: '1' }, encoding: 'utf8' });
     assert.deepEqual(JSON.parse(output), { simdEnabled: false, shared: false, readArea: false, exact: true });

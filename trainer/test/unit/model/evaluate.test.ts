@@ -40,41 +40,44 @@ test('evaluateSavedModel scores a saved model on the whole MNIST test split', as
   }
 });
 
-test('evaluateSavedModel with a DataConfig: a model saved with its softmax scores the same as its logits on the MNIST test split', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'tf-evaluate-'));
-  try {
-    await initBackend(['wasm'], () => {});
-    const model = buildModel('mlp', [28, 28, 1], 10, 2);
-    const common = {
-      dataset: 'mnist',
-      model: 'mlp',
-      epochs: 0,
-      worldSize: 1,
-      inputShape: [28, 28, 1],
-      classes: 10,
-      createdAt: new Date(0).toISOString(),
-    } as const;
-    await saveModel(model, join(dir, 'logits'), common);
-    // The same weights saved as a user model whose output layer applied a softmax.
-    await saveModel(model, join(dir, 'softmax'), { ...common, outputActivation: 'softmax' });
-    model.dispose();
-    const data = {
-      dataset: 'mnist',
-      datasetUri: join(SHARED_DIR, 'data', 'mnist'),
-      datasetSize: 0,
-      testFraction: 0.2,
-      imageSize: '28x28',
-      task: 'classification',
-      seed: 0,
-      dataDir: join(dir, 'cache'),
-    } as const;
-    const logits = await evaluateSavedModel(join(dir, 'logits'), data, { log: () => {} });
-    const softmax = await evaluateSavedModel(join(dir, 'softmax'), data, { log: () => {} });
-    assert.equal(logits.task, 'classification');
-    assert.equal(logits.count, 10000);
-    assert.equal(softmax.testAccuracy, logits.testAccuracy);
-    assert.ok(Math.abs(softmax.testLoss - logits.testLoss) < 1e-4, `${softmax.testLoss} vs ${logits.testLoss}`);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-});
+test(
+  'evaluateSavedModel with a DataConfig: ' + 'a model saved with its softmax scores the same as its logits on the MNIST test split',
+  async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tf-evaluate-'));
+    try {
+      await initBackend(['wasm'], () => {});
+      const model = buildModel('mlp', [28, 28, 1], 10, 2);
+      const common = {
+        dataset: 'mnist',
+        model: 'mlp',
+        epochs: 0,
+        worldSize: 1,
+        inputShape: [28, 28, 1],
+        classes: 10,
+        createdAt: new Date(0).toISOString(),
+      } as const;
+      await saveModel(model, join(dir, 'logits'), common);
+      // The same weights saved as a user model whose output layer applied a softmax.
+      await saveModel(model, join(dir, 'softmax'), { ...common, outputActivation: 'softmax' });
+      model.dispose();
+      const data = {
+        dataset: 'mnist',
+        datasetUri: join(SHARED_DIR, 'data', 'mnist'),
+        datasetSize: 0,
+        testFraction: 0.2,
+        imageSize: '28x28',
+        task: 'classification',
+        seed: 0,
+        dataDir: join(dir, 'cache'),
+      } as const;
+      const logits = await evaluateSavedModel(join(dir, 'logits'), data, { log: () => {} });
+      const softmax = await evaluateSavedModel(join(dir, 'softmax'), data, { log: () => {} });
+      assert.equal(logits.task, 'classification');
+      assert.equal(logits.count, 10000);
+      assert.equal(softmax.testAccuracy, logits.testAccuracy);
+      assert.ok(Math.abs(softmax.testLoss - logits.testLoss) < 1e-4, `${softmax.testLoss} vs ${logits.testLoss}`);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  },
+);

@@ -123,7 +123,10 @@ describe('createModel with a user model.json', () => {
       await assert.rejects(createModel(config(`${server.url}/models/v2/model.json`), MNIST_SHAPE), (err: Error) => {
         assert.match(
           err.message,
-          /^TENSORFLEET_MODEL_URI="http:\/\/127\.0\.0\.1:\d+\/models\/v2\/model\.json": cannot read the model's model\.json at http:\/\/127\.0\.0\.1:\d+\/models\/v2\/model\.json: /,
+          new RegExp(
+            /^TENSORFLEET_MODEL_URI="http:\/\/127\.0\.0\.1:\d+\/models\/v2\/model\.json": /.source +
+              /cannot read the model's model\.json at http:\/\/127\.0\.0\.1:\d+\/models\/v2\/model\.json: /.source,
+          ),
         );
         return true;
       });
@@ -177,7 +180,10 @@ describe('createModel with a user model.json', () => {
       await assert.rejects(createModel(config('runs:/nope/model', { trackingUri: url }), MNIST_SHAPE), (err: Error) => {
         assert.match(
           err.message,
-          /^TENSORFLEET_MODEL_URI="runs:\/nope\/model": cannot read run nope from the MLflow tracking server http:\/\/127\.0\.0\.1:\d+ \(GET \/api\/2\.0\/mlflow\/runs\/get\): /,
+          new RegExp(
+            /^TENSORFLEET_MODEL_URI="runs:\/nope\/model": cannot read run nope from the MLflow tracking server /.source +
+              /http:\/\/127\.0\.0\.1:\d+ \(GET \/api\/2\.0\/mlflow\/runs\/get\): /.source,
+          ),
         );
         return true;
       });
@@ -200,18 +206,23 @@ describe('createModel with a user model.json', () => {
     created.model.dispose();
     original.dispose();
     await assert.rejects(createModel(config('runs:/missing/model', { outputDir }), MNIST_SHAPE), {
-      message: `TENSORFLEET_MODEL_URI="runs:/missing/model": run missing is not in the local MLflow file store ${join(outputDir, 'mlruns')} (and no MLFLOW_TRACKING_URI is set)`,
+      message:
+        `TENSORFLEET_MODEL_URI="runs:/missing/model": ` +
+        `run missing is not in the local MLflow file store ${join(outputDir, 'mlruns')} (and no MLFLOW_TRACKING_URI is set)`,
     });
   });
 
   for (const activation of ['softmax', 'linear'] as const) {
-    test(`a last layer with ${activation === 'linear' ? 'logits' : 'softmax'} (10 units) trains on MNIST: test accuracy > 0.85`, async () => {
-      const { modelJson } = await writeUserModel(userModel(10, activation), join(dir, `train-${activation}`), false);
-      const created = await createModel(config(modelJson), MNIST_SHAPE);
-      const metrics = trainAndTest(created.model, train, testSet, 3);
-      assert.ok(metrics.testAccuracy! > 0.85, `test accuracy ${metrics.testAccuracy}`);
-      created.model.dispose();
-    });
+    test(
+      `a last layer with ${activation === 'linear' ? 'logits' : 'softmax'} (10 units) ` + `trains on MNIST: test accuracy > 0.85`,
+      async () => {
+        const { modelJson } = await writeUserModel(userModel(10, activation), join(dir, `train-${activation}`), false);
+        const created = await createModel(config(modelJson), MNIST_SHAPE);
+        const metrics = trainAndTest(created.model, train, testSet, 3);
+        assert.ok(metrics.testAccuracy! > 0.85, `test accuracy ${metrics.testAccuracy}`);
+        created.model.dispose();
+      },
+    );
   }
 
   test('a 1-unit sigmoid last layer trains as a binary classifier (MNIST 0 vs 1): test accuracy > 0.98', async () => {
@@ -264,7 +275,9 @@ describe('createModel with a user model.json', () => {
       await assert.rejects(createModel(config(modelJson), { featureShape: [30], numClasses: 10, task: 'classification' }), {
         name: 'TrainerError',
         code: 'TRAINER_ERR_SHAPE_MISMATCH',
-        message: `TENSORFLEET_MODEL_URI="${modelJson}": the model's input shape [null, 28, 28, 1] does not fit the data, whose examples have shape [30]; the model's input shape must be [null, 30]`,
+        message:
+          `TENSORFLEET_MODEL_URI="${modelJson}": the model's input shape [null, 28, 28, 1] does not fit the data, ` +
+          `whose examples have shape [30]; the model's input shape must be [null, 30]`,
       });
     });
 
@@ -272,21 +285,29 @@ describe('createModel with a user model.json', () => {
       const { modelJson } = await writeUserModel(userModel(3, 'softmax'), join(dir, 'refuse-output'), false);
       await assert.rejects(createModel(config(modelJson), MNIST_SHAPE), {
         code: 'TRAINER_ERR_SHAPE_MISMATCH',
-        message: `TENSORFLEET_MODEL_URI="${modelJson}": the model's output shape [null, 3] does not fit the data: 10 classes need the output shape [null, 10] (softmax or logits)`,
+        message:
+          `TENSORFLEET_MODEL_URI="${modelJson}": the model's output shape [null, 3] does not fit the data: ` +
+          `10 classes need the output shape [null, 10] (softmax or logits)`,
       });
       await assert.rejects(createModel(config(modelJson), { ...MNIST_SHAPE, numClasses: 2 }), {
-        message: `TENSORFLEET_MODEL_URI="${modelJson}": the model's output shape [null, 3] does not fit the data: 2 classes need the output shape [null, 2] (softmax or logits) or [null, 1] (sigmoid or logit)`,
+        message:
+          `TENSORFLEET_MODEL_URI="${modelJson}": the model's output shape [null, 3] does not fit the data: ` +
+          `2 classes need the output shape [null, 2] (softmax or logits) or [null, 1] (sigmoid or logit)`,
       });
     });
 
     test('1 sigmoid unit for 3 classes, and 3 units for regression', async () => {
       const { modelJson: sigmoid } = await writeUserModel(userModel(1, 'sigmoid'), join(dir, 'refuse-sigmoid'), false);
       await assert.rejects(createModel(config(sigmoid), { ...MNIST_SHAPE, numClasses: 3 }), {
-        message: `TENSORFLEET_MODEL_URI="${sigmoid}": the model's output shape [null, 1] does not fit the data: 3 classes need the output shape [null, 3] (softmax or logits)`,
+        message:
+          `TENSORFLEET_MODEL_URI="${sigmoid}": the model's output shape [null, 1] does not fit the data: ` +
+          `3 classes need the output shape [null, 3] (softmax or logits)`,
       });
       const { modelJson: three } = await writeUserModel(userModel(3, 'linear'), join(dir, 'refuse-regression'), false);
       await assert.rejects(createModel(config(three), { featureShape: [28, 28, 1], numClasses: 0, task: 'regression' }), {
-        message: `TENSORFLEET_MODEL_URI="${three}": the model's output shape [null, 3] does not fit the data: TENSORFLEET_TASK=regression needs the output shape [null, 1]`,
+        message:
+          `TENSORFLEET_MODEL_URI="${three}": the model's output shape [null, 3] does not fit the data: ` +
+          `TENSORFLEET_TASK=regression needs the output shape [null, 1]`,
       });
     });
 
@@ -295,7 +316,9 @@ describe('createModel with a user model.json', () => {
       await import('node:fs/promises').then((fs) => fs.writeFile(notModel, '{"weights": []}'));
       await assert.rejects(createModel(config(notModel), MNIST_SHAPE), {
         code: 'TRAINER_ERR_INVALID_ARGUMENT',
-        message: `TENSORFLEET_MODEL_URI="${notModel}": ${notModel} is not a TensorFlow.js LayersModel model.json: it has no modelTopology (what tf.LayersModel.save() and tensorflowjs_converter write)`,
+        message:
+          `TENSORFLEET_MODEL_URI="${notModel}": ${notModel} is not a TensorFlow.js LayersModel model.json: ` +
+          `it has no modelTopology (what tf.LayersModel.save() and tensorflowjs_converter write)`,
       });
       const missing = join(dir, 'missing', 'model.json');
       await assert.rejects(createModel(config(missing), MNIST_SHAPE), (err: Error) => {
@@ -327,7 +350,8 @@ describe('createModel with a user model.json', () => {
         lines.some(
           (l) =>
             l ===
-            `model ${modelJson} has convolutions, which the wasm backend cannot train (no Conv2DBackpropFilter kernel): switched to the ${tf.getBackend()} backend`,
+            `model ${modelJson} has convolutions, which the wasm backend cannot train (no Conv2DBackpropFilter kernel): ` +
+              `switched to the ${tf.getBackend()} backend`,
         ),
         lines.join('\n'),
       );

@@ -32,7 +32,8 @@ describe('resolveCutLayer', () => {
   test('an unknown name is refused with the model layers and the allowed cut layers', () => {
     assert.equal(
       refusal(() => resolveCutLayer(LAYERS, { cutLayer: 1, cutLayerName: 'dense_7', splitMode: 'vanilla' }, MODEL)),
-      'TENSORFLEET_SPLIT_CUT_LAYER_NAME "dense_7" is not a layer of model /models/iris/model.json, whose layers are hidden1, hidden2, hidden3, logits; ' +
+      'TENSORFLEET_SPLIT_CUT_LAYER_NAME "dense_7" is not a layer of model /models/iris/model.json, ' +
+        'whose layers are hidden1, hidden2, hidden3, logits; ' +
         'the cut layer (the last layer on the client) may be one of hidden1, hidden2, hidden3',
     );
   });
@@ -40,11 +41,13 @@ describe('resolveCutLayer', () => {
   test('a cut that leaves the server no layer (or takes the u-shaped head) is refused', () => {
     assert.equal(
       refusal(() => resolveCutLayer(LAYERS, { cutLayer: 1, cutLayerName: 'logits', splitMode: 'vanilla' }, MODEL)),
-      'TENSORFLEET_SPLIT_CUT_LAYER_NAME "logits" is layer 4 of 4 of model /models/iris/model.json: the server must keep at least one layer; the cut layer may be one of hidden1, hidden2, hidden3',
+      'TENSORFLEET_SPLIT_CUT_LAYER_NAME "logits" is layer 4 of 4 of model /models/iris/model.json: ' +
+        'the server must keep at least one layer; the cut layer may be one of hidden1, hidden2, hidden3',
     );
     assert.equal(
       refusal(() => resolveCutLayer(LAYERS, { cutLayer: 1, cutLayerName: 'hidden3', splitMode: 'u-shaped' }, MODEL)),
-      'TENSORFLEET_SPLIT_CUT_LAYER_NAME "hidden3" is layer 3 of 4 of model /models/iris/model.json: the server must keep at least one layer before the last one ' +
+      'TENSORFLEET_SPLIT_CUT_LAYER_NAME "hidden3" is layer 3 of 4 of model /models/iris/model.json: ' +
+        'the server must keep at least one layer before the last one ' +
         '(the client head in u-shaped mode); the cut layer may be one of hidden1, hidden2',
     );
     assert.equal(maxCutLayer(2, 'u-shaped'), 0);

@@ -185,38 +185,41 @@ describe('split sessions over a star', () => {
     );
   });
 
-  test('batches as wide as the bench (64 x 1568) go as pieces: gradients come back bit-exact, a retried step from the kept pieces', async () => {
-    const rows = 64;
-    const cols = 1568;
-    const { star, links, sessions, top } = await setup('vanilla', 1, fakeTop(cols));
-    const step = (n: number) =>
-      activationsMessage(
-        'splitForward',
-        n,
-        { data: Float32Array.from({ length: rows * cols }, (_, i) => (i % 977) - n), rows, cols },
-        new Int32Array(rows).fill(2),
-      );
-    const expected = (n: number) => Float32Array.from({ length: rows * cols }, (_, i) => ((i % 977) - n) * 0.5);
-    for (let n = 0; n < 3; n++) {
-      await links[0].send(step(n));
-      const reply = await links[0].recv();
-      assert.equal(reply.type, MESSAGE_TYPES.splitBackward);
-      assert.deepEqual(reply.tensors[0].shape, [rows, cols]);
-      assert.deepEqual(reply.tensors[0].data, expected(n), `gradient of step ${n}`);
-    }
-    links[0].terminate();
-    const again = star.link({ rank: 0, worldSize: 1 });
-    cleanup.push(() => again.close());
-    await again.connect();
-    await again.send(step(2));
-    assert.deepEqual((await again.recv()).tensors[0].data, expected(2), 'the repeated reply of step 2');
-    assert.equal(top.steps, 3, 'step 2 was not trained twice');
-    await again.send(metaMessage('splitDone', 3, { testAccuracy: 1 }));
-    const result = await sessions;
-    // 4 gradients of rows x cols float32 each, plus their headers.
-    assert.ok(result.bytesSent > 4 * rows * cols * 4 && result.bytesSent < 4 * (rows * cols * 4 + 256), `bytesSent ${result.bytesSent}`);
-    assert.equal(result.roundTrips, 3);
-  });
+  test(
+    'batches as wide as the bench (64 x 1568) go as pieces: ' + 'gradients come back bit-exact, a retried step from the kept pieces',
+    async () => {
+      const rows = 64;
+      const cols = 1568;
+      const { star, links, sessions, top } = await setup('vanilla', 1, fakeTop(cols));
+      const step = (n: number) =>
+        activationsMessage(
+          'splitForward',
+          n,
+          { data: Float32Array.from({ length: rows * cols }, (_, i) => (i % 977) - n), rows, cols },
+          new Int32Array(rows).fill(2),
+        );
+      const expected = (n: number) => Float32Array.from({ length: rows * cols }, (_, i) => ((i % 977) - n) * 0.5);
+      for (let n = 0; n < 3; n++) {
+        await links[0].send(step(n));
+        const reply = await links[0].recv();
+        assert.equal(reply.type, MESSAGE_TYPES.splitBackward);
+        assert.deepEqual(reply.tensors[0].shape, [rows, cols]);
+        assert.deepEqual(reply.tensors[0].data, expected(n), `gradient of step ${n}`);
+      }
+      links[0].terminate();
+      const again = star.link({ rank: 0, worldSize: 1 });
+      cleanup.push(() => again.close());
+      await again.connect();
+      await again.send(step(2));
+      assert.deepEqual((await again.recv()).tensors[0].data, expected(2), 'the repeated reply of step 2');
+      assert.equal(top.steps, 3, 'step 2 was not trained twice');
+      await again.send(metaMessage('splitDone', 3, { testAccuracy: 1 }));
+      const result = await sessions;
+      // 4 gradients of rows x cols float32 each, plus their headers.
+      assert.ok(result.bytesSent > 4 * rows * cols * 4 && result.bytesSent < 4 * (rows * cols * 4 + 256), `bytesSent ${result.bytesSent}`);
+      assert.equal(result.roundTrips, 3);
+    },
+  );
 
   test('u-shaped: the server returns its output, the head gradient comes back, then dL/dacts; no label reaches the server', async () => {
     const { star, links, sessions, top } = await setup('u-shaped', 1);

@@ -302,26 +302,29 @@ describe('Hub data plane (frames read in place, sent without copies)', () => {
     }
   });
 
-  test('frames sent back to back (many in the socket at once) arrive whole and in order; one encoded frame goes to many clients', async () => {
-    const hub = await startHub({ maxQueuedFrames: 64 });
-    const a = client(hub, 0);
-    const b = client(hub, 1);
-    try {
-      await Promise.all([a.connect(), b.connect()]);
-      await hub.waitForClients(2, 1000);
-      const payloads = sizes.flatMap(([rows, cols], i) => [randomFloat32(300 + i, rows * cols), randomFloat32(400 + i, rows * cols)]);
-      const rowsOf = (k: number): number => sizes[Math.floor(k / 2)][0];
-      await Promise.all(payloads.map((data, k) => a.send(batchMessage(k, data, rowsOf(k)))));
-      for (const [k, data] of payloads.entries()) assertBatch(await hub.recv('0'), k, data, rowsOf(k), 'client -> hub');
-      const frames = payloads.map((data, k) => encodeOutgoingFrame(0, batchMessage(k, data, rowsOf(k))));
-      await Promise.all(frames.flatMap((frame) => [hub.sendFrame('0', frame), hub.sendFrame('1', frame)]));
-      for (const link of [a, b])
-        for (const [k, data] of payloads.entries()) assertBatch(await link.recv(), k, data, rowsOf(k), 'hub -> client');
-    } finally {
-      await Promise.all([a.close(), b.close()]);
-      await hub.close();
-    }
-  });
+  test(
+    'frames sent back to back (many in the socket at once) arrive whole and in order; ' + 'one encoded frame goes to many clients',
+    async () => {
+      const hub = await startHub({ maxQueuedFrames: 64 });
+      const a = client(hub, 0);
+      const b = client(hub, 1);
+      try {
+        await Promise.all([a.connect(), b.connect()]);
+        await hub.waitForClients(2, 1000);
+        const payloads = sizes.flatMap(([rows, cols], i) => [randomFloat32(300 + i, rows * cols), randomFloat32(400 + i, rows * cols)]);
+        const rowsOf = (k: number): number => sizes[Math.floor(k / 2)][0];
+        await Promise.all(payloads.map((data, k) => a.send(batchMessage(k, data, rowsOf(k)))));
+        for (const [k, data] of payloads.entries()) assertBatch(await hub.recv('0'), k, data, rowsOf(k), 'client -> hub');
+        const frames = payloads.map((data, k) => encodeOutgoingFrame(0, batchMessage(k, data, rowsOf(k))));
+        await Promise.all(frames.flatMap((frame) => [hub.sendFrame('0', frame), hub.sendFrame('1', frame)]));
+        for (const link of [a, b])
+          for (const [k, data] of payloads.entries()) assertBatch(await link.recv(), k, data, rowsOf(k), 'hub -> client');
+      } finally {
+        await Promise.all([a.close(), b.close()]);
+        await hub.close();
+      }
+    },
+  );
 
   test('pings and pongs still flow while large frames are read directly: a busy client is not dropped', async () => {
     const changes: MembershipChange[] = [];

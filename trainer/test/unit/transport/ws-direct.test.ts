@@ -41,24 +41,27 @@ function written(send: (callback: (err?: Error | null) => void) => void): Promis
 const LENGTHS = [1, 125, 126, 1000, 65_535, 65_536, 300_001];
 
 describe('sendBinaryParts', () => {
-  test('writes one binary frame that ws parses, from the client (masked, zero key) and the server (unmasked), for every length encoding', async () => {
-    const pair = await connectedPair();
-    try {
-      for (const [i, length] of LENGTHS.entries()) {
-        const bytes = randomBytes(i + 1, length);
-        const atServer = nextMessage(pair.server);
-        await written((cb) => sendBinaryParts(pair.client, pieces(bytes, i), true, cb));
-        const up = await atServer;
-        assert.ok(up.isBinary);
-        assert.ok(up.data.equals(bytes), `client -> server, ${length} bytes`);
-        const atClient = nextMessage(pair.client);
-        await written((cb) => sendBinaryParts(pair.server, pieces(bytes, i + 10), false, cb));
-        assert.ok((await atClient).data.equals(bytes), `server -> client, ${length} bytes`);
+  test(
+    'writes one binary frame that ws parses, from the client (masked, zero key) ' + 'and the server (unmasked), for every length encoding',
+    async () => {
+      const pair = await connectedPair();
+      try {
+        for (const [i, length] of LENGTHS.entries()) {
+          const bytes = randomBytes(i + 1, length);
+          const atServer = nextMessage(pair.server);
+          await written((cb) => sendBinaryParts(pair.client, pieces(bytes, i), true, cb));
+          const up = await atServer;
+          assert.ok(up.isBinary);
+          assert.ok(up.data.equals(bytes), `client -> server, ${length} bytes`);
+          const atClient = nextMessage(pair.client);
+          await written((cb) => sendBinaryParts(pair.server, pieces(bytes, i + 10), false, cb));
+          assert.ok((await atClient).data.equals(bytes), `server -> client, ${length} bytes`);
+        }
+      } finally {
+        await pair.close();
       }
-    } finally {
-      await pair.close();
-    }
-  });
+    },
+  );
 
   test('fails through the callback when the socket is closed or there is nothing to send', async () => {
     const pair = await connectedPair();

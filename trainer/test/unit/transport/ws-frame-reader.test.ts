@@ -257,26 +257,32 @@ describe('WsFrameReader with headerReadBytes (the hub)', () => {
     [true, [0, 0, 0, 0]],
     [true, [9, 200, 0, 17]],
   ] as const) {
-    test(`reads headers apart and the rest of large frames in place, bit-exact, whatever the read sizes (${peerIsClient ? `client frames, mask ${mask!.join('.')}` : 'server frames'})`, () => {
-      const frames = payloads.map((data, seq) => tensorFrame(seq, data));
-      const ping = wsFrame(0x9, Buffer.from('hi'), mask);
-      const wire = Buffer.concat(frames.flatMap((frame, i) => (i === 1 ? [wsFrame(0x2, frame, mask), ping] : [wsFrame(0x2, frame, mask)])));
-      for (const seed of [1, 2, 3]) {
-        const random = seededRandom(seed);
-        const { reader: r, messages, forwarded } = hubReader(peerIsClient, 1024);
-        // Reads of 1 byte to 600 KiB: the kernel gives what has arrived, at most the buffer.
-        const landed = kernelReads(r, wire, () => 1 + Math.floor(random() ** 2 * 600_000));
-        assert.equal(messages.length, payloads.length);
-        messages.forEach((frame, i) => assert.deepEqual(decodeFrame(frame).tensors[0].data, payloads[i], `frame ${i} (seed ${seed})`));
-        assert.deepEqual(Buffer.concat(forwarded), ping, 'the ping goes to ws');
-        assert.equal(landed.staged + landed.shared + landed.direct, wire.length);
-        // Only the 20 000-element frame is small enough to end in the shared buffer (under 64 KiB left after its header).
-        assert.ok(
-          landed.direct > 0.9 * (payloads[0].byteLength + payloads[3].byteLength),
-          `direct ${landed.direct} of ${wire.length} (seed ${seed})`,
+    test(
+      `reads headers apart and the rest of large frames in place, bit-exact, ` +
+        `whatever the read sizes (${peerIsClient ? `client frames, mask ${mask!.join('.')}` : 'server frames'})`,
+      () => {
+        const frames = payloads.map((data, seq) => tensorFrame(seq, data));
+        const ping = wsFrame(0x9, Buffer.from('hi'), mask);
+        const wire = Buffer.concat(
+          frames.flatMap((frame, i) => (i === 1 ? [wsFrame(0x2, frame, mask), ping] : [wsFrame(0x2, frame, mask)])),
         );
-      }
-    });
+        for (const seed of [1, 2, 3]) {
+          const random = seededRandom(seed);
+          const { reader: r, messages, forwarded } = hubReader(peerIsClient, 1024);
+          // Reads of 1 byte to 600 KiB: the kernel gives what has arrived, at most the buffer.
+          const landed = kernelReads(r, wire, () => 1 + Math.floor(random() ** 2 * 600_000));
+          assert.equal(messages.length, payloads.length);
+          messages.forEach((frame, i) => assert.deepEqual(decodeFrame(frame).tensors[0].data, payloads[i], `frame ${i} (seed ${seed})`));
+          assert.deepEqual(Buffer.concat(forwarded), ping, 'the ping goes to ws');
+          assert.equal(landed.staged + landed.shared + landed.direct, wire.length);
+          // Only the 20 000-element frame is small enough to end in the shared buffer (under 64 KiB left after its header).
+          assert.ok(
+            landed.direct > 0.9 * (payloads[0].byteLength + payloads[3].byteLength),
+            `direct ${landed.direct} of ${wire.length} (seed ${seed})`,
+          );
+        }
+      },
+    );
   }
 
   test('without headerReadBytes the first read of a frame lands in the shared buffer, the rest in place', () => {
