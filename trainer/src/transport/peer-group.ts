@@ -188,7 +188,8 @@ export class PeerGroup {
     if (!Number.isInteger(peer) || peer < 0 || peer >= this.worldSize || peer === this.rank) {
       throw new TrainerError(
         'TRAINER_ERR_INVALID_ARGUMENT',
-        `rank ${this.rank} cannot ${action === 'send' ? 'send to' : 'receive from'} rank ${peer}: peer must be an integer from 0 to ${this.worldSize - 1} other than ${this.rank}`,
+        `rank ${this.rank} cannot ${action === 'send' ? 'send to' : 'receive from'} rank ${peer}: ` +
+          `peer must be an integer from 0 to ${this.worldSize - 1} other than ${this.rank}`,
       );
     }
     if (this.failure) throw this.failure;
