@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +9,7 @@ import { CLOSE_CODES, isTrainerError, MESSAGE_TYPES, WS_PATH } from '../../../sr
 import { encodeFrame } from '../../../src/transport/codec';
 import { helloMessage } from '../../../src/transport/handshake';
 import { WsTransport, type WsTransportOptions } from '../../../src/transport/ws-transport';
+import { makeTlsDir, readTlsDir } from '../../support/tls';
 import { createWsGroup } from '../../support/ws-group';
 
 const LOOPBACK = '127.0.0.1';
@@ -221,42 +221,10 @@ describe('WsTransport', () => {
     await group.close();
   });
 
-  test('speaks wss:// with a certificate and still checks the token', async (t) => {
+  test('speaks wss:// with a certificate and still checks the token', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tensorfleet-tls-'));
     try {
-      try {
-        execFileSync(
-          'openssl',
-          [
-            'req',
-            '-x509',
-            '-newkey',
-            'ec',
-            '-pkeyopt',
-            'ec_paramgen_curve:prime256v1',
-            '-nodes',
-            '-days',
-            '1',
-            '-subj',
-            '/CN=localhost',
-            '-addext',
-            'subjectAltName=IP:127.0.0.1,DNS:localhost',
-            '-keyout',
-            join(dir, 'key.pem'),
-            '-out',
-            join(dir, 'cert.pem'),
-          ],
-          { stdio: 'ignore' },
-        );
-      } catch {
-        t.skip('openssl is not available to make a test certificate');
-        return;
-      }
-      const tls = {
-        tlsKey: readFileSync(join(dir, 'key.pem')),
-        tlsCert: readFileSync(join(dir, 'cert.pem')),
-        tlsCa: readFileSync(join(dir, 'cert.pem')),
-      };
+      const tls = await readTlsDir(await makeTlsDir(dir));
       const group = await createWsGroup(2, { ...tls, authToken: 'secret' });
       const [a, b] = group.transports;
       await b.sendFloat32(0, { type: MESSAGE_TYPES.chunk, step: 0, seq: 0 }, 2, (out) => out.set([7, 8]));
