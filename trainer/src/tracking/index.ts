@@ -1,4 +1,5 @@
 export * from './tracker';
+export * from './peer-metrics';
 export * from './mlflow-client';
 export * from './mlflow-tracker';
 export * from './file-store-tracker';
