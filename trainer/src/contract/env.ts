@@ -132,6 +132,7 @@ export const ENV = {
   dpNoiseMultiplier: 'TENSORFLEET_FL_DP_NOISE_MULTIPLIER',
   partition: 'TENSORFLEET_FL_PARTITION',
   dirichletAlpha: 'TENSORFLEET_FL_DIRICHLET_ALPHA',
+  maxClientExamples: 'TENSORFLEET_FL_MAX_CLIENT_EXAMPLES',
   // Split learning (split-server / split-client).
   cutLayer: 'TENSORFLEET_SPLIT_CUT_LAYER',
   cutLayerName: 'TENSORFLEET_SPLIT_CUT_LAYER_NAME',
@@ -250,6 +251,11 @@ export interface TrainerConfig {
   readonly partition: PartitionName;
   /** Dirichlet concentration for label-skewed partitions. */
   readonly dirichletAlpha: number;
+  /**
+   * The most examples one client's fit or evaluation result may claim (its weight in the average), beside
+   * the count the client declared at hello (see {@link DEFAULT_MAX_CLIENT_EXAMPLES}).
+   */
+  readonly maxClientExamples: number;
   // Split learning. worldSize is the number of clients and rank a client's index.
   /** Layers of the model on the client (the rest, minus a U-shaped head, on the server). */
   readonly cutLayer: number;
@@ -405,6 +411,12 @@ export function parseImageSize(value: string): readonly [number, number] {
   return [h, w];
 }
 
+/**
+ * Default of {@link TrainerConfig.maxClientExamples}: more than any one site trains on here (MNIST has 60,000
+ * training examples), few enough that one client's claim cannot outweigh a fleet by a factor of millions.
+ */
+export const DEFAULT_MAX_CLIENT_EXAMPLES = 1_000_000;
+
 const PORT = int(1, 65535);
 const FL: readonly Role[] = ['fl-server', 'fl-client'];
 const SPLIT: readonly Role[] = ['split-server', 'split-client'];
@@ -465,6 +477,12 @@ const FIELDS: { [K in keyof TrainerConfig]-?: Field<K> } = {
   dpNoiseMultiplier: { key: 'dpNoiseMultiplier', parse: nonNegative, fallback: 0, roles: FL },
   partition: { key: 'partition', parse: oneOf(PARTITIONS), fallback: 'iid', roles: FL },
   dirichletAlpha: { key: 'dirichletAlpha', parse: positiveNumber, fallback: 0.5, roles: FL },
+  maxClientExamples: {
+    key: 'maxClientExamples',
+    parse: int(1, Number.MAX_SAFE_INTEGER),
+    fallback: DEFAULT_MAX_CLIENT_EXAMPLES,
+    roles: ['fl-server'],
+  },
   cutLayer: { key: 'cutLayer', parse: int(1, 1000), fallback: 1, roles: SPLIT },
   cutLayerName: { key: 'cutLayerName', parse: layerName, roles: SPLIT },
   splitMode: { key: 'splitMode', parse: oneOf(SPLIT_MODES), fallback: 'vanilla', roles: SPLIT },

@@ -373,6 +373,7 @@ export async function runFlServer(config: TrainerConfig): Promise<void> {
         expectedClients: config.worldSize,
         startupGraceMs: Math.min(config.timeoutMs, STARTUP_GRACE_MS),
         seed: config.seed,
+        maxClientExamples: config.maxClientExamples,
         log,
         onStart: (evaluations) => {
           final = evaluations;
