@@ -8,17 +8,17 @@
  * Service stand-in: each server pod listens on a fresh port, no test reuses a freed one).
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
-import { ENV, parseEvent, type TrainerEvent } from '../../src/contract';
-import { CLI_ENTRY, freePorts } from '../../src/local/run-group';
+import { ENV, type TrainerEvent } from '../../src/contract';
+import { freePorts } from '../../src/local/run-group';
 import { type FleetEvent, type FleetOptions, type FleetResult, fleetClientEnv, fleetServerEnv, runFleet } from '../../src/local/run-fleet';
 import { SHARED_DIR } from '../../../tools/test-support/paths';
 import { startRole, trackedRuns } from '../support/role-process';
+import { type ServerExit, type ServerProcess, startServerProcess } from '../support/server-process';
 import { serviceProxy } from '../support/service-proxy';
 
 const MNIST = join(SHARED_DIR, 'data', 'mnist');
@@ -66,49 +66,6 @@ async function fleet(options: Omit<FleetOptions, 'onLine'>): Promise<FleetResult
   const lines: string[] = [];
   const result = await runFleet({ timeoutMs: 60_000, ...options, onLine: (source, line) => lines.push(`[${source}] ${line}`) });
   return { ...result, log: lines.slice(-40).join('\n') };
-}
-
-/** One `fl-server` process (a pod) on a port of its own: it listens on port 0 and `port` resolves with the one it got. */
-function startServer(env: Record<string, string>, label: string) {
-  const child = spawn(process.execPath, [CLI_ENTRY, 'trainer', 'fl-server'], {
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env, [ENV.listenPort]: '0' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const events: TrainerEvent[] = [];
-  const lines: string[] = [];
-  const waiters: Array<{ match: (e: TrainerEvent) => boolean; resolve: () => void }> = [];
-  let gotPort: (port: number) => void = () => undefined;
-  const port = new Promise<number>((resolve) => (gotPort = resolve));
-  createInterface({ input: child.stdout }).on('line', (line) => {
-    const event = parseEvent(line);
-    if (!event) return;
-    events.push(event);
-    for (const w of waiters.filter((x) => x.match(event))) w.resolve();
-  });
-  createInterface({ input: child.stderr }).on('line', (line) => {
-    lines.push(`[${label}] ${line}`);
-    const listening = /listening on port (\d+)/.exec(line);
-    if (listening) gotPort(Number(listening[1]));
-  });
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  const exited = new Promise<{ exit: number; events: TrainerEvent[]; log: string }>((resolve) =>
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ exit: code ?? (signal === 'SIGKILL' ? 137 : 128), events, log: lines.slice(-40).join('\n') });
-    }),
-  );
-  const failed = (what: string) =>
-    exited.then((r) => Promise.reject(new Error(`${label} exited with ${r.exit} before ${what}:\n${r.log}`)));
-  return {
-    child,
-    exited,
-    port: Promise.race([port, failed('listening')]),
-    /** Resolves at the first event `match` accepts. */
-    when: (match: (e: TrainerEvent) => boolean): Promise<void> =>
-      events.some(match)
-        ? Promise.resolve()
-        : Promise.race([new Promise<void>((resolve) => waiters.push({ match, resolve })), failed('the event')]),
-  };
 }
 
 describe('fl-server + fl-client (multi-process)', () => {
@@ -277,14 +234,14 @@ describe('fl-server + fl-client (multi-process)', () => {
     // The clients dial a Service (held by the test for its whole life); each server pod listens on a fresh port of its own.
     const service = await serviceProxy();
     const serverEnv = fleetServerEnv(env, CLIENTS, service.port);
-    const firstServer = startServer(serverEnv, 'server');
+    const firstServer = startServerProcess('fl-server', serverEnv, 'server');
     const clients = Array.from({ length: CLIENTS }, (_, rank) =>
       startRole('fl-client', fleetClientEnv(env, rank, CLIENTS, service.port), `client ${rank}`),
     );
-    let second: { exit: number; events: TrainerEvent[]; log: string };
-    let first: { exit: number; events: TrainerEvent[]; log: string };
-    let clientRuns: Array<{ exit: number; events: TrainerEvent[]; log: string }>;
-    let restarted: ReturnType<typeof startServer> | undefined;
+    let second: ServerExit;
+    let first: ServerExit;
+    let clientRuns: ServerExit[];
+    let restarted: ServerProcess | undefined;
     try {
       service.target = await firstServer.port;
       // The first server dies after its round-2 checkpoint; a new one takes over while the clients keep running.
@@ -292,7 +249,7 @@ describe('fl-server + fl-client (multi-process)', () => {
       service.target = undefined;
       firstServer.child.kill('SIGKILL');
       first = await firstServer.exited;
-      restarted = startServer(serverEnv, 'restarted server');
+      restarted = startServerProcess('fl-server', serverEnv, 'restarted server');
       service.target = await restarted.port;
       second = await restarted.exited;
       clientRuns = await Promise.all(clients.map((c) => c.exited));
