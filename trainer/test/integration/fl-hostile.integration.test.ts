@@ -13,7 +13,7 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ENV, MESSAGE_TYPES, type TrainerEvent } from '../../src/contract';
+import { ENV, MESSAGE_TYPES } from '../../src/contract';
 import { evaluateResultMessage } from '../../src/federated/evaluate';
 import { EXAMPLES_INFO_KEY } from '../../src/federated/site-data';
 import { fleetClientEnv, fleetServerEnv } from '../../src/local/run-fleet';
@@ -21,7 +21,7 @@ import type { Frame, Message } from '../../src/transport/codec';
 import { HubClient } from '../../src/transport/hub-client';
 import { SHARED_DIR } from '../../../tools/test-support/paths';
 import { startRole } from '../support/role-process';
-import { startServerProcess } from '../support/server-process';
+import { type ServerExit, startServerProcess } from '../support/server-process';
 import { serviceProxy } from '../support/service-proxy';
 
 const MNIST = join(SHARED_DIR, 'data', 'mnist');
@@ -56,6 +56,31 @@ function fitAnswer(frame: Frame, weights: Float32Array, numExamples: number, met
     seq: frame.seq,
     tensors: [{ dtype: 'float32', shape: [weights.length], data: weights }],
     meta: { numExamples, metrics },
+  };
+}
+
+/** The fleet's env: 2 clients on 6,000 MNIST examples; rounds aggregate from 1 result. */
+function baseEnv(dir: string, overrides: Record<string, string> = {}): Record<string, string> {
+  return {
+    [ENV.jobName]: 'fl-hostile',
+    [ENV.dataset]: 'mnist',
+    [ENV.datasetUri]: MNIST,
+    [ENV.datasetSize]: '6000',
+    [ENV.model]: 'mlp',
+    [ENV.seed]: '7',
+    [ENV.batchSize]: '32',
+    [ENV.learningRate]: '0.1',
+    [ENV.timeoutMs]: '20000',
+    [ENV.authToken]: TOKEN,
+    [ENV.dataDir]: join(dir, 'data'),
+    [ENV.checkpointDir]: join(dir, 'checkpoints'),
+    [ENV.outputDir]: join(dir, 'out'),
+    [ENV.rounds]: String(ROUNDS),
+    [ENV.minFitClients]: '1',
+    [ENV.minAvailableClients]: String(CLIENTS),
+    // A replaying or vanished client that were waited on would hold its round for this minute.
+    [ENV.roundTimeoutMs]: '60000',
+    ...overrides,
   };
 }
 
@@ -106,31 +131,12 @@ describe('fl-server against a hostile client (multi-process)', () => {
   after(() => rm(root, { recursive: true, force: true }));
 
   test("a hostile client's bad metrics, 1e12 examples, 3e38 weights, replay fail it only; the model is finite and learns", async () => {
-    const env: Record<string, string> = {
-      [ENV.jobName]: 'fl-hostile',
-      [ENV.dataset]: 'mnist',
-      [ENV.datasetUri]: MNIST,
-      [ENV.datasetSize]: '6000',
-      [ENV.model]: 'mlp',
-      [ENV.seed]: '7',
-      [ENV.batchSize]: '32',
-      [ENV.learningRate]: '0.1',
-      [ENV.timeoutMs]: '20000',
-      [ENV.authToken]: TOKEN,
-      [ENV.dataDir]: join(root, 'data'),
-      [ENV.checkpointDir]: join(root, 'checkpoints'),
-      [ENV.outputDir]: join(root, 'out'),
-      [ENV.rounds]: String(ROUNDS),
-      [ENV.minFitClients]: '1',
-      [ENV.minAvailableClients]: String(CLIENTS),
-      // A replay that were waited on would hold its round for a minute: the test would time out.
-      [ENV.roundTimeoutMs]: '60000',
-    };
+    const env = baseEnv(join(root, 'attacks'));
     const service = await serviceProxy();
     const server = startServerProcess('fl-server', fleetServerEnv(env, CLIENTS, service.port), 'server', 120_000);
     const honest = startRole('fl-client', fleetClientEnv(env, 0, CLIENTS, service.port), 'client 0');
     let asked: number[];
-    let exit: { exit: number; events: TrainerEvent[]; log: string };
+    let exit: ServerExit;
     try {
       service.target = await server.port;
       [asked, exit] = await Promise.all([hostile(service.port), server.exited]);
@@ -165,7 +171,7 @@ describe('fl-server against a hostile client (multi-process)', () => {
     const weights = new Float32Array(bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength));
     assert.ok(weights.length > 1000 && weights.every(Number.isFinite), 'the saved model is finite');
     // Tracking: a bounded set of valid keys, none of the hostile client's.
-    const mlruns = join(root, 'out', 'mlruns');
+    const mlruns = join(root, 'attacks', 'out', 'mlruns');
     const runDirs: string[] = [];
     for (const experiment of await readdir(mlruns)) {
       for (const run of await readdir(join(mlruns, experiment)).catch(() => [] as string[])) {
@@ -181,5 +187,44 @@ describe('fl-server against a hostile client (multi-process)', () => {
       metrics.filter((m) => !/^[A-Za-z0-9_.\- /]+$/.test(m) || m.includes('constructor')),
       [],
     );
+  });
+
+  test('a client that disconnects in the middle of a round is a failure at once, not after the round timeout', async () => {
+    const env = baseEnv(join(root, 'disconnect'), { [ENV.rounds]: '2', [ENV.minAvailableClients]: '1' });
+    const service = await serviceProxy();
+    const server = startServerProcess('fl-server', fleetServerEnv(env, CLIENTS, service.port), 'server', 120_000);
+    const honest = startRole('fl-client', fleetClientEnv(env, 0, CLIENTS, service.port), 'client 0');
+    let exit: ServerExit;
+    try {
+      service.target = await server.port;
+      const quitter = new HubClient({ host: '127.0.0.1', port: service.port, rank: 1, worldSize: CLIENTS, authToken: TOKEN });
+      await quitter.connect();
+      // Vanish (no close handshake) once round 1's weights arrived, with the round's answer owed.
+      for (;;) {
+        const frame = await quitter.recv({ timeoutMs: 60_000 });
+        if (frame.type === MESSAGE_TYPES.flFit) break;
+        if (frame.type === MESSAGE_TYPES.flEvaluate)
+          await quitter.send(evaluateResultMessage(frame.step, { lossSum: 0, correct: 0, count: 0 }));
+      }
+      quitter.terminate();
+      exit = await server.exited;
+      assert.equal((await honest.exited).exit, 0);
+    } finally {
+      server.child.kill('SIGKILL');
+      honest.child.kill('SIGKILL');
+      await service.close();
+    }
+    assert.equal(exit.exit, 0, exit.log);
+    assert.match(server.lines.join('\n'), /round 1 attempt 1: client 1 failed: TRAINER_ERR_PEER_CLOSED/);
+    const rounds = exit.events.filter((e) => e.event === 'round');
+    assert.deepEqual(
+      rounds.map((r) => r.event === 'round' && [r.round, r.clients, r.failures]),
+      [
+        [1, 1, 1],
+        [2, 1, 0],
+      ],
+    );
+    const done = exit.events.find((e) => e.event === 'done');
+    assert.ok(done?.event === 'done' && done.wallSeconds < 60, 'the run did not wait for the 60 s round timeout');
   });
 });
