@@ -424,7 +424,15 @@ export async function runFederatedServer(options: FederatedServerOptions): Promi
         );
     }
     // Never publish (evaluate, checkpoint, save) a global model that is not usable: the run fails instead.
-    const unusable = weightsProblem(next, `the global model of round ${round}`);
+    const unusable =
+      weightsProblem(next, `the global model of round ${round}`) ??
+      strategy
+        .getState()
+        .map((part, i) => {
+          const bad = part.findIndex((v) => !Number.isFinite(v));
+          return bad < 0 ? undefined : `the strategy's state array ${i} value ${bad} is ${part[bad]}`;
+        })
+        .find((problem) => problem !== undefined);
     if (unusable) {
       throw new TrainerError(
         'TRAINER_ERR_INVALID_ARGUMENT',

@@ -242,6 +242,48 @@ describe('the federated server against a hostile client', () => {
     }
   });
 
+  test('a strategy screens unusable updates itself (3e38: its float32 square overflows); a NaN state is never checkpointed', async () => {
+    const strategy = fedAvg(1);
+    const huge: FitResult = { clientId: '1', weights: new Float32Array(WEIGHTS).fill(3e38), numExamples: 10, metrics: {} };
+    const fine: FitResult = { clientId: '0', weights: new Float32Array(WEIGHTS).fill(1), numExamples: 10, metrics: {} };
+    assert.deepEqual(Array.from(strategy.aggregateFit(1, new Float32Array(WEIGHTS), [fine, huge], [])!), [1, 1, 1, 1]);
+
+    /** A strategy whose server state overflowed while its weights look fine. */
+    class NanState extends FedAvg {
+      override getState(): Float32Array[] {
+        return [Float32Array.of(0, NaN)];
+      }
+    }
+    const published: number[] = [];
+    const hub = new InMemoryStar({ timeoutMs: 5000 });
+    const loops = [honest(hub, 0)];
+    try {
+      await assert.rejects(
+        runFederatedServer({
+          strategy: new NanState({
+            minFitClients: 1,
+            minAvailableClients: 1,
+            fractionFit: 1,
+            localEpochs: 1,
+            localBatchSize: 8,
+            localLearningRate: 0.1,
+          }),
+          hub,
+          initialWeights: new Float32Array(WEIGHTS),
+          rounds: 1,
+          minAvailableClients: 1,
+          roundTimeoutMs: 20_000,
+          onRound: (s) => void published.push(s.round),
+        }),
+        /round 1: strategy fedavg aggregated 1 result\(s\) into an unusable model: the strategy's state array 0 value 1 is NaN/,
+      );
+      assert.deepEqual(published, []);
+    } finally {
+      await hub.close();
+      await Promise.all(loops);
+    }
+  });
+
   test('a stale-replaying client fails the round at once, not after the round timeout; an honest late answer is skipped', async () => {
     let first: Message | undefined;
     const run = await runWithHostile(
