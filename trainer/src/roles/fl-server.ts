@@ -144,7 +144,8 @@ function primaryMetrics(perSite: boolean, e: Evaluations): TestMetrics | undefin
 
 /** Each answering site's figures, by client id. */
 function siteMetricsOf(federated: FederatedEvaluation | undefined): Record<string, TestMetrics & { numExamples: number }> {
-  const out: Record<string, TestMetrics & { numExamples: number }> = {};
+  // Keyed by a peer's id: a null-prototype map.
+  const out = Object.create(null) as Record<string, TestMetrics & { numExamples: number }>;
   for (const site of federated?.sites ?? []) if (site.metrics) out[site.clientId] = { ...site.metrics, numExamples: site.numExamples };
   return out;
 }

@@ -372,7 +372,8 @@ describe('runClientLoop', () => {
     });
     assert.deepEqual(result, { fits: 2, evaluations: 0, reconnects: 1 });
     assert.equal(link.connects, 2);
-    assert.deepEqual(configs[0], { epochs: 2, name: 'x' });
+    assert.deepEqual({ ...configs[0] }, { epochs: 2, name: 'x' });
+    assert.equal(Object.getPrototypeOf(configs[0]), null);
     assert.deepEqual(
       link.sent.map((m) => [m.type, m.step, m.seq, m.meta]),
       [
