@@ -36,6 +36,7 @@ import type { Star } from '../transport/star/star';
 import type { FitConfig, FitFailure, FitPlan, FitResult, Strategy } from './strategy';
 import { mulberry32 } from '../data/sampler';
 import { MAX_PEER_METRICS, parsePeerMetrics, quoteBounded } from '../tracking/peer-metrics';
+import { MetricKeyBudget } from './metric-key-budget';
 import { evaluateRound, type FederatedEvaluation } from './evaluate';
 import { type ExampleLimit, exampleLimit, exceedsLimit } from './example-limit';
 import { weightsProblem } from './finite-weights';
@@ -213,29 +214,6 @@ export function weightedMetrics(results: readonly FitResult[]): Record<string, n
   const out = Object.create(null) as Record<string, number>;
   for (const [key, { value, weight }] of sums) out[key] = value / weight;
   return out;
-}
-
-/**
- * The clients' metric keys a run aggregates and logs: the first {@link MAX_PEER_METRICS} distinct
- * ones; a key first seen after those is dropped (a run's metrics stay bounded however many
- * distinct keys the clients make up).
- */
-export class MetricKeyBudget {
-  private readonly keys = new Set<string>();
-
-  /** `metrics` without the keys beyond the budget, and how many were dropped. */
-  admit(metrics: Readonly<Record<string, number>>): { metrics: Record<string, number>; dropped: number } {
-    const out = Object.create(null) as Record<string, number>;
-    let dropped = 0;
-    for (const key of Object.keys(metrics)) {
-      if (!this.keys.has(key) && this.keys.size >= MAX_PEER_METRICS) dropped++;
-      else {
-        this.keys.add(key);
-        out[key] = metrics[key];
-      }
-    }
-    return { metrics: out, dropped };
-  }
 }
 
 /** The flFit message of `round` (attempt `seq`). */
