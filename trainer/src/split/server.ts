@@ -169,6 +169,8 @@ function averageOf(round: AverageRound, epoch: number): void {
   if (bad >= 0)
     round.error = new TrainerError('TRAINER_ERR_BAD_FRAME', `split server: the average of epoch ${epoch} has ${result[bad]} at ${bad}`);
   else round.result = result;
+  // Not needed any more: a run holds one average per epoch, not every client's weights of every epoch.
+  round.parts.clear();
 }
 
 /** A FIFO async lock. */
@@ -344,6 +346,11 @@ export async function runSplitSessions(options: SplitSessionsOptions): Promise<S
     const onSync = async (frame: Frame): Promise<void> => {
       const phase = frame.meta?.phase;
       const epoch = metaNumber(frame, 'epoch', ctx);
+      if (!Number.isSafeInteger(epoch) || epoch < 0)
+        throw new RefusedFrame(
+          'TRAINER_ERR_BAD_FRAME',
+          `split splitSync from client ${clientId}: meta.epoch must be an integer >= 0, got ${epoch}`,
+        );
       const weights = readSyncWeights(frame, options.clientWeightsLength, ctx);
       if (mode === 'sequential' && phase === 'acquire') {
         await signal.until(
@@ -379,8 +386,9 @@ export async function runSplitSessions(options: SplitSessionsOptions): Promise<S
         const complete = (): boolean => expected().every((id) => round.parts.has(id));
         const settled = (): boolean => round.result !== undefined || round.error !== undefined;
         if (complete() && !settled()) {
+          const count = round.parts.size;
           averageOf(round, epoch);
-          log(`epoch ${epoch}: averaged the client-side weights of ${round.parts.size} client(s)`);
+          log(`epoch ${epoch}: averaged the client-side weights of ${count} client(s)`);
           signal.notify();
         }
         await signal.until(() => settled() || complete(), syncTimeoutMs, `the client-side weights of every client for epoch ${epoch}`);

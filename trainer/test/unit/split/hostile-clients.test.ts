@@ -309,6 +309,14 @@ describe('split server against hostile clients', () => {
     assert.equal((await sessions).clients[1].failure?.code, 'TRAINER_ERR_BAD_FRAME');
   });
 
+  test('splitfed: an epoch that is no integer >= 0 fails that client (no round is opened for it)', async () => {
+    const { links, sessions } = await setup('splitfed', 2);
+    await links[1].send(syncMessage(0, new Float32Array(FEATURES), { phase: 'average', epoch: 1e300, numExamples: 10 }));
+    await assertRefused(links[1], 'TRAINER_ERR_BAD_FRAME', /meta\.epoch must be an integer >= 0, got 1e\+300/);
+    await honest(links[0], 'splitfed', 1);
+    assert.equal((await sessions).clients[0].failure, undefined);
+  });
+
   test('the honest client refuses a gradient of Inf or 1e30 from the server', async () => {
     const star = new InMemoryStar({ timeoutMs: 5000 });
     cleanup.push(() => star.close());
