@@ -277,6 +277,8 @@ export async function runSplitSessions(options: SplitSessionsOptions): Promise<S
     const ctx: FrameContext = { from: `client ${clientId}` };
     const activations = { cols: top.inputSize, maxRows: options.batchSize, maxAbs: MAX_SPLIT_VALUE, what: 'activations' };
     let evaluation: { lossSum: number; correct: number; count: number } | undefined;
+    // The highest evaluation batch scored: a retried batch (same step, after a reconnect) is answered, not counted twice.
+    let lastScored = -1;
     let steps = 0;
     let last: { step: number; reply: OutgoingFrame } | undefined;
     const recv = (what: string): Promise<Frame> =>
@@ -335,10 +337,13 @@ export async function runSplitSessions(options: SplitSessionsOptions): Promise<S
       } else {
         const labels = readLabels(frame, 1, x.rows, top.numClasses, ctx);
         const sums = top.score(x, labels);
-        evaluation ??= { lossSum: 0, correct: 0, count: 0 };
-        evaluation.lossSum += sums.lossSum;
-        evaluation.correct += sums.correct;
-        evaluation.count += sums.count;
+        if (frame.step > lastScored) {
+          lastScored = frame.step;
+          evaluation ??= { lossSum: 0, correct: 0, count: 0 };
+          evaluation.lossSum += sums.lossSum;
+          evaluation.correct += sums.correct;
+          evaluation.count += sums.count;
+        }
         await send(clientId, metaMessage('splitEvaluateResult', frame.step, sums), `the evaluation of batch ${frame.step}`);
       }
     };

@@ -197,6 +197,9 @@ describe('split server against hostile clients', () => {
     await assertRefused(links[1], 'TRAINER_ERR_PAYLOAD_TOO_LARGE', /501 rows, a batch has at most 500/);
     await links[2].send(activationsMessage('splitEvaluate', 0, acts(500, -Infinity, 7), new Int32Array(500)));
     await assertRefused(links[2], 'TRAINER_ERR_BAD_FRAME', /value 7 is -Infinity/);
+    // A retried evaluation batch (the same step again) is answered but counted once.
+    await links[0].send(activationsMessage('splitEvaluate', 0, acts(BATCH), new Int32Array(BATCH)));
+    assert.equal((await links[0].recv()).type, MESSAGE_TYPES.splitEvaluateResult);
     await honest(links[0], 'vanilla', 2);
     const { clients } = await sessions;
     // The server's own scoring of client 0's test batch (recordingTop: rows - 1 correct of rows).
