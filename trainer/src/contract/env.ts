@@ -91,6 +91,7 @@ export const ENV = {
   authToken: 'TENSORFLEET_AUTH_TOKEN',
   tlsDir: 'TENSORFLEET_TLS_DIR',
   maxPayloadBytes: 'TENSORFLEET_MAX_PAYLOAD_BYTES',
+  maxClientExamples: 'TENSORFLEET_MAX_CLIENT_EXAMPLES',
   timeoutMs: 'TENSORFLEET_TIMEOUT_MS',
   dataset: 'TENSORFLEET_DATASET',
   datasetUri: 'TENSORFLEET_DATASET_URI',
@@ -176,6 +177,11 @@ export interface TrainerConfig {
    */
   readonly tlsDir?: string;
   readonly maxPayloadBytes: number;
+  /**
+   * Most examples a client may say it trained on (a federated fit result, a splitfed average), on top of
+   * what it declared at hello: a peer's count weighs its update, so it is bounded.
+   */
+  readonly maxClientExamples: number;
   /** Timeout of every wait (connect, collective step, round). */
   readonly timeoutMs: number;
   /** A built-in dataset, or the format of the user's own data (see {@link DATASETS}). */
@@ -437,6 +443,7 @@ const FIELDS: { [K in keyof TrainerConfig]-?: Field<K> } = {
   authToken: { key: 'authToken', parse: nonEmpty },
   tlsDir: { key: 'tlsDir', parse: absolutePath },
   maxPayloadBytes: { key: 'maxPayloadBytes', parse: int(1024, 2 ** 31 - 1), fallback: DEFAULT_MAX_PAYLOAD_BYTES },
+  maxClientExamples: { key: 'maxClientExamples', parse: int(1), fallback: 10_000_000 },
   timeoutMs: { key: 'timeoutMs', parse: int(1), fallback: 60_000 },
   dataset: { key: 'dataset', parse: oneOf(DATASETS), fallback: 'mnist' },
   datasetUri: { key: 'datasetUri', parse: datasetTemplate },

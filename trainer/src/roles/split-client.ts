@@ -23,12 +23,12 @@ import { allocateBatch, type Examples, gatherBatch } from '../model/training';
 import { type SplitBatch, type SplitClientModel, runSplitClient } from '../split/client';
 import { resolveCutLayer } from '../split/cut-layer';
 import { gaussianNoise } from '../split/noise';
+import { SPLIT_EVAL_BATCH_SIZE, SPLIT_EXAMPLES_INFO_KEY } from '../split/protocol';
 import { tlsFromDir } from '../transport/endpoint/tls';
 import { HubClient } from '../transport/hub-client';
 import { runRole } from './run-role';
 import { isTrainerError } from '../contract/errors';
 
-const EVAL_BATCH_SIZE = 500;
 /** The client whose client-side weights the server assembles the whole model with. */
 export const ASSEMBLING_CLIENT = 0;
 /** Step events per epoch (about). */
@@ -96,6 +96,8 @@ export async function runSplitClientRole(config: TrainerConfig): Promise<void> {
       connectTimeoutMs: config.timeoutMs,
       timeoutMs: config.timeoutMs,
       maxPayloadBytes: config.maxPayloadBytes,
+      // What the server bounds this client's splitfed example counts by.
+      helloInfo: { [SPLIT_EXAMPLES_INFO_KEY]: examplesPerEpoch },
     });
     onFailure(() => client.terminate());
     try {
@@ -126,7 +128,7 @@ export async function runSplitClientRole(config: TrainerConfig): Promise<void> {
       model: clientModel,
       epochs: config.epochs,
       batches: (epoch) => batchesOf(train, shard(epoch), config.batchSize),
-      testBatches: () => batchesOf(test, testIndices, EVAL_BATCH_SIZE),
+      testBatches: () => batchesOf(test, testIndices, SPLIT_EVAL_BATCH_SIZE),
       examplesPerEpoch,
       noise: gaussianNoise(config.noiseSigma, (config.seed + 7919 * (rank + 1)) >>> 0),
       handOverWeights: rank === ASSEMBLING_CLIENT,

@@ -6,7 +6,8 @@
  *  1. health; backend; test-set shapes; the model (built-in or the user's) and
  *     split at cutLayer or after the layer named cutLayerName (its top is the
  *     server's part).
- *  2. Listen (/readyz 200), wait for worldSize clients (bounded by timeoutMs).
+ *  2. Listen (/readyz 200), wait for the worldSize clients it expects, ids "0" to
+ *     "worldSize-1" (bounded by timeoutMs); a client under another id is never served.
  *  3. Serve every client until it sends splitDone or fails (vanilla/u-shaped:
  *     one shared top, arrival order; sequential: turns; splitfed: averaging).
  *     Per-step losses go to tracking (`loss_client_<id>`).
@@ -14,10 +15,14 @@
  *     (the same architecture with client 0's bottom (+ head), which it hands
  *     over with its splitDone, and the trained top) as a normal saved model
  *     in outputDir/model (model.json, weights.bin, metadata.json beside the
- *     parts' folders), which `tensorfleet eval` and `predict` load; log each
- *     client's test accuracy, `done` (testAccuracy = mean over clients,
- *     modelPath = the assembled model), goodbye, and a marker in
- *     checkpointDir that training is over.
+ *     parts' folders), which `tensorfleet eval` and `predict` load. The job's
+ *     test metrics are computed here, where the labels are: the assembled model
+ *     on the server's test set, or else the server's own scoring of the test
+ *     batches the clients sent with their labels (none in u-shaped mode without
+ *     an assembled model). What a client reports in its splitDone is logged as
+ *     that client's (`client_<id>_test_accuracy`), never as the job's. Then
+ *     `done` (modelPath = the assembled model), goodbye, and a marker in
+ *     checkpointDir that training is over (finite figures only, never null).
  *  5. With afterDone `idle` (the chart's Deployment), stay up until terminated
  *     and tell any client that dials goodbye. A server restarted after the end
  *     finds the marker and goes straight to 5 (no new MLflow run). Training
@@ -28,7 +33,7 @@ import { join } from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import type { TrainerConfig } from '../contract/env';
 import { TrainerError } from '../contract/errors';
-import type { TestMetrics } from '../contract/events';
+import { formatTestMetrics, type TestMetrics } from '../contract/events';
 import type { Dataset } from '../data/examples';
 import { loadTrainerData } from '../data/load';
 import { atomicWrite } from '../fsutil/atomic-write';
@@ -37,8 +42,11 @@ import { createModel } from '../model/source';
 import { trainingBackends } from '../model/models';
 import { MODEL_FILES, type ModelMetadata, modelMetadata, saveModel } from '../model/io';
 import { savePart, type SplitParts, splitModel } from '../model/split-model';
+import { type EvalSums, evaluateExamples, testMetrics } from '../model/training';
 import { resolveCutLayer } from '../split/cut-layer';
+import { expectedClientIds, waitForExpectedClients } from '../split/fleet';
 import { type ClientReport, runSplitSessions, type SplitTopModel } from '../split/server';
+import { guardTop } from '../split/top-guard';
 import { Hub } from '../transport/hub';
 import { encodeOutgoingFrame, HUB_RANK } from '../transport/star/protocol';
 import { tlsFromDir } from '../transport/endpoint/tls';
@@ -50,21 +58,18 @@ export const SERVER_PART_DIR = join('model', 'server');
 /** Folder under outputDir of the assembled whole model (beside the parts' folders). */
 export const ASSEMBLED_MODEL_DIR = 'model';
 
-/**
- * Save `model` (whose layers the parts share) with the client-side weights of `report` set into
- * its bottom (and head) as a normal saved model in `dir`: staged whole by saveModel next to it,
- * then its files moved in one by one (metadata last), so the parts' folders in `dir` stay.
- */
-async function saveAssembledModel(
-  model: tf.LayersModel,
-  parts: SplitParts,
-  report: ClientReport,
-  dir: string,
-  metadata: Parameters<typeof saveModel>[2],
-): Promise<void> {
+/** Set the client-side weights of `report` into the bottom (and head) of `parts`: the model they share is whole. */
+function assemble(parts: SplitParts, report: ClientReport): void {
   const weights = report.weights!;
   parts.bottom.setWeights(weights.bottom);
   if (parts.head && weights.head) parts.head.setWeights(weights.head);
+}
+
+/**
+ * Save the assembled `model` (see {@link assemble}) as a normal saved model in `dir`: staged whole by
+ * saveModel next to it, then its files moved in one by one (metadata last), so the parts' folders in `dir` stay.
+ */
+async function saveAssembledModel(model: tf.LayersModel, dir: string, metadata: Parameters<typeof saveModel>[2]): Promise<void> {
   const staging = join(dir, '..', `.${ASSEMBLED_MODEL_DIR}-assembled-${process.pid}`);
   await saveModel(model, staging, metadata);
   await mkdir(dir, { recursive: true });
@@ -72,13 +77,23 @@ async function saveAssembledModel(
   await rm(staging, { recursive: true, force: true });
 }
 
-/** The test metrics a client reported in its splitDone. */
-function reportedMetrics(report: ClientReport): TestMetrics | undefined {
-  const accuracy = report.done?.testAccuracy;
-  const loss = report.done?.testLoss;
-  return typeof accuracy === 'number'
-    ? { task: 'classification', testAccuracy: accuracy, testLoss: typeof loss === 'number' ? loss : NaN }
-    : undefined;
+/** The server's own scoring of every test batch the clients sent (labels at the server), or undefined if none. */
+function serverScoredSums(reports: readonly ClientReport[]): EvalSums | undefined {
+  const scored = reports.filter((r) => !r.failure && r.evaluation && r.evaluation.count > 0);
+  if (scored.length === 0) return undefined;
+  return scored.reduce<EvalSums>(
+    (sum, r) => ({
+      lossSum: sum.lossSum + r.evaluation!.lossSum,
+      correct: sum.correct + r.evaluation!.correct,
+      count: sum.count + r.evaluation!.count,
+    }),
+    { lossSum: 0, correct: 0, count: 0 },
+  );
+}
+
+/** `metrics` when every figure in it is finite (what a done marker, an event and tracking may hold), else undefined. */
+function finiteMetrics(metrics: TestMetrics): TestMetrics | undefined {
+  return Object.values(metrics).every((v) => typeof v !== 'number' || Number.isFinite(v)) ? metrics : undefined;
 }
 
 /** The metadata of the assembled model, trained on data shaped as `data`. */
@@ -102,7 +117,7 @@ export async function runSplitServer(config: TrainerConfig): Promise<void> {
       );
       const parts = splitModel(model, { cutLayer, mode: config.splitMode, optimizer: config.optimizer, learningRate: config.learningRate });
       const { top } = parts;
-      const topModel: SplitTopModel = {
+      const plainTop: SplitTopModel = {
         inputSize: top.inputSize,
         outputSize: top.outputSize,
         numClasses: test.numClasses,
@@ -114,6 +129,8 @@ export async function runSplitServer(config: TrainerConfig): Promise<void> {
         backward: (x, dy) => top.backward(x, dy, true)!,
         score: (x, labels) => top.score(x, labels),
       };
+      // The last line of defence: a step whose loss or gradient is not finite is undone and its client refused.
+      const topModel = guardTop(plainTop, { getWeights: () => top.getWeights(), setWeights: (w) => top.setWeights(w) });
       const tls = tlsFromDir(config.tlsDir);
       const finishedClients = (): ReturnType<typeof listenFinished> =>
         listenFinished({ port: config.listenPort, authToken: config.authToken, ...tls });
@@ -122,7 +139,7 @@ export async function runSplitServer(config: TrainerConfig): Promise<void> {
         log(`training finished before this restart (${doneMarkerPath(config.checkpointDir)}, ${finished.finishedAt}); nothing else to do`);
         emit({
           event: 'done',
-          testAccuracy: finished.testAccuracy,
+          ...(finished.testAccuracy === undefined ? {} : { testAccuracy: finished.testAccuracy }),
           epochs: config.epochs,
           worldSize: config.worldSize,
           samplesPerSecond: 0,
@@ -181,7 +198,8 @@ export async function runSplitServer(config: TrainerConfig): Promise<void> {
           backend,
         },
       );
-      const clientIds = await hub.waitForClients(config.worldSize, config.timeoutMs);
+      const clientIds = expectedClientIds(config.worldSize);
+      await waitForExpectedClients(hub, clientIds, config.timeoutMs);
 
       // 3. Serve.
       const liveHub = hub;
@@ -190,6 +208,8 @@ export async function runSplitServer(config: TrainerConfig): Promise<void> {
         mode: config.splitMode,
         top: topModel,
         clientIds,
+        batchSize: config.batchSize,
+        maxClientExamples: config.maxClientExamples,
         clientWeightsLength: parts.bottom.parameterCount,
         headWeightsLength: parts.head?.parameterCount,
         encode: (message) => encodeOutgoingFrame(HUB_RANK, message),
@@ -198,41 +218,55 @@ export async function runSplitServer(config: TrainerConfig): Promise<void> {
         onStep: (clientId, step, loss) => tracker?.logMetric(`loss_client_${clientId}`, loss, step),
       });
 
-      // 4. Save, report, goodbye.
-      const accuracies: number[] = [];
+      // 4. Save, report, goodbye. Client ids are the expected ones ("0".."N-1"): valid in metric keys.
       for (const report of result.clients) {
-        const accuracy = report.done?.testAccuracy;
-        if (typeof accuracy === 'number') {
-          accuracies.push(accuracy);
-          tracker?.logMetric(`test_accuracy_client_${report.clientId}`, accuracy, report.steps);
-          const loss = report.done?.testLoss;
-          if (typeof loss === 'number') tracker?.logMetric(`test_loss_client_${report.clientId}`, loss, report.steps);
-          emit({
-            event: 'eval',
-            epoch: config.epochs,
-            task: 'classification',
-            testAccuracy: accuracy,
-            testLoss: typeof loss === 'number' ? loss : NaN,
-          });
-        }
+        const id = report.clientId;
+        const scored = report.evaluation && report.evaluation.count > 0 ? report.evaluation : undefined;
+        if (scored) tracker?.logMetric(`test_accuracy_client_${id}`, scored.correct / scored.count, report.steps);
+        // The client's own claims (checked, bounded), as the client's.
+        const claimed = report.done;
+        if (claimed?.testAccuracy !== undefined) tracker?.logMetric(`client_${id}_test_accuracy`, claimed.testAccuracy, report.steps);
+        if (claimed?.testLoss !== undefined) tracker?.logMetric(`client_${id}_test_loss`, claimed.testLoss, report.steps);
       }
       const failed = result.clients.filter((c) => c.failure);
-      if (accuracies.length === 0) {
+      if (failed.length === result.clients.length) {
         throw new TrainerError(
           'TRAINER_ERR_PEER_ABORTED',
           `split-server: no client finished; ${failed.map((c) => `client ${c.clientId}: ${c.failure!.message}`).join('; ')}`,
         );
       }
-      const testAccuracy = accuracies.reduce((a, b) => a + b, 0) / accuracies.length;
-      tracker?.logMetric('test_accuracy', testAccuracy, config.epochs);
+      // The job's test metrics, computed here: the assembled model on the server's test set, else the server's scoring.
+      const assembler = result.clients.find((c) => c.weights !== undefined && !c.failure);
+      let metrics: TestMetrics | undefined;
+      if (assembler) {
+        assemble(parts, assembler);
+        const indices = Int32Array.from({ length: test.count }, (_, i) => i);
+        metrics = finiteMetrics(testMetrics(evaluateExamples(model, test, indices), test.task));
+      } else {
+        const sums = serverScoredSums(result.clients);
+        metrics = sums ? finiteMetrics(testMetrics(sums, test.task)) : undefined;
+      }
+      const testAccuracy = metrics?.testAccuracy;
+      if (metrics) {
+        log(`${assembler ? 'the assembled model' : "the server's scoring of the clients' test batches"}: ${formatTestMetrics(metrics)}`);
+        emit({ event: 'eval', epoch: config.epochs, ...metrics });
+      } else {
+        log('no test metrics computed by the server (u-shaped without an assembled model): the job reports none');
+      }
+      if (testAccuracy !== undefined) tracker?.logMetric('test_accuracy', testAccuracy, config.epochs);
       tracker?.logMetric('failed_clients', failed.length, config.epochs);
       const partDir = join(config.outputDir, SERVER_PART_DIR);
-      await savePart(top, partDir, { model: source, dataset: config.dataset, cutLayer, splitMode: config.splitMode, testAccuracy });
+      await savePart(top, partDir, {
+        model: source,
+        dataset: config.dataset,
+        cutLayer,
+        splitMode: config.splitMode,
+        ...(testAccuracy === undefined ? {} : { testAccuracy }),
+      });
       log(`server part saved to ${partDir}`);
-      const assembler = result.clients.find((c) => c.weights !== undefined);
       const modelDir = join(config.outputDir, ASSEMBLED_MODEL_DIR);
       if (assembler) {
-        await saveAssembledModel(model, parts, assembler, modelDir, assembledMetadata(config, source, test, reportedMetrics(assembler)));
+        await saveAssembledModel(model, modelDir, assembledMetadata(config, source, test, metrics));
         log(`assembled model (client ${assembler.clientId}'s client-side weights and the server's) saved to ${modelDir}`);
       } else {
         log(`no client handed over its client-side weights: only the parts are saved, no assembled model in ${modelDir}`);
@@ -246,7 +280,7 @@ export async function runSplitServer(config: TrainerConfig): Promise<void> {
       await finishTracking();
       emit({
         event: 'done',
-        testAccuracy,
+        ...(testAccuracy === undefined ? {} : { testAccuracy }),
         epochs: config.epochs,
         worldSize: config.worldSize,
         samplesPerSecond: 0,
@@ -256,7 +290,10 @@ export async function runSplitServer(config: TrainerConfig): Promise<void> {
         roundTripsPerSecond: result.trainingSeconds > 0 ? result.roundTrips / result.trainingSeconds : 0,
       });
       await hub.close();
-      await writeDoneMarker(config.checkpointDir, { testAccuracy, finishedAt: new Date().toISOString() });
+      await writeDoneMarker(config.checkpointDir, {
+        ...(testAccuracy === undefined ? {} : { testAccuracy }),
+        finishedAt: new Date().toISOString(),
+      });
       // 5. Idle if asked (the chart's Deployment), telling late clients goodbye.
       await afterDone(finishedClients);
       model.dispose();
@@ -264,8 +301,10 @@ export async function runSplitServer(config: TrainerConfig): Promise<void> {
   );
 }
 
+/** What a finished training leaves in checkpointDir: finite figures only (JSON has no NaN: it would be null). */
 interface DoneMarker {
-  readonly testAccuracy: number;
+  /** The job's test accuracy when the server computed one. */
+  readonly testAccuracy?: number;
   readonly finishedAt: string;
 }
 
@@ -277,9 +316,12 @@ function doneMarkerPath(dir: string): string {
 async function readDoneMarker(dir: string): Promise<DoneMarker | undefined> {
   try {
     const marker = JSON.parse(await readFile(doneMarkerPath(dir), 'utf8')) as Partial<DoneMarker>;
-    return typeof marker.testAccuracy === 'number' && typeof marker.finishedAt === 'string'
-      ? { testAccuracy: marker.testAccuracy, finishedAt: marker.finishedAt }
-      : undefined;
+    if (typeof marker.finishedAt !== 'string') return undefined;
+    const accuracy = marker.testAccuracy;
+    return {
+      ...(typeof accuracy === 'number' && Number.isFinite(accuracy) ? { testAccuracy: accuracy } : {}),
+      finishedAt: marker.finishedAt,
+    };
   } catch {
     return undefined;
   }
@@ -287,5 +329,11 @@ async function readDoneMarker(dir: string): Promise<DoneMarker | undefined> {
 
 /** Written atomically: a crash leaves no marker or a whole one. */
 async function writeDoneMarker(dir: string, marker: DoneMarker): Promise<void> {
+  if (marker.testAccuracy !== undefined && !Number.isFinite(marker.testAccuracy)) {
+    throw new TrainerError(
+      'TRAINER_ERR_INVALID_ARGUMENT',
+      `split-server: the done marker's testAccuracy must be finite, got ${marker.testAccuracy}`,
+    );
+  }
   await atomicWrite(doneMarkerPath(dir), JSON.stringify(marker));
 }

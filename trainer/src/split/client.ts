@@ -22,6 +22,7 @@ import {
   activationsMessage,
   expectType,
   type FrameContext,
+  MAX_SPLIT_VALUE,
   type Matrix,
   matrixMessage,
   doneMessage,
@@ -169,7 +170,12 @@ export async function runSplitClient(options: SplitClientOptions): Promise<Split
         let loss = NaN;
         let right = 0;
         if (mode === 'u-shaped' && reply.type === MESSAGE_TYPES.splitOutput) {
-          const out = readMatrix(reply, 0, { rows: batch.count, cols: head!.inputSize, what: 'server output' }, SERVER);
+          const out = readMatrix(
+            reply,
+            0,
+            { rows: batch.count, cols: head!.inputSize, maxAbs: MAX_SPLIT_VALUE, what: 'server output' },
+            SERVER,
+          );
           const headResult = head!.trainWithLabels(out, labels);
           loss = headResult.loss;
           right = headResult.correct;
@@ -177,7 +183,12 @@ export async function runSplitClient(options: SplitClientOptions): Promise<Split
           reply = await link.recv();
         }
         expectType(reply, MESSAGE_TYPES.splitBackward, SERVER);
-        const gradient = readMatrix(reply, 0, { rows: batch.count, cols: bottom.outputSize, what: 'gradient' }, SERVER);
+        const gradient = readMatrix(
+          reply,
+          0,
+          { rows: batch.count, cols: bottom.outputSize, maxAbs: MAX_SPLIT_VALUE, what: 'gradient' },
+          SERVER,
+        );
         if (serverHasLabels) {
           loss = metaNumber(reply, 'loss', SERVER);
           right = metaNumber(reply, 'correct', SERVER);
@@ -232,13 +243,23 @@ export async function runSplitClient(options: SplitClientOptions): Promise<Split
       const reply = await link.recv();
       expectType(reply, MESSAGE_TYPES.splitEvaluateResult, SERVER);
       if (serverHasLabels) {
-        return {
-          lossSum: metaNumber(reply, 'lossSum', SERVER),
-          correct: metaNumber(reply, 'correct', SERVER),
-          count: metaNumber(reply, 'count', SERVER),
-        };
+        const sums = { lossSum: metaNumber(reply, 'lossSum', SERVER), correct: metaNumber(reply, 'correct', SERVER), count: batch.count };
+        if (metaNumber(reply, 'count', SERVER) !== batch.count || sums.correct < 0 || sums.correct > batch.count || sums.lossSum < 0) {
+          throw new TrainerError(
+            'TRAINER_ERR_BAD_FRAME',
+            `the split server's evaluation of batch ${evalBatch} is out of range for ${batch.count} examples: ` +
+              `count ${reply.meta?.count as number}, correct ${sums.correct}, lossSum ${sums.lossSum}`,
+          );
+        }
+        return sums;
       }
-      return head!.score(readMatrix(reply, 0, { rows: batch.count, cols: head!.inputSize, what: 'server output' }, SERVER), labels);
+      const out = readMatrix(
+        reply,
+        0,
+        { rows: batch.count, cols: head!.inputSize, maxAbs: MAX_SPLIT_VALUE, what: 'server output' },
+        SERVER,
+      );
+      return head!.score(out, labels);
     });
     sums.lossSum += part.lossSum;
     sums.correct += part.correct;

@@ -15,10 +15,36 @@
  * splitSync carries client-side weights (1-D) at epoch boundaries; splitDone ends a client
  * (and may carry its client-side weights, for the server to assemble the whole model).
  * A frame the server cannot use is answered by an `error` frame {code, message}.
+ *
+ * What a peer's frame says is checked before anything uses it: tensors have the agreed
+ * shape (rows at most the batch size, the cut's width, float32) and finite values within
+ * +-{@link MAX_SPLIT_VALUE}; figures a client reports are bounded. A frame past those bounds
+ * is a {@link RefusedFrame}: its sender fails (the server closes that client only).
  */
 import { type ErrorCode, ERROR_CODES, TrainerError } from '../contract/errors';
 import { MESSAGE_TYPES, type MessageType } from '../contract/protocol';
+import { MAX_PEER_METRIC_VALUE, parsePeerMetrics, type PeerMetrics, quoteBounded } from '../tracking/peer-metrics';
 import type { Frame, Message, Tensor } from '../transport/codec';
+
+/**
+ * Largest magnitude of a value in the matrices split peers exchange (activations, the server's
+ * output, gradients). Honest values after a layer's activation are far below it (MNIST's
+ * activations and logits stay under ~100, gradients under 1); a product of such values with
+ * weights, summed over any layer width up to ~1e4, stays ~1e10, far from float32's 3.4e38, so
+ * the top's forward pass, loss and gradients stay finite. Inf, NaN or 1e30 never reach a model.
+ */
+export const MAX_SPLIT_VALUE = 1e6;
+/** Rows of an evaluation batch: a client sends its test set in batches of at most this many. */
+export const SPLIT_EVAL_BATCH_SIZE = 500;
+/** Key of a split client's hello info: the examples it trains on per epoch (bounds its splitfed count). */
+export const SPLIT_EXAMPLES_INFO_KEY = 'examples';
+
+/**
+ * A frame whose content is out of bounds (values not finite or too large, more rows than a
+ * batch, a figure out of range): not a mistake to answer and go on from but a peer to refuse.
+ * The server fails the client that sent it and closes its connection; the others keep training.
+ */
+export class RefusedFrame extends TrainerError {}
 
 /** A row-major float32 matrix (rows = examples). */
 export interface Matrix {
@@ -32,6 +58,9 @@ export interface FrameContext {
   /** `client 3` */
   readonly from: string;
 }
+
+/** Largest finite float32: weights must be finite, nothing more is assumed of their scale. */
+const MAX_FLOAT32 = 3.4028234663852886e38;
 
 const TYPE_NAMES = new Map<number, string>(Object.entries(MESSAGE_TYPES).map(([name, value]) => [value, name]));
 
@@ -49,8 +78,13 @@ function matrixTensor(m: Matrix, what: string): Tensor {
   return { dtype: 'float32', shape: [m.rows, m.cols], data: m.data };
 }
 
+/** `split splitForward from client 1 at step 3`. */
+function where(ctx: FrameContext, frame: Frame): string {
+  return `split ${typeName(frame.type)} from ${ctx.from} at step ${frame.step}`;
+}
+
 function shapeError(ctx: FrameContext, frame: Frame, detail: string): TrainerError {
-  return new TrainerError('TRAINER_ERR_SHAPE_MISMATCH', `split ${typeName(frame.type)} from ${ctx.from} at step ${frame.step}: ${detail}`);
+  return new TrainerError('TRAINER_ERR_SHAPE_MISMATCH', `${where(ctx, frame)}: ${detail}`);
 }
 
 /** Throw the error an `error` frame carries; otherwise check the frame has `type`. */
@@ -64,13 +98,34 @@ export function expectType(frame: Frame, type: MessageType, ctx: FrameContext): 
   }
 }
 
-/** Tensor `index` of `frame` as a float32 [rows, cols] matrix; `rows`/`cols` are checked when given. */
-export function readMatrix(
-  frame: Frame,
-  index: number,
-  expected: { rows?: number; cols?: number; what: string },
-  ctx: FrameContext,
-): Matrix {
+/** Index of the first value of `data` that is not finite or beyond +-`maxAbs`, or -1. One pass, no allocation. */
+export function firstValueOutside(data: Float32Array, maxAbs: number): number {
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i];
+    // NaN fails both comparisons.
+    if (!(v <= maxAbs && v >= -maxAbs)) return i;
+  }
+  return -1;
+}
+
+/** What {@link readMatrix} checks. */
+export interface MatrixExpectation {
+  /** Exact rows. @default - any */
+  readonly rows?: number;
+  /** Most rows (the batch size agreed): more is a {@link RefusedFrame} (TRAINER_ERR_PAYLOAD_TOO_LARGE). @default - any */
+  readonly maxRows?: number;
+  /** Exact columns. @default - any */
+  readonly cols?: number;
+  /** Values must be finite and within +-maxAbs, or the frame is a {@link RefusedFrame}. @default - not checked */
+  readonly maxAbs?: number;
+  readonly what: string;
+}
+
+/**
+ * Tensor `index` of `frame` as a float32 [rows, cols] matrix; `rows`/`cols` are checked when given,
+ * and the rows bound and the values' bound (see {@link MatrixExpectation}) before any value is used.
+ */
+export function readMatrix(frame: Frame, index: number, expected: MatrixExpectation, ctx: FrameContext): Matrix {
   const tensor = frame.tensors[index];
   if (!tensor) throw shapeError(ctx, frame, `${expected.what}: expected tensor ${index}, the frame has ${frame.tensors.length}`);
   const want = `float32 [${expected.rows ?? 'batch'}, ${expected.cols ?? 'features'}]`;
@@ -81,7 +136,23 @@ export function readMatrix(
   if ((expected.rows !== undefined && rows !== expected.rows) || (expected.cols !== undefined && cols !== expected.cols) || rows === 0) {
     throw shapeError(ctx, frame, `${expected.what}: expected ${want}, got ${got}`);
   }
-  return { data: tensor.data as Float32Array, rows, cols };
+  if (expected.maxRows !== undefined && rows > expected.maxRows) {
+    throw new RefusedFrame(
+      'TRAINER_ERR_PAYLOAD_TOO_LARGE',
+      `${where(ctx, frame)}: ${expected.what}: ${rows} rows, a batch has at most ${expected.maxRows}`,
+    );
+  }
+  const data = tensor.data as Float32Array;
+  if (expected.maxAbs !== undefined) {
+    const bad = firstValueOutside(data, expected.maxAbs);
+    if (bad >= 0) {
+      throw new RefusedFrame(
+        'TRAINER_ERR_BAD_FRAME',
+        `${where(ctx, frame)}: ${expected.what} value ${bad} is ${data[bad]}; values must be finite and within +-${expected.maxAbs}`,
+      );
+    }
+  }
+  return { data, rows, cols };
 }
 
 /** Tensor `index` as int32 labels of length `rows`, each in [0, numClasses). */
@@ -156,10 +227,11 @@ export function readDoneWeights(
     frame.tensors.length !== expected.length ||
     frame.tensors.some((t, i) => t.dtype !== 'float32' || t.shape.length !== 1 || t.shape[0] !== expected[i])
   ) {
-    throw shapeError(
-      ctx,
-      frame,
-      `client-side weights: expected ${expected.map((n) => `float32 [${n}]`).join(' and ')}, got ${shapes.join(' and ')}`,
+    // A splitDone is the client's last word: a bad one fails it, there is no retry to wait for.
+    throw new RefusedFrame(
+      'TRAINER_ERR_SHAPE_MISMATCH',
+      `${where(ctx, frame)}: client-side weights: expected ${expected.map((n) => `float32 [${n}]`).join(' and ')}, ` +
+        `got ${shapes.slice(0, 4).join(' and ')}`,
     );
   }
   const [bottom, head] = frame.tensors.map((t) => t.data as Float32Array);
@@ -167,8 +239,9 @@ export function readDoneWeights(
     ['bottom', bottom],
     ['head', head],
   ] as const) {
-    const bad = values ? values.findIndex((v) => !Number.isFinite(v)) : -1;
-    if (bad >= 0) throw shapeError(ctx, frame, `client-side ${name} weight ${bad} is ${values![bad]}`);
+    const bad = values ? firstValueOutside(values, MAX_FLOAT32) : -1;
+    if (bad >= 0)
+      throw new RefusedFrame('TRAINER_ERR_BAD_FRAME', `${where(ctx, frame)}: client-side ${name} weight ${bad} is ${values![bad]}`);
   }
   return { bottom, ...(head ? { head } : {}) };
 }
@@ -191,7 +264,10 @@ export function readSyncWeights(frame: Frame, length: number, ctx: FrameContext)
   if (tensor.dtype !== 'float32' || tensor.shape.length !== 1 || tensor.shape[0] !== length) {
     throw shapeError(ctx, frame, `weights: expected float32 [${length}], got ${tensor.dtype} [${tensor.shape.join(', ')}]`);
   }
-  return tensor.data as Float32Array;
+  const weights = tensor.data as Float32Array;
+  const bad = firstValueOutside(weights, MAX_FLOAT32);
+  if (bad >= 0) throw new RefusedFrame('TRAINER_ERR_BAD_FRAME', `${where(ctx, frame)}: weight ${bad} is ${weights[bad]}`);
+  return weights;
 }
 
 /** A finite number from frame meta, or throws TRAINER_ERR_BAD_FRAME. */
@@ -201,10 +277,64 @@ export function metaNumber(frame: Frame, key: string, ctx: FrameContext): number
     throw new TrainerError(
       'TRAINER_ERR_BAD_FRAME',
       `split ${typeName(frame.type)} from ${ctx.from} at step ${frame.step}: ` +
-        `meta.${key} must be a finite number, got ${JSON.stringify(value ?? null)}`,
+        `meta.${key} must be a finite number, got ${quoteBounded(value ?? null)}`,
     );
   }
   return value;
+}
+
+/** A loss a client reports (u-shaped: its head's): a finite number in [0, MAX_PEER_METRIC_VALUE], or a {@link RefusedFrame}. */
+export function readReportedLoss(frame: Frame, ctx: FrameContext): number {
+  const value = frame.meta?.loss;
+  if (typeof value !== 'number' || !(value >= 0 && value <= MAX_PEER_METRIC_VALUE)) {
+    throw new RefusedFrame(
+      'TRAINER_ERR_BAD_FRAME',
+      `${where(ctx, frame)}: meta.loss must be a number from 0 to ${MAX_PEER_METRIC_VALUE}, got ${quoteBounded(value ?? null)}`,
+    );
+  }
+  return value;
+}
+
+/**
+ * The example count of a splitfed average: a positive safe integer, at most what the client declared
+ * at hello (`declared`: its examples per epoch) and at most `ceiling`; otherwise a {@link RefusedFrame}.
+ * A count weighs the client's weights in the average, so it is never taken as said.
+ */
+export function readExampleCount(frame: Frame, declared: unknown, ceiling: number, ctx: FrameContext): number {
+  const value = frame.meta?.numExamples;
+  const allowedDeclared = Number.isSafeInteger(declared) && (declared as number) >= 1 ? (declared as number) : undefined;
+  if (allowedDeclared === undefined) {
+    throw new RefusedFrame(
+      'TRAINER_ERR_BAD_FRAME',
+      `${where(ctx, frame)}: meta.numExamples cannot be weighed: the client's hello declared no example count ` +
+        `(info.${SPLIT_EXAMPLES_INFO_KEY} must be a positive integer, got ${quoteBounded(declared ?? null)})`,
+    );
+  }
+  const bound = Math.min(allowedDeclared, ceiling);
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > bound) {
+    throw new RefusedFrame(
+      'TRAINER_ERR_BAD_FRAME',
+      `${where(ctx, frame)}: meta.numExamples must be an integer from 1 to ${bound} ` +
+        `(declared at hello ${allowedDeclared}, ceiling ${ceiling}), got ${quoteBounded(value ?? null)}`,
+    );
+  }
+  return value;
+}
+
+/**
+ * The figures of a splitDone (testAccuracy, testLoss, ...): checked by parsePeerMetrics (keys, count,
+ * finite values), with testAccuracy in [0, 1] and testLoss >= 0 when present; otherwise a {@link RefusedFrame}.
+ * They are the client's own claims: the server reports them as the client's, never as the job's.
+ */
+export function readDoneMetrics(frame: Frame, ctx: FrameContext): PeerMetrics {
+  const metrics = parsePeerMetrics(frame.meta ?? undefined, 'meta');
+  const refuse = (detail: string): RefusedFrame => new RefusedFrame('TRAINER_ERR_BAD_FRAME', `${where(ctx, frame)}: ${detail}`);
+  if (typeof metrics === 'string') throw refuse(metrics);
+  const accuracy = metrics.testAccuracy;
+  if (accuracy !== undefined && !(accuracy >= 0 && accuracy <= 1)) throw refuse(`meta.testAccuracy must be from 0 to 1, got ${accuracy}`);
+  const loss = metrics.testLoss;
+  if (loss !== undefined && !(loss >= 0)) throw refuse(`meta.testLoss must be >= 0, got ${loss}`);
+  return metrics;
 }
 
 /** The `error` frame telling a peer why its frame was refused. */

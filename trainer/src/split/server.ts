@@ -11,7 +11,11 @@
  *   server answers each with their average weighted by examples (FedAvg).
  *
  * A frame the server cannot use (wrong shape, unexpected type) is answered by
- * an `error` frame to that client only; the others keep training. A client whose
+ * an `error` frame to that client only; the others keep training. A frame out of
+ * bounds (protocol.ts RefusedFrame: values not finite or beyond MAX_SPLIT_VALUE,
+ * more rows than a batch, a bad count or figure) fails its client: it is told why
+ * and closed, before the frame touches the top; the others keep training.
+ * The server serves the clients it is given (the ids it expects), no others. A client whose
  * connection drops has reconnectTimeoutMs to come back under the same id; the
  * reply to its last completed step is kept, so a retried step is not applied twice.
  * A client that does not come back is recorded as a failure (data, not a crash).
@@ -22,10 +26,19 @@ import { MESSAGE_TYPES, type MessageTypeName } from '../contract/protocol';
 import type { Frame, Message } from '../transport/codec';
 import type { OutgoingFrame } from '../transport/star/protocol';
 import type { Star } from '../transport/star/star';
+import type { PeerMetrics } from '../tracking/peer-metrics';
 import { weightedAverage } from './noise';
 import {
   type ClientSideWeights,
   errorMessage,
+  firstValueOutside,
+  MAX_SPLIT_VALUE,
+  readDoneMetrics,
+  readExampleCount,
+  readReportedLoss,
+  RefusedFrame,
+  SPLIT_EVAL_BATCH_SIZE,
+  SPLIT_EXAMPLES_INFO_KEY,
   expectType,
   type FrameContext,
   type Matrix,
@@ -39,7 +52,10 @@ import {
   syncMessage,
 } from './protocol';
 
-/** The server's part of the model, seen through Float32Arrays. */
+/**
+ * The server's part of the model, seen through Float32Arrays. trainWithLabels and backward must
+ * leave the weights unchanged and throw when their loss or gradients are not finite (see top-guard.ts).
+ */
 export interface SplitTopModel {
   readonly inputSize: number;
   readonly outputSize: number;
@@ -57,19 +73,33 @@ export interface SplitTopModel {
 export interface ClientReport {
   readonly clientId: string;
   readonly steps: number;
-  /** The client's splitDone meta (testAccuracy, testLoss, ...). */
-  readonly done?: Readonly<Record<string, unknown>>;
+  /** The client's splitDone figures (testAccuracy, testLoss, ...), checked: its own claims, reported as the client's. */
+  readonly done?: PeerMetrics;
+  /**
+   * The server's own scoring of the test batches this client sent (vanilla, sequential, splitfed: the labels
+   * come to the server, so the accuracy is computed here); absent in u-shaped mode or when none were sent.
+   */
+  readonly evaluation?: { readonly lossSum: number; readonly correct: number; readonly count: number };
   /** The client-side weights it handed over with splitDone (for the assembled model). */
   readonly weights?: ClientSideWeights;
   readonly failure?: TrainerError;
 }
 
+/** A star that can close one client (the Hub, the in-memory star): a refused client is closed. */
+export interface SplitStar extends Star {
+  disconnect(clientId: string, error: TrainerError): void;
+}
+
 export interface SplitSessionsOptions {
-  readonly link: Star;
+  readonly link: SplitStar;
   readonly mode: SplitMode;
   readonly top: SplitTopModel;
-  /** The clients to serve (ids as they said hello). */
+  /** The clients to serve (the ids the server expects; a client under any other id is never served). */
   readonly clientIds: readonly string[];
+  /** Most rows of a training batch (the job's batch size); evaluation batches have at most SPLIT_EVAL_BATCH_SIZE. */
+  readonly batchSize: number;
+  /** Splitfed: most examples a client's average may weigh, besides what it declared at hello. */
+  readonly maxClientExamples: number;
   /** Length of the client-side weights vector (sequential, splitfed, and the bottom handed over with splitDone). */
   readonly clientWeightsLength: number;
   /**
@@ -124,6 +154,23 @@ function sleep(ms: number): Promise<void> {
 interface AverageRound {
   readonly parts: Map<string, { weights: Float32Array; examples: number }>;
   result?: Float32Array;
+  /** Set when the average is not finite: every client of the round fails with it. */
+  error?: TrainerError;
+}
+
+/** The example-weighted average of a round's parts; checked finite (never handed out otherwise). */
+function averageOf(round: AverageRound, epoch: number): void {
+  const parts = [...round.parts.values()];
+  const result = weightedAverage(
+    parts.map((p) => p.weights),
+    parts.map((p) => p.examples),
+  );
+  const bad = firstValueOutside(result, 3.4028234663852886e38);
+  if (bad >= 0)
+    round.error = new TrainerError('TRAINER_ERR_BAD_FRAME', `split server: the average of epoch ${epoch} has ${result[bad]} at ${bad}`);
+  else round.result = result;
+  // Not needed any more: a run holds one average per epoch, not every client's weights of every epoch.
+  round.parts.clear();
 }
 
 /** A FIFO async lock. */
@@ -220,8 +267,18 @@ export async function runSplitSessions(options: SplitSessionsOptions): Promise<S
     log(`client ${clientId} reconnected`);
   };
 
+  /** What `clientId` declared at hello as its examples per epoch (a claim: readExampleCount checks it). */
+  const declaredExamples = (clientId: string): unknown => {
+    const info = link.clientInfo(clientId);
+    return typeof info === 'object' && info !== null ? (info as Record<string, unknown>)[SPLIT_EXAMPLES_INFO_KEY] : undefined;
+  };
+
   const serve = async (clientId: string): Promise<ClientReport> => {
     const ctx: FrameContext = { from: `client ${clientId}` };
+    const activations = { cols: top.inputSize, maxRows: options.batchSize, maxAbs: MAX_SPLIT_VALUE, what: 'activations' };
+    let evaluation: { lossSum: number; correct: number; count: number } | undefined;
+    // The highest evaluation batch scored: a retried batch (same step, after a reconnect) is answered, not counted twice.
+    let lastScored = -1;
     let steps = 0;
     let last: { step: number; reply: OutgoingFrame } | undefined;
     const recv = (what: string): Promise<Frame> =>
@@ -234,15 +291,15 @@ export async function runSplitSessions(options: SplitSessionsOptions): Promise<S
         await send(clientId, last.reply, `the repeated reply of step ${frame.step}`);
         return;
       }
-      const x = readMatrix(frame, 0, { cols: top.inputSize, what: 'activations' }, ctx);
+      const x = readMatrix(frame, 0, activations, ctx);
       if (mode === 'u-shaped') {
         const release = await topLock.acquire();
         try {
           await send(clientId, matrixMessage('splitOutput', frame.step, top.forward(x)), `the server output of step ${frame.step}`);
           const back = await recv(`the head gradient of step ${frame.step}`);
           expectType(back, MESSAGE_TYPES.splitHeadGradient, ctx);
-          const dy = readMatrix(back, 0, { rows: x.rows, cols: top.outputSize, what: 'head gradient' }, ctx);
-          const loss = typeof back.meta?.loss === 'number' ? back.meta.loss : NaN;
+          const dy = readMatrix(back, 0, { rows: x.rows, cols: top.outputSize, maxAbs: MAX_SPLIT_VALUE, what: 'head gradient' }, ctx);
+          const loss = readReportedLoss(back, ctx);
           const reply = await send(
             clientId,
             matrixMessage('splitBackward', frame.step, top.backward(x, dy)),
@@ -270,7 +327,7 @@ export async function runSplitSessions(options: SplitSessionsOptions): Promise<S
     };
 
     const onEvaluate = async (frame: Frame): Promise<void> => {
-      const x = readMatrix(frame, 0, { cols: top.inputSize, what: 'activations' }, ctx);
+      const x = readMatrix(frame, 0, { ...activations, maxRows: SPLIT_EVAL_BATCH_SIZE }, ctx);
       if (mode === 'u-shaped') {
         await send(
           clientId,
@@ -279,13 +336,26 @@ export async function runSplitSessions(options: SplitSessionsOptions): Promise<S
         );
       } else {
         const labels = readLabels(frame, 1, x.rows, top.numClasses, ctx);
-        await send(clientId, metaMessage('splitEvaluateResult', frame.step, top.score(x, labels)), `the evaluation of batch ${frame.step}`);
+        const sums = top.score(x, labels);
+        if (frame.step > lastScored) {
+          lastScored = frame.step;
+          evaluation ??= { lossSum: 0, correct: 0, count: 0 };
+          evaluation.lossSum += sums.lossSum;
+          evaluation.correct += sums.correct;
+          evaluation.count += sums.count;
+        }
+        await send(clientId, metaMessage('splitEvaluateResult', frame.step, sums), `the evaluation of batch ${frame.step}`);
       }
     };
 
     const onSync = async (frame: Frame): Promise<void> => {
       const phase = frame.meta?.phase;
       const epoch = metaNumber(frame, 'epoch', ctx);
+      if (!Number.isSafeInteger(epoch) || epoch < 0)
+        throw new RefusedFrame(
+          'TRAINER_ERR_BAD_FRAME',
+          `split splitSync from client ${clientId}: meta.epoch must be an integer >= 0, got ${epoch}`,
+        );
       const weights = readSyncWeights(frame, options.clientWeightsLength, ctx);
       if (mode === 'sequential' && phase === 'acquire') {
         await signal.until(
@@ -313,35 +383,25 @@ export async function runSplitSessions(options: SplitSessionsOptions): Promise<S
             'TRAINER_ERR_BAD_FRAME',
             `split splitSync from client ${clientId}: an average must carry the client-side weights`,
           );
+        const examples = readExampleCount(frame, declaredExamples(clientId), options.maxClientExamples, ctx);
         const round: AverageRound = averages.get(epoch) ?? { parts: new Map() };
         averages.set(epoch, round);
-        round.parts.set(clientId, { weights: Float32Array.from(weights), examples: metaNumber(frame, 'numExamples', ctx) });
+        round.parts.set(clientId, { weights: Float32Array.from(weights), examples });
         const expected = (): string[] => order.filter((id) => !finished.has(id) || round.parts.has(id));
         const complete = (): boolean => expected().every((id) => round.parts.has(id));
-        if (complete() && !round.result) {
-          const parts = [...round.parts.values()];
-          round.result = weightedAverage(
-            parts.map((p) => p.weights),
-            parts.map((p) => p.examples),
-          );
-          log(`epoch ${epoch}: averaged the client-side weights of ${parts.length} client(s)`);
+        const settled = (): boolean => round.result !== undefined || round.error !== undefined;
+        if (complete() && !settled()) {
+          const count = round.parts.size;
+          averageOf(round, epoch);
+          log(`epoch ${epoch}: averaged the client-side weights of ${count} client(s)`);
           signal.notify();
         }
-        await signal.until(
-          () => round.result !== undefined || complete(),
-          syncTimeoutMs,
-          `the client-side weights of every client for epoch ${epoch}`,
-        );
-        if (!round.result) {
-          const parts = [...round.parts.values()];
-          round.result = weightedAverage(
-            parts.map((p) => p.weights),
-            parts.map((p) => p.examples),
-          );
-        }
+        await signal.until(() => settled() || complete(), syncTimeoutMs, `the client-side weights of every client for epoch ${epoch}`);
+        if (!settled()) averageOf(round, epoch);
+        if (round.error) throw round.error;
         await send(
           clientId,
-          syncMessage(frame.step, round.result, { phase: 'average', epoch }),
+          syncMessage(frame.step, round.result!, { phase: 'average', epoch }),
           `the averaged client-side weights of epoch ${epoch}`,
         );
       } else {
@@ -368,13 +428,14 @@ export async function runSplitSessions(options: SplitSessionsOptions): Promise<S
         }
         throw err;
       }
-      if (frame.type === MESSAGE_TYPES.splitDone) {
-        const weights = readDoneWeights(frame, options.clientWeightsLength, options.headWeightsLength, ctx);
-        return { clientId, steps, done: frame.meta ?? {}, ...(weights ? { weights } : {}) };
-      }
       const name = (Object.keys(MESSAGE_TYPES) as MessageTypeName[]).find((key) => MESSAGE_TYPES[key] === frame.type);
       const handler = name ? handlers[name] : undefined;
       try {
+        if (frame.type === MESSAGE_TYPES.splitDone) {
+          const done = readDoneMetrics(frame, ctx);
+          const weights = readDoneWeights(frame, options.clientWeightsLength, options.headWeightsLength, ctx);
+          return { clientId, steps, done, ...(evaluation ? { evaluation } : {}), ...(weights ? { weights } : {}) };
+        }
         if (!handler)
           throw new TrainerError(
             'TRAINER_ERR_BAD_FRAME',
@@ -383,6 +444,13 @@ export async function runSplitSessions(options: SplitSessionsOptions): Promise<S
         await handler(frame);
       } catch (err) {
         if (!isTrainerError(err)) throw err;
+        if (err instanceof RefusedFrame) {
+          // A hostile or broken peer: tell it why, close it; it fails, the others keep training.
+          log(`refused client ${clientId}: ${err.code}: ${err.message}`);
+          await send(clientId, errorMessage(frame.step, err), `the error of step ${frame.step}`).catch(() => undefined);
+          link.disconnect(clientId, err);
+          throw err;
+        }
         if (err.code === 'TRAINER_ERR_SHAPE_MISMATCH' || err.code === 'TRAINER_ERR_BAD_FRAME') {
           // Refuse this frame only; the client decides what to do, the others keep training.
           log(`refused a frame of client ${clientId}: ${err.code}: ${err.message}`);

@@ -45,6 +45,15 @@ describe('trainer env contract', () => {
     assert.equal(config.rank, 0);
     assert.equal(config.listenPort, PORTS.ring);
     assert.equal(config.maxPayloadBytes, DEFAULT_MAX_PAYLOAD_BYTES);
+    assert.equal(config.maxClientExamples, 10_000_000);
+    assert.equal(
+      parseTrainerEnv({ [ENV.role]: 'fl-server', [ENV.jobName]: 'fl', [ENV.maxClientExamples]: '5000' }).maxClientExamples,
+      5000,
+    );
+    assert.throws(
+      () => parseTrainerEnv({ [ENV.role]: 'fl-server', [ENV.jobName]: 'fl', [ENV.maxClientExamples]: '0' }),
+      /TENSORFLEET_MAX_CLIENT_EXAMPLES must be an integer >= 1, got "0"/,
+    );
     assert.equal(config.dataDir, PATHS.data);
     assert.equal(config.trackingUri, undefined);
     assert.equal(toEnv({ role: 'ddp', jobName: 'x' })[ENV.batchSize], '64');

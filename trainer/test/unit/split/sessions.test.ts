@@ -99,7 +99,7 @@ describe('split sessions over a star', () => {
   async function setup(mode: SplitMode, clients: number, top = fakeTop()) {
     const star = new RecordingStar({ timeoutMs: 5000 });
     cleanup.push(() => star.close());
-    const links = Array.from({ length: clients }, (_, rank) => star.link({ rank, worldSize: clients }));
+    const links = Array.from({ length: clients }, (_, rank) => star.link({ rank, worldSize: clients, helloInfo: { examples: 100 } }));
     for (const link of links) cleanup.push(() => link.close());
     await Promise.all(links.map((l) => l.connect()));
     const stepsSeen: Array<[string, number]> = [];
@@ -108,6 +108,8 @@ describe('split sessions over a star', () => {
       mode,
       top,
       clientIds: await star.waitForClients(clients, 5000),
+      batchSize: 64,
+      maxClientExamples: 1000,
       clientWeightsLength: FEATURES,
       encode: (m) => encodeOutgoingFrame(HUB_RANK, m),
       timeoutMs: 5000,
