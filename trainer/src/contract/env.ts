@@ -133,7 +133,6 @@ export const ENV = {
   dpNoiseMultiplier: 'TENSORFLEET_FL_DP_NOISE_MULTIPLIER',
   partition: 'TENSORFLEET_FL_PARTITION',
   dirichletAlpha: 'TENSORFLEET_FL_DIRICHLET_ALPHA',
-  maxClientExamples: 'TENSORFLEET_FL_MAX_CLIENT_EXAMPLES',
   // Split learning (split-server / split-client).
   cutLayer: 'TENSORFLEET_SPLIT_CUT_LAYER',
   cutLayerName: 'TENSORFLEET_SPLIT_CUT_LAYER_NAME',
@@ -257,11 +256,6 @@ export interface TrainerConfig {
   readonly partition: PartitionName;
   /** Dirichlet concentration for label-skewed partitions. */
   readonly dirichletAlpha: number;
-  /**
-   * The most examples one client's fit or evaluation result may claim (its weight in the average), beside
-   * the count the client declared at hello (see {@link DEFAULT_MAX_CLIENT_EXAMPLES}).
-   */
-  readonly maxClientExamples: number;
   // Split learning. worldSize is the number of clients and rank a client's index.
   /** Layers of the model on the client (the rest, minus a U-shaped head, on the server). */
   readonly cutLayer: number;
@@ -417,11 +411,8 @@ export function parseImageSize(value: string): readonly [number, number] {
   return [h, w];
 }
 
-/**
- * Default of {@link TrainerConfig.maxClientExamples}: more than any one site trains on here (MNIST has 60,000
- * training examples), few enough that one client's claim cannot outweigh a fleet by a factor of millions.
- */
-export const DEFAULT_MAX_CLIENT_EXAMPLES = 1_000_000;
+/** Default of {@link TrainerConfig.maxClientExamples}. */
+export const DEFAULT_MAX_CLIENT_EXAMPLES = 10_000_000;
 
 const PORT = int(1, 65535);
 const FL: readonly Role[] = ['fl-server', 'fl-client'];
@@ -443,7 +434,7 @@ const FIELDS: { [K in keyof TrainerConfig]-?: Field<K> } = {
   authToken: { key: 'authToken', parse: nonEmpty },
   tlsDir: { key: 'tlsDir', parse: absolutePath },
   maxPayloadBytes: { key: 'maxPayloadBytes', parse: int(1024, 2 ** 31 - 1), fallback: DEFAULT_MAX_PAYLOAD_BYTES },
-  maxClientExamples: { key: 'maxClientExamples', parse: int(1), fallback: 10_000_000 },
+  maxClientExamples: { key: 'maxClientExamples', parse: int(1), fallback: DEFAULT_MAX_CLIENT_EXAMPLES },
   timeoutMs: { key: 'timeoutMs', parse: int(1), fallback: 60_000 },
   dataset: { key: 'dataset', parse: oneOf(DATASETS), fallback: 'mnist' },
   datasetUri: { key: 'datasetUri', parse: datasetTemplate },
@@ -484,12 +475,6 @@ const FIELDS: { [K in keyof TrainerConfig]-?: Field<K> } = {
   dpNoiseMultiplier: { key: 'dpNoiseMultiplier', parse: nonNegative, fallback: 0, roles: FL },
   partition: { key: 'partition', parse: oneOf(PARTITIONS), fallback: 'iid', roles: FL },
   dirichletAlpha: { key: 'dirichletAlpha', parse: positiveNumber, fallback: 0.5, roles: FL },
-  maxClientExamples: {
-    key: 'maxClientExamples',
-    parse: int(1, Number.MAX_SAFE_INTEGER),
-    fallback: DEFAULT_MAX_CLIENT_EXAMPLES,
-    roles: ['fl-server'],
-  },
   cutLayer: { key: 'cutLayer', parse: int(1, 1000), fallback: 1, roles: SPLIT },
   cutLayerName: { key: 'cutLayerName', parse: layerName, roles: SPLIT },
   splitMode: { key: 'splitMode', parse: oneOf(SPLIT_MODES), fallback: 'vanilla', roles: SPLIT },

@@ -2,7 +2,7 @@
  * The most examples a client's result may claim: its example count is the weight of
  * its update in FedAvg (and of its figures in a federated evaluation), so a claim is
  * bounded by what the client declared at hello (site-data.ts) and by the server's
- * ceiling (TENSORFLEET_FL_MAX_CLIENT_EXAMPLES), whichever is lower.
+ * ceiling (TENSORFLEET_MAX_CLIENT_EXAMPLES), whichever is lower.
  */
 import { DEFAULT_MAX_CLIENT_EXAMPLES, ENV } from '../contract/env';
 import type { Star } from '../transport/star/star';

@@ -178,7 +178,7 @@ describe('the federated server against a hostile client', () => {
       answer(frame, new Float32Array(WEIGHTS).fill(-50), { numExamples: [DEFAULT_MAX_CLIENT_EXAMPLES + 1, 1e12][i] }),
     ]);
     assertHonestOnly(undeclared, [
-      /more than the server's ceiling TENSORFLEET_FL_MAX_CLIENT_EXAMPLES \(1000000\)/,
+      /more than the server's ceiling TENSORFLEET_MAX_CLIENT_EXAMPLES \(10000000\)/,
       /^fit result numExamples 1000000000000 is more than the server's ceiling/,
     ]);
     // Within both bounds a claim counts as declared: 10 + 10 examples, the mean of +1 and -50.
