@@ -411,6 +411,9 @@ export function parseImageSize(value: string): readonly [number, number] {
   return [h, w];
 }
 
+/** Default of {@link TrainerConfig.maxClientExamples}. */
+export const DEFAULT_MAX_CLIENT_EXAMPLES = 10_000_000;
+
 const PORT = int(1, 65535);
 const FL: readonly Role[] = ['fl-server', 'fl-client'];
 const SPLIT: readonly Role[] = ['split-server', 'split-client'];
@@ -431,7 +434,7 @@ const FIELDS: { [K in keyof TrainerConfig]-?: Field<K> } = {
   authToken: { key: 'authToken', parse: nonEmpty },
   tlsDir: { key: 'tlsDir', parse: absolutePath },
   maxPayloadBytes: { key: 'maxPayloadBytes', parse: int(1024, 2 ** 31 - 1), fallback: DEFAULT_MAX_PAYLOAD_BYTES },
-  maxClientExamples: { key: 'maxClientExamples', parse: int(1), fallback: 10_000_000 },
+  maxClientExamples: { key: 'maxClientExamples', parse: int(1), fallback: DEFAULT_MAX_CLIENT_EXAMPLES },
   timeoutMs: { key: 'timeoutMs', parse: int(1), fallback: 60_000 },
   dataset: { key: 'dataset', parse: oneOf(DATASETS), fallback: 'mnist' },
   datasetUri: { key: 'datasetUri', parse: datasetTemplate },

@@ -62,7 +62,8 @@ function fitConfigOf(frame: Frame): FitConfig {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new TrainerError('TRAINER_ERR_BAD_FRAME', `invalid frame: fit config of round ${frame.step} must be a map`);
   }
-  const config: Record<string, number | string | boolean> = {};
+  // Keys the server chose: a null-prototype map.
+  const config = Object.create(null) as Record<string, number | string | boolean>;
   for (const [key, value] of Object.entries(raw as Record<string, unknown>)) {
     if (typeof value === 'number' || typeof value === 'string' || typeof value === 'boolean') config[key] = value;
   }

@@ -18,6 +18,10 @@ import { MESSAGE_TYPES } from '../contract/protocol';
 import { addEvalSums, type EvalSums, evalSumsFromArray, evalSumsToArray, testMetrics } from '../model/training';
 import type { Frame, Message } from '../transport/codec';
 import type { Star } from '../transport/star/star';
+import { quoteBounded, parsePeerMetrics } from '../tracking/peer-metrics';
+import { type ExampleLimit, exampleLimit, exceedsLimit } from './example-limit';
+import { OpenRequests } from './open-requests';
+import { reportedError, type RoundGuard, unaskedAnswer } from './round-guard';
 import type { FitFailure } from './strategy';
 
 /** The `seq` of evaluate requests and results (fit attempts are numbered from 1, so they never match). */
@@ -75,14 +79,14 @@ export function evaluateResultMessage(round: number, sums: EvalSums): Message {
  */
 export function checkEvalSums(raw: unknown, numExamples: unknown): EvalSums | string {
   if (!Array.isArray(raw) || raw.length !== SUMS_LENGTH || !raw.every((v) => typeof v === 'number')) {
-    return `evaluation sums must be an array of ${SUMS_LENGTH} numbers, got ${JSON.stringify(raw ?? null)}`;
+    return `evaluation sums must be an array of ${SUMS_LENGTH} numbers, got ${quoteBounded(raw ?? null)}`;
   }
   const bad = raw.findIndex((v: number) => !Number.isFinite(v));
   if (bad >= 0) return `evaluation sum ${bad} is ${raw[bad]}, must be finite`;
   const sums = evalSumsFromArray(raw as number[]);
   if (!Number.isSafeInteger(sums.count) || sums.count < 0) return `evaluation count must be an integer >= 0, got ${sums.count}`;
   if (numExamples !== sums.count)
-    return `evaluation numExamples ${JSON.stringify(numExamples ?? null)} differs from the sums' count ${sums.count}`;
+    return `evaluation numExamples ${quoteBounded(numExamples ?? null)} differs from the sums' count ${sums.count}`;
   if (!Number.isSafeInteger(sums.correct) || sums.correct < 0 || sums.correct > sums.count) {
     return `evaluation correct count must be an integer from 0 to ${sums.count}, got ${sums.correct}`;
   }
@@ -92,15 +96,22 @@ export function checkEvalSums(raw: unknown, numExamples: unknown): EvalSums | st
   return sums;
 }
 
-/** Check a frame is a usable evaluation result of `clientId`; returns it or a failure reason. */
-export function parseEvaluateResult(clientId: string, frame: Frame, task: Task): SiteEvaluation | string {
-  if (frame.type === MESSAGE_TYPES.error)
-    return `client reported ${String(frame.meta?.code ?? 'an error')}: ${String(frame.meta?.message ?? '')}`;
+/**
+ * Check a frame is a usable evaluation result of `clientId` (its example count within `limit`,
+ * example-limit.ts; its metrics map, if any, valid: parsePeerMetrics); returns it or a failure reason.
+ */
+export function parseEvaluateResult(clientId: string, frame: Frame, task: Task, limit?: ExampleLimit): SiteEvaluation | string {
+  if (frame.type === MESSAGE_TYPES.error) return reportedError(frame);
   if (frame.type !== MESSAGE_TYPES.flEvaluateResult) {
     return `expected an evaluation result (message type ${MESSAGE_TYPES.flEvaluateResult}), got message type ${frame.type}`;
   }
   const sums = checkEvalSums(frame.meta?.sums, frame.meta?.numExamples);
   if (typeof sums === 'string') return sums;
+  const tooMany = exceedsLimit(sums.count, limit, 'evaluation');
+  if (tooMany) return tooMany;
+  // Nothing reads a metrics map of an evaluation result; one that is sent is still a peer's data, checked as such.
+  const metrics = parsePeerMetrics(frame.meta?.metrics, 'evaluation result metrics');
+  if (typeof metrics === 'string') return metrics;
   return { clientId, numExamples: sums.count, sums, metrics: sums.count > 0 ? testMetrics(sums, task) : undefined };
 }
 
@@ -126,8 +137,10 @@ export async function evaluateRound(
   clientIds: readonly string[],
   task: Task,
   timeoutMs: number,
+  guard: RoundGuard = {},
 ): Promise<FederatedEvaluation> {
   const deadline = Date.now() + timeoutMs;
+  const openRequests = guard.openRequests ?? new OpenRequests();
   const message = evaluateMessage(round, weights);
   const sites: SiteEvaluation[] = [];
   const failures: FitFailure[] = [];
@@ -135,6 +148,7 @@ export async function evaluateRound(
   await Promise.all(
     clientIds.map(async (clientId) => {
       try {
+        openRequests.sent(clientId, round, EVALUATE_SEQ);
         await hub.send(clientId, message, {
           timeoutMs: Math.max(1, deadline - Date.now()),
           what: `the weights to evaluate after round ${round}`,
@@ -143,9 +157,14 @@ export async function evaluateRound(
           const remaining = deadline - Date.now();
           if (remaining <= 0) throw new TrainerError('TRAINER_ERR_PEER_TIMEOUT', `no evaluation result within ${timeoutMs}ms`);
           const frame = await hub.recv(clientId, { timeoutMs: remaining, what });
-          // A late answer to an earlier request (fit or evaluation): skip it.
-          if (frame.step !== round || frame.seq !== EVALUATE_SEQ) continue;
-          const parsed = parseEvaluateResult(clientId, frame, task);
+          const kind = openRequests.answer(clientId, frame.step, frame.seq, round, EVALUATE_SEQ);
+          // A late answer to an earlier request of ours (fit or evaluation): skip it (once).
+          if (kind === 'late') continue;
+          if (kind === 'unasked') {
+            failures.push({ clientId, reason: unaskedAnswer(frame, round, EVALUATE_SEQ) });
+            return;
+          }
+          const parsed = parseEvaluateResult(clientId, frame, task, exampleLimit(hub, clientId, 'test', guard.maxClientExamples));
           if (typeof parsed === 'string') failures.push({ clientId, reason: parsed });
           else sites.push(parsed);
           return;

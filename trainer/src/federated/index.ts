@@ -13,3 +13,8 @@ export * from './server';
 export * from './client-loop';
 export * from './evaluate';
 export * from './site-data';
+export * from './finite-weights';
+export * from './example-limit';
+export * from './metric-key-budget';
+export * from './open-requests';
+export * from './round-guard';

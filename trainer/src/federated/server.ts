@@ -6,8 +6,15 @@
  *
  * A round: wait for minAvailableClients (bounded) -> strategy.configureFit ->
  * flFit (global weights + config) to each sampled client -> collect flFitResult
- * under roundTimeoutMs. A timeout, a disconnect, an error frame or a malformed
- * result is a {@link FitFailure} (data, not an exception). strategy.aggregateFit
+ * under roundTimeoutMs. A timeout, a disconnect, an error frame, a malformed
+ * result or a stale one (an answer to a request the client was not sent or had
+ * answered: open-requests.ts) is a {@link FitFailure} (data, not an exception), and
+ * a round ends once every sampled client answered or failed. A result is a peer's
+ * claim: its weights must be usable (finite-weights.ts), its example count within
+ * what the client declared at hello and the server's ceiling (example-limit.ts), its
+ * metrics valid (parsePeerMetrics). Only the expected clients (ids 0 ... expectedClients-1)
+ * are sampled, and a global model that is not usable after aggregation is never
+ * published: the run fails instead. strategy.aggregateFit
  * returning undefined keeps the old model and the round is retried, at most
  * maxRoundAttempts times. Clients that join late are sampled from the next round.
  * With `federatedEvaluation`, the starting weights and every round's new global
@@ -28,7 +35,13 @@ import type { Frame, Message } from '../transport/codec';
 import type { Star } from '../transport/star/star';
 import type { FitConfig, FitFailure, FitPlan, FitResult, Strategy } from './strategy';
 import { mulberry32 } from '../data/sampler';
+import { MAX_PEER_METRICS, parsePeerMetrics, quoteBounded } from '../tracking/peer-metrics';
+import { MetricKeyBudget } from './metric-key-budget';
 import { evaluateRound, type FederatedEvaluation } from './evaluate';
+import { type ExampleLimit, exampleLimit, exceedsLimit } from './example-limit';
+import { weightsProblem } from './finite-weights';
+import { OpenRequests } from './open-requests';
+import { reportedError, type RoundGuard, unaskedAnswer } from './round-guard';
 
 /** The central evaluation of global weights: the task's test metrics. */
 export type Evaluation = TestMetrics;
@@ -138,6 +151,12 @@ export interface FederatedServerOptions {
    * @default - nothing
    */
   readonly onRound?: (summary: RoundSummary) => void | Promise<void>;
+  /**
+   * The most examples one client's fit or evaluation result may claim, beside what it declared at hello.
+   *
+   * @default DEFAULT_MAX_CLIENT_EXAMPLES
+   */
+  readonly maxClientExamples?: number;
   /** @default - silent */
   readonly log?: (line: string) => void;
 }
@@ -150,10 +169,14 @@ export interface FederatedRunResult {
   readonly rounds: readonly RoundSummary[];
 }
 
-/** Check a frame is a usable fit result for `clientId`; returns the FitResult or a failure reason. */
-export function parseFitResult(clientId: string, frame: Frame, weightsLength: number): FitResult | string {
-  if (frame.type === MESSAGE_TYPES.error)
-    return `client reported ${String(frame.meta?.code ?? 'an error')}: ${String(frame.meta?.message ?? '')}`;
+/**
+ * Check a frame is a usable fit result for `clientId`: one float32 tensor of `weightsLength`
+ * usable weights (finite, finite squared norm: finite-weights.ts), an integer example count
+ * within `limit` (example-limit.ts) and a valid metrics map (parsePeerMetrics). Returns the
+ * FitResult or why it is refused.
+ */
+export function parseFitResult(clientId: string, frame: Frame, weightsLength: number, limit?: ExampleLimit): FitResult | string {
+  if (frame.type === MESSAGE_TYPES.error) return reportedError(frame);
   if (frame.type !== MESSAGE_TYPES.flFitResult)
     return `expected a fit result (message type ${MESSAGE_TYPES.flFitResult}), got message type ${frame.type}`;
   const tensor = frame.tensors[0];
@@ -161,35 +184,36 @@ export function parseFitResult(clientId: string, frame: Frame, weightsLength: nu
     return `a fit result carries one float32 tensor, got ${frame.tensors.map((t) => t.dtype).join(', ') || 'none'}`;
   const weights = tensor.data as Float32Array;
   if (weights.length !== weightsLength) return `fit result has ${weights.length} weights, the model has ${weightsLength}`;
-  for (let i = 0; i < weights.length; i++) {
-    if (!Number.isFinite(weights[i])) return `fit result weight ${i} is ${weights[i]}`;
-  }
+  const problem = weightsProblem(weights, 'fit result');
+  if (problem) return problem;
   const numExamples = frame.meta?.numExamples;
   if (typeof numExamples !== 'number' || !Number.isSafeInteger(numExamples) || numExamples < 1) {
-    return `fit result numExamples must be an integer >= 1, got ${JSON.stringify(numExamples ?? null)}`;
+    return `fit result numExamples must be an integer >= 1, got ${quoteBounded(numExamples ?? null)}`;
   }
-  const metrics: Record<string, number> = {};
-  const raw = frame.meta?.metrics;
-  if (raw !== undefined) {
-    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return 'fit result metrics must be a map of numbers';
-    for (const [key, value] of Object.entries(raw as Record<string, unknown>)) {
-      if (typeof value === 'number' && Number.isFinite(value)) metrics[key] = value;
-    }
-  }
+  const tooMany = exceedsLimit(numExamples, limit, 'fit result');
+  if (tooMany) return tooMany;
+  const metrics = parsePeerMetrics(frame.meta?.metrics, 'fit result metrics');
+  if (typeof metrics === 'string') return metrics;
   return { clientId, weights, numExamples, metrics };
 }
 
-/** Example-weighted mean of every metric the results report. */
+/**
+ * Example-weighted mean of every metric the results report (a null-prototype map: a client's
+ * key is never a property of Object.prototype).
+ */
 export function weightedMetrics(results: readonly FitResult[]): Record<string, number> {
-  const sums: Record<string, { value: number; weight: number }> = {};
+  const sums = new Map<string, { value: number; weight: number }>();
   for (const result of results) {
-    for (const [key, value] of Object.entries(result.metrics)) {
-      const entry = (sums[key] ??= { value: 0, weight: 0 });
-      entry.value += value * result.numExamples;
+    for (const key of Object.keys(result.metrics)) {
+      let entry = sums.get(key);
+      if (!entry) sums.set(key, (entry = { value: 0, weight: 0 }));
+      entry.value += result.metrics[key] * result.numExamples;
       entry.weight += result.numExamples;
     }
   }
-  return Object.fromEntries(Object.entries(sums).map(([key, { value, weight }]) => [key, value / weight]));
+  const out = Object.create(null) as Record<string, number>;
+  for (const [key, { value, weight }] of sums) out[key] = value / weight;
+  return out;
 }
 
 /** The flFit message of `round` (attempt `seq`). */
@@ -212,8 +236,10 @@ export async function fitRound(
   clientIds: readonly string[],
   config: FitConfig,
   roundTimeoutMs: number,
+  guard: RoundGuard = {},
 ): Promise<{ results: FitResult[]; failures: FitFailure[] }> {
   const deadline = Date.now() + roundTimeoutMs;
+  const openRequests = guard.openRequests ?? new OpenRequests();
   const message = fitMessage(round, attempt, weights, config);
   const results: FitResult[] = [];
   const failures: FitFailure[] = [];
@@ -221,15 +247,22 @@ export async function fitRound(
   await Promise.all(
     clientIds.map(async (clientId) => {
       try {
+        openRequests.sent(clientId, round, attempt);
         await hub.send(clientId, message, { timeoutMs: Math.max(1, deadline - Date.now()), what: `the weights of round ${round}` });
         for (;;) {
           const remaining = deadline - Date.now();
           if (remaining <= 0)
             throw new TrainerError('TRAINER_ERR_PEER_TIMEOUT', `no fit result within the round timeout of ${roundTimeoutMs}ms`);
           const frame = await hub.recv(clientId, { timeoutMs: remaining, what });
-          // A late answer to an earlier round or attempt: skip it.
-          if (frame.step !== round || frame.seq !== attempt) continue;
-          const parsed = parseFitResult(clientId, frame, weights.length);
+          const kind = openRequests.answer(clientId, frame.step, frame.seq, round, attempt);
+          // A late answer to an earlier request of ours: skip it (once).
+          if (kind === 'late') continue;
+          if (kind === 'unasked') {
+            failures.push({ clientId, reason: unaskedAnswer(frame, round, attempt) });
+            return;
+          }
+          const limit = exampleLimit(hub, clientId, 'train', guard.maxClientExamples);
+          const parsed = parseFitResult(clientId, frame, weights.length, limit);
           if (typeof parsed === 'string') failures.push({ clientId, reason: parsed });
           else results.push(parsed);
           return;
@@ -254,7 +287,7 @@ async function planRound(options: FederatedServerOptions, round: number, random:
   const deadline = Date.now() + timeoutMs;
   let available = await options.hub.waitForClients(options.minAvailableClients, timeoutMs);
   for (;;) {
-    const plan = options.strategy.configureFit(round, await admitted(options, available, round), random);
+    const plan = options.strategy.configureFit(round, await admitted(options, fleetMembers(options, available), round), random);
     if (plan && plan.clientIds.length > 0) return plan;
     const remaining = deadline - Date.now();
     try {
@@ -269,6 +302,16 @@ async function planRound(options: FederatedServerOptions, round: number, random:
       );
     }
   }
+}
+
+/**
+ * The ones of `clientIds` that belong to the fleet: with `expectedClients` n, the ids 0 ... n-1
+ * (whatever else the star let in is never sampled nor asked to evaluate).
+ */
+export function fleetMembers(options: Pick<FederatedServerOptions, 'expectedClients'>, clientIds: readonly string[]): string[] {
+  const n = options.expectedClients ?? 0;
+  if (n <= 0) return [...clientIds];
+  return clientIds.filter((id) => /^(0|[1-9]\d{0,8})$/.test(id) && Number(id) < n);
 }
 
 /** The admitted ones of `clientIds`; every refused one is told why (an `error` frame; its loop ends). */
@@ -289,11 +332,12 @@ async function admitted(options: FederatedServerOptions, clientIds: readonly str
 }
 
 /** Evaluate `weights` centrally and/or by the admitted connected clients, as the options ask. */
-async function evaluateAll(options: FederatedServerOptions, round: number, weights: Float32Array): Promise<Evaluations> {
+async function evaluateAll(options: FederatedServerOptions, round: number, weights: Float32Array, guard: RoundGuard): Promise<Evaluations> {
   const evaluation = options.evaluate ? await options.evaluate(weights) : undefined;
   if (!options.federatedEvaluation) return { evaluation };
-  const clients = await admitted(options, options.hub.clientIds(), round);
-  const federated = await evaluateRound(options.hub, round, weights, clients, options.federatedEvaluation.task, options.roundTimeoutMs);
+  const clients = await admitted(options, fleetMembers(options, options.hub.clientIds()), round);
+  const { task } = options.federatedEvaluation;
+  const federated = await evaluateRound(options.hub, round, weights, clients, task, options.roundTimeoutMs, guard);
   for (const failure of federated.failures)
     options.log?.(`evaluation after round ${round}: client ${failure.clientId} failed: ${failure.reason}`);
   return { evaluation, federated };
@@ -328,7 +372,9 @@ export async function runFederatedServer(options: FederatedServerOptions): Promi
       log(`starting with ${hub.clientIds().length} of ${expected} expected client(s) after a ${graceMs}ms startup grace`);
     }
   }
-  const initial = await evaluateAll(options, startRound, weights);
+  const guard: RoundGuard = { openRequests: new OpenRequests(), maxClientExamples: options.maxClientExamples };
+  const metricKeys = new MetricKeyBudget();
+  const initial = await evaluateAll(options, startRound, weights, guard);
   await options.onStart?.(initial);
   const summaries: RoundSummary[] = [];
   for (let round = startRound + 1; round <= rounds; round++) {
@@ -346,7 +392,7 @@ export async function runFederatedServer(options: FederatedServerOptions): Promi
         );
       }
       const plan = await planRound(options, round, random, availableTimeoutMs);
-      outcome = await fitRound(hub, round, attempt, weights, plan.clientIds, plan.config, roundTimeoutMs);
+      outcome = await fitRound(hub, round, attempt, weights, plan.clientIds, plan.config, roundTimeoutMs, guard);
       for (const failure of outcome.failures)
         log(`round ${round} attempt ${attempt}: client ${failure.clientId} failed: ${failure.reason}`);
       next = strategy.aggregateFit(round, weights, outcome.results, outcome.failures);
@@ -355,8 +401,27 @@ export async function runFederatedServer(options: FederatedServerOptions): Promi
           `round ${round} attempt ${attempt}: strategy ${strategy.name} kept the old model (${outcome.results.length} result(s)); retrying`,
         );
     }
+    // Never publish (evaluate, checkpoint, save) a global model that is not usable: the run fails instead.
+    const unusable =
+      weightsProblem(next, `the global model of round ${round}`) ??
+      strategy
+        .getState()
+        .map((part, i) => {
+          const bad = part.findIndex((v) => !Number.isFinite(v));
+          return bad < 0 ? undefined : `the strategy's state array ${i} value ${bad} is ${part[bad]}`;
+        })
+        .find((problem) => problem !== undefined);
+    if (unusable) {
+      throw new TrainerError(
+        'TRAINER_ERR_INVALID_ARGUMENT',
+        `round ${round}: strategy ${strategy.name} aggregated ${outcome.results.length} result(s) into an unusable model: ${unusable}`,
+      );
+    }
     weights = next;
-    const { evaluation, federated } = await evaluateAll(options, round, weights);
+    const { evaluation, federated } = await evaluateAll(options, round, weights, guard);
+    const clientMetrics = metricKeys.admit(weightedMetrics(outcome.results));
+    if (clientMetrics.dropped > 0)
+      log(`round ${round}: dropped ${clientMetrics.dropped} client metric key(s) beyond the run's ${MAX_PEER_METRICS} distinct keys`);
     const summary: RoundSummary = {
       round,
       weights,
@@ -365,7 +430,7 @@ export async function runFederatedServer(options: FederatedServerOptions): Promi
       attempts: attempt,
       evaluation,
       federated,
-      metrics: weightedMetrics(outcome.results),
+      metrics: clientMetrics.metrics,
     };
     summaries.push(summary);
     await options.onRound?.(summary);

@@ -10,6 +10,26 @@ import type { Dataset } from '../data/examples';
 
 /** The key of the description in a client's hello info. */
 export const DATA_INFO_KEY = 'data';
+/** The key of the client's example counts in its hello info ({@link DeclaredExamples}). */
+export const EXAMPLES_INFO_KEY = 'examples';
+
+/**
+ * How many examples a client trains and evaluates on, as it declares at hello: the most
+ * a fit (train) or evaluation (test) result of that client may claim.
+ */
+export interface DeclaredExamples {
+  readonly train: number;
+  readonly test: number;
+}
+
+/** The example counts a client's hello info declares, or undefined when it declares none (or invalid ones). */
+export function parseDeclaredExamples(info: unknown): DeclaredExamples | undefined {
+  const raw = typeof info === 'object' && info !== null ? (info as Record<string, unknown>)[EXAMPLES_INFO_KEY] : undefined;
+  if (typeof raw !== 'object' || raw === null) return undefined;
+  const { train, test } = raw as Record<string, unknown>;
+  const count = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
+  return count(train) && count(test) ? { train, test } : undefined;
+}
 
 /** Everything the model depends on, and what names the data in messages. */
 export interface DataDescription {

@@ -27,7 +27,7 @@ import type { Dataset } from '../data/examples';
 import { isPerSiteData, loadTrainerData, resolveDatasetUri } from '../data/load';
 import { permutation } from '../data/sampler';
 import { type LocalFit, runClientLoop } from '../federated/client-loop';
-import { DATA_INFO_KEY, describeData } from '../federated/site-data';
+import { DATA_INFO_KEY, type DeclaredExamples, describeData, EXAMPLES_INFO_KEY } from '../federated/site-data';
 import { partitionIndices } from '../federated/partition';
 import type { FitConfig } from '../federated/strategy';
 import { initBackend } from '../model/backend';
@@ -142,7 +142,11 @@ export async function runFlClient(config: TrainerConfig): Promise<void> {
       connectTimeoutMs: config.timeoutMs,
       timeoutMs: config.timeoutMs,
       maxPayloadBytes: config.maxPayloadBytes,
-      helloInfo: { [DATA_INFO_KEY]: describeData(train, data.source) },
+      helloInfo: {
+        [DATA_INFO_KEY]: describeData(train, data.source),
+        // What this client's results may claim: the server refuses a fit or an evaluation of more examples.
+        [EXAMPLES_INFO_KEY]: { train: trainIndices.length, test: testIndices.length } satisfies DeclaredExamples,
+      },
     });
     onFailure(() => client.terminate());
     emit({

@@ -43,7 +43,7 @@ import type { Dataset, Standardization } from '../data/examples';
 import { isPerSiteData, loadTrainerData } from '../data/load';
 import { createStrategy } from '../federated/create-strategy';
 import { type FederatedEvaluation, testMetricEntries } from '../federated/evaluate';
-import { type Evaluation, type Evaluations, runFederatedServer } from '../federated/server';
+import { type Evaluation, type Evaluations, fleetMembers, runFederatedServer } from '../federated/server';
 import { type DataDescription, dataMismatch, describeData, parseDataDescription } from '../federated/site-data';
 import { initBackend } from '../model/backend';
 import { createModel } from '../model/source';
@@ -120,7 +120,8 @@ async function firstSiteData(
   const deadline = Date.now() + config.timeoutMs;
   for (;;) {
     const ids = await hub.waitForClients(1, Math.max(1, deadline - Date.now()));
-    for (const clientId of ids) {
+    // Only the fleet's ids (0 ... worldSize-1) may declare the data the model is built for.
+    for (const clientId of fleetMembers({ expectedClients: config.worldSize }, ids)) {
       const data = parseDataDescription(hub.clientInfo(clientId));
       if (typeof data !== 'string') return { clientId, data };
       log(`client ${clientId}: ${data}`);
@@ -143,7 +144,8 @@ function primaryMetrics(perSite: boolean, e: Evaluations): TestMetrics | undefin
 
 /** Each answering site's figures, by client id. */
 function siteMetricsOf(federated: FederatedEvaluation | undefined): Record<string, TestMetrics & { numExamples: number }> {
-  const out: Record<string, TestMetrics & { numExamples: number }> = {};
+  // Keyed by a peer's id: a null-prototype map.
+  const out = Object.create(null) as Record<string, TestMetrics & { numExamples: number }>;
   for (const site of federated?.sites ?? []) if (site.metrics) out[site.clientId] = { ...site.metrics, numExamples: site.numExamples };
   return out;
 }
@@ -373,6 +375,7 @@ export async function runFlServer(config: TrainerConfig): Promise<void> {
         expectedClients: config.worldSize,
         startupGraceMs: Math.min(config.timeoutMs, STARTUP_GRACE_MS),
         seed: config.seed,
+        maxClientExamples: config.maxClientExamples,
         log,
         onStart: (evaluations) => {
           final = evaluations;

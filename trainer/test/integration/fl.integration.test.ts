@@ -4,20 +4,22 @@
  * A run completes and learns; killing 3 of 10 clients mid-run costs less than
  * a point of accuracy against the same seeded run undisturbed; a client with a
  * wrong token is refused while the others train; a restarted server resumes
- * from its checkpoint round and the running clients reconnect to it.
+ * from its checkpoint round and the running clients reconnect to it (through a
+ * Service stand-in: each server pod listens on a fresh port, no test reuses a freed one).
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
-import { ENV, parseEvent, type TrainerEvent } from '../../src/contract';
-import { CLI_ENTRY, freePorts } from '../../src/local/run-group';
+import { ENV, type TrainerEvent } from '../../src/contract';
+import { freePorts } from '../../src/local/run-group';
 import { type FleetEvent, type FleetOptions, type FleetResult, fleetClientEnv, fleetServerEnv, runFleet } from '../../src/local/run-fleet';
 import { SHARED_DIR } from '../../../tools/test-support/paths';
 import { startRole, trackedRuns } from '../support/role-process';
+import { type ServerExit, type ServerProcess, startServerProcess } from '../support/server-process';
+import { serviceProxy } from '../support/service-proxy';
 
 const MNIST = join(SHARED_DIR, 'data', 'mnist');
 const TOKEN = 'fl-it-token';
@@ -64,28 +66,6 @@ async function fleet(options: Omit<FleetOptions, 'onLine'>): Promise<FleetResult
   const lines: string[] = [];
   const result = await runFleet({ timeoutMs: 60_000, ...options, onLine: (source, line) => lines.push(`[${source}] ${line}`) });
   return { ...result, log: lines.slice(-40).join('\n') };
-}
-
-/** One `fl-server` process (the restarted pod). */
-function startServer(env: Record<string, string>): Promise<{ exit: number; events: TrainerEvent[]; log: string }> {
-  const child = spawn(process.execPath, [CLI_ENTRY, 'trainer', 'fl-server'], {
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const events: TrainerEvent[] = [];
-  const lines: string[] = [];
-  createInterface({ input: child.stdout }).on('line', (line) => {
-    const event = parseEvent(line);
-    if (event) events.push(event);
-  });
-  createInterface({ input: child.stderr }).on('line', (line) => lines.push(`[restarted server] ${line}`));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  return new Promise((resolve) =>
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ exit: code ?? 128, events, log: lines.slice(-40).join('\n') });
-    }),
-  );
 }
 
 describe('fl-server + fl-client (multi-process)', () => {
@@ -222,7 +202,8 @@ describe('fl-server + fl-client (multi-process)', () => {
         // The server pod restarted after the last round: done at once from its checkpoint, no second tracked run.
         server.child.kill('SIGTERM');
         assert.equal((await server.exited).exit, 0);
-        const again = startRole('fl-server', fleetServerEnv(env, CLIENTS, serverPort), 'restarted server');
+        // On a port of its own: the killed server's port may be taken by now (nobody dials this one).
+        const again = startRole('fl-server', { ...fleetServerEnv(env, CLIENTS, serverPort), [ENV.listenPort]: '0' }, 'restarted server');
         const againDone = await again.next('done');
         assert.equal(againDone.event === 'done' && againDone.rounds, 2);
         assert.deepEqual(
@@ -250,33 +231,46 @@ describe('fl-server + fl-client (multi-process)', () => {
   test('a restarted server resumes from its checkpoint round and the clients reconnect to it', async () => {
     const dir = join(root, 'restart');
     const env = baseEnv(dir, { [ENV.rounds]: '4' });
-    const [serverPort] = await freePorts(1);
-    let processes: { server: ChildProcess; clients: readonly ChildProcess[] } | undefined;
-    let restarted: Promise<{ exit: number; events: TrainerEvent[]; log: string }> | undefined;
-    // The first server dies after its round-2 checkpoint; a new one starts on the same port while the clients keep running.
-    const first = await fleet({
-      serverEnv: env,
-      clientEnv: env,
-      clients: CLIENTS,
-      serverPort,
-      onSpawn: (p) => (processes = p),
-      onEvent: (event, source) => {
-        if (source === 'server' && event.event === 'checkpoint' && event.epoch === 2) {
-          processes!.server.once('exit', () => (restarted = startServer(fleetServerEnv(env, CLIENTS, serverPort))));
-          processes!.server.kill('SIGKILL');
-        }
-      },
-    });
-    assert.equal(first.serverExit, 137, first.log);
-    assert.ok(restarted, first.log);
-    const second = await restarted;
+    // The clients dial a Service (held by the test for its whole life); each server pod listens on a fresh port of its own.
+    const service = await serviceProxy();
+    const serverEnv = fleetServerEnv(env, CLIENTS, service.port);
+    const firstServer = startServerProcess('fl-server', serverEnv, 'server');
+    const clients = Array.from({ length: CLIENTS }, (_, rank) =>
+      startRole('fl-client', fleetClientEnv(env, rank, CLIENTS, service.port), `client ${rank}`),
+    );
+    let second: ServerExit;
+    let first: ServerExit;
+    let clientRuns: ServerExit[];
+    let restarted: ServerProcess | undefined;
+    try {
+      service.target = await firstServer.port;
+      // The first server dies after its round-2 checkpoint; a new one takes over while the clients keep running.
+      await firstServer.when((e) => e.event === 'checkpoint' && e.epoch === 2);
+      service.target = undefined;
+      firstServer.child.kill('SIGKILL');
+      first = await firstServer.exited;
+      restarted = startServerProcess('fl-server', serverEnv, 'restarted server');
+      service.target = await restarted.port;
+      second = await restarted.exited;
+      clientRuns = await Promise.all(clients.map((c) => c.exited));
+    } finally {
+      for (const p of [firstServer, restarted, ...clients]) p?.child.kill('SIGKILL');
+      await service.close();
+    }
+    const logs = [first.log, second.log, ...clientRuns.map((r) => r.log)].join('\n');
+    assert.equal(first.exit, 137, first.log);
     assert.equal(second.exit, 0, second.log);
-    assert.deepEqual(first.clientExits, [0, 0, 0], `${first.log}\n${second.log}`);
     assert.deepEqual(
-      ofType(first.events, 'round', 'server').map((r) => r.round),
+      clientRuns.map((r) => r.exit),
+      [0, 0, 0],
+      logs,
+    );
+    const firstEvents = first.events.map((e) => ({ ...e, source: 'server' as const }));
+    assert.deepEqual(
+      ofType(firstEvents, 'round').map((r) => r.round),
       [1, 2],
     );
-    const round2 = ofType(first.events, 'round', 'server')[1];
+    const round2 = ofType(firstEvents, 'round')[1];
     const events = second.events.map((e) => ({ ...e, source: 'server' as const }));
     const [start] = ofType(events, 'start');
     assert.equal(start.resumeEpoch, 2);
@@ -296,9 +290,12 @@ describe('fl-server + fl-client (multi-process)', () => {
       `accuracy ${done.testAccuracy!} after resuming from ${round2.testAccuracy!}`,
     );
     // The clients served all 4 rounds across the restart (round 3 possibly twice).
-    for (let rank = 0; rank < CLIENTS; rank++) {
-      const [clientDone] = ofType(first.events, 'done', rank);
+    clientRuns.forEach((run, rank) => {
+      const [clientDone] = ofType(
+        run.events.map((e) => ({ ...e, source: rank })),
+        'done',
+      );
       assert.ok(clientDone.rounds! >= 4, `client ${rank} served ${clientDone.rounds} fits`);
-    }
+    });
   });
 });

@@ -1,9 +1,10 @@
 /**
  * The shared half of every strategy: the {@link RoundPolicy} decides sampling
- * and whether a round aggregates; unusable results (wrong length, non-finite
- * values, no examples) become failures; subclasses only aggregate.
+ * and whether a round aggregates; unusable results (wrong length, unusable
+ * weights: finite-weights.ts, no examples) become failures; subclasses only aggregate.
  */
 import { TrainerError } from '../../contract/errors';
+import { weightsProblem } from '../finite-weights';
 import { RoundPolicy, type RoundPolicyOptions } from '../round-policy';
 import type { FitFailure, FitPlan, FitResult, Strategy } from '../strategy';
 
@@ -20,7 +21,7 @@ export function screenResults(
     if (r.weights.length !== current.length) reason = `sent ${r.weights.length} weights, the model has ${current.length}`;
     else if (!(r.numExamples > 0) || !Number.isFinite(r.numExamples))
       reason = `reported numExamples ${r.numExamples}, expected a finite number > 0`;
-    else if (!r.weights.every(Number.isFinite)) reason = 'sent non-finite weights (NaN or Infinity)';
+    else reason = weightsProblem(r.weights, 'the update');
     if (reason === undefined) usable.push(r);
     else all.push({ clientId: r.clientId, reason });
   }

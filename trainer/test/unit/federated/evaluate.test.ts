@@ -204,3 +204,26 @@ describe('runFederatedServer with federated evaluation', () => {
     },
   );
 });
+
+describe('an evaluation result is a peer claim', () => {
+  const frame = (meta: Record<string, unknown>) =>
+    resultFrame({ ...(evaluateResultMessage(3, { lossSum: 1, correct: 5, count: 10 }).meta ?? {}), ...meta });
+
+  test('its example count is bounded by what the client declared at hello (or the ceiling)', () => {
+    assert.equal(
+      parseEvaluateResult('1', frame({}), 'classification', { max: 9, why: 'the 9 test examples it declared at hello' }),
+      'evaluation numExamples 10 is more than the 9 test examples it declared at hello',
+    );
+    assert.ok(typeof parseEvaluateResult('1', frame({}), 'classification', { max: 10, why: 'x' }) !== 'string');
+  });
+
+  test('a metrics map it carries is checked as every peer metrics map is; a long error message is cut', () => {
+    assert.match(
+      String(parseEvaluateResult('1', frame({ metrics: { 'a!b': 1 } }), 'classification')),
+      /^evaluation result metrics key "a!b"/,
+    );
+    const error = resultFrame({ code: 'TRAINER_ERR_DATASET', message: 'x'.repeat(10_000) }, MESSAGE_TYPES.error);
+    const reason = String(parseEvaluateResult('1', error, 'classification'));
+    assert.ok(reason.startsWith('client reported TRAINER_ERR_DATASET: xxx') && reason.length < 200, reason);
+  });
+});

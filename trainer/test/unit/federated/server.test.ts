@@ -294,10 +294,25 @@ describe('parseFitResult', () => {
   });
 
   test('accepts weights of the right length with numExamples and numeric metrics', () => {
-    const result = parseFitResult('a', frame({ numExamples: 5, metrics: { acc: 0.5, name: 'x' } }), 2);
+    const result = parseFitResult('a', frame({ numExamples: 5, metrics: { acc: 0.5 } }), 2);
     assert.ok(typeof result !== 'string');
-    assert.deepEqual(result.metrics, { acc: 0.5 });
+    assert.deepEqual({ ...result.metrics }, { acc: 0.5 });
+    assert.equal(Object.getPrototypeOf(result.metrics), null);
     assert.equal(result.numExamples, 5);
+  });
+
+  test('refuses a metrics map with a value that is not a number, whole', () => {
+    assert.equal(
+      parseFitResult('a', frame({ numExamples: 5, metrics: { acc: 0.5, name: 'x' } }), 2),
+      'fit result metrics.name must be a finite number within +-1000000000000000, got "x"',
+    );
+  });
+
+  test('refuses numExamples beyond the limit, naming it', () => {
+    assert.equal(
+      parseFitResult('a', frame({ numExamples: 6 }), 2, { max: 5, why: 'the 5 train examples it declared at hello' }),
+      'fit result numExamples 6 is more than the 5 train examples it declared at hello',
+    );
   });
 
   test('fails on a wrong length, a NaN weight or a missing numExamples', () => {
@@ -308,11 +323,13 @@ describe('parseFitResult', () => {
 
   test('weightedMetrics weights each metric by numExamples', () => {
     assert.deepEqual(
-      weightedMetrics([
-        { clientId: 'a', weights: new Float32Array(0), numExamples: 1, metrics: { acc: 1 } },
-        { clientId: 'b', weights: new Float32Array(0), numExamples: 3, metrics: { acc: 0 } },
-      ]),
-      { acc: 0.25 },
+      Object.entries(
+        weightedMetrics([
+          { clientId: 'a', weights: new Float32Array(0), numExamples: 1, metrics: { acc: 1 } },
+          { clientId: 'b', weights: new Float32Array(0), numExamples: 3, metrics: { acc: 0 } },
+        ]),
+      ),
+      [['acc', 0.25]],
     );
   });
 });
@@ -355,7 +372,8 @@ describe('runClientLoop', () => {
     });
     assert.deepEqual(result, { fits: 2, evaluations: 0, reconnects: 1 });
     assert.equal(link.connects, 2);
-    assert.deepEqual(configs[0], { epochs: 2, name: 'x' });
+    assert.deepEqual({ ...configs[0] }, { epochs: 2, name: 'x' });
+    assert.equal(Object.getPrototypeOf(configs[0]), null);
     assert.deepEqual(
       link.sent.map((m) => [m.type, m.step, m.seq, m.meta]),
       [

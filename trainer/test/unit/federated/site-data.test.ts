@@ -5,8 +5,10 @@ import {
   type DataDescription,
   dataFits,
   dataMismatch,
+  EXAMPLES_INFO_KEY,
   formatDataDescription,
   parseDataDescription,
+  parseDeclaredExamples,
 } from '../../../src/federated/site-data';
 
 const IRIS: DataDescription = {
@@ -61,5 +63,13 @@ describe('site data descriptions', () => {
       formatDataDescription({ featureShape: [28, 28, 1], task: 'regression', numClasses: 0 }),
       'input shape [28, 28, 1], regression',
     );
+  });
+
+  test('the example counts a hello declares: integers >= 0 for train and test, else none', () => {
+    assert.deepEqual(parseDeclaredExamples({ [EXAMPLES_INFO_KEY]: { train: 2700, test: 300 } }), { train: 2700, test: 300 });
+    for (const bad of [undefined, null, 'x', { train: 1 }, { train: -1, test: 0 }, { train: 1.5, test: 0 }, { train: 1e300, test: 0 }]) {
+      assert.equal(parseDeclaredExamples({ [EXAMPLES_INFO_KEY]: bad }), undefined, JSON.stringify(bad));
+    }
+    assert.equal(parseDeclaredExamples(undefined), undefined);
   });
 });
