@@ -82,7 +82,8 @@ describe('split learning fleet (2 clients, real MNIST)', () => {
 
         server.child.kill('SIGTERM');
         assert.equal((await server.exited).exit, 0);
-        const again = startRole('split-server', fleetServerEnv(env, 1, port), 'restarted server');
+        // No client dials the restarted server: it listens on a port of its own (never the killed server's freed one).
+        const again = startRole('split-server', { ...fleetServerEnv(env, 1, port), [ENV.listenPort]: '0' }, 'restarted server');
         const againDone = await again.next('done');
         assert.equal(againDone.event === 'done' && againDone.testAccuracy!, serverDone.event === 'done' && serverDone.testAccuracy!);
         assert.deepEqual(

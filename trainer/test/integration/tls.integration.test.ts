@@ -82,8 +82,11 @@ describe('TLS on the ring, the federated star and the split star (real processes
     const base = env('ring', { [ENV.epochs]: '1', [ENV.optimizer]: 'sgd' });
     const zero = startRole('ddp', localRankEnv(base, 0, ports), 'rank 0');
     try {
-      await refused(startRole('ddp', localRankEnv({ ...base, [ENV.tlsDir]: rogueDir }, 1, ports), 'rogue rank 1'));
-      const one = startRole('ddp', localRankEnv(base, 1, ports), 'rank 1');
+      // Rank 1 dials rank 0 and nobody dials rank 1, so each rank 1 listens on a port of its own (port 0): the
+      // real one never depends on the rogue's freed port being free again.
+      const rogue = { ...localRankEnv({ ...base, [ENV.tlsDir]: rogueDir }, 1, ports), [ENV.listenPort]: '0' };
+      await refused(startRole('ddp', rogue, 'rogue rank 1'));
+      const one = startRole('ddp', { ...localRankEnv(base, 1, ports), [ENV.listenPort]: '0' }, 'rank 1');
       await allDone([zero, one]);
     } finally {
       zero.child.kill('SIGKILL');
