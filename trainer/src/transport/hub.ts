@@ -51,7 +51,7 @@ import {
   parseClientHello,
 } from './star/protocol';
 import { Membership } from './star/membership';
-import { Admission } from './star/admission';
+import { Admission, quoteClientId } from './star/admission';
 
 export { fleetClientIds } from './star/admission';
 import type { Star } from './star/star';
@@ -513,7 +513,11 @@ export class Hub implements Star {
     const live = this.clients.get(clientId);
     const refusal = this.admission.check(clientId, live && !live.closedError ? live : undefined);
     if (refusal) {
-      this.membership.changed({ kind: 'refuse', clientId, reason: `${refusal.error.message} (from ${conn.remote})` });
+      this.membership.changed({
+        kind: 'refuse',
+        clientId: quoteClientId(clientId),
+        reason: `${refusal.error.message} (from ${conn.remote})`,
+      });
       return this.reject(conn, refusal.error, refusal.closeCode);
     }
     clearTimeout(conn.helloTimer);

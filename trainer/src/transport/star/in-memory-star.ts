@@ -32,7 +32,7 @@ import {
 } from './protocol';
 import { ReceiveQueue } from '../endpoint/receive-queue';
 import { HeldBytes } from '../endpoint/held-bytes';
-import { Admission } from './admission';
+import { Admission, quoteClientId } from './admission';
 import { Membership } from './membership';
 import type { Star, StarLink, StarWaitOptions } from './star';
 
@@ -332,7 +332,11 @@ export class InMemoryStar implements Star {
     const parsed = parseClientHello(decodeFrame(hello, { maxPayloadBytes: this.maxPayloadBytes }), remote, this.generation);
     const refusal = this.admission.check(parsed.clientId, this.clients.get(parsed.clientId));
     if (refusal) {
-      this.membership.changed({ kind: 'refuse', clientId: parsed.clientId, reason: `${refusal.error.message} (from ${remote})` });
+      this.membership.changed({
+        kind: 'refuse',
+        clientId: quoteClientId(parsed.clientId),
+        reason: `${refusal.error.message} (from ${remote})`,
+      });
       // As a HubClient sees it: a refusal for now is retried, any other is final.
       if (refusal.closeCode === CLOSE_CODES.tryAgainLater) {
         throw new TrainerError(

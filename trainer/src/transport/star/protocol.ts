@@ -61,7 +61,7 @@ export function compareClientIds(a: string, b: string): number {
 /** A client joined, was refused at its hello (admission.ts), or left. */
 export interface MembershipChange {
   readonly kind: 'join' | 'refuse' | 'leave';
-  /** The id the client said hello with (a refused one is a peer's claim: quote it, see admission.ts quoteClientId). */
+  /** The client's id; for a refused hello, the id it claimed, quoted and cut short (admission.ts quoteClientId). */
   readonly clientId: string;
   /** Why a client was refused or left (close code and reason, heartbeat, bad frame). */
   readonly reason?: string;

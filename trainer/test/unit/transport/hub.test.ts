@@ -144,7 +144,7 @@ describe('Hub', () => {
       assert.deepEqual(hub.clientIds(), ['2']);
       await first.send(tensorMessage(6, [1]));
       assert.equal((await hub.recv('2')).step, 6);
-      assert.deepEqual(changes, ['join 2', 'refuse 2', 'leave 2', 'join 2']);
+      assert.deepEqual(changes, ['join 2', 'refuse "2"', 'leave 2', 'join 2']);
     } finally {
       await first.close();
       await hub.close();
