@@ -205,6 +205,28 @@ describe('Hub against hostile peers', () => {
       }
     }));
 
+  test('a client refused for now (its id held by another connection) keeps dialing and gets in once that one is gone', () => {
+    const changes: string[] = [];
+    return withHub({ expectedClients: ['0', '1'], onMembership: (c) => changes.push(`${c.kind} ${c.clientId}`) }, async (hub) => {
+      const holder = await raw(hub.port);
+      holder.ws.send(hello('1', 1));
+      await eventually(() => hub.clientIds().includes('1'), 'the first connection under id 1');
+      const client = honest(hub, 1);
+      try {
+        const connecting = client.connect();
+        await eventually(() => changes.includes('refuse "1"'), 'a refusal for now');
+        assert.equal(client.connected, false);
+        holder.ws.close();
+        await connecting;
+        assert.deepEqual(hub.clientIds(), ['1']);
+        await served(hub, client, 6);
+        assert.deepEqual([changes[0], changes.at(-2), changes.at(-1)], ['join 1', 'leave 1', 'join 1']);
+      } finally {
+        await client.close();
+      }
+    });
+  });
+
   test('100 connections: past the cap (fleet + 4) the upgrade gets HTTP 503; silent ones close at the hello timeout', () =>
     withHub({ expectedClients: ['0', '1'], helloTimeoutMs: 2000 }, async (hub) => {
       assert.equal(hub.maxConnections, 6);
