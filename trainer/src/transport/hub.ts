@@ -52,9 +52,9 @@ import {
 } from './star/protocol';
 import { Membership } from './star/membership';
 import { Admission, quoteClientId } from './star/admission';
+import type { Star } from './star/star';
 
 export { fleetClientIds } from './star/admission';
-import type { Star } from './star/star';
 
 export interface HubOptions extends TlsOptions {
   /**
