@@ -119,7 +119,8 @@ function socketClosed(socket: Socket): Promise<number> {
   return new Promise((resolve) => socket.once('close', () => resolve(Date.now() - started)));
 }
 
-describe('Hub against hostile peers', () => {
+// A hub that failed to close a peer would leave its test waiting: fail it instead.
+describe('Hub against hostile peers', { timeout: 60_000 }, () => {
   test('a peer parking unrequested frames is closed at its own budget; the honest client is served; held bytes bounded', () =>
     withHub({ expectedClients: ['0', '1'], maxPayloadBytes: MiB }, async (hub) => {
       assert.equal(hub.maxQueuedBytes, 2 * MiB);
@@ -266,7 +267,8 @@ describe('Hub against hostile peers', () => {
         const closes = sockets.map(socketClosed);
         for (const socket of sockets) socket.write(hugeHeader(64 * MiB));
         await served(hub, good, 4);
-        for (const closedAfterMs of await Promise.all(closes)) assert.ok(closedAfterMs < 500 + 2500, `closed after ${closedAfterMs}ms`);
+        for (const closedAfterMs of await Promise.all(closes))
+          assert.ok(closedAfterMs >= 450 && closedAfterMs < 10_000, `closed by the hello timeout, after ${closedAfterMs}ms`);
         await eventually(() => hub.connections === 1, 'only the honest connection left');
         await served(hub, good, 5);
       } finally {
@@ -283,7 +285,7 @@ describe('Hub against hostile peers', () => {
       const slowClosed = socketClosed(slow);
       try {
         for (const closedAfterMs of await Promise.all([silentClosed, slowClosed]))
-          assert.ok(closedAfterMs < 500 + 2000, `closed after ${closedAfterMs}ms`);
+          assert.ok(closedAfterMs >= 450 && closedAfterMs < 10_000, `closed by the upgrade timeout, after ${closedAfterMs}ms`);
       } finally {
         clearInterval(dribble);
         silent.destroy();
