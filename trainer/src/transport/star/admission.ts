@@ -11,6 +11,7 @@
  */
 import { TrainerError } from '../../contract/errors';
 import { CLOSE_CODES } from '../../contract/protocol';
+import { MAX_CLIENT_ID_LENGTH } from './protocol';
 
 /** Connections a server takes beyond its expected clients (reconnects overlapping a drop, a probe). */
 export const CONNECTION_MARGIN = 4;
@@ -71,6 +72,13 @@ export class Admission {
     }
     if (expectedClients && expectedClients.length !== this.expected?.size) {
       throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `${owner}: 'expectedClients' lists an id twice`);
+    }
+    const invalid = expectedClients?.find((id) => typeof id !== 'string' || id === '' || id.length > MAX_CLIENT_ID_LENGTH);
+    if (invalid !== undefined) {
+      throw new TrainerError(
+        'TRAINER_ERR_INVALID_ARGUMENT',
+        `${owner}: 'expectedClients' must hold ids of 1 to ${MAX_CLIENT_ID_LENGTH} characters, got ${quoteClientId(String(invalid))}`,
+      );
     }
   }
 
