@@ -18,8 +18,8 @@
 import type WebSocket from 'ws';
 import { TrainerError } from '../contract/errors';
 import { DEFAULT_MAX_PAYLOAD_BYTES, PORTS, WS_PATH } from '../contract/ports';
-import { CLOSE_CODES } from '../contract/protocol';
-import { encodeFrame, type Frame, type Message } from './codec';
+import { CLOSE_CODES, MAX_HEADER_BYTES, MESSAGE_TYPES } from '../contract/protocol';
+import { decodeFrameHeader, encodeFrame, type Frame, type Message } from './codec';
 import {
   asTrainerError,
   decodeMessage,
@@ -473,6 +473,8 @@ export class Hub implements Star {
       headerReadBytes: HEADER_READ_BYTES,
       peerIsClient: true,
       maxPayloadBytes: this.maxPayloadBytes,
+      header: (head, frameBytes) => this.admitFrame(conn, head, frameBytes),
+      reject: (err) => this.reject(conn, asTrainerError(err, 'TRAINER_ERR_BAD_FRAME')),
       message: (frame) => this.onMessage(conn, frame, true),
       activity: () => (conn.lastSeenMs = Date.now()),
     });
@@ -480,6 +482,33 @@ export class Hub implements Star {
       () => this.reject(conn, new TrainerError('TRAINER_ERR_HANDSHAKE', `no hello from ${conn.remote} within ${this.helloTimeoutMs}ms`)),
       this.helloTimeoutMs,
     );
+  }
+
+  /**
+   * The header of a large frame from `conn` was read, its payload not yet: refuse it now, before its `frameBytes`
+   * are allocated, if it could not be taken once whole (throw; the reader skips the rest and `conn` is closed).
+   * Before the hello only a hello may come, and a hello is no more than a header; after it, the frame must be
+   * valid for that client and fit its queue unless a receive waits for it. Undefined: assemble it.
+   */
+  private admitFrame(conn: Connection, head: Uint8Array, frameBytes: number): undefined {
+    // A closing connection's frames are skipped, never allocated.
+    if (conn.closedError) throw conn.closedError;
+    const header = decodeFrameHeader(head, frameBytes, { maxPayloadBytes: this.maxPayloadBytes });
+    const clientId = conn.clientId;
+    if (clientId === undefined) {
+      if (header.type !== MESSAGE_TYPES.hello || frameBytes > MAX_HEADER_BYTES) {
+        throw new TrainerError(
+          'TRAINER_ERR_HANDSHAKE',
+          `first frame from ${conn.remote} is ${frameBytes} bytes of type ${header.type}: ` +
+            `a hello (at most ${MAX_HEADER_BYTES} bytes) comes first`,
+        );
+      }
+      return undefined;
+    }
+    checkFromClient(header, conn.rank, () => this.describeClient(clientId));
+    const refused = conn.inbox.refusal(frameBytes);
+    if (refused) throw new TrainerError('TRAINER_ERR_BAD_FRAME', `client ${clientId} sent ${refused}`);
+    return undefined;
   }
 
   private onMessage(conn: Connection, data: Buffer, isBinary: boolean): void {

@@ -82,10 +82,8 @@ export class ReceiveQueue<T, X = never> implements BytesHolder {
       first.take(item);
       return undefined;
     }
-    if (this.items.length >= this.limits.maxFrames) return `more than ${this.limits.maxFrames} unrequested frames`;
-    if (this.heldBytes + bytes > this.limits.maxBytes) {
-      return `${this.heldBytes + bytes} bytes of unrequested frames, more than maxQueuedBytes ${this.limits.maxBytes}`;
-    }
+    const refused = this.overLimits(bytes);
+    if (refused) return refused;
     const shared = this.limits.shared?.budget;
     if (shared) {
       const refused = shared.admit(this, bytes);
@@ -95,6 +93,24 @@ export class ReceiveQueue<T, X = never> implements BytesHolder {
     this.items.push(item);
     this.sizes.push(bytes);
     this.heldBytes += bytes;
+    return undefined;
+  }
+
+  /**
+   * Why a frame of `bytes` arriving now would be refused by this queue's own limits (never while a receive waits for
+   * it), or undefined: lets a reader refuse a frame from its header, before it allocates the frame's bytes.
+   */
+  refusal(bytes: number): string | undefined {
+    const first = this.waiters[0];
+    if (this.failed || (first && !first.serving)) return undefined;
+    return this.overLimits(bytes);
+  }
+
+  private overLimits(bytes: number): string | undefined {
+    if (this.items.length >= this.limits.maxFrames) return `more than ${this.limits.maxFrames} unrequested frames`;
+    if (this.heldBytes + bytes > this.limits.maxBytes) {
+      return `${this.heldBytes + bytes} bytes of unrequested frames, more than maxQueuedBytes ${this.limits.maxBytes}`;
+    }
     return undefined;
   }
 

@@ -145,7 +145,7 @@ export function checkFromHub(frame: Frame): void {
  * (declared rank `rank`; `who()` names the client in messages): no second
  * hello, and the sender rank the hello declared. Throws TRAINER_ERR_BAD_FRAME.
  */
-export function checkFromClient(frame: Frame, rank: number, who: () => string): void {
+export function checkFromClient(frame: Pick<Frame, 'type' | 'rank'>, rank: number, who: () => string): void {
   if (frame.type === MESSAGE_TYPES.hello) throw new TrainerError('TRAINER_ERR_BAD_FRAME', 'invalid frame: second hello');
   if (frame.rank !== rank)
     throw new TrainerError(

@@ -10,7 +10,7 @@ import { connect, type Socket } from 'node:net';
 import { describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { CLOSE_CODES, MESSAGE_TYPES, WS_PATH } from '../../../src/contract';
-import { encodeFrame, type Message } from '../../../src/transport/codec';
+import { encodeFrame, float32FrameHead, type Message } from '../../../src/transport/codec';
 import { Hub, type HubOptions } from '../../../src/transport/hub';
 import { HubClient } from '../../../src/transport/hub-client';
 import { clientHelloMessage } from '../../../src/transport/star/protocol';
@@ -112,6 +112,47 @@ function hugeHeader(bytes: number): Buffer {
   header.writeUInt32BE(bytes >>> 0, 6);
   header.set([1, 2, 3, 4], 10);
   return header;
+}
+
+/** The header of a client's binary WebSocket frame of `bytes`, masked with a zero key (as HubClient masks). */
+function clientFrameHeader(bytes: number): Buffer {
+  const lengthBytes = bytes < 126 ? 0 : bytes < 65536 ? 2 : 8;
+  const header = Buffer.alloc(2 + lengthBytes + 4);
+  header[0] = 0x82;
+  header[1] = 0x80 | (lengthBytes === 0 ? bytes : lengthBytes === 2 ? 126 : 127);
+  if (lengthBytes === 2) header.writeUInt16BE(bytes, 2);
+  if (lengthBytes === 8) {
+    header.writeUInt32BE(Math.floor(bytes / 2 ** 32), 2);
+    header.writeUInt32BE(bytes >>> 0, 6);
+  }
+  return header;
+}
+
+/** The start of a frame from `rank` carrying `floats` float32 values: its WebSocket header and codec header only. */
+function frameStart(rank: number, floats: number): Buffer {
+  const head = float32FrameHead(rank, { type: MESSAGE_TYPES.flFitResult, step: 1, seq: 0 }, floats);
+  return Buffer.concat([clientFrameHeader(head.length + floats * 4), head]);
+}
+
+/** The close frame the server sends on `socket` (its frames are unmasked): code and reason. */
+function closeFrame(socket: Socket): Promise<{ code: number; reason: string }> {
+  return new Promise((resolve, reject) => {
+    let bytes = Buffer.alloc(0);
+    socket.on('data', (data: Buffer) => {
+      bytes = Buffer.concat([bytes, data]);
+      let at = 0;
+      while (bytes.length >= at + 2) {
+        const short = bytes[at + 1] & 0x7f;
+        const start = at + 2 + (short === 126 ? 2 : short === 127 ? 8 : 0);
+        const length = short === 126 ? bytes.readUInt16BE(at + 2) : short === 127 ? Number(bytes.readBigUInt64BE(at + 2)) : short;
+        if (bytes.length < start + length) return;
+        if ((bytes[at] & 0x0f) === 0x8)
+          return resolve({ code: bytes.readUInt16BE(start), reason: bytes.subarray(start + 2, start + length).toString() });
+        at = start + length;
+      }
+    });
+    socket.once('close', () => reject(new Error('closed without a close frame')));
+  });
 }
 
 function socketClosed(socket: Socket): Promise<number> {
@@ -271,6 +312,41 @@ describe('Hub against hostile peers', { timeout: 60_000 }, () => {
           assert.ok(closedAfterMs >= 450 && closedAfterMs < 10_000, `closed by the hello timeout, after ${closedAfterMs}ms`);
         await eventually(() => hub.connections === 1, 'only the honest connection left');
         await served(hub, good, 5);
+      } finally {
+        await good.close();
+      }
+    }));
+
+  test('a large frame is refused from its header, before its bytes are allocated: before the hello, and past the queue', () =>
+    withHub({ expectedClients: ['0', '1'], maxPayloadBytes: 256 * MiB, maxQueuedBytes: 64 * MiB }, async (hub) => {
+      const good = honest(hub, 0);
+      const floats = (200 * MiB) / 4;
+      try {
+        await good.connect();
+        const before = process.memoryUsage().arrayBuffers;
+        // Before its hello: a header announcing 200 MiB is refused at once (not at the hello timeout).
+        const early = await upgradedSocket(hub.port);
+        const earlyClosed = closeFrame(early);
+        early.write(frameStart(1, floats));
+        const refusedEarly = await earlyClosed;
+        assert.equal(refusedEarly.code, CLOSE_CODES.handshakeRefused);
+        assert.match(refusedEarly.reason, /^TRAINER_ERR_HANDSHAKE: first frame from .* is \d+ bytes of type 17: a hello/);
+        // After its hello: 200 MiB nobody asked for is past the queue's 64 MiB.
+        const late = await upgradedSocket(hub.port);
+        const lateClosed = closeFrame(late);
+        const helloFrame = hello('1', 1);
+        late.write(Buffer.concat([clientFrameHeader(helloFrame.length), helloFrame, frameStart(1, floats)]));
+        const refusedLate = await lateClosed;
+        assert.equal(refusedLate.code, CLOSE_CODES.badFrame);
+        assert.match(
+          refusedLate.reason,
+          /^TRAINER_ERR_BAD_FRAME: client 1 sent \d+ bytes of unrequested frames, more than maxQueuedBytes 67108864/,
+        );
+        const grownMiB = (process.memoryUsage().arrayBuffers - before) / MiB;
+        assert.ok(grownMiB < 100, `nothing of the announced 200 MiB was allocated (array buffers grew ${grownMiB.toFixed(1)} MiB)`);
+        early.destroy();
+        late.destroy();
+        await served(hub, good, 7);
       } finally {
         await good.close();
       }
