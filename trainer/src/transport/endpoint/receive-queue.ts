@@ -86,8 +86,8 @@ export class ReceiveQueue<T, X = never> implements BytesHolder {
     if (refused) return refused;
     const shared = this.limits.shared?.budget;
     if (shared) {
-      const refused = shared.admit(this, bytes);
-      if (refused) return refused;
+      const refusedInAll = shared.admit(this, bytes);
+      if (refusedInAll) return refusedInAll;
       shared.add(bytes);
     }
     this.items.push(item);
