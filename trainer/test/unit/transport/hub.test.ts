@@ -144,7 +144,13 @@ describe('Hub', () => {
       assert.deepEqual(hub.clientIds(), ['2']);
       await first.send(tensorMessage(6, [1]));
       assert.equal((await hub.recv('2')).step, 6);
-      assert.deepEqual(changes, ['join 2', 'refuse "2"', 'leave 2', 'join 2']);
+      // The reconnect may be refused for now too if its hello beats the old connection's close to the hub.
+      assert.deepEqual(changes.slice(0, 2), ['join 2', 'refuse "2"']);
+      assert.deepEqual(changes.slice(-2), ['leave 2', 'join 2']);
+      assert.ok(
+        changes.slice(2, -2).every((c) => c === 'refuse "2"'),
+        changes.join(', '),
+      );
     } finally {
       await first.close();
       await hub.close();
