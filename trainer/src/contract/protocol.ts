@@ -82,6 +82,8 @@ export const PAYLOAD_ALIGNMENT_BYTES = 8;
 export const CLOSE_CODES = {
   /** Normal shutdown. */
   normal: 1000,
+  /** Refused for now, try again later (RFC 6455 registry): a star client id still connected; the dialer retries. */
+  tryAgainLater: 1013,
   /** The peer sent a frame that failed validation. */
   badFrame: 4000,
   /** Handshake refused: different world size, duplicate or out-of-range rank. */

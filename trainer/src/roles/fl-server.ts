@@ -53,7 +53,7 @@ import { evaluateExamples, testMetrics } from '../model/training';
 import { getFlatWeights, setFlatWeights } from '../model/weights';
 import { tlsFromDir } from '../transport/endpoint/tls';
 import { listenFinished } from '../transport/finished-listener';
-import { Hub } from '../transport/hub';
+import { fleetClientIds, Hub } from '../transport/hub';
 import { runRole } from './run-role';
 
 /** Folder under outputDir that the server saves the global model into. */
@@ -201,6 +201,8 @@ export async function runFlServer(config: TrainerConfig): Promise<void> {
           authToken: config.authToken,
           ...tls,
           generation: config.generation,
+          // Only the fleet's own ids take part ("0" to worldSize-1); a second connection under a live id is refused.
+          expectedClients: fleetClientIds(config.worldSize),
           timeoutMs: config.timeoutMs,
           maxPayloadBytes: config.maxPayloadBytes,
           // A client trains synchronously and cannot answer pings meanwhile: a fit may take up to the round timeout.

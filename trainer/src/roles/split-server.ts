@@ -161,6 +161,8 @@ export async function runSplitServer(config: TrainerConfig): Promise<void> {
         authToken: config.authToken,
         ...tls,
         generation: config.generation,
+        // Only the fleet's own ids take part ("0" to worldSize-1); a second connection under a live id is refused.
+        expectedClients: expectedClientIds(config.worldSize),
         timeoutMs: config.timeoutMs,
         maxPayloadBytes: config.maxPayloadBytes,
         // A sequential client waits its turn without sending; the heartbeat keeps it.

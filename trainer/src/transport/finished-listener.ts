@@ -10,6 +10,7 @@ import type WebSocket from 'ws';
 import { CLOSE_CODES } from '../contract/protocol';
 import { checkTlsOptions, listenEndpoint, type TlsOptions } from './endpoint';
 import { HUB_DONE_REASON } from './star/protocol';
+import { DEFAULT_MAX_CONNECTIONS } from './star/admission';
 
 export interface FinishedListenerOptions extends TlsOptions {
   /** Port 0 picks a free one. */
@@ -18,6 +19,12 @@ export interface FinishedListenerOptions extends TlsOptions {
   readonly host?: string;
   /** @default - no token is checked */
   readonly authToken?: string;
+  /**
+   * Connections open at once at most (each is closed at once; past it, HTTP 503 and the client dials again).
+   *
+   * @default DEFAULT_MAX_CONNECTIONS (64)
+   */
+  readonly maxConnections?: number;
 }
 
 export interface FinishedListener {
@@ -31,6 +38,7 @@ export async function listenFinished(options: FinishedListenerOptions): Promise<
     ...options,
     host: options.host ?? '0.0.0.0',
     maxPayloadBytes: 1024,
+    maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
     httpStatus: 410,
     httpText: `training finished: nothing to join\n`,
     onConnection: (ws: WebSocket) => {

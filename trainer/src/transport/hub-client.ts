@@ -3,7 +3,8 @@
  * bearer token, retrying with backoff until connectTimeoutMs (a server pod may
  * start after its clients), says hello with its client id, then exchanges frames.
  * After a drop, {@link HubClient.connect} dials again; the server accepts the new
- * connection under the same id. As on the hub, tensor bytes are not copied
+ * connection under the same id once it saw the old one go (until then it refuses
+ * with close code 1013, try again later, which is retried). As on the hub, tensor bytes are not copied
  * (ws-direct.ts): frames go out as a header plus views of the tensors, and come
  * in read by the kernel straight into each frame's own buffer.
  */
@@ -167,8 +168,9 @@ export class HubClient implements StarLink {
 
   /**
    * Dial the server until it accepts our hello or connectTimeoutMs passes
-   * (TRAINER_ERR_CONNECT_TIMEOUT naming the server address). HTTP 401 and a
-   * refused hello are fatal at once (TRAINER_ERR_UNAUTHORIZED, _HANDSHAKE,
+   * (TRAINER_ERR_CONNECT_TIMEOUT naming the server address). HTTP 503 (the server's
+   * connection cap) and close code 1013 (our id still connected there) are retried;
+   * HTTP 401 and a refused hello are fatal at once (TRAINER_ERR_UNAUTHORIZED, _HANDSHAKE,
    * _STALE_GENERATION); a server that says goodbye instead of hello is
    * TRAINER_ERR_CLOSED. Any previous connection is dropped first.
    */

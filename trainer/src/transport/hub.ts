@@ -1,9 +1,11 @@
 /**
  * The federated server's transport: a STAR with dynamic membership. Clients dial
  * the hub (see hub-client.ts), present a bearer token at the upgrade (HTTP 401
- * before any frame is read) and name their client id in their hello. A second
- * connection with the same id replaces the first one (a restarted pod). Every
- * client has its own bounded receive queue; a malformed frame, a silent
+ * before any frame is read) and name their client id in their hello. Who may
+ * join is star/admission.ts's rule: the expected ids only, one live connection
+ * per id (a second is refused, the first stays), and a connection cap (HTTP 503
+ * past it). Every client has its own bounded receive queue, and their bytes in
+ * all are bounded too (endpoint/held-bytes.ts); a malformed frame, a silent
  * heartbeat or an overfull queue closes only that client.
  *
  * Binary frames only (codec.ts), no compression, an explicit maxPayload, and
@@ -16,8 +18,8 @@
 import type WebSocket from 'ws';
 import { TrainerError } from '../contract/errors';
 import { DEFAULT_MAX_PAYLOAD_BYTES, PORTS, WS_PATH } from '../contract/ports';
-import { CLOSE_CODES } from '../contract/protocol';
-import { encodeFrame, type Frame, type Message } from './codec';
+import { CLOSE_CODES, MAX_HEADER_BYTES, MESSAGE_TYPES } from '../contract/protocol';
+import { decodeFrameHeader, encodeFrame, type Frame, type Message } from './codec';
 import {
   asTrainerError,
   decodeMessage,
@@ -25,9 +27,9 @@ import {
   closedDetail,
   closeGracefully,
   closeRefused,
-  defaultMaxQueuedBytes,
   type EndpointServer,
   Heartbeat,
+  HeldBytes,
   listenEndpoint,
   ReceiveQueue,
   SendBudget,
@@ -49,7 +51,10 @@ import {
   parseClientHello,
 } from './star/protocol';
 import { Membership } from './star/membership';
+import { Admission, quoteClientId } from './star/admission';
 import type { Star } from './star/star';
+
+export { fleetClientIds } from './star/admission';
 
 export interface HubOptions extends TlsOptions {
   /**
@@ -70,6 +75,19 @@ export interface HubOptions extends TlsOptions {
    * @default - no token is required
    */
   readonly authToken?: string;
+  /**
+   * The client ids that may join (a fleet of N clients: "0" to "N-1", see star/admission.ts fleetClientIds); a
+   * hello under another id is refused (TRAINER_ERR_HANDSHAKE, close code 4001).
+   *
+   * @default - any id
+   */
+  readonly expectedClients?: ReadonlyArray<string>;
+  /**
+   * Open connections at most (hello done or not); an upgrade past it gets HTTP 503.
+   *
+   * @default - expectedClients plus CONNECTION_MARGIN (4), or DEFAULT_MAX_CONNECTIONS (64) without expectedClients
+   */
+  readonly maxConnections?: number;
   /**
    * Clients of another generation are refused at the hello.
    *
@@ -121,11 +139,18 @@ export interface HubOptions extends TlsOptions {
   /**
    * Bytes of unread frames held per client; a frame past it closes that client (TRAINER_ERR_BAD_FRAME).
    *
-   * @default - 4 x maxPayloadBytes
+   * @default - 2 x maxPayloadBytes
    */
   readonly maxQueuedBytes?: number;
   /**
-   * Called when a client joins, is replaced by a newer connection, or leaves.
+   * Bytes of unread frames held for all clients together; past it the client holding the most is closed
+   * (TRAINER_ERR_BAD_FRAME), see endpoint/held-bytes.ts.
+   *
+   * @default - 4 x maxPayloadBytes
+   */
+  readonly maxHeldBytes?: number;
+  /**
+   * Called when a client joins, is refused at its hello, or leaves.
    *
    * @default - nothing is reported
    */
@@ -175,8 +200,12 @@ export class Hub implements Star {
   readonly highWaterBytes: number;
   readonly maxQueuedFrames: number;
   readonly maxQueuedBytes: number;
+  readonly maxHeldBytes: number;
+  readonly maxConnections: number;
 
   private readonly options: HubOptions;
+  private readonly admission: Admission;
+  private readonly held: HeldBytes;
   private readonly clients = new Map<string, Connection>();
   private readonly pending = new Set<Connection>();
   private readonly membership: Membership;
@@ -195,7 +224,10 @@ export class Hub implements Star {
     this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
     this.highWaterBytes = options.highWaterBytes ?? 16 * 1024 * 1024;
     this.maxQueuedFrames = options.maxQueuedFrames ?? 8;
-    this.maxQueuedBytes = options.maxQueuedBytes ?? defaultMaxQueuedBytes(this.maxPayloadBytes);
+    this.maxQueuedBytes = options.maxQueuedBytes ?? 2 * this.maxPayloadBytes;
+    this.maxHeldBytes = options.maxHeldBytes ?? Math.max(this.maxQueuedBytes, 4 * this.maxPayloadBytes);
+    this.admission = new Admission('Hub', options.expectedClients, options.maxConnections);
+    this.maxConnections = this.admission.maxConnections;
     this.membership = new Membership(
       {
         clientIds: () => this.clientIds(),
@@ -213,7 +245,9 @@ export class Hub implements Star {
       highWaterBytes: this.highWaterBytes,
       maxQueuedFrames: this.maxQueuedFrames,
       maxQueuedBytes: this.maxQueuedBytes,
+      maxHeldBytes: this.maxHeldBytes,
     });
+    this.held = new HeldBytes(this.maxHeldBytes);
     checkTlsOptions('Hub', options);
     this.heartbeat = new Heartbeat(
       this.heartbeatIntervalMs,
@@ -241,6 +275,16 @@ export class Hub implements Star {
     return [...this.clients.keys()].sort(compareClientIds);
   }
 
+  /** Bytes of unread frames held for all clients now, and the most held at once so far. */
+  get heldBytes(): { readonly now: number; readonly peak: number } {
+    return { now: this.held.total, peak: this.held.peak };
+  }
+
+  /** Open connections (hello done or not). */
+  get connections(): number {
+    return this.clients.size + this.pending.size;
+  }
+
   /** What `clientId` declared in its hello's `info` (a peer's claim, unchecked), if connected. */
   clientInfo(clientId: string): unknown {
     return this.clients.get(clientId)?.info;
@@ -259,6 +303,8 @@ export class Hub implements Star {
       host: this.options.listenHost ?? '0.0.0.0',
       port: this.options.listenPort ?? PORTS.federated,
       maxPayloadBytes: this.maxPayloadBytes,
+      maxConnections: this.maxConnections,
+      upgradeTimeoutMs: this.helloTimeoutMs,
       httpStatus: 426,
       httpText: `tensorfleet federated server: connect with a WebSocket to ${WS_PATH}\n`,
       accepting: () => !this.closing,
@@ -408,7 +454,15 @@ export class Hub implements Star {
       rank: -1,
       lastSeenMs: Date.now(),
       sending: new SendBudget(this.highWaterBytes),
-      inbox: new ReceiveQueue({ maxFrames: this.maxQueuedFrames, maxBytes: this.maxQueuedBytes }),
+      inbox: new ReceiveQueue({
+        maxFrames: this.maxQueuedFrames,
+        maxBytes: this.maxQueuedBytes,
+        shared: {
+          budget: this.held,
+          evict: (reason) =>
+            this.reject(conn, new TrainerError('TRAINER_ERR_BAD_FRAME', `client ${conn.clientId ?? conn.remote} ${reason}`)),
+        },
+      }),
     };
     this.pending.add(conn);
     ws.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(conn, data, isBinary));
@@ -419,6 +473,8 @@ export class Hub implements Star {
       headerReadBytes: HEADER_READ_BYTES,
       peerIsClient: true,
       maxPayloadBytes: this.maxPayloadBytes,
+      header: (head, frameBytes) => this.admitFrame(conn, head, frameBytes),
+      reject: (err) => this.reject(conn, asTrainerError(err, 'TRAINER_ERR_BAD_FRAME')),
       message: (frame) => this.onMessage(conn, frame, true),
       activity: () => (conn.lastSeenMs = Date.now()),
     });
@@ -426,6 +482,33 @@ export class Hub implements Star {
       () => this.reject(conn, new TrainerError('TRAINER_ERR_HANDSHAKE', `no hello from ${conn.remote} within ${this.helloTimeoutMs}ms`)),
       this.helloTimeoutMs,
     );
+  }
+
+  /**
+   * The header of a large frame from `conn` was read, its payload not yet: refuse it now, before its `frameBytes`
+   * are allocated, if it could not be taken once whole (throw; the reader skips the rest and `conn` is closed).
+   * Before the hello only a hello may come, and a hello is no more than a header; after it, the frame must be
+   * valid for that client and fit its queue unless a receive waits for it. Undefined: assemble it.
+   */
+  private admitFrame(conn: Connection, head: Uint8Array, frameBytes: number): undefined {
+    // A closing connection's frames are skipped, never allocated.
+    if (conn.closedError) throw conn.closedError;
+    const header = decodeFrameHeader(head, frameBytes, { maxPayloadBytes: this.maxPayloadBytes });
+    const clientId = conn.clientId;
+    if (clientId === undefined) {
+      if (header.type !== MESSAGE_TYPES.hello || frameBytes > MAX_HEADER_BYTES) {
+        throw new TrainerError(
+          'TRAINER_ERR_HANDSHAKE',
+          `first frame from ${conn.remote} is ${frameBytes} bytes of type ${header.type}: ` +
+            `a hello (at most ${MAX_HEADER_BYTES} bytes) comes first`,
+        );
+      }
+      return undefined;
+    }
+    checkFromClient(header, conn.rank, () => this.describeClient(clientId));
+    const refused = conn.inbox.refusal(frameBytes);
+    if (refused) throw new TrainerError('TRAINER_ERR_BAD_FRAME', `client ${clientId} sent ${refused}`);
+    return undefined;
   }
 
   private onMessage(conn: Connection, data: Buffer, isBinary: boolean): void {
@@ -456,24 +539,24 @@ export class Hub implements Star {
       return this.reject(conn, asTrainerError(err, 'TRAINER_ERR_HANDSHAKE'));
     }
     const clientId = hello.clientId;
+    const live = this.clients.get(clientId);
+    const refusal = this.admission.check(clientId, live && !live.closedError ? live : undefined);
+    if (refusal) {
+      this.membership.changed({
+        kind: 'refuse',
+        clientId: quoteClientId(clientId),
+        reason: `${refusal.error.message} (from ${conn.remote})`,
+      });
+      return this.reject(conn, refusal.error, refusal.closeCode);
+    }
     clearTimeout(conn.helloTimer);
     conn.clientId = clientId;
     conn.rank = hello.rank;
     conn.info = hello.info;
     this.pending.delete(conn);
-    const previous = this.clients.get(clientId);
     this.clients.set(clientId, conn);
-    if (previous) {
-      this.reject(
-        previous,
-        new TrainerError(
-          'TRAINER_ERR_PEER_CLOSED',
-          `client ${clientId} (${previous.remote}) was replaced by a new connection from ${conn.remote}`,
-        ),
-      );
-    }
     conn.ws.send(encodeFrame(HUB_RANK, hubHelloMessage(this.generation, this.clients.size)));
-    this.membership.changed({ kind: previous ? 'replace' : 'join', clientId });
+    this.membership.changed({ kind: 'join', clientId });
   }
 
   /** Fail a connection's pending work with `error` (once). */
@@ -485,12 +568,12 @@ export class Hub implements Star {
     conn.sending.wakeAll();
   }
 
-  /** Refuse or drop one connection: close it with a code and a reason naming the error code. */
-  private reject(conn: Connection, error: TrainerError): void {
+  /** Refuse or drop one connection: close it with a code (that of the error's, or `closeCode`) and a reason naming the error code. */
+  private reject(conn: Connection, error: TrainerError, closeCode?: number): void {
     if (conn.closedError) return;
     this.fail(conn, error);
     this.forget(conn, error.message);
-    closeRefused(conn.ws, error);
+    closeRefused(conn.ws, error, closeCode);
   }
 
   private forget(conn: Connection, reason: string): void {

@@ -15,6 +15,8 @@ import type { Star, StarLink } from '../../src/transport/star/star';
 export interface TestStar extends Star {
   disconnect(clientId: string, error: TrainerError): void;
   close(reason?: string): Promise<void>;
+  /** Bytes of unread frames held for all clients. */
+  readonly heldBytes: { readonly now: number; readonly peak: number };
 }
 
 export interface TestStarLink extends StarLink {
@@ -25,6 +27,8 @@ export interface TestStarLink extends StarLink {
 export interface StarLinkOptions {
   readonly clientId?: string;
   readonly generation?: number;
+  /** How long connect keeps trying while refused for now. @default - the fixture's (a few seconds) */
+  readonly connectTimeoutMs?: number;
   readonly helloInfo?: Readonly<Record<string, unknown>>;
 }
 
@@ -41,6 +45,9 @@ export interface StarFactoryOptions {
   readonly generation: number;
   readonly maxQueuedFrames: number;
   readonly onMembership: (change: MembershipChange) => void;
+  readonly expectedClients?: ReadonlyArray<string>;
+  readonly maxQueuedBytes?: number;
+  readonly maxHeldBytes?: number;
 }
 
 export type StarFactory = (options: StarFactoryOptions) => Promise<StarFixture>;
@@ -49,9 +56,13 @@ interface Fixture extends StarFixture {
   readonly changes: MembershipChange[];
 }
 
-async function withStar(factory: StarFactory, body: (f: Fixture) => Promise<void>): Promise<void> {
+async function withStar(
+  factory: StarFactory,
+  body: (f: Fixture) => Promise<void>,
+  options: Pick<StarFactoryOptions, 'expectedClients' | 'maxQueuedBytes' | 'maxHeldBytes'> = {},
+): Promise<void> {
   const changes: MembershipChange[] = [];
-  const fixture = await factory({ timeoutMs: 3000, generation: 2, maxQueuedFrames: 4, onMembership: (c) => changes.push(c) });
+  const fixture = await factory({ timeoutMs: 3000, generation: 2, maxQueuedFrames: 4, onMembership: (c) => changes.push(c), ...options });
   const links: TestStarLink[] = [];
   try {
     await body({
@@ -196,27 +207,111 @@ export function describeStar(name: string, factory: StarFactory): void {
         assert.deepEqual(star.clientIds(), []);
       }));
 
-    test('a new connection under a known id replaces the old one, whose pending recv fails', () =>
+    test('a second connection under a live id is refused (retried until its connect timeout); the first stays', () =>
       withStar(factory, async ({ star, link, changes }) => {
         const first = link(1, { clientId: 'pod' });
         await first.connect();
         const pending = star.recv('pod', { timeoutMs: 2000 });
-        pending.catch(() => undefined);
-        const second = link(1, { clientId: 'pod' });
-        await second.connect();
-        await assert.rejects(
-          pending,
-          (err: unknown) => isTrainerError(err, 'TRAINER_ERR_PEER_CLOSED') && /was replaced by a new connection/.test(err.message),
-        );
-        await assert.rejects(first.recv(), (err: unknown) => isTrainerError(err, 'TRAINER_ERR_PEER_CLOSED'));
-        await second.send(tensorMessage(MESSAGE_TYPES.flFitResult, 1, [4]));
-        assert.equal((await star.recv('pod')).step, 1);
+        const squatter = link(1, { clientId: 'pod', connectTimeoutMs: 200 });
+        const started = Date.now();
+        await assert.rejects(squatter.connect(), (err: unknown) => {
+          assert.ok(isTrainerError(err, 'TRAINER_ERR_CONNECT_TIMEOUT'), String(err));
+          assert.match(err.message, /within 200ms: .*code 1013: TRAINER_ERR_HANDSHAKE: client "pod" refused: already connected from /);
+          return true;
+        });
+        assert.ok(Date.now() - started >= 200, 'the refusal for now is retried until the connect timeout');
+        await first.send(tensorMessage(MESSAGE_TYPES.flFitResult, 1, [4]));
+        assert.equal((await pending).step, 1);
         assert.deepEqual(star.clientIds(), ['pod']);
+        assert.ok(changes.length >= 2, 'each refused hello is reported');
+        assert.deepEqual(changes[0], { kind: 'join', clientId: 'pod' });
         assert.deepEqual(
-          changes.map((c) => c.kind),
-          ['join', 'replace'],
+          changes.slice(1).map((c) => c.kind),
+          changes.slice(1).map(() => 'refuse'),
         );
+        assert.match(changes[1].reason ?? '', /already connected from .* \(from .+\)$/);
       }));
+
+    test('a client whose connection died gets in again under its id as soon as the star saw it go', () =>
+      withStar(factory, async ({ star, link, changes }) => {
+        const first = link(1);
+        await first.connect();
+        first.terminate();
+        const again = link(1);
+        await again.connect();
+        assert.deepEqual(star.clientIds(), ['1']);
+        await again.send(tensorMessage(MESSAGE_TYPES.flFitResult, 2, [1]));
+        assert.equal((await star.recv('1')).step, 2);
+        assert.deepEqual(changes.at(-1), { kind: 'join', clientId: '1' });
+        assert.ok(changes.some((c) => c.kind === 'leave'));
+      }));
+
+    test('a hello under an id the star does not expect is refused at once, naming the id and the ids allowed', () =>
+      withStar(
+        factory,
+        async ({ star, link, changes }) => {
+          await link(0).connect();
+          for (const clientId of ['evil!', '2', '1'.repeat(200)]) {
+            // TRAINER_ERR_HANDSHAKE, not _CONNECT_TIMEOUT: refused for good, not retried until the connect timeout.
+            await assert.rejects(link(1, { clientId }).connect(), (err: unknown) => {
+              assert.ok(isTrainerError(err, 'TRAINER_ERR_HANDSHAKE'), String(err));
+              assert.match(err.message, /client ".{1,43}" refused: not an expected id \("0" to "1"\)/);
+              return true;
+            });
+          }
+          await link(1).connect();
+          assert.deepEqual(star.clientIds(), ['0', '1']);
+          assert.deepEqual(
+            changes.map((c) => c.kind),
+            ['join', 'refuse', 'refuse', 'refuse', 'join'],
+          );
+        },
+        { expectedClients: ['0', '1'] },
+      ));
+
+    test('a client that vanishes fails the pending recv for it at once with TRAINER_ERR_PEER_CLOSED, not at the timeout', () =>
+      withStar(factory, async ({ star, link }) => {
+        const client = link(1);
+        await client.connect();
+        const started = Date.now();
+        const pending = star.recv('1', { timeoutMs: 30_000, what: 'the fit result of round 1' });
+        client.terminate();
+        await assert.rejects(pending, (err: unknown) => isTrainerError(err, 'TRAINER_ERR_PEER_CLOSED'));
+        assert.ok(Date.now() - started < 20_000, 'failed when the connection closed (PEER_CLOSED), not at the 30 s timeout');
+        assert.deepEqual(star.clientIds(), []);
+      }));
+
+    test('a frame past the budget in all closes the client holding the most; the others keep theirs and are served', () =>
+      withStar(
+        factory,
+        async ({ star, link }) => {
+          const honest = link(0);
+          const hog = link(1);
+          await honest.connect();
+          await hog.connect();
+          const values = Array.from({ length: 1024 }, (_, i) => i);
+          await honest.send(tensorMessage(MESSAGE_TYPES.flFitResult, 1, values));
+          const hogDropped = hog.recv();
+          hogDropped.catch(() => undefined);
+          // Each frame is a little over 4 KiB: the hog's second one passes the budget in all (not its own).
+          for (let step = 1; step <= 2; step++) await hog.send(tensorMessage(MESSAGE_TYPES.flFitResult, step, values));
+          await assert.rejects(hogDropped, (err: unknown) => {
+            assert.ok(isTrainerError(err, 'TRAINER_ERR_PEER_CLOSED'), String(err));
+            assert.match(
+              err.message,
+              /TRAINER_ERR_BAD_FRAME: client 1 sent \d+ bytes of unrequested frames from all peers, more than maxHeldBytes 10000/,
+            );
+            return true;
+          });
+          await eventually(() => star.clientIds().length === 1, 'client 1 to be dropped');
+          assert.ok(star.heldBytes.peak <= 10_000, `held at most the budget in all, held ${star.heldBytes.peak}`);
+          const kept = await star.recv('0');
+          assert.equal(kept.step, 1);
+          assert.equal(kept.tensors[0].data[1023], 1023);
+          assert.equal(star.heldBytes.now, 0);
+        },
+        { maxQueuedBytes: 9000, maxHeldBytes: 10_000 },
+      ));
 
     test('disconnect fails the client on both ends and reports the leave; the client may connect again', () =>
       withStar(factory, async ({ star, link, changes }) => {

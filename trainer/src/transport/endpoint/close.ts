@@ -43,9 +43,12 @@ export function closedDetail(code: number, reason: string, lastError?: Error & {
   return `connection closed (code ${code}${detail ? `: ${detail}` : ''})`;
 }
 
-/** Close `ws` with the code and reason of `err`; nothing more is read from it, and it is terminated if the close handshake stalls. */
-export function closeRefused(ws: WebSocket, err: TrainerError): void {
-  ws.close(closeCodeFor(err.code), closeReason(err));
+/**
+ * Close `ws` with the code (or `code`) and reason of `err`; nothing more is read from it, and it is terminated if
+ * the close handshake stalls.
+ */
+export function closeRefused(ws: WebSocket, err: TrainerError, code: number = closeCodeFor(err.code)): void {
+  ws.close(code, closeReason(err));
   setTimeout(() => ws.terminate(), REFUSED_CLOSE_GRACE_MS).unref();
 }
 

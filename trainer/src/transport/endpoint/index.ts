@@ -5,4 +5,5 @@ export * from './send';
 export * from './server';
 export * from './tls';
 export * from './receive-queue';
+export * from './held-bytes';
 export * from './decode';

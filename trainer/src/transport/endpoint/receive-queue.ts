@@ -7,6 +7,7 @@
  * payload straight into it); items arriving meanwhile are held for the receives after it.
  */
 import { TrainerError } from '../../contract/errors';
+import type { BytesHolder, HeldBytes } from './held-bytes';
 
 /** A receive waiting in a {@link ReceiveQueue}; `X` is what the queue's owner attaches to it. */
 export interface Receive<T, X = never> {
@@ -28,12 +29,20 @@ export interface ReceiveQueueLimits {
   readonly maxFrames: number;
   /** Bytes of unread frames held; a frame past it is refused. */
   readonly maxBytes: number;
+  /**
+   * The budget in all that this queue's held bytes also count against (the endpoint's other queues share it), and
+   * what its owner does when this queue holds the most as it runs out: close that peer (this queue must then
+   * {@link ReceiveQueue.fail} without keeping its frames, which lets go of them).
+   *
+   * @default - no budget but this queue's own
+   */
+  readonly shared?: { readonly budget: HeldBytes; readonly evict: (reason: string) => void };
 }
 
 /** No bound on what a queue holds (the ring's mailboxes; ws-transport.ts bounds the bytes itself). */
 export const UNBOUNDED: ReceiveQueueLimits = { maxFrames: Infinity, maxBytes: Infinity };
 
-export class ReceiveQueue<T, X = never> {
+export class ReceiveQueue<T, X = never> implements BytesHolder {
   /** Held items, oldest first; `sizes` holds their byte counts at the same index (no object per item). */
   private readonly items: T[] = [];
   private readonly sizes: number[] = [];
@@ -42,7 +51,9 @@ export class ReceiveQueue<T, X = never> {
   /** Bytes of the frames held. */
   heldBytes = 0;
 
-  constructor(private readonly limits: ReceiveQueueLimits) {}
+  constructor(private readonly limits: ReceiveQueueLimits) {
+    limits.shared?.budget.register(this);
+  }
 
   /** The error the queue failed with, if it did. */
   get failure(): TrainerError | undefined {
@@ -71,14 +82,43 @@ export class ReceiveQueue<T, X = never> {
       first.take(item);
       return undefined;
     }
-    if (this.items.length >= this.limits.maxFrames) return `more than ${this.limits.maxFrames} unrequested frames`;
-    if (this.heldBytes + bytes > this.limits.maxBytes) {
-      return `${this.heldBytes + bytes} bytes of unrequested frames, more than maxQueuedBytes ${this.limits.maxBytes}`;
+    const refused = this.overLimits(bytes);
+    if (refused) return refused;
+    const shared = this.limits.shared?.budget;
+    if (shared) {
+      const refusedInAll = shared.admit(this, bytes);
+      if (refusedInAll) return refusedInAll;
+      shared.add(bytes);
     }
     this.items.push(item);
     this.sizes.push(bytes);
     this.heldBytes += bytes;
     return undefined;
+  }
+
+  /**
+   * Why a frame of `bytes` arriving now would be refused by this queue's own limits (never while a receive waits for
+   * it), or undefined: lets a reader refuse a frame from its header, before it allocates the frame's bytes.
+   */
+  refusal(bytes: number): string | undefined {
+    const first = this.waiters[0];
+    if (this.failed || (first && !first.serving)) return undefined;
+    return this.overLimits(bytes);
+  }
+
+  private overLimits(bytes: number): string | undefined {
+    if (this.items.length >= this.limits.maxFrames) return `more than ${this.limits.maxFrames} unrequested frames`;
+    if (this.heldBytes + bytes > this.limits.maxBytes) {
+      return `${this.heldBytes + bytes} bytes of unrequested frames, more than maxQueuedBytes ${this.limits.maxBytes}`;
+    }
+    return undefined;
+  }
+
+  /** @internal For {@link HeldBytes}: the budget in all ran out and this queue holds the most. */
+  evict(reason: string): void {
+    this.limits.shared?.evict(reason);
+    // Whatever the owner did, the frames are let go of: the budget must hold.
+    if (this.heldBytes > 0) this.drop();
   }
 
   /**
@@ -126,6 +166,7 @@ export class ReceiveQueue<T, X = never> {
   fail(error: TrainerError, keepHeld: boolean): void {
     if (this.failed) return;
     this.failed = error;
+    this.limits.shared?.budget.unregister(this);
     if (!keepHeld) this.drop();
     for (const waiter of this.waiters.splice(0)) {
       clearTimeout(waiter.timer);
@@ -135,13 +176,16 @@ export class ReceiveQueue<T, X = never> {
 
   /** Forget every held item (a queue that failed keeping them, then lost them too). */
   drop(): void {
+    this.limits.shared?.budget.release(this.heldBytes);
     this.items.length = 0;
     this.sizes.length = 0;
     this.heldBytes = 0;
   }
 
   private shiftHeld(): T {
-    this.heldBytes -= this.sizes.shift() ?? 0;
+    const bytes = this.sizes.shift() ?? 0;
+    this.heldBytes -= bytes;
+    this.limits.shared?.budget.release(bytes);
     return this.items.shift() as T;
   }
 

@@ -30,9 +30,28 @@ export interface EndpointServerOptions extends TlsOptions {
    * @default - always
    */
   readonly accepting?: () => boolean;
+  /**
+   * Open WebSocket connections at most: an upgrade past it gets HTTP 503 (a dialer retries). Raw connections that
+   * have not upgraded yet are capped at twice this (more are dropped by the kernel's accept).
+   *
+   * @default - no cap
+   */
+  readonly maxConnections?: number;
+  /**
+   * A connection must have sent its whole upgrade request within this many milliseconds (a slow or silent one is
+   * closed; checked every second).
+   *
+   * @default 10000
+   */
+  readonly upgradeTimeoutMs?: number;
   /** An accepted connection: `remote` is `address:port` of the peer. */
   readonly onConnection: (ws: WebSocket, remote: string) => void;
 }
+
+/** Default of {@link EndpointServerOptions.upgradeTimeoutMs}. */
+export const DEFAULT_UPGRADE_TIMEOUT_MS = 10_000;
+/** How often the http server looks for connections past their upgrade timeout, in milliseconds. */
+const CONNECTIONS_CHECK_MS = 1000;
 
 export interface EndpointServer {
   /** The bound port. */
@@ -48,10 +67,17 @@ export interface EndpointServer {
  * with a client certificate that chains to tlsCa (HTTP 403 otherwise, before the token is looked at).
  */
 export async function listenEndpoint(options: EndpointServerOptions): Promise<EndpointServer> {
+  const upgradeTimeoutMs = options.upgradeTimeoutMs ?? DEFAULT_UPGRADE_TIMEOUT_MS;
+  const timeouts = {
+    headersTimeout: upgradeTimeoutMs,
+    requestTimeout: upgradeTimeoutMs,
+    connectionsCheckingInterval: CONNECTIONS_CHECK_MS,
+  };
   const server: Server =
     options.tlsKey === undefined
-      ? createHttpServer()
+      ? createHttpServer(timeouts)
       : createHttpsServer({
+          ...timeouts,
           key: options.tlsKey,
           cert: options.tlsCert,
           // The client certificate is checked at the upgrade, so that a refused peer gets an HTTP 403 it can report.
@@ -74,8 +100,10 @@ export async function listenEndpoint(options: EndpointServerOptions): Promise<En
       return refuse(403, 'Forbidden');
     if (!bearerAuthorized(req.headers.authorization, options.authToken)) return refuse(401, 'Unauthorized');
     if (options.accepting && !options.accepting()) return refuse(503, 'Service Unavailable');
+    if (options.maxConnections !== undefined && wss.clients.size >= options.maxConnections) return refuse(503, 'Service Unavailable');
     wss.handleUpgrade(req, socket, head, (ws) => options.onConnection(ws, `${req.socket.remoteAddress}:${req.socket.remotePort}`));
   });
+  if (options.maxConnections !== undefined) server.maxConnections = 2 * options.maxConnections;
   server.on('clientError', (_err, socket) => socket.destroy());
   server.on('tlsClientError', (_err, socket) => socket.destroy());
   await new Promise<void>((resolve, reject) => {

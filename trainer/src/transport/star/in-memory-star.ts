@@ -3,15 +3,17 @@
  * of the federated and split logic without sockets: an {@link InMemoryStar}
  * (the server end) and any number of {@link InMemoryStarLink}s (client ends).
  * Same semantics as the Hub and HubClient: the hello (checked by the star
- * protocol), a new connection under a known id replacing the old one,
- * membership changes, per-client queues bounded by maxQueuedFrames, server
+ * protocol), who may join (admission.ts: the expected ids, one live connection
+ * per id, a connection cap), membership changes, per-client queues bounded by
+ * maxQueuedFrames and maxQueuedBytes and all of them by maxHeldBytes, server
  * receives with a timeout, disconnects, and the goodbye that ends the clients.
  * Every frame goes through the real codec (encoded, copied, decoded), so tests
  * cover the bytes and receivers never share memory with senders. There is no
  * heartbeat and no backpressure: a send is delivered at once.
  */
-import { type ErrorCode, TrainerError } from '../../contract/errors';
+import { type ErrorCode, isTrainerError, TrainerError } from '../../contract/errors';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../../contract/ports';
+import { CLOSE_CODES } from '../../contract/protocol';
 import { decodeFrame, encodeFrame, type Frame, type Message } from '../codec';
 import { parseHello } from '../handshake';
 import {
@@ -29,13 +31,29 @@ import {
   parseClientHello,
 } from './protocol';
 import { ReceiveQueue } from '../endpoint/receive-queue';
+import { HeldBytes } from '../endpoint/held-bytes';
+import { Admission, quoteClientId } from './admission';
 import { Membership } from './membership';
 import type { Star, StarLink, StarWaitOptions } from './star';
 
 /** How the in-memory star names itself where a Hub names its address. */
 const ADDRESS = 'in-memory star';
+/** How often a refused connect is tried again, in milliseconds. */
+const RETRY_MS = 5;
 
 export interface InMemoryStarOptions {
+  /**
+   * The client ids that may join; a hello under another id is refused (TRAINER_ERR_HANDSHAKE), as the Hub does.
+   *
+   * @default - any id
+   */
+  readonly expectedClients?: ReadonlyArray<string>;
+  /**
+   * Connections at most; a connect past it is refused for now (TRAINER_ERR_CONNECT_TIMEOUT, retried).
+   *
+   * @default - as the Hub's
+   */
+  readonly maxConnections?: number;
   /**
    * Clients of another generation are refused at the hello.
    *
@@ -54,6 +72,18 @@ export interface InMemoryStarOptions {
    * @default 8
    */
   readonly maxQueuedFrames?: number;
+  /**
+   * Bytes of unread frames held per client; a frame past it closes that client (TRAINER_ERR_BAD_FRAME).
+   *
+   * @default - 2 x maxPayloadBytes
+   */
+  readonly maxQueuedBytes?: number;
+  /**
+   * Bytes of unread frames held for all clients together; past it the client holding the most is closed.
+   *
+   * @default - 4 x maxPayloadBytes
+   */
+  readonly maxHeldBytes?: number;
   /**
    * Largest frame accepted, in bytes, in both directions.
    *
@@ -81,6 +111,13 @@ export interface InMemoryStarLinkOptions {
   readonly clientId?: string;
   /** @default 0 */
   readonly generation?: number;
+  /**
+   * How long one connect keeps trying while the star refuses it for now (its id still connected, no connection
+   * free), as a HubClient keeps dialing; checked every few milliseconds.
+   *
+   * @default 0 (one attempt)
+   */
+  readonly connectTimeoutMs?: number;
   /**
    * What the client declares about itself in every hello (the star reads it with clientInfo).
    *
@@ -121,7 +158,11 @@ export class InMemoryStar implements Star {
   readonly timeoutMs: number;
   readonly maxQueuedFrames: number;
   readonly maxPayloadBytes: number;
+  readonly maxQueuedBytes: number;
+  readonly maxHeldBytes: number;
 
+  private readonly admission: Admission;
+  private readonly held: HeldBytes;
   private readonly clients = new Map<string, InMemoryConnection>();
   private readonly membership: Membership;
   private connections = 0;
@@ -135,6 +176,9 @@ export class InMemoryStar implements Star {
     this.timeoutMs = options.timeoutMs ?? 60_000;
     this.maxQueuedFrames = options.maxQueuedFrames ?? 8;
     this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
+    this.maxQueuedBytes = options.maxQueuedBytes ?? 2 * this.maxPayloadBytes;
+    this.maxHeldBytes = options.maxHeldBytes ?? Math.max(this.maxQueuedBytes, 4 * this.maxPayloadBytes);
+    this.admission = new Admission('InMemoryStar', options.expectedClients, options.maxConnections);
     this.membership = new Membership(
       {
         clientIds: () => this.clientIds(),
@@ -147,11 +191,19 @@ export class InMemoryStar implements Star {
       timeoutMs: this.timeoutMs,
       maxQueuedFrames: this.maxQueuedFrames,
       maxPayloadBytes: this.maxPayloadBytes,
+      maxQueuedBytes: this.maxQueuedBytes,
+      maxHeldBytes: this.maxHeldBytes,
     })) {
       if (!Number.isInteger(value) || value < 1) {
         throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `InMemoryStar: '${name}' must be an integer >= 1, got ${value}`);
       }
     }
+    this.held = new HeldBytes(this.maxHeldBytes);
+  }
+
+  /** Bytes of unread frames held for all clients now, and the most held at once so far. */
+  get heldBytes(): { readonly now: number; readonly peak: number } {
+    return { now: this.held.total, peak: this.held.peak };
   }
 
   /** A client end of this star (not connected until its connect()). */
@@ -270,31 +322,49 @@ export class InMemoryStar implements Star {
   accept(hello: Buffer): InMemoryConnection {
     if (this.terminated) throw new TrainerError('TRAINER_ERR_CONNECT_TIMEOUT', `the federated server at ${ADDRESS} is not listening`);
     if (this.finished !== undefined) throw new TrainerError('TRAINER_ERR_CLOSED', `closed by ${ADDRESS} with code 1000: ${this.finished}`);
+    if (this.clients.size >= this.admission.maxConnections) {
+      throw new TrainerError(
+        'TRAINER_ERR_CONNECT_TIMEOUT',
+        `HTTP 503 from ${ADDRESS}: ${this.clients.size} connections, the most it takes`,
+      );
+    }
     const remote = `in-memory ${++this.connections}`;
     const parsed = parseClientHello(decodeFrame(hello, { maxPayloadBytes: this.maxPayloadBytes }), remote, this.generation);
+    const refusal = this.admission.check(parsed.clientId, this.clients.get(parsed.clientId));
+    if (refusal) {
+      this.membership.changed({
+        kind: 'refuse',
+        clientId: quoteClientId(parsed.clientId),
+        reason: `${refusal.error.message} (from ${remote})`,
+      });
+      // As a HubClient sees it: a refusal for now is retried, any other is final.
+      if (refusal.closeCode === CLOSE_CODES.tryAgainLater) {
+        throw new TrainerError(
+          'TRAINER_ERR_CONNECT_TIMEOUT',
+          `closed by ${ADDRESS} with code ${refusal.closeCode}: ${reasonOf(refusal.error)}`,
+        );
+      }
+      throw refusal.error;
+    }
+    const toStar: ReceiveQueue<Frame> = new ReceiveQueue<Frame>({
+      maxFrames: this.maxQueuedFrames,
+      maxBytes: this.maxQueuedBytes,
+      shared: {
+        budget: this.held,
+        evict: (reason) => this.drop(conn, new TrainerError('TRAINER_ERR_BAD_FRAME', `client ${conn.clientId} ${reason}`), reason),
+      },
+    });
     const conn: InMemoryConnection = {
       remote,
       clientId: parsed.clientId,
       rank: parsed.rank,
       info: parsed.info,
-      toStar: new ReceiveQueue<Frame>({ maxFrames: this.maxQueuedFrames, maxBytes: Infinity }),
+      toStar,
       toClient: new ReceiveQueue<Frame>({ maxFrames: Infinity, maxBytes: Infinity }),
     };
-    const previous = this.clients.get(conn.clientId);
     this.clients.set(conn.clientId, conn);
-    if (previous) {
-      const error = new TrainerError(
-        'TRAINER_ERR_PEER_CLOSED',
-        `client ${conn.clientId} (${previous.remote}) was replaced by a new connection from ${remote}`,
-      );
-      previous.toStar.fail(error, false);
-      previous.toClient.fail(
-        new TrainerError('TRAINER_ERR_PEER_CLOSED', `connection to the federated server at ${ADDRESS} closed (${reasonOf(error)})`),
-        true,
-      );
-    }
     conn.toClient.push(decodeFrame(encodeFrame(HUB_RANK, hubHelloMessage(this.generation, this.clients.size))), 0);
-    this.membership.changed({ kind: previous ? 'replace' : 'join', clientId: conn.clientId });
+    this.membership.changed({ kind: 'join', clientId: conn.clientId });
     return conn;
   }
 
@@ -377,7 +447,8 @@ export class InMemoryStarLink implements StarLink {
   /**
    * Say hello (again): the previous connection, if any, is dropped first. Throws
    * what the star refused the hello with (TRAINER_ERR_HANDSHAKE, _STALE_GENERATION),
-   * TRAINER_ERR_CLOSED once it said goodbye, TRAINER_ERR_CONNECT_TIMEOUT once terminated.
+   * TRAINER_ERR_CLOSED once it said goodbye, TRAINER_ERR_CONNECT_TIMEOUT once terminated
+   * or while it refuses for now (the id still connected) past connectTimeoutMs.
    */
   async connect(): Promise<void> {
     if (this.closing) throw new TrainerError('TRAINER_ERR_CLOSED', `client ${this.clientId} is closed`);
@@ -389,12 +460,32 @@ export class InMemoryStarLink implements StarLink {
       generation: this.generation,
       info: this.options.helloInfo,
     });
-    const conn = this.star.accept(encodeFrame(this.options.rank, hello));
+    const conn = await this.accepted(encodeFrame(this.options.rank, hello));
     parseHello(
       await conn.toClient.take(Infinity, () => new TrainerError('TRAINER_ERR_CONNECT_TIMEOUT', `no hello from ${ADDRESS}`)),
       ADDRESS,
     );
     this.conn = conn;
+  }
+
+  /** The star's accept, tried again while it refuses for now (TRAINER_ERR_CONNECT_TIMEOUT) until connectTimeoutMs. */
+  private async accepted(hello: Buffer): Promise<InMemoryConnection> {
+    const connectTimeoutMs = this.options.connectTimeoutMs ?? 0;
+    const deadline = Date.now() + connectTimeoutMs;
+    for (;;) {
+      try {
+        return this.star.accept(hello);
+      } catch (err) {
+        if (!isTrainerError(err, 'TRAINER_ERR_CONNECT_TIMEOUT') || this.closing) throw err;
+        if (Date.now() >= deadline) {
+          throw new TrainerError(
+            'TRAINER_ERR_CONNECT_TIMEOUT',
+            `client ${this.clientId} could not connect to the ${ADDRESS} within ${connectTimeoutMs}ms: ${err.message}`,
+          );
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+    }
   }
 
   /** The next frame from the star; rejects with TRAINER_ERR_PEER_TIMEOUT after `timeoutMs` (default: no timer, as HubClient). */

@@ -58,11 +58,12 @@ export function compareClientIds(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** A client joined, was replaced by a newer connection under its id, or left. */
+/** A client joined, was refused at its hello (admission.ts), or left. */
 export interface MembershipChange {
-  readonly kind: 'join' | 'replace' | 'leave';
+  readonly kind: 'join' | 'refuse' | 'leave';
+  /** The client's id; for a refused hello, the id it claimed, quoted and cut short (admission.ts quoteClientId). */
   readonly clientId: string;
-  /** Why a client left (close code and reason, heartbeat, bad frame). */
+  /** Why a client was refused or left (close code and reason, heartbeat, bad frame). */
   readonly reason?: string;
 }
 
@@ -115,7 +116,11 @@ export function parseClientHello(frame: Frame, remote: string, generation: numbe
   const hello = parseHello(frame, remote);
   const raw = frame.meta?.clientId;
   if (typeof raw !== 'string' || raw === '' || raw.length > MAX_CLIENT_ID_LENGTH) {
-    throw new TrainerError('TRAINER_ERR_HANDSHAKE', `hello from ${remote} has no valid clientId, got ${JSON.stringify(raw ?? null)}`);
+    const got = typeof raw === 'string' ? `a string of ${raw.length} characters` : raw === null ? 'null' : typeof raw;
+    throw new TrainerError(
+      'TRAINER_ERR_HANDSHAKE',
+      `hello from ${remote} has no valid clientId (a string of 1 to ${MAX_CLIENT_ID_LENGTH} characters), got ${got}`,
+    );
   }
   if (hello.generation !== generation) {
     throw new TrainerError(
@@ -140,7 +145,7 @@ export function checkFromHub(frame: Frame): void {
  * (declared rank `rank`; `who()` names the client in messages): no second
  * hello, and the sender rank the hello declared. Throws TRAINER_ERR_BAD_FRAME.
  */
-export function checkFromClient(frame: Frame, rank: number, who: () => string): void {
+export function checkFromClient(frame: Pick<Frame, 'type' | 'rank'>, rank: number, who: () => string): void {
   if (frame.type === MESSAGE_TYPES.hello) throw new TrainerError('TRAINER_ERR_BAD_FRAME', 'invalid frame: second hello');
   if (frame.rank !== rank)
     throw new TrainerError(

@@ -35,6 +35,19 @@ describe('ReceiveQueue', () => {
     assert.equal(defaultMaxQueuedBytes(1024), 4096);
   });
 
+  test('refusal says from a size alone whether a frame would be refused now: never while a receive waits for it', async () => {
+    const queue = new ReceiveQueue<string>({ maxFrames: 2, maxBytes: 100 });
+    assert.equal(queue.refusal(100), undefined);
+    assert.equal(queue.refusal(101), '101 bytes of unrequested frames, more than maxQueuedBytes 100');
+    const waiting = queue.take(1000, timeout('a'));
+    assert.equal(queue.refusal(1000), undefined, 'a waiting receive takes it whatever its size');
+    queue.push('a', 1000);
+    assert.equal(await waiting, 'a');
+    queue.push('b', 10);
+    queue.push('c', 10);
+    assert.equal(queue.refusal(1), 'more than 2 unrequested frames');
+  });
+
   test("a receive's timer runs only while it is first in line", async () => {
     const queue = new ReceiveQueue<string>({ maxFrames: 4, maxBytes: 100 });
     const first = queue.take(200, timeout('the first'));

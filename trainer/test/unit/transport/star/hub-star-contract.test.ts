@@ -11,7 +11,7 @@ describeStar('Hub + HubClient', async (options) => {
   return {
     star: hub,
     link: (rank, linkOptions = {}) =>
-      new HubClient({ host: LOOPBACK, port: hub.port, rank, worldSize: 4, authToken: TOKEN, connectTimeoutMs: 2000, ...linkOptions }),
+      new HubClient({ host: LOOPBACK, port: hub.port, rank, worldSize: 4, authToken: TOKEN, connectTimeoutMs: 3000, ...linkOptions }),
     close: () => hub.close(),
   };
 });

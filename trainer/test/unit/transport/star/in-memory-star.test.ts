@@ -8,7 +8,7 @@ describeStar('InMemoryStar', async (options) => {
   const star = new InMemoryStar(options);
   return {
     star,
-    link: (rank, linkOptions = {}) => star.link({ rank, worldSize: 4, ...linkOptions }),
+    link: (rank, linkOptions = {}) => star.link({ rank, worldSize: 4, connectTimeoutMs: 3000, ...linkOptions }),
     close: () => star.close(),
   };
 });

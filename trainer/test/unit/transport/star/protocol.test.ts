@@ -24,14 +24,24 @@ describe('star protocol', () => {
     assert.deepEqual(parsed, { clientId: 'site-a', rank: 3, info: { rows: 120 } });
   });
 
-  test('fails a hello without a valid clientId, naming the connection and the value', () => {
-    for (const clientId of ['', 'x'.repeat(254)]) {
-      const frame = decodeFrame(encodeFrame(1, clientHelloMessage({ clientId, rank: 1, worldSize: 2, generation: 0 })));
+  test('fails a hello without a valid clientId, naming the connection and what the value is (never echoing it)', () => {
+    let nested: unknown = 'x';
+    for (let i = 0; i < 500; i++) nested = [nested];
+    const cases: Array<[unknown, string]> = [
+      ['', 'a string of 0 characters'],
+      ['x'.repeat(254), 'a string of 254 characters'],
+      [nested, 'object'],
+      [{ toString: 0 }, 'object'],
+      [7, 'number'],
+    ];
+    for (const [clientId, got] of cases) {
+      const hello = clientHelloMessage({ clientId: '1', rank: 1, worldSize: 2, generation: 0 });
+      const frame = decodeFrame(encodeFrame(1, { ...hello, meta: { ...hello.meta, clientId } }));
       assert.throws(
         () => parseClientHello(frame, '10.0.0.7:5000', 0),
         (err: unknown) =>
           isTrainerError(err, 'TRAINER_ERR_HANDSHAKE') &&
-          err.message === `hello from 10.0.0.7:5000 has no valid clientId, got ${JSON.stringify(clientId)}`,
+          err.message === `hello from 10.0.0.7:5000 has no valid clientId (a string of 1 to 253 characters), got ${got}`,
       );
     }
   });
