@@ -37,7 +37,7 @@ export interface ApiServerOptions {
  * Bytes of a refused body read (and dropped) after the answer, so that the connection closes
  * cleanly and the client reads the answer (closing on unread bytes resets it); past them, it is cut.
  */
-export const MAX_DRAIN_BYTES = 1024 * 1024;
+export const MAX_DRAIN_BYTES = 16 * 1024 * 1024;
 
 class HttpError extends Error {
   constructor(
