@@ -5,7 +5,13 @@
  * API's error body, nothing may reach the Kubernetes API, and the server keeps serving.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { connect, type AddressInfo } from 'node:net';
 import { Server } from 'node:http';
 import { after, afterEach, before, describe, test } from 'node:test';
@@ -17,11 +23,21 @@ import { MAX_JSON_DEPTH } from '../../src/api/json-body';
 import { KubeJobs } from '../../src/api/kube';
 import { MAX_ECHO_CHARS, MAX_LISTED_PROBLEMS } from '../../src/api/request';
 import { createApiServer } from '../../src/api/server';
+import { CLI_ENTRY } from '../../src/local/run-group';
 import { REPO_ROOT } from '../../../tools/test-support/paths';
 import { KubeApiRecorder } from '../support/kube-api-recorder';
 
 const NS = 'training';
 const TOKEN = 'hostile-test-token';
+
+/** The TrainingApi's ServiceAccount, Role and RoleBinding, as the training-api chart applies them. */
+function trainingApiRbac(): any[] {
+  const app = new App({ outdir: 'unused' });
+  new TrainingApi(new Chart(app, 'training-api', { disableResourceNameHashes: true }), 'TrainingApi');
+  return (app.charts[0].toJson() as any[]).filter(
+    (o) => ['ServiceAccount', 'Role', 'RoleBinding'].includes(o.kind) && o.metadata.name === 'training-api',
+  );
+}
 
 interface Answer {
   status: number;
@@ -90,14 +106,7 @@ describe('TrainingApi: hostile requests are refused with 4xx and the server keep
     process.on('unhandledRejection', onUnhandled);
     kube = new KubeApiRecorder();
     const kubeUrl = await kube.start();
-    const app = new App({ outdir: 'unused' });
-    new TrainingApi(new Chart(app, 'training-api', { disableResourceNameHashes: true }), 'TrainingApi');
-    kube.seed(
-      (app.charts[0].toJson() as any[]).filter(
-        (o) => ['ServiceAccount', 'Role', 'RoleBinding'].includes(o.kind) && o.metadata.name === 'training-api',
-      ),
-      NS,
-    );
+    kube.seed(trainingApiRbac(), NS);
     const kc = new KubeConfig();
     kc.loadFromOptions({
       clusters: [{ name: 'recorder', server: kubeUrl, skipTLSVerify: true }],
@@ -313,6 +322,93 @@ describe('TrainingApi: hostile requests are refused with 4xx and the server keep
       if (status < 400) continue;
       assert.ok((API_ERROR_CODES as readonly string[]).includes(r.json?.error?.code), r.text.slice(0, 300));
       assertRefused(r, status, r.json.error.code);
+    }
+  });
+});
+
+describe('the api role as a process: hostile requests do not kill it', { timeout: 60_000 }, () => {
+  test('`tensorfleet trainer api` answers the deep body, inherited fields, bad names, the big body, then a valid request', async () => {
+    const kube = new KubeApiRecorder();
+    const kubeUrl = await kube.start();
+    kube.seed(trainingApiRbac(), NS);
+    const dir = await mkdtemp(join(tmpdir(), 'api-role-'));
+    const kubeconfig = join(dir, 'kubeconfig.json');
+    await writeFile(
+      kubeconfig,
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [{ name: 'recorder', cluster: { server: kubeUrl, 'insecure-skip-tls-verify': true } }],
+        users: [{ name: 'api', user: { token: kube.issueToken(NS, 'training-api') } }],
+        contexts: [{ name: 'recorder', context: { cluster: 'recorder', user: 'api', namespace: NS } }],
+        'current-context': 'recorder',
+      }),
+    );
+    const child = spawn(process.execPath, [CLI_ENTRY, 'trainer', 'api'], {
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: process.env.HOME ?? '/tmp',
+        KUBECONFIG: kubeconfig,
+        POD_NAMESPACE: NS,
+        TENSORFLEET_JOB_NAME: 'training-api',
+        TENSORFLEET_PORT: '0',
+        TENSORFLEET_AUTH_TOKEN: TOKEN,
+        TENSORFLEET_API_DEFAULT_IMAGE: 'ghcr.io/tensorfleet/trainer:9.9.9',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const stderr: string[] = [];
+    const exited = once(child, 'exit');
+    try {
+      const listening = new Promise<number>((resolve, reject) => {
+        createInterface({ input: child.stderr! }).on('line', (line) => {
+          stderr.push(line);
+          const m = /listening on port (\d+)/.exec(line);
+          if (m) resolve(Number(m[1]));
+        });
+        void exited.then(() => reject(new Error(`the api role exited:\n${stderr.join('\n')}`)));
+      });
+      child.stdout!.resume();
+      const port = await listening;
+      const send = (method: string, path: string, body?: string | Buffer): Promise<number> =>
+        new Promise((resolve, reject) => {
+          const req = request(
+            {
+              host: '127.0.0.1',
+              port,
+              method,
+              path,
+              headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+            },
+            (res) => {
+              res.resume();
+              res.on('end', () => resolve(res.statusCode ?? 0));
+            },
+          );
+          req.on('error', reject);
+          req.end(body);
+        });
+      const valid = JSON.stringify({ job_name: 'honest', kind: 'ddp', world_size: 2, dataset_uri: 'https://data.example/mnist' });
+      const hostile: Array<[number, string, string, (string | Buffer)?]> = [
+        [400, 'POST', '/jobs', `{"job_name":"deep","kind":"ddp","tolerations":${'['.repeat(6000)}${']'.repeat(6000)}}`],
+        [400, 'POST', '/jobs', `${valid.slice(0, -1)},"__proto__":{"x":1}}`],
+        [400, 'POST', '/jobs', `${valid.slice(0, -1)},"tolerations":[{"operator":"Exists","constructor":1}]}`],
+        [400, 'GET', '/jobs/victim%2Ctensorfleet.io%2Frole%3Dddp'],
+        [400, 'GET', '/jobs/%E0%A4%A'],
+        [404, 'GET', '/docs/constructor'],
+        [413, 'POST', '/jobs', Buffer.alloc(DEFAULT_API_MAX_BODY_BYTES + 1, 0x20)],
+      ];
+      for (const [status, method, path, body] of hostile) assert.equal(await send(method, path, body), status, `${method} ${path}`);
+      assert.equal(child.exitCode, null, 'the api process is alive');
+      assert.equal(await send('POST', '/jobs', valid), 201, stderr.join('\n'));
+      assert.ok(kube.calls().some((c) => c.method === 'PATCH' && c.path.endsWith('/jobs/honest')));
+      child.kill('SIGTERM');
+      const [code] = await exited;
+      assert.equal(code, 0, stderr.join('\n'));
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await kube.stop();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });
