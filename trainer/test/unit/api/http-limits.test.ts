@@ -165,6 +165,16 @@ describe(
       });
     });
 
+    test('a body refused with 413 that keeps dripping while it is drained is cut by the request timeout', async () => {
+      const { ms, text } = await closedByServer(apiPort, (socket) => {
+        socket.write(`POST /jobs HTTP/1.1\r\nHost: api\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Type: application/json\r\n`);
+        socket.write(`Content-Length: ${10 * 1024 * 1024}\r\n\r\n`);
+        drip(socket, ' '.repeat(10_000));
+      });
+      assert.match(text, /^HTTP\/1\.1 413 /);
+      assert.ok(ms < CLOSED_WITHIN_MS, `closed after ${Math.round(ms)} ms`);
+    });
+
     test('an idle kept-alive connection is closed after its answer', async () => {
       await forEachServer(async (name, port) => {
         const path = name === 'api' ? '/healthz' : '/livez';
