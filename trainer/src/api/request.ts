@@ -233,12 +233,9 @@ export function validateJobRequest(body: unknown): Validated {
     if (spec.required && input[field] === undefined) problems.push({ field, value: null, allowed: `present: ${allowedText(spec)}` });
   }
   // world_size is the clients of a federated or split job: both may be given only if they agree.
-  if (kind && kind !== 'ddp' && input.world_size !== undefined && input.clients !== undefined && input.world_size !== input.clients) {
-    problems.push({
-      field: 'world_size',
-      value: input.world_size,
-      allowed: `equal to clients (${String(input.clients)}) when both are given`,
-    });
+  const { world_size: worldSize, clients } = input;
+  if (kind && kind !== 'ddp' && typeof worldSize === 'number' && typeof clients === 'number' && worldSize !== clients) {
+    problems.push({ field: 'world_size', value: worldSize, allowed: `equal to clients (${clients}) when both are given` });
   }
   if (problems.length > 0) return { ok: false, problems };
   return { ok: true, request: input as unknown as JobRequest };

@@ -119,7 +119,7 @@ describe('TrainingApi: hostile requests are refused with 4xx and the server keep
       token: TOKEN,
       maxBodyBytes: DEFAULT_API_MAX_BODY_BYTES,
       version: 'test',
-      build: { defaultImage: 'ghcr.io/tensorfleet/trainer:9.9.9' },
+      build: { defaultImage: 'ghcr.io/tensorfleet/trainer:9.9.9', mlflowStack: 'mlflow' },
       log: () => undefined,
     });
     await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
@@ -309,6 +309,10 @@ describe('TrainingApi: hostile requests are refused with 4xx and the server keep
       [400, 'POST', '/jobs', `${valid},"resources":{"constructor":1}}`],
       [400, 'POST', '/jobs', `${valid},"resources":{"__proto__":{"cpu_request_millis":1}}}`],
       [400, 'POST', '/jobs', `${valid},"tolerations":[[[]]]}`],
+      // Names the construct library's own lookups would trip on: refused by name, or built like any other.
+      [400, 'POST', '/jobs?dryRun=true', JSON.stringify({ ...validJob, job_name: 'constructor' })],
+      [200, 'POST', '/jobs?dryRun=true', JSON.stringify({ ...validJob, job_name: 'mlflow' })],
+      [400, 'POST', '/jobs?dryRun=true', '{"job_name":"fl","kind":"federated","world_size":2,"clients":{"toString":"x"}}'],
       [400, 'GET', `/jobs/honest/logs?tail=${'9'.repeat(5_000)}`],
       [400, 'GET', '/jobs/%00'],
       [404, 'GET', '/jobs/%2e%2e'],
