@@ -47,10 +47,20 @@ export const JOB_CONSTRUCT_ID = 'Job';
 
 /** Synthesize the construct of `request` (throws what the construct throws). */
 function synthesize(request: JobRequest, options: BuildOptions): KubeObject[] {
-  const app = new App({ outdir: 'tensorfleet-api.unused' });
+  // The stack only referenced lives in an App of its own: a job named "mlflow" is a job like any other.
   const tracking = options.mlflowStack
-    ? new MlflowStack(new Chart(app, 'mlflow', { disableResourceNameHashes: true }), 'Mlflow', { name: options.mlflowStack })
+    ? new MlflowStack(new Chart(new App({ outdir: 'tensorfleet-api.unused' }), 'mlflow', { disableResourceNameHashes: true }), 'Mlflow', {
+        name: options.mlflowStack,
+      })
     : undefined;
+  const app = new App({ outdir: 'tensorfleet-api.unused' });
+  // The chart's id is the job name (it is in the objects' labels, as in `make synth`); constructs finds a child by
+  // a plain-object lookup, so a name of Object.prototype's ("constructor", a valid DNS label) seems taken.
+  if (request.job_name in Object.prototype) {
+    throw new JobPropsError([
+      { field: 'job_name', value: request.job_name, allowed: 'a name other than constructor (the construct library cannot build it)' },
+    ]);
+  }
   const chart = new Chart(app, request.job_name, { disableResourceNameHashes: true });
   const props: Record<string, unknown> = { ...constructProps(request, options.defaultImage), name: request.job_name, tracking };
   switch (request.kind) {

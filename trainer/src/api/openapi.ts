@@ -3,7 +3,8 @@
  * contract's response types: what /docs renders and clients generate from.
  */
 import { API_ERROR_CODES, API_PATHS, JOB_FIELDS, JOB_KINDS, JOB_PHASES, JobFieldSpec } from '../contract';
-import { allowedText } from './request';
+import { MAX_JSON_DEPTH } from './json-body';
+import { MAX_LISTED_PROBLEMS, allowedText } from './request';
 
 type Schema = Record<string, unknown>;
 
@@ -48,7 +49,15 @@ function fieldSchema(spec: JobFieldSpec): Schema {
 
 const json = (ref: string): Schema => ({ 'application/json': { schema: { $ref: `#/components/schemas/${ref}` } } });
 const error = (description: string): Schema => ({ description, content: json('Error') });
-const nameParam = { name: 'name', in: 'path', required: true, schema: { type: 'string' }, description: 'The job name.' };
+const nameParam = {
+  name: 'name',
+  in: 'path',
+  required: true,
+  schema: { type: 'string', pattern: JOB_FIELDS.job_name.pattern.regex },
+  description: `The job name: ${JOB_FIELDS.job_name.pattern.meaning} (else 400).`,
+};
+/** The 400 of a path with a job name that is not one. */
+const badName = (): Schema => error('The job name in the path is not a job name.');
 
 export function openApiDocument(version: string): Schema {
   const required = Object.entries(JOB_FIELDS)
@@ -81,7 +90,9 @@ export function openApiDocument(version: string): Schema {
           responses: {
             201: { description: 'Applied.', content: json('JobCreated') },
             200: { description: 'dryRun: the YAML the API would apply.', content: { 'application/yaml': { schema: { type: 'string' } } } },
-            400: error('Invalid request: every problem, field by field.'),
+            400: error(
+              `Invalid request: every problem, field by field (at most ${MAX_LISTED_PROBLEMS}); JSON nested deeper than ${MAX_JSON_DEPTH}.`,
+            ),
             401: error('Missing or wrong bearer token.'),
             403: error("The Kubernetes API refused the API's service account."),
             409: error('A job of this name exists.'),
@@ -102,7 +113,7 @@ export function openApiDocument(version: string): Schema {
           summary: "A job's status",
           operationId: 'getJob',
           parameters: [nameParam],
-          responses: { 200: { description: 'The job.', content: json('JobStatus') }, 404: error('No such job.') },
+          responses: { 200: { description: 'The job.', content: json('JobStatus') }, 400: badName(), 404: error('No such job.') },
         },
         delete: {
           summary: 'Cancel a job: delete every object it created',
@@ -112,7 +123,7 @@ export function openApiDocument(version: string): Schema {
             "A Secret that existed before the job is never the job's and stays.",
           operationId: 'cancelJob',
           parameters: [nameParam],
-          responses: { 200: { description: 'Deleted.', content: json('JobDeleted') }, 404: error('No such job.') },
+          responses: { 200: { description: 'Deleted.', content: json('JobDeleted') }, 400: badName(), 404: error('No such job.') },
         },
       },
       [API_PATHS.logs]: {
@@ -125,6 +136,7 @@ export function openApiDocument(version: string): Schema {
           ],
           responses: {
             200: { description: 'Each pod under a "==> pod/<name> <==" line.', content: { 'text/plain': { schema: { type: 'string' } } } },
+            400: error('The job name in the path is not a job name, or tail is not a positive integer.'),
             404: error('No such job.'),
           },
         },

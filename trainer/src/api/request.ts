@@ -94,7 +94,8 @@ function checkValue(path: string, value: unknown, spec: JobFieldSpec, problems: 
       if (spec.properties) {
         const properties = spec.properties;
         for (const [key, v] of Object.entries(value)) {
-          const sub = properties[key];
+          // Own properties only: "constructor" or "__proto__" is not a field because every object has one.
+          const sub = Object.hasOwn(properties, key) ? properties[key] : undefined;
           if (!sub)
             problems.push({
               field: `${path}.${key}`,
@@ -154,6 +155,41 @@ function tolerationProblems(path: string, toleration: unknown, problems: FieldPr
   }
 }
 
+const JOB_FIELD_NAMES = Object.keys(JOB_FIELDS).join(', ');
+
+/** Longest quote of a value or a field name from a request in an error body. */
+export const MAX_ECHO_CHARS = 100;
+/** Most field problems an error body lists (its message counts them all). */
+export const MAX_LISTED_PROBLEMS = 50;
+
+/** `text`, cut to {@link MAX_ECHO_CHARS} characters ("..." marks the cut). */
+export function boundedText(text: string): string {
+  return text.length > MAX_ECHO_CHARS ? `${text.slice(0, MAX_ECHO_CHARS)}...` : text;
+}
+
+/**
+ * A value from a request as an error body may quote it: itself if its JSON is short,
+ * else its JSON (a string: the text) cut to {@link MAX_ECHO_CHARS} characters.
+ */
+export function boundedValue(value: unknown): unknown {
+  if (typeof value === 'string') return boundedText(value);
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(value);
+  } catch {
+    return typeof value;
+  }
+  if (json === undefined) return value === undefined ? undefined : typeof value;
+  return json.length > MAX_ECHO_CHARS ? boundedText(json) : value;
+}
+
+/** The problems an error body lists: at most {@link MAX_LISTED_PROBLEMS}, each field name and value bounded. */
+export function boundedProblems(problems: readonly FieldProblem[]): FieldProblem[] {
+  return problems
+    .slice(0, MAX_LISTED_PROBLEMS)
+    .map(({ field, value, allowed }) => ({ field: boundedText(field), value: boundedValue(value), allowed }));
+}
+
 /** Validate a parsed JSON body; reports every problem, never only the first. */
 export function validateJobRequest(body: unknown): Validated {
   if (!isPlainObject(body)) {
@@ -168,9 +204,11 @@ export function validateJobRequest(body: unknown): Validated {
     typeof input.kind === 'string' && (JOB_KINDS as readonly string[]).includes(input.kind) ? (input.kind as JobKind) : undefined;
   const datasetType = typeof input.dataset_type === 'string' ? input.dataset_type : 'mnist';
   for (const [field, value] of Object.entries(input)) {
-    const spec: JobFieldSpec | undefined = (JOB_FIELDS as Record<string, JobFieldSpec>)[field];
+    const spec: JobFieldSpec | undefined = Object.hasOwn(JOB_FIELDS, field)
+      ? (JOB_FIELDS as Record<string, JobFieldSpec>)[field]
+      : undefined;
     if (!spec) {
-      problems.push({ field, value, allowed: `absent: not a job field (fields: ${Object.keys(JOB_FIELDS).join(', ')})` });
+      problems.push({ field, value, allowed: `absent: not a job field (fields: ${JOB_FIELD_NAMES})` });
       continue;
     }
     if (kind && spec.kinds && !spec.kinds.includes(kind)) {
@@ -195,12 +233,9 @@ export function validateJobRequest(body: unknown): Validated {
     if (spec.required && input[field] === undefined) problems.push({ field, value: null, allowed: `present: ${allowedText(spec)}` });
   }
   // world_size is the clients of a federated or split job: both may be given only if they agree.
-  if (kind && kind !== 'ddp' && input.world_size !== undefined && input.clients !== undefined && input.world_size !== input.clients) {
-    problems.push({
-      field: 'world_size',
-      value: input.world_size,
-      allowed: `equal to clients (${String(input.clients)}) when both are given`,
-    });
+  const { world_size: worldSize, clients } = input;
+  if (kind && kind !== 'ddp' && typeof worldSize === 'number' && typeof clients === 'number' && worldSize !== clients) {
+    problems.push({ field: 'world_size', value: worldSize, allowed: `equal to clients (${clients}) when both are given` });
   }
   if (problems.length > 0) return { ok: false, problems };
   return { ok: true, request: input as unknown as JobRequest };

@@ -1,8 +1,11 @@
 /**
  * Role `api`: the TrainingApi. Serves the HTTP API on TENSORFLEET_PORT with the
  * bearer token from its Secret, and talks to the Kubernetes API as the pod's
- * service account, in its own namespace. Stops cleanly on SIGTERM.
+ * service account, in its own namespace (outside a pod: as the kubeconfig that
+ * KUBECONFIG names). Stops cleanly on SIGTERM.
  */
+import type { AddressInfo } from 'node:net';
+import { KubeConfig } from '@kubernetes/client-node';
 import { API_ENV, DEFAULT_API_MAX_BODY_BYTES, TRAINER_IMAGE, TrainerConfig, TrainerError } from '../contract';
 import { KubeJobs } from '../api/kube';
 import { createApiServer } from '../api/server';
@@ -13,6 +16,13 @@ function required(name: string): string {
   const value = process.env[name];
   if (!value) throw new TrainerError('TRAINER_ERR_INVALID_ENV', `the api role needs ${name}`);
   return value;
+}
+
+/** Jobs as the current context of the kubeconfig KUBECONFIG names (a developer's machine, a test; never in a pod). */
+function fromKubeconfig(options: ConstructorParameters<typeof KubeJobs>[1]): KubeJobs {
+  const kc = new KubeConfig();
+  kc.loadFromDefault();
+  return new KubeJobs(kc, options);
 }
 
 export async function runApi(config: TrainerConfig): Promise<void> {
@@ -31,11 +41,13 @@ export async function runApi(config: TrainerConfig): Promise<void> {
     }
     // The UI is served by the tracking server itself unless the chart names another address (an Ingress).
     const uiUrl = (process.env[API_ENV.mlflowUiUrl] || config.trackingUri)?.replace(/\/+$/, '');
-    const jobs = KubeJobs.inCluster({
+    const jobsOptions = {
       namespace,
       // Each job's run: progress, how a federated or split job ended, and its link in the MLflow UI.
       tracking: config.trackingUri ? { runs: new MlflowRuns({ trackingUri: config.trackingUri }), uiUrl } : undefined,
-    });
+    };
+    const jobs =
+      process.env.KUBERNETES_SERVICE_HOST || !process.env.KUBECONFIG ? KubeJobs.inCluster(jobsOptions) : fromKubeconfig(jobsOptions);
     const server = createApiServer({
       jobs,
       token: config.authToken,
@@ -47,7 +59,7 @@ export async function runApi(config: TrainerConfig): Promise<void> {
       server.once('error', reject);
       server.listen(config.listenPort, '0.0.0.0', () => resolve());
     });
-    log(`listening on port ${config.listenPort}, namespace ${namespace}`);
+    log(`listening on port ${(server.address() as AddressInfo).port}, namespace ${namespace}`);
     await new Promise<void>((resolve) => {
       const stop = (): void => {
         log('stopping');

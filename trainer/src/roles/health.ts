@@ -1,10 +1,15 @@
 /**
  * The trainer's health endpoint: GET /livez answers 200 while the process runs,
  * GET /readyz answers 503 until {@link HealthServer.setReady} (the ring is up),
- * then 200. Port 0 picks a free port.
+ * then 200. Port 0 picks a free port. Its connections are bounded as the API's are
+ * (a probe is one short request: a connection that dawdles is closed).
  */
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { HEALTH_PATHS } from '../contract/ports';
+import { type HttpLimits, createBoundedServer } from '../api/http-limits';
+
+/** The kubelet's probes and a few callers: a health port needs no more connections than this. */
+export const HEALTH_MAX_CONNECTIONS = 32;
 
 export interface HealthServer {
   /** The port actually listened on. */
@@ -13,9 +18,9 @@ export interface HealthServer {
   close(): Promise<void>;
 }
 
-export async function startHealthServer(port: number, host = '0.0.0.0'): Promise<HealthServer> {
+export async function startHealthServer(port: number, host = '0.0.0.0', limits?: Partial<HttpLimits>): Promise<HealthServer> {
   let ready = false;
-  const server: Server = createServer((req, res) => {
+  const server: Server = createBoundedServer({ maxConnections: HEALTH_MAX_CONNECTIONS, ...limits }, (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     const status = path === HEALTH_PATHS.live ? 200 : path === HEALTH_PATHS.ready ? (ready ? 200 : 503) : 404;
     res.writeHead(status, { 'content-type': 'text/plain' }).end(status === 200 ? 'ok\n' : status === 503 ? 'not ready\n' : 'not found\n');

@@ -1,0 +1,57 @@
+/**
+ * The bounds every plain HTTP server of the trainer puts on its connections (the
+ * TrainingApi and the health port): a connection that never finishes its headers
+ * or its body is closed after a few seconds (slowloris), an idle kept-alive one
+ * too, and past a number of open connections new ones are closed on accept. Only
+ * receiving a request is timed: a response that takes long (a slow Kubernetes API)
+ * is not cut.
+ */
+import { createServer, type RequestListener, type Server } from 'node:http';
+
+export interface HttpLimits {
+  /** A request's headers must all arrive within this long (from the connection's first byte or the previous request). */
+  readonly headersTimeoutMs: number;
+  /** A whole request, body included, must arrive within this long. */
+  readonly requestTimeoutMs: number;
+  /** A kept-alive connection with no request closes after this long. */
+  readonly keepAliveTimeoutMs: number;
+  /** Connections open at once; past it, a new one is closed on accept. */
+  readonly maxConnections: number;
+}
+
+/** @default headers and request within 10 s, 5 s idle, 256 connections */
+export const DEFAULT_HTTP_LIMITS: HttpLimits = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 10_000,
+  keepAliveTimeoutMs: 5_000,
+  maxConnections: 256,
+};
+
+/**
+ * How often node checks the headers and request timeouts: a quarter of the shorter one
+ * (node's default, 30 s, would let a 10 s timeout run to 40 s), from 50 ms to 1 s.
+ */
+export function checkingIntervalMs(limits: HttpLimits): number {
+  return Math.max(50, Math.min(1_000, Math.floor(Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs) / 4)));
+}
+
+/** An HTTP server with `limits` (each one not given: its default) on its connections. */
+export function createBoundedServer(limits: Partial<HttpLimits> | undefined, listener: RequestListener): Server {
+  const l: HttpLimits = { ...DEFAULT_HTTP_LIMITS, ...limits };
+  for (const [name, value] of Object.entries(l)) {
+    if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`HTTP limit ${name} must be a positive integer, got ${value}`);
+  }
+  const server = createServer(
+    {
+      // node refuses a headers timeout longer than the request timeout.
+      headersTimeout: Math.min(l.headersTimeoutMs, l.requestTimeoutMs),
+      requestTimeout: l.requestTimeoutMs,
+      keepAliveTimeout: l.keepAliveTimeoutMs,
+      connectionsCheckingInterval: checkingIntervalMs(l),
+    },
+    listener,
+  );
+  server.keepAliveTimeout = l.keepAliveTimeoutMs;
+  server.maxConnections = l.maxConnections;
+  return server;
+}
