@@ -6,9 +6,13 @@
  *  - Before the body: the health endpoint on healthPort (/livez 200, /readyz 503 until
  *    the body calls `health.setReady()`).
  *  - `startTracking(tags, params)` starts the run (tagged with the role, MLFLOW_TAGS.role),
- *    ends it KILLED on SIGTERM/SIGINT, and logs the params; a tracker that cannot start
- *    turns tracking off with a warning, never fails the role. `finishTracking()` ends
- *    it FINISHED.
+ *    ends it KILLED on SIGTERM/SIGINT, and logs the params. Tracking never fails the role:
+ *    with a tracking server, everything is spooled on the checkpoint volume and delivered in
+ *    the background (a run the server could not create yet is created late); the tracker's
+ *    calls never throw (guardTracker); a tracker that cannot start at all turns tracking off
+ *    with a warning. `finishTracking()` ends it FINISHED.
+ *  - The role's `done` event and its last line say where tracking stands:
+ *    `tracking: delivered | pending (N items at PATH) | off`.
  *  - A body that throws: the `error` event (and the exit within EXIT_GRACE_MS), then
  *    the cleanups registered with `onFailure` in order (abort the ring, drop the hub),
  *    then the tracked run ends FAILED; the error is rethrown (the process exits non-zero).
@@ -17,10 +21,18 @@
 import { MLFLOW_TAGS } from '../contract/api';
 import type { TrainerConfig } from '../contract/env';
 import type { TrainerError } from '../contract/errors';
-import { createTracker, finishOnSignals, type ParamValue, type Tracker } from '../tracking';
+import {
+  createTracker,
+  finishOnSignals,
+  formatTrackingDelivery,
+  guardTracker,
+  trackingSpoolDir,
+  type ParamValue,
+  type Tracker,
+} from '../tracking';
 import { afterDone } from './after-done';
 import { startHealthServer, type HealthServer } from './health';
-import { roleOutput, type RoleOutput } from './role-output';
+import { EXIT_GRACE_MS, roleOutput, type RoleOutput } from './role-output';
 
 export interface RoleSpec {
   /** Who writes the log lines, e.g. "ddp rank 1" or "fl-server". */
@@ -50,17 +62,25 @@ export interface RoleContext extends Pick<RoleOutput, 'emit' | 'log'> {
 /** Run the body of a role with its output, health endpoint, tracked run and failure path. */
 export async function runRole(config: TrainerConfig, spec: RoleSpec, body: (role: RoleContext) => Promise<void>): Promise<void> {
   const startedMs = Date.now();
-  const { emit, log, fail } = roleOutput(spec.who, spec.rank);
+  const output = roleOutput(spec.who, spec.rank);
+  const { log, fail } = output;
   const health = await startHealthServer(config.healthPort);
   const cleanups: ((error: TrainerError) => unknown)[] = [];
   let tracker: Tracker | undefined;
+  /** The tracker of the role's run, kept after it ends for its delivery state. */
+  let tracked: Tracker | undefined;
+  const trackingState = (): string => formatTrackingDelivery(tracked?.delivery?.() ?? { state: 'off' });
+  // Every done event says where tracking stands (the JSON line of `tensorfleet run` reports it).
+  const emit: RoleOutput['emit'] = (event) => output.emit(event.event === 'done' ? { ...event, tracking: trackingState() } : event);
   let removeSignalHooks: (() => void) | undefined;
   const endRun = async (status: 'FINISHED' | 'FAILED'): Promise<void> => {
     if (!tracker) return;
     removeSignalHooks?.();
     removeSignalHooks = undefined;
-    await tracker.finish(status);
+    const ending = tracker;
     tracker = undefined;
+    // A failed role exits within EXIT_GRACE_MS: its run's end may wait half of it for the server.
+    await ending.finish(status, status === 'FAILED' ? { waitMs: EXIT_GRACE_MS / 2 } : {});
   };
   const role: RoleContext = {
     emit,
@@ -68,14 +88,20 @@ export async function runRole(config: TrainerConfig, spec: RoleSpec, body: (role
     startedMs,
     health,
     async startTracking(tags, params) {
-      const created = createTracker({
-        trackingUri: config.trackingUri,
-        experimentName: config.experimentName,
-        outputDir: config.outputDir,
-      });
       try {
+        const created = guardTracker(
+          createTracker({
+            trackingUri: config.trackingUri,
+            experimentName: config.experimentName,
+            outputDir: config.outputDir,
+            spoolDir: trackingSpoolDir(config.checkpointDir, config.role, spec.rank),
+            onWarning: (message) => log(`warning: ${message}`),
+          }),
+          (message) => log(`warning: ${message}`),
+        );
         await created.startRun(config.jobName, { [MLFLOW_TAGS.role]: config.role, ...tags });
         tracker = created;
+        tracked = created;
         removeSignalHooks = finishOnSignals(created);
         created.logParams(params);
         return created;
@@ -106,5 +132,6 @@ export async function runRole(config: TrainerConfig, spec: RoleSpec, body: (role
     throw err;
   } finally {
     await health.close();
+    log(`tracking: ${trackingState()}`);
   }
 }
