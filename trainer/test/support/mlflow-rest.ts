@@ -30,6 +30,8 @@ export class FakeMlflow {
   rejectRunCreate = false;
   /** Go down when a request for which this answers true arrives (that request's connection is reset). */
   downOn?: (method: string, path: string) => boolean;
+  /** Connections reset while down (a client that retried against the down server). */
+  refused = 0;
   private down = false;
   private nextExperimentId = 1;
   private server?: http.Server;
@@ -46,19 +48,27 @@ export class FakeMlflow {
     if (down) this.server?.closeAllConnections();
   }
 
-  /** Resolves once a request for which `match` answers true has been answered. */
-  async waitFor(match: (r: { method: string; path: string }) => boolean, timeoutMs = 20_000): Promise<void> {
+  /** Resolves once `condition()` holds (checked every 20 ms); rejects after `timeoutMs`. */
+  async until(condition: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
     const started = Date.now();
-    while (!this.requests.some(match)) {
-      if (Date.now() - started > timeoutMs) throw new Error(`no matching request to the MLflow stand-in in ${timeoutMs} ms`);
+    while (!condition()) {
+      if (Date.now() - started > timeoutMs) throw new Error(`the MLflow stand-in saw no ${what} in ${timeoutMs} ms`);
       await new Promise((r) => setTimeout(r, 20));
     }
+  }
+
+  /** Resolves once `count` more connections have been refused than when called. */
+  async refusedMore(count: number): Promise<void> {
+    const target = this.refused + count;
+    await this.until(() => this.refused >= target, `${count} refused connection(s)`);
   }
 
   async start(port = 0): Promise<string> {
     this.server = http.createServer((req, res) => void this.handle(req, res));
     this.server.on('connection', (socket: Socket) => {
-      if (this.down) socket.destroy();
+      if (!this.down) return;
+      this.refused++;
+      socket.resetAndDestroy();
     });
     await new Promise<void>((resolve) => this.server!.listen(port, '127.0.0.1', resolve));
     this.port = (this.server.address() as AddressInfo).port;
@@ -76,8 +86,9 @@ export class FakeMlflow {
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://x');
     if (this.down || this.downOn?.(req.method ?? '', url.pathname) === true) {
+      this.refused++;
       this.setDown(true);
-      req.socket.destroy();
+      req.socket.resetAndDestroy();
       return;
     }
     const chunks: Buffer[] = [];
