@@ -1,0 +1,113 @@
+/**
+ * A real DDP job (`tensorfleet trainer ddp`, 2 ranks, 1 epoch of real MNIST) against a tracking server that
+ * flickers: down when the job starts, back mid-epoch, down again when the model upload begins, back after the
+ * upload has been refused twice. The job must end Succeeded (every rank exits 0), say `tracking: delivered`,
+ * and the server must hold the run with all of its params, every metric point once, the model and FINISHED.
+ * The server is the MLflow 2.10 REST stand-in (test/support/mlflow-rest.ts): no MLflow server can run here.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { ENV, type TrainerEvent } from '../../src/contract';
+import { runLocalGroup } from '../../src/local/run-group';
+import { MODEL_FILES } from '../../src/model/io';
+import { FakeMlflow } from '../support/mlflow-rest';
+import { SHARED_DIR } from '../../../tools/test-support/paths';
+
+const MNIST = join(SHARED_DIR, 'data', 'mnist');
+
+describe('a ddp job whose tracking server flickers', () => {
+  let root: string;
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'tf-tracking-flicker-'));
+  });
+  after(() => rm(root, { recursive: true, force: true }));
+
+  test('ends Succeeded, and the server holds every param, metric point and model file of a FINISHED run', async () => {
+    const fake = new FakeMlflow();
+    const uri = await fake.start();
+    try {
+      fake.setDown(true);
+      let uploads = 0;
+      fake.downOn = (method) => method === 'PUT' && uploads++ === 0;
+      // Back once the refused upload has been retried twice against the down server.
+      const backAfterUpload = fake
+        .until(() => uploads > 0, 'model upload', 60_000)
+        .then(() => fake.refusedMore(2))
+        .then(() => fake.setDown(false));
+      const lines: string[] = [];
+      const events: TrainerEvent[] = [];
+      const result = await runLocalGroup({
+        role: 'ddp',
+        worldSize: 2,
+        baseEnv: {
+          [ENV.jobName]: 'flicker',
+          [ENV.dataset]: 'mnist',
+          [ENV.datasetUri]: MNIST,
+          [ENV.model]: 'mlp',
+          [ENV.seed]: '3',
+          [ENV.timeoutMs]: '8000',
+          [ENV.datasetSize]: '512',
+          [ENV.epochs]: '1',
+          [ENV.batchSize]: '32',
+          [ENV.trackingUri]: uri,
+          [ENV.dataDir]: join(root, 'data'),
+          [ENV.checkpointDir]: join(root, 'checkpoints'),
+          [ENV.outputDir]: join(root, 'out'),
+        },
+        onEvent: (event) => {
+          events.push(event);
+          // Back mid-epoch: the run is created late.
+          if (event.event === 'step' && event.rank === 0 && event.step === 2) fake.setDown(false);
+        },
+        onLine: (rank, line) => lines.push(`[rank ${rank}] ${line}`),
+        timeoutMs: 90_000,
+      });
+      const log = lines.slice(-30).join('\n');
+      assert.deepEqual(result.exitCodes, [0, 0], log);
+      await backAfterUpload;
+      const done = events.find((e): e is Extract<TrainerEvent, { event: 'done' }> => e.event === 'done' && e.rank === 0);
+      assert.equal(done?.tracking, 'delivered', log);
+      assert.equal(lines.filter((l) => l.startsWith('[rank 0]')).pop(), '[rank 0] ddp rank 0: tracking: delivered');
+      assert.equal(lines.filter((l) => l.startsWith('[rank 1]')).pop(), '[rank 1] ddp rank 1: tracking: off');
+      assert.ok(fake.refused >= 3, `the server was down at the start and during the upload (${fake.refused} refused)`);
+
+      assert.equal(fake.runs.size, 1);
+      const [[runId, run]] = [...fake.runs];
+      assert.equal(run.status, 'FINISHED');
+      assert.equal(run.runName, 'flicker');
+      const params = fake.params.filter((p) => p.runId === runId).map((p) => p.key);
+      assert.deepEqual(params.sort(), [
+        'backend',
+        'batchSize',
+        'dataset',
+        'datasetSize',
+        'epochs',
+        'globalBatchSize',
+        'learningRate',
+        'lrSchedule',
+        'model',
+        'optimizer',
+        'resumeEpoch',
+        'seed',
+        'task',
+        'worldSize',
+      ]);
+      const steps = (key: string): number[] => fake.metrics.filter((m) => m.runId === runId && m.key === key).map((m) => m.step);
+      assert.deepEqual(steps('train_loss'), [1, 2, 3, 4, 5, 6, 7, 8]);
+      for (const key of ['learning_rate', 'epoch_loss', 'train_accuracy', 'samples_per_second', 'allreduce_share', 'test_accuracy']) {
+        assert.deepEqual(steps(key), [1], key);
+      }
+      for (const file of Object.values(MODEL_FILES)) {
+        const stored = fake.artifacts.get(`1/${runId}/artifacts/model/${file}`)?.bytes;
+        assert.ok(stored?.equals(await readFile(join(root, 'out', 'model', file))), `model/${file} on the server`);
+      }
+      const spool = join(root, 'checkpoints', 'tracking-spool', 'ddp-0');
+      assert.deepEqual(await readdir(spool), [], 'the delivered spool is removed');
+    } finally {
+      await fake.stop();
+    }
+  });
+});
