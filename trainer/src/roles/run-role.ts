@@ -39,6 +39,13 @@ export interface RoleSpec {
   readonly who: string;
   /** The rank the role's events carry. */
   readonly rank: number;
+  /**
+   * How long starting the tracked run waits for the tracking server to create it, and how long its end waits for
+   * the spool to be delivered (the role goes on, or exits pending, after that).
+   *
+   * @default - the tracker's: 2 s and 30 s
+   */
+  readonly trackingWaits?: { readonly startMs?: number; readonly finishMs?: number };
 }
 
 /** What runRole hands the body of a role. */
@@ -95,6 +102,8 @@ export async function runRole(config: TrainerConfig, spec: RoleSpec, body: (role
             experimentName: config.experimentName,
             outputDir: config.outputDir,
             spoolDir: trackingSpoolDir(config.checkpointDir, config.role, spec.rank),
+            ...(spec.trackingWaits?.startMs === undefined ? {} : { startWaitMs: spec.trackingWaits.startMs }),
+            ...(spec.trackingWaits?.finishMs === undefined ? {} : { finishWaitMs: spec.trackingWaits.finishMs }),
             onWarning: (message) => log(`warning: ${message}`),
           }),
           (message) => log(`warning: ${message}`),

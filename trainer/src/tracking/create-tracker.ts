@@ -25,6 +25,10 @@ export interface CreateTrackerOptions {
   readonly spoolDir?: string;
   /** Warnings of the MLflow tracker (delivery failing, metric points dropped). */
   readonly onWarning?: (message: string) => void;
+  /** How long startRun waits for the server to create the run (SpooledTrackerOptions.startWaitMs). */
+  readonly startWaitMs?: number;
+  /** How long finish waits for delivery (SpooledTrackerOptions.finishWaitMs). */
+  readonly finishWaitMs?: number;
 }
 
 /** The spool folder of one role's rank under a checkpoint folder. */
@@ -41,6 +45,8 @@ export function createTracker(options: CreateTrackerOptions): Tracker {
       experimentName: options.experimentName,
       spoolDir: options.spoolDir ?? path.join(options.outputDir, TRACKING_SPOOL_DIR),
       ...(options.onWarning === undefined ? {} : { onWarning: options.onWarning }),
+      ...(options.startWaitMs === undefined ? {} : { startWaitMs: options.startWaitMs }),
+      ...(options.finishWaitMs === undefined ? {} : { finishWaitMs: options.finishWaitMs }),
     });
   }
   return new FileStoreTracker({ rootDir: path.join(options.outputDir, 'mlruns'), experimentName: options.experimentName });
