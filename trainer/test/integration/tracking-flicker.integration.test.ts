@@ -3,9 +3,11 @@
  * flickers: down when the job starts, back mid-epoch, down again when the model upload begins, back after the
  * upload has been refused twice. The job must end Succeeded (every rank exits 0), say `tracking: delivered`,
  * and the server must hold the run with all of its params, every metric point once, the model and FINISHED.
- * The server is the MLflow 2.10 REST stand-in (test/support/mlflow-rest.ts): no MLflow server can run here.
+ * Then `tensorfleet run --json` ends its JSON line with where tracking stands. The server is the MLflow 2.10
+ * REST stand-in (test/support/mlflow-rest.ts): no MLflow server can run here.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +16,7 @@ import { ENV, type TrainerEvent } from '../../src/contract';
 import { runLocalGroup } from '../../src/local/run-group';
 import { MODEL_FILES } from '../../src/model/io';
 import { FakeMlflow } from '../support/mlflow-rest';
-import { SHARED_DIR } from '../../../tools/test-support/paths';
+import { CLI_JS, REPO_ROOT, SHARED_DIR } from '../../../tools/test-support/paths';
 
 const MNIST = join(SHARED_DIR, 'data', 'mnist');
 
@@ -106,6 +108,36 @@ describe('a ddp job whose tracking server flickers', () => {
       }
       const spool = join(root, 'checkpoints', 'tracking-spool', 'ddp-0');
       assert.deepEqual(await readdir(spool), [], 'the delivered spool is removed');
+    } finally {
+      await fake.stop();
+    }
+  });
+
+  test('tensorfleet run --json reports where tracking stands in its JSON line', async () => {
+    const fake = new FakeMlflow();
+    const uri = await fake.start();
+    try {
+      const out = join(root, 'run-json');
+      const child = spawn(
+        process.execPath,
+        [CLI_JS, 'run', 'ddp-mnist', '--data-dir', join(SHARED_DIR, 'data'), '--out', out, '--json', '--tracking-uri', uri].concat([
+          '--epochs',
+          '1',
+          '--dataset-size',
+          '512',
+        ]),
+        { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+      const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+      assert.equal(code, 0, stderr.slice(-3000));
+      const result = JSON.parse(stdout.trim().split('\n').pop()!) as Record<string, unknown>;
+      assert.equal(result.tracking, 'delivered');
+      assert.equal(fake.runs.size, 1);
+      assert.equal([...fake.runs.values()][0].status, 'FINISHED');
     } finally {
       await fake.stop();
     }
