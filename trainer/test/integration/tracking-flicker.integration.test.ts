@@ -3,7 +3,8 @@
  * flickers: down when the job starts, back mid-epoch, down again when the model upload begins, back after the
  * upload has been refused twice. The job must end Succeeded (every rank exits 0), say `tracking: delivered`,
  * and the server must hold the run with all of its params, every metric point once, the model and FINISHED.
- * Then `tensorfleet run --json` ends its JSON line with where tracking stands. The server is the MLflow 2.10
+ * Then `tensorfleet run --json` ends its JSON line with where tracking stands, and a split fleet (down at its
+ * start) tracks its server part, each client's parts and their per-epoch metrics. The server is the MLflow 2.10
  * REST stand-in (test/support/mlflow-rest.ts): no MLflow server can run here.
  */
 import assert from 'node:assert/strict';
@@ -13,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ENV, type TrainerEvent } from '../../src/contract';
+import { runFleet } from '../../src/local/run-fleet';
 import { runLocalGroup } from '../../src/local/run-group';
 import { MODEL_FILES } from '../../src/model/io';
 import { FakeMlflow } from '../support/mlflow-rest';
@@ -20,7 +22,7 @@ import { CLI_JS, REPO_ROOT, SHARED_DIR } from '../../../tools/test-support/paths
 
 const MNIST = join(SHARED_DIR, 'data', 'mnist');
 
-describe('a ddp job whose tracking server flickers', () => {
+describe('roles whose tracking server flickers', () => {
   let root: string;
   before(async () => {
     root = await mkdtemp(join(tmpdir(), 'tf-tracking-flicker-'));
@@ -138,6 +140,78 @@ describe('a ddp job whose tracking server flickers', () => {
       assert.equal(result.tracking, 'delivered');
       assert.equal(fake.runs.size, 1);
       assert.equal([...fake.runs.values()][0].status, 'FINISHED');
+    } finally {
+      await fake.stop();
+    }
+  });
+
+  test('a split run is tracked whole: the server part, each client part and per-epoch metrics reach the server', async () => {
+    const fake = new FakeMlflow();
+    const uri = await fake.start();
+    try {
+      fake.setDown(true);
+      const out = join(root, 'split');
+      const env = {
+        [ENV.jobName]: 'split-flicker',
+        [ENV.dataset]: 'mnist',
+        [ENV.datasetUri]: MNIST,
+        [ENV.datasetSize]: '2000',
+        [ENV.model]: 'mlp',
+        [ENV.epochs]: '2',
+        [ENV.batchSize]: '32',
+        [ENV.timeoutMs]: '20000',
+        [ENV.authToken]: 'split-flicker-token',
+        [ENV.cutLayer]: '2',
+        [ENV.splitMode]: 'u-shaped',
+        [ENV.trackingUri]: uri,
+        [ENV.dataDir]: join(root, 'data'),
+        [ENV.checkpointDir]: join(out, 'checkpoints'),
+        [ENV.outputDir]: out,
+      };
+      const lines: string[] = [];
+      const result = await runFleet({
+        serverEnv: env,
+        clientEnv: env,
+        clients: 2,
+        serverRole: 'split-server',
+        clientRole: 'split-client',
+        timeoutMs: 60_000,
+        // Down while the fleet starts, back once the clients train.
+        onEvent: (event) => event.event === 'step' && fake.setDown(false),
+        onLine: (source, line) => lines.push(`[${source}] ${line}`),
+      });
+      const log = lines.slice(-30).join('\n');
+      assert.equal(result.serverExit, 0, log);
+      assert.deepEqual(result.clientExits, [0, 0], log);
+      assert.ok(fake.refused > 0, 'the server was down while the fleet started');
+      for (const e of result.events.filter((x) => x.event === 'done')) assert.equal(e.event === 'done' && e.tracking, 'delivered', log);
+      const runOf = (role: string, client?: number): string => {
+        const ids = [...fake.runs].filter(([id, r]) => {
+          const tags = r.tags as Array<{ key: string; value: string }>;
+          const param = fake.params.find((p) => p.runId === id && p.key === 'client');
+          return (
+            tags.some((t) => t.key === 'tensorfleet.role' && t.value === role) && (client === undefined || param?.value === String(client))
+          );
+        });
+        assert.equal(ids.length, 1, `one ${role} run${client === undefined ? '' : ` of client ${client}`}`);
+        assert.equal(ids[0][1].status, 'FINISHED');
+        return ids[0][0];
+      };
+      const has = async (runId: string, artifact: string): Promise<void> => {
+        const stored = fake.artifacts.get(`1/${runId}/artifacts/${artifact}`)?.bytes;
+        assert.ok(stored?.equals(await readFile(join(out, artifact))), `${artifact} on the server`);
+      };
+      const server = runOf('split-server');
+      for (const file of ['part.json', 'weights.bin']) await has(server, `model/server/${file}`);
+      for (const client of [0, 1]) {
+        const runId = runOf('split-client', client);
+        for (const part of ['bottom', 'head'])
+          for (const file of ['part.json', 'weights.bin']) await has(runId, `model/client-${client}/${part}/${file}`);
+        const steps = (key: string): number[] => fake.metrics.filter((m) => m.runId === runId && m.key === key).map((m) => m.step);
+        assert.deepEqual(steps('epoch_loss'), [1, 2]);
+        assert.deepEqual(steps('train_accuracy'), [1, 2]);
+        assert.deepEqual(steps('test_accuracy'), [2]);
+      }
     } finally {
       await fake.stop();
     }
