@@ -1,7 +1,6 @@
 export * from './tracker';
 export * from './peer-metrics';
 export * from './mlflow-client';
-export * from './mlflow-tracker';
 export * from './file-store-tracker';
 export * from './spool';
 export * from './spool-sender';

@@ -3,11 +3,21 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
-import { isTrainerError } from '../../../src/contract';
-import { MlflowApiError, MlflowClient, MlflowTracker, MlflowTrackerOptions, RunEndStatus } from '../../../src/tracking';
+import { MlflowApiError, MlflowClient, RunEndStatus, SpooledMlflowTracker, type SpooledTrackerOptions } from '../../../src/tracking';
 import { FakeMlflow } from '../../support/mlflow-rest';
 
-const FAST_RETRY = { initialBackoffMs: 10, maxBackoffMs: 40, maxRetryTimeMs: 3000, requestTimeoutMs: 2000 };
+/** The MLflow tracker (spooled) and its client speak MLflow 2.10's REST API as a real server expects it. */
+
+const FAST = { initialBackoffMs: 10, maxBackoffMs: 40, requestTimeoutMs: 2000, finishWaitMs: 15_000 };
+
+const roots: string[] = [];
+after(() => roots.forEach((r) => fs.rmSync(r, { recursive: true, force: true })));
+
+function tempDir(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tf-tracking-'));
+  roots.push(dir);
+  return dir;
+}
 
 async function withServer(fn: (fake: FakeMlflow, uri: string) => Promise<void>): Promise<void> {
   const fake = new FakeMlflow();
@@ -19,11 +29,18 @@ async function withServer(fn: (fake: FakeMlflow, uri: string) => Promise<void>):
   }
 }
 
-function tracker(uri: string, extra: Partial<MlflowTrackerOptions> = {}): MlflowTracker {
-  return new MlflowTracker({ trackingUri: uri, experimentName: 'mnist-ddp', flushIntervalMs: 60_000, ...FAST_RETRY, ...extra });
+function tracker(uri: string, extra: Partial<SpooledTrackerOptions> = {}): SpooledMlflowTracker {
+  return new SpooledMlflowTracker({
+    trackingUri: uri,
+    experimentName: 'mnist-ddp',
+    spoolDir: tempDir(),
+    flushIntervalMs: 60_000,
+    ...FAST,
+    ...extra,
+  });
 }
 
-describe('MlflowTracker follows MLflow 2.10 REST contract (local HTTP server)', () => {
+describe('the MLflow tracker follows the MLflow 2.10 REST contract (local HTTP server)', () => {
   test('creates the experiment once and keeps ids as strings', async () => {
     await withServer(async (fake, uri) => {
       const first = tracker(uri);
@@ -44,7 +61,7 @@ describe('MlflowTracker follows MLflow 2.10 REST contract (local HTTP server)', 
   test('handles the create race through error_code RESOURCE_ALREADY_EXISTS, then gets by name', async () => {
     await withServer(async (fake, uri) => {
       fake.raceOnCreate = true;
-      const client = new MlflowClient({ trackingUri: uri, ...FAST_RETRY });
+      const client = new MlflowClient({ trackingUri: uri, initialBackoffMs: 10, maxBackoffMs: 40 });
       assert.equal(await client.getOrCreateExperiment('raced'), '1');
       assert.deepEqual(
         fake.requests.map((r) => `${r.method} ${r.path.split('/').pop()}`),
@@ -53,17 +70,43 @@ describe('MlflowTracker follows MLflow 2.10 REST contract (local HTTP server)', 
     });
   });
 
-  test('fails fast on a 4xx with the error_code in the message', async () => {
+  test('the client fails fast on a 4xx with the error_code in the message', async () => {
     await withServer(async (fake, uri) => {
       fake.rejectRunCreate = true;
-      await assert.rejects(tracker(uri).startRun('run'), (err: unknown) => {
+      const client = new MlflowClient({ trackingUri: uri, initialBackoffMs: 10, maxBackoffMs: 40 });
+      await assert.rejects(client.createRun({ experimentId: '0', runName: 'run', startTimeMs: 1 }), (err: unknown) => {
         assert.ok(err instanceof MlflowApiError);
         assert.equal(err.code, 'TRAINER_ERR_TRACKING');
         assert.equal(err.errorCode, 'INVALID_PARAMETER_VALUE');
+        assert.equal(err.retryable, false);
         assert.match(err.message, /POST \/api\/2\.0\/mlflow\/runs\/create answered 400 INVALID_PARAMETER_VALUE/);
         return true;
       });
       assert.equal(fake.requests.filter((r) => r.path.endsWith('/runs/create')).length, 1);
+    });
+  });
+
+  test('a run the server refuses to create stays spooled (pending), never dropped', async () => {
+    await withServer(async (fake, uri) => {
+      fake.rejectRunCreate = true;
+      const warnings: string[] = [];
+      const t = tracker(uri, { startWaitMs: 20, onWarning: (w) => warnings.push(w) });
+      await t.startRun('run');
+      t.logMetric('loss', 1, 1);
+      await t.finish('FINISHED', { waitMs: 100 });
+      assert.equal(t.delivery().state, 'pending');
+      assert.ok(
+        warnings.some((w) => /INVALID_PARAMETER_VALUE/.test(w)),
+        warnings.join('\n'),
+      );
+      fake.rejectRunCreate = false;
+      assert.deepEqual(await t.flush(), { state: 'delivered' });
+      assert.deepEqual(
+        [...fake.runs.values()].map((r) => r.status),
+        ['FINISHED'],
+      );
+      assert.equal(fake.metrics.length, 1);
+      t.close();
     });
   });
 
@@ -120,11 +163,10 @@ describe('MlflowTracker follows MLflow 2.10 REST contract (local HTTP server)', 
       assert.equal(fake.params.length, 150);
       assert.equal(fake.params[149]?.value, '149');
       assert.equal(fake.tags.length, 150);
-      assert.equal(t.stats.droppedMetrics, 0);
     });
   });
 
-  test('logs a metric without step at step 0, and finish flushes what the timer has not sent', async () => {
+  test('logs a metric without step at step 0, and finish sends what the timer has not sent', async () => {
     await withServer(async (fake, uri) => {
       const t = tracker(uri);
       const runId = await t.startRun('run');
@@ -150,9 +192,9 @@ describe('MlflowTracker follows MLflow 2.10 REST contract (local HTTP server)', 
       const t = tracker(uri, { flushIntervalMs: 30 });
       await t.startRun('run');
       t.logMetric('loss', 1, 1);
-      await new Promise((r) => setTimeout(r, 150));
-      assert.equal(fake.metrics.length, 1);
+      await fake.until(() => fake.metrics.length === 1, 'metric point');
       await t.finish('FINISHED');
+      assert.equal(fake.metrics.length, 1);
     });
   });
 
@@ -166,61 +208,23 @@ describe('MlflowTracker follows MLflow 2.10 REST contract (local HTTP server)', 
       assert.equal(fake.metrics.length, 1500);
       const attempts = fake.requests.filter((r) => r.path.endsWith('/log-batch')).length;
       assert.ok(attempts > fake.batches.length, `expected retried 503s, got ${attempts} attempts for ${fake.batches.length} batches`);
-      assert.equal(t.stats.droppedMetrics, 0);
-    });
-  });
-
-  test('keeps metrics through a refused connection and sends them once the server is back', async () => {
-    await withServer(async (fake, uri) => {
-      const t = tracker(uri, { maxRetryTimeMs: 100 });
-      await t.startRun('run');
-      fake.setDown(true);
-      for (let i = 0; i < 20; i++) t.logMetric('loss', i, i);
-      await assert.rejects(t.flush(), (err: unknown) => err instanceof MlflowApiError && err.httpStatus === undefined);
-      await assert.rejects(
-        t.finish('FINISHED'),
-        (err: unknown) => isTrainerError(err, 'TRAINER_ERR_TRACKING') && /could not send 20 metrics/.test(err.message),
-      );
-      assert.equal(t.stats.bufferedMetrics, 20);
-      fake.setDown(false);
-      await t.finish('FINISHED');
-      assert.equal(fake.metrics.length, 20);
-    });
-  });
-
-  test('drops only the oldest metrics beyond the buffer bound, and counts them', async () => {
-    await withServer(async (fake, uri) => {
-      const t = tracker(uri, { maxBufferedMetrics: 10, maxRetryTimeMs: 50 });
-      await t.startRun('run');
-      fake.unavailableUntil = Date.now() + 60_000;
-      for (let i = 0; i < 15; i++) t.logMetric('loss', i, i);
-      assert.deepEqual(t.stats.droppedMetrics, 5);
-      await assert.rejects(t.flush());
-      fake.unavailableUntil = 0;
-      await t.finish('FINISHED');
-      assert.deepEqual(
-        fake.metrics.map((m) => m.step),
-        [5, 6, 7, 8, 9, 10, 11, 12, 13, 14],
-      );
     });
   });
 
   test('uploads artifacts through the proxy path with the file bytes', async () => {
     await withServer(async (fake, uri) => {
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tf-tracking-'));
-      after(() => fs.rmSync(dir, { recursive: true, force: true }));
-      const file = path.join(dir, 'weights.bin');
+      const file = path.join(tempDir(), 'weights.bin');
       fs.writeFileSync(file, Buffer.from([1, 2, 3, 255]));
       const t = tracker(uri);
       const runId = await t.startRun('run');
       await t.logArtifact(file, 'model/weights v1.bin');
+      await assert.rejects(t.logArtifact(file, '../escape.bin'), { code: 'TRAINER_ERR_TRACKING' });
+      await t.finish('FINISHED');
       const put = fake.requests.find((r) => r.method === 'PUT');
       assert.equal(put?.path, `/api/2.0/mlflow-artifacts/artifacts/1/${runId}/artifacts/model/weights%20v1.bin`);
       const stored = fake.artifacts.get(`1/${runId}/artifacts/model/weights v1.bin`);
       assert.equal(stored?.contentType, 'application/octet-stream');
       assert.deepEqual([...(stored?.bytes ?? [])], [1, 2, 3, 255]);
-      await assert.rejects(t.logArtifact(file, '../escape.bin'), { code: 'TRAINER_ERR_TRACKING' });
-      await t.finish('FINISHED');
     });
   });
 });
