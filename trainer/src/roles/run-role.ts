@@ -16,7 +16,8 @@
  *  - A body that throws: the `error` event (and the exit within EXIT_GRACE_MS), then
  *    the cleanups registered with `onFailure` in order (abort the ring, drop the hub),
  *    then the tracked run ends FAILED; the error is rethrown (the process exits non-zero).
- *  - Always: the health endpoint closes.
+ *  - Always: the health endpoint closes, the last line says where tracking stands, and
+ *    delivery stops (what is pending stays spooled for the next process on the volume).
  */
 import { MLFLOW_TAGS } from '../contract/api';
 import type { TrainerConfig } from '../contract/env';
@@ -80,6 +81,11 @@ export async function runRole(config: TrainerConfig, spec: RoleSpec, body: (role
   // Every done event says where tracking stands (the JSON line of `tensorfleet run` reports it).
   const emit: RoleOutput['emit'] = (event) => output.emit(event.event === 'done' ? { ...event, tracking: trackingState() } : event);
   let removeSignalHooks: (() => void) | undefined;
+  // One tracker per role process (one sender per spool folder), made up front: what a predecessor on this volume
+  // left undelivered goes out now, whether or not this process tracks a run of its own.
+  const made = makeTracker(config, spec, (message) => log(`warning: ${message}`));
+  made.tracker?.startDelivery?.();
+  if (made.tracker?.delivery?.().state === 'pending') tracked = made.tracker;
   const endRun = async (status: 'FINISHED' | 'FAILED'): Promise<void> => {
     if (!tracker) return;
     removeSignalHooks?.();
@@ -96,18 +102,8 @@ export async function runRole(config: TrainerConfig, spec: RoleSpec, body: (role
     health,
     async startTracking(tags, params) {
       try {
-        const created = guardTracker(
-          createTracker({
-            trackingUri: config.trackingUri,
-            experimentName: config.experimentName,
-            outputDir: config.outputDir,
-            spoolDir: trackingSpoolDir(config.checkpointDir, config.role, spec.rank),
-            ...(spec.trackingWaits?.startMs === undefined ? {} : { startWaitMs: spec.trackingWaits.startMs }),
-            ...(spec.trackingWaits?.finishMs === undefined ? {} : { finishWaitMs: spec.trackingWaits.finishMs }),
-            onWarning: (message) => log(`warning: ${message}`),
-          }),
-          (message) => log(`warning: ${message}`),
-        );
+        if (made.tracker === undefined) throw made.error;
+        const created = made.tracker;
         await created.startRun(config.jobName, { [MLFLOW_TAGS.role]: config.role, ...tags });
         tracker = created;
         tracked = created;
@@ -142,5 +138,28 @@ export async function runRole(config: TrainerConfig, spec: RoleSpec, body: (role
   } finally {
     await health.close();
     log(`tracking: ${trackingState()}`);
+    made.tracker?.close?.();
+  }
+}
+
+/** The role's tracker (guarded: its calls never throw), or why there is none. */
+function makeTracker(
+  config: TrainerConfig,
+  spec: RoleSpec,
+  warn: (message: string) => void,
+): { readonly tracker?: Tracker; readonly error?: unknown } {
+  try {
+    const tracker = createTracker({
+      trackingUri: config.trackingUri,
+      experimentName: config.experimentName,
+      outputDir: config.outputDir,
+      spoolDir: trackingSpoolDir(config.checkpointDir, config.role, spec.rank),
+      ...(spec.trackingWaits?.startMs === undefined ? {} : { startWaitMs: spec.trackingWaits.startMs }),
+      ...(spec.trackingWaits?.finishMs === undefined ? {} : { finishWaitMs: spec.trackingWaits.finishMs }),
+      onWarning: warn,
+    });
+    return { tracker: guardTracker(tracker, warn) };
+  } catch (error) {
+    return { error };
   }
 }

@@ -45,5 +45,7 @@ export function guardTracker(tracker: Tracker, warn: (message: string) => void):
       }
     },
     delivery: (): TrackingDelivery => tracker.delivery?.() ?? { state: 'delivered' },
+    startDelivery: () => guard('startDelivery', () => tracker.startDelivery?.()),
+    close: () => guard('close', () => tracker.close?.()),
   };
 }

@@ -189,6 +189,7 @@ export class SpooledMlflowTracker implements Tracker {
     checkRunEndStatus(status);
     const spool = this.requireRun('finish');
     spool.append({ t: 'end', status, endTime: Date.now() }, { sync: true });
+    if (spool.dropped > 0) this.warn(`${spool.dropped} metric point(s) of this run were dropped while the tracking server was away`);
     this.current = undefined;
     await this.flush(options.waitMs ?? this.options.finishWaitMs ?? 30_000);
   }
@@ -199,17 +200,10 @@ export class SpooledMlflowTracker implements Tracker {
     return items === 0 ? { state: 'delivered' } : { state: 'pending', items, path: this.spoolDir };
   }
 
-  /**
-   * Deliver what earlier processes left in the spool folder, without starting a run; resolves once it is
-   * delivered or `waitMs` has passed.
-   */
-  async deliverLeftovers(waitMs = this.options.finishWaitMs ?? 30_000): Promise<TrackingDelivery> {
+  /** Start delivering what earlier processes left in the spool folder (their runs go on if a run starts). */
+  startDelivery(): void {
     this.load();
-    for (const open of this.spools.filter((s) => !s.ended)) {
-      open.append({ t: 'end', status: 'FAILED', endTime: Date.now() }, { sync: true });
-    }
-    this.start();
-    return this.flush(waitMs);
+    if (this.pendingItems() > 0) this.start();
   }
 
   /** Stop delivering (what is pending stays in the spool for the next process). */
@@ -248,7 +242,10 @@ export class SpooledMlflowTracker implements Tracker {
     this.closed = false;
     this.drainRequested = true;
     if (this.timer === undefined) {
-      this.timer = setInterval(() => this.requestDrain(), this.options.flushIntervalMs ?? 5000);
+      this.timer = setInterval(() => {
+        this.current?.sync();
+        this.requestDrain();
+      }, this.options.flushIntervalMs ?? 5000);
       this.timer.unref();
     }
     if (!this.looping) void this.loop();

@@ -30,6 +30,18 @@ export interface Tracker {
    * @default - delivered (a tracker that writes synchronously)
    */
   delivery?(): TrackingDelivery;
+  /**
+   * Start delivering what earlier processes left undelivered (a remote store's spool), before any run starts.
+   *
+   * @default - nothing to deliver
+   */
+  startDelivery?(): void;
+  /**
+   * Stop delivering (the process is ending: what is pending stays spooled for the next one).
+   *
+   * @default - nothing to stop
+   */
+  close?(): void;
 }
 
 export interface FinishOptions {

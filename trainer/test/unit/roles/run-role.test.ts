@@ -152,4 +152,49 @@ describe('runRole', () => {
       await fake.stop();
     }
   });
+
+  test('a restarted role delivers what its predecessor left on the volume, even if it tracks no run itself', async () => {
+    const fake = new FakeMlflow();
+    const uri = await fake.start();
+    const dir = mkdtempSync(join(tmpdir(), 'run-role-'));
+    const config = resolveTrainerConfig({
+      role: 'split-server',
+      jobName: 'job-a',
+      healthPort: 0,
+      outputDir: join(dir, 'out'),
+      checkpointDir: join(dir, 'checkpoints'),
+      trackingUri: uri,
+    });
+    const spec = { who: 'split-server', rank: 0, trackingWaits: { startMs: 20, finishMs: 50 } };
+    try {
+      fake.setDown(true);
+      const first = await captured(() =>
+        runRole(config, spec, async ({ startTracking, finishTracking }) => {
+          (await startTracking({}, { epochs: 2 }))?.logMetric('loss', 0.25, 2);
+          await finishTracking();
+        }),
+      );
+      assert.match(first.stderr.trim().split('\n').pop()!, /^split-server: tracking: pending \(4 items at /);
+      fake.setDown(false);
+      // The restart after the end (the done marker path): it starts no run of its own.
+      const second = await captured(() =>
+        runRole(config, spec, async () => {
+          await fake.until(() => [...fake.runs.values()].some((r) => r.status === 'FINISHED'), 'finished run');
+        }),
+      );
+      assert.equal(second.result.status, 'fulfilled');
+      assert.equal(second.stderr.trim().split('\n').pop(), 'split-server: tracking: delivered');
+      assert.equal(fake.runs.size, 1);
+      assert.deepEqual(
+        fake.metrics.map((m) => [m.key, m.value, m.step]),
+        [['loss', 0.25, 2]],
+      );
+      assert.deepEqual(
+        fake.params.map((p) => [p.key, p.value]),
+        [['epochs', '2']],
+      );
+    } finally {
+      await fake.stop();
+    }
+  });
 });
