@@ -34,6 +34,12 @@ export interface MlflowClientOptions {
    * @default 15000
    */
   readonly requestTimeoutMs?: number;
+  /**
+   * Aborts every request in flight and every later one (the client's owner is closing).
+   *
+   * @default - never aborted
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** A metric as MLflow's REST API takes it. */
@@ -93,8 +99,10 @@ export class MlflowClient {
   readonly maxBackoffMs: number;
   readonly maxRetryTimeMs: number;
   readonly requestTimeoutMs: number;
+  private readonly signal?: AbortSignal;
 
   constructor(options: MlflowClientOptions) {
+    this.signal = options.signal;
     this.baseUrl = options.trackingUri.replace(/\/+$/, '');
     this.maxAttempts = options.maxAttempts ?? 6;
     this.initialBackoffMs = options.initialBackoffMs ?? 250;
@@ -250,7 +258,10 @@ export class MlflowClient {
         method,
         headers: body === undefined ? {} : { 'Content-Type': body instanceof Uint8Array ? 'application/octet-stream' : 'application/json' },
         body: body === undefined ? undefined : body instanceof Uint8Array ? body : JSON.stringify(body),
-        signal: AbortSignal.timeout(this.requestTimeoutMs),
+        signal:
+          this.signal === undefined
+            ? AbortSignal.timeout(this.requestTimeoutMs)
+            : AbortSignal.any([AbortSignal.timeout(this.requestTimeoutMs), this.signal]),
       });
     } catch (err) {
       const reason = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;

@@ -97,6 +97,8 @@ export class SpooledMlflowTracker implements Tracker {
   private wakeUp: () => void = () => undefined;
   private readonly listeners = new Set<() => void>();
   private lastWarning = '';
+  /** Aborted by close: no request of this process is in flight after it. */
+  private readonly closing = new AbortController();
 
   constructor(options: SpooledTrackerOptions) {
     this.options = options;
@@ -104,7 +106,7 @@ export class SpooledMlflowTracker implements Tracker {
     this.spoolDir = options.spoolDir;
     this.warn = options.onWarning ?? (() => undefined);
     const requestTimeoutMs = options.requestTimeoutMs ?? 15_000;
-    this.client = new MlflowClient({ trackingUri: options.trackingUri, maxAttempts: 1, requestTimeoutMs });
+    this.client = new MlflowClient({ trackingUri: options.trackingUri, maxAttempts: 1, requestTimeoutMs, signal: this.closing.signal });
     this.sender = new SpoolSender(this.client, (m) => this.warn(m));
     if (this.experimentName.length === 0) throw new TrainerError('TRAINER_ERR_TRACKING', 'experimentName must not be empty');
   }
@@ -209,6 +211,7 @@ export class SpooledMlflowTracker implements Tracker {
   /** Stop delivering (what is pending stays in the spool for the next process). */
   close(): void {
     this.closed = true;
+    this.closing.abort();
     clearInterval(this.timer);
     this.timer = undefined;
     this.wakeUp();
@@ -239,6 +242,7 @@ export class SpooledMlflowTracker implements Tracker {
   }
 
   private start(): void {
+    if (this.closing.signal.aborted) throw new TrainerError('TRAINER_ERR_TRACKING', `the tracker of ${this.spoolDir} is closed`);
     this.closed = false;
     this.drainRequested = true;
     if (this.timer === undefined) {
@@ -310,6 +314,7 @@ export class SpooledMlflowTracker implements Tracker {
             this.spools = this.spools.filter((s) => s !== spool);
           }
         } catch (err) {
+          if (this.closed) break;
           const reason = (err as Error).message;
           if (reason !== this.lastWarning) {
             this.warn(`tracking server unreachable, ${this.pendingItems()} item(s) kept in ${this.spoolDir}: ${reason}`);

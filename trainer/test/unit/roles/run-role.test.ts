@@ -179,7 +179,9 @@ describe('runRole', () => {
       // The restart after the end (the done marker path): it starts no run of its own.
       const second = await captured(() =>
         runRole(config, spec, async () => {
-          await fake.until(() => [...fake.runs.values()].some((r) => r.status === 'FINISHED'), 'finished run');
+          // Delivered when the spool is gone (the server's answer to the end has been acknowledged).
+          const spool = join(dir, 'checkpoints', 'tracking-spool', 'split-server-0');
+          await fake.until(() => readdirSync(spool).every((name) => !name.endsWith('.jsonl')), 'delivered spool');
         }),
       );
       assert.equal(second.result.status, 'fulfilled');
