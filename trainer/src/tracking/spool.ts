@@ -12,9 +12,10 @@
  * Bound: at most `maxPendingMetrics` metric points pending; past it the oldest pending point is dropped and
  * counted. Params, tags, artifacts, the run's creation and its end are never dropped.
  */
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { atomicWriteSync } from '../fsutil/atomic-write';
+import { atomicWrite, atomicWriteSync } from '../fsutil/atomic-write';
 import type { MlflowKeyValue } from './mlflow-client';
 import type { RunEndStatus } from './tracker';
 
@@ -193,9 +194,9 @@ export class Spool {
   }
 
   /** Copy `localPath` into the spool (durably, atomically), then append its artifact item. */
-  appendArtifact(localPath: string, artifactPath: string): SpoolItem {
-    const file = `${this.nextSeq}-${path.basename(localPath)}`;
-    atomicWriteSync(path.join(this.artifactDir, file), fs.readFileSync(localPath));
+  async appendArtifact(localPath: string, artifactPath: string): Promise<SpoolItem> {
+    const file = `${Date.now()}-${randomBytes(4).toString('hex')}-${path.basename(localPath)}`;
+    await atomicWrite(path.join(this.artifactDir, file), await fs.promises.readFile(localPath));
     return this.append({ t: 'artifact', file, path: artifactPath }, { sync: true });
   }
 

@@ -176,7 +176,7 @@ export class SpooledMlflowTracker implements Tracker {
   async logArtifact(localPath: string, artifactPath: string): Promise<void> {
     const spool = this.requireRun('logArtifact');
     checkArtifactPath(artifactPath);
-    spool.appendArtifact(localPath, artifactPath);
+    await spool.appendArtifact(localPath, artifactPath);
     this.requestDrain();
   }
 
