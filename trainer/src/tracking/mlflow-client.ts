@@ -252,22 +252,34 @@ export class MlflowClient {
   private async once(method: string, path: string, body?: Json | Uint8Array): Promise<Json> {
     const url = this.baseUrl + path;
     const what = `${method} ${path.split('?')[0]}`;
+    // One controller per attempt, aborted by its own timer (which covers reading the body too) or by the client's
+    // signal: a request never outlives requestTimeoutMs, whatever the connection does.
+    const controller = new AbortController();
+    const timeoutMs = this.requestTimeoutMs;
+    const timer = setTimeout(() => controller.abort(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    const onAbort = (): void => controller.abort(new Error('the client is closing'));
+    if (this.signal?.aborted) onAbort();
+    this.signal?.addEventListener('abort', onAbort, { once: true });
     let response: Response;
+    let text: string;
     try {
-      response = await fetch(url, {
-        method,
-        headers: body === undefined ? {} : { 'Content-Type': body instanceof Uint8Array ? 'application/octet-stream' : 'application/json' },
-        body: body === undefined ? undefined : body instanceof Uint8Array ? body : JSON.stringify(body),
-        signal:
-          this.signal === undefined
-            ? AbortSignal.timeout(this.requestTimeoutMs)
-            : AbortSignal.any([AbortSignal.timeout(this.requestTimeoutMs), this.signal]),
-      });
-    } catch (err) {
-      const reason = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
-      throw new MlflowApiError(`MLflow ${what} at ${this.baseUrl} failed: ${reason}`, undefined, undefined, { cause: err });
+      try {
+        const contentType = body instanceof Uint8Array ? 'application/octet-stream' : 'application/json';
+        response = await fetch(url, {
+          method,
+          headers: body === undefined ? {} : { 'Content-Type': contentType },
+          body: body === undefined ? undefined : body instanceof Uint8Array ? body : JSON.stringify(body),
+          signal: controller.signal,
+        });
+      } catch (err) {
+        const reason = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
+        throw new MlflowApiError(`MLflow ${what} at ${this.baseUrl} failed: ${reason}`, undefined, undefined, { cause: err });
+      }
+      text = await response.text().catch(() => '');
+    } finally {
+      clearTimeout(timer);
+      this.signal?.removeEventListener('abort', onAbort);
     }
-    const text = await response.text().catch(() => '');
     let parsed: Json;
     try {
       parsed = text.length > 0 ? (JSON.parse(text) as Json) : {};
