@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -84,6 +85,29 @@ describe('the MLflow tracker follows the MLflow 2.10 REST contract (local HTTP s
       });
       assert.equal(fake.requests.filter((r) => r.path.endsWith('/runs/create')).length, 1);
     });
+  });
+
+  test('a request to a server that accepts and never answers ends within its timeout, and on close', async () => {
+    const sockets: net.Socket[] = [];
+    const silent = net.createServer((socket) => void sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const uri = `http://127.0.0.1:${(silent.address() as net.AddressInfo).port}`;
+    try {
+      const started = Date.now();
+      await assert.rejects(
+        new MlflowClient({ trackingUri: uri, maxAttempts: 1, requestTimeoutMs: 200 }).getExperimentByName('e'),
+        (err: unknown) => err instanceof MlflowApiError && err.retryable && /no answer within 200 ms/.test(err.message),
+      );
+      assert.ok(Date.now() - started < 5000);
+      const closing = new AbortController();
+      const pending = new MlflowClient({ trackingUri: uri, maxAttempts: 1, signal: closing.signal }).getExperimentByName('e');
+      await new Promise((r) => setImmediate(r));
+      closing.abort();
+      await assert.rejects(pending, /the client is closing/);
+    } finally {
+      sockets.forEach((s) => s.destroy());
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 
   test('a run the server refuses to create stays spooled (pending), never dropped', async () => {
