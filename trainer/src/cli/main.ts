@@ -80,7 +80,13 @@ type DoneEvent = Extract<TrainerEvent, { event: 'done' }>;
 
 /** The one JSON line a local run ends with. */
 function resultLine(label: string, final: DoneEvent, clientDone: ReadonlyMap<number, DoneEvent>): Record<string, unknown> {
-  const common = { chart: label, ...testMetricsJson(final), wall_seconds: final.wallSeconds, model_path: final.modelPath };
+  const common = {
+    chart: label,
+    ...testMetricsJson(final),
+    wall_seconds: final.wallSeconds,
+    model_path: final.modelPath,
+    ...(final.tracking === undefined ? {} : { tracking: final.tracking }),
+  };
   if (final.rounds !== undefined) {
     return {
       ...common,

@@ -89,6 +89,11 @@ export type TrainerEvent =
         bytesSent?: number;
         /** Split runs: completed forward/backward round trips per second of training. */
         roundTripsPerSecond?: number;
+        /**
+         * Where the role's tracked run stands when it is done: `delivered`, `pending (N items at PATH)` (spooled on
+         * the checkpoint volume, delivered later) or `off` (this role tracks no run).
+         */
+        tracking?: string;
       })
   | (EventBase & { event: 'error'; code: string; message: string });
 

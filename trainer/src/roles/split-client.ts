@@ -10,6 +10,10 @@
  * and roundTripsPerSecond). The client's parts are saved under
  * outputDir/model/client-<rank>; client 0 also hands its client-side weights
  * to the server with its splitDone, for the assembled whole model.
+ * Tracking: each client has its own run (role split-client, param `client`)
+ * with its per-epoch metrics, its test metrics and its parts as artifacts
+ * (model/client-<rank>/...): with the server's run (its part), the model can
+ * be rebuilt from the tracking server alone.
  */
 import { join } from 'node:path';
 import type { TrainerConfig } from '../contract/env';
@@ -43,7 +47,8 @@ function* batchesOf(examples: Examples, indices: Int32Array, batchSize: number):
 
 export async function runSplitClientRole(config: TrainerConfig): Promise<void> {
   const { rank, worldSize } = config;
-  await runRole(config, { who: `split-client ${rank}`, rank }, async ({ emit, log, startedMs, health, onFailure, afterDone }) => {
+  await runRole(config, { who: `split-client ${rank}`, rank }, async (role) => {
+    const { emit, log, startedMs, health, onFailure, afterDone, startTracking, finishTracking } = role;
     const { backend } = await initBackend(trainingBackends(config.model), log);
     const data = await loadTrainerData(config, { train: true, test: true, log });
     const train = data.train!;
@@ -121,6 +126,24 @@ export async function runSplitClientRole(config: TrainerConfig): Promise<void> {
     }
     health.setReady();
     emit({ event: 'start', role: 'split-client', worldSize, epochs: config.epochs, stepsPerEpoch, backend, resumeEpoch: 0 });
+    const tracker = await startTracking(
+      {},
+      {
+        model: source,
+        dataset: config.dataset,
+        client: rank,
+        clients: worldSize,
+        epochs: config.epochs,
+        batchSize: config.batchSize,
+        learningRate: config.learningRate,
+        optimizer: config.optimizer,
+        cutLayer,
+        splitMode: config.splitMode,
+        noiseSigma: config.noiseSigma,
+        seed: config.seed,
+        backend,
+      },
+    );
     const testIndices = Int32Array.from({ length: test.count }, (_, i) => i);
     const result = await runSplitClient({
       link: client,
@@ -137,20 +160,28 @@ export async function runSplitClientRole(config: TrainerConfig): Promise<void> {
         if ((stepInEpoch + 1) % stepEvery === 0 || stepInEpoch + 1 === stepsPerEpoch)
           emit({ event: 'step', epoch: epoch + 1, step: stepInEpoch + 1, stepsPerEpoch, loss });
       },
-      onEpoch: ({ epoch, loss, trainAccuracy, examples, seconds }) =>
-        emit({
-          event: 'epoch',
-          epoch: epoch + 1,
-          loss,
-          trainAccuracy,
-          samplesPerSecond: seconds > 0 ? examples / seconds : 0,
-          allreduceShare: 0,
-        }),
+      onEpoch: ({ epoch, loss, trainAccuracy, examples, seconds }) => {
+        const samplesPerSecond = seconds > 0 ? examples / seconds : 0;
+        emit({ event: 'epoch', epoch: epoch + 1, loss, trainAccuracy, samplesPerSecond, allreduceShare: 0 });
+        tracker?.logMetric('epoch_loss', loss, epoch + 1);
+        tracker?.logMetric('train_accuracy', trainAccuracy, epoch + 1);
+        tracker?.logMetric('samples_per_second', samplesPerSecond, epoch + 1);
+      },
     });
     emit({ event: 'eval', epoch: config.epochs, task: 'classification', testAccuracy: result.testAccuracy, testLoss: result.testLoss });
     const partDir = join(config.outputDir, 'model', `client-${rank}`);
     await savePart(bottom, join(partDir, 'bottom'), { cutLayer, splitMode: config.splitMode });
     if (head) await savePart(head, join(partDir, 'head'), { cutLayer, splitMode: config.splitMode });
+    if (tracker) {
+      tracker.logMetric('test_accuracy', result.testAccuracy, config.epochs);
+      tracker.logMetric('test_loss', result.testLoss, config.epochs);
+      for (const part of head ? ['bottom', 'head'] : ['bottom']) {
+        for (const file of ['part.json', 'weights.bin']) {
+          await tracker.logArtifact(join(partDir, part, file), `model/client-${rank}/${part}/${file}`);
+        }
+      }
+    }
+    await finishTracking();
     emit({
       event: 'done',
       testAccuracy: result.testAccuracy,

@@ -21,6 +21,13 @@ export interface FinishOnSignalsOptions {
    */
   readonly status?: RunEndStatus;
   /**
+   * How long the run's end may wait for a tracking server to take what is pending (it stays spooled on the
+   * volume either way), within a pod's termination grace period.
+   *
+   * @default 10000
+   */
+  readonly waitMs?: number;
+  /**
    * Called if the final flush or run update fails (the process still exits).
    *
    * @default - the error is ignored
@@ -42,7 +49,7 @@ export function finishOnSignals(tracker: Tracker, options: FinishOnSignalsOption
     const listener = (): void => {
       dispose();
       tracker
-        .finish(status)
+        .finish(status, { waitMs: options.waitMs ?? 10_000 })
         .catch((err: Error) => options.onError?.(err))
         .finally(() => proc.exit(128 + (signal === 'SIGINT' ? 2 : signal === 'SIGTERM' ? 15 : 1)));
     };

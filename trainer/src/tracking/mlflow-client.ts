@@ -34,6 +34,12 @@ export interface MlflowClientOptions {
    * @default 15000
    */
   readonly requestTimeoutMs?: number;
+  /**
+   * Aborts every request in flight and every later one (the client's owner is closing).
+   *
+   * @default - never aborted
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** A metric as MLflow's REST API takes it. */
@@ -93,8 +99,10 @@ export class MlflowClient {
   readonly maxBackoffMs: number;
   readonly maxRetryTimeMs: number;
   readonly requestTimeoutMs: number;
+  private readonly signal?: AbortSignal;
 
   constructor(options: MlflowClientOptions) {
+    this.signal = options.signal;
     this.baseUrl = options.trackingUri.replace(/\/+$/, '');
     this.maxAttempts = options.maxAttempts ?? 6;
     this.initialBackoffMs = options.initialBackoffMs ?? 250;
@@ -244,19 +252,34 @@ export class MlflowClient {
   private async once(method: string, path: string, body?: Json | Uint8Array): Promise<Json> {
     const url = this.baseUrl + path;
     const what = `${method} ${path.split('?')[0]}`;
+    // One controller per attempt, aborted by its own timer (which covers reading the body too) or by the client's
+    // signal: a request never outlives requestTimeoutMs, whatever the connection does.
+    const controller = new AbortController();
+    const timeoutMs = this.requestTimeoutMs;
+    const timer = setTimeout(() => controller.abort(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    const onAbort = (): void => controller.abort(new Error('the client is closing'));
+    if (this.signal?.aborted) onAbort();
+    this.signal?.addEventListener('abort', onAbort, { once: true });
     let response: Response;
+    let text: string;
     try {
-      response = await fetch(url, {
-        method,
-        headers: body === undefined ? {} : { 'Content-Type': body instanceof Uint8Array ? 'application/octet-stream' : 'application/json' },
-        body: body === undefined ? undefined : body instanceof Uint8Array ? body : JSON.stringify(body),
-        signal: AbortSignal.timeout(this.requestTimeoutMs),
-      });
-    } catch (err) {
-      const reason = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
-      throw new MlflowApiError(`MLflow ${what} at ${this.baseUrl} failed: ${reason}`, undefined, undefined, { cause: err });
+      try {
+        const contentType = body instanceof Uint8Array ? 'application/octet-stream' : 'application/json';
+        response = await fetch(url, {
+          method,
+          headers: body === undefined ? {} : { 'Content-Type': contentType },
+          body: body === undefined ? undefined : body instanceof Uint8Array ? body : JSON.stringify(body),
+          signal: controller.signal,
+        });
+      } catch (err) {
+        const reason = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
+        throw new MlflowApiError(`MLflow ${what} at ${this.baseUrl} failed: ${reason}`, undefined, undefined, { cause: err });
+      }
+      text = await response.text().catch(() => '');
+    } finally {
+      clearTimeout(timer);
+      this.signal?.removeEventListener('abort', onAbort);
     }
-    const text = await response.text().catch(() => '');
     let parsed: Json;
     try {
       parsed = text.length > 0 ? (JSON.parse(text) as Json) : {};

@@ -23,7 +23,46 @@ export interface Tracker {
   /** Copy a local file to `artifactPath` (a file path relative to the run's artifact root). */
   logArtifact(localPath: string, artifactPath: string): Promise<void>;
   /** Flush everything buffered and end the run with `status`. */
-  finish(status: RunEndStatus): Promise<void>;
+  finish(status: RunEndStatus, options?: FinishOptions): Promise<void>;
+  /**
+   * Whether everything the tracker was given has reached its store.
+   *
+   * @default - delivered (a tracker that writes synchronously)
+   */
+  delivery?(): TrackingDelivery;
+  /**
+   * Start delivering what earlier processes left undelivered (a remote store's spool), before any run starts.
+   *
+   * @default - nothing to deliver
+   */
+  startDelivery?(): void;
+  /**
+   * Stop delivering (the process is ending: what is pending stays spooled for the next one).
+   *
+   * @default - nothing to stop
+   */
+  close?(): void;
+}
+
+export interface FinishOptions {
+  /**
+   * How long finish may wait for a remote store to take what is pending (it stays spooled either way).
+   *
+   * @default - the tracker's own
+   */
+  readonly waitMs?: number;
+}
+
+/** Where what a role's tracker was given stands when the role ends: reported in its last line and its done event. */
+export type TrackingDelivery =
+  | { readonly state: 'delivered' }
+  | { readonly state: 'pending'; readonly items: number; readonly path: string }
+  | { readonly state: 'off' };
+
+/** `delivered`, `pending (N items at PATH)` or `off`. */
+export function formatTrackingDelivery(delivery: TrackingDelivery): string {
+  if (delivery.state === 'pending') return `pending (${delivery.items} items at ${delivery.path})`;
+  return delivery.state;
 }
 
 /**

@@ -71,7 +71,7 @@ describe('split learning fleet (2 clients, real MNIST)', () => {
         await client.idling();
         assert.equal(server.child.exitCode, null, 'the server idles after done');
         assert.equal(client.child.exitCode, null, 'the client idles after done');
-        assert.equal(await trackedRuns(out), 1);
+        assert.equal(await trackedRuns(out), 2, "the server's run and the client's");
 
         const late = startRole('split-client', fleetClientEnv(env, 0, 1, port), 'late client');
         const lateDone = await late.next('done');
@@ -96,7 +96,7 @@ describe('split learning fleet (2 clients, real MNIST)', () => {
         const againExit = await again.exited;
         assert.equal(againExit.exit, 0, againExit.log);
         assert.match(againExit.log, /training finished before this restart/);
-        assert.equal(await trackedRuns(out), 1, 'no second tracked run');
+        assert.equal(await trackedRuns(out), 2, 'no new tracked run');
         client.child.kill('SIGTERM');
         assert.equal((await client.exited).exit, 0);
       } finally {

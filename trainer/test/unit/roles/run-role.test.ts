@@ -6,6 +6,7 @@ import { describe, test } from 'node:test';
 import { httpStatus } from '../../support/http-status';
 import { MLFLOW_TAGS, resolveTrainerConfig, TrainerError, type Role } from '../../../src/contract';
 import { runRole } from '../../../src/roles/run-role';
+import { FakeMlflow } from '../../support/mlflow-rest';
 
 const configFor = (role: Role, outputDir: string) =>
   resolveTrainerConfig({ role, jobName: 'job-a', healthPort: 0, outputDir, experimentName: 'exp' });
@@ -105,5 +106,97 @@ describe('runRole', () => {
     assert.equal(result.status, 'fulfilled');
     assert.equal(tracker, undefined);
     assert.match(stderr, /^split-server: warning: tracking is off for this run: /m);
+    assert.equal(stderr.trim().split('\n').pop(), 'split-server: tracking: off');
+  });
+
+  test('a tracking server that is down never fails the role: its done event and last line say what is pending where', async () => {
+    const fake = new FakeMlflow();
+    const uri = await fake.start();
+    fake.setDown(true);
+    const dir = mkdtempSync(join(tmpdir(), 'run-role-'));
+    const config = resolveTrainerConfig({
+      role: 'fl-server',
+      jobName: 'job-a',
+      healthPort: 0,
+      outputDir: join(dir, 'out'),
+      checkpointDir: join(dir, 'checkpoints'),
+      trackingUri: uri,
+    });
+    const spec = { who: 'fl-server', rank: 0, trackingWaits: { startMs: 20, finishMs: 50 } };
+    try {
+      const { result, stdout, stderr } = await captured(() =>
+        runRole(config, spec, async ({ emit, startTracking, finishTracking }) => {
+          const tracker = await startTracking({}, { rounds: 5 });
+          assert.ok(tracker, 'a server that is down at the start does not turn tracking off');
+          tracker.logMetric('loss', 0.5, 1);
+          tracker.logMetric('not a key!', 1, 1);
+          await tracker.logArtifact(join(dir, 'missing.bin'), 'model/missing.bin');
+          await finishTracking();
+          emit({ event: 'done', epochs: 1, worldSize: 1, samplesPerSecond: 0, wallSeconds: 0, modelPath: '' });
+        }),
+      );
+      assert.equal(result.status, 'fulfilled', String((result as PromiseRejectedResult).reason));
+      // The run's creation, 1 param, 1 metric point and the end.
+      const pending = `pending (4 items at ${join(dir, 'checkpoints', 'tracking-spool', 'fl-server-0')})`;
+      const done = stdout
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as Record<string, unknown>)
+        .find((e) => e.event === 'done');
+      assert.equal(done?.tracking, pending);
+      assert.equal(stderr.trim().split('\n').pop(), `fl-server: tracking: ${pending}`);
+      assert.match(stderr, /warning: tracking logMetric failed .*invalid metric key "not a key!"/);
+      assert.match(stderr, /warning: tracking logArtifact model\/missing.bin failed .*ENOENT/);
+      assert.equal(fake.runs.size, 0);
+    } finally {
+      await fake.stop();
+    }
+  });
+
+  test('a restarted role delivers what its predecessor left on the volume, even if it tracks no run itself', async () => {
+    const fake = new FakeMlflow();
+    const uri = await fake.start();
+    const dir = mkdtempSync(join(tmpdir(), 'run-role-'));
+    const config = resolveTrainerConfig({
+      role: 'split-server',
+      jobName: 'job-a',
+      healthPort: 0,
+      outputDir: join(dir, 'out'),
+      checkpointDir: join(dir, 'checkpoints'),
+      trackingUri: uri,
+    });
+    const spec = { who: 'split-server', rank: 0, trackingWaits: { startMs: 20, finishMs: 50 } };
+    try {
+      fake.setDown(true);
+      const first = await captured(() =>
+        runRole(config, spec, async ({ startTracking, finishTracking }) => {
+          (await startTracking({}, { epochs: 2 }))?.logMetric('loss', 0.25, 2);
+          await finishTracking();
+        }),
+      );
+      assert.match(first.stderr.trim().split('\n').pop()!, /^split-server: tracking: pending \(4 items at /);
+      fake.setDown(false);
+      // The restart after the end (the done marker path): it starts no run of its own.
+      const second = await captured(() =>
+        runRole(config, spec, async () => {
+          // Delivered when the spool is gone (the server's answer to the end has been acknowledged).
+          const spool = join(dir, 'checkpoints', 'tracking-spool', 'split-server-0');
+          await fake.until(() => readdirSync(spool).every((name) => !name.endsWith('.jsonl')), 'delivered spool');
+        }),
+      );
+      assert.equal(second.result.status, 'fulfilled');
+      assert.equal(second.stderr.trim().split('\n').pop(), 'split-server: tracking: delivered');
+      assert.equal(fake.runs.size, 1);
+      assert.deepEqual(
+        fake.metrics.map((m) => [m.key, m.value, m.step]),
+        [['loss', 0.25, 2]],
+      );
+      assert.deepEqual(
+        fake.params.map((p) => [p.key, p.value]),
+        [['epochs', '2']],
+      );
+    } finally {
+      await fake.stop();
+    }
   });
 });

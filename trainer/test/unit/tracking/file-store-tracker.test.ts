@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, describe, test } from 'node:test';
-import { createTracker, FileStoreTracker, MlflowTracker, RunEndStatus } from '../../../src/tracking';
+import { createTracker, FileStoreTracker, RunEndStatus, SpooledMlflowTracker } from '../../../src/tracking';
 
 function tempDir(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tf-mlruns-'));
@@ -154,9 +154,9 @@ describe('FileStoreTracker writes MLflow file-store layout', () => {
 });
 
 describe('createTracker', () => {
-  test('picks MLflow REST with a tracking URI and the file store under outputDir/mlruns without one', () => {
+  test('picks spooled MLflow REST with a tracking URI and the file store under outputDir/mlruns without one', () => {
     const out = tempDir();
-    assert.ok(createTracker({ trackingUri: 'http://127.0.0.1:5000', experimentName: 'e', outputDir: out }) instanceof MlflowTracker);
+    assert.ok(createTracker({ trackingUri: 'http://127.0.0.1:5000', experimentName: 'e', outputDir: out }) instanceof SpooledMlflowTracker);
     const local = createTracker({ experimentName: 'e', outputDir: out });
     assert.ok(local instanceof FileStoreTracker);
     assert.equal(local.rootDir, path.join(out, 'mlruns'));
