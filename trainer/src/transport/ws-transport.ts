@@ -35,6 +35,14 @@ import { PeerGroup } from './peer-group';
 import type { Float32Expectation, Float32MessageHeader, ReceivePlan, Transport, WaitOptions } from './transport';
 import { readFramesDirectly } from './ws-direct';
 import type { HeaderAnswer } from './ws-frame-reader';
+import { describePeerValue, metaField, truncate } from './peer-value';
+
+/** Longest error code a peer's error frame may carry. */
+const MAX_PEER_ERROR_CODE_CHARS = 64;
+/** An error code in a peer's error frame (TRAINER_ERR_...). */
+const PEER_ERROR_CODE = new RegExp(`^[A-Z0-9_]{1,${MAX_PEER_ERROR_CODE_CHARS}}$`);
+/** A peer's error message is kept up to this many characters. */
+const MAX_PEER_ERROR_MESSAGE_CHARS = 500;
 
 export interface PeerAddress {
   readonly host: string;
@@ -463,15 +471,18 @@ export class WsTransport implements Transport {
     return { plan: target.plan, offset: header.tensors[0].offset, done: target.done };
   }
 
+  /** A whole message from `conn`. Nothing a peer sends may throw out of here: whatever fails refuses that peer. */
   private onMessage(conn: Connection, data: Buffer, isBinary: boolean): void {
     if (conn.rejected) return;
     conn.lastSeenMs = Date.now();
-    let frame: Frame;
     try {
-      frame = decodeMessage(data, isBinary, this.maxPayloadBytes);
+      this.dispatch(conn, decodeMessage(data, isBinary, this.maxPayloadBytes), data.byteLength);
     } catch (err) {
-      return this.reject(conn, asTrainerError(err));
+      this.reject(conn, asTrainerError(err));
     }
+  }
+
+  private dispatch(conn: Connection, frame: Frame, frameBytes: number): void {
     if (conn.peer < 0) return this.onHello(conn, frame);
     if (frame.rank !== conn.peer) {
       return this.reject(
@@ -481,14 +492,8 @@ export class WsTransport implements Transport {
     }
     if (frame.type === MESSAGE_TYPES.hello)
       return this.reject(conn, new TrainerError('TRAINER_ERR_BAD_FRAME', 'invalid frame: second hello'));
-    if (frame.type === MESSAGE_TYPES.error) {
-      const code = String(frame.meta?.code ?? 'unknown');
-      const message = String(frame.meta?.message ?? '');
-      this.group.failGroup(this.group.lostPeer('TRAINER_ERR_PEER_ABORTED', conn.peer, `it aborted with ${code}: ${message}`));
-      this.peersChanged();
-      return;
-    }
-    const heldBytes = this.group.queuedBytes(conn.peer) + data.byteLength;
+    if (frame.type === MESSAGE_TYPES.error) return this.onPeerError(conn, frame);
+    const heldBytes = this.group.queuedBytes(conn.peer) + frameBytes;
     if (heldBytes > this.maxQueuedBytes) {
       return this.reject(
         conn,
@@ -499,6 +504,27 @@ export class WsTransport implements Transport {
       );
     }
     this.group.deliver(conn.peer, frame);
+  }
+
+  /**
+   * A peer's error frame: it aborted, so the group fails. Its code and message are the peer's words: read only as
+   * strings of bounded length; anything else is a bad frame (that peer is refused and closed).
+   */
+  private onPeerError(conn: Connection, frame: Frame): void {
+    const code = metaField(frame.meta, 'code');
+    const message = metaField(frame.meta, 'message') ?? '';
+    const codeOk = typeof code === 'string' && PEER_ERROR_CODE.test(code);
+    if (!codeOk || typeof message !== 'string') {
+      const detail = codeOk ? `message ${describePeerValue(message)}` : `code ${describePeerValue(code)}`;
+      const allowed = `a code of 1 to ${MAX_PEER_ERROR_CODE_CHARS} capitals, digits or underscores and a string message`;
+      return this.reject(
+        conn,
+        new TrainerError('TRAINER_ERR_BAD_FRAME', `invalid frame: error ${detail}; an error frame carries ${allowed}`),
+      );
+    }
+    const text = truncate(message, MAX_PEER_ERROR_MESSAGE_CHARS);
+    this.group.failGroup(this.group.lostPeer('TRAINER_ERR_PEER_ABORTED', conn.peer, `it aborted with ${code}: ${text}`));
+    this.peersChanged();
   }
 
   private onHello(conn: Connection, frame: Frame): void {
