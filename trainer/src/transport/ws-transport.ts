@@ -317,30 +317,44 @@ export class WsTransport implements Transport {
     await this.listen();
     const deadline = Date.now() + this.connectTimeoutMs;
     const dials = Array.from({ length: this.rank }, (_, peer) => this.dial(peer, peers[peer], deadline));
-    const everyone = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const missing = this.missingPeers();
-        reject(
-          new TrainerError(
-            'TRAINER_ERR_CONNECT_TIMEOUT',
-            `rank ${this.rank} timed out after ${this.connectTimeoutMs}ms waiting for ` +
-              `${missing.map((r) => this.describePeer(r)).join(', ')} to connect`,
-          ),
+    // Resolves once every higher rank said hello; awaited again if one of them was refused before the group formed.
+    const everyone = (): Promise<void> =>
+      new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(
+          () => {
+            const missing = this.missingPeers();
+            reject(
+              new TrainerError(
+                'TRAINER_ERR_CONNECT_TIMEOUT',
+                `rank ${this.rank} timed out after ${this.connectTimeoutMs}ms waiting for ` +
+                  `${missing.map((r) => this.describePeer(r)).join(', ')} to connect`,
+              ),
+            );
+          },
+          Math.max(0, deadline - Date.now()),
         );
-      }, this.connectTimeoutMs);
-      this.peersChanged = () => {
-        if (this.group.failed) {
-          clearTimeout(timer);
-          reject(this.group.failed);
-        } else if (this.missingPeers().length === 0) {
-          clearTimeout(timer);
-          resolve();
-        }
-      };
-      this.peersChanged();
-    });
+        this.peersChanged = () => {
+          if (this.group.failed) {
+            clearTimeout(timer);
+            reject(this.group.failed);
+          } else if (this.missingPeers().length === 0) {
+            clearTimeout(timer);
+            resolve();
+          }
+        };
+        this.peersChanged();
+      });
     try {
-      await Promise.all([...dials, everyone]);
+      await Promise.all([...dials, everyone()]);
+      // A peer refused between its hello and here (e.g. a bad frame right after it) freed its slot: wait for it again.
+      while (this.missingPeers().length > 0) await everyone();
+      const lost = Array.from({ length: this.rank }, (_, r) => r).filter((r) => this.peers[r] === undefined);
+      if (lost.length > 0) {
+        throw new TrainerError(
+          'TRAINER_ERR_CONNECT_TIMEOUT',
+          `rank ${this.rank} lost ${lost.map((r) => this.describePeer(r)).join(', ')} before the group formed`,
+        );
+      }
       this.ready = true;
     } catch (err) {
       const error = asTrainerError(err, 'TRAINER_ERR_CONNECT_TIMEOUT');
