@@ -9,6 +9,7 @@ import { CLOSE_CODES, isTrainerError, MESSAGE_TYPES, WS_PATH } from '../../../sr
 import { encodeFrame, float32Tensor } from '../../../src/transport/codec';
 import { helloMessage } from '../../../src/transport/handshake';
 import { WsTransport, type WsTransportOptions } from '../../../src/transport/ws-transport';
+import { errorFrame, PLACEHOLDER } from '../../support/hostile-frames';
 
 const LOOPBACK = '127.0.0.1';
 
@@ -29,28 +30,6 @@ async function rogue(port: number, rank: number, worldSize: number, options: Web
 
 function closed(ws: WebSocket): Promise<{ code: number; reason: string }> {
   return new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
-}
-
-/** A placeholder string the encoder writes as msgpack fixstr bytes, swapped for hand-made bytes afterwards. */
-const PLACEHOLDER = 'ZQZQ';
-
-/**
- * An error frame from `rank` whose meta is `meta`, where the placeholder string stands for `depth` nested lists
- * around it (msgpackr cannot pack that deep itself, but decodes it: what finding 1 sent).
- */
-function errorFrame(rank: number, meta: Record<string, unknown>, depth = 0): Buffer {
-  const frame = encodeFrame(rank, { type: MESSAGE_TYPES.error, step: 0, seq: 0, meta });
-  if (depth === 0) return frame;
-  const header = frame.subarray(4, 4 + frame.readUInt32LE(0));
-  const fixstr = Buffer.concat([Buffer.from([0xa0 | PLACEHOLDER.length]), Buffer.from(PLACEHOLDER)]);
-  const at = header.indexOf(fixstr);
-  assert.ok(at >= 0);
-  const nested = Buffer.concat([header.subarray(0, at), Buffer.alloc(depth, 0x91), header.subarray(at)]);
-  const padded = Math.ceil((4 + nested.length) / 8) * 8;
-  const out = Buffer.alloc(padded);
-  out.writeUInt32LE(nested.length, 0);
-  nested.copy(out, 4);
-  return out;
 }
 
 const HOSTILE_ERROR_METAS: ReadonlyArray<[string, Record<string, unknown>, number, RegExp]> = [
