@@ -181,6 +181,8 @@ interface Connection {
   /** Frames that arrived while its address was checked, delivered once it is accepted. */
   early?: Array<{ readonly frame: Frame; readonly bytes: number }>;
   earlyBytes?: number;
+  /** Called once its address check ended (accepted or refused): a large frame waits in the socket until then. */
+  checked?: Array<() => void>;
 }
 
 export class WsTransport implements Transport {
@@ -197,6 +199,8 @@ export class WsTransport implements Transport {
   readonly maxQueuedBytes: number;
   readonly maxQueuedFrames: number;
   readonly maxQueuedBytesTotal: number;
+  /** Connections not yet accepted as a rank (before or during their hello) at once; more get HTTP 503 at the upgrade. */
+  readonly maxPendingConnections: number;
 
   private readonly options: WsTransportOptions;
   private readonly group: PeerGroup;
@@ -228,6 +232,7 @@ export class WsTransport implements Transport {
     this.maxQueuedBytes = options.maxQueuedBytes ?? Math.min(4 * RING_CHUNK_FRAME_BYTES, defaultMaxQueuedBytes(this.maxPayloadBytes));
     this.maxQueuedFrames = options.maxQueuedFrames ?? 64 + 4 * this.worldSize;
     this.maxQueuedBytesTotal = options.maxQueuedBytesTotal ?? 2 * this.maxQueuedBytes;
+    this.maxPendingConnections = 2 * this.worldSize + 8;
     this.group = new PeerGroup(this.rank, this.worldSize, this.timeoutMs, (rank) => this.addressOf(rank), {
       maxFrames: this.maxQueuedFrames,
       maxBytes: this.maxQueuedBytes,
@@ -293,7 +298,8 @@ export class WsTransport implements Transport {
       maxPayloadBytes: this.maxPayloadBytes,
       httpStatus: 426,
       httpText: `tensorfleet trainer: connect with a WebSocket to ${WS_PATH}\n`,
-      accepting: () => !this.closing,
+      // Connections that have not said hello hold little, but not nothing: at most what the topology needs, and a margin.
+      accepting: () => !this.closing && this.pending.size < this.maxPendingConnections,
       onConnection: (ws, remote) => this.accept(ws, remote),
     });
     this.listeningPort = (await this.endpoint).port;
@@ -533,8 +539,8 @@ export class WsTransport implements Transport {
       if (conn.claimed === undefined) {
         throw new TrainerError('TRAINER_ERR_HANDSHAKE', `expected a hello frame first from ${conn.remote}, got a ${frameBytes}-byte frame`);
       }
-      this.checkRoom(conn, (conn.earlyBytes ?? 0) + frameBytes);
-      return undefined;
+      // Its address is being checked: the frame waits in the socket until it is accepted (or refused).
+      return { whenReady: (resume) => (conn.checked ??= []).push(() => queueMicrotask(resume)) };
     }
     if (header.rank !== conn.peer) throw this.wrongRank(conn, header.rank);
     const peer = conn.peer;
@@ -556,14 +562,9 @@ export class WsTransport implements Transport {
     return undefined;
   }
 
-  /** Throw TRAINER_ERR_PAYLOAD_TOO_LARGE unless `bytes` more from `conn` fit its mailbox and the bound in all. */
+  /** Throw TRAINER_ERR_PAYLOAD_TOO_LARGE unless `bytes` more from the registered `conn` fit its mailbox and the bound in all. */
   private checkRoom(conn: Connection, bytes: number): void {
-    const refusal =
-      conn.peer < 0
-        ? bytes > this.maxQueuedBytes
-          ? `${bytes} bytes before its hello was accepted`
-          : undefined
-        : this.group.roomFor(conn.peer, bytes);
+    const refusal = this.group.roomFor(conn.peer, bytes);
     if (refusal) throw new TrainerError('TRAINER_ERR_PAYLOAD_TOO_LARGE', refusal);
   }
 
@@ -703,12 +704,21 @@ export class WsTransport implements Transport {
     this.peers[rank] = conn;
     conn.onHello?.();
     this.peersChanged();
+    this.endCheck(conn);
+  }
+
+  /** The address check of `conn` ended: a frame held meanwhile is read on (into its receive, or refused). */
+  private endCheck(conn: Connection): void {
+    const checked = conn.checked ?? [];
+    conn.checked = undefined;
+    for (const resume of checked) resume();
   }
 
   /** Refuse a connection: close it with a code and a reason naming the error code. */
   private reject(conn: Connection, err: TrainerError): void {
     if (conn.rejected) return;
     conn.rejected = true;
+    this.endCheck(conn);
     conn.onHello?.(err);
     if (conn.peer >= 0 && !this.closing) this.lose(conn, err.code, `it sent an invalid frame: ${err.message}`);
     closeRefused(conn.ws, err);

@@ -146,6 +146,14 @@ describe('WsTransport against hostile peers: rank squatting (finding 7)', () => 
       const squatter = await rogueFrom(port, 1, 2, LOOPBACK);
       const squatterClosed = closed(squatter);
       squatter.send(chunkFrame(1, 0, [666]));
+      // A large frame while its address is checked waits in the socket: nothing of it is allocated or queued.
+      squatter.send(
+        chunkFrame(
+          1,
+          0,
+          Array.from({ length: 1 << 18 }, () => 666),
+        ),
+      );
       const real = await rogueFrom(port, 1, 2, '127.0.0.2');
       await forming;
       real.send(chunkFrame(1, 0, [7]));
@@ -154,6 +162,7 @@ describe('WsTransport against hostile peers: rank squatting (finding 7)', () => 
       assert.equal(code, CLOSE_CODES.handshakeRefused);
       assert.match(reason, /^TRAINER_ERR_HANDSHAKE: rank 0 refused rank 1 \(127\.0\.0\.1:\d+\): it connects from 127\.0\.0\.1, but/);
       assert.equal(real.readyState, WebSocket.OPEN, 'the real rank 1 stays connected');
+      assert.equal(server.heldBytes, 0);
       real.terminate();
     } finally {
       await server.close();
@@ -179,6 +188,38 @@ describe('WsTransport against hostile peers: rank squatting (finding 7)', () => 
 });
 
 describe('WsTransport against hostile peers: unrequested frames (finding 8)', () => {
+  test('connections that have not said hello are capped at 2 x worldSize + 8 (HTTP 503 past it); the real peer still joins', async () => {
+    const ranks = [0, 1].map((rank) => transport({ rank, worldSize: 2 }));
+    const ports = await Promise.all(ranks.map((t) => t.listen()));
+    const silent: WebSocket[] = [];
+    try {
+      assert.equal(ranks[0].maxPendingConnections, 12);
+      for (let i = 0; i < 12; i++) {
+        silent.push(
+          await new Promise<WebSocket>((resolve, reject) => {
+            const ws = new WebSocket(`ws://${LOOPBACK}:${ports[0]}${WS_PATH}`, { perMessageDeflate: false });
+            ws.once('open', () => resolve(ws)).once('error', reject);
+          }),
+        );
+      }
+      const refused = await new Promise<number>((resolve, reject) => {
+        const ws = new WebSocket(`ws://${LOOPBACK}:${ports[0]}${WS_PATH}`, { perMessageDeflate: false });
+        ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+        ws.once('open', () => reject(new Error('a 13th silent connection was accepted')));
+      });
+      assert.equal(refused, 503);
+      const gone = silent.map((ws) => closed(ws));
+      for (const ws of silent) ws.terminate();
+      await Promise.all(gone);
+      // The real rank 1 retries a 503 with backoff: the group forms once the silent ones are gone.
+      const peers = ports.map((port) => ({ host: LOOPBACK, port }));
+      await Promise.all(ranks.map((t) => t.connect(peers)));
+    } finally {
+      for (const ws of silent) ws.terminate();
+      await Promise.all(ranks.map((t) => t.close()));
+    }
+  });
+
   for (const [name, mask] of [
     ['masked with random keys', undefined],
     ['masked with a zero key', (key: Buffer) => key.fill(0)],
