@@ -1,5 +1,6 @@
 /** Frames a hostile peer sends (issue 17), built byte by byte where msgpackr would refuse to encode them. */
 import assert from 'node:assert/strict';
+import { Packr } from 'msgpackr';
 import { MESSAGE_TYPES } from '../../src/contract';
 import { encodeFrame } from '../../src/transport/codec';
 
@@ -22,5 +23,15 @@ export function errorFrame(rank: number, meta: Record<string, unknown>, depth = 
   const out = Buffer.alloc(padded);
   out.writeUInt32LE(nested.length, 0);
   nested.copy(out, 4);
+  return out;
+}
+
+/** A frame with `header` packed as it is (no validation), followed by `payloadBytes` zero bytes. */
+export function rawFrame(header: Record<string, unknown>, payloadBytes = 0): Buffer {
+  const packed = new Packr({ useRecords: false, variableMapSize: true }).pack(header);
+  const start = Math.ceil((4 + packed.length) / 8) * 8;
+  const out = Buffer.alloc(start + payloadBytes);
+  out.writeUInt32LE(packed.length, 0);
+  packed.copy(out, 4);
   return out;
 }

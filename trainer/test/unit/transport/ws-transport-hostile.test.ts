@@ -5,11 +5,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import WebSocket from 'ws';
-import { CLOSE_CODES, isTrainerError, MESSAGE_TYPES, WS_PATH } from '../../../src/contract';
+import { CLOSE_CODES, isTrainerError, MESSAGE_TYPES, PROTOCOL_VERSION, WS_PATH } from '../../../src/contract';
 import { encodeFrame, float32Tensor } from '../../../src/transport/codec';
 import { helloMessage } from '../../../src/transport/handshake';
 import { WsTransport, type WsTransportOptions } from '../../../src/transport/ws-transport';
-import { errorFrame, PLACEHOLDER } from '../../support/hostile-frames';
+import { errorFrame, PLACEHOLDER, rawFrame } from '../../support/hostile-frames';
 
 const LOOPBACK = '127.0.0.1';
 
@@ -86,6 +86,30 @@ describe('WsTransport against hostile peers: error frames (finding 1)', () => {
           /^rank 0 lost rank 1 \(127\.0\.0\.1:9\): it sent an invalid frame: invalid frame: error code a list of 1;/,
         );
         assert.ok(err.message.length < 400, `${err.message.length} characters`);
+        return true;
+      });
+      assert.equal((await peerClosed).code, CLOSE_CODES.badFrame);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('a tensor header whose shape holds a map past a huge dimension is refused (4000), not thrown out of the handler', async () => {
+    const server = transport({ rank: 0, worldSize: 2 });
+    try {
+      const port = await server.listen();
+      const peer = await rogue(port, 1, 2);
+      const peerClosed = closed(peer);
+      await server.connect([
+        { host: LOOPBACK, port },
+        { host: LOOPBACK, port: 9 },
+      ]);
+      const pending = server.recv(1);
+      const shape = [2 ** 31 - 1, 2 ** 31 - 1, { toString: 0 }];
+      peer.send(rawFrame({ v: PROTOCOL_VERSION, t: MESSAGE_TYPES.chunk, s: 0, q: 0, r: 1, x: [['float32', shape]] }, 64));
+      await assert.rejects(pending, (err: unknown) => {
+        assert.ok(isTrainerError(err) && /^TRAINER_ERR_(BAD_FRAME|SHAPE_MISMATCH)$/.test(err.code), String(err));
+        assert.match(err.message, /^rank 0 lost rank 1 \(127\.0\.0\.1:9\): it sent an invalid frame: /);
         return true;
       });
       assert.equal((await peerClosed).code, CLOSE_CODES.badFrame);
