@@ -13,10 +13,12 @@ import {
   PATHS,
   PORTS,
   S3_CREDENTIAL_ENV,
+  SECRET_KEYS,
   TrainerConfigInput,
   resolveTrainerConfig,
 } from '../trainer/src/contract';
 import { MlflowStack } from './mlflow-stack';
+import { GeneratedSecrets } from './lib/generated-secrets';
 import { LinkTls } from './lib/link-tls';
 import { PodPolicy, dnsRule, sourcesRules, trackingRule } from './lib/network';
 import { PropError, checkDnsLabel, checkImage, checkInt, checkOneOf, checkPositive, kebab } from './lib/props';
@@ -194,6 +196,8 @@ export class DdpCluster extends Construct {
   public readonly config: ReturnType<typeof resolveTrainerConfig>;
   /** Labels of the rank pods. */
   public readonly podLabels: Readonly<Record<string, string>>;
+  /** The Secret, generated in the cluster, with the ring's bearer token under {@link SECRET_KEYS.authToken}. */
+  public readonly tokenSecretName: string;
 
   constructor(scope: Construct, id: string, props: DdpClusterProps = {}) {
     super(scope, id);
@@ -222,7 +226,17 @@ export class DdpCluster extends Construct {
     }
 
     const tls = props.tls?.validate(this, 'tls');
+    // Every link of the ring presents a bearer token, generated per job in the cluster (never in dist/), as the stars do.
+    this.tokenSecretName = `${this.name}-token`;
+    const secrets = new GeneratedSecrets(this, 'Token', {
+      name: `${this.name}-secrets`,
+      secrets: [{ name: this.tokenSecretName, keys: [SECRET_KEYS.authToken] }],
+      image: this.image,
+      labels: objectLabels('ddp-cluster', this.name, 'secrets'),
+    });
+    const tokenSecret = kplus.Secret.fromSecretName(this, 'TokenSecret', this.tokenSecretName);
     const externalRefs = [
+      secrets.externalRefs[ANNOTATIONS.externalRefs],
       ...[props.checkpointClaimName, props.datasetClaimName].filter((c): c is string => c !== undefined).map((c) => `pvc/${c}`),
       ...(tls ? [tls.externalRef] : []),
     ];
@@ -292,6 +306,7 @@ export class DdpCluster extends Construct {
       tls,
       envFrom: {
         [ENV.rank]: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_ANNOTATION, { key: ANNOTATIONS.jobCompletionIndex }),
+        [ENV.authToken]: kplus.EnvValue.fromSecretValue({ secret: tokenSecret, key: SECRET_KEYS.authToken }),
         ...(s3Secret === undefined ? {} : s3CredentialsEnv(kplus.Secret.fromSecretName(this, 'S3Credentials', s3Secret))),
       },
       checkpoints: claimVolume(this.job, 'Checkpoints', props.checkpointClaimName, false),

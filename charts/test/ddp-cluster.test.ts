@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import { Pod } from 'cdk8s-plus-27';
 import { DdpCluster, DdpClusterProps } from '../ddp-cluster';
 import { MlflowStack } from '../mlflow-stack';
-import { ANNOTATIONS, ENV, LABELS, PORTS, parseTrainerEnv, peerAddress } from '../../trainer/src/contract';
+import { ANNOTATIONS, ENV, LABELS, PORTS, SECRET_KEYS, parseTrainerEnv, peerAddress } from '../../trainer/src/contract';
 import { KubeObject, find, podSpec, synth, testChart } from './helpers';
 
 function ddp(props: DdpClusterProps = {}, withTracking = false): { cluster: DdpCluster; objects: KubeObject[]; stack?: MlflowStack } {
@@ -18,6 +18,7 @@ function envOf(job: KubeObject, rank: number): Record<string, string> {
   for (const e of podSpec(job).containers[0].env) {
     if (e.value !== undefined) env[e.name] = e.value;
     else if (e.valueFrom?.fieldRef?.fieldPath === `metadata.annotations['${ANNOTATIONS.jobCompletionIndex}']`) env[e.name] = String(rank);
+    else if (e.valueFrom?.secretKeyRef) env[e.name] = 'token-from-secret';
   }
   return env;
 }
@@ -52,6 +53,22 @@ describe('DdpCluster', () => {
     }
     const names = podSpec(job).containers[0].env.map((e: any) => e.name);
     for (const torchrun of ['MASTER_ADDR', 'MASTER_PORT', 'WORLD_SIZE', 'RANK']) assert.ok(names.includes(torchrun));
+  });
+
+  test("the ring's bearer token comes from a per-job Secret generated in the cluster, on by default", () => {
+    const { objects, cluster } = ddp({ worldSize: 3 });
+    const job = find(objects, 'Job', 'train');
+    const token = podSpec(job).containers[0].env.find((e: any) => e.name === ENV.authToken);
+    assert.deepEqual(token.valueFrom.secretKeyRef, { name: 'train-token', key: SECRET_KEYS.authToken });
+    assert.equal(cluster.tokenSecretName, 'train-token');
+    assert.equal(parseTrainerEnv(envOf(job, 1)).authToken, 'token-from-secret');
+    assert.equal(objects.filter((o) => o.kind === 'Secret').length, 0, 'the token is never written to dist/');
+    const generator = find(objects, 'Job', 'train-secrets');
+    assert.match(podSpec(generator).containers[0].env[0].value, /"name":"train-token"/);
+    assert.match(job.metadata.annotations![ANNOTATIONS.externalRefs], /(^|,)secret\/train-token(,|$)/);
+    // The generator reaches the API server (its own NetworkPolicy); the ranks' policy is unchanged.
+    const policy = find(objects, 'NetworkPolicy', 'train-secrets');
+    assert.ok(policy.spec.egress.length >= 2);
   });
 
   test('tracking wires the MLflow URI into env and an egress rule to the MLflow pods', () => {
@@ -134,7 +151,7 @@ describe('DdpCluster', () => {
     const volumes = Object.fromEntries(podSpec(job).volumes.map((v: any) => [v.name, v]));
     assert.deepEqual(volumes.datasets.persistentVolumeClaim, { claimName: 'datasets', readOnly: true });
     assert.deepEqual(volumes.checkpoints.persistentVolumeClaim, { claimName: 'ckpt', readOnly: false });
-    assert.equal(job.metadata.annotations![ANNOTATIONS.externalRefs], 'pvc/ckpt,pvc/datasets');
+    assert.equal(job.metadata.annotations![ANNOTATIONS.externalRefs], 'secret/train-token,pvc/ckpt,pvc/datasets');
     // A dataset on a volume needs no egress beyond the ring, DNS and (no) tracking.
     assert.equal(find(objects, 'NetworkPolicy', 'train').spec.egress.length, 2);
   });

@@ -6,6 +6,7 @@
 import { TrainerError } from '../contract/errors';
 import { MESSAGE_TYPES } from '../contract/protocol';
 import type { Frame, Message } from './codec';
+import { describePeerValue, metaField } from './peer-value';
 
 export interface HelloFields {
   readonly rank: number;
@@ -22,13 +23,13 @@ export function parseHello(frame: Frame, from: string): HelloFields {
   if (frame.type !== MESSAGE_TYPES.hello) {
     throw new TrainerError('TRAINER_ERR_HANDSHAKE', `expected a hello frame first from ${from}, got message type ${frame.type}`);
   }
-  const worldSize = frame.meta?.worldSize;
-  const generation = frame.meta?.generation;
+  const worldSize = metaField(frame.meta, 'worldSize');
+  const generation = metaField(frame.meta, 'generation');
   if (typeof worldSize !== 'number' || !Number.isSafeInteger(worldSize) || worldSize < 1) {
-    throw new TrainerError('TRAINER_ERR_HANDSHAKE', `hello from ${from} has no valid worldSize, got ${String(worldSize)}`);
+    throw new TrainerError('TRAINER_ERR_HANDSHAKE', `hello from ${from} has no valid worldSize, got ${describePeerValue(worldSize)}`);
   }
   if (typeof generation !== 'number' || !Number.isSafeInteger(generation) || generation < 0) {
-    throw new TrainerError('TRAINER_ERR_HANDSHAKE', `hello from ${from} has no valid generation, got ${String(generation)}`);
+    throw new TrainerError('TRAINER_ERR_HANDSHAKE', `hello from ${from} has no valid generation, got ${describePeerValue(generation)}`);
   }
   return { rank: frame.rank, worldSize, generation };
 }

@@ -116,7 +116,7 @@ export class InMemoryTransport implements Transport {
   private post(peer: number, frame: Buffer): void {
     const target = this.members[peer];
     try {
-      target.group.deliver(this.rank, decodeFrame(frame, { maxPayloadBytes: target.maxPayloadBytes }));
+      target.group.deliver(this.rank, decodeFrame(frame, { maxPayloadBytes: target.maxPayloadBytes }), frame.byteLength);
     } catch (err) {
       const reason = err instanceof TrainerError ? err : new TrainerError('TRAINER_ERR_BAD_FRAME', String(err));
       target.group.failGroup(target.group.lostPeer(reason.code, this.rank, `sent an invalid frame: ${reason.message}`));

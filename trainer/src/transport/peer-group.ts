@@ -5,7 +5,7 @@
  */
 import { type ErrorCode, TrainerError } from '../contract/errors';
 import type { Frame } from './codec';
-import { type Receive, ReceiveQueue, UNBOUNDED } from './endpoint/receive-queue';
+import { type Receive, ReceiveQueue, type ReceiveQueueLimits, UNBOUNDED } from './endpoint/receive-queue';
 import type { Float32Expectation, ReceivePlan, WaitOptions } from './transport';
 
 /** What a receive into a plan attaches to its place in the mailbox: a transport may stream the payload into the plan. */
@@ -44,16 +44,29 @@ export function float32Problem(message: MessageShape, expected: Float32Expectati
           : undefined;
 }
 
+/** What the mailboxes of a group may hold: per peer (frames and bytes), and bytes in all. */
+export interface MailboxLimits extends ReceiveQueueLimits {
+  /** Bytes of unread frames held from all peers together; a frame past it is refused. */
+  readonly maxTotalBytes: number;
+}
+
+/** No bounds: for in-process groups only (InMemoryTransport), whose senders are this process. */
+export const UNBOUNDED_MAILBOXES: MailboxLimits = { ...UNBOUNDED, maxTotalBytes: Infinity };
+
 /**
- * The receives posted for one peer and the frames it sent ahead of them: a {@link ReceiveQueue} without bounds
- * (ws-transport.ts bounds the bytes held itself, see queuedBytes), whose receives into a plan may be streamed into.
+ * The receives posted for one peer and the frames it sent ahead of them: a {@link ReceiveQueue} bounded in frames
+ * and bytes, whose receives into a plan may be streamed into.
  */
 class Mailbox {
-  private readonly queue = new ReceiveQueue<Frame, StreamInto>(UNBOUNDED);
+  private readonly queue: ReceiveQueue<Frame, StreamInto>;
+
+  constructor(limits: ReceiveQueueLimits) {
+    this.queue = new ReceiveQueue<Frame, StreamInto>(limits);
+  }
   /** Called once the next receive is posted (or the mailbox fails or ends). */
   private awaited: Array<() => void> = [];
 
-  /** Bytes of tensor data queued (not yet taken). */
+  /** Bytes of the frames queued (not yet taken), as they were on the wire. */
   get queuedBytes(): number {
     return this.queue.heldBytes;
   }
@@ -75,8 +88,15 @@ class Mailbox {
     for (const callback of callbacks) callback();
   }
 
-  push(frame: Frame): void {
-    this.queue.push(frame, frameBytes(frame));
+  /** Whether the next frame goes straight to a waiting receive (it is not held). */
+  get handsOver(): boolean {
+    const first = this.queue.first();
+    return first !== undefined && !first.serving;
+  }
+
+  /** Queue `frame` (`bytes` long on the wire); returns why it cannot be held, or undefined. */
+  push(frame: Frame, bytes: number): string | undefined {
+    return this.queue.push(frame, bytes);
   }
 
   take(timeoutMs: number, onTimeout: () => TrainerError): Promise<Frame> {
@@ -140,13 +160,6 @@ class Mailbox {
   }
 }
 
-/** Bytes of tensor data in `frame` (a loop: no closure per frame on the hot path). */
-function frameBytes(frame: Frame): number {
-  let bytes = 0;
-  for (const tensor of frame.tensors) bytes += tensor.data.byteLength;
-  return bytes;
-}
-
 /**
  * Ranks, peer names, mailboxes and the group's failure state. Implementations
  * call {@link deliver} for each received frame and {@link failGroup} when a peer is lost.
@@ -161,6 +174,7 @@ export class PeerGroup {
     readonly worldSize: number,
     readonly timeoutMs: number,
     private readonly addressOf: (rank: number) => string,
+    private readonly limits: MailboxLimits = UNBOUNDED_MAILBOXES,
   ) {
     if (!Number.isInteger(worldSize) || worldSize < 1) {
       throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `worldSize must be an integer >= 1, got ${worldSize}`);
@@ -171,7 +185,7 @@ export class PeerGroup {
     if (!Number.isInteger(timeoutMs) || timeoutMs < 1) {
       throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `timeoutMs must be an integer >= 1, got ${timeoutMs}`);
     }
-    this.mailboxes = Array.from({ length: worldSize }, () => new Mailbox());
+    this.mailboxes = Array.from({ length: worldSize }, () => new Mailbox(limits));
   }
 
   describePeer(rank: number): string {
@@ -210,17 +224,49 @@ export class PeerGroup {
     this.mailboxes[peer].end(error);
   }
 
-  deliver(peer: number, frame: Frame): void {
-    if (!this.failure) this.mailboxes[peer].push(frame);
+  /**
+   * Hand `frame` from `peer` (`bytes` long on the wire) to its receive, or hold it. Returns why it cannot be held
+   * (past a bound of {@link MailboxLimits}: the caller refuses and closes that peer), or undefined.
+   */
+  deliver(peer: number, frame: Frame, bytes: number): string | undefined {
+    if (this.failure) return undefined;
+    const mailbox = this.mailboxes[peer];
+    if (!mailbox.handsOver) {
+      const refusal = this.roomFor(peer, bytes);
+      if (refusal) return refusal;
+    }
+    return mailbox.push(frame, bytes);
+  }
+
+  /**
+   * Why `bytes` more from `peer` cannot be held (the per-peer byte bound or the bound in all), or undefined.
+   * A transport asks before it allocates a frame it will hold.
+   */
+  roomFor(peer: number, bytes: number): string | undefined {
+    const own = this.mailboxes[peer].queuedBytes + bytes;
+    if (own > this.limits.maxBytes) return `${own} bytes of unrequested frames, more than maxQueuedBytes ${this.limits.maxBytes}`;
+    const total = this.totalQueuedBytes() + bytes;
+    if (total > this.limits.maxTotalBytes) {
+      return `${total} bytes of unrequested frames from all peers, more than maxQueuedBytesTotal ${this.limits.maxTotalBytes}`;
+    }
+    return undefined;
   }
 
   /** Drop everything queued from `peer` (its connection was replaced during rendezvous). */
   resetPeer(peer: number): void {
-    this.mailboxes[peer] = new Mailbox();
+    this.mailboxes[peer] = new Mailbox(this.limits);
   }
 
+  /** Bytes of unread frames held from `peer`. */
   queuedBytes(peer: number): number {
     return this.mailboxes[peer].queuedBytes;
+  }
+
+  /** Bytes of unread frames held from every peer. */
+  totalQueuedBytes(): number {
+    let total = 0;
+    for (const mailbox of this.mailboxes) total += mailbox.queuedBytes;
+    return total;
   }
 
   recv(peer: number, options: WaitOptions = {}): Promise<Frame> {

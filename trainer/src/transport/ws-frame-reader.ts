@@ -114,6 +114,8 @@ export class WsFrameReader {
   /** While held: the frame's header, and the bytes after it that were already read. */
   private heldHead: Buffer | undefined;
   private heldBytes: Buffer[] = [];
+  /** Bytes in heldBytes. */
+  private heldLength = 0;
 
   constructor(private readonly handlers: FrameReaderHandlers) {
     const stagingBytes = handlers.headerReadBytes;
@@ -132,9 +134,15 @@ export class WsFrameReader {
       switch (this.mode) {
         case 'closed':
           return;
-        case 'held':
-          this.heldBytes.push(Buffer.from(chunk.subarray(at)));
+        case 'held': {
+          const bytes = Buffer.from(chunk.subarray(at));
+          // Bytes of the held frame are unmasked as they arrive (as in 'payload'); those after it are replayed through push.
+          if (this.mask)
+            this.unmask(bytes.subarray(0, Math.max(0, this.frameBytes - this.pos - this.heldLength)), this.pos + this.heldLength);
+          this.heldBytes.push(bytes);
+          this.heldLength += bytes.length;
           return;
+        }
         case 'forward':
           if (!this.handlers.forward(chunk.subarray(at))) this.mode = 'closed';
           return;
@@ -158,10 +166,12 @@ export class WsFrameReader {
         }
         case 'payload': {
           const n = Math.min(this.frameBytes - this.pos, chunk.length - at);
-          this.payload(chunk.subarray(at, at + n));
+          const piece = chunk.subarray(at, at + n);
+          if (this.mask) this.unmask(piece, this.pos);
+          this.payload(piece);
           at += n;
           if (this.holding()) {
-            if (at < chunk.length) this.heldBytes.push(Buffer.from(chunk.subarray(at)));
+            if (at < chunk.length) this.holdMore(Buffer.from(chunk.subarray(at)));
             return;
           }
           if (this.pos === this.frameBytes) this.frameEnd();
@@ -205,6 +215,12 @@ export class WsFrameReader {
    * before the read (a masked frame is unmasked at its end).
    */
   pushInPlace(length: number): void {
+    if (this.mask) {
+      // The read landed where nextRead said: in the frame being assembled, or in the stream's destination.
+      const at = this.assembled ? this.pos : this.pos - (this.stream?.offset ?? 0);
+      const into = this.assembled ?? this.destination;
+      if (into) this.unmask(into.subarray(at, at + length), this.pos);
+    }
     this.pos += length;
     if (this.pos === this.frameBytes) this.frameEnd();
   }
@@ -227,7 +243,8 @@ export class WsFrameReader {
       this.mask = key && (key[0] | key[1] | key[2] | key[3]) !== 0 ? Buffer.from(key) : undefined;
       this.frameBytes = length;
       this.pos = 0;
-      if (length < STREAM_MIN_BYTES || this.mask) this.assembled = Buffer.allocUnsafeSlow(length);
+      // Masked or not, a large frame's header is read first: its buffer is allocated only if the header asks for one.
+      if (length < STREAM_MIN_BYTES) this.assembled = Buffer.allocUnsafeSlow(length);
       else this.head = Buffer.allocUnsafe(4);
       if (length === 0) this.frameEnd();
       else this.mode = 'payload';
@@ -265,7 +282,12 @@ export class WsFrameReader {
       if (head.length === 4) {
         // Length prefix read: gather the whole header (or assemble the frame if it cannot fit, for decodeFrame to reject).
         const need = 4 + head.readUInt32LE(0);
-        if (need > Math.min(this.frameBytes, MAX_HEADER_BYTES) || need === 4) return this.assemble(head, rest);
+        // A length that cannot fit: the header handler refuses it (nothing of the announced size is allocated for it).
+        if (need > Math.min(this.frameBytes, MAX_HEADER_BYTES) || need === 4) {
+          this.head = undefined;
+          this.pos = head.length;
+          return this.startPayload(head, rest);
+        }
         this.head = Buffer.allocUnsafe(need);
         head.copy(this.head);
         this.pos = 4;
@@ -304,6 +326,7 @@ export class WsFrameReader {
     this.mode = 'held';
     this.heldHead = Buffer.from(head);
     this.heldBytes = rest.length > 0 ? [Buffer.from(rest)] : [];
+    this.heldLength = rest.length;
     this.handlers.pause?.();
     // Never release from inside whenReady: that may call back at once (a failed group), while push() is on the stack.
     held.whenReady(() => queueMicrotask(() => this.release()));
@@ -315,17 +338,30 @@ export class WsFrameReader {
     const bytes = this.heldBytes.length === 1 ? this.heldBytes[0] : Buffer.concat(this.heldBytes);
     this.heldHead = undefined;
     this.heldBytes = [];
+    this.heldLength = 0;
     this.mode = 'payload';
     // The payload of this frame first (it may be held again), then whatever followed it.
     const own = bytes.subarray(0, this.frameBytes - this.pos);
     this.startPayload(head, own);
     if (this.holding()) {
-      if (own.length < bytes.length) this.heldBytes.push(bytes.subarray(own.length));
+      if (own.length < bytes.length) this.holdMore(bytes.subarray(own.length));
       return;
     }
     if (this.pos === this.frameBytes) this.frameEnd();
     if (own.length < bytes.length) this.push(bytes.subarray(own.length));
     if (!this.holding()) this.handlers.resume?.();
+  }
+
+  /** Keep bytes that follow the held frame (not unmasked: they are replayed through push). */
+  private holdMore(bytes: Buffer): void {
+    this.heldBytes.push(bytes);
+    this.heldLength += bytes.length;
+  }
+
+  /** XOR `bytes`, which sit at `position` in the frame's payload, with the masking key. */
+  private unmask(bytes: Uint8Array, position: number): void {
+    const mask = this.mask!;
+    for (let i = 0; i < bytes.length; i++) bytes[i] ^= mask[(position + i) & 3];
   }
 
   /** Whether a frame is held (a method: the mode changes under calls TypeScript cannot see into). */
@@ -374,7 +410,7 @@ export class WsFrameReader {
   }
 
   private frameEnd(): void {
-    const { assembled, stream, mask } = this;
+    const { assembled, stream } = this;
     this.assembled = undefined;
     this.stream = undefined;
     this.destination = undefined;
@@ -386,7 +422,6 @@ export class WsFrameReader {
     this.mode = 'info';
     if (stream) return stream.done();
     if (!assembled) return;
-    if (mask) for (let i = 0; i < assembled.length; i++) assembled[i] ^= mask[i & 3];
     this.handlers.message(assembled);
   }
 }

@@ -30,11 +30,28 @@ import {
   watchActivity,
 } from './endpoint';
 import { FramePool } from './frame-pool';
-import { checkHello, type HelloFields, helloMessage, localIsStale, parseHello } from './handshake';
+import { checkHello, type HelloFields, HelloRefused, helloMessage, localIsStale, parseHello } from './handshake';
 import { PeerGroup } from './peer-group';
 import type { Float32Expectation, Float32MessageHeader, ReceivePlan, Transport, WaitOptions } from './transport';
 import { readFramesDirectly } from './ws-direct';
 import type { HeaderAnswer } from './ws-frame-reader';
+import { addressOfRemote, addressProblem, type HostResolver, lookupAll } from './peer-address';
+import { describePeerValue, metaField, truncate } from './peer-value';
+
+/**
+ * The largest frame the collectives send: a chunk of DEFAULT_CHUNK_BYTES (16 MiB, collectives/common.ts) and its
+ * header. The ring's mailboxes hold a few of these by default.
+ */
+export const RING_CHUNK_FRAME_BYTES = 16 * 1024 * 1024 + 64 * 1024;
+
+/** Longest error code a peer's error frame may carry. */
+const MAX_PEER_ERROR_CODE_CHARS = 64;
+/** An error code in a peer's error frame (TRAINER_ERR_...). */
+const PEER_ERROR_CODE = new RegExp(`^[A-Z0-9_]{1,${MAX_PEER_ERROR_CODE_CHARS}}$`);
+/** A peer's error message is kept up to this many characters. */
+const MAX_PEER_ERROR_MESSAGE_CHARS = 500;
+/** A hello from an address that is not its rank's is checked again after this long (a restarted pod's DNS record may lag). */
+const ADDRESS_RECHECK_MS = 500;
 
 export interface PeerAddress {
   readonly host: string;
@@ -111,11 +128,33 @@ export interface WsTransportOptions extends TlsOptions {
    */
   readonly highWaterBytes?: number;
   /**
-   * Bytes of unread frames held per peer; a frame past it closes that peer (TRAINER_ERR_PAYLOAD_TOO_LARGE).
+   * Bytes of unread frames held per peer (frames that arrived before their receive was posted); a frame past it
+   * refuses and closes that peer (TRAINER_ERR_PAYLOAD_TOO_LARGE). Large frames ahead of their receive are mostly
+   * left in the socket (see streamTarget), so this holds what the protocol sends ahead: a few chunks.
    *
-   * @default - 4 x maxPayloadBytes
+   * @default - 4 chunks of the collectives' largest (RING_CHUNK_FRAME_BYTES), at most 4 x maxPayloadBytes
    */
   readonly maxQueuedBytes?: number;
+  /**
+   * Unread frames held per peer; one more refuses and closes that peer (TRAINER_ERR_PAYLOAD_TOO_LARGE). A neighbour
+   * in the ring is at most one collective ahead: 2 x (worldSize - 1) stages.
+   *
+   * @default - 64 + 4 x worldSize
+   */
+  readonly maxQueuedFrames?: number;
+  /**
+   * Bytes of unread frames held from all peers together; past it, the peer whose frame does not fit is refused.
+   *
+   * @default - 2 x maxQueuedBytes
+   */
+  readonly maxQueuedBytesTotal?: number;
+  /**
+   * Resolves a peer's host name to its addresses: a hello for rank r is accepted only from an address that rank r's
+   * host (see {@link WsTransport.connect}) resolves to, so a peer holding the token cannot take another rank's place.
+   *
+   * @default - the system resolver (dns.lookup, every address)
+   */
+  readonly resolveHost?: HostResolver;
 }
 
 interface Connection {
@@ -135,6 +174,15 @@ interface Connection {
   held?: boolean;
   /** Settles when the hello exchange is done (or failed). */
   onHello?: (err?: TrainerError) => void;
+  /** The rank an accepted connection's hello named, while its address is checked. */
+  claimed?: number;
+  /** Why its address did not match yet (what the hello timeout refuses it with). */
+  refusal?: TrainerError;
+  /** Frames that arrived while its address was checked, delivered once it is accepted. */
+  early?: Array<{ readonly frame: Frame; readonly bytes: number }>;
+  earlyBytes?: number;
+  /** Called once its address check ended (accepted or refused): a large frame waits in the socket until then. */
+  checked?: Array<() => void>;
 }
 
 export class WsTransport implements Transport {
@@ -149,12 +197,17 @@ export class WsTransport implements Transport {
   readonly maxPayloadBytes: number;
   readonly highWaterBytes: number;
   readonly maxQueuedBytes: number;
+  readonly maxQueuedFrames: number;
+  readonly maxQueuedBytesTotal: number;
+  /** Connections not yet accepted as a rank (before or during their hello) at once; more get HTTP 503 at the upgrade. */
+  readonly maxPendingConnections: number;
 
   private readonly options: WsTransportOptions;
   private readonly group: PeerGroup;
   private readonly peers: Array<Connection | undefined>;
   private readonly pending = new Set<Connection>();
   private readonly framePool: FramePool;
+  private readonly resolveHost: HostResolver;
   private addresses: readonly PeerAddress[] | undefined;
   private endpoint: Promise<EndpointServer> | undefined;
   private listeningPort: number | undefined;
@@ -176,8 +229,15 @@ export class WsTransport implements Transport {
     this.heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 3 * this.heartbeatIntervalMs;
     this.maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
     this.highWaterBytes = options.highWaterBytes ?? 16 * 1024 * 1024;
-    this.maxQueuedBytes = options.maxQueuedBytes ?? defaultMaxQueuedBytes(this.maxPayloadBytes);
-    this.group = new PeerGroup(this.rank, this.worldSize, this.timeoutMs, (rank) => this.addressOf(rank));
+    this.maxQueuedBytes = options.maxQueuedBytes ?? Math.min(4 * RING_CHUNK_FRAME_BYTES, defaultMaxQueuedBytes(this.maxPayloadBytes));
+    this.maxQueuedFrames = options.maxQueuedFrames ?? 64 + 4 * this.worldSize;
+    this.maxQueuedBytesTotal = options.maxQueuedBytesTotal ?? 2 * this.maxQueuedBytes;
+    this.maxPendingConnections = 2 * this.worldSize + 8;
+    this.group = new PeerGroup(this.rank, this.worldSize, this.timeoutMs, (rank) => this.addressOf(rank), {
+      maxFrames: this.maxQueuedFrames,
+      maxBytes: this.maxQueuedBytes,
+      maxTotalBytes: this.maxQueuedBytesTotal,
+    });
     const positive = {
       connectTimeoutMs: this.connectTimeoutMs,
       helloTimeoutMs: this.helloTimeoutMs,
@@ -186,6 +246,8 @@ export class WsTransport implements Transport {
       maxPayloadBytes: this.maxPayloadBytes,
       highWaterBytes: this.highWaterBytes,
       maxQueuedBytes: this.maxQueuedBytes,
+      maxQueuedFrames: this.maxQueuedFrames,
+      maxQueuedBytesTotal: this.maxQueuedBytesTotal,
     };
     for (const [name, value] of Object.entries(positive)) {
       if (!Number.isInteger(value) || value < 1)
@@ -208,6 +270,7 @@ export class WsTransport implements Transport {
     );
     this.peers = new Array<Connection | undefined>(this.worldSize).fill(undefined);
     this.framePool = new FramePool(2 * this.highWaterBytes);
+    this.resolveHost = options.resolveHost ?? lookupAll;
   }
 
   /** The bound port once {@link listen} resolved. */
@@ -221,6 +284,11 @@ export class WsTransport implements Transport {
     return this.group.describePeer(rank);
   }
 
+  /** Bytes of unread frames held from every peer (at most maxQueuedBytesTotal). */
+  get heldBytes(): number {
+    return this.group.totalQueuedBytes();
+  }
+
   /** Start serving peers' connections (they may arrive before {@link connect}). Resolves with the bound port. */
   async listen(): Promise<number> {
     this.endpoint ??= listenEndpoint({
@@ -230,7 +298,8 @@ export class WsTransport implements Transport {
       maxPayloadBytes: this.maxPayloadBytes,
       httpStatus: 426,
       httpText: `tensorfleet trainer: connect with a WebSocket to ${WS_PATH}\n`,
-      accepting: () => !this.closing,
+      // Connections that have not said hello hold little, but not nothing: at most what the topology needs, and a margin.
+      accepting: () => !this.closing && this.pending.size < this.maxPendingConnections,
       onConnection: (ws, remote) => this.accept(ws, remote),
     });
     this.listeningPort = (await this.endpoint).port;
@@ -254,30 +323,44 @@ export class WsTransport implements Transport {
     await this.listen();
     const deadline = Date.now() + this.connectTimeoutMs;
     const dials = Array.from({ length: this.rank }, (_, peer) => this.dial(peer, peers[peer], deadline));
-    const everyone = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const missing = this.missingPeers();
-        reject(
-          new TrainerError(
-            'TRAINER_ERR_CONNECT_TIMEOUT',
-            `rank ${this.rank} timed out after ${this.connectTimeoutMs}ms waiting for ` +
-              `${missing.map((r) => this.describePeer(r)).join(', ')} to connect`,
-          ),
+    // Resolves once every higher rank said hello; awaited again if one of them was refused before the group formed.
+    const everyone = (): Promise<void> =>
+      new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(
+          () => {
+            const missing = this.missingPeers();
+            reject(
+              new TrainerError(
+                'TRAINER_ERR_CONNECT_TIMEOUT',
+                `rank ${this.rank} timed out after ${this.connectTimeoutMs}ms waiting for ` +
+                  `${missing.map((r) => this.describePeer(r)).join(', ')} to connect`,
+              ),
+            );
+          },
+          Math.max(0, deadline - Date.now()),
         );
-      }, this.connectTimeoutMs);
-      this.peersChanged = () => {
-        if (this.group.failed) {
-          clearTimeout(timer);
-          reject(this.group.failed);
-        } else if (this.missingPeers().length === 0) {
-          clearTimeout(timer);
-          resolve();
-        }
-      };
-      this.peersChanged();
-    });
+        this.peersChanged = () => {
+          if (this.group.failed) {
+            clearTimeout(timer);
+            reject(this.group.failed);
+          } else if (this.missingPeers().length === 0) {
+            clearTimeout(timer);
+            resolve();
+          }
+        };
+        this.peersChanged();
+      });
     try {
-      await Promise.all([...dials, everyone]);
+      await Promise.all([...dials, everyone()]);
+      // A peer refused between its hello and here (e.g. a bad frame right after it) freed its slot: wait for it again.
+      while (this.missingPeers().length > 0) await everyone();
+      const lost = Array.from({ length: this.rank }, (_, r) => r).filter((r) => this.peers[r] === undefined);
+      if (lost.length > 0) {
+        throw new TrainerError(
+          'TRAINER_ERR_CONNECT_TIMEOUT',
+          `rank ${this.rank} lost ${lost.map((r) => this.describePeer(r)).join(', ')} before the group formed`,
+        );
+      }
       this.ready = true;
     } catch (err) {
       const error = asTrainerError(err, 'TRAINER_ERR_CONNECT_TIMEOUT');
@@ -393,7 +476,11 @@ export class WsTransport implements Transport {
   private accept(ws: WebSocket, remote: string): void {
     const conn = this.track(ws, remote, -1);
     const timer = setTimeout(
-      () => this.reject(conn, new TrainerError('TRAINER_ERR_HANDSHAKE', `no hello from ${conn.remote} within ${this.helloTimeoutMs}ms`)),
+      () =>
+        this.reject(
+          conn,
+          conn.refusal ?? new TrainerError('TRAINER_ERR_HANDSHAKE', `no hello from ${conn.remote} within ${this.helloTimeoutMs}ms`),
+        ),
       this.helloTimeoutMs,
     );
     conn.onHello = () => clearTimeout(timer);
@@ -445,11 +532,22 @@ export class WsTransport implements Transport {
    */
   private streamTarget(conn: Connection, head: Uint8Array, frameBytes: number): HeaderAnswer {
     const header = decodeFrameHeader(head, frameBytes, { maxPayloadBytes: this.maxPayloadBytes });
-    if (conn.rejected || conn.peer < 0 || header.rank !== conn.peer || header.tensors.length !== 1) return undefined;
+    // Whatever is not streamed or held is assembled: a buffer of frameBytes. Refuse here, before allocating it,
+    // what would be refused once assembled (a throw refuses the connection and skips the frame).
+    if (conn.rejected) throw new TrainerError('TRAINER_ERR_BAD_FRAME', 'invalid frame: the connection was refused');
+    if (conn.peer < 0) {
+      if (conn.claimed === undefined) {
+        throw new TrainerError('TRAINER_ERR_HANDSHAKE', `expected a hello frame first from ${conn.remote}, got a ${frameBytes}-byte frame`);
+      }
+      // Its address is being checked: the frame waits in the socket until it is accepted (or refused).
+      return { whenReady: (resume) => (conn.checked ??= []).push(() => queueMicrotask(resume)) };
+    }
+    if (header.rank !== conn.peer) throw this.wrongRank(conn, header.rank);
     const peer = conn.peer;
-    const target = this.group.streamTarget(peer, header);
-    if (!target) {
-      if (!this.group.idle(peer)) return undefined;
+    const target = header.tensors.length === 1 ? this.group.streamTarget(peer, header) : undefined;
+    if (target) return { plan: target.plan, offset: header.tensors[0].offset, done: target.done };
+    if (header.tensors.length === 1 && this.group.idle(peer)) {
+      // Every large frame that arrives ahead of its receive waits in the socket (TCP back-pressure), masked or not.
       const whenReady = (resume: () => void): void => {
         conn.held = true;
         this.group.whenAwaited(peer, () => {
@@ -460,45 +558,60 @@ export class WsTransport implements Transport {
       };
       return { whenReady };
     }
-    return { plan: target.plan, offset: header.tensors[0].offset, done: target.done };
+    this.checkRoom(conn, frameBytes);
+    return undefined;
   }
 
+  /** Throw TRAINER_ERR_PAYLOAD_TOO_LARGE unless `bytes` more from the registered `conn` fit its mailbox and the bound in all. */
+  private checkRoom(conn: Connection, bytes: number): void {
+    const refusal = this.group.roomFor(conn.peer, bytes);
+    if (refusal) throw new TrainerError('TRAINER_ERR_PAYLOAD_TOO_LARGE', refusal);
+  }
+
+  private wrongRank(conn: Connection, rank: number): TrainerError {
+    return new TrainerError('TRAINER_ERR_BAD_FRAME', `invalid frame: sender rank ${rank} on the connection of rank ${conn.peer}`);
+  }
+
+  /** A whole message from `conn`. Nothing a peer sends may throw out of here: whatever fails refuses that peer. */
   private onMessage(conn: Connection, data: Buffer, isBinary: boolean): void {
     if (conn.rejected) return;
     conn.lastSeenMs = Date.now();
-    let frame: Frame;
     try {
-      frame = decodeMessage(data, isBinary, this.maxPayloadBytes);
+      this.dispatch(conn, decodeMessage(data, isBinary, this.maxPayloadBytes), data.byteLength);
     } catch (err) {
-      return this.reject(conn, asTrainerError(err));
+      this.reject(conn, asTrainerError(err));
     }
-    if (conn.peer < 0) return this.onHello(conn, frame);
-    if (frame.rank !== conn.peer) {
-      return this.reject(
-        conn,
-        new TrainerError('TRAINER_ERR_BAD_FRAME', `invalid frame: sender rank ${frame.rank} on the connection of rank ${conn.peer}`),
-      );
-    }
+  }
+
+  private dispatch(conn: Connection, frame: Frame, frameBytes: number): void {
+    if (conn.peer < 0) return conn.claimed === undefined ? this.onHello(conn, frame) : this.holdEarly(conn, frame, frameBytes);
+    if (frame.rank !== conn.peer) return this.reject(conn, this.wrongRank(conn, frame.rank));
     if (frame.type === MESSAGE_TYPES.hello)
       return this.reject(conn, new TrainerError('TRAINER_ERR_BAD_FRAME', 'invalid frame: second hello'));
-    if (frame.type === MESSAGE_TYPES.error) {
-      const code = String(frame.meta?.code ?? 'unknown');
-      const message = String(frame.meta?.message ?? '');
-      this.group.failGroup(this.group.lostPeer('TRAINER_ERR_PEER_ABORTED', conn.peer, `it aborted with ${code}: ${message}`));
-      this.peersChanged();
-      return;
-    }
-    const heldBytes = this.group.queuedBytes(conn.peer) + data.byteLength;
-    if (heldBytes > this.maxQueuedBytes) {
+    if (frame.type === MESSAGE_TYPES.error) return this.onPeerError(conn, frame);
+    const refusal = this.group.deliver(conn.peer, frame, frameBytes);
+    if (refusal) this.reject(conn, new TrainerError('TRAINER_ERR_PAYLOAD_TOO_LARGE', refusal));
+  }
+
+  /**
+   * A peer's error frame: it aborted, so the group fails. Its code and message are the peer's words: read only as
+   * strings of bounded length; anything else is a bad frame (that peer is refused and closed).
+   */
+  private onPeerError(conn: Connection, frame: Frame): void {
+    const code = metaField(frame.meta, 'code');
+    const message = metaField(frame.meta, 'message') ?? '';
+    const codeOk = typeof code === 'string' && PEER_ERROR_CODE.test(code);
+    if (!codeOk || typeof message !== 'string') {
+      const detail = codeOk ? `message ${describePeerValue(message)}` : `code ${describePeerValue(code)}`;
+      const allowed = `a code of 1 to ${MAX_PEER_ERROR_CODE_CHARS} capitals, digits or underscores and a string message`;
       return this.reject(
         conn,
-        new TrainerError(
-          'TRAINER_ERR_PAYLOAD_TOO_LARGE',
-          `${heldBytes} bytes of unrequested frames, more than maxQueuedBytes ${this.maxQueuedBytes}`,
-        ),
+        new TrainerError('TRAINER_ERR_BAD_FRAME', `invalid frame: error ${detail}; an error frame carries ${allowed}`),
       );
     }
-    this.group.deliver(conn.peer, frame);
+    const text = truncate(message, MAX_PEER_ERROR_MESSAGE_CHARS);
+    this.group.failGroup(this.group.lostPeer('TRAINER_ERR_PEER_ABORTED', conn.peer, `it aborted with ${code}: ${text}`));
+    this.peersChanged();
   }
 
   private onHello(conn: Connection, frame: Frame): void {
@@ -522,17 +635,90 @@ export class WsTransport implements Transport {
       }
       return this.reject(conn, error);
     }
-    conn.peer = remote.rank;
+    if (dialed) return this.register(conn, remote.rank);
+    void this.checkAddress(conn, remote.rank);
+  }
+
+  /**
+   * Accept `conn` as `rank` once it comes from rank's address (see {@link WsTransportOptions.resolveHost}); until
+   * then it holds no slot, and the hello timeout refuses it. The first connection for a rank that passes wins.
+   */
+  private async checkAddress(conn: Connection, rank: number): Promise<void> {
+    conn.claimed = rank;
+    const gone = (): boolean => conn.rejected || this.closing || conn.ws.readyState !== WebSocket.OPEN;
+    for (;;) {
+      const address = this.addresses?.[rank];
+      const problem =
+        address === undefined
+          ? 'peer addresses are not known yet'
+          : await addressProblem(this.resolveHost, address.host, addressOfRemote(conn.remote));
+      if (gone()) return;
+      if (problem === undefined) break;
+      conn.refusal = new HelloRefused('TRAINER_ERR_HANDSHAKE', `rank ${this.rank} refused rank ${rank} (${conn.remote}): ${problem}`);
+      await new Promise<void>((resolve) => setTimeout(resolve, ADDRESS_RECHECK_MS).unref());
+      if (gone()) return;
+    }
+    if (this.peers[rank] !== undefined) {
+      return this.reject(
+        conn,
+        new HelloRefused(
+          'TRAINER_ERR_HANDSHAKE',
+          `rank ${this.rank} refused rank ${rank} (${conn.remote}): rank ${rank} is already connected`,
+        ),
+      );
+    }
+    this.register(conn, rank);
+    const early = conn.early ?? [];
+    conn.early = undefined;
+    try {
+      for (const { frame, bytes } of early) if (!conn.rejected) this.dispatch(conn, frame, bytes);
+    } catch (err) {
+      this.reject(conn, asTrainerError(err));
+    }
+  }
+
+  /** A frame from a connection whose address is being checked: kept (within the per-peer bounds) until it is accepted. */
+  private holdEarly(conn: Connection, frame: Frame, bytes: number): void {
+    const early = (conn.early ??= []);
+    const heldBytes = (conn.earlyBytes ?? 0) + bytes;
+    if (early.length >= this.maxQueuedFrames || heldBytes > this.maxQueuedBytes) {
+      const what = early.length >= this.maxQueuedFrames ? `more than ${this.maxQueuedFrames} frames` : `${heldBytes} bytes`;
+      return this.reject(
+        conn,
+        new TrainerError(
+          'TRAINER_ERR_PAYLOAD_TOO_LARGE',
+          `${what} before its hello was accepted (limits: maxQueuedFrames ${this.maxQueuedFrames}, maxQueuedBytes ${this.maxQueuedBytes})`,
+        ),
+      );
+    }
+    early.push({ frame, bytes });
+    conn.earlyBytes = heldBytes;
+  }
+
+  /** `conn` is rank `rank` from now on. */
+  private register(conn: Connection, rank: number): void {
+    conn.peer = rank;
+    conn.claimed = undefined;
+    conn.refusal = undefined;
     this.pending.delete(conn);
-    this.peers[remote.rank] = conn;
+    this.peers[rank] = conn;
     conn.onHello?.();
     this.peersChanged();
+    this.endCheck(conn);
+  }
+
+  /** The address check of `conn` ended: a frame held meanwhile is read on (into its receive, or refused). */
+  private endCheck(conn: Connection): void {
+    const checked = conn.checked ?? [];
+    conn.checked = undefined;
+    for (const resume of checked) resume();
   }
 
   /** Refuse a connection: close it with a code and a reason naming the error code. */
   private reject(conn: Connection, err: TrainerError): void {
     if (conn.rejected) return;
     conn.rejected = true;
+    this.endCheck(conn);
     conn.onHello?.(err);
     if (conn.peer >= 0 && !this.closing) this.lose(conn, err.code, `it sent an invalid frame: ${err.message}`);
     closeRefused(conn.ws, err);

@@ -34,8 +34,8 @@ const header = (seq: number, length: number) => ({
 describe('PeerGroup', () => {
   test('a peer that closed normally leaves its frames readable, then receives fail with its error', async () => {
     const peers = group();
-    peers.deliver(1, chunk(0, [1, 2]));
-    peers.deliver(1, chunk(1, [3]));
+    peers.deliver(1, chunk(0, [1, 2]), 8);
+    peers.deliver(1, chunk(1, [3]), 4);
     assert.equal(peers.queuedBytes(1), 12);
     peers.closePeer(1, new TrainerError('TRAINER_ERR_PEER_CLOSED', 'rank 1 said goodbye'));
     assert.equal((await peers.recv(1)).seq, 0);
@@ -49,7 +49,7 @@ describe('PeerGroup', () => {
 
   test('a group failure after a normal close drops the frames that were still queued', async () => {
     const peers = group();
-    peers.deliver(1, chunk(0, [1, 2]));
+    peers.deliver(1, chunk(0, [1, 2]), 8);
     peers.closePeer(1, new TrainerError('TRAINER_ERR_PEER_CLOSED', 'rank 1 said goodbye'));
     assert.equal(peers.failGroup(new TrainerError('TRAINER_ERR_PEER_ABORTED', 'rank 1 aborted')), true);
     assert.equal(peers.queuedBytes(1), 0);
@@ -65,7 +65,7 @@ describe('PeerGroup', () => {
     const target = peers.streamTarget(1, header(0, 2));
     assert.ok(target && target.plan.kind === 'copy');
     assert.equal(peers.streamTarget(1, header(0, 2)), undefined, 'one stream per receive');
-    peers.deliver(1, chunk(1, [9]));
+    peers.deliver(1, chunk(1, [9]), 4);
     assert.equal(peers.queuedBytes(1), 4, 'the frame waits behind the streamed receive');
     target.plan.into.set([5, 6]);
     target.done();
@@ -78,7 +78,7 @@ describe('PeerGroup', () => {
   test('a whole frame that is not the expected one fails the receive into a plan with a shape mismatch', async () => {
     const peers = group();
     const pending = peers.recvInto(1, expecting(0, 2), { kind: 'copy', into: new Float32Array(2) }, { what: 'chunk 0' });
-    peers.deliver(1, chunk(0, [1, 2, 3]));
+    peers.deliver(1, chunk(0, [1, 2, 3]), 12);
     await assert.rejects(pending, (err: TrainerError) => {
       assert.equal(err.code, 'TRAINER_ERR_SHAPE_MISMATCH');
       assert.equal(err.message, 'rank 0 expected chunk 0 from rank 1 (127.0.0.1:29501), got 3 elements instead of 2');
@@ -95,7 +95,7 @@ describe('PeerGroup', () => {
     const pending = peers.recv(1);
     assert.equal(woken, 1);
     assert.equal(peers.idle(1), false);
-    peers.deliver(1, chunk(0, [1]));
+    peers.deliver(1, chunk(0, [1]), 4);
     assert.equal((await pending).seq, 0);
     assert.equal(peers.idle(1), true);
   });

@@ -118,21 +118,25 @@ describe('WsFrameReader', () => {
     });
   }
 
-  test('unmasks client frames (a zero key streams, another key is assembled and unmasked)', () => {
-    const { reader: r, seen } = reader(true, () => true);
-    feed(
-      r,
-      Buffer.concat([
-        wsFrame(0x2, tensorFrame(0, big[0]), [0, 0, 0, 0]),
-        wsFrame(0x2, tensorFrame(1, big[1]), [7, 0, 255, 3]),
-        wsFrame(0x2, small, [1, 2, 3, 4]),
-      ]),
-      9,
-    );
-    assert.deepEqual(seen.streamed, [big[0]]);
-    assert.deepEqual(decodeFrame(seen.messages[0]).tensors[0].data, big[1]);
-    assert.deepEqual(decodeFrame(seen.messages[1]).tensors[0].data, Float32Array.from([1, 2, 3]));
-  });
+  for (const seed of [9, 10, 11]) {
+    test(`unmasks client frames as they arrive: large ones stream whatever the key, small ones are assembled (seed ${seed})`, () => {
+      const { reader: r, seen } = reader(true, (seq) => seq !== 3);
+      feed(
+        r,
+        Buffer.concat([
+          wsFrame(0x2, tensorFrame(0, big[0]), [0, 0, 0, 0]),
+          wsFrame(0x2, tensorFrame(1, big[1]), [7, 0, 255, 3]),
+          wsFrame(0x2, small, [1, 2, 3, 4]),
+          wsFrame(0x2, tensorFrame(3, big[2]), [5, 6, 7, 8]),
+        ]),
+        seed,
+      );
+      assert.deepEqual(seen.streamed, [big[0], big[1]]);
+      assert.deepEqual(decodeFrame(seen.messages[0]).tensors[0].data, Float32Array.from([1, 2, 3]));
+      assert.deepEqual(decodeFrame(seen.messages[1]).tensors[0].data, big[2]);
+      assert.deepEqual(seen.rejected, []);
+    });
+  }
 
   test('hands ws everything from an unmasked client frame, a text frame or a fragment on, and nothing after a close', () => {
     for (const [peerIsClient, odd] of [
