@@ -225,6 +225,9 @@ async function runTarget(target: Target, random: Rng, casesOf: (k: Kind) => numb
               .finally(() => {
                 bgStats.peakRssGrowth = Math.max(bgStats.peakRssGrowth, watch.stop());
                 checkCrash(bgGroup, bgStats);
+                // Its connections were cut by the server's end, not closed by it: hangs were not measured.
+                if (!bgGroup.server.alive && bgGroup.server.crashed)
+                  note(bgStats, `the server exited during this kind (another kind's crash): its closes are that exit`, true);
               }),
           );
         }
