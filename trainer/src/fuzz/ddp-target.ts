@@ -76,7 +76,7 @@ export function ddpTarget(epochs: number): Target {
           }
         },
       },
-      unrequestedBulk(ring, 2, 64, { beforeHonest: true }),
+      unrequestedBulk(ring, 2, { frames: 256, frameBytes: 1024 * 1024, types: [MESSAGE_TYPES.chunk], peers: 2 }, { beforeHonest: true }),
       errorFrames(ring, 1, { beforeHonest: true }),
       malformedFrames(ring, 6),
       helloLies(ring, 2),

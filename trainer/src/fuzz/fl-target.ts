@@ -140,7 +140,12 @@ export function flTarget(rounds: number): Target {
       malformedFrames(hub, 5),
       helloLies(hub, 2),
       errorFrames(hub, 1),
-      unrequestedBulk(hub, 2, 48),
+      unrequestedBulk(hub, 2, {
+        frames: 12,
+        frameBytes: 16 * 1024 * 1024,
+        types: [MESSAGE_TYPES.tensor, MESSAGE_TYPES.flFitResult],
+        peers: 6,
+      }),
       hugeHeaders(hub, 1),
       idleConnections(hub, 1),
       slowloris(hub, 0.5),

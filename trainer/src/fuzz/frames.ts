@@ -92,10 +92,9 @@ export function lyingTensor(r: Rng, shape: readonly number[]): Tensor {
   return { dtype: 'float32', shape, data: filled(length, r.pick(LYING_FILLS)) };
 }
 
-/** `count` frames of `bytes` each that nobody asked for (a step far ahead), as `rank`. */
+/** `count` frames of `bytes` each that nobody asked for (a step far ahead), as `rank`; they share one tensor buffer. */
 export function unrequestedFrames(rank: number, count: number, bytes: number, type: number): Buffer[] {
   const data = new Float32Array(Math.floor(bytes / 4));
-  return Array.from({ length: count }, (_, i) =>
-    encodeFrame(rank, { type, step: 1_000_000 + i, seq: i, tensors: [float32Tensor(data)] } as Message),
-  );
+  const tensor = float32Tensor(data);
+  return Array.from({ length: count }, (_, i) => encodeFrame(rank, { type, step: 1_000_000 + i, seq: i, tensors: [tensor] } as Message));
 }

@@ -98,21 +98,32 @@ export function errorFrames(ep: Endpoint, weight: number, extra: Partial<Kind> =
   };
 }
 
-/** Peers that each send `frames` frames of 1 MiB that nobody asked for, 3 peers at a time. */
-export function unrequestedBulk(ep: Endpoint, weight: number, frames = 48, extra: Partial<Kind> = {}): Kind {
+export interface BulkOptions {
+  /** Frames each peer sends. */
+  readonly frames: number;
+  readonly frameBytes: number;
+  /** Message types to pick from (one per peer). */
+  readonly types: readonly number[];
+  /** Peers at most (3 at a time). */
+  readonly peers: number;
+}
+
+/** Peers that each send frames nobody asked for (a step far ahead), 3 peers at a time: what a server parks. */
+export function unrequestedBulk(ep: Endpoint, weight: number, bulk: BulkOptions, extra: Partial<Kind> = {}): Kind {
   return {
     name: 'unrequested-bulk',
     server: ep.server,
     weight,
     ...extra,
     run: async (ctx) => {
-      const peers = Math.max(1, Math.min(6, Math.round(ctx.cases / frames)));
+      const peers = Math.max(1, Math.min(bulk.peers, Math.round(ctx.cases / bulk.frames)));
       await pool(peers, 3, async (i) => {
         const hello = ep.hello(ctx.rng, i);
-        const type = ctx.rng.pick([MESSAGE_TYPES.chunk, MESSAGE_TYPES.tensor, MESSAGE_TYPES.flFitResult, MESSAGE_TYPES.splitForward]);
-        const bulk = unrequestedFrames(hello.rank, frames, 1024 * 1024, type);
-        const outcome = await wsInput({ ...dial(ctx, ep), frames: [hello.frame, ...bulk], until: 'answer', awaitHelloAnswer: true });
-        for (let f = 0; f < frames; f++) ctx.record(outcome, `${frames} unrequested 1 MiB frames of type ${type}`);
+        const type = ctx.rng.pick(bulk.types);
+        const frames = unrequestedFrames(hello.rank, bulk.frames, bulk.frameBytes, type);
+        const outcome = await wsInput({ ...dial(ctx, ep), frames: [hello.frame, ...frames], until: 'answer', awaitHelloAnswer: true });
+        const size = `${(bulk.frameBytes / 1024 / 1024).toFixed(0)} MiB`;
+        for (let f = 0; f < bulk.frames; f++) ctx.record(outcome, `${bulk.frames} unrequested ${size} frames of type ${type}`);
       });
     },
   };
