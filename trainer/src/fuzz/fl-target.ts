@@ -141,10 +141,10 @@ export function flTarget(rounds: number): Target {
       helloLies(hub, 2),
       errorFrames(hub, 1),
       unrequestedBulk(hub, 2, {
-        frames: 12,
+        frames: 8,
         frameBytes: 16 * 1024 * 1024,
         types: [MESSAGE_TYPES.tensor, MESSAGE_TYPES.flFitResult],
-        peers: 6,
+        peers: 3,
       }),
       hugeHeaders(hub, 1),
       idleConnections(hub, 1),
