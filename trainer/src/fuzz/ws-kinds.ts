@@ -114,6 +114,7 @@ export function unrequestedBulk(ep: Endpoint, weight: number, bulk: BulkOptions,
     name: 'unrequested-bulk',
     server: ep.server,
     weight,
+    whole: true,
     ...extra,
     run: async (ctx) => {
       const peers = Math.max(1, Math.min(bulk.peers, Math.round(ctx.cases / bulk.frames)));
