@@ -2,9 +2,11 @@
  * The environment every training target shares (the chart's contract, contract/env.ts):
  * real MNIST from the shared data folder, a small subset, a token, scratch folders.
  */
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { ENV } from '../contract';
-import { SHARED_DIR } from '../../../tools/test-support/paths';
+
+/** ../shared beside the repository (this file runs from build/trainer/src/fuzz), or TENSORFLEET_SHARED_DIR. */
+const SHARED_DIR = resolve(process.env.TENSORFLEET_SHARED_DIR ?? join(__dirname, '..', '..', '..', '..', '..', 'shared'));
 
 /** The MNIST files (../shared/data/mnist, or TENSORFLEET_SHARED_DIR/data/mnist). */
 export const MNIST_DIR = join(SHARED_DIR, 'data', 'mnist');
