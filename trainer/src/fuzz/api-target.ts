@@ -9,7 +9,7 @@ import { freePorts } from '../local/run-group';
 import type { Group, Target } from './harness';
 import { httpInput } from './http-probe';
 import { httpBodies, httpPaths, httpSlow } from './http-kinds';
-import { RoleProcess, waitForPort } from './role-process';
+import { listening, RoleProcess } from './role-process';
 import { FUZZ_TOKEN } from './training-env';
 
 export function apiTarget(): Target {
@@ -29,7 +29,7 @@ export function apiTarget(): Target {
         KUBERNETES_SERVICE_HOST: '127.0.0.1',
         KUBERNETES_SERVICE_PORT: '1',
       });
-      if (!(await waitForPort(port, server, 60_000))) throw new Error(`api did not start listening:\n${server.tail()}`);
+      await listening(server, port);
       let started = false;
       const group: Group = {
         server,

@@ -14,7 +14,7 @@ import { helloMessage } from '../transport/handshake';
 import type { Target } from './harness';
 import { deepArrays, encodeWithDeep } from './deep';
 import { roleGroup, scratch } from './group';
-import { RoleProcess, waitForPort } from './role-process';
+import { listening, RoleProcess } from './role-process';
 import { FUZZ_TOKEN, trainingEnv } from './training-env';
 import {
   type Endpoint,
@@ -102,8 +102,7 @@ export function ddpTarget(epochs: number): Target {
           [ENV.outputDir]: `${dir}/out-${rank}`,
         });
       const server = new RoleProcess('ddp', 'ddp rank 0', env(0));
-      const listening = await waitForPort(port0, server, 60_000);
-      if (!listening) throw new Error(`ddp rank 0 did not start listening:\n${server.tail()}`);
+      await listening(server, port0);
       return roleGroup({
         server,
         ports: { ws: port0, health },

@@ -21,7 +21,7 @@ import { httpBodies, httpPaths, httpSlow } from './http-kinds';
 import { lyingTensor } from './frames';
 import { roleGroup, scratch } from './group';
 import type { Rng } from './random';
-import { RoleProcess, waitForPort } from './role-process';
+import { listening, RoleProcess } from './role-process';
 import { FUZZ_TOKEN, trainingEnv } from './training-env';
 import { errorFrames, helloLies, hugeHeaders, idleConnections, malformedFrames, slowloris, unrequestedBulk } from './ws-kinds';
 
@@ -168,7 +168,7 @@ export function flTarget(rounds: number): Target {
         ...fleetServerEnv(env, CLIENTS, port),
         [ENV.healthPort]: String(healthPort),
       });
-      if (!(await waitForPort(port, server, 60_000))) throw new Error(`fl-server did not start listening:\n${server.tail()}`);
+      await listening(server, port);
       return roleGroup({
         server,
         ports: { ws: port, health: healthPort },

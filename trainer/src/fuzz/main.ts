@@ -73,6 +73,8 @@ export async function main(args: readonly string[]): Promise<number> {
 }
 
 if (require.main === module) {
+  // Stopped from outside: exit, so the exit hook kills every trainer process this run started.
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => process.exit(130));
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (err: unknown) => {

@@ -18,6 +18,17 @@ export interface Exit {
 
 const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
 
+/** Every process still running: killed when this process exits, whatever the reason. */
+const LIVE = new Set<ChildProcess>();
+let exitHook = false;
+function track(child: ChildProcess): void {
+  LIVE.add(child);
+  child.once('exit', () => LIVE.delete(child));
+  if (exitHook) return;
+  exitHook = true;
+  process.once('exit', () => LIVE.forEach((c) => c.kill('SIGKILL')));
+}
+
 export class RoleProcess {
   readonly child: ChildProcess;
   readonly events: TrainerEvent[] = [];
@@ -38,6 +49,7 @@ export class RoleProcess {
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    track(this.child);
     createInterface({ input: this.child.stdout! }).on('line', (line) => {
       this.lastOutputMs = Date.now();
       const event = parseEvent(line);
@@ -123,6 +135,13 @@ export class RoleProcess {
       .map((l) => `  [${this.label}] ${l}`)
       .join('\n');
   }
+}
+
+/** Wait until `server` listens on `port`; stop it and throw (with its log) if it does not. */
+export async function listening(server: RoleProcess, port: number, timeoutMs = 60_000): Promise<void> {
+  if (await waitForPort(port, server, timeoutMs)) return;
+  await server.stop();
+  throw new Error(`${server.label} did not start listening on port ${port}:\n${server.tail()}`);
 }
 
 /** Resolves true once `port` on 127.0.0.1 accepts a connection; false if `process` exits or `timeoutMs` passes first. */

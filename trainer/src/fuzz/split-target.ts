@@ -21,7 +21,7 @@ import { hubEndpoint } from './hub-endpoint';
 import { filled, LYING_FILLS } from './frames';
 import { roleGroup, scratch } from './group';
 import type { Rng } from './random';
-import { RoleProcess, waitForPort } from './role-process';
+import { listening, RoleProcess } from './role-process';
 import { FUZZ_TOKEN, trainingEnv } from './training-env';
 import { errorFrames, helloLies, hugeHeaders, idleConnections, malformedFrames, slowloris, unrequestedBulk } from './ws-kinds';
 
@@ -161,7 +161,7 @@ export function splitTarget(): Target {
         ...fleetServerEnv(env, CLIENTS, port),
         [ENV.healthPort]: String(healthPort),
       });
-      if (!(await waitForPort(port, server, 60_000))) throw new Error(`split-server did not start listening:\n${server.tail()}`);
+      await listening(server, port);
       return roleGroup({
         server,
         ports: { ws: port, health: healthPort },

@@ -40,7 +40,11 @@ describe('make fuzz, short form: hostile inputs against every real server proces
     const child = spawn(process.execPath, [MAIN, '--short', '--seed', SEED, '--json', json], { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.resume();
-    const timer = setTimeout(() => child.kill('SIGKILL'), RUN_LIMIT_MS);
+    // SIGTERM lets the harness kill the trainer processes it started; SIGKILL if even that hangs.
+    const timer = setTimeout(() => {
+      child.kill('SIGTERM');
+      setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
+    }, RUN_LIMIT_MS);
     const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
     clearTimeout(timer);
     process.stdout.write(stdout);
