@@ -1,7 +1,8 @@
 /**
  * Target `ddp`: rank 0 of a real 2-rank DDP ring (`trainer ddp`), whose listener
- * every hostile peer dials, with an honest rank 1 (listening at 127.0.0.2, where
- * the peer list says rank 1 lives; hostile peers dial from 127.0.0.3). Squatting
+ * every hostile peer dials, with an honest rank 1 (at 127.0.0.1, where the peer
+ * list says it lives and where it dials from; hostile peers dial from 127.0.0.3,
+ * an address that is no rank's). Squatting
  * kinds (a hello as rank 1 first, then bulk or error frames) run before the
  * honest rank 1 starts; the rest while the ring trains.
  */
@@ -93,7 +94,7 @@ export function ddpTarget(epochs: number): Target {
           [ENV.worldSize]: '2',
           [ENV.masterAddr]: '127.0.0.1',
           [ENV.masterPort]: String(port0),
-          [ENV.peers]: `127.0.0.1:${port0},127.0.0.2:${port1}`,
+          [ENV.peers]: `127.0.0.1:${port0},127.0.0.1:${port1}`,
           [ENV.listenPort]: String(rank === 0 ? port0 : port1),
           [ENV.healthPort]: rank === 0 ? String(health) : '0',
           [ENV.epochs]: String(epochs),
