@@ -84,6 +84,12 @@ export interface HarnessOptions {
 }
 
 const MAX_NOTES = 4;
+/**
+ * How long a refused connection waits for the server's exit before the next chunk. Only attribution depends on
+ * it: a crash seen later still counts (for the kind then running, or the group's last at its end); a server that
+ * merely swapped listeners (a hub handing over to its finished listener) is not waited for long.
+ */
+const SETTLE_MS = 5000;
 /** A kind's inputs go out in at most this many chunks (a crashed server is restarted between them). */
 const MAX_CHUNKS = 5;
 
@@ -134,7 +140,7 @@ function rssWatch(group: Group): { stop(): number } {
  */
 async function settle(g: Group, refusedBefore: number, stats: KindStats): Promise<void> {
   if (stats.outcomes.refused === refusedBefore || !g.server.alive) return;
-  const limit = new Promise<void>((resolve) => setTimeout(resolve, 20_000).unref());
+  const limit = new Promise<void>((resolve) => setTimeout(resolve, SETTLE_MS).unref());
   await Promise.race([g.server.exited.then(() => undefined), limit]);
 }
 
