@@ -142,7 +142,7 @@ export function flTarget(rounds: number): Target {
       errorFrames(hub, 1),
       unrequestedBulk(hub, 2, {
         frames: 8,
-        frameBytes: 16 * 1024 * 1024,
+        frameBytes: 32 * 1024 * 1024,
         types: [MESSAGE_TYPES.tensor, MESSAGE_TYPES.flFitResult],
         peers: 3,
       }),

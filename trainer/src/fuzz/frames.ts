@@ -92,9 +92,16 @@ export function lyingTensor(r: Rng, shape: readonly number[]): Tensor {
   return { dtype: 'float32', shape, data: filled(length, r.pick(LYING_FILLS)) };
 }
 
-/** `count` frames of `bytes` each that nobody asked for (a step far ahead), as `rank`; they share one tensor buffer. */
+/**
+ * `count` frames of `bytes` each that nobody asked for (a step far ahead, the same one: a peer repeating itself),
+ * as `rank`: one Buffer sent `count` times, so the harness holds it once.
+ */
 export function unrequestedFrames(rank: number, count: number, bytes: number, type: number): Buffer[] {
-  const data = new Float32Array(Math.floor(bytes / 4));
-  const tensor = float32Tensor(data);
-  return Array.from({ length: count }, (_, i) => encodeFrame(rank, { type, step: 1_000_000 + i, seq: i, tensors: [tensor] } as Message));
+  const frame = encodeFrame(rank, {
+    type,
+    step: 1_000_000,
+    seq: 0,
+    tensors: [float32Tensor(new Float32Array(Math.floor(bytes / 4)))],
+  } as Message);
+  return Array.from({ length: count }, () => frame);
 }

@@ -19,7 +19,7 @@ import type { Verdict } from '../../src/fuzz/report';
 const MAIN = join(__dirname, '..', '..', 'src', 'fuzz', 'main.js');
 const SEED = process.env.FUZZ_SEED ?? '1717';
 /** Growth of a server's RSS that one kind of input may cause (training itself adds tens of MiB). */
-const RSS_BOUND_MIB = 256;
+const RSS_BOUND_MIB = 192;
 /** Generous: the short form aims at about a minute; a loaded 2-core machine may take several times that. */
 const RUN_LIMIT_MS = 600_000;
 
