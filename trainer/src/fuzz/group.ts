@@ -23,9 +23,19 @@ export interface GroupSpec {
   readonly serverDone?: boolean;
 }
 
+/** Scratch folders not yet removed: removed when this process exits, whatever the reason. */
+const SCRATCH = new Set<string>();
+let cleanupHook = false;
+
 /** A scratch folder for one group. */
 export function scratch(name: string): string {
-  return mkdtempSync(join(tmpdir(), `tf-fuzz-${name}-`));
+  if (!cleanupHook) {
+    cleanupHook = true;
+    process.once('exit', () => SCRATCH.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
+  }
+  const dir = mkdtempSync(join(tmpdir(), `tf-fuzz-${name}-`));
+  SCRATCH.add(dir);
+  return dir;
 }
 
 const PROGRESS_POLL_MS = 100;
@@ -68,6 +78,7 @@ export function roleGroup(spec: GroupSpec): Group {
         .join('\n');
       await Promise.all(everyone().map((p) => p.stop()));
       rmSync(spec.dir, { recursive: true, force: true });
+      SCRATCH.delete(spec.dir);
       return { honest: result, detail };
     },
   };
