@@ -7,7 +7,7 @@ SHARED ?= $(or $(TENSORFLEET_SHARED_DIR),../shared)
 # Local datasets for the demo (../shared/data when present; otherwise the chart's mirror is downloaded).
 DATA_DIR ?= $(if $(wildcard $(SHARED)/data/mnist),$(SHARED)/data,)
 
-.PHONY: help install build lint imports synth check-dist test test-unit test-integration validate demo bench bench-deps image clean
+.PHONY: help install build lint imports synth check-dist test test-unit test-integration validate demo bench bench-deps fuzz image clean
 TRAINER_IMAGE ?= ghcr.io/tensorfleet/trainer:0.1.0
 MLFLOW_IMAGE ?= ghcr.io/tensorfleet/mlflow:2.10.2
 
@@ -78,6 +78,11 @@ bench: build bench-deps ## benchmarks: ratios against a baseline measured in the
 	node bin/tensorfleet bench fedavg --partition iid
 	TENSORFLEET_FASTAPI_PYTHON=$(FASTAPI_PYTHON) node bin/tensorfleet bench smashed
 	node bin/tensorfleet bench data
+
+# Hostile inputs against every real server process on loopback (trainer/src/fuzz/main.ts). FUZZ_SEED replays a
+# run, FUZZ_CASES sets the inputs, FUZZ_SHORT=1 is the short form that `make test` runs (fuzz.integration.test.ts).
+fuzz: build ## hostile inputs against every server process (ring, federated, split, API, health): crashes, hangs, RSS, honest peers
+	node build/trainer/src/fuzz/main.js $(if $(filter 1,$(FUZZ_SHORT)),--short,)
 
 image: ## build the trainer and MLflow images (needs a Docker engine)
 	docker build -f trainer/Dockerfile -t $(TRAINER_IMAGE) .
