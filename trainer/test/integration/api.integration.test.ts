@@ -135,6 +135,13 @@ describe('TrainingApi against the Kubernetes API request contract (recording ser
       assert.deepEqual(
         patches.map((p) => p.path),
         [
+          // The ring's bearer token: a per-job Secret made in the cluster by the secret generator (its account, Role,
+          // RoleBinding, Job and NetworkPolicy) before the ring starts.
+          `/api/v1/namespaces/${NS}/serviceaccounts/mnist-a-secrets`,
+          `/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/roles/mnist-a-secrets`,
+          `/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/rolebindings/mnist-a-secrets`,
+          `/apis/batch/v1/namespaces/${NS}/jobs/mnist-a-secrets`,
+          `/apis/networking.k8s.io/v1/namespaces/${NS}/networkpolicies/mnist-a-secrets`,
           `/api/v1/namespaces/${NS}/services/mnist-a-ring`,
           `/apis/batch/v1/namespaces/${NS}/jobs/mnist-a`,
           `/apis/networking.k8s.io/v1/namespaces/${NS}/networkpolicies/mnist-a`,
@@ -148,10 +155,11 @@ describe('TrainingApi against the Kubernetes API request contract (recording ser
         assert.equal(p.body.metadata.namespace, NS);
       }
       // What was applied is the construct's object, namespaced.
-      const job = patches[1].body;
+      const job = patches.find((p) => p.path.endsWith('/jobs/mnist-a'))!.body;
+      const expectedJob = expected.find((o) => o.kind === 'Job' && o.metadata.name === 'mnist-a')!;
       assert.deepEqual(
         { ...job, metadata: { ...job.metadata, namespace: undefined } },
-        { ...expected[1], metadata: { ...expected[1].metadata, namespace: undefined } },
+        { ...expectedJob, metadata: { ...expectedJob.metadata, namespace: undefined } },
       );
       assert.equal(job.spec.template.spec.containers[0].image, 'ghcr.io/tensorfleet/trainer:9.9.9');
     },

@@ -142,7 +142,9 @@ describe('tensorfleet CLI', () => {
         '--topology-only',
       );
       assert.equal(r.code, 0, r.stderr);
-      assert.match(r.stdout, /^chart cancer: 3 objects/);
+      // The ring (Service, Job, NetworkPolicy) and the generator of its per-job token Secret (5 objects).
+      assert.match(r.stdout, /^chart cancer: 8 objects/);
+      assert.match(r.stdout, /Job\/cancer-secrets {2}completions 1/);
       assert.match(r.stdout, /Job\/cancer {2}completions 2, parallelism 2/);
     });
 
