@@ -628,8 +628,10 @@ export class WsTransport implements Transport {
       );
     } catch (err) {
       const error = asTrainerError(err, 'TRAINER_ERR_HANDSHAKE');
-      // A peer of a newer generation means this process is the stale one: stop now.
+      // A peer of a newer generation means this process is the stale one: stop now. A peer we dialed is the rank we
+      // dialed; one that dialed us is believed only once it comes from the address of the rank it claims.
       if (localIsStale(error)) {
+        if (!dialed) return void this.staleOnceChecked(conn, remote!.rank, error);
         this.group.failGroup(error);
         this.peersChanged();
       }
@@ -637,6 +639,28 @@ export class WsTransport implements Transport {
     }
     if (dialed) return this.register(conn, remote.rank);
     void this.checkAddress(conn, remote.rank);
+  }
+
+  /**
+   * `conn` claims to be `rank` of a newer generation (`stale`): stop this rank if it comes from rank's address,
+   * otherwise refuse it as a squatter (a hello may not make a rank exit from anywhere the NetworkPolicy lets in).
+   */
+  private async staleOnceChecked(conn: Connection, rank: number, stale: TrainerError): Promise<void> {
+    const address = Number.isSafeInteger(rank) && rank !== this.rank ? this.addresses?.[rank] : undefined;
+    const problem =
+      address === undefined
+        ? `rank ${rank} is not a peer of rank ${this.rank} whose address is known`
+        : await addressProblem(this.resolveHost, address.host, addressOfRemote(conn.remote));
+    if (problem !== undefined || this.closing) {
+      const claim = `claims rank ${rank} of a newer generation`;
+      return this.reject(
+        conn,
+        new HelloRefused('TRAINER_ERR_HANDSHAKE', `rank ${this.rank} refused ${conn.remote}: it ${claim}; ${problem}`),
+      );
+    }
+    this.group.failGroup(stale);
+    this.peersChanged();
+    this.reject(conn, stale);
   }
 
   /**

@@ -193,6 +193,49 @@ describe('WsTransport against hostile peers: rank squatting (finding 7)', () => 
     }
   });
 
+  test("a hello of a newer generation stops the rank only from the claimed rank's address; from elsewhere it is refused", async () => {
+    const server = transport({
+      rank: 0,
+      worldSize: 2,
+      resolveHost: async (host) => (host === 'rank-1.ring' ? ['127.0.0.2'] : [host]),
+    });
+    const port = await server.listen();
+    const newer = async (localAddress: string): Promise<WebSocket> => {
+      const ws = await new Promise<WebSocket>((resolve, reject) => {
+        const client = new WebSocket(`ws://${LOOPBACK}:${port}${WS_PATH}`, { perMessageDeflate: false, localAddress });
+        client.once('open', () => resolve(client));
+        client.once('error', reject);
+      });
+      ws.send(encodeFrame(1, helloMessage({ rank: 1, worldSize: 2, generation: 1 })));
+      return ws;
+    };
+    try {
+      const forming = server.connect([
+        { host: LOOPBACK, port },
+        { host: 'rank-1.ring', port: 9 },
+      ]);
+      const liar = await newer(LOOPBACK);
+      const { code, reason } = await closed(liar);
+      assert.equal(code, CLOSE_CODES.handshakeRefused);
+      assert.match(reason, /^TRAINER_ERR_HANDSHAKE: rank 0 refused 127\.0\.0\.1:\d+: it claims rank 1 of a newer generation; it connects/);
+      // Still forming: the real rank 1 (generation 0) gets in.
+      const real = await rogueFrom(port, 1, 2, '127.0.0.2');
+      await forming;
+      real.send(chunkFrame(1, 0, [5]));
+      assert.deepEqual(Array.from((await server.recv(1)).tensors[0].data), [5]);
+      // The same claim from rank 1's own address: this rank is the stale one and stops.
+      const restarted = await newer('127.0.0.2');
+      await assert.rejects(
+        server.recv(1, { timeoutMs: 5000 }),
+        (err: unknown) => isTrainerError(err) && err.code === 'TRAINER_ERR_STALE_GENERATION',
+      );
+      restarted.terminate();
+      real.terminate();
+    } finally {
+      await server.close();
+    }
+  });
+
   test('refuses a hello for a rank already connected without dropping the first', async () => {
     const ranks = [0, 1].map((rank) => transport({ rank, worldSize: 2 }));
     const ports = await Promise.all(ranks.map((t) => t.listen()));
