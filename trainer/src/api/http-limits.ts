@@ -7,6 +7,7 @@
  * is not cut.
  */
 import { createServer, type RequestListener, type Server } from 'node:http';
+import type { Socket } from 'node:net';
 
 export interface HttpLimits {
   /** A request's headers must all arrive within this long (from the connection's first byte or the previous request). */
@@ -53,5 +54,23 @@ export function createBoundedServer(limits: Partial<HttpLimits> | undefined, lis
   );
   server.keepAliveTimeout = l.keepAliveTimeoutMs;
   server.maxConnections = l.maxConnections;
+  closeSilentConnections(server, Math.min(l.headersTimeoutMs, l.requestTimeoutMs));
   return server;
+}
+
+/**
+ * Node times a request's headers only once its first byte arrived: a connection that never sends one stays open
+ * for good. Close a connection silent for `ms` while no request of it is being answered (an answer that takes long
+ * is not cut; a kept-alive connection between requests is keepAliveTimeout's).
+ */
+function closeSilentConnections(server: Server, ms: number): void {
+  const answering = new WeakMap<Socket, number>();
+  server.on('request', (req, res) => {
+    const socket = req.socket;
+    answering.set(socket, (answering.get(socket) ?? 0) + 1);
+    res.once('close', () => answering.set(socket, (answering.get(socket) ?? 1) - 1));
+  });
+  server.setTimeout(ms, (socket: Socket) => {
+    if ((answering.get(socket) ?? 0) === 0) socket.destroy();
+  });
 }

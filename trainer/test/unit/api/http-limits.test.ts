@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import { request, type Server } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { DEFAULT_HTTP_LIMITS, HttpLimits, checkingIntervalMs } from '../../../src/api/http-limits';
+import { DEFAULT_HTTP_LIMITS, HttpLimits, checkingIntervalMs, createBoundedServer } from '../../../src/api/http-limits';
 import { createApiServer, type JobsBackend } from '../../../src/api/server';
 import { HEALTH_MAX_CONNECTIONS, startHealthServer, type HealthServer } from '../../../src/roles/health';
 
@@ -228,5 +228,20 @@ test('past maxConnections a new connection is closed on accept; the server serve
   } finally {
     api.closeAllConnections();
     await new Promise<void>((resolve) => api.close(() => resolve()));
+  }
+});
+
+test('a fresh server closes a connection that never sends a byte (node times headers only from the first byte)', async () => {
+  const server = createBoundedServer(FAST, (_req, res) => res.end('ok'));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  try {
+    const { ms, text } = await closedByServer(port, () => undefined);
+    assert.equal(text, '');
+    assert.ok(ms < CLOSED_WITHIN_MS, `closed after ${Math.round(ms)} ms`);
+    assert.equal((await get(port, '/')).status, 200, 'a connection that asks is answered');
+  } finally {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 });
