@@ -308,6 +308,7 @@ export class Hub implements Star {
       httpStatus: 426,
       httpText: `tensorfleet federated server: connect with a WebSocket to ${WS_PATH}\n`,
       accepting: () => !this.closing,
+      makeRoom: () => this.closeOldestWithoutHello(),
       onConnection: (ws, remote) => this.accept(ws, remote),
     });
     this.listeningPort = (await this.endpoint).port;
@@ -574,6 +575,15 @@ export class Hub implements Star {
     this.fail(conn, error);
     this.forget(conn, error.message);
     closeRefused(conn.ws, error, closeCode);
+  }
+
+  /** Make room for a new connection: close the oldest one that has not said its hello (false when none). */
+  private closeOldestWithoutHello(): boolean {
+    const oldest = this.pending.values().next().value as Connection | undefined;
+    if (oldest === undefined) return false;
+    const error = new TrainerError('TRAINER_ERR_HANDSHAKE', `${oldest.remote} closed for a newer connection: no hello yet, server full`);
+    this.reject(oldest, error, CLOSE_CODES.tryAgainLater);
+    return true;
   }
 
   private forget(conn: Connection, reason: string): void {

@@ -299,7 +299,7 @@ export class WsTransport implements Transport {
       httpStatus: 426,
       httpText: `tensorfleet trainer: connect with a WebSocket to ${WS_PATH}\n`,
       // Connections that have not said hello hold little, but not nothing: at most what the topology needs, and a margin.
-      accepting: () => !this.closing && this.pending.size < this.maxPendingConnections,
+      accepting: () => !this.closing && (this.pending.size < this.maxPendingConnections || this.closeOldestWithoutHello()),
       onConnection: (ws, remote) => this.accept(ws, remote),
     });
     this.listeningPort = (await this.endpoint).port;
@@ -471,6 +471,17 @@ export class WsTransport implements Transport {
 
   private hello(): HelloFields {
     return { rank: this.rank, worldSize: this.worldSize, generation: this.generation };
+  }
+
+  /** Make room for a new connection: close the oldest accepted one whose hello is not accepted yet (false when none). */
+  private closeOldestWithoutHello(): boolean {
+    for (const conn of this.pending) {
+      if (conn.expected >= 0) continue;
+      const error = new TrainerError('TRAINER_ERR_HANDSHAKE', `${conn.remote} closed for a newer connection: no accepted hello yet`);
+      this.reject(conn, error);
+      return true;
+    }
+    return false;
   }
 
   private accept(ws: WebSocket, remote: string): void {

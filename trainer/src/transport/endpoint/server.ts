@@ -31,12 +31,21 @@ export interface EndpointServerOptions extends TlsOptions {
    */
   readonly accepting?: () => boolean;
   /**
-   * Open WebSocket connections at most: an upgrade past it gets HTTP 503 (a dialer retries). Raw connections that
-   * have not upgraded yet are capped at twice this (more are dropped by the kernel's accept).
+   * Open WebSocket connections at most: an upgrade past it gets HTTP 503 (a dialer retries) unless
+   * {@link makeRoom} frees one. Raw connections that have not upgraded yet are capped at twice this: past it the
+   * oldest of them is dropped, so connections that never upgrade cannot keep an honest peer out.
    *
    * @default - no cap
    */
   readonly maxConnections?: number;
+  /**
+   * Asked when an upgrade finds the server full: close the oldest connection that has not said its hello and
+   * return true, or return false when there is none (the upgrade then gets HTTP 503). Junk connections age out
+   * first; a peer that says hello at once is never the oldest for long.
+   *
+   * @default - nothing is closed to make room
+   */
+  readonly makeRoom?: () => boolean;
   /**
    * A connection must have sent its whole upgrade request within this many milliseconds (a slow or silent one is
    * closed; checked every second).
@@ -100,10 +109,26 @@ export async function listenEndpoint(options: EndpointServerOptions): Promise<En
       return refuse(403, 'Forbidden');
     if (!bearerAuthorized(req.headers.authorization, options.authToken)) return refuse(401, 'Unauthorized');
     if (options.accepting && !options.accepting()) return refuse(503, 'Service Unavailable');
-    if (options.maxConnections !== undefined && wss.clients.size >= options.maxConnections) return refuse(503, 'Service Unavailable');
+    const full = options.maxConnections !== undefined && wss.clients.size >= options.maxConnections;
+    if (full && !(options.makeRoom?.() ?? false)) return refuse(503, 'Service Unavailable');
+    raw.delete(socket);
     wss.handleUpgrade(req, socket, head, (ws) => options.onConnection(ws, `${req.socket.remoteAddress}:${req.socket.remotePort}`));
   });
-  if (options.maxConnections !== undefined) server.maxConnections = 2 * options.maxConnections;
+  // Raw connections not upgraded yet, oldest first: past twice maxConnections the oldest is dropped.
+  const raw = new Set<Duplex>();
+  if (options.maxConnections !== undefined) {
+    const limit = 2 * options.maxConnections;
+    server.on(options.tlsKey === undefined ? 'connection' : 'secureConnection', (socket: Duplex) => {
+      raw.add(socket);
+      socket.once('close', () => raw.delete(socket));
+      if (raw.size <= limit) return;
+      const oldest = raw.values().next().value as Duplex;
+      raw.delete(oldest);
+      oldest.destroy();
+    });
+    // A TLS handshake that never ends holds a socket the line above never sees: the kernel-side cap stays.
+    server.maxConnections = 4 * options.maxConnections;
+  }
   server.on('clientError', (_err, socket) => socket.destroy());
   server.on('tlsClientError', (_err, socket) => socket.destroy());
   await new Promise<void>((resolve, reject) => {

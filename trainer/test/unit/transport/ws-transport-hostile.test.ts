@@ -255,13 +255,13 @@ describe('WsTransport against hostile peers: rank squatting (finding 7)', () => 
 });
 
 describe('WsTransport against hostile peers: unrequested frames (finding 8)', () => {
-  test('connections that have not said hello are capped at 2 x worldSize + 8 (HTTP 503 past it); the real peer still joins', async () => {
-    const ranks = [0, 1].map((rank) => transport({ rank, worldSize: 2 }));
+  test('connections without a hello are capped at 2 x worldSize + 8: a newer one closes the oldest; the real peer joins', async () => {
+    const ranks = [0, 1].map((rank) => transport({ rank, worldSize: 2, helloTimeoutMs: 60_000 }));
     const ports = await Promise.all(ranks.map((t) => t.listen()));
     const silent: WebSocket[] = [];
     try {
       assert.equal(ranks[0].maxPendingConnections, 12);
-      for (let i = 0; i < 12; i++) {
+      for (let i = 0; i < 13; i++) {
         silent.push(
           await new Promise<WebSocket>((resolve, reject) => {
             const ws = new WebSocket(`ws://${LOOPBACK}:${ports[0]}${WS_PATH}`, { perMessageDeflate: false });
@@ -269,18 +269,16 @@ describe('WsTransport against hostile peers: unrequested frames (finding 8)', ()
           }),
         );
       }
-      const refused = await new Promise<number>((resolve, reject) => {
-        const ws = new WebSocket(`ws://${LOOPBACK}:${ports[0]}${WS_PATH}`, { perMessageDeflate: false });
-        ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
-        ws.once('open', () => reject(new Error('a 13th silent connection was accepted')));
-      });
-      assert.equal(refused, 503);
-      const gone = silent.map((ws) => closed(ws));
-      for (const ws of silent) ws.terminate();
-      await Promise.all(gone);
-      // The real rank 1 retries a 503 with backoff: the group forms once the silent ones are gone.
+      // The 13th made room by closing the oldest silent one.
+      const { code, reason } = await closed(silent[0]);
+      assert.equal(code, CLOSE_CODES.handshakeRefused);
+      assert.match(reason, /closed for a newer connection: no accepted hello yet/);
+      assert.equal(silent[1].readyState, WebSocket.OPEN);
+      // The real rank 1 gets in while 12 silent ones are still open (their hello timeout, 60 s, outlasts the test).
       const peers = ports.map((port) => ({ host: LOOPBACK, port }));
       await Promise.all(ranks.map((t) => t.connect(peers)));
+      await ranks[1].sendFloat32(0, { type: MESSAGE_TYPES.chunk, step: 0, seq: 0 }, 1, (out) => out.set([4]));
+      assert.deepEqual(Array.from((await ranks[0].recv(1)).tensors[0].data), [4]);
     } finally {
       for (const ws of silent) ws.terminate();
       await Promise.all(ranks.map((t) => t.close()));
