@@ -27,19 +27,27 @@ export function addressOfRemote(remote: string): string {
   return canonicalAddress(colon < 0 ? remote : remote.slice(0, colon));
 }
 
+/** Why a connection is not (yet) known to come from its rank's address. */
+export interface AddressProblem {
+  readonly problem: string;
+  /** The host resolved and the connection's address is not among its addresses: a squatter (refuse at once). */
+  readonly mismatch: boolean;
+}
+
 /**
- * Why `remoteAddress` is not one of `host`'s addresses, or undefined if it is. A host that does not resolve is a
- * refusal too (the ring cannot tell who its owner is).
+ * Why `remoteAddress` is not one of `host`'s addresses, or undefined if it is. A host that does not resolve is not
+ * known to be anyone's yet (a new pod's DNS record may lag): not a mismatch, the caller may ask again.
  */
-export async function addressProblem(resolve: HostResolver, host: string, remoteAddress: string): Promise<string | undefined> {
+export async function addressProblem(resolve: HostResolver, host: string, remoteAddress: string): Promise<AddressProblem | undefined> {
   let resolved: readonly string[];
   try {
     resolved = await resolve(host);
   } catch (err) {
-    return `its host ${host} does not resolve (${err instanceof Error ? err.message.slice(0, 100) : 'unknown error'})`;
+    const why = err instanceof Error ? err.message.slice(0, 100) : 'unknown error';
+    return { problem: `its host ${host} does not resolve (${why})`, mismatch: false };
   }
   const remote = canonicalAddress(remoteAddress);
   if (resolved.some((address) => canonicalAddress(address) === remote)) return undefined;
   const shown = resolved.slice(0, 4).join(', ') + (resolved.length > 4 ? ', ...' : '');
-  return `it connects from ${remote}, but its host ${host} is ${shown || 'no address'}`;
+  return { problem: `it connects from ${remote}, but its host ${host} is ${shown || 'no address'}`, mismatch: resolved.length > 0 };
 }

@@ -50,7 +50,7 @@ const MAX_PEER_ERROR_CODE_CHARS = 64;
 const PEER_ERROR_CODE = new RegExp(`^[A-Z0-9_]{1,${MAX_PEER_ERROR_CODE_CHARS}}$`);
 /** A peer's error message is kept up to this many characters. */
 const MAX_PEER_ERROR_MESSAGE_CHARS = 500;
-/** A hello from an address that is not its rank's is checked again after this long (a restarted pod's DNS record may lag). */
+/** A hello whose rank's host does not resolve (yet) is checked again after this long (a new pod's DNS record may lag). */
 const ADDRESS_RECHECK_MS = 500;
 
 export interface PeerAddress {
@@ -661,7 +661,7 @@ export class WsTransport implements Transport {
     const problem =
       address === undefined
         ? `rank ${rank} is not a peer of rank ${this.rank} whose address is known`
-        : await addressProblem(this.resolveHost, address.host, addressOfRemote(conn.remote));
+        : (await addressProblem(this.resolveHost, address.host, addressOfRemote(conn.remote)))?.problem;
     if (problem !== undefined || this.closing) {
       const claim = `claims rank ${rank} of a newer generation`;
       return this.reject(
@@ -676,20 +676,24 @@ export class WsTransport implements Transport {
 
   /**
    * Accept `conn` as `rank` once it comes from rank's address (see {@link WsTransportOptions.resolveHost}); until
-   * then it holds no slot, and the hello timeout refuses it. The first connection for a rank that passes wins.
+   * then it holds no slot. A connection from another address than the host resolves to is refused at once; one whose
+   * host does not resolve yet is asked about again until the hello timeout. The first connection for a rank that passes wins.
    */
   private async checkAddress(conn: Connection, rank: number): Promise<void> {
     conn.claimed = rank;
     const gone = (): boolean => conn.rejected || this.closing || conn.ws.readyState !== WebSocket.OPEN;
     for (;;) {
       const address = this.addresses?.[rank];
-      const problem =
+      const found =
         address === undefined
-          ? 'peer addresses are not known yet'
+          ? { problem: 'peer addresses are not known yet', mismatch: false }
           : await addressProblem(this.resolveHost, address.host, addressOfRemote(conn.remote));
       if (gone()) return;
-      if (problem === undefined) break;
-      conn.refusal = new HelloRefused('TRAINER_ERR_HANDSHAKE', `rank ${this.rank} refused rank ${rank} (${conn.remote}): ${problem}`);
+      if (found === undefined) break;
+      conn.refusal = new HelloRefused('TRAINER_ERR_HANDSHAKE', `rank ${this.rank} refused rank ${rank} (${conn.remote}): ${found.problem}`);
+      // A squatter is refused at once (a real rank whose record still names its predecessor's address dials again);
+      // what is not known yet is asked again until the hello timeout.
+      if (found.mismatch) return this.reject(conn, conn.refusal);
       await new Promise<void>((resolve) => setTimeout(resolve, ADDRESS_RECHECK_MS).unref());
       if (gone()) return;
     }
