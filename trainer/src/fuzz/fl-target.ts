@@ -95,12 +95,14 @@ function fitLies(weight: number): Kind {
     whole: true,
     run: async (ctx: KindContext) => {
       const hello = encodeFrame(1, clientHelloMessage({ clientId: HOSTILE_ID, rank: 1, worldSize: CLIENTS, generation: 0 }));
-      const client = await HostileClient.connect(ctx.group.ports.ws, ctx.group.token, hello, ctx.hangMs);
-      if (typeof client === 'string') return ctx.record(client, 'hello as client 1');
+      // Client 1 is one the server waits for: it joins as a real client does, dialing again while refused for now.
+      const joined = await HostileClient.join(ctx.group.ports.ws, ctx.group.token, hello, ctx.hangMs);
+      if (typeof joined === 'string') return ctx.record(joined, 'hello as client 1');
+      const { client } = joined;
       try {
         let sent = 0;
         const cases = Math.min(ctx.cases, FIT_LIES);
-        let next = await client.next(ctx.hangMs);
+        let next: Frame | 'closed' | 'hang' = joined.first;
         while (sent < cases && typeof next !== 'string') {
           if (next.type === MESSAGE_TYPES.flEvaluate) {
             // Evaluation requests are answered with lying sums too (what the server did: its next frame).

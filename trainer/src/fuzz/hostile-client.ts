@@ -51,6 +51,33 @@ export class HostileClient {
     });
   }
 
+  /**
+   * Dial, say `hello` and read the server's first frame, dialing again (100 ms doubling to 1 s) while the server
+   * closes or refuses the connection, as a real client of the fleet does (a full server closes the oldest connection
+   * without a hello with 1013, try again later), until `hangMs` passed.
+   */
+  static async join(
+    port: number,
+    token: string,
+    hello: Buffer,
+    hangMs: number,
+  ): Promise<{ client: HostileClient; first: Frame } | 'refused' | 'closed' | 'hang'> {
+    const deadline = Date.now() + hangMs;
+    let delay = 100;
+    for (;;) {
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) return 'hang';
+      const client = await HostileClient.connect(port, token, hello, remaining);
+      const first = typeof client === 'string' ? client : await client.next(Math.max(1, deadline - Date.now()));
+      if (typeof client !== 'string' && typeof first !== 'string') return { client, first };
+      if (typeof client !== 'string') client.close();
+      const failed = typeof first === 'string' ? first : 'closed';
+      if (failed === 'hang' || Date.now() + delay >= deadline) return failed;
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      delay = Math.min(1000, delay * 2);
+    }
+  }
+
   send(frame: Buffer): Promise<void> {
     if (this.closed || this.ws.readyState !== WebSocket.OPEN) return Promise.resolve();
     return new Promise((resolve) => this.ws.send(frame, { binary: true }, () => resolve()));

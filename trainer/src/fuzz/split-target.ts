@@ -74,11 +74,11 @@ function splitLies(weight: number): Kind {
     whole: true,
     run: async (ctx: KindContext) => {
       const hello = encodeFrame(1, clientHelloMessage({ clientId: '1', rank: 1, worldSize: CLIENTS, generation: 0 }));
-      const client = await HostileClient.connect(ctx.group.ports.ws, ctx.group.token, hello, ctx.hangMs);
-      if (typeof client === 'string') return ctx.record(client, 'hello as client 1');
+      // Client 1 is one the server waits for: it joins as a real client does, dialing again while refused for now.
+      const joined = await HostileClient.join(ctx.group.ports.ws, ctx.group.token, hello, ctx.hangMs);
+      if (typeof joined === 'string') return ctx.record(joined, 'hello as client 1');
+      const { client } = joined;
       try {
-        const greeting = await client.next(ctx.hangMs);
-        if (typeof greeting === 'string') return ctx.record(greeting, 'hello as client 1');
         const cases = Math.min(ctx.cases, ACTIVATION_LIES);
         for (let step = 0; step < cases - 1; step++) {
           const lie = activationLie(ctx.rng, step);
