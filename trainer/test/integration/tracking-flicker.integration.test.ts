@@ -22,7 +22,7 @@ import { CLI_JS, REPO_ROOT, SHARED_DIR } from '../../../tools/test-support/paths
 
 const MNIST = join(SHARED_DIR, 'data', 'mnist');
 
-describe('roles whose tracking server flickers', () => {
+describe('roles whose tracking server flickers (MLflow 2.10 REST stand-in: no MLflow server runs here)', () => {
   let root: string;
   before(async () => {
     root = await mkdtemp(join(tmpdir(), 'tf-tracking-flicker-'));

@@ -109,7 +109,7 @@ describe('runRole', () => {
     assert.equal(stderr.trim().split('\n').pop(), 'split-server: tracking: off');
   });
 
-  test('a tracking server that is down never fails the role: its done event and last line say what is pending where', async () => {
+  test('a down tracking server never fails the role: done event and last line say what is pending where (MLflow stand-in)', async () => {
     const fake = new FakeMlflow();
     const uri = await fake.start();
     fake.setDown(true);
@@ -153,7 +153,7 @@ describe('runRole', () => {
     }
   });
 
-  test('a restarted role delivers what its predecessor left on the volume, even if it tracks no run itself', async () => {
+  test('a restarted role delivers what its predecessor left on the volume though it tracks no run (MLflow stand-in)', async () => {
     const fake = new FakeMlflow();
     const uri = await fake.start();
     const dir = mkdtempSync(join(tmpdir(), 'run-role-'));

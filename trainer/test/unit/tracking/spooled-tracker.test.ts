@@ -245,7 +245,7 @@ function spoolProcess(env: Record<string, string>): Promise<{ code: number | nul
   });
 }
 
-describe('a restarted process delivers what its predecessor spooled (same folder)', () => {
+describe('a restarted process delivers what its predecessor spooled (same folder; MLflow 2.10 REST stand-in)', () => {
   test('process 1 exits pending while the server is down; process 2 delivers its run, then its own', async () => {
     await withServer(async (fake, uri) => {
       const spoolDir = tempDir();
