@@ -92,7 +92,7 @@ function align(offset: number): number {
 /** Item size of a dtype, or throws TRAINER_ERR_UNKNOWN_DTYPE. */
 export function itemBytes(dtype: string): number {
   if (!Object.prototype.hasOwnProperty.call(DTYPES, dtype)) {
-    throw frameError('TRAINER_ERR_UNKNOWN_DTYPE', `unknown dtype ${JSON.stringify(dtype)} (allowed: ${DTYPE_NAMES.join(', ')})`);
+    throw frameError('TRAINER_ERR_UNKNOWN_DTYPE', `unknown dtype ${describeValue(dtype)} (allowed: ${DTYPE_NAMES.join(', ')})`);
   }
   return DTYPES[dtype as Dtype];
 }
@@ -337,7 +337,7 @@ export function decodeFrameHeader(bytes: Uint8Array, frameBytes: number, options
       if (elements * size > frameBytes) {
         throw frameError(
           'TRAINER_ERR_SHAPE_MISMATCH',
-          `tensor ${i} shape [${shape.join(', ')}] needs more bytes than the ${frameBytes}-byte frame holds`,
+          `tensor ${i} shape ${describeShape(shape)} needs more bytes than the ${frameBytes}-byte frame holds`,
         );
       }
     }
@@ -346,7 +346,7 @@ export function decodeFrameHeader(bytes: Uint8Array, frameBytes: number, options
     if (offset + byteLength > frameBytes) {
       throw frameError(
         'TRAINER_ERR_SHAPE_MISMATCH',
-        `tensor ${i} (${dtype} [${shape.join(', ')}], ${byteLength} bytes) runs past the end of the ${frameBytes}-byte frame`,
+        `tensor ${i} (${dtype} ${describeShape(shape)}, ${byteLength} bytes) runs past the end of the ${frameBytes}-byte frame`,
       );
     }
     tensors.push({ dtype: dtype as Dtype, shape: shape as number[], offset, byteLength });
@@ -373,6 +373,11 @@ export function decodeFrame(bytes: Uint8Array, options: DecodeOptions = {}): Fra
     data: view(dtype, bytes, offset, byteLength),
   }));
   return { ...header, tensors };
+}
+
+/** A peer's shape for a message: each dimension described (never its own toString), at most MAX_TENSOR_RANK of them. */
+function describeShape(shape: readonly unknown[]): string {
+  return `[${shape.slice(0, MAX_TENSOR_RANK).map(describeValue).join(', ')}${shape.length > MAX_TENSOR_RANK ? ', ...' : ''}]`;
 }
 
 function describeValue(value: unknown): string {

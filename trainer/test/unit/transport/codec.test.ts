@@ -183,6 +183,20 @@ describe('codec', () => {
     rejectsWith('TRAINER_ERR_UNKNOWN_DTYPE', rawFrame({ ...valid, x: [[7, [1]]] }, 8));
   });
 
+  test("a peer's dtype and shape are described, bounded, never by their own toString", () => {
+    rejectsWith(
+      'TRAINER_ERR_UNKNOWN_DTYPE',
+      rawFrame({ ...valid, x: [['f'.repeat(60_000), [1]]] }, 8),
+      /^invalid frame: unknown dtype "f{40}\.\.\."/,
+    );
+    // The dimension past the frame's size is reported with the ones after it, which the loop has not checked yet.
+    rejectsWith(
+      'TRAINER_ERR_SHAPE_MISMATCH',
+      rawFrame({ ...valid, x: [['float32', [1024, { toString: 0 }]]] }, 8),
+      /tensor 0 shape \[1024, object\] needs more bytes than the/,
+    );
+  });
+
   test('fails on bad fields', () => {
     rejectsWith('TRAINER_ERR_BAD_FRAME', rawFrame({ ...valid, s: -1 }), /step must be an integer >= 0, got -1/);
     rejectsWith('TRAINER_ERR_BAD_FRAME', rawFrame({ ...valid, q: 1.5 }), /seq must be an integer >= 0/);
