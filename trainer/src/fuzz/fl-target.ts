@@ -23,7 +23,7 @@ import { roleGroup, scratch } from './group';
 import type { Rng } from './random';
 import { listening, RoleProcess } from './role-process';
 import { FUZZ_TOKEN, trainingEnv } from './training-env';
-import { errorFrames, helloLies, hugeHeaders, idleConnections, malformedFrames, slowloris, unrequestedBulk } from './ws-kinds';
+import { starKinds } from './ws-kinds';
 
 const CLIENTS = 2;
 const HOSTILE_ID = '1';
@@ -137,24 +137,7 @@ export function flTarget(rounds: number): Target {
   const health = { server: 'health', portName: 'health', paths: ['/livez', '/readyz', '/'] };
   return {
     name: 'fl-server',
-    kinds: [
-      fitLies(1),
-      malformedFrames(hub, 5),
-      helloLies(hub, 2),
-      errorFrames(hub, 1),
-      unrequestedBulk(hub, 2, {
-        frames: 8,
-        frameBytes: 32 * 1024 * 1024,
-        types: [MESSAGE_TYPES.tensor, MESSAGE_TYPES.flFitResult],
-        peers: 3,
-      }),
-      hugeHeaders(hub, 1),
-      idleConnections(hub, 1),
-      slowloris(hub, 0.5),
-      httpPaths(health, 1),
-      httpBodies(health, 0.5),
-      httpSlow(health, 0.5),
-    ],
+    kinds: [fitLies(1), ...starKinds(hub, MESSAGE_TYPES.flFitResult), httpPaths(health, 1), httpBodies(health, 0.5), httpSlow(health, 0.5)],
     start: async () => {
       const dir = scratch('fl');
       const [port, healthPort] = await freePorts(2);

@@ -23,7 +23,7 @@ import { roleGroup, scratch } from './group';
 import type { Rng } from './random';
 import { listening, RoleProcess } from './role-process';
 import { FUZZ_TOKEN, trainingEnv } from './training-env';
-import { errorFrames, helloLies, hugeHeaders, idleConnections, malformedFrames, slowloris, unrequestedBulk } from './ws-kinds';
+import { starKinds } from './ws-kinds';
 
 const CLIENTS = 2;
 const BATCH = 32;
@@ -132,22 +132,7 @@ export function splitTarget(): Target {
   const hub = hubEndpoint('split-server', CLIENTS);
   return {
     name: 'split-server',
-    kinds: [
-      splitLies(1),
-      doneOnly(0.1),
-      malformedFrames(hub, 5),
-      helloLies(hub, 2),
-      errorFrames(hub, 1),
-      unrequestedBulk(hub, 2, {
-        frames: 8,
-        frameBytes: 32 * 1024 * 1024,
-        types: [MESSAGE_TYPES.tensor, MESSAGE_TYPES.splitSync],
-        peers: 3,
-      }),
-      hugeHeaders(hub, 1),
-      idleConnections(hub, 1),
-      slowloris(hub, 0.5),
-    ],
+    kinds: [splitLies(1), doneOnly(0.1), ...starKinds(hub, MESSAGE_TYPES.splitSync)],
     start: async () => {
       const dir = scratch('split');
       const [port, healthPort] = await freePorts(2);

@@ -180,3 +180,20 @@ export function slowloris(ep: Endpoint, weight: number): Kind {
       }),
   };
 }
+
+/**
+ * The connection-level kinds every star server (federated, split) gets: malformed frames, hello and error-frame lies,
+ * unrequested frames in bulk (of `bulkType`, the message the server expects from a client, and a plain tensor),
+ * huge announced payloads, idle connections and slowloris.
+ */
+export function starKinds(ep: Endpoint, bulkType: number): Kind[] {
+  return [
+    malformedFrames(ep, 5),
+    helloLies(ep, 2),
+    errorFrames(ep, 1),
+    unrequestedBulk(ep, 2, { frames: 8, frameBytes: 32 * 1024 * 1024, types: [MESSAGE_TYPES.tensor, bulkType], peers: 3 }),
+    hugeHeaders(ep, 1),
+    idleConnections(ep, 1),
+    slowloris(ep, 0.5),
+  ];
+}
