@@ -37,7 +37,7 @@ export function parseFlags(command: string, argv: readonly string[], flags: Read
   const options: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' } };
   for (const [name, spec] of Object.entries(flags)) options[name] = { type: spec.type };
   try {
-    const { values, positionals } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: true });
+    const { values, positionals } = parseArgs({ args: joinNegativeValues(argv, options), options, strict: true, allowPositionals: true });
     const { help, ...rest } = values as Record<string, string | boolean | undefined>;
     return { values: rest, positionals, help: help === true };
   } catch (err) {
@@ -45,6 +45,22 @@ export function parseFlags(command: string, argv: readonly string[], flags: Read
     const what = (err as Error).message.split('\n')[0].replace(/\. To specify a positional.*$/, '');
     throw new UsageError(`${command}: ${what}; valid flags: ${valid}`);
   }
+}
+
+/**
+ * `--epochs -1` as `--epochs=-1`: node's parseArgs takes a value starting with '-' for a flag ("ambiguous"), so a
+ * negative number would never reach the check that names the flag and what it allows.
+ */
+function joinNegativeValues(argv: readonly string[], options: Readonly<Record<string, { type: 'string' | 'boolean' }>>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const flag = /^--([^=]+)$/.exec(argv[i]);
+    if (flag && options[flag[1]]?.type === 'string' && /^-(\d|\.\d|Infinity$)/.test(argv[i + 1] ?? '')) {
+      out.push(`${argv[i]}=${argv[i + 1]}`);
+      i++;
+    } else out.push(argv[i]);
+  }
+  return out;
 }
 
 /** `--name` parsed as an integer within bounds, or a UsageError naming flag, value and range. */

@@ -15,6 +15,7 @@ import {
   ROLES,
   TrainerError,
   TrainerEvent,
+  TRAINER_IMAGE,
   parseSecretSpecs,
   parseTrainerEnv,
 } from '../contract';
@@ -312,7 +313,7 @@ function usage(): string {
   const rows = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(16)}${c.summary}`);
   return (
     `usage: tensorfleet <command> [flags]\n\ncommands:\n${rows.join('\n')}\n\nRun ` +
-    `'tensorfleet <command> --help' for a command's flags.`
+    `'tensorfleet <command> --help' for a command's flags, 'tensorfleet --version' for the version.`
   );
 }
 
@@ -321,6 +322,11 @@ export async function main(argv: readonly string[]): Promise<number> {
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     out(usage());
     return name === undefined ? 2 : 0;
+  }
+  if (name === '--version' || name === '-V' || name === 'version') {
+    // The CLI, its constructs and the trainer image are released together: the image's tag is the version.
+    out(`tensorfleet ${TRAINER_IMAGE.tag}`);
+    return 0;
   }
   const command = COMMANDS[name];
   try {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI_JS, REPO_ROOT } from '../../../../tools/test-support/paths';
 import { flagName } from '../../../src/cli/api-commands';
-import { JOB_FIELDS } from '../../../src/contract';
+import { JOB_FIELDS, TRAINER_IMAGE } from '../../../src/contract';
 
 /** The submit flags `run` adds for `run ddp|federated|split` (those `run <chart>` does not have already). */
 const JOB_ONLY = Object.keys(JOB_FIELDS)
@@ -39,6 +39,21 @@ describe('tensorfleet CLI', () => {
       `tensorfleet: run: Unknown option '--fast'; valid flags: --help, --dist, --data-dir, --out, --tracking-uri, ` +
         `--epochs, --dataset-size, --clients, --rounds, --json, --resume, --topology-only, ${JOB_ONLY.join(', ')}`,
     );
+  });
+
+  test('--version prints the release (the trainer image tag) and exits 0', () => {
+    for (const flag of ['--version', '-V']) {
+      const r = cli(flag);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, `tensorfleet ${TRAINER_IMAGE.tag}\n`);
+    }
+  });
+
+  test('a negative number after a flag reaches the check naming the flag (not "argument is ambiguous")', () => {
+    const r = cli('run', 'ddp-mnist', '--epochs', '-1', '--topology-only');
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stderr.trim(), 'tensorfleet: run: --epochs must be an integer from 1 to 100000, got "-1"');
+    assert.equal(r.stdout, '', 'refused before the topology is printed');
   });
 
   test('--help works for the CLI and every subcommand', () => {
