@@ -196,6 +196,20 @@ async function runTrainers(
   return 0;
 }
 
+/** `--clients` on a chart without a fleet, or `--rounds` on one without a federated server: refused, not ignored. */
+function refuseFlagsNotForChart(chart: string, objects: Parameters<typeof trainerWorkloads>[0], values: ParsedCommandLine['values']): void {
+  const roles = new Set<string>(trainerWorkloads(objects).map((w) => w.role));
+  const fleet = roles.has('fl-server') || roles.has('split-server');
+  const misplaced = [
+    values.clients !== undefined && !fleet ? '--clients (federated and split charts only)' : undefined,
+    values.rounds !== undefined && !roles.has('fl-server') ? '--rounds (federated charts only)' : undefined,
+  ].filter((m): m is string => m !== undefined);
+  if (misplaced.length > 0) {
+    const runs = roles.size > 0 ? `its trainers are ${[...roles].sort().join(', ')}` : 'it has no trainer workloads';
+    throw new UsageError(`run ${chart}: ${misplaced.join(', ')} does not apply: ${runs}`);
+  }
+}
+
 const COMMANDS: Record<string, Command> = {
   synth: {
     summary: 'synthesize every chart into dist/ (cdk8s synth)',
@@ -242,6 +256,7 @@ const COMMANDS: Record<string, Command> = {
         );
       }
       const objects = loadChart(dist, chart);
+      refuseFlagsNotForChart(chart, objects, values);
       return runTrainers(chart, objects, values, resolve(String(values.out ?? join(root, '.tensorfleet', chart))), {
         epochs: values.epochs === undefined ? undefined : intFlag('run', values, 'epochs', 1, 1, 100_000),
         datasetSize: values['dataset-size'] === undefined ? undefined : intFlag('run', values, 'dataset-size', 0, 0, 1e9),

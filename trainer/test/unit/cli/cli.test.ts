@@ -56,6 +56,20 @@ describe('tensorfleet CLI', () => {
     assert.equal(r.stdout, '', 'refused before the topology is printed');
   });
 
+  test("a flag that does not apply to the chart's kind is refused, naming the chart's trainers", () => {
+    const ddp = cli('run', 'ddp-mnist', '--clients', '3', '--topology-only');
+    assert.equal(ddp.code, 2);
+    assert.equal(
+      ddp.stderr.trim(),
+      'tensorfleet: run ddp-mnist: --clients (federated and split charts only) does not apply: its trainers are ddp',
+    );
+    assert.equal(ddp.stdout, '');
+    const split = cli('run', 'split-mnist', '--rounds', '3', '--topology-only');
+    assert.equal(split.code, 2);
+    assert.match(split.stderr, /--rounds \(federated charts only\) does not apply: its trainers are split-client, split-server/);
+    assert.equal(cli('run', 'split-mnist', '--clients', '2', '--topology-only').code, 0, '--clients applies to a split chart');
+  });
+
   test('--help works for the CLI and every subcommand', () => {
     const top = cli('--help');
     assert.equal(top.code, 0);
