@@ -4,7 +4,7 @@
  * the model's metadata as their defaults; the split is what training held out (same seed and
  * test fraction) unless a test file is given.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { DATASET_MIRRORS, DatasetName, ENV, JOB_FIELDS, TrainerEnvError, formatTestMetrics, resolveTrainerConfig } from '../contract';
 import type { DataConfig } from '../data/load';
@@ -54,7 +54,8 @@ export const EVAL_COMMAND: Command = {
   async run({ values }) {
     if (typeof values.model !== 'string') throw new UsageError('eval: --model <dir> is required');
     const modelDir = resolve(values.model);
-    const metadataPath = join(modelDir, 'metadata.json');
+    const { loadModel, MODEL_FILES } = await import('../model/io');
+    const metadataPath = join(modelDir, MODEL_FILES.metadata);
     const metadata: SavedMetadata = existsSync(metadataPath) ? (JSON.parse(readFileSync(metadataPath, 'utf8')) as SavedMetadata) : {};
     if (values.dataset !== undefined && values['dataset-type'] !== undefined)
       throw new UsageError('eval: give --dataset-type or --dataset, not both');
@@ -91,10 +92,11 @@ export const EVAL_COMMAND: Command = {
       if (!(e instanceof TrainerEnvError)) throw e;
       throw new UsageError(`eval: ${e.problems.map(inFlagNames).join('; ')}`);
     }
+    // The flags are checked, then the model folder: both before any data is fetched.
+    checkModelFolder(values.model, modelDir, MODEL_FILES);
     const { initBackend } = await import('../model/backend');
     await initBackend(['tensorflow', 'wasm', 'cpu'], (line) => process.stderr.write(`${line}\n`));
     const { loadTrainerData } = await import('../data/load');
-    const { loadModel } = await import('../model/io');
     const { evaluateExamples, testMetrics } = await import('../model/training');
     const test = (await loadTrainerData(config, { train: false, test: true, log: (line) => process.stderr.write(`${line}\n`) })).test!;
     const { model } = await loadModel(modelDir);
@@ -121,4 +123,25 @@ export const EVAL_COMMAND: Command = {
 /** A trainer variable's problem in the flag's words: "TENSORFLEET_LABEL_COLUMN is missing: ..." -> "--label-column is missing: ...". */
 function inFlagNames(problem: string): string {
   return Object.entries(DATA_FLAGS).reduce((text, [flag, { key }]) => text.split(ENV[key]).join(`--${flag}`), problem);
+}
+
+/**
+ * Before any data is fetched: `dir` must be a saved whole model. A split run's output holds its parts (the server's
+ * and each client's, in sub-folders) and a whole model only when a client handed over its side's weights.
+ */
+function checkModelFolder(given: string, dir: string, files: Readonly<Record<'topology' | 'weights' | 'metadata', string>>): void {
+  const topologyFile = files.topology;
+  if (!existsSync(dir)) throw new UsageError(`eval: --model ${given}: no such folder`);
+  if (existsSync(join(dir, topologyFile))) return;
+  const parts = readdirSync(dir, { withFileTypes: true })
+    .filter((entry) => entry.isDirectory() && existsSync(join(dir, entry.name, topologyFile)))
+    .map((entry) => entry.name)
+    .sort();
+  if (parts.length > 0) {
+    throw new UsageError(
+      `eval: --model ${given} holds a split model's parts (${parts.join(', ')}), not a whole model: eval takes the ` +
+        `assembled model a split run saves when a client hands over its client-side weights`,
+    );
+  }
+  throw new UsageError(`eval: --model ${given} has no ${topologyFile}: a saved model folder holds ${Object.values(files).join(', ')}`);
 }

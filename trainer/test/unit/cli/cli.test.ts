@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, test } from 'node:test';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI_JS, REPO_ROOT } from '../../../../tools/test-support/paths';
@@ -291,5 +291,29 @@ describe('tensorfleet CLI', () => {
     const fraction = cli('eval', '--model', 'no-such-model', '--dataset-type', 'npz', '--dataset-uri', 'x.npz', '--test-fraction', '2');
     assert.equal(fraction.code, 2);
     assert.equal(fraction.stderr.trim(), 'tensorfleet: eval: --test-fraction must be a number in (0, 1), got "2"');
+  });
+
+  test("eval of a missing folder or of a split run's parts fails with a clear message before any data is fetched", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tf-eval-'));
+    try {
+      // The default dataset is MNIST from its mirror: these must fail before reaching for it (no network here).
+      const missing = cli('eval', '--model', join(dir, 'missing'));
+      assert.equal(missing.code, 2);
+      assert.equal(missing.stderr.trim(), `tensorfleet: eval: --model ${join(dir, 'missing')}: no such folder`);
+      for (const part of ['server', 'client-0']) {
+        mkdirSync(join(dir, 'model', part), { recursive: true });
+        writeFileSync(join(dir, 'model', part, 'model.json'), '{}');
+      }
+      const split = cli('eval', '--model', join(dir, 'model'));
+      assert.equal(split.code, 2);
+      assert.match(split.stderr, /holds a split model's parts \(client-0, server\), not a whole model/);
+      assert.doesNotMatch(split.stderr, /backend|GET|ENOTFOUND/);
+      mkdirSync(join(dir, 'empty'));
+      const empty = cli('eval', '--model', join(dir, 'empty'));
+      assert.equal(empty.code, 2);
+      assert.match(empty.stderr, /has no model\.json: a saved model folder holds model\.json, weights\.bin, metadata\.json/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
