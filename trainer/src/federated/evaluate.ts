@@ -18,11 +18,12 @@ import { MESSAGE_TYPES } from '../contract/protocol';
 import { addEvalSums, type EvalSums, evalSumsFromArray, evalSumsToArray, testMetrics } from '../model/training';
 import type { Frame, Message } from '../transport/codec';
 import type { Star } from '../transport/star/star';
-import { quoteBounded, parsePeerMetrics } from '../tracking/peer-metrics';
+import { parsePeerMetrics } from '../tracking/peer-metrics';
 import { type ExampleLimit, exampleLimit, exceedsLimit } from './example-limit';
 import { OpenRequests } from './open-requests';
 import { reportedError, type RoundGuard, unaskedAnswer } from './round-guard';
 import type { FitFailure } from './strategy';
+import { describePeerValue } from '../transport/peer-value';
 
 /** The `seq` of evaluate requests and results (fit attempts are numbered from 1, so they never match). */
 export const EVALUATE_SEQ = 0;
@@ -79,14 +80,14 @@ export function evaluateResultMessage(round: number, sums: EvalSums): Message {
  */
 export function checkEvalSums(raw: unknown, numExamples: unknown): EvalSums | string {
   if (!Array.isArray(raw) || raw.length !== SUMS_LENGTH || !raw.every((v) => typeof v === 'number')) {
-    return `evaluation sums must be an array of ${SUMS_LENGTH} numbers, got ${quoteBounded(raw ?? null)}`;
+    return `evaluation sums must be an array of ${SUMS_LENGTH} numbers, got ${describePeerValue(raw ?? null)}`;
   }
   const bad = raw.findIndex((v: number) => !Number.isFinite(v));
   if (bad >= 0) return `evaluation sum ${bad} is ${raw[bad]}, must be finite`;
   const sums = evalSumsFromArray(raw as number[]);
   if (!Number.isSafeInteger(sums.count) || sums.count < 0) return `evaluation count must be an integer >= 0, got ${sums.count}`;
   if (numExamples !== sums.count)
-    return `evaluation numExamples ${quoteBounded(numExamples ?? null)} differs from the sums' count ${sums.count}`;
+    return `evaluation numExamples ${describePeerValue(numExamples ?? null)} differs from the sums' count ${sums.count}`;
   if (!Number.isSafeInteger(sums.correct) || sums.correct < 0 || sums.correct > sums.count) {
     return `evaluation correct count must be an integer from 0 to ${sums.count}, got ${sums.correct}`;
   }

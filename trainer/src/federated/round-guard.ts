@@ -4,8 +4,8 @@
  * may claim, and how a client's reported error reads in a failure (bounded).
  */
 import type { Frame } from '../transport/codec';
-import { quoteBounded } from '../tracking/peer-metrics';
 import type { OpenRequests } from './open-requests';
+import { describePeerValue } from '../transport/peer-value';
 
 /** What guards a round's exchanges against hostile clients (beside the parsing of their answers). */
 export interface RoundGuard {
@@ -28,7 +28,7 @@ export interface RoundGuard {
 export function reportedError(frame: Frame): string {
   const code = frame.meta?.code;
   const message = frame.meta?.message;
-  const text = typeof message === 'string' ? message : message === undefined ? '' : quoteBounded(message);
+  const text = typeof message === 'string' ? message : message === undefined ? '' : describePeerValue(message);
   return (
     `client reported ${typeof code === 'string' && /^[A-Z0-9_]{1,64}$/.test(code) ? code : 'an error'}: ` +
     (text.length > 100 ? `${text.slice(0, 100)}...` : text)

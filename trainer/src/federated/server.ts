@@ -35,13 +35,14 @@ import type { Frame, Message } from '../transport/codec';
 import type { Star } from '../transport/star/star';
 import type { FitConfig, FitFailure, FitPlan, FitResult, Strategy } from './strategy';
 import { mulberry32 } from '../data/sampler';
-import { MAX_PEER_METRICS, parsePeerMetrics, quoteBounded } from '../tracking/peer-metrics';
+import { MAX_PEER_METRICS, parsePeerMetrics } from '../tracking/peer-metrics';
 import { MetricKeyBudget } from './metric-key-budget';
 import { evaluateRound, type FederatedEvaluation } from './evaluate';
 import { type ExampleLimit, exampleLimit, exceedsLimit } from './example-limit';
 import { weightsProblem } from './finite-weights';
 import { OpenRequests } from './open-requests';
 import { reportedError, type RoundGuard, unaskedAnswer } from './round-guard';
+import { describePeerValue } from '../transport/peer-value';
 
 /** The central evaluation of global weights: the task's test metrics. */
 export type Evaluation = TestMetrics;
@@ -188,7 +189,7 @@ export function parseFitResult(clientId: string, frame: Frame, weightsLength: nu
   if (problem) return problem;
   const numExamples = frame.meta?.numExamples;
   if (typeof numExamples !== 'number' || !Number.isSafeInteger(numExamples) || numExamples < 1) {
-    return `fit result numExamples must be an integer >= 1, got ${quoteBounded(numExamples ?? null)}`;
+    return `fit result numExamples must be an integer >= 1, got ${describePeerValue(numExamples ?? null)}`;
   }
   const tooMany = exceedsLimit(numExamples, limit, 'fit result');
   if (tooMany) return tooMany;

@@ -8,8 +8,6 @@
  */
 import { ENV } from '../contract';
 import { MESSAGE_TYPES } from '../contract/protocol';
-import { freePorts } from '../local/run-group';
-import { fleetClientEnv, fleetServerEnv } from '../local/run-fleet';
 import { encodeFrame, float32Tensor, type Frame, type Message } from '../transport/codec';
 import { clientHelloMessage } from '../transport/star/protocol';
 import type { Kind, KindContext, Target } from './harness';
@@ -19,10 +17,8 @@ import { LYING_NUMBERS, lyingErrorCode, lyingMetrics, show } from './hostile-val
 import { hubEndpoint } from './hub-endpoint';
 import { httpBodies, httpPaths, httpSlow } from './http-kinds';
 import { lyingTensor } from './frames';
-import { roleGroup, scratch } from './group';
 import type { Rng } from './random';
-import { listening, RoleProcess } from './role-process';
-import { FUZZ_TOKEN, trainingEnv } from './training-env';
+import { startStarGroup } from './star-group';
 import { starKinds } from './ws-kinds';
 
 const CLIENTS = 2;
@@ -138,36 +134,19 @@ export function flTarget(rounds: number): Target {
   return {
     name: 'fl-server',
     kinds: [fitLies(1), ...starKinds(hub, MESSAGE_TYPES.flFitResult), httpPaths(health, 1), httpBodies(health, 0.5), httpSlow(health, 0.5)],
-    start: async () => {
-      const dir = scratch('fl');
-      const [port, healthPort] = await freePorts(2);
-      const env = trainingEnv('fuzz-fl', dir, {
-        [ENV.datasetSize]: '1200',
-        [ENV.rounds]: String(rounds),
-        [ENV.minFitClients]: '1',
-        [ENV.minAvailableClients]: '1',
-        [ENV.roundTimeoutMs]: '8000',
-        [ENV.afterDone]: 'idle',
-      });
-      const server = new RoleProcess('fl-server', 'fl-server', {
-        ...fleetServerEnv(env, CLIENTS, port),
-        [ENV.healthPort]: String(healthPort),
-      });
-      await listening(server, port);
-      return roleGroup({
-        server,
-        ports: { ws: port, health: healthPort },
-        token: FUZZ_TOKEN,
-        dir,
-        honest: () => [
-          new RoleProcess('fl-client', 'fl-client 0 (honest)', {
-            ...fleetClientEnv(env, 0, CLIENTS, port),
-            [ENV.dataDir]: `${dir}/data-0`,
-            [ENV.checkpointDir]: `${dir}/checkpoints-0`,
-            [ENV.outputDir]: `${dir}/out-0`,
-          }),
-        ],
-      });
-    },
+    start: () =>
+      startStarGroup({
+        server: 'fl-server',
+        client: 'fl-client',
+        name: 'fl',
+        clients: CLIENTS,
+        env: {
+          [ENV.datasetSize]: '1200',
+          [ENV.rounds]: String(rounds),
+          [ENV.minFitClients]: '1',
+          [ENV.minAvailableClients]: '1',
+          [ENV.roundTimeoutMs]: '8000',
+        },
+      }),
   };
 }

@@ -9,8 +9,6 @@
  */
 import { ENV } from '../contract';
 import { MESSAGE_TYPES } from '../contract/protocol';
-import { freePorts } from '../local/run-group';
-import { fleetClientEnv, fleetServerEnv } from '../local/run-fleet';
 import { encodeFrame, type Message } from '../transport/codec';
 import { clientHelloMessage } from '../transport/star/protocol';
 import type { Kind, KindContext, Target } from './harness';
@@ -19,10 +17,8 @@ import { HostileClient } from './hostile-client';
 import { LYING_NUMBERS, lyingMetrics, show } from './hostile-values';
 import { hubEndpoint } from './hub-endpoint';
 import { filled, LYING_FILLS } from './frames';
-import { roleGroup, scratch } from './group';
 import type { Rng } from './random';
-import { listening, RoleProcess } from './role-process';
-import { FUZZ_TOKEN, trainingEnv } from './training-env';
+import { startStarGroup } from './star-group';
 import { starKinds } from './ws-kinds';
 
 const CLIENTS = 2;
@@ -133,34 +129,13 @@ export function splitTarget(): Target {
   return {
     name: 'split-server',
     kinds: [splitLies(1), doneOnly(0.1), ...starKinds(hub, MESSAGE_TYPES.splitSync)],
-    start: async () => {
-      const dir = scratch('split');
-      const [port, healthPort] = await freePorts(2);
-      const env = trainingEnv('fuzz-split', dir, {
-        [ENV.datasetSize]: '2000',
-        [ENV.cutLayer]: '2',
-        [ENV.splitMode]: 'vanilla',
-        [ENV.afterDone]: 'idle',
-      });
-      const server = new RoleProcess('split-server', 'split-server', {
-        ...fleetServerEnv(env, CLIENTS, port),
-        [ENV.healthPort]: String(healthPort),
-      });
-      await listening(server, port);
-      return roleGroup({
-        server,
-        ports: { ws: port, health: healthPort },
-        token: FUZZ_TOKEN,
-        dir,
-        honest: () => [
-          new RoleProcess('split-client', 'split-client 0 (honest)', {
-            ...fleetClientEnv(env, 0, CLIENTS, port),
-            [ENV.dataDir]: `${dir}/data-0`,
-            [ENV.checkpointDir]: `${dir}/checkpoints-0`,
-            [ENV.outputDir]: `${dir}/out-0`,
-          }),
-        ],
-      });
-    },
+    start: () =>
+      startStarGroup({
+        server: 'split-server',
+        client: 'split-client',
+        name: 'split',
+        clients: CLIENTS,
+        env: { [ENV.datasetSize]: '2000', [ENV.cutLayer]: '2', [ENV.splitMode]: 'vanilla' },
+      }),
   };
 }

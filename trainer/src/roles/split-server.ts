@@ -44,10 +44,10 @@ import { MODEL_FILES, type ModelMetadata, modelMetadata, saveModel } from '../mo
 import { savePart, type SplitParts, splitModel } from '../model/split-model';
 import { type EvalSums, evaluateExamples, testMetrics } from '../model/training';
 import { resolveCutLayer } from '../split/cut-layer';
-import { expectedClientIds, waitForExpectedClients } from '../split/fleet';
+import { waitForExpectedClients } from '../split/fleet';
 import { type ClientReport, runSplitSessions, type SplitTopModel } from '../split/server';
 import { guardTop } from '../split/top-guard';
-import { Hub } from '../transport/hub';
+import { fleetClientIds, Hub } from '../transport/hub';
 import { encodeOutgoingFrame, HUB_RANK } from '../transport/star/protocol';
 import { tlsFromDir } from '../transport/endpoint/tls';
 import { listenFinished } from '../transport/finished-listener';
@@ -162,7 +162,7 @@ export async function runSplitServer(config: TrainerConfig): Promise<void> {
         ...tls,
         generation: config.generation,
         // Only the fleet's own ids take part ("0" to worldSize-1); a second connection under a live id is refused.
-        expectedClients: expectedClientIds(config.worldSize),
+        expectedClients: fleetClientIds(config.worldSize),
         timeoutMs: config.timeoutMs,
         maxPayloadBytes: config.maxPayloadBytes,
         // A sequential client waits its turn without sending; the heartbeat keeps it.
@@ -200,7 +200,7 @@ export async function runSplitServer(config: TrainerConfig): Promise<void> {
           backend,
         },
       );
-      const clientIds = expectedClientIds(config.worldSize);
+      const clientIds = fleetClientIds(config.worldSize);
       await waitForExpectedClients(hub, clientIds, config.timeoutMs);
 
       // 3. Serve.

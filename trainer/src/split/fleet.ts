@@ -10,11 +10,6 @@ const POLL_MS = 25;
 /** Ids named in a message, at most. */
 const MAX_IDS_NAMED = 10;
 
-/** The ids of a fleet of `worldSize` clients: their ranks. */
-export function expectedClientIds(worldSize: number): string[] {
-  return Array.from({ length: worldSize }, (_, rank) => String(rank));
-}
-
 function named(ids: readonly string[]): string {
   const shown = ids.slice(0, MAX_IDS_NAMED).map((id) => (id.length > 20 ? `${id.slice(0, 20)}...` : id));
   return `${shown.join(', ')}${ids.length > MAX_IDS_NAMED ? ` and ${ids.length - MAX_IDS_NAMED} more` : ''}`;

@@ -23,8 +23,9 @@
  */
 import { type ErrorCode, ERROR_CODES, TrainerError } from '../contract/errors';
 import { MESSAGE_TYPES, type MessageType } from '../contract/protocol';
-import { MAX_PEER_METRIC_VALUE, parsePeerMetrics, type PeerMetrics, quoteBounded } from '../tracking/peer-metrics';
+import { MAX_PEER_METRIC_VALUE, parsePeerMetrics, type PeerMetrics } from '../tracking/peer-metrics';
 import type { Frame, Message, Tensor } from '../transport/codec';
+import { describePeerValue } from '../transport/peer-value';
 
 /**
  * Largest magnitude of a value in the matrices split peers exchange (activations, the server's
@@ -277,7 +278,7 @@ export function metaNumber(frame: Frame, key: string, ctx: FrameContext): number
     throw new TrainerError(
       'TRAINER_ERR_BAD_FRAME',
       `split ${typeName(frame.type)} from ${ctx.from} at step ${frame.step}: ` +
-        `meta.${key} must be a finite number, got ${quoteBounded(value ?? null)}`,
+        `meta.${key} must be a finite number, got ${describePeerValue(value ?? null)}`,
     );
   }
   return value;
@@ -289,7 +290,7 @@ export function readReportedLoss(frame: Frame, ctx: FrameContext): number {
   if (typeof value !== 'number' || !(value >= 0 && value <= MAX_PEER_METRIC_VALUE)) {
     throw new RefusedFrame(
       'TRAINER_ERR_BAD_FRAME',
-      `${where(ctx, frame)}: meta.loss must be a number from 0 to ${MAX_PEER_METRIC_VALUE}, got ${quoteBounded(value ?? null)}`,
+      `${where(ctx, frame)}: meta.loss must be a number from 0 to ${MAX_PEER_METRIC_VALUE}, got ${describePeerValue(value ?? null)}`,
     );
   }
   return value;
@@ -307,7 +308,7 @@ export function readExampleCount(frame: Frame, declared: unknown, ceiling: numbe
     throw new RefusedFrame(
       'TRAINER_ERR_BAD_FRAME',
       `${where(ctx, frame)}: meta.numExamples cannot be weighed: the client's hello declared no example count ` +
-        `(info.${SPLIT_EXAMPLES_INFO_KEY} must be a positive integer, got ${quoteBounded(declared ?? null)})`,
+        `(info.${SPLIT_EXAMPLES_INFO_KEY} must be a positive integer, got ${describePeerValue(declared ?? null)})`,
     );
   }
   const bound = Math.min(allowedDeclared, ceiling);
@@ -315,7 +316,7 @@ export function readExampleCount(frame: Frame, declared: unknown, ceiling: numbe
     throw new RefusedFrame(
       'TRAINER_ERR_BAD_FRAME',
       `${where(ctx, frame)}: meta.numExamples must be an integer from 1 to ${bound} ` +
-        `(declared at hello ${allowedDeclared}, ceiling ${ceiling}), got ${quoteBounded(value ?? null)}`,
+        `(declared at hello ${allowedDeclared}, ceiling ${ceiling}), got ${describePeerValue(value ?? null)}`,
     );
   }
   return value;

@@ -3,6 +3,7 @@
  * outside the process: this is the one check they pass before anything logs, averages or stores them. A bad map is
  * refused whole, as a bad update is: the caller fails that peer (never the run).
  */
+import { describePeerValue } from '../transport/peer-value';
 import { checkKey } from './tracker';
 
 /** Most metrics one peer message may carry: enough for any task's figures, too few to flood a tracker. */
@@ -20,17 +21,6 @@ export function noPeerMetrics(): PeerMetrics {
   return Object.create(null) as Record<string, number>;
 }
 
-/** `value` in a message, at most 100 characters of it: never echo what a peer sent in full. */
-export function quoteBounded(value: unknown): string {
-  let text: string;
-  try {
-    text = typeof value === 'string' ? JSON.stringify(value) : (JSON.stringify(value) ?? typeof value);
-  } catch {
-    text = typeof value;
-  }
-  return text.length > 100 ? `${text.slice(0, 100)}...` : text;
-}
-
 /**
  * Check the metrics map `raw` a peer sent in `field` (undefined: none). Returns the metrics, or why they are refused:
  * not a plain map, more than {@link MAX_PEER_METRICS} keys, a key that is not a valid MLflow key of at most
@@ -40,20 +30,20 @@ export function parsePeerMetrics(raw: unknown, field: string): PeerMetrics | str
   const metrics = noPeerMetrics() as Record<string, number>;
   if (raw === undefined) return metrics;
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw) || !isPlain(raw)) {
-    return `${field} must be a map of metric names to numbers, got ${quoteBounded(raw)}`;
+    return `${field} must be a map of metric names to numbers, got ${describePeerValue(raw)}`;
   }
   const keys = Object.keys(raw);
   if (keys.length > MAX_PEER_METRICS) return `${field} has ${keys.length} metrics, at most ${MAX_PEER_METRICS} are allowed`;
   for (const key of keys) {
     if (!validKey(key)) {
       return (
-        `${field} key ${quoteBounded(key)} is not allowed: keys are 1-${MAX_PEER_METRIC_KEY} characters of letters, ` +
+        `${field} key ${describePeerValue(key)} is not allowed: keys are 1-${MAX_PEER_METRIC_KEY} characters of letters, ` +
         `digits, '_', '-', '.', ' ' and '/'`
       );
     }
     const value = (raw as Record<string, unknown>)[key];
     if (typeof value !== 'number' || !Number.isFinite(value) || Math.abs(value) > MAX_PEER_METRIC_VALUE) {
-      return `${field}.${key} must be a finite number within +-${MAX_PEER_METRIC_VALUE}, got ${quoteBounded(value)}`;
+      return `${field}.${key} must be a finite number within +-${MAX_PEER_METRIC_VALUE}, got ${describePeerValue(value)}`;
     }
     metrics[key] = value;
   }

@@ -29,6 +29,7 @@ import {
 } from '../contract/protocol';
 import { type ErrorCode, TrainerError } from '../contract/errors';
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../contract/ports';
+import { describePeerValue } from './peer-value';
 
 export type TensorData = Float32Array | Int32Array | Uint8Array | Uint16Array;
 
@@ -92,7 +93,7 @@ function align(offset: number): number {
 /** Item size of a dtype, or throws TRAINER_ERR_UNKNOWN_DTYPE. */
 export function itemBytes(dtype: string): number {
   if (!Object.prototype.hasOwnProperty.call(DTYPES, dtype)) {
-    throw frameError('TRAINER_ERR_UNKNOWN_DTYPE', `unknown dtype ${describeValue(dtype)} (allowed: ${DTYPE_NAMES.join(', ')})`);
+    throw frameError('TRAINER_ERR_UNKNOWN_DTYPE', `unknown dtype ${describePeerValue(dtype)} (allowed: ${DTYPE_NAMES.join(', ')})`);
   }
   return DTYPES[dtype as Dtype];
 }
@@ -297,17 +298,17 @@ export function decodeFrameHeader(bytes: Uint8Array, frameBytes: number, options
   if (v !== PROTOCOL_VERSION) {
     throw frameError(
       'TRAINER_ERR_UNKNOWN_VERSION',
-      `unknown protocol version ${describeValue(v)} (this endpoint speaks ${PROTOCOL_VERSION})`,
+      `unknown protocol version ${describePeerValue(v)} (this endpoint speaks ${PROTOCOL_VERSION})`,
     );
   }
   if (typeof t !== 'number' || !TYPE_VALUES.has(t)) {
-    throw frameError('TRAINER_ERR_UNKNOWN_TYPE', `unknown message type ${describeValue(t)}`);
+    throw frameError('TRAINER_ERR_UNKNOWN_TYPE', `unknown message type ${describePeerValue(t)}`);
   }
-  if (!isSafeNonNegative(s)) throw frameError('TRAINER_ERR_BAD_FRAME', `step must be an integer >= 0, got ${describeValue(s)}`);
-  if (!isSafeNonNegative(q)) throw frameError('TRAINER_ERR_BAD_FRAME', `seq must be an integer >= 0, got ${describeValue(q)}`);
+  if (!isSafeNonNegative(s)) throw frameError('TRAINER_ERR_BAD_FRAME', `step must be an integer >= 0, got ${describePeerValue(s)}`);
+  if (!isSafeNonNegative(q)) throw frameError('TRAINER_ERR_BAD_FRAME', `seq must be an integer >= 0, got ${describePeerValue(q)}`);
   if (!isSafeNonNegative(r, MAX_RANK_VALUE))
-    throw frameError('TRAINER_ERR_BAD_FRAME', `rank must be an integer from 0 to ${MAX_RANK_VALUE}, got ${describeValue(r)}`);
-  if (m !== undefined && !isPlainObject(m)) throw frameError('TRAINER_ERR_BAD_FRAME', `meta must be a map, got ${describeValue(m)}`);
+    throw frameError('TRAINER_ERR_BAD_FRAME', `rank must be an integer from 0 to ${MAX_RANK_VALUE}, got ${describePeerValue(r)}`);
+  if (m !== undefined && !isPlainObject(m)) throw frameError('TRAINER_ERR_BAD_FRAME', `meta must be a map, got ${describePeerValue(m)}`);
   const specs = x ?? [];
   if (!Array.isArray(specs) || specs.length > MAX_TENSORS_PER_FRAME) {
     throw frameError('TRAINER_ERR_BAD_FRAME', `tensors must be a list of at most ${MAX_TENSORS_PER_FRAME} [dtype, shape] pairs`);
@@ -318,11 +319,11 @@ export function decodeFrameHeader(bytes: Uint8Array, frameBytes: number, options
     const spec: unknown = specs[i];
     if (!Array.isArray(spec) || spec.length !== 2) throw frameError('TRAINER_ERR_BAD_FRAME', `tensor ${i} is not a [dtype, shape] pair`);
     const [dtype, shape] = spec as [unknown, unknown];
-    const size = itemBytes(typeof dtype === 'string' ? dtype : String(describeValue(dtype)));
+    const size = itemBytes(typeof dtype === 'string' ? dtype : String(describePeerValue(dtype)));
     if (!Array.isArray(shape) || shape.length > MAX_TENSOR_RANK) {
       throw frameError(
         'TRAINER_ERR_SHAPE_MISMATCH',
-        `tensor ${i} shape must be a list of at most ${MAX_TENSOR_RANK} dimensions, got ${describeValue(shape)}`,
+        `tensor ${i} shape must be a list of at most ${MAX_TENSOR_RANK} dimensions, got ${describePeerValue(shape)}`,
       );
     }
     let elements = 1;
@@ -330,7 +331,7 @@ export function decodeFrameHeader(bytes: Uint8Array, frameBytes: number, options
       if (!isSafeNonNegative(dim, MAX_DIMENSION)) {
         throw frameError(
           'TRAINER_ERR_SHAPE_MISMATCH',
-          `tensor ${i} has dimension ${describeValue(dim)}; dimensions must be integers from 0 to ${MAX_DIMENSION}`,
+          `tensor ${i} has dimension ${describePeerValue(dim)}; dimensions must be integers from 0 to ${MAX_DIMENSION}`,
         );
       }
       elements *= dim;
@@ -375,14 +376,7 @@ export function decodeFrame(bytes: Uint8Array, options: DecodeOptions = {}): Fra
   return { ...header, tensors };
 }
 
-/** A peer's shape for a message: each dimension described (never its own toString), at most MAX_TENSOR_RANK of them. */
+/** A peer's shape for a message: each dimension described (never by its own toString), at most MAX_TENSOR_RANK of them. */
 function describeShape(shape: readonly unknown[]): string {
-  return `[${shape.slice(0, MAX_TENSOR_RANK).map(describeValue).join(', ')}${shape.length > MAX_TENSOR_RANK ? ', ...' : ''}]`;
-}
-
-function describeValue(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);
-  if (typeof value === 'number' || typeof value === 'boolean' || value === null || value === undefined) return String(value);
-  if (Array.isArray(value)) return `a list of ${value.length}`;
-  return typeof value;
+  return `[${shape.slice(0, MAX_TENSOR_RANK).map(describePeerValue).join(', ')}${shape.length > MAX_TENSOR_RANK ? ', ...' : ''}]`;
 }

@@ -104,7 +104,7 @@ describe('federated evaluation sums', () => {
     assert.equal(checkEvalSums([1, 5, 4, 0, 0, 0], 4), 'evaluation correct count must be an integer from 0 to 4, got 5');
     assert.equal(checkEvalSums([-1, 2, 4, 0, 0, 0], 4), 'evaluation lossSum must be >= 0, got -1');
     assert.equal(checkEvalSums([1, 2, 4, 0, 0, 0], 5), "evaluation numExamples 5 differs from the sums' count 4");
-    assert.equal(checkEvalSums([1, 2, 4, 0, 0], 4), 'evaluation sums must be an array of 6 numbers, got [1,2,4,0,0]');
+    assert.equal(checkEvalSums([1, 2, 4, 0, 0], 4), 'evaluation sums must be an array of 6 numbers, got a list of 5');
     assert.equal(checkEvalSums('1,2,4', 4), 'evaluation sums must be an array of 6 numbers, got "1,2,4"');
     // msgpack carries non-finite floats: a peer could send them.
     assert.equal(checkEvalSums([Infinity, 2, 4, 0, 0, 0], 4), 'evaluation sum 0 is Infinity, must be finite');

@@ -13,7 +13,8 @@ import { type ErrorCode, isTrainerError } from '../../../src/contract/errors';
 import { MESSAGE_TYPES } from '../../../src/contract/protocol';
 import type { SplitMode } from '../../../src/contract/env';
 import { type SplitBatch, type SplitClientModel, runSplitClient } from '../../../src/split/client';
-import { expectedClientIds, waitForExpectedClients } from '../../../src/split/fleet';
+import { waitForExpectedClients } from '../../../src/split/fleet';
+import { fleetClientIds } from '../../../src/transport/star/admission';
 import {
   activationsMessage,
   errorFromFrame,
@@ -122,7 +123,7 @@ describe('split server against hostile clients', () => {
       link: star,
       mode,
       top,
-      clientIds: expectedClientIds(clients),
+      clientIds: fleetClientIds(clients),
       batchSize: BATCH,
       maxClientExamples: 1000,
       clientWeightsLength: FEATURES,
@@ -395,7 +396,7 @@ describe('the clients a split server serves', () => {
     const star = new InMemoryStar({ timeoutMs: 5000 });
     const evil = star.link({ rank: 0, worldSize: 2, clientId: 'evil!' });
     await evil.connect();
-    const ids = expectedClientIds(2);
+    const ids = fleetClientIds(2);
     assert.deepEqual(ids, ['0', '1']);
     await assert.rejects(
       waitForExpectedClients(star, ids, 50),
