@@ -26,6 +26,8 @@ export interface Command {
   readonly summary: string;
   readonly usage: string;
   readonly flags: Readonly<Record<string, FlagSpec>>;
+  /** More help after the flags (`bench`: every benchmark and its flags). @default - none */
+  readonly moreHelp?: () => string;
   run(parsed: ParsedCommandLine, rest: readonly string[]): Promise<number>;
 }
 
@@ -81,11 +83,24 @@ export function intFlag(
   return value;
 }
 
-export function formatFlags(flags: Readonly<Record<string, FlagSpec>>): string {
-  const rows = Object.entries(flags).map(([name, spec]) => {
+/** The gap a help table always leaves between its name column and the text, however long a name is. */
+export const HELP_GAP = 2;
+
+/**
+ * Rows of `[name, text]` as a two-column table indented by `indent`: the text column starts at `minWidth`, or further
+ * right when a name is longer, so that a name and its text are always at least {@link HELP_GAP} spaces apart.
+ */
+export function helpTable(rows: readonly (readonly [string, string])[], indent: string, minWidth: number): string {
+  const width = Math.max(minWidth, ...rows.map(([name]) => indent.length + name.length + HELP_GAP));
+  return rows.map(([name, text]) => `${indent}${name}`.padEnd(width) + text).join('\n');
+}
+
+/** The flags' help table (each with `<value>` when it takes one, and its default), then `--help`. */
+export function formatFlags(flags: Readonly<Record<string, FlagSpec>>, indent = '  '): string {
+  const rows = Object.entries(flags).map(([name, spec]): [string, string] => {
     const arg = spec.type === 'string' ? ` <value>` : '';
     const def = spec.default !== undefined ? ` (default ${spec.default})` : '';
-    return `  --${name}${arg}`.padEnd(28) + `${spec.description}${def}`;
+    return [`--${name}${arg}`, `${spec.description}${def}`];
   });
-  return [...rows, '  --help'.padEnd(28) + 'show this help'].join('\n');
+  return helpTable([...rows, ['--help', 'show this help']], indent, indent.length + 26);
 }

@@ -23,7 +23,7 @@ import { KubeApi } from '../kube/api-client';
 import { ensureSecrets } from '../kube/ensure-secrets';
 import { ROLE_RUNNERS } from '../roles';
 import { API_COMMANDS, flagOfField, jobBodyFromFlags, jobFieldFlags } from './api-commands';
-import { Command, FlagSpec, ParsedCommandLine, UsageError, err, formatFlags, intFlag, out, parseFlags } from './args';
+import { Command, FlagSpec, ParsedCommandLine, UsageError, err, formatFlags, helpTable, intFlag, out, parseFlags } from './args';
 import { createProgress } from '../local/progress';
 import {
   FLEET_ROLES,
@@ -301,6 +301,9 @@ const COMMANDS: Record<string, Command> = {
     summary: 'run a benchmark and print its table',
     usage: `tensorfleet bench <${BENCHES.map((b) => b.name).join('|') || 'name'}> [flags]`,
     flags: {},
+    moreHelp: () =>
+      `benchmarks (tensorfleet bench <name> --help for one):\n` +
+      BENCHES.map((b) => `  ${b.name}: ${b.summary}\n${formatFlags(b.options, '    ')}`).join('\n\n'),
     async run(_parsed, rest) {
       const [name, ...argv] = rest;
       const bench = BENCHES.find((b) => b.name === name);
@@ -324,10 +327,14 @@ const COMMANDS: Record<string, Command> = {
   ...API_COMMANDS,
 };
 
-function usage(): string {
-  const rows = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(16)}${c.summary}`);
+export function usage(commands: Readonly<Record<string, Command>> = COMMANDS): string {
+  const rows = helpTable(
+    Object.entries(commands).map(([name, c]) => [name, c.summary]),
+    '  ',
+    18,
+  );
   return (
-    `usage: tensorfleet <command> [flags]\n\ncommands:\n${rows.join('\n')}\n\nRun ` +
+    `usage: tensorfleet <command> [flags]\n\ncommands:\n${rows}\n\nRun ` +
     `'tensorfleet <command> --help' for a command's flags, 'tensorfleet --version' for the version.`
   );
 }
@@ -350,7 +357,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     const parsed =
       name === 'bench' && rest[0] !== '--help' ? { values: {}, positionals: [], help: false } : parseFlags(name, rest, command.flags);
     if (parsed.help) {
-      out(`${command.usage}\n\n${command.summary}\n\nflags:\n${formatFlags(command.flags)}`);
+      const more = command.moreHelp ? `\n\n${command.moreHelp()}` : '';
+      out(`${command.usage}\n\n${command.summary}\n\nflags:\n${formatFlags(command.flags)}${more}`);
       return 0;
     }
     return await command.run(parsed, rest);
