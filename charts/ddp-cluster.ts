@@ -21,7 +21,7 @@ import { MlflowStack } from './mlflow-stack';
 import { GeneratedSecrets } from './lib/generated-secrets';
 import { LinkTls } from './lib/link-tls';
 import { PodPolicy, dnsRule, sourcesRules, trackingRule } from './lib/network';
-import { PropError, checkDnsLabel, checkImage, checkInt, checkOneOf, checkPositive, kebab } from './lib/props';
+import { PropError, checkDnsLabel, checkImage, checkInt, checkOneOf, checkPositive, nameOf } from './lib/props';
 import { SourceProps, resolveSources } from './lib/sources';
 import { checkTrainerConfig } from './lib/trainer-config';
 import { DEFAULT_TRAINER_IMAGE, addTrainerContainer, trainerPodLabels, trainerPodProps } from './lib/trainer-container';
@@ -201,7 +201,7 @@ export class DdpCluster extends Construct {
 
   constructor(scope: Construct, id: string, props: DdpClusterProps = {}) {
     super(scope, id);
-    this.name = checkDnsLabel(this, 'name', props.name ?? kebab(id), 40);
+    this.name = nameOf(this, props.name, 40);
     this.worldSize = checkInt(this, 'worldSize', props.worldSize ?? 2, 1, 1024);
     this.image = checkImage(this, 'image', props.image ?? DEFAULT_TRAINER_IMAGE);
     const resourcesSpec = props.resources ?? DDP_DEFAULT_RESOURCES;

@@ -8,7 +8,7 @@ import {
 import { OPTIMIZERS, OptimizerName, PARTITIONS, PORTS, PartitionName, STRATEGIES, StrategyName } from '../trainer/src/contract';
 import { MlflowStack } from './mlflow-stack';
 import { LinkTls } from './lib/link-tls';
-import { PropError, checkDnsLabel, checkImage, checkInt, checkOneOf, checkPositive, kebab } from './lib/props';
+import { PropError, checkImage, checkInt, checkOneOf, checkPositive, nameOf } from './lib/props';
 import { ServerAndClients, SharedTrainerConfig } from './lib/server-and-clients';
 import { SourceProps, resolveSources } from './lib/sources';
 import { DEFAULT_TRAINER_IMAGE } from './lib/trainer-container';
@@ -143,7 +143,7 @@ export class FederatedFleet extends Construct {
 
   constructor(scope: Construct, id: string, props: FederatedFleetProps = {}) {
     super(scope, id);
-    this.name = checkDnsLabel(this, 'name', props.name ?? kebab(id), 40);
+    this.name = nameOf(this, props.name, 40);
     const image = checkImage(this, 'image', props.image ?? DEFAULT_TRAINER_IMAGE);
     this.clients = checkInt(this, 'clients', props.clients ?? 2, 1, 10_000);
     const minAvailableClients = checkInt(

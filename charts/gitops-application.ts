@@ -1,7 +1,7 @@
 import { Construct } from 'constructs';
 import { Application } from '../imports/argoproj.io';
 import { LABELS, MANAGED_BY, PART_OF } from '../trainer/src/contract';
-import { PropError, checkDnsLabel, kebab } from './lib/props';
+import { PropError, checkDnsLabel, nameOf } from './lib/props';
 
 export interface GitOpsApplicationProps {
   /** The Git repository Argo CD syncs (https:// or ssh git URL). */
@@ -63,7 +63,7 @@ export class GitOpsApplication extends Construct {
 
   constructor(scope: Construct, id: string, props: GitOpsApplicationProps) {
     super(scope, id);
-    this.name = checkDnsLabel(this, 'name', props.name ?? kebab(id));
+    this.name = nameOf(this, props.name);
     this.repoUrl = checkRepoUrl(this, props.repoUrl);
     this.path = props.path ?? 'dist';
     if (this.path.startsWith('/') || this.path.split('/').includes('..') || this.path === '') {

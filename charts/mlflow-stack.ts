@@ -1,7 +1,7 @@
 import { Construct } from 'constructs';
 import { LABELS, PORTS, SECRET_KEYS, SecretSpec, TRAINER_IMAGE } from '../trainer/src/contract';
 import { GeneratedSecrets } from './lib/generated-secrets';
-import { PropError, checkDnsLabel, checkHttpUrl, checkImage, checkInt, checkResources, kebab } from './lib/props';
+import { PropError, checkDnsLabel, checkHttpUrl, checkImage, checkInt, checkResources, nameOf } from './lib/props';
 import { ResourceSpec } from './lib/workload';
 import { PostgresStore } from './mlflow/postgres-store';
 import { S3Store } from './mlflow/s3-store';
@@ -119,7 +119,7 @@ export class MlflowStack extends Construct {
 
   constructor(scope: Construct, id: string, props: MlflowStackProps = {}) {
     super(scope, id);
-    this.name = checkDnsLabel(this, 'name', props.name ?? kebab(id), 40);
+    this.name = nameOf(this, props.name, 40);
     this.mlflowImage = checkImage(this, 'mlflowImage', props.mlflowImage ?? 'ghcr.io/tensorfleet/mlflow:2.10.2');
     this.postgresImage = checkImage(this, 'postgresImage', props.postgresImage ?? 'postgres:16.4');
     this.seaweedfsImage = checkImage(this, 'seaweedfsImage', props.seaweedfsImage ?? 'chrislusf/seaweedfs:3.80');

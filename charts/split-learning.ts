@@ -2,7 +2,7 @@ import { Construct } from 'constructs';
 import { ModelName, OPTIMIZERS, OptimizerName, PORTS, SPLIT_MODES, SplitMode } from '../trainer/src/contract';
 import { MlflowStack } from './mlflow-stack';
 import { LinkTls } from './lib/link-tls';
-import { PropError, checkDnsLabel, checkImage, checkInt, checkOneOf, checkPositive, kebab } from './lib/props';
+import { PropError, checkImage, checkInt, checkOneOf, checkPositive, nameOf } from './lib/props';
 import { ServerAndClients, SharedTrainerConfig } from './lib/server-and-clients';
 import { SourceProps, resolveSources } from './lib/sources';
 import { DEFAULT_TRAINER_IMAGE } from './lib/trainer-container';
@@ -92,7 +92,7 @@ export class SplitLearning extends Construct {
 
   constructor(scope: Construct, id: string, props: SplitLearningProps = {}) {
     super(scope, id);
-    this.name = checkDnsLabel(this, 'name', props.name ?? kebab(id), 40);
+    this.name = nameOf(this, props.name, 40);
     const image = checkImage(this, 'image', props.image ?? DEFAULT_TRAINER_IMAGE);
     this.clients = checkInt(this, 'clients', props.clients ?? 1, 1, 10_000);
     const mode = checkOneOf(this, 'mode', props.mode ?? 'vanilla', SPLIT_MODES);

@@ -17,17 +17,7 @@ import { RbacRule, trainingApiRoleRules } from './lib/emitted-kinds';
 import { GeneratedSecrets } from './lib/generated-secrets';
 import { hardenPodTemplate, hardenedContainer } from './lib/hardened';
 import { PodPolicy, apiServerRule, dnsRule, trackingRule } from './lib/network';
-import {
-  PropError,
-  checkCidr,
-  checkDnsLabel,
-  checkHttpUrl,
-  checkImage,
-  checkInt,
-  checkLabelSelector,
-  checkResources,
-  kebab,
-} from './lib/props';
+import { PropError, checkCidr, checkHttpUrl, checkImage, checkInt, checkLabelSelector, checkResources, nameOf } from './lib/props';
 import { DEFAULT_TRAINER_IMAGE, trainerPodLabels, trainerPodProps } from './lib/trainer-container';
 import { ResourceSpec, imageVersion, objectLabels, selectorLabels } from './lib/workload';
 
@@ -121,7 +111,7 @@ export class TrainingApi extends Construct {
 
   constructor(scope: Construct, id: string, props: TrainingApiProps = {}) {
     super(scope, id);
-    this.name = checkDnsLabel(this, 'name', props.name ?? kebab(id), 40);
+    this.name = nameOf(this, props.name, 40);
     this.image = checkImage(this, 'image', props.image ?? DEFAULT_TRAINER_IMAGE);
     this.replicas = checkInt(this, 'replicas', props.replicas ?? 1, 1, 100);
     const resourceSpec = checkResources(this, 'resources', props.resources ?? DEFAULT_RESOURCES);

@@ -122,3 +122,45 @@ export function kebab(id: string): string {
     .replace(/^-+|-+$/g, '')
     .toLowerCase();
 }
+
+/**
+ * A construct id a name is derived from without loss: letters and digits, with single '-' between them. CamelCase
+ * becomes kebab-case by a fixed rule ('DdpMnist' -> 'ddp-mnist'); anything else ('_', '.', spaces, a leading '-',
+ * letters outside a-z) would be dropped or replaced, so two different ids could end up with the same name.
+ */
+const NAMEABLE_ID = /^[A-Za-z0-9]+(-[A-Za-z0-9]+)*$/;
+
+/** A construct id that cannot become the construct's name: names the construct's path, the id and what is allowed. */
+export class ConstructIdError extends Error {
+  constructor(
+    scope: Construct,
+    /** What is allowed. */
+    readonly allowed: string,
+  ) {
+    super(
+      `${scope.constructor.name} at '${scope.node.path}': construct id ${JSON.stringify(scope.node.id)} ${allowed}, ` +
+        `or set the 'name' prop`,
+    );
+    this.name = 'ConstructIdError';
+  }
+}
+
+/**
+ * The construct's name: the `name` prop as given (a DNS-1123 label of at most `maxLength`), else its id in kebab-case.
+ * An id that is no DNS name without loss is refused, with the construct's path, rather than silently renamed.
+ */
+export function nameOf(scope: Construct, name: string | undefined, maxLength = 63): string {
+  if (name !== undefined) return checkDnsLabel(scope, 'name', name, maxLength);
+  const id = scope.node.id;
+  if (!NAMEABLE_ID.test(id)) {
+    throw new ConstructIdError(
+      scope,
+      "is not a DNS name: use letters, digits and single '-' between them " + "(CamelCase becomes kebab-case, 'DdpMnist' -> 'ddp-mnist')",
+    );
+  }
+  const derived = kebab(id);
+  if (derived.length > maxLength) {
+    throw new ConstructIdError(scope, `gives the name ${JSON.stringify(derived)} (${derived.length} characters): at most ${maxLength}`);
+  }
+  return derived;
+}
