@@ -7,6 +7,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { ENV, parseEvent, type TrainerEvent } from '../contract';
+import { FailureLog, ProcessFailure } from './process-failure';
 import { CLI_ENTRY, freePorts } from './run-group';
 
 export interface FleetOptions {
@@ -50,6 +51,8 @@ export interface FleetOptions {
    * @default 'fl-client'
    */
   readonly clientRole?: 'fl-client' | 'split-client';
+  /** Stops every process when aborted (`tensorfleet run` aborts it on Ctrl-C). @default - only SIGINT stops them */
+  readonly signal?: AbortSignal;
 }
 
 export interface FleetResult {
@@ -59,6 +62,10 @@ export interface FleetResult {
   /** Every event, server and clients, in arrival order. */
   readonly events: FleetEvent[];
   readonly serverPort: number;
+  /** The first error of the first process that failed (source 'server' or the client's rank); undefined when none did. */
+  readonly failure?: ProcessFailure;
+  /** The processes were stopped by Ctrl-C (SIGINT) or the abort signal, not by a failure of their own. */
+  readonly interrupted: boolean;
 }
 
 export type FleetEvent = TrainerEvent & { readonly source: 'server' | number };
@@ -103,6 +110,7 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
   }
   const serverPort = options.serverPort ?? (await freePorts(1))[0];
   const events: FleetEvent[] = [];
+  const failures = new FailureLog();
   const start = (role: string, env: Record<string, string>): ChildProcess =>
     spawn(process.execPath, [options.entry ?? CLI_ENTRY, 'trainer', role], {
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
@@ -127,23 +135,39 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
         const event = name === 'stdout' ? parseEvent(line) : undefined;
         if (event) {
           events.push({ ...event, source });
+          failures.event(source, event);
           options.onEvent?.(event, source);
         } else {
+          if (name === 'stderr') failures.line(source, line);
           options.onLine?.(source, line, name);
         }
       });
     lines(child.stdout!, 'stdout');
     lines(child.stderr!, 'stderr');
-    return new Promise<number>((resolve) => child.once('close', (code, signal) => resolve(code ?? 128 + (SIGNALS[signal ?? ''] ?? 0))));
+    return new Promise<number>((resolve) =>
+      child.once('close', (code, signal) => {
+        const exitCode = code ?? 128 + (SIGNALS[signal ?? ''] ?? 0);
+        failures.exit(source, exitCode);
+        resolve(exitCode);
+      }),
+    );
   };
   const serverExit = watch(server, 'server');
   const clientExits = clients.map((child, rank) => watch(child, rank));
-  const stop = (): void => all.forEach((p) => p.exitCode === null && p.kill('SIGTERM'));
+  let interrupted = false;
+  const stop = (): void => {
+    interrupted = true;
+    all.forEach((p) => p.exitCode === null && p.kill('SIGTERM'));
+  };
   process.once('SIGINT', stop);
+  options.signal?.addEventListener('abort', stop, { once: true });
+  if (options.signal?.aborted) stop();
   try {
-    return { serverExit: await serverExit, clientExits: await Promise.all(clientExits), events, serverPort };
+    const result = { serverExit: await serverExit, clientExits: await Promise.all(clientExits) };
+    return { ...result, events, serverPort, failure: failures.first(), interrupted };
   } finally {
     if (timer) clearTimeout(timer);
     process.removeListener('SIGINT', stop);
+    options.signal?.removeEventListener('abort', stop);
   }
 }

@@ -9,6 +9,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ENV, Role, TrainerEvent, parseEvent } from '../contract';
+import { FailureLog, ProcessFailure } from './process-failure';
 
 /** The compiled CLI next to this file (build/trainer/src/cli/main.js). */
 export const CLI_ENTRY = join(__dirname, '..', 'cli', 'main.js');
@@ -28,12 +29,18 @@ export interface LocalGroupOptions {
   readonly onSpawn?: (processes: readonly ChildProcess[]) => void;
   /** @default the compiled CLI */
   readonly entry?: string;
+  /** Stops every rank when aborted (`tensorfleet run` aborts it on Ctrl-C). @default - only SIGINT stops them */
+  readonly signal?: AbortSignal;
 }
 
 export interface LocalGroupResult {
   /** Exit code per rank (signal exits count as 128 + signal number, like a shell). */
   readonly exitCodes: number[];
   readonly events: TrainerEvent[];
+  /** The first error of the first rank that failed (its source is the rank); undefined when none failed. */
+  readonly failure?: ProcessFailure;
+  /** The ranks were stopped by Ctrl-C (SIGINT) or the abort signal, not by a failure of their own. */
+  readonly interrupted: boolean;
 }
 
 /** `count` distinct free TCP ports on 127.0.0.1. */
@@ -73,6 +80,7 @@ const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGT
 export async function runLocalGroup(options: LocalGroupOptions): Promise<LocalGroupResult> {
   const ports = await freePorts(options.worldSize);
   const events: TrainerEvent[] = [];
+  const failures = new FailureLog();
   const processes = ports.map((_, rank) =>
     spawn(process.execPath, [options.entry ?? CLI_ENTRY, 'trainer', options.role], {
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...localRankEnv(options.baseEnv, rank, ports) },
@@ -90,22 +98,38 @@ export async function runLocalGroup(options: LocalGroupOptions): Promise<LocalGr
         const event = name === 'stdout' ? parseEvent(line) : undefined;
         if (event) {
           events.push(event);
+          failures.event(rank, event);
           options.onEvent?.(event);
         } else {
+          if (name === 'stderr') failures.line(rank, line);
           options.onLine?.(rank, line, name);
         }
       });
     lines(child.stdout!, 'stdout');
     lines(child.stderr!, 'stderr');
-    return new Promise<number>((resolve) => child.once('close', (code, signal) => resolve(code ?? 128 + (SIGNALS[signal ?? ''] ?? 0))));
+    return new Promise<number>((resolve) =>
+      child.once('close', (code, signal) => {
+        const exitCode = code ?? 128 + (SIGNALS[signal ?? ''] ?? 0);
+        failures.exit(rank, exitCode);
+        resolve(exitCode);
+      }),
+    );
   });
   // Ctrl-C on the runner stops the ranks too.
-  const stop = (): void => processes.forEach((p) => p.exitCode === null && p.kill('SIGTERM'));
+  let interrupted = false;
+  const stop = (): void => {
+    interrupted = true;
+    processes.forEach((p) => p.exitCode === null && p.kill('SIGTERM'));
+  };
   process.once('SIGINT', stop);
+  options.signal?.addEventListener('abort', stop, { once: true });
+  if (options.signal?.aborted) stop();
   try {
-    return { exitCodes: await Promise.all(exits), events };
+    const exitCodes = await Promise.all(exits);
+    return { exitCodes, events, failure: failures.first(), interrupted };
   } finally {
     if (timer) clearTimeout(timer);
     process.removeListener('SIGINT', stop);
+    options.signal?.removeEventListener('abort', stop);
   }
 }
