@@ -13,6 +13,7 @@ import {
   JOB_KINDS,
   JobKind,
   ROLES,
+  TrainerEnvError,
   TrainerError,
   TrainerEvent,
   TRAINER_IMAGE,
@@ -25,15 +26,7 @@ import { ROLE_RUNNERS } from '../roles';
 import { API_COMMANDS, flagOfField, jobBodyFromFlags, jobFieldFlags } from './api-commands';
 import { Command, FlagSpec, ParsedCommandLine, UsageError, err, formatFlags, helpTable, intFlag, out, parseFlags } from './args';
 import { createProgress } from '../local/progress';
-import {
-  FLEET_ROLES,
-  FleetRunResult,
-  LocalRunOptions,
-  LocalWorkload,
-  runFleetLocally,
-  runWorkloadLocally,
-  trainerWorkloads,
-} from '../local/run-chart';
+import { LocalRunOptions, LocalRunUnit, checkLocalRun, planLocalRun, runUnitLocally, trainerWorkloads } from '../local/run-chart';
 import { LocalJob, LocalJobError, buildLocalJob } from '../local/run-job';
 import { EVAL_COMMAND } from './eval';
 import { testMetricsJson } from './metrics-json';
@@ -131,7 +124,49 @@ async function runJob(kind: JobKind, values: ParsedCommandLine['values']): Promi
   return runTrainers(name, job.objects, values, resolve(String(values.out ?? join('.tensorfleet', name))), { sources: job.sources });
 }
 
-/** Print the topology of `objects`, run their trainers as local processes, and end with the JSON line when asked. */
+/** The flag each variable a local run sets from the command line comes from (to name it when its value is refused). */
+const FLAG_OF_VARIABLE: ReadonlyMap<string, string> = new Map([
+  [ENV.trackingUri, '--tracking-uri'],
+  [ENV.datasetUri, '--data-dir'],
+  [ENV.epochs, '--epochs'],
+  [ENV.datasetSize, '--dataset-size'],
+  [ENV.rounds, '--rounds'],
+  [ENV.worldSize, '--clients'],
+]);
+
+/**
+ * Every process's env of every unit, checked before anything is printed or started: a bad flag value is refused
+ * naming the flag (the variable only when no flag set it), and a --data-dir folder must exist.
+ */
+function checkLocalRunFlags(
+  label: string,
+  dataDir: string | undefined,
+  units: readonly LocalRunUnit[],
+  optionsOf: (unit: LocalRunUnit) => LocalRunOptions,
+): void {
+  if (dataDir !== undefined && !/^[a-z0-9]+:\/\//.test(dataDir) && !existsSync(dataDir)) {
+    throw new UsageError(`run ${label}: --data-dir ${JSON.stringify(dataDir)}: no such folder`);
+  }
+  for (const unit of units) {
+    try {
+      checkLocalRun(unit, optionsOf(unit));
+    } catch (e) {
+      if (!(e instanceof TrainerEnvError)) throw e;
+      const problems = e.problems.map((p) => {
+        const m = /^(\S+) must be (.*), got (.*)$/s.exec(p);
+        const flag = m ? FLAG_OF_VARIABLE.get(m[1]) : undefined;
+        return flag && m ? `${flag} ${m[3]}: must be ${m[2]}` : p;
+      });
+      throw new UsageError(`run ${label}: refused:\n  ${problems.join('\n  ')}`);
+    }
+  }
+}
+
+/**
+ * Print the topology of `objects`, run every training job among them as local processes (one after another, in the
+ * chart's order: each gets the machine's cores, its own output folder when there are several), and end with the JSON
+ * line when asked. A failed process is reported by its first error; Ctrl-C stops everything and exits 130.
+ */
 async function runTrainers(
   label: string,
   objects: Parameters<typeof trainerWorkloads>[0],
@@ -141,58 +176,68 @@ async function runTrainers(
 ): Promise<number> {
   const json = values.json === true;
   const say = json ? err : out;
-  say(describeTopology(label, objects as Parameters<typeof describeTopology>[1]));
   const workloads = trainerWorkloads(objects);
-  if (workloads.length === 0 || values['topology-only'] === true) {
-    if (workloads.length === 0)
-      say(`\n${label} has no trainer workloads: it runs in a cluster only (kubectl apply -f dist/${label}.k8s.yaml).`);
-    return 0;
-  }
-  // A pod restarted by Kubernetes resumes; a new local run starts over unless asked not to.
-  if (values.resume !== true) rmSync(join(outDir, 'checkpoints'), { recursive: true, force: true });
+  const { units, unpaired } = planLocalRun(workloads);
+  const several = units.length > 1;
+  const unitOut = (unit: LocalRunUnit): string => (several ? join(outDir, unit.name) : outDir);
   let final: DoneEvent | undefined;
   const progress = createProgress(json ? { write: (t) => process.stderr.write(t) } : process.stdout);
-  const options: LocalRunOptions = {
+  const abort = new AbortController();
+  const optionsOf = (unit: LocalRunUnit): LocalRunOptions => ({
     ...overrides,
-    outDir,
+    outDir: unitOut(unit),
     dataDir: values['data-dir'] as string | undefined,
     trackingUri: values['tracking-uri'] as string | undefined,
+    signal: abort.signal,
     onEvent: (e: TrainerEvent) => {
       progress(e);
       if (e.event === 'done' && e.rank === 0) final = e;
     },
     onLine: (rank: number, line: string) => err(`[${rank < 0 ? 'server' : `rank ${rank}`}] ${line}`),
-  };
-  const fleet = FLEET_ROLES.map((r) => ({
-    server: workloads.find((w) => w.role === r.server),
-    client: workloads.find((w) => w.role === r.client),
-  })).find((f): f is { server: LocalWorkload; client: LocalWorkload } => f.server !== undefined && f.client !== undefined);
-  let clientDone: FleetRunResult['clientDone'] = new Map();
-  const groups = fleet
-    ? [
-        {
-          name: fleet.server.name,
-          run: async () => {
-            const result = await runFleetLocally(fleet.server, fleet.client, options);
-            clientDone = result.clientDone;
-            return result;
-          },
-        },
-      ]
-    : workloads.map((w) => ({ name: w.name, run: () => runWorkloadLocally(w, options) }));
-  for (const group of groups) {
-    say(`\nrunning ${group.name} as local processes on 127.0.0.1, output in ${outDir}`);
-    const { exitCodes } = await group.run();
-    const failed = exitCodes.map((c, i) => ({ c, i })).filter((x) => x.c !== 0);
-    if (failed.length > 0) {
-      throw new TrainerError(
-        'TRAINER_ERR_PEER_CLOSED',
-        `${group.name}: ${failed.map((f) => `process ${f.i} exited with ${f.c}`).join(', ')}`,
-      );
-    }
+  });
+  checkLocalRunFlags(label, values['data-dir'] as string | undefined, units, optionsOf);
+  say(describeTopology(label, objects as Parameters<typeof describeTopology>[1]));
+  if (workloads.length === 0 || values['topology-only'] === true) {
+    if (workloads.length === 0)
+      say(`\n${label} has no trainer workloads: it runs in a cluster only (kubectl apply -f dist/${label}.k8s.yaml).`);
+    return 0;
   }
-  const done = final as DoneEvent | undefined;
-  if (json && done !== undefined) out(JSON.stringify(resultLine(label, done, clientDone)));
+  if (unpaired.length > 0) {
+    throw new UsageError(
+      `run ${label}: cannot run ${unpaired.map((w) => `${w.kind}/${w.name} (${w.role})`).join(', ')} as local processes: ` +
+        `a fleet's server and clients run together, and the chart has only one of them`,
+    );
+  }
+  if (several) say(`\n${label} has ${units.length} training jobs; running them one after another: ${units.map((u) => u.name).join(', ')}`);
+  const interrupt = (): void => abort.abort();
+  process.on('SIGINT', interrupt);
+  const results: Record<string, unknown>[] = [];
+  try {
+    for (const [i, unit] of units.entries()) {
+      const dir = unitOut(unit);
+      // A pod restarted by Kubernetes resumes; a new local run starts over unless asked not to.
+      if (values.resume !== true) rmSync(join(dir, 'checkpoints'), { recursive: true, force: true });
+      say(`\nrunning ${unit.name} as local processes on 127.0.0.1, output in ${dir}`);
+      final = undefined;
+      const result = abort.signal.aborted ? undefined : await runUnitLocally(unit, optionsOf(unit));
+      if (result === undefined || result.interrupted || abort.signal.aborted) {
+        const notStarted = units.slice(i + 1).map((u) => u.name);
+        err(
+          `tensorfleet run: interrupted: stopped ${unit.name}` + (notStarted.length > 0 ? `; not started: ${notStarted.join(', ')}` : ''),
+        );
+        return 130;
+      }
+      if (result.failure) {
+        const { code, who, message } = result.failure;
+        throw Object.assign(new Error(`${who}: ${message}`), code === undefined ? {} : { code });
+      }
+      const done = final as DoneEvent | undefined;
+      if (done !== undefined) results.push({ ...resultLine(label, done, result.clientDone), ...(several ? { workload: unit.name } : {}) });
+    }
+  } finally {
+    process.removeListener('SIGINT', interrupt);
+  }
+  if (json && results.length > 0) out(JSON.stringify(several ? { chart: label, workloads: results } : results[0]));
   return 0;
 }
 

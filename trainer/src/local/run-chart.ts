@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { DatasetName, ENV, LABELS, ROLES, Role, SECRET_ENV, TrainerEvent, parseTrainerEnv } from '../contract';
 import { randomSecretValue } from '../kube/ensure-secrets';
+import { ProcessFailure, ProcessSource } from './process-failure';
 import { runFleet } from './run-fleet';
 import { LocalGroupResult, runLocalGroup } from './run-group';
 
@@ -15,6 +16,8 @@ export interface LocalWorkload {
   readonly kind: string;
   readonly name: string;
   readonly role: Role;
+  /** The training job (construct instance) it belongs to: a fleet's server and clients share it. */
+  readonly job: string;
   readonly worldSize: number;
   readonly env: Record<string, string>;
 }
@@ -36,6 +39,8 @@ export interface LocalRunOptions {
   readonly sources?: { readonly datasetUri?: string; readonly testDatasetUri?: string; readonly modelUri?: string };
   readonly onEvent?: (event: TrainerEvent) => void;
   readonly onLine?: (rank: number, line: string, stream: 'stdout' | 'stderr') => void;
+  /** Stops the processes when aborted (Ctrl-C). @default - only SIGINT stops them */
+  readonly signal?: AbortSignal;
 }
 
 interface ManifestLike {
@@ -59,7 +64,8 @@ export function trainerWorkloads(objects: readonly ManifestLike[]): LocalWorkloa
     const env: Record<string, string> = {};
     for (const e of container.env ?? []) if (typeof e.value === 'string') env[e.name] = e.value;
     const worldSize = Number(env[ENV.worldSize] ?? o.spec?.completions ?? o.spec?.replicas ?? 1);
-    out.push({ kind: o.kind, name: o.metadata.name, role, worldSize, env });
+    const job = labels[LABELS.job] ?? labels[LABELS.instance] ?? o.metadata.name;
+    out.push({ kind: o.kind, name: o.metadata.name, role, job, worldSize, env });
   }
   return out;
 }
@@ -117,6 +123,7 @@ export function runWorkloadLocally(workload: LocalWorkload, options: LocalRunOpt
     baseEnv: localEnv(workload, options),
     onEvent: options.onEvent,
     onLine: options.onLine,
+    signal: options.signal,
   });
 }
 
@@ -130,6 +137,10 @@ export interface FleetRunResult {
   readonly exitCodes: number[];
   /** The `done` event of every client that finished, by client index. */
   readonly clientDone: ReadonlyMap<number, Extract<TrainerEvent, { event: 'done' }>>;
+  /** The first error of the first process that failed (source 'server' or the client's rank). */
+  readonly failure?: ProcessFailure;
+  /** Stopped by Ctrl-C or the abort signal. */
+  readonly interrupted: boolean;
 }
 
 /**
@@ -161,6 +172,65 @@ export async function runFleetLocally(server: LocalWorkload, client: LocalWorklo
       server.once('exit', (code) => {
         if (code !== 0) clients.forEach((c) => c.exitCode === null && c.kill('SIGTERM'));
       }),
+    signal: options.signal,
   });
-  return { exitCodes: [result.serverExit, ...result.clientExits], clientDone };
+  return { exitCodes: [result.serverExit, ...result.clientExits], clientDone, failure: result.failure, interrupted: result.interrupted };
+}
+
+/** What `tensorfleet run` starts for one training job of a chart: a DDP group, or a fleet's server with its clients. */
+export type LocalRunUnit =
+  | { readonly name: string; readonly workload: LocalWorkload }
+  | { readonly name: string; readonly server: LocalWorkload; readonly client: LocalWorkload };
+
+export interface LocalRunPlan {
+  /** Every training job of the chart, in the chart's order. */
+  readonly units: LocalRunUnit[];
+  /** Fleet servers without their clients and clients without their server: nothing can run them alone. */
+  readonly unpaired: LocalWorkload[];
+}
+
+/** Each trainer workload of a chart, as the units `tensorfleet run` starts: fleets pair their server and clients by job. */
+export function planLocalRun(workloads: readonly LocalWorkload[]): LocalRunPlan {
+  const units: LocalRunUnit[] = [];
+  const unpaired: LocalWorkload[] = [];
+  for (const w of workloads) {
+    const pair = FLEET_ROLES.find((r) => r.server === w.role || r.client === w.role);
+    if (pair === undefined) {
+      units.push({ name: w.name, workload: w });
+      continue;
+    }
+    const other = workloads.find((o) => o.job === w.job && o.role === (w.role === pair.server ? pair.client : pair.server));
+    if (other === undefined) unpaired.push(w);
+    else if (w.role === pair.server) units.push({ name: w.job, server: w, client: other });
+  }
+  return { units, unpaired };
+}
+
+/** How a unit's run ended: exit codes, each client's `done` (fleets), and the failure to report. */
+export interface LocalRunResult {
+  readonly exitCodes: number[];
+  readonly clientDone: FleetRunResult['clientDone'];
+  /** The first error of the first process that failed, `who` naming the process (e.g. "ddp-mnist rank 1"). */
+  readonly failure?: Omit<ProcessFailure, 'source'> & { readonly who: string };
+  readonly interrupted: boolean;
+}
+
+/** The processes of `unit`, every one of its workloads' env checked first (throws naming the variable). */
+export function checkLocalRun(unit: LocalRunUnit, options: LocalRunOptions): void {
+  for (const w of 'workload' in unit ? [unit.workload] : [unit.server, unit.client]) localEnv(w, options);
+}
+
+/** Run one unit of a chart as local processes. */
+export async function runUnitLocally(unit: LocalRunUnit, options: LocalRunOptions): Promise<LocalRunResult> {
+  const named = (failure: ProcessFailure | undefined, who: (source: ProcessSource) => string): LocalRunResult['failure'] =>
+    failure && { code: failure.code, message: failure.message, who: who(failure.source) };
+  if ('workload' in unit) {
+    const result = await runWorkloadLocally(unit.workload, options);
+    return { ...result, clientDone: new Map(), failure: named(result.failure, (rank) => `${unit.workload.name} rank ${rank}`) };
+  }
+  const result = await runFleetLocally(unit.server, unit.client, options);
+  return {
+    ...result,
+    failure: named(result.failure, (source) => (source === 'server' ? unit.server.name : `${unit.client.name} ${source}`)),
+  };
 }
