@@ -21,7 +21,14 @@ export function checkTrainerConfig(
     const problem = error.problems[0];
     const match = /^(\S+) must be (.*), got .*$/s.exec(problem);
     const field = match ? FIELD_OF_VARIABLE.get(match[1]) : undefined;
-    if (!match || field === undefined) throw new Error(`${scope.constructor.name} '${scope.node.id}': ${problem}`, { cause: error });
+    if (!match || field === undefined) {
+      // A problem of several fields (a csv dataset without its label column): every variable it names becomes its prop.
+      const text = problem.replace(/\b[A-Z][A-Z0-9_]*[A-Z0-9]\b/g, (name) => {
+        const named = FIELD_OF_VARIABLE.get(name);
+        return named === undefined ? name : `'${propOf[named] ?? named}'`;
+      });
+      throw new Error(`${scope.constructor.name} '${scope.node.id}': ${text}`, { cause: error });
+    }
     throw new PropError(scope, propOf[field] ?? field, input[field as keyof TrainerConfig], match[2]);
   }
 }

@@ -8,6 +8,7 @@ import { describe, test } from 'node:test';
 import { Construct } from 'constructs';
 import { Dataset, DdpCluster, FederatedFleet, GitOpsApplication, MlflowStack, SplitLearning, TrainingApi } from '..';
 import { ENV } from '../../trainer/src/contract';
+import { checkTrainerConfig } from '../lib/trainer-config';
 import { testChart } from './helpers';
 
 type Make = (scope: Construct, id: string, props?: { name?: string }) => { readonly name: string };
@@ -104,4 +105,21 @@ describe('a bad datasetUri names the construct and the prop, not the environment
       });
     });
   }
+});
+
+describe("the trainer's check of several fields at once names the props, not the variables", () => {
+  test('fails for feature columns on a dataset that is not csv, naming both props', () => {
+    const scope = new Construct(testChart(), 'Train');
+    assert.throws(
+      () =>
+        checkTrainerConfig(
+          scope,
+          { role: 'ddp', jobName: 'train', dataset: 'mnist', featureColumns: 'a,b' },
+          { featureColumns: 'columns' },
+        ),
+      {
+        message: `Construct 'Train': 'columns' applies to csv datasets only ('dataset' is "mnist")`,
+      },
+    );
+  });
 });
