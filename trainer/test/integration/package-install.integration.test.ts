@@ -245,7 +245,7 @@ describe('tensorfleet installed into a fresh cdk8s app (npm pack, no network)', 
     assert.deepEqual(result.findings.map(formatFinding), []);
   });
 
-  test("the installed bin answers --help and --version, and `run` looks for charts in the app's dist/", async () => {
+  test("the installed bin answers --help and --version, and `run` reads the charts of the app's dist/", async () => {
     const bin = join(app, 'node_modules', '.bin', 'tensorfleet');
     const help = await run(bin, ['--help'], app);
     assert.equal(help.code, 0, `--help: ${explain(help)}`);
@@ -254,6 +254,9 @@ describe('tensorfleet installed into a fresh cdk8s app (npm pack, no network)', 
     assert.equal(version.code, 0, `--version: ${explain(version)}`);
     const { version: expected } = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
     assert.ok(version.stdout.includes(expected), `--version printed ${JSON.stringify(version.stdout)}, not ${expected}`);
+    const topology = await run(bin, ['run', 'my-ddp', '--dist', 'dist', '--topology-only'], app);
+    assert.equal(topology.code, 0, `run --topology-only: ${explain(topology)}`);
+    assert.match(topology.stdout, /Job\/my-ddp\b.*completions 2/);
     const unknown = await run(bin, ['run', 'no-such-chart'], app);
     assert.notEqual(unknown.code, 0);
     assert.ok(
