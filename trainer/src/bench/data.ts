@@ -17,6 +17,7 @@ import { TrainerError } from '../contract';
 import { mulberry32 } from '../data/sampler';
 import { type DataConfig, loadTrainerData } from '../data/load';
 import { BenchDefinition } from './bench';
+import { checkoutDataPath } from './checkout-data';
 
 const DEFAULT_ROWS = 500_000;
 const DEFAULT_COLUMNS = 40;
@@ -50,8 +51,7 @@ function positiveInt(flag: string, raw: string | boolean | undefined, fallback: 
 
 /** ../shared/data/npz/mnist.npz beside the repository, when this runs from a checkout. */
 function defaultNpz(): string | undefined {
-  const candidate = resolve(__dirname, '..', '..', '..', '..', '..', 'shared', 'data', 'npz', 'mnist.npz');
-  return existsSync(candidate) ? candidate : undefined;
+  return checkoutDataPath('npz', 'mnist.npz');
 }
 
 /** Write a CSV of `rows` x `columns` seeded numbers (4 decimals) and a class label. */

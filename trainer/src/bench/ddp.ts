@@ -4,13 +4,14 @@
  * samples per second, the speed-up over world size 1 measured in the same run,
  * and the share of step time spent in all-reduce.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { DATASET_MIRRORS, TrainerError, TrainerEvent, toEnv } from '../contract';
 import { resolveDataDir } from '../local/run-chart';
 import { runLocalGroup } from '../local/run-group';
 import { BenchDefinition } from './bench';
+import { checkoutDataPath } from './checkout-data';
 
 interface Row {
   world_size: number;
@@ -46,8 +47,7 @@ function parseInt(flag: string, raw: string | undefined, fallback: number, min: 
 
 /** ../shared/data beside the repository, when this runs from a checkout. */
 function defaultDataDir(): string | undefined {
-  const candidate = resolve(__dirname, '..', '..', '..', '..', '..', 'shared', 'data');
-  return existsSync(join(candidate, 'mnist')) ? candidate : undefined;
+  return checkoutDataPath('mnist') === undefined ? undefined : checkoutDataPath();
 }
 
 async function measure(

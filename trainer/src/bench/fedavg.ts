@@ -8,9 +8,9 @@
  * set after every round; the run stops at the target accuracy or --rounds.
  * The paper reaches 97% in 87 rounds (IID) and 664 rounds (shards) for this setting.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { DATASET_MIRRORS, TrainerError } from '../contract';
 import { loadDataset } from '../data/datasets';
 import { mulberry32 } from '../data/sampler';
@@ -24,6 +24,7 @@ import { evaluateExamples } from '../model/training';
 import { setFlatWeights, getFlatWeights } from '../model/weights';
 import { resolveDataDir } from '../local/run-chart';
 import { BenchDefinition } from './bench';
+import { checkoutDataPath } from './checkout-data';
 
 const NUM_CLIENTS = 100;
 const FRACTION_FIT = 0.1;
@@ -55,8 +56,7 @@ function parseNumber(flag: string, raw: string | undefined, fallback: number, ok
 
 /** ../shared/data beside the repository, when this runs from a checkout. */
 function defaultDataDir(): string | undefined {
-  const candidate = resolve(__dirname, '..', '..', '..', '..', '..', 'shared', 'data');
-  return existsSync(join(candidate, 'mnist')) ? candidate : undefined;
+  return checkoutDataPath('mnist') === undefined ? undefined : checkoutDataPath();
 }
 
 export interface FedavgBenchResult {

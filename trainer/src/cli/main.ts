@@ -4,8 +4,8 @@
  * Each subcommand only composes; the work lives in the modules it calls.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { BENCHES } from '../bench';
 import {
   ENSURE_SECRETS_ENV,
@@ -23,6 +23,7 @@ import {
 import { KubeApi } from '../kube/api-client';
 import { ensureSecrets } from '../kube/ensure-secrets';
 import { ROLE_RUNNERS } from '../roles';
+import { appRoot, cdk8sCli } from './cdk8s-app';
 import { API_COMMANDS, flagOfField, jobBodyFromFlags, jobFieldFlags } from './api-commands';
 import { Command, FlagSpec, ParsedCommandLine, UsageError, err, formatFlags, helpTable, intFlag, out, parseFlags } from './args';
 import { createProgress } from '../local/progress';
@@ -32,17 +33,6 @@ import { EVAL_COMMAND } from './eval';
 import { testMetricsJson } from './metrics-json';
 import { PREDICT_COMMAND } from './predict';
 import { describeTopology, listCharts, loadChart } from './topology';
-
-/** The repository checkout this CLI runs from (synth and run need it; the image does not). */
-function repoRoot(): string {
-  let dir = __dirname;
-  while (!existsSync(join(dir, 'cdk8s.yaml'))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new UsageError('this command needs a Tensorfleet repository checkout (no cdk8s.yaml found above the CLI)');
-    dir = parent;
-  }
-  return dir;
-}
 
 /** The flags of `run <chart>`. */
 const RUN_CHART_FLAGS: Record<string, FlagSpec> = {
@@ -257,12 +247,12 @@ function refuseFlagsNotForChart(chart: string, objects: Parameters<typeof traine
 
 const COMMANDS: Record<string, Command> = {
   synth: {
-    summary: 'synthesize every chart into dist/ (cdk8s synth)',
+    summary: 'synthesize every chart of the cdk8s app here (or of this checkout) into its dist/ (cdk8s synth)',
     usage: 'tensorfleet synth',
     flags: {},
     async run() {
-      const root = repoRoot();
-      const result = spawnSync(join(root, 'node_modules', '.bin', 'cdk8s'), ['synth'], {
+      const root = appRoot();
+      const result = spawnSync(cdk8sCli(root), ['synth'], {
         cwd: root,
         stdio: 'inherit',
         env: { ...process.env, CDK8S_CHECK_UPGRADE: 'false' },
@@ -283,7 +273,7 @@ const COMMANDS: Record<string, Command> = {
         if (extra.length > 0) throw new UsageError(`run ${target}: unexpected ${extra.map((p) => JSON.stringify(p)).join(' ')}`);
         return runJob(target as JobKind, values);
       }
-      const root = values.dist === undefined ? repoRoot() : process.cwd();
+      const root = values.dist === undefined ? appRoot() : process.cwd();
       const dist = resolve(root, String(values.dist ?? 'dist'));
       const charts = listCharts(dist);
       const chart = target;
