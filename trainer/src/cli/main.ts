@@ -4,7 +4,7 @@
  * Each subcommand only composes; the work lives in the modules it calls.
  */
 import { spawnSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { BENCHES } from '../bench';
 import {
