@@ -38,6 +38,8 @@ import { LocalJob, LocalJobError, buildLocalJob } from '../local/run-job';
 import { EVAL_COMMAND } from './eval';
 import { testMetricsJson } from './metrics-json';
 import { PREDICT_COMMAND } from './predict';
+import { REPORT_COMMAND } from './report';
+import { RUNS_COMMAND } from './runs';
 import { describeTopology, listCharts, loadChart } from './topology';
 
 /** The repository checkout this CLI runs from (synth and run need it; the image does not). */
@@ -321,6 +323,8 @@ const COMMANDS: Record<string, Command> = {
   },
   eval: EVAL_COMMAND,
   predict: PREDICT_COMMAND,
+  runs: RUNS_COMMAND,
+  report: REPORT_COMMAND,
   ...API_COMMANDS,
 };
 
