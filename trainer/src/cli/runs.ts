@@ -4,6 +4,7 @@
  * run`, an mlruns folder, or a folder of out folders; by default every .tensorfleet/<name>/mlruns
  * under the current folder.
  */
+import { statSync } from 'node:fs';
 import * as path from 'node:path';
 import { defaultStores, findStores, listRuns } from '../report/file-store';
 import { formatDuration, formatTime, formatValue } from '../report/html';
@@ -24,6 +25,9 @@ export const RUNS_COMMAND: Command = {
       throw new UsageError(`runs: give at most one folder, got ${positionals.map((p) => JSON.stringify(p)).join(' ')}`);
     const cwd = process.cwd();
     const dir = positionals[0];
+    if (dir !== undefined && !statSync(path.resolve(cwd, dir), { throwIfNoEntry: false })?.isDirectory()) {
+      throw new UsageError(`runs: ${dir} is not a folder`);
+    }
     const stores = dir === undefined ? defaultStores(cwd) : findStores(path.resolve(cwd, dir));
     const { runs, problems } = listRuns(stores);
     for (const problem of problems) err(`tensorfleet runs: skipped ${printable(problem.message)}`);
