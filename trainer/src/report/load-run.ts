@@ -1,12 +1,13 @@
 /**
  * Finds the run a report is asked for: in local file stores (by id or prefix), or on an MLflow
  * tracking server (by id) when one is given, as MLflow's client does: the flag first, then
- * MLFLOW_TRACKING_URI. A `file:` tracking URI (or a plain path) is a local store.
+ * MLFLOW_TRACKING_URI (a run found in the local stores is still read from them). A `file:`
+ * tracking URI (or a plain path) is a local store.
  */
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TrainerError } from '../contract';
-import { defaultStores, findRun, findStores, readRun } from './file-store';
+import { defaultStores, findRun, findStores, listRunLocations, readRun } from './file-store';
 import { mlflowAuthHeaders, readMlflowRun } from './mlflow-reader';
 import { RunData } from './run-data';
 
@@ -20,8 +21,14 @@ export interface LoadRunOptions {
 }
 
 export async function loadRun(ref: string, options: LoadRunOptions): Promise<RunData> {
+  const fromEnv = options.trackingUri === undefined;
   const uri = options.trackingUri ?? (options.dir === undefined ? nonEmpty(options.env.MLFLOW_TRACKING_URI) : undefined);
   if (uri !== undefined && /^https?:/i.test(uri)) {
+    // A server named only by the environment: a run of the local stores still reports from them.
+    if (fromEnv) {
+      const local = defaultStores(options.cwd).flatMap((store) => listRunLocations(store).runs);
+      if (local.some((r) => r.runId.startsWith(ref))) return readRun(findRun(defaultStores(options.cwd), ref));
+    }
     return readMlflowRun({ trackingUri: uri, headers: mlflowAuthHeaders(options.env) }, ref);
   }
   if (uri !== undefined && /^[a-z][a-z0-9+.-]*:/i.test(uri) && !/^file:/i.test(uri)) {
