@@ -5,7 +5,7 @@
  */
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { chartsOf } from '../report/charts';
+import { MAX_CHARTS, chartsOf } from '../report/charts';
 import { loadRun } from '../report/load-run';
 import { writeReport } from '../report/write-report';
 import { Command, UsageError, out } from './args';
@@ -36,7 +36,7 @@ export const REPORT_COMMAND: Command = {
     });
     const file = path.resolve(String(values.out ?? `report-${run.info.runId.slice(0, 12)}.html`));
     const bytes = await writeReport(run, file);
-    const charts = chartsOf(run).length;
+    const charts = Math.min(chartsOf(run).length, MAX_CHARTS);
     out(`wrote ${file} (${Math.ceil(bytes / 1024)} KiB, ${charts} chart(s)) for run ${run.info.runId}; open ${pathToFileURL(file).href}`);
     return 0;
   },

@@ -18,6 +18,9 @@ export interface ChartSpec {
   readonly series: readonly ChartSeries[];
 }
 
+/** Charts in one page (a run may log thousands of metrics); the rest stay in the final metrics table. */
+export const MAX_CHARTS = 120;
+
 /** Points per curve in the page; longer histories keep every n-th value and the last. */
 export const MAX_POINTS_PER_SERIES = 20_000;
 

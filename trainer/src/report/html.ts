@@ -4,7 +4,7 @@
  * read from a store is escaped: run names, params and tags are hostile.
  */
 import { readFileSync } from 'node:fs';
-import { chartsOf } from './charts';
+import { MAX_CHARTS, chartsOf } from './charts';
 import { RunData, durationMs, finalMetrics } from './run-data';
 
 export interface ReportAssets {
@@ -64,7 +64,9 @@ const CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-i
 /** The whole page for `run`. */
 export function renderReport(run: RunData, assets: ReportAssets, now: number = Date.now()): string {
   const { info } = run;
-  const charts = chartsOf(run);
+  const allCharts = chartsOf(run);
+  const charts = allCharts.slice(0, MAX_CHARTS);
+  const omitted = allCharts.length - charts.length;
   const finals = finalMetrics(run.metrics);
   const name = info.runName !== '' ? info.runName : info.runId;
   const rows = (entries: Array<[string, string]>): string =>
@@ -117,6 +119,7 @@ export function renderReport(run: RunData, assets: ReportAssets, now: number = D
 <section>
 <h2>Metric history</h2>
 ${charts.length > 0 ? `<div class="charts">\n${chartDivs}\n</div>` : '<p>No metric history to chart.</p>'}
+${omitted > 0 ? `<p>${omitted} more chart(s) left out: a page holds ${MAX_CHARTS}; their final values are above.</p>` : ''}
 </section>
 <section class="facts">
 <div><h2>Params</h2>${table(paramRows, '', 'No params were logged.')}</div>

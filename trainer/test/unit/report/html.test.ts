@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { MAX_CHARTS } from '../../../src/report/charts';
 import { escapeHtml, formatDuration, loadReportAssets, renderReport, scriptJson } from '../../../src/report/html';
 import { RunData } from '../../../src/report/run-data';
 
@@ -48,6 +49,17 @@ describe('report page', () => {
     assert.match(page, /<th>duration<\/th><td>1 min 5 s<\/td>/);
     assert.match(page, /<th>train_loss<\/th><td>2<\/td>/);
     assert.match(page, /<th>lr<\/th><td>0\.1<\/td>/);
+  });
+
+  test('a run without metrics says so; one with more metrics than a page holds charts the first MAX_CHARTS', () => {
+    const bare = renderReport({ ...hostileRun, metrics: {} }, assets);
+    assert.ok(bare.includes('<p>No metrics were logged.</p>'));
+    assert.ok(bare.includes('<p>No metric history to chart.</p>'));
+    assert.ok(bare.includes('<script type="application/json" id="tf-charts">[]</script>'));
+    const metrics = Object.fromEntries(Array.from({ length: MAX_CHARTS + 7 }, (_, i) => [`m${i}`, [{ step: 1, value: i, timestamp: 0 }]]));
+    const many = renderReport({ ...hostileRun, metrics }, assets);
+    assert.equal(many.match(/<figure class="chart">/g)?.length, MAX_CHARTS);
+    assert.ok(many.includes(`<p>7 more chart(s) left out: a page holds ${MAX_CHARTS}; their final values are above.</p>`));
   });
 
   test('scriptJson never ends a script element and survives U+2028', () => {
