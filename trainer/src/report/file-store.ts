@@ -146,7 +146,10 @@ export function findRun(stores: readonly string[], idOrPrefix: string): RunLocat
     throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `run ${JSON.stringify(idOrPrefix)}: not found in ${where}`);
   throw new TrainerError(
     'TRAINER_ERR_INVALID_ARGUMENT',
-    `run ${JSON.stringify(idOrPrefix)} is ambiguous: ${matches.map((m) => m.runId).join(', ')}; give more of the id`,
+    `run ${JSON.stringify(idOrPrefix)} is ambiguous: ${matches
+      .map((m) => m.runId)
+      .sort()
+      .join(', ')}; give more of the id`,
   );
 }
 

@@ -88,9 +88,17 @@ describe('report: reading the MLflow file store the trainer writes', () => {
       () => findRun([a.store], 'zzzz'),
       (e: Error) => e.message === `run "zzzz": not found in ${a.store}`,
     );
-    // Every id is 32 hex digits: a one-character prefix shared by both is ambiguous unless they differ there.
-    const shared = [...'0123456789abcdef'].find((c) => a.runId.startsWith(c) && b.runId.startsWith(c));
-    if (shared !== undefined) assert.throws(() => findRun([a.store], shared), new RegExp(`is ambiguous: .*${a.runId}`));
+    // A twin of run a sharing its first four characters: that prefix is ambiguous, the whole id is not.
+    const twinId = `${a.runId.slice(0, 4)}${'0'.repeat(28)}`;
+    const twin = path.join(path.dirname(a.dir), twinId);
+    fs.cpSync(a.dir, twin, { recursive: true });
+    const meta = path.join(twin, 'meta.yaml');
+    fs.writeFileSync(meta, fs.readFileSync(meta, 'utf8').split(a.runId).join(twinId));
+    assert.throws(() => findRun([a.store], a.runId.slice(0, 4)), {
+      message: `run "${a.runId.slice(0, 4)}" is ambiguous: ${[a.runId, twinId].sort().join(', ')}; give more of the id`,
+    });
+    assert.equal(findRun([a.store], twinId).runId, twinId);
+    assert.equal(readRun(findRun([a.store], twinId)).info.runId, twinId);
     assert.equal(findRun([a.store], b.runId).runId, b.runId);
   });
 
