@@ -56,6 +56,7 @@ export function runJson(run: RunSummary, now: number): Record<string, unknown> {
     chart: info.chart,
     experiment: info.experimentName,
     experiment_id: info.experimentId,
+    role: run.role ?? null,
     status: info.status,
     start_time: info.startTime === undefined ? null : new Date(info.startTime).toISOString(),
     duration_seconds: ms === undefined ? null : ms / 1000,
@@ -67,12 +68,13 @@ export function runJson(run: RunSummary, now: number): Record<string, unknown> {
 
 /** The table: one row per run, columns padded, hostile names made printable. */
 export function formatTable(runs: readonly RunSummary[], now: number): string {
-  const header = ['RUN ID', 'CHART/EXPERIMENT', 'STATUS', 'START', 'DURATION', 'FINAL METRICS'];
-  const rows = runs.map(({ info, finalMetrics }) => [
+  const header = ['RUN ID', 'CHART/EXPERIMENT', 'ROLE', 'STATUS', 'START', 'DURATION', 'FINAL METRICS'];
+  const rows = runs.map(({ info, role, finalMetrics }) => [
     info.runId.slice(0, 12),
     printable(
       info.chart === undefined || info.chart === info.experimentName ? info.experimentName : `${info.chart}/${info.experimentName}`,
     ),
+    printable(role ?? '-'),
     info.status,
     formatTime(info.startTime),
     formatDuration(durationMs(info, now)),

@@ -37,8 +37,8 @@ export function chartsOf(run: RunData): ChartSpec[] {
   const unit = role === 'fl-server' ? 'round' : 'epoch';
   // The split server logs its per-client figures at the client's step.
   const clientUnit = role === 'split-server' ? 'step' : unit;
-  const groups = new Map<string, { order: number; title: string; xLabel: string; yLabel: string; series: ChartSeries[] }>();
-  const add = (id: string, order: number, title: string, xLabel: string, yLabel: string, series: ChartSeries): void => {
+  const groups = new Map<string, { order: number; title: string; xLabel: string; yLabel: string; series: KeyedSeries[] }>();
+  const add = (id: string, order: number, title: string, xLabel: string, yLabel: string, series: KeyedSeries): void => {
     let group = groups.get(id);
     if (group === undefined) groups.set(id, (group = { order, title, xLabel, yLabel, series: [] }));
     group.series.push(series);
@@ -48,22 +48,39 @@ export function chartsOf(run: RunData): ChartSpec[] {
     if (points.length === 0) continue;
     const client = clientOf(key);
     if (client !== undefined) {
-      add(`client:${client.metric}`, 4, `${client.metric} per ${client.who}`, clientUnit, client.metric, { label: client.label, points });
+      add(`client:${client.metric}`, 4, `${client.metric} per ${client.who}`, clientUnit, client.metric, {
+        label: client.label,
+        key,
+        points,
+      });
     } else if (key === 'train_loss') {
-      add(key, 0, 'training loss per step', 'step', 'loss', { label: key, points });
+      add(key, 0, 'training loss per step', 'step', 'loss', { label: key, key, points });
     } else if (/loss/i.test(key)) {
-      add('loss', 1, `loss per ${unit}`, unit, 'loss', { label: key, points });
+      add('loss', 1, `loss per ${unit}`, unit, 'loss', { label: key, key, points });
     } else if (/accuracy/i.test(key)) {
-      add('accuracy', 2, `accuracy per ${unit}`, unit, 'accuracy', { label: key, points });
+      add('accuracy', 2, `accuracy per ${unit}`, unit, 'accuracy', { label: key, key, points });
     } else if (key === 'samples_per_second') {
-      add(key, 3, `samples/s per ${unit}`, unit, 'samples/s', { label: key, points });
+      add(key, 3, `samples/s per ${unit}`, unit, 'samples/s', { label: key, key, points });
     } else {
-      add(`metric:${key}`, 5, key, unit, key, { label: key, points });
+      add(`metric:${key}`, 5, key, unit, key, { label: key, key, points });
     }
   }
   return [...groups.entries()]
     .sort(([a, x], [b, y]) => x.order - y.order || (a < b ? -1 : a > b ? 1 : 0))
-    .map(([, g]) => ({ title: g.title, xLabel: g.xLabel, yLabel: g.yLabel, series: g.series }));
+    .map(([, g]) => ({ title: g.title, xLabel: g.xLabel, yLabel: g.yLabel, series: uniqueLabels(g.series) }));
+}
+
+/** A series and the metric it shows. */
+type KeyedSeries = ChartSeries & { readonly key: string };
+
+/**
+ * Labels that tell the curves apart: two metrics of one client on the same chart (the split server's
+ * `client_0_test_accuracy`, as the client claims it, and `test_accuracy_client_0`, as it scored it) keep their keys.
+ */
+function uniqueLabels(series: readonly KeyedSeries[]): ChartSeries[] {
+  const count = new Map<string, number>();
+  for (const s of series) count.set(s.label, (count.get(s.label) ?? 0) + 1);
+  return series.map((s) => ({ label: (count.get(s.label) ?? 0) > 1 ? s.key : s.label, points: s.points }));
 }
 
 function clientOf(key: string): { metric: string; label: string; who: string } | undefined {

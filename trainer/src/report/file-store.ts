@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { TrainerError } from '../contract';
+import { MLFLOW_TAGS, TrainerError } from '../contract';
 import { MetricPoint, RUN_STATUS_NAMES, RunData, RunInfo, RunSummary, emptyRecord } from './run-data';
 
 /** How much of a store the report reads before it refuses. */
@@ -114,7 +114,9 @@ export function listRuns(stores: readonly string[]): { runs: RunSummary[]; probl
           const last = lastMetricPoint(file);
           if (last !== undefined) finals[key] = last.value;
         }
-        runs.push({ info, finalMetrics: finals });
+        const roleFile = path.join(location.dir, 'tags', MLFLOW_TAGS.role);
+        const role = fs.existsSync(roleFile) ? readBounded(roleFile, FILE_STORE_LIMITS.valueBytes) : undefined;
+        runs.push({ info, finalMetrics: finals, ...(role === undefined ? {} : { role }) });
       } catch (e) {
         if (!(e instanceof StoreError)) throw e;
         problems.push(e);

@@ -39,6 +39,8 @@ export interface RunData {
 /** What `tensorfleet runs` lists: a run and the last logged value of each of its metrics. */
 export interface RunSummary {
   readonly info: RunInfo;
+  /** The trainer role that logged the run (its `tensorfleet.role` tag): a split chart logs a server run and a client run. */
+  readonly role?: string;
   readonly finalMetrics: Readonly<Record<string, number>>;
 }
 

@@ -21,7 +21,7 @@ function cli(cwd: string, env: NodeJS.ProcessEnv, ...args: string[]): Promise<{ 
 
 async function trackedRun(out: string, runName: string, accuracy: number, experimentName = path.basename(out)): Promise<string> {
   const tracker = new FileStoreTracker({ rootDir: path.join(out, 'mlruns'), experimentName });
-  const runId = await tracker.startRun(runName);
+  const runId = await tracker.startRun(runName, { 'tensorfleet.role': 'ddp' });
   tracker.logParams({ epochs: 2 });
   tracker.logMetric('epoch_loss', 0.7, 1);
   tracker.logMetric('epoch_loss', 0.4, 2);
@@ -46,10 +46,10 @@ describe('tensorfleet runs and tensorfleet report (CLI processes)', () => {
     const r = await cli(cwd, {}, 'runs');
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.trimEnd().split('\n');
-    assert.match(lines[0], /^RUN ID +CHART\/EXPERIMENT +STATUS +START +DURATION +FINAL METRICS$/);
+    assert.match(lines[0], /^RUN ID +CHART\/EXPERIMENT +ROLE +STATUS +START +DURATION +FINAL METRICS$/);
     assert.equal(lines.length, 3);
     assert.ok(lines[1].startsWith(`${newer.slice(0, 12)}  fl-mnist/evil?[31mred`), lines[1]);
-    assert.match(lines[1], /FINISHED .* test_accuracy 0\.5, epoch_loss 0\.4$/);
+    assert.match(lines[1], / ddp +FINISHED .* test_accuracy 0\.5, epoch_loss 0\.4$/);
     assert.ok(lines[2].startsWith(`${older.slice(0, 12)}  ddp-mnist`), lines[2]);
     assert.ok(!r.stdout.includes('\u001b'));
   });
@@ -62,6 +62,7 @@ describe('tensorfleet runs and tensorfleet report (CLI processes)', () => {
     assert.equal(runs[0].run_id, older);
     assert.equal(runs[0].chart, 'ddp-mnist');
     assert.equal(runs[0].status, 'FINISHED');
+    assert.equal(runs[0].role, 'ddp');
     assert.deepEqual(runs[0].final_metrics, { epoch_loss: 0.4, test_accuracy: 0.875 });
     assert.ok(typeof runs[0].duration_seconds === 'number' && runs[0].duration_seconds >= 0);
     assert.match(runs[0].start_time, /^\d{4}-\d\d-\d\dT/);

@@ -65,6 +65,9 @@ describe('report charts: which metric goes on which chart', () => {
       ['loss per client', 'step', ['client 0', 'client 1']],
       ['test_accuracy per client', 'step', ['client 0', 'client 1']],
     ]);
+    // The client's claim and the server's score of one client: both curves, told apart by their keys.
+    const both = run('split-server', { client_0_test_accuracy: [0.7], test_accuracy_client_0: [0.8] });
+    assert.deepEqual(shape(both), [['test_accuracy per client', 'step', ['client_0_test_accuracy', 'test_accuracy_client_0']]]);
   });
 
   test('NaN and infinite values are gaps (null); a long history is thinned, keeping its last value', () => {
