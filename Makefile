@@ -7,7 +7,7 @@ SHARED ?= $(or $(TENSORFLEET_SHARED_DIR),../shared)
 # Local datasets for the demo (../shared/data when present; otherwise the chart's mirror is downloaded).
 DATA_DIR ?= $(if $(wildcard $(SHARED)/data/mnist),$(SHARED)/data,)
 
-.PHONY: help install build lint imports synth check-dist test test-unit test-integration validate demo bench bench-deps fuzz image clean
+.PHONY: help install build lint imports synth check-dist test test-unit test-integration chromium validate demo bench bench-deps fuzz image clean
 TRAINER_IMAGE ?= ghcr.io/tensorfleet/trainer:0.1.0
 MLFLOW_IMAGE ?= ghcr.io/tensorfleet/mlflow:2.10.2
 
@@ -40,15 +40,24 @@ check-dist: synth ## fail if dist/ differs from what is committed
 	  fi; echo "dist/ matches what make synth writes"; \
 	else echo "not a git checkout: check-dist skipped"; fi
 
-test: lint check-dist ## the whole suite: lint, strict build, dist check, unit + integration tests, manifest validation
+test: lint check-dist chromium ## the whole suite: lint, strict build, dist check, unit + integration tests, manifest validation
 	rm -rf build && $(MAKE) --no-print-directory build
 	bash tools/run-tests.sh
 
 test-unit: build ## unit tests only
 	bash tools/run-tests.sh unit
 
-test-integration: build ## multi-process tests only
+test-integration: build chromium ## multi-process tests only
 	bash tools/run-tests.sh integration
+
+# The report's browser test opens pages in Debian's chromium; apt-get installs it when missing (as root),
+# otherwise that test is skipped and says why.
+chromium: ## install Debian's chromium for the report's browser test (apt-get, when missing and root)
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+	    echo "chromium: apt-get install failed; the report's browser test will be skipped"; \
+	else echo "chromium: not installed and not root; the report's browser test will be skipped"; fi
 
 validate: synth build ## validate every object in dist/ against the Kubernetes 1.27 schema, the CRDs and the security baseline
 	node build/tools/validate-dist.js dist

@@ -17,7 +17,7 @@ const LAYERS = [
   'tracking',
   'checkpoint',
 ];
-const COMPOSERS = ['rendezvous', 'kube', 'roles', 'cli', 'local', 'api', 'bench', 'fuzz'];
+const COMPOSERS = ['rendezvous', 'kube', 'roles', 'cli', 'local', 'report', 'api', 'bench', 'fuzz'];
 /** A relative import that climbs into one of `folders` (under trainer/src), from any depth. */
 const into = (folders) => `^(\\.\\./)+(${folders.join('|')})(/|$)`;
 /** Every layer and composer but `allowed`. */
@@ -62,7 +62,7 @@ export default tseslint.config(
   boundary(
     ['trainer/src/{data,model,federated,split,tracking,checkpoint}/**/*.ts'],
     into(COMPOSERS),
-    'only rendezvous, kube, roles, cli, local, api, bench and fuzz compose the layers: import the layer they need instead',
+    'only rendezvous, kube, roles, cli, local, report, api, bench and fuzz compose the layers: import the layer they need instead',
   ),
   boundary(['charts/**/*.ts'], 'trainer/src/(?!contract(/|$))', "charts import only the trainer's contract (trainer/src/contract)"),
 );

@@ -13,6 +13,8 @@ export interface FlagSpec {
   readonly type: 'string' | 'boolean';
   readonly description: string;
   readonly default?: string;
+  /** A one-letter alias (`-o` for `--out`). */
+  readonly short?: string;
 }
 
 export interface ParsedCommandLine {
@@ -36,8 +38,8 @@ export const err = (line: string): void => void process.stderr.write(`${line}\n`
 
 /** Parse flags strictly: an unknown flag names itself and lists the valid ones. */
 export function parseFlags(command: string, argv: readonly string[], flags: Readonly<Record<string, FlagSpec>>): ParsedCommandLine {
-  const options: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' } };
-  for (const [name, spec] of Object.entries(flags)) options[name] = { type: spec.type };
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { help: { type: 'boolean' } };
+  for (const [name, spec] of Object.entries(flags)) options[name] = { type: spec.type, ...(spec.short ? { short: spec.short } : {}) };
   try {
     const { values, positionals } = parseArgs({ args: joinNegativeValues(argv, options), options, strict: true, allowPositionals: true });
     const { help, ...rest } = values as Record<string, string | boolean | undefined>;

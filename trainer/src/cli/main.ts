@@ -32,6 +32,8 @@ import { LocalJob, LocalJobError, buildLocalJob } from '../local/run-job';
 import { EVAL_COMMAND } from './eval';
 import { testMetricsJson } from './metrics-json';
 import { PREDICT_COMMAND } from './predict';
+import { REPORT_COMMAND } from './report';
+import { RUNS_COMMAND } from './runs';
 import { describeTopology, listCharts, loadChart } from './topology';
 
 /** The flags of `run <chart>`. */
@@ -359,6 +361,8 @@ const COMMANDS: Record<string, Command> = {
   },
   eval: EVAL_COMMAND,
   predict: PREDICT_COMMAND,
+  runs: RUNS_COMMAND,
+  report: REPORT_COMMAND,
   ...API_COMMANDS,
 };
 
