@@ -51,6 +51,13 @@ export interface FetchOptions {
    * @default - the system clock
    */
   readonly now?: () => Date;
+  /**
+   * An Authorization header sent to http(s) URLs of `origin` only (an MLflow tracking server's artifact proxy), never
+   * to a redirect elsewhere.
+   *
+   * @default - none
+   */
+  readonly authorization?: { readonly origin: string; readonly header: string };
 }
 
 interface ResolvedFetchOptions {
@@ -97,6 +104,7 @@ export function joinLocation(prefix: string, fileName: string): string {
 /** Read the whole file at `location` (absolute path, file://, http(s):// or s3://). */
 export async function fetchBytes(location: string, options: FetchOptions = {}): Promise<Buffer> {
   const o = resolveOptions(options);
+  const auth = options.authorization;
   if (location.startsWith('/')) return readLocalFile(location);
   const url = URL.canParse(location) ? new URL(location) : undefined;
   switch (url?.protocol) {
@@ -104,7 +112,12 @@ export async function fetchBytes(location: string, options: FetchOptions = {}): 
       return readLocalFile(fileURLToPath(url!));
     case 'http:':
     case 'https:':
-      return httpGet(url!, location, () => ({}), o);
+      return httpGet(
+        url!,
+        location,
+        (target): Record<string, string> => (auth?.origin === target.origin ? { authorization: auth.header } : {}),
+        o,
+      );
     case 's3:':
       return s3Get(url!, location, o);
     default:
