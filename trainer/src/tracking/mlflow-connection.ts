@@ -9,7 +9,7 @@
  */
 import * as http from 'node:http';
 import * as https from 'node:https';
-import type { TrainerConfig } from '../contract';
+import { ENV, MLFLOW_CLIENT_ENV, TrainerError, parseTrainerEnv, type TrainerConfig } from '../contract';
 
 /** Credentials for the tracking server. */
 export type MlflowAuth =
@@ -43,6 +43,32 @@ export function mlflowConnection(
   if (trackingUri.length === 0) return undefined;
   const auth = mlflowAuth(config);
   return { trackingUri, ...(auth === undefined ? {} : { auth }), ...(config.trackingInsecureTls ? { insecureTls: true } : {}) };
+}
+
+/**
+ * The tracking server a CLI command reads (e.g. `tensorfleet report --tracking-uri`), as MLflow's client finds it: the
+ * flag over MLFLOW_TRACKING_URI, with the credentials and TLS switch of `env`; undefined when neither names a server.
+ * A bad flag fails naming the flag, a bad variable naming the variable (a credential's value is never shown).
+ */
+export function mlflowConnectionFrom(
+  flagUri: string | undefined,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): MlflowConnection | undefined {
+  if (flagUri !== undefined && !/^https?:\/\/[^/\s@]+(\/|$)/.test(flagUri)) {
+    throw new TrainerError(
+      'TRAINER_ERR_INVALID_ARGUMENT',
+      `--tracking-uri must be an http:// or https:// URL of an MLflow tracking server without credentials, got ${JSON.stringify(flagUri.replace(/\/\/[^/@\s]*@/, '//***@'))}`,
+    );
+  }
+  const mlflowEnv: Record<string, string> = {};
+  for (const name of MLFLOW_CLIENT_ENV) {
+    const value = env[name];
+    if (value !== undefined && value !== '') mlflowEnv[name] = value;
+  }
+  if (flagUri !== undefined) mlflowEnv[ENV.trackingUri] = flagUri;
+  // The contract's checks of MLflow's variables; role and job are stand-ins it requires.
+  const config = parseTrainerEnv({ ...mlflowEnv, [ENV.role]: 'ddp', [ENV.jobName]: 'cli' });
+  return mlflowConnection(config);
 }
 
 /** The Authorization header value of `auth`. */

@@ -11,6 +11,7 @@ import {
   describeMlflowAuth,
   mlflowAuth,
   mlflowConnection,
+  mlflowConnectionFrom,
   type MlflowAuth,
 } from '../../../src/tracking';
 import { FakeMlflow } from '../../support/mlflow-rest';
@@ -184,6 +185,28 @@ describe("MLflow credentials, against MLflow's published REST API and its basic-
         await assert.rejects(client(uri, undefined, true).getOrCreateExperiment('tls-exp'), /answered 401 with no credentials/);
       },
       { cert: tlsCert, key: tlsKey },
+    );
+  });
+
+  test('a CLI command finds the server as MLflow does: --tracking-uri over MLFLOW_TRACKING_URI, credentials from env', () => {
+    const env = { MLFLOW_TRACKING_URI: 'http://env:5000', MLFLOW_TRACKING_USERNAME: 'u', MLFLOW_TRACKING_PASSWORD: 'p' };
+    assert.deepEqual(mlflowConnectionFrom(undefined, env), {
+      trackingUri: 'http://env:5000',
+      auth: { kind: 'basic', username: 'u', password: 'p' },
+    });
+    assert.equal(mlflowConnectionFrom('https://flag:443', env)?.trackingUri, 'https://flag:443');
+    assert.equal(mlflowConnectionFrom(undefined, {}), undefined, 'no server: the local file store');
+    assert.throws(
+      () => mlflowConnectionFrom('mlflow:5000', {}),
+      /--tracking-uri must be an http:\/\/ or https:\/\/ URL .*got "mlflow:5000"/,
+    );
+    assert.throws(
+      () => mlflowConnectionFrom('https://u:hunter2@m', {}),
+      (e: Error) => e.message.includes('"https://***@m"') && !e.message.includes('hunter2'),
+    );
+    assert.throws(
+      () => mlflowConnectionFrom(undefined, { MLFLOW_TRACKING_URI: 'http://m', MLFLOW_TRACKING_USERNAME: 'u' }),
+      /MLFLOW_TRACKING_PASSWORD is missing/,
     );
   });
 });
