@@ -382,6 +382,8 @@ function trackingServer(raw: string): Parsed<string> {
   const allowed =
     `an http:// or https:// URL of an MLflow tracking server, without user info ` +
     `(credentials go in ${ENV.trackingUsername} and ${ENV.trackingPassword}, or ${ENV.trackingToken})`;
+  // MLflow also takes a local file store (file:, a path); the trainer writes its own, under TENSORFLEET_OUTPUT_DIR.
+  if (/^(file:|\.{0,2}\/)/.test(raw)) return { ok: false, allowed: `${allowed}: without a server, runs go to ${ENV.outputDir}/mlruns` };
   if (!url(['http', 'https'])(raw).ok) return { ok: false, allowed };
   const parsed = new URL(raw);
   return parsed.username === '' && parsed.password === '' ? { ok: true, value: raw } : { ok: false, allowed };

@@ -169,6 +169,16 @@ describe("MLflow's client variables", () => {
     );
   });
 
+  test("fails on MLflow's file-store form of the tracking URI, saying where runs go without a server", () => {
+    assert.throws(
+      () => parseTrainerEnv({ ...base, [ENV.trackingUri]: 'file:///tmp/mlruns' }),
+      (e: Error) =>
+        /MLFLOW_TRACKING_URI must be an http:\/\/ or https:\/\/ URL /.test(e.message) &&
+        e.message.endsWith(': without a server, runs go to TENSORFLEET_OUTPUT_DIR/mlruns, got "file:///tmp/mlruns"'),
+    );
+    assert.throws(() => parseTrainerEnv({ ...base, [ENV.trackingUri]: './mlruns' }), /without a server, runs go to/);
+  });
+
   test('toEnv never renders the credentials: charts bind them from a Secret', () => {
     const env = toEnv({ role: 'ddp', jobName: 'j', trackingUsername: 'alice', trackingPassword: 'pw', trackingToken: 'tok' });
     for (const name of [ENV.trackingUsername, ENV.trackingPassword, ENV.trackingToken]) assert.equal(env[name], undefined, name);
