@@ -312,10 +312,13 @@ export class MlflowClient {
       if (response.status === 401 || response.status === 403) {
         // MLflow's basic-auth app answers in plain text; say what was sent and what would be.
         const sent = describeMlflowAuth(this.connection.auth);
+        const variables = `${ENV.trackingUsername} and ${ENV.trackingPassword}, or ${ENV.trackingToken}`;
         const hint =
-          response.status === 401
-            ? `the server wants credentials (${ENV.trackingUsername} and ${ENV.trackingPassword}, or ${ENV.trackingToken})`
-            : 'these credentials may not do this';
+          response.status === 403
+            ? 'these credentials may not do this'
+            : this.connection.auth === undefined
+              ? `the server wants credentials (${variables})`
+              : `the server refused them (check ${variables})`;
         throw new MlflowApiError(
           `MLflow ${what} at ${this.baseUrl} answered ${response.status} with ${sent}: ${hint}: ${detail.trim()}`,
           response.status,

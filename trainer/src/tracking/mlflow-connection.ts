@@ -77,10 +77,13 @@ export function authorizationHeader(auth: MlflowAuth): string {
   return `Basic ${Buffer.from(`${auth.username}:${auth.password}`, 'utf8').toString('base64')}`;
 }
 
-/** `basic auth as "<user>"`, `a bearer token` or `no credentials`: for messages (a username is not a secret; nothing else is shown). */
+/**
+ * `basic auth`, `a bearer token` or `no credentials`: for messages, with no value of a credential (the username
+ * included: a generated one is half the secret).
+ */
 export function describeMlflowAuth(auth: MlflowAuth | undefined): string {
   if (auth === undefined) return 'no credentials';
-  return auth.kind === 'basic' ? `basic auth as ${JSON.stringify(auth.username)}` : 'a bearer token';
+  return auth.kind === 'basic' ? 'basic auth' : 'a bearer token';
 }
 
 /** What {@link mlflowFetch} takes: a fetch init without anything a plain https request cannot send. */
