@@ -12,6 +12,7 @@ import {
   ENV,
   JOB_KINDS,
   JobKind,
+  MLFLOW_CLIENT_ENV,
   ROLES,
   TrainerError,
   TrainerEvent,
@@ -264,7 +265,9 @@ const COMMANDS: Record<string, Command> = {
     usage:
       'tensorfleet run <chart> [--data-dir <dir>] [--out <dir>] [--clients K] [--rounds R] [--json]\n' +
       `       tensorfleet run <${JOB_KINDS.join('|')}> --job-name <name> [--dataset-type csv ` +
-      `--dataset-uri <path> --label-column <column> ...every submit flag] [--out <dir>] [--json]`,
+      `--dataset-uri <path> --label-column <column> ...every submit flag] [--out <dir>] [--json]\n\n` +
+      `MLflow's variables reach every process as MLflow's client reads them (flags override them, they override the chart):\n` +
+      `${MLFLOW_CLIENT_ENV.join(', ')}.`,
     flags: RUN_FLAGS,
     async run({ values, positionals }) {
       const [target, ...extra] = positionals;
