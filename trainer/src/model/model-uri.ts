@@ -46,6 +46,8 @@ export interface ModelUriContext {
   readonly trackingUri?: string;
   /** Credentials for {@link trackingUri} (MLflow's variables), sent to it only. @default - none */
   readonly trackingAuth?: MlflowAuth;
+  /** Skip TLS verification of an https:// {@link trackingUri} (MLFLOW_TRACKING_INSECURE_TLS). @default false */
+  readonly trackingInsecureTls?: boolean;
   /** Holds the local MLflow file store (mlruns/). @default - runs:/ URIs need a trackingUri */
   readonly outputDir?: string;
   /** @default - the defaults of {@link FetchOptions} */
@@ -54,9 +56,16 @@ export interface ModelUriContext {
 
 /** The fetch options of `context`, with the tracking server's credentials for its own URLs (runs/get, the artifact proxy). */
 function fetchOptions(context: ModelUriContext): FetchOptions | undefined {
-  if (context.trackingUri === undefined || context.trackingAuth === undefined || !URL.canParse(context.trackingUri)) return context.fetch;
-  const authorization = { origin: new URL(context.trackingUri).origin, header: authorizationHeader(context.trackingAuth) };
-  return { ...context.fetch, authorization };
+  const { trackingUri, trackingAuth, trackingInsecureTls } = context;
+  if (trackingUri === undefined || !URL.canParse(trackingUri) || (trackingAuth === undefined && trackingInsecureTls !== true)) {
+    return context.fetch;
+  }
+  const trackingServer = {
+    origin: new URL(trackingUri).origin,
+    ...(trackingAuth === undefined ? {} : { authorization: authorizationHeader(trackingAuth) }),
+    ...(trackingInsecureTls === true ? { insecureTls: true } : {}),
+  };
+  return { ...context.fetch, trackingServer };
 }
 
 function modelError(uri: string, message: string, cause?: unknown): TrainerError {

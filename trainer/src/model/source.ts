@@ -23,7 +23,9 @@ import { hasConvolutionLayers, type OutputActivation, seedInitializers, stripOut
 
 /** The config's fields that say which model to train. */
 export type ModelConfig = Pick<TrainerConfig, 'model' | 'modelUri' | 'seed'> &
-  Partial<Pick<TrainerConfig, 'trackingUri' | 'outputDir' | 'trackingUsername' | 'trackingPassword' | 'trackingToken'>>;
+  Partial<
+    Pick<TrainerConfig, 'trackingUri' | 'outputDir' | 'trackingUsername' | 'trackingPassword' | 'trackingToken' | 'trackingInsecureTls'>
+  >;
 
 /** What the model is trained for. */
 export type DataShape = Pick<Examples, 'featureShape' | 'numClasses' | 'task'>;
@@ -75,6 +77,7 @@ async function loadUserModel(uri: string, config: ModelConfig, shape: DataShape,
   const fetched = await fetchModel(uri, {
     trackingUri: config.trackingUri,
     ...(trackingAuth === undefined ? {} : { trackingAuth }),
+    ...(config.trackingInsecureTls === true ? { trackingInsecureTls: true } : {}),
     outputDir: config.outputDir,
     fetch: options.fetch,
   });
