@@ -239,6 +239,7 @@ export class DdpCluster extends Construct {
       secrets.externalRefs[ANNOTATIONS.externalRefs],
       ...[props.checkpointClaimName, props.datasetClaimName].filter((c): c is string => c !== undefined).map((c) => `pvc/${c}`),
       ...(tls ? [tls.externalRef] : []),
+      ...(props.tracking?.credentialsExternalRefs ?? []),
     ];
 
     // Rank i is reachable as `<job>-<i>.<ring Service>` from the start: the Service names the hosts.
@@ -308,6 +309,7 @@ export class DdpCluster extends Construct {
         [ENV.rank]: kplus.EnvValue.fromFieldRef(kplus.EnvFieldPaths.POD_ANNOTATION, { key: ANNOTATIONS.jobCompletionIndex }),
         [ENV.authToken]: kplus.EnvValue.fromSecretValue({ secret: tokenSecret, key: SECRET_KEYS.authToken }),
         ...(s3Secret === undefined ? {} : s3CredentialsEnv(kplus.Secret.fromSecretName(this, 'S3Credentials', s3Secret))),
+        ...props.tracking?.credentialsEnv(this),
       },
       checkpoints: claimVolume(this.job, 'Checkpoints', props.checkpointClaimName, false),
     });

@@ -1,5 +1,6 @@
+import * as kplus from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
-import { LABELS, PORTS, SECRET_KEYS, SecretSpec, TRAINER_IMAGE } from '../trainer/src/contract';
+import { ENV, LABELS, PORTS, SECRET_KEYS, SecretSpec, TRAINER_IMAGE } from '../trainer/src/contract';
 import { GeneratedSecrets } from './lib/generated-secrets';
 import { PropError, checkDnsLabel, checkHttpUrl, checkImage, checkInt, checkResources, nameOf } from './lib/props';
 import { ResourceSpec } from './lib/workload';
@@ -87,6 +88,16 @@ export interface MlflowStackProps {
    * @default - none
    */
   readonly externalS3SecretName?: string;
+  /**
+   * Run MLflow's basic auth (`mlflow server --app-name basic-auth`): every call but /health needs a user. The admin's
+   * name and password are generated into the Secret `<name>-auth` (keys "username" and "password"), and every trainer
+   * that reports to this stack (DdpCluster, FederatedFleet, SplitLearning, the TrainingApi and its jobs) gets them as
+   * MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD from it. Users' own accounts live in a SQLite database on the
+   * server pod's scratch volume: the admin is made again from the Secret at every start, other accounts are not kept.
+   *
+   * @default false
+   */
+  readonly basicAuth?: boolean;
 }
 
 const DEFAULT_RESOURCES: ResourceSpec = { cpuRequestMillis: 250, cpuLimitMillis: 1000, memoryRequestMiB: 256, memoryLimitMiB: 1024 };
@@ -116,6 +127,10 @@ export class MlflowStack extends Construct {
   /** The bundled SeaweedFS, unless an external S3 endpoint is used. */
   public readonly artifactStore?: S3Store;
   public readonly server: TrackingServer;
+  /** Whether MLflow's basic auth is on (see {@link MlflowStackProps.basicAuth}). */
+  public readonly basicAuth: boolean;
+  /** The Secret with the admin's credentials, when basic auth is on. */
+  public readonly authSecretName?: string;
 
   constructor(scope: Construct, id: string, props: MlflowStackProps = {}) {
     super(scope, id);
@@ -137,6 +152,11 @@ export class MlflowStack extends Construct {
     }
 
     const generated: SecretSpec[] = [];
+    this.basicAuth = props.basicAuth ?? false;
+    if (this.basicAuth) {
+      this.authSecretName = `${this.name}-auth`;
+      generated.push({ name: this.authSecretName, keys: [SECRET_KEYS.username, SECRET_KEYS.password, SECRET_KEYS.flaskSecretKey] });
+    }
     let backend: BackendStore;
     if (props.externalDatabaseHost !== undefined) {
       if (props.externalDatabasePasswordSecretName === undefined) {
@@ -215,6 +235,7 @@ export class MlflowStack extends Construct {
       backend,
       artifacts,
       clientPodLabels: this.clientPodLabels,
+      ...(this.authSecretName === undefined ? {} : { authSecretName: this.authSecretName }),
     });
     this.serviceName = this.server.service.name;
     this.serverPodLabels = this.server.podSelector;
@@ -226,6 +247,24 @@ export class MlflowStack extends Construct {
   /** The tracking URI trainers in the same namespace use. */
   public get trackingUri(): string {
     return `http://${this.serviceName}:${PORTS.mlflow}`;
+  }
+
+  /**
+   * MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD from the auth Secret (secretKeyRef, never a value in the
+   * manifest) for a container of `scope` that reports to this stack; nothing without basic auth.
+   */
+  public credentialsEnv(scope: Construct): Record<string, kplus.EnvValue> {
+    if (this.authSecretName === undefined) return {};
+    const secret = kplus.Secret.fromSecretName(scope, 'MlflowAuth', this.authSecretName);
+    return {
+      [ENV.trackingUsername]: kplus.EnvValue.fromSecretValue({ secret, key: SECRET_KEYS.username }),
+      [ENV.trackingPassword]: kplus.EnvValue.fromSecretValue({ secret, key: SECRET_KEYS.password }),
+    };
+  }
+
+  /** `secret/<auth Secret>` for the external-refs annotation of a workload that reads it; none without basic auth. */
+  public get credentialsExternalRefs(): string[] {
+    return this.authSecretName === undefined ? [] : [`secret/${this.authSecretName}`];
   }
 }
 

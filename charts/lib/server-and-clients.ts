@@ -103,7 +103,11 @@ export class ServerAndClients extends Construct {
     const serverLabels = { ...objectLabels(appName, name, 'server'), ...this.serverPodLabels };
     for (const [key, value] of Object.entries(serverLabels)) this.serverService.metadata.addLabel(key, value);
     this.server = new kplus.Deployment(this, 'Server', {
-      metadata: { name: this.serverService.name, labels: serverLabels, annotations: { [ANNOTATIONS.externalRefs]: externalRefs } },
+      metadata: {
+        name: this.serverService.name,
+        labels: serverLabels,
+        annotations: { [ANNOTATIONS.externalRefs]: [externalRefs, ...(props.tracking?.credentialsExternalRefs ?? [])].join(',') },
+      },
       podMetadata: { labels: serverLabels },
       replicas: 1,
       // One writer of the checkpoint volume at a time.
@@ -127,7 +131,8 @@ export class ServerAndClients extends Construct {
       config: serverConfig,
       resources: props.serverResources,
       ports: [{ name: port.name, number: port.number }],
-      envFrom: { [ENV.authToken]: token },
+      // Only the server reports to MLflow.
+      envFrom: { [ENV.authToken]: token, ...props.tracking?.credentialsEnv(this) },
       checkpoints: state && kplus.Volume.fromPersistentVolumeClaim(this.server, 'Checkpoints', state, { name: 'checkpoints' }),
       tls: props.tls,
     });

@@ -40,7 +40,41 @@ export interface TrackingServerProps {
   readonly artifacts: ArtifactStore;
   /** Labels of the pods admitted on the MLflow port. */
   readonly clientPodLabels: Readonly<Record<string, string>>;
+  /**
+   * Run MLflow's basic auth with the admin of this Secret (keys username, password, flask-secret-key).
+   *
+   * @default - no auth
+   */
+  readonly authSecretName?: string;
 }
+
+/** Where the basic-auth app's config and user database live: the pod's scratch volume (the root is read-only). */
+export const MLFLOW_AUTH_DIR = '/tmp/mlflow-auth';
+
+/**
+ * The init step of basic auth: MLflow 2.10's auth app reads its admin from an INI file (MLFLOW_AUTH_CONFIG_PATH; no
+ * variable expansion), so the Secret's values are written into one on the scratch volume (mode 0600), and its user
+ * database is made and the admin added once here, before the server's workers start (each would migrate and add
+ * it at once otherwise). The database is SQLite on the same volume: MLflow's auth migrations keep their version in
+ * alembic's default table, which the tracking store's PostgreSQL database already uses for its own.
+ */
+const AUTH_SETUP_SCRIPT = [
+  'import configparser, os',
+  `d = ${JSON.stringify(MLFLOW_AUTH_DIR)}`,
+  'os.makedirs(d, mode=0o700, exist_ok=True)',
+  "uri = 'sqlite:///' + d + '/basic_auth.db'",
+  "user, password = os.environ['MLFLOW_ADMIN_USERNAME'], os.environ['MLFLOW_ADMIN_PASSWORD']",
+  'c = configparser.ConfigParser(interpolation=None)',
+  "c['mlflow'] = {'default_permission': 'READ', 'database_uri': uri, 'admin_username': user, 'admin_password': password}",
+  "with open(os.open(d + '/basic_auth.ini', os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), 'w') as f:",
+  '    c.write(f)',
+  "os.environ['MLFLOW_AUTH_CONFIG_PATH'] = d + '/basic_auth.ini'",
+  'from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore',
+  's = SqlAlchemyStore()',
+  's.init_db(uri)',
+  'if not s.has_user(user):',
+  '    s.create_user(user, password, is_admin=True)',
+].join('\n');
 
 /** The MLflow tracking server: a Deployment behind a Service, proxying artifacts so trainers never hold S3 keys. */
 export class TrackingServer extends Construct {
@@ -61,7 +95,14 @@ export class TrackingServer extends Construct {
       ports: [{ name: 'http', port: PORTS.mlflow, targetPort: PORTS.mlflow }],
     });
     this.deployment = new kplus.Deployment(this, 'Deployment', {
-      metadata: { name, labels, annotations: { ...wave, ...secretRefs([backend.secretName, artifacts.secretName]) } },
+      metadata: {
+        name,
+        labels,
+        annotations: {
+          ...wave,
+          ...secretRefs([backend.secretName, artifacts.secretName, ...(props.authSecretName === undefined ? [] : [props.authSecretName])]),
+        },
+      },
       podMetadata: { labels },
       replicas: 1,
       // A Deployment's selector is immutable: it keeps the labels it selected by before cdk8s-plus.
@@ -90,6 +131,31 @@ export class TrackingServer extends Construct {
         volumeMounts: [{ path: '/tmp', volume: tmp }],
       }),
     );
+    const auth = props.authSecretName === undefined ? undefined : kplus.Secret.fromSecretName(this, 'Auth', props.authSecretName);
+    if (auth) {
+      this.deployment.addInitContainer(
+        hardenedContainer({
+          name: 'auth-setup',
+          image: props.image,
+          command: ['python', '-c', AUTH_SETUP_SCRIPT],
+          envVariables: {
+            MLFLOW_ADMIN_USERNAME: kplus.EnvValue.fromSecretValue({ secret: auth, key: SECRET_KEYS.username }),
+            MLFLOW_ADMIN_PASSWORD: kplus.EnvValue.fromSecretValue({ secret: auth, key: SECRET_KEYS.password }),
+            ...home,
+          },
+          resourceSpec: { cpuRequestMillis: 50, cpuLimitMillis: 500, memoryRequestMiB: 128, memoryLimitMiB: 512 },
+          volumeMounts: [{ path: '/tmp', volume: tmp }],
+        }),
+      );
+    }
+    const authServer: Record<string, kplus.EnvValue> = auth
+      ? {
+          MLFLOW_AUTH_CONFIG_PATH: kplus.EnvValue.fromValue(`${MLFLOW_AUTH_DIR}/basic_auth.ini`),
+          // One key for every worker, so sessions and CSRF tokens hold across them (later MLflow versions require it;
+          // 2.10 makes a random key per worker when Flask has none).
+          MLFLOW_FLASK_SERVER_SECRET_KEY: kplus.EnvValue.fromSecretValue({ secret: auth, key: SECRET_KEYS.flaskSecretKey }),
+        }
+      : {};
     const password = kplus.Secret.fromSecretName(this, 'DbPassword', backend.secretName);
     const health = { port: PORTS.mlflow, periodSeconds: Duration.seconds(5) };
     this.deployment.addContainer(
@@ -103,6 +169,7 @@ export class TrackingServer extends Construct {
           '--serve-artifacts',
           `--artifacts-destination=s3://${artifacts.bucket}/`,
           '--workers=2',
+          ...(auth ? ['--app-name=basic-auth'] : []),
         ],
         envVariables: {
           DB_PASSWORD: kplus.EnvValue.fromSecretValue({ secret: password, key: SECRET_KEYS.password }),
@@ -111,6 +178,7 @@ export class TrackingServer extends Construct {
             `postgresql://${backend.user}:$(DB_PASSWORD)@${backend.host}:${backend.port}/${backend.database}`,
           ),
           ...s3Env,
+          ...authServer,
           ...home,
         },
         ports: [{ name: 'http', number: PORTS.mlflow }],

@@ -41,6 +41,18 @@ export interface JobRunLookup {
 export interface MlflowRunsOptions {
   /** e.g. http://mlflow:5000 */
   readonly trackingUri: string;
+  /**
+   * Credentials for the tracking server (MLflow's variables of the API's own env).
+   *
+   * @default - none
+   */
+  readonly auth?: MlflowAuth;
+  /**
+   * Skip TLS verification of an https:// server.
+   *
+   * @default false
+   */
+  readonly insecureTls?: boolean;
   /** @default 3000 */
   readonly timeoutMs?: number;
   /** Runs looked at per search (newest first). @default 10 */
@@ -48,6 +60,7 @@ export interface MlflowRunsOptions {
 }
 
 import { MLFLOW_ROLE_TAG } from '../contract';
+import { mlflowFetch, type MlflowAuth, type MlflowConnection } from '../tracking/mlflow-connection';
 
 type Json = Record<string, unknown>;
 
@@ -64,8 +77,15 @@ export class MlflowRuns implements JobRunLookup {
   private readonly timeoutMs: number;
   private readonly maxResults: number;
 
+  private readonly connection: MlflowConnection;
+
   constructor(options: MlflowRunsOptions) {
     this.baseUrl = options.trackingUri.replace(/\/+$/, '');
+    this.connection = {
+      trackingUri: this.baseUrl,
+      ...(options.auth === undefined ? {} : { auth: options.auth }),
+      ...(options.insecureTls === true ? { insecureTls: true } : {}),
+    };
     this.timeoutMs = options.timeoutMs ?? 3000;
     this.maxResults = options.maxResults ?? 10;
   }
@@ -95,7 +115,7 @@ export class MlflowRuns implements JobRunLookup {
 
   /** One request; undefined when MLflow answers RESOURCE_DOES_NOT_EXIST. Throws on anything else. */
   private async call(method: 'GET' | 'POST', path: string, body?: Json): Promise<Json | undefined> {
-    const response = await fetch(`${this.baseUrl}${path}`, {
+    const response = await mlflowFetch(this.connection, `${this.baseUrl}${path}`, {
       method,
       headers: body === undefined ? {} : { 'content-type': 'application/json' },
       body: body === undefined ? undefined : JSON.stringify(body),

@@ -32,6 +32,12 @@ export interface BuildOptions {
   readonly defaultImage?: string;
   /** Name of the MlflowStack the jobs report to (built in memory only to be referenced). */
   readonly mlflowStack?: string;
+  /**
+   * That MlflowStack runs MLflow's basic auth: each job's trainers get its credentials from the stack's Secret.
+   *
+   * @default false
+   */
+  readonly mlflowBasicAuth?: boolean;
 }
 
 /** Construct props the request made invalid: each problem names the request field. */
@@ -51,6 +57,7 @@ function synthesize(request: JobRequest, options: BuildOptions): KubeObject[] {
   const tracking = options.mlflowStack
     ? new MlflowStack(new Chart(new App({ outdir: 'tensorfleet-api.unused' }), 'mlflow', { disableResourceNameHashes: true }), 'Mlflow', {
         name: options.mlflowStack,
+        basicAuth: options.mlflowBasicAuth ?? false,
       })
     : undefined;
   const app = new App({ outdir: 'tensorfleet-api.unused' });

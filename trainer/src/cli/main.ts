@@ -12,6 +12,7 @@ import {
   ENV,
   JOB_KINDS,
   JobKind,
+  MLFLOW_CLIENT_ENV,
   ROLES,
   TrainerEnvError,
   TrainerError,
@@ -45,7 +46,8 @@ const RUN_CHART_FLAGS: Record<string, FlagSpec> = {
     description: 'where checkpoints, the model and the MLflow file store go',
     default: '.tensorfleet/<chart or job name>',
   },
-  'tracking-uri': { type: 'string', description: 'log to this MLflow server instead of <out>/mlruns' },
+  'tracking-uri': { type: 'string', description: 'log to this MLflow server instead of <out>/mlruns (default: $MLFLOW_TRACKING_URI)' },
+  experiment: { type: 'string', description: "MLflow experiment of the runs (default: $MLFLOW_EXPERIMENT_NAME, else the chart's)" },
   epochs: { type: 'string', description: "override the chart's epochs" },
   'dataset-size': { type: 'string', description: "override the chart's dataset size (0 = all)" },
   clients: { type: 'string', description: 'federated and split charts: number of client processes' },
@@ -72,6 +74,7 @@ function resultLine(label: string, final: DoneEvent, clientDone: ReadonlyMap<num
     wall_seconds: final.wallSeconds,
     model_path: final.modelPath,
     ...(final.tracking === undefined ? {} : { tracking: final.tracking }),
+    ...trackedRunJson(final),
   };
   if (final.rounds !== undefined) {
     return {
@@ -95,6 +98,22 @@ function resultLine(label: string, final: DoneEvent, clientDone: ReadonlyMap<num
   return { ...common, epochs: final.epochs, world_size: final.worldSize, samples_per_second: final.samplesPerSecond };
 }
 
+/** Where the run went: `tracking_uri` or `mlruns` (the local file store), `experiment`, `run_id` (null until created). */
+function trackedRunJson(final: DoneEvent): Record<string, unknown> {
+  const run = final.trackedRun;
+  if (run === undefined) return {};
+  const store = run.trackingUri === undefined ? { mlruns: run.fileStore } : { tracking_uri: run.trackingUri };
+  return { ...store, experiment: run.experiment, run_id: run.runId ?? null };
+}
+
+/** The last line of a local run: where its tracked run went. */
+function trackedRunLine(final: DoneEvent): string | undefined {
+  const run = final.trackedRun;
+  if (run === undefined) return undefined;
+  const where = run.trackingUri ?? `the file store ${run.fileStore}`;
+  return `run ${run.runId ?? '(not created yet: spooled)'} in experiment ${JSON.stringify(run.experiment)} at ${where}`;
+}
+
 /** `run ddp|federated|split`: the job the submit flags describe, built by the API's construct, run locally. */
 async function runJob(kind: JobKind, values: ParsedCommandLine['values']): Promise<number> {
   const body = jobBodyFromFlags(kind, values);
@@ -106,10 +125,10 @@ async function runJob(kind: JobKind, values: ParsedCommandLine['values']): Promi
     const problems = e.problems.map((p) => `  ${flagOfField(p.field)} ${JSON.stringify(p.value)}: must be ${p.allowed}`);
     throw new UsageError(`run ${kind}: refused:\n${problems.join('\n')}`);
   }
-  if (job.request.model_uri?.startsWith('runs:/') && values['tracking-uri'] === undefined) {
+  if (job.request.model_uri?.startsWith('runs:/') && values['tracking-uri'] === undefined && !process.env[ENV.trackingUri]) {
     throw new UsageError(
       `run ${kind}: --model-uri ${JSON.stringify(job.request.model_uri)} is a run's artifact: ` +
-        `give --tracking-uri <the MLflow server holding it>`,
+        `give --tracking-uri <the MLflow server holding it> (or set ${ENV.trackingUri})`,
     );
   }
   const name = job.request.job_name;
@@ -168,6 +187,7 @@ async function runTrainers(
 ): Promise<number> {
   const json = values.json === true;
   const say = json ? err : out;
+  checkTrackingFlags(values);
   const workloads = trainerWorkloads(objects);
   const { units, unpaired } = planLocalRun(workloads);
   const several = units.length > 1;
@@ -180,6 +200,7 @@ async function runTrainers(
     outDir: unitOut(unit),
     dataDir: values['data-dir'] as string | undefined,
     trackingUri: values['tracking-uri'] as string | undefined,
+    experimentName: values.experiment as string | undefined,
     signal: abort.signal,
     onEvent: (e: TrainerEvent) => {
       progress(e);
@@ -224,6 +245,8 @@ async function runTrainers(
         throw Object.assign(new Error(`${who}: ${message}`), code === undefined ? {} : { code });
       }
       const done = final as DoneEvent | undefined;
+      const where = done === undefined ? undefined : trackedRunLine(done);
+      if (where !== undefined) say(`\n${unit.name}: ${where}`);
       if (done !== undefined) results.push({ ...resultLine(label, done, result.clientDone), ...(several ? { workload: unit.name } : {}) });
     }
   } finally {
@@ -231,6 +254,18 @@ async function runTrainers(
   }
   if (json && results.length > 0) out(JSON.stringify(several ? { chart: label, workloads: results } : results[0]));
   return 0;
+}
+
+/** `--tracking-uri` and `--experiment` are checked before anything starts, naming the flag (env values are checked by the contract). */
+function checkTrackingFlags(values: ParsedCommandLine['values']): void {
+  const uri = values['tracking-uri'];
+  if (typeof uri === 'string' && !/^https?:\/\/[^/\s]/.test(uri)) {
+    throw new UsageError(`run: --tracking-uri must be an http:// or https:// URL of an MLflow tracking server, got ${JSON.stringify(uri)}`);
+  }
+  const experiment = values.experiment;
+  if (typeof experiment === 'string' && experiment.trim() === '') {
+    throw new UsageError(`run: --experiment must be a non-empty MLflow experiment name, got ${JSON.stringify(experiment)}`);
+  }
 }
 
 /** `--clients` on a chart without a fleet, or `--rounds` on one without a federated server: refused, not ignored. */
@@ -267,7 +302,9 @@ const COMMANDS: Record<string, Command> = {
     usage:
       'tensorfleet run <chart> [--data-dir <dir>] [--out <dir>] [--clients K] [--rounds R] [--json]\n' +
       `       tensorfleet run <${JOB_KINDS.join('|')}> --job-name <name> [--dataset-type csv ` +
-      `--dataset-uri <path> --label-column <column> ...every submit flag] [--out <dir>] [--json]`,
+      `--dataset-uri <path> --label-column <column> ...every submit flag] [--out <dir>] [--json]\n\n` +
+      `MLflow's variables reach every process as MLflow's client reads them (flags override them, they override the chart):\n` +
+      `${MLFLOW_CLIENT_ENV.join(', ')}.`,
     flags: RUN_FLAGS,
     async run({ values, positionals }) {
       const [target, ...extra] = positionals;

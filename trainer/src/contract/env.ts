@@ -115,6 +115,10 @@ export const ENV = {
   outputDir: 'TENSORFLEET_OUTPUT_DIR',
   trackingUri: 'MLFLOW_TRACKING_URI',
   experimentName: 'MLFLOW_EXPERIMENT_NAME',
+  trackingUsername: 'MLFLOW_TRACKING_USERNAME',
+  trackingPassword: 'MLFLOW_TRACKING_PASSWORD',
+  trackingToken: 'MLFLOW_TRACKING_TOKEN',
+  trackingInsecureTls: 'MLFLOW_TRACKING_INSECURE_TLS',
   s3Endpoint: 'AWS_ENDPOINT_URL_S3',
   logLevel: 'TENSORFLEET_LOG_LEVEL',
   // Federated learning (fl-server / fl-client; Flower's names where it has them).
@@ -142,7 +146,20 @@ export const ENV = {
 } as const;
 
 /** Variables that must come from a Secret (never rendered as plain values by charts). */
-export const SECRET_ENV: ReadonlyArray<string> = [ENV.authToken];
+export const SECRET_ENV: ReadonlyArray<string> = [ENV.authToken, ENV.trackingUsername, ENV.trackingPassword, ENV.trackingToken];
+
+/**
+ * MLflow's own client variables (MLflow's names and meaning): a user who sets them for `mlflow` gets the same from
+ * `tensorfleet run`, whose processes receive them (flags override them, they override the chart).
+ */
+export const MLFLOW_CLIENT_ENV: ReadonlyArray<string> = [
+  ENV.trackingUri,
+  ENV.experimentName,
+  ENV.trackingUsername,
+  ENV.trackingPassword,
+  ENV.trackingToken,
+  ENV.trackingInsecureTls,
+];
 
 /** Everything a trainer process needs to know, whatever its role. */
 export interface TrainerConfig {
@@ -224,6 +241,16 @@ export interface TrainerConfig {
   /** MLflow tracking server; unset writes an mlruns/ file store under outputDir. */
   readonly trackingUri?: string;
   readonly experimentName: string;
+  /**
+   * Basic auth to the tracking server (MLflow's `--app-name basic-auth`), with {@link trackingPassword}: as MLflow's
+   * client, both or neither, and they win over {@link trackingToken} when all are set.
+   */
+  readonly trackingUsername?: string;
+  readonly trackingPassword?: string;
+  /** Bearer token to the tracking server (a proxy in front of MLflow, Databricks-style). */
+  readonly trackingToken?: string;
+  /** Skip TLS verification of an https:// tracking server (MLflow's MLFLOW_TRACKING_INSECURE_TLS). @default - verified */
+  readonly trackingInsecureTls?: boolean;
   /** S3-compatible endpoint for s3:// dataset URIs. */
   readonly s3Endpoint?: string;
   readonly logLevel: LogLevel;
@@ -350,6 +377,26 @@ function url(schemes: readonly string[]): (raw: string) => Parsed<string> {
   };
 }
 
+/** An MLflow tracking server: http(s), credentials in their own variables (fetch refuses a URL holding them). */
+function trackingServer(raw: string): Parsed<string> {
+  const allowed =
+    `an http:// or https:// URL of an MLflow tracking server, without user info ` +
+    `(credentials go in ${ENV.trackingUsername} and ${ENV.trackingPassword}, or ${ENV.trackingToken})`;
+  // MLflow also takes a local file store (file:, a path); the trainer writes its own, under TENSORFLEET_OUTPUT_DIR.
+  if (/^(file:|\.{0,2}\/)/.test(raw)) return { ok: false, allowed: `${allowed}: without a server, runs go to ${ENV.outputDir}/mlruns` };
+  if (!url(['http', 'https'])(raw).ok) return { ok: false, allowed };
+  const parsed = new URL(raw);
+  return parsed.username === '' && parsed.password === '' ? { ok: true, value: raw } : { ok: false, allowed };
+}
+
+/** MLflow's boolean env values: true/false or 1/0, any case. */
+function flag(raw: string): Parsed<boolean> {
+  const value = raw.trim().toLowerCase();
+  if (value === 'true' || value === '1') return { ok: true, value: true };
+  if (value === 'false' || value === '0') return { ok: true, value: false };
+  return { ok: false, allowed: 'true, false, 1 or 0' };
+}
+
 function datasetLocation(raw: string): Parsed<string> {
   if (raw.startsWith('/')) return { ok: true, value: raw };
   return url(['http', 'https', 's3', 'file'])(raw).ok
@@ -456,8 +503,12 @@ const FIELDS: { [K in keyof TrainerConfig]-?: Field<K> } = {
   dataDir: { key: 'dataDir', parse: nonEmpty, fallback: PATHS.data },
   checkpointDir: { key: 'checkpointDir', parse: nonEmpty, fallback: PATHS.checkpoints },
   outputDir: { key: 'outputDir', parse: nonEmpty, fallback: PATHS.output },
-  trackingUri: { key: 'trackingUri', parse: url(['http', 'https']) },
+  trackingUri: { key: 'trackingUri', parse: trackingServer },
   experimentName: { key: 'experimentName', parse: nonEmpty, fallback: 'tensorfleet' },
+  trackingUsername: { key: 'trackingUsername', parse: nonEmpty },
+  trackingPassword: { key: 'trackingPassword', parse: nonEmpty },
+  trackingToken: { key: 'trackingToken', parse: nonEmpty },
+  trackingInsecureTls: { key: 'trackingInsecureTls', parse: flag },
   s3Endpoint: { key: 's3Endpoint', parse: url(['http', 'https']) },
   logLevel: { key: 'logLevel', parse: oneOf(LOG_LEVELS), fallback: 'info' },
   rounds: { key: 'rounds', parse: int(1, 1_000_000), fallback: 5, roles: FL },
@@ -484,8 +535,9 @@ const FIELDS: { [K in keyof TrainerConfig]-?: Field<K> } = {
 
 const FIELD_LIST = Object.values(FIELDS) as Field<keyof TrainerConfig>[];
 
+/** A value for a message; a URL's user info (credentials) is never echoed. */
 function describe(raw: string): string {
-  return JSON.stringify(raw);
+  return JSON.stringify(raw.replace(/\/\/[^/@\s]*@/, '//***@'));
 }
 
 /**
@@ -505,7 +557,8 @@ export function parseTrainerEnv(env: Readonly<Record<string, string | undefined>
     }
     const parsed = field.parse(raw);
     if (parsed.ok) config[field.key] = parsed.value;
-    else problems.push(`${name} must be ${parsed.allowed}, got ${describe(raw)}`);
+    // A credential's value is never echoed, even a wrong one.
+    else problems.push(`${name} must be ${parsed.allowed}, got ${SECRET_ENV.includes(name) ? `${raw.length} characters` : describe(raw)}`);
   }
   // A StatefulSet pod's ordinal (name-<n>) is its rank unless RANK says otherwise.
   const ordinal = /-(\d+)$/.exec(String(env[ENV.podName] ?? ''));
@@ -524,6 +577,12 @@ export function parseTrainerEnv(env: Readonly<Record<string, string | undefined>
       problems.push(
         `${ENV.task} regression needs a csv or npz dataset with a numeric target, got ${ENV.dataset} ${JSON.stringify(config.dataset)}`,
       );
+    }
+    // MLflow's client silently sends no basic auth with only one of the two: a half is refused here, by name.
+    if ((config.trackingUsername === undefined) !== (config.trackingPassword === undefined)) {
+      const [set, unset] =
+        config.trackingUsername === undefined ? [ENV.trackingPassword, ENV.trackingUsername] : [ENV.trackingUsername, ENV.trackingPassword];
+      problems.push(`${unset} is missing: basic auth to the tracking server takes both (${set} is set)`);
     }
     const peers = config.peers as string;
     // Only the ring addresses every peer; the other roles dial MASTER_ADDR:MASTER_PORT.

@@ -34,6 +34,17 @@ export function formatTestMetrics(m: Partial<TestMetrics>): string {
   return `test accuracy ${((m.testAccuracy ?? NaN) * 100).toFixed(2)}%${loss}`;
 }
 
+/** Where a role's tracked run went: a tracking server (its URI) or the local MLflow file store (its mlruns folder). */
+export interface TrackedRun {
+  /** The MLflow tracking server (never with credentials). */
+  readonly trackingUri?: string;
+  /** The local file store's folder, when there is no tracking server. */
+  readonly fileStore?: string;
+  readonly experiment: string;
+  /** Absent while the server has not created the run yet (it is spooled and created late). */
+  readonly runId?: string;
+}
+
 export type TrainerEvent =
   | (EventBase & {
       event: 'start';
@@ -94,6 +105,8 @@ export type TrainerEvent =
          * the checkpoint volume, delivered later) or `off` (this role tracks no run).
          */
         tracking?: string;
+        /** Where the role's tracked run went: absent when it tracks no run. */
+        trackedRun?: TrackedRun;
       })
   | (EventBase & { event: 'error'; code: string; message: string });
 

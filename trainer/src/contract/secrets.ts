@@ -10,6 +10,10 @@ export const SECRET_KEYS = {
   secretAccessKey: 'AWS_SECRET_ACCESS_KEY',
   /** Bearer token trainers present at the WebSocket upgrade. */
   authToken: 'token',
+  /** MLflow basic auth (MlflowStack basicAuth): the admin's name, beside {@link password}. */
+  username: 'username',
+  /** MLflow basic auth: the Flask secret key of the auth app's sessions and CSRF tokens (MLFLOW_FLASK_SERVER_SECRET_KEY). */
+  flaskSecretKey: 'flask-secret-key',
 } as const;
 
 /**

@@ -51,6 +51,22 @@ export interface FetchOptions {
    * @default - the system clock
    */
   readonly now?: () => Date;
+  /**
+   * An MLflow tracking server (its artifact proxy): URLs of its `origin`, and only they (never a redirect elsewhere),
+   * get its `authorization` header and, with `insecureTls`, no certificate check.
+   *
+   * @default - none
+   */
+  readonly trackingServer?: TrackingServerAccess;
+}
+
+/** See {@link FetchOptions.trackingServer}. */
+export interface TrackingServerAccess {
+  readonly origin: string;
+  /** @default - no Authorization header */
+  readonly authorization?: string;
+  /** @default false */
+  readonly insecureTls?: boolean;
 }
 
 interface ResolvedFetchOptions {
@@ -60,6 +76,7 @@ interface ResolvedFetchOptions {
   readonly maxRedirects: number;
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly now: () => Date;
+  readonly trackingServer?: TrackingServerAccess;
 }
 
 function resolveOptions(options: FetchOptions): ResolvedFetchOptions {
@@ -70,6 +87,7 @@ function resolveOptions(options: FetchOptions): ResolvedFetchOptions {
     maxRedirects: options.maxRedirects ?? 5,
     env: options.env ?? process.env,
     now: options.now ?? (() => new Date()),
+    ...(options.trackingServer === undefined ? {} : { trackingServer: options.trackingServer }),
   };
   for (const [name, min] of [
     ['timeoutMs', 1],
@@ -97,6 +115,7 @@ export function joinLocation(prefix: string, fileName: string): string {
 /** Read the whole file at `location` (absolute path, file://, http(s):// or s3://). */
 export async function fetchBytes(location: string, options: FetchOptions = {}): Promise<Buffer> {
   const o = resolveOptions(options);
+  const server = o.trackingServer;
   if (location.startsWith('/')) return readLocalFile(location);
   const url = URL.canParse(location) ? new URL(location) : undefined;
   switch (url?.protocol) {
@@ -104,7 +123,13 @@ export async function fetchBytes(location: string, options: FetchOptions = {}): 
       return readLocalFile(fileURLToPath(url!));
     case 'http:':
     case 'https:':
-      return httpGet(url!, location, () => ({}), o);
+      return httpGet(
+        url!,
+        location,
+        (target): Record<string, string> =>
+          server?.authorization !== undefined && server.origin === target.origin ? { authorization: server.authorization } : {},
+        o,
+      );
     case 's3:':
       return s3Get(url!, location, o);
     default:
@@ -204,7 +229,8 @@ async function getWithRetries(
     if (attempt > 1) await new Promise((r) => setTimeout(r, o.retryDelayMs * 2 ** (attempt - 2)));
     let result: Attempt;
     try {
-      result = await getOnce(url, headersFor(url), o.timeoutMs);
+      const insecure = o.trackingServer?.insecureTls === true && o.trackingServer.origin === url.origin;
+      result = await getOnce(url, headersFor(url), o.timeoutMs, insecure);
     } catch (err) {
       lastProblem = (err as Error).message;
       continue;
@@ -216,10 +242,10 @@ async function getWithRetries(
   throw datasetError(`GET ${display} failed after ${o.attempts} attempts: ${lastProblem}`);
 }
 
-function getOnce(url: URL, headers: Record<string, string>, timeoutMs: number): Promise<Attempt> {
+function getOnce(url: URL, headers: Record<string, string>, timeoutMs: number, insecureTls = false): Promise<Attempt> {
   const client = url.protocol === 'https:' ? https : http;
   return new Promise((resolve, reject) => {
-    const req = client.get(url, { headers, timeout: timeoutMs }, (res) => {
+    const req = client.get(url, { headers, timeout: timeoutMs, ...(insecureTls ? { rejectUnauthorized: false } : {}) }, (res) => {
       const status = res.statusCode ?? 0;
       const chunks: Buffer[] = [];
       let received = 0;

@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { DatasetName, ENV, LABELS, ROLES, Role, SECRET_ENV, TrainerEvent, parseTrainerEnv } from '../contract';
+import { DatasetName, ENV, LABELS, MLFLOW_CLIENT_ENV, ROLES, Role, TrainerEvent, parseTrainerEnv } from '../contract';
 import { randomSecretValue } from '../kube/ensure-secrets';
 import { ProcessFailure, ProcessSource } from './process-failure';
 import { runFleet } from './run-fleet';
@@ -27,8 +27,26 @@ export interface LocalRunOptions {
   readonly dataDir?: string;
   /** Where checkpoints, the dataset cache, the model and the MLflow file store go. */
   readonly outDir: string;
-  /** Keep the chart's MLflow tracking URI (otherwise runs go to <outDir>/mlruns). */
+  /**
+   * The MLflow tracking server runs go to (`--tracking-uri`); it overrides MLFLOW_TRACKING_URI of {@link userEnv}.
+   *
+   * @default - MLFLOW_TRACKING_URI of {@link userEnv}, else none: runs go to <outDir>/mlruns (the chart's tracking URI
+   * names a Service of its cluster, which a local run cannot reach)
+   */
   readonly trackingUri?: string;
+  /**
+   * The MLflow experiment (`--experiment`); it overrides MLFLOW_EXPERIMENT_NAME of {@link userEnv}, which overrides the chart's.
+   *
+   * @default - MLFLOW_EXPERIMENT_NAME of {@link userEnv}, else the chart's
+   */
+  readonly experimentName?: string;
+  /**
+   * The user's environment: its MLflow client variables (MLFLOW_CLIENT_ENV: tracking URI, experiment, credentials,
+   * MLFLOW_TRACKING_INSECURE_TLS) reach every process, over the chart's values, as MLflow's own client honours them.
+   *
+   * @default process.env
+   */
+  readonly userEnv?: Readonly<Record<string, string | undefined>>;
   readonly epochs?: number;
   readonly datasetSize?: number;
   /** Federated and split charts: number of client processes. */
@@ -84,8 +102,16 @@ export function localEnv(workload: LocalWorkload, options: LocalRunOptions, toke
   env[ENV.dataDir] = join(out, 'cache');
   env[ENV.checkpointDir] = join(out, 'checkpoints');
   env[ENV.outputDir] = out;
+  // MLflow's variables: a flag overrides the user's env, which overrides the chart. The chart's tracking URI is a
+  // Service of its cluster: without a flag or env, runs go to the local file store.
+  const user = options.userEnv ?? process.env;
+  for (const name of MLFLOW_CLIENT_ENV) {
+    const value = user[name];
+    if (value !== undefined && value !== '') env[name] = value;
+    else if (name === ENV.trackingUri) delete env[name];
+  }
   if (options.trackingUri) env[ENV.trackingUri] = options.trackingUri;
-  else delete env[ENV.trackingUri];
+  if (options.experimentName) env[ENV.experimentName] = options.experimentName;
   if (options.dataDir) env[ENV.datasetUri] = resolveDataDir(options.dataDir, (env[ENV.dataset] ?? 'mnist') as DatasetName);
   for (const key of ['datasetUri', 'testDatasetUri', 'modelUri'] as const) {
     const path = options.sources?.[key];
@@ -104,7 +130,7 @@ export function localEnv(workload: LocalWorkload, options: LocalRunOptions, toke
   // A local run ends when training does (in a cluster, servers and clients idle instead of being restarted).
   if (env[ENV.afterDone] !== undefined) env[ENV.afterDone] = 'exit';
   // What a Secret gives a pod: the same token for every local process of the chart.
-  for (const name of SECRET_ENV) env[name] = token;
+  env[ENV.authToken] = token;
   // Fail here, naming the variable, rather than in every process.
   parseTrainerEnv({
     ...env,

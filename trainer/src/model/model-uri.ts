@@ -16,6 +16,7 @@ import type * as tf from '@tensorflow/tfjs';
 import { ENV } from '../contract/env';
 import { TrainerError } from '../contract/errors';
 import { type FetchOptions, fetchBytes } from '../data/fetch';
+import { authorizationHeader, type MlflowAuth } from '../tracking/mlflow-connection';
 
 /** The file name of a model's topology and weights manifest. */
 export const MODEL_JSON = 'model.json';
@@ -43,10 +44,28 @@ export interface FetchedModel {
 export interface ModelUriContext {
   /** MLflow tracking server for runs:/ URIs. @default - the file store under {@link outputDir} */
   readonly trackingUri?: string;
+  /** Credentials for {@link trackingUri} (MLflow's variables), sent to it only. @default - none */
+  readonly trackingAuth?: MlflowAuth;
+  /** Skip TLS verification of an https:// {@link trackingUri} (MLFLOW_TRACKING_INSECURE_TLS). @default false */
+  readonly trackingInsecureTls?: boolean;
   /** Holds the local MLflow file store (mlruns/). @default - runs:/ URIs need a trackingUri */
   readonly outputDir?: string;
   /** @default - the defaults of {@link FetchOptions} */
   readonly fetch?: FetchOptions;
+}
+
+/** The fetch options of `context`, with the tracking server's credentials for its own URLs (runs/get, the artifact proxy). */
+function fetchOptions(context: ModelUriContext): FetchOptions | undefined {
+  const { trackingUri, trackingAuth, trackingInsecureTls } = context;
+  if (trackingUri === undefined || !URL.canParse(trackingUri) || (trackingAuth === undefined && trackingInsecureTls !== true)) {
+    return context.fetch;
+  }
+  const trackingServer = {
+    origin: new URL(trackingUri).origin,
+    ...(trackingAuth === undefined ? {} : { authorization: authorizationHeader(trackingAuth) }),
+    ...(trackingInsecureTls === true ? { insecureTls: true } : {}),
+  };
+  return { ...context.fetch, trackingServer };
 }
 
 function modelError(uri: string, message: string, cause?: unknown): TrainerError {
@@ -88,7 +107,7 @@ async function runArtifactRoot(uri: string, runId: string, context: ModelUriCont
     const runsGet = `${base}/api/2.0/mlflow/runs/get?run_id=${encodeURIComponent(runId)}`;
     let body: { run?: { info?: { artifact_uri?: string } } };
     try {
-      body = JSON.parse((await fetchBytes(runsGet, context.fetch)).toString('utf8')) as typeof body;
+      body = JSON.parse((await fetchBytes(runsGet, fetchOptions(context))).toString('utf8')) as typeof body;
     } catch (err) {
       throw modelError(
         uri,
@@ -149,7 +168,7 @@ export async function fetchModel(uri: string, context: ModelUriContext = {}): Pr
   const location = await resolveModelUri(uri, context);
   let json: ModelJson;
   try {
-    json = JSON.parse((await fetchBytes(location, context.fetch)).toString('utf8')) as ModelJson;
+    json = JSON.parse((await fetchBytes(location, fetchOptions(context))).toString('utf8')) as ModelJson;
   } catch (err) {
     throw modelError(uri, `cannot read the model's ${MODEL_JSON} at ${location}: ${(err as Error).message}`, err);
   }
@@ -169,7 +188,7 @@ export async function fetchModel(uri: string, context: ModelUriContext = {}): Pr
       .map(async (path) => {
         const shard = siblingLocation(location, path);
         try {
-          return await fetchBytes(shard, context.fetch);
+          return await fetchBytes(shard, fetchOptions(context));
         } catch (err) {
           throw modelError(uri, `cannot read the weight shard ${shard} listed in ${location}: ${(err as Error).message}`, err);
         }

@@ -18,10 +18,14 @@ import type { FetchOptions } from '../data/fetch';
 import { initBackend } from './backend';
 import { fetchModel } from './model-uri';
 import { buildModel } from './models';
+import { mlflowAuth } from '../tracking/mlflow-connection';
 import { hasConvolutionLayers, type OutputActivation, seedInitializers, stripOutputActivation } from './topology';
 
 /** The config's fields that say which model to train. */
-export type ModelConfig = Pick<TrainerConfig, 'model' | 'modelUri' | 'seed'> & Partial<Pick<TrainerConfig, 'trackingUri' | 'outputDir'>>;
+export type ModelConfig = Pick<TrainerConfig, 'model' | 'modelUri' | 'seed'> &
+  Partial<
+    Pick<TrainerConfig, 'trackingUri' | 'outputDir' | 'trackingUsername' | 'trackingPassword' | 'trackingToken' | 'trackingInsecureTls'>
+  >;
 
 /** What the model is trained for. */
 export type DataShape = Pick<Examples, 'featureShape' | 'numClasses' | 'task'>;
@@ -69,7 +73,14 @@ function formatShape(shape: readonly (number | null)[]): string {
 
 async function loadUserModel(uri: string, config: ModelConfig, shape: DataShape, options: CreateModelOptions): Promise<CreatedModel> {
   const log = options.log ?? (() => undefined);
-  const fetched = await fetchModel(uri, { trackingUri: config.trackingUri, outputDir: config.outputDir, fetch: options.fetch });
+  const trackingAuth = mlflowAuth(config);
+  const fetched = await fetchModel(uri, {
+    trackingUri: config.trackingUri,
+    ...(trackingAuth === undefined ? {} : { trackingAuth }),
+    ...(config.trackingInsecureTls === true ? { trackingInsecureTls: true } : {}),
+    outputDir: config.outputDir,
+    fetch: options.fetch,
+  });
   const topology = structuredClone(fetched.json.modelTopology) as tf.io.ModelArtifacts['modelTopology'];
   const outputActivation = shape.task === 'classification' ? stripOutputActivation(topology) : undefined;
   const pretrained = fetched.weightSpecs !== undefined;

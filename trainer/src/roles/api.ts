@@ -10,6 +10,7 @@ import { API_ENV, DEFAULT_API_MAX_BODY_BYTES, TRAINER_IMAGE, TrainerConfig, Trai
 import { KubeJobs } from '../api/kube';
 import { createApiServer } from '../api/server';
 import { MlflowRuns } from '../api/mlflow';
+import { mlflowConnection } from '../tracking/mlflow-connection';
 import { roleOutput } from './role-output';
 
 function required(name: string): string {
@@ -44,7 +45,9 @@ export async function runApi(config: TrainerConfig): Promise<void> {
     const jobsOptions = {
       namespace,
       // Each job's run: progress, how a federated or split job ended, and its link in the MLflow UI.
-      tracking: config.trackingUri ? { runs: new MlflowRuns({ trackingUri: config.trackingUri }), uiUrl } : undefined,
+      tracking: config.trackingUri
+        ? { runs: new MlflowRuns({ ...mlflowConnection(config)!, trackingUri: config.trackingUri }), uiUrl }
+        : undefined,
     };
     const jobs =
       process.env.KUBERNETES_SERVICE_HOST || !process.env.KUBECONFIG ? KubeJobs.inCluster(jobsOptions) : fromKubeconfig(jobsOptions);
@@ -53,7 +56,11 @@ export async function runApi(config: TrainerConfig): Promise<void> {
       token: config.authToken,
       maxBodyBytes,
       version: TRAINER_IMAGE.tag,
-      build: { defaultImage: process.env[API_ENV.defaultImage], mlflowStack: process.env[API_ENV.mlflowStack] },
+      build: {
+        defaultImage: process.env[API_ENV.defaultImage],
+        mlflowStack: process.env[API_ENV.mlflowStack],
+        mlflowBasicAuth: process.env[API_ENV.mlflowBasicAuth] === 'true',
+      },
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

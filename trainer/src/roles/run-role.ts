@@ -22,11 +22,14 @@
 import { MLFLOW_TAGS } from '../contract/api';
 import type { TrainerConfig } from '../contract/env';
 import type { TrainerError } from '../contract/errors';
+import type { TrackedRun } from '../contract/events';
 import {
   createTracker,
   finishOnSignals,
+  formatRunLocation,
   formatTrackingDelivery,
   guardTracker,
+  mlflowAuth,
   trackingSpoolDir,
   type ParamValue,
   type Tracker,
@@ -78,8 +81,23 @@ export async function runRole(config: TrainerConfig, spec: RoleSpec, body: (role
   /** The tracker of the role's run, kept after it ends for its delivery state. */
   let tracked: Tracker | undefined;
   const trackingState = (): string => formatTrackingDelivery(tracked?.delivery?.() ?? { state: 'off' });
-  // Every done event says where tracking stands (the JSON line of `tensorfleet run` reports it).
-  const emit: RoleOutput['emit'] = (event) => output.emit(event.event === 'done' ? { ...event, tracking: trackingState() } : event);
+  /** Where the role's run went, once it started one. */
+  let started: Tracker | undefined;
+  const trackedRun = (): TrackedRun | undefined => {
+    const location = started?.location?.();
+    if (location === undefined) return undefined;
+    return {
+      ...(location.store === 'server' ? { trackingUri: location.trackingUri } : { fileStore: location.path }),
+      experiment: location.experimentName,
+      ...(location.runId === undefined ? {} : { runId: location.runId }),
+    };
+  };
+  // Every done event says where tracking stands and where the run went (the JSON line of `tensorfleet run` reports both).
+  const emit: RoleOutput['emit'] = (event) => {
+    if (event.event !== 'done') return output.emit(event);
+    const run = trackedRun();
+    return output.emit({ ...event, tracking: trackingState(), ...(run === undefined ? {} : { trackedRun: run }) });
+  };
   let removeSignalHooks: (() => void) | undefined;
   // One tracker per role process (one sender per spool folder), made up front: what a predecessor on this volume
   // left undelivered goes out now, whether or not this process tracks a run of its own.
@@ -107,6 +125,7 @@ export async function runRole(config: TrainerConfig, spec: RoleSpec, body: (role
         await created.startRun(config.jobName, { [MLFLOW_TAGS.role]: config.role, ...tags });
         tracker = created;
         tracked = created;
+        started = created;
         removeSignalHooks = finishOnSignals(created);
         created.logParams(params);
         return created;
@@ -137,7 +156,8 @@ export async function runRole(config: TrainerConfig, spec: RoleSpec, body: (role
     throw err;
   } finally {
     await health.close();
-    log(`tracking: ${trackingState()}`);
+    const location = started?.location?.();
+    log(`tracking: ${trackingState()}${location === undefined ? '' : `; ${formatRunLocation(location)}`}`);
     made.tracker?.close?.();
   }
 }
@@ -151,6 +171,7 @@ function makeTracker(
   try {
     const tracker = createTracker({
       trackingUri: config.trackingUri,
+      ...(config.trackingUri === undefined ? {} : credentialsOf(config)),
       experimentName: config.experimentName,
       outputDir: config.outputDir,
       spoolDir: trackingSpoolDir(config.checkpointDir, config.role, spec.rank),
@@ -162,4 +183,10 @@ function makeTracker(
   } catch (error) {
     return { error };
   }
+}
+
+/** The tracking server's credentials and TLS switch from MLflow's variables (MLflow's precedence: basic, else bearer). */
+function credentialsOf(config: TrainerConfig): { auth?: ReturnType<typeof mlflowAuth>; insecureTls?: boolean } {
+  const auth = mlflowAuth(config);
+  return { ...(auth === undefined ? {} : { auth }), ...(config.trackingInsecureTls === true ? { insecureTls: true } : {}) };
 }

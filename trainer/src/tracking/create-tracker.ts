@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import { FileStoreTracker } from './file-store-tracker';
+import type { MlflowAuth } from './mlflow-connection';
 import { SpooledMlflowTracker } from './spooled-tracker';
 import { Tracker } from './tracker';
 
@@ -13,6 +14,18 @@ export interface CreateTrackerOptions {
    * @default - no server: runs go to MLflow's file-store layout under `<outputDir>/mlruns`
    */
   readonly trackingUri?: string;
+  /**
+   * Credentials for the tracking server (see mlflow-connection.ts: `mlflowAuth`).
+   *
+   * @default - none
+   */
+  readonly auth?: MlflowAuth;
+  /**
+   * Skip TLS verification of an https:// tracking server.
+   *
+   * @default false
+   */
+  readonly insecureTls?: boolean;
   readonly experimentName: string;
   /** Where the file store is written when there is no tracking URI. */
   readonly outputDir: string;
@@ -42,6 +55,8 @@ export function createTracker(options: CreateTrackerOptions): Tracker {
   if (trackingUri.length > 0) {
     return new SpooledMlflowTracker({
       trackingUri,
+      ...(options.auth === undefined ? {} : { auth: options.auth }),
+      ...(options.insecureTls === undefined ? {} : { insecureTls: options.insecureTls }),
       experimentName: options.experimentName,
       spoolDir: options.spoolDir ?? path.join(options.outputDir, TRACKING_SPOOL_DIR),
       ...(options.onWarning === undefined ? {} : { onWarning: options.onWarning }),

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { TrainerError } from '../contract';
 import { atomicWriteSync } from '../fsutil/atomic-write';
-import { checkArtifactPath, checkKey, checkRunEndStatus, noActiveRun, ParamValue, RunEndStatus, Tracker } from './tracker';
+import { checkArtifactPath, checkKey, checkRunEndStatus, noActiveRun, ParamValue, RunEndStatus, RunLocation, Tracker } from './tracker';
 
 /** MLflow's RunStatus numbers as the file store writes them in meta.yaml. */
 export const FILE_STORE_RUN_STATUS = { RUNNING: 1, SCHEDULED: 2, FINISHED: 3, FAILED: 4, KILLED: 5 } as const;
@@ -41,6 +41,7 @@ export class FileStoreTracker implements Tracker {
   readonly experimentName: string;
   readonly userId: string;
   private run?: ActiveRun;
+  private latestRunId?: string;
 
   constructor(options: FileStoreTrackerOptions) {
     this.rootDir = path.resolve(options.rootDir);
@@ -53,6 +54,12 @@ export class FileStoreTracker implements Tracker {
 
   get runId(): string | undefined {
     return this.run?.runId;
+  }
+
+  /** The file store, the experiment, and the latest run's id (kept after it ends). */
+  location(): RunLocation {
+    const runId = this.run?.runId ?? this.latestRunId;
+    return { store: 'file', path: this.rootDir, experimentName: this.experimentName, ...(runId === undefined ? {} : { runId }) };
   }
 
   /** The run's directory, while a run is active. */
@@ -88,6 +95,7 @@ export class FileStoreTracker implements Tracker {
     };
     writeAtomic(path.join(dir, 'meta.yaml'), toYaml(meta));
     this.run = { runId, experimentId, dir, meta };
+    this.latestRunId = runId;
     this.setTags({ 'mlflow.runName': runName, 'mlflow.user': this.userId, ...tags });
     return runId;
   }

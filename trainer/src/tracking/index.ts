@@ -1,6 +1,7 @@
 export * from './tracker';
 export * from './peer-metrics';
 export * from './mlflow-client';
+export * from './mlflow-connection';
 export * from './file-store-tracker';
 export * from './spool';
 export * from './spool-sender';

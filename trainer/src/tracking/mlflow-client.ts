@@ -1,9 +1,22 @@
-import { TrainerError } from '../contract';
+import { ENV, TrainerError } from '../contract';
+import { describeMlflowAuth, mlflowFetch, type MlflowAuth, type MlflowConnection } from './mlflow-connection';
 import { checkArtifactPath } from './tracker';
 
 export interface MlflowClientOptions {
   /** Base URL of the MLflow tracking server, e.g. `http://mlflow:5000`. */
   readonly trackingUri: string;
+  /**
+   * Credentials sent with every request (see mlflow-connection.ts).
+   *
+   * @default - none
+   */
+  readonly auth?: MlflowAuth;
+  /**
+   * Skip TLS verification of an https:// server (MLFLOW_TRACKING_INSECURE_TLS).
+   *
+   * @default false
+   */
+  readonly insecureTls?: boolean;
   /**
    * Attempts per request (first try included) on 5xx, 429 and connection errors.
    *
@@ -100,10 +113,16 @@ export class MlflowClient {
   readonly maxRetryTimeMs: number;
   readonly requestTimeoutMs: number;
   private readonly signal?: AbortSignal;
+  private readonly connection: MlflowConnection;
 
   constructor(options: MlflowClientOptions) {
     this.signal = options.signal;
     this.baseUrl = options.trackingUri.replace(/\/+$/, '');
+    this.connection = {
+      trackingUri: this.baseUrl,
+      ...(options.auth === undefined ? {} : { auth: options.auth }),
+      ...(options.insecureTls === true ? { insecureTls: true } : {}),
+    };
     this.maxAttempts = options.maxAttempts ?? 6;
     this.initialBackoffMs = options.initialBackoffMs ?? 250;
     this.maxBackoffMs = options.maxBackoffMs ?? 8000;
@@ -265,7 +284,7 @@ export class MlflowClient {
     try {
       try {
         const contentType = body instanceof Uint8Array ? 'application/octet-stream' : 'application/json';
-        response = await fetch(url, {
+        response = await mlflowFetch(this.connection, url, {
           method,
           headers: body === undefined ? {} : { 'Content-Type': contentType },
           body: body === undefined ? undefined : body instanceof Uint8Array ? body : JSON.stringify(body),
@@ -290,6 +309,22 @@ export class MlflowClient {
       const errorCode = typeof parsed['error_code'] === 'string' ? parsed['error_code'] : undefined;
       // The server's message may hold backend SQL; keep it short and lead with the error_code.
       const detail = typeof parsed['message'] === 'string' ? parsed['message'].slice(0, 200) : text.slice(0, 200);
+      if (response.status === 401 || response.status === 403) {
+        // MLflow's basic-auth app answers in plain text; say what was sent and what would be.
+        const sent = describeMlflowAuth(this.connection.auth);
+        const variables = `${ENV.trackingUsername} and ${ENV.trackingPassword}, or ${ENV.trackingToken}`;
+        const hint =
+          response.status === 403
+            ? 'these credentials may not do this'
+            : this.connection.auth === undefined
+              ? `the server wants credentials (${variables})`
+              : `the server refused them (check ${variables})`;
+        throw new MlflowApiError(
+          `MLflow ${what} at ${this.baseUrl} answered ${response.status} with ${sent}: ${hint}: ${detail.trim()}`,
+          response.status,
+          errorCode,
+        );
+      }
       throw new MlflowApiError(
         `MLflow ${what} answered ${response.status} ${errorCode ?? '(no error_code)'}: ${detail}`,
         response.status,

@@ -13,6 +13,7 @@
  */
 import { TrainerError } from '../contract';
 import { MlflowClient } from './mlflow-client';
+import type { MlflowAuth } from './mlflow-connection';
 import { Spool } from './spool';
 import { SpoolSender } from './spool-sender';
 import {
@@ -23,6 +24,7 @@ import {
   type FinishOptions,
   type ParamValue,
   type RunEndStatus,
+  type RunLocation,
   type Tracker,
   type TrackingDelivery,
 } from './tracker';
@@ -30,6 +32,18 @@ import {
 export interface SpooledTrackerOptions {
   /** Base URL of the MLflow tracking server. */
   readonly trackingUri: string;
+  /**
+   * Credentials for the server (never spooled: a restarted process sends its own).
+   *
+   * @default - none
+   */
+  readonly auth?: MlflowAuth;
+  /**
+   * Skip TLS verification of an https:// server.
+   *
+   * @default false
+   */
+  readonly insecureTls?: boolean;
   readonly experimentName: string;
   /** The spool folder on the pod's volume (one per role and rank). */
   readonly spoolDir: string;
@@ -90,6 +104,8 @@ export class SpooledMlflowTracker implements Tracker {
   private spools: Spool[] = [];
   private loaded = false;
   private current?: Spool;
+  /** The latest run's spool, kept after it ends for {@link location}. */
+  private latest?: Spool;
   private timer?: NodeJS.Timeout;
   private looping = false;
   private closed = false;
@@ -106,7 +122,14 @@ export class SpooledMlflowTracker implements Tracker {
     this.spoolDir = options.spoolDir;
     this.warn = options.onWarning ?? (() => undefined);
     const requestTimeoutMs = options.requestTimeoutMs ?? 15_000;
-    this.client = new MlflowClient({ trackingUri: options.trackingUri, maxAttempts: 1, requestTimeoutMs, signal: this.closing.signal });
+    this.client = new MlflowClient({
+      trackingUri: options.trackingUri,
+      ...(options.auth === undefined ? {} : { auth: options.auth }),
+      ...(options.insecureTls === undefined ? {} : { insecureTls: options.insecureTls }),
+      maxAttempts: 1,
+      requestTimeoutMs,
+      signal: this.closing.signal,
+    });
     this.sender = new SpoolSender(this.client, (m) => this.warn(m));
     if (this.experimentName.length === 0) throw new TrainerError('TRAINER_ERR_TRACKING', 'experimentName must not be empty');
   }
@@ -114,6 +137,17 @@ export class SpooledMlflowTracker implements Tracker {
   /** The server's id of the active run, once the server created it. */
   get runId(): string | undefined {
     return this.current?.run?.runId;
+  }
+
+  /** The server, the experiment, and the latest run's id once the server created it. */
+  location(): RunLocation {
+    const runId = (this.current ?? this.latest)?.run?.runId;
+    return {
+      store: 'server',
+      trackingUri: this.client.baseUrl,
+      experimentName: this.experimentName,
+      ...(runId === undefined ? {} : { runId }),
+    };
   }
 
   async startRun(runName: string, tags: Readonly<Record<string, string>> = {}): Promise<string> {
@@ -139,6 +173,7 @@ export class SpooledMlflowTracker implements Tracker {
       this.current.append({ t: 'run', experimentName: this.experimentName, runName, startTime: Date.now(), tags: tagList }, { sync: true });
       this.spools.push(this.current);
     }
+    this.latest = this.current;
     this.start();
     const spool = this.current;
     await this.until(() => spool.run !== undefined, this.options.startWaitMs ?? 2000);

@@ -25,6 +25,12 @@ export interface Tracker {
   /** Flush everything buffered and end the run with `status`. */
   finish(status: RunEndStatus, options?: FinishOptions): Promise<void>;
   /**
+   * Where the tracker's runs go, and the id of its latest run (kept after the run ends).
+   *
+   * @default - unknown
+   */
+  location?(): RunLocation;
+  /**
    * Whether everything the tracker was given has reached its store.
    *
    * @default - delivered (a tracker that writes synchronously)
@@ -58,6 +64,21 @@ export type TrackingDelivery =
   | { readonly state: 'delivered' }
   | { readonly state: 'pending'; readonly items: number; readonly path: string }
   | { readonly state: 'off' };
+
+/**
+ * Where a tracker's run went: an MLflow tracking server (its URI; the run id once the server created the run) or the
+ * local MLflow file store (its `mlruns` folder).
+ */
+export type RunLocation =
+  | { readonly store: 'server'; readonly trackingUri: string; readonly experimentName: string; readonly runId?: string }
+  | { readonly store: 'file'; readonly path: string; readonly experimentName: string; readonly runId?: string };
+
+/** `run <id> in experiment "<name>" at <uri or path>` (no credentials: a tracking URI holds none). */
+export function formatRunLocation(location: RunLocation): string {
+  const where = location.store === 'server' ? location.trackingUri : `the file store ${location.path}`;
+  const run = location.runId === undefined ? 'run (not created yet)' : `run ${location.runId}`;
+  return `${run} in experiment ${JSON.stringify(location.experimentName)} at ${where}`;
+}
 
 /** `delivered`, `pending (N items at PATH)` or `off`. */
 export function formatTrackingDelivery(delivery: TrackingDelivery): string {

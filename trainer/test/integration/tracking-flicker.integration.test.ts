@@ -74,12 +74,16 @@ describe('roles whose tracking server flickers (MLflow 2.10 REST stand-in: no ML
       await backAfterUpload;
       const done = events.find((e): e is Extract<TrainerEvent, { event: 'done' }> => e.event === 'done' && e.rank === 0);
       assert.equal(done?.tracking, 'delivered', log);
-      assert.equal(lines.filter((l) => l.startsWith('[rank 0]')).pop(), '[rank 0] ddp rank 0: tracking: delivered');
+      // The last line says where the run went: the run created late, its experiment, the server.
+      const last = lines.filter((l) => l.startsWith('[rank 0]')).pop() ?? '';
+      assert.match(last, /^\[rank 0\] ddp rank 0: tracking: delivered; run \w+ in experiment "tensorfleet" at http:\/\/127\.0\.0\.1:\d+$/);
       assert.equal(lines.filter((l) => l.startsWith('[rank 1]')).pop(), '[rank 1] ddp rank 1: tracking: off');
       assert.ok(fake.refused >= 3, `the server was down at the start and during the upload (${fake.refused} refused)`);
 
       assert.equal(fake.runs.size, 1);
       const [[runId, run]] = [...fake.runs];
+      assert.ok(last.includes(`run ${runId} in`), last);
+      assert.equal(done?.trackedRun?.runId, runId);
       assert.equal(run.status, 'FINISHED');
       assert.equal(run.runName, 'flicker');
       const params = fake.params.filter((p) => p.runId === runId).map((p) => p.key);

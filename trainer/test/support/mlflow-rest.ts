@@ -5,6 +5,7 @@
  * request arrives (`downOn`: e.g. during the artifact upload).
  */
 import * as http from 'node:http';
+import * as https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 
 /**
@@ -22,6 +23,14 @@ export class FakeMlflow {
   readonly batches: Array<{ metrics: number; params: number; tags: number }> = [];
   readonly artifacts = new Map<string, { contentType?: string; bytes: Buffer }>();
   readonly requests: Array<{ method: string; path: string; contentType?: string }> = [];
+  /**
+   * Check credentials on every request but /health, as MLflow's basic-auth app (`mlflow server --app-name basic-auth`)
+   * does: without them or with wrong ones, 401 in plain text with `WWW-Authenticate: Basic realm="mlflow"`. A token
+   * stands for a proxy in front of MLflow that checks `Authorization: Bearer <token>` the same way.
+   */
+  requireAuth?: { readonly username: string; readonly password: string } | { readonly token: string };
+  /** The Authorization header of every request (undefined when there was none). */
+  readonly authorizations: Array<string | undefined> = [];
   /** Answer 503 to every request until this time (ms since epoch). */
   unavailableUntil = 0;
   /** Pretend another process creates the experiment between our get-by-name and create. */
@@ -63,8 +72,10 @@ export class FakeMlflow {
     await this.until(() => this.refused >= target, `${count} refused connection(s)`);
   }
 
-  async start(port = 0): Promise<string> {
-    this.server = http.createServer((req, res) => void this.handle(req, res));
+  /** Serve on `port` (0: any free one); over https with `tls` (a certificate and its key), as a server behind TLS. */
+  async start(port = 0, tls?: { readonly cert: Buffer; readonly key: Buffer }): Promise<string> {
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => void this.handle(req, res);
+    this.server = tls === undefined ? http.createServer(handler) : https.createServer({ cert: tls.cert, key: tls.key }, handler);
     this.server.on('connection', (socket: Socket) => {
       if (!this.down) return;
       this.refused++;
@@ -72,7 +83,7 @@ export class FakeMlflow {
     });
     await new Promise<void>((resolve) => this.server!.listen(port, '127.0.0.1', resolve));
     this.port = (this.server.address() as AddressInfo).port;
-    return `http://127.0.0.1:${this.port}`;
+    return `${tls === undefined ? 'http' : 'https'}://127.0.0.1:${this.port}`;
   }
 
   async stop(): Promise<void> {
@@ -81,6 +92,18 @@ export class FakeMlflow {
     this.server = undefined;
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  /** Whether `header` carries {@link requireAuth}'s credentials (basic: base64 of `user:password`, split at the first colon). */
+  private authorized(header: string | undefined): boolean {
+    const need = this.requireAuth;
+    if (need === undefined) return true;
+    if ('token' in need) return header === `Bearer ${need.token}`;
+    const match = /^Basic ([A-Za-z0-9+/=]+)$/.exec(header ?? '');
+    if (!match) return false;
+    const decoded = Buffer.from(match[1], 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    return colon >= 0 && decoded.slice(0, colon) === need.username && decoded.slice(colon + 1) === need.password;
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -101,6 +124,15 @@ export class FakeMlflow {
       res.end(JSON.stringify(body));
     };
     const fail = (status: number, errorCode: string, message: string): void => send(status, { error_code: errorCode, message });
+    this.authorizations.push(req.headers.authorization);
+    if (this.requireAuth !== undefined && url.pathname !== '/health' && !this.authorized(req.headers.authorization)) {
+      res.writeHead(401, { 'Content-Type': 'text/html; charset=utf-8', 'WWW-Authenticate': 'Basic realm="mlflow"' });
+      res.end(
+        'You are not authenticated. Please see https://www.mlflow.org/docs/latest/auth/index.html#authenticating-to-mlflow ' +
+          'on how to authenticate.',
+      );
+      return;
+    }
     if (Date.now() < this.unavailableUntil) return fail(503, 'TEMPORARILY_UNAVAILABLE', 'Service Unavailable');
 
     if (req.method === 'PUT' && url.pathname.startsWith('/api/2.0/mlflow-artifacts/artifacts/')) {

@@ -36,7 +36,7 @@ describe('tensorfleet CLI', () => {
     assert.equal(r.code, 2);
     assert.equal(
       r.stderr.trim(),
-      `tensorfleet: run: Unknown option '--fast'; valid flags: --help, --dist, --data-dir, --out, --tracking-uri, ` +
+      `tensorfleet: run: Unknown option '--fast'; valid flags: --help, --dist, --data-dir, --out, --tracking-uri, --experiment, ` +
         `--epochs, --dataset-size, --clients, --rounds, --json, --resume, --topology-only, ${JOB_ONLY.join(', ')}`,
     );
   });

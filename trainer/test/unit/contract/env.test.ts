@@ -9,6 +9,7 @@ import {
   TrainerEnvError,
   parseTrainerEnv,
   peerAddress,
+  SECRET_ENV,
   resolveTrainerConfig,
   toEnv,
 } from '../../../src/contract';
@@ -79,7 +80,8 @@ describe('trainer env contract', () => {
             'WORLD_SIZE must be an integer from 1 to 4096, got "two"; ' +
             'TENSORFLEET_DATASET must be one of mnist, fashion-mnist, cifar10, idx, csv, npz, image-folder, got "imagenet"; ' +
             'TENSORFLEET_LEARNING_RATE must be a number > 0, got "-1"; ' +
-            'MLFLOW_TRACKING_URI must be a URL with scheme http, https, got "mlflow:5000"',
+            'MLFLOW_TRACKING_URI must be an http:// or https:// URL of an MLflow tracking server, without user info ' +
+            '(credentials go in MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN), got "mlflow:5000"',
         );
         return true;
       },
@@ -117,4 +119,69 @@ test("a StatefulSet pod's ordinal is its rank when RANK is unset", () => {
   assert.equal(parseTrainerEnv({ ...base, [ENV.podName]: 'fl-mnist-client-3' }).rank, 3);
   assert.equal(parseTrainerEnv({ ...base, [ENV.podName]: 'fl-mnist-client-3', [ENV.rank]: '1' }).rank, 1);
   assert.throws(() => parseTrainerEnv({ ...base, [ENV.podName]: 'fl-mnist-client-7' }), /RANK must be less than WORLD_SIZE \(4\), got "7"/);
+});
+
+describe("MLflow's client variables", () => {
+  const base = { [ENV.role]: 'ddp', [ENV.jobName]: 'j', [ENV.trackingUri]: 'https://mlflow.example.com' };
+
+  test('parses the credentials, the token and MLFLOW_TRACKING_INSECURE_TLS as MLflow does (true/false/1/0, any case)', () => {
+    const config = parseTrainerEnv({
+      ...base,
+      [ENV.trackingUsername]: 'alice',
+      [ENV.trackingPassword]: 'pw',
+      [ENV.trackingToken]: 'tok',
+      [ENV.trackingInsecureTls]: 'TRUE',
+    });
+    assert.equal(config.trackingUsername, 'alice');
+    assert.equal(config.trackingPassword, 'pw');
+    assert.equal(config.trackingToken, 'tok');
+    assert.equal(config.trackingInsecureTls, true);
+    assert.equal(parseTrainerEnv({ ...base, [ENV.trackingInsecureTls]: '0' }).trackingInsecureTls, false);
+    assert.equal(parseTrainerEnv(base).trackingInsecureTls, undefined);
+    assert.throws(
+      () => parseTrainerEnv({ ...base, [ENV.trackingInsecureTls]: 'yes' }),
+      /MLFLOW_TRACKING_INSECURE_TLS must be true, false, 1 or 0, got "yes"/,
+    );
+  });
+
+  test('fails on half of basic auth, naming the missing variable and never a value', () => {
+    assert.throws(
+      () => parseTrainerEnv({ ...base, [ENV.trackingUsername]: 'alice' }),
+      /MLFLOW_TRACKING_PASSWORD is missing: basic auth to the tracking server takes both \(MLFLOW_TRACKING_USERNAME is set\)/,
+    );
+    assert.throws(
+      () => parseTrainerEnv({ ...base, [ENV.trackingPassword]: 'hunter2' }),
+      (e: Error) => /MLFLOW_TRACKING_USERNAME is missing/.test(e.message) && !e.message.includes('hunter2'),
+    );
+    assert.throws(
+      () => parseTrainerEnv({ ...base, [ENV.trackingUsername]: 'alice', [ENV.trackingPassword]: '   ' }),
+      (e: Error) => /MLFLOW_TRACKING_PASSWORD must be a non-empty string, got 3 characters/.test(e.message),
+    );
+  });
+
+  test('fails on a tracking URI holding credentials, without echoing them', () => {
+    assert.throws(
+      () => parseTrainerEnv({ ...base, [ENV.trackingUri]: 'https://alice:hunter2@mlflow.example.com' }),
+      (e: Error) =>
+        /MLFLOW_TRACKING_URI must be an http:\/\/ or https:\/\/ URL .* without user info/.test(e.message) &&
+        e.message.includes('"https://***@mlflow.example.com"') &&
+        !e.message.includes('hunter2'),
+    );
+  });
+
+  test("fails on MLflow's file-store form of the tracking URI, saying where runs go without a server", () => {
+    assert.throws(
+      () => parseTrainerEnv({ ...base, [ENV.trackingUri]: 'file:///tmp/mlruns' }),
+      (e: Error) =>
+        /MLFLOW_TRACKING_URI must be an http:\/\/ or https:\/\/ URL /.test(e.message) &&
+        e.message.endsWith(': without a server, runs go to TENSORFLEET_OUTPUT_DIR/mlruns, got "file:///tmp/mlruns"'),
+    );
+    assert.throws(() => parseTrainerEnv({ ...base, [ENV.trackingUri]: './mlruns' }), /without a server, runs go to/);
+  });
+
+  test('toEnv never renders the credentials: charts bind them from a Secret', () => {
+    const env = toEnv({ role: 'ddp', jobName: 'j', trackingUsername: 'alice', trackingPassword: 'pw', trackingToken: 'tok' });
+    for (const name of [ENV.trackingUsername, ENV.trackingPassword, ENV.trackingToken]) assert.equal(env[name], undefined, name);
+    assert.ok(SECRET_ENV.includes(ENV.trackingPassword));
+  });
 });

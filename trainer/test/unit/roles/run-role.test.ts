@@ -144,7 +144,12 @@ describe('runRole', () => {
         .map((line) => JSON.parse(line) as Record<string, unknown>)
         .find((e) => e.event === 'done');
       assert.equal(done?.tracking, pending);
-      assert.equal(stderr.trim().split('\n').pop(), `fl-server: tracking: ${pending}`);
+      // Where the run went: the server and experiment, no run id while the server has not created it.
+      assert.deepEqual(done?.trackedRun, { trackingUri: uri, experiment: 'tensorfleet' });
+      assert.equal(
+        stderr.trim().split('\n').pop(),
+        `fl-server: tracking: ${pending}; run (not created yet) in experiment "tensorfleet" at ${uri}`,
+      );
       assert.match(stderr, /warning: tracking logMetric failed .*invalid metric key "not a key!"/);
       assert.match(stderr, /warning: tracking logArtifact model\/missing.bin failed .*ENOENT/);
       assert.equal(fake.runs.size, 0);

@@ -1,0 +1,123 @@
+/**
+ * How a process reaches an MLflow tracking server, read from MLflow's own client variables as MLflow's client reads
+ * them (mlflow/utils/rest_utils.py): MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD send basic auth (what
+ * `mlflow server --app-name basic-auth` checks), else MLFLOW_TRACKING_TOKEN a bearer token, and
+ * MLFLOW_TRACKING_INSECURE_TLS skips verifying an https:// server's certificate.
+ *
+ * Credentials stay in the {@link MlflowAuth} and the one header made from it: no message, error or log line of ours
+ * holds them ({@link describeMlflowAuth} says which kind is in use, never the value).
+ */
+import * as http from 'node:http';
+import * as https from 'node:https';
+import { ENV, MLFLOW_CLIENT_ENV, TrainerError, parseTrainerEnv, type TrainerConfig } from '../contract';
+
+/** Credentials for the tracking server. */
+export type MlflowAuth =
+  { readonly kind: 'basic'; readonly username: string; readonly password: string } | { readonly kind: 'bearer'; readonly token: string };
+
+export interface MlflowConnection {
+  /** Base URL of the tracking server, e.g. `http://mlflow:5000`. */
+  readonly trackingUri: string;
+  /** @default - no Authorization header */
+  readonly auth?: MlflowAuth;
+  /** Skip TLS verification of an https:// server. @default false */
+  readonly insecureTls?: boolean;
+}
+
+/** The credential part of a TrainerConfig (MLflow's variables, parsed by the env contract). */
+export type MlflowCredentials = Pick<TrainerConfig, 'trackingUsername' | 'trackingPassword' | 'trackingToken'>;
+
+/** MLflow's precedence: username and password (both) win, else the token, else none. */
+export function mlflowAuth(credentials: Partial<MlflowCredentials>): MlflowAuth | undefined {
+  const { trackingUsername: username, trackingPassword: password, trackingToken: token } = credentials;
+  if (username && password) return { kind: 'basic', username, password };
+  if (token) return { kind: 'bearer', token };
+  return undefined;
+}
+
+/** The connection a trainer config describes, or undefined without a tracking URI (the local file store). */
+export function mlflowConnection(
+  config: Partial<Pick<TrainerConfig, 'trackingUri' | 'trackingInsecureTls'> & MlflowCredentials>,
+): MlflowConnection | undefined {
+  const trackingUri = config.trackingUri?.trim() ?? '';
+  if (trackingUri.length === 0) return undefined;
+  const auth = mlflowAuth(config);
+  return { trackingUri, ...(auth === undefined ? {} : { auth }), ...(config.trackingInsecureTls ? { insecureTls: true } : {}) };
+}
+
+/**
+ * The tracking server a CLI command reads (e.g. `tensorfleet report --tracking-uri`), as MLflow's client finds it: the
+ * flag over MLFLOW_TRACKING_URI, with the credentials and TLS switch of `env`; undefined when neither names a server.
+ * A bad flag fails naming the flag, a bad variable naming the variable (a credential's value is never shown).
+ */
+export function mlflowConnectionFrom(
+  flagUri: string | undefined,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): MlflowConnection | undefined {
+  if (flagUri !== undefined && !/^https?:\/\/[^/\s@]+(\/|$)/.test(flagUri)) {
+    throw new TrainerError(
+      'TRAINER_ERR_INVALID_ARGUMENT',
+      `--tracking-uri must be an http:// or https:// URL of an MLflow tracking server without credentials, got ${JSON.stringify(flagUri.replace(/\/\/[^/@\s]*@/, '//***@'))}`,
+    );
+  }
+  const mlflowEnv: Record<string, string> = {};
+  for (const name of MLFLOW_CLIENT_ENV) {
+    const value = env[name];
+    if (value !== undefined && value !== '') mlflowEnv[name] = value;
+  }
+  if (flagUri !== undefined) mlflowEnv[ENV.trackingUri] = flagUri;
+  // The contract's checks of MLflow's variables; role and job are stand-ins it requires.
+  const config = parseTrainerEnv({ ...mlflowEnv, [ENV.role]: 'ddp', [ENV.jobName]: 'cli' });
+  return mlflowConnection(config);
+}
+
+/** The Authorization header value of `auth`. */
+export function authorizationHeader(auth: MlflowAuth): string {
+  if (auth.kind === 'bearer') return `Bearer ${auth.token}`;
+  return `Basic ${Buffer.from(`${auth.username}:${auth.password}`, 'utf8').toString('base64')}`;
+}
+
+/**
+ * `basic auth`, `a bearer token` or `no credentials`: for messages, with no value of a credential (the username
+ * included: a generated one is half the secret).
+ */
+export function describeMlflowAuth(auth: MlflowAuth | undefined): string {
+  if (auth === undefined) return 'no credentials';
+  return auth.kind === 'basic' ? 'basic auth' : 'a bearer token';
+}
+
+/** What {@link mlflowFetch} takes: a fetch init without anything a plain https request cannot send. */
+export interface MlflowRequestInit {
+  readonly method: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body?: string | Uint8Array;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * fetch with the connection's Authorization header; through node:https without certificate checks when the
+ * connection is insecure (fetch has no such switch). Connection errors reject with the failing error as `cause`, as
+ * fetch's do.
+ */
+export function mlflowFetch(connection: MlflowConnection, url: string, init: MlflowRequestInit): Promise<Response> {
+  const headers = { ...init.headers, ...(connection.auth === undefined ? {} : { Authorization: authorizationHeader(connection.auth) }) };
+  if (connection.insecureTls !== true || !url.startsWith('https:')) {
+    return fetch(url, { method: init.method, headers, body: init.body, signal: init.signal });
+  }
+  return new Promise<Response>((resolve, reject) => {
+    const request = https.request(url, { method: init.method, headers, rejectUnauthorized: false, signal: init.signal }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('error', (err) => reject(new Error('fetch failed', { cause: err })));
+      res.on('end', () => resolve(new Response(Buffer.concat(chunks), { status: res.statusCode ?? 502, headers: plainHeaders(res) })));
+    });
+    request.on('error', (err) => reject(new Error('fetch failed', { cause: err })));
+    request.end(init.body === undefined ? undefined : init.body);
+  });
+}
+
+function plainHeaders(res: http.IncomingMessage): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(res.headers)) if (value !== undefined) out[name] = String(value);
+  return out;
+}
