@@ -12,6 +12,7 @@ import {
   ENV,
   JOB_KINDS,
   JobKind,
+  LABELS,
   ROLES,
   TrainerError,
   TrainerEvent,
@@ -38,6 +39,7 @@ import { LocalJob, LocalJobError, buildLocalJob } from '../local/run-job';
 import { EVAL_COMMAND } from './eval';
 import { testMetricsJson } from './metrics-json';
 import { PREDICT_COMMAND } from './predict';
+import { SERVE_COMMAND } from './serve';
 import { describeTopology, listCharts, loadChart } from './topology';
 
 /** The repository checkout this CLI runs from (synth and run need it; the image does not). */
@@ -76,6 +78,9 @@ const JOB_ONLY_FLAGS: Record<string, FlagSpec> = Object.fromEntries(
 );
 
 const RUN_FLAGS: Record<string, FlagSpec> = { ...RUN_CHART_FLAGS, ...JOB_ONLY_FLAGS };
+
+/** What the run command reads of a manifest's pod template. */
+type LocalManifest = { spec?: { template?: { metadata?: { labels?: Record<string, string> } } } };
 
 type DoneEvent = Extract<TrainerEvent, { event: 'done' }>;
 
@@ -144,7 +149,13 @@ async function runTrainers(
   say(describeTopology(label, objects as Parameters<typeof describeTopology>[1]));
   const workloads = trainerWorkloads(objects);
   if (workloads.length === 0 || values['topology-only'] === true) {
-    if (workloads.length === 0)
+    const api = objects.some((o) => (o as LocalManifest).spec?.template?.metadata?.labels?.[LABELS.role] === 'api');
+    if (workloads.length === 0 && api)
+      say(
+        `\n${label} is the TrainingApi: on this machine, run it with its local executor: tensorfleet serve ` +
+          `(then tensorfleet submit, or curl POST /jobs); in a cluster: kubectl apply -f dist/${label}.k8s.yaml.`,
+      );
+    else if (workloads.length === 0)
       say(`\n${label} has no trainer workloads: it runs in a cluster only (kubectl apply -f dist/${label}.k8s.yaml).`);
     return 0;
   }
@@ -321,6 +332,7 @@ const COMMANDS: Record<string, Command> = {
   },
   eval: EVAL_COMMAND,
   predict: PREDICT_COMMAND,
+  serve: SERVE_COMMAND,
   ...API_COMMANDS,
 };
 
