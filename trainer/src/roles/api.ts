@@ -7,8 +7,9 @@
 import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import { API_ENV, DEFAULT_API_MAX_BODY_BYTES, TRAINER_IMAGE, TrainerConfig, TrainerError } from '../contract';
-import { KubeJobs } from '../api/kube';
-import { createApiServer } from '../api/server';
+import { KubeFailure, KubeJobs } from '../api/kube';
+import { createReadiness } from '../api/readiness';
+import { JobsBackend, createApiServer } from '../api/server';
 import { MlflowRuns } from '../api/mlflow';
 import { roleOutput } from './role-output';
 
@@ -23,6 +24,12 @@ function fromKubeconfig(options: ConstructorParameters<typeof KubeJobs>[1]): Kub
   const kc = new KubeConfig();
   kc.loadFromDefault();
   return new KubeJobs(kc, options);
+}
+
+/** A backend for an API with no Kubernetes API to talk to: every job call answers 503 saying why. */
+function unavailableJobs(reason: string): JobsBackend & { check(): Promise<void> } {
+  const refuse = (): Promise<never> => Promise.reject(new KubeFailure(503, 'KUBERNETES_UNAVAILABLE', reason));
+  return { check: refuse, exists: refuse, apply: refuse, list: refuse, status: refuse, logs: refuse, delete: refuse };
 }
 
 export async function runApi(config: TrainerConfig): Promise<void> {
@@ -46,13 +53,23 @@ export async function runApi(config: TrainerConfig): Promise<void> {
       // Each job's run: progress, how a federated or split job ended, and its link in the MLflow UI.
       tracking: config.trackingUri ? { runs: new MlflowRuns({ trackingUri: config.trackingUri }), uiUrl } : undefined,
     };
-    const jobs =
-      process.env.KUBERNETES_SERVICE_HOST || !process.env.KUBECONFIG ? KubeJobs.inCluster(jobsOptions) : fromKubeconfig(jobsOptions);
+    const jobs = process.env.KUBERNETES_SERVICE_HOST
+      ? KubeJobs.inCluster(jobsOptions)
+      : process.env.KUBECONFIG
+        ? fromKubeconfig(jobsOptions)
+        : unavailableJobs(
+            'no Kubernetes API: not in a pod (KUBERNETES_SERVICE_HOST is unset) and KUBECONFIG is unset; ' +
+              'to run jobs on this machine, use tensorfleet serve',
+          );
+    // Said once at start (and again only when it changes): why the API cannot serve jobs.
+    const notReady = createReadiness({ check: () => jobs.check(), log });
+    await notReady();
     const server = createApiServer({
       jobs,
       token: config.authToken,
       maxBodyBytes,
       version: TRAINER_IMAGE.tag,
+      notReady,
       build: { defaultImage: process.env[API_ENV.defaultImage], mlflowStack: process.env[API_ENV.mlflowStack] },
     });
     await new Promise<void>((resolve, reject) => {
