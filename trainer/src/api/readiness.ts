@@ -10,19 +10,30 @@ export interface ReadinessOptions {
   readonly log: (line: string) => void;
   /** @default 5000 */
   readonly intervalMs?: number;
+  /** A check that has not answered by then counts as failed. @default 5000 */
+  readonly timeoutMs?: number;
 }
 
 /** A `notReady` for createApiServer: undefined when ready, else why not. */
 export function createReadiness(options: ReadinessOptions): () => Promise<string | undefined> {
   const intervalMs = options.intervalMs ?? 5000;
+  const timeoutMs = options.timeoutMs ?? 5000;
   let last: { at: number; reason: string | undefined } | undefined;
   let pending: Promise<string | undefined> | undefined;
   const probe = async (): Promise<string | undefined> => {
     let reason: string | undefined;
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await options.check();
+      await Promise.race([
+        options.check(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`the Kubernetes API did not answer within ${timeoutMs} ms`)), timeoutMs);
+        }),
+      ]);
     } catch (e) {
       reason = (e as Error)?.message ?? String(e);
+    } finally {
+      clearTimeout(timer);
     }
     if (last === undefined || last.reason !== reason) {
       options.log(reason === undefined ? 'ready: the Kubernetes API answers' : `not ready: ${reason}`);

@@ -63,7 +63,6 @@ export async function runApi(config: TrainerConfig): Promise<void> {
           );
     // Said once at start (and again only when it changes): why the API cannot serve jobs.
     const notReady = createReadiness({ check: () => jobs.check(), log });
-    await notReady();
     const server = createApiServer({
       jobs,
       token: config.authToken,
@@ -77,6 +76,8 @@ export async function runApi(config: TrainerConfig): Promise<void> {
       server.listen(config.listenPort, '0.0.0.0', () => resolve());
     });
     log(`listening on port ${(server.address() as AddressInfo).port}, namespace ${namespace}`);
+    // Checked now, not before listening: a Kubernetes API that hangs must not keep /healthz from answering.
+    void notReady();
     await new Promise<void>((resolve) => {
       const stop = (): void => {
         log('stopping');

@@ -114,3 +114,12 @@ describe('tensorfleet trainer api without a Kubernetes API', () => {
     assert.equal(lines.filter((l) => l.includes('not ready:')).length, 1, lines.join('\n'));
   });
 });
+
+describe('createReadiness, a check that hangs', () => {
+  test('counts as failed after the timeout, saying so', async () => {
+    const lines: string[] = [];
+    const notReady = createReadiness({ check: () => new Promise<void>(() => undefined), log: (l) => lines.push(l), timeoutMs: 50 });
+    assert.equal(await notReady(), 'the Kubernetes API did not answer within 50 ms');
+    assert.deepEqual(lines, ['not ready: the Kubernetes API did not answer within 50 ms']);
+  });
+});
