@@ -15,7 +15,7 @@
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
-import { appendFile, mkdir, open, readdir, rename, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, open, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import {
@@ -30,6 +30,7 @@ import {
   JobStatus,
   LABELS,
 } from '../contract';
+import { atomicWrite } from '../fsutil/atomic-write';
 import { trainerWorkloads } from '../local/run-chart';
 import { CLI_ENTRY } from '../local/run-group';
 import {
@@ -107,6 +108,18 @@ function isMirrored(env: Readonly<Record<string, string>>): boolean {
   return uri === undefined || (mirror !== undefined && uri === mirror);
 }
 
+/** The file that says which serve uses a folder. */
+export const LOCK_FILE = 'serve.pid';
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** Signal a whole process group, ignoring one that is gone. */
 function signalGroup(pid: number, signal: NodeJS.Signals): boolean {
   try {
@@ -180,6 +193,7 @@ export class LocalJobs {
   static async open(options: LocalJobsOptions): Promise<{ jobs: LocalJobs; refused: LocalJobRecordError[] }> {
     const jobs = new LocalJobs(options);
     await mkdir(jobs.jobsDir, { recursive: true });
+    await jobs.lock();
     const pending: Entry[] = [];
     for (const folder of (await readdir(jobs.jobsDir, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name)) {
       const dir = join(jobs.jobsDir, folder);
@@ -210,6 +224,24 @@ export class LocalJobs {
     await Promise.all([...jobs.jobs.values()].map((e) => e.saving));
     jobs.pump();
     return { jobs, refused: [...jobs.refused.values()] };
+  }
+
+  /**
+   * Two serves on one folder would run each other's queue: the first writes its pid to
+   * <dir>/serve.pid, and another refuses while that process lives.
+   */
+  private async lock(): Promise<void> {
+    const file = join(this.dir, LOCK_FILE);
+    const holder = Number((await readFile(file, 'utf8').catch(() => '')).trim());
+    if (Number.isSafeInteger(holder) && holder > 0 && holder !== process.pid && isAlive(holder)) {
+      throw new LocalJobsFailure(
+        409,
+        'ALREADY_EXISTS',
+        `another tensorfleet serve (process ${holder}) uses ${this.dir}; stop it, or use another --dir ` +
+          `(if no such serve runs, remove ${file})`,
+      );
+    }
+    await atomicWrite(file, `${process.pid}\n`);
   }
 
   private update(entry: Entry, change: Partial<LocalJobRecord>): Promise<void> {
@@ -494,5 +526,7 @@ export class LocalJobs {
     const running = [...this.jobs.values()].filter((e) => e.child !== undefined);
     await Promise.all(running.map((e) => this.stopRunning(e, 'tensorfleet serve stopped while the job ran')));
     await Promise.all([...this.jobs.values()].map((e) => e.saving.catch(() => undefined)));
+    const file = join(this.dir, LOCK_FILE);
+    if (Number((await readFile(file, 'utf8').catch(() => '')).trim()) === process.pid) await rm(file, { force: true });
   }
 }

@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { LocalJobs, LocalJobsFailure, chartNameOf } from '../../../src/api/local-jobs';
+import { LOCK_FILE, LocalJobs, LocalJobsFailure, chartNameOf } from '../../../src/api/local-jobs';
 import { LOCAL_JOB_FILES, LocalJobRecordError, parseLocalJobRecord } from '../../../src/api/local-job-record';
 import { buildJobObjects } from '../../../src/api/objects';
 import { validateJobRequest } from '../../../src/api/request';
@@ -288,6 +288,28 @@ describe('LocalJobs: what a restarted serve finds', () => {
         e.problems.includes('kind must be one of ddp, federated, split, got (missing)'),
     );
     assert.throws(() => parseLocalJobRecord([], 'x/job.json', 'b'), /x\/job\.json: refused: must be a JSON object, got \[\]/);
+  });
+});
+
+describe('LocalJobs: one serve per folder', () => {
+  test('fails to open a folder another live serve uses, naming it; a stale serve.pid is taken over, and removed at stop', async () => {
+    const dir = freshDir();
+    const other = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
+    try {
+      writeFileSync(join(dir, LOCK_FILE), `${other.pid}\n`);
+      await assert.rejects(
+        open(dir),
+        (e: unknown) =>
+          e instanceof LocalJobsFailure && e.message.startsWith(`another tensorfleet serve (process ${other.pid}) uses ${dir}; stop it`),
+      );
+    } finally {
+      other.kill('SIGKILL');
+      await new Promise((r) => other.once('exit', r));
+    }
+    const { jobs } = await open(dir);
+    assert.equal(readFileSync(join(dir, LOCK_FILE), 'utf8'), `${process.pid}\n`);
+    await jobs.stop();
+    assert.equal(existsSync(join(dir, LOCK_FILE)), false);
   });
 });
 
