@@ -3,6 +3,7 @@
  * OpenAPI document as in a cluster (api/server.ts), with the local executor (api/local-jobs.ts)
  * in place of the Kubernetes one: POST /jobs runs the job as `tensorfleet run` would.
  */
+import { existsSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { API_CLIENT_ENV, DEFAULT_API_MAX_BODY_BYTES, PORTS, TRAINER_IMAGE } from '../contract';
@@ -32,6 +33,9 @@ export const SERVE_COMMAND: Command = {
     const dir = resolve(String(values.dir ?? SERVE_FLAGS.dir.default));
     const host = String(values.host ?? SERVE_FLAGS.host.default);
     const dataDir = values['data-dir'] as string | undefined;
+    if (dataDir !== undefined && !existsSync(dataDir)) {
+      throw new UsageError(`serve: --data-dir ${JSON.stringify(dataDir)} does not exist; give a folder of datasets (e.g. ../shared/data)`);
+    }
     let token = process.env[API_CLIENT_ENV.token];
     if (!token) {
       token = randomSecretValue(32);

@@ -21,6 +21,7 @@ describe('tensorfleet serve', () => {
       ['--max-parallel', '0'],
       ['--port', '70000'],
       ['--max-jobs', 'many'],
+      ['--data-dir', join(dir, 'missing')],
     ]) {
       const r = cli('serve', '--dir', dir, flag, value);
       assert.equal(r.status, 2, `${flag} ${value}: ${r.stderr}`);
