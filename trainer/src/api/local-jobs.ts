@@ -327,7 +327,16 @@ export class LocalJobs {
   private pump(): void {
     while (!this.stopping && this.running < this.maxParallel && this.queue.length > 0) {
       const entry = this.jobs.get(this.queue.shift()!);
-      if (entry && entry.record.phase === 'Pending') this.start(entry);
+      if (!entry || entry.record.phase !== 'Pending') continue;
+      try {
+        this.start(entry);
+      } catch (e) {
+        // The folder went away, or no process could be made: the job fails, the queue goes on.
+        this.running--;
+        const reason = `the runner did not start: ${(e as Error).message}`;
+        this.log(`serve: job ${entry.record.name}: Failed: ${reason}`);
+        void this.update(entry, { phase: 'Failed', endedAt: new Date().toISOString(), reason });
+      }
     }
   }
 
