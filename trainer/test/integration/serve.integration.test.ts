@@ -21,8 +21,22 @@ import { API_CLIENT_ENV, JobStatus, TRAINER_IMAGE } from '../../src/contract';
 const dir = mkdtempSync(join(tmpdir(), 'tf-serve-'));
 const token = 'serve-integration-token';
 const started: ChildProcess[] = [];
-after(() => {
-  for (const child of started) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+after(async () => {
+  // SIGTERM first: serve stops its jobs' process groups (a SIGKILLed serve would leave them running).
+  const running = started.filter((c) => c.exitCode === null && c.signalCode === null);
+  await Promise.all(
+    running.map(
+      (child) =>
+        new Promise<void>((resolve) => {
+          const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+          child.once('exit', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          child.kill('SIGTERM');
+        }),
+    ),
+  );
   rmSync(dir, { recursive: true, force: true });
 });
 
