@@ -61,7 +61,10 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-async function probeApi(env: Record<string, string>, label: string): Promise<{ ready: { status: number; body: any }; lines: string[] }> {
+async function probeApi(
+  env: Record<string, string>,
+  label: string,
+): Promise<{ ready: { status: number; body: any }; jobs: { status: number; body: any }; lines: string[] }> {
   const api = startServerProcess(
     'api',
     { [ENV.authToken]: 'readiness-token', [ENV.jobName]: 'api', [API_ENV.namespace]: 'tensorfleet', ...env },
@@ -76,7 +79,9 @@ async function probeApi(env: Record<string, string>, label: string): Promise<{ r
       ready = { status: answer.status, body: await answer.json() };
     }
     assert.equal((await fetch(`http://127.0.0.1:${port}${API_PATHS.health}`)).status, 200, 'alive all the same');
-    return { ready, lines: [...api.lines] };
+    const list = await fetch(`http://127.0.0.1:${port}${API_PATHS.jobs}`, { headers: { authorization: 'Bearer readiness-token' } });
+    const jobs = { status: list.status, body: await list.json() };
+    return { ready, jobs, lines: [...api.lines] };
   } finally {
     api.child.kill('SIGTERM');
     await api.exited;
@@ -85,13 +90,15 @@ async function probeApi(env: Record<string, string>, label: string): Promise<{ r
 
 describe('tensorfleet trainer api without a Kubernetes API', () => {
   test('fails its readiness check, naming why, said once in the log; job calls answer the same reason', async () => {
-    const { ready, lines } = await probeApi({}, 'api');
+    const { ready, jobs, lines } = await probeApi({}, 'api');
     assert.equal(ready.status, 503);
     assert.equal(ready.body.error.code, 'KUBERNETES_UNAVAILABLE');
     assert.match(ready.body.error.message, /KUBERNETES_SERVICE_HOST is unset.*KUBECONFIG is unset.*tensorfleet serve/);
     const said = lines.filter((l) => l.includes('not ready:'));
     assert.equal(said.length, 1, lines.join('\n'));
     assert.ok(said[0].includes(ready.body.error.message));
+    assert.equal(jobs.status, 503);
+    assert.deepEqual(jobs.body, ready.body, 'GET /jobs says the same, not "Invalid URL"');
   });
 
   test('fails its readiness check when the kubeconfig names a Kubernetes API that does not answer', async () => {
