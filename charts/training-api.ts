@@ -228,7 +228,7 @@ export class TrainingApi extends Construct {
         args: ['trainer', 'api'],
         envVariables: env,
         ports: [{ name: 'http', number: PORTS.api }],
-        readiness: kplus.Probe.fromHttpGet(API_PATHS.health, health),
+        readiness: kplus.Probe.fromHttpGet(API_PATHS.ready, health),
         liveness: kplus.Probe.fromHttpGet(API_PATHS.health, {
           ...health,
           initialDelaySeconds: Duration.seconds(10),

@@ -24,7 +24,7 @@ export class KubeFailure extends Error {
 }
 
 /** The workload whose role marks a job's kind (its "main" object). */
-const MAIN_ROLES: Readonly<Record<JobKind, { role: Role; apiVersion: string; kind: string }>> = {
+export const MAIN_ROLES: Readonly<Record<JobKind, { role: Role; apiVersion: string; kind: string }>> = {
   ddp: { role: 'ddp', apiVersion: 'batch/v1', kind: 'Job' },
   federated: { role: 'fl-server', apiVersion: 'apps/v1', kind: 'Deployment' },
   split: { role: 'split-server', apiVersion: 'apps/v1', kind: 'Deployment' },
@@ -240,6 +240,11 @@ export class KubeJobs {
 
   private get namespace(): string {
     return this.options.namespace;
+  }
+
+  /** Throws a KubeFailure saying why while the Kubernetes API cannot list the namespace's jobs (readiness). */
+  async check(): Promise<void> {
+    await this.listKind(MAIN_ROLES.ddp.apiVersion, MAIN_ROLES.ddp.kind, `${LABELS.role}=${MAIN_ROLES.ddp.role}`);
   }
 
   /** Whether a job of this name exists (its main workload, whatever its kind). */

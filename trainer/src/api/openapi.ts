@@ -99,6 +99,7 @@ export function openApiDocument(version: string): Schema {
             413: error('The body is over the size limit.'),
             415: error('The body is not application/json.'),
             422: error('The Kubernetes API found an object invalid.'),
+            429: error('The local executor (tensorfleet serve) keeps or queues as many jobs as it may.'),
             503: error('The Kubernetes API is unreachable or failing.'),
           },
         },

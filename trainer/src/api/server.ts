@@ -12,6 +12,7 @@ import { API_PATHS, ApiErrorBody, ApiErrorCode, FieldProblem, JOB_FIELDS, JobCre
 import { HttpLimits, createBoundedServer } from './http-limits';
 import { parseJsonBody } from './json-body';
 import { KubeFailure, KubeJobs } from './kube';
+import { LocalJobsFailure } from './local-jobs';
 import { BuildOptions, JobPropsError, buildJobObjects, objectRefs, toYaml } from './objects';
 import { openApiDocument } from './openapi';
 import { boundedProblems, boundedText, validateJobRequest } from './request';
@@ -31,6 +32,11 @@ export interface ApiServerOptions {
   readonly log?: (line: string) => void;
   /** Timeouts and the connection cap (slowloris). @default DEFAULT_HTTP_LIMITS */
   readonly limits?: Partial<HttpLimits>;
+  /**
+   * Why the API cannot serve jobs now (undefined: it can), asked by GET /readyz (503 with the
+   * reason when not ready). @default - always ready
+   */
+  readonly notReady?: () => Promise<string | undefined>;
 }
 
 /**
@@ -248,6 +254,12 @@ export function createApiServer(options: ApiServerOptions): Server {
       sendJson(res, 200, { status: 'ok' });
       return 200;
     }
+    if (path === API_PATHS.ready) {
+      const reason = await options.notReady?.();
+      if (reason !== undefined) throw new HttpError(503, 'KUBERNETES_UNAVAILABLE', reason);
+      sendJson(res, 200, { status: 'ready' });
+      return 200;
+    }
     if (path === API_PATHS.openapi) {
       if (method !== 'GET') methodNotAllowed(['GET']);
       send(res, 200, openapi, 'application/json');
@@ -307,7 +319,7 @@ export function createApiServer(options: ApiServerOptions): Server {
 
   /** The answer to a request that failed: the error's own, or a 500 that says nothing of the request. */
   const failure = (err: unknown): { status: number; body: ApiErrorBody; headers?: Record<string, string>; detail?: string } => {
-    if (err instanceof KubeFailure) err = new HttpError(err.status, err.code, err.message);
+    if (err instanceof KubeFailure || err instanceof LocalJobsFailure) err = new HttpError(err.status, err.code, err.message);
     if (!(err instanceof HttpError)) {
       return { status: 500, body: JSON.parse(INTERNAL_BODY) as ApiErrorBody, detail: boundedText(String((err as Error)?.message ?? err)) };
     }

@@ -12,6 +12,7 @@ import {
   ENV,
   JOB_KINDS,
   JobKind,
+  LABELS,
   MLFLOW_CLIENT_ENV,
   ROLES,
   TrainerEnvError,
@@ -35,6 +36,7 @@ import { testMetricsJson } from './metrics-json';
 import { PREDICT_COMMAND } from './predict';
 import { REPORT_COMMAND } from './report';
 import { RUNS_COMMAND } from './runs';
+import { SERVE_COMMAND } from './serve';
 import { describeTopology, listCharts, loadChart } from './topology';
 
 /** The flags of `run <chart>`. */
@@ -63,6 +65,9 @@ const JOB_ONLY_FLAGS: Record<string, FlagSpec> = Object.fromEntries(
 );
 
 const RUN_FLAGS: Record<string, FlagSpec> = { ...RUN_CHART_FLAGS, ...JOB_ONLY_FLAGS };
+
+/** What the run command reads of a manifest's pod template. */
+type LocalManifest = { spec?: { template?: { metadata?: { labels?: Record<string, string> } } } };
 
 type DoneEvent = Extract<TrainerEvent, { event: 'done' }>;
 
@@ -138,6 +143,7 @@ async function runJob(kind: JobKind, values: ParsedCommandLine['values']): Promi
 /** The flag each variable a local run sets from the command line comes from (to name it when its value is refused). */
 const FLAG_OF_VARIABLE: ReadonlyMap<string, string> = new Map([
   [ENV.trackingUri, '--tracking-uri'],
+  [ENV.experimentName, '--experiment'],
   [ENV.datasetUri, '--data-dir'],
   [ENV.epochs, '--epochs'],
   [ENV.datasetSize, '--dataset-size'],
@@ -211,7 +217,13 @@ async function runTrainers(
   checkLocalRunFlags(label, values['data-dir'] as string | undefined, units, optionsOf);
   say(describeTopology(label, objects as Parameters<typeof describeTopology>[1]));
   if (workloads.length === 0 || values['topology-only'] === true) {
-    if (workloads.length === 0)
+    const api = objects.some((o) => (o as LocalManifest).spec?.template?.metadata?.labels?.[LABELS.role] === 'api');
+    if (workloads.length === 0 && api)
+      say(
+        `\n${label} is the TrainingApi: on this machine, run it with its local executor: tensorfleet serve ` +
+          `(then tensorfleet submit, or curl POST /jobs); in a cluster: kubectl apply -f dist/${label}.k8s.yaml.`,
+      );
+    else if (workloads.length === 0)
       say(`\n${label} has no trainer workloads: it runs in a cluster only (kubectl apply -f dist/${label}.k8s.yaml).`);
     return 0;
   }
@@ -256,12 +268,8 @@ async function runTrainers(
   return 0;
 }
 
-/** `--tracking-uri` and `--experiment` are checked before anything starts, naming the flag (env values are checked by the contract). */
+/** `--experiment` is checked before anything starts (`--tracking-uri`, like every flag, by checkLocalRunFlags). */
 function checkTrackingFlags(values: ParsedCommandLine['values']): void {
-  const uri = values['tracking-uri'];
-  if (typeof uri === 'string' && !/^https?:\/\/[^/\s]/.test(uri)) {
-    throw new UsageError(`run: --tracking-uri must be an http:// or https:// URL of an MLflow tracking server, got ${JSON.stringify(uri)}`);
-  }
   const experiment = values.experiment;
   if (typeof experiment === 'string' && experiment.trim() === '') {
     throw new UsageError(`run: --experiment must be a non-empty MLflow experiment name, got ${JSON.stringify(experiment)}`);
@@ -400,6 +408,7 @@ const COMMANDS: Record<string, Command> = {
   predict: PREDICT_COMMAND,
   runs: RUNS_COMMAND,
   report: REPORT_COMMAND,
+  serve: SERVE_COMMAND,
   ...API_COMMANDS,
 };
 

@@ -20,8 +20,10 @@ export const API_PATHS = {
   logs: '/jobs/{name}/logs',
   openapi: '/openapi.json',
   docs: '/docs',
-  /** Liveness and readiness of the API itself (no auth). */
+  /** Liveness of the API itself (no auth). */
   health: '/healthz',
+  /** Readiness (no auth): 503 while the API cannot reach its executor (the Kubernetes API), saying why. */
+  ready: '/readyz',
 } as const;
 
 /** Env of the `api` role beyond the common trainer env (the token is ENV.authToken, from a Secret). */
@@ -70,6 +72,8 @@ export const API_ERROR_CODES = [
   'KUBERNETES_FORBIDDEN',
   'KUBERNETES_INVALID',
   'KUBERNETES_UNAVAILABLE',
+  /** The local executor (`tensorfleet serve`) keeps or queues as many jobs as it may. */
+  'TOO_MANY_JOBS',
   'INTERNAL',
 ] as const;
 export type ApiErrorCode = (typeof API_ERROR_CODES)[number];

@@ -7,8 +7,9 @@
 import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import { API_ENV, DEFAULT_API_MAX_BODY_BYTES, TRAINER_IMAGE, TrainerConfig, TrainerError } from '../contract';
-import { KubeJobs } from '../api/kube';
-import { createApiServer } from '../api/server';
+import { KubeFailure, KubeJobs } from '../api/kube';
+import { createReadiness } from '../api/readiness';
+import { JobsBackend, createApiServer } from '../api/server';
 import { MlflowRuns } from '../api/mlflow';
 import { mlflowConnection } from '../tracking/mlflow-connection';
 import { roleOutput } from './role-output';
@@ -24,6 +25,12 @@ function fromKubeconfig(options: ConstructorParameters<typeof KubeJobs>[1]): Kub
   const kc = new KubeConfig();
   kc.loadFromDefault();
   return new KubeJobs(kc, options);
+}
+
+/** A backend for an API with no Kubernetes API to talk to: every job call answers 503 saying why. */
+function unavailableJobs(reason: string): JobsBackend & { check(): Promise<void> } {
+  const refuse = (): Promise<never> => Promise.reject(new KubeFailure(503, 'KUBERNETES_UNAVAILABLE', reason));
+  return { check: refuse, exists: refuse, apply: refuse, list: refuse, status: refuse, logs: refuse, delete: refuse };
 }
 
 export async function runApi(config: TrainerConfig): Promise<void> {
@@ -49,13 +56,22 @@ export async function runApi(config: TrainerConfig): Promise<void> {
         ? { runs: new MlflowRuns({ ...mlflowConnection(config)!, trackingUri: config.trackingUri }), uiUrl }
         : undefined,
     };
-    const jobs =
-      process.env.KUBERNETES_SERVICE_HOST || !process.env.KUBECONFIG ? KubeJobs.inCluster(jobsOptions) : fromKubeconfig(jobsOptions);
+    const jobs = process.env.KUBERNETES_SERVICE_HOST
+      ? KubeJobs.inCluster(jobsOptions)
+      : process.env.KUBECONFIG
+        ? fromKubeconfig(jobsOptions)
+        : unavailableJobs(
+            'no Kubernetes API: not in a pod (KUBERNETES_SERVICE_HOST is unset) and KUBECONFIG is unset; ' +
+              'to run jobs on this machine, use tensorfleet serve',
+          );
+    // Said once at start (and again only when it changes): why the API cannot serve jobs.
+    const notReady = createReadiness({ check: () => jobs.check(), log });
     const server = createApiServer({
       jobs,
       token: config.authToken,
       maxBodyBytes,
       version: TRAINER_IMAGE.tag,
+      notReady,
       build: {
         defaultImage: process.env[API_ENV.defaultImage],
         mlflowStack: process.env[API_ENV.mlflowStack],
@@ -67,6 +83,8 @@ export async function runApi(config: TrainerConfig): Promise<void> {
       server.listen(config.listenPort, '0.0.0.0', () => resolve());
     });
     log(`listening on port ${(server.address() as AddressInfo).port}, namespace ${namespace}`);
+    // Checked now, not before listening: a Kubernetes API that hangs must not keep /healthz from answering.
+    void notReady();
     await new Promise<void>((resolve) => {
       const stop = (): void => {
         log('stopping');

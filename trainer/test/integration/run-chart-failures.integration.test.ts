@@ -146,7 +146,9 @@ describe('tensorfleet run: every training job of a chart, and why a run failed (
     const cases: [string[], string][] = [
       [
         ['--tracking-uri', 'not-a-url'],
-        'tensorfleet: run ddp-mnist: refused:\n  --tracking-uri "not-a-url": must be a URL with scheme http, https',
+        'tensorfleet: run ddp-mnist: refused:\n  --tracking-uri "not-a-url": must be an http:// or https:// URL of an MLflow ' +
+          'tracking server, without user info (credentials go in MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, ' +
+          'or MLFLOW_TRACKING_TOKEN)',
       ],
       [
         ['--data-dir', join(dir, 'missing')],

@@ -27,7 +27,7 @@ describe('tensorfleet CLI', () => {
     assert.equal(
       r.stderr.trim(),
       'tensorfleet: unknown command "frobnicate"; valid commands: ' +
-        'synth, run, trainer, ensure-secrets, bench, eval, predict, runs, report, submit, jobs, logs, cancel',
+        'synth, run, trainer, ensure-secrets, bench, eval, predict, runs, report, serve, submit, jobs, logs, cancel',
     );
   });
 
