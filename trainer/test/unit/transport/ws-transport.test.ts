@@ -97,15 +97,21 @@ describe('WsTransport', () => {
     const ranks = [0, 1].map((rank) => transport({ rank, worldSize: 3, connectTimeoutMs: 400 }));
     const ports = [await ranks[0].listen(), await ranks[1].listen()];
     const peers = [...ports, 9].map((port) => ({ host: LOOPBACK, port }));
-    const started = Date.now();
-    const results = await Promise.allSettled(ranks.map((t) => t.connect(peers)));
-    assert.ok(Date.now() - started < 2000);
-    const [zero, one] = results.map((r) => (r.status === 'rejected' ? (r.reason as Error) : undefined));
-    assert.ok(isTrainerError(zero, 'TRAINER_ERR_CONNECT_TIMEOUT'));
-    assert.equal(zero.message, 'rank 0 timed out after 400ms waiting for rank 2 (127.0.0.1:9) to connect');
-    assert.ok(isTrainerError(one, 'TRAINER_ERR_CONNECT_TIMEOUT'));
-    assert.match(one.message, /^rank 1 timed out after 400ms waiting for rank 2 \(127\.0\.0\.1:9\) to connect/);
-    await Promise.all(ranks.map((t) => t.close()));
+    try {
+      const started = Date.now();
+      const results = await Promise.allSettled(ranks.map((t) => t.connect(peers)));
+      assert.ok(Date.now() - started < 10_000, 'the 400 ms timeout applies, not a default of minutes');
+      const errors = results.map((r) => (r.status === 'rejected' ? (r.reason as Error) : undefined));
+      // Both time out at 400 ms; on a loaded machine the first to give up closes its link to the other, which may
+      // then fail on that close before its own timer fires. Whichever timed out names the missing rank 2.
+      const timedOut = errors.filter((e) => isTrainerError(e, 'TRAINER_ERR_CONNECT_TIMEOUT'));
+      assert.ok(timedOut.length >= 1, `no rank timed out: ${errors.map((e) => e?.message).join('; ')}`);
+      for (const e of timedOut)
+        assert.match(e!.message, /^rank [01] timed out after 400ms waiting for rank 2 \(127\.0\.0\.1:9\) to connect/);
+      for (const e of errors) assert.ok(isTrainerError(e), `every rank fails with a trainer error: ${String(e)}`);
+    } finally {
+      await Promise.all(ranks.map((t) => t.close()));
+    }
   });
 
   test('fails with TRAINER_ERR_STALE_GENERATION between generations', async () => {
