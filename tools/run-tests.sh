@@ -2,6 +2,7 @@
 # Runs the compiled tests with node's test runner. Usage: run-tests.sh [unit|integration]
 # Unit tests run two files at a time; multi-process integration tests run one file at a time
 # so their ranks are not starved of the machine's cores. Ends with one "N passed, N failed" line.
+# --test-force-exit: a test that fails before closing its servers must not keep its file (and make test) open.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 which=${1:-all}
@@ -12,7 +13,7 @@ status=0
 run() { # name concurrency files...
   local name=$1 concurrency=$2; shift 2
   [ $# -eq 0 ] && return 0
-  node --test --test-concurrency="$concurrency" \
+  node --test --test-force-exit --test-concurrency="$concurrency" \
     --test-reporter=spec --test-reporter-destination=stdout \
     --test-reporter=tap --test-reporter-destination="build/test-results/$name.tap" "$@" || status=1
 }
