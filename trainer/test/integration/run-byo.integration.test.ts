@@ -3,25 +3,20 @@
  * relative paths), then `tensorfleet predict` on the model it saved.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { CLI_JS, SHARED_DIR } from '../../../tools/test-support/paths';
+import { SHARED_DIR } from '../../../tools/test-support/paths';
+import { CliOutput, runCli } from '../support/cli-process';
 
 const CSV = join(SHARED_DIR, 'data', 'tabular', 'breast-cancer-wisconsin.csv');
 /** The user-data reader and predict are other parts of the same change: skip, saying so, until they are in the build. */
 const MISSING = ['../../src/data/prediction-input.js', '../../src/model/predict.js'].filter((p) => !existsSync(join(__dirname, p)));
 
-function cli(cwd: string, ...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [CLI_JS, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  return new Promise((resolve) => child.on('exit', (code) => resolve({ code, stdout, stderr })));
+function cli(cwd: string, ...args: string[]): Promise<CliOutput> {
+  return runCli(args, { cwd });
 }
 
 describe('tensorfleet run ddp on a CSV, then predict', { skip: MISSING.length > 0 ? `needs ${MISSING.join(', ')}` : false }, () => {

@@ -5,7 +5,6 @@
  * stops the run and exits 130; bad flag values are refused before the topology is printed.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,29 +12,15 @@ import { after, before, describe, test } from 'node:test';
 import { Chart, Testing } from 'cdk8s';
 import { stringify } from 'yaml';
 import { DdpCluster, FederatedFleet } from '../../../charts';
-import { CLI_JS, REPO_ROOT, SHARED_DIR } from '../../../tools/test-support/paths';
-
-interface RunOutput {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
+import { SHARED_DIR } from '../../../tools/test-support/paths';
+import { CliOutput, runCli } from '../support/cli-process';
 
 /**
  * `tensorfleet run ...args`; `onStderr` sees stderr as it grows (and may signal the process). With `group`, the CLI
  * leads a process group of its own, as in a terminal, where Ctrl-C signals every process of the group.
  */
-function run(args: readonly string[], onStderr?: (stderr: string, pid: number) => void, group = false): Promise<RunOutput> {
-  const child = spawn(process.execPath, [CLI_JS, 'run', ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: group });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on('data', (c: Buffer) => {
-    stderr += c.toString();
-    onStderr?.(stderr, child.pid!);
-  });
-  return new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })));
+function run(args: readonly string[], onStderr?: (stderr: string, pid: number) => void, group = false): Promise<CliOutput> {
+  return runCli(['run', ...args], { onStderr, group });
 }
 
 /** The last line of the run's stderr: what the CLI says when it fails. */

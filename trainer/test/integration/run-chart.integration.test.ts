@@ -4,40 +4,15 @@
  * (a small subset, so the test stays short), ending with the documented JSON line.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { CLI_JS, REPO_ROOT, SHARED_DIR } from '../../../tools/test-support/paths';
+import { SHARED_DIR } from '../../../tools/test-support/paths';
+import { CliOutput, runCli } from '../support/cli-process';
 
-interface RunOutput {
-  code: number | null;
-  result: Record<string, unknown>;
-  stderr: string;
-}
-
-function run(chart: string, out: string, ...flags: string[]): Promise<RunOutput> {
-  const child = spawn(process.execPath, [CLI_JS, 'run', chart, '--data-dir', join(SHARED_DIR, 'data'), '--out', out, '--json', ...flags], {
-    cwd: REPO_ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  return new Promise((resolve) =>
-    child.on('exit', (code) => {
-      const last = stdout.trim().split('\n').pop() ?? '';
-      let result: Record<string, unknown> = {};
-      try {
-        result = JSON.parse(last) as Record<string, unknown>;
-      } catch {
-        // asserted below: the test prints stderr
-      }
-      resolve({ code, result, stderr });
-    }),
-  );
+function run(chart: string, out: string, ...flags: string[]): Promise<CliOutput> {
+  return runCli(['run', chart, '--data-dir', join(SHARED_DIR, 'data'), '--out', out, '--json', ...flags]);
 }
 
 describe('tensorfleet run <chart> --json (local processes, real MNIST subset)', () => {

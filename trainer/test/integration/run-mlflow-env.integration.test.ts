@@ -5,21 +5,15 @@
  * answers as MLflow 2.10's published REST API and its basic-auth app (`mlflow server --app-name basic-auth`).
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ENV, MLFLOW_CLIENT_ENV } from '../../src/contract';
-import { CLI_JS, REPO_ROOT, SHARED_DIR } from '../../../tools/test-support/paths';
+import { SHARED_DIR } from '../../../tools/test-support/paths';
+import { CliOutput, runCli } from '../support/cli-process';
 import { FakeMlflow } from '../support/mlflow-rest';
-
-interface RunOutput {
-  code: number | null;
-  result: Record<string, unknown>;
-  stderr: string;
-}
 
 /** The user's environment without MLflow's variables, plus `mlflow`. */
 function userEnv(mlflow: Record<string, string>): NodeJS.ProcessEnv {
@@ -28,7 +22,7 @@ function userEnv(mlflow: Record<string, string>): NodeJS.ProcessEnv {
   return { ...env, ...mlflow };
 }
 
-function run(out: string, env: NodeJS.ProcessEnv, ...flags: string[]): Promise<RunOutput> {
+function run(out: string, env: NodeJS.ProcessEnv, ...flags: string[]): Promise<CliOutput> {
   const args = [
     'run',
     'ddp-mnist',
@@ -42,22 +36,7 @@ function run(out: string, env: NodeJS.ProcessEnv, ...flags: string[]): Promise<R
     '--dataset-size',
     '1024',
   ];
-  const child = spawn(process.execPath, [CLI_JS, ...args, ...flags], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  return new Promise((resolve) =>
-    child.on('exit', (code) => {
-      let result: Record<string, unknown> = {};
-      try {
-        result = JSON.parse(stdout.trim().split('\n').pop() ?? '') as Record<string, unknown>;
-      } catch {
-        // asserted below with stderr
-      }
-      resolve({ code, result, stderr });
-    }),
-  );
+  return runCli([...args, ...flags], { env });
 }
 
 describe("tensorfleet run honours MLflow's env vars (against MLflow's published REST API, real MNIST subset)", () => {
