@@ -8,7 +8,8 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TrainerError } from '../contract';
 import { defaultStores, findRun, findStores, listRunLocations, readRun } from './file-store';
-import { mlflowAuthHeaders, readMlflowRun } from './mlflow-reader';
+import { mlflowConnectionFrom } from '../tracking/mlflow-connection';
+import { readMlflowRun } from './mlflow-reader';
 import { RunData } from './run-data';
 
 export interface LoadRunOptions {
@@ -29,7 +30,9 @@ export async function loadRun(ref: string, options: LoadRunOptions): Promise<Run
       const local = defaultStores(options.cwd).flatMap((store) => listRunLocations(store).runs);
       if (local.some((r) => r.runId.startsWith(ref))) return readRun(findRun(defaultStores(options.cwd), ref));
     }
-    return readMlflowRun({ trackingUri: uri, headers: mlflowAuthHeaders(options.env) }, ref);
+    // MLflow's client variables: credentials, the TLS switch, and the server itself when no flag names it.
+    const connection = mlflowConnectionFrom(options.trackingUri, options.env) ?? { trackingUri: uri };
+    return readMlflowRun(connection, ref);
   }
   if (uri !== undefined && /^[a-z][a-z0-9+.-]*:/i.test(uri) && !/^file:/i.test(uri)) {
     throw new TrainerError(

@@ -4,6 +4,7 @@
  * checked, and a refusal names the endpoint, the field and what was expected.
  */
 import { TrainerError } from '../contract';
+import { MlflowConnection, mlflowFetch } from '../tracking/mlflow-connection';
 import { MetricPoint, RunData, emptyRecord } from './run-data';
 
 export const MLFLOW_READ_LIMITS = {
@@ -19,45 +20,15 @@ export const MLFLOW_READ_LIMITS = {
   timeoutMs: 30_000,
 } as const;
 
-export interface MlflowReaderOptions {
-  /** The tracking server, e.g. http://127.0.0.1:5000. */
-  readonly trackingUri: string;
-  /**
-   * Extra request headers (Authorization).
-   *
-   * @default - `mlflowAuthHeaders(process.env)`
-   */
-  readonly headers?: Readonly<Record<string, string>>;
-}
-
-/** MLflow's client credentials from its env vars: a bearer token, else basic auth. */
-export function mlflowAuthHeaders(env: NodeJS.ProcessEnv): Record<string, string> {
-  const token = env.MLFLOW_TRACKING_TOKEN;
-  if (token !== undefined && token !== '') return { Authorization: `Bearer ${token}` };
-  const user = env.MLFLOW_TRACKING_USERNAME;
-  const password = env.MLFLOW_TRACKING_PASSWORD;
-  if (user !== undefined && user !== '' && password !== undefined) {
-    return { Authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` };
-  }
-  return {};
-}
-
 type Json = Record<string, unknown>;
 
 /** The run `runId` on the server: info, params, tags and every metric's whole history. */
-export async function readMlflowRun(options: MlflowReaderOptions, runId: string): Promise<RunData> {
-  const base = options.trackingUri.replace(/\/+$/, '');
-  if (!/^https?:\/\/[^/]/.test(base)) {
-    throw new TrainerError(
-      'TRAINER_ERR_INVALID_ARGUMENT',
-      `--tracking-uri must be an http(s) URL, got ${JSON.stringify(options.trackingUri)}`,
-    );
-  }
+export async function readMlflowRun(connection: MlflowConnection, runId: string): Promise<RunData> {
+  const base = connection.trackingUri.replace(/\/+$/, '');
   if (!/^[A-Za-z0-9_-]{1,64}$/.test(runId)) {
     throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `run ${JSON.stringify(runId)}: a run id is 1-64 letters, digits, _ or -`);
   }
-  const headers = options.headers ?? mlflowAuthHeaders(process.env);
-  const get = (endpoint: string, query: Record<string, string>): Promise<Json> => getJson(base, endpoint, query, headers);
+  const get = (endpoint: string, query: Record<string, string>): Promise<Json> => getJson(connection, base, endpoint, query);
 
   const found = object(await get('runs/get', { run_id: runId }), 'run', 'runs/get');
   const run = object(found, 'info', 'runs/get run');
@@ -138,18 +109,13 @@ async function metricHistory(
   );
 }
 
-async function getJson(
-  base: string,
-  endpoint: string,
-  query: Record<string, string>,
-  headers: Readonly<Record<string, string>>,
-): Promise<Json> {
+async function getJson(connection: MlflowConnection, base: string, endpoint: string, query: Record<string, string>): Promise<Json> {
   const url = `${base}/api/2.0/mlflow/${endpoint}?${new URLSearchParams(query).toString()}`;
   const what = `MLflow ${endpoint} at ${base}`;
   let response: Response;
   const signal = AbortSignal.timeout(MLFLOW_READ_LIMITS.timeoutMs);
   try {
-    response = await fetch(url, { headers: { Accept: 'application/json', ...headers }, signal, redirect: 'error' });
+    response = await mlflowFetch(connection, url, { method: 'GET', headers: { Accept: 'application/json' }, signal, redirect: 'error' });
   } catch (e) {
     const reason = (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message;
     throw new TrainerError('TRAINER_ERR_TRACKING', `${what} failed: ${reason}`);

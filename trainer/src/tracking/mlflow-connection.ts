@@ -92,6 +92,8 @@ export interface MlflowRequestInit {
   readonly headers: Readonly<Record<string, string>>;
   readonly body?: string | Uint8Array;
   readonly signal?: AbortSignal;
+  /** fetch's redirect mode (a plain https request never follows one). @default 'follow' */
+  readonly redirect?: 'follow' | 'error' | 'manual';
 }
 
 /**
@@ -102,7 +104,7 @@ export interface MlflowRequestInit {
 export function mlflowFetch(connection: MlflowConnection, url: string, init: MlflowRequestInit): Promise<Response> {
   const headers = { ...init.headers, ...(connection.auth === undefined ? {} : { Authorization: authorizationHeader(connection.auth) }) };
   if (connection.insecureTls !== true || !url.startsWith('https:')) {
-    return fetch(url, { method: init.method, headers, body: init.body, signal: init.signal });
+    return fetch(url, { method: init.method, headers, body: init.body, signal: init.signal, redirect: init.redirect });
   }
   return new Promise<Response>((resolve, reject) => {
     const request = https.request(url, { method: init.method, headers, rejectUnauthorized: false, signal: init.signal }, (res) => {

@@ -9,7 +9,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { findRun, readRun } from '../../../src/report/file-store';
-import { mlflowAuthHeaders, readMlflowRun } from '../../../src/report/mlflow-reader';
+import { readMlflowRun } from '../../../src/report/mlflow-reader';
+import { mlflowConnectionFrom } from '../../../src/tracking/mlflow-connection';
 import { RunData } from '../../../src/report/run-data';
 import { FileStoreTracker } from '../../../src/tracking';
 import { startServer } from '../../support/local-server';
@@ -38,7 +39,7 @@ describe('report: a run read from an MLflow server (a local server answering as 
   });
 
   test('runs/get, experiments/get and every page of metrics/get-history give the same run as the file store', async () => {
-    const remote = await readMlflowRun({ trackingUri: `${server.url}/`, headers: {} }, local.info.runId);
+    const remote = await readMlflowRun({ trackingUri: `${server.url}/` }, local.info.runId);
     const { chart: _chart, ...info } = local.info;
     assert.deepEqual({ ...remote.info }, { ...info, source: server.url });
     assert.deepEqual({ ...remote.params }, { ...local.params });
@@ -53,28 +54,24 @@ describe('report: a run read from an MLflow server (a local server answering as 
     );
   });
 
-  test("MLflow's credentials env vars: a bearer token first, else basic auth", async () => {
-    assert.deepEqual(mlflowAuthHeaders({ MLFLOW_TRACKING_TOKEN: 't0k', MLFLOW_TRACKING_USERNAME: 'u', MLFLOW_TRACKING_PASSWORD: 'p' }), {
-      Authorization: 'Bearer t0k',
-    });
-    const basic = mlflowAuthHeaders({ MLFLOW_TRACKING_USERNAME: 'admin', MLFLOW_TRACKING_PASSWORD: 's3cret' });
-    await readMlflowRun({ trackingUri: server.url, headers: basic }, local.info.runId);
+  test("MLflow's credentials env vars, with MLflow's precedence: basic auth when both are set, else the token", async () => {
+    const env = { MLFLOW_TRACKING_TOKEN: 't0k', MLFLOW_TRACKING_USERNAME: 'admin', MLFLOW_TRACKING_PASSWORD: 's3cret' };
+    await readMlflowRun(mlflowConnectionFrom(server.url, env)!, local.info.runId);
     assert.equal(server.seen[server.seen.length - 1].auth, `Basic ${Buffer.from('admin:s3cret').toString('base64')}`);
+    await readMlflowRun(mlflowConnectionFrom(server.url, { MLFLOW_TRACKING_TOKEN: 't0k' })!, local.info.runId);
+    assert.equal(server.seen[server.seen.length - 1].auth, 'Bearer t0k');
   });
 
   test("an unknown run is refused with MLflow's error_code and message, the endpoint and the server named", async () => {
-    await assert.rejects(readMlflowRun({ trackingUri: server.url, headers: {} }, 'nope'), {
+    await assert.rejects(readMlflowRun({ trackingUri: server.url }, 'nope'), {
       message: `MLflow runs/get at ${server.url} answered 404 RESOURCE_DOES_NOT_EXIST: Run 'nope' not found`,
     });
   });
 
   test('a bad tracking URI or run id fails before any request', async () => {
     const before = server.seen.length;
-    await assert.rejects(
-      readMlflowRun({ trackingUri: 'ftp://x', headers: {} }, 'abc'),
-      /--tracking-uri must be an http\(s\) URL, got "ftp:\/\/x"/,
-    );
-    await assert.rejects(readMlflowRun({ trackingUri: server.url, headers: {} }, '../x'), /a run id is 1-64 letters/);
+    assert.throws(() => mlflowConnectionFrom('ftp://x', {}), /--tracking-uri must be an http:\/\/ or https:\/\/ URL .*got "ftp:\/\/x"/);
+    await assert.rejects(readMlflowRun({ trackingUri: server.url }, '../x'), /a run id is 1-64 letters/);
     assert.equal(server.seen.length, before);
   });
 
@@ -89,7 +86,7 @@ describe('report: a run read from an MLflow server (a local server answering as 
       }
     });
     try {
-      await assert.rejects(readMlflowRun({ trackingUri: liar.url, headers: {} }, 'r1'), {
+      await assert.rejects(readMlflowRun({ trackingUri: liar.url }, 'r1'), {
         message: 'metrics/get-history x: value "lots" is not a number',
       });
     } finally {
