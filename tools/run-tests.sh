@@ -3,6 +3,8 @@
 # Unit tests run two files at a time; multi-process integration tests run one file at a time
 # so their ranks are not starved of the machine's cores. Ends with one "N passed, N failed" line.
 # --test-force-exit: a test that fails before closing its servers must not keep its file (and make test) open.
+# The counts come from the spec summary on stdout (kept in build/test-results/<name>.out): a forced exit can cut
+# the TAP file's closing summary short, never the per-test lines.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 which=${1:-all}
@@ -15,18 +17,21 @@ run() { # name concurrency files...
   [ $# -eq 0 ] && return 0
   node --test --test-force-exit --test-concurrency="$concurrency" \
     --test-reporter=spec --test-reporter-destination=stdout \
-    --test-reporter=tap --test-reporter-destination="build/test-results/$name.tap" "$@" || status=1
+    --test-reporter=tap --test-reporter-destination="build/test-results/$name.tap" "$@" | tee "build/test-results/$name.out"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 }
 start=$(date +%s)
 [ "$which" = integration ] || run unit 2 "${unit[@]}"
 [ "$which" = unit ] || run integration 1 "${integration[@]}"
 pass=0; fail=0; skip=0
-for f in build/test-results/*.tap; do
+for f in build/test-results/*.out; do
   [ -f "$f" ] || continue
-  p=$(grep -E '^# pass ' "$f" | tail -1 | awk '{print $3}'); pass=$((pass + ${p:-0}))
-  x=$(grep -E '^# fail ' "$f" | tail -1 | awk '{print $3}'); fail=$((fail + ${x:-0}))
-  s=$(grep -E '^# skipped ' "$f" | tail -1 | awk '{print $3}'); skip=$((skip + ${s:-0}))
+  p=$(grep -E '^ℹ pass ' "$f" | tail -1 | awk '{print $3}'); pass=$((pass + ${p:-0}))
+  x=$(grep -E '^ℹ fail ' "$f" | tail -1 | awk '{print $3}'); fail=$((fail + ${x:-0}))
+  s=$(grep -E '^ℹ skipped ' "$f" | tail -1 | awk '{print $3}'); skip=$((skip + ${s:-0}))
 done
 echo "wall time: $(( $(date +%s) - start ))s"
 echo "tests: ${pass} passed, ${fail} failed, ${skip} skipped"
+# No count at all means the runner's summary went missing: not a pass.
+[ $((pass + fail)) -gt 0 ] || { echo "no test results were counted"; exit 1; }
 [ "$fail" -eq 0 ] && [ "$status" -eq 0 ]
