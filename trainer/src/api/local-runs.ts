@@ -1,79 +1,38 @@
 /**
  * The local TrainingApi's view of a job's MLflow run: MLflow's file store (mlruns/) that a
  * local run writes, read as the Kubernetes backend reads a tracking server (api/mlflow.ts),
- * so that progress and the run link come from the same place in both.
+ * so that progress and the run link come from the same place in both. The store is read with
+ * the tracking layer's bounded reader, and only what progress needs: the role tag of each run,
+ * then the progress metrics' last points and the resume tags of the newest run of the role.
  */
-import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parse } from 'yaml';
-import { MLFLOW_ROLE_TAG } from '../contract';
+import { JOB_PROGRESS, MLFLOW_ROLE_TAG } from '../contract';
+import {
+  RunFolder,
+  StoreError,
+  findExperimentId,
+  listExperimentRuns,
+  readLastMetric,
+  readRunInfo,
+  readRunTag,
+} from '../tracking/file-store-reader';
+import { RunInfo } from '../tracking/run-data';
 import { JobRun, JobRunLookup, JobRunQuery, JobTracking } from './mlflow';
 
-/** MLflow's RunStatus numbers in a file store's meta.yaml, by name. */
-const RUN_STATUS: Readonly<Record<number, string>> = { 1: 'RUNNING', 2: 'SCHEDULED', 3: 'FINISHED', 4: 'FAILED', 5: 'KILLED' };
+/** The metrics progress is measured by, and the tags saying where a restarted run resumed (every job kind's). */
+const PROGRESS_METRICS = [
+  ...new Set(Object.values(JOB_PROGRESS).flatMap((p) => [p.metric, ...(p.regressionMetric === undefined ? [] : [p.regressionMetric])])),
+];
+const PROGRESS_TAGS = [...new Set(Object.values(JOB_PROGRESS).flatMap((p) => (p.resumeTag === undefined ? [] : [p.resumeTag])))];
 
-/** Runs looked at per lookup (a job's own store holds a few). */
-const MAX_RUNS = 50;
-
-type Meta = Record<string, unknown>;
-
-async function readMeta(file: string): Promise<Meta | undefined> {
+/** A run of the store, or undefined when it cannot be read (being written, or not MLflow's): the next lookup sees it. */
+function readable<T>(read: () => T): T | undefined {
   try {
-    const parsed = parse(await readFile(file, 'utf8')) as unknown;
-    return parsed !== null && typeof parsed === 'object' ? (parsed as Meta) : undefined;
-  } catch {
-    // Missing, or being replaced: the next lookup sees it.
-    return undefined;
+    return read();
+  } catch (e) {
+    if (e instanceof StoreError) return undefined;
+    throw e;
   }
-}
-
-async function dirs(dir: string): Promise<string[]> {
-  try {
-    return (await readdir(dir, { withFileTypes: true })).filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name);
-  } catch {
-    return [];
-  }
-}
-
-async function files(dir: string): Promise<string[]> {
-  try {
-    return (await readdir(dir, { withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name);
-  } catch {
-    return [];
-  }
-}
-
-/** The last "timestamp value step" line of a metric file. */
-function lastMetric(text: string): { value: number; step: number } | undefined {
-  const lines = text.trimEnd().split('\n');
-  const parts = lines[lines.length - 1]?.split(' ');
-  if (!parts || parts.length < 3) return undefined;
-  const value = Number(parts[1]);
-  const step = Number(parts[2]);
-  return Number.isFinite(step) ? { value, step } : undefined;
-}
-
-/** The run in `dir`, as the Kubernetes backend's MLflow lookup returns one. */
-async function readRun(dir: string, experimentId: string): Promise<JobRun | undefined> {
-  const meta = await readMeta(join(dir, 'meta.yaml'));
-  if (!meta || typeof meta.run_id !== 'string') return undefined;
-  const tags: Record<string, string> = {};
-  for (const key of await files(join(dir, 'tags'))) {
-    tags[key] = await readFile(join(dir, 'tags', key), 'utf8').catch(() => '');
-  }
-  const metrics: Record<string, { value: number; step: number }> = {};
-  for (const key of await files(join(dir, 'metrics'))) {
-    const last = lastMetric(await readFile(join(dir, 'metrics', key), 'utf8').catch(() => ''));
-    if (last) metrics[key] = last;
-  }
-  return {
-    experimentId,
-    runId: meta.run_id,
-    status: RUN_STATUS[Number(meta.status)] ?? 'RUNNING',
-    startTime: Number(meta.start_time ?? 0),
-    metrics,
-    tags,
-  };
 }
 
 /** MLflow's file store at `rootDir` (a local run's <out>/mlruns). */
@@ -86,22 +45,35 @@ export class LocalRuns implements JobRunLookup {
   }
 
   async lookup(query: JobRunQuery): Promise<JobTracking> {
-    for (const experimentId of await dirs(this.rootDir)) {
-      const meta = await readMeta(join(this.rootDir, experimentId, 'meta.yaml'));
-      if (meta?.name !== query.experimentName) continue;
-      const runs: JobRun[] = [];
-      for (const runId of (await dirs(join(this.rootDir, experimentId))).slice(0, MAX_RUNS)) {
-        const run = await readRun(join(this.rootDir, experimentId, runId), experimentId);
-        if (
-          run &&
-          run.tags[MLFLOW_ROLE_TAG] === query.role &&
-          (query.startedAfterMs === undefined || run.startTime >= query.startedAfterMs)
-        )
-          runs.push(run);
-      }
-      const run = runs.sort((a, b) => b.startTime - a.startTime)[0];
-      return { experimentId, ...(run ? { run } : {}) };
+    const experimentId = readable(() => findExperimentId(this.rootDir, query.experimentName));
+    if (experimentId === undefined) return {};
+    const folders = readable(() => listExperimentRuns(this.rootDir, experimentId).runs) ?? [];
+    const names = new Map<string, string>();
+    let newest: { folder: RunFolder; info: RunInfo & { startTime: number } } | undefined;
+    for (const folder of folders) {
+      if (readable(() => readRunTag(folder, MLFLOW_ROLE_TAG)) !== query.role) continue;
+      const info = readable(() => readRunInfo(folder, names));
+      if (info === undefined) continue;
+      const startTime = info.startTime ?? 0;
+      if (query.startedAfterMs !== undefined && startTime < query.startedAfterMs) continue;
+      if (newest === undefined || startTime > newest.info.startTime) newest = { folder, info: { ...info, startTime } };
     }
-    return {};
+    if (newest === undefined) return { experimentId };
+    return { experimentId, run: this.jobRun(newest.folder, newest.info) };
+  }
+
+  /** The run as the Kubernetes backend's MLflow lookup returns one, with only the progress metrics and tags. */
+  private jobRun(folder: RunFolder, info: RunInfo & { startTime: number }): JobRun {
+    const metrics: Record<string, { value: number; step: number }> = {};
+    for (const key of PROGRESS_METRICS) {
+      const last = readable(() => readLastMetric(folder, key));
+      if (last !== undefined) metrics[key] = { value: last.value, step: last.step };
+    }
+    const tags: Record<string, string> = {};
+    for (const key of [MLFLOW_ROLE_TAG, ...PROGRESS_TAGS]) {
+      const value = readable(() => readRunTag(folder, key));
+      if (value !== undefined) tags[key] = value;
+    }
+    return { experimentId: folder.experimentId, runId: folder.runId, status: info.status, startTime: info.startTime, metrics, tags };
   }
 }

@@ -6,9 +6,9 @@
  */
 import { statSync } from 'node:fs';
 import * as path from 'node:path';
-import { defaultStores, findStores, listRuns } from '../report/file-store';
+import { defaultStores, findStores, listRuns } from '../tracking/file-store-reader';
 import { formatDuration, formatTime, formatValue } from '../report/html';
-import { RunSummary, durationMs } from '../report/run-data';
+import { RunSummary, durationMs } from '../tracking/run-data';
 import { Command, UsageError, err, out } from './args';
 
 /** At most this many metrics in a table row (--json has them all). */

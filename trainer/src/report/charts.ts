@@ -3,7 +3,7 @@
  * round), one chart per other metric, and per-client metrics (client_<id>_*, *_client_<id>,
  * site<id>_*) as one curve per client.
  */
-import { MetricPoint, RunData } from './run-data';
+import { MetricPoint, RunData } from '../tracking/run-data';
 
 export interface ChartSeries {
   readonly label: string;

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { MAX_CHARTS, chartsOf } from './charts';
-import { RunData, durationMs, finalMetrics } from './run-data';
+import { RunData, durationMs, finalMetrics } from '../tracking/run-data';
 
 export interface ReportAssets {
   readonly uplotJs: string;

@@ -7,10 +7,10 @@
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TrainerError } from '../contract';
-import { defaultStores, findRun, findStores, listRunLocations, readRun } from './file-store';
+import { defaultStores, findRun, findStores, listRunFolders, readRun } from '../tracking/file-store-reader';
 import { mlflowConnectionFrom } from '../tracking/mlflow-connection';
 import { readMlflowRun } from './mlflow-reader';
-import { RunData } from './run-data';
+import { RunData } from '../tracking/run-data';
 
 export interface LoadRunOptions {
   /** A folder holding file stores (an out folder, an mlruns folder, or a folder of out folders). */
@@ -27,7 +27,7 @@ export async function loadRun(ref: string, options: LoadRunOptions): Promise<Run
   if (uri !== undefined && /^https?:/i.test(uri)) {
     // A server named only by the environment: a run of the local stores still reports from them.
     if (fromEnv) {
-      const local = defaultStores(options.cwd).flatMap((store) => listRunLocations(store).runs);
+      const local = defaultStores(options.cwd).flatMap((store) => listRunFolders(store).runs);
       if (local.some((r) => r.runId.startsWith(ref))) return readRun(findRun(defaultStores(options.cwd), ref));
     }
     // MLflow's client variables: credentials, the TLS switch, and the server itself when no flag names it.

@@ -5,7 +5,7 @@
  */
 import { TrainerError } from '../contract';
 import { MlflowConnection, mlflowFetch } from '../tracking/mlflow-connection';
-import { MetricPoint, RunData, emptyRecord } from './run-data';
+import { MetricPoint, RunData, emptyRecord } from '../tracking/run-data';
 
 export const MLFLOW_READ_LIMITS = {
   /** One answer's body. */

@@ -5,10 +5,11 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { TrainerError } from '../contract';
 import { atomicWriteSync } from '../fsutil/atomic-write';
+import { findExperimentId, listExperimentIds } from './file-store-reader';
+import { FILE_STORE_RUN_STATUS } from './run-status';
 import { checkArtifactPath, checkKey, checkRunEndStatus, noActiveRun, ParamValue, RunEndStatus, RunLocation, Tracker } from './tracker';
 
-/** MLflow's RunStatus numbers as the file store writes them in meta.yaml. */
-export const FILE_STORE_RUN_STATUS = { RUNNING: 1, SCHEDULED: 2, FINISHED: 3, FAILED: 4, KILLED: 5 } as const;
+export { FILE_STORE_RUN_STATUS, RUN_STATUS_NAMES, runStatusName } from './run-status';
 
 /** MLflow's SourceType.LOCAL. */
 const SOURCE_TYPE_LOCAL = 4;
@@ -158,10 +159,9 @@ export class FileStoreTracker implements Tracker {
     if (!fs.existsSync(path.join(this.rootDir, DEFAULT_EXPERIMENT_ID, 'meta.yaml'))) {
       this.createExperimentDir(DEFAULT_EXPERIMENT_ID, DEFAULT_EXPERIMENT_NAME);
     }
-    const ids = this.experimentIds();
-    for (const id of ids) {
-      if (readYamlString(path.join(this.rootDir, id, 'meta.yaml'), 'name') === name) return id;
-    }
+    const found = findExperimentId(this.rootDir, name);
+    if (found !== undefined) return found;
+    const ids = listExperimentIds(this.rootDir);
     let next = Math.max(...ids.map(Number)) + 1;
     for (;;) {
       try {
@@ -174,14 +174,6 @@ export class FileStoreTracker implements Tracker {
     }
     this.createExperimentDir(String(next), name);
     return String(next);
-  }
-
-  private experimentIds(): string[] {
-    return fs
-      .readdirSync(this.rootDir, { withFileTypes: true })
-      .filter((e) => e.isDirectory() && /^\d+$/.test(e.name))
-      .map((e) => e.name)
-      .sort((a, b) => Number(a) - Number(b));
   }
 
   private createExperimentDir(id: string, name: string): void {
@@ -227,17 +219,6 @@ function yamlScalar(value: YamlValue): string {
     !/[: ]$/.test(value) &&
     !/^(true|false|yes|no|on|off|null|y|n)$/i.test(value);
   return plain ? value : `'${value.replace(/'/g, "''")}'`;
-}
-
-/** Read one top-level string value back from a meta.yaml written by `toYaml` (or by MLflow). */
-function readYamlString(file: string, key: string): string | undefined {
-  const text = readIfExists(file);
-  const line = text?.split('\n').find((l) => l.startsWith(`${key}: `));
-  if (line === undefined) return undefined;
-  const raw = line.slice(key.length + 2).trim();
-  if (raw.startsWith("'") && raw.endsWith("'")) return raw.slice(1, -1).replace(/''/g, "'");
-  if (raw.startsWith('"') && raw.endsWith('"')) return JSON.parse(raw) as string;
-  return raw;
 }
 
 function readIfExists(file: string): string | undefined {

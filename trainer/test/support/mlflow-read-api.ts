@@ -2,7 +2,7 @@
  * MLflow 2.10's read API (runs/get, experiments/get, metrics/get-history with its paging) over given runs, as
  * https://mlflow.org/docs/latest/rest-api.html documents it; no MLflow server can run here. Not a test itself.
  */
-import { RunData } from '../../src/report/run-data';
+import { RunData } from '../../src/tracking/run-data';
 import { type LocalServer, startServer } from './local-server';
 
 /** MLflow's read API over the runs given, with a small page size so histories take several pages. */

@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CLI_JS } from '../../../../tools/test-support/paths';
-import { findRun, readRun } from '../../../src/report/file-store';
+import { findRun, readRun } from '../../../src/tracking/file-store-reader';
 import { FileStoreTracker } from '../../../src/tracking';
 import { mlflowReadApi } from '../../support/mlflow-read-api';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { MAX_POINTS_PER_SERIES, chartsOf } from '../../../src/report/charts';
-import { MetricPoint, RunData } from '../../../src/report/run-data';
+import { MetricPoint, RunData } from '../../../src/tracking/run-data';
 
 function run(role: string, keys: Record<string, number[]>): RunData {
   const metrics: Record<string, MetricPoint[]> = {};

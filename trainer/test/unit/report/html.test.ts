@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { MAX_CHARTS } from '../../../src/report/charts';
 import { escapeHtml, formatDuration, loadReportAssets, renderReport, scriptJson } from '../../../src/report/html';
-import { RunData } from '../../../src/report/run-data';
+import { RunData } from '../../../src/tracking/run-data';
 
 const HOSTILE = '<img src=x onerror=alert(1)>"\'&';
 const SCRIPT_BREAK = '</script><script>alert(2)</script>';

@@ -9,9 +9,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { MLFLOW_TAGS, TrainerError } from '../contract';
-import { MetricPoint, RUN_STATUS_NAMES, RunData, RunInfo, RunSummary, emptyRecord } from './run-data';
+import { RUN_STATUS_NAMES, runStatusName } from './run-status';
+import { MetricPoint, RunData, RunInfo, RunSummary, emptyRecord } from './run-data';
 
-/** How much of a store the report reads before it refuses. */
+/** How much of a store is read before it refuses. */
 export const FILE_STORE_LIMITS = {
   /** A meta.yaml (MLflow's are a few hundred bytes). */
   metaBytes: 64 * 1024,
@@ -30,6 +31,14 @@ export const FILE_STORE_LIMITS = {
 } as const;
 
 const RUN_ID = /^[A-Za-z0-9_-]{1,64}$/;
+const RUN_ID_RULE = '1-64 letters, digits, _ or -';
+
+/** Refuses what is not a run id (or its prefix) before it reaches a path or a URL. */
+export function checkRunId(runId: string, what = 'a run id'): string {
+  if (!RUN_ID.test(runId))
+    throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `run ${JSON.stringify(runId)}: ${what} is ${RUN_ID_RULE}`);
+  return runId;
+}
 const EXPERIMENT_ID = /^\d{1,18}$/;
 
 /** A file of the store that is not what MLflow writes: names the file and what was wrong. */
@@ -43,7 +52,7 @@ export class StoreError extends TrainerError {
 }
 
 /** A run's folder in a store. */
-export interface RunLocation {
+export interface RunFolder {
   readonly store: string;
   readonly experimentId: string;
   readonly runId: string;
@@ -77,24 +86,67 @@ function isStore(dir: string): boolean {
   return isDirectory(path.join(dir, '.trash')) || fs.existsSync(path.join(dir, '0', 'meta.yaml'));
 }
 
-/** Every run of a store (deleted runs left out), with a problem per run folder that could not be read. */
-export function listRunLocations(store: string): { runs: RunLocation[]; problems: StoreError[] } {
-  const runs: RunLocation[] = [];
-  const problems: StoreError[] = [];
-  for (const experiment of listFolder(store)) {
-    if (!experiment.isDirectory() || !EXPERIMENT_ID.test(experiment.name)) continue;
-    const experimentDir = path.join(store, experiment.name);
-    for (const run of listFolder(experimentDir)) {
-      if (!run.isDirectory()) continue;
-      const dir = path.join(experimentDir, run.name);
-      if (!RUN_ID.test(run.name)) {
-        problems.push(new StoreError(dir, 'is not a run id (1-64 letters, digits, _ or -)'));
-        continue;
-      }
-      runs.push({ store, experimentId: experiment.name, runId: run.name, dir });
+/** The experiment ids of a store (its numbered folders), in numeric order. */
+export function listExperimentIds(store: string): string[] {
+  return listFolder(store)
+    .filter((e) => e.isDirectory() && EXPERIMENT_ID.test(e.name))
+    .map((e) => e.name)
+    .sort((a, b) => Number(a) - Number(b));
+}
+
+/** The id of the experiment named `name` in `store`; experiments whose meta.yaml cannot be read are passed over. */
+export function findExperimentId(store: string, name: string): string | undefined {
+  for (const id of listExperimentIds(store)) {
+    const file = path.join(store, id, 'meta.yaml');
+    if (!fs.existsSync(file)) continue;
+    try {
+      if (readMeta(file).name === name) return id;
+    } catch (e) {
+      if (!(e instanceof StoreError)) throw e;
     }
   }
+  return undefined;
+}
+
+/** The run folders of one experiment, with a problem per folder that is not a run id. */
+export function listExperimentRuns(store: string, experimentId: string): { runs: RunFolder[]; problems: StoreError[] } {
+  const runs: RunFolder[] = [];
+  const problems: StoreError[] = [];
+  const experimentDir = path.join(store, experimentId);
+  for (const run of listFolder(experimentDir)) {
+    if (!run.isDirectory()) continue;
+    const dir = path.join(experimentDir, run.name);
+    if (!RUN_ID.test(run.name)) {
+      problems.push(new StoreError(dir, `is not a run id (${RUN_ID_RULE})`));
+      continue;
+    }
+    runs.push({ store, experimentId, runId: run.name, dir });
+  }
   return { runs, problems };
+}
+
+/** Every run of a store, with a problem per run folder that could not be read. */
+export function listRunFolders(store: string): { runs: RunFolder[]; problems: StoreError[] } {
+  const runs: RunFolder[] = [];
+  const problems: StoreError[] = [];
+  for (const experimentId of listExperimentIds(store)) {
+    const found = listExperimentRuns(store, experimentId);
+    runs.push(...found.runs);
+    problems.push(...found.problems);
+  }
+  return { runs, problems };
+}
+
+/** One tag of a run (bounded, symlinks refused); undefined when the run has no such tag. */
+export function readRunTag(run: RunFolder, key: string): string | undefined {
+  const file = path.join(run.dir, 'tags', key);
+  return fs.existsSync(file) ? readBounded(file, FILE_STORE_LIMITS.valueBytes) : undefined;
+}
+
+/** The last logged point of one metric of a run, from a bounded read of the file's end; undefined when none. */
+export function readLastMetric(run: RunFolder, key: string): MetricPoint | undefined {
+  const file = path.join(run.dir, 'metrics', key);
+  return fs.existsSync(file) ? lastMetricPoint(file) : undefined;
 }
 
 /** Each run's info and the last value of each metric, read from the end of the metric files. */
@@ -103,7 +155,7 @@ export function listRuns(stores: readonly string[]): { runs: RunSummary[]; probl
   const problems: StoreError[] = [];
   const experimentNames = new Map<string, string>();
   for (const store of stores) {
-    const found = listRunLocations(store);
+    const found = listRunFolders(store);
     problems.push(...found.problems);
     for (const location of found.runs) {
       try {
@@ -114,8 +166,7 @@ export function listRuns(stores: readonly string[]): { runs: RunSummary[]; probl
           const last = lastMetricPoint(file);
           if (last !== undefined) finals[key] = last.value;
         }
-        const roleFile = path.join(location.dir, 'tags', MLFLOW_TAGS.role);
-        const role = fs.existsSync(roleFile) ? readBounded(roleFile, FILE_STORE_LIMITS.valueBytes) : undefined;
+        const role = readRunTag(location, MLFLOW_TAGS.role);
         runs.push({ info, finalMetrics: finals, ...(role === undefined ? {} : { role }) });
       } catch (e) {
         if (!(e instanceof StoreError)) throw e;
@@ -132,14 +183,9 @@ export function newestFirst(a: RunSummary, b: RunSummary): number {
 }
 
 /** The run whose id is `idOrPrefix` or starts with it, across `stores`; refuses an unknown or ambiguous one. */
-export function findRun(stores: readonly string[], idOrPrefix: string): RunLocation {
-  if (!RUN_ID.test(idOrPrefix)) {
-    throw new TrainerError(
-      'TRAINER_ERR_INVALID_ARGUMENT',
-      `run ${JSON.stringify(idOrPrefix)}: a run id or its prefix is 1-64 letters, digits, _ or -`,
-    );
-  }
-  const all = stores.flatMap((store) => listRunLocations(store).runs);
+export function findRun(stores: readonly string[], idOrPrefix: string): RunFolder {
+  checkRunId(idOrPrefix, 'a run id or its prefix');
+  const all = stores.flatMap((store) => listRunFolders(store).runs);
   const exact = all.filter((r) => r.runId === idOrPrefix);
   const matches = exact.length > 0 ? exact : all.filter((r) => r.runId.startsWith(idOrPrefix));
   if (matches.length === 1) return matches[0];
@@ -156,7 +202,7 @@ export function findRun(stores: readonly string[], idOrPrefix: string): RunLocat
 }
 
 /** The whole run: info, params, tags and every metric's history. */
-export function readRun(location: RunLocation): RunData {
+export function readRun(location: RunFolder): RunData {
   const info = readRunInfo(location, new Map(), { includeDeleted: true });
   if (info === undefined) throw new StoreError(location.dir, 'has no run');
   const params = emptyRecord<string>();
@@ -170,9 +216,9 @@ export function readRun(location: RunLocation): RunData {
   return { info, params, tags, metrics };
 }
 
-/** The run's meta.yaml (and its experiment's name); undefined for a deleted run unless asked. */
-function readRunInfo(
-  location: RunLocation,
+/** The run's meta.yaml (and its experiment's name, cached in `experimentNames`); undefined for a deleted run unless asked. */
+export function readRunInfo(
+  location: RunFolder,
   experimentNames: Map<string, string>,
   options: { includeDeleted?: boolean } = {},
 ): RunInfo | undefined {
@@ -206,9 +252,10 @@ function readRunInfo(
 }
 
 function statusName(value: unknown, file: string): string {
-  if (typeof value === 'number' && RUN_STATUS_NAMES[value] !== undefined) return RUN_STATUS_NAMES[value];
-  if (typeof value === 'string' && Object.values(RUN_STATUS_NAMES).includes(value)) return value;
-  throw new StoreError(file, `status ${JSON.stringify(value)} is not one of 1-5 or ${Object.values(RUN_STATUS_NAMES).join(', ')}`);
+  const name = runStatusName(value);
+  if (name !== undefined) return name;
+  if (typeof value === 'string' && (RUN_STATUS_NAMES as readonly string[]).includes(value)) return value;
+  throw new StoreError(file, `status ${JSON.stringify(value)} is not one of 1-5 or ${RUN_STATUS_NAMES.join(', ')}`);
 }
 
 function optionalTime<K extends string>(name: K, value: unknown, file: string, field: string): Partial<Record<K, number>> {

@@ -44,9 +44,6 @@ export interface RunSummary {
   readonly finalMetrics: Readonly<Record<string, number>>;
 }
 
-/** MLflow's RunStatus numbers (the file store's meta.yaml) to their names (the REST API's). */
-export const RUN_STATUS_NAMES: Readonly<Record<number, string>> = { 1: 'RUNNING', 2: 'SCHEDULED', 3: 'FINISHED', 4: 'FAILED', 5: 'KILLED' };
-
 /** The last logged value of each metric. */
 export function finalMetrics(metrics: RunData['metrics']): Record<string, number> {
   const out = emptyRecord<number>();

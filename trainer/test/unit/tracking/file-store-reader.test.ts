@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
-import { FILE_STORE_LIMITS, StoreError, findRun, findStores, listRuns, readRun } from '../../../src/report/file-store';
+import { FILE_STORE_LIMITS, StoreError, findRun, findStores, listRuns, readRun } from '../../../src/tracking/file-store-reader';
 import { FileStoreTracker } from '../../../src/tracking';
 
 function tempDir(): string {
