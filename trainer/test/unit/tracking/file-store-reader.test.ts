@@ -106,8 +106,11 @@ describe('report: reading the MLflow file store the trainer writes', () => {
     const { store, dir } = await trackedRun(path.join(tempDir(), 'p'), 'p', 1);
     fs.writeFileSync(path.join(dir, 'metrics', '__proto__'), '1700000000000 5 1\n');
     const run = readRun(findRun([store], path.basename(dir)));
+    // Reading o['__proto__'] would return the array even had it been set as the prototype: ask for an own key.
+    assert.ok(Object.hasOwn(run.metrics, '__proto__'), 'an own key, not the prototype');
+    assert.ok(Object.keys(run.metrics).includes('__proto__'));
     assert.deepEqual(
-      run.metrics['__proto__'].map((p) => p.value),
+      Object.getOwnPropertyDescriptor(run.metrics, '__proto__')?.value.map((p: { value: number }) => p.value),
       [5],
     );
   });
