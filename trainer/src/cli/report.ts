@@ -5,7 +5,6 @@
  */
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { MAX_CHARTS, chartsOf } from '../report/charts';
 import { loadRun } from '../report/load-run';
 import { writeReport } from '../report/write-report';
 import { Command, UsageError, out } from './args';
@@ -35,8 +34,7 @@ export const REPORT_COMMAND: Command = {
       cwd: process.cwd(),
     });
     const file = path.resolve(String(values.out ?? `report-${run.info.runId.slice(0, 12)}.html`));
-    const bytes = await writeReport(run, file);
-    const charts = Math.min(chartsOf(run).length, MAX_CHARTS);
+    const { bytes, charts } = await writeReport(run, file);
     out(`wrote ${file} (${Math.ceil(bytes / 1024)} KiB, ${charts} chart(s)) for run ${run.info.runId}; open ${pathToFileURL(file).href}`);
     return 0;
   },

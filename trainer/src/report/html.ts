@@ -63,6 +63,11 @@ const CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-i
 
 /** The whole page for `run`. */
 export function renderReport(run: RunData, assets: ReportAssets, now: number = Date.now()): string {
+  return renderReportPage(run, assets, now).html;
+}
+
+/** The whole page for `run`, and how many charts it holds. */
+export function renderReportPage(run: RunData, assets: ReportAssets, now: number = Date.now()): { html: string; charts: number } {
   const { info } = run;
   const allCharts = chartsOf(run);
   const charts = allCharts.slice(0, MAX_CHARTS);
@@ -96,7 +101,7 @@ export function renderReport(run: RunData, assets: ReportAssets, now: number = D
   const chartDivs = charts
     .map((c, i) => `<figure class="chart"><div id="chart-${i}" role="img" aria-label="${escapeHtml(c.title)}"></div></figure>`)
     .join('\n');
-  return `<!doctype html>
+  const html = `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -132,6 +137,7 @@ ${omitted > 0 ? `<p>${omitted} more chart(s) left out: a page holds ${MAX_CHARTS
 </body>
 </html>
 `;
+  return { html, charts: charts.length };
 }
 
 const PAGE_CSS = `

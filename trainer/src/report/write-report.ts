@@ -1,10 +1,11 @@
 /** Writes a run's report page atomically: a reader never sees half a page. */
 import { atomicWrite } from '../fsutil/atomic-write';
-import { loadReportAssets, renderReport } from './html';
+import { loadReportAssets, renderReportPage } from './html';
 import { RunData } from '../tracking/run-data';
 
-export async function writeReport(run: RunData, file: string, now: number = Date.now()): Promise<number> {
-  const page = renderReport(run, loadReportAssets(), now);
-  await atomicWrite(file, page, { durable: true });
-  return Buffer.byteLength(page);
+/** Writes the page; its size in bytes and the number of charts it holds. */
+export async function writeReport(run: RunData, file: string, now: number = Date.now()): Promise<{ bytes: number; charts: number }> {
+  const page = renderReportPage(run, loadReportAssets(), now);
+  await atomicWrite(file, page.html, { durable: true });
+  return { bytes: Buffer.byteLength(page.html), charts: page.charts };
 }
