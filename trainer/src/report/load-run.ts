@@ -7,7 +7,7 @@
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TrainerError } from '../contract';
-import { defaultStores, findRun, findStores, listRunFolders, readRun } from '../tracking/file-store-reader';
+import { RunFolder, RunNotFoundError, defaultStores, findRun, findStores, readRun } from '../tracking/file-store-reader';
 import { mlflowConnectionFrom } from '../tracking/mlflow-connection';
 import { readMlflowRun } from './mlflow-reader';
 import { RunData } from '../tracking/run-data';
@@ -27,8 +27,8 @@ export async function loadRun(ref: string, options: LoadRunOptions): Promise<Run
   if (uri !== undefined && /^https?:/i.test(uri)) {
     // A server named only by the environment: a run of the local stores still reports from them.
     if (fromEnv) {
-      const local = defaultStores(options.cwd).flatMap((store) => listRunFolders(store).runs);
-      if (local.some((r) => r.runId.startsWith(ref))) return readRun(findRun(defaultStores(options.cwd), ref));
+      const local = localRun(defaultStores(options.cwd), ref);
+      if (local !== undefined) return readRun(local);
     }
     // MLflow's client variables: credentials, the TLS switch, and the server itself when no flag names it.
     const connection = mlflowConnectionFrom(options.trackingUri, options.env) ?? { trackingUri: uri };
@@ -51,6 +51,16 @@ export async function loadRun(ref: string, options: LoadRunOptions): Promise<Run
     );
   }
   return readRun(findRun(stores, ref));
+}
+
+/** The run in the local stores, or undefined when none has it (the server is asked then); an ambiguous prefix is refused. */
+function localRun(stores: readonly string[], ref: string): RunFolder | undefined {
+  try {
+    return findRun(stores, ref);
+  } catch (e) {
+    if (e instanceof RunNotFoundError) return undefined;
+    throw e;
+  }
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

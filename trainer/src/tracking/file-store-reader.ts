@@ -51,6 +51,13 @@ export class StoreError extends TrainerError {
   }
 }
 
+/** No run of the stores has the id (or prefix) asked for. */
+export class RunNotFoundError extends TrainerError {
+  constructor(idOrPrefix: string, where: string) {
+    super('TRAINER_ERR_INVALID_ARGUMENT', `run ${JSON.stringify(idOrPrefix)}: not found in ${where}`);
+  }
+}
+
 /** A run's folder in a store. */
 export interface RunFolder {
   readonly store: string;
@@ -190,8 +197,7 @@ export function findRun(stores: readonly string[], idOrPrefix: string): RunFolde
   const matches = exact.length > 0 ? exact : all.filter((r) => r.runId.startsWith(idOrPrefix));
   if (matches.length === 1) return matches[0];
   const where = stores.length === 0 ? 'no local file store' : stores.join(', ');
-  if (matches.length === 0)
-    throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `run ${JSON.stringify(idOrPrefix)}: not found in ${where}`);
+  if (matches.length === 0) throw new RunNotFoundError(idOrPrefix, where);
   throw new TrainerError(
     'TRAINER_ERR_INVALID_ARGUMENT',
     `run ${JSON.stringify(idOrPrefix)} is ambiguous: ${matches
