@@ -20,12 +20,6 @@ export interface ProgressClock {
 export interface ProgressOptions {
   /** @default - the wall clock, with an unref'd interval */
   readonly clock?: ProgressClock;
-  /**
-   * Without a terminal, the longest silence before a status line.
-   *
-   * @default PROGRESS_INTERVAL_MS
-   */
-  readonly intervalMs?: number;
 }
 
 /** Without a TTY, a line at least this often while a run makes progress. */
@@ -55,7 +49,6 @@ interface Plan {
 
 export function createProgress(sink: ProgressSink, options: ProgressOptions = {}): (event: TrainerEvent) => void {
   const clock = options.clock ?? WALL_CLOCK;
-  const intervalMs = options.intervalMs ?? PROGRESS_INTERVAL_MS;
   let epochs = 0;
   let barOpen = false;
   let plan: Plan | undefined;
@@ -78,7 +71,7 @@ export function createProgress(sink: ProgressSink, options: ProgressOptions = {}
   /** Without a TTY: the status line, when nothing was printed for the interval. */
   const tick = (): void => {
     const now = clock.now();
-    if (now - lastLineAt < intervalMs) return;
+    if (now - lastLineAt < PROGRESS_INTERVAL_MS) return;
     line(statusLine(plan, now - startedAt, now));
   };
   const stop = (): void => {
@@ -107,7 +100,7 @@ export function createProgress(sink: ProgressSink, options: ProgressOptions = {}
           };
         }
         startedAt = clock.now();
-        if (!sink.isTTY && stopTicker === undefined) stopTicker = clock.every(Math.min(1000, intervalMs), tick);
+        if (!sink.isTTY && stopTicker === undefined) stopTicker = clock.every(Math.min(1000, PROGRESS_INTERVAL_MS), tick);
         if (event.role === 'split-server') {
           line(`${event.role}: ${event.worldSize} client(s), ${event.epochs} epoch(s), backend ${event.backend}`);
           break;
