@@ -7,7 +7,8 @@
 import { statSync } from 'node:fs';
 import * as path from 'node:path';
 import { defaultStores, findStores, listRuns } from '../tracking/file-store-reader';
-import { formatDuration, formatTime, formatValue } from '../report/html';
+import { formatDuration } from '../report/duration';
+import { formatTime, formatValue } from '../report/html';
 import { RunSummary, durationMs } from '../tracking/run-data';
 import { Command, UsageError, err, out } from './args';
 

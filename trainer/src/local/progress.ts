@@ -4,6 +4,7 @@
  * whenever nothing was printed for PROGRESS_INTERVAL_MS (a long epoch, a slow round).
  */
 import { TrainerEvent, formatTestMetrics } from '../contract';
+import { formatDuration } from '../report/duration';
 
 export interface ProgressSink {
   readonly isTTY?: boolean;
@@ -128,7 +129,7 @@ export function createProgress(sink: ProgressSink, options: ProgressOptions = {}
           const eta = plan === undefined ? undefined : etaMs(plan, clock.now());
           sink.write(
             `\repoch ${event.epoch}/${epochs} [${'#'.repeat(done)}${'-'.repeat(width - done)}] loss ${event.loss.toFixed(4)}` +
-              (eta === undefined ? '' : `, ETA ${formatSeconds(eta)}  `),
+              (eta === undefined ? '' : `, ETA ${formatDuration(eta)}  `),
           );
           barOpen = true;
         }
@@ -162,12 +163,12 @@ export function createProgress(sink: ProgressSink, options: ProgressOptions = {}
 
 /** "epoch 2/5, step 40/100, loss 0.3120: 28% done, 1 min 4 s elapsed, ETA 2 min 45 s" (or what is known yet). */
 function statusLine(plan: Plan | undefined, elapsedMs: number, now: number): string {
-  const elapsed = `${formatSeconds(elapsedMs)} elapsed`;
+  const elapsed = `${formatDuration(elapsedMs)} elapsed`;
   if (plan === undefined || plan.total === 0) return `starting: ${elapsed}`;
   if (plan.first === undefined) return `waiting for the first ${plan.unit}: ${elapsed}`;
   const share = Math.min(100, Math.floor((plan.done / plan.total) * 100));
   const eta = etaMs(plan, now);
-  const left = eta === undefined ? `ETA after the next ${plan.unit}` : `ETA ${formatSeconds(eta)}`;
+  const left = eta === undefined ? `ETA after the next ${plan.unit}` : `ETA ${formatDuration(eta)}`;
   return `${plan.label}: ${share}% done, ${elapsed}, ${left}`;
 }
 
@@ -181,13 +182,4 @@ function etaMs(plan: Plan, now: number): number | undefined {
   const took = plan.lastAt - plan.first.at;
   if (doneSince <= 0 || took <= 0) return undefined;
   return Math.max(0, ((plan.total - plan.done) * took) / doneSince - (now - plan.lastAt));
-}
-
-/** 75000 ms as "1 min 15 s". */
-export function formatSeconds(ms: number): string {
-  const s = Math.round(ms / 1000);
-  if (s < 60) return `${s} s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m} min ${s % 60} s`;
-  return `${Math.floor(m / 60)} h ${m % 60} min`;
 }

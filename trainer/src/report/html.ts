@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { MAX_CHARTS, chartsOf } from './charts';
+import { formatDuration } from './duration';
 import { RunData, durationMs, finalMetrics } from '../tracking/run-data';
 
 export interface ReportAssets {
@@ -39,15 +40,6 @@ export function formatValue(value: number): string {
   if (!Number.isFinite(value)) return String(value);
   if (Number.isInteger(value)) return String(value);
   return String(Number(value.toPrecision(6)));
-}
-
-export function formatDuration(ms: number | undefined): string {
-  if (ms === undefined) return '-';
-  const s = ms / 1000;
-  if (s < 60) return `${s.toFixed(1)} s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m} min ${Math.round(s - m * 60)} s`;
-  return `${Math.floor(m / 60)} h ${m % 60} min`;
 }
 
 export function formatTime(ms: number | undefined): string {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { TrainerEvent } from '../../../src/contract';
-import { PROGRESS_INTERVAL_MS, ProgressClock, createProgress, formatSeconds } from '../../../src/local/progress';
+import { PROGRESS_INTERVAL_MS, ProgressClock, createProgress } from '../../../src/local/progress';
 
 /** A clock the test moves: `advance` fires the interval's ticks at their times. */
 class TestClock implements ProgressClock {
@@ -133,11 +133,5 @@ describe('local run progress without a terminal (injected clock)', () => {
     clock.advance(60_000);
     assert.equal(clock.ticks.length, 0);
     assert.equal(raw[raw.length - 1].trimEnd(), '\repoch 1/1 [###############---------------] loss 0.5000, ETA 15 s');
-  });
-
-  test('formatSeconds', () => {
-    assert.equal(formatSeconds(4_400), '4 s');
-    assert.equal(formatSeconds(75_000), '1 min 15 s');
-    assert.equal(formatSeconds(3_725_000), '1 h 2 min');
   });
 });

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { MAX_CHARTS } from '../../../src/report/charts';
-import { escapeHtml, formatDuration, loadReportAssets, renderReport, scriptJson } from '../../../src/report/html';
+import { formatDuration } from '../../../src/report/duration';
+import { escapeHtml, loadReportAssets, renderReport, scriptJson } from '../../../src/report/html';
 import { RunData } from '../../../src/tracking/run-data';
 
 const HOSTILE = '<img src=x onerror=alert(1)>"\'&';
@@ -72,5 +73,9 @@ describe('report page', () => {
     assert.equal(formatDuration(undefined), '-');
     assert.equal(formatDuration(4_500), '4.5 s');
     assert.equal(formatDuration(7_265_000), '2 h 1 min');
+    assert.equal(formatDuration(75_000), '1 min 15 s');
+    assert.equal(formatDuration(119_600), '2 min 0 s', 'seconds rounded before the minutes are taken');
+    assert.equal(formatDuration(59_970), '1 min 0 s', 'not "60 s"');
+    assert.equal(formatDuration(15_400), '15 s', 'tenths only under 10 s');
   });
 });
