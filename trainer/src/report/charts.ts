@@ -3,6 +3,7 @@
  * round), one chart per other metric, and per-client metrics (client_<id>_*, *_client_<id>,
  * site<id>_*) as one curve per client.
  */
+import { MLFLOW_TAGS } from '../contract';
 import { MetricPoint, RunData } from '../tracking/run-data';
 
 export interface ChartSeries {
@@ -32,7 +33,7 @@ const PER_CLIENT: ReadonlyArray<{ pattern: RegExp; id: number; metric: number; w
 
 /** The charts of a run, in reading order: loss, accuracy, throughput, per-client curves, the rest by name. */
 export function chartsOf(run: RunData): ChartSpec[] {
-  const role = run.tags['tensorfleet.role'] ?? '';
+  const role = run.tags[MLFLOW_TAGS.role] ?? '';
   // A federated server logs per round; everything else that is not per step, per epoch.
   const unit = role === 'fl-server' ? 'round' : 'epoch';
   // The split server logs its per-client figures at the client's step.
