@@ -6,14 +6,14 @@
  * TENSORFLEET_REPORT_SCREENSHOT=<png> also saves the federated report's screenshot there (the README's).
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { chromium, type Browser } from 'playwright-core';
-import { CLI_JS, REPO_ROOT, SHARED_DIR } from '../../../tools/test-support/paths';
+import { SHARED_DIR } from '../../../tools/test-support/paths';
+import { runCli } from '../support/cli-process';
 
 const CANDIDATES = [process.env.TENSORFLEET_CHROMIUM, '/usr/bin/chromium', '/usr/bin/chromium-browser'].filter(
   (p): p is string => p !== undefined && p !== '',
@@ -23,15 +23,6 @@ const SKIP = CHROMIUM === undefined ? `no Chromium at ${CANDIDATES.join(', ')} (
 
 /** The first series' colour of every chart (the page's palette[0], #1565c0). */
 const FIRST_SERIES_RGB = [0x15, 0x65, 0xc0];
-
-function cli(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [CLI_JS, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
-}
 
 interface PageLook {
   requests: string[];
@@ -96,10 +87,10 @@ describe('tensorfleet report in headless Chromium (real local runs, real MNIST s
       ['fl-mnist', '--rounds', '3', '--dataset-size', '2048'],
     ];
     for (const [chart, ...flags] of runs) {
-      const r = await cli('run', chart, '--data-dir', data, '--out', join(dir, chart), '--json', ...flags);
+      const r = await runCli(['run', chart, '--data-dir', data, '--out', join(dir, chart), '--json', ...flags]);
       assert.equal(r.code, 0, r.stderr);
     }
-    const listed = await cli('runs', dir, '--json');
+    const listed = await runCli(['runs', dir, '--json']);
     assert.equal(listed.code, 0, listed.stderr);
     for (const run of JSON.parse(listed.stdout) as Array<{ chart: string; run_id: string }>) ids[run.chart] = run.run_id;
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
@@ -116,7 +107,7 @@ describe('tensorfleet report in headless Chromium (real local runs, real MNIST s
     test(`${chart}: every chart drew its curves, no console error, no request but the file itself`, async () => {
       assert.ok(ids[chart] !== undefined, `tensorfleet runs listed ${JSON.stringify(ids)}`);
       const file = join(dir, `${chart}.html`);
-      const r = await cli('report', ids[chart].slice(0, 10), '--dir', dir, '-o', file);
+      const r = await runCli(['report', ids[chart].slice(0, 10), '--dir', dir, '-o', file]);
       assert.equal(r.code, 0, r.stderr);
       const shot = chart === 'fl-mnist' ? process.env.TENSORFLEET_REPORT_SCREENSHOT : undefined;
       const seen = await look(browser, file, shot === '' ? undefined : shot);

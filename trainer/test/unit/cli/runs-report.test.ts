@@ -1,22 +1,16 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { CLI_JS } from '../../../../tools/test-support/paths';
 import { findRun, readRun } from '../../../src/tracking/file-store-reader';
 import { FileStoreTracker } from '../../../src/tracking';
+import { runCli } from '../../support/cli-process';
 import { mlflowReadApi } from '../../support/mlflow-read-api';
 
-/** The CLI as a user runs it (async: the MLflow stand-in answers from this process). */
-function cli(cwd: string, env: NodeJS.ProcessEnv, ...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [CLI_JS, ...args], { cwd, env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env } });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+/** A user's environment without this process's (no MLFLOW_TRACKING_URI of the machine leaks in), plus `env`. */
+function userEnv(env: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return { PATH: process.env.PATH, HOME: process.env.HOME, ...env };
 }
 
 async function trackedRun(out: string, runName: string, accuracy: number, experimentName = path.basename(out)): Promise<string> {
@@ -43,7 +37,7 @@ describe('tensorfleet runs and tensorfleet report (CLI processes)', () => {
   after(() => fs.rmSync(cwd, { recursive: true, force: true }));
 
   test('runs: every .tensorfleet/*/mlruns under the current folder, newest first, terminal escapes shown as ?', async () => {
-    const r = await cli(cwd, {}, 'runs');
+    const r = await runCli(['runs'], { cwd: cwd, env: userEnv() });
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.trimEnd().split('\n');
     assert.match(lines[0], /^RUN ID +CHART\/EXPERIMENT +ROLE +STATUS +START +DURATION +FINAL METRICS$/);
@@ -55,7 +49,7 @@ describe('tensorfleet runs and tensorfleet report (CLI processes)', () => {
   });
 
   test('runs --json: one array with every final metric, given an out folder', async () => {
-    const r = await cli(cwd, {}, 'runs', path.join('.tensorfleet', 'ddp-mnist'), '--json');
+    const r = await runCli(['runs', path.join('.tensorfleet', 'ddp-mnist'), '--json'], { cwd: cwd, env: userEnv() });
     assert.equal(r.code, 0, r.stderr);
     const runs = JSON.parse(r.stdout) as any[];
     assert.equal(runs.length, 1);
@@ -69,17 +63,17 @@ describe('tensorfleet runs and tensorfleet report (CLI processes)', () => {
   });
 
   test('runs in a folder without a store says so and exits 0; a missing folder is an error naming it', async () => {
-    const empty = await cli(os.tmpdir(), {}, 'runs', cwd + '-missing');
+    const empty = await runCli(['runs', cwd + '-missing'], { cwd: os.tmpdir(), env: userEnv() });
     assert.equal(empty.code, 2);
     assert.equal(empty.stderr.trim(), `tensorfleet: runs: ${cwd}-missing is not a folder`);
-    const none = await cli(path.join(cwd, '.tensorfleet', 'ddp-mnist', 'mlruns', '.trash'), {}, 'runs');
+    const none = await runCli(['runs'], { cwd: path.join(cwd, '.tensorfleet', 'ddp-mnist', 'mlruns', '.trash'), env: userEnv() });
     assert.equal(none.code, 0);
     assert.match(none.stdout, /^no runs in \.tensorfleet\/\*\/mlruns \(no MLflow file store found; tensorfleet run writes one\)/);
   });
 
   test('report <prefix> -o: one page written atomically (no temp file left), naming the run', async () => {
     const file = path.join(cwd, 'out', 'report.html');
-    const r = await cli(cwd, {}, 'report', older.slice(0, 8), '-o', file);
+    const r = await runCli(['report', older.slice(0, 8), '-o', file], { cwd: cwd, env: userEnv() });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, new RegExp(`^wrote ${file} \\(\\d+ KiB, 2 chart\\(s\\)\\) for run ${older}`));
     const page = fs.readFileSync(file, 'utf8');
@@ -89,10 +83,10 @@ describe('tensorfleet runs and tensorfleet report (CLI processes)', () => {
   });
 
   test('report of an unknown run exits 2 naming the stores searched; --dir and --tracking-uri together are refused', async () => {
-    const r = await cli(cwd, {}, 'report', 'ffffffff');
+    const r = await runCli(['report', 'ffffffff'], { cwd: cwd, env: userEnv() });
     assert.equal(r.code, 2);
     assert.match(r.stderr, /run "ffffffff": not found in .*\.tensorfleet\/ddp-mnist\/mlruns, .*\.tensorfleet\/fl-mnist\/mlruns/);
-    const both = await cli(cwd, {}, 'report', older, '--dir', '.', '--tracking-uri', 'http://127.0.0.1:1');
+    const both = await runCli(['report', older, '--dir', '.', '--tracking-uri', 'http://127.0.0.1:1'], { cwd: cwd, env: userEnv() });
     assert.equal(both.code, 2);
     assert.equal(both.stderr.trim(), 'tensorfleet: report: give --dir or --tracking-uri, not both');
   });
@@ -102,20 +96,16 @@ describe('tensorfleet runs and tensorfleet report (CLI processes)', () => {
     const server = await mlflowReadApi([{ ...run, info: { ...run.info, runName: 'served <b>by</b> mlflow' } }]);
     try {
       const elsewhere = fs.mkdtempSync(path.join(os.tmpdir(), 'tf-report-remote-'));
-      const viaEnv = await cli(
-        elsewhere,
-        { MLFLOW_TRACKING_URI: server.url, MLFLOW_TRACKING_TOKEN: 'tok' },
-        'report',
-        newer,
-        '-o',
-        'r.html',
-      );
+      const viaEnv = await runCli(['report', newer, '-o', 'r.html'], {
+        cwd: elsewhere,
+        env: userEnv({ MLFLOW_TRACKING_URI: server.url, MLFLOW_TRACKING_TOKEN: 'tok' }),
+      });
       assert.equal(viaEnv.code, 0, viaEnv.stderr);
       const page = fs.readFileSync(path.join(elsewhere, 'r.html'), 'utf8');
       assert.ok(page.includes('served &lt;b&gt;by&lt;/b&gt; mlflow'));
       assert.ok(page.includes(`<th>read from</th><td>${server.url}</td>`));
       assert.ok(server.seen.every((s) => s.auth === 'Bearer tok'));
-      const viaFlag = await cli(elsewhere, {}, 'report', newer, '--tracking-uri', server.url, '-o', 'flag.html');
+      const viaFlag = await runCli(['report', newer, '--tracking-uri', server.url, '-o', 'flag.html'], { cwd: elsewhere, env: userEnv() });
       assert.equal(viaFlag.code, 0, viaFlag.stderr);
       fs.rmSync(elsewhere, { recursive: true, force: true });
     } finally {
