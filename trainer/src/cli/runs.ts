@@ -4,9 +4,8 @@
  * run`, an mlruns folder, or a folder of out folders; by default every .tensorfleet/<name>/mlruns
  * under the current folder.
  */
-import { statSync } from 'node:fs';
 import * as path from 'node:path';
-import { defaultStores, findStores, listRuns } from '../tracking/file-store-reader';
+import { StoreError, defaultStores, findStores, listRuns } from '../tracking/file-store-reader';
 import { formatDuration } from '../report/duration';
 import { formatTime, formatValue } from '../report/html';
 import { RunSummary, durationMs } from '../tracking/run-data';
@@ -26,10 +25,7 @@ export const RUNS_COMMAND: Command = {
       throw new UsageError(`runs: give at most one folder, got ${positionals.map((p) => JSON.stringify(p)).join(' ')}`);
     const cwd = process.cwd();
     const dir = positionals[0];
-    if (dir !== undefined && !statSync(path.resolve(cwd, dir), { throwIfNoEntry: false })?.isDirectory()) {
-      throw new UsageError(`runs: ${dir} is not a folder`);
-    }
-    const stores = dir === undefined ? defaultStores(cwd) : findStores(path.resolve(cwd, dir));
+    const stores = dir === undefined ? defaultStores(cwd) : storesIn(path.resolve(cwd, dir), dir);
     const { runs, problems } = listRuns(stores);
     for (const problem of problems) err(`tensorfleet runs: skipped ${printable(problem.message)}`);
     const now = Date.now();
@@ -46,6 +42,16 @@ export const RUNS_COMMAND: Command = {
     return 0;
   },
 };
+
+/** The stores in the folder the user named; a folder that is not one is a usage error naming it as given. */
+function storesIn(folder: string, given: string): string[] {
+  try {
+    return findStores(folder);
+  } catch (e) {
+    if (e instanceof StoreError && e.file === folder) throw new UsageError(`runs: ${given} ${e.problem}`);
+    throw e;
+  }
+}
 
 /** A run as --json prints it. */
 export function runJson(run: RunSummary, now: number): Record<string, unknown> {

@@ -5,6 +5,7 @@
  */
 import { TrainerError } from '../contract';
 import { MlflowConnection, mlflowFetch } from '../tracking/mlflow-connection';
+import { checkRunId } from '../tracking/file-store-reader';
 import { MetricPoint, RunData, emptyRecord } from '../tracking/run-data';
 
 export const MLFLOW_READ_LIMITS = {
@@ -25,9 +26,7 @@ type Json = Record<string, unknown>;
 /** The run `runId` on the server: info, params, tags and every metric's whole history. */
 export async function readMlflowRun(connection: MlflowConnection, runId: string): Promise<RunData> {
   const base = connection.trackingUri.replace(/\/+$/, '');
-  if (!/^[A-Za-z0-9_-]{1,64}$/.test(runId)) {
-    throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `run ${JSON.stringify(runId)}: a run id is 1-64 letters, digits, _ or -`);
-  }
+  checkRunId(runId);
   const get = (endpoint: string, query: Record<string, string>): Promise<Json> => getJson(connection, base, endpoint, query);
 
   const found = object(await get('runs/get', { run_id: runId }), 'run', 'runs/get');

@@ -45,7 +45,7 @@ const EXPERIMENT_ID = /^\d{1,18}$/;
 export class StoreError extends TrainerError {
   constructor(
     readonly file: string,
-    problem: string,
+    readonly problem: string,
   ) {
     super('TRAINER_ERR_TRACKING', `${file}: ${problem}`);
   }
