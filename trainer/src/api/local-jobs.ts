@@ -42,6 +42,7 @@ import {
   writeLocalJobRecord,
 } from './local-job-record';
 import { LocalRuns } from './local-runs';
+import { JobTracking } from './mlflow';
 import { MAIN_ROLES, progressOf } from './kube';
 import { KubeObject, toYaml } from './objects';
 
@@ -90,6 +91,8 @@ interface Entry {
   cancelReason?: string;
   /** Record writes, one after the other. */
   saving: Promise<void>;
+  /** A finished job's MLflow run, looked up once: its store no longer changes. */
+  finalRun?: Promise<JobTracking>;
 }
 
 const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
@@ -413,11 +416,30 @@ export class LocalJobs {
     this.pump();
   }
 
+  /**
+   * The job's MLflow run: none while it waits, looked up at each read while it runs, and once
+   * for good when it has ended (finished jobs are most of a listing, polled every few hundred ms).
+   */
+  private runOf(entry: Entry, runs: LocalRuns): Promise<JobTracking> {
+    const r = entry.record;
+    if (r.phase === 'Pending') return Promise.resolve({});
+    if (entry.finalRun) return entry.finalRun;
+    const since = r.startedAt ? { startedAfterMs: Date.parse(r.startedAt) - RUN_CLOCK_SLACK_MS } : {};
+    const found = runs.lookup({ experimentName: r.experimentName, role: r.mainRole, ...since });
+    if (r.phase === 'Succeeded' || r.phase === 'Failed') {
+      entry.finalRun = found;
+      // A failed read is not kept: the next one tries again.
+      found.catch(() => {
+        if (entry.finalRun === found) entry.finalRun = undefined;
+      });
+    }
+    return found;
+  }
+
   private async statusOf(entry: Entry): Promise<JobStatus> {
     const r = entry.record;
     const runs = new LocalRuns(join(entry.dir, LOCAL_JOB_FILES.out, 'mlruns'));
-    const since = r.startedAt ? { startedAfterMs: Date.parse(r.startedAt) - RUN_CLOCK_SLACK_MS } : {};
-    const found = r.phase === 'Pending' ? {} : await runs.lookup({ experimentName: r.experimentName, role: r.mainRole, ...since });
+    const found = await this.runOf(entry, runs);
     const runDir = runs.runDir(found);
     const link = runDir ?? (found.experimentId === undefined ? undefined : join(runs.rootDir, found.experimentId));
     const progress = progressOf(r.kind, r.phase, found.run, r.total);
