@@ -14,8 +14,9 @@
  * finished job forgets it: its folder moves to <dir>/deleted/ and its name is free again.
  */
 import { ChildProcess, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { closeSync, openSync, readFileSync } from 'node:fs';
-import { appendFile, mkdir, open, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { appendFile, link, mkdir, open, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import {
@@ -30,7 +31,6 @@ import {
   JobStatus,
   LABELS,
 } from '../contract';
-import { atomicWrite } from '../fsutil/atomic-write';
 import { trainerWorkloads } from '../local/run-chart';
 import { CLI_ENTRY } from '../local/run-group';
 import {
@@ -143,6 +143,8 @@ function isJobProcess(pid: number, jobDir: string): boolean {
 }
 
 export class LocalJobs {
+  /** The folders executors of this process hold the lock of. */
+  private static readonly locked = new Set<string>();
   private readonly jobs = new Map<string, Entry>();
   /** Folders whose job.json was refused at start: their names stay taken. */
   private readonly refused = new Map<string, LocalJobRecordError>();
@@ -151,6 +153,7 @@ export class LocalJobs {
   private readonly queue: string[] = [];
   private running = 0;
   private stopping = false;
+  private holdsLock = false;
   readonly dir: string;
   private readonly maxParallel: number;
   private readonly maxJobs: number;
@@ -230,21 +233,60 @@ export class LocalJobs {
   }
 
   /**
-   * Two serves on one folder would run each other's queue: the first writes its pid to
-   * <dir>/serve.pid, and another refuses while that process lives.
+   * Two serves on one folder would run each other's queue: the first creates <dir>/serve.pid
+   * holding its pid, exclusively (a hard link of a written file: the lock never exists empty),
+   * and another refuses while that process lives. A stale one (its process gone) is moved
+   * aside and the exclusive create tried again, so of two serves taking it over only one wins.
    */
   private async lock(): Promise<void> {
     const file = join(this.dir, LOCK_FILE);
-    const holder = Number((await readFile(file, 'utf8').catch(() => '')).trim());
-    if (Number.isSafeInteger(holder) && holder > 0 && holder !== process.pid && isAlive(holder)) {
-      throw new LocalJobsFailure(
-        409,
-        'ALREADY_EXISTS',
-        `another tensorfleet serve (process ${holder}) uses ${this.dir}; stop it, or use another --dir ` +
-          `(if no such serve runs, remove ${file})`,
-      );
+    const mine = join(this.dir, `${LOCK_FILE}.${process.pid}.${randomUUID()}`);
+    await writeFile(mine, `${process.pid}\n`);
+    try {
+      for (;;) {
+        try {
+          await link(mine, file);
+          LocalJobs.locked.add(this.dir);
+          this.holdsLock = true;
+          return;
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        }
+        const seen = await readFile(file, 'utf8').catch(() => undefined);
+        if (seen === undefined) continue; // removed meanwhile: try again
+        const holder = Number(seen.trim());
+        // Our own pid is held only by an executor of this process; otherwise it is a dead serve's (pids are reused).
+        const held =
+          holder === process.pid ? LocalJobs.locked.has(this.dir) : Number.isSafeInteger(holder) && holder > 0 && isAlive(holder);
+        if (held) {
+          throw new LocalJobsFailure(
+            409,
+            'ALREADY_EXISTS',
+            `another tensorfleet serve (process ${holder}) uses ${this.dir}; stop it, or use another --dir ` +
+              `(if no such serve runs, remove ${file})`,
+          );
+        }
+        await this.takeOver(file, seen);
+      }
+    } finally {
+      await rm(mine, { force: true });
     }
-    await atomicWrite(file, `${process.pid}\n`);
+  }
+
+  /** Move a stale lock (holding `stale`) aside; one that turns out fresh (another serve's, just made) is put back. */
+  private async takeOver(file: string, stale: string): Promise<void> {
+    const aside = join(this.dir, `${LOCK_FILE}.stale.${randomUUID()}`);
+    try {
+      await rename(file, aside);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return; // another serve moved it first
+      throw e;
+    }
+    try {
+      if ((await readFile(aside, 'utf8')) !== stale) await link(aside, file).catch(() => undefined);
+    } finally {
+      await rm(aside, { force: true });
+    }
   }
 
   private update(entry: Entry, change: Partial<LocalJobRecord>): Promise<void> {
@@ -558,6 +600,11 @@ export class LocalJobs {
     await Promise.all(running.map((e) => this.stopRunning(e, 'tensorfleet serve stopped while the job ran')));
     await Promise.all([...this.jobs.values()].map((e) => e.saving.catch(() => undefined)));
     const file = join(this.dir, LOCK_FILE);
-    if (Number((await readFile(file, 'utf8').catch(() => '')).trim()) === process.pid) await rm(file, { force: true });
+    if (!this.holdsLock) return;
+    this.holdsLock = false;
+    LocalJobs.locked.delete(this.dir);
+    if (Number((await readFile(file, 'utf8').catch(() => '')).trim()) === process.pid) {
+      await rm(file, { force: true });
+    }
   }
 }

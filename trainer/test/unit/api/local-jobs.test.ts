@@ -11,11 +11,12 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { LOCK_FILE, LocalJobs, LocalJobsFailure, chartNameOf } from '../../../src/api/local-jobs';
+import { LOCK_FILE, LocalJobs, LocalJobsFailure } from '../../../src/api/local-jobs';
 import { LOCAL_JOB_FILES, LocalJobRecordError, parseLocalJobRecord } from '../../../src/api/local-job-record';
 import { buildJobObjects } from '../../../src/api/objects';
 import { validateJobRequest } from '../../../src/api/request';
-import { JOB_FIELDS } from '../../../src/contract';
+import { JOB_FIELDS, MLFLOW_ROLE_TAG } from '../../../src/contract';
+import { FileStoreTracker } from '../../../src/tracking/file-store-tracker';
 
 const root = mkdtempSync(join(tmpdir(), 'tf-local-jobs-'));
 /** Every executor a test opened: stopped at the end, so a failed test leaves no runner behind. */
@@ -155,6 +156,33 @@ describe('LocalJobs: the queue', () => {
   });
 });
 
+describe('LocalJobs: status', () => {
+  test("a job's MLflow run is read from its store while it runs, and kept once it has ended", async () => {
+    const dir = freshDir();
+    const { jobs } = await open(dir);
+    await jobs.apply(objectsOf('tracked'));
+    await waitFor('tracked to start', () => order(dir).length === 1);
+    const record = jobs.record('tracked')!;
+    assert.equal((await jobs.status('tracked'))?.mlflowRunId, undefined, 'no run yet');
+    const mlruns = join(dir, 'jobs', 'tracked', LOCAL_JOB_FILES.out, 'mlruns');
+    const tracker = new FileStoreTracker({ rootDir: mlruns, experimentName: record.experimentName });
+    const runId = await tracker.startRun('tracked', { [MLFLOW_ROLE_TAG]: record.mainRole });
+    assert.equal((await jobs.status('tracked'))?.mlflowRunId, runId, 'a running job is read again');
+    await tracker.finish('FINISHED');
+    release(dir, 'tracked');
+    await waitFor('tracked to end', () => jobs.record('tracked')?.phase === 'Succeeded');
+    const ended = await jobs.status('tracked');
+    assert.equal(ended?.mlflowRunId, runId);
+    // The store is not read again: with it gone, the job still names its run.
+    rmSync(mlruns, { recursive: true });
+    assert.deepEqual(await jobs.status('tracked'), ended);
+    assert.deepEqual(
+      (await jobs.list()).find((j) => j.name === 'tracked'),
+      ended,
+    );
+  });
+});
+
 describe('LocalJobs: cancel', () => {
   test('a running job: SIGTERM to its group, SIGKILL after the grace; it stays listed as Failed, its files stay', async () => {
     const dir = freshDir();
@@ -260,6 +288,7 @@ describe('LocalJobs: what a restarted serve finds', () => {
     await waitFor('fine to start', () => order(dir).length === 1);
     release(dir, 'fine');
     await waitFor('fine to end', () => good.jobs.record('fine')?.phase === 'Succeeded');
+    await good.jobs.stop();
     const record = JSON.parse(readFileSync(join(dir, 'jobs', 'fine', LOCAL_JOB_FILES.record), 'utf8')) as Record<string, unknown>;
     mkdirSync(join(dir, 'jobs', 'edited'));
     writeFileSync(
@@ -319,6 +348,26 @@ describe('LocalJobs: one serve per folder', () => {
     await jobs.stop();
     assert.equal(existsSync(join(dir, LOCK_FILE)), false);
   });
+
+  test('of opens racing on one folder, exactly one wins, its pid in serve.pid; so too when they take over a stale one', async () => {
+    for (const stale of [false, true]) {
+      const dir = freshDir();
+      if (stale) {
+        const dead = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
+        await new Promise((r) => dead.once('exit', r));
+        writeFileSync(join(dir, LOCK_FILE), `${dead.pid}\n`);
+      }
+      const results = await Promise.allSettled([open(dir), open(dir), open(dir), open(dir)]);
+      const won = results.filter((r): r is PromiseFulfilledResult<Awaited<ReturnType<typeof open>>> => r.status === 'fulfilled');
+      const lost = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+      assert.equal(won.length, 1, `stale=${stale}: ${results.map((r) => r.status).join(', ')}`);
+      for (const r of lost) assert.ok(r.reason instanceof LocalJobsFailure && r.reason.status === 409, String(r.reason));
+      assert.equal(readFileSync(join(dir, LOCK_FILE), 'utf8'), `${process.pid}\n`);
+      assert.deepEqual(readdirSync(dir).sort(), ['jobs', LOCK_FILE].sort(), 'no temporary lock files left');
+      await won[0].value.jobs.stop();
+      assert.equal(existsSync(join(dir, LOCK_FILE)), false);
+    }
+  });
 });
 
 describe('LocalJobs: logs', () => {
@@ -339,10 +388,5 @@ describe('LocalJobs: logs', () => {
     assert.equal(lines[lines.length - 1], 'line 49');
     assert.match(lines[0], /^line \d+$/, 'a whole line');
     assert.deepEqual((await jobs.logs('chatty', 2)).trimEnd().split('\n').slice(1), ['line 48', 'line 49']);
-  });
-
-  test('a job named like a kind is written under another chart name (run ddp would mean an ad-hoc job)', () => {
-    assert.equal(chartNameOf('ddp'), 'job-ddp');
-    assert.equal(chartNameOf('mnist'), 'mnist');
   });
 });
