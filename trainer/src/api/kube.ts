@@ -7,18 +7,14 @@
 import { ApiException, CoreV1Api, KubeConfig, KubernetesObject, KubernetesObjectApi, PatchStrategy, V1Pod } from '@kubernetes/client-node';
 import { apiGroupOf, jobConstructManifests, resourceOf } from '../../../charts/lib/emitted-kinds';
 import { API_FIELD_MANAGER, ApiErrorCode, ENV, JOB_PROGRESS, JobKind, JobPhase, JobStatus, LABELS, Role } from '../contract';
+import { CheckedJobsBackend, JobsFailure } from './backend';
 import { JobRun, JobRunLookup, JobTracking, mlflowUiLink } from './mlflow';
 import { KubeObject } from './objects';
 
 /** A refusal or failure of the Kubernetes API, mapped to what the TrainingApi answers. */
-export class KubeFailure extends Error {
-  constructor(
-    /** The status the TrainingApi answers with. */
-    readonly status: number,
-    readonly code: ApiErrorCode,
-    message: string,
-  ) {
-    super(message);
+export class KubeFailure extends JobsFailure {
+  constructor(status: number, code: ApiErrorCode, message: string) {
+    super(status, code, message);
     this.name = 'KubeFailure';
   }
 }
@@ -219,7 +215,7 @@ export interface KubeJobsOptions {
   readonly tracking?: { readonly runs: JobRunLookup; readonly uiUrl?: string };
 }
 
-export class KubeJobs {
+export class KubeJobs implements CheckedJobsBackend {
   private readonly objects: KubernetesObjectApi;
   private readonly core: CoreV1Api;
 

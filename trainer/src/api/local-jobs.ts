@@ -19,18 +19,7 @@ import { closeSync, openSync, readFileSync } from 'node:fs';
 import { appendFile, link, mkdir, open, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import {
-  API_CLIENT_ENV,
-  ApiErrorCode,
-  DATASET_MIRRORS,
-  DatasetName,
-  ENV,
-  JOB_KINDS,
-  JOB_PROGRESS,
-  JobKind,
-  JobStatus,
-  LABELS,
-} from '../contract';
+import { API_CLIENT_ENV, DATASET_MIRRORS, DatasetName, ENV, JOB_KINDS, JOB_PROGRESS, JobKind, JobStatus, LABELS } from '../contract';
 import { trainerWorkloads } from '../local/run-chart';
 import { CLI_ENTRY } from '../local/run-group';
 import {
@@ -41,22 +30,11 @@ import {
   readLocalJobRecord,
   writeLocalJobRecord,
 } from './local-job-record';
+import { JobsBackend, JobsFailure } from './backend';
 import { LocalRuns } from './local-runs';
 import { JobTracking } from './mlflow';
 import { MAIN_ROLES, progressOf } from './kube';
 import { KubeObject, toYaml } from './objects';
-
-/** A refusal of the local executor, as the TrainingApi answers it. */
-export class LocalJobsFailure extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: ApiErrorCode,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'LocalJobsFailure';
-  }
-}
 
 export interface LocalJobsOptions {
   /** The folder jobs live in (<dir>/jobs/<name>/). */
@@ -142,7 +120,7 @@ function isJobProcess(pid: number, jobDir: string): boolean {
   }
 }
 
-export class LocalJobs {
+export class LocalJobs implements JobsBackend {
   /** The folders executors of this process hold the lock of. */
   private static readonly locked = new Set<string>();
   private readonly jobs = new Map<string, Entry>();
@@ -259,7 +237,7 @@ export class LocalJobs {
         const held =
           holder === process.pid ? LocalJobs.locked.has(this.dir) : Number.isSafeInteger(holder) && holder > 0 && isAlive(holder);
         if (held) {
-          throw new LocalJobsFailure(
+          throw new JobsFailure(
             409,
             'ALREADY_EXISTS',
             `another tensorfleet serve (process ${holder}) uses ${this.dir}; stop it, or use another --dir ` +
@@ -312,27 +290,27 @@ export class LocalJobs {
     const name = objects[0]?.metadata.labels?.[LABELS.instance];
     if (!kind || !main || !name) throw new TypeError('LocalJobs.apply: the objects hold no job (no labelled main workload)');
     if (this.jobs.has(name) || this.reserved.has(name)) {
-      throw new LocalJobsFailure(409, 'ALREADY_EXISTS', `a job named ${JSON.stringify(name)} exists; cancel it or choose another job_name`);
+      throw new JobsFailure(409, 'ALREADY_EXISTS', `a job named ${JSON.stringify(name)} exists; cancel it or choose another job_name`);
     }
     const bad = this.refused.get(name);
     if (bad) {
-      throw new LocalJobsFailure(
+      throw new JobsFailure(
         409,
         'ALREADY_EXISTS',
         `the folder of job ${JSON.stringify(name)} holds a job.json that was refused (${bad.message})`,
       );
     }
     if (this.jobs.size + this.reserved.size >= this.maxJobs) {
-      throw new LocalJobsFailure(
+      throw new JobsFailure(
         429,
         'TOO_MANY_JOBS',
         `${this.maxJobs} jobs are kept (serve --max-jobs); DELETE finished ones (tensorfleet cancel <name>) to make room`,
       );
     }
     if (this.queue.length >= this.maxQueued) {
-      throw new LocalJobsFailure(429, 'TOO_MANY_JOBS', `${this.maxQueued} jobs are waiting to run already; submit again later`);
+      throw new JobsFailure(429, 'TOO_MANY_JOBS', `${this.maxQueued} jobs are waiting to run already; submit again later`);
     }
-    if (this.stopping) throw new LocalJobsFailure(503, 'INTERNAL', 'tensorfleet serve is stopping');
+    if (this.stopping) throw new JobsFailure(503, 'INTERNAL', 'tensorfleet serve is stopping');
     this.reserved.add(name);
     try {
       const dir = join(this.jobsDir, name);
@@ -340,7 +318,7 @@ export class LocalJobs {
         await mkdir(dir);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-        throw new LocalJobsFailure(409, 'ALREADY_EXISTS', `${dir} exists and holds no job; move it away or choose another job_name`);
+        throw new JobsFailure(409, 'ALREADY_EXISTS', `${dir} exists and holds no job; move it away or choose another job_name`);
       }
       await writeFile(join(dir, `${chartNameOf(name)}.k8s.yaml`), toYaml(objects));
       const clients = workloads.find((w) => w !== main && (w.role === 'fl-client' || w.role === 'split-client'));

@@ -11,7 +11,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { LOCK_FILE, LocalJobs, LocalJobsFailure } from '../../../src/api/local-jobs';
+import { JobsFailure } from '../../../src/api/backend';
+import { LOCK_FILE, LocalJobs } from '../../../src/api/local-jobs';
 import { LOCAL_JOB_FILES, LocalJobRecordError, parseLocalJobRecord } from '../../../src/api/local-job-record';
 import { buildJobObjects } from '../../../src/api/objects';
 import { validateJobRequest } from '../../../src/api/request';
@@ -144,13 +145,12 @@ describe('LocalJobs: the queue', () => {
     const dir = freshDir();
     const { jobs } = await open(dir, { maxQueued: 1 });
     await jobs.apply(objectsOf('taken'));
-    await assert.rejects(jobs.apply(objectsOf('taken')), (e: unknown) => e instanceof LocalJobsFailure && e.status === 409);
+    await assert.rejects(jobs.apply(objectsOf('taken')), (e: unknown) => e instanceof JobsFailure && e.status === 409);
     await waitFor('taken to start', () => order(dir).length === 1);
     await jobs.apply(objectsOf('queued'));
     await assert.rejects(
       jobs.apply(objectsOf('one-too-many')),
-      (e: unknown) =>
-        e instanceof LocalJobsFailure && e.status === 429 && e.code === 'TOO_MANY_JOBS' && /1 jobs are waiting/.test(e.message),
+      (e: unknown) => e instanceof JobsFailure && e.status === 429 && e.code === 'TOO_MANY_JOBS' && /1 jobs are waiting/.test(e.message),
     );
     await jobs.stop();
   });
@@ -312,7 +312,7 @@ describe('LocalJobs: what a restarted serve finds', () => {
     );
     await assert.rejects(
       reopened.jobs.apply(objectsOf('edited')),
-      (e: unknown) => e instanceof LocalJobsFailure && e.status === 409 && e.message.includes('holds a job.json that was refused'),
+      (e: unknown) => e instanceof JobsFailure && e.status === 409 && e.message.includes('holds a job.json that was refused'),
     );
   });
 
@@ -337,7 +337,7 @@ describe('LocalJobs: one serve per folder', () => {
       await assert.rejects(
         open(dir),
         (e: unknown) =>
-          e instanceof LocalJobsFailure && e.message.startsWith(`another tensorfleet serve (process ${other.pid}) uses ${dir}; stop it`),
+          e instanceof JobsFailure && e.message.startsWith(`another tensorfleet serve (process ${other.pid}) uses ${dir}; stop it`),
       );
     } finally {
       other.kill('SIGKILL');
@@ -361,7 +361,7 @@ describe('LocalJobs: one serve per folder', () => {
       const won = results.filter((r): r is PromiseFulfilledResult<Awaited<ReturnType<typeof open>>> => r.status === 'fulfilled');
       const lost = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
       assert.equal(won.length, 1, `stale=${stale}: ${results.map((r) => r.status).join(', ')}`);
-      for (const r of lost) assert.ok(r.reason instanceof LocalJobsFailure && r.reason.status === 409, String(r.reason));
+      for (const r of lost) assert.ok(r.reason instanceof JobsFailure && r.reason.status === 409, String(r.reason));
       assert.equal(readFileSync(join(dir, LOCK_FILE), 'utf8'), `${process.pid}\n`);
       assert.deepEqual(readdirSync(dir).sort(), ['jobs', LOCK_FILE].sort(), 'no temporary lock files left');
       await won[0].value.jobs.stop();
