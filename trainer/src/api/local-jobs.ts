@@ -20,7 +20,7 @@ import { appendFile, link, mkdir, open, readFile, readdir, rename, rm, writeFile
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { API_CLIENT_ENV, DATASET_MIRRORS, DatasetName, ENV, JOB_KINDS, JOB_PROGRESS, JobKind, JobStatus, LABELS } from '../contract';
-import { trainerWorkloads } from '../local/run-chart';
+import { FLEET_ROLES, LocalWorkload, trainerWorkloads } from '../local/run-chart';
 import { CLI_ENTRY } from '../local/run-group';
 import {
   LOCAL_JOB_FILES,
@@ -89,6 +89,43 @@ function isMirrored(env: Readonly<Record<string, string>>): boolean {
   return uri === undefined || (mirror !== undefined && uri === mirror);
 }
 
+/** The job's kind and its main workload (the one whose role marks the kind), in one scan. */
+function mainOf(workloads: readonly LocalWorkload[]): { kind: JobKind; main: LocalWorkload } | undefined {
+  for (const kind of Object.keys(MAIN_ROLES) as JobKind[]) {
+    const main = workloads.find((w) => w.role === MAIN_ROLES[kind].role);
+    if (main) return { kind, main };
+  }
+  return undefined;
+}
+
+/** Create `file` as a hard link of `from` (written already), or false if it exists. */
+async function exclusiveLink(from: string, file: string): Promise<boolean> {
+  try {
+    await link(from, file);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw e;
+  }
+}
+
+/** The pid a lock file holds, and which file it is (its inode), read from one open; undefined if there is none. */
+async function holderOf(file: string): Promise<{ pid: number; ino: number } | undefined> {
+  let handle;
+  try {
+    handle = await open(file, 'r');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+  try {
+    const { ino } = await handle.stat();
+    return { pid: Number((await handle.readFile('utf8')).trim()), ino };
+  } finally {
+    await handle.close();
+  }
+}
+
 /** The file that says which serve uses a folder. */
 export const LOCK_FILE = 'serve.pid';
 
@@ -123,6 +160,8 @@ function isJobProcess(pid: number, jobDir: string): boolean {
 export class LocalJobs implements JobsBackend {
   /** The folders executors of this process hold the lock of. */
   private static readonly locked = new Set<string>();
+  /** Per folder, the last lock attempt of this process: the next waits for it. */
+  private static readonly locking = new Map<string, Promise<void>>();
   private readonly jobs = new Map<string, Entry>();
   /** Folders whose job.json was refused at start: their names stay taken. */
   private readonly refused = new Map<string, LocalJobRecordError>();
@@ -213,57 +252,75 @@ export class LocalJobs implements JobsBackend {
   /**
    * Two serves on one folder would run each other's queue: the first creates <dir>/serve.pid
    * holding its pid, exclusively (a hard link of a written file: the lock never exists empty),
-   * and another refuses while that process lives. A stale one (its process gone) is moved
-   * aside and the exclusive create tried again, so of two serves taking it over only one wins.
+   * and another refuses while that process lives. A stale one (its process gone) is removed
+   * by whoever holds <dir>/serve.pid.takeover (taken the same way), after checking it is still
+   * the same file, and the exclusive create tried again: of serves racing, one wins. Within
+   * one process, opens of a folder take their turn.
    */
   private async lock(): Promise<void> {
+    const before = LocalJobs.locking.get(this.dir) ?? Promise.resolve();
+    const mine = before.then(() => this.lockNow());
+    const settled = mine.then(
+      () => undefined,
+      () => undefined,
+    );
+    LocalJobs.locking.set(this.dir, settled);
+    void settled.then(() => LocalJobs.locking.get(this.dir) === settled && LocalJobs.locking.delete(this.dir));
+    return mine;
+  }
+
+  private async lockNow(): Promise<void> {
     const file = join(this.dir, LOCK_FILE);
     const mine = join(this.dir, `${LOCK_FILE}.${process.pid}.${randomUUID()}`);
     await writeFile(mine, `${process.pid}\n`);
     try {
-      for (;;) {
-        try {
-          await link(mine, file);
+      for (let attempt = 0; ; attempt++) {
+        if (await exclusiveLink(mine, file)) {
           LocalJobs.locked.add(this.dir);
           this.holdsLock = true;
           return;
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
         }
-        const seen = await readFile(file, 'utf8').catch(() => undefined);
+        const seen = await holderOf(file);
         if (seen === undefined) continue; // removed meanwhile: try again
-        const holder = Number(seen.trim());
-        // Our own pid is held only by an executor of this process; otherwise it is a dead serve's (pids are reused).
-        const held =
-          holder === process.pid ? LocalJobs.locked.has(this.dir) : Number.isSafeInteger(holder) && holder > 0 && isAlive(holder);
-        if (held) {
+        if (this.isHeld(seen.pid)) {
           throw new JobsFailure(
             409,
             'ALREADY_EXISTS',
-            `another tensorfleet serve (process ${holder}) uses ${this.dir}; stop it, or use another --dir ` +
+            `another tensorfleet serve (process ${seen.pid}) uses ${this.dir}; stop it, or use another --dir ` +
               `(if no such serve runs, remove ${file})`,
           );
         }
-        await this.takeOver(file, seen);
+        if (attempt >= 100) throw new Error(`cannot take over ${file} (a stale lock) after ${attempt} tries`);
+        await this.removeStale(file, seen.ino, mine);
       }
     } finally {
       await rm(mine, { force: true });
     }
   }
 
-  /** Move a stale lock (holding `stale`) aside; one that turns out fresh (another serve's, just made) is put back. */
-  private async takeOver(file: string, stale: string): Promise<void> {
-    const aside = join(this.dir, `${LOCK_FILE}.stale.${randomUUID()}`);
-    try {
-      await rename(file, aside);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return; // another serve moved it first
-      throw e;
+  /** Whether a lock holding `pid` is in use: by a live process, or (our own pid) by an executor of this process. */
+  private isHeld(pid: number): boolean {
+    if (pid === process.pid) return LocalJobs.locked.has(this.dir);
+    return Number.isSafeInteger(pid) && pid > 0 && isAlive(pid);
+  }
+
+  /** Remove the lock `file` if it is still the stale file `ino`, holding the takeover lock meanwhile. */
+  private async removeStale(file: string, ino: number, mine: string): Promise<void> {
+    const takeover = `${file}.takeover`;
+    if (!(await exclusiveLink(mine, takeover))) {
+      const other = await holderOf(takeover);
+      // A takeover left by a serve that died in it is removed; a live one is waited for.
+      // (Our own pid there is a dead serve's: this process takes a folder's lock one open at a time.)
+      const live =
+        other !== undefined && other.pid !== process.pid && Number.isSafeInteger(other.pid) && other.pid > 0 && isAlive(other.pid);
+      if (other !== undefined && !live) await rm(takeover, { force: true });
+      else await new Promise((r) => setTimeout(r, 20));
+      return;
     }
     try {
-      if ((await readFile(aside, 'utf8')) !== stale) await link(aside, file).catch(() => undefined);
+      if ((await holderOf(file))?.ino === ino) await rm(file, { force: true });
     } finally {
-      await rm(aside, { force: true });
+      await rm(takeover, { force: true });
     }
   }
 
@@ -285,10 +342,9 @@ export class LocalJobs implements JobsBackend {
   /** Take the job whose objects are `objects` (as the construct built them) and queue it. */
   async apply(objects: readonly KubeObject[]): Promise<void> {
     const workloads = trainerWorkloads(objects);
-    const kind = (Object.keys(MAIN_ROLES) as JobKind[]).find((k) => workloads.some((w) => w.role === MAIN_ROLES[k].role));
-    const main = kind && workloads.find((w) => w.role === MAIN_ROLES[kind].role);
+    const found = mainOf(workloads);
     const name = objects[0]?.metadata.labels?.[LABELS.instance];
-    if (!kind || !main || !name) throw new TypeError('LocalJobs.apply: the objects hold no job (no labelled main workload)');
+    if (!found || !name) throw new TypeError('LocalJobs.apply: the objects hold no job (no labelled main workload)');
     if (this.jobs.has(name) || this.reserved.has(name)) {
       throw new JobsFailure(409, 'ALREADY_EXISTS', `a job named ${JSON.stringify(name)} exists; cancel it or choose another job_name`);
     }
@@ -321,7 +377,10 @@ export class LocalJobs implements JobsBackend {
         throw new JobsFailure(409, 'ALREADY_EXISTS', `${dir} exists and holds no job; move it away or choose another job_name`);
       }
       await writeFile(join(dir, `${chartNameOf(name)}.k8s.yaml`), toYaml(objects));
-      const clients = workloads.find((w) => w !== main && (w.role === 'fl-client' || w.role === 'split-client'));
+      const { kind, main } = found;
+      // A fleet's size is its clients' (the main workload is its one server).
+      const fleet = FLEET_ROLES.find((r) => r.server === main.role);
+      const clients = fleet && workloads.find((w) => w.role === fleet.client);
       const totalRaw = main.env[JOB_PROGRESS[kind].totalEnv];
       const record: LocalJobRecord = {
         version: LOCAL_JOB_RECORD_VERSION,
@@ -329,7 +388,7 @@ export class LocalJobs implements JobsBackend {
         kind,
         phase: 'Pending',
         submittedAt: new Date().toISOString(),
-        desired: (kind === 'ddp' ? main : (clients ?? main)).worldSize,
+        desired: (clients ?? main).worldSize,
         objects: workloads.map((w) => `${w.kind}/${w.name}`),
         experimentName: main.env[ENV.experimentName] ?? name,
         mainRole: main.role,

@@ -65,6 +65,12 @@ const objectsOf = (name: string, extra: Record<string, unknown> = {}) => {
   return buildJobObjects(validated.request);
 };
 
+const fleetOf = (name: string, kind: 'federated' | 'split', clients: number) => {
+  const validated = validateJobRequest({ kind, job_name: name, clients });
+  if (!validated.ok) throw new Error(JSON.stringify(validated.problems));
+  return buildJobObjects(validated.request);
+};
+
 async function waitFor(what: string, check: () => boolean, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
@@ -139,6 +145,21 @@ describe('LocalJobs: the queue', () => {
     release(dir, 'a');
     release(dir, 'c');
     await waitFor('all to end', () => ['a', 'c'].every((n) => jobs.record(n)?.phase === 'Succeeded'));
+  });
+
+  test('records the kind, main role and size of each kind: a fleet counts its clients, ddp its ranks', async () => {
+    const dir = freshDir();
+    const { jobs } = await open(dir, { maxQueued: 10 });
+    await jobs.apply(objectsOf('a-ddp', { world_size: 3 }));
+    await jobs.apply(fleetOf('a-fl', 'federated', 4));
+    await jobs.apply(fleetOf('a-split', 'split', 2));
+    const of = (n: string) => {
+      const r = jobs.record(n)!;
+      return [r.kind, r.mainRole, r.desired];
+    };
+    assert.deepEqual(of('a-ddp'), ['ddp', 'ddp', 3]);
+    assert.deepEqual(of('a-fl'), ['federated', 'fl-server', 4]);
+    assert.deepEqual(of('a-split'), ['split', 'split-server', 2]);
   });
 
   test('fails if a name is taken, or the queue is full (429 TOO_MANY_JOBS naming the bound)', async () => {
@@ -366,6 +387,54 @@ describe('LocalJobs: one serve per folder', () => {
       assert.deepEqual(readdirSync(dir).sort(), ['jobs', LOCK_FILE].sort(), 'no temporary lock files left');
       await won[0].value.jobs.stop();
       assert.equal(existsSync(join(dir, LOCK_FILE)), false);
+    }
+  });
+
+  test('of serve processes racing on one folder, exactly one wins, fresh or over a stale lock (real processes)', async () => {
+    const script = join(root, 'racer.js');
+    writeFileSync(
+      script,
+      `const fs = require('fs');
+const { LocalJobs } = require(${JSON.stringify(require.resolve('../../../src/api/local-jobs'))});
+const [dir, go, done] = process.argv.slice(2);
+console.log('ready');
+const wait = (f, then) => (fs.existsSync(f) ? then() : setTimeout(() => wait(f, then), 5));
+wait(go, () =>
+  LocalJobs.open({ dir, command: [process.execPath, '-e', ''], log: () => {} }).then(
+    ({ jobs }) => { console.log('won'); wait(done, () => jobs.stop().then(() => process.exit(0))); },
+    (e) => { console.log('lost ' + e.status); process.exit(0); },
+  ),
+);
+`,
+    );
+    for (const stale of [false, true]) {
+      const dir = freshDir();
+      if (stale) {
+        const dead = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
+        await new Promise((r) => dead.once('exit', r));
+        writeFileSync(join(dir, LOCK_FILE), `${dead.pid}\n`);
+      }
+      const [go, done] = [join(dir, 'go'), join(dir, 'done')];
+      const racers = [0, 1, 2].map(() => {
+        const child = spawn(process.execPath, [script, dir, go, done], { stdio: ['ignore', 'pipe', 'inherit'] });
+        let out = '';
+        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        return { child, out: () => out, exited: new Promise((r) => child.once('exit', r)) };
+      });
+      try {
+        await waitFor('the racers to load', () => racers.every((r) => r.out().includes('ready')));
+        writeFileSync(go, '');
+        await waitFor('each racer to decide', () => racers.every((r) => /won|lost/.test(r.out())));
+        const said = racers.map((r) => r.out().replace('ready\n', '').trim()).sort();
+        assert.deepEqual(said, ['lost 409', 'lost 409', 'won'], `stale=${stale}`);
+        const winner = racers[racers.findIndex((r) => r.out().includes('won'))];
+        assert.equal(readFileSync(join(dir, LOCK_FILE), 'utf8'), `${winner.child.pid}\n`);
+        writeFileSync(done, '');
+        await Promise.all(racers.map((r) => r.exited));
+        assert.equal(existsSync(join(dir, LOCK_FILE)), false, 'the winner removed it at stop');
+      } finally {
+        for (const r of racers) r.child.kill('SIGKILL');
+      }
     }
   });
 });
