@@ -8,7 +8,7 @@ import { ApiException, CoreV1Api, KubeConfig, KubernetesObject, KubernetesObject
 import { apiGroupOf, jobConstructManifests, resourceOf } from '../../../charts/lib/emitted-kinds';
 import { API_FIELD_MANAGER, ApiErrorCode, ENV, JOB_PROGRESS, JobKind, JobPhase, JobStatus, LABELS, Role } from '../contract';
 import { CheckedJobsBackend, JobsFailure } from './backend';
-import { JobRun, JobRunLookup, JobTracking, mlflowUiLink } from './mlflow';
+import { JobRun, JobRunLookup, JobTracking, mlflowUiLink, runsStartedAfter } from './mlflow';
 import { KubeObject } from './objects';
 
 /** A refusal or failure of the Kubernetes API, mapped to what the TrainingApi answers. */
@@ -206,9 +206,6 @@ export function jobStatusOf(
   return { name, kind, phase, ready, desired, ...(progress !== undefined ? { progress } : {}), ...mlflow, createdAt };
 }
 
-/** How far a trainer's clock may lag the Kubernetes API server's when a run is matched to its job. */
-const RUN_CLOCK_SKEW_MS = 5000;
-
 export interface KubeJobsOptions {
   readonly namespace: string;
   /** Where the jobs' MLflow runs are looked up, and the UI to link to (undefined: no MLflow). */
@@ -325,8 +322,7 @@ export class KubeJobs implements CheckedJobsBackend {
     const created = main.metadata?.creationTimestamp ? new Date(main.metadata.creationTimestamp as unknown as string).getTime() : NaN;
     try {
       // A run started before the job existed is an earlier job's of the same name (a little slack for clock skew).
-      const since = Number.isFinite(created) ? { startedAfterMs: created - RUN_CLOCK_SKEW_MS } : {};
-      const found = await tracking.runs.lookup({ experimentName, role: MAIN_ROLES[kind].role, ...since });
+      const found = await tracking.runs.lookup({ experimentName, role: MAIN_ROLES[kind].role, ...runsStartedAfter(created) });
       return { found, uiUrl: tracking.uiUrl };
     } catch {
       return undefined;

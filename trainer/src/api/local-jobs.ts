@@ -32,7 +32,7 @@ import {
 } from './local-job-record';
 import { JobsBackend, JobsFailure } from './backend';
 import { LocalRuns } from './local-runs';
-import { JobTracking } from './mlflow';
+import { JobTracking, runsStartedAfter } from './mlflow';
 import { MAIN_ROLES, progressOf } from './kube';
 import { KubeObject, toYaml } from './objects';
 
@@ -74,8 +74,6 @@ interface Entry {
 }
 
 const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
-/** How much earlier than the job's start its MLflow run may say it started (clock granularity). */
-const RUN_CLOCK_SLACK_MS = 5000;
 
 /** The chart name a job's objects are written under: `run ddp` would mean an ad-hoc job, not the chart. */
 export function chartNameOf(job: string): string {
@@ -503,7 +501,7 @@ export class LocalJobs implements JobsBackend {
     const r = entry.record;
     if (r.phase === 'Pending') return Promise.resolve({});
     if (entry.finalRun) return entry.finalRun;
-    const since = r.startedAt ? { startedAfterMs: Date.parse(r.startedAt) - RUN_CLOCK_SLACK_MS } : {};
+    const since = runsStartedAfter(r.startedAt ? Date.parse(r.startedAt) : NaN);
     const found = runs.lookup({ experimentName: r.experimentName, role: r.mainRole, ...since });
     if (r.phase === 'Succeeded' || r.phase === 'Failed') {
       entry.finalRun = found;
