@@ -18,6 +18,7 @@ import {
   resolveTrainerConfig,
 } from '../trainer/src/contract';
 import { MlflowStack } from './mlflow-stack';
+import { externalRefsAnnotation } from './lib/external-refs';
 import { GeneratedSecrets } from './lib/generated-secrets';
 import { LinkTls } from './lib/link-tls';
 import { PodPolicy, dnsRule, sourcesRules, trackingRule } from './lib/network';
@@ -236,7 +237,7 @@ export class DdpCluster extends Construct {
     });
     const tokenSecret = kplus.Secret.fromSecretName(this, 'TokenSecret', this.tokenSecretName);
     const externalRefs = [
-      secrets.externalRefs[ANNOTATIONS.externalRefs],
+      ...secrets.refs,
       ...[props.checkpointClaimName, props.datasetClaimName].filter((c): c is string => c !== undefined).map((c) => `pvc/${c}`),
       ...(tls ? [tls.externalRef] : []),
       ...(props.tracking?.credentialsExternalRefs ?? []),
@@ -286,7 +287,7 @@ export class DdpCluster extends Construct {
           // Job specs are immutable: when the Job changed, Argo CD deletes and recreates it (Replace alone
           // is a PUT, which the API refuses for a changed pod template). The ranks resume from their checkpoints.
           [ANNOTATIONS.argoSyncOptions]: 'Force=true,Replace=true',
-          ...(externalRefs.length > 0 ? { [ANNOTATIONS.externalRefs]: externalRefs.join(',') } : {}),
+          ...externalRefsAnnotation(...externalRefs),
         },
       },
       podMetadata: { labels, ...(props.gangScheduling ? { annotations: { 'scheduling.k8s.io/group-name': this.name } } : {}) },

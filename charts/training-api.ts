@@ -14,6 +14,7 @@ import {
 } from '../trainer/src/contract';
 import { MlflowStack } from './mlflow-stack';
 import { RbacRule, trainingApiRoleRules } from './lib/emitted-kinds';
+import { externalRefsAnnotation } from './lib/external-refs';
 import { GeneratedSecrets } from './lib/generated-secrets';
 import { hardenPodTemplate, hardenedContainer } from './lib/hardened';
 import { PodPolicy, apiServerRule, dnsRule, trackingRule } from './lib/network';
@@ -203,10 +204,7 @@ export class TrainingApi extends Construct {
         name: this.name,
         labels,
         annotations: {
-          [ANNOTATIONS.externalRefs]: [
-            secrets.externalRefs[ANNOTATIONS.externalRefs],
-            ...(props.tracking?.credentialsExternalRefs ?? []),
-          ].join(','),
+          ...externalRefsAnnotation(...secrets.refs, ...(props.tracking?.credentialsExternalRefs ?? [])),
           [ANNOTATIONS.usesKubernetesApi]: 'true',
         },
       },

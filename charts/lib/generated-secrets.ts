@@ -22,8 +22,8 @@ export interface GeneratedSecretsProps {
  * never overwrites one. Its Role can create Secrets and read only these.
  */
 export class GeneratedSecrets extends Construct {
-  /** `tensorfleet.io/external-refs` for a workload that reads these Secrets. */
-  public readonly externalRefs: Record<string, string>;
+  /** `secret/<name>` of each of these Secrets, for the external-refs annotation of a workload that reads them. */
+  public readonly refs: readonly string[];
   /** The Job that creates the Secrets. */
   public readonly job: kplus.Job;
 
@@ -31,7 +31,7 @@ export class GeneratedSecrets extends Construct {
     super(scope, id);
     const { name, labels } = props;
     const wave = (w: number): Record<string, string> => ({ [ANNOTATIONS.argoSyncWave]: String(w) });
-    this.externalRefs = { [ANNOTATIONS.externalRefs]: props.secrets.map((s) => `secret/${s.name}`).join(',') };
+    this.refs = props.secrets.map((s) => `secret/${s.name}`);
     const rbac = { name, labels: { ...labels }, annotations: wave(SECRET_SYNC_WAVES.rbac) };
     const account = new kplus.ServiceAccount(this, 'Account', { metadata: rbac, automountToken: false });
     const role = new kplus.Role(this, 'Role', { metadata: rbac });

@@ -1,8 +1,9 @@
 import { Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-27';
 import { Construct } from 'constructs';
-import { ANNOTATIONS, ENV, PORTS, Role, SECRET_KEYS, TrainerConfigInput } from '../../trainer/src/contract';
+import { ENV, PORTS, Role, SECRET_KEYS, TrainerConfigInput } from '../../trainer/src/contract';
 import type { MlflowStack } from '../mlflow-stack';
+import { externalRefsAnnotation } from './external-refs';
 import { GeneratedSecrets } from './generated-secrets';
 import { LinkTls } from './link-tls';
 import { PodPolicy, cidrPeer, dnsRule, sourcesRules, trackingRule } from './network';
@@ -94,7 +95,7 @@ export class ServerAndClients extends Construct {
       image,
       labels: objectLabels(appName, name, 'secrets'),
     });
-    const externalRefs = [secrets.externalRefs[ANNOTATIONS.externalRefs], ...(props.tls ? [props.tls.externalRef] : [])].join(',');
+    const externalRefs = [...secrets.refs, ...(props.tls ? [props.tls.externalRef] : [])];
     const tokenSecret = kplus.Secret.fromSecretName(this, 'TokenSecret', this.tokenSecretName);
     const token = kplus.EnvValue.fromSecretValue({ secret: tokenSecret, key: SECRET_KEYS.authToken });
 
@@ -106,7 +107,7 @@ export class ServerAndClients extends Construct {
       metadata: {
         name: this.serverService.name,
         labels: serverLabels,
-        annotations: { [ANNOTATIONS.externalRefs]: [externalRefs, ...(props.tracking?.credentialsExternalRefs ?? [])].join(',') },
+        annotations: externalRefsAnnotation(...externalRefs, ...(props.tracking?.credentialsExternalRefs ?? [])),
       },
       podMetadata: { labels: serverLabels },
       replicas: 1,
@@ -147,7 +148,7 @@ export class ServerAndClients extends Construct {
       ports: [{ name: 'health', port: PORTS.health, targetPort: PORTS.health }],
     });
     this.clients = new kplus.StatefulSet(this, 'Clients', {
-      metadata: { name: this.clientsService.name, labels: clientLabels, annotations: { [ANNOTATIONS.externalRefs]: externalRefs } },
+      metadata: { name: this.clientsService.name, labels: clientLabels, annotations: externalRefsAnnotation(...externalRefs) },
       podMetadata: { labels: clientLabels },
       service: this.clientsService,
       replicas: props.clients,

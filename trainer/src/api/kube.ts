@@ -7,18 +7,14 @@
 import { ApiException, CoreV1Api, KubeConfig, KubernetesObject, KubernetesObjectApi, PatchStrategy, V1Pod } from '@kubernetes/client-node';
 import { apiGroupOf, jobConstructManifests, resourceOf } from '../../../charts/lib/emitted-kinds';
 import { API_FIELD_MANAGER, ApiErrorCode, ENV, JOB_PROGRESS, JobKind, JobPhase, JobStatus, LABELS, Role } from '../contract';
-import { JobRun, JobRunLookup, JobTracking, mlflowUiLink } from './mlflow';
+import { CheckedJobsBackend, JobsFailure } from './backend';
+import { JobRun, JobRunLookup, JobTracking, mlflowUiLink, runsStartedAfter } from './mlflow';
 import { KubeObject } from './objects';
 
 /** A refusal or failure of the Kubernetes API, mapped to what the TrainingApi answers. */
-export class KubeFailure extends Error {
-  constructor(
-    /** The status the TrainingApi answers with. */
-    readonly status: number,
-    readonly code: ApiErrorCode,
-    message: string,
-  ) {
-    super(message);
+export class KubeFailure extends JobsFailure {
+  constructor(status: number, code: ApiErrorCode, message: string) {
+    super(status, code, message);
     this.name = 'KubeFailure';
   }
 }
@@ -210,16 +206,13 @@ export function jobStatusOf(
   return { name, kind, phase, ready, desired, ...(progress !== undefined ? { progress } : {}), ...mlflow, createdAt };
 }
 
-/** How far a trainer's clock may lag the Kubernetes API server's when a run is matched to its job. */
-const RUN_CLOCK_SKEW_MS = 5000;
-
 export interface KubeJobsOptions {
   readonly namespace: string;
   /** Where the jobs' MLflow runs are looked up, and the UI to link to (undefined: no MLflow). */
   readonly tracking?: { readonly runs: JobRunLookup; readonly uiUrl?: string };
 }
 
-export class KubeJobs {
+export class KubeJobs implements CheckedJobsBackend {
   private readonly objects: KubernetesObjectApi;
   private readonly core: CoreV1Api;
 
@@ -329,8 +322,7 @@ export class KubeJobs {
     const created = main.metadata?.creationTimestamp ? new Date(main.metadata.creationTimestamp as unknown as string).getTime() : NaN;
     try {
       // A run started before the job existed is an earlier job's of the same name (a little slack for clock skew).
-      const since = Number.isFinite(created) ? { startedAfterMs: created - RUN_CLOCK_SKEW_MS } : {};
-      const found = await tracking.runs.lookup({ experimentName, role: MAIN_ROLES[kind].role, ...since });
+      const found = await tracking.runs.lookup({ experimentName, role: MAIN_ROLES[kind].role, ...runsStartedAfter(created) });
       return { found, uiUrl: tracking.uiUrl };
     } catch {
       return undefined;

@@ -14,24 +14,13 @@
  * finished job forgets it: its folder moves to <dir>/deleted/ and its name is free again.
  */
 import { ChildProcess, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { closeSync, openSync, readFileSync } from 'node:fs';
-import { appendFile, mkdir, open, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { appendFile, link, mkdir, open, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import {
-  API_CLIENT_ENV,
-  ApiErrorCode,
-  DATASET_MIRRORS,
-  DatasetName,
-  ENV,
-  JOB_KINDS,
-  JOB_PROGRESS,
-  JobKind,
-  JobStatus,
-  LABELS,
-} from '../contract';
-import { atomicWrite } from '../fsutil/atomic-write';
-import { trainerWorkloads } from '../local/run-chart';
+import { API_CLIENT_ENV, DATASET_MIRRORS, DatasetName, ENV, JOB_KINDS, JOB_PROGRESS, JobKind, JobStatus, LABELS } from '../contract';
+import { FLEET_ROLES, LocalWorkload, trainerWorkloads } from '../local/run-chart';
 import { CLI_ENTRY } from '../local/run-group';
 import {
   LOCAL_JOB_FILES,
@@ -41,21 +30,11 @@ import {
   readLocalJobRecord,
   writeLocalJobRecord,
 } from './local-job-record';
+import { JobsBackend, JobsFailure } from './backend';
 import { LocalRuns } from './local-runs';
+import { JobTracking, runsStartedAfter } from './mlflow';
 import { MAIN_ROLES, progressOf } from './kube';
 import { KubeObject, toYaml } from './objects';
-
-/** A refusal of the local executor, as the TrainingApi answers it. */
-export class LocalJobsFailure extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: ApiErrorCode,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'LocalJobsFailure';
-  }
-}
 
 export interface LocalJobsOptions {
   /** The folder jobs live in (<dir>/jobs/<name>/). */
@@ -90,11 +69,11 @@ interface Entry {
   cancelReason?: string;
   /** Record writes, one after the other. */
   saving: Promise<void>;
+  /** A finished job's MLflow run, looked up once: its store no longer changes. */
+  finalRun?: Promise<JobTracking>;
 }
 
 const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
-/** How much earlier than the job's start its MLflow run may say it started (clock granularity). */
-const RUN_CLOCK_SLACK_MS = 5000;
 
 /** The chart name a job's objects are written under: `run ddp` would mean an ad-hoc job, not the chart. */
 export function chartNameOf(job: string): string {
@@ -106,6 +85,43 @@ function isMirrored(env: Readonly<Record<string, string>>): boolean {
   const uri = env[ENV.datasetUri];
   const mirror = DATASET_MIRRORS[(env[ENV.dataset] ?? 'mnist') as DatasetName];
   return uri === undefined || (mirror !== undefined && uri === mirror);
+}
+
+/** The job's kind and its main workload (the one whose role marks the kind), in one scan. */
+function mainOf(workloads: readonly LocalWorkload[]): { kind: JobKind; main: LocalWorkload } | undefined {
+  for (const kind of Object.keys(MAIN_ROLES) as JobKind[]) {
+    const main = workloads.find((w) => w.role === MAIN_ROLES[kind].role);
+    if (main) return { kind, main };
+  }
+  return undefined;
+}
+
+/** Create `file` as a hard link of `from` (written already), or false if it exists. */
+async function exclusiveLink(from: string, file: string): Promise<boolean> {
+  try {
+    await link(from, file);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw e;
+  }
+}
+
+/** The pid a lock file holds, and which file it is (its inode), read from one open; undefined if there is none. */
+async function holderOf(file: string): Promise<{ pid: number; ino: number } | undefined> {
+  let handle;
+  try {
+    handle = await open(file, 'r');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+  try {
+    const { ino } = await handle.stat();
+    return { pid: Number((await handle.readFile('utf8')).trim()), ino };
+  } finally {
+    await handle.close();
+  }
 }
 
 /** The file that says which serve uses a folder. */
@@ -139,7 +155,11 @@ function isJobProcess(pid: number, jobDir: string): boolean {
   }
 }
 
-export class LocalJobs {
+export class LocalJobs implements JobsBackend {
+  /** The folders executors of this process hold the lock of. */
+  private static readonly locked = new Set<string>();
+  /** Per folder, the last lock attempt of this process: the next waits for it. */
+  private static readonly locking = new Map<string, Promise<void>>();
   private readonly jobs = new Map<string, Entry>();
   /** Folders whose job.json was refused at start: their names stay taken. */
   private readonly refused = new Map<string, LocalJobRecordError>();
@@ -148,6 +168,7 @@ export class LocalJobs {
   private readonly queue: string[] = [];
   private running = 0;
   private stopping = false;
+  private holdsLock = false;
   readonly dir: string;
   private readonly maxParallel: number;
   private readonly maxJobs: number;
@@ -227,21 +248,78 @@ export class LocalJobs {
   }
 
   /**
-   * Two serves on one folder would run each other's queue: the first writes its pid to
-   * <dir>/serve.pid, and another refuses while that process lives.
+   * Two serves on one folder would run each other's queue: the first creates <dir>/serve.pid
+   * holding its pid, exclusively (a hard link of a written file: the lock never exists empty),
+   * and another refuses while that process lives. A stale one (its process gone) is removed
+   * by whoever holds <dir>/serve.pid.takeover (taken the same way), after checking it is still
+   * the same file, and the exclusive create tried again: of serves racing, one wins. Within
+   * one process, opens of a folder take their turn.
    */
   private async lock(): Promise<void> {
+    const before = LocalJobs.locking.get(this.dir) ?? Promise.resolve();
+    const mine = before.then(() => this.lockNow());
+    const settled = mine.then(
+      () => undefined,
+      () => undefined,
+    );
+    LocalJobs.locking.set(this.dir, settled);
+    void settled.then(() => LocalJobs.locking.get(this.dir) === settled && LocalJobs.locking.delete(this.dir));
+    return mine;
+  }
+
+  private async lockNow(): Promise<void> {
     const file = join(this.dir, LOCK_FILE);
-    const holder = Number((await readFile(file, 'utf8').catch(() => '')).trim());
-    if (Number.isSafeInteger(holder) && holder > 0 && holder !== process.pid && isAlive(holder)) {
-      throw new LocalJobsFailure(
-        409,
-        'ALREADY_EXISTS',
-        `another tensorfleet serve (process ${holder}) uses ${this.dir}; stop it, or use another --dir ` +
-          `(if no such serve runs, remove ${file})`,
-      );
+    const mine = join(this.dir, `${LOCK_FILE}.${process.pid}.${randomUUID()}`);
+    await writeFile(mine, `${process.pid}\n`);
+    try {
+      for (let attempt = 0; ; attempt++) {
+        if (await exclusiveLink(mine, file)) {
+          LocalJobs.locked.add(this.dir);
+          this.holdsLock = true;
+          return;
+        }
+        const seen = await holderOf(file);
+        if (seen === undefined) continue; // removed meanwhile: try again
+        if (this.isHeld(seen.pid)) {
+          throw new JobsFailure(
+            409,
+            'ALREADY_EXISTS',
+            `another tensorfleet serve (process ${seen.pid}) uses ${this.dir}; stop it, or use another --dir ` +
+              `(if no such serve runs, remove ${file})`,
+          );
+        }
+        if (attempt >= 100) throw new Error(`cannot take over ${file} (a stale lock) after ${attempt} tries`);
+        await this.removeStale(file, seen.ino, mine);
+      }
+    } finally {
+      await rm(mine, { force: true });
     }
-    await atomicWrite(file, `${process.pid}\n`);
+  }
+
+  /** Whether a lock holding `pid` is in use: by a live process, or (our own pid) by an executor of this process. */
+  private isHeld(pid: number): boolean {
+    if (pid === process.pid) return LocalJobs.locked.has(this.dir);
+    return Number.isSafeInteger(pid) && pid > 0 && isAlive(pid);
+  }
+
+  /** Remove the lock `file` if it is still the stale file `ino`, holding the takeover lock meanwhile. */
+  private async removeStale(file: string, ino: number, mine: string): Promise<void> {
+    const takeover = `${file}.takeover`;
+    if (!(await exclusiveLink(mine, takeover))) {
+      const other = await holderOf(takeover);
+      // A takeover left by a serve that died in it is removed; a live one is waited for.
+      // (Our own pid there is a dead serve's: this process takes a folder's lock one open at a time.)
+      const live =
+        other !== undefined && other.pid !== process.pid && Number.isSafeInteger(other.pid) && other.pid > 0 && isAlive(other.pid);
+      if (other !== undefined && !live) await rm(takeover, { force: true });
+      else await new Promise((r) => setTimeout(r, 20));
+      return;
+    }
+    try {
+      if ((await holderOf(file))?.ino === ino) await rm(file, { force: true });
+    } finally {
+      await rm(takeover, { force: true });
+    }
   }
 
   private update(entry: Entry, change: Partial<LocalJobRecord>): Promise<void> {
@@ -262,32 +340,31 @@ export class LocalJobs {
   /** Take the job whose objects are `objects` (as the construct built them) and queue it. */
   async apply(objects: readonly KubeObject[]): Promise<void> {
     const workloads = trainerWorkloads(objects);
-    const kind = (Object.keys(MAIN_ROLES) as JobKind[]).find((k) => workloads.some((w) => w.role === MAIN_ROLES[k].role));
-    const main = kind && workloads.find((w) => w.role === MAIN_ROLES[kind].role);
+    const found = mainOf(workloads);
     const name = objects[0]?.metadata.labels?.[LABELS.instance];
-    if (!kind || !main || !name) throw new TypeError('LocalJobs.apply: the objects hold no job (no labelled main workload)');
+    if (!found || !name) throw new TypeError('LocalJobs.apply: the objects hold no job (no labelled main workload)');
     if (this.jobs.has(name) || this.reserved.has(name)) {
-      throw new LocalJobsFailure(409, 'ALREADY_EXISTS', `a job named ${JSON.stringify(name)} exists; cancel it or choose another job_name`);
+      throw new JobsFailure(409, 'ALREADY_EXISTS', `a job named ${JSON.stringify(name)} exists; cancel it or choose another job_name`);
     }
     const bad = this.refused.get(name);
     if (bad) {
-      throw new LocalJobsFailure(
+      throw new JobsFailure(
         409,
         'ALREADY_EXISTS',
         `the folder of job ${JSON.stringify(name)} holds a job.json that was refused (${bad.message})`,
       );
     }
     if (this.jobs.size + this.reserved.size >= this.maxJobs) {
-      throw new LocalJobsFailure(
+      throw new JobsFailure(
         429,
         'TOO_MANY_JOBS',
         `${this.maxJobs} jobs are kept (serve --max-jobs); DELETE finished ones (tensorfleet cancel <name>) to make room`,
       );
     }
     if (this.queue.length >= this.maxQueued) {
-      throw new LocalJobsFailure(429, 'TOO_MANY_JOBS', `${this.maxQueued} jobs are waiting to run already; submit again later`);
+      throw new JobsFailure(429, 'TOO_MANY_JOBS', `${this.maxQueued} jobs are waiting to run already; submit again later`);
     }
-    if (this.stopping) throw new LocalJobsFailure(503, 'INTERNAL', 'tensorfleet serve is stopping');
+    if (this.stopping) throw new JobsFailure(503, 'INTERNAL', 'tensorfleet serve is stopping');
     this.reserved.add(name);
     try {
       const dir = join(this.jobsDir, name);
@@ -295,10 +372,13 @@ export class LocalJobs {
         await mkdir(dir);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-        throw new LocalJobsFailure(409, 'ALREADY_EXISTS', `${dir} exists and holds no job; move it away or choose another job_name`);
+        throw new JobsFailure(409, 'ALREADY_EXISTS', `${dir} exists and holds no job; move it away or choose another job_name`);
       }
       await writeFile(join(dir, `${chartNameOf(name)}.k8s.yaml`), toYaml(objects));
-      const clients = workloads.find((w) => w !== main && (w.role === 'fl-client' || w.role === 'split-client'));
+      const { kind, main } = found;
+      // A fleet's size is its clients' (the main workload is its one server).
+      const fleet = FLEET_ROLES.find((r) => r.server === main.role);
+      const clients = fleet && workloads.find((w) => w.role === fleet.client);
       const totalRaw = main.env[JOB_PROGRESS[kind].totalEnv];
       const record: LocalJobRecord = {
         version: LOCAL_JOB_RECORD_VERSION,
@@ -306,7 +386,7 @@ export class LocalJobs {
         kind,
         phase: 'Pending',
         submittedAt: new Date().toISOString(),
-        desired: (kind === 'ddp' ? main : (clients ?? main)).worldSize,
+        desired: (clients ?? main).worldSize,
         objects: workloads.map((w) => `${w.kind}/${w.name}`),
         experimentName: main.env[ENV.experimentName] ?? name,
         mainRole: main.role,
@@ -413,11 +493,30 @@ export class LocalJobs {
     this.pump();
   }
 
+  /**
+   * The job's MLflow run: none while it waits, looked up at each read while it runs, and once
+   * for good when it has ended (finished jobs are most of a listing, polled every few hundred ms).
+   */
+  private runOf(entry: Entry, runs: LocalRuns): Promise<JobTracking> {
+    const r = entry.record;
+    if (r.phase === 'Pending') return Promise.resolve({});
+    if (entry.finalRun) return entry.finalRun;
+    const since = runsStartedAfter(r.startedAt ? Date.parse(r.startedAt) : NaN);
+    const found = runs.lookup({ experimentName: r.experimentName, role: r.mainRole, ...since });
+    if (r.phase === 'Succeeded' || r.phase === 'Failed') {
+      entry.finalRun = found;
+      // A failed read is not kept: the next one tries again.
+      found.catch(() => {
+        if (entry.finalRun === found) entry.finalRun = undefined;
+      });
+    }
+    return found;
+  }
+
   private async statusOf(entry: Entry): Promise<JobStatus> {
     const r = entry.record;
     const runs = new LocalRuns(join(entry.dir, LOCAL_JOB_FILES.out, 'mlruns'));
-    const since = r.startedAt ? { startedAfterMs: Date.parse(r.startedAt) - RUN_CLOCK_SLACK_MS } : {};
-    const found = r.phase === 'Pending' ? {} : await runs.lookup({ experimentName: r.experimentName, role: r.mainRole, ...since });
+    const found = await this.runOf(entry, runs);
     const runDir = runs.runDir(found);
     const link = runDir ?? (found.experimentId === undefined ? undefined : join(runs.rootDir, found.experimentId));
     const progress = progressOf(r.kind, r.phase, found.run, r.total);
@@ -536,6 +635,11 @@ export class LocalJobs {
     await Promise.all(running.map((e) => this.stopRunning(e, 'tensorfleet serve stopped while the job ran')));
     await Promise.all([...this.jobs.values()].map((e) => e.saving.catch(() => undefined)));
     const file = join(this.dir, LOCK_FILE);
-    if (Number((await readFile(file, 'utf8').catch(() => '')).trim()) === process.pid) await rm(file, { force: true });
+    if (!this.holdsLock) return;
+    this.holdsLock = false;
+    LocalJobs.locked.delete(this.dir);
+    if (Number((await readFile(file, 'utf8').catch(() => '')).trim()) === process.pid) {
+      await rm(file, { force: true });
+    }
   }
 }

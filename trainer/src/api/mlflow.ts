@@ -33,6 +33,14 @@ export interface JobRunQuery {
   readonly startedAfterMs?: number;
 }
 
+/**
+ * The `startedAfterMs` for a job that started at `jobStartMs` (none if that is not known): a little
+ * earlier, as a trainer's clock may lag the one that timed the job's start (5 s of slack).
+ */
+export function runsStartedAfter(jobStartMs: number): Pick<JobRunQuery, 'startedAfterMs'> {
+  return Number.isFinite(jobStartMs) ? { startedAfterMs: jobStartMs - 5000 } : {};
+}
+
 /** Where the API looks a job's run up (an interface, so tests can stand in for MLflow). */
 export interface JobRunLookup {
   lookup(query: JobRunQuery): Promise<JobTracking>;

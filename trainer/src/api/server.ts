@@ -9,16 +9,12 @@ import { readFile } from 'node:fs/promises';
 import { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { join, normalize } from 'node:path';
 import { API_PATHS, ApiErrorBody, ApiErrorCode, FieldProblem, JOB_FIELDS, JobCreated } from '../contract';
+import { JobsBackend, JobsFailure } from './backend';
 import { HttpLimits, createBoundedServer } from './http-limits';
 import { parseJsonBody } from './json-body';
-import { KubeFailure, KubeJobs } from './kube';
-import { LocalJobsFailure } from './local-jobs';
 import { BuildOptions, JobPropsError, buildJobObjects, objectRefs, toYaml } from './objects';
 import { openApiDocument } from './openapi';
 import { boundedProblems, boundedText, validateJobRequest } from './request';
-
-/** What the server needs of the cluster (KubeJobs). */
-export type JobsBackend = Pick<KubeJobs, 'exists' | 'apply' | 'list' | 'status' | 'logs' | 'delete'>;
 
 export interface ApiServerOptions {
   readonly jobs: JobsBackend;
@@ -319,7 +315,7 @@ export function createApiServer(options: ApiServerOptions): Server {
 
   /** The answer to a request that failed: the error's own, or a 500 that says nothing of the request. */
   const failure = (err: unknown): { status: number; body: ApiErrorBody; headers?: Record<string, string>; detail?: string } => {
-    if (err instanceof KubeFailure || err instanceof LocalJobsFailure) err = new HttpError(err.status, err.code, err.message);
+    if (err instanceof JobsFailure) err = new HttpError(err.status, err.code, err.message);
     if (!(err instanceof HttpError)) {
       return { status: 500, body: JSON.parse(INTERNAL_BODY) as ApiErrorBody, detail: boundedText(String((err as Error)?.message ?? err)) };
     }

@@ -7,7 +7,8 @@ import { existsSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { API_CLIENT_ENV, DEFAULT_API_MAX_BODY_BYTES, PORTS, TRAINER_IMAGE } from '../contract';
-import { LocalJobs, LocalJobsFailure } from '../api/local-jobs';
+import { JobsFailure } from '../api/backend';
+import { LocalJobs } from '../api/local-jobs';
 import { createApiServer } from '../api/server';
 import { randomSecretValue } from '../kube/ensure-secrets';
 import { Command, FlagSpec, UsageError, err, intFlag, out } from './args';
@@ -43,7 +44,7 @@ export const SERVE_COMMAND: Command = {
       out(`  export ${API_CLIENT_ENV.token}=${token}   (what tensorfleet submit|jobs|logs|cancel send)`);
     }
     const { jobs, refused } = await LocalJobs.open({ dir, maxParallel, maxJobs, dataDir }).catch((e: unknown) => {
-      throw e instanceof LocalJobsFailure ? new UsageError(`serve: ${e.message}`) : e;
+      throw e instanceof JobsFailure ? new UsageError(`serve: ${e.message}`) : e;
     });
     for (const r of refused) err(`tensorfleet serve: not listed: ${r.message}`);
     const server = createApiServer({ jobs, token, maxBodyBytes: DEFAULT_API_MAX_BODY_BYTES, version: TRAINER_IMAGE.tag });

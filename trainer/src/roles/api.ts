@@ -7,9 +7,10 @@
 import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import { API_ENV, DEFAULT_API_MAX_BODY_BYTES, TRAINER_IMAGE, TrainerConfig, TrainerError } from '../contract';
+import { CheckedJobsBackend } from '../api/backend';
 import { KubeFailure, KubeJobs } from '../api/kube';
 import { createReadiness } from '../api/readiness';
-import { JobsBackend, createApiServer } from '../api/server';
+import { createApiServer } from '../api/server';
 import { MlflowRuns } from '../api/mlflow';
 import { mlflowConnection } from '../tracking/mlflow-connection';
 import { roleOutput } from './role-output';
@@ -28,7 +29,7 @@ function fromKubeconfig(options: ConstructorParameters<typeof KubeJobs>[1]): Kub
 }
 
 /** A backend for an API with no Kubernetes API to talk to: every job call answers 503 saying why. */
-function unavailableJobs(reason: string): JobsBackend & { check(): Promise<void> } {
+function unavailableJobs(reason: string): CheckedJobsBackend {
   const refuse = (): Promise<never> => Promise.reject(new KubeFailure(503, 'KUBERNETES_UNAVAILABLE', reason));
   return { check: refuse, exists: refuse, apply: refuse, list: refuse, status: refuse, logs: refuse, delete: refuse };
 }

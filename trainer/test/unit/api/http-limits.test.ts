@@ -10,7 +10,8 @@ import { request, type Server } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { DEFAULT_HTTP_LIMITS, HttpLimits, checkingIntervalMs, createBoundedServer } from '../../../src/api/http-limits';
-import { createApiServer, type JobsBackend } from '../../../src/api/server';
+import type { JobsBackend } from '../../../src/api/backend';
+import { createApiServer } from '../../../src/api/server';
 import { HEALTH_MAX_CONNECTIONS, startHealthServer, type HealthServer } from '../../../src/roles/health';
 
 const TOKEN = 'limits-token';

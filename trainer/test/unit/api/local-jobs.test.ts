@@ -11,11 +11,13 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { LOCK_FILE, LocalJobs, LocalJobsFailure, chartNameOf } from '../../../src/api/local-jobs';
+import { JobsFailure } from '../../../src/api/backend';
+import { LOCK_FILE, LocalJobs } from '../../../src/api/local-jobs';
 import { LOCAL_JOB_FILES, LocalJobRecordError, parseLocalJobRecord } from '../../../src/api/local-job-record';
 import { buildJobObjects } from '../../../src/api/objects';
 import { validateJobRequest } from '../../../src/api/request';
-import { JOB_FIELDS } from '../../../src/contract';
+import { JOB_FIELDS, MLFLOW_ROLE_TAG } from '../../../src/contract';
+import { FileStoreTracker } from '../../../src/tracking/file-store-tracker';
 
 const root = mkdtempSync(join(tmpdir(), 'tf-local-jobs-'));
 /** Every executor a test opened: stopped at the end, so a failed test leaves no runner behind. */
@@ -59,6 +61,12 @@ const freshDir = (): string => {
 
 const objectsOf = (name: string, extra: Record<string, unknown> = {}) => {
   const validated = validateJobRequest({ kind: 'ddp', job_name: name, epochs: 3, world_size: 2, ...extra });
+  if (!validated.ok) throw new Error(JSON.stringify(validated.problems));
+  return buildJobObjects(validated.request);
+};
+
+const fleetOf = (name: string, kind: 'federated' | 'split', clients: number) => {
+  const validated = validateJobRequest({ kind, job_name: name, clients });
   if (!validated.ok) throw new Error(JSON.stringify(validated.problems));
   return buildJobObjects(validated.request);
 };
@@ -139,19 +147,60 @@ describe('LocalJobs: the queue', () => {
     await waitFor('all to end', () => ['a', 'c'].every((n) => jobs.record(n)?.phase === 'Succeeded'));
   });
 
+  test('records the kind, main role and size of each kind: a fleet counts its clients, ddp its ranks', async () => {
+    const dir = freshDir();
+    const { jobs } = await open(dir, { maxQueued: 10 });
+    await jobs.apply(objectsOf('a-ddp', { world_size: 3 }));
+    await jobs.apply(fleetOf('a-fl', 'federated', 4));
+    await jobs.apply(fleetOf('a-split', 'split', 2));
+    const of = (n: string) => {
+      const r = jobs.record(n)!;
+      return [r.kind, r.mainRole, r.desired];
+    };
+    assert.deepEqual(of('a-ddp'), ['ddp', 'ddp', 3]);
+    assert.deepEqual(of('a-fl'), ['federated', 'fl-server', 4]);
+    assert.deepEqual(of('a-split'), ['split', 'split-server', 2]);
+  });
+
   test('fails if a name is taken, or the queue is full (429 TOO_MANY_JOBS naming the bound)', async () => {
     const dir = freshDir();
     const { jobs } = await open(dir, { maxQueued: 1 });
     await jobs.apply(objectsOf('taken'));
-    await assert.rejects(jobs.apply(objectsOf('taken')), (e: unknown) => e instanceof LocalJobsFailure && e.status === 409);
+    await assert.rejects(jobs.apply(objectsOf('taken')), (e: unknown) => e instanceof JobsFailure && e.status === 409);
     await waitFor('taken to start', () => order(dir).length === 1);
     await jobs.apply(objectsOf('queued'));
     await assert.rejects(
       jobs.apply(objectsOf('one-too-many')),
-      (e: unknown) =>
-        e instanceof LocalJobsFailure && e.status === 429 && e.code === 'TOO_MANY_JOBS' && /1 jobs are waiting/.test(e.message),
+      (e: unknown) => e instanceof JobsFailure && e.status === 429 && e.code === 'TOO_MANY_JOBS' && /1 jobs are waiting/.test(e.message),
     );
     await jobs.stop();
+  });
+});
+
+describe('LocalJobs: status', () => {
+  test("a job's MLflow run is read from its store while it runs, and kept once it has ended", async () => {
+    const dir = freshDir();
+    const { jobs } = await open(dir);
+    await jobs.apply(objectsOf('tracked'));
+    await waitFor('tracked to start', () => order(dir).length === 1);
+    const record = jobs.record('tracked')!;
+    assert.equal((await jobs.status('tracked'))?.mlflowRunId, undefined, 'no run yet');
+    const mlruns = join(dir, 'jobs', 'tracked', LOCAL_JOB_FILES.out, 'mlruns');
+    const tracker = new FileStoreTracker({ rootDir: mlruns, experimentName: record.experimentName });
+    const runId = await tracker.startRun('tracked', { [MLFLOW_ROLE_TAG]: record.mainRole });
+    assert.equal((await jobs.status('tracked'))?.mlflowRunId, runId, 'a running job is read again');
+    await tracker.finish('FINISHED');
+    release(dir, 'tracked');
+    await waitFor('tracked to end', () => jobs.record('tracked')?.phase === 'Succeeded');
+    const ended = await jobs.status('tracked');
+    assert.equal(ended?.mlflowRunId, runId);
+    // The store is not read again: with it gone, the job still names its run.
+    rmSync(mlruns, { recursive: true });
+    assert.deepEqual(await jobs.status('tracked'), ended);
+    assert.deepEqual(
+      (await jobs.list()).find((j) => j.name === 'tracked'),
+      ended,
+    );
   });
 });
 
@@ -260,6 +309,7 @@ describe('LocalJobs: what a restarted serve finds', () => {
     await waitFor('fine to start', () => order(dir).length === 1);
     release(dir, 'fine');
     await waitFor('fine to end', () => good.jobs.record('fine')?.phase === 'Succeeded');
+    await good.jobs.stop();
     const record = JSON.parse(readFileSync(join(dir, 'jobs', 'fine', LOCAL_JOB_FILES.record), 'utf8')) as Record<string, unknown>;
     mkdirSync(join(dir, 'jobs', 'edited'));
     writeFileSync(
@@ -283,7 +333,7 @@ describe('LocalJobs: what a restarted serve finds', () => {
     );
     await assert.rejects(
       reopened.jobs.apply(objectsOf('edited')),
-      (e: unknown) => e instanceof LocalJobsFailure && e.status === 409 && e.message.includes('holds a job.json that was refused'),
+      (e: unknown) => e instanceof JobsFailure && e.status === 409 && e.message.includes('holds a job.json that was refused'),
     );
   });
 
@@ -308,7 +358,7 @@ describe('LocalJobs: one serve per folder', () => {
       await assert.rejects(
         open(dir),
         (e: unknown) =>
-          e instanceof LocalJobsFailure && e.message.startsWith(`another tensorfleet serve (process ${other.pid}) uses ${dir}; stop it`),
+          e instanceof JobsFailure && e.message.startsWith(`another tensorfleet serve (process ${other.pid}) uses ${dir}; stop it`),
       );
     } finally {
       other.kill('SIGKILL');
@@ -318,6 +368,74 @@ describe('LocalJobs: one serve per folder', () => {
     assert.equal(readFileSync(join(dir, LOCK_FILE), 'utf8'), `${process.pid}\n`);
     await jobs.stop();
     assert.equal(existsSync(join(dir, LOCK_FILE)), false);
+  });
+
+  test('of opens racing on one folder, exactly one wins, its pid in serve.pid; so too when they take over a stale one', async () => {
+    for (const stale of [false, true]) {
+      const dir = freshDir();
+      if (stale) {
+        const dead = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
+        await new Promise((r) => dead.once('exit', r));
+        writeFileSync(join(dir, LOCK_FILE), `${dead.pid}\n`);
+      }
+      const results = await Promise.allSettled([open(dir), open(dir), open(dir), open(dir)]);
+      const won = results.filter((r): r is PromiseFulfilledResult<Awaited<ReturnType<typeof open>>> => r.status === 'fulfilled');
+      const lost = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+      assert.equal(won.length, 1, `stale=${stale}: ${results.map((r) => r.status).join(', ')}`);
+      for (const r of lost) assert.ok(r.reason instanceof JobsFailure && r.reason.status === 409, String(r.reason));
+      assert.equal(readFileSync(join(dir, LOCK_FILE), 'utf8'), `${process.pid}\n`);
+      assert.deepEqual(readdirSync(dir).sort(), ['jobs', LOCK_FILE].sort(), 'no temporary lock files left');
+      await won[0].value.jobs.stop();
+      assert.equal(existsSync(join(dir, LOCK_FILE)), false);
+    }
+  });
+
+  test('of serve processes racing on one folder, exactly one wins, fresh or over a stale lock (real processes)', async () => {
+    const script = join(root, 'racer.js');
+    writeFileSync(
+      script,
+      `const fs = require('fs');
+const { LocalJobs } = require(${JSON.stringify(require.resolve('../../../src/api/local-jobs'))});
+const [dir, go, done] = process.argv.slice(2);
+console.log('ready');
+const wait = (f, then) => (fs.existsSync(f) ? then() : setTimeout(() => wait(f, then), 5));
+wait(go, () =>
+  LocalJobs.open({ dir, command: [process.execPath, '-e', ''], log: () => {} }).then(
+    ({ jobs }) => { console.log('won'); wait(done, () => jobs.stop().then(() => process.exit(0))); },
+    (e) => { console.log('lost ' + e.status); process.exit(0); },
+  ),
+);
+`,
+    );
+    for (const stale of [false, true]) {
+      const dir = freshDir();
+      if (stale) {
+        const dead = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
+        await new Promise((r) => dead.once('exit', r));
+        writeFileSync(join(dir, LOCK_FILE), `${dead.pid}\n`);
+      }
+      const [go, done] = [join(dir, 'go'), join(dir, 'done')];
+      const racers = [0, 1, 2].map(() => {
+        const child = spawn(process.execPath, [script, dir, go, done], { stdio: ['ignore', 'pipe', 'inherit'] });
+        let out = '';
+        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        return { child, out: () => out, exited: new Promise((r) => child.once('exit', r)) };
+      });
+      try {
+        await waitFor('the racers to load', () => racers.every((r) => r.out().includes('ready')));
+        writeFileSync(go, '');
+        await waitFor('each racer to decide', () => racers.every((r) => /won|lost/.test(r.out())));
+        const said = racers.map((r) => r.out().replace('ready\n', '').trim()).sort();
+        assert.deepEqual(said, ['lost 409', 'lost 409', 'won'], `stale=${stale}`);
+        const winner = racers[racers.findIndex((r) => r.out().includes('won'))];
+        assert.equal(readFileSync(join(dir, LOCK_FILE), 'utf8'), `${winner.child.pid}\n`);
+        writeFileSync(done, '');
+        await Promise.all(racers.map((r) => r.exited));
+        assert.equal(existsSync(join(dir, LOCK_FILE)), false, 'the winner removed it at stop');
+      } finally {
+        for (const r of racers) r.child.kill('SIGKILL');
+      }
+    }
   });
 });
 
@@ -339,10 +457,5 @@ describe('LocalJobs: logs', () => {
     assert.equal(lines[lines.length - 1], 'line 49');
     assert.match(lines[0], /^line \d+$/, 'a whole line');
     assert.deepEqual((await jobs.logs('chatty', 2)).trimEnd().split('\n').slice(1), ['line 48', 'line 49']);
-  });
-
-  test('a job named like a kind is written under another chart name (run ddp would mean an ad-hoc job)', () => {
-    assert.equal(chartNameOf('ddp'), 'job-ddp');
-    assert.equal(chartNameOf('mnist'), 'mnist');
   });
 });
