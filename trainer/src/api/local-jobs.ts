@@ -32,7 +32,7 @@ import {
 } from '../contract';
 import { atomicWrite } from '../fsutil/atomic-write';
 import { trainerWorkloads } from '../local/run-chart';
-import { CLI_ENTRY } from '../local/run-group';
+import { CLI_ENTRY, exitCodeOf } from '../local/run-group';
 import {
   LOCAL_JOB_FILES,
   LOCAL_JOB_RECORD_VERSION,
@@ -92,7 +92,6 @@ interface Entry {
   saving: Promise<void>;
 }
 
-const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
 /** How much earlier than the job's start its MLflow run may say it started (clock granularity). */
 const RUN_CLOCK_SLACK_MS = 5000;
 
@@ -392,7 +391,7 @@ export class LocalJobs {
 
   private async finish(entry: Entry, code: number | null, signal: NodeJS.Signals | null, error?: Error): Promise<void> {
     this.running--;
-    const exitCode = code ?? (signal ? 128 + (SIGNALS[signal] ?? 0) : undefined);
+    const exitCode = code === null && signal === null ? undefined : exitCodeOf(code, signal);
     const succeeded = entry.cancelReason === undefined && error === undefined && code === 0;
     const reason = succeeded
       ? undefined

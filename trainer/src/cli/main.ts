@@ -245,7 +245,7 @@ async function runTrainers(
       say(`\nrunning ${unit.name} as local processes on 127.0.0.1, output in ${dir}`);
       final = undefined;
       const result = abort.signal.aborted ? undefined : await runUnitLocally(unit, optionsOf(unit));
-      if (result === undefined || result.interrupted || abort.signal.aborted) {
+      if (result === undefined || abort.signal.aborted) {
         const notStarted = units.slice(i + 1).map((u) => u.name);
         err(
           `tensorfleet run: interrupted: stopped ${unit.name}` + (notStarted.length > 0 ? `; not started: ${notStarted.join(', ')}` : ''),
