@@ -153,14 +153,22 @@ const FLAG_OF_VARIABLE: ReadonlyMap<string, string> = new Map([
 
 /**
  * Every process's env of every unit, checked before anything is printed or started: a bad flag value is refused
- * naming the flag (the variable only when no flag set it), and a --data-dir folder must exist.
+ * naming the flag (the variable only when no flag set it), and a --data-dir folder must exist. The contract reads an
+ * empty variable as unset, so an empty flag value is refused here rather than silently meaning the default.
  */
 function checkLocalRunFlags(
   label: string,
-  dataDir: string | undefined,
+  values: ParsedCommandLine['values'],
   units: readonly LocalRunUnit[],
   optionsOf: (unit: LocalRunUnit) => LocalRunOptions,
 ): void {
+  const empty = [...FLAG_OF_VARIABLE.values()].filter((flag) => values[flag.slice(2)] === '');
+  if (empty.length > 0) {
+    throw new UsageError(
+      `run ${label}: refused:\n  ${empty.map((flag) => `${flag} "": must not be empty (leave it out for the default)`).join('\n  ')}`,
+    );
+  }
+  const dataDir = values['data-dir'] as string | undefined;
   if (dataDir !== undefined && !/^[a-z0-9]+:\/\//.test(dataDir) && !existsSync(dataDir)) {
     throw new UsageError(`run ${label}: --data-dir ${JSON.stringify(dataDir)}: no such folder`);
   }
@@ -193,7 +201,6 @@ async function runTrainers(
 ): Promise<number> {
   const json = values.json === true;
   const say = json ? err : out;
-  checkTrackingFlags(values);
   const workloads = trainerWorkloads(objects);
   const { units, unpaired } = planLocalRun(workloads);
   const several = units.length > 1;
@@ -214,7 +221,7 @@ async function runTrainers(
     },
     onLine: (rank: number, line: string) => err(`[${rank < 0 ? 'server' : `rank ${rank}`}] ${line}`),
   });
-  checkLocalRunFlags(label, values['data-dir'] as string | undefined, units, optionsOf);
+  checkLocalRunFlags(label, values, units, optionsOf);
   say(describeTopology(label, objects as Parameters<typeof describeTopology>[1]));
   if (workloads.length === 0 || values['topology-only'] === true) {
     const api = objects.some((o) => (o as LocalManifest).spec?.template?.metadata?.labels?.[LABELS.role] === 'api');
@@ -266,14 +273,6 @@ async function runTrainers(
   }
   if (json && results.length > 0) out(JSON.stringify(several ? { chart: label, workloads: results } : results[0]));
   return 0;
-}
-
-/** `--experiment` is checked before anything starts (`--tracking-uri`, like every flag, by checkLocalRunFlags). */
-function checkTrackingFlags(values: ParsedCommandLine['values']): void {
-  const experiment = values.experiment;
-  if (typeof experiment === 'string' && experiment.trim() === '') {
-    throw new UsageError(`run: --experiment must be a non-empty MLflow experiment name, got ${JSON.stringify(experiment)}`);
-  }
 }
 
 /** `--clients` on a chart without a fleet, or `--rounds` on one without a federated server: refused, not ignored. */

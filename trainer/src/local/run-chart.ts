@@ -110,9 +110,9 @@ export function localEnv(workload: LocalWorkload, options: LocalRunOptions, toke
     if (value !== undefined && value !== '') env[name] = value;
     else if (name === ENV.trackingUri) delete env[name];
   }
-  if (options.trackingUri) env[ENV.trackingUri] = options.trackingUri;
-  if (options.experimentName) env[ENV.experimentName] = options.experimentName;
-  if (options.dataDir) env[ENV.datasetUri] = resolveDataDir(options.dataDir, (env[ENV.dataset] ?? 'mnist') as DatasetName);
+  if (options.trackingUri !== undefined) env[ENV.trackingUri] = options.trackingUri;
+  if (options.experimentName !== undefined) env[ENV.experimentName] = options.experimentName;
+  if (options.dataDir !== undefined) env[ENV.datasetUri] = resolveDataDir(options.dataDir, (env[ENV.dataset] ?? 'mnist') as DatasetName);
   for (const key of ['datasetUri', 'testDatasetUri', 'modelUri'] as const) {
     const path = options.sources?.[key];
     if (path !== undefined) env[ENV[key]] = path;
