@@ -29,7 +29,7 @@ import { appRoot, cdk8sCli } from './cdk8s-app';
 import { API_COMMANDS, flagOfField, jobBodyFromFlags, jobFieldFlags } from './api-commands';
 import { Command, FlagSpec, ParsedCommandLine, UsageError, err, formatFlags, helpTable, intFlag, out, parseFlags } from './args';
 import { createProgress } from '../local/progress';
-import { LocalRunOptions, LocalRunUnit, checkLocalRun, planLocalRun, runUnitLocally, trainerWorkloads } from '../local/run-chart';
+import { LocalRunOptions, LocalRunUnit, checkLocalRun, isUrl, planLocalRun, runUnitLocally, trainerWorkloads } from '../local/run-chart';
 import { LocalJob, LocalJobError, buildLocalJob } from '../local/run-job';
 import { EVAL_COMMAND } from './eval';
 import { testMetricsJson } from './metrics-json';
@@ -169,7 +169,7 @@ function checkLocalRunFlags(
     );
   }
   const dataDir = values['data-dir'] as string | undefined;
-  if (dataDir !== undefined && !/^[a-z0-9]+:\/\//.test(dataDir) && !existsSync(dataDir)) {
+  if (dataDir !== undefined && !isUrl(dataDir) && !existsSync(dataDir)) {
     throw new UsageError(`run ${label}: --data-dir ${JSON.stringify(dataDir)}: no such folder`);
   }
   for (const unit of units) {

@@ -88,9 +88,14 @@ export function trainerWorkloads(objects: readonly ManifestLike[]): LocalWorkloa
   return out;
 }
 
+/** A location given as a URL (`http://...`, `s3://...`), not a local path. */
+export function isUrl(location: string): boolean {
+  return /^[a-z0-9]+:\/\//.test(location);
+}
+
 /** A data folder holds the dataset's files, or one folder per dataset (like ../shared/data); URLs pass through. */
 export function resolveDataDir(dir: string, dataset: DatasetName): string {
-  if (/^[a-z0-9]+:\/\//.test(dir)) return dir;
+  if (isUrl(dir)) return dir;
   const abs = resolve(dir);
   return existsSync(join(abs, dataset)) ? join(abs, dataset) : abs;
 }
