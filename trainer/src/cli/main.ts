@@ -289,6 +289,11 @@ function refuseFlagsNotForChart(chart: string, objects: Parameters<typeof traine
   }
 }
 
+/** A benchmark's help: its name and summary, then its flags (`bench --help` lists them all, indented). */
+function benchHelp(bench: (typeof BENCHES)[number]): string {
+  return `${bench.name}: ${bench.summary}\n${formatFlags(bench.options)}`;
+}
+
 const COMMANDS: Record<string, Command> = {
   synth: {
     summary: 'synthesize every chart of the cdk8s app here (or of this checkout) into its dist/ (cdk8s synth)',
@@ -383,8 +388,7 @@ const COMMANDS: Record<string, Command> = {
     usage: `tensorfleet bench <${BENCHES.map((b) => b.name).join('|') || 'name'}> [flags]`,
     flags: {},
     moreHelp: () =>
-      `benchmarks (tensorfleet bench <name> --help for one):\n` +
-      BENCHES.map((b) => `  ${b.name}: ${b.summary}\n${formatFlags(b.options, '    ')}`).join('\n\n'),
+      `benchmarks (tensorfleet bench <name> --help for one):\n` + BENCHES.map((b) => benchHelp(b).replace(/^/gm, '  ')).join('\n\n'),
     async run(_parsed, rest) {
       const [name, ...argv] = rest;
       const bench = BENCHES.find((b) => b.name === name);
@@ -396,7 +400,7 @@ const COMMANDS: Record<string, Command> = {
       }
       const parsed = parseFlags(`bench ${bench.name}`, argv, bench.options);
       if (parsed.help) {
-        out(`tensorfleet bench ${bench.name}: ${bench.summary}\n\n${formatFlags(bench.options)}`);
+        out(`tensorfleet bench ${benchHelp(bench)}`);
         return 0;
       }
       await bench.run(parsed.values);
