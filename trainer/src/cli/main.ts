@@ -29,7 +29,16 @@ import { appRoot, cdk8sCli } from './cdk8s-app';
 import { API_COMMANDS, flagOfField, jobBodyFromFlags, jobFieldFlags } from './api-commands';
 import { Command, FlagSpec, ParsedCommandLine, UsageError, err, formatFlags, helpTable, intFlag, out, parseFlags } from './args';
 import { createProgress } from '../local/progress';
-import { LocalRunOptions, LocalRunUnit, checkLocalRun, isUrl, planLocalRun, runUnitLocally, trainerWorkloads } from '../local/run-chart';
+import {
+  LocalRunOptions,
+  LocalRunUnit,
+  LocalWorkload,
+  checkLocalRun,
+  isUrl,
+  planLocalRun,
+  runUnitLocally,
+  trainerWorkloads,
+} from '../local/run-chart';
 import { LocalJob, LocalJobError, buildLocalJob } from '../local/run-job';
 import { EVAL_COMMAND } from './eval';
 import { testMetricsJson } from './metrics-json';
@@ -137,7 +146,9 @@ async function runJob(kind: JobKind, values: ParsedCommandLine['values']): Promi
     );
   }
   const name = job.request.job_name;
-  return runTrainers(name, job.objects, values, resolve(String(values.out ?? join('.tensorfleet', name))), { sources: job.sources });
+  return runTrainers(name, job.objects, job.workloads, values, resolve(String(values.out ?? join('.tensorfleet', name))), {
+    sources: job.sources,
+  });
 }
 
 /** The flag each variable a local run sets from the command line comes from (to name it when its value is refused). */
@@ -195,13 +206,14 @@ function checkLocalRunFlags(
 async function runTrainers(
   label: string,
   objects: Parameters<typeof trainerWorkloads>[0],
+  /** trainerWorkloads(objects), which the caller has already computed. */
+  workloads: readonly LocalWorkload[],
   values: ParsedCommandLine['values'],
   outDir: string,
   overrides: Pick<LocalRunOptions, 'epochs' | 'datasetSize' | 'clients' | 'rounds' | 'sources'>,
 ): Promise<number> {
   const json = values.json === true;
   const say = json ? err : out;
-  const workloads = trainerWorkloads(objects);
   const { units, unpaired } = planLocalRun(workloads);
   const several = units.length > 1;
   const unitOut = (unit: LocalRunUnit): string => (several ? join(outDir, unit.name) : outDir);
@@ -276,8 +288,8 @@ async function runTrainers(
 }
 
 /** `--clients` on a chart without a fleet, or `--rounds` on one without a federated server: refused, not ignored. */
-function refuseFlagsNotForChart(chart: string, objects: Parameters<typeof trainerWorkloads>[0], values: ParsedCommandLine['values']): void {
-  const roles = new Set<string>(trainerWorkloads(objects).map((w) => w.role));
+function refuseFlagsNotForChart(chart: string, workloads: readonly LocalWorkload[], values: ParsedCommandLine['values']): void {
+  const roles = new Set<string>(workloads.map((w) => w.role));
   const fleet = roles.has('fl-server') || roles.has('split-server');
   const misplaced = [
     values.clients !== undefined && !fleet ? '--clients (federated and split charts only)' : undefined,
@@ -342,8 +354,9 @@ const COMMANDS: Record<string, Command> = {
         );
       }
       const objects = loadChart(dist, chart);
-      refuseFlagsNotForChart(chart, objects, values);
-      return runTrainers(chart, objects, values, resolve(String(values.out ?? join(root, '.tensorfleet', chart))), {
+      const workloads = trainerWorkloads(objects);
+      refuseFlagsNotForChart(chart, workloads, values);
+      return runTrainers(chart, objects, workloads, values, resolve(String(values.out ?? join(root, '.tensorfleet', chart))), {
         epochs: values.epochs === undefined ? undefined : intFlag('run', values, 'epochs', 1, 1, 100_000),
         datasetSize: values['dataset-size'] === undefined ? undefined : intFlag('run', values, 'dataset-size', 0, 0, 1e9),
         clients: values.clients === undefined ? undefined : intFlag('run', values, 'clients', 1, 1, 1000),
