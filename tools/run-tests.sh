@@ -3,21 +3,21 @@
 # Unit tests run two files at a time; multi-process integration tests run one file at a time
 # so their ranks are not starved of the machine's cores. Ends with one "N passed, N failed" line.
 # --test-force-exit: a test that fails before closing its servers must not keep its file (and make test) open.
-# The counts come from the spec summary on stdout (kept in build/test-results/<name>.out): a forced exit can cut
-# the TAP file's closing summary short, never the per-test lines.
+# The counts come from the spec summary on stdout (kept in build/test-results/<name>.out); the results of an earlier
+# run are cleared first, so a unit-only run never counts a stale integration.out.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 which=${1:-all}
 mapfile -t unit < <(find build -name '*.test.js' ! -name '*.integration.test.js' -not -path '*/node_modules/*' | sort)
 mapfile -t integration < <(find build -name '*.integration.test.js' -not -path '*/node_modules/*' | sort)
+rm -rf build/test-results
 mkdir -p build/test-results
 status=0
 run() { # name concurrency files...
   local name=$1 concurrency=$2; shift 2
   [ $# -eq 0 ] && return 0
   node --test --test-force-exit --test-concurrency="$concurrency" \
-    --test-reporter=spec --test-reporter-destination=stdout \
-    --test-reporter=tap --test-reporter-destination="build/test-results/$name.tap" "$@" | tee "build/test-results/$name.out"
+    --test-reporter=spec --test-reporter-destination=stdout "$@" | tee "build/test-results/$name.out"
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 }
 start=$(date +%s)

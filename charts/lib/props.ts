@@ -114,15 +114,6 @@ export function checkLabelSelector(scope: Construct, prop: string, value: Readon
   return { ...value };
 }
 
-/** kebab-case a construct id: 'MlflowStack' -> 'mlflow-stack'. */
-export function kebab(id: string): string {
-  return id
-    .replace(/([a-z0-9])([A-Z])/g, '$1-$2')
-    .replace(/[^A-Za-z0-9]+/g, '-')
-    .replace(/^-+|-+$/g, '')
-    .toLowerCase();
-}
-
 /**
  * A construct id a name is derived from without loss: letters and digits, with single '-' between them. CamelCase
  * becomes kebab-case by a fixed rule ('DdpMnist' -> 'ddp-mnist'); anything else ('_', '.', spaces, a leading '-',
@@ -158,7 +149,8 @@ export function nameOf(scope: Construct, name: string | undefined, maxLength = 6
       "is not a DNS name: use letters, digits and single '-' between them " + "(CamelCase becomes kebab-case, 'DdpMnist' -> 'ddp-mnist')",
     );
   }
-  const derived = kebab(id);
+  // A NAMEABLE_ID is already letters, digits and single '-': kebab-case needs only a '-' before each inner capital.
+  const derived = id.replace(/([a-z0-9])([A-Z])/g, '$1-$2').toLowerCase();
   if (derived.length > maxLength) {
     throw new ConstructIdError(scope, `gives the name ${JSON.stringify(derived)} (${derived.length} characters): at most ${maxLength}`);
   }

@@ -21,7 +21,7 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { API_CLIENT_ENV, DATASET_MIRRORS, DatasetName, ENV, JOB_KINDS, JOB_PROGRESS, JobKind, JobStatus, LABELS } from '../contract';
 import { FLEET_ROLES, LocalWorkload, trainerWorkloads } from '../local/run-chart';
-import { CLI_ENTRY } from '../local/run-group';
+import { CLI_ENTRY, exitCodeOf } from '../local/run-group';
 import {
   LOCAL_JOB_FILES,
   LOCAL_JOB_RECORD_VERSION,
@@ -72,8 +72,6 @@ interface Entry {
   /** A finished job's MLflow run, looked up once: its store no longer changes. */
   finalRun?: Promise<JobTracking>;
 }
-
-const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
 
 /** The chart name a job's objects are written under: `run ddp` would mean an ad-hoc job, not the chart. */
 export function chartNameOf(job: string): string {
@@ -472,7 +470,7 @@ export class LocalJobs implements JobsBackend {
 
   private async finish(entry: Entry, code: number | null, signal: NodeJS.Signals | null, error?: Error): Promise<void> {
     this.running--;
-    const exitCode = code ?? (signal ? 128 + (SIGNALS[signal] ?? 0) : undefined);
+    const exitCode = code === null && signal === null ? undefined : exitCodeOf(code, signal);
     const succeeded = entry.cancelReason === undefined && error === undefined && code === 0;
     const reason = succeeded
       ? undefined

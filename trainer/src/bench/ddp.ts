@@ -11,7 +11,7 @@ import { DATASET_MIRRORS, TrainerError, TrainerEvent, toEnv } from '../contract'
 import { resolveDataDir } from '../local/run-chart';
 import { runLocalGroup } from '../local/run-group';
 import { BenchDefinition } from './bench';
-import { checkoutDataPath } from './checkout-data';
+import { checkoutDataDir } from './checkout-data';
 
 interface Row {
   world_size: number;
@@ -43,11 +43,6 @@ function parseInt(flag: string, raw: string | undefined, fallback: number, min: 
     );
   }
   return value;
-}
-
-/** ../shared/data beside the repository, when this runs from a checkout. */
-function defaultDataDir(): string | undefined {
-  return checkoutDataPath('mnist') === undefined ? undefined : checkoutDataPath();
 }
 
 async function measure(
@@ -123,7 +118,7 @@ export const ddpBench: BenchDefinition = {
     const worldSizes = parseList('world-sizes', values['world-sizes'] as string | undefined, [1, 2, 4]);
     const datasetSize = parseInt('dataset-size', values['dataset-size'] as string | undefined, 16384, 256, 60000);
     const batchSize = parseInt('batch-size', values['batch-size'] as string | undefined, 128, 1, 4096);
-    const dataDir = (values['data-dir'] as string | undefined) ?? defaultDataDir();
+    const dataDir = (values['data-dir'] as string | undefined) ?? checkoutDataDir('mnist');
     const location = dataDir ? resolveDataDir(dataDir, 'mnist') : DATASET_MIRRORS.mnist!;
     const scratch = mkdtempSync(join(tmpdir(), 'tensorfleet-bench-ddp-'));
     try {

@@ -24,7 +24,7 @@ import { evaluateExamples } from '../model/training';
 import { setFlatWeights, getFlatWeights } from '../model/weights';
 import { resolveDataDir } from '../local/run-chart';
 import { BenchDefinition } from './bench';
-import { checkoutDataPath } from './checkout-data';
+import { checkoutDataDir } from './checkout-data';
 
 const NUM_CLIENTS = 100;
 const FRACTION_FIT = 0.1;
@@ -52,11 +52,6 @@ function parseNumber(flag: string, raw: string | undefined, fallback: number, ok
   const value = Number(raw);
   if (raw.trim() === '' || !ok(value)) fail(`--${flag} must be ${allowed}, got ${JSON.stringify(raw)}`);
   return value;
-}
-
-/** ../shared/data beside the repository, when this runs from a checkout. */
-function defaultDataDir(): string | undefined {
-  return checkoutDataPath('mnist') === undefined ? undefined : checkoutDataPath();
 }
 
 export interface FedavgBenchResult {
@@ -114,7 +109,7 @@ export const fedavgBench: BenchDefinition = {
       if (!json) process.stderr.write(`${line}\n`);
     };
 
-    const dataDir = (values['data-dir'] as string | undefined) ?? defaultDataDir();
+    const dataDir = (values['data-dir'] as string | undefined) ?? checkoutDataDir('mnist');
     const location = dataDir ? resolveDataDir(dataDir, 'mnist') : DATASET_MIRRORS.mnist!;
     const scratch = mkdtempSync(join(tmpdir(), 'tensorfleet-bench-fedavg-'));
     try {

@@ -97,12 +97,13 @@ export function helpTable(rows: readonly (readonly [string, string])[], indent: 
   return rows.map(([name, text]) => `${indent}${name}`.padEnd(width) + text).join('\n');
 }
 
-/** The flags' help table (each with `<value>` when it takes one, and its default), then `--help`. */
+/** The flags' help table (each with its short form, `<value>` when it takes one, and its default), then `--help`. */
 export function formatFlags(flags: Readonly<Record<string, FlagSpec>>, indent = '  '): string {
   const rows = Object.entries(flags).map(([name, spec]): [string, string] => {
+    const short = spec.short !== undefined ? `-${spec.short}, ` : '';
     const arg = spec.type === 'string' ? ` <value>` : '';
     const def = spec.default !== undefined ? ` (default ${spec.default})` : '';
-    return [`--${name}${arg}`, `${spec.description}${def}`];
+    return [`${short}--${name}${arg}`, `${spec.description}${def}`];
   });
   return helpTable([...rows, ['--help', 'show this help']], indent, indent.length + 26);
 }

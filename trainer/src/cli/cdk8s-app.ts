@@ -14,9 +14,21 @@ function cdk8sAppAbove(start: string): string | undefined {
   }
 }
 
-/** The app's folder: the nearest cdk8s.yaml above the working directory, else above this CLI (a checkout). */
+/**
+ * The root of the repository checkout this code runs from: the nearest package.json above this file, when a
+ * cdk8s.yaml is beside it. Undefined for an installed package (node_modules/tensorfleet has no cdk8s.yaml), even
+ * inside a user's app: that app is not a checkout.
+ */
+export function checkoutRoot(): string | undefined {
+  for (let dir = __dirname; dirname(dir) !== dir; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'package.json'))) return existsSync(join(dir, 'cdk8s.yaml')) ? dir : undefined;
+  }
+  return undefined;
+}
+
+/** The app's folder: the nearest cdk8s.yaml above the working directory, else the checkout this CLI runs from. */
 export function appRoot(cwd: string = process.cwd()): string {
-  const root = cdk8sAppAbove(cwd) ?? cdk8sAppAbove(__dirname);
+  const root = cdk8sAppAbove(cwd) ?? checkoutRoot();
   if (root === undefined) {
     throw new UsageError(`no cdk8s.yaml in ${cwd} or above: run this in your cdk8s app's folder (or a Tensorfleet checkout)`);
   }

@@ -29,7 +29,16 @@ import { appRoot, cdk8sCli } from './cdk8s-app';
 import { API_COMMANDS, flagOfField, jobBodyFromFlags, jobFieldFlags } from './api-commands';
 import { Command, FlagSpec, ParsedCommandLine, UsageError, err, formatFlags, helpTable, intFlag, out, parseFlags } from './args';
 import { createProgress } from '../local/progress';
-import { LocalRunOptions, LocalRunUnit, checkLocalRun, planLocalRun, runUnitLocally, trainerWorkloads } from '../local/run-chart';
+import {
+  LocalRunOptions,
+  LocalRunUnit,
+  LocalWorkload,
+  checkLocalRun,
+  isUrl,
+  planLocalRun,
+  runUnitLocally,
+  trainerWorkloads,
+} from '../local/run-chart';
 import { LocalJob, LocalJobError, buildLocalJob } from '../local/run-job';
 import { EVAL_COMMAND } from './eval';
 import { testMetricsJson } from './metrics-json';
@@ -137,7 +146,9 @@ async function runJob(kind: JobKind, values: ParsedCommandLine['values']): Promi
     );
   }
   const name = job.request.job_name;
-  return runTrainers(name, job.objects, values, resolve(String(values.out ?? join('.tensorfleet', name))), { sources: job.sources });
+  return runTrainers(name, job.objects, job.workloads, values, resolve(String(values.out ?? join('.tensorfleet', name))), {
+    sources: job.sources,
+  });
 }
 
 /** The flag each variable a local run sets from the command line comes from (to name it when its value is refused). */
@@ -153,15 +164,23 @@ const FLAG_OF_VARIABLE: ReadonlyMap<string, string> = new Map([
 
 /**
  * Every process's env of every unit, checked before anything is printed or started: a bad flag value is refused
- * naming the flag (the variable only when no flag set it), and a --data-dir folder must exist.
+ * naming the flag (the variable only when no flag set it), and a --data-dir folder must exist. The contract reads an
+ * empty variable as unset, so an empty flag value is refused here rather than silently meaning the default.
  */
 function checkLocalRunFlags(
   label: string,
-  dataDir: string | undefined,
+  values: ParsedCommandLine['values'],
   units: readonly LocalRunUnit[],
   optionsOf: (unit: LocalRunUnit) => LocalRunOptions,
 ): void {
-  if (dataDir !== undefined && !/^[a-z0-9]+:\/\//.test(dataDir) && !existsSync(dataDir)) {
+  const empty = [...FLAG_OF_VARIABLE.values()].filter((flag) => values[flag.slice(2)] === '');
+  if (empty.length > 0) {
+    throw new UsageError(
+      `run ${label}: refused:\n  ${empty.map((flag) => `${flag} "": must not be empty (leave it out for the default)`).join('\n  ')}`,
+    );
+  }
+  const dataDir = values['data-dir'] as string | undefined;
+  if (dataDir !== undefined && !isUrl(dataDir) && !existsSync(dataDir)) {
     throw new UsageError(`run ${label}: --data-dir ${JSON.stringify(dataDir)}: no such folder`);
   }
   for (const unit of units) {
@@ -187,14 +206,14 @@ function checkLocalRunFlags(
 async function runTrainers(
   label: string,
   objects: Parameters<typeof trainerWorkloads>[0],
+  /** trainerWorkloads(objects), which the caller has already computed. */
+  workloads: readonly LocalWorkload[],
   values: ParsedCommandLine['values'],
   outDir: string,
   overrides: Pick<LocalRunOptions, 'epochs' | 'datasetSize' | 'clients' | 'rounds' | 'sources'>,
 ): Promise<number> {
   const json = values.json === true;
   const say = json ? err : out;
-  checkTrackingFlags(values);
-  const workloads = trainerWorkloads(objects);
   const { units, unpaired } = planLocalRun(workloads);
   const several = units.length > 1;
   const unitOut = (unit: LocalRunUnit): string => (several ? join(outDir, unit.name) : outDir);
@@ -214,7 +233,7 @@ async function runTrainers(
     },
     onLine: (rank: number, line: string) => err(`[${rank < 0 ? 'server' : `rank ${rank}`}] ${line}`),
   });
-  checkLocalRunFlags(label, values['data-dir'] as string | undefined, units, optionsOf);
+  checkLocalRunFlags(label, values, units, optionsOf);
   say(describeTopology(label, objects as Parameters<typeof describeTopology>[1]));
   if (workloads.length === 0 || values['topology-only'] === true) {
     const api = objects.some((o) => (o as LocalManifest).spec?.template?.metadata?.labels?.[LABELS.role] === 'api');
@@ -245,7 +264,7 @@ async function runTrainers(
       say(`\nrunning ${unit.name} as local processes on 127.0.0.1, output in ${dir}`);
       final = undefined;
       const result = abort.signal.aborted ? undefined : await runUnitLocally(unit, optionsOf(unit));
-      if (result === undefined || result.interrupted || abort.signal.aborted) {
+      if (result === undefined || abort.signal.aborted) {
         const notStarted = units.slice(i + 1).map((u) => u.name);
         err(
           `tensorfleet run: interrupted: stopped ${unit.name}` + (notStarted.length > 0 ? `; not started: ${notStarted.join(', ')}` : ''),
@@ -268,17 +287,9 @@ async function runTrainers(
   return 0;
 }
 
-/** `--experiment` is checked before anything starts (`--tracking-uri`, like every flag, by checkLocalRunFlags). */
-function checkTrackingFlags(values: ParsedCommandLine['values']): void {
-  const experiment = values.experiment;
-  if (typeof experiment === 'string' && experiment.trim() === '') {
-    throw new UsageError(`run: --experiment must be a non-empty MLflow experiment name, got ${JSON.stringify(experiment)}`);
-  }
-}
-
 /** `--clients` on a chart without a fleet, or `--rounds` on one without a federated server: refused, not ignored. */
-function refuseFlagsNotForChart(chart: string, objects: Parameters<typeof trainerWorkloads>[0], values: ParsedCommandLine['values']): void {
-  const roles = new Set<string>(trainerWorkloads(objects).map((w) => w.role));
+function refuseFlagsNotForChart(chart: string, workloads: readonly LocalWorkload[], values: ParsedCommandLine['values']): void {
+  const roles = new Set<string>(workloads.map((w) => w.role));
   const fleet = roles.has('fl-server') || roles.has('split-server');
   const misplaced = [
     values.clients !== undefined && !fleet ? '--clients (federated and split charts only)' : undefined,
@@ -288,6 +299,11 @@ function refuseFlagsNotForChart(chart: string, objects: Parameters<typeof traine
     const runs = roles.size > 0 ? `its trainers are ${[...roles].sort().join(', ')}` : 'it has no trainer workloads';
     throw new UsageError(`run ${chart}: ${misplaced.join(', ')} does not apply: ${runs}`);
   }
+}
+
+/** A benchmark's help: its name and summary, then its flags (`bench --help` lists them all, indented). */
+function benchHelp(bench: (typeof BENCHES)[number]): string {
+  return `${bench.name}: ${bench.summary}\n${formatFlags(bench.options)}`;
 }
 
 const COMMANDS: Record<string, Command> = {
@@ -338,8 +354,9 @@ const COMMANDS: Record<string, Command> = {
         );
       }
       const objects = loadChart(dist, chart);
-      refuseFlagsNotForChart(chart, objects, values);
-      return runTrainers(chart, objects, values, resolve(String(values.out ?? join(root, '.tensorfleet', chart))), {
+      const workloads = trainerWorkloads(objects);
+      refuseFlagsNotForChart(chart, workloads, values);
+      return runTrainers(chart, objects, workloads, values, resolve(String(values.out ?? join(root, '.tensorfleet', chart))), {
         epochs: values.epochs === undefined ? undefined : intFlag('run', values, 'epochs', 1, 1, 100_000),
         datasetSize: values['dataset-size'] === undefined ? undefined : intFlag('run', values, 'dataset-size', 0, 0, 1e9),
         clients: values.clients === undefined ? undefined : intFlag('run', values, 'clients', 1, 1, 1000),
@@ -384,8 +401,7 @@ const COMMANDS: Record<string, Command> = {
     usage: `tensorfleet bench <${BENCHES.map((b) => b.name).join('|') || 'name'}> [flags]`,
     flags: {},
     moreHelp: () =>
-      `benchmarks (tensorfleet bench <name> --help for one):\n` +
-      BENCHES.map((b) => `  ${b.name}: ${b.summary}\n${formatFlags(b.options, '    ')}`).join('\n\n'),
+      `benchmarks (tensorfleet bench <name> --help for one):\n` + BENCHES.map((b) => benchHelp(b).replace(/^/gm, '  ')).join('\n\n'),
     async run(_parsed, rest) {
       const [name, ...argv] = rest;
       const bench = BENCHES.find((b) => b.name === name);
@@ -397,7 +413,7 @@ const COMMANDS: Record<string, Command> = {
       }
       const parsed = parseFlags(`bench ${bench.name}`, argv, bench.options);
       if (parsed.help) {
-        out(`tensorfleet bench ${bench.name}: ${bench.summary}\n\n${formatFlags(bench.options)}`);
+        out(`tensorfleet bench ${benchHelp(bench)}`);
         return 0;
       }
       await bench.run(parsed.values);

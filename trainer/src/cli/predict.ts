@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { DATASETS, DatasetName, JOB_FIELDS } from '../contract';
 import type { ModelMetadata } from '../model/io';
 import type { Predictions } from '../model/predict';
+import { isUrl } from '../local/run-chart';
 import { Command, UsageError, out } from './args';
 
 export const PREDICT_FORMATS = ['csv', 'jsonl'] as const;
@@ -83,7 +84,7 @@ export const PREDICT_COMMAND: Command = {
     if (!(DATASETS as readonly string[]).includes(dataset)) {
       throw new UsageError(`predict: --dataset-type must be one of ${DATASETS.join(', ')}, got ${JSON.stringify(dataset)}`);
     }
-    const input = /^[a-z0-9]+:\/\//.test(values.input) ? values.input : resolve(values.input);
+    const input = isUrl(values.input) ? values.input : resolve(values.input);
     const { loadPredictionInput } = await import('../data/prediction-input');
     const { predict } = await import('../model/predict');
     const examples = await loadPredictionInput({

@@ -13,7 +13,7 @@ export const REPORT_COMMAND: Command = {
   summary: "write one self-contained HTML page of a run: params, final metrics, every metric's chart",
   usage: 'tensorfleet report <run id or prefix> [-o report.html] [--dir <out or mlruns folder>] [--tracking-uri <MLflow server>]',
   flags: {
-    out: { type: 'string', short: 'o', description: 'the page to write (-o works too)', default: 'report-<run id>.html' },
+    out: { type: 'string', short: 'o', description: 'the page to write', default: 'report-<run id>.html' },
     dir: { type: 'string', description: 'where the local runs are (an out folder, an mlruns folder)', default: '.tensorfleet/*/mlruns' },
     'tracking-uri': {
       type: 'string',

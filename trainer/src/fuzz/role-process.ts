@@ -8,15 +8,13 @@ import { readFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { createInterface } from 'node:readline';
 import { parseEvent, type Role, type TrainerEvent } from '../contract';
-import { CLI_ENTRY } from '../local/run-group';
+import { CLI_ENTRY, exitCodeOf } from '../local/run-group';
 
 export interface Exit {
   /** The exit code, or 128 + the signal's number. */
   readonly code: number;
   readonly signal?: string;
 }
-
-const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
 
 /** Every process still running: killed when this process exits, whatever the reason. */
 const LIVE = new Set<ChildProcess>();
@@ -62,7 +60,7 @@ export class RoleProcess {
     });
     this.exited = new Promise<Exit>((resolve) =>
       this.child.once('close', (code, signal) => {
-        this.exit = { code: code ?? 128 + (SIGNALS[signal ?? ''] ?? 0), ...(signal ? { signal } : {}) };
+        this.exit = { code: exitCodeOf(code, signal), ...(signal ? { signal } : {}) };
         resolve(this.exit);
       }),
     );

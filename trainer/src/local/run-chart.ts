@@ -9,7 +9,7 @@ import { DatasetName, ENV, LABELS, MLFLOW_CLIENT_ENV, ROLES, Role, TrainerEvent,
 import { randomSecretValue } from '../kube/ensure-secrets';
 import { ProcessFailure, ProcessSource } from './process-failure';
 import { runFleet } from './run-fleet';
-import { LocalGroupResult, runLocalGroup } from './run-group';
+import { runLocalGroup } from './run-group';
 
 /** A trainer workload found in a chart: its role, world size and rendered env. */
 export interface LocalWorkload {
@@ -88,9 +88,14 @@ export function trainerWorkloads(objects: readonly ManifestLike[]): LocalWorkloa
   return out;
 }
 
+/** A location given as a URL (`http://...`, `s3://...`), not a local path. */
+export function isUrl(location: string): boolean {
+  return /^[a-z0-9]+:\/\//.test(location);
+}
+
 /** A data folder holds the dataset's files, or one folder per dataset (like ../shared/data); URLs pass through. */
 export function resolveDataDir(dir: string, dataset: DatasetName): string {
-  if (/^[a-z0-9]+:\/\//.test(dir)) return dir;
+  if (isUrl(dir)) return dir;
   const abs = resolve(dir);
   return existsSync(join(abs, dataset)) ? join(abs, dataset) : abs;
 }
@@ -110,9 +115,9 @@ export function localEnv(workload: LocalWorkload, options: LocalRunOptions, toke
     if (value !== undefined && value !== '') env[name] = value;
     else if (name === ENV.trackingUri) delete env[name];
   }
-  if (options.trackingUri) env[ENV.trackingUri] = options.trackingUri;
-  if (options.experimentName) env[ENV.experimentName] = options.experimentName;
-  if (options.dataDir) env[ENV.datasetUri] = resolveDataDir(options.dataDir, (env[ENV.dataset] ?? 'mnist') as DatasetName);
+  if (options.trackingUri !== undefined) env[ENV.trackingUri] = options.trackingUri;
+  if (options.experimentName !== undefined) env[ENV.experimentName] = options.experimentName;
+  if (options.dataDir !== undefined) env[ENV.datasetUri] = resolveDataDir(options.dataDir, (env[ENV.dataset] ?? 'mnist') as DatasetName);
   for (const key of ['datasetUri', 'testDatasetUri', 'modelUri'] as const) {
     const path = options.sources?.[key];
     if (path !== undefined) env[ENV[key]] = path;
@@ -142,8 +147,13 @@ export function localEnv(workload: LocalWorkload, options: LocalRunOptions, toke
   return env;
 }
 
-export function runWorkloadLocally(workload: LocalWorkload, options: LocalRunOptions): Promise<LocalGroupResult> {
-  return runLocalGroup({
+/** Names the process that failed: `who` turns its source into e.g. "ddp-mnist rank 1". */
+function named(failure: ProcessFailure | undefined, who: (source: ProcessSource) => string): LocalRunResult['failure'] {
+  return failure && { code: failure.code, message: failure.message, who: who(failure.source) };
+}
+
+async function runWorkloadLocally(workload: LocalWorkload, options: LocalRunOptions): Promise<LocalRunResult> {
+  const result = await runLocalGroup({
     role: workload.role,
     worldSize: workload.worldSize,
     baseEnv: localEnv(workload, options),
@@ -151,6 +161,7 @@ export function runWorkloadLocally(workload: LocalWorkload, options: LocalRunOpt
     onLine: options.onLine,
     signal: options.signal,
   });
+  return { clientDone: new Map(), failure: named(result.failure, (rank) => `${workload.name} rank ${rank}`) };
 }
 
 /** The server and client roles of the charts that run as a fleet (one server, N clients dialing it). */
@@ -159,22 +170,12 @@ export const FLEET_ROLES = [
   { server: 'split-server', client: 'split-client' },
 ] as const;
 
-export interface FleetRunResult {
-  readonly exitCodes: number[];
-  /** The `done` event of every client that finished, by client index. */
-  readonly clientDone: ReadonlyMap<number, Extract<TrainerEvent, { event: 'done' }>>;
-  /** The first error of the first process that failed (source 'server' or the client's rank). */
-  readonly failure?: ProcessFailure;
-  /** Stopped by Ctrl-C or the abort signal. */
-  readonly interrupted: boolean;
-}
-
 /**
  * A federated or split chart's server and clients as local processes sharing one token.
  * The server speaks for the fleet; in a split run client 0 also reports its epochs
  * (the server never sees them). Any process's error is reported.
  */
-export async function runFleetLocally(server: LocalWorkload, client: LocalWorkload, options: LocalRunOptions): Promise<FleetRunResult> {
+async function runFleetLocally(server: LocalWorkload, client: LocalWorkload, options: LocalRunOptions): Promise<LocalRunResult> {
   const roles = FLEET_ROLES.find((r) => r.server === server.role && r.client === client.role);
   if (!roles) throw new TypeError(`runFleetLocally: ${server.role} and ${client.role} are not a server and client pair`);
   const split = roles.server === 'split-server';
@@ -200,7 +201,7 @@ export async function runFleetLocally(server: LocalWorkload, client: LocalWorklo
       }),
     signal: options.signal,
   });
-  return { exitCodes: [result.serverExit, ...result.clientExits], clientDone, failure: result.failure, interrupted: result.interrupted };
+  return { clientDone, failure: named(result.failure, (source) => (source === 'server' ? server.name : `${client.name} ${source}`)) };
 }
 
 /** What `tensorfleet run` starts for one training job of a chart: a DDP group, or a fleet's server with its clients. */
@@ -232,13 +233,15 @@ export function planLocalRun(workloads: readonly LocalWorkload[]): LocalRunPlan 
   return { units, unpaired };
 }
 
-/** How a unit's run ended: exit codes, each client's `done` (fleets), and the failure to report. */
+/**
+ * How a unit's run ended: each client's `done` (fleets) and the failure to report. Whether it was interrupted is
+ * the caller's to know: it owns the abort signal (and Ctrl-C).
+ */
 export interface LocalRunResult {
-  readonly exitCodes: number[];
-  readonly clientDone: FleetRunResult['clientDone'];
+  /** The `done` event of every client that finished, by client index (empty for a DDP group). */
+  readonly clientDone: ReadonlyMap<number, Extract<TrainerEvent, { event: 'done' }>>;
   /** The first error of the first process that failed, `who` naming the process (e.g. "ddp-mnist rank 1"). */
   readonly failure?: Omit<ProcessFailure, 'source'> & { readonly who: string };
-  readonly interrupted: boolean;
 }
 
 /** The processes of `unit`, every one of its workloads' env checked first (throws naming the variable). */
@@ -247,16 +250,6 @@ export function checkLocalRun(unit: LocalRunUnit, options: LocalRunOptions): voi
 }
 
 /** Run one unit of a chart as local processes. */
-export async function runUnitLocally(unit: LocalRunUnit, options: LocalRunOptions): Promise<LocalRunResult> {
-  const named = (failure: ProcessFailure | undefined, who: (source: ProcessSource) => string): LocalRunResult['failure'] =>
-    failure && { code: failure.code, message: failure.message, who: who(failure.source) };
-  if ('workload' in unit) {
-    const result = await runWorkloadLocally(unit.workload, options);
-    return { ...result, clientDone: new Map(), failure: named(result.failure, (rank) => `${unit.workload.name} rank ${rank}`) };
-  }
-  const result = await runFleetLocally(unit.server, unit.client, options);
-  return {
-    ...result,
-    failure: named(result.failure, (source) => (source === 'server' ? unit.server.name : `${unit.client.name} ${source}`)),
-  };
+export function runUnitLocally(unit: LocalRunUnit, options: LocalRunOptions): Promise<LocalRunResult> {
+  return 'workload' in unit ? runWorkloadLocally(unit.workload, options) : runFleetLocally(unit.server, unit.client, options);
 }

@@ -5,10 +5,9 @@
  * event parsing), for the integration tests and `tensorfleet run`.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
-import { ENV, parseEvent, type TrainerEvent } from '../contract';
+import { ENV, type TrainerEvent } from '../contract';
 import { FailureLog, ProcessFailure } from './process-failure';
-import { CLI_ENTRY, freePorts } from './run-group';
+import { CLI_ENTRY, freePorts, stopOn, watchTrainer, type TrainerSink } from './run-group';
 
 export interface FleetOptions {
   /** The server's env (rank-independent; from a manifest or `toEnv`). */
@@ -64,13 +63,9 @@ export interface FleetResult {
   readonly serverPort: number;
   /** The first error of the first process that failed (source 'server' or the client's rank); undefined when none did. */
   readonly failure?: ProcessFailure;
-  /** The processes were stopped by Ctrl-C (SIGINT) or the abort signal, not by a failure of their own. */
-  readonly interrupted: boolean;
 }
 
 export type FleetEvent = TrainerEvent & { readonly source: 'server' | number };
-
-const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
 
 /** The env of client `rank` of a fleet whose server listens on `serverPort`. */
 export function fleetClientEnv(
@@ -129,45 +124,22 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
     options.timeoutMs === undefined
       ? undefined
       : setTimeout(() => all.forEach((p) => p.exitCode === null && p.kill('SIGKILL')), options.timeoutMs);
-  const watch = (child: ChildProcess, source: 'server' | number): Promise<number> => {
-    const lines = (stream: NodeJS.ReadableStream, name: 'stdout' | 'stderr') =>
-      createInterface({ input: stream }).on('line', (line) => {
-        const event = name === 'stdout' ? parseEvent(line) : undefined;
-        if (event) {
-          events.push({ ...event, source });
-          failures.event(source, event);
-          options.onEvent?.(event, source);
-        } else {
-          if (name === 'stderr') failures.line(source, line);
-          options.onLine?.(source, line, name);
-        }
-      });
-    lines(child.stdout!, 'stdout');
-    lines(child.stderr!, 'stderr');
-    return new Promise<number>((resolve) =>
-      child.once('close', (code, signal) => {
-        const exitCode = code ?? 128 + (SIGNALS[signal ?? ''] ?? 0);
-        failures.exit(source, exitCode);
-        resolve(exitCode);
-      }),
-    );
+  const sink: TrainerSink<'server' | number> = {
+    failures,
+    onEvent: (event, source) => {
+      events.push({ ...event, source });
+      options.onEvent?.(event, source);
+    },
+    onLine: options.onLine,
   };
-  const serverExit = watch(server, 'server');
-  const clientExits = clients.map((child, rank) => watch(child, rank));
-  let interrupted = false;
-  const stop = (): void => {
-    interrupted = true;
-    all.forEach((p) => p.exitCode === null && p.kill('SIGTERM'));
-  };
-  process.once('SIGINT', stop);
-  options.signal?.addEventListener('abort', stop, { once: true });
-  if (options.signal?.aborted) stop();
+  const serverExit = watchTrainer(server, 'server', sink);
+  const clientExits = clients.map((child, rank) => watchTrainer(child, rank, sink));
+  const unlisten = stopOn(all, options.signal);
   try {
     const result = { serverExit: await serverExit, clientExits: await Promise.all(clientExits) };
-    return { ...result, events, serverPort, failure: failures.first(), interrupted };
+    return { ...result, events, serverPort, failure: failures.first() };
   } finally {
     if (timer) clearTimeout(timer);
-    process.removeListener('SIGINT', stop);
-    options.signal?.removeEventListener('abort', stop);
+    unlisten();
   }
 }

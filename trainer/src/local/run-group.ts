@@ -6,10 +6,11 @@
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
+import { constants } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ENV, Role, TrainerEvent, parseEvent } from '../contract';
-import { FailureLog, ProcessFailure } from './process-failure';
+import { FailureLog, ProcessFailure, ProcessSource } from './process-failure';
 
 /** The compiled CLI next to this file (build/trainer/src/cli/main.js). */
 export const CLI_ENTRY = join(__dirname, '..', 'cli', 'main.js');
@@ -39,8 +40,6 @@ export interface LocalGroupResult {
   readonly events: TrainerEvent[];
   /** The first error of the first rank that failed (its source is the rank); undefined when none failed. */
   readonly failure?: ProcessFailure;
-  /** The ranks were stopped by Ctrl-C (SIGINT) or the abort signal, not by a failure of their own. */
-  readonly interrupted: boolean;
 }
 
 /** `count` distinct free TCP ports on 127.0.0.1. */
@@ -75,7 +74,63 @@ export function localRankEnv(baseEnv: Readonly<Record<string, string>>, rank: nu
   };
 }
 
-const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
+/** A child's exit as a shell reports it: its code, or 128 + the signal's number when a signal ended it. */
+export function exitCodeOf(code: number | null, signal: NodeJS.Signals | null): number {
+  return code ?? 128 + (signal === null ? 0 : (constants.signals[signal] ?? 0));
+}
+
+/** Where a watched trainer's output goes. */
+export interface TrainerSink<S extends ProcessSource> {
+  readonly failures: FailureLog;
+  /** Every structured event the trainer prints on stdout. */
+  readonly onEvent: (event: TrainerEvent, source: S) => void;
+  /** Every other line, stdout or stderr. */
+  readonly onLine?: (source: S, line: string, stream: 'stdout' | 'stderr') => void;
+}
+
+/**
+ * Reads a spawned trainer's output line by line into `sink` (events, other lines, and stderr lines and the exit
+ * into its FailureLog). Resolves with its exit code once its streams have closed.
+ */
+export function watchTrainer<S extends ProcessSource>(child: ChildProcess, source: S, sink: TrainerSink<S>): Promise<number> {
+  const lines = (stream: NodeJS.ReadableStream, name: 'stdout' | 'stderr') =>
+    createInterface({ input: stream }).on('line', (line) => {
+      const event = name === 'stdout' ? parseEvent(line) : undefined;
+      if (event) {
+        sink.failures.event(source, event);
+        sink.onEvent(event, source);
+      } else {
+        if (name === 'stderr') sink.failures.line(source, line);
+        sink.onLine?.(source, line, name);
+      }
+    });
+  lines(child.stdout!, 'stdout');
+  lines(child.stderr!, 'stderr');
+  return new Promise<number>((resolve) =>
+    child.once('close', (code, signal) => {
+      const exitCode = exitCodeOf(code, signal);
+      sink.failures.exit(source, exitCode);
+      resolve(exitCode);
+    }),
+  );
+}
+
+/**
+ * SIGTERMs every process still running on Ctrl-C (SIGINT) of this one or when `signal` aborts (at once if it
+ * already has). Returns the function that removes both listeners.
+ */
+export function stopOn(processes: readonly ChildProcess[], signal: AbortSignal | undefined): () => void {
+  const stop = (): void => {
+    processes.forEach((p) => p.exitCode === null && p.kill('SIGTERM'));
+  };
+  process.once('SIGINT', stop);
+  signal?.addEventListener('abort', stop, { once: true });
+  if (signal?.aborted) stop();
+  return () => {
+    process.removeListener('SIGINT', stop);
+    signal?.removeEventListener('abort', stop);
+  };
+}
 
 export async function runLocalGroup(options: LocalGroupOptions): Promise<LocalGroupResult> {
   const ports = await freePorts(options.worldSize);
@@ -92,44 +147,21 @@ export async function runLocalGroup(options: LocalGroupOptions): Promise<LocalGr
     options.timeoutMs === undefined
       ? undefined
       : setTimeout(() => processes.forEach((p) => p.exitCode === null && p.kill('SIGKILL')), options.timeoutMs);
-  const exits = processes.map((child, rank) => {
-    const lines = (stream: NodeJS.ReadableStream, name: 'stdout' | 'stderr') =>
-      createInterface({ input: stream }).on('line', (line) => {
-        const event = name === 'stdout' ? parseEvent(line) : undefined;
-        if (event) {
-          events.push(event);
-          failures.event(rank, event);
-          options.onEvent?.(event);
-        } else {
-          if (name === 'stderr') failures.line(rank, line);
-          options.onLine?.(rank, line, name);
-        }
-      });
-    lines(child.stdout!, 'stdout');
-    lines(child.stderr!, 'stderr');
-    return new Promise<number>((resolve) =>
-      child.once('close', (code, signal) => {
-        const exitCode = code ?? 128 + (SIGNALS[signal ?? ''] ?? 0);
-        failures.exit(rank, exitCode);
-        resolve(exitCode);
-      }),
-    );
-  });
-  // Ctrl-C on the runner stops the ranks too.
-  let interrupted = false;
-  const stop = (): void => {
-    interrupted = true;
-    processes.forEach((p) => p.exitCode === null && p.kill('SIGTERM'));
+  const sink: TrainerSink<number> = {
+    failures,
+    onEvent: (event) => {
+      events.push(event);
+      options.onEvent?.(event);
+    },
+    onLine: options.onLine,
   };
-  process.once('SIGINT', stop);
-  options.signal?.addEventListener('abort', stop, { once: true });
-  if (options.signal?.aborted) stop();
+  const exits = processes.map((child, rank) => watchTrainer(child, rank, sink));
+  const unlisten = stopOn(processes, options.signal);
   try {
     const exitCodes = await Promise.all(exits);
-    return { exitCodes, events, failure: failures.first(), interrupted };
+    return { exitCodes, events, failure: failures.first() };
   } finally {
     if (timer) clearTimeout(timer);
-    process.removeListener('SIGINT', stop);
-    options.signal?.removeEventListener('abort', stop);
+    unlisten();
   }
 }

@@ -1,6 +1,6 @@
 /**
  * Tensorfleet as a user's own cdk8s app installs it. `npm pack` runs on a copy of this checkout, so its
- * `prepare` build writes into the copy, never into this checkout's build/ (which the other tests read while
+ * `prepack` build writes into the copy, never into this checkout's build/ (which the other tests read while
  * this one runs). The tarball is unpacked into a fresh app's node_modules as npm lays a package out, and
  * the dependencies it declares are symlinked from this checkout's node_modules: no network, no npm cache
  * needed, and nothing is ever written into those node_modules. An undeclared dependency fails here, as the
@@ -199,7 +199,7 @@ describe('tensorfleet installed into a fresh cdk8s app (npm pack, no network)', 
   });
 
   test('the tarball carries bin/, the compiled JS and .d.ts of the constructs, contract and CLI; no tests, fuzz or maps', (t) => {
-    t.diagnostic(`npm pack (its prepare build included): ${packSeconds.toFixed(1)} s, ${packed.length} files`);
+    t.diagnostic(`npm pack (its prepack build included): ${packSeconds.toFixed(1)} s, ${packed.length} files`);
     for (const file of [
       'package.json',
       'bin/tensorfleet',

@@ -13,15 +13,7 @@ import { Chart, Testing } from 'cdk8s';
 import { stringify } from 'yaml';
 import { DdpCluster, FederatedFleet } from '../../../charts';
 import { SHARED_DIR } from '../../../tools/test-support/paths';
-import { CliOutput, runCli } from '../support/cli-process';
-
-/**
- * `tensorfleet run ...args`; `onStderr` sees stderr as it grows (and may signal the process). With `group`, the CLI
- * leads a process group of its own, as in a terminal, where Ctrl-C signals every process of the group.
- */
-function run(args: readonly string[], onStderr?: (stderr: string, pid: number) => void, group = false): Promise<CliOutput> {
-  return runCli(['run', ...args], { onStderr, group });
-}
+import { runCli } from '../support/cli-process';
 
 /** The last line of the run's stderr: what the CLI says when it fails. */
 const lastLine = (text: string): string => text.trim().split('\n').pop() ?? '';
@@ -46,7 +38,8 @@ describe('tensorfleet run: every training job of a chart, and why a run failed (
 
   test('a chart with a DdpCluster and a FederatedFleet runs both, one after another, each into its own folder', async () => {
     const out = join(dir, 'two');
-    const r = await run([
+    const r = await runCli([
+      'run',
       'two-jobs',
       '--dist',
       dist,
@@ -87,7 +80,18 @@ describe('tensorfleet run: every training job of a chart, and why a run failed (
     const empty = join(dir, 'empty');
     await mkdir(empty);
     for (const chart of ['ddp-mnist', 'fl-mnist', 'split-mnist']) {
-      const r = await run([chart, '--data-dir', empty, '--out', join(dir, `empty-${chart}`), '--epochs', '1', '--dataset-size', '256']);
+      const r = await runCli([
+        'run',
+        chart,
+        '--data-dir',
+        empty,
+        '--out',
+        join(dir, `empty-${chart}`),
+        '--epochs',
+        '1',
+        '--dataset-size',
+        '256',
+      ]);
       assert.equal(r.code, 1, r.stderr);
       const last = lastLine(r.stderr);
       assert.match(
@@ -105,16 +109,30 @@ describe('tensorfleet run: every training job of a chart, and why a run failed (
   ] as const) {
     test(`${how} stops every process, says the run was interrupted (and what did not start), and exits 130`, async () => {
       let sent = false;
-      const r = await run(
-        ['two-jobs', '--dist', dist, '--data-dir', join(SHARED_DIR, 'data'), '--out', join(dir, `interrupted-${group}`), '--epochs', '50'],
-        (stderr, pid) => {
-          // Once the first job's ranks are up: they print their backend when they start.
-          if (!sent && /\[rank 1\] .*tensorflow backend/.test(stderr)) {
-            sent = true;
-            process.kill(group ? -pid : pid, 'SIGINT');
-          }
+      // With `group`, the CLI leads a process group of its own, as in a terminal, where Ctrl-C signals every process of it.
+      const r = await runCli(
+        [
+          'run',
+          'two-jobs',
+          '--dist',
+          dist,
+          '--data-dir',
+          join(SHARED_DIR, 'data'),
+          '--out',
+          join(dir, `interrupted-${group}`),
+          '--epochs',
+          '50',
+        ],
+        {
+          onStderr: (stderr, pid) => {
+            // Once the first job's ranks are up: they print their backend when they start.
+            if (!sent && /\[rank 1\] .*tensorflow backend/.test(stderr)) {
+              sent = true;
+              process.kill(group ? -pid : pid, 'SIGINT');
+            }
+          },
+          group,
         },
-        group,
       );
       assert.ok(sent, r.stderr);
       assert.equal(r.code, 130, r.stderr);
@@ -140,9 +158,16 @@ describe('tensorfleet run: every training job of a chart, and why a run failed (
         `tensorfleet: run ddp-mnist: --data-dir ${JSON.stringify(join(dir, 'missing'))}: no such folder`,
       ],
       [['--epochs', '0'], 'tensorfleet: run: --epochs must be an integer from 1 to 100000, got "0"'],
+      // The contract reads an empty variable as unset: an empty flag is refused, not taken for the default.
+      [
+        ['--tracking-uri', ''],
+        'tensorfleet: run ddp-mnist: refused:\n  --tracking-uri "": must not be empty (leave it out for the default)',
+      ],
+      [['--experiment', ''], 'tensorfleet: run ddp-mnist: refused:\n  --experiment "": must not be empty (leave it out for the default)'],
+      [['--experiment', '  '], 'tensorfleet: run ddp-mnist: refused:\n  --experiment "  ": must be a non-empty string'],
     ];
     for (const [flags, message] of cases) {
-      const r = await run(['ddp-mnist', '--out', join(dir, 'refused'), ...flags]);
+      const r = await runCli(['run', 'ddp-mnist', '--out', join(dir, 'refused'), ...flags]);
       assert.equal(r.code, 2, r.stderr);
       assert.equal(r.stderr.trim(), message);
       assert.equal(r.stdout, '', 'nothing printed before the refusal');

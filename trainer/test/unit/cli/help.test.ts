@@ -48,6 +48,14 @@ describe('help tables', () => {
     assert.match(table, /^ {2}--n {35}n$/m);
   });
 
+  test("a flag's short form is shown before its long one", () => {
+    const table = formatFlags({ out: { type: 'string', short: 'o', description: 'the page', default: 'x.html' } });
+    assert.match(table, /^ {2}-o, --out <value> +the page \(default x\.html\)$/m);
+    const report = cli('report', '--help');
+    assert.equal(report.code, 0, report.stderr);
+    assert.match(report.stdout, /^ {2}-o, --out <value> +the page to write \(default report-<run id>\.html\)$/m);
+  });
+
   test('the command list keeps a gap after a command name longer than the column', () => {
     const long = 'a-command-name-of-twenty-six';
     const text = usage({ [long]: { summary: 'does things', usage: long, flags: {}, run: async () => 0 } });
