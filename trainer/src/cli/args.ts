@@ -43,8 +43,16 @@ export function parseFlags(command: string, argv: readonly string[], flags: Read
   try {
     const { values, positionals } = parseArgs({ args: joinNegativeValues(argv, options), options, strict: true, allowPositionals: true });
     const { help, ...rest } = values as Record<string, string | boolean | undefined>;
+    // An empty value would silently mean the default (the env contract reads '' as unset) or, for a path, the
+    // working directory (`--out ''` would clear ./checkpoints): refused for every flag.
+    const empty = Object.keys(rest).filter((name) => typeof rest[name] === 'string' && rest[name].trim() === '');
+    if (empty.length > 0) {
+      const given = empty.map((f) => `--${f} ${JSON.stringify(rest[f])}`).join(', ');
+      throw new UsageError(`${command}: ${given}: must not be empty (leave the flag out for its default)`);
+    }
     return { values: rest, positionals, help: help === true };
   } catch (err) {
+    if (err instanceof UsageError) throw err;
     const valid = ['--help', ...Object.keys(flags).map((f) => `--${f}`)].join(', ');
     const what = (err as Error).message.split('\n')[0].replace(/\. To specify a positional.*$/, '');
     throw new UsageError(`${command}: ${what}; valid flags: ${valid}`);

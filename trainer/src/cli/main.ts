@@ -164,8 +164,8 @@ const FLAG_OF_VARIABLE: ReadonlyMap<string, string> = new Map([
 
 /**
  * Every process's env of every unit, checked before anything is printed or started: a bad flag value is refused
- * naming the flag (the variable only when no flag set it), and a --data-dir folder must exist. The contract reads an
- * empty variable as unset, so an empty flag value is refused here rather than silently meaning the default.
+ * naming the flag (the variable only when no flag set it), and a --data-dir folder must exist (an empty flag value
+ * never gets here: parseFlags refuses it).
  */
 function checkLocalRunFlags(
   label: string,
@@ -173,12 +173,6 @@ function checkLocalRunFlags(
   units: readonly LocalRunUnit[],
   optionsOf: (unit: LocalRunUnit) => LocalRunOptions,
 ): void {
-  const empty = [...FLAG_OF_VARIABLE.values()].filter((flag) => values[flag.slice(2)] === '');
-  if (empty.length > 0) {
-    throw new UsageError(
-      `run ${label}: refused:\n  ${empty.map((flag) => `${flag} "": must not be empty (leave it out for the default)`).join('\n  ')}`,
-    );
-  }
   const dataDir = values['data-dir'] as string | undefined;
   if (dataDir !== undefined && !isUrl(dataDir) && !existsSync(dataDir)) {
     throw new UsageError(`run ${label}: --data-dir ${JSON.stringify(dataDir)}: no such folder`);

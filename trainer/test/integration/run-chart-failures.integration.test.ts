@@ -158,13 +158,10 @@ describe('tensorfleet run: every training job of a chart, and why a run failed (
         `tensorfleet: run ddp-mnist: --data-dir ${JSON.stringify(join(dir, 'missing'))}: no such folder`,
       ],
       [['--epochs', '0'], 'tensorfleet: run: --epochs must be an integer from 1 to 100000, got "0"'],
-      // The contract reads an empty variable as unset: an empty flag is refused, not taken for the default.
-      [
-        ['--tracking-uri', ''],
-        'tensorfleet: run ddp-mnist: refused:\n  --tracking-uri "": must not be empty (leave it out for the default)',
-      ],
-      [['--experiment', ''], 'tensorfleet: run ddp-mnist: refused:\n  --experiment "": must not be empty (leave it out for the default)'],
-      [['--experiment', '  '], 'tensorfleet: run ddp-mnist: refused:\n  --experiment "  ": must be a non-empty string'],
+      // An empty value would silently mean the default (or, for --out, the working directory): refused by the parser.
+      [['--tracking-uri', ''], 'tensorfleet: run: --tracking-uri "": must not be empty (leave the flag out for its default)'],
+      [['--experiment', '  '], 'tensorfleet: run: --experiment "  ": must not be empty (leave the flag out for its default)'],
+      [['--out', ''], 'tensorfleet: run: --out "": must not be empty (leave the flag out for its default)'],
     ];
     for (const [flags, message] of cases) {
       const r = await runCli(['run', 'ddp-mnist', '--out', join(dir, 'refused'), ...flags]);
