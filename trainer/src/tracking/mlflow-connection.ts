@@ -92,14 +92,21 @@ export interface MlflowRequestInit {
   readonly headers: Readonly<Record<string, string>>;
   readonly body?: string | Uint8Array;
   readonly signal?: AbortSignal;
-  /** fetch's redirect mode (a plain https request never follows one). @default 'follow' */
+  /**
+   * fetch's redirect mode. Over an insecure https connection (a plain https request, which never follows one) 'follow'
+   * and 'manual' both hand back the 3xx answer as it came, and 'error' rejects as fetch does.
+   * @default 'follow'
+   */
   readonly redirect?: 'follow' | 'error' | 'manual';
 }
+
+/** Statuses whose answer has no body (a Response with one throws). */
+const NULL_BODY_STATUSES: ReadonlySet<number> = new Set([101, 103, 204, 205, 304]);
 
 /**
  * fetch with the connection's Authorization header; through node:https without certificate checks when the
  * connection is insecure (fetch has no such switch). Connection errors reject with the failing error as `cause`, as
- * fetch's do.
+ * fetch's do. See {@link MlflowRequestInit.redirect} for redirects.
  */
 export function mlflowFetch(connection: MlflowConnection, url: string, init: MlflowRequestInit): Promise<Response> {
   const headers = { ...init.headers, ...(connection.auth === undefined ? {} : { Authorization: authorizationHeader(connection.auth) }) };
@@ -107,15 +114,33 @@ export function mlflowFetch(connection: MlflowConnection, url: string, init: Mlf
     return fetch(url, { method: init.method, headers, body: init.body, signal: init.signal, redirect: init.redirect });
   }
   return new Promise<Response>((resolve, reject) => {
+    const fail = (err: unknown): void => reject(new Error('fetch failed', { cause: err }));
     const request = https.request(url, { method: init.method, headers, rejectUnauthorized: false, signal: init.signal }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('error', (err) => reject(new Error('fetch failed', { cause: err })));
-      res.on('end', () => resolve(new Response(Buffer.concat(chunks), { status: res.statusCode ?? 502, headers: plainHeaders(res) })));
+      res.on('error', fail);
+      res.on('end', () => {
+        // Nothing may throw out of a listener (it would crash the process): every outcome settles the promise.
+        try {
+          resolve(toResponse(res, Buffer.concat(chunks), init.redirect ?? 'follow'));
+        } catch (err) {
+          fail(err);
+        }
+      });
     });
-    request.on('error', (err) => reject(new Error('fetch failed', { cause: err })));
+    request.on('error', fail);
     request.end(init.body === undefined ? undefined : init.body);
   });
+}
+
+function toResponse(res: http.IncomingMessage, body: Buffer, redirect: NonNullable<MlflowRequestInit['redirect']>): Response {
+  const status = res.statusCode ?? 502;
+  if (redirect === 'error' && status >= 300 && status < 400 && res.headers.location !== undefined) {
+    throw new TypeError(`redirect to ${JSON.stringify(res.headers.location)} refused (redirect mode 'error')`);
+  }
+  // Response takes statuses 200-599 only; anything else from a server is a failed request.
+  if (status < 200 || status > 599) throw new TypeError(`the server answered status ${status}, not an HTTP answer fetch takes`);
+  return new Response(NULL_BODY_STATUSES.has(status) ? null : body, { status, headers: plainHeaders(res) });
 }
 
 function plainHeaders(res: http.IncomingMessage): Record<string, string> {
