@@ -29,7 +29,7 @@ import {
   formatRunLocation,
   formatTrackingDelivery,
   guardTracker,
-  mlflowAuth,
+  mlflowConnection,
   trackingSpoolDir,
   type ParamValue,
   type Tracker,
@@ -169,9 +169,9 @@ function makeTracker(
   warn: (message: string) => void,
 ): { readonly tracker?: Tracker; readonly error?: unknown } {
   try {
+    const connection = mlflowConnection(config);
     const tracker = createTracker({
-      trackingUri: config.trackingUri,
-      ...(config.trackingUri === undefined ? {} : credentialsOf(config)),
+      ...(connection === undefined ? {} : { connection }),
       experimentName: config.experimentName,
       outputDir: config.outputDir,
       spoolDir: trackingSpoolDir(config.checkpointDir, config.role, spec.rank),
@@ -183,10 +183,4 @@ function makeTracker(
   } catch (error) {
     return { error };
   }
-}
-
-/** The tracking server's credentials and TLS switch from MLflow's variables (MLflow's precedence: basic, else bearer). */
-function credentialsOf(config: TrainerConfig): { auth?: ReturnType<typeof mlflowAuth>; insecureTls?: boolean } {
-  const auth = mlflowAuth(config);
-  return { ...(auth === undefined ? {} : { auth }), ...(config.trackingInsecureTls === true ? { insecureTls: true } : {}) };
 }

@@ -13,7 +13,7 @@
  */
 import { TrainerError } from '../contract';
 import { MlflowClient } from './mlflow-client';
-import type { MlflowAuth } from './mlflow-connection';
+import type { MlflowConnection } from './mlflow-connection';
 import { Spool } from './spool';
 import { SpoolSender } from './spool-sender';
 import {
@@ -29,21 +29,8 @@ import {
   type TrackingDelivery,
 } from './tracker';
 
-export interface SpooledTrackerOptions {
-  /** Base URL of the MLflow tracking server. */
-  readonly trackingUri: string;
-  /**
-   * Credentials for the server (never spooled: a restarted process sends its own).
-   *
-   * @default - none
-   */
-  readonly auth?: MlflowAuth;
-  /**
-   * Skip TLS verification of an https:// server.
-   *
-   * @default false
-   */
-  readonly insecureTls?: boolean;
+/** The server (its credentials are never spooled: a restarted process sends its own), and what to spool for it. */
+export interface SpooledTrackerOptions extends MlflowConnection {
   readonly experimentName: string;
   /** The spool folder on the pod's volume (one per role and rank). */
   readonly spoolDir: string;
@@ -125,7 +112,7 @@ export class SpooledMlflowTracker implements Tracker {
     this.client = new MlflowClient({
       trackingUri: options.trackingUri,
       ...(options.auth === undefined ? {} : { auth: options.auth }),
-      ...(options.insecureTls === undefined ? {} : { insecureTls: options.insecureTls }),
+      ...(options.insecureTls === true ? { insecureTls: true } : {}),
       maxAttempts: 1,
       requestTimeoutMs,
       signal: this.closing.signal,
@@ -144,7 +131,7 @@ export class SpooledMlflowTracker implements Tracker {
     const runId = (this.current ?? this.latest)?.run?.runId;
     return {
       store: 'server',
-      trackingUri: this.client.baseUrl,
+      trackingUri: this.client.connection.trackingUri,
       experimentName: this.experimentName,
       ...(runId === undefined ? {} : { runId }),
     };

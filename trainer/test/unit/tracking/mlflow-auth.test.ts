@@ -141,8 +141,7 @@ describe("MLflow credentials, against MLflow's published REST API and its basic-
     await withServer({ username: 'admin', password: 'Zq8s7dK2pW' }, async (fake, uri) => {
       const spoolDir = tempDir();
       const tracker = createTracker({
-        trackingUri: uri,
-        auth: BASIC,
+        connection: { trackingUri: uri, auth: BASIC },
         experimentName: 'spooled-auth',
         outputDir: tempDir(),
         spoolDir,
