@@ -3,9 +3,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { TrainerError } from '../contract';
+import { TrainerError, type TrackedRun } from '../contract';
 import { atomicWriteSync } from '../fsutil/atomic-write';
-import { checkArtifactPath, checkKey, checkRunEndStatus, noActiveRun, ParamValue, RunEndStatus, RunLocation, Tracker } from './tracker';
+import { checkArtifactPath, checkKey, checkRunEndStatus, noActiveRun, ParamValue, RunEndStatus, Tracker } from './tracker';
 
 /** MLflow's RunStatus numbers as the file store writes them in meta.yaml. */
 export const FILE_STORE_RUN_STATUS = { RUNNING: 1, SCHEDULED: 2, FINISHED: 3, FAILED: 4, KILLED: 5 } as const;
@@ -57,9 +57,9 @@ export class FileStoreTracker implements Tracker {
   }
 
   /** The file store, the experiment, and the latest run's id (kept after it ends). */
-  location(): RunLocation {
+  location(): TrackedRun {
     const runId = this.run?.runId ?? this.latestRunId;
-    return { store: 'file', path: this.rootDir, experimentName: this.experimentName, ...(runId === undefined ? {} : { runId }) };
+    return { fileStore: this.rootDir, experiment: this.experimentName, ...(runId === undefined ? {} : { runId }) };
   }
 
   /** The run's directory, while a run is active. */

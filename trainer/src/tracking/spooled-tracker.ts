@@ -11,7 +11,7 @@
  *    either way: `delivery()` says `delivered` or `pending (N items at PATH)`. Delivery goes on for as long as
  *    the process lives; a restarted pod delivers the rest.
  */
-import { TrainerError } from '../contract';
+import { TrainerError, type TrackedRun } from '../contract';
 import { MlflowClient } from './mlflow-client';
 import type { MlflowConnection } from './mlflow-connection';
 import { Spool } from './spool';
@@ -24,7 +24,6 @@ import {
   type FinishOptions,
   type ParamValue,
   type RunEndStatus,
-  type RunLocation,
   type Tracker,
   type TrackingDelivery,
 } from './tracker';
@@ -127,12 +126,11 @@ export class SpooledMlflowTracker implements Tracker {
   }
 
   /** The server, the experiment, and the latest run's id once the server created it. */
-  location(): RunLocation {
+  location(): TrackedRun {
     const runId = (this.current ?? this.latest)?.run?.runId;
     return {
-      store: 'server',
       trackingUri: this.client.connection.trackingUri,
-      experimentName: this.experimentName,
+      experiment: this.experimentName,
       ...(runId === undefined ? {} : { runId }),
     };
   }

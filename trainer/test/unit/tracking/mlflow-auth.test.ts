@@ -161,7 +161,7 @@ describe("MLflow credentials, against MLflow's published REST API and its basic-
       await tracker.finish('FINISHED');
       assert.deepEqual(tracker.delivery?.(), { state: 'delivered' });
       assert.equal(fake.runs.get(runId)?.status, 'FINISHED');
-      assert.deepEqual(tracker.location?.(), { store: 'server', trackingUri: uri, experimentName: 'spooled-auth', runId });
+      assert.deepEqual(tracker.location?.(), { trackingUri: uri, experiment: 'spooled-auth', runId });
       tracker.close?.();
     });
   });
