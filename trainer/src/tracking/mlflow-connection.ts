@@ -9,7 +9,7 @@
  */
 import * as http from 'node:http';
 import * as https from 'node:https';
-import { ENV, MLFLOW_CLIENT_ENV, TrainerError, parseTrainerEnv, type TrainerConfig } from '../contract';
+import { ENV, TrainerEnvError, TrainerError, mlflowClientEnv, parseTrainerEnv, type TrainerConfig } from '../contract';
 
 /** Credentials for the tracking server. */
 export type MlflowAuth =
@@ -54,21 +54,21 @@ export function mlflowConnectionFrom(
   flagUri: string | undefined,
   env: Readonly<Record<string, string | undefined>> = process.env,
 ): MlflowConnection | undefined {
-  if (flagUri !== undefined && !/^https?:\/\/[^/\s@]+(\/|$)/.test(flagUri)) {
-    throw new TrainerError(
-      'TRAINER_ERR_INVALID_ARGUMENT',
-      `--tracking-uri must be an http:// or https:// URL of an MLflow tracking server without credentials, got ${JSON.stringify(flagUri.replace(/\/\/[^/@\s]*@/, '//***@'))}`,
-    );
+  // The contract's checks of MLflow's variables (the flag in MLFLOW_TRACKING_URI's place); role and job are stand-ins
+  // it requires.
+  try {
+    return mlflowConnection(parseTrainerEnv({ ...mlflowClientEnv(env, flagUri), [ENV.role]: 'ddp', [ENV.jobName]: 'cli' }));
+  } catch (err) {
+    const flagProblem = flagUri === undefined || !(err instanceof TrainerEnvError) ? undefined : problemOf(err, ENV.trackingUri);
+    if (flagProblem === undefined) throw err;
+    // The same check and wording (a URL's credentials masked), naming what the user typed.
+    throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `--tracking-uri${flagProblem.slice(ENV.trackingUri.length)}`);
   }
-  const mlflowEnv: Record<string, string> = {};
-  for (const name of MLFLOW_CLIENT_ENV) {
-    const value = env[name];
-    if (value !== undefined && value !== '') mlflowEnv[name] = value;
-  }
-  if (flagUri !== undefined) mlflowEnv[ENV.trackingUri] = flagUri;
-  // The contract's checks of MLflow's variables; role and job are stand-ins it requires.
-  const config = parseTrainerEnv({ ...mlflowEnv, [ENV.role]: 'ddp', [ENV.jobName]: 'cli' });
-  return mlflowConnection(config);
+}
+
+/** The problem of `err` about variable `name`, if any. */
+function problemOf(err: TrainerEnvError, name: string): string | undefined {
+  return err.problems.find((problem) => problem.startsWith(`${name} `));
 }
 
 /** The Authorization header value of `auth`. */

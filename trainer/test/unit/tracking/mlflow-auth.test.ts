@@ -199,6 +199,14 @@ describe("MLflow credentials, against MLflow's published REST API and its basic-
       () => mlflowConnectionFrom('mlflow:5000', {}),
       /--tracking-uri must be an http:\/\/ or https:\/\/ URL .*got "mlflow:5000"/,
     );
+    // The flag gets the contract's check of MLFLOW_TRACKING_URI, worded for the flag.
+    assert.equal(mlflowConnectionFrom('https://m:8443/mlflow/', {})?.trackingUri, 'https://m:8443/mlflow/');
+    assert.throws(
+      () => mlflowConnectionFrom('file:///tmp/mlruns', { MLFLOW_TRACKING_URI: 'http://env:5000' }),
+      (e: Error) =>
+        /^--tracking-uri must be .*runs go to TENSORFLEET_OUTPUT_DIR\/mlruns, got "file:/.test(e.message) &&
+        !e.message.includes('MLFLOW_TRACKING_URI'),
+    );
     assert.throws(
       () => mlflowConnectionFrom('https://u:hunter2@m', {}),
       (e: Error) => e.message.includes('"https://***@m"') && !e.message.includes('hunter2'),
