@@ -47,7 +47,7 @@ export interface MlflowRunsOptions extends MlflowConnection {
 }
 
 import { MLFLOW_ROLE_TAG } from '../contract';
-import { mlflowFetch, type MlflowConnection } from '../tracking/mlflow-connection';
+import { authFailureHint, mlflowFetch, type MlflowConnection } from '../tracking/mlflow-connection';
 
 type Json = Record<string, unknown>;
 
@@ -116,7 +116,8 @@ export class MlflowRuns implements JobRunLookup {
     }
     if (response.ok) return parsed;
     if (parsed.error_code === 'RESOURCE_DOES_NOT_EXIST') return undefined;
-    throw new Error(`MLflow ${method} ${path.split('?')[0]} answered ${response.status} ${String(parsed.error_code ?? '')}`.trim());
+    const why = authFailureHint(this.connection, response.status) ?? String(parsed.error_code ?? '');
+    throw new Error(`MLflow ${method} ${path.split('?')[0]} answered ${response.status} ${why}`.trim());
   }
 }
 

@@ -1,5 +1,5 @@
-import { ENV, TrainerError } from '../contract';
-import { describeMlflowAuth, mlflowFetch, type MlflowConnection } from './mlflow-connection';
+import { TrainerError } from '../contract';
+import { authFailureHint, mlflowFetch, type MlflowConnection } from './mlflow-connection';
 import { checkArtifactPath } from './tracker';
 
 /** The server (its URI, credentials sent with every request and TLS switch: see mlflow-connection.ts), and how to call it. */
@@ -298,18 +298,10 @@ export class MlflowClient {
       const errorCode = typeof parsed['error_code'] === 'string' ? parsed['error_code'] : undefined;
       // The server's message may hold backend SQL; keep it short and lead with the error_code.
       const detail = typeof parsed['message'] === 'string' ? parsed['message'].slice(0, 200) : text.slice(0, 200);
-      if (response.status === 401 || response.status === 403) {
-        // MLflow's basic-auth app answers in plain text; say what was sent and what would be.
-        const sent = describeMlflowAuth(this.connection.auth);
-        const variables = `${ENV.trackingUsername} and ${ENV.trackingPassword}, or ${ENV.trackingToken}`;
-        const hint =
-          response.status === 403
-            ? 'these credentials may not do this'
-            : this.connection.auth === undefined
-              ? `the server wants credentials (${variables})`
-              : `the server refused them (check ${variables})`;
+      const hint = authFailureHint(this.connection, response.status);
+      if (hint !== undefined) {
         throw new MlflowApiError(
-          `MLflow ${what} at ${this.connection.trackingUri} answered ${response.status} with ${sent}: ${hint}: ${detail.trim()}`,
+          `MLflow ${what} at ${this.connection.trackingUri} answered ${response.status} ${hint}: ${detail.trim()}`,
           response.status,
           errorCode,
         );

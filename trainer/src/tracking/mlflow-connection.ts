@@ -86,6 +86,22 @@ export function describeMlflowAuth(auth: MlflowAuth | undefined): string {
   return auth.kind === 'basic' ? 'basic auth' : 'a bearer token';
 }
 
+/**
+ * For a 401 or 403 answer, what was sent and what to do: `with no credentials: the server wants credentials (set ...)`;
+ * undefined for any other status. MLflow's basic-auth app answers in plain text, so this is all a caller can say.
+ */
+export function authFailureHint(connection: MlflowConnection, status: number): string | undefined {
+  if (status !== 401 && status !== 403) return undefined;
+  const variables = `${ENV.trackingUsername} and ${ENV.trackingPassword}, or ${ENV.trackingToken}`;
+  const hint =
+    status === 403
+      ? 'these credentials may not do this'
+      : connection.auth === undefined
+        ? `the server wants credentials (${variables})`
+        : `the server refused them (check ${variables})`;
+  return `with ${describeMlflowAuth(connection.auth)}: ${hint}`;
+}
+
 /** What {@link mlflowFetch} takes: a fetch init without anything a plain https request cannot send. */
 export interface MlflowRequestInit {
   readonly method: string;
