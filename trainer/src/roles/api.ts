@@ -74,7 +74,8 @@ export async function runApi(config: TrainerConfig): Promise<void> {
       build: {
         defaultImage: process.env[API_ENV.defaultImage],
         mlflowStack: process.env[API_ENV.mlflowStack],
-        mlflowBasicAuth: process.env[API_ENV.mlflowBasicAuth] === 'true',
+        // Basic auth on the stack: the chart gives the API the stack's credentials, which its jobs then get too.
+        mlflowBasicAuth: config.trackingUsername !== undefined,
       },
     });
     await new Promise<void>((resolve, reject) => {
