@@ -127,7 +127,7 @@ export class SpooledMlflowTracker implements Tracker {
 
   /** The server, the experiment, and the latest run's id once the server created it. */
   location(): TrackedRun {
-    const runId = (this.current ?? this.latest)?.run?.runId;
+    const runId = this.latest?.run?.runId;
     return {
       trackingUri: this.client.connection.trackingUri,
       experiment: this.experimentName,
