@@ -127,9 +127,7 @@ export class MlflowStack extends Construct {
   /** The bundled SeaweedFS, unless an external S3 endpoint is used. */
   public readonly artifactStore?: S3Store;
   public readonly server: TrackingServer;
-  /** Whether MLflow's basic auth is on (see {@link MlflowStackProps.basicAuth}). */
-  public readonly basicAuth: boolean;
-  /** The Secret with the admin's credentials, when basic auth is on. */
+  /** The Secret with the admin's credentials, when basic auth is on (see {@link MlflowStackProps.basicAuth}). */
   public readonly authSecretName?: string;
 
   constructor(scope: Construct, id: string, props: MlflowStackProps = {}) {
@@ -152,8 +150,7 @@ export class MlflowStack extends Construct {
     }
 
     const generated: SecretSpec[] = [];
-    this.basicAuth = props.basicAuth ?? false;
-    if (this.basicAuth) {
+    if (props.basicAuth === true) {
       this.authSecretName = `${this.name}-auth`;
       generated.push({ name: this.authSecretName, keys: [SECRET_KEYS.username, SECRET_KEYS.password, SECRET_KEYS.flaskSecretKey] });
     }

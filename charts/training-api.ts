@@ -185,11 +185,8 @@ export class TrainingApi extends Construct {
     env[API_ENV.defaultImage] = kplus.EnvValue.fromValue(this.defaultImage);
     env[API_ENV.maxBodyBytes] = kplus.EnvValue.fromValue(String(this.maxBodyBytes));
     if (props.tracking) env[API_ENV.mlflowStack] = kplus.EnvValue.fromValue(props.tracking.name);
-    // Basic auth on the stack: the API reads runs with its credentials, and hands them to each job's trainers.
-    if (props.tracking?.basicAuth) {
-      env[API_ENV.mlflowBasicAuth] = kplus.EnvValue.fromValue('true');
-      Object.assign(env, props.tracking.credentialsEnv(this));
-    }
+    // Basic auth on the stack: the API reads runs with its credentials and, seeing them, hands them to each job's trainers.
+    if (props.tracking?.authSecretName !== undefined) Object.assign(env, props.tracking.credentialsEnv(this));
     if (mlflowUiUrl !== undefined) env[API_ENV.mlflowUiUrl] = kplus.EnvValue.fromValue(mlflowUiUrl);
     const tokenSecret = kplus.Secret.fromSecretName(this, 'TokenSecret', this.tokenSecretName);
     env[ENV.authToken] = kplus.EnvValue.fromSecretValue({ secret: tokenSecret, key: SECRET_KEYS.authToken });

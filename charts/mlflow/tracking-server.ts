@@ -131,8 +131,11 @@ export class TrackingServer extends Construct {
         volumeMounts: [{ path: '/tmp', volume: tmp }],
       }),
     );
-    const auth = props.authSecretName === undefined ? undefined : kplus.Secret.fromSecretName(this, 'Auth', props.authSecretName);
-    if (auth) {
+    // Basic auth: the setup step, and the server's app, INI path and Flask key.
+    let authServer: Record<string, kplus.EnvValue> = {};
+    let authArgs: string[] = [];
+    if (props.authSecretName !== undefined) {
+      const auth = kplus.Secret.fromSecretName(this, 'Auth', props.authSecretName);
       this.deployment.addInitContainer(
         hardenedContainer({
           name: 'auth-setup',
@@ -147,15 +150,14 @@ export class TrackingServer extends Construct {
           volumeMounts: [{ path: '/tmp', volume: tmp }],
         }),
       );
+      authServer = {
+        MLFLOW_AUTH_CONFIG_PATH: kplus.EnvValue.fromValue(`${MLFLOW_AUTH_DIR}/basic_auth.ini`),
+        // One key for every worker, so sessions and CSRF tokens hold across them (later MLflow versions require it;
+        // 2.10 makes a random key per worker when Flask has none).
+        MLFLOW_FLASK_SERVER_SECRET_KEY: kplus.EnvValue.fromSecretValue({ secret: auth, key: SECRET_KEYS.flaskSecretKey }),
+      };
+      authArgs = ['--app-name=basic-auth'];
     }
-    const authServer: Record<string, kplus.EnvValue> = auth
-      ? {
-          MLFLOW_AUTH_CONFIG_PATH: kplus.EnvValue.fromValue(`${MLFLOW_AUTH_DIR}/basic_auth.ini`),
-          // One key for every worker, so sessions and CSRF tokens hold across them (later MLflow versions require it;
-          // 2.10 makes a random key per worker when Flask has none).
-          MLFLOW_FLASK_SERVER_SECRET_KEY: kplus.EnvValue.fromSecretValue({ secret: auth, key: SECRET_KEYS.flaskSecretKey }),
-        }
-      : {};
     const password = kplus.Secret.fromSecretName(this, 'DbPassword', backend.secretName);
     const health = { port: PORTS.mlflow, periodSeconds: Duration.seconds(5) };
     this.deployment.addContainer(
@@ -169,7 +171,7 @@ export class TrackingServer extends Construct {
           '--serve-artifacts',
           `--artifacts-destination=s3://${artifacts.bucket}/`,
           '--workers=2',
-          ...(auth ? ['--app-name=basic-auth'] : []),
+          ...authArgs,
         ],
         envVariables: {
           DB_PASSWORD: kplus.EnvValue.fromSecretValue({ secret: password, key: SECRET_KEYS.password }),

@@ -1,4 +1,8 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { Construct } from 'constructs';
 import { DdpCluster } from '../ddp-cluster';
@@ -8,7 +12,7 @@ import { MLFLOW_AUTH_DIR } from '../mlflow/tracking-server';
 import { SplitLearning } from '../split-learning';
 import { TrainingApi } from '../training-api';
 import { formatFinding, validateObjects } from '../../tools/validate';
-import { ANNOTATIONS, API_ENV, ENSURE_SECRETS_ENV, ENV, SECRET_KEYS, parseSecretSpecs, parseTrainerEnv } from '../../trainer/src/contract';
+import { ANNOTATIONS, ENSURE_SECRETS_ENV, ENV, SECRET_KEYS, parseSecretSpecs, parseTrainerEnv } from '../../trainer/src/contract';
 import { KubeObject, containers, find, podSpec, synth, testChart } from './helpers';
 
 /** MlflowStack's basicAuth: MLflow's basic-auth app, its admin generated into a Secret and handed to every trainer from it. */
@@ -64,15 +68,39 @@ describe('MlflowStack basicAuth', () => {
     const setup = podSpec(deployment).initContainers.find((c: any) => c.name === 'auth-setup');
     assert.ok(setup, 'an auth-setup init container');
     assert.deepEqual(setup.command.slice(0, 2), ['python', '-c']);
-    for (const word of ['admin_username', 'admin_password', 'database_uri', 'create_user', 'MLFLOW_AUTH_CONFIG_PATH']) {
-      assert.ok(setup.command[2].includes(word), `the setup script sets ${word}`);
-    }
     assert.deepEqual(env(setup).MLFLOW_ADMIN_PASSWORD.valueFrom, { secretKeyRef: { name: 'mlflow-auth', key: SECRET_KEYS.password } });
     assert.ok(
       setup.volumeMounts.some((m: any) => m.mountPath === '/tmp'),
       'the INI goes to the scratch volume the server mounts',
     );
     assertValid(objects, 'mlflow.yaml');
+  });
+
+  test('the setup step writes the INI MLflow 2.10 reads: the admin from the Secret, verbatim, mode 0600', () => {
+    const setup = podSpec(find(stackObjects(true), 'Deployment', 'mlflow')).initContainers.find((c: any) => c.name === 'auth-setup');
+    const script: string = setup.command[2];
+    // Run with this machine's python up to MLflow's own store (not installed here), in a scratch folder for its own.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tf-mlflow-ini-'));
+    try {
+      const local = script.replace(`d = ${JSON.stringify(MLFLOW_AUTH_DIR)}`, `d = ${JSON.stringify(dir)}`);
+      assert.notEqual(local, script, 'the script names its folder once');
+      const mlflowOnly = local.indexOf('from mlflow');
+      assert.ok(mlflowOnly > 0);
+      const env = { PATH: process.env.PATH ?? '', MLFLOW_ADMIN_USERNAME: 'ad%min', MLFLOW_ADMIN_PASSWORD: 'p%(w)s=;#x' };
+      execFileSync('python3', ['-c', local.slice(0, mlflowOnly)], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+      const ini = path.join(dir, 'basic_auth.ini');
+      assert.equal(fs.statSync(ini).mode & 0o777, 0o600);
+      const lines = fs.readFileSync(ini, 'utf8').split('\n');
+      assert.equal(lines[0], '[mlflow]');
+      assert.deepEqual(lines.slice(1, 5).sort(), [
+        'admin_password = p%(w)s=;#x',
+        'admin_username = ad%min',
+        `database_uri = sqlite:///${dir}/basic_auth.db`,
+        'default_permission = READ',
+      ]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('off by default: no auth app, no auth Secret, no setup step', () => {
@@ -133,7 +161,6 @@ describe('MlflowStack basicAuth', () => {
     const deployment = find(objects, 'Deployment', 'api');
     const container = podSpec(deployment).containers[0];
     assertCredentialsFromSecret(container, 'api');
-    assert.equal(env(container)[API_ENV.mlflowBasicAuth].value, 'true');
     assert.match(deployment.metadata.annotations![ANNOTATIONS.externalRefs], /(^|,)secret\/mlflow-auth(,|$)/);
     assertValid(objects, 'training-api.yaml');
   });

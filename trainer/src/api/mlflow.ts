@@ -46,21 +46,8 @@ export interface JobRunLookup {
   lookup(query: JobRunQuery): Promise<JobTracking>;
 }
 
-export interface MlflowRunsOptions {
-  /** e.g. http://mlflow:5000 */
-  readonly trackingUri: string;
-  /**
-   * Credentials for the tracking server (MLflow's variables of the API's own env).
-   *
-   * @default - none
-   */
-  readonly auth?: MlflowAuth;
-  /**
-   * Skip TLS verification of an https:// server.
-   *
-   * @default false
-   */
-  readonly insecureTls?: boolean;
+/** The tracking server (credentials from MLflow's variables of the API's own env), and how long to wait for it. */
+export interface MlflowRunsOptions extends MlflowConnection {
   /** @default 3000 */
   readonly timeoutMs?: number;
   /** Runs looked at per search (newest first). @default 10 */
@@ -68,7 +55,7 @@ export interface MlflowRunsOptions {
 }
 
 import { MLFLOW_ROLE_TAG } from '../contract';
-import { mlflowFetch, type MlflowAuth, type MlflowConnection } from '../tracking/mlflow-connection';
+import { authFailureHint, mlflowFetch, type MlflowConnection } from '../tracking/mlflow-connection';
 
 type Json = Record<string, unknown>;
 
@@ -81,18 +68,17 @@ export function runFilter(role: string): string {
 }
 
 export class MlflowRuns implements JobRunLookup {
-  private readonly baseUrl: string;
   private readonly timeoutMs: number;
   private readonly maxResults: number;
 
   private readonly connection: MlflowConnection;
 
   constructor(options: MlflowRunsOptions) {
-    this.baseUrl = options.trackingUri.replace(/\/+$/, '');
+    const { trackingUri, auth, insecureTls } = options;
     this.connection = {
-      trackingUri: this.baseUrl,
-      ...(options.auth === undefined ? {} : { auth: options.auth }),
-      ...(options.insecureTls === true ? { insecureTls: true } : {}),
+      trackingUri: trackingUri.replace(/\/+$/, ''),
+      ...(auth === undefined ? {} : { auth }),
+      ...(insecureTls === true ? { insecureTls: true } : {}),
     };
     this.timeoutMs = options.timeoutMs ?? 3000;
     this.maxResults = options.maxResults ?? 10;
@@ -123,7 +109,7 @@ export class MlflowRuns implements JobRunLookup {
 
   /** One request; undefined when MLflow answers RESOURCE_DOES_NOT_EXIST. Throws on anything else. */
   private async call(method: 'GET' | 'POST', path: string, body?: Json): Promise<Json | undefined> {
-    const response = await mlflowFetch(this.connection, `${this.baseUrl}${path}`, {
+    const response = await mlflowFetch(this.connection, `${this.connection.trackingUri}${path}`, {
       method,
       headers: body === undefined ? {} : { 'content-type': 'application/json' },
       body: body === undefined ? undefined : JSON.stringify(body),
@@ -138,7 +124,8 @@ export class MlflowRuns implements JobRunLookup {
     }
     if (response.ok) return parsed;
     if (parsed.error_code === 'RESOURCE_DOES_NOT_EXIST') return undefined;
-    throw new Error(`MLflow ${method} ${path.split('?')[0]} answered ${response.status} ${String(parsed.error_code ?? '')}`.trim());
+    const why = authFailureHint(this.connection, response.status) ?? String(parsed.error_code ?? '');
+    throw new Error(`MLflow ${method} ${path.split('?')[0]} answered ${response.status} ${why}`.trim());
   }
 }
 

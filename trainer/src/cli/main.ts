@@ -22,6 +22,7 @@ import {
   parseSecretSpecs,
   parseTrainerEnv,
 } from '../contract';
+import { formatTrackedRun } from '../contract/events';
 import { KubeApi } from '../kube/api-client';
 import { ensureSecrets } from '../kube/ensure-secrets';
 import { ROLE_RUNNERS } from '../roles';
@@ -122,10 +123,7 @@ function trackedRunJson(final: DoneEvent): Record<string, unknown> {
 
 /** The last line of a local run: where its tracked run went. */
 function trackedRunLine(final: DoneEvent): string | undefined {
-  const run = final.trackedRun;
-  if (run === undefined) return undefined;
-  const where = run.trackingUri ?? `the file store ${run.fileStore}`;
-  return `run ${run.runId ?? '(not created yet: spooled)'} in experiment ${JSON.stringify(run.experiment)} at ${where}`;
+  return final.trackedRun === undefined ? undefined : formatTrackedRun(final.trackedRun);
 }
 
 /** `run ddp|federated|split`: the job the submit flags describe, built by the API's construct, run locally. */

@@ -33,11 +33,6 @@ export const API_ENV = {
   /** Name of the MlflowStack the jobs report to; unset: jobs track to a file store in the pod. */
   mlflowStack: 'TENSORFLEET_API_MLFLOW_STACK',
   /**
-   * `true` when that MlflowStack runs MLflow's basic auth: each job's trainers then get the stack's credentials from
-   * its Secret (the API's own come in MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD).
-   */
-  mlflowBasicAuth: 'TENSORFLEET_API_MLFLOW_BASIC_AUTH',
-  /**
    * Base URL of the MLflow UI for run links (e.g. http://mlflow.example.com); the TrainingApi
    * construct sets it from its MlflowStack. Unset: the tracking URI (the UI is served there too).
    */

@@ -161,6 +161,20 @@ export const MLFLOW_CLIENT_ENV: ReadonlyArray<string> = [
   ENV.trackingInsecureTls,
 ];
 
+/**
+ * The {@link MLFLOW_CLIENT_ENV} variables `env` sets (an empty one counts as unset, as MLflow's client reads it), with
+ * `flagUri` (a command's `--tracking-uri`) over MLFLOW_TRACKING_URI when given.
+ */
+export function mlflowClientEnv(env: Readonly<Record<string, string | undefined>>, flagUri?: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of MLFLOW_CLIENT_ENV) {
+    const value = env[name];
+    if (value !== undefined && value !== '') out[name] = value;
+  }
+  if (flagUri !== undefined) out[ENV.trackingUri] = flagUri;
+  return out;
+}
+
 /** Everything a trainer process needs to know, whatever its role. */
 export interface TrainerConfig {
   readonly role: Role;

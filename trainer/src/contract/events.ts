@@ -45,6 +45,12 @@ export interface TrackedRun {
   readonly runId?: string;
 }
 
+/** `run <id> in experiment "<name>" at <uri or the file store path>` (no credentials: a tracking URI holds none). */
+export function formatTrackedRun(run: TrackedRun): string {
+  const where = run.trackingUri ?? `the file store ${run.fileStore}`;
+  return `run ${run.runId ?? '(not created yet)'} in experiment ${JSON.stringify(run.experiment)} at ${where}`;
+}
+
 export type TrainerEvent =
   | (EventBase & {
       event: 'start';

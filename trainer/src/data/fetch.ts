@@ -9,6 +9,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import { fileURLToPath } from 'node:url';
 import { ENV, S3_CREDENTIAL_ENV, TrainerError } from '../contract';
+import { authorizationHeader, type MlflowConnection } from '../tracking/mlflow-connection';
 import { EMPTY_SHA256, signV4, toAmzDate, uriEncodeSegment } from './sigv4';
 
 /** Env names of the S3 settings besides {@link ENV.s3Endpoint} (standard AWS SDK names). */
@@ -52,21 +53,12 @@ export interface FetchOptions {
    */
   readonly now?: () => Date;
   /**
-   * An MLflow tracking server (its artifact proxy): URLs of its `origin`, and only they (never a redirect elsewhere),
-   * get its `authorization` header and, with `insecureTls`, no certificate check.
+   * An MLflow tracking server (its artifact proxy): URLs of its origin, and only they (never a redirect elsewhere),
+   * get its Authorization header and, with `insecureTls`, no certificate check.
    *
    * @default - none
    */
-  readonly trackingServer?: TrackingServerAccess;
-}
-
-/** See {@link FetchOptions.trackingServer}. */
-export interface TrackingServerAccess {
-  readonly origin: string;
-  /** @default - no Authorization header */
-  readonly authorization?: string;
-  /** @default false */
-  readonly insecureTls?: boolean;
+  readonly trackingServer?: MlflowConnection;
 }
 
 interface ResolvedFetchOptions {
@@ -76,7 +68,7 @@ interface ResolvedFetchOptions {
   readonly maxRedirects: number;
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly now: () => Date;
-  readonly trackingServer?: TrackingServerAccess;
+  readonly trackingServer?: MlflowConnection;
 }
 
 function resolveOptions(options: FetchOptions): ResolvedFetchOptions {
@@ -123,13 +115,7 @@ export async function fetchBytes(location: string, options: FetchOptions = {}): 
       return readLocalFile(fileURLToPath(url!));
     case 'http:':
     case 'https:':
-      return httpGet(
-        url!,
-        location,
-        (target): Record<string, string> =>
-          server?.authorization !== undefined && server.origin === target.origin ? { authorization: server.authorization } : {},
-        o,
-      );
+      return httpGet(url!, location, (target) => serverAccess(server, target).headers, o);
     case 's3:':
       return s3Get(url!, location, o);
     default:
@@ -198,6 +184,17 @@ function s3Get(uri: URL, location: string, o: ResolvedFetchOptions): Promise<Buf
   return httpGet(url, `${location} (${url.href})`, headersFor, o);
 }
 
+/** What a request to `url` gets of the tracking server's access: only a URL of the server's own origin gets any. */
+function serverAccess(server: MlflowConnection | undefined, url: URL): { headers: Record<string, string>; insecureTls: boolean } {
+  if (server === undefined || !URL.canParse(server.trackingUri) || new URL(server.trackingUri).origin !== url.origin) {
+    return { headers: {}, insecureTls: false };
+  }
+  return {
+    headers: server.auth === undefined ? {} : { authorization: authorizationHeader(server.auth) },
+    insecureTls: server.insecureTls === true,
+  };
+}
+
 type Attempt =
   | { readonly kind: 'ok'; readonly body: Buffer }
   | { readonly kind: 'redirect'; readonly location: string }
@@ -229,8 +226,7 @@ async function getWithRetries(
     if (attempt > 1) await new Promise((r) => setTimeout(r, o.retryDelayMs * 2 ** (attempt - 2)));
     let result: Attempt;
     try {
-      const insecure = o.trackingServer?.insecureTls === true && o.trackingServer.origin === url.origin;
-      result = await getOnce(url, headersFor(url), o.timeoutMs, insecure);
+      result = await getOnce(url, headersFor(url), o.timeoutMs, serverAccess(o.trackingServer, url).insecureTls);
     } catch (err) {
       lastProblem = (err as Error).message;
       continue;

@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { DatasetName, ENV, LABELS, MLFLOW_CLIENT_ENV, ROLES, Role, TrainerEvent, parseTrainerEnv } from '../contract';
+import { DatasetName, ENV, LABELS, ROLES, Role, TrainerEvent, mlflowClientEnv, parseTrainerEnv } from '../contract';
 import { randomSecretValue } from '../kube/ensure-secrets';
 import { ProcessFailure, ProcessSource } from './process-failure';
 import { runFleet } from './run-fleet';
@@ -110,11 +110,8 @@ export function localEnv(workload: LocalWorkload, options: LocalRunOptions, toke
   // MLflow's variables: a flag overrides the user's env, which overrides the chart. The chart's tracking URI is a
   // Service of its cluster: without a flag or env, runs go to the local file store.
   const user = options.userEnv ?? process.env;
-  for (const name of MLFLOW_CLIENT_ENV) {
-    const value = user[name];
-    if (value !== undefined && value !== '') env[name] = value;
-    else if (name === ENV.trackingUri) delete env[name];
-  }
+  delete env[ENV.trackingUri];
+  Object.assign(env, mlflowClientEnv(user));
   if (options.trackingUri !== undefined) env[ENV.trackingUri] = options.trackingUri;
   if (options.experimentName !== undefined) env[ENV.experimentName] = options.experimentName;
   if (options.dataDir !== undefined) env[ENV.datasetUri] = resolveDataDir(options.dataDir, (env[ENV.dataset] ?? 'mnist') as DatasetName);

@@ -16,7 +16,7 @@ import type * as tf from '@tensorflow/tfjs';
 import { ENV } from '../contract/env';
 import { TrainerError } from '../contract/errors';
 import { type FetchOptions, fetchBytes } from '../data/fetch';
-import { authorizationHeader, type MlflowAuth } from '../tracking/mlflow-connection';
+import type { MlflowConnection } from '../tracking/mlflow-connection';
 
 /** The file name of a model's topology and weights manifest. */
 export const MODEL_JSON = 'model.json';
@@ -42,30 +42,15 @@ export interface FetchedModel {
 }
 
 export interface ModelUriContext {
-  /** MLflow tracking server for runs:/ URIs. @default - the file store under {@link outputDir} */
-  readonly trackingUri?: string;
-  /** Credentials for {@link trackingUri} (MLflow's variables), sent to it only. @default - none */
-  readonly trackingAuth?: MlflowAuth;
-  /** Skip TLS verification of an https:// {@link trackingUri} (MLFLOW_TRACKING_INSECURE_TLS). @default false */
-  readonly trackingInsecureTls?: boolean;
+  /**
+   * MLflow tracking server for runs:/ URIs; its credentials and TLS switch go to its own origin only (it is the
+   * {@link FetchOptions.trackingServer} of every fetch). @default - the file store under {@link outputDir}
+   */
+  readonly tracking?: MlflowConnection;
   /** Holds the local MLflow file store (mlruns/). @default - runs:/ URIs need a trackingUri */
   readonly outputDir?: string;
   /** @default - the defaults of {@link FetchOptions} */
   readonly fetch?: FetchOptions;
-}
-
-/** The fetch options of `context`, with the tracking server's credentials for its own URLs (runs/get, the artifact proxy). */
-function fetchOptions(context: ModelUriContext): FetchOptions | undefined {
-  const { trackingUri, trackingAuth, trackingInsecureTls } = context;
-  if (trackingUri === undefined || !URL.canParse(trackingUri) || (trackingAuth === undefined && trackingInsecureTls !== true)) {
-    return context.fetch;
-  }
-  const trackingServer = {
-    origin: new URL(trackingUri).origin,
-    ...(trackingAuth === undefined ? {} : { authorization: authorizationHeader(trackingAuth) }),
-    ...(trackingInsecureTls === true ? { insecureTls: true } : {}),
-  };
-  return { ...context.fetch, trackingServer };
 }
 
 function modelError(uri: string, message: string, cause?: unknown): TrainerError {
@@ -102,12 +87,14 @@ export function parseRunsUri(uri: string): { runId: string; path: string } {
 
 /** The artifacts root (a fetchable location, no trailing slash) of MLflow run `runId`. */
 async function runArtifactRoot(uri: string, runId: string, context: ModelUriContext): Promise<string> {
-  if (context.trackingUri !== undefined) {
-    const base = context.trackingUri.replace(/\/+$/, '');
+  if (context.tracking !== undefined) {
+    const base = context.tracking.trackingUri.replace(/\/+$/, '');
     const runsGet = `${base}/api/2.0/mlflow/runs/get?run_id=${encodeURIComponent(runId)}`;
     let body: { run?: { info?: { artifact_uri?: string } } };
     try {
-      body = JSON.parse((await fetchBytes(runsGet, fetchOptions(context))).toString('utf8')) as typeof body;
+      body = JSON.parse(
+        (await fetchBytes(runsGet, { ...context.fetch, trackingServer: context.tracking })).toString('utf8'),
+      ) as typeof body;
     } catch (err) {
       throw modelError(
         uri,
@@ -166,9 +153,10 @@ export async function resolveModelUri(uri: string, context: ModelUriContext = {}
 /** Fetch the model.json `uri` names and, when its manifest lists any, its weight shards. */
 export async function fetchModel(uri: string, context: ModelUriContext = {}): Promise<FetchedModel> {
   const location = await resolveModelUri(uri, context);
+  const options: FetchOptions = { ...context.fetch, trackingServer: context.tracking };
   let json: ModelJson;
   try {
-    json = JSON.parse((await fetchBytes(location, fetchOptions(context))).toString('utf8')) as ModelJson;
+    json = JSON.parse((await fetchBytes(location, options)).toString('utf8')) as ModelJson;
   } catch (err) {
     throw modelError(uri, `cannot read the model's ${MODEL_JSON} at ${location}: ${(err as Error).message}`, err);
   }
@@ -188,7 +176,7 @@ export async function fetchModel(uri: string, context: ModelUriContext = {}): Pr
       .map(async (path) => {
         const shard = siblingLocation(location, path);
         try {
-          return await fetchBytes(shard, fetchOptions(context));
+          return await fetchBytes(shard, options);
         } catch (err) {
           throw modelError(uri, `cannot read the weight shard ${shard} listed in ${location}: ${(err as Error).message}`, err);
         }

@@ -18,7 +18,7 @@ import type { FetchOptions } from '../data/fetch';
 import { initBackend } from './backend';
 import { fetchModel } from './model-uri';
 import { buildModel } from './models';
-import { mlflowAuth } from '../tracking/mlflow-connection';
+import { mlflowConnection } from '../tracking/mlflow-connection';
 import { hasConvolutionLayers, type OutputActivation, seedInitializers, stripOutputActivation } from './topology';
 
 /** The config's fields that say which model to train. */
@@ -73,11 +73,9 @@ function formatShape(shape: readonly (number | null)[]): string {
 
 async function loadUserModel(uri: string, config: ModelConfig, shape: DataShape, options: CreateModelOptions): Promise<CreatedModel> {
   const log = options.log ?? (() => undefined);
-  const trackingAuth = mlflowAuth(config);
+  const tracking = mlflowConnection(config);
   const fetched = await fetchModel(uri, {
-    trackingUri: config.trackingUri,
-    ...(trackingAuth === undefined ? {} : { trackingAuth }),
-    ...(config.trackingInsecureTls === true ? { trackingInsecureTls: true } : {}),
+    ...(tracking === undefined ? {} : { tracking }),
     outputDir: config.outputDir,
     fetch: options.fetch,
   });

@@ -4,7 +4,7 @@
  * checked, and a refusal names the endpoint, the field and what was expected.
  */
 import { TrainerError } from '../contract';
-import { MlflowConnection, mlflowFetch } from '../tracking/mlflow-connection';
+import { MlflowConnection, authFailureHint, mlflowFetch } from '../tracking/mlflow-connection';
 import { checkRunId } from '../tracking/file-store-reader';
 import { MetricPoint, RunData, emptyRecord } from '../tracking/run-data';
 
@@ -130,7 +130,8 @@ async function getJson(connection: MlflowConnection, base: string, endpoint: str
     const body = parsed !== null && typeof parsed === 'object' ? (parsed as Json) : {};
     const code = typeof body['error_code'] === 'string' ? body['error_code'] : '(no error_code)';
     const message = typeof body['message'] === 'string' ? body['message'] : text;
-    throw new TrainerError('TRAINER_ERR_TRACKING', `${what} answered ${response.status} ${code}: ${message.slice(0, 200)}`);
+    const why = authFailureHint(connection, response.status) ?? code;
+    throw new TrainerError('TRAINER_ERR_TRACKING', `${what} answered ${response.status} ${why}: ${message.slice(0, 200)}`);
   }
   return asObject(parsed, `${endpoint} answer`);
 }

@@ -50,12 +50,11 @@ export async function runApi(config: TrainerConfig): Promise<void> {
     }
     // The UI is served by the tracking server itself unless the chart names another address (an Ingress).
     const uiUrl = (process.env[API_ENV.mlflowUiUrl] || config.trackingUri)?.replace(/\/+$/, '');
+    const connection = mlflowConnection(config);
     const jobsOptions = {
       namespace,
       // Each job's run: progress, how a federated or split job ended, and its link in the MLflow UI.
-      tracking: config.trackingUri
-        ? { runs: new MlflowRuns({ ...mlflowConnection(config)!, trackingUri: config.trackingUri }), uiUrl }
-        : undefined,
+      tracking: connection === undefined ? undefined : { runs: new MlflowRuns(connection), uiUrl },
     };
     const jobs = process.env.KUBERNETES_SERVICE_HOST
       ? KubeJobs.inCluster(jobsOptions)
@@ -76,7 +75,8 @@ export async function runApi(config: TrainerConfig): Promise<void> {
       build: {
         defaultImage: process.env[API_ENV.defaultImage],
         mlflowStack: process.env[API_ENV.mlflowStack],
-        mlflowBasicAuth: process.env[API_ENV.mlflowBasicAuth] === 'true',
+        // Basic auth on the stack: the chart gives the API the stack's credentials, which its jobs then get too.
+        mlflowBasicAuth: config.trackingUsername !== undefined,
       },
     });
     await new Promise<void>((resolve, reject) => {

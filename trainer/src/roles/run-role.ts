@@ -22,14 +22,13 @@
 import { MLFLOW_TAGS } from '../contract/api';
 import type { TrainerConfig } from '../contract/env';
 import type { TrainerError } from '../contract/errors';
-import type { TrackedRun } from '../contract/events';
+import { formatTrackedRun, type TrackedRun } from '../contract/events';
 import {
   createTracker,
   finishOnSignals,
-  formatRunLocation,
   formatTrackingDelivery,
   guardTracker,
-  mlflowAuth,
+  mlflowConnection,
   trackingSpoolDir,
   type ParamValue,
   type Tracker,
@@ -83,15 +82,7 @@ export async function runRole(config: TrainerConfig, spec: RoleSpec, body: (role
   const trackingState = (): string => formatTrackingDelivery(tracked?.delivery?.() ?? { state: 'off' });
   /** Where the role's run went, once it started one. */
   let started: Tracker | undefined;
-  const trackedRun = (): TrackedRun | undefined => {
-    const location = started?.location?.();
-    if (location === undefined) return undefined;
-    return {
-      ...(location.store === 'server' ? { trackingUri: location.trackingUri } : { fileStore: location.path }),
-      experiment: location.experimentName,
-      ...(location.runId === undefined ? {} : { runId: location.runId }),
-    };
-  };
+  const trackedRun = (): TrackedRun | undefined => started?.location?.();
   // Every done event says where tracking stands and where the run went (the JSON line of `tensorfleet run` reports both).
   const emit: RoleOutput['emit'] = (event) => {
     if (event.event !== 'done') return output.emit(event);
@@ -157,7 +148,7 @@ export async function runRole(config: TrainerConfig, spec: RoleSpec, body: (role
   } finally {
     await health.close();
     const location = started?.location?.();
-    log(`tracking: ${trackingState()}${location === undefined ? '' : `; ${formatRunLocation(location)}`}`);
+    log(`tracking: ${trackingState()}${location === undefined ? '' : `; ${formatTrackedRun(location)}`}`);
     made.tracker?.close?.();
   }
 }
@@ -169,9 +160,9 @@ function makeTracker(
   warn: (message: string) => void,
 ): { readonly tracker?: Tracker; readonly error?: unknown } {
   try {
+    const connection = mlflowConnection(config);
     const tracker = createTracker({
-      trackingUri: config.trackingUri,
-      ...(config.trackingUri === undefined ? {} : credentialsOf(config)),
+      ...(connection === undefined ? {} : { connection }),
       experimentName: config.experimentName,
       outputDir: config.outputDir,
       spoolDir: trackingSpoolDir(config.checkpointDir, config.role, spec.rank),
@@ -183,10 +174,4 @@ function makeTracker(
   } catch (error) {
     return { error };
   }
-}
-
-/** The tracking server's credentials and TLS switch from MLflow's variables (MLflow's precedence: basic, else bearer). */
-function credentialsOf(config: TrainerConfig): { auth?: ReturnType<typeof mlflowAuth>; insecureTls?: boolean } {
-  const auth = mlflowAuth(config);
-  return { ...(auth === undefined ? {} : { auth }), ...(config.trackingInsecureTls === true ? { insecureTls: true } : {}) };
 }

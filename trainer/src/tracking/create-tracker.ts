@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import { FileStoreTracker } from './file-store-tracker';
-import type { MlflowAuth } from './mlflow-connection';
+import type { MlflowConnection } from './mlflow-connection';
 import { SpooledMlflowTracker } from './spooled-tracker';
 import { Tracker } from './tracker';
 
@@ -9,23 +9,11 @@ export const TRACKING_SPOOL_DIR = 'tracking-spool';
 
 export interface CreateTrackerOptions {
   /**
-   * MLflow tracking server URL (MLFLOW_TRACKING_URI).
+   * The MLflow tracking server (see mlflow-connection.ts: `mlflowConnection`).
    *
    * @default - no server: runs go to MLflow's file-store layout under `<outputDir>/mlruns`
    */
-  readonly trackingUri?: string;
-  /**
-   * Credentials for the tracking server (see mlflow-connection.ts: `mlflowAuth`).
-   *
-   * @default - none
-   */
-  readonly auth?: MlflowAuth;
-  /**
-   * Skip TLS verification of an https:// tracking server.
-   *
-   * @default false
-   */
-  readonly insecureTls?: boolean;
+  readonly connection?: MlflowConnection;
   readonly experimentName: string;
   /** Where the file store is written when there is no tracking URI. */
   readonly outputDir: string;
@@ -51,12 +39,9 @@ export function trackingSpoolDir(checkpointDir: string, role: string, rank: numb
 
 /** MLflow REST (spooled) when a tracking URI is set, else the local file store under outputDir/mlruns. */
 export function createTracker(options: CreateTrackerOptions): Tracker {
-  const trackingUri = options.trackingUri?.trim() ?? '';
-  if (trackingUri.length > 0) {
+  if (options.connection !== undefined) {
     return new SpooledMlflowTracker({
-      trackingUri,
-      ...(options.auth === undefined ? {} : { auth: options.auth }),
-      ...(options.insecureTls === undefined ? {} : { insecureTls: options.insecureTls }),
+      ...options.connection,
       experimentName: options.experimentName,
       spoolDir: options.spoolDir ?? path.join(options.outputDir, TRACKING_SPOOL_DIR),
       ...(options.onWarning === undefined ? {} : { onWarning: options.onWarning }),

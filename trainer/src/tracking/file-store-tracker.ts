@@ -3,11 +3,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { TrainerError } from '../contract';
+import { TrainerError, type TrackedRun } from '../contract';
 import { atomicWriteSync } from '../fsutil/atomic-write';
 import { findExperimentId, listExperimentIds } from './file-store-reader';
 import { FILE_STORE_RUN_STATUS } from './run-status';
-import { checkArtifactPath, checkKey, checkRunEndStatus, noActiveRun, ParamValue, RunEndStatus, RunLocation, Tracker } from './tracker';
+import { checkArtifactPath, checkKey, checkRunEndStatus, noActiveRun, ParamValue, RunEndStatus, Tracker } from './tracker';
 
 export { FILE_STORE_RUN_STATUS, RUN_STATUS_NAMES, runStatusName } from './run-status';
 
@@ -58,9 +58,9 @@ export class FileStoreTracker implements Tracker {
   }
 
   /** The file store, the experiment, and the latest run's id (kept after it ends). */
-  location(): RunLocation {
+  location(): TrackedRun {
     const runId = this.run?.runId ?? this.latestRunId;
-    return { store: 'file', path: this.rootDir, experimentName: this.experimentName, ...(runId === undefined ? {} : { runId }) };
+    return { fileStore: this.rootDir, experiment: this.experimentName, ...(runId === undefined ? {} : { runId }) };
   }
 
   /** The run's directory, while a run is active. */

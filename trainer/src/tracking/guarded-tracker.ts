@@ -3,7 +3,8 @@
  * which turns an error (a full disk under the spool, a refused key, a file-store write) into a warning and
  * returns as if it had worked. The warnings are bounded: the first few, then one every 1,000.
  */
-import type { FinishOptions, ParamValue, RunEndStatus, RunLocation, Tracker, TrackingDelivery } from './tracker';
+import type { FinishOptions, ParamValue, RunEndStatus, Tracker, TrackingDelivery } from './tracker';
+import type { TrackedRun } from '../contract';
 
 /** Warnings told in full before they are thinned out. */
 const FULL_WARNINGS = 5;
@@ -44,7 +45,7 @@ export function guardTracker(tracker: Tracker, warn: (message: string) => void):
         failed(`finish ${status}`, err);
       }
     },
-    ...(tracker.location === undefined ? {} : { location: (): RunLocation => tracker.location!() }),
+    ...(tracker.location === undefined ? {} : { location: (): TrackedRun => tracker.location!() }),
     delivery: (): TrackingDelivery => tracker.delivery?.() ?? { state: 'delivered' },
     startDelivery: () => guard('startDelivery', () => tracker.startDelivery?.()),
     close: () => guard('close', () => tracker.close?.()),

@@ -1,22 +1,9 @@
-import { ENV, TrainerError } from '../contract';
-import { describeMlflowAuth, mlflowFetch, type MlflowAuth, type MlflowConnection } from './mlflow-connection';
+import { TrainerError } from '../contract';
+import { authFailureHint, mlflowFetch, type MlflowConnection } from './mlflow-connection';
 import { checkArtifactPath } from './tracker';
 
-export interface MlflowClientOptions {
-  /** Base URL of the MLflow tracking server, e.g. `http://mlflow:5000`. */
-  readonly trackingUri: string;
-  /**
-   * Credentials sent with every request (see mlflow-connection.ts).
-   *
-   * @default - none
-   */
-  readonly auth?: MlflowAuth;
-  /**
-   * Skip TLS verification of an https:// server (MLFLOW_TRACKING_INSECURE_TLS).
-   *
-   * @default false
-   */
-  readonly insecureTls?: boolean;
+/** The server (its URI, credentials sent with every request and TLS switch: see mlflow-connection.ts), and how to call it. */
+export interface MlflowClientOptions extends MlflowConnection {
   /**
    * Attempts per request (first try included) on 5xx, 429 and connection errors.
    *
@@ -106,29 +93,29 @@ type Json = Record<string, unknown>;
 
 /** MLflow REST API 2.0 calls with retries; knows nothing about buffering. */
 export class MlflowClient {
-  readonly baseUrl: string;
+  /** The server, its URI without a trailing slash. */
+  readonly connection: MlflowConnection;
   readonly maxAttempts: number;
   readonly initialBackoffMs: number;
   readonly maxBackoffMs: number;
   readonly maxRetryTimeMs: number;
   readonly requestTimeoutMs: number;
   private readonly signal?: AbortSignal;
-  private readonly connection: MlflowConnection;
 
   constructor(options: MlflowClientOptions) {
     this.signal = options.signal;
-    this.baseUrl = options.trackingUri.replace(/\/+$/, '');
+    const { trackingUri, auth, insecureTls } = options;
     this.connection = {
-      trackingUri: this.baseUrl,
-      ...(options.auth === undefined ? {} : { auth: options.auth }),
-      ...(options.insecureTls === true ? { insecureTls: true } : {}),
+      trackingUri: trackingUri.replace(/\/+$/, ''),
+      ...(auth === undefined ? {} : { auth }),
+      ...(insecureTls === true ? { insecureTls: true } : {}),
     };
     this.maxAttempts = options.maxAttempts ?? 6;
     this.initialBackoffMs = options.initialBackoffMs ?? 250;
     this.maxBackoffMs = options.maxBackoffMs ?? 8000;
     this.maxRetryTimeMs = options.maxRetryTimeMs ?? 30000;
     this.requestTimeoutMs = options.requestTimeoutMs ?? 15000;
-    if (!/^https?:\/\/./.test(this.baseUrl)) {
+    if (!/^https?:\/\/./.test(this.connection.trackingUri)) {
       throw new TrainerError('TRAINER_ERR_TRACKING', `trackingUri must be an http(s) URL, got ${JSON.stringify(options.trackingUri)}`);
     }
     if (!Number.isInteger(this.maxAttempts) || this.maxAttempts < 1) {
@@ -269,7 +256,7 @@ export class MlflowClient {
   }
 
   private async once(method: string, path: string, body?: Json | Uint8Array): Promise<Json> {
-    const url = this.baseUrl + path;
+    const url = this.connection.trackingUri + path;
     const what = `${method} ${path.split('?')[0]}`;
     // One controller per attempt, aborted by its own timer (which covers reading the body too) or by the client's
     // signal: a request never outlives requestTimeoutMs, whatever the connection does.
@@ -292,7 +279,9 @@ export class MlflowClient {
         });
       } catch (err) {
         const reason = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
-        throw new MlflowApiError(`MLflow ${what} at ${this.baseUrl} failed: ${reason}`, undefined, undefined, { cause: err });
+        throw new MlflowApiError(`MLflow ${what} at ${this.connection.trackingUri} failed: ${reason}`, undefined, undefined, {
+          cause: err,
+        });
       }
       text = await response.text().catch(() => '');
     } finally {
@@ -309,18 +298,10 @@ export class MlflowClient {
       const errorCode = typeof parsed['error_code'] === 'string' ? parsed['error_code'] : undefined;
       // The server's message may hold backend SQL; keep it short and lead with the error_code.
       const detail = typeof parsed['message'] === 'string' ? parsed['message'].slice(0, 200) : text.slice(0, 200);
-      if (response.status === 401 || response.status === 403) {
-        // MLflow's basic-auth app answers in plain text; say what was sent and what would be.
-        const sent = describeMlflowAuth(this.connection.auth);
-        const variables = `${ENV.trackingUsername} and ${ENV.trackingPassword}, or ${ENV.trackingToken}`;
-        const hint =
-          response.status === 403
-            ? 'these credentials may not do this'
-            : this.connection.auth === undefined
-              ? `the server wants credentials (${variables})`
-              : `the server refused them (check ${variables})`;
+      const hint = authFailureHint(this.connection, response.status);
+      if (hint !== undefined) {
         throw new MlflowApiError(
-          `MLflow ${what} at ${this.baseUrl} answered ${response.status} with ${sent}: ${hint}: ${detail.trim()}`,
+          `MLflow ${what} at ${this.connection.trackingUri} answered ${response.status} ${hint}: ${detail.trim()}`,
           response.status,
           errorCode,
         );

@@ -9,7 +9,7 @@
  */
 import * as http from 'node:http';
 import * as https from 'node:https';
-import { ENV, MLFLOW_CLIENT_ENV, TrainerError, parseTrainerEnv, type TrainerConfig } from '../contract';
+import { ENV, TrainerEnvError, TrainerError, mlflowClientEnv, parseTrainerEnv, type TrainerConfig } from '../contract';
 
 /** Credentials for the tracking server. */
 export type MlflowAuth =
@@ -54,21 +54,21 @@ export function mlflowConnectionFrom(
   flagUri: string | undefined,
   env: Readonly<Record<string, string | undefined>> = process.env,
 ): MlflowConnection | undefined {
-  if (flagUri !== undefined && !/^https?:\/\/[^/\s@]+(\/|$)/.test(flagUri)) {
-    throw new TrainerError(
-      'TRAINER_ERR_INVALID_ARGUMENT',
-      `--tracking-uri must be an http:// or https:// URL of an MLflow tracking server without credentials, got ${JSON.stringify(flagUri.replace(/\/\/[^/@\s]*@/, '//***@'))}`,
-    );
+  // The contract's checks of MLflow's variables (the flag in MLFLOW_TRACKING_URI's place); role and job are stand-ins
+  // it requires.
+  try {
+    return mlflowConnection(parseTrainerEnv({ ...mlflowClientEnv(env, flagUri), [ENV.role]: 'ddp', [ENV.jobName]: 'cli' }));
+  } catch (err) {
+    const flagProblem = flagUri === undefined || !(err instanceof TrainerEnvError) ? undefined : problemOf(err, ENV.trackingUri);
+    if (flagProblem === undefined) throw err;
+    // The same check and wording (a URL's credentials masked), naming what the user typed.
+    throw new TrainerError('TRAINER_ERR_INVALID_ARGUMENT', `--tracking-uri${flagProblem.slice(ENV.trackingUri.length)}`);
   }
-  const mlflowEnv: Record<string, string> = {};
-  for (const name of MLFLOW_CLIENT_ENV) {
-    const value = env[name];
-    if (value !== undefined && value !== '') mlflowEnv[name] = value;
-  }
-  if (flagUri !== undefined) mlflowEnv[ENV.trackingUri] = flagUri;
-  // The contract's checks of MLflow's variables; role and job are stand-ins it requires.
-  const config = parseTrainerEnv({ ...mlflowEnv, [ENV.role]: 'ddp', [ENV.jobName]: 'cli' });
-  return mlflowConnection(config);
+}
+
+/** The problem of `err` about variable `name`, if any. */
+function problemOf(err: TrainerEnvError, name: string): string | undefined {
+  return err.problems.find((problem) => problem.startsWith(`${name} `));
 }
 
 /** The Authorization header value of `auth`. */
@@ -86,20 +86,43 @@ export function describeMlflowAuth(auth: MlflowAuth | undefined): string {
   return auth.kind === 'basic' ? 'basic auth' : 'a bearer token';
 }
 
+/**
+ * For a 401 or 403 answer, what was sent and what to do: `with no credentials: the server wants credentials (set ...)`;
+ * undefined for any other status. MLflow's basic-auth app answers in plain text, so this is all a caller can say.
+ */
+export function authFailureHint(connection: MlflowConnection, status: number): string | undefined {
+  if (status !== 401 && status !== 403) return undefined;
+  const variables = `${ENV.trackingUsername} and ${ENV.trackingPassword}, or ${ENV.trackingToken}`;
+  const hint =
+    status === 403
+      ? 'these credentials may not do this'
+      : connection.auth === undefined
+        ? `the server wants credentials (${variables})`
+        : `the server refused them (check ${variables})`;
+  return `with ${describeMlflowAuth(connection.auth)}: ${hint}`;
+}
+
 /** What {@link mlflowFetch} takes: a fetch init without anything a plain https request cannot send. */
 export interface MlflowRequestInit {
   readonly method: string;
   readonly headers: Readonly<Record<string, string>>;
   readonly body?: string | Uint8Array;
   readonly signal?: AbortSignal;
-  /** fetch's redirect mode (a plain https request never follows one). @default 'follow' */
+  /**
+   * fetch's redirect mode. Over an insecure https connection (a plain https request, which never follows one) 'follow'
+   * and 'manual' both hand back the 3xx answer as it came, and 'error' rejects as fetch does.
+   * @default 'follow'
+   */
   readonly redirect?: 'follow' | 'error' | 'manual';
 }
+
+/** Statuses whose answer has no body (a Response with one throws). */
+const NULL_BODY_STATUSES: ReadonlySet<number> = new Set([101, 103, 204, 205, 304]);
 
 /**
  * fetch with the connection's Authorization header; through node:https without certificate checks when the
  * connection is insecure (fetch has no such switch). Connection errors reject with the failing error as `cause`, as
- * fetch's do.
+ * fetch's do. See {@link MlflowRequestInit.redirect} for redirects.
  */
 export function mlflowFetch(connection: MlflowConnection, url: string, init: MlflowRequestInit): Promise<Response> {
   const headers = { ...init.headers, ...(connection.auth === undefined ? {} : { Authorization: authorizationHeader(connection.auth) }) };
@@ -107,15 +130,33 @@ export function mlflowFetch(connection: MlflowConnection, url: string, init: Mlf
     return fetch(url, { method: init.method, headers, body: init.body, signal: init.signal, redirect: init.redirect });
   }
   return new Promise<Response>((resolve, reject) => {
+    const fail = (err: unknown): void => reject(new Error('fetch failed', { cause: err }));
     const request = https.request(url, { method: init.method, headers, rejectUnauthorized: false, signal: init.signal }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('error', (err) => reject(new Error('fetch failed', { cause: err })));
-      res.on('end', () => resolve(new Response(Buffer.concat(chunks), { status: res.statusCode ?? 502, headers: plainHeaders(res) })));
+      res.on('error', fail);
+      res.on('end', () => {
+        // Nothing may throw out of a listener (it would crash the process): every outcome settles the promise.
+        try {
+          resolve(toResponse(res, Buffer.concat(chunks), init.redirect ?? 'follow'));
+        } catch (err) {
+          fail(err);
+        }
+      });
     });
-    request.on('error', (err) => reject(new Error('fetch failed', { cause: err })));
+    request.on('error', fail);
     request.end(init.body === undefined ? undefined : init.body);
   });
+}
+
+function toResponse(res: http.IncomingMessage, body: Buffer, redirect: NonNullable<MlflowRequestInit['redirect']>): Response {
+  const status = res.statusCode ?? 502;
+  if (redirect === 'error' && status >= 300 && status < 400 && res.headers.location !== undefined) {
+    throw new TypeError(`redirect to ${JSON.stringify(res.headers.location)} refused (redirect mode 'error')`);
+  }
+  // Response takes statuses 200-599 only; anything else from a server is a failed request.
+  if (status < 200 || status > 599) throw new TypeError(`the server answered status ${status}, not an HTTP answer fetch takes`);
+  return new Response(NULL_BODY_STATUSES.has(status) ? null : body, { status, headers: plainHeaders(res) });
 }
 
 function plainHeaders(res: http.IncomingMessage): Record<string, string> {

@@ -11,9 +11,9 @@
  *    either way: `delivery()` says `delivered` or `pending (N items at PATH)`. Delivery goes on for as long as
  *    the process lives; a restarted pod delivers the rest.
  */
-import { TrainerError } from '../contract';
+import { TrainerError, type TrackedRun } from '../contract';
 import { MlflowClient } from './mlflow-client';
-import type { MlflowAuth } from './mlflow-connection';
+import type { MlflowConnection } from './mlflow-connection';
 import { Spool } from './spool';
 import { SpoolSender } from './spool-sender';
 import {
@@ -24,26 +24,12 @@ import {
   type FinishOptions,
   type ParamValue,
   type RunEndStatus,
-  type RunLocation,
   type Tracker,
   type TrackingDelivery,
 } from './tracker';
 
-export interface SpooledTrackerOptions {
-  /** Base URL of the MLflow tracking server. */
-  readonly trackingUri: string;
-  /**
-   * Credentials for the server (never spooled: a restarted process sends its own).
-   *
-   * @default - none
-   */
-  readonly auth?: MlflowAuth;
-  /**
-   * Skip TLS verification of an https:// server.
-   *
-   * @default false
-   */
-  readonly insecureTls?: boolean;
+/** The server (its credentials are never spooled: a restarted process sends its own), and what to spool for it. */
+export interface SpooledTrackerOptions extends MlflowConnection {
   readonly experimentName: string;
   /** The spool folder on the pod's volume (one per role and rank). */
   readonly spoolDir: string;
@@ -125,7 +111,7 @@ export class SpooledMlflowTracker implements Tracker {
     this.client = new MlflowClient({
       trackingUri: options.trackingUri,
       ...(options.auth === undefined ? {} : { auth: options.auth }),
-      ...(options.insecureTls === undefined ? {} : { insecureTls: options.insecureTls }),
+      ...(options.insecureTls === true ? { insecureTls: true } : {}),
       maxAttempts: 1,
       requestTimeoutMs,
       signal: this.closing.signal,
@@ -140,12 +126,11 @@ export class SpooledMlflowTracker implements Tracker {
   }
 
   /** The server, the experiment, and the latest run's id once the server created it. */
-  location(): RunLocation {
-    const runId = (this.current ?? this.latest)?.run?.runId;
+  location(): TrackedRun {
+    const runId = this.latest?.run?.runId;
     return {
-      store: 'server',
-      trackingUri: this.client.baseUrl,
-      experimentName: this.experimentName,
+      trackingUri: this.client.connection.trackingUri,
+      experiment: this.experimentName,
       ...(runId === undefined ? {} : { runId }),
     };
   }

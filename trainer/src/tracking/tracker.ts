@@ -1,4 +1,4 @@
-import { TrainerError } from '../contract';
+import { TrainerError, type TrackedRun } from '../contract';
 
 /** Terminal statuses a run can end with (MLflow's RunStatus names). */
 export const RUN_END_STATUSES = ['FINISHED', 'FAILED', 'KILLED'] as const;
@@ -29,7 +29,7 @@ export interface Tracker {
    *
    * @default - unknown
    */
-  location?(): RunLocation;
+  location?(): TrackedRun;
   /**
    * Whether everything the tracker was given has reached its store.
    *
@@ -64,21 +64,6 @@ export type TrackingDelivery =
   | { readonly state: 'delivered' }
   | { readonly state: 'pending'; readonly items: number; readonly path: string }
   | { readonly state: 'off' };
-
-/**
- * Where a tracker's run went: an MLflow tracking server (its URI; the run id once the server created the run) or the
- * local MLflow file store (its `mlruns` folder).
- */
-export type RunLocation =
-  | { readonly store: 'server'; readonly trackingUri: string; readonly experimentName: string; readonly runId?: string }
-  | { readonly store: 'file'; readonly path: string; readonly experimentName: string; readonly runId?: string };
-
-/** `run <id> in experiment "<name>" at <uri or path>` (no credentials: a tracking URI holds none). */
-export function formatRunLocation(location: RunLocation): string {
-  const where = location.store === 'server' ? location.trackingUri : `the file store ${location.path}`;
-  const run = location.runId === undefined ? 'run (not created yet)' : `run ${location.runId}`;
-  return `${run} in experiment ${JSON.stringify(location.experimentName)} at ${where}`;
-}
 
 /** `delivered`, `pending (N items at PATH)` or `off`. */
 export function formatTrackingDelivery(delivery: TrackingDelivery): string {

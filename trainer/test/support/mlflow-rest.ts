@@ -7,6 +7,7 @@
 import * as http from 'node:http';
 import * as https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
+import { basicAuthGate, type RequiredAuth } from './basic-auth-gate';
 
 /**
  * String ids, empty fields left out, RESOURCE_ALREADY_EXISTS on a duplicate name with backend SQL in the
@@ -23,12 +24,8 @@ export class FakeMlflow {
   readonly batches: Array<{ metrics: number; params: number; tags: number }> = [];
   readonly artifacts = new Map<string, { contentType?: string; bytes: Buffer }>();
   readonly requests: Array<{ method: string; path: string; contentType?: string }> = [];
-  /**
-   * Check credentials on every request but /health, as MLflow's basic-auth app (`mlflow server --app-name basic-auth`)
-   * does: without them or with wrong ones, 401 in plain text with `WWW-Authenticate: Basic realm="mlflow"`. A token
-   * stands for a proxy in front of MLflow that checks `Authorization: Bearer <token>` the same way.
-   */
-  requireAuth?: { readonly username: string; readonly password: string } | { readonly token: string };
+  /** Credentials every request but /health needs, as MLflow's basic-auth app checks them (see basic-auth-gate.ts). */
+  requireAuth?: RequiredAuth;
   /** The Authorization header of every request (undefined when there was none). */
   readonly authorizations: Array<string | undefined> = [];
   /** Answer 503 to every request until this time (ms since epoch). */
@@ -94,18 +91,6 @@ export class FakeMlflow {
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
-  /** Whether `header` carries {@link requireAuth}'s credentials (basic: base64 of `user:password`, split at the first colon). */
-  private authorized(header: string | undefined): boolean {
-    const need = this.requireAuth;
-    if (need === undefined) return true;
-    if ('token' in need) return header === `Bearer ${need.token}`;
-    const match = /^Basic ([A-Za-z0-9+/=]+)$/.exec(header ?? '');
-    if (!match) return false;
-    const decoded = Buffer.from(match[1], 'base64').toString('utf8');
-    const colon = decoded.indexOf(':');
-    return colon >= 0 && decoded.slice(0, colon) === need.username && decoded.slice(colon + 1) === need.password;
-  }
-
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://x');
     if (this.down || this.downOn?.(req.method ?? '', url.pathname) === true) {
@@ -124,15 +109,7 @@ export class FakeMlflow {
       res.end(JSON.stringify(body));
     };
     const fail = (status: number, errorCode: string, message: string): void => send(status, { error_code: errorCode, message });
-    this.authorizations.push(req.headers.authorization);
-    if (this.requireAuth !== undefined && url.pathname !== '/health' && !this.authorized(req.headers.authorization)) {
-      res.writeHead(401, { 'Content-Type': 'text/html; charset=utf-8', 'WWW-Authenticate': 'Basic realm="mlflow"' });
-      res.end(
-        'You are not authenticated. Please see https://www.mlflow.org/docs/latest/auth/index.html#authenticating-to-mlflow ' +
-          'on how to authenticate.',
-      );
-      return;
-    }
+    if (!basicAuthGate(req, res, this.requireAuth, this.authorizations)) return;
     if (Date.now() < this.unavailableUntil) return fail(503, 'TEMPORARILY_UNAVAILABLE', 'Service Unavailable');
 
     if (req.method === 'PUT' && url.pathname.startsWith('/api/2.0/mlflow-artifacts/artifacts/')) {

@@ -7,6 +7,7 @@
  * each metric its latest value and step, order_by start_time DESC, max_results).
  */
 import { IncomingMessage, ServerResponse } from 'node:http';
+import { basicAuthGate } from './basic-auth-gate';
 import { type LocalServer, startServer } from './local-server';
 
 export interface FakeRun {
@@ -29,10 +30,7 @@ export class FakeMlflow {
   readonly artifacts = new Map<string, Buffer>();
   /** Milliseconds before each answer (a slow server). */
   delayMs = 0;
-  /**
-   * Check basic auth on every call but /health as MLflow's basic-auth app (`mlflow server --app-name basic-auth`)
-   * does: 401 in plain text with `WWW-Authenticate: Basic realm="mlflow"` without these credentials.
-   */
+  /** Basic auth every call but /health needs, as MLflow's basic-auth app checks it (see basic-auth-gate.ts). */
   requireBasicAuth?: { readonly username: string; readonly password: string };
   /** The Authorization header of every request (undefined when there was none). */
   readonly authorizations: Array<string | undefined> = [];
@@ -64,14 +62,7 @@ export class FakeMlflow {
     const url = new URL(req.url ?? '/', 'http://mlflow');
     const body = text ? JSON.parse(text) : undefined;
     this.requests.push({ method: req.method ?? 'GET', path: url.pathname, body });
-    this.authorizations.push(req.headers.authorization);
-    const need = this.requireBasicAuth;
-    const expected = need && `Basic ${Buffer.from(`${need.username}:${need.password}`).toString('base64')}`;
-    if (expected !== undefined && url.pathname !== '/health' && req.headers.authorization !== expected) {
-      res.writeHead(401, { 'content-type': 'text/html; charset=utf-8', 'www-authenticate': 'Basic realm="mlflow"' });
-      res.end('You are not authenticated. Please see https://www.mlflow.org/docs/latest/auth/index.html#authenticating-to-mlflow');
-      return;
-    }
+    if (!basicAuthGate(req, res, this.requireBasicAuth, this.authorizations)) return;
     if (req.method === 'GET' && url.pathname === '/api/2.0/mlflow/experiments/get-by-name') {
       const name = url.searchParams.get('experiment_name') ?? '';
       const id = this.experiments.get(name);

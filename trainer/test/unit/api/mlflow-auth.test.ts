@@ -29,7 +29,17 @@ describe("the TrainingApi and MLflow's basic auth", () => {
   });
 
   test('without credentials the server answers 401, and the lookup fails (the status then has no link)', async () => {
-    await assert.rejects(new MlflowRuns({ trackingUri: url }).lookup({ experimentName: 'job-a', role: 'ddp' }), /answered 401/);
+    await assert.rejects(new MlflowRuns({ trackingUri: url }).lookup({ experimentName: 'job-a', role: 'ddp' }), {
+      message:
+        'MLflow GET /api/2.0/mlflow/experiments/get-by-name answered 401 with no credentials: the server wants credentials ' +
+        '(MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN)',
+    });
+    const wrong = new MlflowRuns({ trackingUri: url, auth: { kind: 'basic', username: 'admin', password: 'nope' } });
+    await assert.rejects(wrong.lookup({ experimentName: 'job-a', role: 'ddp' }), (e: Error) => {
+      assert.match(e.message, /answered 401 with basic auth: the server refused them \(check MLFLOW_TRACKING_USERNAME/);
+      assert.ok(!e.message.includes('nope') && !e.message.includes('admin'));
+      return true;
+    });
   });
 
   for (const kind of JOB_KINDS) {

@@ -7,9 +7,9 @@ import {
   PORTS,
   TrainerConfig,
   TrainerEnvError,
+  mlflowClientEnv,
   parseTrainerEnv,
   peerAddress,
-  SECRET_ENV,
   resolveTrainerConfig,
   toEnv,
 } from '../../../src/contract';
@@ -182,6 +182,12 @@ describe("MLflow's client variables", () => {
   test('toEnv never renders the credentials: charts bind them from a Secret', () => {
     const env = toEnv({ role: 'ddp', jobName: 'j', trackingUsername: 'alice', trackingPassword: 'pw', trackingToken: 'tok' });
     for (const name of [ENV.trackingUsername, ENV.trackingPassword, ENV.trackingToken]) assert.equal(env[name], undefined, name);
-    assert.ok(SECRET_ENV.includes(ENV.trackingPassword));
+  });
+
+  test('mlflowClientEnv: the MLflow variables set (an empty one is unset), the flag over MLFLOW_TRACKING_URI', () => {
+    const env = { MLFLOW_TRACKING_URI: 'http://env:5000', MLFLOW_TRACKING_TOKEN: '', MLFLOW_EXPERIMENT_NAME: 'e', HOME: '/root' };
+    assert.deepEqual(mlflowClientEnv(env), { MLFLOW_TRACKING_URI: 'http://env:5000', MLFLOW_EXPERIMENT_NAME: 'e' });
+    assert.deepEqual(mlflowClientEnv(env, 'http://flag:5000'), { MLFLOW_TRACKING_URI: 'http://flag:5000', MLFLOW_EXPERIMENT_NAME: 'e' });
+    assert.deepEqual(mlflowClientEnv({}, 'http://flag:5000'), { MLFLOW_TRACKING_URI: 'http://flag:5000' });
   });
 });

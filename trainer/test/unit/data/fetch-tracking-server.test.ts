@@ -43,7 +43,10 @@ after(async () => {
 
 test('an https tracking server with an unknown CA is refused unless insecureTls; its header goes to its origin only', async () => {
   await assert.rejects(fetchBytes(`${trackingUrl}/file`, { attempts: 1 }), /GET .* failed/);
-  const options = { attempts: 1, trackingServer: { origin: trackingUrl, authorization: 'Basic dTpw', insecureTls: true } };
+  const options = {
+    attempts: 1,
+    trackingServer: { trackingUri: trackingUrl, auth: { kind: 'basic', username: 'u', password: 'p' } as const, insecureTls: true },
+  };
   assert.equal((await fetchBytes(`${trackingUrl}/file`, options)).toString(), 'model bytes');
   assert.deepEqual(seen.at(-1), { server: 'tracking', authorization: 'Basic dTpw' });
   seen.length = 0;

@@ -93,4 +93,26 @@ describe('report: a run read from an MLflow server (a local server answering as 
       await liar.close();
     }
   });
+
+  test('a 401 or 403 of an auth proxy says what was sent and which variables to set, as the trainer does', async () => {
+    const gate = await startServer((req, res) => {
+      // MLflow's basic-auth app answers in plain text.
+      res.writeHead(req.headers.authorization === undefined ? 401 : 403, { 'Content-Type': 'text/plain' });
+      res.end('You are not authenticated.');
+    });
+    try {
+      await assert.rejects(readMlflowRun({ trackingUri: gate.url }, 'r1'), {
+        message:
+          `MLflow runs/get at ${gate.url} answered 401 with no credentials: the server wants credentials ` +
+          '(MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN): You are not authenticated.',
+      });
+      await assert.rejects(readMlflowRun({ trackingUri: gate.url, auth: { kind: 'bearer', token: 't0k' } }, 'r1'), {
+        message:
+          `MLflow runs/get at ${gate.url} answered 403 with a bearer token: these credentials may not do this: ` +
+          'You are not authenticated.',
+      });
+    } finally {
+      await gate.close();
+    }
+  });
 });

@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, describe, test } from 'node:test';
-import { createTracker, FileStoreTracker, RunEndStatus, SpooledMlflowTracker } from '../../../src/tracking';
+import { createTracker, FileStoreTracker, mlflowConnection, RunEndStatus, SpooledMlflowTracker } from '../../../src/tracking';
 
 function tempDir(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tf-mlruns-'));
@@ -156,15 +156,19 @@ describe('FileStoreTracker writes MLflow file-store layout', () => {
 describe('createTracker', () => {
   test('picks spooled MLflow REST with a tracking URI and the file store under outputDir/mlruns without one', () => {
     const out = tempDir();
-    assert.ok(createTracker({ trackingUri: 'http://127.0.0.1:5000', experimentName: 'e', outputDir: out }) instanceof SpooledMlflowTracker);
+    assert.ok(
+      createTracker({ connection: { trackingUri: 'http://127.0.0.1:5000' }, experimentName: 'e', outputDir: out }) instanceof
+        SpooledMlflowTracker,
+    );
     const local = createTracker({ experimentName: 'e', outputDir: out });
     assert.ok(local instanceof FileStoreTracker);
     assert.equal(local.rootDir, path.join(out, 'mlruns'));
-    assert.ok(createTracker({ trackingUri: ' ', experimentName: 'e', outputDir: out }) instanceof FileStoreTracker);
+    const blank = mlflowConnection({ trackingUri: ' ' });
+    assert.ok(createTracker({ connection: blank, experimentName: 'e', outputDir: out }) instanceof FileStoreTracker);
   });
 
   test('fails if the tracking URI is not http(s)', () => {
-    assert.throws(() => createTracker({ trackingUri: 'file:///tmp/mlruns', experimentName: 'e', outputDir: '/tmp' }), {
+    assert.throws(() => createTracker({ connection: { trackingUri: 'file:///tmp/mlruns' }, experimentName: 'e', outputDir: '/tmp' }), {
       code: 'TRAINER_ERR_TRACKING',
       message: 'trackingUri must be an http(s) URL, got "file:///tmp/mlruns"',
     });

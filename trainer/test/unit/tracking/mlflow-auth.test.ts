@@ -141,8 +141,7 @@ describe("MLflow credentials, against MLflow's published REST API and its basic-
     await withServer({ username: 'admin', password: 'Zq8s7dK2pW' }, async (fake, uri) => {
       const spoolDir = tempDir();
       const tracker = createTracker({
-        trackingUri: uri,
-        auth: BASIC,
+        connection: { trackingUri: uri, auth: BASIC },
         experimentName: 'spooled-auth',
         outputDir: tempDir(),
         spoolDir,
@@ -162,7 +161,7 @@ describe("MLflow credentials, against MLflow's published REST API and its basic-
       await tracker.finish('FINISHED');
       assert.deepEqual(tracker.delivery?.(), { state: 'delivered' });
       assert.equal(fake.runs.get(runId)?.status, 'FINISHED');
-      assert.deepEqual(tracker.location?.(), { store: 'server', trackingUri: uri, experimentName: 'spooled-auth', runId });
+      assert.deepEqual(tracker.location?.(), { trackingUri: uri, experiment: 'spooled-auth', runId });
       tracker.close?.();
     });
   });
@@ -199,6 +198,14 @@ describe("MLflow credentials, against MLflow's published REST API and its basic-
     assert.throws(
       () => mlflowConnectionFrom('mlflow:5000', {}),
       /--tracking-uri must be an http:\/\/ or https:\/\/ URL .*got "mlflow:5000"/,
+    );
+    // The flag gets the contract's check of MLFLOW_TRACKING_URI, worded for the flag.
+    assert.equal(mlflowConnectionFrom('https://m:8443/mlflow/', {})?.trackingUri, 'https://m:8443/mlflow/');
+    assert.throws(
+      () => mlflowConnectionFrom('file:///tmp/mlruns', { MLFLOW_TRACKING_URI: 'http://env:5000' }),
+      (e: Error) =>
+        /^--tracking-uri must be .*runs go to TENSORFLEET_OUTPUT_DIR\/mlruns, got "file:/.test(e.message) &&
+        !e.message.includes('MLFLOW_TRACKING_URI'),
     );
     assert.throws(
       () => mlflowConnectionFrom('https://u:hunter2@m', {}),
