@@ -249,15 +249,20 @@ describe('LocalJobs: cancel', () => {
   });
 });
 
+/** A serve on a fresh `dir` that ran one job, `name`, to Succeeded and stopped: what the next serve finds on disk. */
+async function succeededThenStopped(dir: string, name: string): Promise<void> {
+  const { jobs } = await open(dir);
+  await jobs.apply(objectsOf(name));
+  await waitFor(`${name} to start`, () => order(dir).length === 1);
+  release(dir, name);
+  await waitFor(`${name} to end`, () => jobs.record(name)?.phase === 'Succeeded');
+  await jobs.stop();
+}
+
 describe('LocalJobs: what a restarted serve finds', () => {
   test('finished jobs as they ended; queued ones queued again in submission order; one that was running: Failed, saying why', async () => {
     const dir = freshDir();
-    const first = await open(dir);
-    await first.jobs.apply(objectsOf('done'));
-    await waitFor('done to start', () => order(dir).length === 1);
-    release(dir, 'done');
-    await waitFor('done to end', () => first.jobs.record('done')?.phase === 'Succeeded');
-    await first.jobs.stop();
+    await succeededThenStopped(dir, 'done');
     // What a serve that died without a word leaves: a job running (its runner still there), two queued.
     const template = JSON.parse(readFileSync(join(dir, 'jobs', 'done', LOCAL_JOB_FILES.record), 'utf8')) as Record<string, unknown>;
     const { endedAt: _e, exitCode: _x, startedAt: _s, pid: _p, ...queued } = template;
@@ -304,12 +309,7 @@ describe('LocalJobs: what a restarted serve finds', () => {
 
   test('fails to list a job whose job.json is bad: each problem names the field, the value and what is allowed', async () => {
     const dir = freshDir();
-    const good = await open(dir);
-    await good.jobs.apply(objectsOf('fine'));
-    await waitFor('fine to start', () => order(dir).length === 1);
-    release(dir, 'fine');
-    await waitFor('fine to end', () => good.jobs.record('fine')?.phase === 'Succeeded');
-    await good.jobs.stop();
+    await succeededThenStopped(dir, 'fine');
     const record = JSON.parse(readFileSync(join(dir, 'jobs', 'fine', LOCAL_JOB_FILES.record), 'utf8')) as Record<string, unknown>;
     mkdirSync(join(dir, 'jobs', 'edited'));
     writeFileSync(
