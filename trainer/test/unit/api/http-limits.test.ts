@@ -34,7 +34,10 @@ function jobsBackend(logDelay: () => Promise<void>): JobsBackend {
   };
 }
 
-/** Opens a raw connection, lets `act` write to it, and resolves once the server closed it: after how long, with what. */
+/**
+ * Opens a raw connection, lets `act` write to it, and resolves once the server closed it: after how long, with what.
+ * A server that closes while the client is still writing resets the connection (ECONNRESET): closed all the same.
+ */
 async function closedByServer(port: number, act: (socket: Socket) => void): Promise<{ ms: number; text: string }> {
   const socket = connect(port, '127.0.0.1');
   await once(socket, 'connect');
@@ -42,7 +45,8 @@ async function closedByServer(port: number, act: (socket: Socket) => void): Prom
   const chunks: Buffer[] = [];
   socket.on('data', (c: Buffer) => chunks.push(c));
   socket.on('error', () => undefined);
-  const closed = once(socket, 'close');
+  // Not events.once: it rejects on the socket's 'error', and a reset is one way the server closes.
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
   act(socket);
   const guard = setTimeout(() => socket.destroy(new Error('still open')), CLOSED_WITHIN_MS * 2);
   await closed;
@@ -232,13 +236,14 @@ test('past maxConnections a new connection is closed on accept; the server serve
   }
 });
 
-test('a fresh server closes a connection that never sends a byte (node times headers only from the first byte)', async () => {
+test('a fresh server closes a connection that never sends a byte at its headers timeout (silently or with a 408)', async () => {
   const server = createBoundedServer(FAST, (_req, res) => res.end('ok'));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
   try {
     const { ms, text } = await closedByServer(port, () => undefined);
-    assert.equal(text, '');
+    // Our silence timer and node's 408 race at the same timeout; fuzz.integration.test's idle connections need ours.
+    assert.match(text, /^(HTTP\/1\.1 408 Request Timeout\r\n[^]*)?$/);
     assert.ok(ms < CLOSED_WITHIN_MS, `closed after ${Math.round(ms)} ms`);
     assert.equal((await get(port, '/')).status, 200, 'a connection that asks is answered');
   } finally {
