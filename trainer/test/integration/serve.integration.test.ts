@@ -115,6 +115,15 @@ function groupMembers(pgid: number): number[] {
   return members;
 }
 
+/** A job's record as serve keeps it (job.json): its times are what the queue's order is checked by. */
+function jobRecord(name: string): { pid?: number; startedAt?: string; endedAt?: string } {
+  return JSON.parse(readFileSync(join(dir, 'jobs', name, LOCAL_JOB_FILES.record), 'utf8')) as {
+    pid?: number;
+    startedAt?: string;
+    endedAt?: string;
+  };
+}
+
 const smallJob = (name: string, worldSize: number): string[] => [
   'submit',
   'ddp',
@@ -161,7 +170,6 @@ describe('tensorfleet serve', { skip: !existsSync(join(SHARED_DIR, 'data', 'mnis
       queued.map((j) => j.name),
       ['first', 'second', 'third'],
     );
-    assert.equal(queued.find((j) => j.name === 'third')?.phase, 'Pending', 'one job at a time: the third waits');
 
     const done = await waitFor('first and second to succeed', async () => {
       const listed = await jobs(url);
@@ -192,11 +200,15 @@ describe('tensorfleet serve', { skip: !existsSync(join(SHARED_DIR, 'data', 'mnis
     const third = await waitFor('third to run its two ranks and end an epoch', async () => {
       const job = (await jobs(url)).find((j) => j.name === 'third');
       if (job?.phase !== 'Running' || job.progress === undefined || job.progress === 0) return undefined;
-      const record = JSON.parse(readFileSync(join(dir, 'jobs', 'third', LOCAL_JOB_FILES.record), 'utf8')) as { pid?: number };
+      const record = jobRecord('third');
       const members = record.pid === undefined ? [] : groupMembers(record.pid);
       return members.length >= 3 ? { pgid: record.pid!, members, progress: job.progress } : undefined;
     });
     assert.ok(third.progress > 0 && third.progress < 1, `third's progress while it runs: ${third.progress}`);
+    // One job at a time, in the order submitted: each started once the one before it had ended.
+    const [first, second, running] = ['first', 'second', 'third'].map(jobRecord);
+    assert.ok(first.endedAt! <= second.startedAt!, `second started ${second.startedAt}, first ended ${first.endedAt}`);
+    assert.ok(second.endedAt! <= running.startedAt!, `third started ${running.startedAt}, second ended ${second.endedAt}`);
     const cancelled = await cli(url, 'cancel', 'third');
     assert.equal(cancelled.code, 0, cancelled.stderr);
     await waitFor(
