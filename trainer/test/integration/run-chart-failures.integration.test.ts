@@ -13,7 +13,7 @@ import { Chart, Testing } from 'cdk8s';
 import { stringify } from 'yaml';
 import { DdpCluster, FederatedFleet } from '../../../charts';
 import { SHARED_DIR } from '../../../tools/test-support/paths';
-import { runCli } from '../support/cli-process';
+import { type CliOptions, type CliOutput, runCli } from '../support/cli-process';
 
 /** The last line of the run's stderr: what the CLI says when it fails. */
 const lastLine = (text: string): string => text.trim().split('\n').pop() ?? '';
@@ -36,21 +36,13 @@ describe('tensorfleet run: every training job of a chart, and why a run failed (
   });
   after(() => rm(dir, { recursive: true, force: true }));
 
+  /** `tensorfleet run two-jobs` on real MNIST into `out`, with `flags` after. */
+  const runTwoJobs = (out: string, flags: readonly string[], options?: CliOptions): Promise<CliOutput> =>
+    runCli(['run', 'two-jobs', '--dist', dist, '--data-dir', join(SHARED_DIR, 'data'), '--out', out, ...flags], options);
+
   test('a chart with a DdpCluster and a FederatedFleet runs both, one after another, each into its own folder', async () => {
     const out = join(dir, 'two');
-    const r = await runCli([
-      'run',
-      'two-jobs',
-      '--dist',
-      dist,
-      '--data-dir',
-      join(SHARED_DIR, 'data'),
-      '--out',
-      out,
-      '--dataset-size',
-      '1024',
-      '--json',
-    ]);
+    const r = await runTwoJobs(out, ['--dataset-size', '1024', '--json']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /two-jobs has 2 training jobs; running them one after another: ring, fleet\n/);
     const result = JSON.parse(lastLine(r.stdout)) as { chart: string; workloads: Record<string, unknown>[] };
@@ -110,30 +102,16 @@ describe('tensorfleet run: every training job of a chart, and why a run failed (
     test(`${how} stops every process, says the run was interrupted (and what did not start), and exits 130`, async () => {
       let sent = false;
       // With `group`, the CLI leads a process group of its own, as in a terminal, where Ctrl-C signals every process of it.
-      const r = await runCli(
-        [
-          'run',
-          'two-jobs',
-          '--dist',
-          dist,
-          '--data-dir',
-          join(SHARED_DIR, 'data'),
-          '--out',
-          join(dir, `interrupted-${group}`),
-          '--epochs',
-          '50',
-        ],
-        {
-          onStderr: (stderr, pid) => {
-            // Once the first job's ranks are up: they print their backend when they start.
-            if (!sent && /\[rank 1\] .*tensorflow backend/.test(stderr)) {
-              sent = true;
-              process.kill(group ? -pid : pid, 'SIGINT');
-            }
-          },
-          group,
+      const r = await runTwoJobs(join(dir, `interrupted-${group}`), ['--epochs', '50'], {
+        onStderr: (stderr, pid) => {
+          // Once the first job's ranks are up: they print their backend when they start.
+          if (!sent && /\[rank 1\] .*tensorflow backend/.test(stderr)) {
+            sent = true;
+            process.kill(group ? -pid : pid, 'SIGINT');
+          }
         },
-      );
+        group,
+      });
       assert.ok(sent, r.stderr);
       assert.equal(r.code, 130, r.stderr);
       assert.equal(lastLine(r.stderr), 'tensorfleet run: interrupted: stopped ring; not started: fleet');

@@ -14,7 +14,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
 import { CLI_JS, SHARED_DIR } from '../../../tools/test-support/paths';
-import { LOCAL_JOB_FILES } from '../../src/api/local-job-record';
+import { LOCAL_JOB_FILES, type LocalJobRecord, readLocalJobRecord } from '../../src/api/local-job-record';
 import { openApiDocument } from '../../src/api/openapi';
 import { API_CLIENT_ENV, JobStatus, TRAINER_IMAGE } from '../../src/contract';
 
@@ -115,14 +115,8 @@ function groupMembers(pgid: number): number[] {
   return members;
 }
 
-/** A job's record as serve keeps it (job.json): its times are what the queue's order is checked by. */
-function jobRecord(name: string): { pid?: number; startedAt?: string; endedAt?: string } {
-  return JSON.parse(readFileSync(join(dir, 'jobs', name, LOCAL_JOB_FILES.record), 'utf8')) as {
-    pid?: number;
-    startedAt?: string;
-    endedAt?: string;
-  };
-}
+/** A job's record as serve keeps it (job.json), read and checked as serve reads it. */
+const jobRecord = (name: string): Promise<LocalJobRecord> => readLocalJobRecord(join(dir, 'jobs', name), name);
 
 const smallJob = (name: string, worldSize: number): string[] => [
   'submit',
@@ -200,13 +194,13 @@ describe('tensorfleet serve', { skip: !existsSync(join(SHARED_DIR, 'data', 'mnis
     const third = await waitFor('third to run its two ranks and end an epoch', async () => {
       const job = (await jobs(url)).find((j) => j.name === 'third');
       if (job?.phase !== 'Running' || job.progress === undefined || job.progress === 0) return undefined;
-      const record = jobRecord('third');
+      const record = await jobRecord('third');
       const members = record.pid === undefined ? [] : groupMembers(record.pid);
       return members.length >= 3 ? { pgid: record.pid!, members, progress: job.progress } : undefined;
     });
     assert.ok(third.progress > 0 && third.progress < 1, `third's progress while it runs: ${third.progress}`);
     // One job at a time, in the order submitted: each started once the one before it had ended.
-    const [first, second, running] = ['first', 'second', 'third'].map(jobRecord);
+    const [first, second, running] = await Promise.all(['first', 'second', 'third'].map(jobRecord));
     assert.ok(first.endedAt! <= second.startedAt!, `second started ${second.startedAt}, first ended ${first.endedAt}`);
     assert.ok(second.endedAt! <= running.startedAt!, `third started ${running.startedAt}, second ended ${second.endedAt}`);
     const cancelled = await cli(url, 'cancel', 'third');

@@ -59,6 +59,17 @@ const freshDir = (): string => {
   return dir;
 };
 
+/** A fresh folder; with `stale`, its serve.pid names a process that has exited (a serve that died). */
+async function lockDir(stale: boolean): Promise<string> {
+  const dir = freshDir();
+  if (stale) {
+    const dead = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
+    await new Promise((r) => dead.once('exit', r));
+    writeFileSync(join(dir, LOCK_FILE), `${dead.pid}\n`);
+  }
+  return dir;
+}
+
 const objectsOf = (name: string, extra: Record<string, unknown> = {}) => {
   const validated = validateJobRequest({ kind: 'ddp', job_name: name, epochs: 3, world_size: 2, ...extra });
   if (!validated.ok) throw new Error(JSON.stringify(validated.problems));
@@ -372,12 +383,7 @@ describe('LocalJobs: one serve per folder', () => {
 
   test('of opens racing on one folder, exactly one wins, its pid in serve.pid; so too when they take over a stale one', async () => {
     for (const stale of [false, true]) {
-      const dir = freshDir();
-      if (stale) {
-        const dead = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
-        await new Promise((r) => dead.once('exit', r));
-        writeFileSync(join(dir, LOCK_FILE), `${dead.pid}\n`);
-      }
+      const dir = await lockDir(stale);
       const results = await Promise.allSettled([open(dir), open(dir), open(dir), open(dir)]);
       const won = results.filter((r): r is PromiseFulfilledResult<Awaited<ReturnType<typeof open>>> => r.status === 'fulfilled');
       const lost = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -408,12 +414,7 @@ wait(go, () =>
 `,
     );
     for (const stale of [false, true]) {
-      const dir = freshDir();
-      if (stale) {
-        const dead = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
-        await new Promise((r) => dead.once('exit', r));
-        writeFileSync(join(dir, LOCK_FILE), `${dead.pid}\n`);
-      }
+      const dir = await lockDir(stale);
       const [go, done] = [join(dir, 'go'), join(dir, 'done')];
       const racers = [0, 1, 2].map(() => {
         const child = spawn(process.execPath, [script, dir, go, done], { stdio: ['ignore', 'pipe', 'inherit'] });
