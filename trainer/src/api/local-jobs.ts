@@ -126,6 +126,8 @@ async function holderOf(file: string): Promise<{ pid: number; ino: number } | un
 export const LOCK_FILE = 'serve.pid';
 
 function isAlive(pid: number): boolean {
+  // Read from a file: 0 or a negative number would ask about a whole process group.
+  if (!Number.isSafeInteger(pid) || pid < 1) return false;
   try {
     process.kill(pid, 0);
     return true;
@@ -297,7 +299,7 @@ export class LocalJobs implements JobsBackend {
   /** Whether a lock holding `pid` is in use: by a live process, or (our own pid) by an executor of this process. */
   private isHeld(pid: number): boolean {
     if (pid === process.pid) return LocalJobs.locked.has(this.dir);
-    return Number.isSafeInteger(pid) && pid > 0 && isAlive(pid);
+    return isAlive(pid);
   }
 
   /** Remove the lock `file` if it is still the stale file `ino`, holding the takeover lock meanwhile. */
@@ -307,8 +309,7 @@ export class LocalJobs implements JobsBackend {
       const other = await holderOf(takeover);
       // A takeover left by a serve that died in it is removed; a live one is waited for.
       // (Our own pid there is a dead serve's: this process takes a folder's lock one open at a time.)
-      const live =
-        other !== undefined && other.pid !== process.pid && Number.isSafeInteger(other.pid) && other.pid > 0 && isAlive(other.pid);
+      const live = other !== undefined && other.pid !== process.pid && isAlive(other.pid);
       if (other !== undefined && !live) await rm(takeover, { force: true });
       else await new Promise((r) => setTimeout(r, 20));
       return;
